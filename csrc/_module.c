@@ -1,0 +1,236 @@
+/*
+ * varinit._core: the only file that sees Python or NumPy.
+ *
+ * It checks the target array, converts arguments, releases the GIL for long
+ * fills and turns vi_status codes into Python exceptions. Distribution
+ * parameters arrive already validated by the Python layer (which names the
+ * user's argument in its messages); the C core checks them again only so that
+ * no call can make it misbehave.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_20_API_VERSION
+#include <numpy/arrayobject.h>
+#include <string.h>
+#include "varinit.h"
+#include "parallel.h"
+#include "simd/kernels.h"
+
+#define VI_GIL_RELEASE_MIN 16384 /* elements; below this, releasing costs more than it frees */
+
+static PyObject *LayoutError; /* byte-swapped or misaligned: Python stages through a copy */
+
+static int dtype_code(PyArrayObject *arr)
+{
+    PyArray_Descr *d = PyArray_DESCR(arr);
+    switch (d->type_num) {
+    case NPY_FLOAT: return VI_F32;
+    case NPY_DOUBLE: return VI_F64;
+    case NPY_HALF: return VI_F16;
+    default: break;
+    }
+    if (d->type_num >= NPY_USERDEF && PyArray_ITEMSIZE(arr) == 2) {
+        const char *name = d->typeobj->tp_name, *dot = strrchr(name, '.');
+        if (strcmp(dot ? dot + 1 : name, "bfloat16") == 0)
+            return VI_BF16;
+    }
+    return -1;
+}
+
+static int raise_status(vi_status st)
+{
+    PyObject *type = PyExc_ValueError;
+    if (st == VI_ENOMEM)
+        type = PyExc_MemoryError;
+    else if (st == VI_EINVAL_DTYPE)
+        type = PyExc_TypeError;
+    PyErr_SetString(type, vi_status_message(st));
+    return -1;
+}
+
+/* A sequence of ndim non-negative ints into out; None leaves *ptr NULL. */
+static int int64_tuple(PyObject *obj, int ndim, const char *what, int64_t *out, const int64_t **ptr)
+{
+    *ptr = NULL;
+    if (obj == Py_None)
+        return 0;
+    PyObject *seq = PySequence_Fast(obj, "expected a sequence of ints");
+    if (!seq)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n != ndim) {
+        PyErr_Format(PyExc_ValueError, "%s must have %d entries, one per axis; got %zd",
+                     what, ndim, n);
+        Py_DECREF(seq);
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        long long v = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, k));
+        if (v == -1 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        out[k] = v;
+    }
+    Py_DECREF(seq);
+    *ptr = out;
+    return 0;
+}
+
+/* fill(array, dist, p0, p1, p2, p3, key, stream, global_shape, start) */
+static PyObject *py_fill(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "fill takes 10 positional arguments");
+        return NULL;
+    }
+    if (!PyArray_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "tensor must be a NumPy array, got %.200s",
+                     Py_TYPE(args[0])->tp_name);
+        return NULL;
+    }
+    PyArrayObject *arr = (PyArrayObject *)args[0];
+    int dtype = dtype_code(arr);
+    if (dtype < 0) {
+        PyErr_Format(PyExc_TypeError,
+                     "tensor must have a floating dtype (float16, bfloat16, float32, float64), got %S",
+                     (PyObject *)PyArray_DESCR(arr));
+        return NULL;
+    }
+    if (!PyArray_ISWRITEABLE(arr)) {
+        PyErr_SetString(PyExc_ValueError, "tensor is read-only; expected a writable array");
+        return NULL;
+    }
+    if (!PyArray_ISNOTSWAPPED(arr) || !PyArray_ISALIGNED(arr)) {
+        PyErr_SetString(LayoutError, "tensor is byte-swapped or misaligned");
+        return NULL;
+    }
+    vi_params params;
+    params.dist = (int)PyLong_AsLong(args[1]);
+    params.p0 = PyFloat_AsDouble(args[2]);
+    params.p1 = PyFloat_AsDouble(args[3]);
+    params.p2 = PyFloat_AsDouble(args[4]);
+    params.p3 = PyFloat_AsDouble(args[5]);
+    uint64_t key = PyLong_AsUnsignedLongLong(args[6]);
+    uint64_t stream = PyLong_AsUnsignedLongLong(args[7]);
+    if (PyErr_Occurred())
+        return NULL;
+    int ndim = PyArray_NDIM(arr);
+    int64_t shape[VI_MAX_NDIM], strides[VI_MAX_NDIM], gshape[VI_MAX_NDIM], start[VI_MAX_NDIM];
+    if (ndim > VI_MAX_NDIM) {
+        PyErr_SetString(PyExc_ValueError, "tensor has too many dimensions");
+        return NULL;
+    }
+    for (int k = 0; k < ndim; k++) {
+        shape[k] = PyArray_DIM(arr, k);
+        strides[k] = PyArray_STRIDE(arr, k);
+    }
+    vi_block block = {PyArray_DATA(arr), dtype, ndim, shape, strides, NULL, NULL};
+    if (int64_tuple(args[8], ndim, "global_shape", gshape, &block.global_shape) < 0
+        || int64_tuple(args[9], ndim, "start", start, &block.start) < 0)
+        return NULL;
+    vi_status st;
+    if (PyArray_SIZE(arr) >= VI_GIL_RELEASE_MIN) {
+        Py_BEGIN_ALLOW_THREADS
+        st = vi_fill(&block, &params, key, stream);
+        Py_END_ALLOW_THREADS
+    } else {
+        st = vi_fill(&block, &params, key, stream);
+    }
+    if (st != VI_OK) {
+        raise_status(st);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_philox(PyObject *self, PyObject *args)
+{
+    (void)self;
+    uint32_t ctr[4], key[2], out[4];
+    unsigned long c0, c1, c2, c3, k0, k1;
+    if (!PyArg_ParseTuple(args, "(kkkk)(kk)", &c0, &c1, &c2, &c3, &k0, &k1))
+        return NULL;
+    ctr[0] = (uint32_t)c0; ctr[1] = (uint32_t)c1; ctr[2] = (uint32_t)c2; ctr[3] = (uint32_t)c3;
+    key[0] = (uint32_t)k0; key[1] = (uint32_t)k1;
+    vi_philox4x32_10(ctr, key, out);
+    return Py_BuildValue("(kkkk)", (unsigned long)out[0], (unsigned long)out[1],
+                         (unsigned long)out[2], (unsigned long)out[3]);
+}
+
+static PyObject *py_normal_cdf(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    double x = PyFloat_AsDouble(arg);
+    if (x == -1.0 && PyErr_Occurred())
+        return NULL;
+    return PyFloat_FromDouble(vi_normal_cdf(x));
+}
+
+static PyObject *py_truncnorm_moments(PyObject *self, PyObject *args)
+{
+    (void)self;
+    double alpha, beta, mean, var;
+    if (!PyArg_ParseTuple(args, "dd", &alpha, &beta))
+        return NULL;
+    vi_status st = vi_truncnorm_moments(alpha, beta, &mean, &var);
+    if (st != VI_OK) {
+        raise_status(st);
+        return NULL;
+    }
+    return Py_BuildValue("(dd)", mean, var);
+}
+
+static PyObject *py_normal_max_abs_z(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    long code = PyLong_AsLong(arg);
+    if (code == -1 && PyErr_Occurred())
+        return NULL;
+    return PyFloat_FromDouble(vi_normal_max_abs_z((int)code));
+}
+
+static PyObject *py_isa(PyObject *self, PyObject *unused)
+{
+    (void)self; (void)unused;
+    return PyUnicode_FromString(vi_active_kernels()->name);
+}
+
+static PyMethodDef methods[] = {
+    {"fill", (PyCFunction)(void (*)(void))py_fill, METH_FASTCALL,
+     "fill(array, dist, p0, p1, p2, p3, key, stream, global_shape, start)"},
+    {"philox4x32_10", py_philox, METH_VARARGS, "philox4x32_10((c0, c1, c2, c3), (k0, k1))"},
+    {"normal_cdf", py_normal_cdf, METH_O, "standard normal CDF (libm-free)"},
+    {"truncnorm_moments", py_truncnorm_moments, METH_VARARGS,
+     "(mean, variance) of N(0, 1) truncated to [alpha, beta]"},
+    {"normal_max_abs_z", py_normal_max_abs_z, METH_O,
+     "largest |z| the normal sampler returns for a dtype code"},
+    {"isa", py_isa, METH_NOARGS, "name of the active kernel table"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT, "varinit._core", "C core of varinit.", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__core(void)
+{
+    import_array();
+    PyObject *m = PyModule_Create(&moduledef);
+    if (!m)
+        return NULL;
+    LayoutError = PyErr_NewException("varinit._core.LayoutError", PyExc_ValueError, NULL);
+    if (!LayoutError || PyModule_AddObjectRef(m, "LayoutError", LayoutError) < 0
+        || PyModule_AddIntConstant(m, "STREAM_VERSION", VI_STREAM_VERSION) < 0
+        || PyModule_AddIntConstant(m, "UNIFORM", VI_UNIFORM) < 0
+        || PyModule_AddIntConstant(m, "NORMAL", VI_NORMAL) < 0
+        || PyModule_AddIntConstant(m, "TRUNC_NORMAL", VI_TRUNC_NORMAL) < 0
+        || PyModule_AddIntConstant(m, "F32", VI_F32) < 0
+        || PyModule_AddIntConstant(m, "F64", VI_F64) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,19 @@
+/* Splitting an index range over worker threads (see parallel.c). */
+#ifndef VI_PARALLEL_H
+#define VI_PARALLEL_H
+
+#include <stdint.h>
+#include "varinit.h"
+
+/* Work on [begin, end); returns a vi_status. Called from worker threads: it
+ * must not touch Python. */
+typedef vi_status (*vi_range_fn)(void *ctx, uint64_t begin, uint64_t end);
+
+/* Run fn over [0, n) in contiguous pieces of at least `grain` indices, on up
+ * to vi_get_num_threads() threads; returns the first non-OK status. */
+vi_status vi_parallel_for(uint64_t n, uint64_t grain, vi_range_fn fn, void *ctx);
+
+int vi_get_num_threads(void);
+void vi_set_num_threads(int n);
+
+#endif /* VI_PARALLEL_H */
