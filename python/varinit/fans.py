@@ -1,0 +1,115 @@
+"""Fan-in and fan-out of a weight, for the layer that owns it.
+
+The default is torch's rule for the (out, in, *kernel) layout: fan_in =
+shape[1] * prod(kernel), fan_out = shape[0] * prod(kernel). `in_axis` and
+`out_axis` select other layouts with JAX's semantics (the remaining axes are
+the receptive field). `layer` corrects the rule where the shape alone misleads:
+
+- "conv" with `groups` g, weight (C_out, C_in/g, *k): each output sees
+  C_in/g * prod(k) inputs and each input feeds C_out/g * prod(k) outputs
+  (torch overcounts fan_out by g: pytorch issue 23854).
+- "conv_transpose", weight (C_in, C_out/g, *k), `stride` s: each output
+  position receives C_in/g * prod(k)/prod(s) taps on average, each input
+  feeds C_out/g * prod(k) outputs (torch swaps the two and ignores stride).
+- `blocks` b: a fused matrix (QKV: 3, LSTM: 4, GRU: 3) of b equal blocks
+  stacked along the output axis; each block is its own layer, so the output
+  fan is divided by b (pytorch issue 166378).
+"""
+import math
+from numbers import Integral
+
+LAYERS = ("linear", "conv", "conv_transpose")
+
+
+def _axes(axis, ndim, name):
+    items = axis if isinstance(axis, (tuple, list)) else (axis,)
+    out = []
+    for a in items:
+        if isinstance(a, bool) or not isinstance(a, Integral):
+            raise TypeError(f"{name} must be an int or a tuple of ints, got {axis!r}")
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{name}={axis!r} is out of range for a tensor with {ndim} dimensions")
+        out.append(int(a) % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name}={axis!r} names an axis twice")
+    return tuple(out)
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _stride_product(stride, kernel_dims):
+    if isinstance(stride, (tuple, list)):
+        if len(stride) != kernel_dims:
+            raise ValueError(
+                f"stride must be an int or a tuple of {kernel_dims} ints (one per kernel axis), got {stride!r}"
+            )
+        return math.prod(_positive_int(s, "stride") for s in stride)
+    return _positive_int(stride, "stride") ** kernel_dims
+
+
+def _divide(count, by, what):
+    if count % by:
+        raise ValueError(f"{what} ({count}) must be divisible by {by}")
+    return count // by
+
+
+def fans(shape, *, layer=None, groups=1, stride=1, blocks=1, in_axis=None, out_axis=None):
+    """(fan_in, fan_out) of a weight of this shape.
+
+    fan_in = inputs per output unit, fan_out = outputs per input unit. Both are
+    ints, except a strided transposed convolution's fan_in, which is an average.
+
+    Example::
+
+        >>> varinit.fans((64, 1, 3, 3), layer="conv", groups=64)   # depthwise
+        (9, 9)
+        >>> varinit.fans((128, 64), in_axis=0, out_axis=1)           # (in, out) matrix
+        (128, 64)
+    """
+    shape = tuple(shape)
+    ndim = len(shape)
+    if ndim < 2:
+        raise ValueError(
+            "Fan in and fan out can not be computed for tensor with fewer than 2 dimensions"
+        )
+    if layer is not None and layer not in LAYERS:
+        raise ValueError(f"layer must be one of {LAYERS} or None, got {layer!r}")
+    groups = _positive_int(groups, "groups")
+    blocks = _positive_int(blocks, "blocks")
+    if in_axis is not None or out_axis is not None:
+        if layer is not None and layer != "linear":
+            raise ValueError("in_axis/out_axis describe a layout; use them with layer=None or 'linear'")
+        if in_axis is None or out_axis is None:
+            if ndim != 2:
+                raise ValueError("give both in_axis and out_axis for tensors with more than 2 dimensions")
+            given = _axes(in_axis if in_axis is not None else out_axis, ndim, "in_axis/out_axis")
+            other = (1 - given[0],)
+            in_axes, out_axes = (given, other) if in_axis is not None else (other, given)
+        else:
+            in_axes, out_axes = _axes(in_axis, ndim, "in_axis"), _axes(out_axis, ndim, "out_axis")
+        if set(in_axes) & set(out_axes):
+            raise ValueError("in_axis and out_axis must name different axes")
+        receptive = math.prod(s for k, s in enumerate(shape) if k not in in_axes + out_axes)
+        n_in = math.prod(shape[k] for k in in_axes)
+        n_out = _divide(math.prod(shape[k] for k in out_axes), blocks, "the output axis size")
+        return n_in * receptive, n_out * receptive
+    receptive = math.prod(shape[2:])
+    if layer == "conv_transpose":
+        if ndim < 3:
+            raise ValueError("a conv_transpose weight has shape (C_in, C_out/groups, *kernel)")
+        c_in = _divide(shape[0], groups, "C_in (dim 0)")
+        c_out = _divide(shape[1], blocks, "C_out/groups (dim 1)")
+        taps = _stride_product(stride, ndim - 2)
+        fan_in = c_in * receptive
+        fan_in = fan_in // taps if fan_in % taps == 0 else fan_in / taps
+        return fan_in, c_out * receptive
+    if stride != 1:
+        raise ValueError("stride only changes the fans of layer='conv_transpose'")
+    if groups != 1 and layer != "conv":
+        raise ValueError("groups only applies to layer='conv' or 'conv_transpose'")
+    c_out = _divide(shape[0], groups * blocks, "dim 0")
+    return shape[1] * receptive, c_out * receptive

@@ -1,0 +1,404 @@
+"""The initializers: torch.nn.init's names and semantics, plus variance scaling.
+
+Every function fills `tensor` in place and returns it. `tensor` is a NumPy
+array (float16, bfloat16, float32, float64; any layout) or a PyTorch CPU
+tensor. Random functions take `generator=` (see varinit.generator.resolve)
+and, keyword-only, `global_shape=` and `start=`: `tensor` is then the block at
+`start` of a larger virtual tensor of shape `global_shape`, and receives
+exactly the values the whole tensor would have there (fans come from the
+global shape). Fan-based functions also take the layer keywords of
+varinit.fans (`layer`, `groups`, `stride`, `blocks`, `in_axis`, `out_axis`).
+"""
+import math
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+
+from . import _core
+from ._targets import as_array, fill_array, is_torch_tensor
+from .fans import fans
+from .gains import calculate_gain
+from .generator import SECONDARY_BIT, resolve
+
+FAN_MODES = ("fan_in", "fan_out")
+SCALING_MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+SCALING_DISTRIBUTIONS = ("truncated_normal", "normal", "untruncated_normal", "uniform")
+# Keras/JAX cut their truncated normal at +-2 of its own standard deviations.
+TRUNCATION = 2.0
+# Standard deviation of N(0, 1) cut to [-2, 2]: sqrt(1 - 4 phi(2) / (2 Phi(2) - 1)),
+# computed by the C core's own CDF (0.8796256610342398); dividing the target std
+# by it makes the truncated sample's std equal the target.
+TRUNCATED_STD = math.sqrt(_core.truncnorm_moments(-TRUNCATION, TRUNCATION)[1])
+
+
+# ---- argument checks ---------------------------------------------------------
+def _real(value, name):
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if value != value:
+        raise ValueError(f"{name} must not be NaN")
+    return value
+
+
+def _finite(value, name):
+    value = _real(value, name)
+    if math.isinf(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def _std(value, name="std"):
+    value = _finite(value, name)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def _region(arr, global_shape, start):
+    """Validated (global_shape, start) tuples, or (None, None) for a whole tensor."""
+    if global_shape is None and start is None:
+        return None, None
+    ndim = arr.ndim
+    gshape = tuple(arr.shape) if global_shape is None else tuple(global_shape)
+    first = (0,) * ndim if start is None else tuple(start)
+    for name, seq in (("global_shape", gshape), ("start", first)):
+        if len(seq) != ndim:
+            raise ValueError(f"{name} must have {ndim} entries (one per axis of tensor), got {len(seq)}")
+        if any(isinstance(v, bool) or not isinstance(v, Integral) or v < 0 for v in seq):
+            raise ValueError(f"{name} must hold non-negative integers, got {seq!r}")
+    for ax, (n, g, s) in enumerate(zip(arr.shape, gshape, first)):
+        if s + n > g:
+            raise ValueError(
+                f"the block does not fit: along axis {ax}, start {s} + size {n} exceeds global_shape {g}"
+            )
+    return tuple(int(v) for v in gshape), tuple(int(v) for v in first)
+
+
+def _random_fill(tensor, arr, dist, p0, p1, p2, p3, generator, region):
+    if arr.size == 0:
+        return tensor
+    key, stream = resolve(generator, is_torch_tensor(tensor))
+    fill_array(arr, dist, p0, p1, p2, p3, key, stream, *region)
+    return tensor
+
+
+def _fan_pair(arr, region, layout):
+    """(fan_in, fan_out) from the global shape and the layer keywords."""
+    shape = region[0] if region[0] is not None else arr.shape
+    return fans(shape, **layout)
+
+
+def _pick_fan(fan_pair, mode):
+    mode = mode.lower() if isinstance(mode, str) else mode
+    if mode not in FAN_MODES:
+        raise ValueError(f"Mode {mode} not supported, please use one of {list(FAN_MODES)}")
+    return fan_pair[0] if mode == "fan_in" else fan_pair[1]
+
+
+# ---- plain distributions -------------------------------------------------------
+def uniform_(tensor, a=0.0, b=1.0, generator=None, *, global_shape=None, start=None):
+    """Fill with U(a, b): values in [a, b).
+
+    Example::
+
+        >>> w = varinit.uniform_(np.empty((3, 5), np.float32), -0.1, 0.1)
+    """
+    a, b = _finite(a, "a"), _finite(b, "b")
+    if a > b:
+        raise ValueError(f"uniform_ expects a <= b, got a={a}, b={b}")
+    arr = as_array(tensor)
+    region = _region(arr, global_shape, start)
+    return _random_fill(tensor, arr, _core.UNIFORM, a, b, 0.0, 0.0, generator, region)
+
+
+def normal_(tensor, mean=0.0, std=1.0, generator=None, *, global_shape=None, start=None):
+    """Fill with N(mean, std^2) (Box-Muller on Philox4x32-10 words).
+
+    Example::
+
+        >>> w = varinit.normal_(np.empty((3, 5), np.float32), 0.0, 0.02)
+    """
+    mean, std = _finite(mean, "mean"), _std(std)
+    arr = as_array(tensor)
+    region = _region(arr, global_shape, start)
+    return _random_fill(tensor, arr, _core.NORMAL, mean, std, 0.0, 0.0, generator, region)
+
+
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *,
+                  global_shape=None, start=None):
+    """Fill with N(mean, std^2) truncated to the absolute bounds [a, b].
+
+    Sampled exactly by the inverse CDF (Wichura's AS 241), so intervals far in
+    a tail, e.g. [mean + 4 std, mean + 5 std], are as accurate as central ones.
+
+    Example::
+
+        >>> w = varinit.trunc_normal_(np.empty((768, 768), np.float32), std=0.02, a=-0.04, b=0.04)
+    """
+    mean, std = _finite(mean, "mean"), _std(std)
+    a, b = _real(a, "a"), _real(b, "b")
+    if a > b:
+        raise ValueError(f"trunc_normal_ expects a <= b, got a={a}, b={b}")
+    arr = as_array(tensor)
+    region = _region(arr, global_shape, start)
+    return _random_fill(tensor, arr, _core.TRUNC_NORMAL, mean, std, a, b, generator, region)
+
+
+def constant_(tensor, val):
+    """Fill with the value `val`."""
+    val = _real(val, "val") if not (isinstance(val, float) and val != val) else val
+    as_array(tensor)[...] = val
+    return tensor
+
+
+def ones_(tensor):
+    """Fill with 1."""
+    as_array(tensor)[...] = 1
+    return tensor
+
+
+def zeros_(tensor):
+    """Fill with 0."""
+    as_array(tensor)[...] = 0
+    return tensor
+
+
+def eye_(tensor):
+    """Fill a 2-D tensor with the identity (ones on the main diagonal)."""
+    arr = as_array(tensor)
+    if arr.ndim != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    arr[...] = 0
+    np.fill_diagonal(arr, 1)
+    return tensor
+
+
+def dirac_(tensor, groups=1):
+    """Fill a 3-, 4- or 5-D conv weight with the Dirac delta: the identity map.
+
+    As many input channels as possible are passed through unchanged; with
+    groups > 1, each group does so for its own channels.
+    """
+    arr = as_array(tensor)
+    if arr.ndim not in (3, 4, 5):
+        raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported")
+    if isinstance(groups, bool) or not isinstance(groups, Integral) or groups < 1:
+        raise ValueError(f"groups must be a positive integer, got {groups!r}")
+    if arr.shape[0] % groups != 0:
+        raise ValueError("dim 0 must be divisible by groups")
+    out_per_group = arr.shape[0] // groups
+    channels = np.arange(min(out_per_group, arr.shape[1]))
+    center = tuple(k // 2 for k in arr.shape[2:])
+    arr[...] = 0
+    for g in range(groups):
+        arr[(g * out_per_group + channels, channels) + center] = 1
+    return tensor
+
+
+# ---- fan-based -------------------------------------------------------------------
+def xavier_uniform_(tensor, gain=1.0, generator=None, *, global_shape=None, start=None, **layout):
+    """Glorot & Bengio (2010): U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)).
+
+    Example::
+
+        >>> w = varinit.xavier_uniform_(np.empty((256, 128), np.float32))
+    """
+    gain = _finite(gain, "gain")
+    arr = as_array(tensor)
+    region = _region(arr, global_shape, start)
+    fan_in, fan_out = _fan_pair(arr, region, layout)
+    if fan_in + fan_out == 0:
+        return tensor
+    bound = math.sqrt(3.0) * (gain * math.sqrt(2.0 / float(fan_in + fan_out)))
+    return _random_fill(tensor, arr, _core.UNIFORM, -bound, bound, 0.0, 0.0, generator, region)
+
+
+def xavier_normal_(tensor, gain=1.0, generator=None, *, global_shape=None, start=None, **layout):
+    """Glorot & Bengio (2010): N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out)).
+
+    Example::
+
+        >>> w = varinit.xavier_normal_(np.empty((256, 128), np.float32))
+    """
+    gain = _finite(gain, "gain")
+    arr = as_array(tensor)
+    region = _region(arr, global_shape, start)
+    fan_in, fan_out = _fan_pair(arr, region, layout)
+    if fan_in + fan_out == 0:
+        return tensor
+    std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
+    return _random_fill(tensor, arr, _core.NORMAL, 0.0, std, 0.0, 0.0, generator, region)
+
+
+def _kaiming_std(tensor, arr, a, mode, nonlinearity, region, layout):
+    fan = _pick_fan(_fan_pair(arr, region, layout), mode)
+    return calculate_gain(nonlinearity, a) / math.sqrt(fan)
+
+
+def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None, *,
+                     global_shape=None, start=None, **layout):
+    """He et al. (2015): U(-bound, bound), bound = gain * sqrt(3 / fan).
+
+    gain = calculate_gain(nonlinearity, a); fan is fan_in (preserves the
+    forward variance) or fan_out (the backward one).
+
+    Example::
+
+        >>> w = varinit.kaiming_uniform_(np.empty((256, 128), np.float32), nonlinearity="relu")
+    """
+    arr = as_array(tensor)
+    if arr.size == 0:
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
+        return tensor
+    region = _region(arr, global_shape, start)
+    bound = math.sqrt(3.0) * _kaiming_std(tensor, arr, a, mode, nonlinearity, region, layout)
+    return _random_fill(tensor, arr, _core.UNIFORM, -bound, bound, 0.0, 0.0, generator, region)
+
+
+def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None, *,
+                    global_shape=None, start=None, **layout):
+    """He et al. (2015): N(0, std^2), std = gain / sqrt(fan).
+
+    Example::
+
+        >>> w = varinit.kaiming_normal_(np.empty((64, 3, 7, 7), np.float32), mode="fan_out",
+        ...                             nonlinearity="relu")
+    """
+    arr = as_array(tensor)
+    if arr.size == 0:
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
+        return tensor
+    region = _region(arr, global_shape, start)
+    std = _kaiming_std(tensor, arr, a, mode, nonlinearity, region, layout)
+    return _random_fill(tensor, arr, _core.NORMAL, 0.0, std, 0.0, 0.0, generator, region)
+
+
+def variance_scaling_(tensor, scale=1.0, mode="fan_in", distribution="truncated_normal",
+                      generator=None, *, global_shape=None, start=None, **layout):
+    """Keras/JAX variance scaling: Var = scale / n.
+
+    n is fan_in, fan_out, (fan_in + fan_out) / 2 (fan_avg) or
+    sqrt(fan_in * fan_out) (fan_geo_avg). "truncated_normal" cuts N(0, s^2) at
+    +-2s with s = sqrt(Var) / 0.87962566 so the sample's std is sqrt(Var);
+    "normal" (or "untruncated_normal") is N(0, Var); "uniform" is
+    U(-sqrt(3 Var), sqrt(3 Var)).
+
+    Example::
+
+        >>> w = varinit.variance_scaling_(np.empty((128, 256), np.float32), 2.0, "fan_in",
+        ...                               "truncated_normal", in_axis=0, out_axis=1)
+    """
+    scale = _finite(scale, "scale")
+    if scale <= 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    if mode not in SCALING_MODES:
+        raise ValueError(f"mode must be one of {SCALING_MODES}, got {mode!r}")
+    if distribution not in SCALING_DISTRIBUTIONS:
+        raise ValueError(f"distribution must be one of {SCALING_DISTRIBUTIONS}, got {distribution!r}")
+    arr = as_array(tensor)
+    region = _region(arr, global_shape, start)
+    fan_in, fan_out = _fan_pair(arr, region, layout)
+    if arr.size == 0:
+        return tensor
+    denominator = {
+        "fan_in": fan_in,
+        "fan_out": fan_out,
+        "fan_avg": (fan_in + fan_out) / 2.0,
+        "fan_geo_avg": math.sqrt(fan_in * fan_out),
+    }[mode]
+    variance = scale / denominator
+    if distribution == "truncated_normal":
+        s = math.sqrt(variance) / TRUNCATED_STD
+        return _random_fill(tensor, arr, _core.TRUNC_NORMAL, 0.0, s, -TRUNCATION * s,
+                            TRUNCATION * s, generator, region)
+    if distribution == "uniform":
+        limit = math.sqrt(3.0 * variance)
+        return _random_fill(tensor, arr, _core.UNIFORM, -limit, limit, 0.0, 0.0, generator, region)
+    return _random_fill(tensor, arr, _core.NORMAL, 0.0, math.sqrt(variance), 0.0, 0.0,
+                        generator, region)
+
+
+def lecun_normal_(tensor, generator=None, **kwargs):
+    """LeCun et al. (1998), as Keras/JAX: truncated normal with Var = 1 / fan_in."""
+    return variance_scaling_(tensor, 1.0, "fan_in", "truncated_normal", generator, **kwargs)
+
+
+def lecun_uniform_(tensor, generator=None, **kwargs):
+    """LeCun et al. (1998), as Keras/JAX: U(-sqrt(3 / fan_in), sqrt(3 / fan_in))."""
+    return variance_scaling_(tensor, 1.0, "fan_in", "uniform", generator, **kwargs)
+
+
+# ---- structured ------------------------------------------------------------------
+def orthogonal_(tensor, gain=1, generator=None, *, blocks=1):
+    """Saxe et al. (2013): a (semi-)orthogonal matrix, scaled by gain.
+
+    The tensor is seen as (rows, prod(rest)); a Gaussian matrix from varinit's
+    generator is QR-factored by NumPy's LAPACK, and Q's columns are multiplied
+    by sign(diag(R)) so that Q is Haar-distributed (Mezzadri 2007). With
+    blocks=b, each of b equal row blocks (fused gates) is its own orthogonal
+    matrix. Bits depend on the LAPACK build, not only on the seed.
+
+    Example::
+
+        >>> w = varinit.orthogonal_(np.empty((512, 128), np.float32), gain=np.sqrt(2))
+    """
+    gain = _finite(gain, "gain")
+    arr = as_array(tensor)
+    if arr.ndim < 2:
+        raise ValueError("Only tensors with 2 or more dimensions are supported")
+    if isinstance(blocks, bool) or not isinstance(blocks, Integral) or blocks < 1:
+        raise ValueError(f"blocks must be a positive integer, got {blocks!r}")
+    if arr.shape[0] % blocks:
+        raise ValueError(f"dim 0 ({arr.shape[0]}) must be divisible by blocks ({blocks})")
+    if arr.size == 0:
+        return tensor
+    rows, cols = arr.shape[0], arr.size // arr.shape[0]
+    gaussian = np.empty((rows, cols), np.float64)
+    key, stream = resolve(generator, is_torch_tensor(tensor))
+    fill_array(gaussian, _core.NORMAL, 0.0, 1.0, 0.0, 0.0, key, stream)
+    result = np.empty_like(gaussian)
+    step = rows // blocks
+    for lo in range(0, rows, step):
+        result[lo:lo + step] = _haar_orthogonal(gaussian[lo:lo + step])
+    arr[...] = (result * gain).reshape(arr.shape)
+    return tensor
+
+
+def _haar_orthogonal(gaussian):
+    tall = gaussian if gaussian.shape[0] >= gaussian.shape[1] else gaussian.T
+    q, r = np.linalg.qr(tall)
+    q *= np.sign(np.diag(r))
+    return q if tall is gaussian else q.T
+
+
+def sparse_(tensor, sparsity, std=0.01, generator=None):
+    """Martens (2010): N(0, std^2) with ceil(sparsity * rows) zeros in each column.
+
+    The zeroed rows of each column are a uniformly random subset, drawn from a
+    second stream of the same generator call.
+
+    Example::
+
+        >>> w = varinit.sparse_(np.empty((100, 50), np.float32), sparsity=0.9)
+    """
+    sparsity = _finite(sparsity, "sparsity")
+    if not 0.0 <= sparsity <= 1.0:
+        raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
+    std = _std(std)
+    arr = as_array(tensor)
+    if arr.ndim != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    if arr.size == 0:
+        return tensor
+    rows, cols = arr.shape
+    key, stream = resolve(generator, is_torch_tensor(tensor))
+    fill_array(arr, _core.NORMAL, 0.0, std, 0.0, 0.0, key, stream)
+    num_zeros = math.ceil(sparsity * rows)
+    if num_zeros:
+        ranks = np.empty((rows, cols), np.float64)
+        fill_array(ranks, _core.UNIFORM, 0.0, 1.0, 0.0, 0.0, key, stream ^ SECONDARY_BIT)
+        zero_rows = np.argsort(ranks, axis=0, kind="stable")[:num_zeros]
+        np.put_along_axis(arr, zero_rows, 0, axis=0)
+    return tensor
