@@ -57,8 +57,12 @@ static inline double vi_bm_radius_f64(uint64_t v)
     return __builtin_sqrt(-2.0 * vi_log_f64(u1));
 }
 
-#define VI_MAX_Z_F32 6.5561810184680725 /* sqrt(-2 log 2^-31) */
-#define VI_MAX_Z_F64 8.5716814085736934 /* sqrt(-2 log 2^-53) */
+/* The radius at the smallest u1 in the samplers' own arithmetic: the largest |z|
+ * (|cos|, |sin| <= 1). sqrt(-2 log 2^-31) = 6.5555415638 and sqrt(-2 log 2^-53)
+ * = 8.5716743487 exactly; csrc/tests/test_samplers.c checks these against
+ * vi_bm_radius_*(0). */
+#define VI_MAX_Z_F32 6.5555415153503418 /* a float32 value, below the exact root */
+#define VI_MAX_Z_F64 8.5716743486529050
 
 /* ---- truncated normal by inverse CDF ------------------------------------ */
 static inline float vi_trunc_f32(const vi_plan *p, uint32_t w)

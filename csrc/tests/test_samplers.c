@@ -72,9 +72,18 @@ static void strided_block(const vi_params *prm, int d)
                   d, (uint64_t)(r * C + c));
 }
 
+/* The documented largest |z| is what the smallest u1 (word 0) actually gives. */
+static void max_abs_z(void)
+{
+    check(vi_bm_radius_f32(0u) == (float)vi_normal_max_abs_z(VI_F32), "max |z| f32", VI_NORMAL, 0);
+    check(vi_bm_radius_f64(0u) == vi_normal_max_abs_z(VI_F64), "max |z| f64", VI_NORMAL, 0);
+    check((double)vi_bm_radius_f32(0u) == vi_normal_max_abs_z(VI_F32), "max |z| f32 exact", VI_NORMAL, 0);
+}
+
 int main(void)
 {
     int n = (int)(sizeof PARAMS / sizeof PARAMS[0]);
+    max_abs_z();
     for (int d = 0; d < n; d++) {
         whole_tensor(&PARAMS[d], d);
         strided_block(&PARAMS[d], d);

@@ -42,16 +42,36 @@ def _torch_view(tensor):
     )
 
 
+def _is_fillable_dtype(dtype):
+    if dtype.kind == "f":
+        return dtype.itemsize in (2, 4, 8)
+    return dtype.name == "bfloat16"
+
+
 def as_array(tensor):
-    """The ndarray sharing `tensor`'s memory; TypeError for anything unfillable."""
+    """The ndarray sharing `tensor`'s memory; TypeError for anything unfillable.
+
+    Dtype and writability are checked here, not only in the C core, so that
+    the functions that never reach it (constant_, eye_, dirac_, ...) and
+    zero-element fills refuse the same inputs (issue 2, item 7).
+    """
     if isinstance(tensor, np.ndarray):
-        return tensor
-    if is_torch_tensor(tensor):
-        return _torch_view(tensor)
-    raise TypeError(
-        "tensor must be a NumPy array or a PyTorch CPU tensor, "
-        f"got {type(tensor).__module__}.{type(tensor).__qualname__}"
-    )
+        arr = tensor
+    elif is_torch_tensor(tensor):
+        arr = _torch_view(tensor)
+    else:
+        raise TypeError(
+            "tensor must be a NumPy array or a PyTorch CPU tensor, "
+            f"got {type(tensor).__module__}.{type(tensor).__qualname__}"
+        )
+    if not _is_fillable_dtype(arr.dtype):
+        raise TypeError(
+            "tensor must have a floating dtype (float16, bfloat16, float32, float64), "
+            f"got {arr.dtype}"
+        )
+    if not arr.flags.writeable:
+        raise ValueError("tensor is read-only; expected a writable array")
+    return arr
 
 
 def fill_array(arr, dist, p0, p1, p2, p3, key, stream, global_shape=None, start=None):

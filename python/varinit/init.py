@@ -188,6 +188,8 @@ def dirac_(tensor, groups=1):
         raise ValueError(f"groups must be a positive integer, got {groups!r}")
     if arr.shape[0] % groups != 0:
         raise ValueError("dim 0 must be divisible by groups")
+    if arr.size == 0:
+        return tensor  # zero-element arrays are a no-op (a zero-length kernel has no center)
     out_per_group = arr.shape[0] // groups
     channels = np.arange(min(out_per_group, arr.shape[1]))
     center = tuple(k // 2 for k in arr.shape[2:])
@@ -205,7 +207,7 @@ def xavier_uniform_(tensor, gain=1.0, generator=None, *, global_shape=None, star
 
         >>> w = varinit.xavier_uniform_(np.empty((256, 128), np.float32))
     """
-    gain = _finite(gain, "gain")
+    gain = _std(gain, "gain")  # torch raises RuntimeError for gain < 0 (bounds a > b)
     arr = as_array(tensor)
     region = _region(arr, global_shape, start)
     fan_in, fan_out = _fan_pair(arr, region, layout)
@@ -222,7 +224,7 @@ def xavier_normal_(tensor, gain=1.0, generator=None, *, global_shape=None, start
 
         >>> w = varinit.xavier_normal_(np.empty((256, 128), np.float32))
     """
-    gain = _finite(gain, "gain")
+    gain = _std(gain, "gain")  # torch raises RuntimeError for gain < 0 (std < 0)
     arr = as_array(tensor)
     region = _region(arr, global_shape, start)
     fan_in, fan_out = _fan_pair(arr, region, layout)
