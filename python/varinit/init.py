@@ -13,6 +13,7 @@ import math
 import warnings
 from numbers import Integral, Real
 
+import ml_dtypes
 import numpy as np
 
 from . import _core
@@ -147,9 +148,16 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *,
 
 
 def constant_(tensor, val):
-    """Fill with the value `val`."""
-    val = _real(val, "val") if not (isinstance(val, float) and val != val) else val
-    as_array(tensor)[...] = val
+    """Fill with the value `val` (NaN and infinities included, as torch allows)."""
+    if isinstance(val, bool) or not isinstance(val, Real):
+        raise TypeError(f"val must be a real number, got {type(val).__name__}")
+    val = float(val)
+    arr = as_array(tensor)
+    largest = float(ml_dtypes.finfo(arr.dtype).max)
+    if math.isfinite(val) and abs(val) > largest:
+        # torch raises RuntimeError ("cannot be converted ... without overflow") here
+        raise ValueError(f"val={val} overflows the tensor's dtype {arr.dtype} (largest finite {largest})")
+    arr[...] = val
     return tensor
 
 
