@@ -142,6 +142,15 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *,
     a, b = _real(a, "a"), _real(b, "b")
     if a > b:
         raise ValueError(f"trunc_normal_ expects a <= b, got a={a}, b={b}")
+    if std > 0 and a < b:
+        # refuse an interval the core cannot sample before a stream is taken
+        try:
+            _core.truncnorm_moments((a - mean) / std, (b - mean) / std)
+        except ValueError:
+            raise ValueError(
+                f"trunc_normal_: [a, b] = [{a}, {b}] has numerically zero probability "
+                f"(below 1e-300) under N({mean}, {std}^2)"
+            ) from None
     arr = as_array(tensor)
     region = _region(arr, global_shape, start)
     return _random_fill(tensor, arr, _core.TRUNC_NORMAL, mean, std, a, b, generator, region)
