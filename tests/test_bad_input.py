@@ -131,6 +131,20 @@ def test_not_an_array(name, make):
 
 
 @pytest.mark.parametrize("name", ALL)
+def test_elements_sharing_memory(name):
+    shape = SPECS[name][0]
+    base = torch.from_numpy(sentinel(shape[1:]))
+    expanded = base.expand(shape)  # writable, stride 0 along axis 0 (torch refuses to write it)
+    before = base.clone()
+    with pytest.raises(ValueError, match="zero stride"):
+        call(name, expanded)
+    assert torch.equal(base, before)
+    x = sentinel(shape[1:])
+    overlapping = np.lib.stride_tricks.as_strided(x, shape, (0,) + x.strides, writeable=True)
+    assert_refused(overlapping, ValueError, "zero stride", name)
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_meta_tensor(name):
     t = torch.empty(SPECS[name][0], device="meta")
     with pytest.raises(TypeError, match="CPU"):
@@ -180,6 +194,7 @@ VALUE_ERRORS = [  # (function, keyword overrides, pattern of the message)
     ("uniform_", dict(a=2.0, b=1.0), "a <= b"),
     ("uniform_", dict(a=NAN), "a"),
     ("uniform_", dict(b=INF), "b"),
+    ("uniform_", dict(a=-1e308, b=1e308), "b - a"),
     ("normal_", dict(std=-1.0), "std"),
     ("normal_", dict(std=NAN), "std"),
     ("normal_", dict(std=INF), "std"),

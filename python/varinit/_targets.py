@@ -71,6 +71,12 @@ def as_array(tensor):
         )
     if not arr.flags.writeable:
         raise ValueError("tensor is read-only; expected a writable array")
+    if arr.size > 1 and any(stride == 0 and n > 1 for stride, n in zip(arr.strides, arr.shape)):
+        # torch.Tensor.expand gives writable zero strides; torch refuses to write them too
+        raise ValueError(
+            "tensor has elements sharing one memory location (a zero stride, as from expand); "
+            "expected a tensor whose elements are distinct (use .contiguous() or a copy)"
+        )
     return arr
 
 

@@ -109,6 +109,8 @@ def uniform_(tensor, a=0.0, b=1.0, generator=None, *, global_shape=None, start=N
     a, b = _finite(a, "a"), _finite(b, "b")
     if a > b:
         raise ValueError(f"uniform_ expects a <= b, got a={a}, b={b}")
+    if math.isinf(b - a):
+        raise ValueError(f"uniform_ expects a finite width b - a, got a={a}, b={b}")
     arr = as_array(tensor)
     region = _region(arr, global_shape, start)
     return _random_fill(tensor, arr, _core.UNIFORM, a, b, 0.0, 0.0, generator, region)
