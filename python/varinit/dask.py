@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 
 from . import init
+from ._targets import dtype_named
 from .generator import Stream, resolve
 
 
@@ -34,17 +35,6 @@ def _dask_array_module():
             "(and 'distributed' for clusters)"
         ) from exc
     return dask.array
-
-
-def _as_dtype(dtype):
-    if isinstance(dtype, str) and dtype == "bfloat16":
-        import ml_dtypes
-
-        return np.dtype(ml_dtypes.bfloat16)
-    try:
-        return np.dtype(dtype)
-    except TypeError as exc:
-        raise TypeError(f"dtype must be a NumPy dtype or its name, got {dtype!r}") from exc
 
 
 def _fill_chunk(initializer, shape, dtype, stream, kwargs, block_info=None):
@@ -80,7 +70,7 @@ def _constructor(initializer):
         shape = init._index_tuple(shape, "shape")
         if any(n < 0 for n in shape):
             raise ValueError(f"shape must hold non-negative integers, got {shape!r}")
-        dtype = _as_dtype(dtype)
+        dtype = dtype_named(dtype)
         # The one place the generator is consulted: every chunk gets this stream.
         stream = Stream(*resolve(generator, False))
         _check_arguments(initializer, shape, dtype, stream, kwargs)

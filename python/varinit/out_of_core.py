@@ -26,6 +26,8 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from . import init
+from ._targets import dtype_named
+from .fans import _positive_int as positive_int
 from .generator import Generator, Stream, check_seed, resolve
 
 # Slab size: large enough that per-call overhead is nil, small enough that
@@ -48,23 +50,6 @@ class TensorSpec(NamedTuple):
     dtype: Any = "float32"
     initializer: Callable = init.normal_
     kwargs: dict = {}
-
-
-def _dtype(dtype):
-    if isinstance(dtype, str) and dtype == "bfloat16":
-        import ml_dtypes
-
-        return np.dtype(ml_dtypes.bfloat16)
-    try:
-        return np.dtype(dtype)
-    except TypeError as exc:
-        raise TypeError(f"dtype must be a NumPy dtype or its name, got {dtype!r}") from exc
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 def slabs(shape, itemsize, block_bytes):
@@ -94,18 +79,15 @@ def slabs(shape, itemsize, block_bytes):
                    (1,) * split + (n,) + tuple(shape[split + 1:]))
 
 
+def _accepts(initializer, keyword):
+    try:
+        return keyword in inspect.signature(initializer).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _takes_region(initializer):
-    try:
-        return "global_shape" in inspect.signature(initializer).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _takes_generator(initializer):
-    try:
-        return "generator" in inspect.signature(initializer).parameters
-    except (TypeError, ValueError):
-        return False
+    return _accepts(initializer, "global_shape")
 
 
 class _PageReleaser:
@@ -144,7 +126,7 @@ class _PageReleaser:
 def _fill_one(block, initializer, stream, global_shape, start, kwargs):
     if _takes_region(initializer):
         initializer(block, generator=stream, global_shape=global_shape, start=start, **kwargs)
-    elif _takes_generator(initializer):
+    elif _accepts(initializer, "generator"):
         initializer(block, generator=stream, **kwargs)
     else:
         initializer(block, **kwargs)
@@ -173,8 +155,8 @@ def fill_in_blocks(array, initializer, generator=None, *, block_bytes=DEFAULT_BL
         )
     if not isinstance(array, np.ndarray):
         raise TypeError(f"array must be a NumPy array or numpy.memmap, got {type(array).__name__}")
-    block_bytes = _positive_int(block_bytes, "block_bytes")
-    flush_bytes = _positive_int(flush_bytes, "flush_bytes")
+    block_bytes = positive_int(block_bytes, "block_bytes")
+    flush_bytes = positive_int(flush_bytes, "flush_bytes")
     if progress is not None and not callable(progress):
         raise TypeError("progress must be callable as progress(done, total) or None")
     stream = Stream(*resolve(generator, False))
@@ -218,7 +200,7 @@ def _model_items(params, generator):
         shape = init._index_tuple(spec.shape, f"shape of {name!r}")
         if any(n < 0 for n in shape):
             raise ValueError(f"shape of {name!r} must hold non-negative integers, got {shape!r}")
-        items.append((name, shape, _dtype(spec.dtype), spec.initializer, dict(spec.kwargs),
+        items.append((name, shape, dtype_named(spec.dtype), spec.initializer, dict(spec.kwargs),
                       Generator(seed).stream(name)))
     return items
 
