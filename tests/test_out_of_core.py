@@ -66,6 +66,20 @@ def test_fill_in_blocks_on_plain_and_strided_arrays():
     assert np.isnan(base[1::2]).all()
 
 
+def test_npy_memmap_with_header_and_torch_tensor(tmp_path):
+    # .npy data starts after a 128-byte header: page releases must stay inside the map
+    npy = np.lib.format.open_memmap(tmp_path / "w.npy", "w+", np.float32, (300, 70))
+    fill_in_blocks(npy, varinit.xavier_normal_, 21, block_bytes=3000, in_axis=0, out_axis=1)
+    del npy
+    whole = varinit.xavier_normal_(np.empty((300, 70), np.float32), generator=21, in_axis=0, out_axis=1)
+    np.testing.assert_array_equal(np.load(tmp_path / "w.npy"), whole)
+    torch = pytest.importorskip("torch")
+    t = torch.empty(300, 70, dtype=torch.bfloat16)
+    assert fill_in_blocks(t, varinit.normal_, 21, block_bytes=500) is t
+    ref = varinit.normal_(np.empty((300, 70), ml_dtypes.bfloat16), generator=21)
+    np.testing.assert_array_equal(t.view(torch.int16).numpy(), ref.view(np.int16))
+
+
 def test_fill_in_blocks_rejects_bad_arguments_before_writing(tmp_path):
     a = np.full((10, 10), 3.0, np.float32)
     with pytest.raises(TypeError, match="initializer must take global_shape"):
@@ -76,8 +90,14 @@ def test_fill_in_blocks_rejects_bad_arguments_before_writing(tmp_path):
         fill_in_blocks(a, varinit.normal_, 0, block_bytes=0)
     with pytest.raises(TypeError, match="progress"):
         fill_in_blocks(a, varinit.normal_, 0, progress=3)
-    with pytest.raises(TypeError, match="array"):
+    with pytest.raises(TypeError, match="NumPy array or a PyTorch CPU tensor"):
         fill_in_blocks([1.0, 2.0], varinit.normal_, 0)
+    ro = np.memmap(tmp_path / "ro.bin", np.float32, "w+", shape=(4, 4))
+    ro.flush()
+    ro = np.memmap(tmp_path / "ro.bin", np.float32, "r", shape=(4, 4))
+    with pytest.raises(ValueError, match="read-only"):
+        fill_in_blocks(ro, varinit.normal_, 0)
+    assert not ro.any()
     assert (a == 3.0).all()
 
 

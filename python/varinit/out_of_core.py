@@ -26,7 +26,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from . import init
-from ._targets import dtype_named
+from ._targets import as_array, dtype_named
 from .fans import _positive_int as positive_int
 from .generator import Generator, Stream, check_seed, resolve
 
@@ -134,7 +134,8 @@ def _fill_one(block, initializer, stream, global_shape, start, kwargs):
 
 def fill_in_blocks(array, initializer, generator=None, *, block_bytes=DEFAULT_BLOCK_BYTES,
                    flush_bytes=DEFAULT_FLUSH_BYTES, progress=None, **kwargs):
-    """Fill `array` with `initializer` one row-major slab at a time; returns `array`.
+    """Fill `array` (a NumPy array, numpy.memmap or PyTorch CPU tensor) with
+    `initializer` one row-major slab at a time; returns `array`.
 
     The values are those of ``initializer(array, generator=..., **kwargs)`` in
     one piece, bit for bit: the generator is resolved once and every slab is a
@@ -153,8 +154,7 @@ def fill_in_blocks(array, initializer, generator=None, *, block_bytes=DEFAULT_BL
             f"initializer must take global_shape= and start= (a random varinit init such as "
             f"varinit.normal_), got {getattr(initializer, '__name__', initializer)!r}"
         )
-    if not isinstance(array, np.ndarray):
-        raise TypeError(f"array must be a NumPy array or numpy.memmap, got {type(array).__name__}")
+    target, array = array, as_array(array)
     block_bytes = positive_int(block_bytes, "block_bytes")
     flush_bytes = positive_int(flush_bytes, "flush_bytes")
     if progress is not None and not callable(progress):
@@ -180,7 +180,7 @@ def fill_in_blocks(array, initializer, generator=None, *, block_bytes=DEFAULT_BL
         if progress is not None:
             progress(done, total)
     pages.flush()
-    return array
+    return target
 
 
 def _model_items(params, generator):
