@@ -4,6 +4,8 @@ import sys
 import ml_dtypes
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import varinit
 
@@ -119,11 +121,42 @@ def test_missing_dask_gives_clear_import_error(monkeypatch):
         vd.normal((4, 4), generator=0)
 
 
-def test_zarr_round_trip_aligned_chunks(tmp_path):
+@st.composite
+def chunkings(draw):
+    """A shape of 1-3 axes (zero extents allowed) and an explicit, possibly irregular chunking."""
+    shape = tuple(draw(st.lists(st.integers(0, 40), min_size=1, max_size=3)))
+    chunks = []
+    for n in shape:
+        cuts = sorted(set(draw(st.lists(st.integers(1, max(n - 1, 1)), max_size=5))) - {n}) if n > 1 else []
+        edges = [0] + cuts + [n]
+        chunks.append(tuple(b - a for a, b in zip(edges, edges[1:])) if n else (0,))
+    return shape, tuple(chunks)
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=chunkings(), seed=st.integers(0, 2**64 - 1), dtype=st.sampled_from(["float32", "float64", "float16"]))
+def test_random_chunkings_equal_one_piece(case, seed, dtype):
+    shape, chunks = case
+    x = vd.trunc_normal(shape, chunks=chunks, dtype=dtype, generator=seed, mean=1.0, std=3.0, a=-1.0, b=8.0)
+    assert x.chunks == chunks
+    whole = varinit.trunc_normal_(np.empty(shape, dtype), mean=1.0, std=3.0, a=-1.0, b=8.0, generator=seed)
+    np.testing.assert_array_equal(_bits(x.compute(scheduler="sync")), _bits(whole))
+
+
+def test_zarr_round_trip_aligned_chunks(tmp_path, monkeypatch):
     shape, chunks = (130, 75), (40, 25)
     x = vd.kaiming_uniform(shape, chunks=chunks, generator=varinit.Generator(9).stream("enc.w"))
     store = zarr.storage.LocalStore(str(tmp_path / "w.zarr"))
+    locks = []
+    original_store = da.Array.store
+
+    def recording_store(self, target, **kwargs):
+        locks.append(kwargs.get("lock"))
+        return original_store(self, target, **kwargs)
+
+    monkeypatch.setattr(da.Array, "store", recording_store)
     x.to_zarr(store, component="enc.w")
+    assert locks == [False]  # aligned chunks: every task owns its Zarr chunks
     z = zarr.open_array(store, path="enc.w", mode="r")
     assert z.chunks == chunks and z.shape == shape and z.dtype == np.float32
     whole = varinit.kaiming_uniform_(np.empty(shape, np.float32), generator=varinit.Generator(9).stream("enc.w"))
