@@ -11,8 +11,8 @@ how many other fills happened: workers that each own some parameters agree
 without talking to each other.
 
 Functions that take ``generator=`` accept None, an int seed, a
-`varinit.Generator`, a `numpy.random.Generator` or a `torch.Generator`; see
-`resolve`.
+`varinit.Generator`, `Generator.stream(name)` (or any `Stream`), a
+`numpy.random.Generator` or a `torch.Generator`; see `resolve`.
 """
 import hashlib
 import os
