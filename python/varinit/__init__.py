@@ -8,7 +8,7 @@ variance_scaling_ and lecun_* follow Keras/JAX; fans() computes fans per layer.
 from . import _core
 from .fans import fans
 from .gains import calculate_gain
-from .generator import Generator, default_generator, initial_seed, manual_seed
+from .generator import Generator, NamedStream, default_generator, initial_seed, manual_seed
 from .init import (
     constant_,
     dirac_,
@@ -34,7 +34,7 @@ STREAM_VERSION = _core.STREAM_VERSION
 isa = _core.isa
 
 __all__ = [
-    "Generator", "STREAM_VERSION", "calculate_gain", "constant_", "default_generator",
+    "Generator", "NamedStream", "STREAM_VERSION", "calculate_gain", "constant_", "default_generator",
     "dirac_", "eye_", "fans", "initial_seed", "isa", "kaiming_normal_", "kaiming_uniform_",
     "lecun_normal_", "lecun_uniform_", "manual_seed", "normal_", "ones_", "orthogonal_",
     "sparse_", "trunc_normal_", "uniform_", "variance_scaling_", "xavier_normal_",

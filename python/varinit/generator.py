@@ -5,10 +5,16 @@ A seed is the 64-bit Philox key. Each fill takes one stream of that key: a
 differ and a sequence of calls after `manual_seed(s)` is reproducible. Value i
 of a fill depends only on (key, stream, i).
 
+`Generator.stream(name)` gives a stream fixed by (seed, name) alone, so a
+parameter's values do not depend on the order parameters are created or on
+how many other fills happened: workers that each own some parameters agree
+without talking to each other.
+
 Functions that take ``generator=`` accept None, an int seed, a
-`varinit.Generator`, a `numpy.random.Generator` or a `torch.Generator`; see
-`resolve`.
+`varinit.Generator`, `Generator.stream(name)` (or any `Stream`), a
+`numpy.random.Generator` or a `torch.Generator`; see `resolve`.
 """
+import hashlib
 import os
 import threading
 
@@ -18,6 +24,18 @@ SEED_LIMIT = 1 << 64
 # A fill that needs a second independent stream (sparse_'s permutation keys)
 # takes stream ^ SECONDARY_BIT; Generator counters never reach this bit.
 SECONDARY_BIT = 1 << 62
+# Streams derived from a name have the top bit set, so they never meet the
+# counter streams 0, 1, 2, ...; bit 62 stays clear for SECONDARY_BIT.
+NAMED_BIT = 1 << 63
+NAME_HASH_MASK = (1 << 62) - 1
+
+
+def named_stream_id(name):
+    """The stream number of `name`: NAMED_BIT | (first 8 bytes of SHA-256(name), little-endian, low 62 bits)."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}")
+    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    return NAMED_BIT | (int.from_bytes(digest[:8], "little") & NAME_HASH_MASK)
 
 
 def check_seed(seed, name="seed"):
@@ -76,8 +94,82 @@ class Generator:
             self._next_stream = stream + 1
         return self._seed, stream
 
+    def stream(self, name):
+        """The stream named `name`: fixed by (seed, name), the same at every use.
+
+        Pass it as ``generator=`` to any random function. It does not advance
+        this generator's counter, and using it twice gives the same values.
+
+        Example::
+
+            g = varinit.Generator(1234)
+            w = varinit.kaiming_normal_(np.empty((256, 128), np.float32),
+                                        generator=g.stream("encoder.0.weight"))
+        """
+        return NamedStream(self._seed, name)
+
     def __repr__(self):
         return f"varinit.Generator(seed={self._seed}, next_stream={self._next_stream})"
+
+
+class Stream:
+    """One fixed (key, stream_id) pair: every fill drawn from it uses exactly that stream.
+
+    Immutable and picklable, so it can be sent to other processes: this is how
+    varinit.dask resolves a generator once and gives every chunk the same stream.
+    """
+
+    __slots__ = ("_key", "_stream_id")
+
+    def __init__(self, key, stream_id):
+        self._key = check_seed(key, "key")
+        self._stream_id = check_seed(stream_id, "stream_id")
+
+    @property
+    def key(self):
+        return self._key
+
+    @property
+    def stream_id(self):
+        return self._stream_id
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.__reduce__()[1] == other.__reduce__()[1]
+
+    def __hash__(self):
+        return hash(self.__reduce__())
+
+    def __reduce__(self):
+        return (Stream, (self._key, self._stream_id))
+
+    def __repr__(self):
+        return f"varinit.generator.Stream(key={self._key}, stream_id={self._stream_id})"
+
+
+class NamedStream(Stream):
+    """The stream of a seed chosen by a name: `Generator(seed).stream(name)`.
+
+    `key` is the seed (the Philox key); `stream_id` is `named_stream_id(name)`.
+    Every fill drawn from it uses (key, stream_id), whatever came before.
+    """
+
+    __slots__ = ("_name",)
+
+    def __init__(self, seed, name):
+        super().__init__(check_seed(seed), named_stream_id(name))
+        self._name = name
+
+    @property
+    def name(self):
+        return self._name
+
+    def __reduce__(self):
+        return (NamedStream, (self._key, self._name))
+
+    def __repr__(self):
+        return f"varinit.Generator(seed={self._key}).stream({self._name!r})"
 
 
 default_generator = Generator()
@@ -104,7 +196,8 @@ def resolve(generator, target_is_torch):
 
     None: the default generator, except for a torch target, whose key is drawn
     from torch's default generator so that torch.manual_seed governs it.
-    int: a fresh Generator(seed), stream 0. numpy.random.Generator and
+    int: a fresh Generator(seed), stream 0. Generator.stream(name) (or any
+    Stream): its fixed (key, stream_id), the same at every use. numpy.random.Generator and
     torch.Generator: a 64-bit key drawn from them (their state advances).
     """
     if generator is None:
@@ -113,6 +206,8 @@ def resolve(generator, target_is_torch):
         return default_generator.take_stream()
     if isinstance(generator, Generator):
         return generator.take_stream()
+    if isinstance(generator, Stream):
+        return generator.key, generator.stream_id
     if isinstance(generator, (int, np.integer)) and not isinstance(generator, (bool, np.bool_)):
         return check_seed(generator, "generator"), 0
     if isinstance(generator, np.random.Generator):
@@ -121,6 +216,6 @@ def resolve(generator, target_is_torch):
     if cls.__module__ in ("torch", "torch._C") and cls.__name__ == "Generator":
         return _torch_key(generator), 0
     raise TypeError(
-        "generator must be None, an int seed, a varinit.Generator, a numpy.random.Generator "
-        f"or a torch.Generator; got {cls.__module__}.{cls.__qualname__}"
+        "generator must be None, an int seed, a varinit.Generator, a varinit.Generator.stream(name), "
+        f"a numpy.random.Generator or a torch.Generator; got {cls.__module__}.{cls.__qualname__}"
     )

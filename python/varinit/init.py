@@ -57,17 +57,29 @@ def _std(value, name="std"):
     return value
 
 
+def _index_tuple(seq, name):
+    """`seq` as a tuple of ints, or a TypeError naming `name`."""
+    try:
+        items = tuple(seq)
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of integers, got {type(seq).__name__}") from None
+    for v in items:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, Integral):
+            raise TypeError(f"{name} must hold integers, got {type(v).__name__} in {items!r}")
+    return items
+
+
 def _region(arr, global_shape, start):
     """Validated (global_shape, start) tuples, or (None, None) for a whole tensor."""
     if global_shape is None and start is None:
         return None, None
     ndim = arr.ndim
-    gshape = tuple(arr.shape) if global_shape is None else tuple(global_shape)
-    first = (0,) * ndim if start is None else tuple(start)
+    gshape = tuple(arr.shape) if global_shape is None else _index_tuple(global_shape, "global_shape")
+    first = (0,) * ndim if start is None else _index_tuple(start, "start")
     for name, seq in (("global_shape", gshape), ("start", first)):
         if len(seq) != ndim:
             raise ValueError(f"{name} must have {ndim} entries (one per axis of tensor), got {len(seq)}")
-        if any(isinstance(v, bool) or not isinstance(v, Integral) or v < 0 for v in seq):
+        if any(v < 0 for v in seq):
             raise ValueError(f"{name} must hold non-negative integers, got {seq!r}")
     for ax, (n, g, s) in enumerate(zip(arr.shape, gshape, first)):
         if s + n > g:
