@@ -302,19 +302,19 @@ def test_bad_fan_keywords(name, override, error, match):
 
 
 REGION_ERRORS = [
-    (dict(global_shape=(4,)), "global_shape"),
-    (dict(global_shape=(3, 6)), "does not fit"),
-    (dict(global_shape=(8, 12), start=(5, 0)), "does not fit"),
-    (dict(global_shape=(8, 12), start=(-1, 0)), "start"),
-    (dict(global_shape=(8, 12), start=(0.5, 0)), "start"),
+    (dict(global_shape=(4,)), ValueError, "global_shape"),
+    (dict(global_shape=(3, 6)), ValueError, "does not fit"),
+    (dict(global_shape=(8, 12), start=(5, 0)), ValueError, "does not fit"),
+    (dict(global_shape=(8, 12), start=(-1, 0)), ValueError, "start"),
+    (dict(global_shape=(8, 12), start=(0.5, 0)), TypeError, "start"),
 ]
 
 
-@pytest.mark.parametrize("override,match", REGION_ERRORS,
+@pytest.mark.parametrize("override,error,match", REGION_ERRORS,
                          ids=[str(i) for i in range(len(REGION_ERRORS))])
 @pytest.mark.parametrize("name", REGION_KEYWORDS)
-def test_bad_region(name, override, match):
-    assert_refused(sentinel(GOOD), ValueError, match, name, **override)
+def test_bad_region(name, override, error, match):
+    assert_refused(sentinel(GOOD), error, match, name, **override)
 
 
 # ---- odd but valid targets are filled correctly (never refused wrongly, never a crash) ----
