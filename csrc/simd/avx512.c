@@ -30,15 +30,21 @@ typedef __mmask8 vmd;
 #define u_srl(a, n) _mm512_srli_epi32((a), (n))
 #define u_sll(a, n) _mm512_slli_epi32((a), (n))
 
-/* 32 x 32 -> 64 products of even lanes, then of odd lanes moved down;
- * the high and low halves are put back into their lanes by blends. */
+/* 32 x 32 -> 64 products of the even lanes, and of the odd lanes moved down;
+ * one two-source permute each gathers the high and the low halves. */
 VI_FN void u_mulhilo(vu a, vu m, vu *hi, vu *lo)
 {
+    const vu high_halves = _mm512_setr_epi32(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29,
+                                             15, 31);
+    const vu low_halves = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28,
+                                            14, 30);
     vu even = _mm512_mul_epu32(a, m);
     vu odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
-    *hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
-    *lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+    *hi = _mm512_permutex2var_epi32(even, high_halves, odd);
+    *lo = _mm512_permutex2var_epi32(even, low_halves, odd);
 }
+
+#define u_xor3(a, b, c) _mm512_ternarylogic_epi32((a), (b), (c), 0x96) /* a ^ b ^ c */
 
 #define f_of_i32 _mm512_cvtepi32_ps
 #define f_of_bits _mm512_castsi512_ps
@@ -55,11 +61,16 @@ VI_FN void u_mulhilo(vu a, vu m, vu *hi, vu *lo)
 #define f_ge(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_GE_OQ)
 #define f_sel(m, a, b) _mm512_mask_blend_ps((m), (b), (a))
 #define f_store _mm512_storeu_ps
+#define f_load _mm512_loadu_ps
 #define m_sign _mm512_movepi32_mask
-#define m_and(a, b) ((vm)((a) & (b)))
-#define m_andnot(a, b) ((vm)(~(a) & (b)))
-#define m_not(a) ((vm)~(a))
+#define m_and _kand_mask16
+#define m_andnot _kandn_mask16
+#define m_not _knot_mask16
 #define m_any(a) ((a) != 0)
+#define m_bits(a) ((unsigned)(a))
+#define VI_HAVE_COMPRESS 1
+#define f_compress_store(dst, m, x) _mm512_storeu_ps((dst), _mm512_maskz_compress_ps((m), (x)))
+#define u_compress_store(dst, m, x) _mm512_storeu_si512((dst), _mm512_maskz_compress_epi32((m), (x)))
 
 /* ---- 64-bit lanes ---- */
 /* 64-bit words hi:lo of lanes 8h .. 8h+7 */
@@ -94,11 +105,13 @@ VI_FN vq q_join(vu lo, vu hi, int h)
 #define d_ge(a, b) _mm512_cmp_pd_mask((a), (b), _CMP_GE_OQ)
 #define d_sel(m, a, b) _mm512_mask_blend_pd((m), (b), (a))
 #define d_store _mm512_storeu_pd
+#define d_load _mm512_loadu_pd
 #define md_sign _mm512_movepi64_mask
-#define md_and(a, b) ((vmd)((a) & (b)))
-#define md_andnot(a, b) ((vmd)(~(a) & (b)))
-#define md_not(a) ((vmd)~(a))
+#define md_and _kand_mask8
+#define md_andnot _kandn_mask8
+#define md_not _knot_mask8
 #define md_any(a) ((a) != 0)
+#define md_bits(a) ((unsigned)(a))
 
 #include "vector_kernels.h"
 
