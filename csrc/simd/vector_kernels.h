@@ -213,7 +213,7 @@ VI_FN vf trunc_out_f32_v(const vi_plan *p, vm below, vf z)
  * after a batch of groups. Each lane still performs the scalar operations on
  * its own value, so the bits do not change. A vector of tail lanes only (a
  * far interval) is computed directly. */
-#define VI_TRUNC_BATCH 4 /* groups between computations of deferred lanes */
+#define VI_TRUNC_BATCH 16 /* groups between computations of deferred lanes */
 #define VI_ALL_LANES ((1u << VI_W) - 1)
 
 typedef struct {
