@@ -87,11 +87,10 @@ VI_FN vd d_of_q53(vq v)
 {
     const vq two52_bits = _mm256_set1_epi64x(0x4330000000000000ll);
     const vd two52 = _mm256_set1_pd(0x1p52);
-    vd hi = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64(v, 32), two52_bits)),
-                          two52);
-    vd lo = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(
-                              _mm256_and_si256(v, _mm256_set1_epi64x(0xffffffffll)), two52_bits)),
-                          two52);
+    vq hi_bits = _mm256_or_si256(_mm256_srli_epi64(v, 32), two52_bits);
+    vq lo_bits = _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi64x(0xffffffffll)), two52_bits);
+    vd hi = _mm256_sub_pd(_mm256_castsi256_pd(hi_bits), two52);
+    vd lo = _mm256_sub_pd(_mm256_castsi256_pd(lo_bits), two52);
     return _mm256_add_pd(_mm256_mul_pd(hi, _mm256_set1_pd(0x1p32)), lo);
 }
 

@@ -70,7 +70,8 @@ VI_FN void u_mulhilo(vu a, vu m, vu *hi, vu *lo)
 #define m_bits(a) ((unsigned)(a))
 #define VI_HAVE_COMPRESS 1
 #define f_compress_store(dst, m, x) _mm512_storeu_ps((dst), _mm512_maskz_compress_ps((m), (x)))
-#define u_compress_store(dst, m, x) _mm512_storeu_si512((dst), _mm512_maskz_compress_epi32((m), (x)))
+#define u_compress_store(dst, m, x) \
+    _mm512_storeu_si512((dst), _mm512_maskz_compress_epi32((m), (x)))
 
 /* ---- 64-bit lanes ---- */
 /* 64-bit words hi:lo of lanes 8h .. 8h+7 */

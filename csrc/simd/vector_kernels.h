@@ -24,8 +24,9 @@
  *   q_and q_or q_srl q_sll d_of_q53 (exact for values < 2^53) d_of_bits q_of_d
  *   d_set1 d_add d_sub d_mul d_div d_sqrt d_lt d_le d_gt d_ge d_sel d_store d_load
  *   md_sign md_and md_andnot md_not md_any md_bits
- * and optionally u_xor3 (a ^ b ^ c) and VI_HAVE_COMPRESS with f_compress_store / u_compress_store
- * (the lanes a mask selects, stored packed; VI_W entries may be written).
+ * and optionally u_xor3 (a ^ b ^ c), and VI_HAVE_COMPRESS with f_compress_store
+ * and u_compress_store (the lanes a mask selects, stored packed; VI_W entries
+ * may be written).
  * f_sel(m, a, b) is m ? a : b lane by lane.
  */
 #include <stddef.h>
@@ -178,8 +179,8 @@ VI_FN vf ppnd_tail_f32_v(vf p)
         vf rf = f_sub(r, f_set1(5.0f));
         vf fnum = f_add(f_mul(f_add(f_mul(f_add(f_mul(f_set1(0.017337203997f), rf),
                   f_set1(0.42868294337f)), rf), f_set1(3.0812263860f)), rf), f_set1(6.6579051150f));
-        vf fden = f_add(f_mul(f_add(f_mul(f_set1(0.012258202635f), rf), f_set1(0.24197894225f)), rf),
-                        f_set1(1.0f));
+        vf fden = f_add(f_mul(f_add(f_mul(f_set1(0.012258202635f), rf),
+                        f_set1(0.24197894225f)), rf), f_set1(1.0f));
         num = f_sel(mid, num, fnum);
         den = f_sel(mid, den, fden);
     }
