@@ -197,6 +197,33 @@ static PyObject *py_isa(PyObject *self, PyObject *unused)
     return PyUnicode_FromString(vi_active_kernels()->name);
 }
 
+/* {feature name: detected} from CPUID/XGETBV (x86-64) or the architecture (AArch64) */
+static PyObject *py_cpu_features(PyObject *self, PyObject *unused)
+{
+    (void)self; (void)unused;
+    int count;
+    const vi_cpu_feature *f = vi_cpu_features(&count);
+    PyObject *d = PyDict_New();
+    for (int k = 0; d && k < count; k++)
+        if (PyDict_SetItemString(d, f[k].name, f[k].present ? Py_True : Py_False) < 0)
+            Py_CLEAR(d);
+    return d;
+}
+
+/* names of the kernel tables this machine runs, best first */
+static PyObject *py_available_isas(PyObject *self, PyObject *unused)
+{
+    (void)self; (void)unused;
+    PyObject *out = PyList_New(0);
+    for (const char *const *name = vi_available_isas(); out && *name; name++) {
+        PyObject *s = PyUnicode_FromString(*name);
+        if (!s || PyList_Append(out, s) < 0)
+            Py_CLEAR(out);
+        Py_XDECREF(s);
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"fill", (PyCFunction)(void (*)(void))py_fill, METH_FASTCALL,
      "fill(array, dist, p0, p1, p2, p3, key, stream, global_shape, start)"},
@@ -207,6 +234,8 @@ static PyMethodDef methods[] = {
     {"normal_max_abs_z", py_normal_max_abs_z, METH_O,
      "largest |z| the normal sampler returns for a dtype code"},
     {"isa", py_isa, METH_NOARGS, "name of the active kernel table"},
+    {"cpu_features", py_cpu_features, METH_NOARGS, "CPU features detected for dispatch"},
+    {"available_isas", py_available_isas, METH_NOARGS, "kernel tables this machine runs"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -217,6 +246,11 @@ static struct PyModuleDef moduledef = {
 
 PyMODINIT_FUNC PyInit__core(void)
 {
+    /* a VARINIT_ISA this machine cannot honour stops the import with its reason */
+    if (vi_isa_error()) {
+        PyErr_SetString(PyExc_ImportError, vi_isa_error());
+        return NULL;
+    }
     import_array();
     PyObject *m = PyModule_Create(&moduledef);
     if (!m)

@@ -242,6 +242,8 @@ vi_status vi_fill(const vi_block *b, const vi_params *params, uint64_t key, uint
         return VI_OK;
     w.plan = &plan;
     w.kern = vi_active_kernels();
+    if (!w.kern)
+        return VI_EISA;
     w.key = key;
     w.stream = stream;
     w.data = b->data;
@@ -270,6 +272,7 @@ const char *vi_status_message(vi_status s)
     case VI_ETAIL: return "truncation interval has numerically zero probability";
     case VI_ENOMEM: return "out of memory";
     case VI_EOVERFLOW: return "tensor too large: element index overflows";
+    case VI_EISA: return "VARINIT_ISA names an instruction set this machine cannot run";
     }
     return "unknown status";
 }

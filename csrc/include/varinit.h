@@ -29,7 +29,8 @@ typedef enum {
     VI_EINVAL_SHAPE = 4,   /* ndim out of range, negative extent, block outside global shape */
     VI_ETAIL = 5,          /* truncation interval has (numerically) zero probability */
     VI_ENOMEM = 6,         /* a worker could not allocate its scratch buffer */
-    VI_EOVERFLOW = 7       /* element count or index overflows 64 bits */
+    VI_EOVERFLOW = 7,      /* element count or index overflows 64 bits */
+    VI_EISA = 8            /* VARINIT_ISA names no instruction set this machine runs */
 } vi_status;
 
 typedef enum { VI_F32 = 0, VI_F64 = 1, VI_F16 = 2, VI_BF16 = 3 } vi_dtype;

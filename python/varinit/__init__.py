@@ -32,11 +32,34 @@ from .init import (
 __version__ = "0.1.0"
 STREAM_VERSION = _core.STREAM_VERSION
 isa = _core.isa
+cpu_features = _core.cpu_features
 
 __all__ = [
-    "Generator", "NamedStream", "STREAM_VERSION", "calculate_gain", "constant_", "default_generator",
-    "dirac_", "eye_", "fans", "initial_seed", "isa", "kaiming_normal_", "kaiming_uniform_",
-    "lecun_normal_", "lecun_uniform_", "manual_seed", "normal_", "ones_", "orthogonal_",
-    "sparse_", "trunc_normal_", "uniform_", "variance_scaling_", "xavier_normal_",
-    "xavier_uniform_", "zeros_",
+    "calculate_gain",
+    "constant_",
+    "cpu_features",
+    "default_generator",
+    "dirac_",
+    "eye_",
+    "fans",
+    "Generator",
+    "initial_seed",
+    "isa",
+    "kaiming_normal_",
+    "kaiming_uniform_",
+    "lecun_normal_",
+    "lecun_uniform_",
+    "manual_seed",
+    "NamedStream",
+    "normal_",
+    "ones_",
+    "orthogonal_",
+    "sparse_",
+    "STREAM_VERSION",
+    "trunc_normal_",
+    "uniform_",
+    "variance_scaling_",
+    "xavier_normal_",
+    "xavier_uniform_",
+    "zeros_",
 ]
