@@ -9,7 +9,7 @@ It differs from torch's `calculate_gain` (varinit.calculate_gain) where torch
 uses another criterion: tanh 5/3 (a heuristic for saturated tanh; the second
 moment rule gives 1.5925), selu 3/4 (chosen in torch to suit self-normalizing
 nets with linear-type fans; the second moment rule gives 1, since SELU's
-constants make E[selu(z)^2] = 1), sigmoid 1 (the rule gives 1.8467, as
+constants make E[selu(z)^2] = 1), sigmoid 1 (the rule gives 1.8462, as
 sigmoid is not centered) and leaky_relu (torch: sqrt(2 / (1 + s^2)), the same
 value).
 """
