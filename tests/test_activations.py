@@ -130,6 +130,15 @@ def test_gaussian_expectation_kinked_and_scaled():
     assert varinit.gaussian_expectation(np.cos, 0.0) == 1.0
 
 
+@pytest.mark.parametrize("c", [0.1, 0.37, -1.13])
+def test_undeclared_kinks_and_jumps_still_converge(c):
+    # the panels are cut at 0 and on fixed grids only; adaptive halving finds the rest
+    kinked = varinit.gaussian_expectation(lambda x: np.maximum(x - c, 0) ** 2)
+    assert kinked == pytest.approx(scipy_expectation(lambda x: max(x - c, 0) ** 2, 1.0, (c,)), rel=RTOL)
+    step = varinit.gaussian_expectation(lambda x: (x > c) * 1.0)
+    assert step == pytest.approx(norm.sf(c), rel=RTOL)
+
+
 def test_callables_vectorized_scalar_and_torch_agree():
     expected = varinit.gain("tanh")
     assert varinit.gain(np.tanh) == pytest.approx(expected, rel=1e-13)

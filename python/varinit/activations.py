@@ -18,7 +18,7 @@ from numbers import Real
 
 import numpy as np
 
-from .gaussian import as_vectorized, normal_nodes
+from .gaussian import as_vectorized, expectation
 from .gains import LINEAR_FNS
 
 # Klambauer et al. (2017), the fixed point (mean 0, variance 1) of SELU nets.
@@ -221,11 +221,7 @@ def second_moment(activation, q=1.0, param=None, *, breakpoints=None):
 
 
 def _expect_square(f, q, kinks):
-    x, w = normal_nodes(q, kinks)
-    values = f(x)
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"the activation returned a non-finite value at x = {x[~np.isfinite(values)][0]!r}")
-    return float(np.dot(w, values * values))
+    return expectation(lambda x: f(x) ** 2, q, kinks)
 
 
 def gain(activation, param=None, *, breakpoints=None):
