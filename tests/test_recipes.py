@@ -32,6 +32,8 @@ def test_depth_scale_formulas():
         varinit.depth_scale("gpt3", 10)
     with pytest.raises(ValueError, match="num_layers must be an integer >= 1"):
         varinit.depth_scale("gpt2", 0)
+    with pytest.raises(TypeError, match="num_layers must be an integer"):
+        varinit.depth_scale("gpt2", 12.0)
 
 
 def test_multi_branch_merge_keeps_unit_variance():
@@ -103,6 +105,8 @@ def test_attention_logits_have_the_target_variance():
     assert abs(block.var() * d_model - 1) < 6 * math.sqrt(2 / block.size)
     with pytest.raises(ValueError, match="target_logit_var must be a finite number > 0"):
         varinit.attention_qk_std(512, 64, target_logit_var=0)
+    with pytest.raises(TypeError, match="d_head must be an integer"):
+        varinit.attention_qk_std(512, 64.0)
 
 
 def test_mup_scales_and_init():

@@ -18,22 +18,26 @@ For the diagonal (x' = x, a token attending to itself) E|x|^4 adds a factor
 (1 + 2/d) for Gaussian inputs.
 """
 import math
-from numbers import Real
+from numbers import Integral, Real
 
 from .init import normal_
 from ._targets import as_array
 
 
 def _positive(value, name):
-    if isinstance(value, bool) or not isinstance(value, Real) or not (math.isfinite(value) and value > 0):
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
 
 
 def _dimension(value, name):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
+    return int(value)
 
 
 def attention_qk_std(d_model, d_head, target_logit_var=1.0, input_var=1.0, scaled=True):

@@ -33,7 +33,9 @@ DeepNormEncoderDecoder = namedtuple("DeepNormEncoderDecoder", ["encoder", "decod
 
 
 def _count(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
@@ -157,8 +159,9 @@ def identity_(tensor, noise_std=0.0, generator=None, *, groups=1):
 
         >>> w = varinit.identity_(np.empty((256, 256), np.float32), noise_std=0.01, generator=0)
     """
-    if isinstance(noise_std, bool) or not isinstance(noise_std, Real) or not (
-            math.isfinite(noise_std) and noise_std >= 0):
+    if isinstance(noise_std, bool) or not isinstance(noise_std, Real):
+        raise TypeError(f"noise_std must be a real number, got {type(noise_std).__name__}")
+    if not (math.isfinite(noise_std) and noise_std >= 0):
         raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std!r}")
     arr = as_array(tensor)
     if arr.ndim == 2:

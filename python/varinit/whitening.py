@@ -37,9 +37,12 @@ def whitening_(tensor, cov, gain=1.0, generator=None, *, in_axis=1, eps=0.0):
         raise ValueError(f"whitening_ expects a 2-D weight, got {arr.ndim} dimensions")
     if in_axis not in (0, 1):
         raise ValueError(f"in_axis must be 0 or 1, got {in_axis!r}")
-    if isinstance(gain, bool) or not isinstance(gain, Real) or not math.isfinite(gain):
-        raise ValueError(f"gain must be a finite number, got {gain!r}")
-    if isinstance(eps, bool) or not isinstance(eps, Real) or not (math.isfinite(eps) and eps >= 0):
+    for value, name in ((gain, "gain"), (eps, "eps")):
+        if isinstance(value, bool) or not isinstance(value, Real):
+            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not math.isfinite(gain):
+        raise ValueError(f"gain must be finite, got {gain!r}")
+    if not (math.isfinite(eps) and eps >= 0):
         raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
     d = arr.shape[in_axis]
     try:

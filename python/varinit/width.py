@@ -35,7 +35,9 @@ learning rate."""
 
 
 def _width(value, name):
-    if isinstance(value, bool) or not isinstance(value, Real) or not (math.isfinite(value) and value > 0):
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
 
@@ -77,8 +79,10 @@ def mup_init_(tensor, kind, base_width, width, gain=1.0, generator=None, **layou
 
         >>> w_out = varinit.mup_init_(np.empty((10, 1024), np.float32), "output", 256, 1024)
     """
-    if isinstance(gain, bool) or not isinstance(gain, Real) or not math.isfinite(gain):
-        raise ValueError(f"gain must be a finite number, got {gain!r}")
+    if isinstance(gain, bool) or not isinstance(gain, Real):
+        raise TypeError(f"gain must be a real number, got {type(gain).__name__}")
+    if not math.isfinite(gain):
+        raise ValueError(f"gain must be finite, got {gain!r}")
     var_factor = mup_scales(kind, base_width, width).init_var
     arr = as_array(tensor)
     plan = weight_plan(arr.shape, **layout)
