@@ -14,6 +14,7 @@ sigmoid is not centered) and leaky_relu (torch: sqrt(2 / (1 + s^2)), the same
 value).
 """
 import math
+from collections import namedtuple
 from numbers import Real
 
 import numpy as np
@@ -178,23 +179,30 @@ def _central_difference(fn, breakpoints):
     return derivative
 
 
-def resolve(activation, param=None, breakpoints=None):
-    """(f, f', kinks) for a name or a callable; all three work on float64 arrays.
+Activation = namedtuple("Activation", ["fn", "derivative", "kinks", "adaptive"])
+Activation.__doc__ = """f and f' on float64 arrays, the x where they kink, and whether
+expectations must refine adaptively (a callable's kinks are only a guess)."""
 
-    A callable's derivative is a central difference; its kinks default to (0,).
+
+def resolve(activation, param=None, breakpoints=None):
+    """Activation(f, f', kinks, adaptive) for a name or a callable.
+
+    A callable's derivative is a central difference; its kinks default to (0,)
+    and its expectations are adaptive. A name's kinks are exact, so its
+    expectations use the fixed panel rule (three times fewer evaluations).
     """
     if isinstance(activation, str):
         key = _canonical(activation)
         if breakpoints is not None:
             raise ValueError("breakpoints apply to callables only; named activations know theirs")
         f, df = _table(key, _param(key, param))
-        return f, df, KINKS.get(key, ())
+        return Activation(f, df, KINKS.get(key, ()), False)
     if callable(activation):
         if param is not None:
             raise ValueError("param applies to named activations; bind it into the callable instead")
         kinks = (0.0,) if breakpoints is None else tuple(float(b) for b in breakpoints)
         f = as_vectorized(activation, "activation")
-        return f, _central_difference(f, kinks), kinks
+        return Activation(f, _central_difference(f, kinks), kinks, True)
     raise TypeError(f"activation must be a name (str) or a callable, got {type(activation).__name__}")
 
 
@@ -206,22 +214,23 @@ def activation_fn(activation, param=None):
         >>> varinit.activation_fn("leaky_relu", 0.2)(np.array([-1.0, 2.0]))
         array([-0.2,  2. ])
     """
-    return resolve(activation, param)[0]
+    return resolve(activation, param).fn
 
 
 def activation_derivative(activation, param=None):
     """f' for an activation name (closed form) or a callable (central difference)."""
-    return resolve(activation, param)[1]
+    return resolve(activation, param).derivative
 
 
 def second_moment(activation, q=1.0, param=None, *, breakpoints=None):
     """E[f(sqrt(q) z)^2], z ~ N(0, 1)."""
-    f, _, kinks = resolve(activation, param, breakpoints)
-    return _expect_square(f, q, kinks)
+    spec = resolve(activation, param, breakpoints)
+    return mean_square(spec.fn, q, spec)
 
 
-def _expect_square(f, q, kinks):
-    return expectation(lambda x: f(x) ** 2, q, kinks)
+def mean_square(g, q, spec):
+    """E[g(sqrt(q) z)^2] with the panels (and adaptivity) of the activation `spec`."""
+    return expectation(lambda x: g(x) ** 2, q, spec.kinks, adaptive=spec.adaptive)
 
 
 def gain(activation, param=None, *, breakpoints=None):
