@@ -158,6 +158,22 @@ def test_phase_balanced_conv_transpose_has_no_checkerboard():
     np.testing.assert_allclose(conv.weight.detach().numpy(), again * factors, rtol=1e-6)
 
 
+def test_phase_balanced_with_dilation_on_a_real_module():
+    # k = 4, s = 3, d = 2: tap offsets 0, 2, 4, 6 fall on phases 0, 2, 1, 0 -> 2, 1, 1 taps
+    c = 192
+    conv = nn.ConvTranspose1d(c, c, 4, stride=3, dilation=2, bias=False)
+    varinit.kaiming_normal_(conv.weight, nonlinearity="linear", layer="conv_transpose", stride=3,
+                            dilation=2, phase_balanced=True, generator=12)
+    g = torch.Generator().manual_seed(13)
+    x = torch.randn(8, c, 64, generator=g)
+    with torch.no_grad():
+        y = conv(x)[:, :, 6:-6]          # interior; 6 = d (k - 1) is a multiple of s
+    var = [float(y[:, :, r::3].pow(2).mean()) for r in range(3)]
+    # per phase: one-tap phases spread sqrt(2 / (C_in C_out)) = 0.0074; 6 of those + sampling
+    tol = 6 * math.sqrt(2 / (c * c)) + 6 * math.sqrt(2 / (8 * c * 17))
+    assert all(abs(v - 1) < tol for v in var), var
+
+
 def test_phase_balanced_regions_match_whole_fill():
     whole = varinit.xavier_uniform_(np.empty((6, 4, 5, 3), np.float32), layer="conv_transpose", stride=(2, 3),
                                     phase_balanced=True, generator=9)
@@ -169,6 +185,14 @@ def test_phase_balanced_regions_match_whole_fill():
     np.testing.assert_array_equal(varinit.layer_variance.phase_scale((4, 6), (2, 3)), np.ones((4, 6)))
     # mean squared multiplier is 1 when k >= s: the overall weight variance is unchanged
     assert np.mean(varinit.layer_variance.phase_scale((5, 3), (2, 2), dilation=(1, 1)) ** 2) == pytest.approx(1)
+    # dilation is accepted for conv layers (no fan change) and drives the phases
+    plain = varinit.kaiming_normal_(np.empty((4, 4, 3, 3)), layer="conv", dilation=(2, 2), generator=1)
+    np.testing.assert_array_equal(plain, varinit.kaiming_normal_(np.empty((4, 4, 3, 3)), layer="conv", generator=1))
+    # k = 3, s = 2, d = 2: all taps land on phase 0 (odd outputs get none), so each of
+    # them gets (k/s)/3 = 0.5 of the variance: the even outputs then have variance 1
+    np.testing.assert_allclose(varinit.layer_variance.phase_scale((3,), 2, dilation=2) ** 2, [0.5, 0.5, 0.5])
+    with pytest.raises(ValueError, match="dilation applies to layer='conv' or 'conv_transpose'"):
+        varinit.kaiming_normal_(np.empty((4, 4)), dilation=2)
     with pytest.raises(ValueError, match="phase_balanced=True applies to layer='conv_transpose'"):
         varinit.kaiming_normal_(np.empty((4, 4, 3, 3)), layer="conv", phase_balanced=True)
 

@@ -9,7 +9,8 @@ paper, with tanh at the critical point) trainable.
 """
 import numpy as np
 
-from ._targets import as_array
+from ._targets import as_array, is_torch_tensor
+from .generator import Generator, resolve
 from .init import orthogonal_
 
 
@@ -29,7 +30,10 @@ def delta_orthogonal_(tensor, gain=1.0, generator=None):
     if arr.ndim not in (3, 4, 5):
         raise ValueError(f"delta_orthogonal_ expects a conv weight with 3, 4 or 5 dimensions, got {arr.ndim}")
     center = np.zeros(arr.shape[:2], np.float64)
-    orthogonal_(center, gain, generator)
+    # the key comes from the target's side (torch's generator for a torch tensor, as
+    # every varinit fill), then the NumPy staging matrix is filled from that stream
+    key, stream = resolve(generator, is_torch_tensor(tensor))
+    orthogonal_(center, gain, Generator(key).set_state((key, stream)))
     if arr.size == 0:
         return tensor
     arr[...] = 0

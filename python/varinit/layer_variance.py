@@ -108,14 +108,16 @@ def weight_plan(shape, *, keep_prob=1.0, density=1.0, input_var=1.0, phase_balan
     if not isinstance(phase_balanced, (bool, np.bool_)):
         raise TypeError(f"phase_balanced must be True or False, got {phase_balanced!r}")
     fan_in, fan_out = fans(shape, **layout)
+    if layout.get("layer") in ("conv", "conv_transpose"):
+        _per_axis(dilation, len(shape) - 2, "dilation")  # accepted; it changes no fan
+    elif dilation != 1:
+        raise ValueError("dilation applies to layer='conv' or 'conv_transpose'")
     tap_scale = None
     if phase_balanced:
         if layout.get("layer") != "conv_transpose":
             raise ValueError("phase_balanced=True applies to layer='conv_transpose' only")
         factor = phase_scale(tuple(shape)[2:], layout.get("stride", 1), dilation)
         tap_scale = factor.reshape((1, 1) + factor.shape)
-    elif dilation != 1:
-        raise ValueError("dilation only matters with phase_balanced=True (it does not change fans)")
     return WeightPlan(fan_in * density, fan_out * density, keep_prob / input_var, tap_scale)
 
 
