@@ -222,3 +222,8 @@ def test_fused_qkv_and_lstm_blocks():
     w = lstm.weight_hh_l0.detach().double().numpy()
     np.testing.assert_allclose(w.T @ w, np.eye(hidden), atol=1e-5)
     assert np.abs(w[:hidden] @ w[:hidden].T - np.eye(hidden)).max() > 0.1
+    gru = nn.GRU(64, hidden)
+    assert varinit.fans(gru.weight_hh_l0.shape, blocks=3) == (hidden, hidden)
+    varinit.orthogonal_(gru.weight_hh_l0, blocks=3, generator=14)
+    for b in np.split(gru.weight_hh_l0.detach().double().numpy(), 3):
+        np.testing.assert_allclose(b @ b.T, np.eye(hidden), atol=1e-5)

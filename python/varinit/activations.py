@@ -6,9 +6,9 @@ Gaussians (He et al. 2015 for ReLU; the same rule for any f). The expectation
 is a quadrature (varinit.gaussian), exact to ~1e-13, not a table.
 
 It differs from torch's `calculate_gain` (varinit.calculate_gain) where torch
-uses another criterion: tanh 5/3 (a heuristic for saturated tanh; the second
-moment rule gives 1.5925), selu 3/4 (chosen in torch to suit self-normalizing
-nets with linear-type fans; the second moment rule gives 1, since SELU's
+uses another criterion: tanh 5/3 (a heuristic; the second moment rule gives
+1.5925), selu 3/4 (torch trades the self-normalizing fixed point for steadier
+gradients in rectangular layers; the second moment rule gives 1, since SELU's
 constants make E[selu(z)^2] = 1), sigmoid 1 (the rule gives 1.8462, as
 sigmoid is not centered) and leaky_relu (torch: sqrt(2 / (1 + s^2)), the same
 value).
