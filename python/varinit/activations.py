@@ -19,7 +19,7 @@ from numbers import Real
 
 import numpy as np
 
-from .gaussian import as_vectorized, expectation
+from .gaussian import as_vectorized, check_breakpoints, expectation
 from .gains import LINEAR_FNS
 
 # Klambauer et al. (2017), the fixed point (mean 0, variance 1) of SELU nets.
@@ -200,7 +200,7 @@ def resolve(activation, param=None, breakpoints=None):
     if callable(activation):
         if param is not None:
             raise ValueError("param applies to named activations; bind it into the callable instead")
-        kinks = (0.0,) if breakpoints is None else tuple(float(b) for b in breakpoints)
+        kinks = (0.0,) if breakpoints is None else tuple(check_breakpoints(breakpoints))
         f = as_vectorized(activation, "activation")
         return Activation(f, _central_difference(f, kinks), kinks, True)
     raise TypeError(f"activation must be a name (str) or a callable, got {type(activation).__name__}")
@@ -218,12 +218,24 @@ def activation_fn(activation, param=None):
 
 
 def activation_derivative(activation, param=None):
-    """f' for an activation name (closed form) or a callable (central difference)."""
+    """f' for an activation name (closed form) or a callable (5-point central difference).
+
+    Example::
+
+        >>> varinit.activation_derivative("tanh")(np.zeros(2))
+        array([1., 1.])
+    """
     return resolve(activation, param).derivative
 
 
 def second_moment(activation, q=1.0, param=None, *, breakpoints=None):
-    """E[f(sqrt(q) z)^2], z ~ N(0, 1)."""
+    """E[f(sqrt(q) z)^2], z ~ N(0, 1): the second moment of f at pre-activation variance q.
+
+    Example::
+
+        >>> varinit.second_moment("relu", q=4.0)     # q / 2
+        2.0
+    """
     spec = resolve(activation, param, breakpoints)
     return mean_square(spec.fn, q, spec)
 

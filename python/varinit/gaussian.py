@@ -122,7 +122,7 @@ def _check_q(q):
     return q
 
 
-def _check_breakpoints(breakpoints):
+def check_breakpoints(breakpoints):
     try:
         points = [float(b) for b in breakpoints]
     except (TypeError, ValueError):
@@ -138,7 +138,7 @@ def panel_edges(q, breakpoints=(0.0,)):
     edges = [np.arange(-Z_LIMIT, Z_LIMIT + Z_PANEL / 2, Z_PANEL)]
     x_edges = np.arange(-X_LIMIT, X_LIMIT + X_PANEL / 2, X_PANEL) / root
     edges.append(x_edges[np.abs(x_edges) < Z_LIMIT])
-    kinks = np.array(_check_breakpoints(breakpoints), dtype=np.float64) / root
+    kinks = np.array(check_breakpoints(breakpoints), dtype=np.float64) / root
     edges.append(kinks[np.abs(kinks) < Z_LIMIT])
     cuts = np.unique(np.concatenate(edges))
     cuts = cuts[np.concatenate(([True], np.diff(cuts) > 1e-13))]
