@@ -130,7 +130,7 @@ def criticality(activation, sigma_w, sigma_b=0.0, param=None, *, q0=1.0, breakpo
         >>> varinit.criticality("tanh", 1.5, 0.05)
         Criticality(q_star=..., chi1=...)
         >>> varinit.criticality("relu", 2 ** 0.5).chi1
-        1.0000000000000004
+        1.0000000000000002
     """
     sigma_w = _positive(sigma_w, "sigma_w")
     sigma_b = _positive(sigma_b, "sigma_b", allow_zero=True)
