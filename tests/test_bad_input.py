@@ -14,6 +14,7 @@ import torch
 import varinit
 
 GOOD = (4, 6)
+WHITENING_COV = np.eye(6) + 0.5 * np.ones((6, 6))
 # name -> (a valid shape, valid keyword arguments)
 SPECS = {
     "uniform_": (GOOD, dict(a=-1.0, b=1.0)),
@@ -33,12 +34,25 @@ SPECS = {
     "variance_scaling_": (GOOD, dict(scale=1.0, mode="fan_in", distribution="truncated_normal")),
     "lecun_normal_": (GOOD, {}),
     "lecun_uniform_": (GOOD, {}),
+    # architecture recipes that fill an array
+    "attention_qk_": ((8, 6), dict(d_head=4)),
+    "delta_orthogonal_": ((4, 4, 3, 3), dict(gain=1.0)),
+    "whitening_": (GOOD, dict(cov=WHITENING_COV)),
+    "identity_": (GOOD, dict(noise_std=0.01)),
+    "mup_init_": (GOOD, dict(kind="hidden", base_width=4, width=8)),
+    "optimistic_bias_": ((5,), dict(value=1.0)),
+    "prior_bias_": ((5,), dict(prior=0.1)),
 }
+# these take a module (a residual branch, a norm layer), not an array
+MODULE_FUNCTIONS = {"zero_gamma_", "zero_branch_output_"}
 ALL = sorted(SPECS)
-RANDOM = [n for n in ALL if n not in ("constant_", "ones_", "zeros_", "eye_", "dirac_")]
+RANDOM = [n for n in ALL if n not in ("constant_", "ones_", "zeros_", "eye_", "dirac_",
+                                     "optimistic_bias_", "prior_bias_")]
 FAN_BASED = ["kaiming_normal_", "kaiming_uniform_", "lecun_normal_", "lecun_uniform_",
              "variance_scaling_", "xavier_normal_", "xavier_uniform_"]
-REGION_KEYWORDS = [n for n in RANDOM if n not in ("orthogonal_", "sparse_")]
+REGION_KEYWORDS = ["kaiming_normal_", "kaiming_uniform_", "lecun_normal_", "lecun_uniform_",
+                   "normal_", "trunc_normal_", "uniform_", "variance_scaling_",
+                   "xavier_normal_", "xavier_uniform_"]
 FAN_MESSAGE = "Fan in and fan out can not be computed for tensor with fewer than 2 dimensions"
 
 
@@ -75,7 +89,7 @@ def assert_refused(target, error, match, name, **override):
 
 def test_every_public_function_is_covered():
     public = {n for n in varinit.__all__ if n.endswith("_")}
-    assert public == set(SPECS)
+    assert public == set(SPECS) | MODULE_FUNCTIONS
 
 
 # ---- targets that cannot be filled ------------------------------------------------
@@ -216,7 +230,7 @@ VALUE_ERRORS = [  # (function, keyword overrides, pattern of the message)
     ("xavier_normal_", dict(gain=NAN), "gain"),
     ("kaiming_uniform_", dict(mode="fan_avg"), "Mode fan_avg not supported"),
     ("kaiming_normal_", dict(mode="in"), "Mode in not supported"),
-    ("kaiming_uniform_", dict(nonlinearity="gelu"), "Unsupported nonlinearity gelu"),
+    ("kaiming_uniform_", dict(nonlinearity="no_such_fn"), "Unsupported nonlinearity no_such_fn"),
     ("kaiming_normal_", dict(nonlinearity="ReLU"), "Unsupported nonlinearity ReLU"),
     ("kaiming_normal_", dict(a="x"), "negative_slope"),
     ("orthogonal_", dict(gain=NAN), "gain"),

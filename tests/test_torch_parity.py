@@ -232,7 +232,7 @@ ERROR_CASES = [  # (id, call(init module, make tensor)); torch raises -> ours ra
     ("kaiming_uniform_1d", lambda m, t: m.kaiming_uniform_(t(5))),
     ("kaiming_normal_0d", lambda m, t: m.kaiming_normal_(t())),
     ("kaiming_bad_mode", lambda m, t: m.kaiming_normal_(t(3, 4), mode="fan_avg")),
-    ("kaiming_bad_nonlinearity", lambda m, t: m.kaiming_uniform_(t(3, 4), nonlinearity="gelu")),
+    ("kaiming_bad_nonlinearity", lambda m, t: m.kaiming_uniform_(t(3, 4), nonlinearity="no_such_fn")),
     ("kaiming_bad_slope", lambda m, t: m.kaiming_uniform_(t(3, 4), a="x")),
     ("xavier_uniform_1d", lambda m, t: m.xavier_uniform_(t(5))),
     ("xavier_normal_1d", lambda m, t: m.xavier_normal_(t(5))),

@@ -3,12 +3,21 @@ fast C core whose values are the same bits on every machine.
 
 The torch.nn.init names (uniform_, normal_, trunc_normal_, kaiming_normal_,
 xavier_uniform_, orthogonal_, ...) fill NumPy arrays and PyTorch CPU tensors;
-variance_scaling_ and lecun_* follow Keras/JAX; fans() computes fans per layer.
+variance_scaling_ and lecun_* follow Keras/JAX; fans() computes fans per layer;
+gain() and criticality() handle any activation; depth_scale, attention_qk_,
+mup_init_, whitening_, delta_orthogonal_ and friends are architecture recipes.
 """
+from types import ModuleType as _ModuleType
+
 from . import _core
+from .activations import activation_derivative, activation_fn, gain, second_moment
+from .attention import attention_qk_, attention_qk_std
+from .delta_orthogonal import delta_orthogonal_
 from .fans import fans
 from .gains import calculate_gain
+from .gaussian import gaussian_expectation
 from .generator import Generator, NamedStream, default_generator, initial_seed, manual_seed
+from .heads import optimistic_bias_, prior_bias_
 from .init import (
     constant_,
     dirac_,
@@ -28,38 +37,27 @@ from .init import (
     xavier_uniform_,
     zeros_,
 )
+from .mean_field import Criticality, critical_sigma_w, criticality
+from .residual import (
+    DeepNormEncoderDecoder,
+    DeepNormScales,
+    TFixupScales,
+    branch_scale,
+    depth_scale,
+    identity_,
+    zero_branch_output_,
+    zero_gamma_,
+)
+from .whitening import whitening_
+from .width import MupScales, mup_init_, mup_scales
 
 __version__ = "0.1.0"
 STREAM_VERSION = _core.STREAM_VERSION
 isa = _core.isa
 cpu_features = _core.cpu_features
 
-__all__ = [
-    "calculate_gain",
-    "constant_",
-    "cpu_features",
-    "default_generator",
-    "dirac_",
-    "eye_",
-    "fans",
-    "Generator",
-    "initial_seed",
-    "isa",
-    "kaiming_normal_",
-    "kaiming_uniform_",
-    "lecun_normal_",
-    "lecun_uniform_",
-    "manual_seed",
-    "NamedStream",
-    "normal_",
-    "ones_",
-    "orthogonal_",
-    "sparse_",
-    "STREAM_VERSION",
-    "trunc_normal_",
-    "uniform_",
-    "variance_scaling_",
-    "xavier_normal_",
-    "xavier_uniform_",
-    "zeros_",
-]
+# Everything imported above that is not a submodule is the public API.
+__all__ = sorted(
+    name for name, value in globals().items()
+    if not name.startswith("_") and not isinstance(value, _ModuleType)
+)

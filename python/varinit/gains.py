@@ -8,6 +8,7 @@ LINEAR_FNS = (
     "linear", "conv1d", "conv2d", "conv3d",
     "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
 )
+TORCH_GAIN_NAMES = LINEAR_FNS + ("sigmoid", "tanh", "relu", "leaky_relu", "selu")
 
 
 def calculate_gain(nonlinearity, param=None):
