@@ -6,8 +6,10 @@ xavier_uniform_, orthogonal_, ...) fill NumPy arrays and PyTorch CPU tensors;
 variance_scaling_ and lecun_* follow Keras/JAX; fans() computes fans per layer.
 """
 from . import _core
+from .activations import activation_derivative, activation_fn, gain, second_moment
 from .fans import fans
 from .gains import calculate_gain
+from .gaussian import gaussian_expectation
 from .generator import Generator, NamedStream, default_generator, initial_seed, manual_seed
 from .init import (
     constant_,
@@ -28,12 +30,15 @@ from .init import (
     xavier_uniform_,
     zeros_,
 )
+from .mean_field import Criticality, critical_sigma_w, criticality
 
 __version__ = "0.1.0"
 STREAM_VERSION = _core.STREAM_VERSION
 isa = _core.isa
 
 __all__ = [
+    "Criticality", "activation_derivative", "activation_fn", "critical_sigma_w", "criticality",
+    "gain", "gaussian_expectation", "second_moment",
     "Generator", "NamedStream", "STREAM_VERSION", "calculate_gain", "constant_", "default_generator",
     "dirac_", "eye_", "fans", "initial_seed", "isa", "kaiming_normal_", "kaiming_uniform_",
     "lecun_normal_", "lecun_uniform_", "manual_seed", "normal_", "ones_", "orthogonal_",

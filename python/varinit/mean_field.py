@@ -1,0 +1,185 @@
+"""Mean-field signal propagation: the variance fixed point q* and the slope chi1.
+
+A wide fully connected net with weights N(0, sigma_w^2 / fan_in) and biases
+N(0, sigma_b^2) maps the pre-activation variance of one layer to the next by
+(Poole et al. 2016, eq. 3)
+
+    q_{l+1} = V(q_l) = sigma_w^2 E[f(sqrt(q_l) z)^2] + sigma_b^2,   z ~ N(0, 1).
+
+Its stable fixed point q* is the variance deep layers settle at. The slope of
+the correlation map at c = 1 (Poole et al. 2016, eq. 7; Schoenholz et al.
+2017) is
+
+    chi1 = sigma_w^2 E[f'(sqrt(q*) z)^2];
+
+chi1 < 1: ordered (correlations converge, gradients vanish), chi1 > 1: chaotic
+(gradients explode); chi1 = 1 is the edge of chaos that deep nets train at.
+"""
+import math
+from collections import namedtuple
+from numbers import Real
+
+import numpy as np
+
+from .activations import resolve
+from .gaussian import normal_nodes
+
+Criticality = namedtuple("Criticality", ["q_star", "chi1"])
+Criticality.__doc__ = """(q_star, chi1); q_star is 0.0 (the signal dies) or math.inf
+(it explodes) when V has no positive finite stable fixed point in that direction."""
+
+# q* outside [Q_DEAD, Q_EXPLODED] is reported as 0 / inf: at those scales a net
+# of any practical depth has lost its signal or overflowed float32 long before.
+Q_DEAD = 1e-30
+Q_EXPLODED = 1e30
+# chi1 at q* = 0 or inf is the limit of chi1(q) there, evaluated at these q.
+Q_LIMIT_LOW = 1e-24
+Q_LIMIT_HIGH = 1e24
+# |V(q) - q| <= MARGINAL_RTOL q counts as V(q) = q: ReLU at sigma_w = sqrt(2),
+# sigma_b = 0 has V(q) = q for every q, up to the rounding of sigma_w^2.
+MARGINAL_RTOL = 1e-12
+SEARCH_FACTOR = 8.0
+
+
+def _positive(value, name, allow_zero=False):
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    ok = value >= 0 if allow_zero else value > 0
+    if not (ok and math.isfinite(value)):
+        raise ValueError(f"{name} must be finite and {'>=' if allow_zero else '>'} 0, got {value}")
+    return value
+
+
+def _moment(fn, q, kinks):
+    x, w = normal_nodes(q, kinks)
+    values = fn(x)
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"the activation is not finite at x = {x[~np.isfinite(values)][0]!r}")
+    return float(np.dot(w, values * values))
+
+
+def _illinois(fn, lo, hi, f_lo, f_hi, rtol):
+    """Root of fn in [lo, hi], f_lo and f_hi of opposite signs (Illinois regula falsi)."""
+    side = 0
+    for _ in range(200):
+        mid = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
+        if not lo < mid < hi:
+            mid = 0.5 * (lo + hi)
+        f_mid = fn(mid)
+        if f_mid == 0:
+            return mid
+        if (f_mid > 0) == (f_hi > 0):
+            hi, f_hi = mid, f_mid
+            if side == 1:
+                f_lo *= 0.5
+            side = 1
+        else:
+            lo, f_lo = mid, f_mid
+            if side == -1:
+                f_hi *= 0.5
+            side = -1
+        if hi - lo <= rtol * max(abs(lo), abs(hi)):
+            break
+    return 0.5 * (lo + hi)
+
+
+def _fixed_point(f, kinks, sigma_w, sigma_b, q0):
+    """The fixed point of V reached from q0 (V is increasing in q for the usual f)."""
+    sw2, sb2 = sigma_w * sigma_w, sigma_b * sigma_b
+
+    def excess(log_q):  # V(q) / q - 1: same sign as V(q) - q, well scaled at any q
+        q = math.exp(log_q)
+        return (sw2 * _moment(f, q, kinks) + sb2) / q - 1.0
+
+    t0 = math.log(q0)
+    e0 = excess(t0)
+    if abs(e0) <= MARGINAL_RTOL:
+        return q0
+    step = math.log(SEARCH_FACTOR) if e0 > 0 else -math.log(SEARCH_FACTOR)
+    t, e = t0, e0
+    while (e > 0) == (e0 > 0):
+        t_next = t + step
+        if t_next > math.log(Q_EXPLODED):
+            return math.inf
+        if t_next < math.log(Q_DEAD):
+            return 0.0
+        t_prev, e_prev = t, e
+        t, e = t_next, excess(t_next)
+    lo, hi, f_lo, f_hi = (t_prev, t, e_prev, e) if step > 0 else (t, t_prev, e, e_prev)
+    return math.exp(_illinois(excess, lo, hi, f_lo, f_hi, 1e-15))
+
+
+def _chi1(df, kinks, sigma_w, q_star):
+    q = min(max(q_star, Q_LIMIT_LOW), Q_LIMIT_HIGH)
+    return sigma_w * sigma_w * _moment(df, q, kinks)
+
+
+def criticality(activation, sigma_w, sigma_b=0.0, param=None, *, q0=1.0, breakpoints=None):
+    """Mean-field fixed point q* and slope chi1 = sigma_w^2 E[f'(sqrt(q*) z)^2].
+
+    q* solves q = sigma_w^2 E[f(sqrt(q) z)^2] + sigma_b^2 (Poole et al. 2016),
+    found from q0 (the input variance) in the direction the map moves, so it
+    is the fixed point a deep net starting at q0 approaches. q* = 0.0 when the
+    signal dies (e.g. ReLU with sigma_w < sqrt(2), sigma_b = 0), math.inf when
+    it grows without bound (ReLU with sigma_w > sqrt(2)); chi1 is then the
+    limit of sigma_w^2 E[f'(sqrt(q) z)^2] as q -> 0 or inf. When every q is a
+    fixed point (ReLU, sigma_w = sqrt(2), sigma_b = 0) q* = q0. f' is in
+    closed form for named activations and a 5-point central difference for
+    callables (Schoenholz et al. 2017 for chi1 as the depth scale of
+    correlations).
+
+    Example::
+
+        >>> varinit.criticality("tanh", 1.5, 0.05)
+        Criticality(q_star=..., chi1=...)
+        >>> varinit.criticality("relu", 2 ** 0.5).chi1
+        1.0000000000000004
+    """
+    sigma_w = _positive(sigma_w, "sigma_w")
+    sigma_b = _positive(sigma_b, "sigma_b", allow_zero=True)
+    q0 = _positive(q0, "q0")
+    f, df, kinks = resolve(activation, param, breakpoints)
+    q_star = _fixed_point(f, kinks, sigma_w, sigma_b, q0)
+    return Criticality(q_star, _chi1(df, kinks, sigma_w, q_star))
+
+
+def critical_sigma_w(activation, sigma_b=0.0, param=None, *, q0=1.0, breakpoints=None):
+    """The sigma_w at which chi1 = 1 (the edge of chaos) for this sigma_b.
+
+    Solved by bracketing and regula falsi in sigma_w, each step solving q*
+    (see criticality). relu: sqrt(2) for any sigma_b; tanh, sigma_b = 0: 1.
+    Where chi1 - 1 only touches 0 quadratically (tanh, sigma_b = 0, from
+    above) the answer is accurate to ~1e-7 instead of ~1e-12.
+
+    Example::
+
+        >>> sw = varinit.critical_sigma_w("tanh", sigma_b=0.3)
+        >>> w = varinit.normal_(np.empty((512, 512)), 0.0, sw / 512 ** 0.5)
+    """
+    sigma_b = _positive(sigma_b, "sigma_b", allow_zero=True)
+    q0 = _positive(q0, "q0")
+    f, df, kinks = resolve(activation, param, breakpoints)
+
+    def excess(sigma_w):
+        return _chi1(df, kinks, sigma_w, _fixed_point(f, kinks, sigma_w, sigma_b, q0)) - 1.0
+
+    lo = hi = 1.0
+    f_lo = f_hi = excess(1.0)
+    if f_hi == 0:
+        return 1.0
+    while f_hi < 0:
+        lo, f_lo, hi = hi, f_hi, hi * 2.0
+        if hi > 1e6:
+            raise ValueError("chi1 stays below 1 for sigma_w up to 1e6: this activation has no critical sigma_w")
+        f_hi = excess(hi)
+    while f_lo > 0:
+        hi, f_hi, lo = lo, f_lo, lo / 2.0
+        if lo < 1e-6:
+            raise ValueError("chi1 stays above 1 for sigma_w down to 1e-6: this activation has no critical sigma_w")
+        f_lo = excess(lo)
+    if f_lo == 0:
+        return lo
+    if f_hi == 0:
+        return hi
+    return _illinois(excess, lo, hi, f_lo, f_hi, 1e-13)
