@@ -4,6 +4,8 @@ fast C core whose values are the same bits on every machine.
 The torch.nn.init names (uniform_, normal_, trunc_normal_, kaiming_normal_,
 xavier_uniform_, orthogonal_, ...) fill NumPy arrays and PyTorch CPU tensors;
 variance_scaling_ and lecun_* follow Keras/JAX; fans() computes fans per layer.
+init_layers, lsuv and weight_norm_init initialize whole NumPy models;
+varinit.torch (imported on first use) does the same for torch.nn.Module.
 """
 from . import _core
 from .activations import activation_derivative, activation_fn, gain, second_moment
@@ -30,7 +32,11 @@ from .init import (
     xavier_uniform_,
     zeros_,
 )
+from .layers import Layer, init_layers
+from .lsuv import LsuvRecord, lsuv
 from .mean_field import Criticality, critical_sigma_w, criticality
+from .schemes import InitRecord
+from .weight_norm import weight_norm_init
 
 __version__ = "0.1.0"
 STREAM_VERSION = _core.STREAM_VERSION
@@ -44,4 +50,15 @@ __all__ = [
     "lecun_normal_", "lecun_uniform_", "manual_seed", "normal_", "ones_", "orthogonal_",
     "sparse_", "trunc_normal_", "uniform_", "variance_scaling_", "xavier_normal_",
     "xavier_uniform_", "zeros_",
+    "InitRecord", "Layer", "LsuvRecord", "init_layers", "lsuv", "weight_norm_init",
 ]
+
+
+def __getattr__(name):
+    # varinit.torch (init_module, lsuv, weight_norm_init on torch.nn.Module)
+    # imports PyTorch, so it is loaded on first use only.
+    if name == "torch":
+        import importlib
+
+        return importlib.import_module(".torch", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
