@@ -64,11 +64,21 @@ class _Moments:
     def unit_means(self):
         return self.total / self.count
 
-    def variance(self):
-        """Variance of all outputs pooled (all units, all batches)."""
+    def variance(self, name):
+        """Variance of all outputs pooled (all units, all batches); a
+        ValueError when it is zero up to rounding (constant outputs), since
+        no rescaling can make it 1."""
         n = self.count * np.size(self.total)
         mean = np.sum(self.total) / n
-        return float(np.sum(self.squares) / n - mean * mean)
+        square = float(np.sum(self.squares) / n)
+        variance = square - mean * mean
+        # E[z^2] - mean^2 in float64 loses ~1e-16 * E[z^2]; float32 outputs are
+        # themselves only good to ~1e-7 relative, so below 1e-12 * E[z^2] it is noise.
+        if not variance > 1e-12 * square:
+            raise ValueError(
+                f"layer {name}: its output has zero variance on the data, so it cannot be rescaled"
+            )
+        return float(variance)
 
 
 def _as_batches(data):
@@ -83,10 +93,6 @@ def _rescale(arrays, factor):
     for arr in arrays:
         if arr is not None:
             arr *= factor
-
-
-def _zero_variance(name):
-    return ValueError(f"layer {name}: its output has zero variance on the data, so it cannot be rescaled")
 
 
 def lsuv(layers, data, *, tol=0.1, max_iter=10, mean_correction=False, orthogonal_init=True,
@@ -134,9 +140,7 @@ def lsuv(layers, data, *, tol=0.1, max_iter=10, mean_correction=False, orthogona
                 outputs = [pre_activation(layer, h) for h in hidden]
                 for z in outputs:
                     moments.add(z, -1)
-            variance = moments.variance()
-            if variance <= 0.0:
-                raise _zero_variance(layer.name)
+            variance = moments.variance(layer.name)
             converged = abs(variance - 1.0) < tol
             if converged or iterations == max_iter:
                 break
@@ -267,9 +271,7 @@ def lsuv_module(model, data, *, tol=0.1, max_iter=10, mean_correction=False, ort
                     if mean_correction and bias is not None and iterations == 0:
                         bias -= moments.unit_means().astype(bias.dtype)
                         moments = _layer_moments(model, module, batches)
-                    variance = moments.variance()
-                    if variance <= 0.0:
-                        raise _zero_variance(name)
+                    variance = moments.variance(name)
                     converged = abs(variance - 1.0) < tol
                     if converged or iterations == max_iter:
                         break
