@@ -62,3 +62,15 @@ def fill_array(arr, dist, p0, p1, p2, p3, key, stream, global_shape=None, start=
         staged = np.empty(arr.shape, dtype=arr.dtype.newbyteorder("="))
         _core.fill(staged, dist, p0, p1, p2, p3, key, stream, global_shape, start)
         arr[...] = staged
+
+
+def dtype_named(dtype):
+    """A NumPy dtype from a dtype or its name ("bfloat16" included); TypeError otherwise."""
+    if isinstance(dtype, str) and dtype == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    try:
+        return np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"dtype must be a NumPy dtype or its name, got {dtype!r}") from exc

@@ -11,8 +11,8 @@ how many other fills happened: workers that each own some parameters agree
 without talking to each other.
 
 Functions that take ``generator=`` accept None, an int seed, a
-`varinit.Generator`, a `numpy.random.Generator` or a `torch.Generator`; see
-`resolve`.
+`varinit.Generator`, `Generator.stream(name)` (or any `Stream`), a
+`numpy.random.Generator` or a `torch.Generator`; see `resolve`.
 """
 import hashlib
 import os
@@ -112,19 +112,18 @@ class Generator:
         return f"varinit.Generator(seed={self._seed}, next_stream={self._next_stream})"
 
 
-class NamedStream:
-    """One stream of a seed, chosen by a name; immutable, picklable, reusable.
+class Stream:
+    """One fixed (key, stream_id) pair: every fill drawn from it uses exactly that stream.
 
-    `key` is the seed (the Philox key); `stream_id` is `named_stream_id(name)`.
-    Every fill drawn from it uses (key, stream_id), whatever came before.
+    Immutable and picklable, so it can be sent to other processes: this is how
+    varinit.dask resolves a generator once and gives every chunk the same stream.
     """
 
-    __slots__ = ("_key", "_name", "_stream_id")
+    __slots__ = ("_key", "_stream_id")
 
-    def __init__(self, seed, name):
-        self._key = check_seed(seed)
-        self._stream_id = named_stream_id(name)
-        self._name = name
+    def __init__(self, key, stream_id):
+        self._key = check_seed(key, "key")
+        self._stream_id = check_seed(stream_id, "stream_id")
 
     @property
     def key(self):
@@ -134,17 +133,37 @@ class NamedStream:
     def stream_id(self):
         return self._stream_id
 
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.__reduce__()[1] == other.__reduce__()[1]
+
+    def __hash__(self):
+        return hash(self.__reduce__())
+
+    def __reduce__(self):
+        return (Stream, (self._key, self._stream_id))
+
+    def __repr__(self):
+        return f"varinit.generator.Stream(key={self._key}, stream_id={self._stream_id})"
+
+
+class NamedStream(Stream):
+    """The stream of a seed chosen by a name: `Generator(seed).stream(name)`.
+
+    `key` is the seed (the Philox key); `stream_id` is `named_stream_id(name)`.
+    Every fill drawn from it uses (key, stream_id), whatever came before.
+    """
+
+    __slots__ = ("_name",)
+
+    def __init__(self, seed, name):
+        super().__init__(check_seed(seed), named_stream_id(name))
+        self._name = name
+
     @property
     def name(self):
         return self._name
-
-    def __eq__(self, other):
-        if not isinstance(other, NamedStream):
-            return NotImplemented
-        return (self._key, self._stream_id, self._name) == (other._key, other._stream_id, other._name)
-
-    def __hash__(self):
-        return hash((self._key, self._stream_id, self._name))
 
     def __reduce__(self):
         return (NamedStream, (self._key, self._name))
@@ -177,8 +196,8 @@ def resolve(generator, target_is_torch):
 
     None: the default generator, except for a torch target, whose key is drawn
     from torch's default generator so that torch.manual_seed governs it.
-    int: a fresh Generator(seed), stream 0. Generator.stream(name): its fixed
-    (key, stream_id), the same at every use. numpy.random.Generator and
+    int: a fresh Generator(seed), stream 0. Generator.stream(name) (or any
+    Stream): its fixed (key, stream_id), the same at every use. numpy.random.Generator and
     torch.Generator: a 64-bit key drawn from them (their state advances).
     """
     if generator is None:
@@ -187,7 +206,7 @@ def resolve(generator, target_is_torch):
         return default_generator.take_stream()
     if isinstance(generator, Generator):
         return generator.take_stream()
-    if isinstance(generator, NamedStream):
+    if isinstance(generator, Stream):
         return generator.key, generator.stream_id
     if isinstance(generator, (int, np.integer)) and not isinstance(generator, (bool, np.bool_)):
         return check_seed(generator, "generator"), 0

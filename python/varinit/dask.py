@@ -1,0 +1,116 @@
+"""Dask arrays of initialized weights whose values do not depend on the chunking.
+
+Each constructor returns a lazy `dask.array.Array`; computing it gives exactly
+the bits of the one-process fill, for every chunking, scheduler and cluster:
+every chunk is a region fill (``global_shape=shape``, ``start=`` the chunk's
+corner) from one stream, resolved once when the graph is built.
+
+Example::
+
+    >>> import varinit.dask
+    >>> w = varinit.dask.kaiming_normal((65536, 8192), chunks=(4096, 8192),
+    ...                                  generator=varinit.Generator(0).stream("lm_head.weight"))
+    >>> w.to_zarr("weights.zarr")   # one aligned chunk per task, no locks
+
+`array.to_zarr(store)` (dask's own, with its default mode "a") writes each
+chunk to its own Zarr chunk without locks when the dask chunks are regular
+(all equal except the last per axis), which "auto" and integer chunks are.
+"""
+import functools
+import warnings
+
+import numpy as np
+
+from . import init
+from ._targets import dtype_named
+from .generator import Stream, resolve
+
+
+def _dask_array_module():
+    try:
+        import dask.array
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "varinit.dask needs dask's array module: pip install 'dask[array]' "
+            "(and 'distributed' for clusters)"
+        ) from exc
+    return dask.array
+
+
+def _fill_chunk(initializer, shape, dtype, stream, kwargs, block_info=None):
+    """One chunk: a region fill of the virtual `shape` tensor at the chunk's corner."""
+    info = block_info[None]
+    start = tuple(lo for lo, _ in info["array-location"])
+    out = np.empty(info["chunk-shape"], dtype)
+    if out.size:
+        initializer(out, generator=stream, global_shape=shape, start=start, **kwargs)
+    return out
+
+
+def _check_arguments(initializer, shape, dtype, stream, kwargs):
+    """Run the initializer on a one-element block so bad arguments fail at build time."""
+    if 0 in shape:
+        probe, start = np.empty(shape, dtype), (0,) * len(shape)
+    else:
+        probe, start = np.empty((1,) * len(shape), dtype), (0,) * len(shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # kaiming_*'s zero-element warning
+        initializer(probe, generator=stream, global_shape=shape, start=start, **kwargs)
+
+
+def _constructor(initializer):
+    """A dask constructor for `initializer` (a varinit in-place init function)."""
+    public = initializer.__name__.rstrip("_")
+
+    def build(shape, chunks="auto", dtype="float32", generator=None, **kwargs):
+        da = _dask_array_module()
+        for reserved in ("global_shape", "start", "tensor"):
+            if reserved in kwargs:
+                raise TypeError(f"{public}() sets {reserved} itself; do not pass it")
+        shape = init._index_tuple(shape, "shape")
+        if any(n < 0 for n in shape):
+            raise ValueError(f"shape must hold non-negative integers, got {shape!r}")
+        dtype = dtype_named(dtype)
+        # The one place the generator is consulted: every chunk gets this stream.
+        stream = Stream(*resolve(generator, False))
+        _check_arguments(initializer, shape, dtype, stream, kwargs)
+        chunks = da.core.normalize_chunks(chunks, shape, dtype=dtype)
+        token = da.core.tokenize(public, shape, chunks, dtype.str, stream.key,
+                                 stream.stream_id, sorted(kwargs.items()))
+        return da.map_blocks(
+            functools.partial(_fill_chunk, initializer, shape, dtype, stream, kwargs),
+            chunks=chunks,
+            dtype=dtype,
+            meta=np.empty((0,) * len(shape), dtype),
+            name=f"varinit-{public}-{token}",
+        )
+
+    build.__name__ = build.__qualname__ = public
+    build.__doc__ = (
+        f"A dask array of `shape` filled as varinit.{initializer.__name__} would fill it in one piece.\n\n"
+        f"chunks: anything dask.array accepts (default \"auto\"); dtype: float16, bfloat16,\n"
+        f"float32 or float64; generator: None, an int seed, a varinit.Generator (one\n"
+        f"stream taken now) or Generator.stream(name); other keywords go to\n"
+        f"varinit.{initializer.__name__}.\n\n"
+        f"Example::\n\n"
+        f"    >>> x = varinit.dask.{public}((1000, 500), chunks=(300, 200), generator=0)\n"
+        f"    >>> x.compute()  # == varinit.{initializer.__name__}(np.empty((1000, 500), np.float32), generator=0)\n"
+    )
+    return build
+
+
+uniform = _constructor(init.uniform_)
+normal = _constructor(init.normal_)
+trunc_normal = _constructor(init.trunc_normal_)
+xavier_uniform = _constructor(init.xavier_uniform_)
+xavier_normal = _constructor(init.xavier_normal_)
+kaiming_uniform = _constructor(init.kaiming_uniform_)
+kaiming_normal = _constructor(init.kaiming_normal_)
+variance_scaling = _constructor(init.variance_scaling_)
+lecun_normal = _constructor(init.lecun_normal_)
+lecun_uniform = _constructor(init.lecun_uniform_)
+
+__all__ = [
+    "kaiming_normal", "kaiming_uniform", "lecun_normal", "lecun_uniform", "normal",
+    "trunc_normal", "uniform", "variance_scaling", "xavier_normal", "xavier_uniform",
+]
