@@ -66,6 +66,19 @@ def test_schemes_conv_layouts_and_residual_scale():
     np.testing.assert_allclose(ortho.weight @ ortho.weight.T, 2.0 * np.eye(64), atol=1e-12)
 
 
+def test_variance_adjustments_on_layers():
+    pruned = Layer(np.empty((256, 400), np.float32), None, "relu", density=0.25, keep_prob=0.8)
+    scaled = Layer(np.empty((256, 300), np.float64), None, "linear", input_var=4.0)
+    ortho = Layer(np.empty((64, 128), np.float64), None, "linear", keep_prob=0.5)
+    report = varinit.init_layers([pruned, scaled], generator=8)
+    # density d: fan_in * d inputs survive; keep_prob multiplies Var; input_var divides it.
+    assert_variance(pruned.weight, 2.0 * 0.8 / (400 * 0.25), "density and keep_prob")
+    assert_variance(scaled.weight, 1.0 / (4.0 * 300), "input_var")
+    assert report[0].fan_in == 100 and "density=0.25" in report[0].rule
+    varinit.init_layers([ortho], scheme="orthogonal", generator=9)
+    np.testing.assert_allclose(ortho.weight @ ortho.weight.T, 0.5 * np.eye(64), atol=1e-12)
+
+
 def test_same_seed_bitwise_and_by_name_independent_of_position():
     a, b = _mlp([20, 30, 40], "tanh"), _mlp([20, 30, 40], "tanh")
     varinit.init_layers(a, generator=11)

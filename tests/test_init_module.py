@@ -121,6 +121,33 @@ def test_strided_transposed_conv_fan_in_and_following_relu():
     assert {r.name: r.fan_in for r in report}["0.weight"] == 256
 
 
+def test_phase_balanced_transposed_conv_and_inferred_dropout():
+    model = torch.nn.Sequential(
+        torch.nn.ConvTranspose2d(64, 64, 3, stride=2),
+        torch.nn.Flatten(), torch.nn.Dropout(0.5), torch.nn.ReLU(), torch.nn.Dropout(0.2),
+        torch.nn.Linear(400, 300), torch.nn.ReLU(),
+        torch.nn.AlphaDropout(0.3), torch.nn.Linear(300, 200),
+    )
+    report = vt.init_module(model, phase_balanced=True, infer_dropout=True, generator=13)
+    # k = 3, s = 2: taps 0 and 2 feed phase 0 (2 taps), tap 1 phase 1 (1 tap); the
+    # per-axis std multipliers sqrt((k/s)/n) are sqrt(3/4) and sqrt(3/2); He's fan_in
+    # = 64 * 9 / 4 = 144.
+    multiplier = {0: 0.75, 1: 1.5, 2: 0.75}
+    w = model[0].weight
+    for i in range(3):
+        for j in range(3):
+            assert_variance(w[:, :, i, j], multiplier[i] * multiplier[j] / 144, f"tap ({i}, {j})")
+    # Inverted dropout p = 0.5 then 0.2 before the Linear (past the ReLU): keep 0.4.
+    assert_variance(model[5].weight, 2.0 * 0.4 / 400, "after dropout")
+    # AlphaDropout keeps the moments: no keep_prob.
+    assert_variance(model[8].weight, 1.0 / 300, "after alpha dropout")
+    rules = {r.name: r.rule for r in report}
+    assert "keep_prob=0.4" in rules["5.weight"] and "phase-balanced" in rules["0.weight"]
+    plain = torch.nn.Sequential(torch.nn.Dropout(0.5), torch.nn.Linear(400, 300))
+    vt.init_module(plain, generator=14)
+    assert_variance(plain[1].weight, 1.0 / 400, "infer_dropout off by default")
+
+
 def test_multihead_attention_packed_blocks_have_their_own_fans():
     model = torch.nn.MultiheadAttention(96, 4, add_bias_kv=True)
     with torch.no_grad():

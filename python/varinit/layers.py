@@ -11,6 +11,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ._targets import as_array
+from .layer_variance import ADJUSTMENT_KEYWORDS, LAYOUT_KEYWORDS
 from .activations import activation_fn
 from .schemes import (
     activation_gain,
@@ -36,6 +37,11 @@ class Layer:
     name: the layer's name in the report and for name-keyed streams
         (default: its index).
     layer, groups, stride, blocks, in_axis, out_axis: varinit.fans keywords.
+    keep_prob, density, input_var, phase_balanced, dilation: the
+        variance-aware keywords of the fan-based inits
+        (varinit.layer_variance): inverted dropout on the inputs, the kept
+        fraction of a pruned weight, the inputs' variance, equal variance for
+        every output phase of a strided transposed convolution.
     g: weight-norm scale, one entry per output unit, or None. With it the layer
         computes g * (v / ||v||) x + b, v = weight, the norm taken per output
         unit (Salimans & Kingma 2016); without it, weight x + b.
@@ -58,12 +64,17 @@ class Layer:
     blocks: int = 1
     in_axis: Any = None
     out_axis: Any = None
+    keep_prob: float = 1.0
+    density: float = 1.0
+    input_var: float = 1.0
+    phase_balanced: bool = False
+    dilation: Any = 1
     g: Any = None
     residual: bool = False
 
     def layout(self):
-        """The varinit.fans keywords of this layer."""
-        return {key: getattr(self, key) for key in ("layer", "groups", "stride", "blocks", "in_axis", "out_axis")
+        """The fan and variance keywords of this layer (those not at their default)."""
+        return {key: getattr(self, key) for key in LAYOUT_KEYWORDS + ADJUSTMENT_KEYWORDS
                 if getattr(self, key) != Layer.__dataclass_fields__[key].default}
 
     def activation_spec(self):

@@ -15,14 +15,17 @@ unless the layer closes a residual branch), each weight entry has variance:
                                           entry then has Var = (s g)^2 / max(rows, cols)
 
 drawn from `distribution` "normal", "uniform" or "truncated_normal" (cut at
-+-2 of its own std, rescaled so the sample std is sqrt(Var), as Keras).
++-2 of its own std, rescaled so the sample std is sqrt(Var), as Keras). The
+variance-aware keywords of the fan-based inits (keep_prob, density,
+input_var, phase_balanced; varinit.layer_variance) apply on top: fans are
+multiplied by density and Var by keep_prob / input_var.
 """
 import functools
 import math
 from typing import NamedTuple, Optional, Union
 
 from .activations import gain
-from .fans import fans
+from .layer_variance import weight_plan
 from .generator import Generator, default_generator, resolve
 from .init import constant_, normal_, orthogonal_, variance_scaling_
 
@@ -120,11 +123,14 @@ def fill_weight(tensor, name, *, scheme, activation, mode, distribution, residua
     blocks = layout.get("blocks", 1)
     residual = f", residual x{residual_scale:.6g}" if residual_scale != 1.0 else ""
     if scheme == "orthogonal":
+        # Orthogonal rows keep norms, so only keep_prob / input_var can change the scale.
+        scale *= math.sqrt(layout.get("keep_prob", 1.0) / layout.get("input_var", 1.0))
         orthogonal_(tensor, gain=scale, generator=generator, blocks=blocks)
         rows, cols = tensor.shape[0] // blocks, math.prod(tensor.shape[1:])
         rule = f"orthogonal, gain({label})={g:.6g}" + (f", {blocks} blocks" if blocks > 1 else "")
         return InitRecord(name, rule + residual, None, None, scale / math.sqrt(max(rows, cols)))
-    fan_in, fan_out = fans(tuple(tensor.shape), **layout)
+    plan = weight_plan(tuple(tensor.shape), **layout)
+    fan_in, fan_out = plan.fan_in, plan.fan_out
     if scheme == "kaiming":
         variance_mode, denominator, variance_scale = mode, (fan_in if mode == "fan_in" else fan_out), scale**2
         what = f"kaiming {distribution} {mode}, gain({label})={g:.6g}"
@@ -137,7 +143,13 @@ def fill_weight(tensor, name, *, scheme, activation, mode, distribution, residua
     variance_scaling_(tensor, variance_scale, variance_mode, distribution, generator, **layout)
     if blocks > 1:
         what += f", {blocks} blocks"
-    return InitRecord(name, what + residual, fan_in, fan_out, math.sqrt(variance_scale / denominator))
+    for key in ("keep_prob", "density", "input_var"):
+        if layout.get(key, 1.0) != 1.0:
+            what += f", {key}={layout[key]:.6g}"
+    if layout.get("phase_balanced"):
+        what += ", phase-balanced taps"
+    std = math.sqrt(variance_scale * plan.variance_factor / denominator)
+    return InitRecord(name, what + residual, fan_in, fan_out, std)
 
 
 def fill_orthogonal(tensor, name, *, blocks, generator):

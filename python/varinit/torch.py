@@ -162,11 +162,40 @@ def _inferred_activations(model):
     return found
 
 
+# Inverted dropout: scales kept inputs by 1/(1-p), raising their second moment by
+# the same factor. AlphaDropout keeps the moments and is left out on purpose.
+_INVERTED_DROPOUT = (torch.nn.Dropout, torch.nn.Dropout1d, torch.nn.Dropout2d, torch.nn.Dropout3d)
+
+
+def _inferred_keep_probs(model):
+    """id(layer) -> keep probability of the inverted dropout on its inputs: the
+    product of 1 - p over the Dropout modules just before it in an
+    nn.Sequential (an elementwise activation or Identity in between keeps
+    the factor; anything else ends the search)."""
+    found = {}
+    for container in model.modules():
+        if not isinstance(container, torch.nn.Sequential):
+            continue
+        children = list(container)
+        for i, child in enumerate(children):
+            if not isinstance(child, _WEIGHT_LAYERS):
+                continue
+            keep = 1.0
+            for before in reversed(children[:i]):
+                if type(before) in _INVERTED_DROPOUT:
+                    keep *= 1.0 - before.p
+                elif not (isinstance(before, torch.nn.Identity) or activation_of_module(before) is not None):
+                    break
+            if keep != 1.0:
+                found[id(child)] = keep
+    return found
+
+
 class _Walk:
     """The state of one init_module call: the choices and the report."""
 
     def __init__(self, *, scheme, mode, distribution, residual_scale, residual_pattern, activation,
-                 activations, embedding_std, by_name, generator):
+                 activations, embedding_std, by_name, generator, phase_balanced):
         self.scheme, self.mode, self.distribution = scheme, mode, distribution
         self.residual_scale = residual_scale
         self.residual_pattern = residual_pattern
@@ -175,7 +204,9 @@ class _Walk:
         self.embedding_std = embedding_std
         self.by_name = by_name
         self.generator = generator
+        self.phase_balanced = phase_balanced
         self.inferred = {}
+        self.keep_probs = {}
         self.report = []
 
     def user_activation(self, name):
@@ -213,10 +244,14 @@ def _full(module_name, param_name):
 def _init_weight_layer(walk, name, module, params):
     if isinstance(module, _CONV_TRANSPOSE):
         layout = {"layer": "conv_transpose", "groups": module.groups, "stride": tuple(module.stride)}
+        if walk.phase_balanced:
+            layout.update(phase_balanced=True, dilation=tuple(module.dilation))
     elif isinstance(module, _CONV):
         layout = {"layer": "conv", "groups": module.groups}
     else:
         layout = {"layer": "linear"}
+    if id(module) in walk.keep_probs:
+        layout["keep_prob"] = walk.keep_probs[id(module)]
     activation = walk.activation_for(name, module)
     for pname, param in params:
         full = _full(name, pname)
@@ -289,7 +324,8 @@ def _handler(module):
 
 def init_module(model, *, scheme="kaiming", activation=None, activations=None, mode="fan_in",
                 distribution="normal", residual_scale=None, residual_pattern=DEFAULT_RESIDUAL_PATTERN,
-                embedding_std=1.0, by_name=False, generator=None):
+                embedding_std=1.0, phase_balanced=False, infer_dropout=False, by_name=False,
+                generator=None):
     """Initialize every parameter of a torch.nn.Module in place; returns the report.
 
     Weights of Linear/Conv/ConvTranspose layers (and the input weights of
@@ -305,6 +341,13 @@ def init_module(model, *, scheme="kaiming", activation=None, activations=None, m
     al. 2019) multiplies the std of the weights of the modules whose names
     match the regular expression `residual_pattern` (default: names ending in
     "c_proj" or "out_proj"); None leaves every std as the scheme gives it.
+
+    phase_balanced=True gives every transposed convolution's output phases
+    the same variance (varinit.layer_variance.phase_scale). infer_dropout=True
+    divides out the inverted dropout on a layer's inputs (Var times
+    keep_prob = 1 - p) when Dropout(p) modules come just before it in an
+    nn.Sequential; off by default since the model is then at unit variance in
+    training mode and below it in eval mode.
 
     The same generator seed gives the same model, bit for bit. With
     by_name=True each parameter draws from generator.stream(its name), so the
@@ -335,6 +378,10 @@ def init_module(model, *, scheme="kaiming", activation=None, activations=None, m
         raise TypeError(f"activations must be a dict of module name -> activation, got {type(activations).__name__}")
     activations = {key: _user_activation(value, key) for key, value in activations.items()}
     default = _user_activation(activation, "default") if activation is not None else None
+    for flag, value in (("phase_balanced", phase_balanced), ("infer_dropout", infer_dropout),
+                        ("by_name", by_name)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{flag} must be True or False, got {value!r}")
     for pname, param in model.named_parameters():
         if isinstance(param, torch.nn.parameter.UninitializedParameter):
             raise ValueError(f"parameter {pname} is uninitialized (lazy module): run one forward pass first")
@@ -342,9 +389,11 @@ def init_module(model, *, scheme="kaiming", activation=None, activations=None, m
         scheme=scheme, mode=mode, distribution=distribution, residual_scale=residual,
         residual_pattern=re.compile(residual_pattern), activation=default, activations=activations,
         embedding_std=float(embedding_std), by_name=bool(by_name),
-        generator=as_generator(generator, True),
+        generator=as_generator(generator, True), phase_balanced=phase_balanced,
     )
     walk.inferred = _inferred_activations(model)
+    if infer_dropout:
+        walk.keep_probs = _inferred_keep_probs(model)
     seen = set()
     with torch.no_grad():
         for name, module in model.named_modules():
