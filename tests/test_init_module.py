@@ -148,6 +148,23 @@ def test_phase_balanced_transposed_conv_and_inferred_dropout():
     assert_variance(plain[1].weight, 1.0 / 400, "infer_dropout off by default")
 
 
+def test_uniform_and_truncated_normal_distributions():
+    model = torch.nn.Sequential(torch.nn.Conv2d(32, 64, 3, groups=2), torch.nn.ReLU())
+    report = vt.init_module(model, mode="fan_out", distribution="uniform", generator=15)
+    w = model[0].weight.detach().double().numpy()
+    variance = 2.0 / (32 * 9)  # fan_out = C_out/g * k^2 = 32 * 9
+    # U(-b, b) with b = sqrt(3 Var): Var(w^2) / Var^2 = 9/5 - 1 = 0.8; 6.5 standard
+    # errors of the mean square fail with probability < 1e-10.
+    assert abs(np.mean(w * w) / variance - 1) < 6.5 * math.sqrt(0.8 / w.size)
+    assert np.abs(w).max() <= math.sqrt(3 * variance) and report[0].fan_out == 288
+    vt.init_module(model, distribution="truncated_normal", generator=16)
+    w = model[0].weight.detach().double().numpy()
+    variance = 2.0 / (16 * 9)
+    # N cut at +-2 of its own std: Var(w^2) / Var^2 = 1.3655 (kurtosis - 1).
+    assert abs(np.mean(w * w) / variance - 1) < 6.5 * math.sqrt(1.3655 / w.size)
+    assert np.abs(w).max() <= 2 * math.sqrt(variance) / 0.8796256610342398 * (1 + 1e-6)
+
+
 def test_multihead_attention_packed_blocks_have_their_own_fans():
     model = torch.nn.MultiheadAttention(96, 4, add_bias_kv=True)
     with torch.no_grad():

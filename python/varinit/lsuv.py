@@ -106,8 +106,9 @@ def lsuv(layers, data, *, tol=0.1, max_iter=10, mean_correction=False, orthogona
 
     Example::
 
-        >>> layers = [(np.empty((64, 32), np.float32), np.empty(64, np.float32), "tanh")] * 1
-        >>> report = varinit.lsuv(layers, np.random.default_rng(0).standard_normal((256, 32)))
+        >>> layers = [(np.empty((64, 32), np.float32), np.empty(64, np.float32), "tanh"),
+        ...           (np.empty((10, 64), np.float32), np.empty(10, np.float32), "linear")]
+        >>> report = varinit.lsuv(layers, np.random.default_rng(0).standard_normal((256, 32)), generator=0)
     """
     _check_loop(tol, max_iter)
     layers = as_layers(layers)

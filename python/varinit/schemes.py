@@ -148,7 +148,8 @@ def fill_weight(tensor, name, *, scheme, activation, mode, distribution, residua
             what += f", {key}={layout[key]:.6g}"
     if layout.get("phase_balanced"):
         what += ", phase-balanced taps"
-    std = math.sqrt(variance_scale * plan.variance_factor / denominator)
+    # An empty weight (a zero fan) is a no-op fill; its std is reported as 0.
+    std = math.sqrt(variance_scale * plan.variance_factor / denominator) if denominator else 0.0
     return InitRecord(name, what + residual, fan_in, fan_out, std)
 
 

@@ -45,6 +45,7 @@ import torch
 from ._targets import as_array
 from .lsuv import lsuv_module as lsuv
 from .schemes import (
+    InitRecord,
     activation_gain,
     as_generator,
     check_choices,
@@ -54,7 +55,6 @@ from .schemes import (
     fill_orthogonal,
     fill_weight,
     stream_for,
-    InitRecord,
 )
 from .weight_norm import weight_norm_init_module as weight_norm_init
 

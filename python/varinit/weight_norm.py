@@ -116,7 +116,7 @@ def weight_norm_init_module(model, x):
     targets = [(name, m) for name, m in model.named_modules() if isinstance(m, kinds)]
     done, handles = [], []
 
-    def before(name, module):
+    def before(name):
         def pre_hook(mod, args):
             if name in done:
                 return
@@ -128,7 +128,7 @@ def weight_norm_init_module(model, x):
                 as_array(mod.bias)[...] = 0
         return pre_hook
 
-    def after(name, module):
+    def after(name):
         def hook(mod, args, output):
             if name in done:
                 return None
@@ -143,18 +143,19 @@ def weight_norm_init_module(model, x):
             else:
                 weight = as_array(mod.weight)
                 weight *= inv_sigma.reshape((-1,) + (1,) * (weight.ndim - 1)).astype(weight.dtype)
+            unit_shape = [1] * t.ndim
+            unit_shape[axis] = -1
             if mod.bias is not None:
                 bias = as_array(mod.bias)
                 bias[...] = (-mu * inv_sigma).astype(bias.dtype)
-                standardized = (t - mu.reshape(_unit_shape(t.ndim, axis))) * inv_sigma.reshape(_unit_shape(t.ndim, axis))
-            else:
-                standardized = t * inv_sigma.reshape(_unit_shape(t.ndim, axis))
-            return torch.from_numpy(standardized.astype(t.dtype)).to(output.dtype)
+                t = t - mu.reshape(unit_shape)
+            # What the layer now computes, passed on so later layers see it.
+            return torch.from_numpy(t * inv_sigma.reshape(unit_shape)).to(output.dtype)
         return hook
 
     for name, module in targets:
-        handles.append(module.register_forward_pre_hook(before(name, module), prepend=True))
-        handles.append(module.register_forward_hook(after(name, module)))
+        handles.append(module.register_forward_pre_hook(before(name), prepend=True))
+        handles.append(module.register_forward_hook(after(name)))
     training = {m: m.training for m in model.modules()}
     model.eval()
     try:
@@ -167,8 +168,3 @@ def weight_norm_init_module(model, x):
             m.training = flag
     return done
 
-
-def _unit_shape(ndim, axis):
-    shape = [1] * ndim
-    shape[axis] = -1
-    return tuple(shape)
