@@ -245,7 +245,12 @@ def test_embedding_and_norms():
     with torch.no_grad():
         for p in model.parameters():
             p.normal_()
+        model["bn"](torch.randn(8, 16, 4, 4) * 3 + 2)  # training-mode pass: running stats move
+    assert model["bn"].num_batches_tracked == 1
     vt.init_module(model, embedding_std=0.5, generator=11)
+    assert model["bn"].num_batches_tracked == 0
+    assert torch.equal(model["bn"].running_mean, torch.zeros(16))
+    assert torch.equal(model["bn"].running_var, torch.ones(16))
     rows = torch.cat([model["emb"].weight[:3], model["emb"].weight[4:]])
     assert_variance(rows, 0.25, "embedding")
     assert torch.count_nonzero(model["emb"].weight[3]) == 0

@@ -115,6 +115,11 @@ def activation_gain(activation):
     )
 
 
+def _whole(fan):
+    """A fan as an int when it is one (density and stride can make it fractional)."""
+    return int(fan) if float(fan).is_integer() else float(fan)
+
+
 def fill_weight(tensor, name, *, scheme, activation, mode, distribution, residual_scale,
                 generator, layout):
     """Fill one weight by the scheme; `layout` holds its varinit.fans keywords."""
@@ -130,7 +135,7 @@ def fill_weight(tensor, name, *, scheme, activation, mode, distribution, residua
         rule = f"orthogonal, gain({label})={g:.6g}" + (f", {blocks} blocks" if blocks > 1 else "")
         return InitRecord(name, rule + residual, None, None, scale / math.sqrt(max(rows, cols)))
     plan = weight_plan(tuple(tensor.shape), **layout)
-    fan_in, fan_out = plan.fan_in, plan.fan_out
+    fan_in, fan_out = _whole(plan.fan_in), _whole(plan.fan_out)
     if scheme == "kaiming":
         variance_mode, denominator, variance_scale = mode, (fan_in if mode == "fan_in" else fan_out), scale**2
         what = f"kaiming {distribution} {mode}, gain({label})={g:.6g}"

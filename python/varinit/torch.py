@@ -13,7 +13,8 @@ What `init_module` does to each kind of module (its own parameters only):
   layer="conv_transpose", groups, stride); bias 0.
 - Embedding, EmbeddingBag: N(0, embedding_std^2) (torch's default std 1
   keeps each looked-up vector at unit variance); the padding_idx row 0.
-- LayerNorm, RMSNorm, BatchNorm*, InstanceNorm*, GroupNorm: weight 1, bias 0.
+- LayerNorm, RMSNorm, BatchNorm*, InstanceNorm*, GroupNorm: weight 1, bias 0;
+  running statistics reset (mean 0, variance 1, no batches tracked).
 - MultiheadAttention: the packed in_proj_weight (3E, E) as 3 blocks, so each
   of W_Q, W_K, W_V gets its own fans (pytorch issue 166378), or the separate
   q/k/v_proj_weight; no activation follows them; biases and bias_k/bias_v 0.
@@ -397,6 +398,8 @@ def init_module(model, *, scheme="kaiming", activation=None, activations=None, m
     seen = set()
     with torch.no_grad():
         for name, module in model.named_modules():
+            if isinstance(module, torch.nn.modules.batchnorm._NormBase) and module.track_running_stats:
+                module.reset_running_stats()  # buffers, as a freshly built module has them
             params = [(p, t) for p, t in module.named_parameters(recurse=False) if id(t) not in seen]
             if not params:
                 continue
