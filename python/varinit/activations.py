@@ -9,7 +9,7 @@ It differs from torch's `calculate_gain` (varinit.calculate_gain) where torch
 uses another criterion: tanh 5/3 (a heuristic for saturated tanh; the second
 moment rule gives 1.5925), selu 3/4 (chosen in torch to suit self-normalizing
 nets with linear-type fans; the second moment rule gives 1, since SELU's
-constants make E[selu(z)^2] = 1), sigmoid 1 (the rule gives 1.8467, as
+constants make E[selu(z)^2] = 1), sigmoid 1 (the rule gives 1.8462, as
 sigmoid is not centered) and leaky_relu (torch: sqrt(2 / (1 + s^2)), the same
 value).
 """
@@ -18,7 +18,7 @@ from numbers import Real
 
 import numpy as np
 
-from .gaussian import as_vectorized, normal_nodes
+from .gaussian import as_vectorized, expectation
 from .gains import LINEAR_FNS
 
 # Klambauer et al. (2017), the fixed point (mean 0, variance 1) of SELU nets.
@@ -34,12 +34,15 @@ PARAMS = {
     "leaky_relu": (0.01, "negative_slope"),
     "elu": (1.0, "alpha"),
     "softplus": (1.0, "beta"),
+    "celu": (1.0, "alpha"),
 }
 NAMES = ("linear", "relu", "leaky_relu", "tanh", "sigmoid", "gelu", "gelu_tanh", "silu",
-         "mish", "elu", "selu", "softplus", "hardswish")
+         "mish", "elu", "selu", "softplus", "hardswish", "celu", "relu6", "hardtanh",
+         "hardsigmoid", "softsign")
 # Where f or f' is not smooth; quadrature panels are cut there.
-KINKS = {"relu": (0.0,), "leaky_relu": (0.0,), "elu": (0.0,), "selu": (0.0,),
-         "hardswish": (-3.0, 3.0)}
+KINKS = {"relu": (0.0,), "leaky_relu": (0.0,), "elu": (0.0,), "selu": (0.0,), "celu": (0.0,),
+         "hardswish": (-3.0, 3.0), "relu6": (0.0, 6.0), "hardtanh": (-1.0, 1.0),
+         "hardsigmoid": (-3.0, 3.0), "softsign": (0.0,)}
 
 
 def _erf(x):
@@ -105,6 +108,18 @@ def _table(name, p):
                 (lambda x: SELU_SCALE * np.where(x > 0, 1.0, SELU_ALPHA * np.exp(np.minimum(x, 0.0)))))
     if name == "softplus":
         return (lambda x: _softplus(x, p)), (lambda x: _sigmoid(p * x))
+    if name == "celu":  # Barron (2017): elu with exp(x / alpha), continuously differentiable
+        return ((lambda x: np.where(x > 0, x, p * np.expm1(np.minimum(x, 0.0) / p))),
+                (lambda x: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0.0) / p))))
+    if name == "relu6":
+        return (lambda x: np.clip(x, 0.0, 6.0)), (lambda x: ((x > 0) & (x < 6)).astype(np.float64))
+    if name == "hardtanh":
+        return (lambda x: np.clip(x, -1.0, 1.0)), (lambda x: ((x > -1) & (x < 1)).astype(np.float64))
+    if name == "hardsigmoid":
+        return ((lambda x: np.clip(x / 6.0 + 0.5, 0.0, 1.0)),
+                (lambda x: np.where((x > -3) & (x < 3), 1.0 / 6.0, 0.0)))
+    if name == "softsign":
+        return (lambda x: x / (1.0 + np.abs(x))), (lambda x: 1.0 / (1.0 + np.abs(x)) ** 2)
     # hardswish: x * relu6(x + 3) / 6 (Howard et al. 2019)
     return ((lambda x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0),
             (lambda x: np.where(x < -3, 0.0, np.where(x > 3, 1.0, (2.0 * x + 3.0) / 6.0))))
@@ -138,6 +153,8 @@ def _param(key, param):
         raise ValueError(f"param (beta of softplus) must be > 0, got {value}")
     if key == "elu" and value < 0:
         raise ValueError(f"param (alpha of elu) must be >= 0, got {value}")
+    if key == "celu" and value <= 0:
+        raise ValueError(f"param (alpha of celu) must be > 0, got {value}")
     return value
 
 
@@ -204,11 +221,7 @@ def second_moment(activation, q=1.0, param=None, *, breakpoints=None):
 
 
 def _expect_square(f, q, kinks):
-    x, w = normal_nodes(q, kinks)
-    values = f(x)
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"the activation returned a non-finite value at x = {x[~np.isfinite(values)][0]!r}")
-    return float(np.dot(w, values * values))
+    return expectation(lambda x: f(x) ** 2, q, kinks)
 
 
 def gain(activation, param=None, *, breakpoints=None):
@@ -217,7 +230,8 @@ def gain(activation, param=None, *, breakpoints=None):
     Known names: linear/identity, relu, leaky_relu (param = negative slope,
     default 0.01), tanh, sigmoid, gelu (exact, erf), gelu_tanh, silu/swish,
     mish, elu (param = alpha, default 1), selu, softplus (param = beta,
-    default 1), hardswish; or any callable (NumPy-vectorized, torch, or
+    default 1), hardswish, celu (param = alpha, default 1), relu6, hardtanh,
+    hardsigmoid, softsign; or any callable (NumPy-vectorized, torch, or
     scalar-only), with its kinks in `breakpoints` (default (0,)).
     relu: sqrt(2); leaky_relu: sqrt(2 / (1 + s^2)); selu: 1; tanh: 1.5925.
     See the module docstring for where this differs from calculate_gain.

@@ -19,10 +19,8 @@ import math
 from collections import namedtuple
 from numbers import Real
 
-import numpy as np
-
 from .activations import resolve
-from .gaussian import normal_nodes
+from .gaussian import expectation
 
 Criticality = namedtuple("Criticality", ["q_star", "chi1"])
 Criticality.__doc__ = """(q_star, chi1); q_star is 0.0 (the signal dies) or math.inf
@@ -52,11 +50,7 @@ def _positive(value, name, allow_zero=False):
 
 
 def _moment(fn, q, kinks):
-    x, w = normal_nodes(q, kinks)
-    values = fn(x)
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"the activation is not finite at x = {x[~np.isfinite(values)][0]!r}")
-    return float(np.dot(w, values * values))
+    return expectation(lambda x: fn(x) ** 2, q, kinks)
 
 
 def _illinois(fn, lo, hi, f_lo, f_hi, rtol):
