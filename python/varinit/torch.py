@@ -338,7 +338,7 @@ def init_module(model, *, scheme="kaiming", activation=None, activations=None, m
     an activation module) and `activation` is the default where neither
     `activations` nor the model's structure says (None: linear, gain 1).
 
-    residual_scale (e.g. 1/sqrt(2 L) for L residual blocks, GPT-2, Radford et
+    residual_scale (e.g. varinit.depth_scale("gpt2", L) = 1/sqrt(2 L) for L blocks, Radford et
     al. 2019) multiplies the std of the weights of the modules whose names
     match the regular expression `residual_pattern` (default: names ending in
     "c_proj" or "out_proj"); None leaves every std as the scheme gives it.
