@@ -6,6 +6,8 @@ xavier_uniform_, orthogonal_, ...) fill NumPy arrays and PyTorch CPU tensors;
 variance_scaling_ and lecun_* follow Keras/JAX; fans() computes fans per layer;
 gain() and criticality() handle any activation; depth_scale, attention_qk_,
 mup_init_, whitening_, delta_orthogonal_ and friends are architecture recipes.
+init_layers, lsuv and weight_norm_init initialize whole NumPy models;
+varinit.torch (imported on first use) does the same for torch.nn.Module.
 """
 from types import ModuleType as _ModuleType
 
@@ -37,6 +39,8 @@ from .init import (
     xavier_uniform_,
     zeros_,
 )
+from .layers import Layer, init_layers
+from .lsuv import LsuvRecord, lsuv
 from .mean_field import Criticality, critical_sigma_w, criticality
 from .residual import (
     DeepNormEncoderDecoder,
@@ -48,6 +52,8 @@ from .residual import (
     zero_branch_output_,
     zero_gamma_,
 )
+from .schemes import InitRecord
+from .weight_norm import weight_norm_init
 from .whitening import whitening_
 from .width import MupScales, mup_init_, mup_scales
 
@@ -61,3 +67,13 @@ __all__ = sorted(
     name for name, value in globals().items()
     if not name.startswith("_") and not isinstance(value, _ModuleType)
 )
+
+
+def __getattr__(name):
+    # varinit.torch (init_module, lsuv, weight_norm_init on torch.nn.Module)
+    # imports PyTorch, so it is loaded on first use only.
+    if name == "torch":
+        import importlib
+
+        return importlib.import_module(".torch", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

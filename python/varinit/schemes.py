@@ -1,0 +1,177 @@
+"""Whole-model initialization, one parameter at a time: a scheme, the gain of
+the activation that follows the layer and the layer's fan keywords give one
+fill and one line of the report. Shared by `varinit.init_layers` (NumPy) and
+`varinit.torch.init_module` (PyTorch).
+
+With g the gain of the activation that follows the layer
+(`varinit.activations.gain`, g = 1 for none) and s the residual scale (1
+unless the layer closes a residual branch), each weight entry has variance:
+
+- "kaiming"    (He et al. 2015):          Var = (s g)^2 / fan, fan = fan_in or fan_out (`mode`)
+- "xavier"     (Glorot & Bengio 2010):    Var = (s g)^2 * 2 / (fan_in + fan_out)
+- "lecun"      (LeCun et al. 1998):       Var = s^2 / fan_in, the activation ignored (as Keras and
+                                          JAX; the self-normalizing rule of Klambauer et al. 2017)
+- "orthogonal" (Saxe et al. 2014):        a Haar-orthogonal matrix per block times s g; each
+                                          entry then has Var = (s g)^2 / max(rows, cols)
+
+drawn from `distribution` "normal", "uniform" or "truncated_normal" (cut at
++-2 of its own std, rescaled so the sample std is sqrt(Var), as Keras). The
+variance-aware keywords of the fan-based inits (keep_prob, density,
+input_var, phase_balanced; varinit.layer_variance) apply on top: fans are
+multiplied by density and Var by keep_prob / input_var.
+"""
+import functools
+import math
+from typing import NamedTuple, Optional, Union
+
+from .activations import gain
+from .layer_variance import weight_plan
+from .generator import Generator, default_generator, resolve
+from .init import constant_, normal_, orthogonal_, variance_scaling_
+
+SCHEMES = ("kaiming", "xavier", "lecun", "orthogonal")
+MODES = ("fan_in", "fan_out")
+DISTRIBUTIONS = ("normal", "uniform", "truncated_normal")
+
+
+class InitRecord(NamedTuple):
+    """What was done to one parameter: its name, the rule, its fans (None when
+    the rule uses none) and the standard deviation of its entries."""
+
+    name: str
+    rule: str
+    fan_in: Optional[Union[int, float]]
+    fan_out: Optional[Union[int, float]]
+    std: float
+
+
+def check_choices(scheme, mode, distribution):
+    """Validate the scheme keywords shared by every whole-model entry point."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if distribution not in DISTRIBUTIONS:
+        raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
+
+
+def check_residual_scale(residual_scale):
+    if residual_scale is None:
+        return 1.0
+    if isinstance(residual_scale, bool) or not isinstance(residual_scale, (int, float)):
+        raise TypeError(f"residual_scale must be a float or None, got {type(residual_scale).__name__}")
+    if not (0.0 < residual_scale < math.inf):
+        raise ValueError(f"residual_scale must be positive and finite, got {residual_scale}")
+    return float(residual_scale)
+
+
+def as_generator(generator, target_is_torch):
+    """One varinit.Generator for a whole model, so that each parameter takes
+    its own stream (an int seed alone would give every parameter stream 0).
+
+    None: the default generator, or for torch a fresh Generator keyed from
+    torch's default generator (so torch.manual_seed governs, as for single
+    tensors). An int, numpy.random.Generator or torch.Generator gives a
+    Generator keyed by it.
+    """
+    if isinstance(generator, Generator):
+        return generator
+    if generator is None and not target_is_torch:
+        return default_generator
+    key, _ = resolve(generator, target_is_torch)
+    return Generator(key)
+
+
+def stream_for(generator, name, by_name):
+    """The generator= for the parameter `name`: its own named stream with
+    by_name (independent of the order of the walk), else the next stream."""
+    return generator.stream(name) if by_name else generator
+
+
+@functools.lru_cache(maxsize=256)
+def _named_gain(name, param):
+    # A gain is a quadrature (~20 ms): computed once per activation, not per layer.
+    return float(gain(name, param))
+
+
+def activation_gain(activation):
+    """(gain, label) for an activation spec: None or "linear" (gain 1), a
+    name, a (name, param) pair, or a callable f with the gain of f."""
+    if activation is None:
+        return 1.0, "linear"
+    if isinstance(activation, tuple):
+        if len(activation) != 2 or not isinstance(activation[0], str):
+            raise ValueError(f"an activation given as a tuple must be (name, param), got {activation!r}")
+        name, param = activation
+        return _named_gain(name, param), f"{name}({param})"
+    if isinstance(activation, str):
+        return _named_gain(activation, None), activation
+    if callable(activation):
+        label = getattr(activation, "__name__", type(activation).__name__)
+        return float(gain(activation)), label
+    raise TypeError(
+        "activation must be None, a name, a (name, param) pair or a callable, "
+        f"got {type(activation).__name__}"
+    )
+
+
+def _whole(fan):
+    """A fan as an int when it is one (density and stride can make it fractional)."""
+    return int(fan) if float(fan).is_integer() else float(fan)
+
+
+def fill_weight(tensor, name, *, scheme, activation, mode, distribution, residual_scale,
+                generator, layout):
+    """Fill one weight by the scheme; `layout` holds its varinit.fans keywords."""
+    g, label = activation_gain(activation)
+    scale = residual_scale * g
+    blocks = layout.get("blocks", 1)
+    residual = f", residual x{residual_scale:.6g}" if residual_scale != 1.0 else ""
+    if scheme == "orthogonal":
+        # Orthogonal rows keep norms, so only keep_prob / input_var can change the scale.
+        scale *= math.sqrt(layout.get("keep_prob", 1.0) / layout.get("input_var", 1.0))
+        orthogonal_(tensor, gain=scale, generator=generator, blocks=blocks)
+        rows, cols = tensor.shape[0] // blocks, math.prod(tensor.shape[1:])
+        rule = f"orthogonal, gain({label})={g:.6g}" + (f", {blocks} blocks" if blocks > 1 else "")
+        return InitRecord(name, rule + residual, None, None, scale / math.sqrt(max(rows, cols)))
+    plan = weight_plan(tuple(tensor.shape), **layout)
+    fan_in, fan_out = _whole(plan.fan_in), _whole(plan.fan_out)
+    if scheme == "kaiming":
+        variance_mode, denominator, variance_scale = mode, (fan_in if mode == "fan_in" else fan_out), scale**2
+        what = f"kaiming {distribution} {mode}, gain({label})={g:.6g}"
+    elif scheme == "xavier":
+        variance_mode, denominator, variance_scale = "fan_avg", (fan_in + fan_out) / 2.0, scale**2
+        what = f"xavier {distribution}, gain({label})={g:.6g}"
+    else:
+        variance_mode, denominator, variance_scale = "fan_in", fan_in, residual_scale**2
+        what = f"lecun {distribution}"
+    variance_scaling_(tensor, variance_scale, variance_mode, distribution, generator, **layout)
+    if blocks > 1:
+        what += f", {blocks} blocks"
+    for key in ("keep_prob", "density", "input_var"):
+        if layout.get(key, 1.0) != 1.0:
+            what += f", {key}={layout[key]:.6g}"
+    if layout.get("phase_balanced"):
+        what += ", phase-balanced taps"
+    # An empty weight (a zero fan) is a no-op fill; its std is reported as 0.
+    std = math.sqrt(variance_scale * plan.variance_factor / denominator) if denominator else 0.0
+    return InitRecord(name, what + residual, fan_in, fan_out, std)
+
+
+def fill_orthogonal(tensor, name, *, blocks, generator):
+    """Each of `blocks` row blocks a Haar-orthogonal matrix (gain 1)."""
+    orthogonal_(tensor, gain=1.0, generator=generator, blocks=blocks)
+    rows, cols = tensor.shape[0] // blocks, math.prod(tensor.shape[1:])
+    rule = "orthogonal" + (f" per block ({blocks} blocks)" if blocks > 1 else "")
+    return InitRecord(name, rule, None, None, 1.0 / math.sqrt(max(rows, cols)))
+
+
+def fill_constant(tensor, name, value):
+    constant_(tensor, value)
+    rule = {0.0: "zeros", 1.0: "ones"}.get(float(value), f"constant {value:g}")
+    return InitRecord(name, rule, None, None, 0.0)
+
+
+def fill_normal(tensor, name, *, std, generator):
+    normal_(tensor, 0.0, std, generator)
+    return InitRecord(name, f"normal(0, {std:g}^2)", None, None, float(std))

@@ -1,0 +1,413 @@
+"""PyTorch integration: initialize a whole torch.nn.Module, and the
+data-driven inits (LSUV, weight-norm data init) on modules.
+
+Imported on first use of `varinit.torch` (so `import varinit` never imports
+PyTorch). Inside this file `import torch` is an absolute import and names the
+real PyTorch, not this module.
+
+What `init_module` does to each kind of module (its own parameters only):
+
+- Linear, Conv1d/2d/3d, ConvTranspose1d/2d/3d: weight by the scheme (see
+  varinit.schemes) with the gain of the activation that follows the layer and
+  the layer's true fans (convolutions: layer="conv", groups; transposed:
+  layer="conv_transpose", groups, stride); bias 0.
+- Embedding, EmbeddingBag: N(0, embedding_std^2) (torch's default std 1
+  keeps each looked-up vector at unit variance); the padding_idx row 0.
+- LayerNorm, RMSNorm, BatchNorm*, InstanceNorm*, GroupNorm: weight 1, bias 0;
+  running statistics reset (mean 0, variance 1, no batches tracked).
+- MultiheadAttention: the packed in_proj_weight (3E, E) as 3 blocks, so each
+  of W_Q, W_K, W_V gets its own fans (pytorch issue 166378), or the separate
+  q/k/v_proj_weight; no activation follows them; biases and bias_k/bias_v 0.
+  out_proj is a Linear and is treated as one.
+- LSTM, GRU, RNN: weight_ih_l* by the scheme as 4 / 3 / 1 gate blocks (gain 1
+  unless `activations` names the module: the gates' sigmoid/tanh are not
+  followed by another layer's weights); weight_hh_l* orthogonal per gate block
+  (Saxe et al. 2014), so each gate's recurrent map preserves norms; weight_hr
+  (LSTM projections) by the scheme; biases 0 except the LSTM forget gate,
+  whose bias_ih block is 1 and bias_hh block 0, so the forget gate starts at
+  sigmoid(1) = 0.73 and gradients flow through the cell early in training
+  (Gers et al. 2000; Jozefowicz et al. 2015).
+- Any other module with parameters of its own: left as it is, and listed in
+  the report with rule "untouched".
+
+The activation that follows a layer is, in this order: `activations[name]`
+(exact module name or a shell-style pattern, e.g. "*.fc1"); the one the
+module structure shows (in an nn.Sequential, the first activation module
+after the layer, looking past Dropout, Identity and normalization modules);
+else the default `activation`.
+"""
+import fnmatch
+import math
+import re
+
+import numpy as np
+import torch
+
+from ._targets import as_array
+from .lsuv import lsuv_module as lsuv
+from .schemes import (
+    InitRecord,
+    activation_gain,
+    as_generator,
+    check_choices,
+    check_residual_scale,
+    fill_constant,
+    fill_normal,
+    fill_orthogonal,
+    fill_weight,
+    stream_for,
+)
+from .weight_norm import weight_norm_init_module as weight_norm_init
+
+__all__ = ["init_module", "lsuv", "weight_norm_init", "activation_of_module", "InitRecord"]
+
+# GPT-2 (Radford et al. 2019) scales the output projection of every attention
+# and MLP branch ("c_proj"); torch's attention calls its projection "out_proj".
+DEFAULT_RESIDUAL_PATTERN = r"(^|\.)(c_proj|out_proj)$"
+
+_NAMED_ACTIVATIONS = {
+    torch.nn.ReLU: "relu",
+    torch.nn.Tanh: "tanh",
+    torch.nn.Sigmoid: "sigmoid",
+    torch.nn.SiLU: "silu",
+    torch.nn.Mish: "mish",
+    torch.nn.SELU: "selu",
+    torch.nn.Hardswish: "hardswish",
+}
+# Modules of torch.nn.modules.activation that are not elementwise functions.
+_NOT_ELEMENTWISE = (
+    torch.nn.MultiheadAttention, torch.nn.Softmax, torch.nn.Softmin, torch.nn.LogSoftmax,
+    torch.nn.Softmax2d, torch.nn.GLU, torch.nn.PReLU,
+)
+_PASS_THROUGH = (
+    torch.nn.modules.dropout._DropoutNd, torch.nn.Identity, torch.nn.modules.batchnorm._NormBase,
+    torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.LocalResponseNorm,
+) + ((torch.nn.RMSNorm,) if hasattr(torch.nn, "RMSNorm") else ())
+_NORMS = (
+    torch.nn.modules.batchnorm._NormBase, torch.nn.LayerNorm, torch.nn.GroupNorm,
+) + ((torch.nn.RMSNorm,) if hasattr(torch.nn, "RMSNorm") else ())
+_CONV = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+_CONV_TRANSPOSE = (torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)
+_WEIGHT_LAYERS = (torch.nn.Linear,) + _CONV + _CONV_TRANSPOSE
+_GATE_BLOCKS = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+
+class _ModuleFunction:
+    """An elementwise activation module as a function on NumPy arrays, for the
+    gain's quadrature."""
+
+    def __init__(self, module):
+        self.module = module
+        self.__name__ = type(module).__name__
+
+    def __call__(self, z):
+        with torch.no_grad():
+            return self.module(torch.as_tensor(np.asarray(z, np.float64))).numpy()
+
+
+def activation_of_module(module):
+    """The activation spec of an activation module (a name, (name, param) or
+    a callable), or None if `module` is not an elementwise activation.
+
+    Example::
+
+        >>> varinit.torch.activation_of_module(torch.nn.LeakyReLU(0.2))
+        ('leaky_relu', 0.2)
+    """
+    for cls, name in _NAMED_ACTIVATIONS.items():
+        if type(module) is cls:
+            return name
+    if type(module) is torch.nn.GELU:
+        return "gelu_tanh" if module.approximate == "tanh" else "gelu"
+    if type(module) is torch.nn.Softplus:
+        return ("softplus", float(module.beta))
+    if type(module) is torch.nn.LeakyReLU:
+        return ("leaky_relu", float(module.negative_slope))
+    if type(module) is torch.nn.ELU:
+        return ("elu", float(module.alpha))
+    if type(module) is torch.nn.PReLU and module.weight.numel() == 1:
+        return ("leaky_relu", float(module.weight.detach()))
+    if (type(module).__module__ == "torch.nn.modules.activation"
+            and not isinstance(module, _NOT_ELEMENTWISE)):
+        return _ModuleFunction(module)
+    return None
+
+
+def _user_activation(value, key):
+    if isinstance(value, torch.nn.Module):
+        spec = activation_of_module(value)
+        if spec is None:
+            raise ValueError(f"activations[{key!r}]: {type(value).__name__} is not an elementwise activation")
+        return spec
+    activation_gain(value)  # a clear error now rather than halfway through the model
+    return value
+
+
+def _inferred_activations(model):
+    """id(layer) -> activation spec, from the order of nn.Sequential children."""
+    found = {}
+    for container in model.modules():
+        if not isinstance(container, torch.nn.Sequential):
+            continue
+        children = list(container)
+        for i, child in enumerate(children):
+            if not isinstance(child, _WEIGHT_LAYERS):
+                continue
+            for follower in children[i + 1:]:
+                spec = activation_of_module(follower)
+                if spec is not None:
+                    found[id(child)] = spec
+                    break
+                if not isinstance(follower, _PASS_THROUGH):
+                    break
+    return found
+
+
+# Inverted dropout: scales kept inputs by 1/(1-p), raising their second moment by
+# the same factor. AlphaDropout keeps the moments and is left out on purpose.
+_INVERTED_DROPOUT = (torch.nn.Dropout, torch.nn.Dropout1d, torch.nn.Dropout2d, torch.nn.Dropout3d)
+
+
+def _inferred_keep_probs(model):
+    """id(layer) -> keep probability of the inverted dropout on its inputs: the
+    product of 1 - p over the Dropout modules just before it in an
+    nn.Sequential (an elementwise activation or Identity in between keeps
+    the factor; anything else ends the search)."""
+    found = {}
+    for container in model.modules():
+        if not isinstance(container, torch.nn.Sequential):
+            continue
+        children = list(container)
+        for i, child in enumerate(children):
+            if not isinstance(child, _WEIGHT_LAYERS):
+                continue
+            keep = 1.0
+            for before in reversed(children[:i]):
+                if type(before) in _INVERTED_DROPOUT:
+                    keep *= 1.0 - before.p
+                elif not (isinstance(before, torch.nn.Identity) or activation_of_module(before) is not None):
+                    break
+            if keep != 1.0:
+                found[id(child)] = keep
+    return found
+
+
+class _Walk:
+    """The state of one init_module call: the choices and the report."""
+
+    def __init__(self, *, scheme, mode, distribution, residual_scale, residual_pattern, activation,
+                 activations, embedding_std, by_name, generator, phase_balanced):
+        self.scheme, self.mode, self.distribution = scheme, mode, distribution
+        self.residual_scale = residual_scale
+        self.residual_pattern = residual_pattern
+        self.default_activation = activation
+        self.activations = activations
+        self.embedding_std = embedding_std
+        self.by_name = by_name
+        self.generator = generator
+        self.phase_balanced = phase_balanced
+        self.inferred = {}
+        self.keep_probs = {}
+        self.report = []
+
+    def user_activation(self, name):
+        """activations[name], the first matching pattern's value, or None."""
+        for key, value in self.activations.items():
+            if key == name or fnmatch.fnmatchcase(name, key):
+                return value
+        return None
+
+    def activation_for(self, name, module):
+        given = self.user_activation(name)
+        if given is not None:
+            return given
+        return self.inferred.get(id(module), self.default_activation)
+
+    def stream(self, name):
+        return stream_for(self.generator, name, self.by_name)
+
+    def weight(self, param, name, module_name, activation, layout):
+        residual = self.residual_scale if self.residual_pattern.search(module_name) else 1.0
+        self.report.append(fill_weight(
+            param, name, scheme=self.scheme, activation=activation, mode=self.mode,
+            distribution=self.distribution, residual_scale=residual, generator=self.stream(name),
+            layout=layout,
+        ))
+
+    def constant(self, param, name, value):
+        self.report.append(fill_constant(param, name, value))
+
+
+def _full(module_name, param_name):
+    return f"{module_name}.{param_name}" if module_name else param_name
+
+
+def _init_weight_layer(walk, name, module, params):
+    if isinstance(module, _CONV_TRANSPOSE):
+        layout = {"layer": "conv_transpose", "groups": module.groups, "stride": tuple(module.stride)}
+        if walk.phase_balanced:
+            layout.update(phase_balanced=True, dilation=tuple(module.dilation))
+    elif isinstance(module, _CONV):
+        layout = {"layer": "conv", "groups": module.groups}
+    else:
+        layout = {"layer": "linear"}
+    if id(module) in walk.keep_probs:
+        layout["keep_prob"] = walk.keep_probs[id(module)]
+    activation = walk.activation_for(name, module)
+    for pname, param in params:
+        full = _full(name, pname)
+        if pname == "weight":
+            walk.weight(param, full, name, activation, layout)
+        elif pname == "bias":
+            walk.constant(param, full, 0.0)
+        else:
+            walk.report.append(InitRecord(full, "untouched", None, None, float("nan")))
+
+
+def _init_attention(walk, name, module, params):
+    activation = walk.user_activation(name)
+    for pname, param in params:
+        full = _full(name, pname)
+        if pname == "in_proj_weight":
+            walk.weight(param, full, name, activation, {"layer": "linear", "blocks": 3})
+        elif pname in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
+            walk.weight(param, full, name, activation, {"layer": "linear"})
+        else:  # in_proj_bias, bias_k, bias_v
+            walk.constant(param, full, 0.0)
+
+
+def _init_recurrent(walk, name, module, params):
+    blocks = _GATE_BLOCKS[module.mode]
+    activation = walk.user_activation(name)
+    for pname, param in params:
+        full = _full(name, pname)
+        if pname.startswith("weight_ih"):
+            walk.weight(param, full, name, activation, {"layer": "linear", "blocks": blocks})
+        elif pname.startswith("weight_hh"):
+            walk.report.append(fill_orthogonal(param, full, blocks=blocks, generator=walk.stream(full)))
+        elif pname.startswith("weight_hr"):
+            walk.weight(param, full, name, None, {"layer": "linear"})
+        elif pname.startswith("bias_ih") and module.mode == "LSTM":
+            walk.constant(param, full, 0.0)
+            hidden = module.hidden_size
+            as_array(param)[hidden:2 * hidden] = 1.0  # forget gate: torch orders the gates (i, f, g, o)
+            walk.report[-1] = InitRecord(full, "zeros, forget-gate block 1", None, None, 0.0)
+        else:
+            walk.constant(param, full, 0.0)
+
+
+def _init_embedding(walk, name, module, params):
+    for pname, param in params:
+        full = _full(name, pname)
+        walk.report.append(fill_normal(param, full, std=walk.embedding_std, generator=walk.stream(full)))
+        if getattr(module, "padding_idx", None) is not None:
+            as_array(param)[module.padding_idx] = 0.0
+
+
+def _init_norm(walk, name, module, params):
+    for pname, param in params:
+        walk.constant(param, _full(name, pname), 1.0 if pname == "weight" else 0.0)
+
+
+def _handler(module):
+    if isinstance(module, torch.nn.MultiheadAttention):
+        return _init_attention
+    if isinstance(module, torch.nn.RNNBase):
+        return _init_recurrent
+    if isinstance(module, _WEIGHT_LAYERS):
+        return _init_weight_layer
+    if isinstance(module, (torch.nn.Embedding, torch.nn.EmbeddingBag)):
+        return _init_embedding
+    if isinstance(module, _NORMS):
+        return _init_norm
+    return None
+
+
+def init_module(model, *, scheme="kaiming", activation=None, activations=None, mode="fan_in",
+                distribution="normal", residual_scale=None, residual_pattern=DEFAULT_RESIDUAL_PATTERN,
+                embedding_std=1.0, phase_balanced=False, infer_dropout=False, by_name=False,
+                generator=None):
+    """Initialize every parameter of a torch.nn.Module in place; returns the report.
+
+    Weights of Linear/Conv/ConvTranspose layers (and the input weights of
+    attention and recurrent layers) follow `scheme` ("kaiming", "xavier",
+    "lecun", "orthogonal"; see varinit.schemes for the formulas) with the gain
+    of the activation that follows each layer; the module docstring lists
+    what every other module kind gets. `activations` maps module names or
+    shell-style patterns to activations (a name, (name, param), a callable or
+    an activation module) and `activation` is the default where neither
+    `activations` nor the model's structure says (None: linear, gain 1).
+
+    residual_scale (e.g. varinit.depth_scale("gpt2", L) = 1/sqrt(2 L) for L blocks, Radford et
+    al. 2019) multiplies the std of the weights of the modules whose names
+    match the regular expression `residual_pattern` (default: names ending in
+    "c_proj" or "out_proj"); None leaves every std as the scheme gives it.
+
+    phase_balanced=True gives every transposed convolution's output phases
+    the same variance (varinit.layer_variance.phase_scale). infer_dropout=True
+    divides out the inverted dropout on a layer's inputs (Var times
+    keep_prob = 1 - p) when Dropout(p) modules come just before it in an
+    nn.Sequential; off by default since the model is then at unit variance in
+    training mode and below it in eval mode.
+
+    The same generator seed gives the same model, bit for bit. With
+    by_name=True each parameter draws from generator.stream(its name), so the
+    values do not depend on the order in which modules were created.
+
+    Returns a list of InitRecord(name, rule, fan_in, fan_out, std), one per
+    parameter.
+
+    Example::
+
+        >>> model = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+        >>> report = varinit.torch.init_module(model, generator=0)
+        >>> report[0]
+        InitRecord(name='0.weight', rule='kaiming normal fan_in, gain(relu)=1.41421', fan_in=784, fan_out=256, std=0.0505...)
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_choices(scheme, mode, distribution)
+    residual = check_residual_scale(residual_scale)
+    if not isinstance(residual_pattern, str):
+        raise TypeError(f"residual_pattern must be a regular expression string, got {type(residual_pattern).__name__}")
+    if isinstance(embedding_std, bool) or not isinstance(embedding_std, (int, float)) \
+            or not 0 <= embedding_std < math.inf:
+        raise ValueError(f"embedding_std must be a non-negative finite number, got {embedding_std!r}")
+    if activations is None:
+        activations = {}
+    if not isinstance(activations, dict):
+        raise TypeError(f"activations must be a dict of module name -> activation, got {type(activations).__name__}")
+    activations = {key: _user_activation(value, key) for key, value in activations.items()}
+    default = _user_activation(activation, "default") if activation is not None else None
+    for flag, value in (("phase_balanced", phase_balanced), ("infer_dropout", infer_dropout),
+                        ("by_name", by_name)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{flag} must be True or False, got {value!r}")
+    for pname, param in model.named_parameters():
+        if isinstance(param, torch.nn.parameter.UninitializedParameter):
+            raise ValueError(f"parameter {pname} is uninitialized (lazy module): run one forward pass first")
+    walk = _Walk(
+        scheme=scheme, mode=mode, distribution=distribution, residual_scale=residual,
+        residual_pattern=re.compile(residual_pattern), activation=default, activations=activations,
+        embedding_std=float(embedding_std), by_name=bool(by_name),
+        generator=as_generator(generator, True), phase_balanced=phase_balanced,
+    )
+    walk.inferred = _inferred_activations(model)
+    if infer_dropout:
+        walk.keep_probs = _inferred_keep_probs(model)
+    seen = set()
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if isinstance(module, torch.nn.modules.batchnorm._NormBase) and module.track_running_stats:
+                module.reset_running_stats()  # buffers, as a freshly built module has them
+            params = [(p, t) for p, t in module.named_parameters(recurse=False) if id(t) not in seen]
+            if not params:
+                continue
+            seen.update(id(t) for _, t in params)
+            handler = _handler(module)
+            if handler is None:
+                walk.report.extend(InitRecord(_full(name, p), "untouched", None, None, float("nan"))
+                                   for p, _ in params)
+            else:
+                handler(walk, name, module, params)
+    return walk.report
