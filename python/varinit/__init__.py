@@ -31,6 +31,12 @@ from .init import (
     zeros_,
 )
 from .mean_field import Criticality, critical_sigma_w, criticality
+from .network import DenseLayer, mlp_spec
+from .plots import plot_propagation, plot_weight_histograms
+from .precision import int8_input_scale, min_weight_std, quantize_int8, range_checks
+from .propagation import propagate
+from .report import PropagationReport, compare_text
+from .training_scales import adam_lr, critical_input_scale, gradient_norm_growth
 
 __version__ = "0.1.0"
 STREAM_VERSION = _core.STREAM_VERSION
@@ -39,6 +45,9 @@ isa = _core.isa
 __all__ = [
     "Criticality", "activation_derivative", "activation_fn", "critical_sigma_w", "criticality",
     "gain", "gaussian_expectation", "second_moment",
+    "DenseLayer", "PropagationReport", "adam_lr", "compare_text", "critical_input_scale",
+    "gradient_norm_growth", "int8_input_scale", "min_weight_std", "mlp_spec", "plot_propagation",
+    "plot_weight_histograms", "propagate", "quantize_int8", "range_checks",
     "Generator", "STREAM_VERSION", "calculate_gain", "constant_", "default_generator",
     "dirac_", "eye_", "fans", "initial_seed", "isa", "kaiming_normal_", "kaiming_uniform_",
     "lecun_normal_", "lecun_uniform_", "manual_seed", "normal_", "ones_", "orthogonal_",
