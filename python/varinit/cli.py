@@ -89,9 +89,11 @@ def _run_gain(args):
 
 
 def _axes_arg(text):
-    if text is None:
-        return None
-    parts = [int(p) for p in text.split(",")]
+    """argparse type of --in-axis / --out-axis: an int or comma-separated ints."""
+    try:
+        parts = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int or comma-separated ints, got {text!r}") from None
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
@@ -99,7 +101,7 @@ def _run_fans(args):
     from .fans import fans
 
     fan_in, fan_out = fans(tuple(args.shape), layer=args.layer, groups=args.groups, stride=args.stride,
-                           blocks=args.blocks, in_axis=_axes_arg(args.in_axis), out_axis=_axes_arg(args.out_axis))
+                           blocks=args.blocks, in_axis=args.in_axis, out_axis=args.out_axis)
     print(f"shape {tuple(args.shape)}, layer {args.layer or 'torch default'}, groups {args.groups}, "
           f"stride {args.stride}, blocks {args.blocks}")
     print(f"fan_in  = {fan_in}")
@@ -200,8 +202,8 @@ def build_parser():
     p.add_argument("--groups", type=int, default=1, help="convolution groups (default 1)")
     p.add_argument("--stride", type=int, default=1, help="transposed convolution stride (default 1)")
     p.add_argument("--blocks", type=int, default=1, help="fused blocks along the output axis (QKV: 3; default 1)")
-    p.add_argument("--in-axis", default=None, help="input axis or axes (comma-separated), JAX layout")
-    p.add_argument("--out-axis", default=None, help="output axis or axes (comma-separated), JAX layout")
+    p.add_argument("--in-axis", type=_axes_arg, default=None, help="input axis or axes (comma-separated), JAX layout")
+    p.add_argument("--out-axis", type=_axes_arg, default=None, help="output axis or axes (comma-separated), JAX layout")
     p.set_defaults(run=_run_fans)
 
     p = sub.add_parser("bench", help="short fill benchmark against NumPy (and torch if installed)",
@@ -217,6 +219,6 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, TypeError, ImportError) as exc:
+    except (ValueError, TypeError, ImportError, OSError) as exc:
         print(f"varinit {args.command}: error: {exc}", file=sys.stderr)
         return 1

@@ -128,7 +128,7 @@ def propagate(network, inputs=None, *, batch=DEFAULT_BATCH, seed=0, output_grad=
 
         >>> report = varinit.propagate(varinit.mlp_spec(depth=50, width=512, init="xavier_normal"))
         >>> report.status, report.first_layer_with("vanishing")
-        ('vanishing', 14)
+        ('vanishing', 1)
     """
     _check_options(batch, seed, int8_clip)
     if _is_torch_module(network):
