@@ -65,6 +65,11 @@ SMOOTH = {
     "softplus": (None, lambda x: np.logaddexp(0, x), ()),
     "softplus_beta2": (2.0, lambda x: np.logaddexp(0, 2 * x) / 2, ()),
     "hardswish": (None, lambda x: x * min(max(x + 3, 0), 6) / 6, (-3.0, 3.0)),
+    "celu_alpha2": (2.0, lambda x: x if x > 0 else 2.0 * math.expm1(x / 2.0), (0.0,)),
+    "relu6": (None, lambda x: min(max(x, 0.0), 6.0), (0.0, 6.0)),
+    "hardtanh": (None, lambda x: min(max(x, -1.0), 1.0), (-1.0, 1.0)),
+    "hardsigmoid": (None, lambda x: min(max(x / 6 + 0.5, 0.0), 1.0), (-3.0, 3.0)),
+    "softsign": (None, lambda x: x / (1 + abs(x)), (0.0,)),
 }
 
 
@@ -72,17 +77,18 @@ SMOOTH = {
 @pytest.mark.parametrize("q", [0.01, 1.0, 7.0])
 def test_second_moment_matches_scipy_quad(label, q):
     param, f, kinks = SMOOTH[label]
-    name = label.split("_beta")[0]
+    name = label.split("_beta")[0].split("_alpha")[0]
     expected = scipy_expectation(lambda x: f(x) ** 2, q, kinks or (0.0,))
     assert varinit.second_moment(name, q, param) == pytest.approx(expected, rel=RTOL)
 
 
 @pytest.mark.parametrize("name,param", [(n, None) for n in varinit.activations.NAMES]
-                         + [("leaky_relu", 0.3), ("elu", 0.7), ("softplus", 3.0)])
+                         + [("leaky_relu", 0.3), ("elu", 0.7), ("softplus", 3.0), ("celu", 0.5)])
 def test_closed_form_derivatives_match_central_differences(name, param):
     f, df = varinit.activation_fn(name, param), varinit.activation_derivative(name, param)
     x = np.linspace(-6, 6, 1201)
-    x = x[np.min(np.abs(x[:, None] - np.array([-3.0, 0.0, 3.0])), axis=1) > 1e-3]  # off the kinks
+    kinks = np.array([-3.0, -1.0, 0.0, 1.0, 3.0, 6.0])
+    x = x[np.min(np.abs(x[:, None] - kinks), axis=1) > 1e-3]  # off the kinks
     h = 1e-6
     numeric = (f(x + h) - f(x - h)) / (2 * h)
     np.testing.assert_allclose(df(x), numeric, rtol=1e-6, atol=1e-7)
@@ -97,6 +103,8 @@ def test_activation_fn_values_against_torch():
         "relu": F.relu(t), "tanh": torch.tanh(t), "sigmoid": torch.sigmoid(t), "gelu": F.gelu(t),
         "gelu_tanh": F.gelu(t, approximate="tanh"), "silu": F.silu(t), "mish": F.mish(t),
         "elu": F.elu(t), "selu": F.selu(t), "softplus": F.softplus(t), "hardswish": F.hardswish(t),
+        "celu": F.celu(t), "relu6": F.relu6(t), "hardtanh": F.hardtanh(t),
+        "hardsigmoid": F.hardsigmoid(t), "softsign": F.softsign(t),
     }
     for name, expected in pairs.items():
         np.testing.assert_allclose(varinit.activation_fn(name)(x), expected.numpy(), rtol=1e-12,
@@ -120,6 +128,15 @@ def test_gaussian_expectation_kinked_and_scaled():
         expected = scipy_expectation(lambda x: math.tanh(x) ** 2, q)
         assert varinit.gaussian_expectation(lambda x: np.tanh(x) ** 2, q) == pytest.approx(expected, rel=RTOL)
     assert varinit.gaussian_expectation(np.cos, 0.0) == 1.0
+
+
+@pytest.mark.parametrize("c", [0.1, 0.37, -1.13])
+def test_undeclared_kinks_and_jumps_still_converge(c):
+    # the panels are cut at 0 and on fixed grids only; adaptive halving finds the rest
+    kinked = varinit.gaussian_expectation(lambda x: np.maximum(x - c, 0) ** 2)
+    assert kinked == pytest.approx(scipy_expectation(lambda x: max(x - c, 0) ** 2, 1.0, (c,)), rel=RTOL)
+    step = varinit.gaussian_expectation(lambda x: (x > c) * 1.0)
+    assert step == pytest.approx(norm.sf(c), rel=RTOL)
 
 
 def test_callables_vectorized_scalar_and_torch_agree():

@@ -72,6 +72,17 @@ def test_critical_sigma_w():
     assert sw > 1  # the critical line bends right as sigma_b grows (Poole et al. 2016, Fig. 1)
 
 
+def test_no_edge_of_chaos_is_reported_not_invented():
+    # GELU, sigma_b = 0.1: along the stable branch chi1 stays < 0.94 until that branch
+    # meets the unstable one (sigma_w ~ 1.759); started at q0 = 1 the signal explodes
+    # beyond sigma_w = 1.5258 (chi1 -> 1.16) and falls to the stable branch below it
+    # (chi1 = 0.62). chi1 = 1 is never reached continuously.
+    with pytest.raises(ValueError, match=r"chi1 jumps from 0\.61\d* to 1\.16\d* at sigma_w = 1\.5258"):
+        varinit.critical_sigma_w("gelu", 0.1)
+    # softplus reaches chi1 = 1 only in the limit q* -> inf at sqrt(2): no jump there
+    assert varinit.critical_sigma_w("softplus", 0.1) == pytest.approx(math.sqrt(2), rel=1e-9)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="sigma_w must be finite and > 0"):
         varinit.criticality("relu", 0.0)

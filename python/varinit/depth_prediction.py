@@ -18,8 +18,8 @@ A network is seen as a chain of steps, each of which is
 - `Opaque(name)`: anything else (normalization, pooling, attention...): no
   prediction past it forward, nor before it backward.
 
-Expectations are varinit.gaussian_expectation (quadrature cut at the
-activation's kinks). Past Q_CAP the map is evaluated at Q_CAP: activations
+Expectations are varinit.gaussian's panel quadrature cut at the
+activation's kinks. Past Q_CAP the map is evaluated at Q_CAP: activations
 that grow with their input then predict inf (the float64 measurement
 overflows there too), bounded ones their limit.
 """
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .activations import resolve
-from .gaussian import gaussian_expectation
+from .gaussian import expectation
 
 # Largest variance the quadrature is asked about: sqrt(Q_CAP) * 12 (the last node) squared
 # stays below float64's 1.8e308.
@@ -71,12 +71,13 @@ class Prediction:
 
 def _moments(activation, param, q):
     """(E[f], E[f^2], E[f'^2]) at z ~ N(0, q)."""
-    f, df, kinks = resolve(activation, param)
+    spec = resolve(activation, param)
+    f, df = spec.fn, spec.derivative
     q_eval = min(q, Q_CAP)
     try:
-        mean = gaussian_expectation(f, q_eval, breakpoints=kinks)
-        second = gaussian_expectation(lambda x: f(x) ** 2, q_eval, breakpoints=kinks)
-        slope = gaussian_expectation(lambda x: df(x) ** 2, q_eval, breakpoints=kinks)
+        mean = expectation(f, q_eval, spec.kinks, adaptive=spec.adaptive)
+        second = expectation(lambda x: f(x) ** 2, q_eval, spec.kinks, adaptive=spec.adaptive)
+        slope = expectation(lambda x: df(x) ** 2, q_eval, spec.kinks, adaptive=spec.adaptive)
     except (ValueError, OverflowError):
         return math.inf, math.inf, math.inf
     if q > Q_CAP and second > UNBOUNDED:

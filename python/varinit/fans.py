@@ -7,7 +7,10 @@ the receptive field). `layer` corrects the rule where the shape alone misleads:
 
 - "conv" with `groups` g, weight (C_out, C_in/g, *k): each output sees
   C_in/g * prod(k) inputs and each input feeds C_out/g * prod(k) outputs
-  (torch overcounts fan_out by g: pytorch issue 23854).
+  (torch overcounts fan_out by g: pytorch issue 23854). `stride` is
+  accepted and leaves both unchanged (the issue's rule; with stride s an
+  input actually reaches prod(k)/prod(s) positions per output channel on
+  average, the mirror image of the transposed case below).
 - "conv_transpose", weight (C_in, C_out/g, *k), `stride` s: each output
   position receives C_in/g * prod(k)/prod(s) taps on average, each input
   feeds C_out/g * prod(k) outputs (torch swaps the two and ignores stride).
@@ -107,8 +110,10 @@ def fans(shape, *, layer=None, groups=1, stride=1, blocks=1, in_axis=None, out_a
         fan_in = c_in * receptive
         fan_in = fan_in // taps if fan_in % taps == 0 else fan_in / taps
         return fan_in, c_out * receptive
-    if stride != 1:
-        raise ValueError("stride only changes the fans of layer='conv_transpose'")
+    if layer == "conv":
+        _stride_product(stride, ndim - 2)  # validated; a strided conv's fans are its kernel's
+    elif stride != 1:
+        raise ValueError("stride applies to layer='conv' or 'conv_transpose'")
     if groups != 1 and layer != "conv":
         raise ValueError("groups only applies to layer='conv' or 'conv_transpose'")
     c_out = _divide(shape[0], groups * blocks, "dim 0")

@@ -7,7 +7,12 @@ and, keyword-only, `global_shape=` and `start=`: `tensor` is then the block at
 `start` of a larger virtual tensor of shape `global_shape`, and receives
 exactly the values the whole tensor would have there (fans come from the
 global shape). Fan-based functions also take the layer keywords of
-varinit.fans (`layer`, `groups`, `stride`, `blocks`, `in_axis`, `out_axis`).
+varinit.fans (`layer`, `groups`, `stride`, `blocks`, `in_axis`, `out_axis`)
+and the variance adjustments of varinit.layer_variance: `keep_prob=`
+(inverted dropout on the inputs), `density=` (fraction of weights kept by a
+pruning mask), `input_var=` (input variance), and for
+layer="conv_transpose" `phase_balanced=True` (with `dilation=`), which
+removes the checkerboard of strided transposed convolutions.
 """
 import math
 import warnings
@@ -17,8 +22,9 @@ import numpy as np
 
 from . import _core
 from ._targets import as_array, fill_array, is_torch_tensor
-from .fans import fans
+from .activations import gain as second_moment_gain
 from .gains import calculate_gain
+from .layer_variance import apply_tap_scale, weight_plan
 from .generator import SECONDARY_BIT, resolve
 
 FAN_MODES = ("fan_in", "fan_out")
@@ -84,10 +90,17 @@ def _random_fill(tensor, arr, dist, p0, p1, p2, p3, generator, region):
     return tensor
 
 
-def _fan_pair(arr, region, layout):
-    """(fan_in, fan_out) from the global shape and the layer keywords."""
+def _plan(arr, region, layout):
+    """WeightPlan (fans, variance factor, tap scale) from the global shape and keywords."""
     shape = region[0] if region[0] is not None else arr.shape
-    return fans(shape, **layout)
+    return weight_plan(shape, **layout)
+
+
+def _planned_fill(tensor, arr, plan, dist, p0, p1, p2, p3, generator, region):
+    _random_fill(tensor, arr, dist, p0, p1, p2, p3, generator, region)
+    if arr.size:
+        apply_tap_scale(arr, plan.tap_scale, region[1])
+    return tensor
 
 
 def _pick_fan(fan_pair, mode):
@@ -208,11 +221,12 @@ def xavier_uniform_(tensor, gain=1.0, generator=None, *, global_shape=None, star
     gain = _finite(gain, "gain")
     arr = as_array(tensor)
     region = _region(arr, global_shape, start)
-    fan_in, fan_out = _fan_pair(arr, region, layout)
-    if fan_in + fan_out == 0:
+    plan = _plan(arr, region, layout)
+    if plan.fan_in + plan.fan_out == 0:
         return tensor
-    bound = math.sqrt(3.0) * (gain * math.sqrt(2.0 / float(fan_in + fan_out)))
-    return _random_fill(tensor, arr, _core.UNIFORM, -bound, bound, 0.0, 0.0, generator, region)
+    std = gain * math.sqrt(2.0 * plan.variance_factor / float(plan.fan_in + plan.fan_out))
+    bound = math.sqrt(3.0) * std
+    return _planned_fill(tensor, arr, plan, _core.UNIFORM, -bound, bound, 0.0, 0.0, generator, region)
 
 
 def xavier_normal_(tensor, gain=1.0, generator=None, *, global_shape=None, start=None, **layout):
@@ -225,24 +239,40 @@ def xavier_normal_(tensor, gain=1.0, generator=None, *, global_shape=None, start
     gain = _finite(gain, "gain")
     arr = as_array(tensor)
     region = _region(arr, global_shape, start)
-    fan_in, fan_out = _fan_pair(arr, region, layout)
-    if fan_in + fan_out == 0:
+    plan = _plan(arr, region, layout)
+    if plan.fan_in + plan.fan_out == 0:
         return tensor
-    std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
-    return _random_fill(tensor, arr, _core.NORMAL, 0.0, std, 0.0, 0.0, generator, region)
+    std = gain * math.sqrt(2.0 * plan.variance_factor / float(plan.fan_in + plan.fan_out))
+    return _planned_fill(tensor, arr, plan, _core.NORMAL, 0.0, std, 0.0, 0.0, generator, region)
 
 
-def _kaiming_std(tensor, arr, a, mode, nonlinearity, region, layout):
-    fan = _pick_fan(_fan_pair(arr, region, layout), mode)
-    return calculate_gain(nonlinearity, a) / math.sqrt(fan)
+def _kaiming_gain(nonlinearity, a):
+    """torch's table for the names it knows (parity); varinit.gain for the others."""
+    if isinstance(nonlinearity, str):
+        try:
+            return calculate_gain(nonlinearity, a)
+        except ValueError as unsupported:
+            try:
+                return second_moment_gain(nonlinearity)
+            except ValueError:
+                raise unsupported from None
+    return second_moment_gain(nonlinearity)
+
+
+def _kaiming_std(a, mode, nonlinearity, plan):
+    fan = _pick_fan((plan.fan_in, plan.fan_out), mode)
+    return _kaiming_gain(nonlinearity, a) * math.sqrt(plan.variance_factor / fan)
 
 
 def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None, *,
                      global_shape=None, start=None, **layout):
     """He et al. (2015): U(-bound, bound), bound = gain * sqrt(3 / fan).
 
-    gain = calculate_gain(nonlinearity, a); fan is fan_in (preserves the
-    forward variance) or fan_out (the backward one).
+    gain = calculate_gain(nonlinearity, a) for the names torch knows; other
+    names ("gelu", "silu", "mish", ...) and callables get varinit.gain
+    (1 / sqrt(E[f(z)^2])). fan is fan_in (preserves the forward variance) or
+    fan_out (the backward one), after the layer keywords and `density`; the
+    variance is then multiplied by keep_prob / input_var.
 
     Example::
 
@@ -253,8 +283,9 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gene
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
         return tensor
     region = _region(arr, global_shape, start)
-    bound = math.sqrt(3.0) * _kaiming_std(tensor, arr, a, mode, nonlinearity, region, layout)
-    return _random_fill(tensor, arr, _core.UNIFORM, -bound, bound, 0.0, 0.0, generator, region)
+    plan = _plan(arr, region, layout)
+    bound = math.sqrt(3.0) * _kaiming_std(a, mode, nonlinearity, plan)
+    return _planned_fill(tensor, arr, plan, _core.UNIFORM, -bound, bound, 0.0, 0.0, generator, region)
 
 
 def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None, *,
@@ -271,8 +302,9 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
         return tensor
     region = _region(arr, global_shape, start)
-    std = _kaiming_std(tensor, arr, a, mode, nonlinearity, region, layout)
-    return _random_fill(tensor, arr, _core.NORMAL, 0.0, std, 0.0, 0.0, generator, region)
+    plan = _plan(arr, region, layout)
+    std = _kaiming_std(a, mode, nonlinearity, plan)
+    return _planned_fill(tensor, arr, plan, _core.NORMAL, 0.0, std, 0.0, 0.0, generator, region)
 
 
 def variance_scaling_(tensor, scale=1.0, mode="fan_in", distribution="truncated_normal",
@@ -299,7 +331,8 @@ def variance_scaling_(tensor, scale=1.0, mode="fan_in", distribution="truncated_
         raise ValueError(f"distribution must be one of {SCALING_DISTRIBUTIONS}, got {distribution!r}")
     arr = as_array(tensor)
     region = _region(arr, global_shape, start)
-    fan_in, fan_out = _fan_pair(arr, region, layout)
+    plan = _plan(arr, region, layout)
+    fan_in, fan_out = plan.fan_in, plan.fan_out
     if arr.size == 0:
         return tensor
     denominator = {
@@ -308,16 +341,16 @@ def variance_scaling_(tensor, scale=1.0, mode="fan_in", distribution="truncated_
         "fan_avg": (fan_in + fan_out) / 2.0,
         "fan_geo_avg": math.sqrt(fan_in * fan_out),
     }[mode]
-    variance = scale / denominator
+    variance = scale * plan.variance_factor / denominator
     if distribution == "truncated_normal":
         s = math.sqrt(variance) / TRUNCATED_STD
-        return _random_fill(tensor, arr, _core.TRUNC_NORMAL, 0.0, s, -TRUNCATION * s,
-                            TRUNCATION * s, generator, region)
+        return _planned_fill(tensor, arr, plan, _core.TRUNC_NORMAL, 0.0, s, -TRUNCATION * s,
+                             TRUNCATION * s, generator, region)
     if distribution == "uniform":
         limit = math.sqrt(3.0 * variance)
-        return _random_fill(tensor, arr, _core.UNIFORM, -limit, limit, 0.0, 0.0, generator, region)
-    return _random_fill(tensor, arr, _core.NORMAL, 0.0, math.sqrt(variance), 0.0, 0.0,
-                        generator, region)
+        return _planned_fill(tensor, arr, plan, _core.UNIFORM, -limit, limit, 0.0, 0.0, generator, region)
+    return _planned_fill(tensor, arr, plan, _core.NORMAL, 0.0, math.sqrt(variance), 0.0, 0.0,
+                         generator, region)
 
 
 def lecun_normal_(tensor, generator=None, **kwargs):

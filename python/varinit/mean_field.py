@@ -19,10 +19,7 @@ import math
 from collections import namedtuple
 from numbers import Real
 
-import numpy as np
-
-from .activations import resolve
-from .gaussian import normal_nodes
+from .activations import mean_square, resolve
 
 Criticality = namedtuple("Criticality", ["q_star", "chi1"])
 Criticality.__doc__ = """(q_star, chi1); q_star is 0.0 (the signal dies) or math.inf
@@ -39,6 +36,13 @@ Q_LIMIT_HIGH = 1e24
 # sigma_b = 0 has V(q) = q for every q, up to the rounding of sigma_w^2.
 MARGINAL_RTOL = 1e-12
 SEARCH_FACTOR = 8.0
+# chi1 is continuous in sigma_w along one branch of fixed points; a change of more
+# than JUMP_TOLERANCE across +-JUMP_PROBE (relative) of the root means the root is
+# a switch between branches (GELU, SiLU, Mish at sigma_b = 0.1 jump by 0.27 to 0.73),
+# not an edge of chaos. Softplus reaches chi1 = 1 only as q* -> inf, where chi1
+# converges slowly (3e-4 short at 1e-9 below the root): not a jump.
+JUMP_PROBE = 1e-9
+JUMP_TOLERANCE = 1e-2
 
 
 def _positive(value, name, allow_zero=False):
@@ -49,14 +53,6 @@ def _positive(value, name, allow_zero=False):
     if not (ok and math.isfinite(value)):
         raise ValueError(f"{name} must be finite and {'>=' if allow_zero else '>'} 0, got {value}")
     return value
-
-
-def _moment(fn, q, kinks):
-    x, w = normal_nodes(q, kinks)
-    values = fn(x)
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"the activation is not finite at x = {x[~np.isfinite(values)][0]!r}")
-    return float(np.dot(w, values * values))
 
 
 def _illinois(fn, lo, hi, f_lo, f_hi, rtol):
@@ -84,13 +80,13 @@ def _illinois(fn, lo, hi, f_lo, f_hi, rtol):
     return 0.5 * (lo + hi)
 
 
-def _fixed_point(f, kinks, sigma_w, sigma_b, q0):
+def _fixed_point(spec, sigma_w, sigma_b, q0):
     """The fixed point of V reached from q0 (V is increasing in q for the usual f)."""
     sw2, sb2 = sigma_w * sigma_w, sigma_b * sigma_b
 
     def excess(log_q):  # V(q) / q - 1: same sign as V(q) - q, well scaled at any q
         q = math.exp(log_q)
-        return (sw2 * _moment(f, q, kinks) + sb2) / q - 1.0
+        return (sw2 * mean_square(spec.fn, q, spec) + sb2) / q - 1.0
 
     t0 = math.log(q0)
     e0 = excess(t0)
@@ -110,9 +106,9 @@ def _fixed_point(f, kinks, sigma_w, sigma_b, q0):
     return math.exp(_illinois(excess, lo, hi, f_lo, f_hi, 1e-15))
 
 
-def _chi1(df, kinks, sigma_w, q_star):
+def _chi1(spec, sigma_w, q_star):
     q = min(max(q_star, Q_LIMIT_LOW), Q_LIMIT_HIGH)
-    return sigma_w * sigma_w * _moment(df, q, kinks)
+    return sigma_w * sigma_w * mean_square(spec.derivative, q, spec)
 
 
 def criticality(activation, sigma_w, sigma_b=0.0, param=None, *, q0=1.0, breakpoints=None):
@@ -134,14 +130,14 @@ def criticality(activation, sigma_w, sigma_b=0.0, param=None, *, q0=1.0, breakpo
         >>> varinit.criticality("tanh", 1.5, 0.05)
         Criticality(q_star=..., chi1=...)
         >>> varinit.criticality("relu", 2 ** 0.5).chi1
-        1.0000000000000004
+        1.0000000000000002
     """
     sigma_w = _positive(sigma_w, "sigma_w")
     sigma_b = _positive(sigma_b, "sigma_b", allow_zero=True)
     q0 = _positive(q0, "q0")
-    f, df, kinks = resolve(activation, param, breakpoints)
-    q_star = _fixed_point(f, kinks, sigma_w, sigma_b, q0)
-    return Criticality(q_star, _chi1(df, kinks, sigma_w, q_star))
+    spec = resolve(activation, param, breakpoints)
+    q_star = _fixed_point(spec, sigma_w, sigma_b, q0)
+    return Criticality(q_star, _chi1(spec, sigma_w, q_star))
 
 
 def critical_sigma_w(activation, sigma_b=0.0, param=None, *, q0=1.0, breakpoints=None):
@@ -150,7 +146,10 @@ def critical_sigma_w(activation, sigma_b=0.0, param=None, *, q0=1.0, breakpoints
     Solved by bracketing and regula falsi in sigma_w, each step solving q*
     (see criticality). relu: sqrt(2) for any sigma_b; tanh, sigma_b = 0: 1.
     Where chi1 - 1 only touches 0 quadratically (tanh, sigma_b = 0, from
-    above) the answer is accurate to ~1e-7 instead of ~1e-12.
+    above) the answer is accurate to ~1e-7 instead of ~1e-12. ValueError when
+    chi1 jumps over 1 instead: for ReLU-like smooth activations (GELU, SiLU,
+    Mish) at small sigma_b, the stable fixed point disappears (meeting an
+    unstable one) while chi1 is still below 1, and the signal then explodes.
 
     Example::
 
@@ -159,10 +158,10 @@ def critical_sigma_w(activation, sigma_b=0.0, param=None, *, q0=1.0, breakpoints
     """
     sigma_b = _positive(sigma_b, "sigma_b", allow_zero=True)
     q0 = _positive(q0, "q0")
-    f, df, kinks = resolve(activation, param, breakpoints)
+    spec = resolve(activation, param, breakpoints)
 
     def excess(sigma_w):
-        return _chi1(df, kinks, sigma_w, _fixed_point(f, kinks, sigma_w, sigma_b, q0)) - 1.0
+        return _chi1(spec, sigma_w, _fixed_point(spec, sigma_w, sigma_b, q0)) - 1.0
 
     lo = hi = 1.0
     f_lo = f_hi = excess(1.0)
@@ -182,4 +181,13 @@ def critical_sigma_w(activation, sigma_b=0.0, param=None, *, q0=1.0, breakpoints
         return lo
     if f_hi == 0:
         return hi
-    return _illinois(excess, lo, hi, f_lo, f_hi, 1e-13)
+    root = _illinois(excess, lo, hi, f_lo, f_hi, 1e-13)
+    below, above = excess(root * (1 - JUMP_PROBE)), excess(root * (1 + JUMP_PROBE))
+    if above - below > JUMP_TOLERANCE:
+        raise ValueError(
+            f"chi1 jumps from {below + 1:.6g} to {above + 1:.6g} at sigma_w = {root:.10g}: the variance "
+            f"map's fixed point reached from q0 = {q0:g} switches there (a stable and an unstable fixed "
+            "point), so no sigma_w puts a stable fixed point at chi1 = 1 for this sigma_b; "
+            "try another sigma_b or q0"
+        )
+    return root

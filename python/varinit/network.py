@@ -199,7 +199,7 @@ def forward(layers, inputs):
     a = np.asarray(inputs, dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         for layer in layers:
-            f = resolve(layer.activation_name, layer.param)[0]
+            f = resolve(layer.activation_name, layer.param).fn
             z = a @ np.asarray(layer.weight, np.float64).T
             if layer.bias is not None:
                 z = z + np.asarray(layer.bias, np.float64)
@@ -221,6 +221,6 @@ def backward(layers, pre, output_grad):
         for index in range(len(layers) - 1, -1, -1):
             grads[index] = g
             layer = layers[index]
-            df = resolve(layer.activation_name, layer.param)[1]
+            df = resolve(layer.activation_name, layer.param).derivative
             g = (g * df(pre[index])) @ np.asarray(layer.weight, np.float64)
     return grads, g

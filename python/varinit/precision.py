@@ -28,7 +28,7 @@ from statistics import NormalDist
 import numpy as np
 
 from .activations import resolve
-from .gaussian import gaussian_expectation
+from .gaussian import expectation
 
 FLOAT16_SMALLEST_NORMAL = 2.0 ** -14
 FLOAT16_OVERFLOW = 65504.0 + 16.0
@@ -185,8 +185,8 @@ def int8_input_scale(std, clip=DEFAULT_INT8_CLIP, max_saturation=1e-4):
 
 def _layer_rms(activation, param, q):
     """RMS of f(z), z ~ N(0, q), and the next layer's input second moment."""
-    f, _, kinks = resolve(activation, param)
-    second = gaussian_expectation(lambda x: f(x) ** 2, q, breakpoints=kinks)
+    spec = resolve(activation, param)
+    second = expectation(lambda x: spec.fn(x) ** 2, q, spec.kinks, adaptive=spec.adaptive)
     return math.sqrt(second), second
 
 

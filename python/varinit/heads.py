@@ -1,0 +1,58 @@
+"""Output-head biases: optimistic value heads and class-prior logits."""
+import math
+from numbers import Real
+
+from ._targets import as_array
+
+
+def _real(value, name):
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+def optimistic_bias_(bias, value=None, *, max_reward=None, discount=None):
+    """Fill a value head's bias with an optimistic constant.
+
+    Either `value` directly, or the largest possible discounted return
+    max_reward / (1 - discount) (optimistic initial values, Sutton & Barto
+    2018, section 2.6): every state starts out looking at least as good as it
+    can be, so greedy exploration tries everything.
+
+    Example::
+
+        >>> b = varinit.optimistic_bias_(np.empty(1, np.float32), max_reward=1.0, discount=0.99)   # 100
+    """
+    if (value is None) == (max_reward is None):
+        raise ValueError("give either value or max_reward (with discount), not both")
+    if value is None:
+        if discount is None:
+            raise ValueError("max_reward needs discount (in [0, 1))")
+        discount = _real(discount, "discount")
+        if not 0.0 <= discount < 1.0:
+            raise ValueError(f"discount must be in [0, 1), got {discount}")
+        value = _real(max_reward, "max_reward") / (1.0 - discount)
+    else:
+        value = _real(value, "value")
+    as_array(bias)[...] = value
+    return bias
+
+
+def prior_bias_(bias, prior):
+    """Fill a sigmoid classifier's bias with log(p / (1 - p)): initial outputs equal the prior p.
+
+    Lin et al. (2017, RetinaNet, p = 0.01 for rare foreground classes): with
+    small weights, sigmoid(b) = p at the start, so the loss of the frequent
+    class does not swamp the first updates.
+
+    Example::
+
+        >>> b = varinit.prior_bias_(np.empty(80, np.float32), 0.01)
+    """
+    p = _real(prior, "prior")
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"prior must be in (0, 1), got {p}")
+    as_array(bias)[...] = math.log(p / (1.0 - p))
+    return bias

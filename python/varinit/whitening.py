@@ -1,0 +1,69 @@
+"""Whitening init: weights matched to the covariance of correlated inputs.
+
+For inputs x with covariance Sigma (d x d) and a row w ~ N(0, Sigma^-1 / d),
+the unit y = w . x has E[y^2] = E[w^T Sigma w] = tr(Sigma Sigma^-1) / d = 1,
+whatever the correlations; with rows drawn independently, E[W Sigma W^T] = I,
+so the outputs also start uncorrelated (in expectation over W). A plain
+1/d init instead gives E[y^2] = tr(Sigma) / d, and units that all over-weight
+Sigma's leading directions.
+"""
+import math
+from numbers import Real
+
+import numpy as np
+
+from . import _core
+from ._targets import as_array, fill_array, is_torch_tensor
+from .generator import resolve
+
+
+def whitening_(tensor, cov, gain=1.0, generator=None, *, in_axis=1, eps=0.0):
+    """Fill rows with N(0, gain^2 Sigma^-1 / d) for inputs of covariance `cov` (d x d).
+
+    A standard Gaussian G from varinit's generator is multiplied by
+    Sigma^(-1/2) (eigendecomposition Sigma = U diag(lam) U^T, Sigma^(-1/2) =
+    U diag((lam + eps)^(-1/2)) U^T) and by gain / sqrt(d): each row then has
+    covariance gain^2 (Sigma + eps I)^-1 / d. `in_axis` is the input axis of
+    the 2-D weight (1: torch's (out, in); 0: (in, out)). `eps` regularizes an
+    ill-conditioned sample covariance.
+
+    Example::
+
+        >>> cov = np.cov(np.random.default_rng(0).normal(size=(1000, 64)) @ np.diag(np.linspace(0.1, 3, 64)), rowvar=False)
+        >>> w = varinit.whitening_(np.empty((128, 64), np.float32), cov, generator=0)
+    """
+    arr = as_array(tensor)
+    if arr.ndim != 2:
+        raise ValueError(f"whitening_ expects a 2-D weight, got {arr.ndim} dimensions")
+    if in_axis not in (0, 1):
+        raise ValueError(f"in_axis must be 0 or 1, got {in_axis!r}")
+    for value, name in ((gain, "gain"), (eps, "eps")):
+        if isinstance(value, bool) or not isinstance(value, Real):
+            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not math.isfinite(gain):
+        raise ValueError(f"gain must be finite, got {gain!r}")
+    if not (math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+    d = arr.shape[in_axis]
+    try:
+        sigma = np.asarray(cov, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError("cov must be a square array of real numbers") from None
+    if sigma.shape != (d, d):
+        raise ValueError(f"cov must have shape ({d}, {d}) to match the weight's input axis, got {sigma.shape}")
+    if not np.all(np.isfinite(sigma)) or not np.allclose(sigma, sigma.T, rtol=1e-10, atol=1e-12 * np.abs(sigma).max()):
+        raise ValueError("cov must be a finite symmetric matrix")
+    lam, vectors = np.linalg.eigh(sigma)
+    lam = lam + eps
+    if lam.min() <= 1e-12 * max(lam.max(), 0.0) or lam.max() <= 0:
+        raise ValueError("cov must be positive definite (pass eps > 0 to regularize a singular covariance)")
+    if arr.size == 0:
+        return tensor
+    inverse_root = (vectors / np.sqrt(lam)) @ vectors.T
+    units = arr.shape[1 - in_axis]
+    gaussian = np.empty((units, d), np.float64)
+    key, stream = resolve(generator, is_torch_tensor(tensor))
+    fill_array(gaussian, _core.NORMAL, 0.0, 1.0, 0.0, 0.0, key, stream)
+    rows = gaussian @ inverse_root * (gain / math.sqrt(d))
+    arr[...] = (rows if in_axis == 1 else rows.T).astype(arr.dtype)
+    return tensor

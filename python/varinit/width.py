@@ -1,0 +1,92 @@
+"""muP width scaling: init and learning-rate multipliers that transfer across widths.
+
+Yang et al. (2022), Tensor Programs V, Table 3 (the muP formulation without
+parameter multipliers), with widths measured against a base model so that muP
+equals the standard parametrization at width == base_width:
+
+    layer kind        init Var               SGD lr         Adam lr
+    "input" (& biases) 1/fan_in               fan_out        1
+    "hidden"           1/fan_in               1              1/fan_in
+    "output"           1/fan_in^2             1/fan_in       1/fan_in
+
+"input" maps a finite dimension (data, vocabulary) into the width, "output"
+maps the width to a finite dimension (logits), "hidden" maps width to width.
+Relative to the base model (r = width / base_width), the init variance is
+the 1/fan_in rule times 1, 1 and 1/r ("output": Var = 1/(fan_in r) =
+base_fan_in / fan_in^2, so the readout std falls as 1/r against the base
+model's), and the learning rate is the base model's times SGD r, 1, 1/r or
+Adam 1, 1/r, 1/r.
+"""
+import math
+from collections import namedtuple
+from numbers import Real
+
+from .init import normal_
+from ._targets import as_array
+from .layer_variance import apply_tap_scale, weight_plan
+
+KINDS = ("input", "hidden", "output")
+OPTIMIZERS = ("sgd", "adam")
+
+MupScales = namedtuple("MupScales", ["init_var", "lr"])
+MupScales.__doc__ = """Multipliers for a layer of the given kind at the given width (Yang et
+al. 2022, Table 3): `init_var` on the gain^2 / fan_in variance, `lr` on the base model's
+learning rate."""
+
+
+def _width(value, name):
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def mup_scales(kind, base_width, width, optimizer="adam"):
+    """MupScales(init_var, lr): multipliers relative to a tuned base model.
+
+    init_var is the factor on the gain^2 / fan_in variance (1 for "input" and
+    "hidden", base_width / width for "output"); lr is the factor on the base
+    model's learning rate (see the module table).
+
+    Example::
+
+        >>> varinit.mup_scales("hidden", 256, 1024, "adam")
+        MupScales(init_var=1.0, lr=0.25)
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    ratio = _width(width, "width") / _width(base_width, "base_width")
+    if kind == "input":
+        return MupScales(1.0, ratio if optimizer == "sgd" else 1.0)
+    if kind == "hidden":
+        return MupScales(1.0, 1.0 if optimizer == "sgd" else 1.0 / ratio)
+    return MupScales(1.0 / ratio, 1.0 / ratio)
+
+
+def mup_init_(tensor, kind, base_width, width, gain=1.0, generator=None, **layout):
+    """Fill with N(0, gain^2 / fan_in), times base_width / width for "output" layers (muP).
+
+    fan_in comes from varinit.fans with the layout keywords (in_axis,
+    out_axis, layer, ...). At width == base_width this is LeCun/He init; for
+    wider models the readout variance is 1/fan_in^2 up to the base constant,
+    so the logits of the wide model start as small as muP prescribes (Yang
+    et al. 2022, Table 3).
+
+    Example::
+
+        >>> w_out = varinit.mup_init_(np.empty((10, 1024), np.float32), "output", 256, 1024)
+    """
+    if isinstance(gain, bool) or not isinstance(gain, Real):
+        raise TypeError(f"gain must be a real number, got {type(gain).__name__}")
+    if not math.isfinite(gain):
+        raise ValueError(f"gain must be finite, got {gain!r}")
+    var_factor = mup_scales(kind, base_width, width).init_var
+    arr = as_array(tensor)
+    plan = weight_plan(arr.shape, **layout)
+    std = gain * math.sqrt(plan.variance_factor * var_factor / plan.fan_in)
+    normal_(tensor, 0.0, std, generator)
+    apply_tap_scale(arr, plan.tap_scale, None)
+    return tensor
