@@ -166,23 +166,29 @@ def print_table(results):
         print(f"{init:<16}{first:>14.4g}{final:>12}{r['test_accuracy']:>10.3f}{when:>14}  {outcome}")
 
 
-def plot_losses(results, path):
-    from varinit.plots import _pyplot
+def plot_losses(results, path=None):
+    """Training loss per epoch and init, log scale; saved to `path` (and closed) when given."""
+    from varinit.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    ceiling = 10.0   # N(0, 1)'s losses (~1e16) would flatten every other curve
     for init, r in results.items():
         losses = np.array(r["losses"], dtype=np.float64)
         losses[~np.isfinite(losses)] = np.nan
-        ax.plot(np.arange(1, len(losses) + 1), losses, "o-", ms=3, label=init)
+        label = init if np.nanmin(losses) < ceiling else f"{init} (off the scale: ~{np.nanmin(losses):.0e})"
+        ax.plot(np.arange(1, len(losses) + 1), np.minimum(losses, ceiling), "o-", ms=3, label=label)
     ax.axhline(math.log(10), color="0.5", ls=":", label="chance (ln 10)")
     ax.set_yscale("log")
+    ax.set_ylim(top=ceiling)
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss")
     ax.set_title(f"{DEPTH}-layer ReLU MLP on digits, Adam lr {LEARNING_RATE}")
     ax.legend()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    if path is not None:
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return fig
 
 
 def main():

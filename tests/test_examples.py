@@ -18,7 +18,7 @@ def _load_example():
     return module
 
 
-def test_training_example_he_trains_and_naive_inits_do_not():
+def test_training_example_he_trains_and_naive_inits_do_not(tmp_path):
     pytest.importorskip("sklearn")
     example = _load_example()
     assert example.DEPTH >= 20
@@ -33,6 +33,10 @@ def test_training_example_he_trains_and_naive_inits_do_not():
         assert results[naive]["test_accuracy"] < 0.4
     assert results["small"]["final_loss"] > 2.2          # stuck at chance
     assert he["losses"][-1] < he["losses"][0]
+    if importlib.util.find_spec("matplotlib") is not None:
+        png = tmp_path / "loss.png"
+        example.plot_losses(results, png)
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
 def test_walkthrough_notebook_runs_headless(monkeypatch):

@@ -21,7 +21,8 @@ DEFAULT_HISTOGRAM_INITS = ("xavier_normal", "xavier_uniform", "kaiming_normal", 
 TRUNCATION = 2.0
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot, on the Agg backend when headless; ImportError naming the fix if missing."""
     try:
         import matplotlib
     except ImportError:
@@ -54,7 +55,7 @@ def plot_propagation(reports, path=None, title=None):
         ...            for i in ("naive", "xavier_normal", "kaiming_normal")]
         >>> fig = varinit.plot_propagation(reports, "std_by_depth.png")
     """
-    plt = _pyplot()
+    plt = pyplot()
     if not isinstance(reports, (list, tuple)):
         reports = [reports]
     if not reports:
@@ -145,7 +146,7 @@ def plot_weight_histograms(inits=DEFAULT_HISTOGRAM_INITS, shape=(512, 512), acti
 
         >>> fig = varinit.plot_weight_histograms(("xavier_uniform", "kaiming_normal"), path="hist.png")
     """
-    plt = _pyplot()
+    plt = pyplot()
     inits = list(inits)
     if not inits:
         raise ValueError("inits must name at least one initializer")
