@@ -12,6 +12,7 @@ values (printed as one line on stderr, no traceback).
 import argparse
 import importlib.util
 import math
+import os
 import sys
 import time
 
@@ -219,6 +220,10 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except BrokenPipeError:
+        # the reader (e.g. `| head`) left: stop quietly, as the Python docs recommend
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (ValueError, TypeError, ImportError, OSError) as exc:
         print(f"varinit {args.command}: error: {exc}", file=sys.stderr)
         return 1
