@@ -10,7 +10,7 @@ default), so a status says how far the signal has drifted over the depth:
 - vanishing: an activation or gradient std below VANISHING_RATIO times its
   reference (a layer whose outputs are all exactly 0 vanishes too);
 - saturated: more than SATURATED_FRACTION of the outputs of a bounded
-  activation (tanh, sigmoid, hardtanh, softsign) lie within RAIL_MARGIN of the
+  activation (tanh, sigmoid, hardtanh, hardsigmoid, softsign) lie within RAIL_MARGIN of the
   activation's range from one of its rails: the unit passes almost no gradient;
 - healthy: none of the above.
 
@@ -33,6 +33,7 @@ RAILS = {
     "sigmoid": (0.0, 1.0),
     "hardtanh": (-1.0, 1.0),
     "softsign": (-1.0, 1.0),
+    "hardsigmoid": (0.0, 1.0),
 }
 ORDER = ("exploding", "vanishing", "saturated", "healthy")
 

@@ -30,10 +30,9 @@ ACTIVATIONS = {
     "ReLU": ("relu", None), "LeakyReLU": ("leaky_relu", "negative_slope"), "Tanh": ("tanh", None),
     "Sigmoid": ("sigmoid", None), "SiLU": ("silu", None), "Mish": ("mish", None),
     "ELU": ("elu", "alpha"), "SELU": ("selu", None), "Softplus": ("softplus", "beta"),
-    "Hardswish": ("hardswish", None),
+    "Hardswish": ("hardswish", None), "CELU": ("celu", "alpha"), "ReLU6": ("relu6", None),
+    "Hardsigmoid": ("hardsigmoid", None), "Softsign": ("softsign", None),
 }
-# Bounded activations torch has that varinit.statuses knows the rails of (no mean-field step).
-RAILED = {"Hardtanh": "hardtanh", "Softsign": "softsign"}
 PASS_THROUGH = ("Identity", "Flatten")
 
 
@@ -42,6 +41,10 @@ def _activation(module):
     cls = type(module).__name__
     if cls == "GELU":
         return ("gelu_tanh" if getattr(module, "approximate", "none") == "tanh" else "gelu"), None
+    if cls == "Hardtanh" and (module.min_val, module.max_val) != (-1.0, 1.0):
+        return None   # varinit's hardtanh clips at +-1
+    if cls == "Hardtanh":
+        return "hardtanh", None
     if cls in ACTIVATIONS:
         name, attr = ACTIVATIONS[cls]
         return name, (None if attr is None else float(getattr(module, attr)))
@@ -146,7 +149,7 @@ def propagate_module(module, inputs, *, batch, seed, output_grad, precision, for
         sub = record["module"]
         cls = type(sub).__name__
         act = _activation(sub)
-        act_name = RAILED.get(cls, act[0] if act else "linear")
+        act_name = act[0] if act else "linear"
         checks = None
         if precision:
             checks = {"activation": range_checks(record["values"], formats, int8_clip)}
