@@ -42,6 +42,11 @@ from .init import (
 from .layers import Layer, init_layers
 from .lsuv import LsuvRecord, lsuv
 from .mean_field import Criticality, critical_sigma_w, criticality
+from .network import DenseLayer, mlp_spec
+from .plots import plot_propagation, plot_weight_histograms
+from .precision import int8_input_scale, min_weight_std, quantize_int8, range_checks
+from .propagation import propagate
+from .report import PropagationReport, compare_text
 from .residual import (
     DeepNormEncoderDecoder,
     DeepNormScales,
@@ -53,6 +58,7 @@ from .residual import (
     zero_gamma_,
 )
 from .schemes import InitRecord
+from .training_scales import adam_lr, critical_input_scale, gradient_norm_growth
 from .weight_norm import weight_norm_init
 from .whitening import whitening_
 from .width import MupScales, mup_init_, mup_scales

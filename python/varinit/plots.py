@@ -1,0 +1,176 @@
+"""Plots: std per layer for several inits, and weight histograms against their target densities.
+
+matplotlib is optional: without it these functions raise ImportError with
+the command that installs it. Without a display (no DISPLAY, no MPLBACKEND,
+on Linux) the Agg backend is selected, so saving to a file works headless;
+in Jupyter, the notebook's own backend shows the figure.
+"""
+import math
+import os
+import sys
+from statistics import NormalDist
+
+import numpy as np
+
+from .generator import Generator
+from .network import SMALL_STD, SPEC_INITS, activation_gain, init_weight
+
+DEFAULT_HISTOGRAM_INITS = ("xavier_normal", "xavier_uniform", "kaiming_normal", "kaiming_uniform",
+                           "lecun_normal", "orthogonal")
+# Keras/JAX truncated normal: cut at +-2 s, s = sqrt(Var) / TRUNCATED_STD (varinit.init).
+TRUNCATION = 2.0
+
+
+def pyplot():
+    """matplotlib.pyplot, on the Agg backend when headless; ImportError naming the fix if missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("varinit's plots need matplotlib, which is not installed: pip install matplotlib") from None
+    headless = (sys.platform.startswith("linux") and not os.environ.get("DISPLAY")
+                and not os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("MPLBACKEND"))
+    if headless and "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _positive_or_nan(values):
+    out = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    out[~(out > 0) | ~np.isfinite(out)] = np.nan
+    return out
+
+
+def plot_propagation(reports, path=None, title=None):
+    """Std of the activations (left) and of the gradients (right) per layer, log scale.
+
+    Solid lines with dots are measured, dashed lines the mean-field prediction;
+    one color per report. Gaps are values that overflowed float64. Returns the
+    matplotlib Figure; saves it to `path` when given.
+
+    Example::
+
+        >>> reports = [varinit.propagate(varinit.mlp_spec(depth=50, init=i))
+        ...            for i in ("naive", "xavier_normal", "kaiming_normal")]
+        >>> fig = varinit.plot_propagation(reports, "std_by_depth.png")
+    """
+    plt = pyplot()
+    if not isinstance(reports, (list, tuple)):
+        reports = [reports]
+    if not reports:
+        raise ValueError("reports must hold at least one PropagationReport")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    for k, report in enumerate(reports):
+        color = f"C{k % 10}"
+        x = [layer.index for layer in report.layers]
+        short = report.label.split(",")[0]
+        left.plot(x, _positive_or_nan(l.act_std for l in report.layers), "o-", ms=3, color=color,
+                  label=f"{short} (measured)")
+        left.plot(x, _positive_or_nan(l.pred_std for l in report.layers), "--", color=color, alpha=0.7,
+                  label=f"{short} (mean field)")
+        right.plot(x, _positive_or_nan(l.grad_std for l in report.layers), "o-", ms=3, color=color,
+                   label=f"{short} (measured)")
+        right.plot(x, _positive_or_nan(l.pred_grad_std for l in report.layers), "--", color=color,
+                   alpha=0.7, label=f"{short} (mean field)")
+    for ax, what in ((left, "activation std"), (right, "gradient std (w.r.t. layer output)")):
+        ax.set_yscale("log")
+        ax.set_xlabel("layer")
+        ax.set_ylabel(what)
+        ax.axhspan(1e-2, 1e2, color="0.92", zorder=0, label="healthy band (x 1e-2 .. 1e2)")
+        ax.grid(True, which="major", alpha=0.3)
+    left.legend(fontsize=7, loc="best")
+    common = reports[0].label.split(",", 1)[1].strip() if "," in reports[0].label else ""
+    fig.suptitle(title or f"signal propagation: {common}")
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def _normal_pdf(std):
+    return lambda x: np.exp(-0.5 * (x / std) ** 2) / (std * math.sqrt(2.0 * math.pi))
+
+
+def _uniform_pdf(bound):
+    return lambda x: np.where(np.abs(x) <= bound, 0.5 / bound, 0.0)
+
+
+def target_density(init, shape, activation="relu", param=None):
+    """(description, pdf) of the distribution a spec init draws a weight of this (out, in) shape from."""
+    fan_out, fan_in = shape
+    if not isinstance(init, str):
+        return f"N(0, {init:g}^2)", _normal_pdf(float(init))
+    if init == "naive":
+        return "N(0, 1)", _normal_pdf(1.0)
+    if init == "small":
+        return f"N(0, {SMALL_STD}^2)", _normal_pdf(SMALL_STD)
+    if init == "xavier_normal":
+        std = math.sqrt(2.0 / (fan_in + fan_out))
+        return f"N(0, {std:.4g}^2)", _normal_pdf(std)
+    if init == "xavier_uniform":
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
+        return f"U(-{bound:.4g}, {bound:.4g})", _uniform_pdf(bound)
+    gain = activation_gain(activation, param)
+    if init == "kaiming_normal":
+        std = gain / math.sqrt(fan_in)
+        return f"N(0, {std:.4g}^2)", _normal_pdf(std)
+    if init == "kaiming_uniform":
+        bound = gain * math.sqrt(3.0 / fan_in)
+        return f"U(-{bound:.4g}, {bound:.4g})", _uniform_pdf(bound)
+    if init == "lecun_uniform":
+        bound = math.sqrt(3.0 / fan_in)
+        return f"U(-{bound:.4g}, {bound:.4g})", _uniform_pdf(bound)
+    if init == "lecun_normal":
+        unit = NormalDist()
+        mass = unit.cdf(TRUNCATION) - unit.cdf(-TRUNCATION)
+        cut_std = math.sqrt(1.0 - 2 * TRUNCATION * unit.pdf(TRUNCATION) / mass)
+        s = math.sqrt(1.0 / fan_in) / cut_std
+        inner = _normal_pdf(s)
+        return (f"N(0, {s:.4g}^2) cut at +-{TRUNCATION * s:.4g}",
+                lambda x: np.where(np.abs(x) <= TRUNCATION * s, inner(x) / mass, 0.0))
+    if init == "orthogonal":
+        std = gain / math.sqrt(max(fan_in, fan_out))
+        return f"~ N(0, {std:.4g}^2) (entries of a scaled Haar matrix)", _normal_pdf(std)
+    raise ValueError(f"init must be one of {sorted(SPEC_INITS)} or a std, got {init!r}")
+
+
+def plot_weight_histograms(inits=DEFAULT_HISTOGRAM_INITS, shape=(512, 512), activation="relu",
+                           param=None, seed=0, path=None):
+    """Histograms of weights drawn by varinit for several inits, with their target densities.
+
+    Each panel: one (out, in) = `shape` float64 weight filled by
+    varinit.network.init_weight (the inits of mlp_spec), as a density
+    histogram, and the density it should follow as a line.
+
+    Example::
+
+        >>> fig = varinit.plot_weight_histograms(("xavier_uniform", "kaiming_normal"), path="hist.png")
+    """
+    plt = pyplot()
+    inits = list(inits)
+    if not inits:
+        raise ValueError("inits must name at least one initializer")
+    if len(shape) != 2:
+        raise ValueError(f"shape must be (out, in), got {shape!r}")
+    cols = min(3, len(inits))
+    rows = math.ceil(len(inits) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False,
+                             constrained_layout=True)
+    generator = Generator(seed)
+    for ax, init in zip(axes.ravel(), inits):
+        description, pdf = target_density(init, shape, activation, param)
+        weight = init_weight(np.empty(shape), init, activation, param, generator).ravel()
+        ax.hist(weight, bins=80, density=True, color="0.7", label="varinit sample")
+        lim = float(np.max(np.abs(weight))) * 1.05
+        grid = np.linspace(-lim, lim, 801)
+        ax.plot(grid, pdf(grid), color="C3", lw=1.5, label="target density")
+        ax.set_title(f"{init}: {description}", fontsize=8)
+        ax.set_xlim(-lim, lim)
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[len(inits):]:
+        ax.set_visible(False)
+    axes.ravel()[0].legend(fontsize=7)
+    fig.suptitle(f"weights {shape[0]}x{shape[1]} for {activation}: histogram vs target density")
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig

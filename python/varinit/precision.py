@@ -1,0 +1,241 @@
+"""Low-precision range checks: would a layer's values overflow or underflow float16, bfloat16, int8?
+
+For a tensor whose entries are x ~ N(mu, sigma^2) (pre-activations are, by
+the central limit theorem over fan_in terms; gradients nearly so), with
+Phi the standard normal CDF:
+
+- overflow fraction   P(|x| > T) = Phi(-(T + mu) / sigma) + Phi(-(T - mu) / sigma)
+- underflow fraction  P(|x| < t) = Phi((t - mu) / sigma) - Phi((-t - mu) / sigma)
+
+where, per format,
+
+- float16: T = 65520 (= 65504 + half an ulp: from there values round to inf),
+  t = 2^-14 = 6.1e-5, the smallest normal number (below it values become
+  subnormal, losing precision, or flush to zero on hardware that flushes);
+- bfloat16: T = 3.3961e38 (max + half an ulp), t = 2^-126 = 1.18e-38;
+- int8, symmetric per-tensor scale s = clip / 127 (codes -127..127): T = clip
+  (values beyond are clipped), t = s / 2 (values that round to code 0).
+
+The measured fractions come from the actual cast (NumPy float16, ml_dtypes
+bfloat16, round-and-clip for int8) of the float64 values; exact zeros are
+exact in every format and never count as underflow.
+"""
+import math
+from dataclasses import dataclass
+from numbers import Integral, Real
+from statistics import NormalDist
+
+import numpy as np
+
+from .activations import resolve
+from .gaussian import expectation
+
+FLOAT16_SMALLEST_NORMAL = 2.0 ** -14
+FLOAT16_OVERFLOW = 65504.0 + 16.0
+BFLOAT16_SMALLEST_NORMAL = 2.0 ** -126
+BFLOAT16_OVERFLOW = (2.0 - 2.0 ** -7) * 2.0 ** 127 + 2.0 ** 119
+INT8_LEVELS = 127
+# Default int8 clipping range: a fixed-point format that holds a unit-variance
+# signal to 4 standard deviations (saturation 6.3e-5); layers whose std drifts
+# away from 1 show up as saturation (too hot) or zero codes (too cold).
+DEFAULT_INT8_CLIP = 4.0
+FORMATS = ("float16", "bfloat16", "int8")
+
+
+@dataclass(frozen=True)
+class RangeCheck:
+    """Predicted (Gaussian) and measured overflow and underflow fractions of one tensor in one format."""
+
+    format: str
+    predicted_overflow: float
+    measured_overflow: float
+    predicted_underflow: float
+    measured_underflow: float
+
+
+def _normal_cdf(x):
+    if x == math.inf:
+        return 1.0
+    if x == -math.inf:
+        return 0.0
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def thresholds(fmt, int8_clip=DEFAULT_INT8_CLIP):
+    """(T, t): overflow and underflow thresholds of a format (see the module docstring)."""
+    if fmt == "float16":
+        return FLOAT16_OVERFLOW, FLOAT16_SMALLEST_NORMAL
+    if fmt == "bfloat16":
+        return BFLOAT16_OVERFLOW, BFLOAT16_SMALLEST_NORMAL
+    if fmt == "int8":
+        clip = _positive(int8_clip, "int8_clip")
+        return clip, clip / INT8_LEVELS / 2.0
+    raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+
+
+def predicted_fractions(mean, std, fmt, int8_clip=DEFAULT_INT8_CLIP):
+    """(overflow, underflow) fractions of N(mean, std^2) in a format."""
+    big, small = thresholds(fmt, int8_clip)
+    if not (math.isfinite(mean) and math.isfinite(std)):
+        return 1.0, 0.0
+    if std == 0.0:
+        return float(abs(mean) > big), float(0.0 < abs(mean) < small)
+    over = _normal_cdf(-(big + mean) / std) + _normal_cdf(-(big - mean) / std)
+    # erf differences keep full relative precision when small / std is tiny.
+    root2 = math.sqrt(2.0) * std
+    under = 0.5 * (math.erf((small - mean) / root2) + math.erf((small + mean) / root2))
+    return min(over, 1.0), max(under, 0.0)
+
+
+def quantize_int8(x, clip=DEFAULT_INT8_CLIP):
+    """Symmetric per-tensor int8 codes: clip(round(x / s), -127, 127), s = clip / 127."""
+    clip = _positive(clip, "clip")
+    scale = clip / INT8_LEVELS
+    with np.errstate(invalid="ignore", over="ignore"):
+        codes = np.clip(np.rint(np.asarray(x, np.float64) / scale), -INT8_LEVELS, INT8_LEVELS)
+    return np.nan_to_num(codes, nan=0.0).astype(np.int8)
+
+
+def measured_fractions(x, fmt, int8_clip=DEFAULT_INT8_CLIP):
+    """(overflow, underflow) fractions of the values x after a cast to the format."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
+        return 0.0, 0.0
+    big, small = thresholds(fmt, int8_clip)
+    nonzero = x != 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        if fmt == "int8":
+            overflow = ~(np.abs(x) <= big)
+            underflow = nonzero & (quantize_int8(x, int8_clip) == 0) & ~overflow
+        else:
+            if fmt == "float16":
+                cast = x.astype(np.float16)
+            else:
+                import ml_dtypes
+
+                cast = x.astype(ml_dtypes.bfloat16)
+            magnitude = np.abs(cast.astype(np.float64))
+            overflow = ~np.isfinite(magnitude)
+            underflow = nonzero & (magnitude < small)
+    n = x.size
+    return float(np.count_nonzero(overflow)) / n, float(np.count_nonzero(underflow)) / n
+
+
+def range_checks(x, formats=FORMATS, int8_clip=DEFAULT_INT8_CLIP):
+    """A RangeCheck per format for the values x, predicted from their own mean and std."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = bool(np.all(np.isfinite(x)))
+        mean = float(np.mean(x)) if finite else math.nan
+        std = float(_stable_std(x)) if finite else math.inf
+    out = []
+    for fmt in formats:
+        p_over, p_under = predicted_fractions(mean, std, fmt, int8_clip)
+        m_over, m_under = measured_fractions(x, fmt, int8_clip)
+        out.append(RangeCheck(fmt, p_over, m_over, p_under, m_under))
+    return out
+
+
+def _stable_std(x):
+    """std without overflowing the squares of huge values: scaled by max|x| first."""
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak == 0.0:
+        return 0.0
+    return peak * float(np.std(x / peak))
+
+
+def _positive(value, name):
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be finite and > 0, got {value}")
+    return value
+
+
+def _probability(value, name):
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must be in (0, 1), got {value}")
+    return value
+
+
+def int8_input_scale(std, clip=DEFAULT_INT8_CLIP, max_saturation=1e-4):
+    """The factor a such that a * x, x ~ N(0, std^2), exceeds the int8 range [-clip, clip]
+    with probability max_saturation.
+
+    P(|a x| > clip) = 2 Phi(-clip / (a std)) = p  gives  a = clip / (std * z),
+    z = -Phi^-1(p / 2) (the two-sided Gaussian quantile; 3.89 for p = 1e-4).
+    Any smaller a saturates less (and spends fewer of the 255 codes).
+
+    Example::
+
+        >>> x = np.empty((64, 512)); varinit.normal_(x, 0.0, 3.0)
+        >>> a = varinit.int8_input_scale(3.0, clip=4.0, max_saturation=1e-3)   # 0.404
+        >>> codes = varinit.quantize_int8(a * x, clip=4.0)
+    """
+    std = _positive(std, "std")
+    clip = _positive(clip, "clip")
+    p = _probability(max_saturation, "max_saturation")
+    z = -NormalDist().inv_cdf(p / 2.0)
+    return clip / (std * z)
+
+
+def _layer_rms(activation, param, q):
+    """RMS of f(z), z ~ N(0, q), and the next layer's input second moment."""
+    spec = resolve(activation, param)
+    second = expectation(lambda x: spec.fn(x) ** 2, q, spec.kinks, adaptive=spec.adaptive)
+    return math.sqrt(second), second
+
+
+def min_weight_std(depth, width, activation="relu", param=None, *, input_rms=1.0,
+                   floor=FLOAT16_SMALLEST_NORMAL):
+    """Smallest weight std s that keeps every layer's output RMS >= floor (float16's 6.1e-5).
+
+    For `depth` dense layers of `width` inputs each, weights N(0, s^2), no
+    bias, inputs of RMS input_rms: the mean-field map (varinit.depth_prediction)
+    gives layer l's pre-activation variance q_l = width s^2 m_{l-1}, output
+    second moment m_l = E[f(sqrt(q_l) z)^2], m_0 = input_rms^2. The RMS grows
+    with s, so s is found by bisection on log s to 1e-12 relative. For ReLU it
+    is closed form: m_l = (width s^2 / 2)^l m_0, so below He's s = sqrt(2/width)
+    the last layer is the smallest and s = sqrt(2 / width) (floor / input_rms)^(1/depth).
+
+    Example::
+
+        >>> s = varinit.min_weight_std(50, 512, "relu")     # 0.0514, He's is 0.0625
+        >>> w = varinit.normal_(np.empty((512, 512), np.float16), 0.0, s)
+    """
+    if isinstance(depth, bool) or not isinstance(depth, Integral) or depth < 1:
+        raise ValueError(f"depth must be a positive integer, got {depth!r}")
+    if isinstance(width, bool) or not isinstance(width, Integral) or width < 1:
+        raise ValueError(f"width must be a positive integer, got {width!r}")
+    input_rms = _positive(input_rms, "input_rms")
+    floor = _positive(floor, "floor")
+
+    def smallest_rms(log_s):
+        s2 = math.exp(2.0 * log_s)
+        m = input_rms * input_rms
+        lowest = math.inf
+        for _ in range(depth):
+            rms, m = _layer_rms(activation, param, width * s2 * m)
+            lowest = min(lowest, rms)
+            if lowest < floor:
+                break
+        return lowest
+
+    lo, hi = math.log(1e-30), math.log(1.0 / math.sqrt(width))
+    while smallest_rms(hi) < floor:
+        lo, hi = hi, hi + math.log(4.0)
+        if hi > math.log(1e30):
+            raise ValueError(f"no weight std keeps the RMS of {activation} layers above {floor}")
+    if smallest_rms(lo) >= floor:
+        return math.exp(lo)
+    while hi - lo > 1e-12:
+        mid = 0.5 * (lo + hi)
+        if smallest_rms(mid) >= floor:
+            hi = mid
+        else:
+            lo = mid
+    return math.exp(hi)

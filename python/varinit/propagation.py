@@ -1,0 +1,215 @@
+"""varinit.propagate: one forward and backward pass, measured per layer, beside mean-field theory.
+
+`propagate(network)` takes a NumPy network (a list of dense layers, see
+varinit.network; `mlp_spec` builds one) or a torch.nn.Module (see
+varinit.torch_propagation), runs a batch of inputs forward, injects a random
+unit-variance gradient at the output and backpropagates it, and returns a
+varinit.report.PropagationReport. Measurements are in float64; values that
+overflow float64 (N(0, 1) weights at a few hundred layers) are reported as
+inf/nan with the status "exploding", never as an error.
+
+Inputs and the output gradient, when not given, are N(0, 1) draws of
+varinit.Generator(seed) on streams INPUT_STREAM and INPUT_STREAM + 1, apart
+from the streams 0, 1, 2, ... that mlp_spec(seed=...) uses for the weights.
+"""
+import math
+import sys
+from numbers import Integral
+
+import numpy as np
+
+from . import depth_prediction as mf
+from .generator import Generator
+from .init import normal_
+from .mean_field import criticality
+from .network import as_layers, backward, forward
+from .precision import DEFAULT_INT8_CLIP, FORMATS, range_checks
+from .report import LayerStats, PropagationReport
+from .statuses import classify, saturated_fraction
+
+INPUT_STREAM = 1 << 40
+DEFAULT_BATCH = 128
+
+
+def measure(values):
+    """(mean, std, max|x|, all finite) of an array, computed without overflowing float64.
+
+    The std is max|x| * std(x / max|x|), so values near 1e300 do not overflow
+    when squared; non-finite entries give (nan, inf, inf, False).
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        return 0.0, 0.0, 0.0, True
+    with np.errstate(over="ignore", invalid="ignore"):
+        if not np.all(np.isfinite(x)):
+            return math.nan, math.inf, math.inf, False
+        peak = float(np.max(np.abs(x)))
+        if peak == 0.0:
+            return 0.0, 0.0, 0.0, True
+        scaled = x / peak
+        return float(np.mean(scaled)) * peak, float(np.std(scaled)) * peak, peak, True
+
+
+def dead_fraction(outputs):
+    """Fraction of units (entries of one example) that are exactly 0 for every example of the batch."""
+    x = np.asarray(outputs).reshape(len(outputs), -1)
+    if x.size == 0:
+        return 0.0
+    return float(np.mean(np.all(x == 0, axis=0)))
+
+
+def second_moment(values):
+    """mean(x^2) without overflow (inf when a value is not finite)."""
+    mean, std, _, finite = measure(values)
+    if not finite:
+        return math.inf
+    return std * std + mean * mean
+
+
+def draw_normal(shape, seed, stream):
+    """N(0, 1) float64 array of that shape from varinit.Generator(seed), stream `stream`."""
+    generator = Generator(seed).set_state((seed, stream))
+    return normal_(np.empty(shape), 0.0, 1.0, generator)
+
+
+def layer_stats(index, name, activation, outputs, grads, prediction, references, precision=None):
+    """LayerStats of one layer from its outputs, the gradient w.r.t. them, and the prediction."""
+    act_mean, act_std, act_max, act_finite = measure(outputs)
+    if grads is None:
+        grad_mean = grad_std = grad_max = None
+        grad_finite = True
+    else:
+        grad_mean, grad_std, grad_max, grad_finite = measure(grads)
+    saturated = saturated_fraction(activation, np.asarray(outputs))
+    status, reasons = classify(act_std, act_finite, grad_std, grad_finite, saturated, *references)
+    width = int(np.prod(np.shape(outputs)[1:]))
+    return LayerStats(
+        index=index, name=name, activation=activation, width=width, act_mean=act_mean,
+        act_std=act_std, act_max=act_max, act_finite=act_finite,
+        dead_fraction=dead_fraction(outputs), saturated_fraction=saturated, grad_mean=grad_mean,
+        grad_std=grad_std, grad_max=grad_max, grad_finite=grad_finite,
+        pred_mean=prediction.mean, pred_std=prediction.std, pred_grad_std=prediction.grad_std,
+        status=status, reasons=reasons, precision=precision,
+    )
+
+
+def _check_options(batch, seed, int8_clip):
+    if isinstance(batch, bool) or not isinstance(batch, Integral) or batch < 1:
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(int8_clip, bool) or not isinstance(int8_clip, (int, float)) or not (
+            math.isfinite(int8_clip) and int8_clip > 0):
+        raise ValueError(f"int8_clip must be a finite number > 0, got {int8_clip!r}")
+
+
+def _as_batch(array, name, shape_hint):
+    arr = np.asarray(array, dtype=np.float64)
+    if arr.ndim < 2 or arr.shape[0] == 0:
+        raise ValueError(f"{name} must be an array of shape (batch, ...) with batch >= 1, got shape {arr.shape}"
+                         f"{shape_hint}")
+    return arr
+
+
+def propagate(network, inputs=None, *, batch=DEFAULT_BATCH, seed=0, output_grad=None,
+              precision=False, formats=FORMATS, int8_clip=DEFAULT_INT8_CLIP, label=None):
+    """Forward and backward pass of a batch, measured per layer, with mean-field predictions.
+
+    network: a list of dense layers (varinit.network: DenseLayer or
+    (weight (out, in), bias, activation) tuples; varinit.mlp_spec builds one)
+    or a torch.nn.Module (every leaf module call becomes a row; torch is
+    imported only then). inputs: (batch, in_features) array (or tensor for
+    torch); default N(0, 1) with `batch` rows. output_grad: the gradient
+    injected at the output; default N(0, 1). precision=True adds, per layer,
+    the float16 / bfloat16 / int8 overflow and underflow fractions
+    (varinit.precision) of the pre-activations and of the gradients.
+
+    Example::
+
+        >>> report = varinit.propagate(varinit.mlp_spec(depth=50, width=512, init="xavier_normal"))
+        >>> report.status, report.first_layer_with("vanishing")
+        ('vanishing', 1)
+    """
+    _check_options(batch, seed, int8_clip)
+    if _is_torch_module(network):
+        from .torch_propagation import propagate_module
+
+        return propagate_module(network, inputs, batch=batch, seed=seed, output_grad=output_grad,
+                                precision=precision, formats=formats, int8_clip=int8_clip, label=label)
+    layers = as_layers(network)
+    if inputs is None:
+        x = draw_normal((batch, layers[0].in_features), seed, INPUT_STREAM)
+    else:
+        x = _as_batch(inputs, "inputs", "")
+        if x.ndim != 2 or x.shape[1] != layers[0].in_features:
+            raise ValueError(f"inputs must have shape (batch, {layers[0].in_features}), got {x.shape}")
+    pre, post = forward(layers, x)
+    if output_grad is None:
+        g_out = draw_normal(post[-1].shape, seed, INPUT_STREAM + 1)
+    else:
+        g_out = _as_batch(output_grad, "output_grad", "")
+        if g_out.shape != post[-1].shape:
+            raise ValueError(f"output_grad must have the output's shape {post[-1].shape}, got {g_out.shape}")
+    grads, input_grad = backward(layers, pre, g_out)
+
+    steps = []
+    for layer in layers:
+        w = np.asarray(layer.weight, np.float64)
+        b2 = 0.0 if layer.bias is None else second_moment(layer.bias)
+        steps.append(mf.Affine(second_moment(w), w.shape[1], w.shape[0], b2))
+        steps.append(mf.Elementwise(layer.activation_name, layer.param))
+    input_mean, input_std, _, _ = measure(x)
+    out_grad_std = measure(g_out)[1]
+    predictions = mf.predict(steps, input_mean, second_moment(x), second_moment(g_out))
+
+    references = (input_std, out_grad_std)
+    rows = []
+    for i, layer in enumerate(layers):
+        checks = None
+        if precision:
+            checks = {"activation": range_checks(pre[i], formats, int8_clip),
+                      "gradient": range_checks(grads[i], formats, int8_clip)}
+        rows.append(layer_stats(i + 1, "dense", layer.activation_name, post[i], grads[i],
+                                predictions[2 * i + 1], references, checks))
+    if label is None:
+        label = _default_label(layers)
+    return PropagationReport(label=label, layers=rows, batch=x.shape[0], input_mean=input_mean,
+                             input_std=input_std, output_grad_std=out_grad_std,
+                             input_grad_std=measure(input_grad)[1], notes=_criticality_notes(layers))
+
+
+def _default_label(layers):
+    inits = {layer.init for layer in layers}
+    acts = {layer.activation_name for layer in layers}
+    widths = {layer.out_features for layer in layers}
+    init = inits.pop() if len(inits) == 1 and None not in inits else "custom"
+    act = acts.pop() if len(acts) == 1 else "mixed"
+    width = f"width {widths.pop()}" if len(widths) == 1 else "widths vary"
+    return f"{init}, {act}, depth {len(layers)}, {width}"
+
+
+def _criticality_notes(layers):
+    """Mean-field fixed point and chi1 of the network's layer kind, when all layers share it."""
+    kinds = {(layer.activation_name, layer.param) for layer in layers}
+    if len(kinds) != 1:
+        return []
+    activation, param = kinds.pop()
+    last = layers[-1]
+    w = np.asarray(last.weight, np.float64)
+    sigma_w = math.sqrt(w.shape[1] * second_moment(w))
+    sigma_b = 0.0 if last.bias is None else math.sqrt(second_moment(last.bias))
+    if not (math.isfinite(sigma_w) and sigma_w > 0):
+        return []
+    try:
+        crit = criticality(activation, sigma_w, sigma_b, param)
+    except ValueError:
+        return []
+    phase = "ordered: gradients vanish" if crit.chi1 < 0.99 else (
+        "chaotic: gradients explode" if crit.chi1 > 1.01 else "critical")
+    return [f"mean field: sigma_w {sigma_w:.4g}, sigma_b {sigma_b:.3g}, fixed point q* {crit.q_star:.4g}, "
+            f"chi1 {crit.chi1:.4g} ({phase})"]
+
+
+def _is_torch_module(obj):
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.nn.Module)

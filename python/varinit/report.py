@@ -1,0 +1,223 @@
+"""The propagation report: per-layer measurements beside their mean-field predictions.
+
+`PropagationReport` prints as a text table (`str(report)`), shows as an HTML
+table in Jupyter (`_repr_html_`), and plots with varinit.plots. Columns:
+
+- mean, std, max|x|: of the layer's outputs over the batch (all entries);
+- mf std: the mean-field prediction of that std (varinit.depth_prediction);
+- dead: fraction of output units that are exactly 0 for every input of the batch;
+- sat: fraction of outputs at a rail of a bounded activation (varinit.statuses);
+- grad std, grad max|x|: of the gradient with respect to the layer's outputs,
+  for a random unit-variance gradient injected at the network's output;
+- mf grad: its mean-field prediction;
+- status: healthy / vanishing / exploding / saturated (varinit.statuses).
+"""
+import html
+import math
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from .statuses import ORDER
+
+STATUS_COLORS = {
+    "healthy": "#1a7f37",
+    "vanishing": "#0550ae",
+    "exploding": "#cf222e",
+    "saturated": "#8250df",
+}
+
+
+@dataclass
+class LayerStats:
+    """Measured and predicted statistics of one layer (see the module docstring)."""
+
+    index: int
+    name: str
+    activation: str
+    width: int
+    act_mean: float
+    act_std: float
+    act_max: float
+    act_finite: bool
+    dead_fraction: float
+    saturated_fraction: float
+    grad_mean: Optional[float]
+    grad_std: Optional[float]
+    grad_max: Optional[float]
+    grad_finite: bool
+    pred_mean: Optional[float]
+    pred_std: Optional[float]
+    pred_grad_std: Optional[float]
+    status: str
+    reasons: List[str] = field(default_factory=list)
+    precision: Optional[dict] = None
+
+
+@dataclass
+class PropagationReport:
+    """Per-layer statistics of one forward and backward pass (see varinit.propagate)."""
+
+    label: str
+    layers: List[LayerStats]
+    batch: int
+    input_mean: float
+    input_std: float
+    output_grad_std: float
+    input_grad_std: Optional[float] = None
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def status(self):
+        """The worst status over the layers (exploding > vanishing > saturated > healthy)."""
+        return min((layer.status for layer in self.layers), key=ORDER.index, default="healthy")
+
+    @property
+    def depth(self):
+        return len(self.layers)
+
+    def first_layer_with(self, status):
+        """Index (1-based) of the first layer with that status, or None."""
+        return next((layer.index for layer in self.layers if layer.status == status), None)
+
+    def _shown(self, every):
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        return [layer for layer in self.layers
+                if layer.index == 1 or layer.index == self.depth or layer.index % every == 0]
+
+    def summary(self):
+        """One line: the label, the overall status and where it starts."""
+        status = self.status
+        where = "" if status == "healthy" else f" from layer {self.first_layer_with(status)}"
+        return f"{self.label}: {status}{where}"
+
+    def to_text(self, every=1):
+        """The text table; every=k shows layers 1, k, 2k, ... and the last."""
+        header = ("layer", "kind", "width", "mean", "std", "mf std", "max|x|", "dead", "sat",
+                  "grad std", "mf grad", "grad max", "status")
+        rows = [header]
+        for layer in self._shown(every):
+            rows.append((
+                str(layer.index), layer.name, str(layer.width), _num(layer.act_mean),
+                _num(layer.act_std), _num(layer.pred_std), _num(layer.act_max),
+                _pct(layer.dead_fraction), _pct(layer.saturated_fraction), _num(layer.grad_std),
+                _num(layer.pred_grad_std), _num(layer.grad_max), layer.status,
+            ))
+        lines = [self.summary(),
+                 f"batch {self.batch}, input mean {_num(self.input_mean)} std {_num(self.input_std)}, "
+                 f"output gradient std {_num(self.output_grad_std)}, "
+                 f"input gradient std {_num(self.input_grad_std)}"]
+        lines += self.notes
+        lines += _align(rows, left=(1, 12))
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.to_text()
+
+    def _repr_html_(self):
+        head = ("layer", "kind", "width", "mean", "std", "mf std", "max|x|", "dead", "sat",
+                "grad std", "mf grad", "grad max", "status")
+        cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        body = []
+        for layer in self.layers:
+            values = (layer.index, layer.name, layer.width, _num(layer.act_mean), _num(layer.act_std),
+                      _num(layer.pred_std), _num(layer.act_max), _pct(layer.dead_fraction),
+                      _pct(layer.saturated_fraction), _num(layer.grad_std),
+                      _num(layer.pred_grad_std), _num(layer.grad_max))
+            tds = "".join(f"<td>{html.escape(str(v))}</td>" for v in values)
+            color = STATUS_COLORS.get(layer.status, "#000")
+            title = html.escape("; ".join(layer.reasons), quote=True)
+            tds += f'<td style="color:{color};font-weight:bold" title="{title}">{layer.status}</td>'
+            body.append(f"<tr>{tds}</tr>")
+        notes = "".join(f"<br>{html.escape(n)}" for n in self.notes)
+        caption = (f"<b>{html.escape(self.summary())}</b><br>batch {self.batch}, input std "
+                   f"{_num(self.input_std)}, output gradient std {_num(self.output_grad_std)}, "
+                   f"input gradient std {_num(self.input_grad_std)}{notes}")
+        return (f'<table class="varinit-report"><caption style="text-align:left">{caption}</caption>'
+                f"<thead><tr>{cells}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+
+    def precision_text(self, every=1):
+        """Low-precision table: predicted / measured overflow and underflow per layer and format."""
+        layers = [layer for layer in self._shown(every) if layer.precision]
+        if not layers:
+            return "no low-precision checks: run varinit.propagate(..., precision=True)"
+        header = ["layer", "tensor"]
+        formats = [check.format for check in layers[0].precision["activation"]]
+        for fmt in formats:
+            header += [f"{fmt} over", f"{fmt} under"]
+        rows = [tuple(header)]
+        for layer in layers:
+            for tensor, checks in layer.precision.items():
+                row = [str(layer.index), tensor]
+                for check in checks:
+                    row.append(f"{_frac(check.predicted_overflow)} / {_frac(check.measured_overflow)}")
+                    row.append(f"{_frac(check.predicted_underflow)} / {_frac(check.measured_underflow)}")
+                rows.append(tuple(row))
+        lines = [f"{self.label}: fractions predicted (Gaussian with the tensor's mean and std) / measured",
+                 "activation: the pre-activation of a dense layer (NumPy networks) or the module's output "
+                 "(torch); gradient: with respect to the layer's output"]
+        return "\n".join(lines + _align(rows, left=(1,)))
+
+
+def compare_text(reports, every=1):
+    """Several reports side by side: std, mean-field std, gradient std and status per layer."""
+    if not reports:
+        raise ValueError("compare_text needs at least one report")
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    depth = max(r.depth for r in reports)
+    rows = [tuple(["layer"] + ["std", "mf std", "grad std", "status"] * len(reports))]
+    for i in range(1, depth + 1):
+        if not (i == 1 or i == depth or i % every == 0):
+            continue
+        row = [str(i)]
+        for r in reports:
+            if i > r.depth:
+                row += ["", "", "", ""]
+                continue
+            layer = r.layers[i - 1]
+            row += [_num(layer.act_std), _num(layer.pred_std), _num(layer.grad_std), layer.status]
+        rows.append(tuple(row))
+    widths = _widths(rows)
+    title = [" " * widths[0]]
+    for k, r in enumerate(reports):
+        block = sum(widths[1 + 4 * k:5 + 4 * k]) + 2 * 3
+        title.append(r.label.split(",")[0][:block].center(block))
+    return "\n".join([r.summary() for r in reports] + ["  ".join(title).rstrip()] + _align(rows))
+
+
+def _widths(rows):
+    return [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+
+
+def _align(rows, left=()):
+    widths = _widths(rows)
+    out = []
+    for row in rows:
+        cells = [cell.ljust(w) if c in left else cell.rjust(w) for c, (cell, w) in enumerate(zip(row, widths))]
+        out.append("  ".join(cells).rstrip())
+    return out
+
+
+def _num(value):
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value == 0:
+        return "0"
+    if 1e-3 <= abs(value) < 1e4:
+        return f"{value:.4g}"
+    return f"{value:.3e}"
+
+
+def _pct(value):
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _frac(value):
+    if value == 0:
+        return "0"
+    return f"{value:.2g}"

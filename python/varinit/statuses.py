@@ -1,0 +1,78 @@
+"""The status of a layer: healthy, vanishing, exploding or saturated.
+
+A layer's activations are compared with the network's input and its
+gradients with the gradient injected at the output (unit variance by
+default), so a status says how far the signal has drifted over the depth:
+
+- exploding: a non-finite activation or gradient (float64 overflow), or an
+  activation std above EXPLODING_RATIO times the input's, or a gradient std
+  above EXPLODING_RATIO times the output gradient's;
+- vanishing: an activation or gradient std below VANISHING_RATIO times its
+  reference (a layer whose outputs are all exactly 0 vanishes too);
+- saturated: more than SATURATED_FRACTION of the outputs of a bounded
+  activation (tanh, sigmoid, hardtanh, hardsigmoid, softsign) lie within RAIL_MARGIN of the
+  activation's range from one of its rails: the unit passes almost no gradient;
+- healthy: none of the above.
+
+The first that applies, in this order, is the status; `reasons` lists every
+one that applies. Ratios within [1e-2, 1e2] are two decades either way: a
+signal that has drifted further has lost (or gained) more than a factor 100,
+which learning rates tuned for the first layers cannot absorb.
+"""
+import math
+
+import numpy as np
+
+EXPLODING_RATIO = 1e2
+VANISHING_RATIO = 1e-2
+SATURATED_FRACTION = 0.5
+RAIL_MARGIN = 0.01
+# name -> (lower rail, upper rail) of bounded activations.
+RAILS = {
+    "tanh": (-1.0, 1.0),
+    "sigmoid": (0.0, 1.0),
+    "hardtanh": (-1.0, 1.0),
+    "softsign": (-1.0, 1.0),
+    "hardsigmoid": (0.0, 1.0),
+}
+ORDER = ("exploding", "vanishing", "saturated", "healthy")
+
+
+def saturated_fraction(activation_name, outputs):
+    """Fraction of outputs within RAIL_MARGIN * (upper - lower) of a rail; 0 for unbounded activations."""
+    rails = RAILS.get(activation_name)
+    if rails is None or outputs.size == 0:
+        return 0.0
+    lower, upper = rails
+    margin = RAIL_MARGIN * (upper - lower)
+    with np.errstate(invalid="ignore"):
+        near = (outputs <= lower + margin) | (outputs >= upper - margin)
+    return float(np.count_nonzero(near)) / outputs.size
+
+
+def _ratio(std, reference):
+    if reference == 0.0 or not math.isfinite(reference):
+        return math.nan
+    return std / reference
+
+
+def classify(act_std, act_finite, grad_std, grad_finite, saturated, input_std, output_grad_std):
+    """(status, reasons) for one layer; std arguments may be None where unmeasured."""
+    reasons = []
+    checks = (("activation", act_std, act_finite, input_std, "input"),
+              ("gradient", grad_std, grad_finite, output_grad_std, "output gradient"))
+    for what, std, finite, reference, ref_name in checks:
+        if std is None:
+            continue
+        if not finite or not math.isfinite(std):
+            reasons.append(("exploding", f"{what} overflows float64 (inf/nan)"))
+            continue
+        ratio = _ratio(std, reference)
+        if ratio > EXPLODING_RATIO:
+            reasons.append(("exploding", f"{what} std {ratio:.1e} x the {ref_name}'s"))
+        elif ratio < VANISHING_RATIO or std == 0.0:
+            reasons.append(("vanishing", f"{what} std {ratio:.1e} x the {ref_name}'s"))
+    if saturated > SATURATED_FRACTION:
+        reasons.append(("saturated", f"{saturated:.0%} of the outputs at a rail"))
+    status = min((kind for kind, _ in reasons), key=ORDER.index, default="healthy")
+    return status, [text for _, text in reasons]
