@@ -5,6 +5,10 @@
 #include <stdint.h>
 #include "varinit.h"
 
+/* Upper bound of the thread count; larger requests are refused by the Python
+ * layer and clamped here. */
+#define VI_MAX_THREADS 1024
+
 /* Work on [begin, end); returns a vi_status. Called from worker threads: it
  * must not touch Python. */
 typedef vi_status (*vi_range_fn)(void *ctx, uint64_t begin, uint64_t end);
@@ -15,5 +19,9 @@ vi_status vi_parallel_for(uint64_t n, uint64_t grain, vi_range_fn fn, void *ctx)
 
 int vi_get_num_threads(void);
 void vi_set_num_threads(int n);
+
+/* The text of VARINIT_NUM_THREADS when it was set but rejected (not an integer
+ * in [1, VI_MAX_THREADS]; the default was used instead), else NULL. */
+const char *vi_num_threads_env_rejected(void);
 
 #endif /* VI_PARALLEL_H */

@@ -32,11 +32,13 @@ from .init import (
 __version__ = "0.1.0"
 STREAM_VERSION = _core.STREAM_VERSION
 isa = _core.isa
+set_num_threads = _core.set_num_threads
+get_num_threads = _core.get_num_threads
 
 __all__ = [
     "Generator", "STREAM_VERSION", "calculate_gain", "constant_", "default_generator",
-    "dirac_", "eye_", "fans", "initial_seed", "isa", "kaiming_normal_", "kaiming_uniform_",
+    "dirac_", "eye_", "fans", "get_num_threads", "initial_seed", "isa", "kaiming_normal_", "kaiming_uniform_",
     "lecun_normal_", "lecun_uniform_", "manual_seed", "normal_", "ones_", "orthogonal_",
-    "sparse_", "trunc_normal_", "uniform_", "variance_scaling_", "xavier_normal_",
+    "set_num_threads", "sparse_", "trunc_normal_", "uniform_", "variance_scaling_", "xavier_normal_",
     "xavier_uniform_", "zeros_",
 ]
