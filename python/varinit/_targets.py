@@ -11,8 +11,6 @@ import numpy as np
 
 from . import _core
 
-_TORCH_FLOAT_VIEWS = ("float32", "float64", "float16")
-
 
 def is_torch_tensor(obj):
     torch = sys.modules.get("torch")
@@ -21,21 +19,26 @@ def is_torch_tensor(obj):
 
 def _torch_view(tensor):
     torch = sys.modules["torch"]
-    if tensor.device.type != "cpu":
+    if not tensor.is_cpu:
         raise TypeError(
             f"tensor must be a CPU tensor; got one on device '{tensor.device}' "
             "(move it with .cpu() or initialize on the CPU and copy)"
         )
     if tensor.layout != torch.strided:
         raise TypeError(f"tensor must be a dense (strided) tensor; got layout {tensor.layout}")
-    data = tensor.detach()
-    name = str(tensor.dtype).rsplit(".", 1)[-1]
-    if name in _TORCH_FLOAT_VIEWS:
-        return data.numpy()
-    if name == "bfloat16":
+    dtype = tensor.dtype
+    if dtype in (torch.float32, torch.float64, torch.float16):
+        if tensor.requires_grad:
+            # numpy() refuses a tensor that requires grad (a Parameter);
+            # force=True detaches in C++, cheaper than .detach() from Python.
+            # It would also copy a negative-bit view, whose writes would then
+            # be lost, so such a tensor keeps numpy()'s error.
+            return tensor.numpy(force=not tensor.is_neg())
+        return tensor.numpy()
+    if dtype == torch.bfloat16:
         import ml_dtypes
 
-        return data.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+        return tensor.detach().view(torch.int16).numpy().view(ml_dtypes.bfloat16)
     raise TypeError(
         "tensor must have a floating dtype (float16, bfloat16, float32, float64), "
         f"got {tensor.dtype}"

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _core
 from ._targets import as_array, fill_array, is_torch_tensor
-from .fans import fans
+from .fans import fans, torch_rule_fans
 from .gains import calculate_gain
 from .generator import SECONDARY_BIT, resolve
 
@@ -79,7 +79,8 @@ def _region(arr, global_shape, start):
 def _random_fill(tensor, arr, dist, p0, p1, p2, p3, generator, region):
     if arr.size == 0:
         return tensor
-    key, stream = resolve(generator, is_torch_tensor(tensor))
+    # as_array returns a NumPy array itself and a view of anything else
+    key, stream = resolve(generator, arr is not tensor)
     fill_array(arr, dist, p0, p1, p2, p3, key, stream, *region)
     return tensor
 
@@ -87,7 +88,7 @@ def _random_fill(tensor, arr, dist, p0, p1, p2, p3, generator, region):
 def _fan_pair(arr, region, layout):
     """(fan_in, fan_out) from the global shape and the layer keywords."""
     shape = region[0] if region[0] is not None else arr.shape
-    return fans(shape, **layout)
+    return fans(shape, **layout) if layout else torch_rule_fans(shape)
 
 
 def _pick_fan(fan_pair, mode):
