@@ -17,17 +17,11 @@ def is_torch_tensor(obj):
     return torch is not None and isinstance(obj, torch.Tensor)
 
 
-def _torch_view(tensor):
-    torch = sys.modules["torch"]
-    if not tensor.is_cpu:
-        raise TypeError(
-            f"tensor must be a CPU tensor; got one on device '{tensor.device}' "
-            "(move it with .cpu() or initialize on the CPU and copy)"
-        )
-    if tensor.layout != torch.strided:
-        raise TypeError(f"tensor must be a dense (strided) tensor; got layout {tensor.layout}")
+def _torch_view(tensor, torch):
+    """The ndarray sharing a CPU tensor's memory; TypeError for anything unfillable."""
     dtype = tensor.dtype
-    if dtype in (torch.float32, torch.float64, torch.float16):
+    numpy_dtype = dtype is torch.float32 or dtype is torch.float64 or dtype is torch.float16
+    if numpy_dtype and tensor.is_cpu and tensor.layout is torch.strided:  # the common case first
         if tensor.requires_grad:
             # numpy() refuses a tensor that requires grad (a Parameter);
             # force=True detaches in C++, cheaper than .detach() from Python.
@@ -35,7 +29,14 @@ def _torch_view(tensor):
             # be lost, so such a tensor keeps numpy()'s error.
             return tensor.numpy(force=not tensor.is_neg())
         return tensor.numpy()
-    if dtype == torch.bfloat16:
+    if not tensor.is_cpu:
+        raise TypeError(
+            f"tensor must be a CPU tensor; got one on device '{tensor.device}' "
+            "(move it with .cpu() or initialize on the CPU and copy)"
+        )
+    if tensor.layout is not torch.strided:
+        raise TypeError(f"tensor must be a dense (strided) tensor; got layout {tensor.layout}")
+    if dtype is torch.bfloat16:
         import ml_dtypes
 
         return tensor.detach().view(torch.int16).numpy().view(ml_dtypes.bfloat16)
@@ -49,8 +50,9 @@ def as_array(tensor):
     """The ndarray sharing `tensor`'s memory; TypeError for anything unfillable."""
     if isinstance(tensor, np.ndarray):
         return tensor
-    if is_torch_tensor(tensor):
-        return _torch_view(tensor)
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(tensor, torch.Tensor):
+        return _torch_view(tensor, torch)
     raise TypeError(
         "tensor must be a NumPy array or a PyTorch CPU tensor, "
         f"got {type(tensor).__module__}.{type(tensor).__qualname__}"
