@@ -18,7 +18,9 @@ torch.from_numpy of it), so page faults are paid once, before timing.
 - fill: ndarray.fill(0.5), one thread: the cost of only writing the memory.
 
 orthogonal_ runs at 256^2, 1024^2 and 2048^2 (a QR of the whole matrix:
-larger sizes take seconds). kaiming_normal_ fills 2-D arrays: 100x100,
+larger sizes take seconds); NumPy's BLAS is held to T threads through
+threadpoolctl when it is installed, otherwise its threads and torch's spin
+against each other on a small machine. kaiming_normal_ fills 2-D arrays: 100x100,
 1000x1000, 4096x4096 (1.68e7 elements, the issue's target shape) and
 10000x10000. The whole-model row initializes GPT-2 small's 124,439,808
 parameters the way torch's modules do by default (nn.Linear: kaiming_uniform_
@@ -41,6 +43,11 @@ import numpy as np
 import torch
 
 import varinit
+
+try:  # limits NumPy's BLAS (varinit.orthogonal_'s QR) to the thread count under test
+    from threadpoolctl import threadpool_limits
+except ImportError:
+    threadpool_limits = None
 
 SIZES = (10_000, 1_000_000, 16_000_000, 100_000_000)
 QUICK_SIZES = (10_000, 1_000_000)
@@ -77,6 +84,8 @@ def repeats_for(n, quick):
 def set_threads(threads):
     varinit.set_num_threads(threads)
     torch.set_num_threads(threads)
+    if threadpool_limits is not None:
+        threadpool_limits(limits=threads, user_api="blas")
 
 
 # ---- the competitors ----------------------------------------------------------
