@@ -37,8 +37,8 @@ get_num_threads = _core.get_num_threads
 
 __all__ = [
     "Generator", "STREAM_VERSION", "calculate_gain", "constant_", "default_generator",
-    "dirac_", "eye_", "fans", "get_num_threads", "initial_seed", "isa", "kaiming_normal_", "kaiming_uniform_",
-    "lecun_normal_", "lecun_uniform_", "manual_seed", "normal_", "ones_", "orthogonal_",
-    "set_num_threads", "sparse_", "trunc_normal_", "uniform_", "variance_scaling_", "xavier_normal_",
-    "xavier_uniform_", "zeros_",
+    "dirac_", "eye_", "fans", "get_num_threads", "initial_seed", "isa", "kaiming_normal_",
+    "kaiming_uniform_", "lecun_normal_", "lecun_uniform_", "manual_seed", "normal_", "ones_",
+    "orthogonal_", "set_num_threads", "sparse_", "trunc_normal_", "uniform_", "variance_scaling_",
+    "xavier_normal_", "xavier_uniform_", "zeros_",
 ]
