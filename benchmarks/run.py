@@ -1,7 +1,7 @@
 """varinit against NumPy, torch.nn.init and the write-bandwidth ceiling, in one run.
 
-    PYTHONPATH=python python benchmarks/run.py            # full run (a few minutes)
-    PYTHONPATH=python python benchmarks/run.py --quick    # smoke run (about 20 s)
+    PYTHONPATH=python python benchmarks/run.py            # full run (about 3 minutes)
+    PYTHONPATH=python python benchmarks/run.py --quick    # smoke run (about 15 s)
 
 Every figure is the median of several timed calls after a warm-up call
 (calls shorter than ~20 ms are looped and divided; a call over 2 s is timed
