@@ -8,6 +8,9 @@ from setuptools import Extension, setup
 CORE_SOURCES = sorted(
     glob.glob("csrc/*.c") + glob.glob("csrc/dist/*.c") + glob.glob("csrc/simd/*.c")
 )
+# Headers too: without them an in-place rebuild after a header-only change
+# keeps the stale extension.
+CORE_HEADERS = sorted(glob.glob("csrc/**/*.h", recursive=True))
 
 # -ffp-contract=off: no fused multiply-add behind our back, so every kernel and
 # every compiler rounds the same way (random-number contract, rule 4).
@@ -27,6 +30,7 @@ setup(
         Extension(
             "varinit._core",
             sources=CORE_SOURCES,
+            depends=CORE_HEADERS,
             include_dirs=["csrc/include", "csrc", "csrc/dist", numpy.get_include()],
             extra_compile_args=COMPILE_ARGS,
             extra_link_args=LINK_ARGS,

@@ -224,6 +224,33 @@ static PyObject *py_available_isas(PyObject *self, PyObject *unused)
     return out;
 }
 
+static PyObject *py_set_num_threads(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    if (PyBool_Check(arg) || !PyLong_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "set_num_threads: n must be an int, got %.200s",
+                     Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    int overflow;
+    long n = PyLong_AsLongAndOverflow(arg, &overflow);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow || n < 1 || n > VI_MAX_THREADS) {
+        PyErr_Format(PyExc_ValueError, "set_num_threads: n must be an int from 1 to %d, got %S",
+                     VI_MAX_THREADS, arg);
+        return NULL;
+    }
+    vi_set_num_threads((int)n);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_get_num_threads(PyObject *self, PyObject *unused)
+{
+    (void)self; (void)unused;
+    return PyLong_FromLong(vi_get_num_threads());
+}
+
 static PyMethodDef methods[] = {
     {"fill", (PyCFunction)(void (*)(void))py_fill, METH_FASTCALL,
      "fill(array, dist, p0, p1, p2, p3, key, stream, global_shape, start)"},
@@ -236,6 +263,10 @@ static PyMethodDef methods[] = {
     {"isa", py_isa, METH_NOARGS, "name of the active kernel table"},
     {"cpu_features", py_cpu_features, METH_NOARGS, "CPU features detected for dispatch"},
     {"available_isas", py_available_isas, METH_NOARGS, "kernel tables this machine runs"},
+    {"set_num_threads", py_set_num_threads, METH_O,
+     "set_num_threads(n): fill large arrays on n threads (the calling one included)"},
+    {"get_num_threads", py_get_num_threads, METH_NOARGS,
+     "number of threads a large fill uses (default: usable cores, or VARINIT_NUM_THREADS)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -263,6 +294,14 @@ PyMODINIT_FUNC PyInit__core(void)
         || PyModule_AddIntConstant(m, "TRUNC_NORMAL", VI_TRUNC_NORMAL) < 0
         || PyModule_AddIntConstant(m, "F32", VI_F32) < 0
         || PyModule_AddIntConstant(m, "F64", VI_F64) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    const char *rejected = vi_num_threads_env_rejected();
+    if (rejected && PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
+                                     "VARINIT_NUM_THREADS=%s ignored: expected an integer from 1 to %d;"
+                                     " using %d threads", rejected, VI_MAX_THREADS,
+                                     vi_get_num_threads()) < 0) {
         Py_DECREF(m);
         return NULL;
     }

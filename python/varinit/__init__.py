@@ -67,6 +67,8 @@ __version__ = "0.1.0"
 STREAM_VERSION = _core.STREAM_VERSION
 isa = _core.isa
 cpu_features = _core.cpu_features
+set_num_threads = _core.set_num_threads
+get_num_threads = _core.get_num_threads
 
 # Everything imported above that is not a submodule is the public API.
 __all__ = sorted(

@@ -1,9 +1,10 @@
 """What can be filled: NumPy arrays of floating dtypes and PyTorch CPU tensors.
 
 A PyTorch tensor is filled through a NumPy view of its memory, so no copy is
-made and no autograd history is recorded. The C core checks the array itself
-(dtype, writability); this module only turns supported objects into arrays
-and stages the rare byte-swapped or misaligned array through a native copy.
+made and no autograd history is recorded. `as_array` refuses what cannot be
+filled (dtype, read-only, overlapping elements) before anything is written or a
+stream is taken; `fill_array` makes the one call into the C core and stages
+the rare byte-swapped or misaligned array through a native copy.
 """
 import sys
 
@@ -11,31 +12,35 @@ import numpy as np
 
 from . import _core
 
-_TORCH_FLOAT_VIEWS = ("float32", "float64", "float16")
-
 
 def is_torch_tensor(obj):
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(obj, torch.Tensor)
 
 
-def _torch_view(tensor):
-    torch = sys.modules["torch"]
-    if tensor.device.type != "cpu":
+def _torch_view(tensor, torch):
+    """The ndarray sharing a CPU tensor's memory; TypeError for anything unfillable."""
+    dtype = tensor.dtype
+    numpy_dtype = dtype is torch.float32 or dtype is torch.float64 or dtype is torch.float16
+    if numpy_dtype and tensor.is_cpu and tensor.layout is torch.strided:  # the common case first
+        if tensor.requires_grad:
+            # numpy() refuses a tensor that requires grad (a Parameter);
+            # force=True detaches in C++, cheaper than .detach() from Python.
+            # It would also copy a negative-bit view, whose writes would then
+            # be lost, so such a tensor keeps numpy()'s error.
+            return tensor.numpy(force=not tensor.is_neg())
+        return tensor.numpy()
+    if not tensor.is_cpu:
         raise TypeError(
             f"tensor must be a CPU tensor; got one on device '{tensor.device}' "
             "(move it with .cpu() or initialize on the CPU and copy)"
         )
-    if tensor.layout != torch.strided:
+    if tensor.layout is not torch.strided:
         raise TypeError(f"tensor must be a dense (strided) tensor; got layout {tensor.layout}")
-    data = tensor.detach()
-    name = str(tensor.dtype).rsplit(".", 1)[-1]
-    if name in _TORCH_FLOAT_VIEWS:
-        return data.numpy()
-    if name == "bfloat16":
+    if dtype is torch.bfloat16:
         import ml_dtypes
 
-        return data.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+        return tensor.detach().view(torch.int16).numpy().view(ml_dtypes.bfloat16)
     raise TypeError(
         "tensor must have a floating dtype (float16, bfloat16, float32, float64), "
         f"got {tensor.dtype}"
@@ -43,9 +48,7 @@ def _torch_view(tensor):
 
 
 def _is_fillable_dtype(dtype):
-    if dtype.kind == "f":
-        return dtype.itemsize in (2, 4, 8)
-    return dtype.name == "bfloat16"
+    return dtype.char in "efd" or dtype.name == "bfloat16"
 
 
 def as_array(tensor):
@@ -57,13 +60,14 @@ def as_array(tensor):
     """
     if isinstance(tensor, np.ndarray):
         arr = tensor
-    elif is_torch_tensor(tensor):
-        arr = _torch_view(tensor)
     else:
-        raise TypeError(
-            "tensor must be a NumPy array or a PyTorch CPU tensor, "
-            f"got {type(tensor).__module__}.{type(tensor).__qualname__}"
-        )
+        torch = sys.modules.get("torch")
+        if torch is None or not isinstance(tensor, torch.Tensor):
+            raise TypeError(
+                "tensor must be a NumPy array or a PyTorch CPU tensor, "
+                f"got {type(tensor).__module__}.{type(tensor).__qualname__}"
+            )
+        arr = _torch_view(tensor, torch)
     if not _is_fillable_dtype(arr.dtype):
         raise TypeError(
             "tensor must have a floating dtype (float16, bfloat16, float32, float64), "
@@ -71,7 +75,9 @@ def as_array(tensor):
         )
     if not arr.flags.writeable:
         raise ValueError("tensor is read-only; expected a writable array")
-    if arr.size > 1 and any(stride == 0 and n > 1 for stride, n in zip(arr.strides, arr.shape)):
+    if 0 in arr.strides and arr.size > 1 and any(
+        stride == 0 and n > 1 for stride, n in zip(arr.strides, arr.shape)
+    ):
         # torch.Tensor.expand gives writable zero strides; torch refuses to write them too
         raise ValueError(
             "tensor has elements sharing one memory location (a zero stride, as from expand); "

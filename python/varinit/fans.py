@@ -39,6 +39,8 @@ def _axes(axis, ndim, name):
 
 
 def _positive_int(value, name):
+    if type(value) is int and value >= 1:  # the common case, without the slower ABC check
+        return value
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
@@ -58,6 +60,20 @@ def _divide(count, by, what):
     if count % by:
         raise ValueError(f"{what} ({count}) must be divisible by {by}")
     return count // by
+
+
+def torch_rule_fans(shape):
+    """(fan_in, fan_out) by torch's rule for the (out, in, *kernel) layout.
+
+    What `fans` returns when no layer keyword is given; init functions call it
+    directly in that case, which keeps a small tensor's init cheap.
+    """
+    if len(shape) < 2:
+        raise ValueError(
+            "Fan in and fan out can not be computed for tensor with fewer than 2 dimensions"
+        )
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
 
 
 def fans(shape, *, layer=None, groups=1, stride=1, blocks=1, in_axis=None, out_axis=None):

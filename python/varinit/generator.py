@@ -184,11 +184,31 @@ def initial_seed():
     return default_generator.initial_seed()
 
 
-def _torch_key(torch_generator):
-    import torch
+# One two-word int64 tensor per thread receives the words drawn from torch's
+# generator: reusing it saves the allocation per call (a third of a small
+# tensor's init), and one per thread keeps concurrent draws apart.
+_torch_words = threading.local()
 
-    words = torch.randint(0, 1 << 32, (2,), generator=torch_generator, dtype=torch.int64)
-    return int(words[0]) | (int(words[1]) << 32)
+
+def _torch_key(torch_generator):
+    """A 64-bit key from two 32-bit draws of torch's generator (state advances).
+
+    Tensor.random_(0, 2**32) is the kernel torch.randint(0, 2**32, (2,)) runs,
+    so the key for a given torch seed is that of torch.randint.
+    """
+    words = getattr(_torch_words, "buffer", None)
+    if words is None:
+        import torch
+
+        # never an inference tensor, which could not be written outside inference mode
+        with torch.inference_mode(False):
+            words = _torch_words.buffer = torch.empty(2, dtype=torch.int64, device="cpu")
+    if torch_generator is None:  # no keyword: torch parses keywords slowly
+        words.random_(0, 1 << 32)
+    else:
+        words.random_(0, 1 << 32, generator=torch_generator)
+    low, high = words.tolist()
+    return low | high << 32
 
 
 def resolve(generator, target_is_torch):

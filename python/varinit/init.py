@@ -26,8 +26,9 @@ from ._targets import as_array, fill_array, is_torch_tensor
 from .activations import ALIASES as ACTIVATION_ALIASES
 from .activations import NAMES as ACTIVATION_NAMES
 from .activations import gain as second_moment_gain
+from .fans import torch_rule_fans
 from .gains import TORCH_GAIN_NAMES, calculate_gain
-from .layer_variance import apply_tap_scale, weight_plan
+from .layer_variance import WeightPlan, apply_tap_scale, weight_plan
 from .generator import SECONDARY_BIT, resolve
 
 FAN_MODES = ("fan_in", "fan_out")
@@ -100,7 +101,8 @@ def _region(arr, global_shape, start):
 def _random_fill(tensor, arr, dist, p0, p1, p2, p3, generator, region):
     if arr.size == 0:
         return tensor
-    key, stream = resolve(generator, is_torch_tensor(tensor))
+    # as_array returns a NumPy array itself and a view of anything else
+    key, stream = resolve(generator, arr is not tensor)
     fill_array(arr, dist, p0, p1, p2, p3, key, stream, *region)
     return tensor
 
@@ -108,6 +110,8 @@ def _random_fill(tensor, arr, dist, p0, p1, p2, p3, generator, region):
 def _plan(arr, region, layout):
     """WeightPlan (fans, variance factor, tap scale) from the global shape and keywords."""
     shape = region[0] if region[0] is not None else arr.shape
+    if not layout:  # torch's rule and no adjustment: the common case, kept cheap
+        return WeightPlan(*torch_rule_fans(shape), 1.0, None)
     return weight_plan(shape, **layout)
 
 
