@@ -45,7 +45,7 @@ def test_propagate_single_report_matches_the_library():
 
 @pytest.mark.parametrize("args, message", [
     (("propagate", "--init", "he", "--depth", "2"), "init must be one of"),
-    (("propagate", "--depth", "0"), "depth must be >= 1"),
+    (("propagate", "--depth", "0"), "depth must be an integer >= 1"),
     (("propagate", "--depth", "2", "--width", "8", "--activation", "relux"), "activation 'relux' is not known"),
     (("gain", "nosuch"), "activation 'nosuch' is not known"),
     (("fans", "64", "--layer", "conv"), "fewer than 2 dimensions"),

@@ -84,9 +84,9 @@ def test_no_edge_of_chaos_is_reported_not_invented():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="sigma_w must be finite and > 0"):
+    with pytest.raises(ValueError, match="sigma_w must be a finite number > 0"):
         varinit.criticality("relu", 0.0)
-    with pytest.raises(ValueError, match="sigma_b must be finite and >= 0"):
+    with pytest.raises(ValueError, match="sigma_b must be a finite number >= 0"):
         varinit.criticality("relu", 1.0, -0.1)
     with pytest.raises(TypeError, match="sigma_w must be a real number"):
         varinit.criticality("relu", "1")

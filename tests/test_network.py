@@ -46,7 +46,7 @@ def test_spec_options():
     assert layers[0].weight.shape == (8, 3) and layers[1].weight.shape == (8, 8)
     assert layers[0].bias.std() > 0 and layers[0].param == 0.2
     assert varinit.propagate(layers, batch=4).layers[0].width == 8
-    with pytest.raises(ValueError, match="depth must be >= 1"):
+    with pytest.raises(ValueError, match="depth must be an integer >= 1"):
         mlp_spec(depth=0)
     with pytest.raises(TypeError, match="width must be an int"):
         mlp_spec(width=2.5)

@@ -66,7 +66,7 @@ def test_int8_quantizer_and_input_scale():
     assert _within_binomial(saturated, 1e-3)
     with pytest.raises(ValueError, match="max_saturation must be in"):
         varinit.int8_input_scale(1.0, max_saturation=1.5)
-    with pytest.raises(ValueError, match="std must be finite and > 0"):
+    with pytest.raises(ValueError, match="std must be a finite number > 0"):
         varinit.int8_input_scale(0.0)
 
 

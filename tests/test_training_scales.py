@@ -20,7 +20,7 @@ def test_adam_lr_moves_weights_by_rho_of_their_std_on_the_first_step():
     relative = np.sqrt(np.mean(step ** 2)) / np.sqrt(np.mean(w ** 2))
     # RMS(w) / sigma has relative sd 1 / sqrt(2 * 262144) = 0.14%: 1% is 7 of those.
     assert relative == pytest.approx(rho, rel=0.01)
-    with pytest.raises(ValueError, match="rho must be finite and > 0"):
+    with pytest.raises(ValueError, match="rho must be a finite number > 0"):
         varinit.adam_lr(0.1, rho=0.0)
     with pytest.raises(TypeError, match="init_std must be a real number"):
         varinit.adam_lr("0.1")
@@ -66,5 +66,5 @@ def test_gradient_norm_growth_is_exact_for_relu_networks():
         measured = np.linalg.norm(grad) / np.linalg.norm(base)
         assert measured == pytest.approx(varinit.gradient_norm_growth(a, depth), rel=1e-10)
     assert varinit.gradient_norm_growth(1e10, 10**6) == math.inf
-    with pytest.raises(ValueError, match="alpha must be finite and > 0"):
+    with pytest.raises(ValueError, match="alpha must be a finite number > 0"):
         varinit.gradient_norm_growth(-1.0, 3)

@@ -18,26 +18,10 @@ For the diagonal (x' = x, a token attending to itself) E|x|^4 adds a factor
 (1 + 2/d) for Gaussian inputs.
 """
 import math
-from numbers import Integral, Real
 
+from . import arguments
 from .init import normal_
 from ._targets import as_array
-
-
-def _positive(value, name):
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _dimension(value, name):
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def attention_qk_std(d_model, d_head, target_logit_var=1.0, input_var=1.0, scaled=True):
@@ -52,10 +36,10 @@ def attention_qk_std(d_model, d_head, target_logit_var=1.0, input_var=1.0, scale
         >>> std = varinit.attention_qk_std(512, 64, target_logit_var=1.0)
         >>> wq = varinit.normal_(np.empty((512, 512), np.float32), 0.0, std)
     """
-    d_model = _dimension(d_model, "d_model")
-    d_head = _dimension(d_head, "d_head")
-    target = _positive(target_logit_var, "target_logit_var")
-    input_var = _positive(input_var, "input_var")
+    d_model = arguments.count(d_model, "d_model")
+    d_head = arguments.count(d_head, "d_head")
+    target = arguments.positive(target_logit_var, "target_logit_var")
+    input_var = arguments.positive(input_var, "input_var")
     per_logit = target if scaled else target / d_head
     return per_logit ** 0.25 / math.sqrt(d_model * input_var)
 

@@ -1,16 +1,8 @@
 """Output-head biases: optimistic value heads and class-prior logits."""
 import math
-from numbers import Real
 
+from . import arguments
 from ._targets import as_array
-
-
-def _real(value, name):
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return float(value)
 
 
 def optimistic_bias_(bias, value=None, *, max_reward=None, discount=None):
@@ -30,12 +22,12 @@ def optimistic_bias_(bias, value=None, *, max_reward=None, discount=None):
     if value is None:
         if discount is None:
             raise ValueError("max_reward needs discount (in [0, 1))")
-        discount = _real(discount, "discount")
+        discount = arguments.finite(discount, "discount")
         if not 0.0 <= discount < 1.0:
             raise ValueError(f"discount must be in [0, 1), got {discount}")
-        value = _real(max_reward, "max_reward") / (1.0 - discount)
+        value = arguments.finite(max_reward, "max_reward") / (1.0 - discount)
     else:
-        value = _real(value, "value")
+        value = arguments.finite(value, "value")
     as_array(bias)[...] = value
     return bias
 
@@ -51,7 +43,7 @@ def prior_bias_(bias, prior):
 
         >>> b = varinit.prior_bias_(np.empty(80, np.float32), 0.01)
     """
-    p = _real(prior, "prior")
+    p = arguments.finite(prior, "prior")
     if not 0.0 < p < 1.0:
         raise ValueError(f"prior must be in (0, 1), got {p}")
     as_array(bias)[...] = math.log(p / (1.0 - p))

@@ -21,6 +21,7 @@ from numbers import Integral, Real
 import ml_dtypes
 import numpy as np
 
+from . import arguments
 from . import _core
 from ._targets import as_array, fill_array, is_torch_tensor
 from .activations import ALIASES as ACTIVATION_ALIASES
@@ -43,29 +44,6 @@ TRUNCATED_STD = math.sqrt(_core.truncnorm_moments(-TRUNCATION, TRUNCATION)[1])
 
 
 # ---- argument checks ---------------------------------------------------------
-def _real(value, name):
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if value != value:
-        raise ValueError(f"{name} must not be NaN")
-    return value
-
-
-def _finite(value, name):
-    value = _real(value, name)
-    if math.isinf(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
-
-
-def _std(value, name="std"):
-    value = _finite(value, name)
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
-
-
 def _index_tuple(seq, name):
     """`seq` as a tuple of ints, or a TypeError naming `name`."""
     try:
@@ -137,7 +115,7 @@ def uniform_(tensor, a=0.0, b=1.0, generator=None, *, global_shape=None, start=N
 
         >>> w = varinit.uniform_(np.empty((3, 5), np.float32), -0.1, 0.1)
     """
-    a, b = _finite(a, "a"), _finite(b, "b")
+    a, b = arguments.finite(a, "a"), arguments.finite(b, "b")
     if a > b:
         raise ValueError(f"uniform_ expects a <= b, got a={a}, b={b}")
     if math.isinf(b - a):
@@ -154,7 +132,7 @@ def normal_(tensor, mean=0.0, std=1.0, generator=None, *, global_shape=None, sta
 
         >>> w = varinit.normal_(np.empty((3, 5), np.float32), 0.0, 0.02)
     """
-    mean, std = _finite(mean, "mean"), _std(std)
+    mean, std = arguments.finite(mean, "mean"), arguments.nonnegative(std, "std")
     arr = as_array(tensor)
     region = _region(arr, global_shape, start)
     return _random_fill(tensor, arr, _core.NORMAL, mean, std, 0.0, 0.0, generator, region)
@@ -171,8 +149,8 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *,
 
         >>> w = varinit.trunc_normal_(np.empty((768, 768), np.float32), std=0.02, a=-0.04, b=0.04)
     """
-    mean, std = _finite(mean, "mean"), _std(std)
-    a, b = _real(a, "a"), _real(b, "b")
+    mean, std = arguments.finite(mean, "mean"), arguments.nonnegative(std, "std")
+    a, b = arguments.real(a, "a"), arguments.real(b, "b")
     if a > b:
         raise ValueError(f"trunc_normal_ expects a <= b, got a={a}, b={b}")
     if std > 0 and a < b:
@@ -257,7 +235,7 @@ def xavier_uniform_(tensor, gain=1.0, generator=None, *, global_shape=None, star
 
         >>> w = varinit.xavier_uniform_(np.empty((256, 128), np.float32))
     """
-    gain = _std(gain, "gain")  # torch raises RuntimeError for gain < 0 (bounds a > b)
+    gain = arguments.nonnegative(gain, "gain")  # torch raises RuntimeError for gain < 0 (bounds a > b)
     arr = as_array(tensor)
     region = _region(arr, global_shape, start)
     plan = _plan(arr, region, layout)
@@ -275,7 +253,7 @@ def xavier_normal_(tensor, gain=1.0, generator=None, *, global_shape=None, start
 
         >>> w = varinit.xavier_normal_(np.empty((256, 128), np.float32))
     """
-    gain = _std(gain, "gain")  # torch raises RuntimeError for gain < 0 (std < 0)
+    gain = arguments.nonnegative(gain, "gain")  # torch raises RuntimeError for gain < 0 (std < 0)
     arr = as_array(tensor)
     region = _region(arr, global_shape, start)
     plan = _plan(arr, region, layout)
@@ -362,7 +340,7 @@ def variance_scaling_(tensor, scale=1.0, mode="fan_in", distribution="truncated_
         >>> w = varinit.variance_scaling_(np.empty((128, 256), np.float32), 2.0, "fan_in",
         ...                               "truncated_normal", in_axis=0, out_axis=1)
     """
-    scale = _finite(scale, "scale")
+    scale = arguments.finite(scale, "scale")
     if scale <= 0:
         raise ValueError(f"scale must be positive, got {scale}")
     if mode not in SCALING_MODES:
@@ -417,7 +395,7 @@ def orthogonal_(tensor, gain=1, generator=None, *, blocks=1):
 
         >>> w = varinit.orthogonal_(np.empty((512, 128), np.float32), gain=np.sqrt(2))
     """
-    gain = _finite(gain, "gain")
+    gain = arguments.finite(gain, "gain")
     arr = as_array(tensor)
     if arr.ndim < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
@@ -456,10 +434,10 @@ def sparse_(tensor, sparsity, std=0.01, generator=None):
 
         >>> w = varinit.sparse_(np.empty((100, 50), np.float32), sparsity=0.9)
     """
-    sparsity = _finite(sparsity, "sparsity")
+    sparsity = arguments.finite(sparsity, "sparsity")
     if not 0.0 <= sparsity <= 1.0:
         raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
-    std = _std(std)
+    std = arguments.nonnegative(std, "std")
     arr = as_array(tensor)
     if arr.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")

@@ -15,12 +15,12 @@ through `weight_plan`:
    layer's output variance at the rule's target;
 4. phase balancing of strided transposed convolutions (see `phase_scale`).
 """
-import math
 from collections import namedtuple
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 
+from . import arguments
 from .fans import fans
 
 LAYOUT_KEYWORDS = ("layer", "groups", "stride", "blocks", "in_axis", "out_axis")
@@ -30,24 +30,6 @@ WeightPlan = namedtuple("WeightPlan", ["fan_in", "fan_out", "variance_factor", "
 WeightPlan.__doc__ = """Effective fans (density applied), the factor keep_prob / input_var on
 the rule's variance, and the per-tap std multipliers (None: all 1) shaped to broadcast
 against the weight."""
-
-
-def _fraction(value, name):
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not 0.0 < value <= 1.0:
-        raise ValueError(f"{name} must be in (0, 1], got {value}")
-    return value
-
-
-def _positive(value, name):
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number > 0, got {value}")
-    return value
 
 
 def _per_axis(value, count, name):
@@ -102,9 +84,9 @@ def weight_plan(shape, *, keep_prob=1.0, density=1.0, input_var=1.0, phase_balan
             f"unexpected keyword argument {unknown[0]!r}; fan-based inits take "
             f"{', '.join(LAYOUT_KEYWORDS + ADJUSTMENT_KEYWORDS)}"
         )
-    keep_prob = _fraction(keep_prob, "keep_prob")
-    density = _fraction(density, "density")
-    input_var = _positive(input_var, "input_var")
+    keep_prob = arguments.fraction(keep_prob, "keep_prob")
+    density = arguments.fraction(density, "density")
+    input_var = arguments.positive(input_var, "input_var")
     if not isinstance(phase_balanced, (bool, np.bool_)):
         raise TypeError(f"phase_balanced must be True or False, got {phase_balanced!r}")
     fan_in, fan_out = fans(shape, **layout)

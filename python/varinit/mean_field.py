@@ -17,8 +17,8 @@ chi1 < 1: ordered (correlations converge, gradients vanish), chi1 > 1: chaotic
 """
 import math
 from collections import namedtuple
-from numbers import Real
 
+from . import arguments
 from .activations import mean_square, resolve
 
 Criticality = namedtuple("Criticality", ["q_star", "chi1"])
@@ -43,16 +43,6 @@ SEARCH_FACTOR = 8.0
 # converges slowly (3e-4 short at 1e-9 below the root): not a jump.
 JUMP_PROBE = 1e-9
 JUMP_TOLERANCE = 1e-2
-
-
-def _positive(value, name, allow_zero=False):
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    ok = value >= 0 if allow_zero else value > 0
-    if not (ok and math.isfinite(value)):
-        raise ValueError(f"{name} must be finite and {'>=' if allow_zero else '>'} 0, got {value}")
-    return value
 
 
 def _illinois(fn, lo, hi, f_lo, f_hi, rtol):
@@ -132,9 +122,9 @@ def criticality(activation, sigma_w, sigma_b=0.0, param=None, *, q0=1.0, breakpo
         >>> varinit.criticality("relu", 2 ** 0.5).chi1
         1.0000000000000002
     """
-    sigma_w = _positive(sigma_w, "sigma_w")
-    sigma_b = _positive(sigma_b, "sigma_b", allow_zero=True)
-    q0 = _positive(q0, "q0")
+    sigma_w = arguments.positive(sigma_w, "sigma_w")
+    sigma_b = arguments.nonnegative(sigma_b, "sigma_b")
+    q0 = arguments.positive(q0, "q0")
     spec = resolve(activation, param, breakpoints)
     q_star = _fixed_point(spec, sigma_w, sigma_b, q0)
     return Criticality(q_star, _chi1(spec, sigma_w, q_star))
@@ -156,8 +146,8 @@ def critical_sigma_w(activation, sigma_b=0.0, param=None, *, q0=1.0, breakpoints
         >>> sw = varinit.critical_sigma_w("tanh", sigma_b=0.3)
         >>> w = varinit.normal_(np.empty((512, 512)), 0.0, sw / 512 ** 0.5)
     """
-    sigma_b = _positive(sigma_b, "sigma_b", allow_zero=True)
-    q0 = _positive(q0, "q0")
+    sigma_b = arguments.nonnegative(sigma_b, "sigma_b")
+    q0 = arguments.positive(q0, "q0")
     spec = resolve(activation, param, breakpoints)
 
     def excess(sigma_w):

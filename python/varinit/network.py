@@ -15,11 +15,12 @@ varinit's initializers, so "depth 50, Xavier vs He vs N(0, 1)" is one call.
 """
 import math
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Real
 from typing import Optional
 
 import numpy as np
 
+from . import arguments
 from .activations import gain, resolve
 from .gains import calculate_gain
 from .generator import Generator
@@ -115,14 +116,6 @@ def activation_gain(activation, param=None):
     return gain(name, param)
 
 
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
 def init_weight(weight, init, activation=None, param=None, generator=None):
     """Fill an (out, in) weight in place by a spec init name (see SPEC_INITS) or a std (a number)."""
     if isinstance(init, Real) and not isinstance(init, bool):
@@ -169,9 +162,9 @@ def mlp_spec(depth=50, width=512, activation="relu", init="kaiming_normal", seed
         >>> net = varinit.mlp_spec(depth=50, width=512, activation="relu", init="xavier_normal")
         >>> print(varinit.propagate(net))
     """
-    depth = _positive_int(depth, "depth")
-    width = _positive_int(width, "width")
-    in_features = width if in_features is None else _positive_int(in_features, "in_features")
+    depth = arguments.count(depth, "depth")
+    width = arguments.count(width, "width")
+    in_features = width if in_features is None else arguments.count(in_features, "in_features")
     if activation is not None:
         resolve(activation, param)
     if isinstance(bias_std, bool) or not isinstance(bias_std, Real) or not (

@@ -22,11 +22,12 @@ exact in every format and never count as underflow.
 """
 import math
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Integral
 from statistics import NormalDist
 
 import numpy as np
 
+from . import arguments
 from .activations import resolve
 from .gaussian import expectation
 
@@ -68,7 +69,7 @@ def thresholds(fmt, int8_clip=DEFAULT_INT8_CLIP):
     if fmt == "bfloat16":
         return BFLOAT16_OVERFLOW, BFLOAT16_SMALLEST_NORMAL
     if fmt == "int8":
-        clip = _positive(int8_clip, "int8_clip")
+        clip = arguments.positive(int8_clip, "int8_clip")
         return clip, clip / INT8_LEVELS / 2.0
     raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
 
@@ -89,7 +90,7 @@ def predicted_fractions(mean, std, fmt, int8_clip=DEFAULT_INT8_CLIP):
 
 def quantize_int8(x, clip=DEFAULT_INT8_CLIP):
     """Symmetric per-tensor int8 codes: clip(round(x / s), -127, 127), s = clip / 127."""
-    clip = _positive(clip, "clip")
+    clip = arguments.positive(clip, "clip")
     scale = clip / INT8_LEVELS
     with np.errstate(invalid="ignore", over="ignore"):
         codes = np.clip(np.rint(np.asarray(x, np.float64) / scale), -INT8_LEVELS, INT8_LEVELS)
@@ -144,24 +145,6 @@ def _stable_std(x):
     return peak * float(np.std(x / peak))
 
 
-def _positive(value, name):
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be finite and > 0, got {value}")
-    return value
-
-
-def _probability(value, name):
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not 0.0 < value < 1.0:
-        raise ValueError(f"{name} must be in (0, 1), got {value}")
-    return value
-
-
 def int8_input_scale(std, clip=DEFAULT_INT8_CLIP, max_saturation=1e-4):
     """The factor a such that a * x, x ~ N(0, std^2), exceeds the int8 range [-clip, clip]
     with probability max_saturation.
@@ -176,9 +159,9 @@ def int8_input_scale(std, clip=DEFAULT_INT8_CLIP, max_saturation=1e-4):
         >>> a = varinit.int8_input_scale(3.0, clip=4.0, max_saturation=1e-3)   # 0.404
         >>> codes = varinit.quantize_int8(a * x, clip=4.0)
     """
-    std = _positive(std, "std")
-    clip = _positive(clip, "clip")
-    p = _probability(max_saturation, "max_saturation")
+    std = arguments.positive(std, "std")
+    clip = arguments.positive(clip, "clip")
+    p = arguments.probability(max_saturation, "max_saturation")
     z = -NormalDist().inv_cdf(p / 2.0)
     return clip / (std * z)
 
@@ -211,8 +194,8 @@ def min_weight_std(depth, width, activation="relu", param=None, *, input_rms=1.0
         raise ValueError(f"depth must be a positive integer, got {depth!r}")
     if isinstance(width, bool) or not isinstance(width, Integral) or width < 1:
         raise ValueError(f"width must be a positive integer, got {width!r}")
-    input_rms = _positive(input_rms, "input_rms")
-    floor = _positive(floor, "floor")
+    input_rms = arguments.positive(input_rms, "input_rms")
+    floor = arguments.positive(floor, "floor")
 
     def smallest_rms(log_s):
         s2 = math.exp(2.0 * log_s)

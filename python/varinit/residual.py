@@ -10,6 +10,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from . import arguments
 from ._targets import as_array, fill_array, is_torch_tensor
 from . import _core
 from .generator import resolve
@@ -30,14 +31,6 @@ feed-forward weights and of the attention value and output projections (queries 
 keep gain 1)."""
 
 DeepNormEncoderDecoder = namedtuple("DeepNormEncoderDecoder", ["encoder", "decoder"])
-
-
-def _count(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def depth_scale(scheme, num_layers, *, layers_per_branch=2, num_decoder_layers=None):
@@ -68,12 +61,12 @@ def depth_scale(scheme, num_layers, *, layers_per_branch=2, num_decoder_layers=N
     """
     if scheme not in DEPTH_SCHEMES:
         raise ValueError(f"scheme must be one of {DEPTH_SCHEMES}, got {scheme!r}")
-    n = _count(num_layers, "num_layers")
-    m = None if num_decoder_layers is None else _count(num_decoder_layers, "num_decoder_layers")
+    n = arguments.count(num_layers, "num_layers")
+    m = None if num_decoder_layers is None else arguments.count(num_decoder_layers, "num_decoder_layers")
     if scheme == "gpt2":
         return 1.0 / math.sqrt(2 * n)
     if scheme == "fixup":
-        per_branch = _count(layers_per_branch, "layers_per_branch", minimum=2)
+        per_branch = arguments.count(layers_per_branch, "layers_per_branch", minimum=2)
         return n ** (-1.0 / (2 * per_branch - 2))
     if scheme == "t-fixup":
         n_dec = n if m is None else m
@@ -99,7 +92,7 @@ def branch_scale(num_branches):
         >>> w = varinit.kaiming_normal_(np.empty((64, 64), np.float32), nonlinearity="linear")
         >>> w *= s
     """
-    return 1.0 / math.sqrt(_count(num_branches, "num_branches"))
+    return 1.0 / math.sqrt(arguments.count(num_branches, "num_branches"))
 
 
 def _parameters(target, name):

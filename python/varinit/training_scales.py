@@ -7,24 +7,8 @@
   inflates the input gradient of an L-layer network: alpha^(L/2).
 """
 import math
-from numbers import Integral, Real
 
-
-def _positive(value, name):
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be finite and > 0, got {value}")
-    return value
-
-
-def _count(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+from . import arguments
 
 
 def adam_lr(init_std, rho=0.02):
@@ -44,7 +28,7 @@ def adam_lr(init_std, rho=0.02):
         >>> w = varinit.kaiming_normal_(np.empty((512, 512), np.float32), nonlinearity="relu")
         >>> lr = varinit.adam_lr(np.sqrt(2 / 512), rho=0.02)    # 1.25e-3
     """
-    return _positive(rho, "rho") * _positive(init_std, "init_std")
+    return arguments.positive(rho, "rho") * arguments.positive(init_std, "init_std")
 
 
 def critical_input_scale(weight_std, fan_in, lr, grad_rms=1.0, batch=1, tolerance=1.0):
@@ -76,12 +60,12 @@ def critical_input_scale(weight_std, fan_in, lr, grad_rms=1.0, batch=1, toleranc
         >>> c = varinit.critical_input_scale(np.sqrt(2 / 784), 784, lr=0.1)   # 0.018
         >>> # pixels in [0, 255] (c ~ 100) are far above it: divide them by 255 first.
     """
-    sigma = _positive(weight_std, "weight_std")
-    n = _positive(fan_in, "fan_in")
-    lr = _positive(lr, "lr")
-    g = _positive(grad_rms, "grad_rms")
-    b = _count(batch, "batch")
-    tol = _positive(tolerance, "tolerance")
+    sigma = arguments.positive(weight_std, "weight_std")
+    n = arguments.positive(fan_in, "fan_in")
+    lr = arguments.positive(lr, "lr")
+    g = arguments.positive(grad_rms, "grad_rms")
+    b = arguments.count(batch, "batch")
+    tol = arguments.positive(tolerance, "tolerance")
     return tol * b * sigma / (lr * g * math.sqrt(n))
 
 
@@ -101,8 +85,8 @@ def gradient_norm_growth(alpha, depth):
         >>> varinit.gradient_norm_growth(1.1, 50)   # 10% too much variance per layer, 50 layers
         10.834705943388395
     """
-    alpha = _positive(alpha, "alpha")
-    depth = _count(depth, "depth", 0)
+    alpha = arguments.positive(alpha, "alpha")
+    depth = arguments.count(depth, "depth", 0)
     try:
         return alpha ** (depth / 2.0)
     except OverflowError:

@@ -21,6 +21,7 @@ import math
 from collections import namedtuple
 from numbers import Real
 
+from . import arguments
 from .init import normal_
 from ._targets import as_array
 from .layer_variance import apply_tap_scale, weight_plan
@@ -32,14 +33,6 @@ MupScales = namedtuple("MupScales", ["init_var", "lr"])
 MupScales.__doc__ = """Multipliers for a layer of the given kind at the given width (Yang et
 al. 2022, Table 3): `init_var` on the gain^2 / fan_in variance, `lr` on the base model's
 learning rate."""
-
-
-def _width(value, name):
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
 
 
 def mup_scales(kind, base_width, width, optimizer="adam"):
@@ -58,7 +51,7 @@ def mup_scales(kind, base_width, width, optimizer="adam"):
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    ratio = _width(width, "width") / _width(base_width, "base_width")
+    ratio = arguments.positive(width, "width") / arguments.positive(base_width, "base_width")
     if kind == "input":
         return MupScales(1.0, ratio if optimizer == "sgd" else 1.0)
     if kind == "hidden":
