@@ -44,7 +44,7 @@ def test_import_varinit_does_not_import_torch_and_varinit_torch_is_not_torch():
     import sys
     import os
 
-    python_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python")
+    python_dir = os.path.dirname(os.path.dirname(os.path.abspath(varinit.__file__)))
     code = ("import sys, varinit; assert 'torch' not in sys.modules; "
             "m = varinit.torch; import torch; assert m is not torch and m.torch is torch; "
             "assert hasattr(torch, 'nn') and m.__name__ == 'varinit.torch'")

@@ -11,7 +11,8 @@ import pytest
 import varinit
 from varinit.generator import NAMED_BIT, SECONDARY_BIT, NamedStream, resolve
 
-PYTHON_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python")
+# where the varinit under test lives (site-packages when installed), for child processes
+PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(varinit.__file__)))
 
 
 def _fill(shape, generator, init=varinit.kaiming_normal_):

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 import varinit
 from varinit.out_of_core import TensorSpec, fill_in_blocks, save_safetensors, save_zarr, slabs
 
-PYTHON_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python")
+# where the varinit under test lives (site-packages when installed), for child processes
+PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(varinit.__file__)))
 
 
 @settings(max_examples=80, deadline=None)
