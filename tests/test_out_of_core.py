@@ -132,6 +132,11 @@ print(after_memmap - base, after_safetensors - base, after_control - base)
 """
 
 
+@pytest.mark.skipif(
+    "libasan" in os.environ.get("LD_PRELOAD", ""),
+    reason="under AddressSanitizer, freed buffers stay in ASan's quarantine (up to 256 MB by "
+    "design), so RSS measures the sanitizer; the normal pass checks this bound",
+)
 def test_peak_memory_stays_bounded(tmp_path):
     size = 64 << 20
     env = dict(os.environ, PYTHONPATH=PYTHON_DIR)
