@@ -228,6 +228,19 @@ def dirac_(tensor, groups=1):
 
 
 # ---- fan-based -------------------------------------------------------------------
+def _xavier(tensor, gain, global_shape, start, layout):
+    """(array, region, plan, std) with std = gain * sqrt(2 / (fan_in + fan_out)),
+    or std None when both fans are 0 (nothing to fill)."""
+    gain = arguments.nonnegative(gain, "gain")  # torch raises RuntimeError for gain < 0
+    arr = as_array(tensor)
+    region = _region(arr, global_shape, start)
+    plan = _plan(arr, region, layout)
+    if plan.fan_in + plan.fan_out == 0:
+        return arr, region, plan, None
+    std = gain * math.sqrt(2.0 * plan.variance_factor / float(plan.fan_in + plan.fan_out))
+    return arr, region, plan, std
+
+
 def xavier_uniform_(tensor, gain=1.0, generator=None, *, global_shape=None, start=None, **layout):
     """Glorot & Bengio (2010): U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)).
 
@@ -235,13 +248,9 @@ def xavier_uniform_(tensor, gain=1.0, generator=None, *, global_shape=None, star
 
         >>> w = varinit.xavier_uniform_(np.empty((256, 128), np.float32))
     """
-    gain = arguments.nonnegative(gain, "gain")  # torch raises RuntimeError for gain < 0 (bounds a > b)
-    arr = as_array(tensor)
-    region = _region(arr, global_shape, start)
-    plan = _plan(arr, region, layout)
-    if plan.fan_in + plan.fan_out == 0:
+    arr, region, plan, std = _xavier(tensor, gain, global_shape, start, layout)
+    if std is None:
         return tensor
-    std = gain * math.sqrt(2.0 * plan.variance_factor / float(plan.fan_in + plan.fan_out))
     bound = math.sqrt(3.0) * std
     return _planned_fill(tensor, arr, plan, _core.UNIFORM, -bound, bound, 0.0, 0.0, generator, region)
 
@@ -253,13 +262,9 @@ def xavier_normal_(tensor, gain=1.0, generator=None, *, global_shape=None, start
 
         >>> w = varinit.xavier_normal_(np.empty((256, 128), np.float32))
     """
-    gain = arguments.nonnegative(gain, "gain")  # torch raises RuntimeError for gain < 0 (std < 0)
-    arr = as_array(tensor)
-    region = _region(arr, global_shape, start)
-    plan = _plan(arr, region, layout)
-    if plan.fan_in + plan.fan_out == 0:
+    arr, region, plan, std = _xavier(tensor, gain, global_shape, start, layout)
+    if std is None:
         return tensor
-    std = gain * math.sqrt(2.0 * plan.variance_factor / float(plan.fan_in + plan.fan_out))
     return _planned_fill(tensor, arr, plan, _core.NORMAL, 0.0, std, 0.0, 0.0, generator, region)
 
 

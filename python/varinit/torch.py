@@ -143,23 +143,28 @@ def _user_activation(value, key):
     return value
 
 
+def _sequential_weight_layers(model):
+    """(layer, the modules before it, the modules after it) for every weight
+    layer that is a direct child of an nn.Sequential in the model."""
+    for container in model.modules():
+        if isinstance(container, torch.nn.Sequential):
+            children = list(container)
+            for i, child in enumerate(children):
+                if isinstance(child, _WEIGHT_LAYERS):
+                    yield child, children[:i], children[i + 1:]
+
+
 def _inferred_activations(model):
     """id(layer) -> activation spec, from the order of nn.Sequential children."""
     found = {}
-    for container in model.modules():
-        if not isinstance(container, torch.nn.Sequential):
-            continue
-        children = list(container)
-        for i, child in enumerate(children):
-            if not isinstance(child, _WEIGHT_LAYERS):
-                continue
-            for follower in children[i + 1:]:
-                spec = activation_of_module(follower)
-                if spec is not None:
-                    found[id(child)] = spec
-                    break
-                if not isinstance(follower, _PASS_THROUGH):
-                    break
+    for layer, _, after in _sequential_weight_layers(model):
+        for follower in after:
+            spec = activation_of_module(follower)
+            if spec is not None:
+                found[id(layer)] = spec
+                break
+            if not isinstance(follower, _PASS_THROUGH):
+                break
     return found
 
 
@@ -174,21 +179,15 @@ def _inferred_keep_probs(model):
     nn.Sequential (an elementwise activation or Identity in between keeps
     the factor; anything else ends the search)."""
     found = {}
-    for container in model.modules():
-        if not isinstance(container, torch.nn.Sequential):
-            continue
-        children = list(container)
-        for i, child in enumerate(children):
-            if not isinstance(child, _WEIGHT_LAYERS):
-                continue
-            keep = 1.0
-            for before in reversed(children[:i]):
-                if type(before) in _INVERTED_DROPOUT:
-                    keep *= 1.0 - before.p
-                elif not (isinstance(before, torch.nn.Identity) or activation_of_module(before) is not None):
-                    break
-            if keep != 1.0:
-                found[id(child)] = keep
+    for layer, before, _ in _sequential_weight_layers(model):
+        keep = 1.0
+        for module in reversed(before):
+            if type(module) in _INVERTED_DROPOUT:
+                keep *= 1.0 - module.p
+            elif not (isinstance(module, torch.nn.Identity) or activation_of_module(module) is not None):
+                break
+        if keep != 1.0:
+            found[id(layer)] = keep
     return found
 
 
