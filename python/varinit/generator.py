@@ -176,11 +176,20 @@ default_generator = Generator()
 
 
 def manual_seed(seed):
-    """Seed the default generator (as torch.manual_seed does); returns it."""
+    """Seed the default generator (as torch.manual_seed does); returns it.
+
+    Example::
+
+        >>> varinit.manual_seed(0)
+        >>> a = varinit.normal_(np.empty(4, np.float32))
+        >>> varinit.manual_seed(0)
+        >>> b = varinit.normal_(np.empty(4, np.float32))   # the same bits as a
+    """
     return default_generator.manual_seed(seed)
 
 
 def initial_seed():
+    """The seed of the default generator (random at import unless manual_seed set it)."""
     return default_generator.initial_seed()
 
 

@@ -168,7 +168,12 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *,
 
 
 def constant_(tensor, val):
-    """Fill with the value `val` (NaN and infinities included, as torch allows)."""
+    """Fill with the value `val` (NaN and infinities included, as torch allows).
+
+    Example::
+
+        >>> b = varinit.constant_(np.empty(256, np.float32), 0.1)
+    """
     if isinstance(val, bool) or not isinstance(val, Real):
         raise TypeError(f"val must be a real number, got {type(val).__name__}")
     val = float(val)
@@ -182,19 +187,36 @@ def constant_(tensor, val):
 
 
 def ones_(tensor):
-    """Fill with 1."""
+    """Fill with 1 (e.g. a norm layer's gain).
+
+    Example::
+
+        >>> gamma = varinit.ones_(np.empty(768, np.float32))
+    """
     as_array(tensor)[...] = 1
     return tensor
 
 
 def zeros_(tensor):
-    """Fill with 0."""
+    """Fill with 0 (e.g. a bias).
+
+    Example::
+
+        >>> bias = varinit.zeros_(np.empty(768, np.float32))
+    """
     as_array(tensor)[...] = 0
     return tensor
 
 
 def eye_(tensor):
-    """Fill a 2-D tensor with the identity (ones on the main diagonal)."""
+    """Fill a 2-D tensor with the identity (ones on the main diagonal).
+
+    A non-square tensor gets ones on its leading diagonal, as torch.eye.
+
+    Example::
+
+        >>> w = varinit.eye_(np.empty((128, 128), np.float32))
+    """
     arr = as_array(tensor)
     if arr.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
@@ -208,6 +230,10 @@ def dirac_(tensor, groups=1):
 
     As many input channels as possible are passed through unchanged; with
     groups > 1, each group does so for its own channels.
+
+    Example::
+
+        >>> w = varinit.dirac_(np.empty((16, 16, 3, 3), np.float32))   # a 3x3 conv that copies its input
     """
     arr = as_array(tensor)
     if arr.ndim not in (3, 4, 5):
@@ -377,12 +403,25 @@ def variance_scaling_(tensor, scale=1.0, mode="fan_in", distribution="truncated_
 
 
 def lecun_normal_(tensor, generator=None, **kwargs):
-    """LeCun et al. (1998), as Keras/JAX: truncated normal with Var = 1 / fan_in."""
+    """LeCun et al. (1998), as Keras/JAX: truncated normal with Var = 1 / fan_in.
+
+    variance_scaling_(tensor, 1.0, "fan_in", "truncated_normal"): the init of
+    self-normalizing SELU networks (Klambauer et al. 2017).
+
+    Example::
+
+        >>> w = varinit.lecun_normal_(np.empty((256, 128), np.float32))
+    """
     return variance_scaling_(tensor, 1.0, "fan_in", "truncated_normal", generator, **kwargs)
 
 
 def lecun_uniform_(tensor, generator=None, **kwargs):
-    """LeCun et al. (1998), as Keras/JAX: U(-sqrt(3 / fan_in), sqrt(3 / fan_in))."""
+    """LeCun et al. (1998), as Keras/JAX: U(-sqrt(3 / fan_in), sqrt(3 / fan_in)).
+
+    Example::
+
+        >>> w = varinit.lecun_uniform_(np.empty((256, 128), np.float32))
+    """
     return variance_scaling_(tensor, 1.0, "fan_in", "uniform", generator, **kwargs)
 
 
