@@ -62,16 +62,20 @@ def _divide(count, by, what):
     return count // by
 
 
+def _check_rank(shape):
+    if len(shape) < 2:  # torch's message, for parity
+        raise ValueError(
+            "Fan in and fan out can not be computed for tensor with fewer than 2 dimensions"
+        )
+
+
 def torch_rule_fans(shape):
     """(fan_in, fan_out) by torch's rule for the (out, in, *kernel) layout.
 
     What `fans` returns when no layer keyword is given; init functions call it
     directly in that case, which keeps a small tensor's init cheap.
     """
-    if len(shape) < 2:
-        raise ValueError(
-            "Fan in and fan out can not be computed for tensor with fewer than 2 dimensions"
-        )
+    _check_rank(shape)
     receptive = math.prod(shape[2:])
     return shape[1] * receptive, shape[0] * receptive
 
@@ -91,10 +95,7 @@ def fans(shape, *, layer=None, groups=1, stride=1, blocks=1, in_axis=None, out_a
     """
     shape = tuple(shape)
     ndim = len(shape)
-    if ndim < 2:
-        raise ValueError(
-            "Fan in and fan out can not be computed for tensor with fewer than 2 dimensions"
-        )
+    _check_rank(shape)
     if layer is not None and layer not in LAYERS:
         raise ValueError(f"layer must be one of {LAYERS} or None, got {layer!r}")
     groups = _positive_int(groups, "groups")

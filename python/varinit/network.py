@@ -22,7 +22,7 @@ import numpy as np
 
 from . import arguments
 from .activations import gain, resolve
-from .gains import calculate_gain
+from .gains import TORCH_GAIN_NAMES, calculate_gain
 from .generator import Generator
 from .init import (
     lecun_normal_, lecun_uniform_, normal_, orthogonal_, uniform_, xavier_normal_, xavier_uniform_,
@@ -31,8 +31,6 @@ from .init import (
 # Standard deviation of the "small" init: the N(0, 0.01^2) of many tutorials
 # (and of Glorot & Bengio's "standard" baseline family), too small at depth.
 SMALL_STD = 0.01
-# Activations whose names torch's calculate_gain knows; others use varinit.gain.
-TORCH_GAIN_NAMES = ("linear", "relu", "leaky_relu", "tanh", "sigmoid", "selu")
 
 SPEC_INITS = {
     "naive": "N(0, 1) whatever the width",
