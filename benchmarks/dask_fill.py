@@ -1,9 +1,9 @@
-"""Throughput of varinit.dask against one in-process varinit fill.
+"""Throughput of varinit.scale_out.dask_arrays against one in-process varinit fill.
 
     PYTHONPATH=python python benchmarks/dask_fill.py --elements 16000000 --chunk 2000000
 
 Times (best of --repeat) a float32 normal fill of --elements values:
-one varinit.normal_ call; varinit.dask.normal computed with dask's threaded
+one varinit.normal_ call; varinit.scale_out.dask_arrays.normal computed with dask's threaded
 scheduler; and on a LocalCluster of worker processes (result gathered to the
 client, which includes moving the bytes between processes).
 """
@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 import varinit
-import varinit.dask
+import varinit.scale_out.dask_arrays
 
 
 def best_of(repeat, fn):
@@ -36,7 +36,7 @@ def main():
 
     out = np.empty(n, np.float32)
     one = best_of(args.repeat, lambda: varinit.normal_(out, generator=0))
-    x = varinit.dask.normal((n,), chunks=args.chunk, generator=0)
+    x = varinit.scale_out.dask_arrays.normal((n,), chunks=args.chunk, generator=0)
     threaded = best_of(args.repeat, lambda: x.compute(scheduler="threads"))
     assert np.array_equal(x.compute(scheduler="threads"), out)
 
@@ -53,9 +53,9 @@ def main():
 
     print(f"{n} float32 normal values, chunks of {args.chunk}, best of {args.repeat}, isa {varinit.isa()}")
     for label, t in (("one varinit.normal_ call", one),
-                     ("varinit.dask, threaded scheduler", threaded),
-                     (f"varinit.dask, LocalCluster {args.workers} procs, gathered", cluster_time),
-                     (f"varinit.dask, LocalCluster {args.workers} procs, kept on workers", cluster_kept)):
+                     ("varinit.scale_out.dask_arrays, threaded scheduler", threaded),
+                     (f"varinit.scale_out.dask_arrays, LocalCluster {args.workers} procs, gathered", cluster_time),
+                     (f"varinit.scale_out.dask_arrays, LocalCluster {args.workers} procs, kept on workers", cluster_kept)):
         print(f"  {label:<48} {t:7.3f} s  {n / t / 1e6:8.1f} M values/s  ({one / t:.2f}x one call)")
 
 

@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 import varinit
-from varinit.network import init_weight
+from varinit.diagnostics.mlp import init_weight
 
 INITS = ("naive", "small", "xavier_normal", "kaiming_normal")
 DEPTH = 24          # hidden ReLU layers
@@ -168,7 +168,7 @@ def print_table(results):
 
 def plot_losses(results, path=None):
     """Training loss per epoch and init, log scale; saved to `path` (and closed) when given."""
-    from varinit.plots import pyplot
+    from varinit.diagnostics.plots import pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)

@@ -43,7 +43,7 @@ def elu_second_moment(alpha):
     ("selu", None, SELU_SCALE ** 2 * elu_second_moment(SELU_ALPHA)),
 ])
 def test_gain_matches_closed_form(name, param, moment):
-    assert varinit.second_moment(name, param=param) == pytest.approx(moment, rel=RTOL)
+    assert varinit.activations.second_moment(name, param=param) == pytest.approx(moment, rel=RTOL)
     assert varinit.gain(name, param) == pytest.approx(1 / math.sqrt(moment), rel=RTOL)
 
 
@@ -79,13 +79,13 @@ def test_second_moment_matches_scipy_quad(label, q):
     param, f, kinks = SMOOTH[label]
     name = label.split("_beta")[0].split("_alpha")[0]
     expected = scipy_expectation(lambda x: f(x) ** 2, q, kinks or (0.0,))
-    assert varinit.second_moment(name, q, param) == pytest.approx(expected, rel=RTOL)
+    assert varinit.activations.second_moment(name, q, param) == pytest.approx(expected, rel=RTOL)
 
 
 @pytest.mark.parametrize("name,param", [(n, None) for n in varinit.activations.NAMES]
                          + [("leaky_relu", 0.3), ("elu", 0.7), ("softplus", 3.0), ("celu", 0.5)])
 def test_closed_form_derivatives_match_central_differences(name, param):
-    f, df = varinit.activation_fn(name, param), varinit.activation_derivative(name, param)
+    f, df = varinit.activations.activation_fn(name, param), varinit.activations.activation_derivative(name, param)
     x = np.linspace(-6, 6, 1201)
     kinks = np.array([-3.0, -1.0, 0.0, 1.0, 3.0, 6.0])
     x = x[np.min(np.abs(x[:, None] - kinks), axis=1) > 1e-3]  # off the kinks
@@ -107,35 +107,35 @@ def test_activation_fn_values_against_torch():
         "hardsigmoid": F.hardsigmoid(t), "softsign": F.softsign(t),
     }
     for name, expected in pairs.items():
-        np.testing.assert_allclose(varinit.activation_fn(name)(x), expected.numpy(), rtol=1e-12,
+        np.testing.assert_allclose(varinit.activations.activation_fn(name)(x), expected.numpy(), rtol=1e-12,
                                    atol=1e-14, err_msg=name)
-    np.testing.assert_allclose(varinit.activation_fn("leaky_relu", 0.2)(x),
+    np.testing.assert_allclose(varinit.activations.activation_fn("leaky_relu", 0.2)(x),
                                F.leaky_relu(t, 0.2).numpy(), rtol=1e-15)
 
 
 def test_gaussian_expectation_kinked_and_scaled():
-    assert varinit.gaussian_expectation(lambda x: np.maximum(x, 0) ** 2) == pytest.approx(0.5, rel=1e-13)
+    assert varinit.quadrature.gaussian_expectation(lambda x: np.maximum(x, 0) ** 2) == pytest.approx(0.5, rel=1e-13)
     for q in (1e-6, 0.3, 25.0, 1e6):
-        assert varinit.gaussian_expectation(np.abs, q) == pytest.approx(math.sqrt(2 * q / math.pi), rel=1e-12)
-        assert varinit.gaussian_expectation(lambda x: x ** 4, q) == pytest.approx(3 * q * q, rel=1e-12)
+        assert varinit.quadrature.gaussian_expectation(np.abs, q) == pytest.approx(math.sqrt(2 * q / math.pi), rel=1e-12)
+        assert varinit.quadrature.gaussian_expectation(lambda x: x ** 4, q) == pytest.approx(3 * q * q, rel=1e-12)
     # a kink away from 0, declared: relu6
     relu6_sq = lambda x: np.clip(x, 0, 6) ** 2
     expected = scipy_expectation(lambda x: min(max(x, 0), 6) ** 2, 9.0, (0.0, 6.0))
-    got = varinit.gaussian_expectation(relu6_sq, 9.0, breakpoints=(0.0, 6.0))
+    got = varinit.quadrature.gaussian_expectation(relu6_sq, 9.0, breakpoints=(0.0, 6.0))
     assert got == pytest.approx(expected, rel=RTOL)
     # tanh at large q (poles of tanh close to the real axis in z)
     for q in (100.0, 1e4):
         expected = scipy_expectation(lambda x: math.tanh(x) ** 2, q)
-        assert varinit.gaussian_expectation(lambda x: np.tanh(x) ** 2, q) == pytest.approx(expected, rel=RTOL)
-    assert varinit.gaussian_expectation(np.cos, 0.0) == 1.0
+        assert varinit.quadrature.gaussian_expectation(lambda x: np.tanh(x) ** 2, q) == pytest.approx(expected, rel=RTOL)
+    assert varinit.quadrature.gaussian_expectation(np.cos, 0.0) == 1.0
 
 
 @pytest.mark.parametrize("c", [0.1, 0.37, -1.13])
 def test_undeclared_kinks_and_jumps_still_converge(c):
     # the panels are cut at 0 and on fixed grids only; adaptive halving finds the rest
-    kinked = varinit.gaussian_expectation(lambda x: np.maximum(x - c, 0) ** 2)
+    kinked = varinit.quadrature.gaussian_expectation(lambda x: np.maximum(x - c, 0) ** 2)
     assert kinked == pytest.approx(scipy_expectation(lambda x: max(x - c, 0) ** 2, 1.0, (c,)), rel=RTOL)
-    step = varinit.gaussian_expectation(lambda x: (x > c) * 1.0)
+    step = varinit.quadrature.gaussian_expectation(lambda x: (x > c) * 1.0)
     assert step == pytest.approx(norm.sf(c), rel=RTOL)
 
 
@@ -173,9 +173,9 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="E\\[f\\(z\\)\\^2\\] is 0"):
         varinit.gain(lambda x: 0 * x)
     with pytest.raises(ValueError, match="q must be a finite variance"):
-        varinit.gaussian_expectation(np.tanh, -1.0)
+        varinit.quadrature.gaussian_expectation(np.tanh, -1.0)
     with pytest.raises(ValueError, match="non-finite"):
         with np.errstate(invalid="ignore", divide="ignore"):
-            varinit.gaussian_expectation(np.log)  # NaN for x < 0
+            varinit.quadrature.gaussian_expectation(np.log)  # NaN for x < 0
     with pytest.raises(TypeError, match="could not be evaluated"):
-        varinit.gaussian_expectation(lambda x: "a" + x)
+        varinit.quadrature.gaussian_expectation(lambda x: "a" + x)

@@ -39,7 +39,7 @@ def test_propagate_single_report_matches_the_library():
     out = run("propagate", "--depth", "3", "--width", "32", "--activation", "tanh", "--init", "0.2",
               "--batch", "16", "--seed", "5", "--precision")
     assert out.returncode == 0, out.stderr
-    report = varinit.propagate(varinit.mlp_spec(3, 32, "tanh", 0.2, 5), batch=16, seed=5, precision=True)
+    report = varinit.propagate(varinit.diagnostics.mlp_spec(3, 32, "tanh", 0.2, 5), batch=16, seed=5, precision=True)
     assert out.stdout.strip() == (report.to_text() + "\n\n" + report.precision_text()).strip()
 
 

@@ -1,4 +1,4 @@
-"""varinit.dask: computed values equal the one-process fill for every chunking."""
+"""varinit.scale_out.dask_arrays: computed values equal the one-process fill for every chunking."""
 import sys
 
 import ml_dtypes
@@ -11,7 +11,7 @@ import varinit
 
 da = pytest.importorskip("dask.array")
 zarr = pytest.importorskip("zarr")
-vd = pytest.importorskip("varinit.dask")
+vd = pytest.importorskip("varinit.scale_out.dask_arrays")
 
 SHAPE = (97, 61)
 CHUNKINGS = [

@@ -1,11 +1,11 @@
-"""varinit.dask on a real dask.distributed cluster: worker processes agree with one process."""
+"""varinit.scale_out.dask_arrays on a real dask.distributed cluster: worker processes agree with one process."""
 import numpy as np
 import pytest
 
 import varinit
 
 distributed = pytest.importorskip("distributed")
-vd = pytest.importorskip("varinit.dask")
+vd = pytest.importorskip("varinit.scale_out.dask_arrays")
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ def inputs(seed=0):
 
 def mlp_variances(init, activation="relu", seed=1):
     """Mean square of the pre-activations after each of DEPTH layers."""
-    f = varinit.activation_fn(activation)
+    f = varinit.activations.activation_fn(activation)
     g = varinit.Generator(seed)
     x = inputs()
     out = []
@@ -72,7 +72,7 @@ def test_deep_tanh_net_settles_at_the_mean_field_fixed_point():
     # Poole et al. (2016)'s (sigma_w, sigma_b) = (1.5, 0.05); over 10 seeds the final
     # E[h^2] / q* had a spread of 1.5 %: 10 % is > 6 of those.
     sigma_w, sigma_b = 1.5, 0.05
-    q_star, _ = varinit.criticality("tanh", sigma_w, sigma_b)
+    q_star, _ = varinit.diagnostics.criticality("tanh", sigma_w, sigma_b)
     g = varinit.Generator(3)
     x = inputs()
     for _ in range(30):
@@ -98,11 +98,11 @@ def test_residual_depth_scaling():
     # no scaling: variance doubles per block (2^50)
     assert residual_variances(1.0) > 1e12
     # gpt2 with one branch per block (L = DEPTH / 2 blocks of two): (1 + 1/DEPTH)^DEPTH -> e
-    s = varinit.depth_scale("gpt2", DEPTH // 2)
+    s = varinit.recipes.depth_scale("gpt2", DEPTH // 2)
     expected = (1 + s * s) ** DEPTH
     assert residual_variances(s) == pytest.approx(expected, rel=0.3)   # spread over 8 seeds: 3.7 %
     assert expected < math.e
     # fixup with two layers per branch scales each of them by L^(-1/2): branch Var ~ 1/L^2
-    f = varinit.depth_scale("fixup", DEPTH, layers_per_branch=2)
+    f = varinit.recipes.depth_scale("fixup", DEPTH, layers_per_branch=2)
     # (spread over 4 seeds: 0.03 %, offset 0.2 %: higher-order terms)
     assert residual_variances(f * f) == pytest.approx((1 + f ** 4) ** DEPTH, rel=0.02)

@@ -1,4 +1,4 @@
-"""varinit.init_layers: whole-model init of NumPy models described as layers."""
+"""varinit.layers.init_layers: whole-model init of NumPy models described as layers."""
 import math
 
 import numpy as np
@@ -34,7 +34,7 @@ def test_kaiming_per_layer_gain_fans_and_zero_bias():
          "param": 0.3},
         Layer(np.empty((300, 100), np.float32), None, "linear", in_axis=0, out_axis=1, name="readout"),
     ]
-    report = varinit.init_layers(layers, generator=3)
+    report = varinit.layers.init_layers(layers, generator=3)
     assert_variance(layers[0][0], 2.0 / 200, "relu layer")
     assert_variance(layers[1]["weight"], 2.0 / (1 + 0.09) / 300, "leaky_relu layer")
     assert_variance(layers[2].weight, 1.0 / 300, "(in, out) layout: fan_in = 300")
@@ -47,14 +47,14 @@ def test_schemes_conv_layouts_and_residual_scale():
     conv = Layer(np.empty((64, 8, 3, 3), np.float32), None, "relu", layer="conv", groups=4)
     deconv = Layer(np.empty((32, 16, 4, 4), np.float32), None, "linear", layer="conv_transpose", stride=2)
     proj = Layer(np.empty((128, 512), np.float32), None, "linear", residual=True)
-    varinit.init_layers([conv, deconv, proj], scheme="xavier", residual_scale=0.25, generator=4)
+    varinit.layers.init_layers([conv, deconv, proj], scheme="xavier", residual_scale=0.25, generator=4)
     # xavier: Var = 2 g^2 / (fan_in + fan_out); grouped conv fan_out = 64/4 * 9.
     assert_variance(conv.weight, 2 * 2.0 / (8 * 9 + 16 * 9), "grouped conv")
     # transposed, stride 2: fan_in = 32 * 16 / 4 = 128, fan_out = 16 * 16.
     assert_variance(deconv.weight, 2.0 / (128 + 256), "conv_transpose")
     assert_variance(proj.weight, 0.25**2 * 2.0 / (512 + 128), "residual")
     lecun = Layer(np.empty((256, 400), np.float32), None, "relu")
-    report = varinit.init_layers([lecun], scheme="lecun", distribution="truncated_normal", generator=5)
+    report = varinit.layers.init_layers([lecun], scheme="lecun", distribution="truncated_normal", generator=5)
     # lecun ignores the activation: Var = 1/fan_in (truncated normal rescaled to that std).
     w = lecun.weight.astype(np.float64)
     # For N(0, 1) cut at +-2, Var(z^2) / E[z^2]^2 = 1.3655 (kurtosis - 1): the mean square
@@ -62,7 +62,7 @@ def test_schemes_conv_layouts_and_residual_scale():
     assert abs(np.mean(w * w) * 400 - 1.0) < 6 * math.sqrt(1.3655 / w.size)
     assert np.abs(w).max() <= 2 * report[0].std / 0.8796256610342398 * (1 + 1e-6)
     ortho = Layer(np.empty((64, 256), np.float64), None, "relu")
-    varinit.init_layers([ortho], scheme="orthogonal", generator=6)
+    varinit.layers.init_layers([ortho], scheme="orthogonal", generator=6)
     np.testing.assert_allclose(ortho.weight @ ortho.weight.T, 2.0 * np.eye(64), atol=1e-12)
 
 
@@ -70,26 +70,26 @@ def test_variance_adjustments_on_layers():
     pruned = Layer(np.empty((256, 400), np.float32), None, "relu", density=0.25, keep_prob=0.8)
     scaled = Layer(np.empty((256, 300), np.float64), None, "linear", input_var=4.0)
     ortho = Layer(np.empty((64, 128), np.float64), None, "linear", keep_prob=0.5)
-    report = varinit.init_layers([pruned, scaled], generator=8)
+    report = varinit.layers.init_layers([pruned, scaled], generator=8)
     # density d: fan_in * d inputs survive; keep_prob multiplies Var; input_var divides it.
     assert_variance(pruned.weight, 2.0 * 0.8 / (400 * 0.25), "density and keep_prob")
     assert_variance(scaled.weight, 1.0 / (4.0 * 300), "input_var")
     assert report[0].fan_in == 100 and "density=0.25" in report[0].rule
-    varinit.init_layers([ortho], scheme="orthogonal", generator=9)
+    varinit.layers.init_layers([ortho], scheme="orthogonal", generator=9)
     np.testing.assert_allclose(ortho.weight @ ortho.weight.T, 0.5 * np.eye(64), atol=1e-12)
 
 
 def test_same_seed_bitwise_and_by_name_independent_of_position():
     a, b = _mlp([20, 30, 40], "tanh"), _mlp([20, 30, 40], "tanh")
-    varinit.init_layers(a, generator=11)
-    varinit.init_layers(b, generator=varinit.Generator(11))
+    varinit.layers.init_layers(a, generator=11)
+    varinit.layers.init_layers(b, generator=varinit.Generator(11))
     assert all(np.array_equal(x.weight, y.weight) for x, y in zip(a, b))
     named = [Layer(np.empty((30, 20), np.float32), name="enc"), Layer(np.empty((40, 30), np.float32), name="dec")]
     swapped = [Layer(np.empty((40, 30), np.float32), name="dec"), Layer(np.empty((30, 20), np.float32), name="enc")]
-    varinit.init_layers(named, by_name=True, generator=12)
-    varinit.init_layers(swapped, by_name=True, generator=12)
+    varinit.layers.init_layers(named, by_name=True, generator=12)
+    varinit.layers.init_layers(swapped, by_name=True, generator=12)
     assert np.array_equal(named[0].weight, swapped[1].weight) and np.array_equal(named[1].weight, swapped[0].weight)
-    varinit.init_layers(swapped, generator=12)
+    varinit.layers.init_layers(swapped, generator=12)
     assert not np.array_equal(named[1].weight, swapped[0].weight)
 
 
@@ -102,19 +102,19 @@ def test_forward_pass_of_dense_layers():
     layers = [(w1, b1, "relu"), Layer(w2, None, "tanh", in_axis=0, out_axis=1, g=g)]
     h = np.maximum(x @ w1.T + b1, 0)
     expected = np.tanh(h @ (w2 / np.linalg.norm(w2, axis=0)) * g)
-    np.testing.assert_allclose(forward(layers, x), expected, rtol=1e-12)
+    np.testing.assert_allclose(forward(layers, x)[1][-1], expected, rtol=1e-12)
 
 
 def test_bad_layers_raise_and_leave_arrays_alone():
     w = np.full((4, 3), 5.0, np.float32)
     with pytest.raises(ValueError, match="scheme"):
-        varinit.init_layers([(w, None, "relu")], scheme="glorot")
+        varinit.layers.init_layers([(w, None, "relu")], scheme="glorot")
     with pytest.raises(ValueError, match="activation"):
-        varinit.init_layers([(w, None, "relu"), (w.copy(), None, "nope")])
+        varinit.layers.init_layers([(w, None, "relu"), (w.copy(), None, "nope")])
     with pytest.raises(ValueError, match="unknown keys"):
-        varinit.init_layers([{"weight": w, "act": "relu"}])
+        varinit.layers.init_layers([{"weight": w, "act": "relu"}])
     with pytest.raises(ValueError, match="2 dimensions"):
-        varinit.init_layers([(np.empty(3), None, "relu")])
+        varinit.layers.init_layers([(np.empty(3), None, "relu")])
     with pytest.raises(TypeError, match="layers"):
-        varinit.init_layers(Layer(w))
+        varinit.layers.init_layers(Layer(w))
     assert np.all(w == 5.0)

@@ -46,7 +46,7 @@ def test_import_varinit_does_not_import_torch_and_varinit_torch_is_not_torch():
 
     python_dir = os.path.dirname(os.path.dirname(os.path.abspath(varinit.__file__)))
     code = ("import sys, varinit; assert 'torch' not in sys.modules; "
-            "m = varinit.torch; import torch; assert m is not torch and m.torch is torch; "
+            "m = varinit.torch; import torch; assert m is not torch and m.modules.torch is torch; "
             "assert hasattr(torch, 'nn') and m.__name__ == 'varinit.torch'")
     env = dict(os.environ, PYTHONPATH=python_dir)
     subprocess.run([sys.executable, "-c", code], check=True, env=env)

@@ -154,7 +154,7 @@ def test_phase_balanced_conv_transpose_has_no_checkerboard():
     assert unbalanced.max() / unbalanced.min() > 3
     # the scaling is a deterministic per-tap multiply of the same draw
     again = varinit.kaiming_normal_(np.empty((c, c, 3, 3), np.float32), generator=8, **plain)
-    factors = varinit.layer_variance.phase_scale((3, 3), 2)
+    factors = varinit.fan_rules.phase_scale((3, 3), 2)
     np.testing.assert_allclose(conv.weight.detach().numpy(), again * factors, rtol=1e-6)
 
 
@@ -182,15 +182,15 @@ def test_phase_balanced_regions_match_whole_fill():
                             global_shape=(6, 4, 5, 3), start=(0, 0, 3, 0))
     np.testing.assert_array_equal(block, whole[:, :, 3:5])
     # with k a multiple of s the multipliers are all 1
-    np.testing.assert_array_equal(varinit.layer_variance.phase_scale((4, 6), (2, 3)), np.ones((4, 6)))
+    np.testing.assert_array_equal(varinit.fan_rules.phase_scale((4, 6), (2, 3)), np.ones((4, 6)))
     # mean squared multiplier is 1 when k >= s: the overall weight variance is unchanged
-    assert np.mean(varinit.layer_variance.phase_scale((5, 3), (2, 2), dilation=(1, 1)) ** 2) == pytest.approx(1)
+    assert np.mean(varinit.fan_rules.phase_scale((5, 3), (2, 2), dilation=(1, 1)) ** 2) == pytest.approx(1)
     # dilation is accepted for conv layers (no fan change) and drives the phases
     plain = varinit.kaiming_normal_(np.empty((4, 4, 3, 3)), layer="conv", dilation=(2, 2), generator=1)
     np.testing.assert_array_equal(plain, varinit.kaiming_normal_(np.empty((4, 4, 3, 3)), layer="conv", generator=1))
     # k = 3, s = 2, d = 2: all taps land on phase 0 (odd outputs get none), so each of
     # them gets (k/s)/3 = 0.5 of the variance: the even outputs then have variance 1
-    np.testing.assert_allclose(varinit.layer_variance.phase_scale((3,), 2, dilation=2) ** 2, [0.5, 0.5, 0.5])
+    np.testing.assert_allclose(varinit.fan_rules.phase_scale((3,), 2, dilation=2) ** 2, [0.5, 0.5, 0.5])
     with pytest.raises(ValueError, match="dilation applies to layer='conv' or 'conv_transpose'"):
         varinit.kaiming_normal_(np.empty((4, 4)), dilation=2)
     with pytest.raises(ValueError, match="phase_balanced=True applies to layer='conv_transpose'"):

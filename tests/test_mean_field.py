@@ -21,19 +21,19 @@ def erf_chi1_factor(q):
 
 def test_relu_phases():
     # V(q) = sigma_w^2 q / 2 + sigma_b^2: dies below sqrt(2), explodes above, chi1 = sigma_w^2 / 2
-    assert varinit.criticality("relu", 1.3) == (0.0, pytest.approx(1.3 ** 2 / 2, rel=1e-12))
-    q, chi1 = varinit.criticality("relu", 1.5)
+    assert varinit.diagnostics.criticality("relu", 1.3) == (0.0, pytest.approx(1.3 ** 2 / 2, rel=1e-12))
+    q, chi1 = varinit.diagnostics.criticality("relu", 1.5)
     assert q == math.inf and chi1 == pytest.approx(1.125, rel=1e-12)
-    q, chi1 = varinit.criticality("relu", math.sqrt(2))
+    q, chi1 = varinit.diagnostics.criticality("relu", math.sqrt(2))
     assert q == 1.0 and chi1 == pytest.approx(1.0, rel=1e-12)       # every q is fixed: q0
-    q, chi1 = varinit.criticality("relu", 1.2, 0.1)
+    q, chi1 = varinit.diagnostics.criticality("relu", 1.2, 0.1)
     assert q == pytest.approx(0.01 / (1 - 0.72), rel=1e-12) and chi1 == pytest.approx(0.72, rel=1e-12)
-    assert varinit.criticality("relu", 1.2, 0.1, q0=50.0).q_star == pytest.approx(0.01 / 0.28, rel=1e-12)
+    assert varinit.diagnostics.criticality("relu", 1.2, 0.1, q0=50.0).q_star == pytest.approx(0.01 / 0.28, rel=1e-12)
 
 
 def test_linear_fixed_point():
-    assert varinit.criticality("linear", 0.8, 0.3).q_star == pytest.approx(0.09 / (1 - 0.64), rel=1e-12)
-    assert varinit.criticality("linear", 0.8, 0.3).chi1 == pytest.approx(0.64, rel=1e-12)
+    assert varinit.diagnostics.criticality("linear", 0.8, 0.3).q_star == pytest.approx(0.09 / (1 - 0.64), rel=1e-12)
+    assert varinit.diagnostics.criticality("linear", 0.8, 0.3).chi1 == pytest.approx(0.64, rel=1e-12)
 
 
 @pytest.mark.parametrize("sigma_w,sigma_b", [(1.5, 0.05), (2.5, 0.5), (0.9, 0.3), (4.0, 1.0)])
@@ -41,34 +41,34 @@ def test_erf_callable_against_closed_form(sigma_w, sigma_b):
     # a callable: f' is a central difference, so this also checks that path
     expected_q = optimize.brentq(
         lambda q: sigma_w ** 2 * erf_second_moment(q) + sigma_b ** 2 - q, 1e-12, 1e3, xtol=1e-15, rtol=1e-14)
-    q, chi1 = varinit.criticality(special.erf, sigma_w, sigma_b)
+    q, chi1 = varinit.diagnostics.criticality(special.erf, sigma_w, sigma_b)
     assert q == pytest.approx(expected_q, rel=1e-10)
     assert chi1 == pytest.approx(sigma_w ** 2 * erf_chi1_factor(expected_q), rel=1e-9)
 
 
 def test_tanh_against_scipy():
     sigma_w, sigma_b = 1.5, 0.05
-    q, chi1 = varinit.criticality("tanh", sigma_w, sigma_b)
+    q, chi1 = varinit.diagnostics.criticality("tanh", sigma_w, sigma_b)
     moment = lambda g, q: integrate.quad(lambda z: g(math.sqrt(q) * z) * norm.pdf(z), -np.inf, np.inf,
                                          epsabs=0, epsrel=1e-13, limit=400)[0]
     assert q == pytest.approx(sigma_w ** 2 * moment(lambda x: math.tanh(x) ** 2, q) + sigma_b ** 2, rel=1e-11)
     assert chi1 == pytest.approx(sigma_w ** 2 * moment(lambda x: (1 - math.tanh(x) ** 2) ** 2, q), rel=1e-11)
     assert chi1 > 1  # Poole et al. 2016, Fig. 1: (1.5, 0.05) is in the chaotic phase
     # sigma_b = 0: the signal dies for sigma_w <= 1, chi1 = sigma_w^2 tanh'(0)^2
-    assert varinit.criticality("tanh", 0.9) == (0.0, pytest.approx(0.81, rel=1e-12))
+    assert varinit.diagnostics.criticality("tanh", 0.9) == (0.0, pytest.approx(0.81, rel=1e-12))
 
 
 def test_critical_sigma_w():
-    assert varinit.critical_sigma_w("relu") == pytest.approx(math.sqrt(2), rel=1e-12)
-    assert varinit.critical_sigma_w("relu", 0.5) == pytest.approx(math.sqrt(2), rel=1e-12)
-    assert varinit.critical_sigma_w("leaky_relu", param=0.2) == pytest.approx(math.sqrt(2 / 1.04), rel=1e-12)
+    assert varinit.diagnostics.critical_sigma_w("relu") == pytest.approx(math.sqrt(2), rel=1e-12)
+    assert varinit.diagnostics.critical_sigma_w("relu", 0.5) == pytest.approx(math.sqrt(2), rel=1e-12)
+    assert varinit.diagnostics.critical_sigma_w("leaky_relu", param=0.2) == pytest.approx(math.sqrt(2 / 1.04), rel=1e-12)
     # chi1 - 1 only touches 0 quadratically above sigma_w = 1: ~1e-7 accuracy
-    assert varinit.critical_sigma_w("tanh") == pytest.approx(1.0, abs=1e-6)
-    sw = varinit.critical_sigma_w(special.erf, 0.3)
+    assert varinit.diagnostics.critical_sigma_w("tanh") == pytest.approx(1.0, abs=1e-6)
+    sw = varinit.diagnostics.critical_sigma_w(special.erf, 0.3)
     q = optimize.brentq(lambda q: sw ** 2 * erf_second_moment(q) + 0.09 - q, 1e-12, 1e3, xtol=1e-15)
     assert sw ** 2 * erf_chi1_factor(q) == pytest.approx(1.0, rel=1e-9)
-    sw = varinit.critical_sigma_w("tanh", 0.3)
-    assert varinit.criticality("tanh", sw, 0.3).chi1 == pytest.approx(1.0, rel=1e-10)
+    sw = varinit.diagnostics.critical_sigma_w("tanh", 0.3)
+    assert varinit.diagnostics.criticality("tanh", sw, 0.3).chi1 == pytest.approx(1.0, rel=1e-10)
     assert sw > 1  # the critical line bends right as sigma_b grows (Poole et al. 2016, Fig. 1)
 
 
@@ -78,17 +78,17 @@ def test_no_edge_of_chaos_is_reported_not_invented():
     # beyond sigma_w = 1.5258 (chi1 -> 1.16) and falls to the stable branch below it
     # (chi1 = 0.62). chi1 = 1 is never reached continuously.
     with pytest.raises(ValueError, match=r"chi1 jumps from 0\.61\d* to 1\.16\d* at sigma_w = 1\.5258"):
-        varinit.critical_sigma_w("gelu", 0.1)
+        varinit.diagnostics.critical_sigma_w("gelu", 0.1)
     # softplus reaches chi1 = 1 only in the limit q* -> inf at sqrt(2): no jump there
-    assert varinit.critical_sigma_w("softplus", 0.1) == pytest.approx(math.sqrt(2), rel=1e-9)
+    assert varinit.diagnostics.critical_sigma_w("softplus", 0.1) == pytest.approx(math.sqrt(2), rel=1e-9)
 
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="sigma_w must be a finite number > 0"):
-        varinit.criticality("relu", 0.0)
+        varinit.diagnostics.criticality("relu", 0.0)
     with pytest.raises(ValueError, match="sigma_b must be a finite number >= 0"):
-        varinit.criticality("relu", 1.0, -0.1)
+        varinit.diagnostics.criticality("relu", 1.0, -0.1)
     with pytest.raises(TypeError, match="sigma_w must be a real number"):
-        varinit.criticality("relu", "1")
+        varinit.diagnostics.criticality("relu", "1")
     with pytest.raises(ValueError, match="no critical sigma_w"):
-        varinit.critical_sigma_w(lambda x: np.zeros_like(x) + 1.0)     # f' = 0: chi1 = 0 always
+        varinit.diagnostics.critical_sigma_w(lambda x: np.zeros_like(x) + 1.0)     # f' = 0: chi1 = 0 always

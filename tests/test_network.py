@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import varinit
-from varinit.network import SMALL_STD, mlp_spec
+from varinit.diagnostics.mlp import SMALL_STD, mlp_spec
 
 WIDTH = 384   # 147456 weights per layer: the sample std has relative sd 1/sqrt(2n) = 0.18%
 

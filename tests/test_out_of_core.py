@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import varinit
-from varinit.out_of_core import TensorSpec, fill_in_blocks, save_safetensors, save_zarr, slabs
+from varinit.scale_out.out_of_core import TensorSpec, fill_in_blocks, save_safetensors, save_zarr, slabs
 
 # where the varinit under test lives (site-packages when installed), for child processes
 PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(varinit.__file__)))
@@ -104,7 +104,7 @@ def test_fill_in_blocks_rejects_bad_arguments_before_writing(tmp_path):
 
 RSS_SCRIPT = r"""
 import resource, sys, numpy as np, varinit
-from varinit.out_of_core import TensorSpec, fill_in_blocks, save_safetensors
+from varinit.scale_out.out_of_core import TensorSpec, fill_in_blocks, save_safetensors
 path, size = sys.argv[1], int(sys.argv[2])
 def peak():
     # VmHWM is this address space's peak RSS. ru_maxrss (KiB on Linux) would

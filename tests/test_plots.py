@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import varinit
-from varinit.plots import target_density
+from varinit.diagnostics.plots import target_density
 
 PNG = b"\x89PNG\r\n\x1a\n"
 pytest.importorskip("matplotlib")
@@ -14,10 +14,10 @@ pytest.importorskip("matplotlib")
 def test_propagation_plot_is_a_png(tmp_path):
     import matplotlib.pyplot as plt
 
-    reports = [varinit.propagate(varinit.mlp_spec(depth=10, width=32, init=i), batch=16)
+    reports = [varinit.propagate(varinit.diagnostics.mlp_spec(depth=10, width=32, init=i), batch=16)
                for i in ("naive", "xavier_normal", "kaiming_normal")]
     path = tmp_path / "std.png"
-    fig = varinit.plot_propagation(reports, path)
+    fig = varinit.diagnostics.plot_propagation(reports, path)
     left, right = fig.axes
     assert left.get_yscale() == "log" and right.get_yscale() == "log"
     assert len(left.get_lines()) == 6           # measured and mean field per report
@@ -33,7 +33,7 @@ def test_weight_histograms_overlay_target_densities(tmp_path):
 
     path = tmp_path / "hist.png"
     inits = ("xavier_uniform", "kaiming_normal", "lecun_normal", "orthogonal")
-    fig = varinit.plot_weight_histograms(inits, shape=(128, 64), path=path)
+    fig = varinit.diagnostics.plot_weight_histograms(inits, shape=(128, 64), path=path)
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == 4
     for ax, init in zip(visible, inits):
@@ -62,4 +62,4 @@ def test_target_densities_integrate_to_one():
 def test_without_matplotlib_the_message_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match="pip install matplotlib"):
-        varinit.plot_weight_histograms(("kaiming_normal",))
+        varinit.diagnostics.plot_weight_histograms(("kaiming_normal",))

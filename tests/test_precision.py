@@ -7,8 +7,8 @@ import pytest
 from scipy import special, stats
 
 import varinit
-from varinit.network import mlp_spec
-from varinit.precision import (
+from varinit.diagnostics.mlp import mlp_spec
+from varinit.diagnostics.precision import (
     BFLOAT16_OVERFLOW, FLOAT16_OVERFLOW, FLOAT16_SMALLEST_NORMAL, measured_fractions,
     predicted_fractions,
 )
@@ -56,32 +56,32 @@ def test_predicted_matches_scipy_and_measured_matches_predicted(fmt, std, big, s
 
 def test_int8_quantizer_and_input_scale():
     x = np.array([-5.0, -4.0, -0.01, 0.0, 0.0157, 0.0158, 1.0, 4.0, 9.0])
-    codes = varinit.quantize_int8(x, clip=4.0)
+    codes = varinit.diagnostics.quantize_int8(x, clip=4.0)
     assert codes.dtype == np.int8
     assert codes.tolist() == [-127, -127, 0, 0, 0, 1, 32, 127, 127]
     # a = clip / (std * z_{1 - p/2}); then P(|a x| > clip) = p.
-    a = varinit.int8_input_scale(3.0, clip=4.0, max_saturation=1e-3)
+    a = varinit.diagnostics.int8_input_scale(3.0, clip=4.0, max_saturation=1e-3)
     assert a == pytest.approx(4.0 / (3.0 * stats.norm.isf(5e-4)), rel=1e-12)
     saturated = np.count_nonzero(np.abs(a * _gaussian(3.0, 12)) > 4.0) / N
     assert _within_binomial(saturated, 1e-3)
     with pytest.raises(ValueError, match="max_saturation must be in"):
-        varinit.int8_input_scale(1.0, max_saturation=1.5)
+        varinit.diagnostics.int8_input_scale(1.0, max_saturation=1.5)
     with pytest.raises(ValueError, match="std must be a finite number > 0"):
-        varinit.int8_input_scale(0.0)
+        varinit.diagnostics.int8_input_scale(0.0)
 
 
 def test_min_weight_std_relu_closed_form_and_mean_field():
     floor = FLOAT16_SMALLEST_NORMAL
-    s = varinit.min_weight_std(50, 512, "relu")
+    s = varinit.diagnostics.min_weight_std(50, 512, "relu")
     assert s == pytest.approx(math.sqrt(2 / 512) * floor ** (1 / 50), rel=1e-9)
     # tanh: the mean-field RMS of the last layer of a network drawn with that std sits at the floor
-    s_tanh = varinit.min_weight_std(10, 256, "tanh")
+    s_tanh = varinit.diagnostics.min_weight_std(10, 256, "tanh")
     net = [(np.full((256, 256), s_tanh), None, "tanh") for _ in range(10)]   # second moment exactly s^2
     report = varinit.propagate(net, np.ones((1, 256)))
     last = report.layers[-1]
     assert math.hypot(last.pred_mean, last.pred_std) == pytest.approx(floor, rel=1e-9)
     with pytest.raises(ValueError, match="depth must be a positive integer"):
-        varinit.min_weight_std(0, 10)
+        varinit.diagnostics.min_weight_std(0, 10)
 
 
 def test_propagation_precision_columns_predicted_vs_measured():

@@ -6,8 +6,9 @@ import pytest
 from scipy import integrate, special
 
 import varinit
-from varinit.network import DenseLayer, mlp_spec
-from varinit.propagation import dead_fraction, measure
+from varinit.diagnostics import mlp_spec
+from varinit.layers import Layer
+from varinit.diagnostics.measurement import dead_fraction, measure
 
 
 def _gelu(x):
@@ -25,7 +26,7 @@ def _small_network():
     w3 = rng.normal(0, 0.5, (4, 6))
     w1[2] = -np.abs(w1[2])        # unit 2 of layer 1 sees only positive inputs below: dead ReLU
     b1[2] = -1.0
-    return [(w1, b1, "relu"), (w2, b2, "tanh"), DenseLayer(w3, None, "gelu")]
+    return [(w1, b1, "relu"), (w2, b2, "tanh"), Layer(w3, None, "gelu")]
 
 
 def test_report_numbers_match_a_direct_computation():
@@ -95,7 +96,7 @@ def test_mean_field_columns_match_the_variance_map_computed_by_hand():
 
 
 def test_statuses_on_known_cases():
-    # Thresholds (varinit.statuses): std ratio outside [1e-2, 1e2] of the input / output gradient.
+    # Thresholds (varinit.diagnostics.statuses): std ratio outside [1e-2, 1e2] of the input / output gradient.
     healthy = varinit.propagate(mlp_spec(depth=20, width=128, activation="relu", init="kaiming_normal"))
     assert healthy.status == "healthy"
     assert all(layer.status == "healthy" for layer in healthy.layers)
@@ -203,7 +204,7 @@ def test_rendering_text_html_and_compare():
     assert len([l for l in text.splitlines() if l.strip().split(" ")[0].isdigit()]) == 4
     html = reports[0]._repr_html_()
     assert html.startswith("<table") and html.count("<tr>") == 5 and "exploding" in html
-    side = varinit.compare_text(reports, every=2)
+    side = varinit.diagnostics.compare_text(reports, every=2)
     rows = [l for l in side.splitlines() if l.strip()[:1].isdigit()]
     assert [r.split()[0] for r in rows] == ["1", "2", "4"]
     assert "naive" in side and "kaiming_normal" in side

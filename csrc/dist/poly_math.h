@@ -7,21 +7,40 @@
  * fixed order, so a SIMD kernel that performs the same operations lane by lane
  * (with -ffp-contract=off, no FMA) produces identical results.
  *
- * Coefficients are Taylor or atanh series terms (exact facts), except the
- * rational approximations of the normal quantile, which are Wichura's
- * AS 241 (Applied Statistics 37(3):477-484, 1988): PPND7 for float32 and
- * PPND16 for float64.
+ * The coefficients are in poly_coeffs.h, shared with the vector kernels.
  */
 #ifndef VI_POLY_MATH_H
 #define VI_POLY_MATH_H
 
 #include <stdint.h>
 #include <string.h>
+#include "poly_coeffs.h"
 
 static inline uint32_t vi_f32_bits(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
 static inline float vi_bits_f32(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
 static inline uint64_t vi_f64_bits(double x) { uint64_t u; memcpy(&u, &x, 8); return u; }
 static inline double vi_bits_f64(uint64_t u) { double x; memcpy(&x, &u, 8); return x; }
+
+/* Horner's scheme over a table of poly_coeffs.h (lowest degree first), from
+ * the highest degree down: the order the vector twins in simd/vector_kernels.h
+ * repeat. The loops are unrolled, so each coefficient becomes an immediate. */
+static inline float vi_poly_f32(const float *c, int n, float x)
+{
+    float acc = c[n - 1];
+#pragma GCC unroll 16
+    for (int k = n - 2; k >= 0; k--)
+        acc = acc * x + c[k];
+    return acc;
+}
+
+static inline double vi_poly_f64(const double *c, int n, double x)
+{
+    double acc = c[n - 1];
+#pragma GCC unroll 16
+    for (int k = n - 2; k >= 0; k--)
+        acc = acc * x + c[k];
+    return acc;
+}
 
 /* ---- log of a positive normal number ------------------------------------ */
 /* x = 2^k * m with m in [sqrt(2)/2, sqrt(2)); log(m) = 2 atanh(s), s = (m-1)/(m+1),
@@ -39,7 +58,7 @@ static inline float vi_log_f32(float x)
     float f = m - 1.0f;
     float s = f / (2.0f + f);
     float z = s * s;
-    float p = z * (1.0f / 3.0f + z * (1.0f / 5.0f + z * (1.0f / 7.0f + z * (1.0f / 9.0f))));
+    float p = z * vi_poly_f32(vi_log_series_f32, VI_NCOEF(vi_log_series_f32), z);
     float logm = 2.0f * s + 2.0f * s * p;
     float kf = (float)k;
     return kf * VI_LN2_HI_F + (kf * VI_LN2_LO_F + logm);
@@ -57,8 +76,7 @@ static inline double vi_log_f64(double x)
     double f = m - 1.0;
     double s = f / (2.0 + f);
     double z = s * s;
-    double p = z * (1.0 / 3 + z * (1.0 / 5 + z * (1.0 / 7 + z * (1.0 / 9 + z * (1.0 / 11
-             + z * (1.0 / 13 + z * (1.0 / 15 + z * (1.0 / 17 + z * (1.0 / 19 + z * (1.0 / 21))))))))));
+    double p = z * vi_poly_f64(vi_log_series_f64, VI_NCOEF(vi_log_series_f64), z);
     double logm = 2.0 * s + 2.0 * s * p;
     double kf = (double)k;
     return kf * VI_LN2_HI + (kf * VI_LN2_LO + logm);
@@ -68,19 +86,15 @@ static inline double vi_log_f64(double x)
 static inline void vi_sincos_octant_f32(float phi, float *s, float *c)
 {
     float z = phi * phi;
-    *s = phi + phi * (z * (-1.0f / 6 + z * (1.0f / 120 + z * (-1.0f / 5040 + z * (1.0f / 362880)))));
-    *c = 1.0f + z * (-0.5f + z * (1.0f / 24 + z * (-1.0f / 720 + z * (1.0f / 40320 + z * (-1.0f / 3628800)))));
+    *s = phi + phi * (z * vi_poly_f32(vi_sin_series_f32, VI_NCOEF(vi_sin_series_f32), z));
+    *c = vi_poly_f32(vi_cos_series_f32, VI_NCOEF(vi_cos_series_f32), z);
 }
 
 static inline void vi_sincos_octant_f64(double phi, double *s, double *c)
 {
     double z = phi * phi;
-    *s = phi + phi * (z * (-1.0 / 6 + z * (1.0 / 120 + z * (-1.0 / 5040 + z * (1.0 / 362880
-         + z * (-1.0 / 39916800 + z * (1.0 / 6227020800.0 + z * (-1.0 / 1307674368000.0
-         + z * (1.0 / 355687428096000.0)))))))));
-    *c = 1.0 + z * (-0.5 + z * (1.0 / 24 + z * (-1.0 / 720 + z * (1.0 / 40320
-         + z * (-1.0 / 3628800 + z * (1.0 / 479001600.0 + z * (-1.0 / 87178291200.0
-         + z * (1.0 / 20922789888000.0 + z * (-1.0 / 6402373705728000.0)))))))));
+    *s = phi + phi * (z * vi_poly_f64(vi_sin_series_f64, VI_NCOEF(vi_sin_series_f64), z));
+    *c = vi_poly_f64(vi_cos_series_f64, VI_NCOEF(vi_cos_series_f64), z);
 }
 
 /* (sin, cos) of the angle given by a fraction of a turn, quadrant first.
@@ -135,62 +149,44 @@ static inline void vi_sincos_turn_f64(uint64_t v, double *s, double *c)
 static inline float vi_ppnd_lower_f32(float p)
 {
     float q = p - 0.5f;
-    if (q >= -0.425f) {
-        float r = 0.180625f - q * q;
-        float num = q * (((59.109374720f * r + 159.29113202f) * r + 50.434271938f) * r + 3.3871327179f);
-        float den = ((67.187563600f * r + 78.757757664f) * r + 17.895169469f) * r + 1.0f;
+    if (q >= -VI_PPND_SPLIT1_F) {
+        float r = VI_PPND_CONST1_F - q * q;
+        float num = q * vi_poly_f32(vi_ppnd7_a, VI_NCOEF(vi_ppnd7_a), r);
+        float den = vi_poly_f32(vi_ppnd7_b, VI_NCOEF(vi_ppnd7_b), r);
         return num / den;
     }
     float r = __builtin_sqrtf(-vi_log_f32(p));
-    if (r <= 5.0f) {
-        r = r - 1.6f;
-        float num = ((0.17023821103f * r + 1.3067284816f) * r + 2.7568153900f) * r + 1.4234372777f;
-        float den = (0.12021132975f * r + 0.73700164250f) * r + 1.0f;
+    if (r <= VI_PPND_SPLIT2_F) {
+        r = r - VI_PPND_CONST2_F;
+        float num = vi_poly_f32(vi_ppnd7_c, VI_NCOEF(vi_ppnd7_c), r);
+        float den = vi_poly_f32(vi_ppnd7_d, VI_NCOEF(vi_ppnd7_d), r);
         return -(num / den);
     }
-    r = r - 5.0f;
-    float num = ((0.017337203997f * r + 0.42868294337f) * r + 3.0812263860f) * r + 6.6579051150f;
-    float den = (0.012258202635f * r + 0.24197894225f) * r + 1.0f;
+    r = r - VI_PPND_SPLIT2_F;
+    float num = vi_poly_f32(vi_ppnd7_e, VI_NCOEF(vi_ppnd7_e), r);
+    float den = vi_poly_f32(vi_ppnd7_f, VI_NCOEF(vi_ppnd7_f), r);
     return -(num / den);
 }
 
 static inline double vi_ppnd_lower_f64(double p)
 {
     double q = p - 0.5;
-    if (q >= -0.425) {
-        double r = 0.180625 - q * q;
-        double num = q * (((((((2.5090809287301226727e+3 * r + 3.3430575583588128105e+4) * r
-                     + 6.7265770927008700853e+4) * r + 4.5921953931549871457e+4) * r
-                     + 1.3731693765509461125e+4) * r + 1.9715909503065514427e+3) * r
-                     + 1.3314166789178437745e+2) * r + 3.3871328727963666080e+0);
-        double den = ((((((5.2264952788528545610e+3 * r + 2.8729085735721942674e+4) * r
-                     + 3.9307895800092710610e+4) * r + 2.1213794301586595867e+4) * r
-                     + 5.3941960214247511077e+3) * r + 6.8718700749205790830e+2) * r
-                     + 4.2313330701600911252e+1) * r + 1.0;
+    if (q >= -VI_PPND_SPLIT1) {
+        double r = VI_PPND_CONST1 - q * q;
+        double num = q * vi_poly_f64(vi_ppnd16_a, VI_NCOEF(vi_ppnd16_a), r);
+        double den = vi_poly_f64(vi_ppnd16_b, VI_NCOEF(vi_ppnd16_b), r);
         return num / den;
     }
     double r = __builtin_sqrt(-vi_log_f64(p));
-    if (r <= 5.0) {
-        r = r - 1.6;
-        double num = ((((((7.74545014278341407640e-4 * r + 2.27238449892691845833e-2) * r
-                     + 2.41780725177450611770e-1) * r + 1.27045825245236838258e+0) * r
-                     + 3.64784832476320460504e+0) * r + 5.76949722146069140550e+0) * r
-                     + 4.63033784615654529590e+0) * r + 1.42343711074968357734e+0;
-        double den = ((((((1.05075007164441684324e-9 * r + 5.47593808499534494600e-4) * r
-                     + 1.51986665636164571966e-2) * r + 1.48103976427480074590e-1) * r
-                     + 6.89767334985100004550e-1) * r + 1.67638483018380384940e+0) * r
-                     + 2.05319162663775882187e+0) * r + 1.0;
+    if (r <= VI_PPND_SPLIT2) {
+        r = r - VI_PPND_CONST2;
+        double num = vi_poly_f64(vi_ppnd16_c, VI_NCOEF(vi_ppnd16_c), r);
+        double den = vi_poly_f64(vi_ppnd16_d, VI_NCOEF(vi_ppnd16_d), r);
         return -(num / den);
     }
-    r = r - 5.0;
-    double num = ((((((2.01033439929228813265e-7 * r + 2.71155556874348757815e-5) * r
-                 + 1.24266094738807843860e-3) * r + 2.65321895265761230930e-2) * r
-                 + 2.96560571828504891230e-1) * r + 1.78482653991729133580e+0) * r
-                 + 5.46378491116411436990e+0) * r + 6.65790464350110377720e+0;
-    double den = ((((((2.04426310338993978564e-15 * r + 1.42151175831644588870e-7) * r
-                 + 1.84631831751005468180e-5) * r + 7.86869131145613259100e-4) * r
-                 + 1.48753612908506148525e-2) * r + 1.36929880922735805310e-1) * r
-                 + 5.99832206555887937690e-1) * r + 1.0;
+    r = r - VI_PPND_SPLIT2;
+    double num = vi_poly_f64(vi_ppnd16_e, VI_NCOEF(vi_ppnd16_e), r);
+    double den = vi_poly_f64(vi_ppnd16_f, VI_NCOEF(vi_ppnd16_f), r);
     return -(num / den);
 }
 

@@ -1,25 +1,29 @@
 """varinit: principled neural-network weight initialization, in place, from a
 fast C core whose values are the same bits on every machine.
 
-The torch.nn.init names (uniform_, normal_, trunc_normal_, kaiming_normal_,
-xavier_uniform_, orthogonal_, ...) fill NumPy arrays and PyTorch CPU tensors;
-variance_scaling_ and lecun_* follow Keras/JAX; fans() computes fans per layer;
-gain() and criticality() handle any activation; depth_scale, attention_qk_,
-mup_init_, whitening_, delta_orthogonal_ and friends are architecture recipes.
-init_layers, lsuv and weight_norm_init initialize whole NumPy models;
-varinit.torch (imported on first use) does the same for torch.nn.Module.
+The top level holds what a single tensor needs: the torch.nn.init set
+(uniform_, normal_, trunc_normal_, kaiming_normal_, xavier_uniform_,
+orthogonal_, ...), variance_scaling_ and lecun_* (Keras/JAX), fans, gains,
+the generator and seeding, thread and ISA control, and propagate. The rest
+lives in subpackages, each imported on first use:
+
+- varinit.recipes: depth scaling for residual nets, attention, muP width
+  scaling, whitening, delta-orthogonal, output-head biases;
+- varinit.diagnostics: the propagation report, mean-field theory, low
+  precision checks, training-scale helpers, plots, a ready-made MLP;
+- varinit.layers: whole NumPy models (Layer, init_layers, lsuv,
+  weight_norm_init);
+- varinit.torch: whole torch.nn.Module models (init_module, lsuv,
+  weight_norm_init); imports PyTorch;
+- varinit.scale_out: Dask constructors, out-of-core fills and file writers.
 """
-from types import ModuleType as _ModuleType
+import importlib as _importlib
 
 from . import _core
-from .activations import activation_derivative, activation_fn, gain, second_moment
-from .attention import attention_qk_, attention_qk_std
-from .delta_orthogonal import delta_orthogonal_
+from .diagnostics.propagation import propagate
 from .fans import fans
-from .gains import calculate_gain
-from .gaussian import gaussian_expectation
-from .generator import Generator, NamedStream, default_generator, initial_seed, manual_seed
-from .heads import optimistic_bias_, prior_bias_
+from .gains import calculate_gain, gain
+from .generator import Generator, NamedStream, Stream, default_generator, initial_seed, manual_seed
 from .init import (
     constant_,
     dirac_,
@@ -39,29 +43,6 @@ from .init import (
     xavier_uniform_,
     zeros_,
 )
-from .layers import Layer, init_layers
-from .lsuv import LsuvRecord, lsuv
-from .mean_field import Criticality, critical_sigma_w, criticality
-from .network import DenseLayer, mlp_spec
-from .plots import plot_propagation, plot_weight_histograms
-from .precision import int8_input_scale, min_weight_std, quantize_int8, range_checks
-from .propagation import propagate
-from .report import PropagationReport, compare_text
-from .residual import (
-    DeepNormEncoderDecoder,
-    DeepNormScales,
-    TFixupScales,
-    branch_scale,
-    depth_scale,
-    identity_,
-    zero_branch_output_,
-    zero_gamma_,
-)
-from .schemes import InitRecord
-from .training_scales import adam_lr, critical_input_scale, gradient_norm_growth
-from .weight_norm import weight_norm_init
-from .whitening import whitening_
-from .width import MupScales, mup_init_, mup_scales
 
 __version__ = "0.1.0"
 STREAM_VERSION = _core.STREAM_VERSION
@@ -70,18 +51,30 @@ cpu_features = _core.cpu_features
 set_num_threads = _core.set_num_threads
 get_num_threads = _core.get_num_threads
 
-# Everything imported above that is not a submodule is the public API.
-__all__ = sorted(
-    name for name, value in globals().items()
-    if not name.startswith("_") and not isinstance(value, _ModuleType)
-)
+__all__ = [
+    # torch.nn.init, name for name
+    "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
+    "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_",
+    "sparse_", "calculate_gain",
+    # Keras/JAX variance scaling
+    "variance_scaling_", "lecun_normal_", "lecun_uniform_",
+    # fans and gains
+    "fans", "gain",
+    # seeds and streams
+    "Generator", "Stream", "NamedStream", "default_generator", "manual_seed", "initial_seed",
+    "STREAM_VERSION",
+    # threads and instruction sets
+    "set_num_threads", "get_num_threads", "isa", "cpu_features",
+    # the diagnostic every user starts with
+    "propagate",
+]
+
+_SUBPACKAGES = ("recipes", "diagnostics", "layers", "torch", "scale_out", "cli")
 
 
 def __getattr__(name):
-    # varinit.torch (init_module, lsuv, weight_norm_init on torch.nn.Module)
-    # imports PyTorch, so it is loaded on first use only.
-    if name == "torch":
-        import importlib
-
-        return importlib.import_module(".torch", __name__)
+    # Subpackages load on first use: varinit.torch imports PyTorch, and the
+    # others are not needed to fill a tensor.
+    if name in _SUBPACKAGES:
+        return _importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

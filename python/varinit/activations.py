@@ -1,17 +1,6 @@
-"""Activation functions by name, their derivatives, and the variance-preserving gain.
-
-`gain(f) = 1 / sqrt(E[f(z)^2])`, z ~ N(0, 1): the weight scale that keeps the
-second moment of a layer's pre-activations at 1 when its inputs are f of unit
-Gaussians (He et al. 2015 for ReLU; the same rule for any f). The expectation
-is a quadrature (varinit.gaussian), exact to ~1e-13, not a table.
-
-It differs from torch's `calculate_gain` (varinit.calculate_gain) where torch
-uses another criterion: tanh 5/3 (a heuristic; the second moment rule gives
-1.5925), selu 3/4 (torch trades the self-normalizing fixed point for steadier
-gradients in rectangular layers; the second moment rule gives 1, since SELU's
-constants make E[selu(z)^2] = 1), sigmoid 1 (the rule gives 1.8462, as
-sigmoid is not centered) and leaky_relu (torch: sqrt(2 / (1 + s^2)), the same
-value).
+"""Activation functions by name or as callables: f, f', their kinks, and
+their Gaussian moments E[f(sqrt(q) z)^2] by quadrature (varinit.quadrature),
+exact to ~1e-13, not a table. varinit.gains turns the moment into a gain.
 """
 import math
 from collections import namedtuple
@@ -19,8 +8,7 @@ from numbers import Real
 
 import numpy as np
 
-from .gaussian import as_vectorized, check_breakpoints, expectation
-from .gains import LINEAR_FNS
+from .quadrature import as_vectorized, check_breakpoints, expectation
 
 # Klambauer et al. (2017), the fixed point (mean 0, variance 1) of SELU nets.
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -29,6 +17,11 @@ SELU_SCALE = 1.0507009873554804934193349852946
 GELU_TANH_C = math.sqrt(2.0 / math.pi)
 GELU_TANH_K = 0.044715
 
+# torch.nn.init's names for layers followed by no nonlinearity.
+LINEAR_FNS = (
+    "linear", "conv1d", "conv2d", "conv3d",
+    "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+)
 ALIASES = {"identity": "linear", "swish": "silu", **{name: "linear" for name in LINEAR_FNS}}
 # name -> (default param or None if the name takes none, param name)
 PARAMS = {
@@ -211,7 +204,7 @@ def activation_fn(activation, param=None):
 
     Example::
 
-        >>> varinit.activation_fn("leaky_relu", 0.2)(np.array([-1.0, 2.0]))
+        >>> varinit.activations.activation_fn("leaky_relu", 0.2)(np.array([-1.0, 2.0]))
         array([-0.2,  2. ])
     """
     return resolve(activation, param).fn
@@ -222,7 +215,7 @@ def activation_derivative(activation, param=None):
 
     Example::
 
-        >>> varinit.activation_derivative("tanh")(np.zeros(2))
+        >>> varinit.activations.activation_derivative("tanh")(np.zeros(2))
         array([1., 1.])
     """
     return resolve(activation, param).derivative
@@ -233,7 +226,7 @@ def second_moment(activation, q=1.0, param=None, *, breakpoints=None):
 
     Example::
 
-        >>> varinit.second_moment("relu", q=4.0)     # q / 2
+        >>> varinit.activations.second_moment("relu", q=4.0)     # q / 2
         2.0
     """
     spec = resolve(activation, param, breakpoints)
@@ -243,27 +236,3 @@ def second_moment(activation, q=1.0, param=None, *, breakpoints=None):
 def mean_square(g, q, spec):
     """E[g(sqrt(q) z)^2] with the panels (and adaptivity) of the activation `spec`."""
     return expectation(lambda x: g(x) ** 2, q, spec.kinks, adaptive=spec.adaptive)
-
-
-def gain(activation, param=None, *, breakpoints=None):
-    """Second-moment-preserving gain 1 / sqrt(E[f(z)^2]), z ~ N(0, 1).
-
-    Known names: linear/identity, relu, leaky_relu (param = negative slope,
-    default 0.01), tanh, sigmoid, gelu (exact, erf), gelu_tanh, silu/swish,
-    mish, elu (param = alpha, default 1), selu, softplus (param = beta,
-    default 1), hardswish, celu (param = alpha, default 1), relu6, hardtanh,
-    hardsigmoid, softsign; or any callable (NumPy-vectorized, torch, or
-    scalar-only), with its kinks in `breakpoints` (default (0,)).
-    relu: sqrt(2); leaky_relu: sqrt(2 / (1 + s^2)); selu: 1; tanh: 1.5925.
-    See the module docstring for where this differs from calculate_gain.
-
-    Example::
-
-        >>> w = varinit.kaiming_normal_(np.empty((256, 256), np.float32), nonlinearity="linear")
-        >>> w *= varinit.gain("gelu")
-    """
-    moment = second_moment(activation, 1.0, param, breakpoints=breakpoints)
-    if not moment > 0:
-        raise ValueError("E[f(z)^2] is 0 for this activation: no gain preserves the second moment")
-    return 1.0 / math.sqrt(moment)
-

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from .network import SPEC_INITS
+from .diagnostics.mlp import SPEC_INITS
 
 BENCH_SIZE = 1 << 20
 
@@ -32,9 +32,9 @@ def _init_value(text):
 
 
 def _run_propagate(args):
-    from .network import mlp_spec
-    from .propagation import propagate
-    from .report import compare_text
+    from .diagnostics.mlp import mlp_spec
+    from .diagnostics.propagation import propagate
+    from .diagnostics.report import compare_text
 
     inits = [_init_value(t.strip()) for t in args.compare.split(",")] if args.compare else [_init_value(args.init)]
     if any(i == "" for i in inits):
@@ -56,7 +56,7 @@ def _run_propagate(args):
             print()
             print(report.precision_text(every=args.every))
     if args.plot:
-        from .plots import plot_propagation
+        from .diagnostics.plots import plot_propagation
 
         fig = plot_propagation(reports, args.plot)
         import matplotlib.pyplot as plt
@@ -67,9 +67,9 @@ def _run_propagate(args):
 
 
 def _run_gain(args):
-    from .activations import gain
+    from .gains import gain
     from .gains import calculate_gain
-    from .mean_field import critical_sigma_w
+    from .diagnostics.mean_field import critical_sigma_w
 
     value = gain(args.activation, args.param)
     print(f"{args.activation}: varinit.gain = {value:.10g}  (1 / sqrt(E[f(z)^2]), z ~ N(0, 1))")

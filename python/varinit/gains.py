@@ -1,14 +1,35 @@
-"""Gains: the factor by which a nonlinearity's weights are scaled.
+"""Gains: the factor by which the weights before a nonlinearity are scaled.
 
-`calculate_gain` is torch's table, kept value for value for parity.
+Two rules, and where each applies:
+
+- "torch": `calculate_gain`, torch's table, kept value for value. The
+  torch.nn.init functions (kaiming_*, xavier_*, orthogonal_, and
+  mlp_spec's init names, which are those functions) use it for the names
+  torch knows (linear/conv, sigmoid 1, tanh 5/3, relu sqrt(2), leaky_relu
+  sqrt(2 / (1 + s^2)), selu 3/4): they are a drop-in for torch.
+- "exact": `gain`, 1 / sqrt(E[f(z)^2]) for z ~ N(0, 1), by quadrature of
+  the actual function: the weight scale that keeps the second moment of the
+  next layer's pre-activations at that of this layer's (He et al. 2015's
+  derivation, for any f). It differs from torch's table where torch uses
+  another criterion: tanh 1.5925 (torch: 5/3, a heuristic), selu 1 (torch
+  3/4 trades the self-normalizing fixed point for steadier gradients),
+  sigmoid 1.8462 (torch 1; sigmoid is not centred).
+
+Every other path that needs a gain (init_layers, varinit.torch.init_module,
+gain_for) takes `gain_rule="torch" | "exact"`, default DEFAULT_GAIN_RULE =
+"exact": a whole-model init should keep the variance the theory says,
+whatever name the activation has. With "torch", names torch does not know
+(gelu, silu, ...) and callables fall back to "exact", since torch has no value
+for them.
 """
 import math
+from numbers import Real
 
-LINEAR_FNS = (
-    "linear", "conv1d", "conv2d", "conv3d",
-    "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
-)
+from .activations import LINEAR_FNS, second_moment
+
 TORCH_GAIN_NAMES = LINEAR_FNS + ("sigmoid", "tanh", "relu", "leaky_relu", "selu")
+GAIN_RULES = ("torch", "exact")
+DEFAULT_GAIN_RULE = "exact"
 
 
 def calculate_gain(nonlinearity, param=None):
@@ -40,3 +61,49 @@ def calculate_gain(nonlinearity, param=None):
     if nonlinearity == "selu":
         return 3.0 / 4
     raise ValueError(f"Unsupported nonlinearity {nonlinearity}")
+
+
+def gain(activation, param=None, *, breakpoints=None):
+    """Second-moment-preserving gain 1 / sqrt(E[f(z)^2]), z ~ N(0, 1).
+
+    Known names: linear/identity, relu, leaky_relu (param = negative slope,
+    default 0.01), tanh, sigmoid, gelu (exact, erf), gelu_tanh, silu/swish,
+    mish, elu (param = alpha, default 1), selu, softplus (param = beta,
+    default 1), hardswish, celu (param = alpha, default 1), relu6, hardtanh,
+    hardsigmoid, softsign; or any callable (NumPy-vectorized, torch, or
+    scalar-only), with its kinks in `breakpoints` (default (0,)).
+    relu: sqrt(2); leaky_relu: sqrt(2 / (1 + s^2)); selu: 1; tanh: 1.5925.
+    See the module docstring for where this differs from calculate_gain.
+
+    Example::
+
+        >>> w = varinit.kaiming_normal_(np.empty((256, 256), np.float32), nonlinearity="linear")
+        >>> w *= varinit.gain("gelu")
+    """
+    moment = second_moment(activation, 1.0, param, breakpoints=breakpoints)
+    if not moment > 0:
+        raise ValueError("E[f(z)^2] is 0 for this activation: no gain preserves the second moment")
+    return 1.0 / math.sqrt(moment)
+
+
+def check_gain_rule(gain_rule):
+    if gain_rule not in GAIN_RULES:
+        raise ValueError(f"gain_rule must be one of {GAIN_RULES}, got {gain_rule!r}")
+    return gain_rule
+
+
+def gain_for(activation, param=None, gain_rule=DEFAULT_GAIN_RULE):
+    """The gain of `activation` (None for linear, a name, or a callable) by `gain_rule`.
+
+    Example::
+
+        >>> varinit.gains.gain_for("tanh", gain_rule="torch"), varinit.gains.gain_for("tanh")
+        (1.6666666666666667, 1.5925...)
+    """
+    check_gain_rule(gain_rule)
+    name = "linear" if activation is None else activation
+    if gain_rule == "torch" and isinstance(name, str) and name in TORCH_GAIN_NAMES:
+        return float(calculate_gain(name, param))
+    if isinstance(param, Real) or param is None:
+        return gain(name, param)
+    raise TypeError(f"param must be a real number or None, got {type(param).__name__}")

@@ -116,7 +116,7 @@ class Stream:
     """One fixed (key, stream_id) pair: every fill drawn from it uses exactly that stream.
 
     Immutable and picklable, so it can be sent to other processes: this is how
-    varinit.dask resolves a generator once and gives every chunk the same stream.
+    varinit.scale_out.dask_arrays resolves a generator once and gives every chunk the same stream.
     """
 
     __slots__ = ("_key", "_stream_id")

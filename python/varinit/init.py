@@ -8,7 +8,7 @@ and, keyword-only, `global_shape=` and `start=`: `tensor` is then the block at
 exactly the values the whole tensor would have there (fans come from the
 global shape). Fan-based functions also take the layer keywords of
 varinit.fans (`layer`, `groups`, `stride`, `blocks`, `in_axis`, `out_axis`)
-and the variance adjustments of varinit.layer_variance: `keep_prob=`
+and the variance adjustments of varinit.fan_rules: `keep_prob=`
 (inverted dropout on the inputs), `density=` (fraction of weights kept by a
 pruning mask), `input_var=` (input variance), and for
 layer="conv_transpose" `phase_balanced=True` (with `dilation=`), which
@@ -21,15 +21,13 @@ from numbers import Integral, Real
 import ml_dtypes
 import numpy as np
 
-from . import arguments
-from . import _core
-from ._targets import as_array, fill_array, is_torch_tensor
+from . import _core, _validate
+from ._arrays import as_array, fill_array, is_torch_tensor
 from .activations import ALIASES as ACTIVATION_ALIASES
 from .activations import NAMES as ACTIVATION_NAMES
-from .activations import gain as second_moment_gain
-from .fans import torch_rule_fans
+from .fans import WeightPlan, apply_tap_scale, torch_rule_fans, weight_plan
 from .gains import TORCH_GAIN_NAMES, calculate_gain
-from .layer_variance import WeightPlan, apply_tap_scale, weight_plan
+from .gains import gain as second_moment_gain
 from .generator import SECONDARY_BIT, resolve
 
 FAN_MODES = ("fan_in", "fan_out")
@@ -115,7 +113,7 @@ def uniform_(tensor, a=0.0, b=1.0, generator=None, *, global_shape=None, start=N
 
         >>> w = varinit.uniform_(np.empty((3, 5), np.float32), -0.1, 0.1)
     """
-    a, b = arguments.finite(a, "a"), arguments.finite(b, "b")
+    a, b = _validate.finite(a, "a"), _validate.finite(b, "b")
     if a > b:
         raise ValueError(f"uniform_ expects a <= b, got a={a}, b={b}")
     if math.isinf(b - a):
@@ -132,7 +130,7 @@ def normal_(tensor, mean=0.0, std=1.0, generator=None, *, global_shape=None, sta
 
         >>> w = varinit.normal_(np.empty((3, 5), np.float32), 0.0, 0.02)
     """
-    mean, std = arguments.finite(mean, "mean"), arguments.nonnegative(std, "std")
+    mean, std = _validate.finite(mean, "mean"), _validate.nonnegative(std, "std")
     arr = as_array(tensor)
     region = _region(arr, global_shape, start)
     return _random_fill(tensor, arr, _core.NORMAL, mean, std, 0.0, 0.0, generator, region)
@@ -149,8 +147,8 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *,
 
         >>> w = varinit.trunc_normal_(np.empty((768, 768), np.float32), std=0.02, a=-0.04, b=0.04)
     """
-    mean, std = arguments.finite(mean, "mean"), arguments.nonnegative(std, "std")
-    a, b = arguments.real(a, "a"), arguments.real(b, "b")
+    mean, std = _validate.finite(mean, "mean"), _validate.nonnegative(std, "std")
+    a, b = _validate.real(a, "a"), _validate.real(b, "b")
     if a > b:
         raise ValueError(f"trunc_normal_ expects a <= b, got a={a}, b={b}")
     if std > 0 and a < b:
@@ -257,7 +255,7 @@ def dirac_(tensor, groups=1):
 def _xavier(tensor, gain, global_shape, start, layout):
     """(array, region, plan, std) with std = gain * sqrt(2 / (fan_in + fan_out)),
     or std None when both fans are 0 (nothing to fill)."""
-    gain = arguments.nonnegative(gain, "gain")  # torch raises RuntimeError for gain < 0
+    gain = _validate.nonnegative(gain, "gain")  # torch raises RuntimeError for gain < 0
     arr = as_array(tensor)
     region = _region(arr, global_shape, start)
     plan = _plan(arr, region, layout)
@@ -371,7 +369,7 @@ def variance_scaling_(tensor, scale=1.0, mode="fan_in", distribution="truncated_
         >>> w = varinit.variance_scaling_(np.empty((128, 256), np.float32), 2.0, "fan_in",
         ...                               "truncated_normal", in_axis=0, out_axis=1)
     """
-    scale = arguments.finite(scale, "scale")
+    scale = _validate.finite(scale, "scale")
     if scale <= 0:
         raise ValueError(f"scale must be positive, got {scale}")
     if mode not in SCALING_MODES:
@@ -439,7 +437,7 @@ def orthogonal_(tensor, gain=1, generator=None, *, blocks=1):
 
         >>> w = varinit.orthogonal_(np.empty((512, 128), np.float32), gain=np.sqrt(2))
     """
-    gain = arguments.finite(gain, "gain")
+    gain = _validate.finite(gain, "gain")
     arr = as_array(tensor)
     if arr.ndim < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
@@ -478,10 +476,10 @@ def sparse_(tensor, sparsity, std=0.01, generator=None):
 
         >>> w = varinit.sparse_(np.empty((100, 50), np.float32), sparsity=0.9)
     """
-    sparsity = arguments.finite(sparsity, "sparsity")
+    sparsity = _validate.finite(sparsity, "sparsity")
     if not 0.0 <= sparsity <= 1.0:
         raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
-    std = arguments.nonnegative(std, "std")
+    std = _validate.nonnegative(std, "std")
     arr = as_array(tensor)
     if arr.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")

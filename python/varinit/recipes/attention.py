@@ -19,9 +19,9 @@ For the diagonal (x' = x, a token attending to itself) E|x|^4 adds a factor
 """
 import math
 
-from . import arguments
-from .init import normal_
-from ._targets import as_array
+from .. import _validate
+from ..init import normal_
+from .._arrays import as_array
 
 
 def attention_qk_std(d_model, d_head, target_logit_var=1.0, input_var=1.0, scaled=True):
@@ -33,13 +33,13 @@ def attention_qk_std(d_model, d_head, target_logit_var=1.0, input_var=1.0, scale
 
     Example::
 
-        >>> std = varinit.attention_qk_std(512, 64, target_logit_var=1.0)
+        >>> std = varinit.recipes.attention_qk_std(512, 64, target_logit_var=1.0)
         >>> wq = varinit.normal_(np.empty((512, 512), np.float32), 0.0, std)
     """
-    d_model = arguments.count(d_model, "d_model")
-    d_head = arguments.count(d_head, "d_head")
-    target = arguments.positive(target_logit_var, "target_logit_var")
-    input_var = arguments.positive(input_var, "input_var")
+    d_model = _validate.count(d_model, "d_model")
+    d_head = _validate.count(d_head, "d_head")
+    target = _validate.positive(target_logit_var, "target_logit_var")
+    input_var = _validate.positive(input_var, "input_var")
     per_logit = target if scaled else target / d_head
     return per_logit ** 0.25 / math.sqrt(d_model * input_var)
 
@@ -54,7 +54,7 @@ def attention_qk_(tensor, d_head, target_logit_var=1.0, input_var=1.0, scaled=Tr
 
     Example::
 
-        >>> wq = varinit.attention_qk_(np.empty((512, 512), np.float32), d_head=64)
+        >>> wq = varinit.recipes.attention_qk_(np.empty((512, 512), np.float32), d_head=64)
     """
     arr = as_array(tensor)
     if arr.ndim != 2:

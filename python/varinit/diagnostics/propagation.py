@@ -1,16 +1,15 @@
 """varinit.propagate: one forward and backward pass, measured per layer, beside mean-field theory.
 
 `propagate(network)` takes a NumPy network (a list of dense layers, see
-varinit.network; `mlp_spec` builds one) or a torch.nn.Module (see
-varinit.torch_propagation), runs a batch of inputs forward, injects a random
+varinit.diagnostics.mlp; `mlp_spec` builds one) or a torch.nn.Module (see
+varinit.diagnostics.torch_modules), runs a batch of inputs forward, injects a random
 unit-variance gradient at the output and backpropagates it, and returns a
-varinit.report.PropagationReport. Measurements are in float64; values that
+varinit.diagnostics.report.PropagationReport. Measurements are in float64; values that
 overflow float64 (N(0, 1) weights at a few hundred layers) are reported as
 inf/nan with the status "exploding", never as an error.
 
-Inputs and the output gradient, when not given, are N(0, 1) draws of
-varinit.Generator(seed) on streams INPUT_STREAM and INPUT_STREAM + 1, apart
-from the streams 0, 1, 2, ... that mlp_spec(seed=...) uses for the weights.
+Inputs and the output gradient, when not given, are N(0, 1) draws (see
+varinit.diagnostics.measurement).
 """
 import math
 import sys
@@ -18,79 +17,14 @@ from numbers import Integral
 
 import numpy as np
 
-from . import depth_prediction as mf
-from .generator import Generator
-from .init import normal_
+from ..layers.layer import as_layers, backward, check_chain, dense_matrix, forward
+from . import mean_field as mf
+from .measurement import INPUT_STREAM, draw_normal, layer_stats, measure, second_moment
 from .mean_field import criticality
-from .network import as_layers, backward, forward
 from .precision import DEFAULT_INT8_CLIP, FORMATS, range_checks
-from .report import LayerStats, PropagationReport
-from .statuses import classify, saturated_fraction
+from .report import PropagationReport
 
-INPUT_STREAM = 1 << 40
 DEFAULT_BATCH = 128
-
-
-def measure(values):
-    """(mean, std, max|x|, all finite) of an array, computed without overflowing float64.
-
-    The std is max|x| * std(x / max|x|), so values near 1e300 do not overflow
-    when squared; non-finite entries give (nan, inf, inf, False).
-    """
-    x = np.asarray(values, dtype=np.float64)
-    if x.size == 0:
-        return 0.0, 0.0, 0.0, True
-    with np.errstate(over="ignore", invalid="ignore"):
-        if not np.all(np.isfinite(x)):
-            return math.nan, math.inf, math.inf, False
-        peak = float(np.max(np.abs(x)))
-        if peak == 0.0:
-            return 0.0, 0.0, 0.0, True
-        scaled = x / peak
-        return float(np.mean(scaled)) * peak, float(np.std(scaled)) * peak, peak, True
-
-
-def dead_fraction(outputs):
-    """Fraction of units (entries of one example) that are exactly 0 for every example of the batch."""
-    x = np.asarray(outputs).reshape(len(outputs), -1)
-    if x.size == 0:
-        return 0.0
-    return float(np.mean(np.all(x == 0, axis=0)))
-
-
-def second_moment(values):
-    """mean(x^2) without overflow (inf when a value is not finite)."""
-    mean, std, _, finite = measure(values)
-    if not finite:
-        return math.inf
-    return std * std + mean * mean
-
-
-def draw_normal(shape, seed, stream):
-    """N(0, 1) float64 array of that shape from varinit.Generator(seed), stream `stream`."""
-    generator = Generator(seed).set_state((seed, stream))
-    return normal_(np.empty(shape), 0.0, 1.0, generator)
-
-
-def layer_stats(index, name, activation, outputs, grads, prediction, references, precision=None):
-    """LayerStats of one layer from its outputs, the gradient w.r.t. them, and the prediction."""
-    act_mean, act_std, act_max, act_finite = measure(outputs)
-    if grads is None:
-        grad_mean = grad_std = grad_max = None
-        grad_finite = True
-    else:
-        grad_mean, grad_std, grad_max, grad_finite = measure(grads)
-    saturated = saturated_fraction(activation, np.asarray(outputs))
-    status, reasons = classify(act_std, act_finite, grad_std, grad_finite, saturated, *references)
-    width = int(np.prod(np.shape(outputs)[1:]))
-    return LayerStats(
-        index=index, name=name, activation=activation, width=width, act_mean=act_mean,
-        act_std=act_std, act_max=act_max, act_finite=act_finite,
-        dead_fraction=dead_fraction(outputs), saturated_fraction=saturated, grad_mean=grad_mean,
-        grad_std=grad_std, grad_max=grad_max, grad_finite=grad_finite,
-        pred_mean=prediction.mean, pred_std=prediction.std, pred_grad_std=prediction.grad_std,
-        status=status, reasons=reasons, precision=precision,
-    )
 
 
 def _check_options(batch, seed, int8_clip):
@@ -115,28 +49,36 @@ def propagate(network, inputs=None, *, batch=DEFAULT_BATCH, seed=0, output_grad=
               precision=False, formats=FORMATS, int8_clip=DEFAULT_INT8_CLIP, label=None):
     """Forward and backward pass of a batch, measured per layer, with mean-field predictions.
 
-    network: a list of dense layers (varinit.network: DenseLayer or
-    (weight (out, in), bias, activation) tuples; varinit.mlp_spec builds one)
+    network: a list of dense layers (varinit.layers.Layer, dicts, or
+    (weight (out, in), bias, activation) tuples; varinit.diagnostics.mlp_spec builds one)
     or a torch.nn.Module (every leaf module call becomes a row; torch is
     imported only then). inputs: (batch, in_features) array (or tensor for
     torch); default N(0, 1) with `batch` rows. output_grad: the gradient
     injected at the output; default N(0, 1). precision=True adds, per layer,
     the float16 / bfloat16 / int8 overflow and underflow fractions
-    (varinit.precision) of the pre-activations and of the gradients.
+    (varinit.diagnostics.precision) of the pre-activations and of the gradients.
 
     Example::
 
-        >>> report = varinit.propagate(varinit.mlp_spec(depth=50, width=512, init="xavier_normal"))
+        >>> report = varinit.propagate(varinit.diagnostics.mlp_spec(depth=50, width=512, init="xavier_normal"))
         >>> report.status, report.first_layer_with("vanishing")
         ('vanishing', 1)
     """
     _check_options(batch, seed, int8_clip)
     if _is_torch_module(network):
-        from .torch_propagation import propagate_module
+        from .torch_modules import propagate_module
 
         return propagate_module(network, inputs, batch=batch, seed=seed, output_grad=output_grad,
                                 precision=precision, formats=formats, int8_clip=int8_clip, label=label)
+    if isinstance(network, (np.ndarray, str)) or not hasattr(network, "__iter__"):
+        raise TypeError(
+            "network must be a list of layers (varinit.layers.Layer, dicts or (weight, bias, activation) "
+            f"tuples) or a torch.nn.Module, got {type(network).__name__}"
+        )
     layers = as_layers(network)
+    if not layers:
+        raise ValueError("network must have at least one layer")
+    check_chain(layers)
     if inputs is None:
         x = draw_normal((batch, layers[0].in_features), seed, INPUT_STREAM)
     else:
@@ -154,9 +96,9 @@ def propagate(network, inputs=None, *, batch=DEFAULT_BATCH, seed=0, output_grad=
 
     steps = []
     for layer in layers:
-        w = np.asarray(layer.weight, np.float64)
+        w = dense_matrix(layer)
         b2 = 0.0 if layer.bias is None else second_moment(layer.bias)
-        steps.append(mf.Affine(second_moment(w), w.shape[1], w.shape[0], b2))
+        steps.append(mf.Affine(second_moment(w), layer.in_features, layer.out_features, b2))
         steps.append(mf.Elementwise(layer.activation_name, layer.param))
     input_mean, input_std, _, _ = measure(x)
     out_grad_std = measure(g_out)[1]
@@ -195,8 +137,7 @@ def _criticality_notes(layers):
         return []
     activation, param = kinds.pop()
     last = layers[-1]
-    w = np.asarray(last.weight, np.float64)
-    sigma_w = math.sqrt(w.shape[1] * second_moment(w))
+    sigma_w = math.sqrt(last.in_features * second_moment(dense_matrix(last)))
     sigma_b = 0.0 if last.bias is None else math.sqrt(second_moment(last.bias))
     if not (math.isfinite(sigma_w) and sigma_w > 0):
         return []

@@ -12,8 +12,9 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .generator import Generator
-from .network import SMALL_STD, SPEC_INITS, activation_gain, init_weight
+from ..generator import Generator
+from ..gains import gain_for
+from .mlp import SMALL_STD, SPEC_INITS, init_weight
 
 DEFAULT_HISTOGRAM_INITS = ("xavier_normal", "xavier_uniform", "kaiming_normal", "kaiming_uniform",
                            "lecun_normal", "orthogonal")
@@ -51,9 +52,9 @@ def plot_propagation(reports, path=None, title=None):
 
     Example::
 
-        >>> reports = [varinit.propagate(varinit.mlp_spec(depth=50, init=i))
+        >>> reports = [varinit.propagate(varinit.diagnostics.mlp_spec(depth=50, init=i))
         ...            for i in ("naive", "xavier_normal", "kaiming_normal")]
-        >>> fig = varinit.plot_propagation(reports, "std_by_depth.png")
+        >>> fig = varinit.diagnostics.plot_propagation(reports, "std_by_depth.png")
     """
     plt = pyplot()
     if not isinstance(reports, (list, tuple)):
@@ -110,7 +111,7 @@ def target_density(init, shape, activation="relu", param=None):
     if init == "xavier_uniform":
         bound = math.sqrt(6.0 / (fan_in + fan_out))
         return f"U(-{bound:.4g}, {bound:.4g})", _uniform_pdf(bound)
-    gain = activation_gain(activation, param)
+    gain = gain_for(activation, param, "torch")
     if init == "kaiming_normal":
         std = gain / math.sqrt(fan_in)
         return f"N(0, {std:.4g}^2)", _normal_pdf(std)
@@ -139,12 +140,12 @@ def plot_weight_histograms(inits=DEFAULT_HISTOGRAM_INITS, shape=(512, 512), acti
     """Histograms of weights drawn by varinit for several inits, with their target densities.
 
     Each panel: one (out, in) = `shape` float64 weight filled by
-    varinit.network.init_weight (the inits of mlp_spec), as a density
+    varinit.diagnostics.mlp.init_weight (the inits of mlp_spec), as a density
     histogram, and the density it should follow as a line.
 
     Example::
 
-        >>> fig = varinit.plot_weight_histograms(("xavier_uniform", "kaiming_normal"), path="hist.png")
+        >>> fig = varinit.diagnostics.plot_weight_histograms(("xavier_uniform", "kaiming_normal"), path="hist.png")
     """
     plt = pyplot()
     inits = list(inits)

@@ -21,10 +21,10 @@ import math
 from collections import namedtuple
 from numbers import Real
 
-from . import arguments
-from .init import normal_
-from ._targets import as_array
-from .layer_variance import apply_tap_scale, weight_plan
+from .. import _validate
+from ..init import normal_
+from .._arrays import as_array
+from ..fans import apply_tap_scale, weight_plan
 
 KINDS = ("input", "hidden", "output")
 OPTIMIZERS = ("sgd", "adam")
@@ -44,14 +44,14 @@ def mup_scales(kind, base_width, width, optimizer="adam"):
 
     Example::
 
-        >>> varinit.mup_scales("hidden", 256, 1024, "adam")
+        >>> varinit.recipes.mup_scales("hidden", 256, 1024, "adam")
         MupScales(init_var=1.0, lr=0.25)
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    ratio = arguments.positive(width, "width") / arguments.positive(base_width, "base_width")
+    ratio = _validate.positive(width, "width") / _validate.positive(base_width, "base_width")
     if kind == "input":
         return MupScales(1.0, ratio if optimizer == "sgd" else 1.0)
     if kind == "hidden":
@@ -70,7 +70,7 @@ def mup_init_(tensor, kind, base_width, width, gain=1.0, generator=None, **layou
 
     Example::
 
-        >>> w_out = varinit.mup_init_(np.empty((10, 1024), np.float32), "output", 256, 1024)
+        >>> w_out = varinit.recipes.mup_init_(np.empty((10, 1024), np.float32), "output", 256, 1024)
     """
     if isinstance(gain, bool) or not isinstance(gain, Real):
         raise TypeError(f"gain must be a real number, got {type(gain).__name__}")

@@ -8,7 +8,7 @@ output is measured in a forward hook and the gradient with respect to it is
 captured by a tensor hook during `output.backward(unit-variance gradient)`.
 The model runs in its current mode (call model.eval() to switch dropout off).
 
-Mean-field predictions follow the leaf calls as a chain (varinit.depth_prediction):
+Mean-field predictions follow the leaf calls as a chain (varinit.diagnostics.mean_field.predict):
 Linear and Conv (fans of varinit.fans, groups included) are Affine steps,
 elementwise activations are Elementwise steps, Identity / Flatten / eval
 Dropout pass the signal; any other module, or a call whose input is not the
@@ -19,10 +19,10 @@ import copy
 
 import numpy as np
 
-from . import depth_prediction as mf
-from .fans import fans
+from . import mean_field as mf
+from ..fans import fans
 from .precision import range_checks
-from .propagation import INPUT_STREAM, draw_normal, layer_stats, measure, second_moment
+from .measurement import INPUT_STREAM, draw_normal, layer_stats, measure, second_moment
 from .report import PropagationReport
 
 # torch activation class name -> varinit activation name (and the attribute holding its param).

@@ -1,14 +1,9 @@
-"""PyTorch integration: initialize a whole torch.nn.Module, and the
-data-driven inits (LSUV, weight-norm data init) on modules.
-
-Imported on first use of `varinit.torch` (so `import varinit` never imports
-PyTorch). Inside this file `import torch` is an absolute import and names the
-real PyTorch, not this module.
+"""init_module: the analytic whole-model init of a torch.nn.Module.
 
 What `init_module` does to each kind of module (its own parameters only):
 
 - Linear, Conv1d/2d/3d, ConvTranspose1d/2d/3d: weight by the scheme (see
-  varinit.schemes) with the gain of the activation that follows the layer and
+  varinit.layers.schemes) with the gain of the activation that follows the layer and
   the layer's true fans (convolutions: layer="conv", groups; transposed:
   layer="conv_transpose", groups, stride); bias 0.
 - Embedding, EmbeddingBag: N(0, embedding_std^2) (torch's default std 1
@@ -43,11 +38,11 @@ import re
 import numpy as np
 import torch
 
-from ._targets import as_array
-from .lsuv import lsuv_module as lsuv
-from .schemes import (
+from .._arrays import as_array
+from ..gains import DEFAULT_GAIN_RULE, check_gain_rule
+from ..layers.schemes import (
     InitRecord,
-    activation_gain,
+    gain_and_label,
     as_generator,
     check_choices,
     check_residual_scale,
@@ -57,9 +52,6 @@ from .schemes import (
     fill_weight,
     stream_for,
 )
-from .weight_norm import weight_norm_init_module as weight_norm_init
-
-__all__ = ["init_module", "lsuv", "weight_norm_init", "activation_of_module", "InitRecord"]
 
 # GPT-2 (Radford et al. 2019) scales the output projection of every attention
 # and MLP branch ("c_proj"); torch's attention calls its projection "out_proj".
@@ -139,7 +131,7 @@ def _user_activation(value, key):
         if spec is None:
             raise ValueError(f"activations[{key!r}]: {type(value).__name__} is not an elementwise activation")
         return spec
-    activation_gain(value)  # a clear error now rather than halfway through the model
+    gain_and_label(value)  # a clear error now rather than halfway through the model
     return value
 
 
@@ -195,7 +187,7 @@ class _Walk:
     """The state of one init_module call: the choices and the report."""
 
     def __init__(self, *, scheme, mode, distribution, residual_scale, residual_pattern, activation,
-                 activations, embedding_std, by_name, generator, phase_balanced):
+                 activations, embedding_std, by_name, generator, phase_balanced, gain_rule):
         self.scheme, self.mode, self.distribution = scheme, mode, distribution
         self.residual_scale = residual_scale
         self.residual_pattern = residual_pattern
@@ -205,6 +197,7 @@ class _Walk:
         self.by_name = by_name
         self.generator = generator
         self.phase_balanced = phase_balanced
+        self.gain_rule = gain_rule
         self.inferred = {}
         self.keep_probs = {}
         self.report = []
@@ -230,7 +223,7 @@ class _Walk:
         self.report.append(fill_weight(
             param, name, scheme=self.scheme, activation=activation, mode=self.mode,
             distribution=self.distribution, residual_scale=residual, generator=self.stream(name),
-            layout=layout,
+            layout=layout, gain_rule=self.gain_rule,
         ))
 
     def constant(self, param, name, value):
@@ -325,25 +318,26 @@ def _handler(module):
 def init_module(model, *, scheme="kaiming", activation=None, activations=None, mode="fan_in",
                 distribution="normal", residual_scale=None, residual_pattern=DEFAULT_RESIDUAL_PATTERN,
                 embedding_std=1.0, phase_balanced=False, infer_dropout=False, by_name=False,
-                generator=None):
+                generator=None, gain_rule=DEFAULT_GAIN_RULE):
     """Initialize every parameter of a torch.nn.Module in place; returns the report.
 
     Weights of Linear/Conv/ConvTranspose layers (and the input weights of
     attention and recurrent layers) follow `scheme` ("kaiming", "xavier",
-    "lecun", "orthogonal"; see varinit.schemes for the formulas) with the gain
-    of the activation that follows each layer; the module docstring lists
+    "lecun", "orthogonal"; see varinit.layers.schemes for the formulas) with the
+    gain of the activation that follows each layer by `gain_rule`
+    (varinit.gains: "exact" by default, or torch's table); the module docstring lists
     what every other module kind gets. `activations` maps module names or
     shell-style patterns to activations (a name, (name, param), a callable or
     an activation module) and `activation` is the default where neither
     `activations` nor the model's structure says (None: linear, gain 1).
 
-    residual_scale (e.g. varinit.depth_scale("gpt2", L) = 1/sqrt(2 L) for L blocks, Radford et
+    residual_scale (e.g. varinit.recipes.depth_scale("gpt2", L) = 1/sqrt(2 L) for L blocks, Radford et
     al. 2019) multiplies the std of the weights of the modules whose names
     match the regular expression `residual_pattern` (default: names ending in
     "c_proj" or "out_proj"); None leaves every std as the scheme gives it.
 
     phase_balanced=True gives every transposed convolution's output phases
-    the same variance (varinit.layer_variance.phase_scale). infer_dropout=True
+    the same variance (varinit.fans.phase_scale). infer_dropout=True
     divides out the inverted dropout on a layer's inputs (Var times
     keep_prob = 1 - p) when Dropout(p) modules come just before it in an
     nn.Sequential; off by default since the model is then at unit variance in
@@ -366,6 +360,7 @@ def init_module(model, *, scheme="kaiming", activation=None, activations=None, m
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     check_choices(scheme, mode, distribution)
+    check_gain_rule(gain_rule)
     residual = check_residual_scale(residual_scale)
     if not isinstance(residual_pattern, str):
         raise TypeError(f"residual_pattern must be a regular expression string, got {type(residual_pattern).__name__}")
@@ -389,7 +384,7 @@ def init_module(model, *, scheme="kaiming", activation=None, activations=None, m
         scheme=scheme, mode=mode, distribution=distribution, residual_scale=residual,
         residual_pattern=re.compile(residual_pattern), activation=default, activations=activations,
         embedding_std=float(embedding_std), by_name=bool(by_name),
-        generator=as_generator(generator, True), phase_balanced=phase_balanced,
+        generator=as_generator(generator, True), phase_balanced=phase_balanced, gain_rule=gain_rule,
     )
     walk.inferred = _inferred_activations(model)
     if infer_dropout:

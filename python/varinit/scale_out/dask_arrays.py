@@ -7,8 +7,8 @@ corner) from one stream, resolved once when the graph is built.
 
 Example::
 
-    >>> import varinit.dask
-    >>> w = varinit.dask.kaiming_normal((65536, 8192), chunks=(4096, 8192),
+    >>> import varinit.scale_out.dask_arrays
+    >>> w = varinit.scale_out.dask_arrays.kaiming_normal((65536, 8192), chunks=(4096, 8192),
     ...                                  generator=varinit.Generator(0).stream("lm_head.weight"))
     >>> w.to_zarr("weights.zarr")   # one aligned chunk per task, no locks
 
@@ -21,9 +21,9 @@ import warnings
 
 import numpy as np
 
-from . import init
-from ._targets import dtype_named
-from .generator import Stream, resolve
+from .. import init
+from .._arrays import dtype_named
+from ..generator import Stream, resolve
 
 
 def _dask_array_module():
@@ -31,7 +31,7 @@ def _dask_array_module():
         import dask.array
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "varinit.dask needs dask's array module: pip install 'dask[array]' "
+            "varinit.scale_out.dask_arrays needs dask's array module: pip install 'dask[array]' "
             "(and 'distributed' for clusters)"
         ) from exc
     return dask.array
@@ -93,7 +93,7 @@ def _constructor(initializer):
         f"stream taken now) or Generator.stream(name); other keywords go to\n"
         f"varinit.{initializer.__name__}.\n\n"
         f"Example::\n\n"
-        f"    >>> x = varinit.dask.{public}((1000, 500), chunks=(300, 200), generator=0)\n"
+        f"    >>> x = varinit.scale_out.dask_arrays.{public}((1000, 500), chunks=(300, 200), generator=0)\n"
         f"    >>> x.compute()  # == varinit.{initializer.__name__}(np.empty((1000, 500), np.float32), generator=0)\n"
     )
     return build

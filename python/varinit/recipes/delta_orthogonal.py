@@ -9,9 +9,9 @@ paper, with tanh at the critical point) trainable.
 """
 import numpy as np
 
-from ._targets import as_array, is_torch_tensor
-from .generator import Generator, resolve
-from .init import orthogonal_
+from .._arrays import as_array, is_torch_tensor
+from ..generator import Generator, resolve
+from ..init import orthogonal_
 
 
 def delta_orthogonal_(tensor, gain=1.0, generator=None):
@@ -24,7 +24,7 @@ def delta_orthogonal_(tensor, gain=1.0, generator=None):
 
     Example::
 
-        >>> w = varinit.delta_orthogonal_(np.empty((64, 64, 3, 3), np.float32), generator=0)
+        >>> w = varinit.recipes.delta_orthogonal_(np.empty((64, 64, 3, 3), np.float32), generator=0)
     """
     arr = as_array(tensor)
     if arr.ndim not in (3, 4, 5):

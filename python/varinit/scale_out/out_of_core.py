@@ -25,10 +25,10 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from . import init
-from ._targets import as_array, dtype_named
-from .fans import _positive_int as positive_int
-from .generator import Generator, Stream, check_seed, resolve
+from .. import init
+from .._arrays import as_array, dtype_named
+from ..fans import _positive_int as positive_int
+from ..generator import Generator, Stream, check_seed, resolve
 
 # Slab size: large enough that per-call overhead is nil, small enough that
 # one slab is a small fraction of any machine's memory.

@@ -10,10 +10,10 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from . import arguments
-from ._targets import as_array, fill_array, is_torch_tensor
-from . import _core
-from .generator import resolve
+from .. import _validate
+from .._arrays import as_array, fill_array, is_torch_tensor
+from .. import _core
+from ..generator import resolve
 
 DEPTH_SCHEMES = ("gpt2", "fixup", "t-fixup", "deepnorm")
 
@@ -56,17 +56,17 @@ def depth_scale(scheme, num_layers, *, layers_per_branch=2, num_decoder_layers=N
 
     Example::
 
-        >>> s = varinit.depth_scale("gpt2", 12)
+        >>> s = varinit.recipes.depth_scale("gpt2", 12)
         >>> w = varinit.normal_(np.empty((768, 3072), np.float32), 0.0, 0.02 * s)
     """
     if scheme not in DEPTH_SCHEMES:
         raise ValueError(f"scheme must be one of {DEPTH_SCHEMES}, got {scheme!r}")
-    n = arguments.count(num_layers, "num_layers")
-    m = None if num_decoder_layers is None else arguments.count(num_decoder_layers, "num_decoder_layers")
+    n = _validate.count(num_layers, "num_layers")
+    m = None if num_decoder_layers is None else _validate.count(num_decoder_layers, "num_decoder_layers")
     if scheme == "gpt2":
         return 1.0 / math.sqrt(2 * n)
     if scheme == "fixup":
-        per_branch = arguments.count(layers_per_branch, "layers_per_branch", minimum=2)
+        per_branch = _validate.count(layers_per_branch, "layers_per_branch", minimum=2)
         return n ** (-1.0 / (2 * per_branch - 2))
     if scheme == "t-fixup":
         n_dec = n if m is None else m
@@ -88,11 +88,11 @@ def branch_scale(num_branches):
 
     Example::
 
-        >>> s = varinit.branch_scale(4)
+        >>> s = varinit.recipes.branch_scale(4)
         >>> w = varinit.kaiming_normal_(np.empty((64, 64), np.float32), nonlinearity="linear")
         >>> w *= s
     """
-    return 1.0 / math.sqrt(arguments.count(num_branches, "num_branches"))
+    return 1.0 / math.sqrt(_validate.count(num_branches, "num_branches"))
 
 
 def _parameters(target, name):
@@ -115,7 +115,7 @@ def zero_branch_output_(layer):
 
     Example::
 
-        >>> w = varinit.zero_branch_output_(np.empty((256, 1024), np.float32))
+        >>> w = varinit.recipes.zero_branch_output_(np.empty((256, 1024), np.float32))
     """
     weight, bias = _parameters(layer, "layer")
     as_array(weight)[...] = 0
@@ -133,7 +133,7 @@ def zero_gamma_(norm):
 
     Example::
 
-        >>> g = varinit.zero_gamma_(np.empty(256, np.float32))
+        >>> g = varinit.recipes.zero_gamma_(np.empty(256, np.float32))
     """
     weight, _ = _parameters(norm, "norm")
     as_array(weight)[...] = 0
@@ -150,7 +150,7 @@ def identity_(tensor, noise_std=0.0, generator=None, *, groups=1):
 
     Example::
 
-        >>> w = varinit.identity_(np.empty((256, 256), np.float32), noise_std=0.01, generator=0)
+        >>> w = varinit.recipes.identity_(np.empty((256, 256), np.float32), noise_std=0.01, generator=0)
     """
     if isinstance(noise_std, bool) or not isinstance(noise_std, Real):
         raise TypeError(f"noise_std must be a real number, got {type(noise_std).__name__}")

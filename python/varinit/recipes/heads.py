@@ -1,8 +1,8 @@
 """Output-head biases: optimistic value heads and class-prior logits."""
 import math
 
-from . import arguments
-from ._targets import as_array
+from .. import _validate
+from .._arrays import as_array
 
 
 def optimistic_bias_(bias, value=None, *, max_reward=None, discount=None):
@@ -15,19 +15,19 @@ def optimistic_bias_(bias, value=None, *, max_reward=None, discount=None):
 
     Example::
 
-        >>> b = varinit.optimistic_bias_(np.empty(1, np.float32), max_reward=1.0, discount=0.99)   # 100
+        >>> b = varinit.recipes.optimistic_bias_(np.empty(1, np.float32), max_reward=1.0, discount=0.99)   # 100
     """
     if (value is None) == (max_reward is None):
         raise ValueError("give either value or max_reward (with discount), not both")
     if value is None:
         if discount is None:
             raise ValueError("max_reward needs discount (in [0, 1))")
-        discount = arguments.finite(discount, "discount")
+        discount = _validate.finite(discount, "discount")
         if not 0.0 <= discount < 1.0:
             raise ValueError(f"discount must be in [0, 1), got {discount}")
-        value = arguments.finite(max_reward, "max_reward") / (1.0 - discount)
+        value = _validate.finite(max_reward, "max_reward") / (1.0 - discount)
     else:
-        value = arguments.finite(value, "value")
+        value = _validate.finite(value, "value")
     as_array(bias)[...] = value
     return bias
 
@@ -41,9 +41,9 @@ def prior_bias_(bias, prior):
 
     Example::
 
-        >>> b = varinit.prior_bias_(np.empty(80, np.float32), 0.01)
+        >>> b = varinit.recipes.prior_bias_(np.empty(80, np.float32), 0.01)
     """
-    p = arguments.finite(prior, "prior")
+    p = _validate.finite(prior, "prior")
     if not 0.0 < p < 1.0:
         raise ValueError(f"prior must be in (0, 1), got {p}")
     as_array(bias)[...] = math.log(p / (1.0 - p))

@@ -27,9 +27,9 @@ from statistics import NormalDist
 
 import numpy as np
 
-from . import arguments
-from .activations import resolve
-from .gaussian import expectation
+from .. import _validate
+from ..activations import resolve
+from ..quadrature import expectation
 
 FLOAT16_SMALLEST_NORMAL = 2.0 ** -14
 FLOAT16_OVERFLOW = 65504.0 + 16.0
@@ -69,7 +69,7 @@ def thresholds(fmt, int8_clip=DEFAULT_INT8_CLIP):
     if fmt == "bfloat16":
         return BFLOAT16_OVERFLOW, BFLOAT16_SMALLEST_NORMAL
     if fmt == "int8":
-        clip = arguments.positive(int8_clip, "int8_clip")
+        clip = _validate.positive(int8_clip, "int8_clip")
         return clip, clip / INT8_LEVELS / 2.0
     raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
 
@@ -90,7 +90,7 @@ def predicted_fractions(mean, std, fmt, int8_clip=DEFAULT_INT8_CLIP):
 
 def quantize_int8(x, clip=DEFAULT_INT8_CLIP):
     """Symmetric per-tensor int8 codes: clip(round(x / s), -127, 127), s = clip / 127."""
-    clip = arguments.positive(clip, "clip")
+    clip = _validate.positive(clip, "clip")
     scale = clip / INT8_LEVELS
     with np.errstate(invalid="ignore", over="ignore"):
         codes = np.clip(np.rint(np.asarray(x, np.float64) / scale), -INT8_LEVELS, INT8_LEVELS)
@@ -156,12 +156,12 @@ def int8_input_scale(std, clip=DEFAULT_INT8_CLIP, max_saturation=1e-4):
     Example::
 
         >>> x = np.empty((64, 512)); varinit.normal_(x, 0.0, 3.0)
-        >>> a = varinit.int8_input_scale(3.0, clip=4.0, max_saturation=1e-3)   # 0.404
-        >>> codes = varinit.quantize_int8(a * x, clip=4.0)
+        >>> a = varinit.diagnostics.int8_input_scale(3.0, clip=4.0, max_saturation=1e-3)   # 0.404
+        >>> codes = varinit.diagnostics.quantize_int8(a * x, clip=4.0)
     """
-    std = arguments.positive(std, "std")
-    clip = arguments.positive(clip, "clip")
-    p = arguments.probability(max_saturation, "max_saturation")
+    std = _validate.positive(std, "std")
+    clip = _validate.positive(clip, "clip")
+    p = _validate.probability(max_saturation, "max_saturation")
     z = -NormalDist().inv_cdf(p / 2.0)
     return clip / (std * z)
 
@@ -178,7 +178,7 @@ def min_weight_std(depth, width, activation="relu", param=None, *, input_rms=1.0
     """Smallest weight std s that keeps every layer's output RMS >= floor (float16's 6.1e-5).
 
     For `depth` dense layers of `width` inputs each, weights N(0, s^2), no
-    bias, inputs of RMS input_rms: the mean-field map (varinit.depth_prediction)
+    bias, inputs of RMS input_rms: the mean-field map (varinit.diagnostics.mean_field)
     gives layer l's pre-activation variance q_l = width s^2 m_{l-1}, output
     second moment m_l = E[f(sqrt(q_l) z)^2], m_0 = input_rms^2. The RMS grows
     with s, so s is found by bisection on log s to 1e-12 relative. For ReLU it
@@ -187,15 +187,15 @@ def min_weight_std(depth, width, activation="relu", param=None, *, input_rms=1.0
 
     Example::
 
-        >>> s = varinit.min_weight_std(50, 512, "relu")     # 0.0514, He's is 0.0625
+        >>> s = varinit.diagnostics.min_weight_std(50, 512, "relu")     # 0.0514, He's is 0.0625
         >>> w = varinit.normal_(np.empty((512, 512), np.float16), 0.0, s)
     """
     if isinstance(depth, bool) or not isinstance(depth, Integral) or depth < 1:
         raise ValueError(f"depth must be a positive integer, got {depth!r}")
     if isinstance(width, bool) or not isinstance(width, Integral) or width < 1:
         raise ValueError(f"width must be a positive integer, got {width!r}")
-    input_rms = arguments.positive(input_rms, "input_rms")
-    floor = arguments.positive(floor, "floor")
+    input_rms = _validate.positive(input_rms, "input_rms")
+    floor = _validate.positive(floor, "floor")
 
     def smallest_rms(log_s):
         s2 = math.exp(2.0 * log_s)

@@ -1,27 +1,23 @@
-"""NumPy models described as a list of layers, their whole-model init and the
-forward pass of their dense layers (used by LSUV and weight-norm data init).
+"""The one layer type of NumPy models, and the forward and backward pass of
+a list of them.
 
-A layer is a `Layer`, a dict of its fields, or a tuple
-(weight, bias, activation[, param]). Arrays are filled in place; they may be
-NumPy arrays or PyTorch CPU tensors.
+A model is a list whose items are `Layer`s, dicts of Layer fields, or tuples
+(weight, bias, activation[, param]). Every whole-model function on NumPy
+models (init_layers, lsuv, weight_norm_init, varinit.propagate,
+varinit.diagnostics.mlp_spec) takes and gives this type. Arrays are
+changed in place; they may be NumPy arrays or PyTorch CPU tensors.
+
+Layer l computes z_l = W_l a_{l-1} + b_l (or g v/||v|| a_{l-1} + b_l with
+weight norm) and a_l = f_l(z_l), a_0 being the input batch (batch, in).
 """
 from dataclasses import dataclass, fields, replace
 from typing import Any, Optional
 
 import numpy as np
 
-from ._targets import as_array
-from .layer_variance import ADJUSTMENT_KEYWORDS, LAYOUT_KEYWORDS
-from .activations import activation_fn
-from .schemes import (
-    activation_gain,
-    as_generator,
-    check_choices,
-    check_residual_scale,
-    fill_constant,
-    fill_weight,
-    stream_for,
-)
+from .._arrays import as_array
+from ..activations import resolve
+from ..fans import ADJUSTMENT_KEYWORDS, LAYOUT_KEYWORDS
 
 
 @dataclass
@@ -39,7 +35,7 @@ class Layer:
     layer, groups, stride, blocks, in_axis, out_axis: varinit.fans keywords.
     keep_prob, density, input_var, phase_balanced, dilation: the
         variance-aware keywords of the fan-based inits
-        (varinit.layer_variance): inverted dropout on the inputs, the kept
+        (varinit.fan_rules): inverted dropout on the inputs, the kept
         fraction of a pruned weight, the inputs' variance, equal variance for
         every output phase of a strided transposed convolution.
     g: weight-norm scale, one entry per output unit, or None. With it the layer
@@ -47,6 +43,8 @@ class Layer:
         unit (Salimans & Kingma 2016); without it, weight x + b.
     residual: True for the last layer of a residual branch: its std is
         multiplied by init_layers' residual_scale.
+    init: a label for how the weight was initialized, shown in reports
+        (mlp_spec sets it).
 
     Example::
 
@@ -71,6 +69,26 @@ class Layer:
     dilation: Any = 1
     g: Any = None
     residual: bool = False
+    init: Optional[str] = None
+
+    @property
+    def in_features(self):
+        """Inputs of a dense layer: the size of its in axis."""
+        return self.weight.shape[0 if _is_in_out(self) else 1]
+
+    @property
+    def out_features(self):
+        """Outputs of a dense layer: the size of its out axis."""
+        return self.weight.shape[1 if _is_in_out(self) else 0]
+
+    @property
+    def activation_name(self):
+        """The activation's name for reports ("linear" for None, the callable's name)."""
+        if self.activation in (None, "linear"):
+            return "linear"
+        if callable(self.activation):
+            return getattr(self.activation, "__name__", type(self.activation).__name__)
+        return str(self.activation)
 
     def layout(self):
         """The fan and variance keywords of this layer (those not at their default)."""
@@ -78,7 +96,7 @@ class Layer:
                 if getattr(self, key) != Layer.__dataclass_fields__[key].default}
 
     def activation_spec(self):
-        """The activation as schemes.activation_gain takes it."""
+        """The activation as varinit.gains.gain_for takes it."""
         if self.activation in (None, "linear"):
             return None
         if self.param is not None:
@@ -114,51 +132,17 @@ def as_layers(layers):
             raise ValueError(f"layers[{index}].weight must have at least 2 dimensions, got shape {weight.shape}")
         if layer.bias is not None:
             as_array(layer.bias)
+        if layer.activation not in (None, "linear"):
+            resolve(layer.activation, layer.param)  # an unknown name or a bad param fails here
         if layer.name is None:
             layer = replace(layer, name=str(index))
         out.append(layer)
     return out
 
 
-def init_layers(layers, *, scheme="kaiming", mode="fan_in", distribution="normal", residual_scale=None,
-                by_name=False, generator=None):
-    """Initialize a NumPy model described as a list of layers, in place.
-
-    Each weight follows `scheme` with the gain of its layer's activation (see
-    varinit.schemes: kaiming Var = g^2/fan, xavier Var = 2 g^2/(fan_in + fan_out),
-    lecun Var = 1/fan_in, orthogonal); biases are zero; layers marked
-    residual=True have their std multiplied by `residual_scale` (e.g.
-    1/sqrt(2 L) for GPT-2, Radford et al. 2019). With by_name=True each
-    parameter draws from generator.stream(f"{name}.weight") so its values do
-    not depend on its position in the list.
-
-    Returns the report: a list of InitRecord(name, rule, fan_in, fan_out, std).
-
-    Example::
-
-        >>> layers = [(np.empty((256, 784), np.float32), np.empty(256, np.float32), "relu"),
-        ...           (np.empty((10, 256), np.float32), np.empty(10, np.float32), "linear")]
-        >>> report = varinit.init_layers(layers, generator=0)
-    """
-    check_choices(scheme, mode, distribution)
-    residual = check_residual_scale(residual_scale)
-    layers = as_layers(layers)
-    for layer in layers:
-        activation_gain(layer.activation_spec())  # reject bad activations before anything is filled
-    generator = as_generator(generator, False)
-    report = []
-    for layer in layers:
-        weight_name = f"{layer.name}.weight"
-        report.append(fill_weight(
-            layer.weight, weight_name, scheme=scheme, activation=layer.activation_spec(), mode=mode,
-            distribution=distribution, residual_scale=residual if layer.residual else 1.0,
-            generator=stream_for(generator, weight_name, by_name), layout=layer.layout(),
-        ))
-        if layer.bias is not None:
-            report.append(fill_constant(layer.bias, f"{layer.name}.bias", 0.0))
-        if layer.g is not None:
-            report.append(fill_constant(layer.g, f"{layer.name}.g", 1.0))
-    return report
+def _is_in_out(layer):
+    """True for a dense weight stored (in, out) rather than torch's (out, in)."""
+    return layer.in_axis in (0, -2) and layer.out_axis in (None, 1, -1)
 
 
 def dense_matrix(layer, apply_g=True):
@@ -168,9 +152,8 @@ def dense_matrix(layer, apply_g=True):
     if weight.ndim != 2:
         raise ValueError(f"layer {layer.name}: the NumPy forward pass handles dense (2-D) weights, "
                          f"got shape {weight.shape}")
-    transposed = layer.in_axis in (0, -2) and layer.out_axis in (None, 1, -1)
     matrix = np.asarray(weight, np.float64)
-    matrix = matrix if transposed else matrix.T
+    matrix = matrix if _is_in_out(layer) else matrix.T
     if layer.g is not None:
         matrix = matrix / np.linalg.norm(matrix, axis=0)
         if apply_g:
@@ -188,22 +171,69 @@ def pre_activation(layer, x):
 
 def activate(layer, z):
     """The layer's activation applied to its pre-activation z."""
-    spec = layer.activation
-    if spec in (None, "linear"):
+    if layer.activation in (None, "linear"):
         return z
-    if callable(spec):
-        return np.asarray(spec(z), np.float64)
-    return np.asarray(activation_fn(spec, layer.param)(z), np.float64)
+    return np.asarray(resolve(layer.activation, layer.param).fn(z), np.float64)
+
+
+def check_chain(layers):
+    """ValueError unless every layer is dense (2-D weight, bias of its outputs' size)
+    and each one's inputs are the previous one's outputs."""
+    for layer in layers:
+        weight = as_array(layer.weight)
+        if weight.ndim != 2:
+            raise ValueError(f"layer {layer.name}: the NumPy forward pass handles dense (2-D) weights, "
+                             f"got shape {weight.shape}")
+        if layer.bias is not None and as_array(layer.bias).shape != (layer.out_features,):
+            raise ValueError(f"layer {layer.name}: bias must have shape ({layer.out_features},), "
+                             f"got {as_array(layer.bias).shape}")
+    for index in range(1, len(layers)):
+        if layers[index].in_features != layers[index - 1].out_features:
+            raise ValueError(
+                f"layer {layers[index].name}: weight expects {layers[index].in_features} inputs but "
+                f"layer {layers[index - 1].name} has {layers[index - 1].out_features} outputs"
+            )
 
 
 def forward(layers, x):
-    """The model's output on a batch x of shape (batch, in), in float64.
+    """Pre-activations z_l and outputs a_l of every layer on a batch x of shape
+    (batch, in), in float64; the model's output is the last a_l.
+
+    Values that overflow float64 become inf/nan without a warning: the
+    diagnostics report them as "exploding".
 
     Example::
 
-        >>> y = varinit.layers.forward(layers, np.ones((32, 784)))
+        >>> pre, post = varinit.layers.forward(layers, np.ones((32, 784)))
     """
+    layers = as_layers(layers)
+    check_chain(layers)
+    pre, post = [], []
     h = np.asarray(x, np.float64)
-    for layer in as_layers(layers):
-        h = activate(layer, pre_activation(layer, h))
-    return h
+    with np.errstate(over="ignore", invalid="ignore"):
+        for layer in layers:
+            z = pre_activation(layer, h)
+            h = activate(layer, z)
+            pre.append(z)
+            post.append(h)
+    return pre, post
+
+
+def backward(layers, pre, output_grad):
+    """Gradients of <output_grad, model output> with respect to every layer's output a_l.
+
+    Backpropagation: dL/da_L = output_grad; dL/da_{l-1} = (dL/da_l * f_l'(z_l)) W_l,
+    with `pre` the pre-activations from `forward`. Returns [dL/da_1, ..., dL/da_L]
+    and dL/dx (the input gradient).
+    """
+    layers = as_layers(layers)
+    grads = [None] * len(layers)
+    g = np.asarray(output_grad, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for index in range(len(layers) - 1, -1, -1):
+            grads[index] = g
+            layer = layers[index]
+            if layer.activation not in (None, "linear"):
+                g = g * resolve(layer.activation, layer.param).derivative(pre[index])
+            g = g @ dense_matrix(layer).T
+    return grads, g

@@ -1,16 +1,16 @@
 """The propagation report: per-layer measurements beside their mean-field predictions.
 
 `PropagationReport` prints as a text table (`str(report)`), shows as an HTML
-table in Jupyter (`_repr_html_`), and plots with varinit.plots. Columns:
+table in Jupyter (`_repr_html_`), and plots with varinit.diagnostics.plots. Columns:
 
 - mean, std, max|x|: of the layer's outputs over the batch (all entries);
-- mf std: the mean-field prediction of that std (varinit.depth_prediction);
+- mf std: the mean-field prediction of that std (varinit.diagnostics.mean_field);
 - dead: fraction of output units that are exactly 0 for every input of the batch;
-- sat: fraction of outputs at a rail of a bounded activation (varinit.statuses);
+- sat: fraction of outputs at a rail of a bounded activation (varinit.diagnostics.statuses);
 - grad std, grad max|x|: of the gradient with respect to the layer's outputs,
   for a random unit-variance gradient injected at the network's output;
 - mf grad: its mean-field prediction;
-- status: healthy / vanishing / exploding / saturated (varinit.statuses).
+- status: healthy / vanishing / exploding / saturated (varinit.diagnostics.statuses).
 """
 import html
 import math

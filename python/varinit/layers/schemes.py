@@ -1,10 +1,10 @@
 """Whole-model initialization, one parameter at a time: a scheme, the gain of
 the activation that follows the layer and the layer's fan keywords give one
-fill and one line of the report. Shared by `varinit.init_layers` (NumPy) and
+fill and one line of the report. Shared by `varinit.layers.init_layers` (NumPy) and
 `varinit.torch.init_module` (PyTorch).
 
 With g the gain of the activation that follows the layer
-(`varinit.activations.gain`, g = 1 for none) and s the residual scale (1
+(varinit.gains.gain_for by the caller's `gain_rule`, g = 1 for none) and s the residual scale (1
 unless the layer closes a residual branch), each weight entry has variance:
 
 - "kaiming"    (He et al. 2015):          Var = (s g)^2 / fan, fan = fan_in or fan_out (`mode`)
@@ -17,32 +17,21 @@ unless the layer closes a residual branch), each weight entry has variance:
 drawn from `distribution` "normal", "uniform" or "truncated_normal" (cut at
 +-2 of its own std, rescaled so the sample std is sqrt(Var), as Keras). The
 variance-aware keywords of the fan-based inits (keep_prob, density,
-input_var, phase_balanced; varinit.layer_variance) apply on top: fans are
+input_var, phase_balanced; varinit.fan_rules) apply on top: fans are
 multiplied by density and Var by keep_prob / input_var.
 """
 import functools
 import math
-from typing import NamedTuple, Optional, Union
 
-from .activations import gain
-from .layer_variance import weight_plan
-from .generator import Generator, default_generator, resolve
-from .init import constant_, normal_, orthogonal_, variance_scaling_
+from ..fans import weight_plan
+from ..gains import DEFAULT_GAIN_RULE, check_gain_rule, gain_for
+from ..generator import Generator, default_generator, resolve
+from ..init import constant_, normal_, orthogonal_, variance_scaling_
+from .records import InitRecord
 
 SCHEMES = ("kaiming", "xavier", "lecun", "orthogonal")
 MODES = ("fan_in", "fan_out")
 DISTRIBUTIONS = ("normal", "uniform", "truncated_normal")
-
-
-class InitRecord(NamedTuple):
-    """What was done to one parameter: its name, the rule, its fans (None when
-    the rule uses none) and the standard deviation of its entries."""
-
-    name: str
-    rule: str
-    fan_in: Optional[Union[int, float]]
-    fan_out: Optional[Union[int, float]]
-    std: float
 
 
 def check_choices(scheme, mode, distribution):
@@ -89,26 +78,27 @@ def stream_for(generator, name, by_name):
 
 
 @functools.lru_cache(maxsize=256)
-def _named_gain(name, param):
+def _named_gain(name, param, gain_rule):
     # A gain is a quadrature (~20 ms): computed once per activation, not per layer.
-    return float(gain(name, param))
+    return gain_for(name, param, gain_rule)
 
 
-def activation_gain(activation):
-    """(gain, label) for an activation spec: None or "linear" (gain 1), a
-    name, a (name, param) pair, or a callable f with the gain of f."""
+def gain_and_label(activation, gain_rule=DEFAULT_GAIN_RULE):
+    """(gain, label) for an activation spec by `gain_rule` (varinit.gains): None or
+    "linear" (gain 1), a name, a (name, param) pair, or a callable f."""
+    check_gain_rule(gain_rule)
     if activation is None:
         return 1.0, "linear"
     if isinstance(activation, tuple):
         if len(activation) != 2 or not isinstance(activation[0], str):
             raise ValueError(f"an activation given as a tuple must be (name, param), got {activation!r}")
         name, param = activation
-        return _named_gain(name, param), f"{name}({param})"
+        return _named_gain(name, param, gain_rule), f"{name}({param})"
     if isinstance(activation, str):
-        return _named_gain(activation, None), activation
+        return _named_gain(activation, None, gain_rule), activation
     if callable(activation):
         label = getattr(activation, "__name__", type(activation).__name__)
-        return float(gain(activation)), label
+        return gain_for(activation, None, gain_rule), label
     raise TypeError(
         "activation must be None, a name, a (name, param) pair or a callable, "
         f"got {type(activation).__name__}"
@@ -121,9 +111,9 @@ def _whole(fan):
 
 
 def fill_weight(tensor, name, *, scheme, activation, mode, distribution, residual_scale,
-                generator, layout):
+                generator, layout, gain_rule=DEFAULT_GAIN_RULE):
     """Fill one weight by the scheme; `layout` holds its varinit.fans keywords."""
-    g, label = activation_gain(activation)
+    g, label = gain_and_label(activation, gain_rule)
     scale = residual_scale * g
     blocks = layout.get("blocks", 1)
     residual = f", residual x{residual_scale:.6g}" if residual_scale != 1.0 else ""

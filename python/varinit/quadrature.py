@@ -217,7 +217,7 @@ def gaussian_expectation(fn, q=1.0, *, breakpoints=(0.0,)):
 
     Example::
 
-        >>> varinit.gaussian_expectation(lambda x: np.maximum(x, 0) ** 2)   # E[relu(z)^2]
+        >>> varinit.quadrature.gaussian_expectation(lambda x: np.maximum(x, 0) ** 2)   # E[relu(z)^2]
         0.5
     """
     return expectation(as_vectorized(fn, "fn"), q, breakpoints)

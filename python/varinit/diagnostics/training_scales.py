@@ -8,7 +8,7 @@
 """
 import math
 
-from . import arguments
+from .. import _validate
 
 
 def adam_lr(init_std, rho=0.02):
@@ -26,9 +26,9 @@ def adam_lr(init_std, rho=0.02):
     Example::
 
         >>> w = varinit.kaiming_normal_(np.empty((512, 512), np.float32), nonlinearity="relu")
-        >>> lr = varinit.adam_lr(np.sqrt(2 / 512), rho=0.02)    # 1.25e-3
+        >>> lr = varinit.diagnostics.adam_lr(np.sqrt(2 / 512), rho=0.02)    # 1.25e-3
     """
-    return arguments.positive(rho, "rho") * arguments.positive(init_std, "init_std")
+    return _validate.positive(rho, "rho") * _validate.positive(init_std, "init_std")
 
 
 def critical_input_scale(weight_std, fan_in, lr, grad_rms=1.0, batch=1, tolerance=1.0):
@@ -57,15 +57,15 @@ def critical_input_scale(weight_std, fan_in, lr, grad_rms=1.0, batch=1, toleranc
 
     Example::
 
-        >>> c = varinit.critical_input_scale(np.sqrt(2 / 784), 784, lr=0.1)   # 0.018
+        >>> c = varinit.diagnostics.critical_input_scale(np.sqrt(2 / 784), 784, lr=0.1)   # 0.018
         >>> # pixels in [0, 255] (c ~ 100) are far above it: divide them by 255 first.
     """
-    sigma = arguments.positive(weight_std, "weight_std")
-    n = arguments.positive(fan_in, "fan_in")
-    lr = arguments.positive(lr, "lr")
-    g = arguments.positive(grad_rms, "grad_rms")
-    b = arguments.count(batch, "batch")
-    tol = arguments.positive(tolerance, "tolerance")
+    sigma = _validate.positive(weight_std, "weight_std")
+    n = _validate.positive(fan_in, "fan_in")
+    lr = _validate.positive(lr, "lr")
+    g = _validate.positive(grad_rms, "grad_rms")
+    b = _validate.count(batch, "batch")
+    tol = _validate.positive(tolerance, "tolerance")
     return tol * b * sigma / (lr * g * math.sqrt(n))
 
 
@@ -82,11 +82,11 @@ def gradient_norm_growth(alpha, depth):
 
     Example::
 
-        >>> varinit.gradient_norm_growth(1.1, 50)   # 10% too much variance per layer, 50 layers
+        >>> varinit.diagnostics.gradient_norm_growth(1.1, 50)   # 10% too much variance per layer, 50 layers
         10.834705943388395
     """
-    alpha = arguments.positive(alpha, "alpha")
-    depth = arguments.count(depth, "depth", 0)
+    alpha = _validate.positive(alpha, "alpha")
+    depth = _validate.count(depth, "depth", 0)
     try:
         return alpha ** (depth / 2.0)
     except OverflowError:

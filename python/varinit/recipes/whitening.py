@@ -12,9 +12,9 @@ from numbers import Real
 
 import numpy as np
 
-from . import _core
-from ._targets import as_array, fill_array, is_torch_tensor
-from .generator import resolve
+from .. import _core
+from .._arrays import as_array, fill_array, is_torch_tensor
+from ..generator import resolve
 
 
 def whitening_(tensor, cov, gain=1.0, generator=None, *, in_axis=1, eps=0.0):
@@ -30,7 +30,7 @@ def whitening_(tensor, cov, gain=1.0, generator=None, *, in_axis=1, eps=0.0):
     Example::
 
         >>> cov = np.cov(np.random.default_rng(0).normal(size=(1000, 64)) @ np.diag(np.linspace(0.1, 3, 64)), rowvar=False)
-        >>> w = varinit.whitening_(np.empty((128, 64), np.float32), cov, generator=0)
+        >>> w = varinit.recipes.whitening_(np.empty((128, 64), np.float32), cov, generator=0)
     """
     arr = as_array(tensor)
     if arr.ndim != 2:

@@ -1,0 +1,104 @@
+"""mlp_spec: a ready-made NumPy MLP (a list of varinit.layers.Layer) drawn by
+one of the common initializations, so "depth 50, Xavier vs He vs N(0, 1)" is
+one call. Its init names are the torch.nn.init functions, so kaiming_* and
+orthogonal use torch's gain table where torch knows the name (varinit.gains).
+"""
+import math
+from numbers import Real
+
+import numpy as np
+
+from .. import _validate
+from ..activations import resolve
+from ..gains import gain_for
+from ..generator import Generator
+from ..layers.layer import Layer
+from ..init import (
+    lecun_normal_, lecun_uniform_, normal_, orthogonal_, uniform_, xavier_normal_, xavier_uniform_,
+)
+
+# Standard deviation of the "small" init: the N(0, 0.01^2) of many tutorials
+# (and of Glorot & Bengio's "standard" baseline family), too small at depth.
+SMALL_STD = 0.01
+
+SPEC_INITS = {
+    "naive": "N(0, 1) whatever the width",
+    "small": f"N(0, {SMALL_STD}^2) whatever the width",
+    "xavier_normal": "N(0, 2 / (fan_in + fan_out)), gain 1 (Glorot & Bengio 2010)",
+    "xavier_uniform": "U(-a, a), a = sqrt(6 / (fan_in + fan_out)), gain 1",
+    "kaiming_normal": "N(0, gain^2 / fan_in), gain of the activation (He et al. 2015)",
+    "kaiming_uniform": "U(-b, b), b = gain * sqrt(3 / fan_in)",
+    "lecun_normal": "truncated normal, Var = 1 / fan_in (LeCun et al. 1998)",
+    "lecun_uniform": "U(-sqrt(3 / fan_in), sqrt(3 / fan_in))",
+    "orthogonal": "Haar-orthogonal times the activation's gain (Saxe et al. 2013)",
+}
+
+
+def init_weight(weight, init, activation=None, param=None, generator=None):
+    """Fill an (out, in) weight in place by a spec init name (see SPEC_INITS) or a std (a number)."""
+    if isinstance(init, Real) and not isinstance(init, bool):
+        if not (math.isfinite(init) and init >= 0):
+            raise ValueError(f"init given as a std must be finite and >= 0, got {init}")
+        return normal_(weight, 0.0, float(init), generator)
+    if not isinstance(init, str):
+        raise TypeError(f"init must be a name or a std (float), got {type(init).__name__}")
+    if init == "naive":
+        return normal_(weight, 0.0, 1.0, generator)
+    if init == "small":
+        return normal_(weight, 0.0, SMALL_STD, generator)
+    if init == "xavier_normal":
+        return xavier_normal_(weight, 1.0, generator)
+    if init == "xavier_uniform":
+        return xavier_uniform_(weight, 1.0, generator)
+    if init in ("kaiming_normal", "kaiming_uniform"):
+        std = gain_for(activation, param, "torch") / math.sqrt(weight.shape[1])
+        if init == "kaiming_normal":
+            return normal_(weight, 0.0, std, generator)
+        bound = math.sqrt(3.0) * std
+        return uniform_(weight, -bound, bound, generator)
+    if init == "lecun_normal":
+        return lecun_normal_(weight, generator)
+    if init == "lecun_uniform":
+        return lecun_uniform_(weight, generator)
+    if init == "orthogonal":
+        return orthogonal_(weight, gain_for(activation, param, "torch"), generator)
+    raise ValueError(f"init must be one of {sorted(SPEC_INITS)} or a std (float), got {init!r}")
+
+
+def mlp_spec(depth=50, width=512, activation="relu", init="kaiming_normal", seed=0, *,
+             in_features=None, param=None, bias_std=0.0):
+    """A NumPy MLP of `depth` dense layers of `width` units, each followed by `activation`.
+
+    Weights (float64, layout (out, in)) are drawn by `init` (a SPEC_INITS name
+    or a std for N(0, std^2)) from varinit.Generator(seed), one stream per
+    layer in order; biases are N(0, bias_std^2) from the streams after them
+    (zeros when bias_std is 0). kaiming_* and orthogonal use the activation's
+    gain (torch's calculate_gain for names torch knows, varinit.gain else).
+
+    Example::
+
+        >>> net = varinit.diagnostics.mlp_spec(depth=50, width=512, activation="relu", init="xavier_normal")
+        >>> print(varinit.propagate(net))
+    """
+    depth = _validate.count(depth, "depth")
+    width = _validate.count(width, "width")
+    in_features = width if in_features is None else _validate.count(in_features, "in_features")
+    if activation is not None:
+        resolve(activation, param)
+    if isinstance(bias_std, bool) or not isinstance(bias_std, Real) or not (
+            math.isfinite(bias_std) and bias_std >= 0):
+        raise ValueError(f"bias_std must be a finite number >= 0, got {bias_std!r}")
+    generator = Generator(seed)
+    label = init if isinstance(init, str) else f"N(0, {init:g}^2)"
+    layers = []
+    fan_in = in_features
+    for _ in range(depth):
+        weight = init_weight(np.empty((width, fan_in)), init, activation, param, generator)
+        layers.append(Layer(weight, None, activation, param, name=str(len(layers)), init=label))
+        fan_in = width
+    for layer in layers:
+        bias = np.zeros(width)
+        if bias_std > 0:
+            normal_(bias, 0.0, float(bias_std), generator)
+        layer.bias = bias
+    return layers

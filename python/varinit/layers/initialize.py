@@ -1,0 +1,54 @@
+"""init_layers: the analytic whole-model init of a NumPy model (a list of Layers)."""
+from ..gains import DEFAULT_GAIN_RULE
+from .layer import as_layers
+from .schemes import (
+    gain_and_label,
+    as_generator,
+    check_choices,
+    check_residual_scale,
+    fill_constant,
+    fill_weight,
+    stream_for,
+)
+
+
+def init_layers(layers, *, scheme="kaiming", mode="fan_in", distribution="normal", residual_scale=None,
+                by_name=False, generator=None, gain_rule=DEFAULT_GAIN_RULE):
+    """Initialize a NumPy model described as a list of layers, in place.
+
+    Each weight follows `scheme` with the gain of its layer's activation (see
+    varinit.layers.schemes; the gain by `gain_rule`, see varinit.gains: kaiming Var = g^2/fan, xavier Var = 2 g^2/(fan_in + fan_out),
+    lecun Var = 1/fan_in, orthogonal); biases are zero; layers marked
+    residual=True have their std multiplied by `residual_scale` (e.g.
+    1/sqrt(2 L) for GPT-2, Radford et al. 2019). With by_name=True each
+    parameter draws from generator.stream(f"{name}.weight") so its values do
+    not depend on its position in the list.
+
+    Returns the report: a list of InitRecord(name, rule, fan_in, fan_out, std).
+
+    Example::
+
+        >>> layers = [(np.empty((256, 784), np.float32), np.empty(256, np.float32), "relu"),
+        ...           (np.empty((10, 256), np.float32), np.empty(10, np.float32), "linear")]
+        >>> report = varinit.layers.init_layers(layers, generator=0)
+    """
+    check_choices(scheme, mode, distribution)
+    residual = check_residual_scale(residual_scale)
+    layers = as_layers(layers)
+    for layer in layers:
+        gain_and_label(layer.activation_spec(), gain_rule)  # reject bad activations before anything is filled
+    generator = as_generator(generator, False)
+    report = []
+    for layer in layers:
+        weight_name = f"{layer.name}.weight"
+        report.append(fill_weight(
+            layer.weight, weight_name, scheme=scheme, activation=layer.activation_spec(), mode=mode,
+            distribution=distribution, residual_scale=residual if layer.residual else 1.0,
+            generator=stream_for(generator, weight_name, by_name), layout=layer.layout(),
+            gain_rule=gain_rule,
+        ))
+        if layer.bias is not None:
+            report.append(fill_constant(layer.bias, f"{layer.name}.bias", 0.0))
+        if layer.g is not None:
+            report.append(fill_constant(layer.g, f"{layer.name}.g", 1.0))
+    return report

@@ -1,0 +1,142 @@
+"""Layer-sequential unit-variance (LSUV) initialization, Mishkin & Matas 2016
+("All you need is a good init", ICLR).
+
+1. Pre-initialize each weight layer with an orthogonal matrix (Saxe et al. 2014)
+   and a zero bias.
+2. For each layer in forward order: compute its output z on the data (with
+   the layers before it already fixed) and, while |Var(z) - 1| >= tol and
+   fewer than max_iter rescalings were made, divide its weight (and bias) by
+   sqrt(Var(z)). Var(z) is the variance of all the layer's outputs, pooled
+   over the batches.
+Optional mean correction (not in the paper): before each rescaling, subtract
+from each output unit's bias the mean of its output over all the batches, so
+the layer's outputs start centred; rescaling weight and bias together keeps
+them centred.
+
+`lsuv` takes a NumPy model (a list of dense layers, see varinit.layers);
+`lsuv_module` (exported as `varinit.torch.lsuv`) takes a torch.nn.Module and
+watches its Linear and Conv layers through forward hooks.
+"""
+import math
+from numbers import Integral, Real
+
+import numpy as np
+
+from .._arrays import as_array
+from .layer import activate, as_layers, pre_activation
+from .schemes import as_generator, fill_constant, stream_for
+from ..init import orthogonal_
+from .records import LsuvRecord
+
+
+def check_loop(tol, max_iter):
+    if isinstance(tol, bool) or not isinstance(tol, Real) or not 0 < tol < 1:
+        raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, Integral) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+
+
+class Moments:
+    """Pooled per-unit sums of a layer's outputs over several batches."""
+
+    def __init__(self):
+        self.count = 0
+        self.total = 0.0
+        self.squares = 0.0
+
+    def add(self, z, unit_axis):
+        z = np.asarray(z, np.float64)
+        axes = tuple(a for a in range(z.ndim) if a != unit_axis % z.ndim)
+        self.count += z.size // z.shape[unit_axis]
+        self.total = self.total + z.sum(axis=axes)
+        self.squares = self.squares + (z * z).sum(axis=axes)
+
+    def unit_means(self):
+        return self.total / self.count
+
+    def variance(self, name):
+        """Variance of all outputs pooled (all units, all batches); a
+        ValueError when it is zero up to rounding (constant outputs), since
+        no rescaling can make it 1."""
+        n = self.count * np.size(self.total)
+        mean = np.sum(self.total) / n
+        square = float(np.sum(self.squares) / n)
+        variance = square - mean * mean
+        # E[z^2] - mean^2 in float64 loses ~1e-16 * E[z^2]; float32 outputs are
+        # themselves only good to ~1e-7 relative, so below 1e-12 * E[z^2] it is noise.
+        if not variance > 1e-12 * square:
+            raise ValueError(
+                f"layer {name}: its output has zero variance on the data, so it cannot be rescaled"
+            )
+        return float(variance)
+
+
+def as_batches(data):
+    if isinstance(data, (list, tuple)):
+        if not data:
+            raise ValueError("data must hold at least one batch")
+        return list(data)
+    return [data]
+
+
+def rescale(arrays, factor):
+    for arr in arrays:
+        if arr is not None:
+            arr *= factor
+
+
+def lsuv(layers, data, *, tol=0.1, max_iter=10, mean_correction=False, orthogonal_init=True,
+         by_name=False, generator=None):
+    """LSUV for a NumPy model: a list of dense layers (varinit.layers.Layer,
+    dicts or (weight, bias, activation) tuples) and a batch (or a list of
+    batches) of inputs of shape (batch, in). Weights are changed in place.
+
+    Var(W x + b) = 1 within tol for every layer, in order (Mishkin & Matas 2016).
+    Returns a list of LsuvRecord(name, iterations, variance, converged).
+
+    Example::
+
+        >>> layers = [(np.empty((64, 32), np.float32), np.empty(64, np.float32), "tanh"),
+        ...           (np.empty((10, 64), np.float32), np.empty(10, np.float32), "linear")]
+        >>> report = varinit.layers.lsuv(layers, np.random.default_rng(0).standard_normal((256, 32)), generator=0)
+    """
+    check_loop(tol, max_iter)
+    layers = as_layers(layers)
+    batches = [np.asarray(x, np.float64) for x in as_batches(data)]
+    for layer in layers:
+        if as_array(layer.weight).ndim != 2:
+            raise ValueError(f"layer {layer.name}: lsuv handles dense (2-D) weights only")
+    if orthogonal_init:
+        generator = as_generator(generator, False)
+        for layer in layers:
+            weight_name = f"{layer.name}.weight"
+            orthogonal_(layer.weight, generator=stream_for(generator, weight_name, by_name))
+            if layer.bias is not None:
+                fill_constant(layer.bias, f"{layer.name}.bias", 0.0)
+    report = []
+    hidden = batches
+    for layer in layers:
+        # With weight norm, g carries the scale (rescaling v would be undone by the norm).
+        scaled = [as_array(layer.g) if layer.g is not None else as_array(layer.weight)]
+        bias = as_array(layer.bias) if layer.bias is not None else None
+        iterations = 0
+        while True:
+            moments = Moments()
+            outputs = [pre_activation(layer, h) for h in hidden]
+            for z in outputs:
+                moments.add(z, -1)
+            if mean_correction and bias is not None and iterations == 0:
+                bias -= moments.unit_means().astype(bias.dtype)
+                moments = Moments()
+                outputs = [pre_activation(layer, h) for h in hidden]
+                for z in outputs:
+                    moments.add(z, -1)
+            variance = moments.variance(layer.name)
+            converged = abs(variance - 1.0) < tol
+            if converged or iterations == max_iter:
+                break
+            rescale(scaled + [bias], 1.0 / math.sqrt(variance))
+            iterations += 1
+        report.append(LsuvRecord(layer.name, iterations, variance, converged))
+        hidden = [activate(layer, z) for z in outputs]
+    return report

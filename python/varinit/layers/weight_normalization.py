@@ -1,0 +1,75 @@
+"""Data-dependent initialization of weight-normalized layers, Salimans &
+Kingma 2016 ("Weight normalization", section 3).
+
+A weight-normalized unit computes y = g (v . x) / ||v|| + b. On a batch, with
+t = (v . x) / ||v|| and its per-unit mean mu[t] and standard deviation
+sigma[t] over the batch (and spatial positions for convolutions), set
+
+    g = 1 / sigma[t],    b = -mu[t] / sigma[t]
+
+so every pre-activation y = (t - mu[t]) / sigma[t] has mean 0 and std 1 on the
+batch. Layers are taken in forward order, each seeing the outputs of the
+layers before it already initialized. A plain layer (no g) gets the same
+effect by rescaling its weight: W <- W / sigma[W x], b = -mu[W x] / sigma[W x].
+
+This file takes NumPy models (`Layer.g` holds g); varinit.torch.weight_norm_init
+applies the same rule to a torch.nn.Module.
+"""
+import numpy as np
+
+from .._arrays import as_array
+from .layer import activate, as_layers, dense_matrix
+from .records import WeightNormRecord
+
+
+def standardizers(t, unit_axis, name):
+    """(1/sigma, mu) per unit of t, or a ValueError for a constant unit."""
+    axes = tuple(a for a in range(t.ndim) if a != unit_axis % t.ndim)
+    mu = t.mean(axis=axes)
+    sigma = t.std(axis=axes)
+    if np.any(sigma == 0):
+        dead = int(np.flatnonzero(sigma == 0)[0])
+        raise ValueError(f"layer {name}: output unit {dead} is constant on the data, so it cannot be standardized")
+    return 1.0 / sigma, mu
+
+
+def weight_norm_init(layers, x):
+    """Weight-norm data init of a NumPy model of dense layers, in place.
+
+    g = 1/std(t), b = -mean(t)/std(t), t = (v . x)/||v|| per output unit
+    (Salimans & Kingma 2016); layers without g have their weight rows
+    divided by std(W x) instead. A layer without bias is only rescaled.
+    Returns a list of WeightNormRecord(name, mean, std): per output unit, the
+    mean and std of t before the init.
+
+    Example::
+
+        >>> layers = [{"weight": np.empty((64, 32)), "bias": np.empty(64), "g": np.empty(64),
+        ...            "activation": "relu"}]
+        >>> varinit.layers.init_layers(layers, generator=0)
+        >>> varinit.layers.weight_norm_init(layers, np.random.default_rng(0).standard_normal((512, 32)))
+    """
+    layers = as_layers(layers)
+    h = np.asarray(x, np.float64)
+    if h.ndim != 2:
+        raise ValueError(f"x must be a (batch, in) array, got shape {h.shape}")
+    report = []
+    for layer in layers:
+        t = h @ dense_matrix(layer, apply_g=False)
+        inv_sigma, mu = standardizers(t, -1, layer.name)
+        if layer.g is not None:
+            g = as_array(layer.g)
+            g[...] = inv_sigma.reshape(g.shape)
+        else:
+            weight = as_array(layer.weight)
+            transposed = layer.in_axis in (0, -2) and layer.out_axis in (None, 1, -1)
+            weight *= (inv_sigma if transposed else inv_sigma[:, None]).astype(weight.dtype)
+        z = (t - mu) * inv_sigma
+        if layer.bias is not None:
+            bias = as_array(layer.bias)
+            bias[...] = (-mu * inv_sigma).astype(bias.dtype)
+        else:
+            z = t * inv_sigma
+        report.append(WeightNormRecord(layer.name, mu, 1.0 / inv_sigma))
+        h = activate(layer, z)
+    return report
