@@ -19,6 +19,7 @@ def run(*args):
                           env=env, timeout=120)
 
 
+@pytest.mark.slow
 def test_propagate_compare_and_plot(tmp_path):
     png = tmp_path / "std.png"
     out = run("propagate", "--depth", "12", "--width", "64", "--activation", "relu",
@@ -64,6 +65,7 @@ def test_usage_errors_exit_2():
     assert run().returncode == 2
 
 
+@pytest.mark.slow
 def test_gain_shows_varinit_and_torch_tables():
     out = run("gain", "gelu")
     assert out.returncode == 0, out.stderr

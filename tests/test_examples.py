@@ -7,6 +7,8 @@ import pytest
 
 import varinit
 
+pytestmark = pytest.mark.slow  # runs subprocesses for seconds; `-m 'not slow'` skips it
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PYTHON_DIR = str(Path(varinit.__file__).resolve().parent.parent)
 

@@ -39,6 +39,7 @@ def hermite_gain(f):
     return 1.0 / math.sqrt(np.dot(w, f(x) ** 2) / math.sqrt(2 * math.pi))
 
 
+@pytest.mark.slow
 def test_import_varinit_does_not_import_torch_and_varinit_torch_is_not_torch():
     import subprocess
     import sys

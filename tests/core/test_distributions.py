@@ -108,6 +108,7 @@ def test_uniform_stays_in_half_open_interval():
         assert sample.min() >= -2.0 and sample.max() < 3.0
 
 
+@pytest.mark.slow
 def test_tests_have_power():
     # The same tests must reject a sampler whose std is 5% off, and a 5% variance error.
     sample = varinit.normal_(np.empty(N, np.float32), 0.0, 1.0, generator=SEED)

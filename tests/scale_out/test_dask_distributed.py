@@ -4,6 +4,8 @@ import pytest
 
 import varinit
 
+pytestmark = pytest.mark.slow  # runs subprocesses for seconds; `-m 'not slow'` skips it
+
 distributed = pytest.importorskip("distributed")
 vd = pytest.importorskip("varinit.scale_out.dask_arrays")
 

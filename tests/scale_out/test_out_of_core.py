@@ -137,6 +137,7 @@ print(after_memmap - base, after_safetensors - base, after_control - base)
     reason="under AddressSanitizer, freed buffers stay in ASan's quarantine (up to 256 MB by "
     "design), so RSS measures the sanitizer; the normal pass checks this bound",
 )
+@pytest.mark.slow
 def test_peak_memory_stays_bounded(tmp_path):
     size = 64 << 20
     env = dict(os.environ, PYTHONPATH=PYTHON_DIR)
