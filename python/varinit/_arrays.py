@@ -6,6 +6,7 @@ filled (dtype, read-only, overlapping elements) before anything is written or a
 stream is taken; `fill_array` makes the one call into the C core and stages
 the rare byte-swapped or misaligned array through a native copy.
 """
+import functools
 import sys
 
 import numpy as np
@@ -20,16 +21,24 @@ def is_torch_tensor(obj):
 
 def _torch_view(tensor, torch):
     """The ndarray sharing a CPU tensor's memory; TypeError for anything unfillable."""
+    if tensor.is_inference() and not torch.is_inference_mode_enabled():
+        # torch's own rule and words: an inference tensor has no version
+        # counter, so a write outside inference mode could corrupt a graph.
+        raise RuntimeError(
+            "Inplace update to inference tensor outside InferenceMode is not allowed. "
+            "You can make a clone to get a normal tensor before doing inplace update."
+        )
     dtype = tensor.dtype
     numpy_dtype = dtype is torch.float32 or dtype is torch.float64 or dtype is torch.float16
     if numpy_dtype and tensor.is_cpu and tensor.layout is torch.strided:  # the common case first
-        if tensor.requires_grad:
+        try:
             # numpy() refuses a tensor that requires grad (a Parameter);
             # force=True detaches in C++, cheaper than .detach() from Python.
             # It would also copy a negative-bit view, whose writes would then
-            # be lost, so such a tensor keeps numpy()'s error.
-            return tensor.numpy(force=not tensor.is_neg())
-        return tensor.numpy()
+            # be lost, so such a tensor is refused below.
+            return tensor.numpy(force=tensor.requires_grad and not tensor.is_neg())
+        except RuntimeError:
+            raise TypeError(_unfillable_reason(tensor, torch)) from None
     if not tensor.is_cpu:
         raise TypeError(
             f"tensor must be a CPU tensor; got one on device '{tensor.device}' "
@@ -40,11 +49,49 @@ def _torch_view(tensor, torch):
     if dtype is torch.bfloat16:
         import ml_dtypes
 
-        return tensor.detach().view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+        try:
+            return tensor.detach().view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+        except RuntimeError:
+            raise TypeError(_unfillable_reason(tensor, torch)) from None
     raise TypeError(
         "tensor must have a floating dtype (float16, bfloat16, float32, float64), "
         f"got {tensor.dtype}"
     )
+
+
+def _unfillable_reason(tensor, torch):
+    """Why Tensor.numpy() refused a CPU float tensor, in the words of this API."""
+    if type(tensor) not in (torch.Tensor, torch.nn.Parameter):
+        what = f"a tensor subclass ({type(tensor).__module__}.{type(tensor).__qualname__})"
+    elif tensor.is_nested:
+        what = "a nested tensor"
+    elif tensor.is_neg() or tensor.is_conj():
+        what = "a lazily negated or conjugated view (e.g. z.conj().imag); call .resolve_neg() first"
+    else:
+        what = "a tensor whose memory NumPy cannot view"
+    return f"tensor must be a dense CPU tensor; got {what}"
+
+
+def mark_written(tensor):
+    """Bump a torch tensor's autograd version counter after varinit wrote to it,
+    as an in-place torch op does: a graph that saved the old values then
+    raises at backward instead of computing wrong gradients."""
+    if type(tensor) is not np.ndarray and is_torch_tensor(tensor):
+        from torch.autograd.graph import increment_version
+
+        increment_version(tensor)
+
+
+def writes_in_place(fn):
+    """Decorator for a public function that fills its first argument in place:
+    a torch target's version counter is bumped once the fill has succeeded."""
+    @functools.wraps(fn)
+    def fill(tensor, *args, **kwargs):
+        result = fn(tensor, *args, **kwargs)
+        mark_written(tensor)
+        return result
+
+    return fill
 
 
 def _is_fillable_dtype(dtype):
@@ -56,7 +103,8 @@ def as_array(tensor):
 
     Dtype and writability are checked here, not only in the C core, so that
     the functions that never reach it (constant_, eye_, dirac_, ...) and
-    zero-element fills refuse the same inputs (issue 2, item 7).
+    zero-element fills refuse the same inputs: a bad target is the same error
+    whichever path the call takes, never a silent no-op.
     """
     if isinstance(tensor, np.ndarray):
         arr = tensor
@@ -75,15 +123,46 @@ def as_array(tensor):
         )
     if not arr.flags.writeable:
         raise ValueError("tensor is read-only; expected a writable array")
-    if 0 in arr.strides and arr.size > 1 and any(
-        stride == 0 and n > 1 for stride, n in zip(arr.strides, arr.shape)
-    ):
-        # torch.Tensor.expand gives writable zero strides; torch refuses to write them too
+    if not (arr.flags.c_contiguous or arr.flags.f_contiguous) and _elements_overlap(arr):
+        # Two elements at one address would be written by two threads with two
+        # different values: the result would depend on the thread schedule.
+        # torch refuses to write such views (expand, overlapping as_strided) too.
         raise ValueError(
-            "tensor has elements sharing one memory location (a zero stride, as from expand); "
-            "expected a tensor whose elements are distinct (use .contiguous() or a copy)"
+            "tensor has elements sharing memory (a zero stride, as from expand, or overlapping "
+            "strides, as from as_strided); expected a tensor whose elements are distinct "
+            "(use .contiguous() or a copy)"
         )
     return arr
+
+
+# Above this many elements an irregular layout that the stride rule cannot
+# clear is refused rather than enumerated (the enumeration costs 8 bytes each).
+OVERLAP_ENUMERATION_LIMIT = 1 << 24
+
+
+def _elements_overlap(arr):
+    """True when two elements of `arr` share a byte.
+
+    Sufficient rule first (it clears every layout made by slicing, transposing
+    and reshaping): with the axes of extent > 1 sorted by |stride|, each stride
+    must exceed the span of all the smaller axes. A layout that fails it is
+    checked exactly by enumerating its byte offsets, up to a size limit.
+    """
+    axes = sorted((abs(stride), n) for stride, n in zip(arr.strides, arr.shape) if n > 1)
+    span = arr.itemsize
+    for stride, n in axes:
+        if stride < span:
+            break
+        span = stride * (n - 1) + span
+    else:
+        return False
+    if arr.size > OVERLAP_ENUMERATION_LIMIT:
+        return True
+    offsets = np.zeros((), np.int64)
+    for stride, n in zip(arr.strides, arr.shape):
+        offsets = (offsets[..., None] + np.arange(n, dtype=np.int64) * stride)
+    offsets = np.sort(offsets.ravel())
+    return bool(np.any(np.diff(offsets) < arr.itemsize))
 
 
 def fill_array(arr, dist, p0, p1, p2, p3, key, stream, global_shape=None, start=None):

@@ -22,7 +22,7 @@ import ml_dtypes
 import numpy as np
 
 from . import _core, _validate
-from ._arrays import as_array, fill_array, is_torch_tensor
+from ._arrays import as_array, fill_array, is_torch_tensor, writes_in_place
 from .activations import ALIASES as ACTIVATION_ALIASES
 from .activations import NAMES as ACTIVATION_NAMES
 from .fans import WeightPlan, apply_tap_scale, torch_rule_fans, weight_plan
@@ -106,6 +106,7 @@ def _pick_fan(fan_pair, mode):
 
 
 # ---- plain distributions -------------------------------------------------------
+@writes_in_place
 def uniform_(tensor, a=0.0, b=1.0, generator=None, *, global_shape=None, start=None):
     """Fill with U(a, b): values in [a, b).
 
@@ -123,6 +124,7 @@ def uniform_(tensor, a=0.0, b=1.0, generator=None, *, global_shape=None, start=N
     return _random_fill(tensor, arr, _core.UNIFORM, a, b, 0.0, 0.0, generator, region)
 
 
+@writes_in_place
 def normal_(tensor, mean=0.0, std=1.0, generator=None, *, global_shape=None, start=None):
     """Fill with N(mean, std^2) (Box-Muller on Philox4x32-10 words).
 
@@ -136,6 +138,7 @@ def normal_(tensor, mean=0.0, std=1.0, generator=None, *, global_shape=None, sta
     return _random_fill(tensor, arr, _core.NORMAL, mean, std, 0.0, 0.0, generator, region)
 
 
+@writes_in_place
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *,
                   global_shape=None, start=None):
     """Fill with N(mean, std^2) truncated to the absolute bounds [a, b].
@@ -148,7 +151,7 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *,
         >>> w = varinit.trunc_normal_(np.empty((768, 768), np.float32), std=0.02, a=-0.04, b=0.04)
     """
     mean, std = _validate.finite(mean, "mean"), _validate.nonnegative(std, "std")
-    a, b = _validate.real(a, "a"), _validate.real(b, "b")
+    a, b = _validate.real(a, "a", _validate.NOT_NAN), _validate.real(b, "b", _validate.NOT_NAN)
     if a > b:
         raise ValueError(f"trunc_normal_ expects a <= b, got a={a}, b={b}")
     if std > 0 and a < b:
@@ -165,6 +168,7 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *,
     return _random_fill(tensor, arr, _core.TRUNC_NORMAL, mean, std, a, b, generator, region)
 
 
+@writes_in_place
 def constant_(tensor, val):
     """Fill with the value `val` (NaN and infinities included, as torch allows).
 
@@ -184,6 +188,7 @@ def constant_(tensor, val):
     return tensor
 
 
+@writes_in_place
 def ones_(tensor):
     """Fill with 1 (e.g. a norm layer's gain).
 
@@ -195,6 +200,7 @@ def ones_(tensor):
     return tensor
 
 
+@writes_in_place
 def zeros_(tensor):
     """Fill with 0 (e.g. a bias).
 
@@ -206,6 +212,7 @@ def zeros_(tensor):
     return tensor
 
 
+@writes_in_place
 def eye_(tensor):
     """Fill a 2-D tensor with the identity (ones on the main diagonal).
 
@@ -223,6 +230,7 @@ def eye_(tensor):
     return tensor
 
 
+@writes_in_place
 def dirac_(tensor, groups=1):
     """Fill a 3-, 4- or 5-D conv weight with the Dirac delta: the identity map.
 
@@ -265,6 +273,7 @@ def _xavier(tensor, gain, global_shape, start, layout):
     return arr, region, plan, std
 
 
+@writes_in_place
 def xavier_uniform_(tensor, gain=1.0, generator=None, *, global_shape=None, start=None, **layout):
     """Glorot & Bengio (2010): U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)).
 
@@ -279,6 +288,7 @@ def xavier_uniform_(tensor, gain=1.0, generator=None, *, global_shape=None, star
     return _planned_fill(tensor, arr, plan, _core.UNIFORM, -bound, bound, 0.0, 0.0, generator, region)
 
 
+@writes_in_place
 def xavier_normal_(tensor, gain=1.0, generator=None, *, global_shape=None, start=None, **layout):
     """Glorot & Bengio (2010): N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out)).
 
@@ -311,6 +321,7 @@ def _kaiming_std(a, mode, nonlinearity, plan):
     return _kaiming_gain(nonlinearity, a) / math.sqrt(fan / plan.variance_factor)
 
 
+@writes_in_place
 def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None, *,
                      global_shape=None, start=None, **layout):
     """He et al. (2015): U(-bound, bound), bound = gain * sqrt(3 / fan).
@@ -335,6 +346,7 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gene
     return _planned_fill(tensor, arr, plan, _core.UNIFORM, -bound, bound, 0.0, 0.0, generator, region)
 
 
+@writes_in_place
 def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None, *,
                     global_shape=None, start=None, **layout):
     """He et al. (2015): N(0, std^2), std = gain / sqrt(fan).
@@ -354,6 +366,7 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
     return _planned_fill(tensor, arr, plan, _core.NORMAL, 0.0, std, 0.0, 0.0, generator, region)
 
 
+@writes_in_place
 def variance_scaling_(tensor, scale=1.0, mode="fan_in", distribution="truncated_normal",
                       generator=None, *, global_shape=None, start=None, **layout):
     """Keras/JAX variance scaling: Var = scale / n.
@@ -400,6 +413,7 @@ def variance_scaling_(tensor, scale=1.0, mode="fan_in", distribution="truncated_
                          generator, region)
 
 
+@writes_in_place
 def lecun_normal_(tensor, generator=None, **kwargs):
     """LeCun et al. (1998), as Keras/JAX: truncated normal with Var = 1 / fan_in.
 
@@ -413,6 +427,7 @@ def lecun_normal_(tensor, generator=None, **kwargs):
     return variance_scaling_(tensor, 1.0, "fan_in", "truncated_normal", generator, **kwargs)
 
 
+@writes_in_place
 def lecun_uniform_(tensor, generator=None, **kwargs):
     """LeCun et al. (1998), as Keras/JAX: U(-sqrt(3 / fan_in), sqrt(3 / fan_in)).
 
@@ -424,6 +439,7 @@ def lecun_uniform_(tensor, generator=None, **kwargs):
 
 
 # ---- structured ------------------------------------------------------------------
+@writes_in_place
 def orthogonal_(tensor, gain=1, generator=None, *, blocks=1):
     """Saxe et al. (2013): a (semi-)orthogonal matrix, scaled by gain.
 
@@ -466,6 +482,7 @@ def _haar_orthogonal(gaussian):
     return q if tall is gaussian else q.T
 
 
+@writes_in_place
 def sparse_(tensor, sparsity, std=0.01, generator=None):
     """Martens (2010): N(0, std^2) with ceil(sparsity * rows) zeros in each column.
 

@@ -23,10 +23,11 @@ from numbers import Integral, Real
 import numpy as np
 
 from .._arrays import as_array
-from .layer import activate, as_layers, pre_activation
+from .layer import activate, as_layers, check_chain, pre_activation
 from .schemes import as_generator, fill_constant, stream_for
 from ..init import orthogonal_
 from .records import LsuvRecord
+from .transaction import all_or_nothing, check_finite
 
 
 def check_loop(tol, max_iter):
@@ -103,11 +104,16 @@ def lsuv(layers, data, *, tol=0.1, max_iter=10, mean_correction=False, orthogona
     check_loop(tol, max_iter)
     layers = as_layers(layers)
     batches = [np.asarray(x, np.float64) for x in as_batches(data)]
-    for layer in layers:
-        if as_array(layer.weight).ndim != 2:
-            raise ValueError(f"layer {layer.name}: lsuv handles dense (2-D) weights only")
-    if orthogonal_init:
-        generator = as_generator(generator, False)
+    check_finite(batches)
+    check_chain(layers)
+    generator = as_generator(generator, False) if orthogonal_init else None
+    changed = [t for layer in layers for t in (layer.weight, layer.bias, layer.g)]
+    with all_or_nothing(changed, [generator] if generator is not None else []):
+        return _lsuv(layers, batches, tol, max_iter, mean_correction, generator, by_name)
+
+
+def _lsuv(layers, batches, tol, max_iter, mean_correction, generator, by_name):
+    if generator is not None:
         for layer in layers:
             weight_name = f"{layer.name}.weight"
             orthogonal_(layer.weight, generator=stream_for(generator, weight_name, by_name))

@@ -18,8 +18,9 @@ applies the same rule to a torch.nn.Module.
 import numpy as np
 
 from .._arrays import as_array
-from .layer import activate, as_layers, dense_matrix
+from .layer import activate, as_layers, check_chain, dense_matrix
 from .records import WeightNormRecord
+from .transaction import all_or_nothing, check_finite
 
 
 def standardizers(t, unit_axis, name):
@@ -53,6 +54,13 @@ def weight_norm_init(layers, x):
     h = np.asarray(x, np.float64)
     if h.ndim != 2:
         raise ValueError(f"x must be a (batch, in) array, got shape {h.shape}")
+    check_finite([h], "x")
+    check_chain(layers)
+    with all_or_nothing([t for layer in layers for t in (layer.weight, layer.bias, layer.g)]):
+        return _weight_norm_init(layers, h)
+
+
+def _weight_norm_init(layers, h):
     report = []
     for layer in layers:
         t = h @ dense_matrix(layer, apply_g=False)

@@ -21,7 +21,7 @@ import math
 
 from .. import _validate
 from ..init import normal_
-from .._arrays import as_array
+from .._arrays import as_array, writes_in_place
 
 
 def attention_qk_std(d_model, d_head, target_logit_var=1.0, input_var=1.0, scaled=True):
@@ -44,6 +44,7 @@ def attention_qk_std(d_model, d_head, target_logit_var=1.0, input_var=1.0, scale
     return per_logit ** 0.25 / math.sqrt(d_model * input_var)
 
 
+@writes_in_place
 def attention_qk_(tensor, d_head, target_logit_var=1.0, input_var=1.0, scaled=True, generator=None,
                   *, in_axis=1):
     """Fill a query or key projection (out, d_model) with N(0, attention_qk_std(...)^2).

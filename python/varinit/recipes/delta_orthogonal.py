@@ -9,11 +9,12 @@ paper, with tanh at the critical point) trainable.
 """
 import numpy as np
 
-from .._arrays import as_array, is_torch_tensor
+from .._arrays import as_array, is_torch_tensor, writes_in_place
 from ..generator import Generator, resolve
 from ..init import orthogonal_
 
 
+@writes_in_place
 def delta_orthogonal_(tensor, gain=1.0, generator=None):
     """Fill a conv weight (C_out, C_in, *k) with gain * H at the center tap, zeros elsewhere.
 

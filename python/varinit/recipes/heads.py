@@ -2,9 +2,10 @@
 import math
 
 from .. import _validate
-from .._arrays import as_array
+from .._arrays import as_array, writes_in_place
 
 
+@writes_in_place
 def optimistic_bias_(bias, value=None, *, max_reward=None, discount=None):
     """Fill a value head's bias with an optimistic constant.
 
@@ -32,6 +33,7 @@ def optimistic_bias_(bias, value=None, *, max_reward=None, discount=None):
     return bias
 
 
+@writes_in_place
 def prior_bias_(bias, prior):
     """Fill a sigmoid classifier's bias with log(p / (1 - p)): initial outputs equal the prior p.
 

@@ -23,7 +23,7 @@ from numbers import Real
 
 from .. import _validate
 from ..init import normal_
-from .._arrays import as_array
+from .._arrays import as_array, writes_in_place
 from ..fans import apply_tap_scale, weight_plan
 
 KINDS = ("input", "hidden", "output")
@@ -59,6 +59,7 @@ def mup_scales(kind, base_width, width, optimizer="adam"):
     return MupScales(1.0 / ratio, 1.0 / ratio)
 
 
+@writes_in_place
 def mup_init_(tensor, kind, base_width, width, gain=1.0, generator=None, **layout):
     """Fill with N(0, gain^2 / fan_in), times base_width / width for "output" layers (muP).
 

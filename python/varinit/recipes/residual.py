@@ -11,7 +11,7 @@ from numbers import Integral, Real
 import numpy as np
 
 from .. import _validate
-from .._arrays import as_array, fill_array, is_torch_tensor
+from .._arrays import as_array, fill_array, is_torch_tensor, writes_in_place
 from .. import _core
 from ..generator import resolve
 
@@ -140,6 +140,7 @@ def zero_gamma_(norm):
     return norm
 
 
+@writes_in_place
 def identity_(tensor, noise_std=0.0, generator=None, *, groups=1):
     """Identity-like init: eye (2-D) or Dirac (3- to 5-D conv), plus N(0, noise_std^2) noise.
 

@@ -13,10 +13,11 @@ from numbers import Real
 import numpy as np
 
 from .. import _core
-from .._arrays import as_array, fill_array, is_torch_tensor
+from .._arrays import as_array, fill_array, is_torch_tensor, writes_in_place
 from ..generator import resolve
 
 
+@writes_in_place
 def whitening_(tensor, cov, gain=1.0, generator=None, *, in_axis=1, eps=0.0):
     """Fill rows with N(0, gain^2 Sigma^-1 / d) for inputs of covariance `cov` (d x d).
 

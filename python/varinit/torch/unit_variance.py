@@ -9,6 +9,7 @@ from .._arrays import as_array
 from ..init import orthogonal_
 from ..layers.schemes import as_generator, fill_constant, stream_for
 from ..layers.records import LsuvRecord
+from ..layers.transaction import all_or_nothing, check_finite
 from ..layers.unit_variance import Moments, as_batches, check_loop, rescale
 
 
@@ -100,6 +101,7 @@ def lsuv(model, data, *, tol=0.1, max_iter=10, mean_correction=False, orthogonal
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     batches = as_batches(data)
+    check_finite(batches)
     training = {m: m.training for m in model.modules()}
     model.eval()
     try:
@@ -107,31 +109,37 @@ def lsuv(model, data, *, tol=0.1, max_iter=10, mean_correction=False, orthogonal
             order = _execution_order(model, batches, _hooked_layers(model))
             for name, module in order:
                 _check_plain_weight(name, module)
-            if orthogonal_init:
-                generator = as_generator(generator, True)
-                for name, module in order:
-                    weight_name = f"{name}.weight" if name else "weight"
-                    orthogonal_(module.weight, generator=stream_for(generator, weight_name, by_name))
-                    if module.bias is not None:
-                        fill_constant(module.bias, f"{name}.bias", 0.0)
-            report = []
-            for name, module in order:
-                weight = as_array(module.weight)
-                bias = as_array(module.bias) if module.bias is not None else None
-                iterations = 0
-                while True:
-                    moments = _layer_moments(model, module, batches)
-                    if mean_correction and bias is not None and iterations == 0:
-                        bias -= moments.unit_means().astype(bias.dtype)
-                        moments = _layer_moments(model, module, batches)
-                    variance = moments.variance(name)
-                    converged = abs(variance - 1.0) < tol
-                    if converged or iterations == max_iter:
-                        break
-                    rescale([weight, bias], 1.0 / math.sqrt(variance))
-                    iterations += 1
-                report.append(LsuvRecord(name, iterations, variance, converged))
+            generator = as_generator(generator, True) if orthogonal_init else None
+            changed = [t for _, module in order for t in (module.weight, module.bias)]
+            with all_or_nothing(changed, [generator] if generator is not None else []):
+                return _lsuv(model, batches, order, tol, max_iter, mean_correction, generator, by_name)
     finally:
         for m, flag in training.items():
             m.training = flag
+
+
+def _lsuv(model, batches, order, tol, max_iter, mean_correction, generator, by_name):
+    if generator is not None:
+        for name, module in order:
+            weight_name = f"{name}.weight" if name else "weight"
+            orthogonal_(module.weight, generator=stream_for(generator, weight_name, by_name))
+            if module.bias is not None:
+                fill_constant(module.bias, f"{name}.bias", 0.0)
+    report = []
+    for name, module in order:
+        weight = as_array(module.weight)
+        bias = as_array(module.bias) if module.bias is not None else None
+        iterations = 0
+        while True:
+            moments = _layer_moments(model, module, batches)
+            if mean_correction and bias is not None and iterations == 0:
+                bias -= moments.unit_means().astype(bias.dtype)
+                moments = _layer_moments(model, module, batches)
+            variance = moments.variance(name)
+            converged = abs(variance - 1.0) < tol
+            if converged or iterations == max_iter:
+                break
+            rescale([weight, bias], 1.0 / math.sqrt(variance))
+            iterations += 1
+        report.append(LsuvRecord(name, iterations, variance, converged))
     return report

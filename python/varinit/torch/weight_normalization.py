@@ -6,6 +6,7 @@ import torch
 
 from .._arrays import as_array
 from ..layers.records import WeightNormRecord
+from ..layers.transaction import all_or_nothing, check_finite
 from ..layers.weight_normalization import standardizers
 
 
@@ -87,10 +88,15 @@ def weight_norm_init(model, x):
     for name, module in targets:
         handles.append(module.register_forward_pre_hook(before(name), prepend=True))
         handles.append(module.register_forward_hook(after(name)))
+    check_finite([x], "x")
+    changed = []
+    for _, module in targets:
+        norm = _norm_parameters(module)
+        changed += [module.bias] + ([norm[0]] if norm is not None else [module.weight])
     training = {m: m.training for m in model.modules()}
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), all_or_nothing(changed):
             model(x)
     finally:
         for h in handles:

@@ -1,0 +1,48 @@
+"""All or nothing for the whole-model functions that change a model in steps
+(lsuv, weight_norm_init): if any step fails, every tensor they may have
+written gets its old values back and the generators their old state, so a
+failed call leaves the model and the streams as they were.
+"""
+import contextlib
+import sys
+
+import numpy as np
+
+from .._arrays import as_array, mark_written
+from ..generator import default_generator
+
+
+@contextlib.contextmanager
+def all_or_nothing(tensors, generators=()):
+    """Snapshot `tensors` (None entries skipped) and the state of `generators`
+    (varinit.Generator objects; the default generator and torch's default
+    generator always); restore them if the block raises, and bump the torch
+    tensors' version counters if it succeeds."""
+    tensors = [t for t in tensors if t is not None]
+    saved = [np.array(as_array(t), copy=True) for t in tensors]
+    generators = [default_generator] + [g for g in generators if g is not default_generator]
+    states = [g.get_state() for g in generators]
+    torch = sys.modules.get("torch")
+    torch_state = torch.get_rng_state() if torch is not None else None
+    try:
+        yield
+    except BaseException:
+        for tensor, values in zip(tensors, saved):
+            as_array(tensor)[...] = values
+        for generator, state in zip(generators, states):
+            generator.set_state(state)
+        if torch_state is not None:
+            torch.set_rng_state(torch_state)
+        raise
+    for tensor in tensors:
+        mark_written(tensor)
+
+
+def check_finite(batches, name="data"):
+    """ValueError naming `name` unless every floating value of every batch is finite:
+    one NaN would otherwise turn every weight it reaches into NaN."""
+    for index, batch in enumerate(batches):
+        values = batch.detach().cpu().numpy() if hasattr(batch, "detach") else np.asarray(batch)
+        if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
+            where = f"{name}[{index}]" if len(batches) > 1 else name
+            raise ValueError(f"{where} has NaN or infinite values; expected finite inputs")
