@@ -28,6 +28,8 @@ SECONDARY_BIT = 1 << 62
 # counter streams 0, 1, 2, ...; bit 62 stays clear for SECONDARY_BIT.
 NAMED_BIT = 1 << 63
 NAME_HASH_MASK = (1 << 62) - 1
+# A Generator's counter streams are 0 .. 2**62 - 1, below both reserved bits.
+COUNTER_LIMIT = SECONDARY_BIT
 
 
 def named_stream_id(name):
@@ -80,9 +82,20 @@ class Generator:
             return (self._seed, self._next_stream)
 
     def set_state(self, state):
-        seed, next_stream = state
-        seed = check_seed(seed)
-        next_stream = check_seed(next_stream, "state stream")
+        """Resume from a (seed, next stream) pair that get_state returned.
+
+        The stream counter is at most 2**62 (a spent generator): streams from
+        2**62 up are reserved (a fill's second stream and the named streams),
+        so a counter there would replay them.
+        """
+        if not isinstance(state, tuple) or len(state) != 2:
+            raise TypeError(f"state must be a (seed, next_stream) tuple as get_state() returns, got {state!r}")
+        seed = check_seed(state[0], "state seed")
+        next_stream = check_seed(state[1], "state next_stream")
+        if next_stream > COUNTER_LIMIT:
+            raise ValueError(
+                f"state next_stream must be at most 2**62 (higher streams are reserved), got {next_stream}"
+            )
         with self._lock:
             self._seed, self._next_stream = seed, next_stream
         return self
@@ -91,8 +104,17 @@ class Generator:
         """(key, stream) for one fill; advances the counter."""
         with self._lock:
             stream = self._next_stream
+            if stream >= COUNTER_LIMIT:
+                raise RuntimeError(
+                    f"{self!r} has handed out all 2**62 of its streams; reseed it with manual_seed"
+                )
             self._next_stream = stream + 1
         return self._seed, stream
+
+    def __reduce__(self):
+        # The lock is not state: a copy or an unpickled generator gets its own,
+        # and continues the sequence from the same (seed, next stream).
+        return (_generator_from_state, (self.get_state(),))
 
     def stream(self, name):
         """The stream named `name`: fixed by (seed, name), the same at every use.
@@ -110,6 +132,10 @@ class Generator:
 
     def __repr__(self):
         return f"varinit.Generator(seed={self._seed}, next_stream={self._next_stream})"
+
+
+def _generator_from_state(state):
+    return Generator(state[0]).set_state(state)
 
 
 class Stream:

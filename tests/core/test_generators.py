@@ -152,3 +152,42 @@ def test_same_seed_different_shapes_share_the_prefix():
     # value i depends only on (key, stream, i): a longer fill extends a shorter one
     short, long = draw(1, 50), draw(1, 500)
     assert np.array_equal(long[:50], short)
+
+
+# ---- state round trips, pickling, reserved streams --------------------------------
+def test_generators_pickle_and_deepcopy_and_continue_the_same_sequence():
+    import copy
+    import pickle
+
+    g = varinit.Generator(11)
+    varinit.normal_(np.empty(3), generator=g)
+    for twin in (pickle.loads(pickle.dumps(g)), copy.deepcopy(g), copy.copy(g)):
+        assert twin.get_state() == g.get_state() and twin is not g
+        a = varinit.normal_(np.empty(5), generator=twin)
+        assert twin.get_state() == (11, 2)
+    b = varinit.normal_(np.empty(5), generator=g)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("state, error", [
+    (b"ab", TypeError), ("ab", TypeError), ({1: 2}, TypeError), ([1, 2], TypeError), ((1,), TypeError),
+    ((1, 2, 3), TypeError), ((1.0, 2), TypeError), ((1, True), TypeError),
+    ((-1, 0), ValueError), ((1, 2**62 + 1), ValueError), ((1, 2**63 + 5), ValueError), ((0, 2**64 - 1), ValueError),
+])
+def test_set_state_refuses_anything_get_state_cannot_return(state, error):
+    g = varinit.Generator(3)
+    with pytest.raises(error, match="state"):
+        g.set_state(state)
+    assert g.get_state() == (3, 0)
+
+
+def test_the_last_counter_stream_is_usable_and_then_the_generator_says_it_is_spent():
+    g = varinit.Generator(5).set_state((5, 2**62 - 1))
+    last = varinit.normal_(np.empty(4), generator=g)
+    np.testing.assert_array_equal(last, varinit.normal_(np.empty(4), generator=varinit.Stream(5, 2**62 - 1)))
+    target = np.zeros(4)
+    with pytest.raises(RuntimeError, match="handed out all 2\\*\\*62"):
+        varinit.normal_(target, generator=g)
+    assert g.get_state() == (5, 2**62) and not target.any()
+    assert varinit.Generator(0).set_state(g.get_state()).get_state() == (5, 2**62)  # a spent state round-trips
+    assert varinit.Generator(1).set_state(varinit.Generator(1).get_state()).get_state() == (1, 0)
