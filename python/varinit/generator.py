@@ -16,7 +16,9 @@ Functions that take ``generator=`` accept None, an int seed, a
 """
 import hashlib
 import os
+import sys
 import threading
+import warnings
 
 import numpy as np
 
@@ -274,3 +276,37 @@ def resolve(generator, target_is_torch):
         "generator must be None, an int seed, a varinit.Generator, a varinit.Generator.stream(name), "
         f"a numpy.random.Generator or a torch.Generator; got {cls.__module__}.{cls.__qualname__}"
     )
+
+
+# (file, line, seed) of the user code that filled a whole tensor from an int
+# seed -> the address it filled last; bounded so that a long session does not grow it.
+_seeded_fills = {}
+SEEDED_FILLS_LIMIT = 4096
+
+
+def warn_if_seed_reused(seed, address):
+    """Warn when one line of user code fills different tensors from the same int seed.
+
+    An int seed is a fixed stream: `for layer in layers: kaiming_normal_(layer.weight,
+    generator=42)` gives every layer the same values (Keras warns about the same
+    trap for seeded initializers). Filling the same tensor again, or filling blocks
+    of one tensor with global_shape/start, is what an int seed is for, so only a
+    new address from the same line counts.
+    """
+    frame, depth = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("varinit."):
+        frame, depth = frame.f_back, depth + 1
+    if frame is None:
+        return
+    site = (frame.f_code.co_filename, frame.f_lineno, seed)
+    last = _seeded_fills.get(site)
+    if last is None and len(_seeded_fills) >= SEEDED_FILLS_LIMIT:
+        _seeded_fills.clear()
+    _seeded_fills[site] = address
+    if last is not None and last != address:
+        warnings.warn(
+            f"generator={seed} fills another tensor from the same line: an int seed is one fixed "
+            "stream, so these tensors get identical values. Pass a varinit.Generator(seed) (a new "
+            "stream per call) or generator.stream(name) (a stream per name) instead.",
+            UserWarning, stacklevel=depth,
+        )

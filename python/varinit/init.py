@@ -15,6 +15,7 @@ layer="conv_transpose" `phase_balanced=True` (with `dilation=`), which
 removes the checkerboard of strided transposed convolutions.
 """
 import math
+import sys
 import warnings
 from numbers import Integral, Real
 
@@ -28,7 +29,7 @@ from .activations import NAMES as ACTIVATION_NAMES
 from .fans import WeightPlan, apply_tap_scale, torch_rule_fans, weight_plan
 from .gains import TORCH_GAIN_NAMES, calculate_gain
 from .gains import gain as second_moment_gain
-from .generator import SECONDARY_BIT, resolve
+from .generator import SECONDARY_BIT, Generator, resolve, warn_if_seed_reused
 
 FAN_MODES = ("fan_in", "fan_out")
 SCALING_MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
@@ -74,12 +75,42 @@ def _region(arr, global_shape, start):
     return tuple(int(v) for v in gshape), tuple(int(v) for v in first)
 
 
+def _draws_from_state(generator):
+    """True for generators whose state advances with each fill (None: the default
+    generator or torch's; a varinit.Generator; a NumPy or torch generator), False for
+    an int seed or a Stream, which give the same stream at every call."""
+    if generator is None or isinstance(generator, (Generator, np.random.Generator)):
+        return True
+    cls = type(generator)
+    return cls.__module__ in ("torch", "torch._C") and cls.__name__ == "Generator"
+
+
+def _warn_region_from_state(generator, region):
+    # point at the user's line, not at varinit's frames (stacklevel 1 is this function)
+    frame, depth = sys._getframe(1), 2
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("varinit."):
+        frame, depth = frame.f_back, depth + 1
+    warnings.warn(
+        f"a block fill (global_shape={region[0]}, start={region[1]}) drawing from "
+        f"generator={'None' if generator is None else type(generator).__qualname__}: a stateful "
+        "generator gives each call a new stream or key, so blocks filled by separate calls do not "
+        "fit together into the whole tensor. Pass generator.stream(name) or an int seed, the same "
+        "for every block.",
+        UserWarning, stacklevel=depth,
+    )
+
+
 def _random_fill(tensor, arr, dist, p0, p1, p2, p3, generator, region):
     if arr.size == 0:
         return tensor
+    if region[0] is not None and region[0] != arr.shape and _draws_from_state(generator):
+        # before the stream is taken: with warnings as errors, the call changes nothing
+        _warn_region_from_state(generator, region)
     # as_array returns a NumPy array itself and a view of anything else
     key, stream = resolve(generator, arr is not tensor)
     fill_array(arr, dist, p0, p1, p2, p3, key, stream, *region)
+    if type(generator) is int and region[0] is None:
+        warn_if_seed_reused(generator, arr.__array_interface__["data"][0])
     return tensor
 
 

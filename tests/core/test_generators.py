@@ -191,3 +191,27 @@ def test_the_last_counter_stream_is_usable_and_then_the_generator_says_it_is_spe
     assert g.get_state() == (5, 2**62) and not target.any()
     assert varinit.Generator(0).set_state(g.get_state()).get_state() == (5, 2**62)  # a spent state round-trips
     assert varinit.Generator(1).set_state(varinit.Generator(1).get_state()).get_state() == (1, 0)
+
+
+def test_an_int_seed_in_a_loop_warns_that_every_tensor_gets_the_same_values():
+    layers = [np.empty((4, 4), np.float32) for _ in range(3)]
+    with pytest.warns(UserWarning, match="generator=42 fills another tensor from the same line"):
+        for w in layers:
+            varinit.kaiming_normal_(w, generator=42)
+    np.testing.assert_array_equal(layers[0], layers[2])
+
+
+def test_an_int_seed_reused_for_one_tensor_or_for_blocks_does_not_warn():
+    import warnings
+
+    whole = np.empty((4, 6), np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(2):
+            varinit.normal_(whole, generator=7)           # the same tensor again
+        for start in (0, 2):
+            block = np.empty((2, 6), np.float32)          # blocks of one virtual tensor
+            varinit.normal_(block, generator=7, global_shape=(4, 6), start=(start, 0))
+        a = varinit.normal_(np.empty(3), generator=8)     # two lines, two tensors: deliberate
+        b = varinit.normal_(np.empty(3), generator=8)
+    np.testing.assert_array_equal(a, b)
