@@ -18,6 +18,7 @@ Equivalent statement: this is Gauss-Hermite's weight (the normal density)
 integrated by a composite rule whose pieces are half-lines cut at the kinks,
 which is what Gauss-Hermite needs to converge for non-smooth f.
 """
+import copy
 import math
 import sys
 from numbers import Real
@@ -89,6 +90,10 @@ def _torch_call(fn):
     torch = sys.modules.get("torch")
     if torch is None:
         return None
+    if isinstance(fn, torch.nn.Module) and any(p.dtype != torch.float64 for p in fn.parameters()):
+        # torch does not promote a module's float32 parameters against a float64
+        # input (PReLU's slope): evaluate a float64 copy, leaving the user's module alone.
+        fn = copy.deepcopy(fn).to(torch.float64)
 
     def call(x):
         with torch.no_grad():

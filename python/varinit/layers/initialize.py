@@ -1,4 +1,7 @@
 """init_layers: the analytic whole-model init of a NumPy model (a list of Layers)."""
+import math
+
+from .._arrays import as_array
 from ..gains import DEFAULT_GAIN_RULE
 from .layer import as_layers
 from .schemes import (
@@ -18,7 +21,8 @@ def init_layers(layers, *, scheme="kaiming", mode="fan_in", distribution="normal
 
     Each weight follows `scheme` with the gain of its layer's activation (see
     varinit.layers.schemes; the gain by `gain_rule`, see varinit.gains: kaiming Var = g^2/fan, xavier Var = 2 g^2/(fan_in + fan_out),
-    lecun Var = 1/fan_in, orthogonal); biases are zero; layers marked
+    lecun Var = 1/fan_in, orthogonal); biases are zero; a weight-norm scale g is set to the norm the scheme gives each unit's
+    weights (the gain, for kaiming fan_in); layers marked
     residual=True have their std multiplied by `residual_scale` (e.g.
     1/sqrt(2 L) for GPT-2, Radford et al. 2019). With by_name=True each
     parameter draws from generator.stream(f"{name}.weight") so its values do
@@ -41,14 +45,20 @@ def init_layers(layers, *, scheme="kaiming", mode="fan_in", distribution="normal
     report = []
     for layer in layers:
         weight_name = f"{layer.name}.weight"
-        report.append(fill_weight(
+        weight_record = fill_weight(
             layer.weight, weight_name, scheme=scheme, activation=layer.activation_spec(), mode=mode,
             distribution=distribution, residual_scale=residual if layer.residual else 1.0,
             generator=stream_for(generator, weight_name, by_name), layout=layer.layout(),
             gain_rule=gain_rule,
-        ))
+        )
+        report.append(weight_record)
         if layer.bias is not None:
             report.append(fill_constant(layer.bias, f"{layer.name}.bias", 0.0))
         if layer.g is not None:
-            report.append(fill_constant(layer.g, f"{layer.name}.g", 1.0))
+            # The layer computes g v/||v||: each unit's weights have norm g, so g
+            # takes the norm the scheme gives a unit, std * sqrt(inputs per unit)
+            # (Salimans & Kingma 2016 with He's or Glorot's variance).
+            g = as_array(layer.g)
+            norm = weight_record.std * math.sqrt(as_array(layer.weight).size / g.size)
+            report.append(fill_constant(layer.g, f"{layer.name}.g", norm))
     return report

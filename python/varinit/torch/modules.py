@@ -40,6 +40,7 @@ import torch
 
 from .._arrays import as_array
 from ..gains import DEFAULT_GAIN_RULE, check_gain_rule
+from ..init import constant_
 from ..layers.schemes import (
     InitRecord,
     gain_and_label,
@@ -117,8 +118,12 @@ def activation_of_module(module):
         return ("leaky_relu", float(module.negative_slope))
     if type(module) is torch.nn.ELU:
         return ("elu", float(module.alpha))
-    if type(module) is torch.nn.PReLU and module.weight.numel() == 1:
-        return ("leaky_relu", float(module.weight.detach()))
+    if type(module) is torch.nn.PReLU:
+        # Channel c passes z ~ N(0, q) with E[prelu_c(z)^2] = q (1 + a_c^2) / 2, so
+        # the next layer, summing over channels, sees q (1 + mean(a^2)) / 2: the
+        # second moment of a leaky ReLU whose slope is the slopes' root mean square.
+        slopes = module.weight.detach().to(torch.float64)
+        return ("leaky_relu", float(torch.sqrt(torch.mean(slopes * slopes))))
     if (type(module).__module__ == "torch.nn.modules.activation"
             and not isinstance(module, _NOT_ELEMENTWISE)):
         return _ModuleFunction(module)
@@ -201,6 +206,7 @@ class _Walk:
         self.inferred = {}
         self.keep_probs = {}
         self.report = []
+        self.seen = set()
 
     def user_activation(self, name):
         """activations[name], the first matching pattern's value, or None."""
@@ -246,7 +252,23 @@ def _init_weight_layer(walk, name, module, params):
     if id(module) in walk.keep_probs:
         layout["keep_prob"] = walk.keep_probs[id(module)]
     activation = walk.activation_for(name, module)
-    for pname, param in params:
+    params = dict(params)
+    norm = _weight_norm_pair(module, name)
+    if norm is not None:
+        (g_name, g), (v_name, v) = norm
+        for tensor in (g, v):
+            walk.seen.add(id(tensor))
+        params.pop("weight_g", None)
+        params.pop("weight_v", None)
+        walk.weight(v, v_name, name, activation, layout)
+        # w = g v / ||v|| per output unit: each unit's weights have norm g, so g
+        # takes the norm the scheme gives a unit, std * sqrt(inputs per unit)
+        # (Salimans & Kingma 2016, with He's or Glorot's variance).
+        norm_value = walk.report[-1].std * math.sqrt(v.numel() / g.numel())
+        walk.report.append(InitRecord(g_name, f"constant {norm_value:.6g}: the norm the scheme gives "
+                                      "each unit's weights", None, None, 0.0))
+        constant_(g, norm_value)
+    for pname, param in params.items():
         full = _full(name, pname)
         if pname == "weight":
             walk.weight(param, full, name, activation, layout)
@@ -254,6 +276,25 @@ def _init_weight_layer(walk, name, module, params):
             walk.constant(param, full, 0.0)
         else:
             walk.report.append(InitRecord(full, "untouched", None, None, float("nan")))
+
+
+def _weight_norm_pair(module, name):
+    """((g name, g), (v name, v)) of a weight-normalized layer, or None.
+
+    torch.nn.utils.parametrizations.weight_norm keeps them as original0 and
+    original1 of module.parametrizations.weight; the older
+    torch.nn.utils.weight_norm as weight_g and weight_v.
+    """
+    if torch.nn.utils.parametrize.is_parametrized(module, "weight"):
+        plist = module.parametrizations.weight
+        if len(plist) != 1 or type(plist[0]).__name__ != "_WeightNorm" or plist[0].dim not in (0, None):
+            raise ValueError(f"{name or 'the model'}: init_module handles a weight whose only "
+                             "parametrization is weight_norm with dim=0")
+        prefix = _full(name, "parametrizations.weight")
+        return (f"{prefix}.original0", plist.original0), (f"{prefix}.original1", plist.original1)
+    if isinstance(getattr(module, "weight_g", None), torch.nn.Parameter):
+        return (_full(name, "weight_g"), module.weight_g), (_full(name, "weight_v"), module.weight_v)
+    return None
 
 
 def _init_attention(walk, name, module, params):
@@ -389,15 +430,14 @@ def init_module(model, *, scheme="kaiming", activation=None, activations=None, m
     walk.inferred = _inferred_activations(model)
     if infer_dropout:
         walk.keep_probs = _inferred_keep_probs(model)
-    seen = set()
     with torch.no_grad():
         for name, module in model.named_modules():
             if isinstance(module, torch.nn.modules.batchnorm._NormBase) and module.track_running_stats:
                 module.reset_running_stats()  # buffers, as a freshly built module has them
-            params = [(p, t) for p, t in module.named_parameters(recurse=False) if id(t) not in seen]
-            if not params:
+            params = [(p, t) for p, t in module.named_parameters(recurse=False) if id(t) not in walk.seen]
+            if not params and not torch.nn.utils.parametrize.is_parametrized(module):
                 continue
-            seen.update(id(t) for _, t in params)
+            walk.seen.update(id(t) for _, t in params)
             handler = _handler(module)
             if handler is None:
                 walk.report.extend(InitRecord(_full(name, p), "untouched", None, None, float("nan"))
