@@ -223,3 +223,15 @@ def test_bad_input_messages():
         varinit.propagate([(np.ones((3, 2)), None, "relu")], batch=0)
     with pytest.raises(ValueError, match="init must be one of"):
         mlp_spec(depth=2, width=4, init="he")
+
+
+def test_token_id_inputs_reach_the_embedding_as_integers():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Embedding(100, 32), torch.nn.Linear(32, 32), torch.nn.ReLU())
+    tokens = torch.randint(0, 100, (64, 5))
+    report = varinit.propagate(model, tokens)
+    assert tokens.dtype == torch.int64 and len(report.layers) == 3
+    # the embedding rows are N(0, 1): its output std is 1 up to sampling (320 rows of 32)
+    assert report.layers[0].act_std == pytest.approx(1.0, abs=0.15)
+    assert report.input_grad_std is None   # no gradient with respect to integer ids

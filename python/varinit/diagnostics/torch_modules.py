@@ -94,12 +94,19 @@ def propagate_module(module, inputs, *, batch, seed, output_grad, precision, for
                              "its input size from")
         x = torch.from_numpy(draw_normal((batch, in_features), seed, INPUT_STREAM))
     elif isinstance(inputs, torch.Tensor):
-        x = inputs.detach().to(torch.float64).clone()
+        # Token ids and other integer inputs go in as they are (an Embedding
+        # needs integers); floating inputs are measured in float64.
+        x = inputs.detach().clone()
+        if x.is_floating_point():
+            x = x.to(torch.float64)
     else:
-        x = torch.from_numpy(np.array(inputs, dtype=np.float64))
+        x = torch.from_numpy(np.array(inputs))
+        if x.is_floating_point():
+            x = x.to(torch.float64)
     if x.ndim < 1 or x.shape[0] == 0:
         raise ValueError(f"inputs must have a batch dimension of size >= 1, got shape {tuple(x.shape)}")
-    x.requires_grad_(True)
+    if x.is_floating_point():
+        x.requires_grad_(True)
 
     records = []
 
@@ -139,7 +146,7 @@ def propagate_module(module, inputs, *, batch, seed, output_grad, precision, for
     conv_types = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
     steps = [_step(r["module"], conv_types, torch.nn.Linear) if r["chained"] else mf.Opaque("branch")
              for r in records]
-    x_np = x.detach().numpy()
+    x_np = x.detach().numpy().astype(np.float64)
     input_mean, input_std, _, _ = measure(x_np)
     out_grad_std = measure(g_out)[1]
     predictions = mf.predict(steps, input_mean, second_moment(x_np), second_moment(g_out))
