@@ -92,3 +92,37 @@ def test_bad_arguments():
         varinit.diagnostics.criticality("relu", "1")
     with pytest.raises(ValueError, match="no critical sigma_w"):
         varinit.diagnostics.critical_sigma_w(lambda x: np.zeros_like(x) + 1.0)     # f' = 0: chi1 = 0 always
+
+
+# ---- finite width: the band beside the mean-field line ----------------------------
+def test_tanh_at_unit_sigma_w_has_its_fixed_point_at_zero():
+    assert varinit.diagnostics.criticality("tanh", 1.0, 0.0).q_star == 0.0
+    assert varinit.diagnostics.criticality("tanh", 1.5, 0.0).q_star == pytest.approx(0.79335, rel=1e-4)
+
+
+def test_he_relu_report_agrees_with_itself_and_with_its_finite_width_band():
+    report = varinit.propagate(varinit.diagnostics.mlp_spec(depth=50, width=128, activation="relu"))
+    assert report.status == "healthy"
+    assert not any("chaotic" in note or "explode" in note for note in report.notes)
+    assert "near critical" in report.notes[0]
+    deep = report.layers[-1]
+    assert deep.act_std < 0.5 * deep.pred_std           # the mean-field line alone disagrees
+    low, high = deep.pred_std_band
+    assert low < deep.act_std < high                    # the band explains it
+
+
+@pytest.mark.slow
+def test_finite_width_band_holds_most_networks_and_has_the_right_spread():
+    logs = []
+    for seed in range(60):
+        net = varinit.diagnostics.mlp_spec(depth=20, width=64, activation="relu", seed=seed)
+        last = varinit.propagate(net, batch=64, seed=seed).layers[-1]
+        logs.append(math.log(last.act_std))
+    low, high = last.pred_std_band
+    inside = sum(math.log(low) < v < math.log(high) for v in logs)
+    # Monte Carlo (300 networks): 97.5% inside; 12 or more of 60 outside has probability < 1e-7.
+    assert inside >= 48
+    # spread: measured 0.84 of the predicted log-std sd (a batch averages part of the
+    # per-example fluctuation); no band (sd 0) or a band from the wrong width fails.
+    predicted_sd = math.log(high / low) / 4
+    assert 0.45 * predicted_sd < float(np.std(logs)) < 1.25 * predicted_sd

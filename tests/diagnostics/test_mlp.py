@@ -52,5 +52,5 @@ def test_spec_options():
         mlp_spec(width=2.5)
     with pytest.raises(ValueError, match="bias_std must be a finite number"):
         mlp_spec(depth=1, width=4, bias_std=-1.0)
-    with pytest.raises(ValueError, match="init given as a std must be finite"):
+    with pytest.raises(ValueError, match="init given as a std must be a finite number >= 0"):
         mlp_spec(depth=1, width=4, init=float("nan"))

@@ -219,7 +219,7 @@ def test_bad_input_messages():
         varinit.propagate([(np.ones((3, 2)), None, "nope")])
     with pytest.raises(ValueError, match="inputs must have shape"):
         varinit.propagate([(np.ones((3, 2)), None, "relu")], np.ones((4, 5)))
-    with pytest.raises(ValueError, match="batch must be a positive integer"):
+    with pytest.raises(ValueError, match="batch must be an integer >= 1"):
         varinit.propagate([(np.ones((3, 2)), None, "relu")], batch=0)
     with pytest.raises(ValueError, match="init must be one of"):
         mlp_spec(depth=2, width=4, init="he")

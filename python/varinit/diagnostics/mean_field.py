@@ -45,6 +45,8 @@ from collections import namedtuple
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
+
 from .. import _validate
 from ..activations import mean_square, resolve
 from ..quadrature import expectation
@@ -64,6 +66,8 @@ Q_LIMIT_HIGH = 1e24
 # sigma_b = 0 has V(q) = q for every q, up to the rounding of sigma_w^2.
 MARGINAL_RTOL = 1e-12
 SEARCH_FACTOR = 8.0
+# A sign change of V(q)/q - 1 smaller than this is rounding in the quadrature, not a root.
+ROUNDING_EXCESS = 1e-12
 # chi1 is continuous in sigma_w along one branch of fixed points; a change of more
 # than JUMP_TOLERANCE across +-JUMP_PROBE (relative) of the root means the root is
 # a switch between branches (GELU, SiLU, Mish at sigma_b = 0.1 jump by 0.27 to 0.73),
@@ -121,6 +125,11 @@ def _fixed_point(spec, sigma_w, sigma_b, q0):
         t_prev, e_prev = t, e
         t, e = t_next, excess(t_next)
     lo, hi, f_lo, f_hi = (t_prev, t, e_prev, e) if step > 0 else (t, t_prev, e, e_prev)
+    if sb2 == 0.0 and step < 0 and abs(e) <= ROUNDING_EXCESS:
+        # V(q)/q - 1 only reached rounding level on the way down: V(q) < q all the
+        # way to 0, which is the fixed point (tanh at sigma_w = 1 creeps there as
+        # q - q^2, so the search meets rounding before it meets Q_DEAD).
+        return 0.0
     return math.exp(_illinois(excess, lo, hi, f_lo, f_hi, 1e-15))
 
 
@@ -150,9 +159,9 @@ def criticality(activation, sigma_w, sigma_b=0.0, param=None, *, q0=1.0, breakpo
         >>> varinit.diagnostics.criticality("relu", 2 ** 0.5).chi1
         1.0000000000000002
     """
-    sigma_w = _validate.positive(sigma_w, "sigma_w")
-    sigma_b = _validate.nonnegative(sigma_b, "sigma_b")
-    q0 = _validate.positive(q0, "q0")
+    sigma_w = _validate.real(sigma_w, "sigma_w", _validate.POSITIVE)
+    sigma_b = _validate.real(sigma_b, "sigma_b", _validate.NON_NEGATIVE)
+    q0 = _validate.real(q0, "q0", _validate.POSITIVE)
     spec = resolve(activation, param, breakpoints)
     q_star = _fixed_point(spec, sigma_w, sigma_b, q0)
     return Criticality(q_star, _chi1(spec, sigma_w, q_star))
@@ -174,8 +183,8 @@ def critical_sigma_w(activation, sigma_b=0.0, param=None, *, q0=1.0, breakpoints
         >>> sw = varinit.diagnostics.critical_sigma_w("tanh", sigma_b=0.3)
         >>> w = varinit.normal_(np.empty((512, 512)), 0.0, sw / 512 ** 0.5)
     """
-    sigma_b = _validate.nonnegative(sigma_b, "sigma_b")
-    q0 = _validate.positive(q0, "q0")
+    sigma_b = _validate.real(sigma_b, "sigma_b", _validate.NON_NEGATIVE)
+    q0 = _validate.real(q0, "q0", _validate.POSITIVE)
     spec = resolve(activation, param, breakpoints)
 
     def excess(sigma_w):
@@ -221,10 +230,15 @@ UNBOUNDED = 1e290
 
 @dataclass(frozen=True)
 class Affine:
+    """y = W x + b; `units` is how many outputs one example has (the width the
+    finite-width band needs), None where the outputs are not independent units
+    (a convolution's positions share inputs)."""
+
     weight_sq_mean: float
     fan_in: float
     fan_out: float
     bias_sq_mean: float = 0.0
+    units: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -249,6 +263,25 @@ class Prediction:
     std: Optional[float]
     grad_std: Optional[float]
     second_moment: Optional[float]
+    # Where one network's measured std falls, at finite width: (low, high), see
+    # predict(); None where no width is known.
+    std_band: Optional[tuple] = None
+
+
+def excess_kurtosis(activation, param, q):
+    """E[f^4] / E[f^2]^2 - 1 at z ~ N(0, q): the relative variance of one unit's f(z)^2."""
+    spec = resolve(activation, param)
+    f = spec.fn
+    q_eval = min(q, Q_CAP)
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # an unbounded f at huge q: no band
+            second = expectation(lambda x: f(x) ** 2, q_eval, spec.kinks, adaptive=spec.adaptive)
+            fourth = expectation(lambda x: f(x) ** 4, q_eval, spec.kinks, adaptive=spec.adaptive)
+    except (ValueError, OverflowError):
+        return None
+    if not (second > 0 and math.isfinite(fourth)):
+        return None
+    return fourth / (second * second) - 1.0
 
 
 def _moments(activation, param, q):
@@ -273,20 +306,29 @@ def predict(steps, input_mean, input_second_moment, output_grad_second_moment):
     mean, m = float(input_mean), float(input_second_moment)
     slopes = []
     known = True
+    # Finite width: a layer of N units passes on (1/N) sum_i f(z_i)^2, whose
+    # relative variance is kappa / N (kappa = E[f^4]/E[f^2]^2 - 1; ReLU: 5).
+    # Over layers, log of the second moment is a sum of independent terms:
+    # variance log_var = sum kappa_l / N_l and mean -log_var / 2, so the median
+    # network sits below the mean field (Hanin & Rolnick 2018).
+    log_var, units = 0.0, None
     for step in steps:
         if not known or isinstance(step, Opaque):
             known = False
-            forward.append((None, None))
+            forward.append((None, None, None))
             slopes.append(None)
             continue
         if isinstance(step, Affine):
             q = step.fan_in * step.weight_sq_mean * m + step.bias_sq_mean
             mean, m = 0.0, q
             slopes.append(step.fan_out * step.weight_sq_mean)
+            units = step.units
         else:
+            kappa = None if units is None or log_var is None else excess_kurtosis(step.activation, step.param, m)
+            log_var = None if kappa is None else log_var + kappa / units
             mean, m, slope = _moments(step.activation, step.param, m)
             slopes.append(slope)
-        forward.append((mean, m))
+        forward.append((mean, m, log_var if isinstance(step, Elementwise) else None))
 
     grads = [None] * len(steps)
     r = float(output_grad_second_moment)
@@ -300,10 +342,22 @@ def predict(steps, input_mean, input_second_moment, output_grad_second_moment):
         r = _product(slope, r)
 
     out = []
-    for (mean, m), r in zip(forward, grads):
+    for (mean, m, spread), r in zip(forward, grads):
         std = None if m is None else _std(mean, m)
-        out.append(Prediction(mean, std, None if r is None else math.sqrt(r), m))
+        out.append(Prediction(mean, std, None if r is None else math.sqrt(r), m, _band(std, spread)))
     return out
+
+
+def _band(std, log_var):
+    """(low, high): two standard deviations of log std around its finite-width median.
+
+    log std = log q / 2 has mean -log_var / 4 and standard deviation sqrt(log_var) / 2.
+    """
+    if std is None or log_var is None or not math.isfinite(std):
+        return None
+    centre = std * math.exp(-log_var / 4.0)
+    spread = math.exp(math.sqrt(log_var))
+    return centre / spread, centre * spread
 
 
 def _backward_slope(step):

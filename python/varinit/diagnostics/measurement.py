@@ -74,5 +74,6 @@ def layer_stats(index, name, activation, outputs, grads, prediction, references,
         dead_fraction=dead_fraction(outputs), saturated_fraction=saturated, grad_mean=grad_mean,
         grad_std=grad_std, grad_max=grad_max, grad_finite=grad_finite,
         pred_mean=prediction.mean, pred_std=prediction.std, pred_grad_std=prediction.grad_std,
+        pred_std_band=prediction.std_band,
         status=status, reasons=reasons, precision=precision,
     )

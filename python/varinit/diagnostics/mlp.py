@@ -4,7 +4,6 @@ one call. Its init names are the torch.nn.init functions, so kaiming_* and
 orthogonal use torch's gain table where torch knows the name (varinit.gains).
 """
 import math
-from numbers import Real
 
 import numpy as np
 
@@ -34,14 +33,18 @@ SPEC_INITS = {
 }
 
 
+def check_init(init):
+    """A SPEC_INITS name, or a std (a finite number >= 0) for N(0, std^2)."""
+    if isinstance(init, str):
+        return _validate.choice(init, "init", tuple(SPEC_INITS))
+    return _validate.real(init, "init given as a std", _validate.NON_NEGATIVE)
+
+
 def init_weight(weight, init, activation=None, param=None, generator=None):
     """Fill an (out, in) weight in place by a spec init name (see SPEC_INITS) or a std (a number)."""
-    if isinstance(init, Real) and not isinstance(init, bool):
-        if not (math.isfinite(init) and init >= 0):
-            raise ValueError(f"init given as a std must be finite and >= 0, got {init}")
-        return normal_(weight, 0.0, float(init), generator)
+    init = check_init(init)
     if not isinstance(init, str):
-        raise TypeError(f"init must be a name or a std (float), got {type(init).__name__}")
+        return normal_(weight, 0.0, init, generator)
     if init == "naive":
         return normal_(weight, 0.0, 1.0, generator)
     if init == "small":
@@ -60,9 +63,7 @@ def init_weight(weight, init, activation=None, param=None, generator=None):
         return lecun_normal_(weight, generator)
     if init == "lecun_uniform":
         return lecun_uniform_(weight, generator)
-    if init == "orthogonal":
-        return orthogonal_(weight, gain_for(activation, param, "torch"), generator)
-    raise ValueError(f"init must be one of {sorted(SPEC_INITS)} or a std (float), got {init!r}")
+    return orthogonal_(weight, gain_for(activation, param, "torch"), generator)
 
 
 def mlp_spec(depth=50, width=512, activation="relu", init="kaiming_normal", seed=0, *,
@@ -80,14 +81,13 @@ def mlp_spec(depth=50, width=512, activation="relu", init="kaiming_normal", seed
         >>> net = varinit.diagnostics.mlp_spec(depth=50, width=512, activation="relu", init="xavier_normal")
         >>> print(varinit.propagate(net))
     """
-    depth = _validate.count(depth, "depth")
-    width = _validate.count(width, "width")
-    in_features = width if in_features is None else _validate.count(in_features, "in_features")
+    depth = _validate.integer(depth, "depth", minimum=1)
+    width = _validate.integer(width, "width", minimum=1)
+    in_features = width if in_features is None else _validate.integer(in_features, "in_features", minimum=1)
     if activation is not None:
         resolve(activation, param)
-    if isinstance(bias_std, bool) or not isinstance(bias_std, Real) or not (
-            math.isfinite(bias_std) and bias_std >= 0):
-        raise ValueError(f"bias_std must be a finite number >= 0, got {bias_std!r}")
+    init = check_init(init)
+    bias_std = _validate.real(bias_std, "bias_std", _validate.NON_NEGATIVE)
     generator = Generator(seed)
     label = init if isinstance(init, str) else f"N(0, {init:g}^2)"
     layers = []
@@ -99,6 +99,6 @@ def mlp_spec(depth=50, width=512, activation="relu", init="kaiming_normal", seed
     for layer in layers:
         bias = np.zeros(width)
         if bias_std > 0:
-            normal_(bias, 0.0, float(bias_std), generator)
+            normal_(bias, 0.0, bias_std, generator)
         layer.bias = bias
     return layers

@@ -12,9 +12,11 @@ from statistics import NormalDist
 
 import numpy as np
 
-from ..generator import Generator
+from .. import _validate
+from ..activations import resolve
+from ..generator import Generator, check_seed
 from ..gains import gain_for
-from .mlp import SMALL_STD, SPEC_INITS, init_weight
+from .mlp import SMALL_STD, check_init, init_weight
 
 DEFAULT_HISTOGRAM_INITS = ("xavier_normal", "xavier_uniform", "kaiming_normal", "kaiming_uniform",
                            "lecun_normal", "orthogonal")
@@ -70,6 +72,9 @@ def plot_propagation(reports, path=None, title=None):
                   label=f"{short} (measured)")
         left.plot(x, _positive_or_nan(l.pred_std for l in report.layers), "--", color=color, alpha=0.7,
                   label=f"{short} (mean field)")
+        bands = [l.pred_std_band or (math.nan, math.nan) for l in report.layers]
+        left.fill_between(x, _positive_or_nan(b[0] for b in bands), _positive_or_nan(b[1] for b in bands),
+                          color=color, alpha=0.15, label=f"{short} (finite-width band, 95%)")
         right.plot(x, _positive_or_nan(l.grad_std for l in report.layers), "o-", ms=3, color=color,
                    label=f"{short} (measured)")
         right.plot(x, _positive_or_nan(l.pred_grad_std for l in report.layers), "--", color=color,
@@ -99,8 +104,9 @@ def _uniform_pdf(bound):
 def target_density(init, shape, activation="relu", param=None):
     """(description, pdf) of the distribution a spec init draws a weight of this (out, in) shape from."""
     fan_out, fan_in = shape
+    init = check_init(init)
     if not isinstance(init, str):
-        return f"N(0, {init:g}^2)", _normal_pdf(float(init))
+        return f"N(0, {init:g}^2)", _normal_pdf(init)
     if init == "naive":
         return "N(0, 1)", _normal_pdf(1.0)
     if init == "small":
@@ -129,10 +135,8 @@ def target_density(init, shape, activation="relu", param=None):
         inner = _normal_pdf(s)
         return (f"N(0, {s:.4g}^2) cut at +-{TRUNCATION * s:.4g}",
                 lambda x: np.where(np.abs(x) <= TRUNCATION * s, inner(x) / mass, 0.0))
-    if init == "orthogonal":
-        std = gain / math.sqrt(max(fan_in, fan_out))
-        return f"~ N(0, {std:.4g}^2) (entries of a scaled Haar matrix)", _normal_pdf(std)
-    raise ValueError(f"init must be one of {sorted(SPEC_INITS)} or a std, got {init!r}")
+    std = gain / math.sqrt(max(fan_in, fan_out))  # orthogonal
+    return f"~ N(0, {std:.4g}^2) (entries of a scaled Haar matrix)", _normal_pdf(std)
 
 
 def plot_weight_histograms(inits=DEFAULT_HISTOGRAM_INITS, shape=(512, 512), activation="relu",
@@ -147,12 +151,16 @@ def plot_weight_histograms(inits=DEFAULT_HISTOGRAM_INITS, shape=(512, 512), acti
 
         >>> fig = varinit.diagnostics.plot_weight_histograms(("xavier_uniform", "kaiming_normal"), path="hist.png")
     """
-    plt = pyplot()
-    inits = list(inits)
+    inits = [check_init(init) for init in inits]
     if not inits:
         raise ValueError("inits must name at least one initializer")
+    shape = _validate.index_tuple(shape, "shape", minimum=1)
     if len(shape) != 2:
         raise ValueError(f"shape must be (out, in), got {shape!r}")
+    check_seed(seed)
+    if activation is not None:  # an unknown name or a bad param fails before any figure is made
+        resolve(activation, param)
+    plt = pyplot()
     cols = min(3, len(inits))
     rows = math.ceil(len(inits) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False,

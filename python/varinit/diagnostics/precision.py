@@ -22,7 +22,6 @@ exact in every format and never count as underflow.
 """
 import math
 from dataclasses import dataclass
-from numbers import Integral
 from statistics import NormalDist
 
 import numpy as np
@@ -30,6 +29,7 @@ import numpy as np
 from .. import _validate
 from ..activations import resolve
 from ..quadrature import expectation
+from .mean_field import excess_kurtosis
 
 FLOAT16_SMALLEST_NORMAL = 2.0 ** -14
 FLOAT16_OVERFLOW = 65504.0 + 16.0
@@ -69,7 +69,7 @@ def thresholds(fmt, int8_clip=DEFAULT_INT8_CLIP):
     if fmt == "bfloat16":
         return BFLOAT16_OVERFLOW, BFLOAT16_SMALLEST_NORMAL
     if fmt == "int8":
-        clip = _validate.positive(int8_clip, "int8_clip")
+        clip = _validate.real(int8_clip, "int8_clip", _validate.POSITIVE)
         return clip, clip / INT8_LEVELS / 2.0
     raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
 
@@ -90,7 +90,7 @@ def predicted_fractions(mean, std, fmt, int8_clip=DEFAULT_INT8_CLIP):
 
 def quantize_int8(x, clip=DEFAULT_INT8_CLIP):
     """Symmetric per-tensor int8 codes: clip(round(x / s), -127, 127), s = clip / 127."""
-    clip = _validate.positive(clip, "clip")
+    clip = _validate.real(clip, "clip", _validate.POSITIVE)
     scale = clip / INT8_LEVELS
     with np.errstate(invalid="ignore", over="ignore"):
         codes = np.clip(np.rint(np.asarray(x, np.float64) / scale), -INT8_LEVELS, INT8_LEVELS)
@@ -124,6 +124,8 @@ def measured_fractions(x, fmt, int8_clip=DEFAULT_INT8_CLIP):
 
 def range_checks(x, formats=FORMATS, int8_clip=DEFAULT_INT8_CLIP):
     """A RangeCheck per format for the values x, predicted from their own mean and std."""
+    formats = _validate.choices(formats, "formats", FORMATS)
+    int8_clip = _validate.real(int8_clip, "int8_clip", _validate.POSITIVE)
     x = np.asarray(x, dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         finite = bool(np.all(np.isfinite(x)))
@@ -159,9 +161,9 @@ def int8_input_scale(std, clip=DEFAULT_INT8_CLIP, max_saturation=1e-4):
         >>> a = varinit.diagnostics.int8_input_scale(3.0, clip=4.0, max_saturation=1e-3)   # 0.404
         >>> codes = varinit.diagnostics.quantize_int8(a * x, clip=4.0)
     """
-    std = _validate.positive(std, "std")
-    clip = _validate.positive(clip, "clip")
-    p = _validate.probability(max_saturation, "max_saturation")
+    std = _validate.real(std, "std", _validate.POSITIVE)
+    clip = _validate.real(clip, "clip", _validate.POSITIVE)
+    p = _validate.real(max_saturation, "max_saturation", _validate.BOUNDED_GT_0_LT_1)
     z = -NormalDist().inv_cdf(p / 2.0)
     return clip / (std * z)
 
@@ -174,8 +176,16 @@ def _layer_rms(activation, param, q):
 
 
 def min_weight_std(depth, width, activation="relu", param=None, *, input_rms=1.0,
-                   floor=FLOAT16_SMALLEST_NORMAL):
+                   floor=FLOAT16_SMALLEST_NORMAL, fraction=None):
     """Smallest weight std s that keeps every layer's output RMS >= floor (float16's 6.1e-5).
+
+    With fraction=None this is an expected-value bound: the mean field, an
+    average over infinitely wide networks. One network of finite width
+    scatters around it (its log second moment drifts down by log_var / 2 and
+    spreads by sqrt(log_var), log_var = sum over layers of kappa / width,
+    kappa = E[f^4] / E[f^2]^2 - 1, 5 for ReLU; Hanin & Rolnick 2018), so about
+    half of all networks fall below the floor somewhere. fraction=p (e.g.
+    0.99) adds that margin: the floor then holds in a fraction p of networks.
 
     For `depth` dense layers of `width` inputs each, weights N(0, s^2), no
     bias, inputs of RMS input_rms: the mean-field map (varinit.diagnostics.mean_field)
@@ -190,19 +200,26 @@ def min_weight_std(depth, width, activation="relu", param=None, *, input_rms=1.0
         >>> s = varinit.diagnostics.min_weight_std(50, 512, "relu")     # 0.0514, He's is 0.0625
         >>> w = varinit.normal_(np.empty((512, 512), np.float16), 0.0, s)
     """
-    if isinstance(depth, bool) or not isinstance(depth, Integral) or depth < 1:
-        raise ValueError(f"depth must be a positive integer, got {depth!r}")
-    if isinstance(width, bool) or not isinstance(width, Integral) or width < 1:
-        raise ValueError(f"width must be a positive integer, got {width!r}")
-    input_rms = _validate.positive(input_rms, "input_rms")
-    floor = _validate.positive(floor, "floor")
+    depth = _validate.integer(depth, "depth", minimum=1)
+    width = _validate.integer(width, "width", minimum=1)
+    input_rms = _validate.real(input_rms, "input_rms", _validate.POSITIVE)
+    floor = _validate.real(floor, "floor", _validate.POSITIVE)
+    z = 0.0 if fraction is None else NormalDist().inv_cdf(
+        _validate.real(fraction, "fraction", _validate.BOUNDED_GT_0_LT_1))
+    resolve(activation, param)  # an unknown name or a bad param fails before the search
 
     def smallest_rms(log_s):
+        """The lowest RMS over the layers, lowered by the finite-width margin for `fraction`."""
         s2 = math.exp(2.0 * log_s)
         m = input_rms * input_rms
-        lowest = math.inf
+        lowest, log_var = math.inf, 0.0
         for _ in range(depth):
-            rms, m = _layer_rms(activation, param, width * s2 * m)
+            q = width * s2 * m
+            rms, m = _layer_rms(activation, param, q)
+            if fraction is not None:
+                kappa = excess_kurtosis(activation, param, q)
+                log_var += (kappa if kappa is not None else 0.0) / width
+                rms *= math.exp(-(log_var / 2.0 + z * math.sqrt(log_var)) / 2.0)
             lowest = min(lowest, rms)
             if lowest < floor:
                 break

@@ -4,7 +4,11 @@
 table in Jupyter (`_repr_html_`), and plots with varinit.diagnostics.plots. Columns:
 
 - mean, std, max|x|: of the layer's outputs over the batch (all entries);
-- mf std: the mean-field prediction of that std (varinit.diagnostics.mean_field);
+- mf std: the mean-field prediction of that std (varinit.diagnostics.mean_field):
+  the mean over infinitely wide networks;
+- width band: where one network of this finite width measures that std, 95%
+  of the time (log-variance drift and spread, Hanin & Rolnick 2018): a
+  measured std below mf std but inside the band is what finite width predicts;
 - dead: fraction of output units that are exactly 0 for every input of the batch;
 - sat: fraction of outputs at a rail of a bounded activation (varinit.diagnostics.statuses);
 - grad std, grad max|x|: of the gradient with respect to the layer's outputs,
@@ -17,6 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from .. import _validate
 from .statuses import ORDER
 
 STATUS_COLORS = {
@@ -51,6 +56,7 @@ class LayerStats:
     status: str
     reasons: List[str] = field(default_factory=list)
     precision: Optional[dict] = None
+    pred_std_band: Optional[tuple] = None
 
 
 @dataclass
@@ -80,8 +86,7 @@ class PropagationReport:
         return next((layer.index for layer in self.layers if layer.status == status), None)
 
     def _shown(self, every):
-        if every < 1:
-            raise ValueError(f"every must be >= 1, got {every}")
+        every = _validate.integer(every, "every", minimum=1)
         return [layer for layer in self.layers
                 if layer.index == 1 or layer.index == self.depth or layer.index % every == 0]
 
@@ -93,14 +98,14 @@ class PropagationReport:
 
     def to_text(self, every=1):
         """The text table; every=k shows layers 1, k, 2k, ... and the last."""
-        header = ("layer", "kind", "width", "mean", "std", "mf std", "max|x|", "dead", "sat",
+        header = ("layer", "kind", "width", "mean", "std", "mf std", "width band", "max|x|", "dead", "sat",
                   "grad std", "mf grad", "grad max", "status")
         rows = [header]
         for layer in self._shown(every):
             rows.append((
                 str(layer.index), layer.name, str(layer.width), _num(layer.act_mean),
-                _num(layer.act_std), _num(layer.pred_std), _num(layer.act_max),
-                _pct(layer.dead_fraction), _pct(layer.saturated_fraction), _num(layer.grad_std),
+                _num(layer.act_std), _num(layer.pred_std), _band(layer.pred_std_band),
+                _num(layer.act_max), _pct(layer.dead_fraction), _pct(layer.saturated_fraction), _num(layer.grad_std),
                 _num(layer.pred_grad_std), _num(layer.grad_max), layer.status,
             ))
         lines = [self.summary(),
@@ -108,20 +113,21 @@ class PropagationReport:
                  f"output gradient std {_num(self.output_grad_std)}, "
                  f"input gradient std {_num(self.input_grad_std)}"]
         lines += self.notes
-        lines += _align(rows, left=(1, 12))
+        lines += _align(rows, left=(1, 13))
         return "\n".join(lines)
 
     def __str__(self):
         return self.to_text()
 
     def _repr_html_(self):
-        head = ("layer", "kind", "width", "mean", "std", "mf std", "max|x|", "dead", "sat",
+        head = ("layer", "kind", "width", "mean", "std", "mf std", "width band", "max|x|", "dead", "sat",
                 "grad std", "mf grad", "grad max", "status")
         cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
         body = []
         for layer in self.layers:
             values = (layer.index, layer.name, layer.width, _num(layer.act_mean), _num(layer.act_std),
-                      _num(layer.pred_std), _num(layer.act_max), _pct(layer.dead_fraction),
+                      _num(layer.pred_std), _band(layer.pred_std_band), _num(layer.act_max),
+                      _pct(layer.dead_fraction),
                       _pct(layer.saturated_fraction), _num(layer.grad_std),
                       _num(layer.pred_grad_std), _num(layer.grad_max))
             tds = "".join(f"<td>{html.escape(str(v))}</td>" for v in values)
@@ -163,8 +169,7 @@ def compare_text(reports, every=1):
     """Several reports side by side: std, mean-field std, gradient std and status per layer."""
     if not reports:
         raise ValueError("compare_text needs at least one report")
-    if every < 1:
-        raise ValueError(f"every must be >= 1, got {every}")
+    every = _validate.integer(every, "every", minimum=1)
     depth = max(r.depth for r in reports)
     rows = [tuple(["layer"] + ["std", "mf std", "grad std", "status"] * len(reports))]
     for i in range(1, depth + 1):
@@ -211,6 +216,10 @@ def _num(value):
     if 1e-3 <= abs(value) < 1e4:
         return f"{value:.4g}"
     return f"{value:.3e}"
+
+
+def _band(band):
+    return "" if band is None else f"{_num(band[0])}..{_num(band[1])}"
 
 
 def _pct(value):

@@ -62,7 +62,8 @@ def _step(module, conv_types, linear_type):
     if isinstance(module, linear_type):
         w = module.weight.detach().numpy()
         b2 = 0.0 if module.bias is None else second_moment(module.bias.detach().numpy())
-        return mf.Affine(second_moment(w), module.in_features, module.out_features, b2)
+        return mf.Affine(second_moment(w), module.in_features, module.out_features, b2,
+                         units=module.out_features)
     if isinstance(module, conv_types):
         w = module.weight.detach().numpy()
         fan_in, fan_out = fans(w.shape, layer="conv", groups=module.groups)

@@ -28,7 +28,7 @@ def adam_lr(init_std, rho=0.02):
         >>> w = varinit.kaiming_normal_(np.empty((512, 512), np.float32), nonlinearity="relu")
         >>> lr = varinit.diagnostics.adam_lr(np.sqrt(2 / 512), rho=0.02)    # 1.25e-3
     """
-    return _validate.positive(rho, "rho") * _validate.positive(init_std, "init_std")
+    return _validate.real(rho, "rho", _validate.POSITIVE) * _validate.real(init_std, "init_std", _validate.POSITIVE)
 
 
 def critical_input_scale(weight_std, fan_in, lr, grad_rms=1.0, batch=1, tolerance=1.0):
@@ -60,13 +60,14 @@ def critical_input_scale(weight_std, fan_in, lr, grad_rms=1.0, batch=1, toleranc
         >>> c = varinit.diagnostics.critical_input_scale(np.sqrt(2 / 784), 784, lr=0.1)   # 0.018
         >>> # pixels in [0, 255] (c ~ 100) are far above it: divide them by 255 first.
     """
-    sigma = _validate.positive(weight_std, "weight_std")
-    n = _validate.positive(fan_in, "fan_in")
-    lr = _validate.positive(lr, "lr")
-    g = _validate.positive(grad_rms, "grad_rms")
-    b = _validate.count(batch, "batch")
-    tol = _validate.positive(tolerance, "tolerance")
-    return tol * b * sigma / (lr * g * math.sqrt(n))
+    sigma = _validate.real(weight_std, "weight_std", _validate.POSITIVE)
+    n = _validate.real(fan_in, "fan_in", _validate.POSITIVE)
+    lr = _validate.real(lr, "lr", _validate.POSITIVE)
+    g = _validate.real(grad_rms, "grad_rms", _validate.POSITIVE)
+    b = _validate.integer(batch, "batch", minimum=1)
+    tol = _validate.real(tolerance, "tolerance", _validate.POSITIVE)
+    denominator = lr * g * math.sqrt(n)
+    return tol * b * sigma / denominator if denominator else math.inf  # underflowed: no finite c*
 
 
 def gradient_norm_growth(alpha, depth):
@@ -85,8 +86,8 @@ def gradient_norm_growth(alpha, depth):
         >>> varinit.diagnostics.gradient_norm_growth(1.1, 50)   # 10% too much variance per layer, 50 layers
         10.834705943388395
     """
-    alpha = _validate.positive(alpha, "alpha")
-    depth = _validate.count(depth, "depth", 0)
+    alpha = _validate.real(alpha, "alpha", _validate.POSITIVE)
+    depth = _validate.integer(depth, "depth", minimum=0)
     try:
         return alpha ** (depth / 2.0)
     except OverflowError:
