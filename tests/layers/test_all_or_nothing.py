@@ -75,3 +75,15 @@ def test_a_successful_torch_lsuv_bumps_the_version_counters():
     versions = [p._version for p in net.parameters()]
     varinit.torch.lsuv(net, torch.randn(64, 8), generator=0)
     assert all(p._version > v for p, v in zip(net.parameters(), versions))
+
+
+def test_init_module_refuses_an_unfillable_parameter_before_touching_the_others():
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+    net[2].weight = torch.nn.Parameter(torch.zeros(4, 16, dtype=torch.int64), requires_grad=False)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    rng = torch.get_rng_state()
+    with pytest.raises(TypeError, match="parameter 2.weight: tensor must have a floating dtype"):
+        varinit.torch.init_module(net)
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert torch.equal(torch.get_rng_state(), rng)

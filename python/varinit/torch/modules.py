@@ -33,11 +33,11 @@ else the default `activation`.
 """
 import fnmatch
 import math
-import re
 
 import numpy as np
 import torch
 
+from .. import _validate
 from .._arrays import as_array
 from ..gains import DEFAULT_GAIN_RULE, check_gain_rule
 from ..init import constant_
@@ -356,6 +356,22 @@ def _handler(module):
     return None
 
 
+def _check_fillable(model):
+    """Refuse, before the first write, any parameter init_module would fill but cannot:
+    a failure halfway would leave the model half initialized."""
+    for module_name, module in model.named_modules():
+        if _handler(module) is None:
+            continue
+        for pname, param in module.named_parameters():
+            full = _full(module_name, pname)
+            if isinstance(param, torch.nn.parameter.UninitializedParameter):
+                raise ValueError(f"parameter {full} is uninitialized (lazy module): run one forward pass first")
+            try:
+                as_array(param)
+            except (TypeError, ValueError, RuntimeError) as error:
+                raise type(error)(f"parameter {full}: {error}") from None
+
+
 def init_module(model, *, scheme="kaiming", activation=None, activations=None, mode="fan_in",
                 distribution="normal", residual_scale=None, residual_pattern=DEFAULT_RESIDUAL_PATTERN,
                 embedding_std=1.0, phase_balanced=False, infer_dropout=False, by_name=False,
@@ -403,28 +419,22 @@ def init_module(model, *, scheme="kaiming", activation=None, activations=None, m
     check_choices(scheme, mode, distribution)
     check_gain_rule(gain_rule)
     residual = check_residual_scale(residual_scale)
-    if not isinstance(residual_pattern, str):
-        raise TypeError(f"residual_pattern must be a regular expression string, got {type(residual_pattern).__name__}")
-    if isinstance(embedding_std, bool) or not isinstance(embedding_std, (int, float)) \
-            or not 0 <= embedding_std < math.inf:
-        raise ValueError(f"embedding_std must be a non-negative finite number, got {embedding_std!r}")
+    residual_pattern = _validate.regex(residual_pattern, "residual_pattern")
+    embedding_std = _validate.real(embedding_std, "embedding_std", _validate.NON_NEGATIVE)
+    phase_balanced = _validate.flag(phase_balanced, "phase_balanced")
+    infer_dropout = _validate.flag(infer_dropout, "infer_dropout")
+    by_name = _validate.flag(by_name, "by_name")
     if activations is None:
         activations = {}
     if not isinstance(activations, dict):
         raise TypeError(f"activations must be a dict of module name -> activation, got {type(activations).__name__}")
     activations = {key: _user_activation(value, key) for key, value in activations.items()}
     default = _user_activation(activation, "default") if activation is not None else None
-    for flag, value in (("phase_balanced", phase_balanced), ("infer_dropout", infer_dropout),
-                        ("by_name", by_name)):
-        if not isinstance(value, bool):
-            raise TypeError(f"{flag} must be True or False, got {value!r}")
-    for pname, param in model.named_parameters():
-        if isinstance(param, torch.nn.parameter.UninitializedParameter):
-            raise ValueError(f"parameter {pname} is uninitialized (lazy module): run one forward pass first")
+    _check_fillable(model)
     walk = _Walk(
         scheme=scheme, mode=mode, distribution=distribution, residual_scale=residual,
-        residual_pattern=re.compile(residual_pattern), activation=default, activations=activations,
-        embedding_std=float(embedding_std), by_name=bool(by_name),
+        residual_pattern=residual_pattern, activation=default, activations=activations,
+        embedding_std=embedding_std, by_name=by_name,
         generator=as_generator(generator, True), phase_balanced=phase_balanced, gain_rule=gain_rule,
     )
     walk.inferred = _inferred_activations(model)
