@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 import varinit
-from varinit.scale_out.out_of_core import fill_in_blocks
+from varinit.scale_out.blocks import fill_in_blocks
 
 INITIALIZERS = {"normal": varinit.normal_, "uniform": varinit.uniform_, "kaiming_normal": varinit.kaiming_normal_}
 

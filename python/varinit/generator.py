@@ -22,6 +22,8 @@ import warnings
 
 import numpy as np
 
+from . import _validate
+
 SEED_LIMIT = 1 << 64
 # A fill that needs a second independent stream (sparse_'s permutation keys)
 # takes stream ^ SECONDARY_BIT; Generator counters never reach this bit.
@@ -44,12 +46,7 @@ def named_stream_id(name):
 
 def check_seed(seed, name="seed"):
     """The seed as a Python int in [0, 2**64), or a clear exception."""
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"{name} must be a non-negative integer, got {type(seed).__name__}")
-    seed = int(seed)
-    if not 0 <= seed < SEED_LIMIT:
-        raise ValueError(f"{name} must be in [0, 2**64), got {seed}")
-    return seed
+    return _validate.integer(seed, name, 0, SEED_LIMIT - 1)
 
 
 class Generator:
@@ -293,7 +290,7 @@ def warn_if_seed_reused(seed, address):
     of one tensor with global_shape/start, is what an int seed is for, so only a
     new address from the same line counts.
     """
-    frame, depth = sys._getframe(1), 1
+    frame, depth = sys._getframe(1), 2  # stacklevel 2 is our caller
     while frame is not None and frame.f_globals.get("__name__", "").startswith("varinit."):
         frame, depth = frame.f_back, depth + 1
     if frame is None:

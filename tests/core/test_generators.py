@@ -195,9 +195,10 @@ def test_the_last_counter_stream_is_usable_and_then_the_generator_says_it_is_spe
 
 def test_an_int_seed_in_a_loop_warns_that_every_tensor_gets_the_same_values():
     layers = [np.empty((4, 4), np.float32) for _ in range(3)]
-    with pytest.warns(UserWarning, match="generator=42 fills another tensor from the same line"):
+    with pytest.warns(UserWarning, match="generator=42 fills another tensor from the same line") as caught:
         for w in layers:
             varinit.kaiming_normal_(w, generator=42)
+    assert caught[0].filename == __file__   # it points at the user's line
     np.testing.assert_array_equal(layers[0], layers[2])
 
 

@@ -17,11 +17,12 @@ chunk to its own Zarr chunk without locks when the dask chunks are regular
 (all equal except the last per axis), which "auto" and integer chunks are.
 """
 import functools
+import math
 import warnings
 
 import numpy as np
 
-from .. import init
+from .. import _validate, init
 from .._arrays import dtype_named
 from ..generator import Stream, resolve
 
@@ -47,8 +48,10 @@ def _fill_chunk(initializer, shape, dtype, stream, kwargs, block_info=None):
     return out
 
 
-def _check_arguments(initializer, shape, dtype, stream, kwargs):
-    """Run the initializer on a one-element block so bad arguments fail at build time."""
+def _check_arguments(initializer, shape, dtype, kwargs):
+    """Run the initializer on a one-element block so bad arguments fail at build time,
+    before the generator is consulted: a fixed stream, so a failure consumes none."""
+    stream = Stream(0, 0)
     if 0 in shape:
         probe, start = np.empty(shape, dtype), (0,) * len(shape)
     else:
@@ -67,13 +70,13 @@ def _constructor(initializer):
         for reserved in ("global_shape", "start", "tensor"):
             if reserved in kwargs:
                 raise TypeError(f"{public}() sets {reserved} itself; do not pass it")
-        shape = init._index_tuple(shape, "shape")
-        if any(n < 0 for n in shape):
-            raise ValueError(f"shape must hold non-negative integers, got {shape!r}")
+        shape = _validate.index_tuple(shape, "shape")
+        if math.prod(shape) > _validate.INT64_MAX:  # the C core indexes elements with int64
+            raise ValueError(f"shape {shape} has more than 2**63 - 1 elements")
         dtype = dtype_named(dtype)
+        _check_arguments(initializer, shape, dtype, kwargs)
         # The one place the generator is consulted: every chunk gets this stream.
         stream = Stream(*resolve(generator, False))
-        _check_arguments(initializer, shape, dtype, stream, kwargs)
         chunks = da.core.normalize_chunks(chunks, shape, dtype=dtype)
         token = da.core.tokenize(public, shape, chunks, dtype.str, stream.key,
                                  stream.stream_id, sorted(kwargs.items()))
