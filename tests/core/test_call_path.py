@@ -1,4 +1,5 @@
-"""The lean per-call path (issue 3, item 5) keeps every semantic of the slow one:
+"""The lean per-call path (a model's many small tensors must cost no more per call
+than torch.nn.init's) keeps every semantic of the slow one:
 keys drawn from torch's generator, Parameters filled in place, torch's fan
 rule, and key draws from several threads at once."""
 import threading

@@ -1,6 +1,6 @@
 """Every kernel table this machine runs, forced through VARINIT_ISA in a fresh
-process, fills the same bits (issue 3, items 2 and 8); a VARINIT_ISA that cannot
-be honoured stops the import with a message naming it, never a crash."""
+process, fills the same bits (values must not depend on the CPU); a VARINIT_ISA
+that cannot be honoured stops the import with a message naming it, never a crash."""
 import os
 import subprocess
 import sys
