@@ -270,3 +270,26 @@ def test_fork_while_another_thread_fills(restore_threads):
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
         assert reported == own
     assert background_ok and all(background_ok)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_continues_the_default_generator_as_numpy_and_torch_do():
+    # Documented choice: the child inherits the default generator's state, so
+    # parent and child draw the same next stream (NumPy's and torch's default
+    # generators behave the same way).
+    varinit.manual_seed(99)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(read_end)
+            os.write(write_end, digest(varinit.normal_(np.empty(64, np.float32))).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        child = pipe.read().decode()
+    os.waitpid(pid, 0)
+    assert child == digest(varinit.normal_(np.empty(64, np.float32)))
