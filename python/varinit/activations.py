@@ -4,10 +4,9 @@ exact to ~1e-13, not a table. varinit.gains turns the moment into a gain.
 """
 import math
 from collections import namedtuple
-from numbers import Real
-
 import numpy as np
 
+from . import _validate
 from .quadrature import as_vectorized, check_breakpoints, expectation
 
 # Klambauer et al. (2017), the fixed point (mean 0, variance 1) of SELU nets.
@@ -30,6 +29,9 @@ PARAMS = {
     "softplus": (1.0, "beta"),
     "celu": (1.0, "alpha"),
 }
+# softplus(x) = log(1 + exp(beta x)) / beta and celu's exp(x / alpha) divide by their
+# parameter; elu with alpha 0 is relu.
+PARAM_KINDS = {"softplus": _validate.POSITIVE, "celu": _validate.POSITIVE, "elu": _validate.NON_NEGATIVE}
 NAMES = ("linear", "relu", "leaky_relu", "tanh", "sigmoid", "gelu", "gelu_tanh", "silu",
          "mish", "elu", "selu", "softplus", "hardswish", "celu", "relu6", "hardtanh",
          "hardsigmoid", "softsign")
@@ -138,18 +140,7 @@ def _param(key, param):
     default, pname = PARAMS[key]
     if param is None:
         return default
-    if isinstance(param, bool) or not isinstance(param, Real):
-        raise TypeError(f"param ({pname} of {key}) must be a real number, got {type(param).__name__}")
-    value = float(param)
-    if not math.isfinite(value):
-        raise ValueError(f"param ({pname} of {key}) must be finite, got {value}")
-    if key == "softplus" and value <= 0:
-        raise ValueError(f"param (beta of softplus) must be > 0, got {value}")
-    if key == "elu" and value < 0:
-        raise ValueError(f"param (alpha of elu) must be >= 0, got {value}")
-    if key == "celu" and value <= 0:
-        raise ValueError(f"param (alpha of celu) must be > 0, got {value}")
-    return value
+    return _validate.real(param, f"param ({pname} of {key})", PARAM_KINDS.get(key, _validate.FINITE))
 
 
 def _central_difference(fn, breakpoints):

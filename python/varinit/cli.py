@@ -107,9 +107,13 @@ def _run_fans(args):
           f"stride {args.stride}, blocks {args.blocks}")
     print(f"fan_in  = {fan_in}")
     print(f"fan_out = {fan_out}")
-    print(f"He (relu) std      = sqrt(2 / fan_in)            = {math.sqrt(2.0 / fan_in):.6g}")
-    print(f"Xavier std         = sqrt(2 / (fan_in + fan_out)) = {math.sqrt(2.0 / (fan_in + fan_out)):.6g}")
-    print(f"LeCun std          = sqrt(1 / fan_in)            = {math.sqrt(1.0 / fan_in):.6g}")
+
+    def std(numerator, fan):  # an empty weight (a zero fan) has no std to draw from
+        return f"{math.sqrt(numerator / fan):.6g}" if fan else "undefined (zero fan)"
+
+    print(f"He (relu) std      = sqrt(2 / fan_in)            = {std(2.0, fan_in)}")
+    print(f"Xavier std         = sqrt(2 / (fan_in + fan_out)) = {std(2.0, fan_in + fan_out)}")
+    print(f"LeCun std          = sqrt(1 / fan_in)            = {std(1.0, fan_in)}")
     return 0
 
 

@@ -8,7 +8,8 @@ the receptive field). `layer` corrects the rule where the shape alone misleads:
 - "conv" with `groups` g, weight (C_out, C_in/g, *k): each output sees
   C_in/g * prod(k) inputs and each input feeds C_out/g * prod(k) outputs
   (torch overcounts fan_out by g: pytorch issue 23854). `stride` is
-  accepted and leaves both unchanged (the issue's rule; with stride s an
+  accepted and leaves both unchanged (as in torch and He et al. 2015,
+  whose fans do not count the stride; with stride s an
   input actually reaches prod(k)/prod(s) positions per output channel on
   average, the mirror image of the transposed case below).
 - "conv_transpose", weight (C_in, C_out/g, *k), `stride` s: each output
@@ -35,45 +36,16 @@ init (kaiming_*, xavier_*, lecun_*, variance_scaling_):
 """
 import math
 from collections import namedtuple
-from numbers import Integral
 
 import numpy as np
 
-from . import _validate
+from . import _core, _validate
 
 LAYERS = ("linear", "conv", "conv_transpose")
 
 
-def _axes(axis, ndim, name):
-    items = axis if isinstance(axis, (tuple, list)) else (axis,)
-    out = []
-    for a in items:
-        if isinstance(a, bool) or not isinstance(a, Integral):
-            raise TypeError(f"{name} must be an int or a tuple of ints, got {axis!r}")
-        if not -ndim <= a < ndim:
-            raise ValueError(f"{name}={axis!r} is out of range for a tensor with {ndim} dimensions")
-        out.append(int(a) % ndim)
-    if len(set(out)) != len(out):
-        raise ValueError(f"{name}={axis!r} names an axis twice")
-    return tuple(out)
-
-
-def _positive_int(value, name):
-    if type(value) is int and value >= 1:  # the common case, without the slower ABC check
-        return value
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _stride_product(stride, kernel_dims):
-    if isinstance(stride, (tuple, list)):
-        if len(stride) != kernel_dims:
-            raise ValueError(
-                f"stride must be an int or a tuple of {kernel_dims} ints (one per kernel axis), got {stride!r}"
-            )
-        return math.prod(_positive_int(s, "stride") for s in stride)
-    return _positive_int(stride, "stride") ** kernel_dims
+    return math.prod(_validate.per_axis(stride, "stride", kernel_dims))
 
 
 def _divide(count, by, what):
@@ -96,8 +68,7 @@ def torch_rule_fans(shape):
     directly in that case, which keeps a small tensor's init cheap.
     """
     _check_rank(shape)
-    receptive = math.prod(shape[2:])
-    return shape[1] * receptive, shape[0] * receptive
+    return _core.fans(shape)
 
 
 def fans(shape, *, layer=None, groups=1, stride=1, blocks=1, in_axis=None, out_axis=None):
@@ -113,48 +84,46 @@ def fans(shape, *, layer=None, groups=1, stride=1, blocks=1, in_axis=None, out_a
         >>> varinit.fans((128, 64), in_axis=0, out_axis=1)           # (in, out) matrix
         (128, 64)
     """
-    shape = tuple(shape)
+    shape = _validate.index_tuple(shape, "shape")
     ndim = len(shape)
     _check_rank(shape)
-    if layer is not None and layer not in LAYERS:
-        raise ValueError(f"layer must be one of {LAYERS} or None, got {layer!r}")
-    groups = _positive_int(groups, "groups")
-    blocks = _positive_int(blocks, "blocks")
+    _validate.choice(layer, "layer", LAYERS + (None,))
+    groups = _validate.integer(groups, "groups", minimum=1)
+    blocks = _validate.integer(blocks, "blocks", minimum=1)
     if in_axis is not None or out_axis is not None:
         if layer is not None and layer != "linear":
             raise ValueError("in_axis/out_axis describe a layout; use them with layer=None or 'linear'")
         if in_axis is None or out_axis is None:
             if ndim != 2:
                 raise ValueError("give both in_axis and out_axis for tensors with more than 2 dimensions")
-            given = _axes(in_axis if in_axis is not None else out_axis, ndim, "in_axis/out_axis")
+            given = _validate.axes(in_axis if in_axis is not None else out_axis, ndim, "in_axis/out_axis")
             other = (1 - given[0],)
             in_axes, out_axes = (given, other) if in_axis is not None else (other, given)
         else:
-            in_axes, out_axes = _axes(in_axis, ndim, "in_axis"), _axes(out_axis, ndim, "out_axis")
+            in_axes, out_axes = _validate.axes(in_axis, ndim, "in_axis"), _validate.axes(out_axis, ndim, "out_axis")
         if set(in_axes) & set(out_axes):
             raise ValueError("in_axis and out_axis must name different axes")
-        receptive = math.prod(s for k, s in enumerate(shape) if k not in in_axes + out_axes)
-        n_in = math.prod(shape[k] for k in in_axes)
-        n_out = _divide(math.prod(shape[k] for k in out_axes), blocks, "the output axis size")
-        return n_in * receptive, n_out * receptive
-    receptive = math.prod(shape[2:])
+        _divide(math.prod(shape[k] for k in out_axes), blocks, "the output axis size")
+        # groups and stride are not read with axes: they describe a layout, not a convolution
+        return _core.fans(shape, _core.LAYER_DEFAULT, 1, None, blocks, in_axes, out_axes)
     if layer == "conv_transpose":
         if ndim < 3:
             raise ValueError("a conv_transpose weight has shape (C_in, C_out/groups, *kernel)")
-        c_in = _divide(shape[0], groups, "C_in (dim 0)")
-        c_out = _divide(shape[1], blocks, "C_out/groups (dim 1)")
-        taps = _stride_product(stride, ndim - 2)
-        fan_in = c_in * receptive
-        fan_in = fan_in // taps if fan_in % taps == 0 else fan_in / taps
-        return fan_in, c_out * receptive
+        _divide(shape[0], groups, "C_in (dim 0)")
+        _divide(shape[1], blocks, "C_out/groups (dim 1)")
+        _stride_product(stride, ndim - 2)
+        return _core.fans(shape, _core.LAYER_CONV_TRANSPOSE, groups, stride, blocks)
     if layer == "conv":
         _stride_product(stride, ndim - 2)  # validated; a strided conv's fans are its kernel's
-    elif stride != 1:
+        code = _core.LAYER_CONV
+    elif _validate.integer(stride, "stride") != 1:
         raise ValueError("stride applies to layer='conv' or 'conv_transpose'")
+    else:
+        code, stride = _core.LAYER_LINEAR if layer == "linear" else _core.LAYER_DEFAULT, None
     if groups != 1 and layer != "conv":
         raise ValueError("groups only applies to layer='conv' or 'conv_transpose'")
-    c_out = _divide(shape[0], groups * blocks, "dim 0")
-    return shape[1] * receptive, c_out * receptive
+    _divide(shape[0], groups * blocks, "dim 0")
+    return _core.fans(shape, code, groups, stride, blocks)
 
 
 LAYOUT_KEYWORDS = ("layer", "groups", "stride", "blocks", "in_axis", "out_axis")
@@ -164,16 +133,6 @@ WeightPlan = namedtuple("WeightPlan", ["fan_in", "fan_out", "variance_factor", "
 WeightPlan.__doc__ = """Effective fans (density applied), the factor keep_prob / input_var on
 the rule's variance, and the per-tap std multipliers (None: all 1) shaped to broadcast
 against the weight."""
-
-
-def _per_axis(value, count, name):
-    items = tuple(value) if isinstance(value, (tuple, list)) else (value,) * count
-    if len(items) != count:
-        raise ValueError(f"{name} must be an int or a tuple of {count} ints (one per kernel axis), got {value!r}")
-    for v in items:
-        if isinstance(v, bool) or not isinstance(v, Integral) or v < 1:
-            raise ValueError(f"{name} must hold positive integers, got {value!r}")
-    return tuple(int(v) for v in items)
 
 
 def phase_scale(kernel, stride, dilation=1):
@@ -196,17 +155,9 @@ def phase_scale(kernel, stride, dilation=1):
         array([0.8660254 , 1.22474487, 0.8660254 ])
     """
     kernel = tuple(int(k) for k in kernel)
-    stride = _per_axis(stride, len(kernel), "stride")
-    dilation = _per_axis(dilation, len(kernel), "dilation")
-    factor = np.ones(kernel, dtype=np.float64)
-    for axis, (k, s, d) in enumerate(zip(kernel, stride, dilation)):
-        phases = (d * np.arange(k)) % s
-        counts = np.bincount(phases, minlength=s)
-        along = np.sqrt((k / s) / counts[phases])
-        shape = [1] * len(kernel)
-        shape[axis] = k
-        factor = factor * along.reshape(shape)
-    return factor
+    stride = _validate.per_axis(stride, "stride", len(kernel))
+    dilation = _validate.per_axis(dilation, "dilation", len(kernel))
+    return _core.phase_scale(kernel, stride, dilation)
 
 
 def weight_plan(shape, *, keep_prob=1.0, density=1.0, input_var=1.0, phase_balanced=False,
@@ -218,15 +169,16 @@ def weight_plan(shape, *, keep_prob=1.0, density=1.0, input_var=1.0, phase_balan
             f"unexpected keyword argument {unknown[0]!r}; fan-based inits take "
             f"{', '.join(LAYOUT_KEYWORDS + ADJUSTMENT_KEYWORDS)}"
         )
-    keep_prob = _validate.fraction(keep_prob, "keep_prob")
-    density = _validate.fraction(density, "density")
-    input_var = _validate.positive(input_var, "input_var")
-    if not isinstance(phase_balanced, (bool, np.bool_)):
-        raise TypeError(f"phase_balanced must be True or False, got {phase_balanced!r}")
+    keep_prob = _validate.real(keep_prob, "keep_prob", _validate.BOUNDED_GT_0_1)
+    density = _validate.real(density, "density", _validate.BOUNDED_GT_0_1)
+    input_var = _validate.real(input_var, "input_var", _validate.POSITIVE)
+    if math.isinf(keep_prob / input_var):
+        raise ValueError(f"input_var={input_var} is too small: keep_prob / input_var overflows a float")
+    phase_balanced = _validate.flag(phase_balanced, "phase_balanced")
     fan_in, fan_out = fans(shape, **layout)
     if layout.get("layer") in ("conv", "conv_transpose"):
-        _per_axis(dilation, len(shape) - 2, "dilation")  # accepted; it changes no fan
-    elif dilation != 1:
+        _validate.per_axis(dilation, "dilation", len(shape) - 2)  # accepted; it changes no fan
+    elif _validate.integer(dilation, "dilation") != 1:
         raise ValueError("dilation applies to layer='conv' or 'conv_transpose'")
     tap_scale = None
     if phase_balanced:

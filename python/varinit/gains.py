@@ -23,8 +23,8 @@ whatever name the activation has. With "torch", names torch does not know
 for them.
 """
 import math
-from numbers import Real
 
+from . import _validate
 from .activations import LINEAR_FNS, second_moment
 
 TORCH_GAIN_NAMES = LINEAR_FNS + ("sigmoid", "tanh", "relu", "leaky_relu", "selu")
@@ -37,7 +37,8 @@ def calculate_gain(nonlinearity, param=None):
 
     linear/conv/sigmoid: 1; tanh: 5/3; relu: sqrt(2);
     leaky_relu: sqrt(2 / (1 + negative_slope^2)) (negative_slope = param, default 0.01);
-    selu: 3/4.
+    selu: 3/4. A slope that is not a finite number raises torch's ValueError
+    (torch itself returns NaN for a NaN slope); NumPy scalars are accepted.
 
     Example::
 
@@ -53,11 +54,17 @@ def calculate_gain(nonlinearity, param=None):
     if nonlinearity == "leaky_relu":
         if param is None:
             slope = 0.01
-        elif (isinstance(param, int) and not isinstance(param, bool)) or isinstance(param, float):
-            slope = param
         else:
-            raise ValueError(f"negative_slope {param} not a valid number")
-        return math.sqrt(2.0 / (1 + slope**2))
+            try:
+                value = _validate.real(param, "negative_slope")
+            except (TypeError, ValueError):  # torch's type and words for any bad slope
+                text = _validate.shown(param) if isinstance(param, int) else param
+                raise ValueError(f"negative_slope {text} not a valid number") from None
+            slope = param if isinstance(param, int) else value  # torch squares an int slope exactly
+        try:
+            return math.sqrt(2.0 / (1 + slope**2))
+        except OverflowError:  # |slope| > 1e154: the gain's limit, 0
+            return 0.0
     if nonlinearity == "selu":
         return 3.0 / 4
     raise ValueError(f"Unsupported nonlinearity {nonlinearity}")
@@ -87,9 +94,7 @@ def gain(activation, param=None, *, breakpoints=None):
 
 
 def check_gain_rule(gain_rule):
-    if gain_rule not in GAIN_RULES:
-        raise ValueError(f"gain_rule must be one of {GAIN_RULES}, got {gain_rule!r}")
-    return gain_rule
+    return _validate.choice(gain_rule, "gain_rule", GAIN_RULES)
 
 
 def gain_for(activation, param=None, gain_rule=DEFAULT_GAIN_RULE):
@@ -104,6 +109,4 @@ def gain_for(activation, param=None, gain_rule=DEFAULT_GAIN_RULE):
     name = "linear" if activation is None else activation
     if gain_rule == "torch" and isinstance(name, str) and name in TORCH_GAIN_NAMES:
         return float(calculate_gain(name, param))
-    if isinstance(param, Real) or param is None:
-        return gain(name, param)
-    raise TypeError(f"param must be a real number or None, got {type(param).__name__}")
+    return gain(name, None if param is None else _validate.real(param, "param"))

@@ -17,7 +17,6 @@ removes the checkerboard of strided transposed convolutions.
 import math
 import sys
 import warnings
-from numbers import Integral, Real
 
 import ml_dtypes
 import numpy as np
@@ -43,36 +42,25 @@ TRUNCATED_STD = math.sqrt(_core.truncnorm_moments(-TRUNCATION, TRUNCATION)[1])
 
 
 # ---- argument checks ---------------------------------------------------------
-def _index_tuple(seq, name):
-    """`seq` as a tuple of ints, or a TypeError naming `name`."""
-    try:
-        items = tuple(seq)
-    except TypeError:
-        raise TypeError(f"{name} must be a sequence of integers, got {type(seq).__name__}") from None
-    for v in items:
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, Integral):
-            raise TypeError(f"{name} must hold integers, got {type(v).__name__} in {items!r}")
-    return items
-
-
 def _region(arr, global_shape, start):
     """Validated (global_shape, start) tuples, or (None, None) for a whole tensor."""
     if global_shape is None and start is None:
         return None, None
     ndim = arr.ndim
-    gshape = tuple(arr.shape) if global_shape is None else _index_tuple(global_shape, "global_shape")
-    first = (0,) * ndim if start is None else _index_tuple(start, "start")
+    gshape = tuple(arr.shape) if global_shape is None else _validate.index_tuple(global_shape, "global_shape")
+    first = (0,) * ndim if start is None else _validate.index_tuple(start, "start")
     for name, seq in (("global_shape", gshape), ("start", first)):
         if len(seq) != ndim:
             raise ValueError(f"{name} must have {ndim} entries (one per axis of tensor), got {len(seq)}")
-        if any(v < 0 for v in seq):
-            raise ValueError(f"{name} must hold non-negative integers, got {seq!r}")
     for ax, (n, g, s) in enumerate(zip(arr.shape, gshape, first)):
         if s + n > g:
             raise ValueError(
                 f"the block does not fit: along axis {ax}, start {s} + size {n} exceeds global_shape {g}"
             )
-    return tuple(int(v) for v in gshape), tuple(int(v) for v in first)
+    if math.prod(gshape) > _validate.INT64_MAX:
+        # the C core indexes the global tensor's elements with int64
+        raise ValueError(f"global_shape {gshape} has more than 2**63 - 1 elements")
+    return gshape, first
 
 
 def _draws_from_state(generator):
@@ -130,7 +118,9 @@ def _planned_fill(tensor, arr, plan, dist, p0, p1, p2, p3, generator, region):
 
 
 def _pick_fan(fan_pair, mode):
-    mode = mode.lower() if isinstance(mode, str) else mode
+    if not isinstance(mode, str):
+        raise TypeError(f"mode must be one of {FAN_MODES}, got {type(mode).__name__}")
+    mode = mode.lower()  # torch accepts "FAN_IN"
     if mode not in FAN_MODES:
         raise ValueError(f"Mode {mode} not supported, please use one of {list(FAN_MODES)}")
     return fan_pair[0] if mode == "fan_in" else fan_pair[1]
@@ -145,7 +135,7 @@ def uniform_(tensor, a=0.0, b=1.0, generator=None, *, global_shape=None, start=N
 
         >>> w = varinit.uniform_(np.empty((3, 5), np.float32), -0.1, 0.1)
     """
-    a, b = _validate.finite(a, "a"), _validate.finite(b, "b")
+    a, b = _validate.real(a, "a"), _validate.real(b, "b")
     if a > b:
         raise ValueError(f"uniform_ expects a <= b, got a={a}, b={b}")
     if math.isinf(b - a):
@@ -163,7 +153,7 @@ def normal_(tensor, mean=0.0, std=1.0, generator=None, *, global_shape=None, sta
 
         >>> w = varinit.normal_(np.empty((3, 5), np.float32), 0.0, 0.02)
     """
-    mean, std = _validate.finite(mean, "mean"), _validate.nonnegative(std, "std")
+    mean, std = _validate.real(mean, "mean"), _validate.real(std, "std", _validate.NON_NEGATIVE)
     arr = as_array(tensor)
     region = _region(arr, global_shape, start)
     return _random_fill(tensor, arr, _core.NORMAL, mean, std, 0.0, 0.0, generator, region)
@@ -181,7 +171,7 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *,
 
         >>> w = varinit.trunc_normal_(np.empty((768, 768), np.float32), std=0.02, a=-0.04, b=0.04)
     """
-    mean, std = _validate.finite(mean, "mean"), _validate.nonnegative(std, "std")
+    mean, std = _validate.real(mean, "mean"), _validate.real(std, "std", _validate.NON_NEGATIVE)
     a, b = _validate.real(a, "a", _validate.NOT_NAN), _validate.real(b, "b", _validate.NOT_NAN)
     if a > b:
         raise ValueError(f"trunc_normal_ expects a <= b, got a={a}, b={b}")
@@ -207,9 +197,7 @@ def constant_(tensor, val):
 
         >>> b = varinit.constant_(np.empty(256, np.float32), 0.1)
     """
-    if isinstance(val, bool) or not isinstance(val, Real):
-        raise TypeError(f"val must be a real number, got {type(val).__name__}")
-    val = float(val)
+    val = _validate.real(val, "val", _validate.ANY)
     arr = as_array(tensor)
     largest = float(ml_dtypes.finfo(arr.dtype).max)
     if math.isfinite(val) and abs(val) > largest:
@@ -275,8 +263,7 @@ def dirac_(tensor, groups=1):
     arr = as_array(tensor)
     if arr.ndim not in (3, 4, 5):
         raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported")
-    if isinstance(groups, bool) or not isinstance(groups, Integral) or groups < 1:
-        raise ValueError(f"groups must be a positive integer, got {groups!r}")
+    groups = _validate.integer(groups, "groups", minimum=1)
     if arr.shape[0] % groups != 0:
         raise ValueError("dim 0 must be divisible by groups")
     if arr.size == 0:
@@ -294,7 +281,7 @@ def dirac_(tensor, groups=1):
 def _xavier(tensor, gain, global_shape, start, layout):
     """(array, region, plan, std) with std = gain * sqrt(2 / (fan_in + fan_out)),
     or std None when both fans are 0 (nothing to fill)."""
-    gain = _validate.nonnegative(gain, "gain")  # torch raises RuntimeError for gain < 0
+    gain = _validate.real(gain, "gain", _validate.NON_NEGATIVE)  # torch raises RuntimeError for gain < 0
     arr = as_array(tensor)
     region = _region(arr, global_shape, start)
     plan = _plan(arr, region, layout)
@@ -336,8 +323,10 @@ def xavier_normal_(tensor, gain=1.0, generator=None, *, global_shape=None, start
 def _kaiming_gain(nonlinearity, a):
     """torch's table for the names it knows (parity, including its errors for a
     bad slope); varinit.gain (1 / sqrt(E[f(z)^2])) for other names and callables."""
-    if not isinstance(nonlinearity, str):
+    if callable(nonlinearity):
         return second_moment_gain(nonlinearity)
+    if not isinstance(nonlinearity, str):
+        raise TypeError(f"nonlinearity must be a name or a callable, got {type(nonlinearity).__name__}")
     if nonlinearity in TORCH_GAIN_NAMES:
         return calculate_gain(nonlinearity, a)
     if nonlinearity in ACTIVATION_NAMES or nonlinearity in ACTIVATION_ALIASES:
@@ -413,13 +402,9 @@ def variance_scaling_(tensor, scale=1.0, mode="fan_in", distribution="truncated_
         >>> w = varinit.variance_scaling_(np.empty((128, 256), np.float32), 2.0, "fan_in",
         ...                               "truncated_normal", in_axis=0, out_axis=1)
     """
-    scale = _validate.finite(scale, "scale")
-    if scale <= 0:
-        raise ValueError(f"scale must be positive, got {scale}")
-    if mode not in SCALING_MODES:
-        raise ValueError(f"mode must be one of {SCALING_MODES}, got {mode!r}")
-    if distribution not in SCALING_DISTRIBUTIONS:
-        raise ValueError(f"distribution must be one of {SCALING_DISTRIBUTIONS}, got {distribution!r}")
+    scale = _validate.real(scale, "scale", _validate.POSITIVE)
+    mode = _validate.choice(mode, "mode", SCALING_MODES)
+    distribution = _validate.choice(distribution, "distribution", SCALING_DISTRIBUTIONS)
     arr = as_array(tensor)
     region = _region(arr, global_shape, start)
     plan = _plan(arr, region, layout)
@@ -484,12 +469,11 @@ def orthogonal_(tensor, gain=1, generator=None, *, blocks=1):
 
         >>> w = varinit.orthogonal_(np.empty((512, 128), np.float32), gain=np.sqrt(2))
     """
-    gain = _validate.finite(gain, "gain")
+    gain = _validate.real(gain, "gain")
     arr = as_array(tensor)
     if arr.ndim < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
-    if isinstance(blocks, bool) or not isinstance(blocks, Integral) or blocks < 1:
-        raise ValueError(f"blocks must be a positive integer, got {blocks!r}")
+    blocks = _validate.integer(blocks, "blocks", minimum=1)
     if arr.shape[0] % blocks:
         raise ValueError(f"dim 0 ({arr.shape[0]}) must be divisible by blocks ({blocks})")
     if arr.size == 0:
@@ -524,10 +508,8 @@ def sparse_(tensor, sparsity, std=0.01, generator=None):
 
         >>> w = varinit.sparse_(np.empty((100, 50), np.float32), sparsity=0.9)
     """
-    sparsity = _validate.finite(sparsity, "sparsity")
-    if not 0.0 <= sparsity <= 1.0:
-        raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
-    std = _validate.nonnegative(std, "std")
+    sparsity = _validate.real(sparsity, "sparsity", _validate.BOUNDED_0_1)
+    std = _validate.real(std, "std", _validate.NON_NEGATIVE)
     arr = as_array(tensor)
     if arr.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")

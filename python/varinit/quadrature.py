@@ -21,9 +21,9 @@ which is what Gauss-Hermite needs to converge for non-smooth f.
 import copy
 import math
 import sys
-from numbers import Real
-
 import numpy as np
+
+from . import _validate
 
 # phi(12) = 2.1e-32: mass and moments beyond |z| = 12 are below double precision
 # for any f of polynomial growth.
@@ -118,23 +118,10 @@ def _scalar_results(fn, probe):
         return None
 
 
-def _check_q(q):
-    if isinstance(q, bool) or not isinstance(q, Real):
-        raise TypeError(f"q must be a real number, got {type(q).__name__}")
-    q = float(q)
-    if not (q >= 0 and math.isfinite(q)):
-        raise ValueError(f"q must be a finite variance >= 0, got {q}")
-    return q
-
-
 def check_breakpoints(breakpoints):
-    try:
-        points = [float(b) for b in breakpoints]
-    except (TypeError, ValueError):
-        raise TypeError(f"breakpoints must be a sequence of real numbers, got {breakpoints!r}") from None
-    if not all(math.isfinite(b) for b in points):
-        raise ValueError(f"breakpoints must be finite, got {breakpoints!r}")
-    return points
+    if isinstance(breakpoints, (str, bytes)) or not hasattr(breakpoints, "__iter__"):
+        raise TypeError(f"breakpoints must be a sequence of real numbers, got {type(breakpoints).__name__}")
+    return [_validate.real(b, "breakpoints") for b in breakpoints]
 
 
 def panel_edges(q, breakpoints=(0.0,)):
@@ -172,7 +159,7 @@ def expectation(call, q, breakpoints=(0.0,), adaptive=True):
     from `breakpoints` still converge (to ~1e-14) instead of capping the
     accuracy (at ~1e-7). adaptive=False is for exactly known kinks.
     """
-    q = _check_q(q)
+    q = _validate.real(q, "q", _validate.NON_NEGATIVE)
     if q == 0.0:
         values = call(np.zeros(1))
         return float(_finite(values, np.zeros(1))[0])

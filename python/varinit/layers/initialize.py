@@ -1,8 +1,10 @@
 """init_layers: the analytic whole-model init of a NumPy model (a list of Layers)."""
 import math
 
+from .. import _validate
 from .._arrays import as_array
-from ..gains import DEFAULT_GAIN_RULE
+from ..fans import weight_plan
+from ..gains import DEFAULT_GAIN_RULE, check_gain_rule
 from .layer import as_layers
 from .schemes import (
     gain_and_label,
@@ -37,10 +39,13 @@ def init_layers(layers, *, scheme="kaiming", mode="fan_in", distribution="normal
         >>> report = varinit.layers.init_layers(layers, generator=0)
     """
     check_choices(scheme, mode, distribution)
+    check_gain_rule(gain_rule)
     residual = check_residual_scale(residual_scale)
+    by_name = _validate.flag(by_name, "by_name")
     layers = as_layers(layers)
-    for layer in layers:
-        gain_and_label(layer.activation_spec(), gain_rule)  # reject bad activations before anything is filled
+    for layer in layers:  # bad activations and layer keywords fail before anything is filled
+        gain_and_label(layer.activation_spec(), gain_rule)
+        weight_plan(as_array(layer.weight).shape, **layer.layout())
     generator = as_generator(generator, False)
     report = []
     for layer in layers:

@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .. import _validate
 from .._arrays import as_array
 from ..activations import resolve
 from ..fans import ADJUSTMENT_KEYWORDS, LAYOUT_KEYWORDS
@@ -134,6 +135,7 @@ def as_layers(layers):
             as_array(layer.bias)
         if layer.activation not in (None, "linear"):
             resolve(layer.activation, layer.param)  # an unknown name or a bad param fails here
+        _validate.flag(layer.residual, f"layers[{index}].residual")
         if layer.name is None:
             layer = replace(layer, name=str(index))
         out.append(layer)

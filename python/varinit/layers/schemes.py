@@ -23,6 +23,7 @@ multiplied by density and Var by keep_prob / input_var.
 import functools
 import math
 
+from .. import _validate
 from ..fans import weight_plan
 from ..gains import DEFAULT_GAIN_RULE, check_gain_rule, gain_for
 from ..generator import Generator, default_generator, resolve
@@ -36,22 +37,13 @@ DISTRIBUTIONS = ("normal", "uniform", "truncated_normal")
 
 def check_choices(scheme, mode, distribution):
     """Validate the scheme keywords shared by every whole-model entry point."""
-    if scheme not in SCHEMES:
-        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if distribution not in DISTRIBUTIONS:
-        raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
+    _validate.choice(scheme, "scheme", SCHEMES)
+    _validate.choice(mode, "mode", MODES)
+    _validate.choice(distribution, "distribution", DISTRIBUTIONS)
 
 
 def check_residual_scale(residual_scale):
-    if residual_scale is None:
-        return 1.0
-    if isinstance(residual_scale, bool) or not isinstance(residual_scale, (int, float)):
-        raise TypeError(f"residual_scale must be a float or None, got {type(residual_scale).__name__}")
-    if not (0.0 < residual_scale < math.inf):
-        raise ValueError(f"residual_scale must be positive and finite, got {residual_scale}")
-    return float(residual_scale)
+    return 1.0 if residual_scale is None else _validate.real(residual_scale, "residual_scale", _validate.POSITIVE)
 
 
 def as_generator(generator, target_is_torch):

@@ -18,10 +18,9 @@ them centred.
 watches its Linear and Conv layers through forward hooks.
 """
 import math
-from numbers import Integral, Real
-
 import numpy as np
 
+from .. import _validate
 from .._arrays import as_array
 from .layer import activate, as_layers, check_chain, pre_activation
 from .schemes import as_generator, fill_constant, stream_for
@@ -30,11 +29,13 @@ from .records import LsuvRecord
 from .transaction import all_or_nothing, check_finite
 
 
-def check_loop(tol, max_iter):
-    if isinstance(tol, bool) or not isinstance(tol, Real) or not 0 < tol < 1:
-        raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, Integral) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+def check_options(tol, max_iter, mean_correction, orthogonal_init, by_name):
+    """lsuv's options (NumPy and torch alike), validated before any layer is touched."""
+    return (_validate.real(tol, "tol", _validate.BOUNDED_GT_0_LT_1),
+            _validate.integer(max_iter, "max_iter", minimum=1),
+            _validate.flag(mean_correction, "mean_correction"),
+            _validate.flag(orthogonal_init, "orthogonal_init"),
+            _validate.flag(by_name, "by_name"))
 
 
 class Moments:
@@ -101,7 +102,8 @@ def lsuv(layers, data, *, tol=0.1, max_iter=10, mean_correction=False, orthogona
         ...           (np.empty((10, 64), np.float32), np.empty(10, np.float32), "linear")]
         >>> report = varinit.layers.lsuv(layers, np.random.default_rng(0).standard_normal((256, 32)), generator=0)
     """
-    check_loop(tol, max_iter)
+    tol, max_iter, mean_correction, orthogonal_init, by_name = check_options(
+        tol, max_iter, mean_correction, orthogonal_init, by_name)
     layers = as_layers(layers)
     batches = [np.asarray(x, np.float64) for x in as_batches(data)]
     check_finite(batches)

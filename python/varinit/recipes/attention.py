@@ -36,10 +36,11 @@ def attention_qk_std(d_model, d_head, target_logit_var=1.0, input_var=1.0, scale
         >>> std = varinit.recipes.attention_qk_std(512, 64, target_logit_var=1.0)
         >>> wq = varinit.normal_(np.empty((512, 512), np.float32), 0.0, std)
     """
-    d_model = _validate.count(d_model, "d_model")
-    d_head = _validate.count(d_head, "d_head")
-    target = _validate.positive(target_logit_var, "target_logit_var")
-    input_var = _validate.positive(input_var, "input_var")
+    d_model = _validate.integer(d_model, "d_model", minimum=1)
+    d_head = _validate.integer(d_head, "d_head", minimum=1)
+    target = _validate.real(target_logit_var, "target_logit_var", _validate.POSITIVE)
+    input_var = _validate.real(input_var, "input_var", _validate.POSITIVE)
+    scaled = _validate.flag(scaled, "scaled")
     per_logit = target if scaled else target / d_head
     return per_logit ** 0.25 / math.sqrt(d_model * input_var)
 
@@ -60,7 +61,6 @@ def attention_qk_(tensor, d_head, target_logit_var=1.0, input_var=1.0, scaled=Tr
     arr = as_array(tensor)
     if arr.ndim != 2:
         raise ValueError(f"attention_qk_ expects a 2-D projection, got {arr.ndim} dimensions")
-    if in_axis not in (0, 1, -1, -2):
-        raise ValueError(f"in_axis must be 0 or 1, got {in_axis!r}")
+    in_axis = _validate.integer(in_axis, "in_axis", minimum=-2, maximum=1)
     std = attention_qk_std(arr.shape[in_axis], d_head, target_logit_var, input_var, scaled)
     return normal_(tensor, 0.0, std, generator)

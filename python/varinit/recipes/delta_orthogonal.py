@@ -9,6 +9,7 @@ paper, with tanh at the critical point) trainable.
 """
 import numpy as np
 
+from .. import _validate
 from .._arrays import as_array, is_torch_tensor, writes_in_place
 from ..generator import Generator, resolve
 from ..init import orthogonal_
@@ -27,16 +28,17 @@ def delta_orthogonal_(tensor, gain=1.0, generator=None):
 
         >>> w = varinit.recipes.delta_orthogonal_(np.empty((64, 64, 3, 3), np.float32), generator=0)
     """
+    gain = _validate.real(gain, "gain")
     arr = as_array(tensor)
     if arr.ndim not in (3, 4, 5):
         raise ValueError(f"delta_orthogonal_ expects a conv weight with 3, 4 or 5 dimensions, got {arr.ndim}")
+    if arr.size == 0:  # before the stream is taken: an empty fill consumes none
+        return tensor
     center = np.zeros(arr.shape[:2], np.float64)
     # the key comes from the target's side (torch's generator for a torch tensor, as
     # every varinit fill), then the NumPy staging matrix is filled from that stream
     key, stream = resolve(generator, is_torch_tensor(tensor))
     orthogonal_(center, gain, Generator(key).set_state((key, stream)))
-    if arr.size == 0:
-        return tensor
     arr[...] = 0
     arr[(slice(None), slice(None)) + tuple(k // 2 for k in arr.shape[2:])] = center.astype(arr.dtype)
     return tensor

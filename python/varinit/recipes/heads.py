@@ -23,12 +23,14 @@ def optimistic_bias_(bias, value=None, *, max_reward=None, discount=None):
     if value is None:
         if discount is None:
             raise ValueError("max_reward needs discount (in [0, 1))")
-        discount = _validate.finite(discount, "discount")
-        if not 0.0 <= discount < 1.0:
-            raise ValueError(f"discount must be in [0, 1), got {discount}")
-        value = _validate.finite(max_reward, "max_reward") / (1.0 - discount)
+        max_reward = _validate.real(max_reward, "max_reward")
+        discount = _validate.real(discount, "discount", _validate.BOUNDED_LT_0_1)
+        value = max_reward / (1.0 - discount)
+        if not math.isfinite(value):
+            raise ValueError(f"max_reward / (1 - discount) overflows a float: max_reward={max_reward}, "
+                             f"discount={discount}")
     else:
-        value = _validate.finite(value, "value")
+        value = _validate.real(value, "value")
     as_array(bias)[...] = value
     return bias
 
@@ -45,8 +47,6 @@ def prior_bias_(bias, prior):
 
         >>> b = varinit.recipes.prior_bias_(np.empty(80, np.float32), 0.01)
     """
-    p = _validate.finite(prior, "prior")
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"prior must be in (0, 1), got {p}")
+    p = _validate.real(prior, "prior", _validate.BOUNDED_GT_0_LT_1)
     as_array(bias)[...] = math.log(p / (1.0 - p))
     return bias

@@ -19,7 +19,6 @@ Adam 1, 1/r, 1/r.
 """
 import math
 from collections import namedtuple
-from numbers import Real
 
 from .. import _validate
 from ..init import normal_
@@ -47,11 +46,9 @@ def mup_scales(kind, base_width, width, optimizer="adam"):
         >>> varinit.recipes.mup_scales("hidden", 256, 1024, "adam")
         MupScales(init_var=1.0, lr=0.25)
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    ratio = _validate.positive(width, "width") / _validate.positive(base_width, "base_width")
+    kind = _validate.choice(kind, "kind", KINDS)
+    optimizer = _validate.choice(optimizer, "optimizer", OPTIMIZERS)
+    ratio = _validate.integer(width, "width", minimum=1) / _validate.integer(base_width, "base_width", minimum=1)
     if kind == "input":
         return MupScales(1.0, ratio if optimizer == "sgd" else 1.0)
     if kind == "hidden":
@@ -73,14 +70,15 @@ def mup_init_(tensor, kind, base_width, width, gain=1.0, generator=None, **layou
 
         >>> w_out = varinit.recipes.mup_init_(np.empty((10, 1024), np.float32), "output", 256, 1024)
     """
-    if isinstance(gain, bool) or not isinstance(gain, Real):
-        raise TypeError(f"gain must be a real number, got {type(gain).__name__}")
-    if not math.isfinite(gain):
-        raise ValueError(f"gain must be finite, got {gain!r}")
+    gain = _validate.real(gain, "gain", _validate.NON_NEGATIVE)
     var_factor = mup_scales(kind, base_width, width).init_var
     arr = as_array(tensor)
     plan = weight_plan(arr.shape, **layout)
+    if arr.size == 0:  # nothing to fill (and a zero fan_in)
+        return tensor
     std = gain * math.sqrt(plan.variance_factor * var_factor / plan.fan_in)
+    if not math.isfinite(std):
+        raise ValueError(f"gain={gain} gives an std that overflows a float")
     normal_(tensor, 0.0, std, generator)
     apply_tap_scale(arr, plan.tap_scale, None)
     return tensor

@@ -6,7 +6,6 @@ branches so the sum stays O(1) at any depth.
 """
 import math
 from collections import namedtuple
-from numbers import Integral, Real
 
 import numpy as np
 
@@ -59,14 +58,14 @@ def depth_scale(scheme, num_layers, *, layers_per_branch=2, num_decoder_layers=N
         >>> s = varinit.recipes.depth_scale("gpt2", 12)
         >>> w = varinit.normal_(np.empty((768, 3072), np.float32), 0.0, 0.02 * s)
     """
-    if scheme not in DEPTH_SCHEMES:
-        raise ValueError(f"scheme must be one of {DEPTH_SCHEMES}, got {scheme!r}")
-    n = _validate.count(num_layers, "num_layers")
-    m = None if num_decoder_layers is None else _validate.count(num_decoder_layers, "num_decoder_layers")
+    scheme = _validate.choice(scheme, "scheme", DEPTH_SCHEMES)
+    n = _validate.integer(num_layers, "num_layers", minimum=1)
+    m = None if num_decoder_layers is None else _validate.integer(num_decoder_layers, "num_decoder_layers",
+                                                                    minimum=1)
+    per_branch = _validate.integer(layers_per_branch, "layers_per_branch", minimum=2)
     if scheme == "gpt2":
         return 1.0 / math.sqrt(2 * n)
     if scheme == "fixup":
-        per_branch = _validate.count(layers_per_branch, "layers_per_branch", minimum=2)
         return n ** (-1.0 / (2 * per_branch - 2))
     if scheme == "t-fixup":
         n_dec = n if m is None else m
@@ -92,7 +91,7 @@ def branch_scale(num_branches):
         >>> w = varinit.kaiming_normal_(np.empty((64, 64), np.float32), nonlinearity="linear")
         >>> w *= s
     """
-    return 1.0 / math.sqrt(_validate.count(num_branches, "num_branches"))
+    return 1.0 / math.sqrt(_validate.integer(num_branches, "num_branches", minimum=1))
 
 
 def _parameters(target, name):
@@ -153,18 +152,16 @@ def identity_(tensor, noise_std=0.0, generator=None, *, groups=1):
 
         >>> w = varinit.recipes.identity_(np.empty((256, 256), np.float32), noise_std=0.01, generator=0)
     """
-    if isinstance(noise_std, bool) or not isinstance(noise_std, Real):
-        raise TypeError(f"noise_std must be a real number, got {type(noise_std).__name__}")
-    if not (math.isfinite(noise_std) and noise_std >= 0):
-        raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std!r}")
+    noise_std = _validate.real(noise_std, "noise_std", _validate.NON_NEGATIVE)
+    groups = _validate.integer(groups, "groups", minimum=1)
     arr = as_array(tensor)
     if arr.ndim == 2:
         if groups != 1:
             raise ValueError("groups applies to conv weights (3 to 5 dimensions)")
         identity = np.eye(arr.shape[0], arr.shape[1])
     elif arr.ndim in (3, 4, 5):
-        if isinstance(groups, bool) or not isinstance(groups, Integral) or groups < 1 or arr.shape[0] % groups:
-            raise ValueError(f"groups must be a positive integer dividing dim 0 ({arr.shape[0]}), got {groups!r}")
+        if arr.shape[0] % groups:
+            raise ValueError(f"groups must divide dim 0 ({arr.shape[0]}), got {groups}")
         identity = np.zeros(arr.shape)
         per_group = arr.shape[0] // groups
         channels = np.arange(min(per_group, arr.shape[1]))
@@ -176,7 +173,7 @@ def identity_(tensor, noise_std=0.0, generator=None, *, groups=1):
     if noise_std > 0 and arr.size:
         noise = np.empty(arr.shape, np.float64)
         key, stream = resolve(generator, is_torch_tensor(tensor))
-        fill_array(noise, _core.NORMAL, 0.0, float(noise_std), 0.0, 0.0, key, stream)
+        fill_array(noise, _core.NORMAL, 0.0, noise_std, 0.0, 0.0, key, stream)
         identity += noise
     arr[...] = identity.astype(arr.dtype)
     return tensor

@@ -8,11 +8,10 @@ so the outputs also start uncorrelated (in expectation over W). A plain
 Sigma's leading directions.
 """
 import math
-from numbers import Real
 
 import numpy as np
 
-from .. import _core
+from .. import _core, _validate
 from .._arrays import as_array, fill_array, is_torch_tensor, writes_in_place
 from ..generator import resolve
 
@@ -36,15 +35,9 @@ def whitening_(tensor, cov, gain=1.0, generator=None, *, in_axis=1, eps=0.0):
     arr = as_array(tensor)
     if arr.ndim != 2:
         raise ValueError(f"whitening_ expects a 2-D weight, got {arr.ndim} dimensions")
-    if in_axis not in (0, 1):
-        raise ValueError(f"in_axis must be 0 or 1, got {in_axis!r}")
-    for value, name in ((gain, "gain"), (eps, "eps")):
-        if isinstance(value, bool) or not isinstance(value, Real):
-            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not math.isfinite(gain):
-        raise ValueError(f"gain must be finite, got {gain!r}")
-    if not (math.isfinite(eps) and eps >= 0):
-        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+    in_axis = _validate.integer(in_axis, "in_axis", minimum=0, maximum=1)
+    gain = _validate.real(gain, "gain")
+    eps = _validate.real(eps, "eps", _validate.NON_NEGATIVE)
     d = arr.shape[in_axis]
     try:
         sigma = np.asarray(cov, dtype=np.float64)
@@ -52,8 +45,10 @@ def whitening_(tensor, cov, gain=1.0, generator=None, *, in_axis=1, eps=0.0):
         raise TypeError("cov must be a square array of real numbers") from None
     if sigma.shape != (d, d):
         raise ValueError(f"cov must have shape ({d}, {d}) to match the weight's input axis, got {sigma.shape}")
-    if not np.all(np.isfinite(sigma)) or not np.allclose(sigma, sigma.T, rtol=1e-10, atol=1e-12 * np.abs(sigma).max()):
+    if not np.all(np.isfinite(sigma)) or not np.allclose(sigma, sigma.T, rtol=1e-10, atol=1e-12 * np.abs(sigma).max(initial=0.0)):
         raise ValueError("cov must be a finite symmetric matrix")
+    if d == 0:  # an empty weight and an empty covariance: nothing to whiten
+        return tensor
     lam, vectors = np.linalg.eigh(sigma)
     lam = lam + eps
     if lam.min() <= 1e-12 * max(lam.max(), 0.0) or lam.max() <= 0:

@@ -10,7 +10,7 @@ from ..init import orthogonal_
 from ..layers.schemes import as_generator, fill_constant, stream_for
 from ..layers.records import LsuvRecord
 from ..layers.transaction import all_or_nothing, check_finite
-from ..layers.unit_variance import Moments, as_batches, check_loop, rescale
+from ..layers.unit_variance import Moments, as_batches, check_options, rescale
 
 
 def _hooked_layers(model):
@@ -97,7 +97,8 @@ def lsuv(model, data, *, tol=0.1, max_iter=10, mean_correction=False, orthogonal
         >>> model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.Tanh(), torch.nn.Linear(64, 10))
         >>> report = varinit.torch.lsuv(model, torch.randn(256, 32), generator=0)
     """
-    check_loop(tol, max_iter)
+    tol, max_iter, mean_correction, orthogonal_init, by_name = check_options(
+        tol, max_iter, mean_correction, orthogonal_init, by_name)
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     batches = as_batches(data)
