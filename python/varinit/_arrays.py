@@ -166,13 +166,21 @@ def _elements_overlap(arr):
 
 
 def fill_array(arr, dist, p0, p1, p2, p3, key, stream, global_shape=None, start=None):
-    """One call into the C core; byte-swapped or misaligned arrays go through a copy."""
-    try:
-        _core.fill(arr, dist, p0, p1, p2, p3, key, stream, global_shape, start)
-    except _core.LayoutError:
-        staged = np.empty(arr.shape, dtype=arr.dtype.newbyteorder("="))
-        _core.fill(staged, dist, p0, p1, p2, p3, key, stream, global_shape, start)
+    """One call into the C core; byte-swapped or misaligned arrays go through a copy
+    (allocated by `staging_buffer` before the caller took the stream)."""
+    staged = staging_buffer(arr)
+    _core.fill(staged, dist, p0, p1, p2, p3, key, stream, global_shape, start)
+    if staged is not arr:
         arr[...] = staged
+
+
+def staging_buffer(arr):
+    """`arr` itself when the C core can write it, else a native, aligned array of
+    its shape and dtype to fill and copy in. Call it before taking a stream: a
+    failed allocation must not use one up."""
+    if arr.dtype.isnative and arr.flags.aligned:
+        return arr
+    return np.empty(arr.shape, dtype=arr.dtype.newbyteorder("="))
 
 
 def dtype_named(dtype):

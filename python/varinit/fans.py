@@ -189,13 +189,11 @@ def weight_plan(shape, *, keep_prob=1.0, density=1.0, input_var=1.0, phase_balan
     return WeightPlan(fan_in * density, fan_out * density, keep_prob / input_var, tap_scale)
 
 
-def apply_tap_scale(arr, tap_scale, start):
-    """Multiply the filled block `arr` (at `start` of the global weight) by its taps' factors."""
-    if tap_scale is None:
-        return
-    if start is not None:
-        index = tuple(slice(s, s + n) if tap_scale.shape[a] > 1 else slice(None)
-                      for a, (s, n) in enumerate(zip(start, arr.shape)))
-        tap_scale = tap_scale[index]
-    scaled = arr.astype(np.float64) * tap_scale
-    arr[...] = scaled.astype(arr.dtype)
+def tap_scale_block(tap_scale, start, shape):
+    """The part of the per-tap multipliers that applies to the block of `shape` at
+    `start` of the global weight (the whole of them when start is None)."""
+    if start is None:
+        return tap_scale
+    index = tuple(slice(s, s + n) if tap_scale.shape[a] > 1 else slice(None)
+                  for a, (s, n) in enumerate(zip(start, shape)))
+    return tap_scale[index]

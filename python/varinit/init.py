@@ -22,10 +22,10 @@ import ml_dtypes
 import numpy as np
 
 from . import _core, _validate
-from ._arrays import as_array, fill_array, is_torch_tensor, writes_in_place
+from ._arrays import as_array, fill_array, is_torch_tensor, staging_buffer, writes_in_place
 from .activations import ALIASES as ACTIVATION_ALIASES
 from .activations import NAMES as ACTIVATION_NAMES
-from .fans import WeightPlan, apply_tap_scale, torch_rule_fans, weight_plan
+from .fans import WeightPlan, tap_scale_block, torch_rule_fans, weight_plan
 from .gains import TORCH_GAIN_NAMES, calculate_gain
 from .gains import gain as second_moment_gain
 from .generator import SECONDARY_BIT, Generator, resolve, warn_if_seed_reused
@@ -88,18 +88,64 @@ def _warn_region_from_state(generator, region):
     )
 
 
-def _random_fill(tensor, arr, dist, p0, p1, p2, p3, generator, region):
+def _random_fill(tensor, arr, dist, p0, p1, p2, p3, generator, region, what, tap_scale=None):
+    """Fill `arr` (a view of `tensor`) from one stream of `generator`.
+
+    Everything that can fail is done first (the distribution's range against the
+    dtype, the staging buffers a byte-swapped array or per-tap scaling needs),
+    then the stream is taken: a call that fails uses none and writes nothing.
+    `what` names the arguments the parameters came from, for the error.
+    """
     if arr.size == 0:
         return tensor
+    _check_representable(arr.dtype, dist, p0, p1, p2, p3, what)
     if region[0] is not None and region[0] != arr.shape and _draws_from_state(generator):
         # before the stream is taken: with warnings as errors, the call changes nothing
         _warn_region_from_state(generator, region)
+    if tap_scale is None:
+        target, scaled = staging_buffer(arr), None
+    else:
+        target = np.empty(arr.shape, dtype=arr.dtype.newbyteorder("="))
+        scaled = np.empty(arr.shape, dtype=np.float64)
     # as_array returns a NumPy array itself and a view of anything else
     key, stream = resolve(generator, arr is not tensor)
-    fill_array(arr, dist, p0, p1, p2, p3, key, stream, *region)
+    _core.fill(target, dist, p0, p1, p2, p3, key, stream, *region)
+    if scaled is not None:
+        # phase balancing multiplies each tap's values after sampling, in float64
+        scaled[...] = target
+        scaled *= tap_scale_block(tap_scale, region[1], arr.shape)
+        arr[...] = scaled
+    elif target is not arr:
+        arr[...] = target
     if type(generator) is int and region[0] is None:
         warn_if_seed_reused(generator, arr.__array_interface__["data"][0])
     return tensor
+
+
+def _check_representable(dtype, dist, p0, p1, p2, p3, what):
+    """ValueError naming `what` when the distribution reaches beyond the largest finite
+    value of `dtype`: the fill would hold inf or NaN."""
+    largest = float(ml_dtypes.finfo(dtype).max)
+    if dist == _core.UNIFORM:
+        low, high, width = p0, p1, p1 - p0
+        # float16/bfloat16 are sampled in float32 and rounded: the width must fit float32 too
+        compute_largest = largest if dtype.itemsize == 8 else float(np.finfo(np.float32).max)
+        reach = max(abs(low), abs(high))
+        fits = reach <= largest and width <= compute_largest
+        shown = f"U({low:g}, {high:g})"
+    else:
+        z = _core.normal_max_abs_z(1 if dtype.itemsize == 8 else 0)
+        low, high = p0 - z * p1, p0 + z * p1
+        if dist == _core.TRUNC_NORMAL:
+            low, high = max(low, p2), min(high, p3)
+        reach = max(abs(low), abs(high))
+        fits = reach <= largest
+        shown = f"N({p0:g}, {p1:g}^2)" + (f" cut to [{p2:g}, {p3:g}]" if dist == _core.TRUNC_NORMAL else "")
+    if not fits:
+        raise ValueError(
+            f"{what}: {shown} reaches {reach:.4g}, beyond the largest finite {dtype} ({largest:.4g}); "
+            "the values would be inf or NaN"
+        )
 
 
 def _plan(arr, region, layout):
@@ -110,11 +156,17 @@ def _plan(arr, region, layout):
     return weight_plan(shape, **layout)
 
 
-def _planned_fill(tensor, arr, plan, dist, p0, p1, p2, p3, generator, region):
-    _random_fill(tensor, arr, dist, p0, p1, p2, p3, generator, region)
-    if arr.size:
-        apply_tap_scale(arr, plan.tap_scale, region[1])
-    return tensor
+def _planned_fill(tensor, arr, plan, dist, p0, p1, p2, p3, generator, region, what):
+    return _random_fill(tensor, arr, dist, p0, p1, p2, p3, generator, region, what, plan.tap_scale)
+
+
+def scaled_normal_(tensor, std, tap_scale, generator, what):
+    """N(0, std^2) with the per-tap multipliers of a phase-balanced weight (None:
+    none), all or nothing: the building block of recipes that compute their own
+    std (varinit.recipes.mup_init_). `what` names the arguments std came from."""
+    arr = as_array(tensor)
+    return _random_fill(tensor, arr, _core.NORMAL, 0.0, std, 0.0, 0.0, generator, (None, None), what,
+                        tap_scale)
 
 
 def _pick_fan(fan_pair, mode):
@@ -142,7 +194,7 @@ def uniform_(tensor, a=0.0, b=1.0, generator=None, *, global_shape=None, start=N
         raise ValueError(f"uniform_ expects a finite width b - a, got a={a}, b={b}")
     arr = as_array(tensor)
     region = _region(arr, global_shape, start)
-    return _random_fill(tensor, arr, _core.UNIFORM, a, b, 0.0, 0.0, generator, region)
+    return _random_fill(tensor, arr, _core.UNIFORM, a, b, 0.0, 0.0, generator, region, "a and b")
 
 
 @writes_in_place
@@ -156,7 +208,7 @@ def normal_(tensor, mean=0.0, std=1.0, generator=None, *, global_shape=None, sta
     mean, std = _validate.real(mean, "mean"), _validate.real(std, "std", _validate.NON_NEGATIVE)
     arr = as_array(tensor)
     region = _region(arr, global_shape, start)
-    return _random_fill(tensor, arr, _core.NORMAL, mean, std, 0.0, 0.0, generator, region)
+    return _random_fill(tensor, arr, _core.NORMAL, mean, std, 0.0, 0.0, generator, region, "mean and std")
 
 
 @writes_in_place
@@ -186,7 +238,8 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *,
             ) from None
     arr = as_array(tensor)
     region = _region(arr, global_shape, start)
-    return _random_fill(tensor, arr, _core.TRUNC_NORMAL, mean, std, a, b, generator, region)
+    return _random_fill(tensor, arr, _core.TRUNC_NORMAL, mean, std, a, b, generator, region,
+                        "mean, std, a and b")
 
 
 @writes_in_place
@@ -199,12 +252,17 @@ def constant_(tensor, val):
     """
     val = _validate.real(val, "val", _validate.ANY)
     arr = as_array(tensor)
-    largest = float(ml_dtypes.finfo(arr.dtype).max)
-    if math.isfinite(val) and abs(val) > largest:
-        # torch raises RuntimeError ("cannot be converted ... without overflow") here
-        raise ValueError(f"val={val} overflows the tensor's dtype {arr.dtype} (largest finite {largest})")
+    check_fits(val, arr.dtype, "val")
     arr[...] = val
     return tensor
+
+
+def check_fits(value, dtype, name):
+    """ValueError naming `name` when a finite value would round to inf in `dtype`
+    (torch raises RuntimeError "cannot be converted ... without overflow" there)."""
+    largest = float(ml_dtypes.finfo(dtype).max)
+    if math.isfinite(value) and abs(value) > largest:
+        raise ValueError(f"{name}={value} overflows the tensor's dtype {dtype} (largest finite {largest})")
 
 
 @writes_in_place
@@ -303,7 +361,8 @@ def xavier_uniform_(tensor, gain=1.0, generator=None, *, global_shape=None, star
     if std is None:
         return tensor
     bound = math.sqrt(3.0) * std
-    return _planned_fill(tensor, arr, plan, _core.UNIFORM, -bound, bound, 0.0, 0.0, generator, region)
+    return _planned_fill(tensor, arr, plan, _core.UNIFORM, -bound, bound, 0.0, 0.0, generator, region,
+                         "gain and the fans (density, keep_prob, input_var)")
 
 
 @writes_in_place
@@ -317,7 +376,8 @@ def xavier_normal_(tensor, gain=1.0, generator=None, *, global_shape=None, start
     arr, region, plan, std = _xavier(tensor, gain, global_shape, start, layout)
     if std is None:
         return tensor
-    return _planned_fill(tensor, arr, plan, _core.NORMAL, 0.0, std, 0.0, 0.0, generator, region)
+    return _planned_fill(tensor, arr, plan, _core.NORMAL, 0.0, std, 0.0, 0.0, generator, region,
+                         "gain and the fans (density, keep_prob, input_var)")
 
 
 def _kaiming_gain(nonlinearity, a):
@@ -363,7 +423,8 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gene
     region = _region(arr, global_shape, start)
     plan = _plan(arr, region, layout)
     bound = math.sqrt(3.0) * _kaiming_std(a, mode, nonlinearity, plan)
-    return _planned_fill(tensor, arr, plan, _core.UNIFORM, -bound, bound, 0.0, 0.0, generator, region)
+    return _planned_fill(tensor, arr, plan, _core.UNIFORM, -bound, bound, 0.0, 0.0, generator, region,
+                         "the gain and the fans (density, keep_prob, input_var)")
 
 
 @writes_in_place
@@ -383,7 +444,8 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
     region = _region(arr, global_shape, start)
     plan = _plan(arr, region, layout)
     std = _kaiming_std(a, mode, nonlinearity, plan)
-    return _planned_fill(tensor, arr, plan, _core.NORMAL, 0.0, std, 0.0, 0.0, generator, region)
+    return _planned_fill(tensor, arr, plan, _core.NORMAL, 0.0, std, 0.0, 0.0, generator, region,
+                         "the gain and the fans (density, keep_prob, input_var)")
 
 
 @writes_in_place
@@ -421,12 +483,15 @@ def variance_scaling_(tensor, scale=1.0, mode="fan_in", distribution="truncated_
     if distribution == "truncated_normal":
         s = math.sqrt(variance) / TRUNCATED_STD
         return _planned_fill(tensor, arr, plan, _core.TRUNC_NORMAL, 0.0, s, -TRUNCATION * s,
-                             TRUNCATION * s, generator, region)
+                             TRUNCATION * s, generator, region,
+                         "scale and the fans (density, keep_prob, input_var)")
     if distribution == "uniform":
         limit = math.sqrt(3.0 * variance)
-        return _planned_fill(tensor, arr, plan, _core.UNIFORM, -limit, limit, 0.0, 0.0, generator, region)
+        return _planned_fill(tensor, arr, plan, _core.UNIFORM, -limit, limit, 0.0, 0.0, generator, region,
+                         "scale and the fans (density, keep_prob, input_var)")
     return _planned_fill(tensor, arr, plan, _core.NORMAL, 0.0, math.sqrt(variance), 0.0, 0.0,
-                         generator, region)
+                         generator, region,
+                         "scale and the fans (density, keep_prob, input_var)")
 
 
 @writes_in_place
@@ -516,12 +581,17 @@ def sparse_(tensor, sparsity, std=0.01, generator=None):
     if arr.size == 0:
         return tensor
     rows, cols = arr.shape
-    key, stream = resolve(generator, is_torch_tensor(tensor))
-    fill_array(arr, _core.NORMAL, 0.0, std, 0.0, 0.0, key, stream)
     num_zeros = math.ceil(sparsity * rows)
+    # Everything is allocated and ranked before the first write to the target.
+    ranks = np.empty((rows, cols), np.float64) if num_zeros else None
+    values = staging_buffer(arr)
+    key, stream = resolve(generator, is_torch_tensor(tensor))
     if num_zeros:
-        ranks = np.empty((rows, cols), np.float64)
         fill_array(ranks, _core.UNIFORM, 0.0, 1.0, 0.0, 0.0, key, stream ^ SECONDARY_BIT)
         zero_rows = np.argsort(ranks, axis=0, kind="stable")[:num_zeros]
-        np.put_along_axis(arr, zero_rows, 0, axis=0)
+    _core.fill(values, _core.NORMAL, 0.0, std, 0.0, 0.0, key, stream, None, None)
+    if num_zeros:
+        np.put_along_axis(values, zero_rows, 0, axis=0)
+    if values is not arr:
+        arr[...] = values
     return tensor

@@ -3,6 +3,7 @@ import math
 
 from .. import _validate
 from .._arrays import as_array, writes_in_place
+from ..init import check_fits
 
 
 @writes_in_place
@@ -29,9 +30,12 @@ def optimistic_bias_(bias, value=None, *, max_reward=None, discount=None):
         if not math.isfinite(value):
             raise ValueError(f"max_reward / (1 - discount) overflows a float: max_reward={max_reward}, "
                              f"discount={discount}")
+        name = "max_reward / (1 - discount)"
     else:
-        value = _validate.real(value, "value")
-    as_array(bias)[...] = value
+        value, name = _validate.real(value, "value"), "value"
+    arr = as_array(bias)
+    check_fits(value, arr.dtype, name)
+    arr[...] = value
     return bias
 
 
@@ -48,5 +52,8 @@ def prior_bias_(bias, prior):
         >>> b = varinit.recipes.prior_bias_(np.empty(80, np.float32), 0.01)
     """
     p = _validate.real(prior, "prior", _validate.BOUNDED_GT_0_LT_1)
-    as_array(bias)[...] = math.log(p / (1.0 - p))
+    arr = as_array(bias)
+    logit = math.log(p / (1.0 - p))
+    check_fits(logit, arr.dtype, "log(prior / (1 - prior))")
+    arr[...] = logit
     return bias

@@ -21,9 +21,9 @@ import math
 from collections import namedtuple
 
 from .. import _validate
-from ..init import normal_
+from ..init import scaled_normal_
 from .._arrays import as_array, writes_in_place
-from ..fans import apply_tap_scale, weight_plan
+from ..fans import weight_plan
 
 KINDS = ("input", "hidden", "output")
 OPTIMIZERS = ("sgd", "adam")
@@ -79,6 +79,5 @@ def mup_init_(tensor, kind, base_width, width, gain=1.0, generator=None, **layou
     std = gain * math.sqrt(plan.variance_factor * var_factor / plan.fan_in)
     if not math.isfinite(std):
         raise ValueError(f"gain={gain} gives an std that overflows a float")
-    normal_(tensor, 0.0, std, generator)
-    apply_tap_scale(arr, plan.tap_scale, None)
+    scaled_normal_(tensor, std, plan.tap_scale, generator, "gain and the widths")
     return tensor
