@@ -87,3 +87,14 @@ def test_init_module_refuses_an_unfillable_parameter_before_touching_the_others(
     for key, value in net.state_dict().items():
         assert torch.equal(value, before[key]), key
     assert torch.equal(torch.get_rng_state(), rng)
+
+
+def test_init_layers_that_fails_on_a_later_layer_restores_the_earlier_ones():
+    layers = [Layer(np.full((8, 8), 0.5, np.float32), np.full(8, 0.5, np.float32), "relu", name="a"),
+              Layer(np.full((8, 8), 0.5, np.float16), None, "relu", name="b", density=1e-20)]
+    state = varinit.default_generator.get_state()
+    with pytest.raises(ValueError, match="the fans"):
+        varinit.layers.init_layers(layers)
+    assert np.all(layers[0].weight == 0.5) and np.all(layers[0].bias == 0.5)
+    assert np.all(layers[1].weight == 0.5)
+    assert varinit.default_generator.get_state() == state

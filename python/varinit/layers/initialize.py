@@ -6,6 +6,7 @@ from .._arrays import as_array
 from ..fans import weight_plan
 from ..gains import DEFAULT_GAIN_RULE, check_gain_rule
 from .layer import as_layers
+from .transaction import all_or_nothing
 from .schemes import (
     gain_and_label,
     as_generator,
@@ -47,6 +48,13 @@ def init_layers(layers, *, scheme="kaiming", mode="fan_in", distribution="normal
         gain_and_label(layer.activation_spec(), gain_rule)
         weight_plan(as_array(layer.weight).shape, **layer.layout())
     generator = as_generator(generator, False)
+    # A failure past the checks above (a std the dtype cannot hold, say) restores
+    # every layer and the generator: the model is never left half initialized.
+    with all_or_nothing([t for layer in layers for t in (layer.weight, layer.bias, layer.g)], [generator]):
+        return _fill(layers, scheme, mode, distribution, residual, generator, by_name, gain_rule)
+
+
+def _fill(layers, scheme, mode, distribution, residual, generator, by_name, gain_rule):
     report = []
     for layer in layers:
         weight_name = f"{layer.name}.weight"
