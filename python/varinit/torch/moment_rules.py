@@ -1,0 +1,744 @@
+"""Moment rules: how each node of a traced model maps the mean and second
+moment of one element of its inputs to those of its output.
+
+A tensor is summarized by `Moments(mean, second)`: mu = E[x], nu = E[x^2]
+over its elements (and over the random weights); sigma^2 = nu - mu^2. The
+rules assume what holds at initialization: weights zero-mean and drawn
+independently of everything else, operands of binary ops independent unless
+they were fused into one elementwise function of a common source (`fuse`),
+pre-activations Gaussian (sums of many independent terms). Parameter
+statistics enter as numbers (the mean and mean square of a weight's or a
+bias's entries), never as tensors. The formulas and their sources are listed
+in moment-rules.md beside DESIGN.md; each function's docstring states its own.
+
+Forward: `affine` with `effective_fan` (linear, conv, conv_transpose at the
+actual spatial size), `elementwise` (Gaussian quadrature of any callable,
+nonzero mean), `add`, `sub`, `mul`, `scale`, `shift`, `matmul`, `softmax`,
+`attention`, `norm`, `batch_norm_eval`, `dropout`, `avg_pool` /
+`reduce_mean`, `reduce_sum`, `max_pool`, `cat`, `embedding`, and
+`affine_correlation` (the neighbour correlation that pooling needs).
+Backward: `affine_grad` with the effective fan-out; `elementwise` returns
+E[g'(z)^2], the factor a gradient's second moment takes through g.
+"""
+import math
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from .. import _validate
+from ..activations import resolve
+from ..quadrature import expectation
+
+
+class Moments(NamedTuple):
+    """Mean and second moment of one element of a tensor."""
+
+    mean: float
+    second: float
+
+    @property
+    def variance(self):
+        """second - mean^2, clipped at 0 (rounding can take it a hair below)."""
+        return max(self.second - self.mean * self.mean, 0.0)
+
+
+# second < mean^2 by more than this fraction of second is not rounding: a caller error.
+_MOMENT_RTOL = 1e-9
+
+
+def _moments(value, name):
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise TypeError(f"{name} must be Moments(mean, second) or a pair of real numbers, "
+                        f"got {type(value).__name__}")
+    mean = _validate.real(value[0], f"{name}.mean")
+    second = _validate.real(value[1], f"{name}.second", _validate.NON_NEGATIVE)
+    _check_second(mean, second, name)
+    return Moments(mean, second)
+
+
+def _check_second(mean, second, name):
+    if second < mean * mean * (1.0 - _MOMENT_RTOL):
+        raise ValueError(f"{name}: the second moment ({second}) is below the squared mean "
+                         f"({mean * mean}); a second moment is E[x^2] >= E[x]^2")
+
+
+def _mean_and_square(mean, square, mean_name, square_name):
+    mean = _validate.real(mean, mean_name)
+    square = _validate.real(square, square_name, _validate.NON_NEGATIVE)
+    _check_second(mean, square, f"{square_name} and {mean_name}")
+    return mean, square
+
+
+# ---------------------------------------------------------------- fans
+
+KINDS = ("linear", "conv", "conv_transpose")
+
+
+def _pairs(positions, limit, k, stride, offset, dilation):
+    """#{(a, j): 0 <= a < positions, 0 <= j < k, 0 <= a*stride - offset + j*dilation < limit}.
+
+    For a conv, a runs over outputs and the index is the input read by tap j;
+    for a transposed conv, a runs over inputs and the index is the output
+    written by tap j. Counted per tap in closed form: exact for any size.
+    """
+    total = 0
+    for j in range(k):
+        shift = j * dilation - offset  # index = a * stride + shift
+        first = max(0, -(shift // stride))  # ceil(-shift / stride) when shift < 0
+        last = min(positions - 1, (limit - 1 - shift) // stride)
+        total += max(0, last - first + 1)
+    return total
+
+
+def _axis_padding(padding, kernel, dilation, stride, kind):
+    """((low, high) per axis) from an int, a tuple of ints, "valid" or "same"."""
+    d = len(kernel)
+    if isinstance(padding, str):
+        if kind == "conv_transpose":
+            raise ValueError("padding must be an int or a tuple of ints for conv_transpose, "
+                             f"got {padding!r}")
+        padding = _validate.choice(padding, "padding", ("valid", "same"))
+        if padding == "valid":
+            return ((0, 0),) * d
+        if any(s != 1 for s in stride):
+            raise ValueError("padding='same' requires stride 1 (as in torch)")
+        # torch pads dilation * (k - 1) in total, the odd one on the high side.
+        totals = [dl * (k - 1) for k, dl in zip(kernel, dilation)]
+        return tuple((t // 2, t - t // 2) for t in totals)
+    return tuple((p, p) for p in _validate.per_axis(padding, "padding", d, minimum=0))
+
+
+def effective_fan(kind, weight_shape, input_spatial=(), stride=1, padding=0, dilation=1,
+                  groups=1, output_padding=0):
+    """(fan_in_eff, fan_out_eff) of a linear, conv or conv_transpose at its actual spatial size.
+
+    fan_in_eff is the average, over output positions, of the number of
+    inputs one output element sums (taps that land on real inputs, not on
+    zero padding or on the zeros a stride inserts), times C_in/groups;
+    fan_out_eff is the average, over input positions, of the number of output
+    elements that read one input element, times C_out/groups. Then an output's
+    second moment is fan_in_eff * E[w^2] * nu_in (`affine`) and an input
+    gradient's is fan_out_eff * E[w^2] * nu_grad (`affine_grad`). Per axis,
+    a tap at offset j*dilation - pad_low hits 0 <= o*stride + offset < size
+    for a range of positions counted in closed form; the average over a grid
+    of positions factorizes into per-axis averages.
+
+    Small maps: a 3x3 conv with padding 1 on 4x4 averages 2.5 in-bound taps per
+    axis, fan_in_eff = C_in * 6.25 instead of C_in * 9. A stride-2 conv_transpose
+    with k = 3 has output phases of 1 and 2 taps (the checkerboard, Odena et al.
+    2016): fan_in_eff ~ C_in * 9 / 4. A strided conv's fan_out ~ C_out * prod(k)
+    / prod(stride), the mirror image.
+
+    Arguments:
+        kind: "linear" (weight (out, in)), "conv" (weight (C_out, C_in/groups,
+            *k)), "conv_transpose" (weight (C_in, C_out/groups, *k)).
+        input_spatial: the input's spatial sizes, one per kernel axis (empty
+            for linear).
+        stride, dilation: int or one per axis; padding: int or one per axis,
+            or "valid"/"same" (conv); output_padding: int or one per axis
+            (conv_transpose); groups: int.
+
+    Example::
+
+        >>> effective_fan("conv", (8, 16, 3, 3), (4, 4), padding=1)
+        (100.0, 50.0)
+    """
+    kind = _validate.choice(kind, "kind", KINDS)
+    shape = _validate.index_tuple(weight_shape, "weight_shape", minimum=1)
+    spatial = _validate.index_tuple(input_spatial, "input_spatial", minimum=1)
+    groups = _validate.integer(groups, "groups", minimum=1)
+    if kind == "linear":
+        if len(shape) != 2:
+            raise ValueError(f"weight_shape of a linear must be (out, in), got {shape}")
+        if spatial:
+            raise ValueError(f"input_spatial applies to conv and conv_transpose, got {spatial}")
+        if groups != 1:
+            raise ValueError("groups applies to conv and conv_transpose")
+        return float(shape[1]), float(shape[0])
+    if len(shape) < 3:
+        raise ValueError(f"weight_shape of a {kind} must be (channels, channels/groups, *kernel), "
+                         f"got {shape}")
+    kernel = shape[2:]
+    d = len(kernel)
+    if len(spatial) != d:
+        raise ValueError(f"input_spatial must have one size per kernel axis ({d}), got {spatial}")
+    stride = _validate.per_axis(stride, "stride", d)
+    dilation = _validate.per_axis(dilation, "dilation", d)
+    pads = _axis_padding(padding, kernel, dilation, stride, kind)
+    if kind == "conv":
+        if _validate.per_axis(output_padding, "output_padding", d, minimum=0) != (0,) * d:
+            raise ValueError("output_padding applies to conv_transpose only")
+        if shape[0] % groups:
+            raise ValueError(f"groups ({groups}) must divide C_out (dim 0 of weight_shape, {shape[0]})")
+        in_per_group, out_per_group = shape[1], shape[0] // groups
+    else:
+        output_padding = _validate.per_axis(output_padding, "output_padding", d, minimum=0)
+        if shape[0] % groups:
+            raise ValueError(f"groups ({groups}) must divide C_in (dim 0 of weight_shape, {shape[0]})")
+        in_per_group, out_per_group = shape[0] // groups, shape[1]
+    fan_in, fan_out = float(in_per_group), float(out_per_group)
+    for axis in range(d):
+        size, k, s, dl, (low, high) = spatial[axis], kernel[axis], stride[axis], dilation[axis], pads[axis]
+        if kind == "conv":
+            out = (size + low + high - dl * (k - 1) - 1) // s + 1
+            if out < 1:
+                raise ValueError(f"input_spatial {spatial} is smaller than the (dilated) kernel "
+                                 f"{kernel} along axis {axis}")
+            pairs = _pairs(out, size, k, s, low, dl)
+        else:
+            out = (size - 1) * s - low - high + dl * (k - 1) + output_padding[axis] + 1
+            if out < 1:
+                raise ValueError(f"padding {padding} leaves no output along axis {axis}")
+            pairs = _pairs(size, out, k, s, low, dl)
+        fan_in *= pairs / out
+        fan_out *= pairs / size
+    return fan_in, fan_out
+
+
+# ---------------------------------------------------------------- weights
+
+
+def affine(moments_in, fan_in_eff, weight_sq_mean, bias_mean=0.0, bias_sq_mean=0.0):
+    """Output moments of y = W x + b (linear, conv, conv_transpose), W zero-mean.
+
+    mu = mean(b), nu = fan_in_eff * E[w^2] * nu_in + mean(b^2): the second
+    moment of the input enters, not its variance (He et al. 2015), and the
+    bias adds its own mean square (its per-channel spread included). With
+    nonzero-mean weights this rule does not hold.
+
+    Example::
+
+        >>> affine(Moments(0.0, 2.0), 100.0, 0.01)
+        Moments(mean=0.0, second=2.0)
+    """
+    m = _moments(moments_in, "moments_in")
+    fan = _validate.real(fan_in_eff, "fan_in_eff", _validate.NON_NEGATIVE)
+    w2 = _validate.real(weight_sq_mean, "weight_sq_mean", _validate.NON_NEGATIVE)
+    b, b2 = _mean_and_square(bias_mean, bias_sq_mean, "bias_mean", "bias_sq_mean")
+    return Moments(b, fan * w2 * m.second + b2)
+
+
+def affine_grad(grad_second, fan_out_eff, weight_sq_mean):
+    """Second moment of dL/dx for y = W x + b given that of dL/dy: fan_out_eff * E[w^2] * nu_grad.
+
+    Each input element collects the gradients of the fan_out_eff outputs that
+    read it, each through an independent zero-mean weight (Glorot & Bengio
+    2010; at the actual spatial size via `effective_fan`).
+    """
+    g2 = _validate.real(grad_second, "grad_second", _validate.NON_NEGATIVE)
+    fan = _validate.real(fan_out_eff, "fan_out_eff", _validate.NON_NEGATIVE)
+    w2 = _validate.real(weight_sq_mean, "weight_sq_mean", _validate.NON_NEGATIVE)
+    return fan * w2 * g2
+
+
+def affine_correlation(moments_in, fan_in_eff, weight_sq_mean, bias_mean=0.0, bias_sq_mean=0.0,
+                       rho_in=0.0):
+    """Correlation between two outputs of one channel at different positions (conv, or a
+    linear applied per token), over the random weights and inputs.
+
+    With y_o = sum_a w_a x_(o+a) + b: E[w_a w_a'] = s^2 [a = a'] pairs each weight
+    with two different input positions, so Cov(y_o, y_o') = fan * s^2 *
+    (rho_in sigma_in^2 + mu_in^2) + Var(b) against Var(y) = fan * s^2 * nu_in +
+    Var(b). A nonzero input mean (ReLU features: mu^2/nu = 1/pi) makes every
+    channel carry a constant offset mu_in * sum(w), which pooling does not
+    average away. rho_in is the input's own correlation between the positions
+    paired by the same tap (0: independent positions). Ignores the border,
+    where fewer taps are in bounds.
+
+    Example::
+
+        >>> affine_correlation(Moments(1.0, 2.0), 10.0, 0.1)   # mu^2 / nu
+        0.5
+    """
+    m = _moments(moments_in, "moments_in")
+    fan = _validate.real(fan_in_eff, "fan_in_eff", _validate.NON_NEGATIVE)
+    w2 = _validate.real(weight_sq_mean, "weight_sq_mean", _validate.NON_NEGATIVE)
+    b, b2 = _mean_and_square(bias_mean, bias_sq_mean, "bias_mean", "bias_sq_mean")
+    rho_in = _validate.real(rho_in, "rho_in", _validate.BOUNDED_0_1)
+    bias_var = max(b2 - b * b, 0.0)
+    total = fan * w2 * m.second + bias_var
+    if total == 0.0:
+        return 0.0
+    return (fan * w2 * (rho_in * m.variance + m.mean * m.mean) + bias_var) / total
+
+
+def embedding(table_mean, table_sq_mean):
+    """Moments of an embedding lookup: the mean and mean square of the table's entries
+    (of the rows the tokens select; every row for uniform tokens)."""
+    return Moments(*_mean_and_square(table_mean, table_sq_mean, "table_mean", "table_sq_mean"))
+
+
+# ---------------------------------------------------------------- elementwise
+
+
+def elementwise(g, moments_in, *, param=None, breakpoints=None):
+    """(Moments of g(z), E[g'(z)^2]) for z ~ N(mu, sigma^2) with (mu, sigma^2) from moments_in.
+
+    E[g(mu + x)], E[g(mu + x)^2] and E[g'(mu + x)^2], x ~ N(0, sigma^2), by
+    varinit.quadrature's panel Gauss-Legendre rule with the panels cut at g's
+    kinks shifted by -mu. g is an activation name (exact derivative, known
+    kinks; `param` as in varinit.activations) or any callable on float64
+    arrays or tensors, e.g. a fused chain from `fuse` (derivative by central
+    difference; kinks `breakpoints`, default 0, refined adaptively, so kinks
+    nobody declared still converge). E[g'(z)^2] multiplies a gradient's second
+    moment on the way back (Poole et al. 2016; Schoenholz et al. 2017).
+
+    Example::
+
+        >>> elementwise("relu", Moments(0.0, 1.0))
+        (Moments(mean=0.398942..., second=0.5), 0.5)
+    """
+    m = _moments(moments_in, "moments_in")
+    spec = resolve(g, param, breakpoints)
+    mu, var = m.mean, m.variance
+    kinks = tuple(k - mu for k in spec.kinks)
+
+    def integrate(call):
+        return expectation(call, var, kinks, adaptive=spec.adaptive)
+
+    mean = integrate(lambda x: spec.fn(mu + x))
+    second = integrate(lambda x: spec.fn(mu + x) ** 2)
+    grad = integrate(lambda x: spec.derivative(mu + x) ** 2)
+    return Moments(mean, max(second, mean * mean)), grad
+
+
+# ---------------------------------------------------------------- binary and scalar
+
+
+def add(a, b, alpha=1.0):
+    """a + alpha * b for independent operands: mu = mu_a + alpha mu_b,
+    nu = nu_a + alpha^2 nu_b + 2 alpha mu_a mu_b (a residual branch with
+    zero-mean weights is uncorrelated with its stream at init)."""
+    a, b = _moments(a, "a"), _moments(b, "b")
+    alpha = _validate.real(alpha, "alpha")
+    return Moments(a.mean + alpha * b.mean,
+                   max(a.second + alpha * alpha * b.second + 2.0 * alpha * a.mean * b.mean, 0.0))
+
+
+def sub(a, b, alpha=1.0):
+    """a - alpha * b for independent operands (torch.sub's alpha)."""
+    return add(a, b, -_validate.real(alpha, "alpha"))
+
+
+def mul(a, b):
+    """a * b for independent operands (GLU/SwiGLU gates): mu = mu_a mu_b, nu = nu_a nu_b.
+    Operands that derive from one source (x * sigmoid(x)) are not independent:
+    `fuse` them and use `elementwise`."""
+    a, b = _moments(a, "a"), _moments(b, "b")
+    return Moments(a.mean * b.mean, a.second * b.second)
+
+
+def scale(m, c):
+    """c * x: mu -> c mu, nu -> c^2 nu."""
+    m = _moments(m, "m")
+    c = _validate.real(c, "c")
+    return Moments(c * m.mean, c * c * m.second)
+
+
+def shift(m, c):
+    """x + c: mu -> mu + c, nu -> nu + 2 c mu + c^2."""
+    m = _moments(m, "m")
+    c = _validate.real(c, "c")
+    return Moments(m.mean + c, max(m.second + 2.0 * c * m.mean + c * c, 0.0))
+
+
+def matmul(a, b, inner):
+    """A @ B over `inner` terms with all entries independent:
+    mu = d mu_a mu_b, nu = d nu_a nu_b + d (d - 1) mu_a^2 mu_b^2."""
+    a, b = _moments(a, "a"), _moments(b, "b")
+    d = _validate.integer(inner, "inner", minimum=1)
+    return Moments(d * a.mean * b.mean,
+                   d * a.second * b.second + d * (d - 1) * (a.mean * b.mean) ** 2)
+
+
+def cat(parts):
+    """Concatenation of [(moments, size), ...]: the size-weighted average of mu and nu
+    (sizes: the operands' extents along the concatenated dim, or their numels)."""
+    if isinstance(parts, (str, bytes)) or not hasattr(parts, "__iter__"):
+        raise TypeError(f"parts must be a sequence of (moments, size) pairs, got {type(parts).__name__}")
+    parts = list(parts)
+    if not parts:
+        raise ValueError("parts must hold at least one (moments, size) pair")
+    mean = second = total = 0.0
+    for i, part in enumerate(parts):
+        if isinstance(part, (str, bytes)) or not hasattr(part, "__len__") or len(part) != 2:
+            raise TypeError(f"parts[{i}] must be a (moments, size) pair, got {type(part).__name__}")
+        m = _moments(part[0], f"parts[{i}] moments")
+        size = _validate.integer(part[1], f"parts[{i}] size", minimum=0)
+        mean, second, total = mean + size * m.mean, second + size * m.second, total + size
+    if total == 0:
+        raise ValueError("parts have total size 0")
+    return Moments(mean / total, second / total)
+
+
+# ---------------------------------------------------------------- normalization and dropout
+
+
+def norm(moments_in, gamma_sq_mean=1.0, beta_mean=0.0, beta_sq_mean=0.0, *, rms=False,
+         gamma_mean=None, eps=0.0):
+    """Output of a normalization with affine gamma, beta (layer, group, instance, batch norm in
+    training, or RMS norm with rms=True), per feature, for wide normalized sets.
+
+    Layer/group/instance/batch: x_hat has mean 0 and mean square
+    sigma^2 / (sigma^2 + eps), so mu = mean(beta), nu = mean(gamma^2) *
+    sigma^2 / (sigma^2 + eps) + mean(beta^2): the norm resets the scale
+    (eps only matters for inputs near zero, e.g. a zero-initialized branch).
+    RMS norm does not subtract the mean: x_hat has mean mu_in / sqrt(nu_in + eps)
+    and mean square nu_in / (nu_in + eps); gamma and beta are taken independent
+    of x_hat (E[gamma beta] ~ mean(gamma) mean(beta)). gamma_mean (read by RMS
+    norm only) defaults to sqrt(gamma_sq_mean), a constant gamma (torch's ones).
+    """
+    m = _moments(moments_in, "moments_in")
+    gamma_sq = _validate.real(gamma_sq_mean, "gamma_sq_mean", _validate.NON_NEGATIVE)
+    if gamma_mean is None:
+        gamma_mean = math.sqrt(gamma_sq)
+    gamma_mean, gamma_sq = _mean_and_square(gamma_mean, gamma_sq, "gamma_mean", "gamma_sq_mean")
+    beta, beta_sq = _mean_and_square(beta_mean, beta_sq_mean, "beta_mean", "beta_sq_mean")
+    rms = _validate.flag(rms, "rms")
+    eps = _validate.real(eps, "eps", _validate.NON_NEGATIVE)
+    spread = m.second if rms else m.variance
+    if spread + eps == 0.0:  # a constant input: x_hat -> 0 as eps -> 0+
+        return Moments(beta, beta_sq)
+    hat_mean = m.mean / math.sqrt(m.second + eps) if rms else 0.0
+    hat_sq = spread / (spread + eps)
+    return Moments(gamma_mean * hat_mean + beta,
+                   max(gamma_sq * hat_sq + 2.0 * gamma_mean * beta * hat_mean + beta_sq, 0.0))
+
+
+def _per_channel(value, name, non_negative=False):
+    arr = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise TypeError(f"{name} must be a real number or a sequence of them, got {arr.dtype}")
+    arr = np.atleast_1d(arr.astype(np.float64)).ravel()
+    bad = ~np.isfinite(arr) | ((arr < 0) if non_negative else False)
+    if arr.size == 0 or bad.any():
+        what = "finite numbers >= 0" if non_negative else "finite numbers"
+        raise ValueError(f"{name} must hold {what} (at least one), got {arr[bad][:1] if arr.size else 'none'}")
+    return arr
+
+
+def batch_norm_eval(moments_in, running_mean, running_var, weight=None, bias=None, eps=1e-5):
+    """Batch norm in eval mode: per channel c the affine map y = a_c x + b_c with
+    a_c = gamma_c / sqrt(var_c + eps), b_c = beta_c - a_c mean_c (running statistics).
+
+    mu = mean_c(a_c mu_in + b_c), nu = mean_c(a_c^2 nu_in + 2 a_c b_c mu_in + b_c^2),
+    for an input whose moments are the same in every channel. The arguments
+    are numbers or per-channel sequences (arrays, CPU tensors) of one common
+    length; weight/bias None mean 1 and 0.
+    """
+    m = _moments(moments_in, "moments_in")
+    stats = {"running_mean": _per_channel(running_mean, "running_mean"),
+             "running_var": _per_channel(running_var, "running_var", non_negative=True),
+             "weight": np.ones(1) if weight is None else _per_channel(weight, "weight"),
+             "bias": np.zeros(1) if bias is None else _per_channel(bias, "bias")}
+    count = max(arr.size for arr in stats.values())
+    for name, arr in stats.items():
+        if arr.size not in (1, count):
+            raise ValueError(f"{name} has {arr.size} entries where the others have {count} (one per channel)")
+    eps = _validate.real(eps, "eps", _validate.NON_NEGATIVE)
+    if np.any(stats["running_var"] + eps == 0.0):
+        raise ValueError("running_var + eps must be positive in every channel")
+    a = stats["weight"] / np.sqrt(stats["running_var"] + eps)
+    b = stats["bias"] - a * stats["running_mean"]
+    a, b = np.broadcast_arrays(a, b)
+    mean = float(np.mean(a * m.mean + b))
+    second = float(np.mean(a * a * m.second + 2.0 * a * b * m.mean + b * b))
+    return Moments(mean, max(second, mean * mean))
+
+
+def dropout(m, p, training=True):
+    """Inverted dropout: training keeps mu and divides nu by 1 - p (E[(mask x / (1-p))^2] =
+    nu / (1 - p)); eval changes nothing; p = 1 zeroes the tensor."""
+    m = _moments(m, "m")
+    p = _validate.real(p, "p", _validate.BOUNDED_0_1)
+    if not _validate.flag(training, "training"):
+        return m
+    if p == 1.0:
+        return Moments(0.0, 0.0)
+    return Moments(m.mean, m.second / (1.0 - p))
+
+
+# ---------------------------------------------------------------- pooling and reductions
+
+
+def avg_pool(m, count, rho=0.0):
+    """Mean of `count` elements with average pairwise correlation rho (average pooling,
+    adaptive/global average pooling with count = the pooled size, x.mean over dims):
+    mu kept, nu = mu^2 + sigma^2 (1 + (count - 1) rho) / count.
+
+    rho = 0 for independent elements; neighbouring conv outputs are correlated
+    (see `affine_correlation`), or measure rho on the example input. Windows
+    that include zero padding (count_include_pad) are not modelled.
+    """
+    m = _moments(m, "m")
+    k = _validate.integer(count, "count", minimum=1)
+    rho = _validate.real(rho, "rho", _validate.BOUNDED_0_1)
+    return Moments(m.mean, m.mean * m.mean + m.variance * (1.0 + (k - 1) * rho) / k)
+
+
+reduce_mean = avg_pool
+
+
+def reduce_sum(m, count, rho=0.0):
+    """Sum of `count` elements with average pairwise correlation rho:
+    mu -> count mu, nu -> count^2 mu^2 + count sigma^2 (1 + (count - 1) rho)."""
+    mean_of = avg_pool(m, count, rho)
+    return Moments(count * mean_of.mean, count * count * mean_of.second)
+
+
+# The max of k iid copies of Y = g(Z) has E[max^j] = sum over Y's sorted values
+# of y^j (F(y)^k - F(y-)^k): exact for a discrete Y, so Z is replaced by the
+# midpoints of cells of width 2e-3 on [-10, 10] (phi(10) = 8e-23), weighted by
+# phi. Rounding Z to a cell midpoint is unbiased to first order, so the error
+# is O(h^2) ~ 1e-6 relative whether g is monotone or not.
+_MAX_CELLS = 10_000
+_MAX_Z = 10.0
+# Equicorrelated inputs: Z_i = sqrt(rho) Z_0 + sqrt(1 - rho) e_i; Z_0 by Gauss-Hermite.
+_MAX_OUTER_NODES = 40
+
+
+def _max_values(values, weights, count):
+    order = np.argsort(values, axis=-1, kind="stable")
+    v = np.take_along_axis(values, order, axis=-1)
+    upper = np.minimum(np.cumsum(weights[order], axis=-1), 1.0)
+    lower = np.concatenate((np.zeros(upper.shape[:-1] + (1,)), upper[..., :-1]), axis=-1)
+    mass = upper ** count - lower ** count
+    return np.sum(v * mass, axis=-1), np.sum(v * v * mass, axis=-1)
+
+
+def max_pool(m, count, rho=0.0, g=None):
+    """Moments of the max of `count` elements, each g(z_i) with z_i ~ N(mu, sigma^2), pairwise
+    correlation rho between the z_i (max pooling over `count` taps; global max pooling).
+
+    g None: the pooled elements are the Gaussians themselves; E[max] = mu +
+    sigma sqrt(1 - rho) e_k (e_2 = 1/sqrt(pi), e_4 = 1.029). Pass g (a
+    callable or activation name, e.g. the `fuse` chain of a ReLU) with m the
+    moments of its Gaussian source when the pooled tensor is an activation:
+    max pooling of ReLU features is not the max of a Gaussian. Integrates the
+    order-statistic distribution F^count numerically (no monotonicity needed).
+
+    Example::
+
+        >>> max_pool(Moments(0.0, 1.0), 2).mean    # 1 / sqrt(pi)
+        0.56418...
+    """
+    m = _moments(m, "m")
+    k = _validate.integer(count, "count", minimum=1)
+    rho = _validate.real(rho, "rho", _validate.BOUNDED_0_1)
+    fn = (lambda x: x) if g is None else resolve(g).fn
+    edges = np.linspace(-_MAX_Z, _MAX_Z, _MAX_CELLS + 1)
+    e = (edges[:-1] + edges[1:]) / 2
+    weights = np.exp(-0.5 * e * e)
+    weights /= weights.sum()
+    if rho == 0.0:
+        outer, outer_w = np.zeros(1), np.ones(1)
+    else:
+        outer, outer_w = np.polynomial.hermite_e.hermegauss(_MAX_OUTER_NODES)
+        outer_w = outer_w / outer_w.sum()
+    sigma = math.sqrt(m.variance)
+    z = math.sqrt(rho) * outer[:, None] + math.sqrt(1.0 - rho) * e[None, :]
+    values = np.asarray(fn(m.mean + sigma * z.ravel()), dtype=np.float64).reshape(z.shape)
+    if not np.all(np.isfinite(values)):
+        raise ValueError("g returned a non-finite value")
+    first, second = _max_values(values, weights, k)
+    mean, sq = float(outer_w @ first), float(outer_w @ second)
+    return Moments(mean, max(sq, mean * mean))
+
+
+# ---------------------------------------------------------------- softmax and attention
+
+# E[sum_j a_j^2] for a = softmax(l), l_j iid N(0, c), over n logits, from
+#   1/Z^2 = int_0^inf t e^(-t Z) dt  =>  E[sum a^2] = n int t M(t) L(t)^(n-1) dt,
+# M(t) = E[e^(2l) e^(-t e^l)], L(t) = E[e^(-t e^l)], one-dimensional Gaussian
+# integrals. With t = e^u the integrand is E[h(u + l)] L^(n-1), h(s) = exp(2s - e^s),
+# smooth and decaying at both ends: the trapezoid rule in u (step 0.2) and in
+# z = l / sqrt(c) (step 0.5 / sqrt(c)) converges geometrically, to ~1e-13 relative
+# (checked against steps 8 times finer). Deterministic, any n, any c.
+_U_STEP = 0.2
+_Z_LIMIT = 10.0
+# Norm fluctuation of q across rows: |q|^2 / E|q|^2 ~ Gamma(a, 1/a), a from its
+# variance (Gaussian q entries), by generalized Gauss-Laguerre quadrature.
+_GAMMA_NODES = 16
+_GAMMA_SHAPE_MAX = 1e9
+
+
+def _power_sum(lam, m):
+    """sum_{n=1}^m n e^((n-1) lam), lam <= 0, in closed form (first-order series near lam = 0)."""
+    series = m * (m + 1) / 2.0 + lam * (m - 1) * m * (m + 1) / 3.0
+    one_minus = -np.expm1(lam)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        closed = (-np.expm1(m * lam) - m * np.exp(m * lam) * one_minus) / (one_minus * one_minus)
+    return np.where(m * np.abs(lam) < 1e-6, series, closed)
+
+
+def _sum_sq_given(c, keys, queries, causal):
+    """Average over query rows of E[sum_j a_j^2] for iid N(0, c) logits over the keys each row sees."""
+    if causal:
+        ramp = min(queries, keys)  # rows 0..ramp-1 see 1..ramp keys, the rest see all keys
+        full_rows = queries - ramp
+    else:
+        ramp, full_rows = 0, queries
+    if c <= 0.0:
+        ramp_sum = sum(1.0 / n for n in range(1, ramp + 1)) if ramp else 0.0
+        return (ramp_sum + full_rows / keys) / queries
+    root = math.sqrt(c)
+    z_step = min(0.25, 0.5 / root)
+    z = np.arange(-_Z_LIMIT, _Z_LIMIT + z_step / 2, z_step)
+    wz = np.exp(-0.5 * z * z)
+    wz /= wz.sum()
+    # left of u_lo the integrand is ~ n e^(2u) E[e^(2l)] and its integral < 1e-16 / n;
+    # right of u_hi, h(u + l) < e^-80 for every l on the grid
+    u_lo = -min(c, _Z_LIMIT * root) - math.log(keys) - 19.0
+    u = np.arange(u_lo, _Z_LIMIT * root + 5.0, _U_STEP)
+    s = np.minimum(u[:, None] + root * z[None, :], 50.0)
+    es = np.exp(s)
+    bump = np.exp(2.0 * s - es) @ wz
+    with np.errstate(divide="ignore"):  # L underflows to 0 far right: lam = -inf, clipped
+        lam = np.maximum(np.log1p(-np.minimum(-np.expm1(-es) @ wz, 1.0)), -700.0)
+    weight = full_rows * keys * np.exp((keys - 1) * lam)
+    if ramp:
+        weight = weight + _power_sum(lam, ramp)
+    return float(_U_STEP * np.sum(bump * weight) / queries)
+
+
+def _gamma_nodes(shape):
+    """Nodes and weights of E[f(X)], X ~ Gamma(shape, 1/shape) (mean 1), by Golub-Welsch."""
+    alpha = shape - 1.0
+    k = np.arange(_GAMMA_NODES, dtype=np.float64)
+    off = np.sqrt((k[1:]) * (k[1:] + alpha))
+    jacobi = np.diag(2.0 * k + alpha + 1.0) + np.diag(off, 1) + np.diag(off, -1)
+    nodes, vectors = np.linalg.eigh(jacobi)
+    weights = vectors[0] ** 2
+    return nodes / shape, weights / weights.sum()
+
+
+def _sum_sq(c, keys, queries, causal, shape):
+    if c <= 0.0 or shape >= _GAMMA_SHAPE_MAX:
+        return _sum_sq_given(c, keys, queries, causal)
+    nodes, weights = _gamma_nodes(shape)
+    return float(sum(w * _sum_sq_given(c * x, keys, queries, causal) for x, w in zip(nodes, weights)))
+
+
+def softmax(m, size):
+    """Softmax over `size` iid N(mu, sigma^2) logits: each output has mean 1/size and second
+    moment E[sum_j a_j^2] / size, by a one-dimensional integral that is exact for Gaussian
+    logits (~ e^(sigma^2) / size^2 for many logits, the lognormal limit; 1/size^2 for
+    sigma = 0). The mean of the logits cancels."""
+    m = _moments(m, "m")
+    n = _validate.integer(size, "size", minimum=1)
+    return Moments(1.0 / n, _sum_sq_given(m.variance, n, 1, False) / n)
+
+
+def attention(q, k, v, keys, head_dim, scale=None, causal=False, *, queries=None, dropout_p=0.0):
+    """Output moments of softmax(scale q k^T) v (F.scaled_dot_product_attention).
+
+    Within a query row the logits l_j = scale q.k_j share q; their common part
+    (from mean(k)) cancels in the softmax, and given q they are iid
+    N(0, scale^2 |q|^2 Var(k)). With a = softmax(l) and S = sum_j a_j^2, the
+    output sum_j a_j v_j (v independent of a) has mean mu_v and second moment
+    E[S] nu_v / (1 - p) + (1 - E[S]) mu_v^2 (attention dropout p, inverted).
+    E[S] is computed exactly for iid Gaussian logits (uniform attention gives
+    1/T; large logit variance c gives ~ e^c / T) and averaged over the
+    fluctuation of |q|^2 across rows (Gaussian q entries) and, with causal,
+    over rows: row i sees min(i + 1, keys) keys (torch's top-left causal mask).
+    Correlation between keys and values of the same tokens is not modelled.
+
+    Arguments: q, k, v: Moments of the entries; keys: number of keys (source
+    length); head_dim: d; scale: default 1/sqrt(d); queries: number of query
+    rows (default keys; used with causal).
+    """
+    q, k, v = _moments(q, "q"), _moments(k, "k"), _moments(v, "v")
+    keys = _validate.integer(keys, "keys", minimum=1)
+    d = _validate.integer(head_dim, "head_dim", minimum=1)
+    scale = 1.0 / math.sqrt(d) if scale is None else _validate.real(scale, "scale")
+    causal = _validate.flag(causal, "causal")
+    queries = keys if queries is None else _validate.integer(queries, "queries", minimum=1)
+    p = _validate.real(dropout_p, "dropout_p", _validate.BOUNDED_LT_0_1)
+    c = scale * scale * d * q.second * k.variance
+    # |q|^2 over d Gaussian entries: mean d nu_q, variance d (2 var_q^2 + 4 mu_q^2 var_q)
+    spread = 2.0 * q.variance ** 2 + 4.0 * q.mean ** 2 * q.variance
+    shape = math.inf if spread == 0.0 else d * q.second ** 2 / spread
+    s = _sum_sq(c, keys, queries, causal, shape)
+    return Moments(v.mean, s * v.second / (1.0 - p) + (1.0 - s) * v.mean * v.mean)
+
+
+# ---------------------------------------------------------------- fusion
+
+FUSIBLE = frozenset({"elementwise", "add", "sub", "mul", "div", "scale", "shift", "pow"})
+
+
+def _fusible(graph, node):
+    if node.kind not in FUSIBLE or node.replay is None or not node.inputs:
+        return False
+    # A per-channel parameter (PReLU with one slope per channel) makes the op
+    # differ across elements: not a function of one scalar.
+    for name in node.params.values():
+        param = graph.params.get(name)
+        if param is None or param.numel() != 1:
+            return False
+    return True
+
+
+def _source(graph, index, memo):
+    """The node whose value `index`'s value is a per-element function of (itself if none)."""
+    stack = [index]
+    while stack:
+        i = stack[-1]
+        if i in memo:
+            stack.pop()
+            continue
+        node = graph.nodes[i]
+        if not _fusible(graph, node):
+            memo[i] = i
+            stack.pop()
+            continue
+        pending = [j for j in node.inputs if j not in memo]
+        if pending:
+            stack.extend(pending)
+            continue
+        sources = {memo[j] for j in node.inputs}
+        memo[i] = sources.pop() if len(sources) == 1 else i
+        stack.pop()
+    return memo[index]
+
+
+def fuse(graph, index, memo=None):
+    """(source_index, g) when node `index` computes g(source) per element through
+    elementwise / add / sub / mul / div / scale / shift / pow nodes only; None otherwise.
+
+    The source is the deepest such node: for relu(a + b) with a, b independent
+    it is the add node, for x * sigmoid(1.5 x) it is x, so correlated operands
+    (x * sigmoid(x), x + relu(x)) are integrated as one function of one
+    Gaussian by `elementwise` instead of being treated as independent. Views,
+    reductions, parameters and constants end a chain (their values are not
+    per-element functions of the source). g replays the recorded ops
+    (Node.replay) on a float64 tensor (or array, returning an array).
+    memo: a dict reused across calls on the same graph, so a pass over
+    every node costs time linear in the graph.
+    """
+    memo = {} if memo is None else memo
+    index = _validate.integer(index, "index", minimum=0, maximum=len(graph.nodes) - 1)
+    source = _source(graph, index, memo)
+    if source == index:
+        return None
+    region, stack = set(), [index]
+    while stack:
+        i = stack.pop()
+        if i != source and i not in region:
+            region.add(i)
+            stack.extend(graph.nodes[i].inputs)
+    steps = [(i, graph.nodes[i].replay, tuple(graph.nodes[i].inputs)) for i in sorted(region)]
+
+    def g(x):
+        is_tensor = isinstance(x, torch.Tensor)
+        # a copy: an in-place op in the chain (relu_) must not write into the caller's array
+        t = x.to(torch.float64).clone() if is_tensor else torch.tensor(np.asarray(x, dtype=np.float64))
+        values = {source: t}
+        with torch.no_grad():
+            for i, replay, inputs in steps:
+                values[i] = replay(*(values[j] for j in inputs))
+        out = torch.as_tensor(values[index], dtype=torch.float64)
+        return out if is_tensor else out.numpy()
+
+    return source, g

@@ -1,0 +1,281 @@
+"""Architectures for whole-model init, written here, each with example inputs,
+and the measurement that judges an init: one forward and one backward pass.
+
+`ZOO` maps a name to a factory returning (model, example_inputs). `profile`
+measures the std of every weight layer's output (Linear, Conv, ConvTranspose,
+LSTM, MultiheadAttention, Embedding, in call order) and of the gradient with
+respect to it, for a unit-variance random gradient at the output.
+
+The models are small enough for a CPU test run, and cover the kinds whose
+dataflow the structure alone does not show: activations called in forward(),
+residual additions with and without normalization, small feature maps where
+zero padding matters, skip concatenations, gates, custom activations, tied
+embeddings.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MLP(nn.Module):
+    def __init__(self, depth, width, act):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
+        self.act = act
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = self.act(layer(x))
+        return x
+
+
+class BasicBlock(nn.Module):
+    """torchvision's basic block: relu called in forward(), optional BatchNorm."""
+
+    def __init__(self, channels, batch_norm):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=not batch_norm)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=not batch_norm)
+        self.bn1 = nn.BatchNorm2d(channels) if batch_norm else nn.Identity()
+        self.bn2 = nn.BatchNorm2d(channels) if batch_norm else nn.Identity()
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + x)
+
+
+class ResNet(nn.Module):
+    def __init__(self, blocks=8, channels=32, batch_norm=True, classes=10):
+        super().__init__()
+        self.stem = nn.Conv2d(3, channels, 3, padding=1)
+        self.blocks = nn.Sequential(*(BasicBlock(channels, batch_norm) for _ in range(blocks)))
+        self.head = nn.Linear(channels, classes)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        x = self.blocks(x)
+        return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class DepthwiseSeparable(nn.Module):
+    """MobileNet-style stack on a 4x4 map: a 3x3 depthwise conv there sees zero padding at 7 of 16 positions."""
+
+    def __init__(self, depth=8, channels=64):
+        super().__init__()
+        self.stem = nn.Conv2d(3, channels, 1)
+        self.dw = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1, groups=channels) for _ in range(depth))
+        self.pw = nn.ModuleList(nn.Conv2d(channels, channels, 1) for _ in range(depth))
+
+    def forward(self, x):
+        x = self.stem(x)
+        for dw, pw in zip(self.dw, self.pw):
+            x = F.relu(pw(F.relu(dw(x))))
+        return x
+
+
+class UNet(nn.Module):
+    def __init__(self, channels=16):
+        super().__init__()
+        c = channels
+        self.down1 = nn.Conv2d(3, c, 3, padding=1)
+        self.down2 = nn.Conv2d(c, 2 * c, 3, padding=1)
+        self.bottom = nn.Conv2d(2 * c, 2 * c, 3, padding=1)
+        self.up2 = nn.ConvTranspose2d(2 * c, 2 * c, 2, stride=2)
+        self.dec2 = nn.Conv2d(4 * c, c, 3, padding=1)
+        self.up1 = nn.ConvTranspose2d(c, c, 2, stride=2)
+        self.dec1 = nn.Conv2d(2 * c, c, 3, padding=1)
+        self.out = nn.Conv2d(c, 3, 1)
+
+    def forward(self, x):
+        d1 = F.relu(self.down1(x))
+        d2 = F.relu(self.down2(F.max_pool2d(d1, 2)))
+        b = F.relu(self.bottom(F.max_pool2d(d2, 2)))
+        u2 = F.relu(self.dec2(torch.cat([self.up2(b), d2], 1)))
+        u1 = F.relu(self.dec1(torch.cat([self.up1(u2), d1], 1)))
+        return self.out(u1)
+
+
+class Inception(nn.Module):
+    """Multi-branch blocks concatenated along channels, stacked."""
+
+    def __init__(self, blocks=4, channels=32):
+        super().__init__()
+        b = channels // 4
+        self.stem = nn.Conv2d(3, channels, 3, padding=1)
+        self.blocks = nn.ModuleList()
+        for _ in range(blocks):
+            self.blocks.append(nn.ModuleDict({
+                "b1": nn.Conv2d(channels, b, 1),
+                "b3a": nn.Conv2d(channels, b, 1), "b3b": nn.Conv2d(b, b, 3, padding=1),
+                "b5a": nn.Conv2d(channels, b, 1), "b5b": nn.Conv2d(b, b, 5, padding=2),
+                "bp": nn.Conv2d(channels, b, 1),
+            }))
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        for m in self.blocks:
+            x = torch.cat([
+                F.relu(m["b1"](x)),
+                F.relu(m["b3b"](F.relu(m["b3a"](x)))),
+                F.relu(m["b5b"](F.relu(m["b5a"](x)))),
+                F.relu(m["bp"](F.max_pool2d(x, 3, stride=1, padding=1))),
+            ], 1)
+        return x
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, width, hidden):
+        super().__init__()
+        self.gate_up = nn.Linear(width, 2 * hidden)
+        self.down = nn.Linear(hidden, width)
+
+    def forward(self, x):
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+class GatedMLP(nn.Module):
+    def __init__(self, depth=12, width=128):
+        super().__init__()
+        self.blocks = nn.ModuleList(SwiGLU(width, 2 * width) for _ in range(depth))
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class ScaledSwish(nn.Module):
+    """A custom activation: x * sigmoid(1.5 x), in no gain table."""
+
+    def forward(self, x):
+        return x * torch.sigmoid(1.5 * x)
+
+
+class ReluSquared(nn.Module):
+    def forward(self, x):
+        return torch.relu(x) ** 2
+
+
+class PreLNBlock(nn.Module):
+    def __init__(self, d, heads):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.fc1, self.fc2 = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+    def forward(self, x):
+        h = self.ln1(x)
+        x = x + self.attn(h, h, h, need_weights=False)[0]
+        return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
+
+
+class TinyGPT(nn.Module):
+    """Pre-LN decoder with token embeddings tied to the output head."""
+
+    def __init__(self, vocab=512, d=64, heads=4, layers=6, context=32):
+        super().__init__()
+        self.tok = nn.Embedding(vocab, d)
+        self.pos = nn.Embedding(context, d)
+        self.blocks = nn.ModuleList(PreLNBlock(d, heads) for _ in range(layers))
+        self.ln = nn.LayerNorm(d)
+        self.head = nn.Linear(d, vocab, bias=False)
+        self.head.weight = self.tok.weight
+
+    def forward(self, ids):
+        x = self.tok(ids) + self.pos(torch.arange(ids.shape[1], device=ids.device))
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.ln(x))
+
+
+class StackedLSTM(nn.Module):
+    def __init__(self, inputs=32, hidden=64, layers=3):
+        super().__init__()
+        self.lstm = nn.LSTM(inputs, hidden, layers, batch_first=True)
+        self.head = nn.Linear(hidden, 8)
+
+    def forward(self, x):
+        return self.head(self.lstm(x)[0])
+
+
+def _images(batch=16, size=16):
+    return torch.randn(batch, 3, size, size)
+
+
+ZOO = {
+    "mlp_relu": lambda: (MLP(20, 256, nn.ReLU()), torch.randn(256, 256)),
+    "mlp_gelu": lambda: (MLP(30, 256, nn.GELU()), torch.randn(256, 256)),
+    "mlp_tanh": lambda: (MLP(20, 256, nn.Tanh()), torch.randn(256, 256)),
+    "mlp_custom_activation": lambda: (MLP(20, 256, ScaledSwish()), torch.randn(256, 256)),
+    "resnet_batchnorm": lambda: (ResNet(batch_norm=True), _images()),
+    "resnet_no_norm": lambda: (ResNet(batch_norm=False), _images()),
+    "depthwise_small_maps": lambda: (DepthwiseSeparable(), _images(32, 4)),
+    "unet": lambda: (UNet(), _images(8, 16)),
+    "inception": lambda: (Inception(), _images(8, 16)),
+    "gated_mlp": lambda: (GatedMLP(), torch.randn(256, 128)),
+    "transformer_pre_ln": lambda: (
+        nn.TransformerEncoder(nn.TransformerEncoderLayer(64, 4, 256, activation="gelu", batch_first=True,
+                                                         norm_first=True), 6, enable_nested_tensor=False),
+        torch.randn(16, 32, 64)),
+    "transformer_post_ln": lambda: (
+        nn.TransformerEncoder(nn.TransformerEncoderLayer(64, 4, 256, activation="gelu", batch_first=True),
+                              6, enable_nested_tensor=False),
+        torch.randn(16, 32, 64)),
+    "tiny_gpt_tied": lambda: (TinyGPT(), torch.randint(0, 512, (16, 32))),
+    "lstm_stacked": lambda: (StackedLSTM(), torch.randn(16, 20, 32)),
+}
+# A degree-2 homogeneous activation: no initialization keeps it stable over depth.
+UNSTABLE = {"mlp_relu_squared": lambda: (MLP(12, 256, ReluSquared()), torch.randn(256, 256))}
+
+WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                 nn.ConvTranspose3d, nn.LSTM, nn.GRU, nn.MultiheadAttention, nn.Embedding)
+
+
+def profile(model, inputs, seed=0):
+    """Per weight layer, in call order: (name, activation std, gradient std), and the output std.
+
+    The model runs in its current mode on `inputs`; the gradient injected at the
+    output is N(0, 1) from torch.Generator(seed).
+    """
+    records, handles = [], []
+
+    def hook(name):
+        def record(module, args, output):
+            out = output[0] if isinstance(output, tuple) else output
+            if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+                return
+            out.retain_grad()
+            records.append((name, out))
+        return record
+
+    for name, module in model.named_modules():
+        if isinstance(module, WEIGHT_LAYERS) and not (
+                isinstance(module, nn.Linear) and name.endswith("out_proj")):
+            handles.append(module.register_forward_hook(hook(name)))
+    try:
+        y = model(inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(seed), dtype=y.dtype)
+    y.backward(g)
+    rows = [(name, float(t.detach().std()), float(t.grad.std()) if t.grad is not None else math.nan)
+            for name, t in records]
+    return rows, float(y.detach().std())
+
+
+def verdict(rows, output_std):
+    """The figures the issue judges: activation std max/min over depth, output std,
+    and the gradient std ratio between the first and the last hidden layer."""
+    act = [r[1] for r in rows]
+    grads = [r[2] for r in rows if math.isfinite(r[2])]
+    hidden = grads[:-1] if len(grads) > 1 else grads
+    return {
+        "act_ratio": max(act) / min(act) if min(act) > 0 else math.inf,
+        "output_std": output_std,
+        "grad_ratio": hidden[0] / hidden[-1] if hidden and hidden[-1] > 0 else math.inf,
+    }
