@@ -1,0 +1,831 @@
+"""trace: the dataflow of one forward pass of a torch.nn.Module, as a Graph.
+
+`trace(model, example_inputs)` runs the model once, under torch.no_grad(),
+in the mode it is in (train or eval), with a `torch.overrides.TorchFunctionMode`
+that sees every torch function and Tensor method called on a tensor the
+trace follows (an example input, a parameter, or a result of such a call),
+and global module hooks that say which module's forward is running. Each
+call becomes a Node (its kind from graph_kinds.SPECS); Python control flow
+follows the path this pass takes. Nothing needs values: a model on the meta
+device with meta inputs traces the same as a real one.
+
+Tensors are matched to nodes by identity (every mapped tensor is kept alive
+until the trace ends, so an id is never reused). An in-place op (relu_,
+add_, x[i] = v) makes a new node and rebinds its tensor to it. A Python
+function torch dispatches that the tables do not list (F.multi_head_attention_forward,
+F.normalize, Tensor.__iter__) is not a node: its body runs with the mode on,
+so the ops inside it are recorded (that is how nn.MultiheadAttention's
+in_proj_weight and out_proj.weight reach two "linear" nodes though out_proj
+is never called). A builtin the tables do not list becomes an "opaque" node
+named by its public name, listed in Graph.unknown.
+
+The model is left as it was: hooks and the mode are removed even when the
+forward raises, every buffer is restored to its bits and its object
+(BatchNorm in train mode updates running statistics, spectral norm its
+power-iteration vectors), F.embedding is called without max_norm (which
+renormalizes the weight in place), and torch's random state is restored
+(dropout and rrelu in train mode draw from it).
+
+Because the mode makes `has_torch_function` true, the fused fast paths of
+nn.MultiheadAttention and nn.TransformerEncoderLayer in eval mode
+(torch._native_multi_head_attention, torch._transformer_encoder_layer_fwd)
+are never taken while tracing: the decomposed path is recorded instead.
+"""
+import functools
+import numbers
+import threading
+import types
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch.nn.modules.module import (register_module_forward_hook,
+                                     register_module_forward_pre_hook)
+from torch.overrides import TorchFunctionMode
+
+from .graph_kinds import IGNORE, SPECS, is_inplace_name, public_name
+
+KINDS = (
+    "input", "param", "constant",
+    "linear", "conv", "conv_transpose", "embedding", "bilinear",
+    "elementwise", "add", "sub", "mul", "div", "scale", "shift", "pow",
+    "matmul", "softmax", "attention", "norm", "dropout",
+    "avg_pool", "max_pool", "adaptive_avg_pool", "adaptive_max_pool", "mean", "sum",
+    "cat", "view", "rnn", "opaque",
+)
+
+
+@dataclass
+class Node:
+    """One recorded op (or a source: an input, a parameter, a constant).
+
+    inputs: the nodes whose outputs are this op's tensor operands, in order.
+    For kinds with weights (linear, conv, conv_transpose, embedding,
+    bilinear, norm, rnn, elementwise PReLU) the activations come first
+    (inputs[0]; bilinear inputs[0:2]; rnn the sequence then the initial
+    states), and parameters read directly are in `params`, not `inputs`; a
+    weight computed inside forward (a weight-norm parametrization,
+    `self.weight.t()`) is a further input, and attrs["weight_from"]
+    (["bias_from"], ...) names the parameters it is computed from. For
+    "view", inputs[0] is the tensor moved or selected, further inputs are
+    index tensors. An op that returns several tensors (chunk, split, LSTM's
+    (output, h_n, c_n), max pooling with indices) gives one node per tensor,
+    attrs["output"] = its position; a view that splits also records
+    attrs["dim"] and attrs["slice"] = (start, stop) along it.
+    replay: for elementwise / add / sub / mul / div / scale / shift / pow, a
+    function of tensors (one per input, same order) that recomputes the op
+    out of place; None otherwise.
+    """
+
+    index: int
+    kind: str
+    target: str
+    inputs: list
+    params: dict
+    attrs: dict
+    shape: tuple
+    dtype: torch.dtype
+    module: str
+    replay: Callable | None = None
+
+
+@dataclass
+class Graph:
+    """The dataflow of one forward pass; nodes in execution (topological) order.
+
+    params: every parameter of the model by its canonical name (the first in
+    named_parameters order); tied: canonical name -> the other names of the
+    same tensor, for tensors with several; uses: canonical name -> the nodes
+    that read it (its "param" node, the nodes naming it in params, and layer
+    nodes whose weight is computed from it, attrs["*_from"]), [] if none;
+    unknown: the "opaque" nodes.
+    """
+
+    nodes: list
+    inputs: list       # per example input its "input" node (a tensor passed twice: one node, twice)
+    outputs: list
+    params: dict
+    tied: dict
+    uses: dict
+    unknown: list
+
+
+def trace(model, example_inputs):
+    """Record the dataflow of `model` on `example_inputs` as a Graph.
+
+    model: a torch.nn.Module (real or on the meta device; left unchanged).
+    example_inputs: a tensor (the one positional argument), a tuple or list
+    of tensors (the positional arguments) or a dict of str -> tensor (the
+    keyword arguments); real or meta tensors.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU())
+        >>> [n.kind for n in trace(net, torch.zeros(2, 4)).nodes]
+        ['input', 'linear', 'elementwise']
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    args, kwargs = _example_call(example_inputs)
+    recorder = _Recorder(model)
+    devices = _cuda_devices(model, list(args) + list(kwargs.values()))
+    with _BufferGuard(model), torch.random.fork_rng(devices=devices), torch.no_grad():
+        for i, tensor in enumerate(args):
+            recorder.add_input(tensor, {"position": i})
+        for key, tensor in kwargs.items():
+            recorder.add_input(tensor, {"key": key})
+        hooks = []
+        try:
+            hooks.append(register_module_forward_pre_hook(recorder.enter))
+            hooks.append(register_module_forward_hook(recorder.leave, always_call=True))
+            with recorder:
+                output = model(*args, **kwargs)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return recorder.graph(model, output)
+
+
+def _example_call(example_inputs):
+    if isinstance(example_inputs, torch.Tensor):
+        return (example_inputs,), {}
+    if isinstance(example_inputs, (tuple, list)):
+        for i, value in enumerate(example_inputs):
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"example_inputs[{i}] must be a torch.Tensor, "
+                                f"got {type(value).__name__}")
+        return tuple(example_inputs), {}
+    if isinstance(example_inputs, dict):
+        for key, value in example_inputs.items():
+            if not isinstance(key, str):
+                raise TypeError(f"example_inputs keys must be str (keyword argument names), "
+                                f"got {type(key).__name__}")
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"example_inputs[{key!r}] must be a torch.Tensor, "
+                                f"got {type(value).__name__}")
+        return (), dict(example_inputs)
+    raise TypeError("example_inputs must be a torch.Tensor, a tuple or list of tensors, or a "
+                    f"dict of str -> tensor, got {type(example_inputs).__name__}")
+
+
+def _cuda_devices(model, inputs):
+    tensors = list(model.parameters()) + list(model.buffers()) + inputs
+    return sorted({t.device.index or 0 for t in tensors if t.device.type == "cuda"})
+
+
+class _BufferGuard:
+    """Puts every buffer back, same object and same bits, when the trace ends."""
+
+    def __init__(self, model):
+        self.saved = [(module, name, buffer, buffer.detach().clone())
+                      for module in model.modules()
+                      for name, buffer in module.named_buffers(recurse=False)]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        with torch.no_grad():
+            for module, name, buffer, copy in self.saved:
+                if getattr(module, name) is not buffer:
+                    setattr(module, name, buffer)
+                buffer.copy_(copy)
+
+
+def _never(*args):
+    return False
+
+
+@functools.lru_cache(maxsize=None)
+def _unguarded(func):
+    """A copy of the Python function `func` whose own __torch_function__ check
+    is off, so its body runs under the mode and the calls inside it are
+    recorded. Calling `func` itself with the mode on would dispatch straight
+    back to the mode (its first line is `if has_torch_function(...): return
+    handle_torch_function(func, ...)`), for ever. The copy reads the names
+    torch.nn.functional and torch._tensor check with from its own globals;
+    the module's globals are not touched."""
+    namespace = dict(func.__globals__)
+    namespace.update(has_torch_function=_never, has_torch_function_unary=_never,
+                     has_torch_function_variadic=_never)
+    copy = types.FunctionType(func.__code__, namespace, func.__name__, func.__defaults__,
+                              func.__closure__)
+    copy.__kwdefaults__ = func.__kwdefaults__
+    return copy
+
+
+def _tensors(values):
+    found = []
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            found.append(value)
+        elif isinstance(value, (list, tuple)):
+            found.extend(_tensors(value))
+    return found
+
+
+def _bind(names, args, kwargs):
+    """The arguments by name (positional ones by `names`), and the positional ones beyond."""
+    bound = dict(zip(names, args))
+    bound.update(kwargs)
+    return bound, args[len(names):]
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Number) and not isinstance(value, torch.Tensor)
+
+
+def _ntuple(value, n):
+    if isinstance(value, (list, tuple)):
+        value = tuple(int(v) for v in value)
+        return value * n if len(value) == 1 else value
+    return (int(value),) * n
+
+
+def _dims(dim, ndim):
+    """A reduction's dims as sorted non-negative ints; None (all) stays None."""
+    if dim is None:
+        return None
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    return tuple(sorted(d % ndim for d in dims)) if ndim else dims
+
+
+def _index(index):
+    """A __getitem__ index with its tensors replaced by "tensor" (they are inputs)."""
+    if isinstance(index, torch.Tensor):
+        return "tensor"
+    if isinstance(index, (tuple, list)):
+        return type(index)(_index(i) for i in index)
+    return index
+
+
+def _einsum_inner(equation, a, b):
+    """The product of the sizes einsum sums over: letters of the two operands
+    absent from the output (without "->", the output is the letters used once)."""
+    lhs, arrow, out = equation.replace(" ", "").partition("->")
+    terms = lhs.split(",")
+    if not arrow:
+        out = "".join(letter for letter in lhs if letter.isalpha() and lhs.count(letter) == 1)
+    sizes = {}
+    for term, operand in zip(terms, (a, b)):
+        shape = tuple(operand.shape)
+        if "..." in term:
+            head, tail = term.split("...")
+            sizes.update(zip(head, shape[:len(head)]))
+            sizes.update(zip(tail, shape[len(shape) - len(tail):]))
+        else:
+            sizes.update(zip(term, shape))
+    inner = 1
+    for letter, size in sizes.items():
+        if letter not in out:
+            inner *= int(size)
+    return inner
+
+
+def _operands(spec, bound, extra):
+    """The non-weight tensor arguments: named ones in order, then the positional
+    ones beyond the names, then keyword ones the names do not list."""
+    named = [bound[n] for n in spec.names if n in bound and n not in spec.roles]
+    other = [v for k, v in bound.items() if k not in spec.names and k != "out"]
+    return named + list(extra) + other
+
+
+def _with_argument(names, args, kwargs, name, value):
+    """args, kwargs with the argument `name` (positional or keyword) set to value."""
+    position = names.index(name)
+    if name not in kwargs and position < len(args):
+        return args[:position] + (value,) + args[position + 1:], kwargs
+    return args, {**kwargs, name: value}
+
+
+class _Recorder(TorchFunctionMode):
+    """The mode and hooks of one trace, and the nodes they record."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.nodes = []
+        self.from_params = []      # per node: parameters it is computed from; None: from an input
+        self.node_of = {}          # id(tensor) -> node index
+        self.alive = []            # every mapped tensor, so its id is never reused during the trace
+        self.constant_ids = set()
+        self.param_name, self.buffer_name, self.module_name = {}, {}, {}
+        for name, param in model.named_parameters(remove_duplicate=False):
+            self.param_name.setdefault(id(param), name)
+        for name, buffer in model.named_buffers(remove_duplicate=False):
+            self.buffer_name.setdefault(id(buffer), name)
+        for name, module in model.named_modules(remove_duplicate=False):
+            self.module_name.setdefault(id(module), name)
+        self.inputs = []
+        self.stack = []
+        self.expanding = []
+        self.thread = threading.get_ident()
+
+    # -------------------------------------------------------------- modules
+
+    @property
+    def module(self):
+        return self.stack[-1] if self.stack else ""
+
+    # The hooks are global: a module running in another thread meanwhile is not ours.
+
+    def enter(self, module, args):
+        if threading.get_ident() == self.thread:
+            # a module built inside forward() is not in the model: it counts as its caller
+            self.stack.append(self.module_name.get(id(module), self.module))
+
+    def leave(self, module, args, output):
+        if threading.get_ident() == self.thread:
+            self.stack.pop()
+
+    # -------------------------------------------------------------- sources
+
+    def _new_node(self, kind, target, inputs, params, attrs, tensor, replay=None, from_params=None):
+        index = len(self.nodes)
+        self.nodes.append(Node(index, kind, target, inputs, params, attrs, tuple(tensor.shape),
+                               tensor.dtype, self.module, replay))
+        self.from_params.append(from_params)
+        self.node_of[id(tensor)] = index
+        self.alive.append(tensor)
+        if kind == "constant":
+            self.constant_ids.add(id(tensor))
+        else:       # a constant written into by an op on traced tensors is traced from then on
+            self.constant_ids.discard(id(tensor))
+        return index
+
+    def add_input(self, tensor, attrs):
+        # The same tensor passed twice (self-attention's query, key, value) is
+        # one node, listed twice in Graph.inputs: the model must see the very
+        # objects it was given, or it may take another path (MultiheadAttention
+        # packs its projections only when query is key is value).
+        index = self.node_of.get(id(tensor))
+        if index is None:
+            index = self._new_node("input", "", [], {}, attrs, tensor)
+        self.inputs.append(index)
+
+    def node_for(self, tensor):
+        """The node of an operand: its producer, or a new param / constant node."""
+        index = self.node_of.get(id(tensor))
+        if index is not None:
+            return index
+        name = self.param_name.get(id(tensor))
+        if name is not None:
+            return self._new_node("param", "", [], {"param": name}, {}, tensor,
+                                  from_params=(name,))
+        attrs = {}
+        if id(tensor) in self.buffer_name:
+            attrs["buffer"] = self.buffer_name[id(tensor)]
+        if tensor.numel() == 1 and tensor.device.type != "meta":
+            attrs["value"] = tensor.item()
+        return self._new_node("constant", "", [], {}, attrs, tensor, from_params=())
+
+    def traced(self, tensor):
+        key = id(tensor)
+        return key in self.param_name or (key in self.node_of and key not in self.constant_ids)
+
+    # -------------------------------------------------------------- dispatch
+
+    def __torch_function__(self, func, arg_types=(), args=(), kwargs=None):
+        kwargs = kwargs or {}
+        try:
+            spec = SPECS.get(func)
+        except TypeError:                # an unhashable callable: not in the tables
+            spec = None
+        if spec is not None and spec.kind == IGNORE:
+            return func(*args, **kwargs)
+        operands = _tensors(args) + _tensors(v for k, v in kwargs.items() if k != "out")
+        if not any(self.traced(t) for t in operands):
+            return func(*args, **kwargs)
+        if spec is None and type(func) is types.FunctionType and func not in self.expanding:
+            return self._expand(func, args, kwargs)
+        return self._record(func, spec, args, kwargs, operands)
+
+    def _expand(self, func, args, kwargs):
+        # If the copy still dispatches to the mode (a check the copy does not
+        # switch off), `func` is found in `expanding` and recorded as opaque.
+        self.expanding.append(func)
+        try:
+            with self:
+                return _unguarded(func)(*args, **kwargs)
+        finally:
+            self.expanding.pop()
+
+    def _record(self, func, spec, args, kwargs, operands):
+        target = public_name(func)
+        bound, extra = _bind(spec.names, args, kwargs) if spec else ({}, ())
+        if spec is not None and spec.kind == "embedding" and bound.get("max_norm") is not None:
+            # max_norm renormalizes the looked-up rows of the weight in place
+            args, kwargs = _with_argument(spec.names, args, kwargs, "max_norm", None)
+        out = func(*args, **kwargs)
+        if spec is not None and spec.op == "__setitem__":
+            outs = [(0, args[0])]
+        elif isinstance(out, torch.Tensor):
+            outs = [(0, out)]
+        elif isinstance(out, (list, tuple)):
+            outs = [(k, o) for k, o in enumerate(out) if isinstance(o, torch.Tensor)]
+        else:
+            return out
+        if spec is None or spec.kind == "opaque":
+            kind, inputs, params, attrs, replay = (
+                "opaque", [self.node_for(t) for t in operands], {}, {}, None)
+        else:
+            kind, inputs, params, attrs, replay = getattr(self, "_" + spec.kind)(
+                spec, bound, extra, outs)
+        inplace = ((spec.inplace if spec else is_inplace_name(func))
+                   or bound.get("inplace") is True or "out" in kwargs)
+        if isinstance(out, torch.Tensor) and not inplace and any(out is t for t in operands):
+            if kind == "view":          # x.contiguous(), x.float() returning x: nothing moved
+                return out
+            # F.dropout(x, training=False) returns x itself: a new tensor object
+            # keeps the dropout node from replacing x's node for x's other uses
+            out = out.view_as(out)
+            outs = [(0, out)]
+        from_params = self._from_params(inputs, params)
+        for k, tensor in outs:
+            node_attrs = attrs if len(outs) == 1 else {**attrs, "output": k,
+                                                       **self._part(spec, extra, kwargs, outs, k)}
+            self._new_node(kind, target, list(inputs), dict(params), node_attrs, tensor,
+                           replay if len(outs) == 1 else None, from_params)
+        return out
+
+    def _from_params(self, inputs, params):
+        names = {}
+        for i in inputs:
+            if self.from_params[i] is None:
+                return None
+            names.update(dict.fromkeys(self.from_params[i]))
+        names.update(dict.fromkeys(params.values()))
+        return tuple(names)
+
+    def _wire(self, operands, roles):
+        """inputs, params and *_from attrs for activation operands and (role, value) weights."""
+        inputs = [self.node_for(t) for t in _tensors(operands)]
+        params, attrs = {}, {}
+        for role, value in roles:
+            if not isinstance(value, torch.Tensor):
+                continue
+            if role.startswith("running_"):
+                attrs[role] = self.buffer_name.get(id(value))
+                continue
+            name = self.param_name.get(id(value))
+            if name is not None:
+                params[role] = name
+                continue
+            index = self.node_for(value)
+            inputs.append(index)
+            if self.from_params[index] is not None:
+                attrs[f"{role}_from"] = list(self.from_params[index])
+        return inputs, params, attrs
+
+    def _wire_spec(self, spec, bound, extra):
+        return self._wire(_operands(spec, bound, extra), [(r, bound.get(r)) for r in spec.roles])
+
+    # -------------------------------------------------------------- kinds
+
+    def _layer(self, spec, bound, extra, outs):
+        inputs, params, attrs = self._wire_spec(spec, bound, extra)
+        return spec.kind, inputs, params, attrs, None
+
+    _linear = _bilinear = _layer
+
+    def _embedding(self, spec, bound, extra, outs):
+        inputs, params, attrs = self._wire_spec(spec, bound, extra)
+        attrs.update(padding_idx=bound.get("padding_idx"), max_norm=bound.get("max_norm"),
+                     norm_type=bound.get("norm_type", 2.0))
+        return "embedding", inputs, params, attrs, None
+
+    def _conv(self, spec, bound, extra, outs):
+        inputs, params, attrs = self._wire_spec(spec, bound, extra)
+        n = spec.dims
+        kernel = tuple(bound["weight"].shape[2:])
+        dilation = _ntuple(bound.get("dilation", 1), n)
+        padding = bound.get("padding", 0)
+        if isinstance(padding, str):
+            # torch pads "same" by dilation*(k-1) in total, the odd one on the right
+            total = ((0,) * n if padding == "valid"
+                     else tuple(d * (k - 1) for d, k in zip(dilation, kernel)))
+            padding, right = tuple(t // 2 for t in total), tuple(t - t // 2 for t in total)
+            if right != padding:
+                attrs["padding_right"] = right
+        attrs.update(stride=_ntuple(bound.get("stride", 1), n), padding=_ntuple(padding, n),
+                     dilation=dilation, groups=int(bound.get("groups", 1)), kernel_size=kernel)
+        return "conv", inputs, params, attrs, None
+
+    def _conv_transpose(self, spec, bound, extra, outs):
+        inputs, params, attrs = self._wire_spec(spec, bound, extra)
+        n = spec.dims
+        attrs.update(stride=_ntuple(bound.get("stride", 1), n),
+                     padding=_ntuple(bound.get("padding", 0), n),
+                     output_padding=_ntuple(bound.get("output_padding", 0), n),
+                     dilation=_ntuple(bound.get("dilation", 1), n),
+                     groups=int(bound.get("groups", 1)),
+                     kernel_size=tuple(bound["weight"].shape[2:]))
+        return "conv_transpose", inputs, params, attrs, None
+
+    def _norm(self, spec, bound, extra, outs):
+        inputs, params, attrs = self._wire_spec(spec, bound, extra)
+        which = spec.op
+        attrs["which"] = which
+        attrs["eps"] = bound.get("eps", None if which == "rms_norm" else 1e-5)
+        if which in ("layer_norm", "rms_norm"):
+            attrs["normalized_shape"] = _ntuple(bound["normalized_shape"], 1)
+        elif which == "group_norm":
+            attrs["num_groups"] = int(bound["num_groups"])
+        else:
+            # batch / instance norm: normalized by the batch's own statistics
+            # (training) or by the running ones (eval; the names in attrs)
+            attrs["training"] = bool(bound.get("training", bound.get("use_input_stats",
+                                                                      which == "instance_norm")))
+            attrs["momentum"] = bound.get("momentum", 0.1)
+            attrs.setdefault("running_mean", None)
+            attrs.setdefault("running_var", None)
+        return "norm", inputs, params, attrs, None
+
+    def _elementwise(self, spec, bound, extra, outs):
+        inputs, params, attrs = self._wire_spec(spec, bound, extra)
+        if len(_tensors(_operands(spec, bound, extra))) != 1:      # clamp(x, min=tensor)
+            return "opaque", inputs, params, {}, None
+        named = {n: bound[n] for n in spec.names[1:]
+                 if n in bound and n != "inplace" and n not in spec.roles}
+        attrs.update(op=spec.op, **named)
+        if spec.op == "prelu":
+            replay = _prelu_replay(bound["weight"]) if "weight" in params else None
+        else:
+            replay = functools.partial(spec.replay, **named) if named else spec.replay
+        return "elementwise", inputs, params, attrs, replay
+
+    def _binary(self, spec, bound, extra, outs):
+        a, b = bound.get("input"), bound.get("other", bound.get("exponent"))
+        if spec.reflected:
+            a, b = b, a
+        op = spec.op
+        alpha = bound.get("alpha", 1)
+        rounding = "floor" if op == "floordiv" else bound.get("rounding_mode")
+        op = "div" if op == "floordiv" else op
+        a_tensor, b_tensor = isinstance(a, torch.Tensor), isinstance(b, torch.Tensor)
+        if a_tensor and b_tensor and op != "pow":
+            inputs = [self.node_for(a), self.node_for(b)]
+            attrs = {}
+            if op in ("add", "sub") and alpha != 1:
+                attrs["alpha"] = alpha
+            if op == "div" and rounding is not None:
+                attrs["rounding_mode"] = rounding
+            return op, inputs, {}, attrs, _binary_replay(op, alpha, rounding)
+        if a_tensor and _is_number(b):
+            inputs = [self.node_for(a)]
+            if op in ("add", "sub"):
+                shift = alpha * b if op == "add" else -alpha * b
+                return "shift", inputs, {}, {"scalar": shift}, _shifted(shift)
+            if op == "mul":
+                return "scale", inputs, {}, {"scalar": b}, _scaled(b)
+            if op == "div" and rounding is None and b != 0:
+                return "scale", inputs, {}, {"scalar": 1.0 / b}, _divided(b)
+            if op == "pow":
+                return "pow", inputs, {}, {"exponent": b}, _powered(b)
+            attrs = {"op": "div", "scalar": b, "rounding_mode": rounding}
+            return "elementwise", inputs, {}, attrs, _rounded_div(b, rounding)
+        if _is_number(a) and b_tensor:
+            inputs = [self.node_for(b)]
+            if op == "add":
+                return "shift", inputs, {}, {"scalar": a}, _shifted(a)
+            if op == "mul":
+                return "scale", inputs, {}, {"scalar": a}, _scaled(a)
+            return ("elementwise", inputs, {}, {"op": "r" + op, "scalar": a, "alpha": alpha,
+                                                "rounding_mode": rounding},
+                    _number_first(op, a, alpha, rounding))
+        return "opaque", [self.node_for(t) for t in _tensors((a, b))], {}, {}, None
+
+    def _matmul(self, spec, bound, extra, outs):
+        if spec.op == "einsum":
+            operands = _tensors(extra)
+            if len(operands) != 2:
+                return "opaque", [self.node_for(t) for t in operands], {}, {}, None
+            a, b = operands
+            inner = _einsum_inner(bound["equation"], a, b)
+            attrs = {"op": "einsum", "equation": bound["equation"], "inner": inner}
+        else:
+            a, b = bound.get("input"), bound.get("other")
+            if spec.reflected:
+                a, b = b, a
+            attrs = {"op": spec.op, "inner": int(a.shape[-1]) if a.dim() else 1}
+        return "matmul", [self.node_for(a), self.node_for(b)], {}, attrs, None
+
+    def _softmax(self, spec, bound, extra, outs):
+        x = bound["input"]
+        dim = bound.get("dim")
+        attrs = {"dim": None if dim is None else dim % max(x.dim(), 1)}
+        return "softmax", [self.node_for(x)], {}, attrs, None
+
+    def _attention(self, spec, bound, extra, outs):
+        inputs, params, _ = self._wire_spec(spec, bound, extra)
+        attrs = {"dropout_p": bound.get("dropout_p", 0.0),
+                 "is_causal": bound.get("is_causal", False),
+                 "scale": bound.get("scale"), "enable_gqa": bound.get("enable_gqa", False),
+                 "has_mask": isinstance(bound.get("attn_mask"), torch.Tensor)}
+        return "attention", inputs, params, attrs, None
+
+    def _dropout(self, spec, bound, extra, outs):
+        inputs, params, _ = self._wire_spec(spec, bound, extra)
+        training = bound.get("training", bound.get("train", spec.op in ("dropout", "dropout1d",
+                                                                         "dropout2d", "dropout3d")))
+        attrs = {"op": spec.op, "p": bound.get("p", 0.5), "training": bool(training)}
+        return "dropout", inputs, params, attrs, None
+
+    def _avg_pool(self, spec, bound, extra, outs):
+        n = spec.dims
+        kernel = _ntuple(bound["kernel_size"], n)
+        stride = bound.get("stride")
+        attrs = {"kernel_size": kernel, "stride": kernel if not stride else _ntuple(stride, n),
+                 "padding": _ntuple(bound.get("padding", 0), n),
+                 "ceil_mode": bool(bound.get("ceil_mode", False))}
+        if spec.kind == "avg_pool":
+            attrs.update(count_include_pad=bool(bound.get("count_include_pad", True)),
+                         divisor_override=bound.get("divisor_override"))
+        else:
+            attrs.update(dilation=_ntuple(bound.get("dilation", 1), n))
+        return spec.kind, [self.node_for(bound["input"])], {}, attrs, None
+
+    _max_pool = _avg_pool
+
+    def _adaptive_avg_pool(self, spec, bound, extra, outs):
+        attrs = {"output_size": tuple(outs[0][1].shape[-spec.dims:])}
+        return spec.kind, [self.node_for(bound["input"])], {}, attrs, None
+
+    _adaptive_max_pool = _adaptive_avg_pool
+
+    def _mean(self, spec, bound, extra, outs):
+        x = bound["input"]
+        attrs = {"dim": _dims(bound.get("dim"), x.dim()),
+                 "keepdim": bool(bound.get("keepdim", False))}
+        return spec.kind, [self.node_for(x)], {}, attrs, None
+
+    _sum = _mean
+
+    def _cat(self, spec, bound, extra, outs):
+        dim = bound.get("dim", bound.get("axis", 0))
+        attrs = {"op": spec.op, "dim": dim % outs[0][1].dim()}
+        return "cat", [self.node_for(t) for t in _tensors([bound["tensors"]])], {}, attrs, None
+
+    def _view(self, spec, bound, extra, outs):
+        inputs, params, _ = self._wire_spec(spec, bound, extra)
+        attrs = {"op": spec.op}
+        if spec.op == "__getitem__":
+            attrs["index"] = _index(bound["index"])
+        else:
+            attrs.update({n: bound[n] for n in spec.names[1:] if n in bound})
+            attrs.update({k: _index(v) for k, v in bound.items() if k not in spec.names})
+            if extra:
+                attrs["args"] = _index(tuple(extra))
+        return "view", inputs, params, attrs, None
+
+    def _part(self, spec, extra, kwargs, outs, k):
+        """dim and slice of output k of a view that splits (chunk, split, unbind ...)."""
+        if spec is None or spec.kind != "view":
+            return {}
+        if spec.op == "unbind":
+            return {"dim": kwargs.get("dim", extra[0] if extra else 0), "slice": (k, k + 1)}
+        dim = _SPLIT_DIMS.get(spec.op)
+        if dim is None:
+            return {}
+        ndim = outs[0][1].dim()
+        if isinstance(dim, int):
+            dim = kwargs.get("dim", extra[dim] if len(extra) > dim else 0)
+        else:
+            dim = dim(ndim)
+        dim %= max(ndim, 1)
+        start = sum(o.shape[dim] for _, o in outs[:k])
+        return {"dim": dim, "slice": (start, start + outs[k][1].shape[dim])}
+
+    def _rnn(self, spec, bound, extra, outs):
+        if spec.names:                       # one step of a cell: input, hx, w_ih, w_hh, b_ih, b_hh
+            roles = [(_CELL_ROLES[r], bound.get(r)) for r in spec.roles]
+            inputs, params, attrs = self._wire([bound["input"], bound.get("hx")], roles)
+            attrs.update(mode=spec.op, cell=True, num_layers=1, bidirectional=False,
+                         hidden_size=int(bound["w_hh"].shape[1]))
+            return "rnn", inputs, params, attrs, None
+        args = tuple(extra)          # nn.RNNBase passes every argument positionally
+        packed = len(args) > 3 and isinstance(args[3], (list, tuple))
+        # (data, batch_sizes, hx, weights, has_biases, layers, dropout, train, bidirectional)
+        # or (input, hx, weights, has_biases, layers, dropout, train, bidirectional, batch_first)
+        if packed:
+            data, _, hx, weights, has_biases, layers, dropout, train, bidirectional = args[:9]
+            batch_first = False
+        else:
+            data, hx, weights, has_biases, layers, dropout, train, bidirectional, batch_first = (
+                args[:9])
+        names = _rnn_roles(len(weights), layers, bidirectional, has_biases)
+        inputs, params, attrs = self._wire([data, hx], list(zip(names, weights)))
+        hidden = int(weights[0].shape[0]) // _GATES[spec.op]
+        recurrent = int(weights[1].shape[1])       # weight_hh_l0: (gates * hidden, proj or hidden)
+        attrs.update(mode=spec.op, cell=False, num_layers=int(layers),
+                     bidirectional=bool(bidirectional), hidden_size=hidden,
+                     proj_size=recurrent if recurrent != hidden else 0,
+                     batch_first=bool(batch_first), dropout=float(dropout), training=bool(train),
+                     packed=packed)
+        return "rnn", inputs, params, attrs, None
+
+    # -------------------------------------------------------------- result
+
+    def graph(self, model, output):
+        outputs = [self.node_for(t) for t in _flatten(output)]
+        params, tied = {}, {}
+        canonical = {}
+        for name, param in model.named_parameters(remove_duplicate=False):
+            first = canonical.setdefault(id(param), name)
+            if first == name:
+                params[name] = param
+            else:
+                tied.setdefault(first, []).append(name)
+        uses = {name: [] for name in params}
+        for node in self.nodes:
+            read = dict.fromkeys(node.params.values())
+            for key, value in node.attrs.items():
+                if key.endswith("_from"):
+                    read.update(dict.fromkeys(value))
+            for name in read:
+                uses[name].append(node.index)
+        return Graph(nodes=self.nodes,
+                     inputs=self.inputs,
+                     outputs=outputs, params=params, tied=tied, uses=uses,
+                     unknown=[n.index for n in self.nodes if n.kind == "opaque"])
+
+
+_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+_CELL_ROLES = {"w_ih": "weight_ih", "w_hh": "weight_hh", "b_ih": "bias_ih", "b_hh": "bias_hh"}
+# position of the dim among the arguments after the tensor, or a function of ndim
+_SPLIT_DIMS = {"chunk": 1, "split": 1, "split_with_sizes": 1, "tensor_split": 1,
+               "hsplit": lambda ndim: 1 if ndim > 1 else 0, "vsplit": lambda ndim: 0,
+               "dsplit": lambda ndim: 2}
+
+
+def _rnn_roles(count, layers, bidirectional, has_biases):
+    """The names nn.RNNBase gives its flat weights, in their order: per layer, per
+    direction, weight_ih, weight_hh[, bias_ih, bias_hh][, weight_hr] + _l{k}[_reverse]."""
+    directions = 2 if bidirectional else 1
+    per = count // (layers * directions) if layers * directions else 0
+    base = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if has_biases else [])
+    if per == len(base) + 1:
+        base.append("weight_hr")
+    if per != len(base) or per * layers * directions != count:
+        return [f"weight{i}" for i in range(count)]
+    return [f"{role}_l{layer}{'_reverse' if d else ''}"
+            for layer in range(layers) for d in range(directions) for role in base]
+
+
+def _flatten(value):
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _flatten(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _flatten(item)
+    elif is_dataclass(value) and not isinstance(value, type):
+        for field in fields(value):
+            yield from _flatten(getattr(value, field.name))
+
+
+# -------------------------------------------------------------- replays
+
+def _prelu_replay(weight):
+    # reads the parameter when called (after it is initialized), in the caller's dtype
+    return lambda x: F.prelu(x, weight.detach().to(dtype=x.dtype, device=x.device))
+
+
+def _binary_replay(op, alpha, rounding):
+    if op == "add":
+        return lambda a, b: torch.add(a, b, alpha=alpha)
+    if op == "sub":
+        return lambda a, b: torch.sub(a, b, alpha=alpha)
+    if op == "mul":
+        return torch.mul
+    return lambda a, b: torch.div(a, b, rounding_mode=rounding)
+
+
+def _shifted(c):
+    return lambda x: x + c
+
+
+def _scaled(c):
+    return lambda x: x * c
+
+
+def _divided(c):
+    return lambda x: x / c
+
+
+def _powered(c):
+    return lambda x: torch.pow(x, c)
+
+
+def _rounded_div(c, rounding):
+    return lambda x: torch.div(x, c, rounding_mode=rounding)
+
+
+def _number_first(op, c, alpha, rounding):
+    """c - alpha x, c / x, c ** x: a function of x alone."""
+    if op == "sub":
+        return lambda x: c - alpha * x
+    if op == "pow":
+        return lambda x: torch.pow(c, x)
+    return lambda x: torch.div(torch.full_like(x, c), x, rounding_mode=rounding)

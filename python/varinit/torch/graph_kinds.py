@@ -1,0 +1,365 @@
+"""Which torch function makes which kind of graph node: the tables the tracer
+(varinit.torch.graph) looks each recorded call up in.
+
+A call reaches the tracer as the function object torch hands to
+`__torch_function__`: `torch.relu`, the method descriptor `torch.Tensor.relu`,
+the Python function `torch.nn.functional.relu` and the builtin
+`torch._C._nn.gelu` are four different objects, so every spelling of an op is
+registered. `SPECS` maps each to an `OpSpec`: the node kind (one of
+graph.KINDS, or IGNORE), a short op name, the public qualified name, the
+argument names in positional order (to read positional and keyword calls
+alike) and which of those arguments hold weights. A function missing here is
+either a Python function (the tracer records its body) or a builtin (an
+"opaque" node named by `public_name`).
+"""
+from typing import Callable, NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+# Not recorded: the result does not depend on the operands' values (factories
+# shaped like a tensor) or is not part of the dataflow (printing, hooks, grad flags).
+IGNORE = "ignore"
+
+
+class OpSpec(NamedTuple):
+    # a Graph node kind; "binary" for add/sub/mul/div/pow, which graph.py makes
+    # add/sub/mul/div (two tensors), scale/shift/pow (a tensor and a number) or
+    # elementwise (a number and a tensor: 2 - x); or IGNORE
+    kind: str
+    op: str                      # "conv2d", "relu", "add", "transpose", ...
+    target: str                  # "torch.nn.functional.conv2d"
+    names: tuple = ()            # argument names in positional order, the operated-on tensor first
+    roles: tuple = ()            # arguments holding weights: a Parameter there goes to Node.params
+    dims: int = 0                # spatial dimensions of a conv / pool
+    reflected: bool = False      # 2 - x arrives as x.__rsub__(2): the operands are swapped
+    inplace: bool = False        # writes into its first operand (relu_, add_, __setitem__)
+    replay: Callable | None = None   # elementwise: the out-of-place function that recomputes it
+
+
+SPECS: dict = {}
+
+_NAMESPACES = (
+    ("torch.nn.functional", F),
+    ("torch", torch),
+    ("torch.Tensor", torch.Tensor),
+    ("torch.special", torch.special),
+    ("torch._C._nn", torch._C._nn),
+)
+
+
+def _register(func, spec):
+    # One function object can have several spellings (F.conv2d is torch.conv2d):
+    # the first registered, the public functional name, names it.
+    if func is not None and func not in SPECS:
+        SPECS[func] = spec
+
+
+def _spellings(name, namespaces=_NAMESPACES, inplace_too=True):
+    """(function, qualified name, writes in place) for every namespace that has `name`."""
+    for suffix in (("", "_") if inplace_too else ("",)):
+        for prefix, namespace in namespaces:
+            func = getattr(namespace, name + suffix, None)
+            if callable(func):
+                yield func, f"{prefix}.{name}{suffix}", bool(suffix)
+
+
+def _tensor_getter(name):
+    return getattr(torch.Tensor, name).__get__
+
+
+# ------------------------------------------------------------------ elementwise
+
+# name: (argument names after the input, in positional order). The replay is
+# the first of torch.<name>, F.<name>, torch.special.<name> that exists, called
+# with the recorded arguments by keyword (the spellings share their keywords).
+_ELEMENTWISE = {
+    "relu": (), "relu6": (), "selu": (), "silu": (), "mish": (), "hardswish": (),
+    "hardsigmoid": (), "sigmoid": (), "tanh": (), "softsign": (), "tanhshrink": (),
+    "logsigmoid": (), "log_sigmoid": (), "expit": (),
+    "gelu": ("approximate",), "leaky_relu": ("negative_slope",), "elu": ("alpha",),
+    "celu": ("alpha",), "hardtanh": ("min_val", "max_val"), "softplus": ("beta", "threshold"),
+    "threshold": ("threshold", "value"), "rrelu": ("lower", "upper", "training"),
+    "hardshrink": ("lambd",), "softshrink": ("lambd",),
+    "clamp": ("min", "max"), "clip": ("min", "max"), "clamp_min": ("min",), "clamp_max": ("max",),
+    "nan_to_num": ("nan", "posinf", "neginf"), "round": ("decimals",),
+    "exp": (), "exp2": (), "expm1": (), "log": (), "log1p": (), "log2": (), "log10": (),
+    "sin": (), "cos": (), "tan": (), "sinh": (), "cosh": (), "asinh": (), "atan": (),
+    "arctan": (), "abs": (), "absolute": (), "neg": (), "negative": (), "positive": (),
+    "sqrt": (), "rsqrt": (), "square": (), "erf": (), "erfc": (), "erfinv": (), "sign": (),
+    "sgn": (), "reciprocal": (), "floor": (), "ceil": (), "trunc": (), "frac": (), "sinc": (),
+}
+
+
+def _replay_function(name):
+    if name == "log_sigmoid":           # torch._C._nn's name for F.logsigmoid
+        return F.logsigmoid
+    for namespace in (torch, F, torch.special):
+        func = getattr(namespace, name, None)
+        if callable(func):
+            return func
+    raise LookupError(name)
+
+
+for _name, _args in _ELEMENTWISE.items():
+    _canonical = _replay_function(_name)
+    for _func, _target, _inplace in _spellings(_name):
+        _register(_func, OpSpec("elementwise", _name.replace("log_sigmoid", "logsigmoid"),
+                                _target, ("input",) + _args + ("inplace",),
+                                inplace=_inplace, replay=_canonical))
+# PReLU's slope is a weight: its replay reads the parameter (see graph.py).
+for _func, _target, _ in _spellings("prelu", inplace_too=False):
+    _register(_func, OpSpec("elementwise", "prelu", _target, ("input", "weight"), ("weight",),
+                            replay=F.prelu))
+
+# ------------------------------------------------------------------ binary arithmetic
+
+# (op, reflected) per spelling; "true_divide"/"divide"/"multiply"/"subtract" are aliases.
+_BINARY = {
+    "add": ("add", False), "sub": ("sub", False), "subtract": ("sub", False),
+    "mul": ("mul", False), "multiply": ("mul", False), "div": ("div", False),
+    "divide": ("div", False), "true_divide": ("div", False), "pow": ("pow", False),
+    "float_power": ("pow", False), "rsub": ("sub", True),
+}
+_BINARY_NAMES = {"add": ("input", "other", "alpha"), "sub": ("input", "other", "alpha"),
+                 "mul": ("input", "other"), "div": ("input", "other", "rounding_mode"),
+                 "pow": ("input", "exponent"), "floordiv": ("input", "other")}
+for _name, (_op, _reflected) in _BINARY.items():
+    for _func, _target, _inplace in _spellings(_name, _NAMESPACES[1:3]):
+        _register(_func, OpSpec("binary", _op, _target, _BINARY_NAMES[_op],
+                                reflected=_reflected, inplace=_inplace))
+for _dunder, _op in (("add", "add"), ("sub", "sub"), ("mul", "mul"), ("truediv", "div"),
+                     ("div", "div"), ("pow", "pow"), ("floordiv", "floordiv")):
+    for _prefix, _reflected, _inplace in (("", False, False), ("r", True, False),
+                                          ("i", False, True)):
+        _name = f"__{_prefix}{_dunder}__"
+        _register(getattr(torch.Tensor, _name, None),
+                  OpSpec("binary", _op, f"torch.Tensor.{_name}", _BINARY_NAMES[_op],
+                         reflected=_reflected, inplace=_inplace))
+
+# ------------------------------------------------------------------ layers with weights
+
+_register(F.linear, OpSpec("linear", "linear", "torch.nn.functional.linear",
+                           ("input", "weight", "bias"), ("weight", "bias")))
+_register(F.bilinear, OpSpec("bilinear", "bilinear", "torch.nn.functional.bilinear",
+                             ("input1", "input2", "weight", "bias"), ("weight", "bias")))
+for _n in (1, 2, 3):
+    _register(getattr(F, f"conv{_n}d"),
+              OpSpec("conv", f"conv{_n}d", f"torch.nn.functional.conv{_n}d",
+                     ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
+                     ("weight", "bias"), dims=_n))
+    _register(getattr(F, f"conv_transpose{_n}d"),
+              OpSpec("conv_transpose", f"conv_transpose{_n}d",
+                     f"torch.nn.functional.conv_transpose{_n}d",
+                     ("input", "weight", "bias", "stride", "padding", "output_padding",
+                      "groups", "dilation"), ("weight", "bias"), dims=_n))
+_register(F.embedding, OpSpec("embedding", "embedding", "torch.nn.functional.embedding",
+                              ("input", "weight", "padding_idx", "max_norm", "norm_type",
+                               "scale_grad_by_freq", "sparse"), ("weight",)))
+_register(torch.embedding, OpSpec("embedding", "embedding", "torch.embedding",
+                                  ("weight", "input", "padding_idx", "scale_grad_by_freq",
+                                   "sparse"), ("weight",)))
+
+# ------------------------------------------------------------------ normalization
+
+_NORMS = (
+    (F.layer_norm, "torch.nn.functional.layer_norm", "layer_norm",
+     ("input", "normalized_shape", "weight", "bias", "eps")),
+    (torch.layer_norm, "torch.layer_norm", "layer_norm",
+     ("input", "normalized_shape", "weight", "bias", "eps", "cudnn_enable")),
+    (F.rms_norm, "torch.nn.functional.rms_norm", "rms_norm",
+     ("input", "normalized_shape", "weight", "eps")),
+    (torch.rms_norm, "torch.rms_norm", "rms_norm", ("input", "normalized_shape", "weight", "eps")),
+    (F.group_norm, "torch.nn.functional.group_norm", "group_norm",
+     ("input", "num_groups", "weight", "bias", "eps")),
+    (torch.group_norm, "torch.group_norm", "group_norm",
+     ("input", "num_groups", "weight", "bias", "eps", "cudnn_enabled")),
+    (F.batch_norm, "torch.nn.functional.batch_norm", "batch_norm",
+     ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")),
+    (torch.batch_norm, "torch.batch_norm", "batch_norm",
+     ("input", "weight", "bias", "running_mean", "running_var", "training", "momentum", "eps",
+      "cudnn_enabled")),
+    (F.instance_norm, "torch.nn.functional.instance_norm", "instance_norm",
+     ("input", "running_mean", "running_var", "weight", "bias", "use_input_stats", "momentum",
+      "eps")),
+    (torch.instance_norm, "torch.instance_norm", "instance_norm",
+     ("input", "weight", "bias", "running_mean", "running_var", "use_input_stats", "momentum",
+      "eps", "cudnn_enabled")),
+)
+for _func, _target, _op, _names in _NORMS:
+    # running statistics are buffers, not operands: listed as roles so they are
+    # kept out of Node.inputs (graph.py names them in attrs)
+    _register(_func, OpSpec("norm", _op, _target, _names,
+                            ("weight", "bias", "running_mean", "running_var")))
+
+# ------------------------------------------------------------------ dropout
+
+for _name in ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout",
+              "feature_alpha_dropout"):
+    _register(getattr(F, _name), OpSpec("dropout", _name, f"torch.nn.functional.{_name}",
+                                        ("input", "p", "training", "inplace")))
+for _name in ("dropout", "alpha_dropout", "feature_dropout", "feature_alpha_dropout"):
+    for _func, _target, _inplace in _spellings(_name, (("torch", torch),)):
+        _register(_func, OpSpec("dropout", _name, _target, ("input", "p", "train"),
+                                inplace=_inplace))
+
+# ------------------------------------------------------------------ pooling
+
+for _n in (1, 2, 3):
+    _avg = ("input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+            "divisor_override")
+    _max = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+    for _func, _target in ((getattr(F, f"avg_pool{_n}d"), f"torch.nn.functional.avg_pool{_n}d"),):
+        _register(_func, OpSpec("avg_pool", f"avg_pool{_n}d", _target, _avg, dims=_n))
+    for _suffix in ("", "_with_indices"):
+        _register(getattr(F, f"max_pool{_n}d{_suffix}"),
+                  OpSpec("max_pool", f"max_pool{_n}d",
+                         f"torch.nn.functional.max_pool{_n}d{_suffix}", _max, dims=_n))
+        _register(getattr(F, f"adaptive_max_pool{_n}d{_suffix}"),
+                  OpSpec("adaptive_max_pool", f"adaptive_max_pool{_n}d",
+                         f"torch.nn.functional.adaptive_max_pool{_n}d{_suffix}",
+                         ("input", "output_size", "return_indices"), dims=_n))
+    _register(getattr(torch, f"max_pool{_n}d"),
+              OpSpec("max_pool", f"max_pool{_n}d", f"torch.max_pool{_n}d", _max, dims=_n))
+    _register(getattr(F, f"adaptive_avg_pool{_n}d"),
+              OpSpec("adaptive_avg_pool", f"adaptive_avg_pool{_n}d",
+                     f"torch.nn.functional.adaptive_avg_pool{_n}d", ("input", "output_size"),
+                     dims=_n))
+    _register(getattr(torch._C._nn, f"adaptive_avg_pool{_n}d", None),
+              OpSpec("adaptive_avg_pool", f"adaptive_avg_pool{_n}d",
+                     f"torch._C._nn.adaptive_avg_pool{_n}d", ("input", "output_size"), dims=_n))
+_register(torch.adaptive_max_pool1d,
+          OpSpec("adaptive_max_pool", "adaptive_max_pool1d", "torch.adaptive_max_pool1d",
+                 ("input", "output_size"), dims=1))
+
+# ------------------------------------------------------------------ reductions, softmax, cat
+
+for _name in ("mean", "sum"):
+    for _func, _target, _ in _spellings(_name, _NAMESPACES[1:3], inplace_too=False):
+        _register(_func, OpSpec(_name, _name, _target, ("input", "dim", "keepdim", "dtype")))
+_register(F.softmax, OpSpec("softmax", "softmax", "torch.nn.functional.softmax",
+                            ("input", "dim", "_stacklevel", "dtype")))
+for _func, _target, _ in _spellings("softmax", _NAMESPACES[1:4], inplace_too=False):
+    _register(_func, OpSpec("softmax", "softmax", _target, ("input", "dim", "dtype")))
+for _name in ("cat", "concat", "concatenate", "stack"):
+    _register(getattr(torch, _name), OpSpec("cat", "stack" if _name == "stack" else "cat",
+                                            f"torch.{_name}", ("tensors", "dim")))
+
+# ------------------------------------------------------------------ products of activations
+
+for _name in ("matmul", "bmm", "mm", "mv"):
+    for _func, _target, _ in _spellings(_name, _NAMESPACES[1:3], inplace_too=False):
+        _register(_func, OpSpec("matmul", _name, _target, ("input", "other")))
+_register(torch.Tensor.__matmul__, OpSpec("matmul", "matmul", "torch.Tensor.__matmul__",
+                                          ("input", "other")))
+_register(torch.Tensor.__rmatmul__, OpSpec("matmul", "matmul", "torch.Tensor.__rmatmul__",
+                                           ("input", "other"), reflected=True))
+_register(torch.einsum, OpSpec("matmul", "einsum", "torch.einsum", ("equation",)))
+_register(F.scaled_dot_product_attention,
+          OpSpec("attention", "scaled_dot_product_attention",
+                 "torch.nn.functional.scaled_dot_product_attention",
+                 ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale",
+                  "enable_gqa")))
+
+# ------------------------------------------------------------------ recurrent layers
+
+# torch.lstm is torch._VF.lstm, what nn.LSTM/GRU/RNN call with their flat weights.
+for _name, _mode in (("lstm", "LSTM"), ("gru", "GRU"), ("rnn_tanh", "RNN_TANH"),
+                     ("rnn_relu", "RNN_RELU")):
+    _register(getattr(torch, _name), OpSpec("rnn", _mode, f"torch._VF.{_name}"))
+    _register(getattr(torch, f"{_name}_cell"),
+              OpSpec("rnn", _mode, f"torch._VF.{_name}_cell",
+                     ("input", "hx", "w_ih", "w_hh", "b_ih", "b_hh"),
+                     ("w_ih", "w_hh", "b_ih", "b_hh")))
+
+# ------------------------------------------------------------------ moving and selecting
+
+_VIEWS = ("view", "view_as", "reshape", "reshape_as", "permute", "transpose", "swapaxes",
+          "swapdims", "t", "flatten", "unflatten", "contiguous", "expand", "expand_as",
+          "broadcast_to", "squeeze", "unsqueeze", "chunk", "split", "split_with_sizes",
+          "tensor_split", "hsplit", "vsplit", "dsplit", "unbind", "narrow", "select",
+          "index_select", "gather", "take_along_dim", "repeat", "repeat_interleave", "tile",
+          "movedim", "moveaxis", "roll", "flip", "fliplr", "flipud", "rot90", "clone",
+          "detach", "to", "type", "type_as", "float", "double", "half", "bfloat16", "cpu",
+          "cuda", "unfold", "diagonal", "ravel", "as_strided", "masked_select",
+          "resolve_conj", "resolve_neg", "pixel_shuffle", "pixel_unshuffle",
+          "constant_pad_nd")
+for _name in _VIEWS:
+    for _func, _target, _inplace in _spellings(_name, _NAMESPACES[:3]):
+        _register(_func, OpSpec("view", _name, _target, ("input",), inplace=_inplace))
+# nearest-neighbour upsampling (inside F.interpolate) repeats elements
+for _name in ("upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d",
+              "_upsample_nearest_exact1d", "_upsample_nearest_exact2d",
+              "_upsample_nearest_exact3d"):
+    _register(getattr(torch._C._nn, _name),
+              OpSpec("view", _name, f"torch._C._nn.{_name}", ("input",)))
+_register(F.pad, OpSpec("view", "pad", "torch.nn.functional.pad",
+                        ("input", "pad", "mode", "value")))
+_register(torch._C._nn.pad, OpSpec("view", "pad", "torch._C._nn.pad",
+                                   ("input", "pad", "mode", "value")))
+_register(torch.Tensor.__getitem__, OpSpec("view", "__getitem__", "torch.Tensor.__getitem__",
+                                           ("input", "index")))
+for _name in ("T", "mT", "H", "mH", "data", "real"):
+    _register(_tensor_getter(_name), OpSpec("view", _name, f"torch.Tensor.{_name}", ("input",)))
+
+# An element write: the first operand's value after the write.
+_register(torch.Tensor.__setitem__, OpSpec("opaque", "__setitem__", "torch.Tensor.__setitem__",
+                                           ("input", "index", "value"), inplace=True))
+
+# ------------------------------------------------------------------ not recorded
+
+# (a size given as a tensor, batch_sizes[0] in a packed RNN, still makes a constant)
+for _name in ("zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like",
+              "randint_like", "zeros", "ones", "empty", "full", "arange", "rand", "randn",
+              "randint", "randperm", "eye", "linspace", "logspace"):
+    _register(getattr(torch, _name), OpSpec(IGNORE, _name, f"torch.{_name}"))
+for _name in ("new_zeros", "new_ones", "new_empty", "new_full", "new_tensor", "requires_grad_",
+              "retain_grad", "register_hook", "record_stream", "__repr__", "__str__",
+              "__format__", "__array__", "__contains__", "__deepcopy__", "__reduce_ex__"):
+    _register(getattr(torch.Tensor, _name), OpSpec(IGNORE, _name, f"torch.Tensor.{_name}"))
+_register(_tensor_getter("grad"), OpSpec(IGNORE, "grad", "torch.Tensor.grad"))
+
+
+# ------------------------------------------------------------------ names of the rest
+
+_PUBLIC_NAMES: dict = {}
+
+
+def public_name(func):
+    """The qualified public name of a torch function the tables do not list
+    ("torch.nn.functional.glu", "torch.Tensor.masked_fill", "torch._weight_norm"),
+    for an "opaque" node's target and the warning that names it."""
+    spec = SPECS.get(func)
+    if spec is not None:
+        return spec.target
+    if not _PUBLIC_NAMES:
+        for prefix, namespace in _NAMESPACES + (("torch.linalg", torch.linalg),
+                                                ("torch.fft", torch.fft)):
+            for name in dir(namespace):
+                try:
+                    _PUBLIC_NAMES.setdefault(getattr(namespace, name), f"{prefix}.{name}")
+                except (TypeError, AttributeError, RuntimeError):  # unhashable or lazy attribute
+                    continue
+    try:
+        name = _PUBLIC_NAMES.get(func)
+    except TypeError:
+        name = None
+    if name is not None:
+        return name
+    owner = getattr(func, "__self__", None)
+    if getattr(func, "__name__", None) == "__get__" and owner is not None:   # a Tensor property
+        return f"torch.Tensor.{owner.__name__}"
+    if isinstance(owner, type):      # a classmethod: a custom autograd Function's apply
+        return f"{owner.__module__}.{owner.__qualname__}.{func.__name__}"
+    module = getattr(func, "__module__", None) or "torch"
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", repr(func))
+    return f"{module}.{name}"
+
+
+def is_inplace_name(func):
+    """relu_, add_, masked_fill_: torch's naming of ops that write into their first operand."""
+    name = getattr(func, "__name__", "")
+    return name.endswith("_") and not name.endswith("__")
+
+
+__all__ = ["IGNORE", "OpSpec", "SPECS", "public_name", "is_inplace_name"]
