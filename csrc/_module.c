@@ -11,10 +11,9 @@
 #include <Python.h>
 #define NPY_NO_DEPRECATED_API NPY_1_20_API_VERSION
 #include <numpy/arrayobject.h>
+#include <limits.h>
 #include <string.h>
-#include "varinit.h"
-#include "parallel.h"
-#include "simd/kernels.h"
+#include <varinit.h>
 
 #define VI_GIL_RELEASE_MIN 16384 /* elements; below this, releasing costs more than it frees */
 
@@ -39,33 +38,30 @@ static int dtype_code(PyArrayObject *arr)
 
 static int raise_status(vi_status st)
 {
-    PyObject *type = PyExc_ValueError;
-    if (st == VI_ENOMEM)
-        type = PyExc_MemoryError;
-    else if (st == VI_EINVAL_DTYPE)
-        type = PyExc_TypeError;
-    PyErr_SetString(type, vi_status_message(st));
+    PyErr_SetString(st == VI_EINVAL_DTYPE ? PyExc_TypeError : PyExc_ValueError,
+                    vi_status_message(st));
     return -1;
 }
 
-/* A sequence of ndim non-negative ints into out; None leaves *ptr NULL. */
-static int int64_tuple(PyObject *obj, int ndim, const char *what, int64_t *out, const int64_t **ptr)
+/* A sequence of at most `max` ints into out, their number into *n. */
+static int int64_values(PyObject *obj, const char *what, int64_t *out, int max, int *n)
 {
-    *ptr = NULL;
-    if (obj == Py_None)
-        return 0;
-    PyObject *seq = PySequence_Fast(obj, "expected a sequence of ints");
-    if (!seq)
+    PyObject *seq = PySequence_Fast(obj, "");
+    if (!seq) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError))
+            PyErr_Format(PyExc_TypeError, "%s must be a sequence of ints, got %.200s", what,
+                         Py_TYPE(obj)->tp_name);
         return -1;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    if (n != ndim) {
-        PyErr_Format(PyExc_ValueError, "%s must have %d entries, one per axis; got %zd",
-                     what, ndim, n);
+    }
+    Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
+    if (len > max) {
+        PyErr_Format(PyExc_ValueError, "%s has %zd entries; at most %d are supported", what, len, max);
         Py_DECREF(seq);
         return -1;
     }
-    for (Py_ssize_t k = 0; k < n; k++) {
-        long long v = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, k));
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t k = 0; k < len; k++) {
+        long long v = PyLong_AsLongLong(items[k]);
         if (v == -1 && PyErr_Occurred()) {
             Py_DECREF(seq);
             return -1;
@@ -73,6 +69,83 @@ static int int64_tuple(PyObject *obj, int ndim, const char *what, int64_t *out, 
         out[k] = v;
     }
     Py_DECREF(seq);
+    *n = (int)len;
+    return 0;
+}
+
+/* A sequence of ndim ints into out; None leaves *ptr NULL. */
+static int int64_tuple(PyObject *obj, int ndim, const char *what, int64_t *out, const int64_t **ptr)
+{
+    int n;
+    *ptr = NULL;
+    if (obj == Py_None)
+        return 0;
+    if (int64_values(obj, what, out, VI_MAX_NDIM, &n) < 0)
+        return -1;
+    if (n != ndim) {
+        PyErr_Format(PyExc_ValueError, "%s must have %d entries, one per axis; got %d", what, ndim, n);
+        return -1;
+    }
+    *ptr = out;
+    return 0;
+}
+
+/* An int (a NumPy integer included), not a sequence: an array has __index__ too. */
+static int is_scalar_int(PyObject *obj)
+{
+    return PyLong_Check(obj) || (PyIndex_Check(obj) && !PySequence_Check(obj));
+}
+
+/* Per-axis values for `count` axes (stride, dilation): None or 1 (NULL, which
+ * the core reads as 1 on every axis), one int for every axis, or a sequence of
+ * `count` ints. */
+static int per_axis(PyObject *obj, int count, const char *what, int64_t *out, const int64_t **ptr)
+{
+    *ptr = NULL;
+    if (obj == Py_None)
+        return 0;
+    if (is_scalar_int(obj)) {
+        long long v = PyLong_AsLongLong(obj);
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+        if (v == 1)
+            return 0;
+        for (int k = 0; k < count; k++)
+            out[k] = v;
+        *ptr = out;
+        return 0;
+    }
+    int n;
+    if (int64_values(obj, what, out, VI_MAX_NDIM, &n) < 0)
+        return -1;
+    if (n != count) {
+        PyErr_Format(PyExc_ValueError, "%s must be an int or have %d entries, one per kernel axis; got %d",
+                     what, count, n);
+        return -1;
+    }
+    *ptr = out;
+    return 0;
+}
+
+/* None (NULL), an int or a sequence of ints as C ints (values beyond the int
+ * range become INT_MAX: out of range for every tensor). */
+static int axis_list(PyObject *obj, const char *what, int *out, const int **ptr, int *n)
+{
+    int64_t values[VI_MAX_NDIM];
+    *ptr = NULL;
+    *n = 0;
+    if (obj == Py_None)
+        return 0;
+    if (is_scalar_int(obj)) {
+        values[0] = PyLong_AsLongLong(obj);
+        if (values[0] == -1 && PyErr_Occurred())
+            return -1;
+        *n = 1;
+    } else if (int64_values(obj, what, values, VI_MAX_NDIM, n) < 0) {
+        return -1;
+    }
+    for (int k = 0; k < *n; k++)
+        out[k] = values[k] < INT_MIN || values[k] > INT_MAX ? INT_MAX : (int)values[k];
     *ptr = out;
     return 0;
 }
@@ -145,6 +218,96 @@ static PyObject *py_fill(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     Py_RETURN_NONE;
 }
 
+static int int64_arg(PyObject *obj, const char *what, int64_t *out)
+{
+    long long v = PyLong_AsLongLong(obj);
+    if (v == -1 && PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError))
+            PyErr_Format(PyExc_TypeError, "%s must be an int, got %.200s", what, Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* A whole fan as an int; a strided transposed conv's average fan_in as a
+ * float (vi_fans never returns a whole number for it then). */
+static PyObject *fan_object(double fan)
+{
+    if (fan == (double)(int64_t)fan) /* below 2^53: the cast is exact */
+        return PyLong_FromLongLong((long long)fan);
+    return PyFloat_FromDouble(fan);
+}
+
+/* fans(shape, layer=LAYER_DEFAULT, groups=1, stride=None, blocks=1, in_axes=None,
+ * out_axes=None) -> (fan_in, fan_out). Positional only, for a cheap call. */
+static PyObject *py_fans(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs < 1 || nargs > 7) {
+        PyErr_SetString(PyExc_TypeError, "fans takes 1 to 7 positional arguments");
+        return NULL;
+    }
+    int64_t shape[VI_MAX_NDIM], stride[VI_MAX_NDIM], layer = VI_LAYER_DEFAULT;
+    int in_axes[VI_MAX_NDIM], out_axes[VI_MAX_NDIM], ndim;
+    vi_fan_spec spec = {VI_LAYER_DEFAULT, 1, 1, NULL, 0, NULL, 0, NULL};
+    if (int64_values(args[0], "shape", shape, VI_MAX_NDIM, &ndim) < 0
+        || (nargs > 1 && int64_arg(args[1], "layer", &layer) < 0)
+        || (nargs > 2 && int64_arg(args[2], "groups", &spec.groups) < 0)
+        || (nargs > 3 && per_axis(args[3], ndim > 2 ? ndim - 2 : 0, "stride", stride, &spec.stride) < 0)
+        || (nargs > 4 && int64_arg(args[4], "blocks", &spec.blocks) < 0)
+        || (nargs > 5 && axis_list(args[5], "in_axes", in_axes, &spec.in_axes, &spec.n_in_axes) < 0)
+        || (nargs > 6 && axis_list(args[6], "out_axes", out_axes, &spec.out_axes, &spec.n_out_axes) < 0))
+        return NULL;
+    spec.layer = layer < INT_MIN || layer > INT_MAX ? -1 : (int)layer;
+    double fan_in, fan_out;
+    vi_status st = vi_fans(ndim, shape, &spec, &fan_in, &fan_out);
+    if (st != VI_OK) {
+        raise_status(st);
+        return NULL;
+    }
+    PyObject *in = fan_object(fan_in), *out = in ? fan_object(fan_out) : NULL;
+    PyObject *pair = out ? PyTuple_Pack(2, in, out) : NULL;
+    Py_XDECREF(in);
+    Py_XDECREF(out);
+    return pair;
+}
+
+/* phase_scale(kernel, stride=None, dilation=None) -> float64 array of shape kernel */
+static PyObject *py_phase_scale(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "phase_scale takes 1 to 3 positional arguments");
+        return NULL;
+    }
+    int64_t kernel[VI_MAX_NDIM], stride[VI_MAX_NDIM], dilation[VI_MAX_NDIM];
+    const int64_t *sp = NULL, *dp = NULL;
+    int kdim;
+    if (int64_values(args[0], "kernel", kernel, VI_MAX_NDIM, &kdim) < 0
+        || (nargs > 1 && per_axis(args[1], kdim, "stride", stride, &sp) < 0)
+        || (nargs > 2 && per_axis(args[2], kdim, "dilation", dilation, &dp) < 0))
+        return NULL;
+    vi_status st = vi_phase_scale(kdim, kernel, sp, dp, NULL); /* check before allocating */
+    if (st != VI_OK) {
+        raise_status(st);
+        return NULL;
+    }
+    npy_intp dims[VI_MAX_NDIM];
+    for (int k = 0; k < kdim; k++)
+        dims[k] = (npy_intp)kernel[k];
+    PyArrayObject *arr = (PyArrayObject *)PyArray_SimpleNew(kdim, dims, NPY_DOUBLE);
+    if (!arr)
+        return NULL;
+    st = vi_phase_scale(kdim, kernel, sp, dp, (double *)PyArray_DATA(arr));
+    if (st != VI_OK) {
+        Py_DECREF(arr);
+        raise_status(st);
+        return NULL;
+    }
+    return (PyObject *)arr;
+}
+
 static PyObject *py_philox(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -194,7 +357,12 @@ static PyObject *py_normal_max_abs_z(PyObject *self, PyObject *arg)
 static PyObject *py_isa(PyObject *self, PyObject *unused)
 {
     (void)self; (void)unused;
-    return PyUnicode_FromString(vi_active_kernels()->name);
+    const char *name = vi_isa(); /* never NULL here: the import refuses a bad VARINIT_ISA */
+    if (!name) {
+        PyErr_SetString(PyExc_RuntimeError, vi_isa_error());
+        return NULL;
+    }
+    return PyUnicode_FromString(name);
 }
 
 /* {feature name: detected} from CPUID/XGETBV (x86-64) or the architecture (AArch64) */
@@ -254,6 +422,12 @@ static PyObject *py_get_num_threads(PyObject *self, PyObject *unused)
 static PyMethodDef methods[] = {
     {"fill", (PyCFunction)(void (*)(void))py_fill, METH_FASTCALL,
      "fill(array, dist, p0, p1, p2, p3, key, stream, global_shape, start)"},
+    {"fans", (PyCFunction)(void (*)(void))py_fans, METH_FASTCALL,
+     "fans(shape, layer=LAYER_DEFAULT, groups=1, stride=None, blocks=1, in_axes=None, out_axes=None)"
+     " -> (fan_in, fan_out): ints, except a strided transposed conv's average fan_in (a float)"},
+    {"phase_scale", (PyCFunction)(void (*)(void))py_phase_scale, METH_FASTCALL,
+     "phase_scale(kernel, stride=None, dilation=None) -> per-tap std multipliers (float64,"
+     " shape kernel) that balance the output phases of a strided transposed conv"},
     {"philox4x32_10", py_philox, METH_VARARGS, "philox4x32_10((c0, c1, c2, c3), (k0, k1))"},
     {"normal_cdf", py_normal_cdf, METH_O, "standard normal CDF (libm-free)"},
     {"truncnorm_moments", py_truncnorm_moments, METH_VARARGS,
@@ -293,7 +467,11 @@ PyMODINIT_FUNC PyInit__core(void)
         || PyModule_AddIntConstant(m, "NORMAL", VI_NORMAL) < 0
         || PyModule_AddIntConstant(m, "TRUNC_NORMAL", VI_TRUNC_NORMAL) < 0
         || PyModule_AddIntConstant(m, "F32", VI_F32) < 0
-        || PyModule_AddIntConstant(m, "F64", VI_F64) < 0) {
+        || PyModule_AddIntConstant(m, "F64", VI_F64) < 0
+        || PyModule_AddIntConstant(m, "LAYER_DEFAULT", VI_LAYER_DEFAULT) < 0
+        || PyModule_AddIntConstant(m, "LAYER_LINEAR", VI_LAYER_LINEAR) < 0
+        || PyModule_AddIntConstant(m, "LAYER_CONV", VI_LAYER_CONV) < 0
+        || PyModule_AddIntConstant(m, "LAYER_CONV_TRANSPOSE", VI_LAYER_CONV_TRANSPOSE) < 0) {
         Py_DECREF(m);
         return NULL;
     }

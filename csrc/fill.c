@@ -1,5 +1,6 @@
 /*
- * vi_fill: walking a block of any layout in logical order.
+ * The layout walker behind vi_fill (api.c): a block of any layout in logical
+ * order.
  *
  * The block is seen as `rows` runs of `run` elements that are consecutive in
  * the global row-major index (the innermost axes merged where the block spans
@@ -8,9 +9,8 @@
  * buffer. Work is split by element, so any thread count gives the same bits.
  */
 #include <string.h>
-#include "varinit.h"
+#include "fill.h"
 #include "parallel.h"
-#include "dist/plan.h"
 #include "dist/sample.h"
 #include "dist/convert.h"
 #include "simd/kernels.h"
@@ -35,67 +35,57 @@ typedef struct {
 } walk;
 
 /* ---- generating consecutive logical elements into contiguous memory ---- */
-static void gen_f64(const walk *w, uint64_t i, uint64_t n, double *out)
-{
-    const vi_plan *p = w->plan;
-    vi_groups_f64_fn kernel = w->kern->f64[p->dist];
-    while (n) {
-        uint64_t off = i % VI_GROUP_F64, take = VI_GROUP_F64 - off;
-        if (off == 0 && n >= VI_GROUP_F64) {
-            uint64_t groups = n / VI_GROUP_F64;
-            kernel(p, w->key, w->stream, i / VI_GROUP_F64, (size_t)groups, out);
-            take = groups * VI_GROUP_F64;
-        } else if (take > n) {
-            take = n;
-        }
-        if (off != 0 || take < VI_GROUP_F64) {
-            if (take < VI_SMALL_PIECE) {
-                for (uint64_t k = 0; k < take; k++)
-                    out[k] = vi_element_f64(p, w->key, w->stream, i + k);
-            } else {
-                double tmp[VI_GROUP_F64];
-                kernel(p, w->key, w->stream, i / VI_GROUP_F64, 1, tmp);
-                memcpy(out, tmp + off, take * sizeof(double));
-            }
-        }
-        i += take; out += take; n -= take;
+/* NAME(w, i, n, out): elements i .. i+n-1 of the stream into out (of type T,
+ * kernels and reference of suffix SUF, GROUP elements per group). Whole
+ * groups go straight to the kernel; a partial group at either end comes from
+ * one kernel call into a group-sized scratch buffer or, when only a few of its
+ * elements are wanted, from the one-element reference. One definition for both
+ * element types, so the float32 and float64 paths cannot drift apart. */
+#define VI_DEFINE_GEN(NAME, T, SUF, GROUP)                                                \
+    static void NAME(const walk *w, uint64_t i, uint64_t n, T *out)                      \
+    {                                                                                   \
+        const vi_plan *p = w->plan;                                                     \
+        vi_groups_##SUF##_fn kernel = w->kern->SUF[p->dist];                            \
+        while (n) {                                                                     \
+            uint64_t off = i % (GROUP), take = (GROUP) - off;                           \
+            if (off == 0 && n >= (GROUP)) {                                             \
+                uint64_t groups = n / (GROUP);                                          \
+                kernel(p, w->key, w->stream, i / (GROUP), (size_t)groups, out);         \
+                take = groups * (GROUP);                                                \
+            } else if (take > n) {                                                      \
+                take = n;                                                               \
+            }                                                                           \
+            if (off != 0 || take < (GROUP)) {                                           \
+                if (take < VI_SMALL_PIECE) {                                            \
+                    for (uint64_t k = 0; k < take; k++)                                 \
+                        out[k] = vi_element_##SUF(p, w->key, w->stream, i + k);         \
+                } else {                                                                \
+                    T tmp[GROUP];                                                       \
+                    kernel(p, w->key, w->stream, i / (GROUP), 1, tmp);                  \
+                    memcpy(out, tmp + off, take * sizeof(T));                           \
+                }                                                                       \
+            }                                                                           \
+            i += take; out += take; n -= take;                                          \
+        }                                                                               \
     }
-}
 
+VI_DEFINE_GEN(gen_f64, double, f64, VI_GROUP_F64)
+VI_DEFINE_GEN(gen_f32_in_f32, float, f32, VI_GROUP_F32)
+
+/* float32 outputs: computed in float32, or in float64 and rounded when the plan
+ * asks for it (a truncation interval too far out for float32 probabilities). */
 static void gen_f32(const walk *w, uint64_t i, uint64_t n, float *out)
 {
-    const vi_plan *p = w->plan;
-    if (p->compute64) {
-        double tmp[VI_BUFFER];
-        while (n) {
-            uint64_t take = n < VI_BUFFER ? n : VI_BUFFER;
-            gen_f64(w, i, take, tmp);
-            for (uint64_t k = 0; k < take; k++)
-                out[k] = (float)tmp[k];
-            i += take; out += take; n -= take;
-        }
+    if (!w->plan->compute64) {
+        gen_f32_in_f32(w, i, n, out);
         return;
     }
-    vi_groups_f32_fn kernel = w->kern->f32[p->dist];
+    double tmp[VI_BUFFER];
     while (n) {
-        uint64_t off = i % VI_GROUP_F32, take = VI_GROUP_F32 - off;
-        if (off == 0 && n >= VI_GROUP_F32) {
-            uint64_t groups = n / VI_GROUP_F32;
-            kernel(p, w->key, w->stream, i / VI_GROUP_F32, (size_t)groups, out);
-            take = groups * VI_GROUP_F32;
-        } else if (take > n) {
-            take = n;
-        }
-        if (off != 0 || take < VI_GROUP_F32) {
-            if (take < VI_SMALL_PIECE) {
-                for (uint64_t k = 0; k < take; k++)
-                    out[k] = vi_element_f32(p, w->key, w->stream, i + k);
-            } else {
-                float tmp[VI_GROUP_F32];
-                kernel(p, w->key, w->stream, i / VI_GROUP_F32, 1, tmp);
-                memcpy(out, tmp + off, take * sizeof(float));
-            }
-        }
+        uint64_t take = n < VI_BUFFER ? n : VI_BUFFER;
+        gen_f64(w, i, take, tmp);
+        for (uint64_t k = 0; k < take; k++)
+            out[k] = (float)tmp[k];
         i += take; out += take; n -= take;
     }
 }
@@ -168,7 +158,7 @@ static vi_status fill_range(void *ctx, uint64_t begin, uint64_t end)
     return VI_OK;
 }
 
-static int itemsize_of(int dtype)
+int vi_itemsize(int dtype)
 {
     switch (dtype) {
     case VI_F32: return 4;
@@ -225,22 +215,19 @@ static vi_status describe(const vi_block *b, walk *w, uint64_t *total)
     return VI_OK;
 }
 
-vi_status vi_fill(const vi_block *b, const vi_params *params, uint64_t key, uint64_t stream)
+vi_status vi_walk_fill(const vi_block *b, const vi_plan *plan, uint64_t key, uint64_t stream)
 {
     walk w;
-    vi_plan plan;
     uint64_t total;
     vi_status st;
-    w.itemsize = itemsize_of(b->dtype);
+    w.itemsize = vi_itemsize(b->dtype);
     if (!w.itemsize)
         return VI_EINVAL_DTYPE;
-    if ((st = vi_plan_prepare(params, &plan)) != VI_OK)
-        return st;
     if ((st = describe(b, &w, &total)) != VI_OK)
         return st;
     if (total == 0)
         return VI_OK;
-    w.plan = &plan;
+    w.plan = plan;
     w.kern = vi_active_kernels();
     if (!w.kern)
         return VI_EISA;
@@ -249,30 +236,4 @@ vi_status vi_fill(const vi_block *b, const vi_params *params, uint64_t key, uint
     w.data = b->data;
     w.dtype = b->dtype;
     return vi_parallel_for(total, VI_GRAIN, fill_range, &w);
-}
-
-double vi_normal_max_abs_z(int dtype)
-{
-    return dtype == VI_F64 ? VI_MAX_Z_F64 : VI_MAX_Z_F32;
-}
-
-void vi_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4])
-{
-    vi_philox10(ctr, key[0], key[1], out);
-}
-
-const char *vi_status_message(vi_status s)
-{
-    switch (s) {
-    case VI_OK: return "ok";
-    case VI_EINVAL_DIST: return "unknown distribution";
-    case VI_EINVAL_DTYPE: return "unsupported dtype";
-    case VI_EINVAL_PARAM: return "invalid distribution parameters";
-    case VI_EINVAL_SHAPE: return "invalid block geometry";
-    case VI_ETAIL: return "truncation interval has numerically zero probability";
-    case VI_ENOMEM: return "out of memory";
-    case VI_EOVERFLOW: return "tensor too large: element index overflows";
-    case VI_EISA: return "VARINIT_ISA names an instruction set this machine cannot run";
-    }
-    return "unknown status";
 }

@@ -56,8 +56,6 @@ VI_FN void u_mulhilo(vu a, vu m, vu *hi, vu *lo)
 #define f_store _mm256_storeu_ps
 #define f_load _mm256_loadu_ps
 #define m_sign _mm256_castsi256_ps
-#define m_and _mm256_and_ps
-#define m_andnot _mm256_andnot_ps
 #define m_not(a) _mm256_xor_ps((a), _mm256_castsi256_ps(_mm256_set1_epi32(-1)))
 #define m_any(a) (_mm256_movemask_ps(a) != 0)
 #define m_bits(a) ((unsigned)_mm256_movemask_ps(a))
@@ -110,8 +108,6 @@ VI_FN vd d_of_q53(vq v)
 #define d_store _mm256_storeu_pd
 #define d_load _mm256_loadu_pd
 #define md_sign _mm256_castsi256_pd
-#define md_and _mm256_and_pd
-#define md_andnot _mm256_andnot_pd
 #define md_not(a) _mm256_xor_pd((a), _mm256_castsi256_pd(_mm256_set1_epi64x(-1)))
 #define md_any(a) (_mm256_movemask_pd(a) != 0)
 #define md_bits(a) ((unsigned)_mm256_movemask_pd(a))

@@ -1,7 +1,8 @@
 /*
  * AVX-512 kernels (F + DQ): 16 lanes, one vector per word of a group.
  * The target attribute lets one build (plain x86-64 flags) carry this code;
- * dispatch.c calls it only on CPUs and OSes that run AVX-512 (issue 3, item 2).
+ * dispatch.c calls it only on CPUs and OSes that run AVX-512, since on any
+ * other machine its first instruction would fault.
  */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -63,8 +64,6 @@ VI_FN void u_mulhilo(vu a, vu m, vu *hi, vu *lo)
 #define f_store _mm512_storeu_ps
 #define f_load _mm512_loadu_ps
 #define m_sign _mm512_movepi32_mask
-#define m_and _kand_mask16
-#define m_andnot _kandn_mask16
 #define m_not _knot_mask16
 #define m_any(a) ((a) != 0)
 #define m_bits(a) ((unsigned)(a))
@@ -108,8 +107,6 @@ VI_FN vq q_join(vu lo, vu hi, int h)
 #define d_store _mm512_storeu_pd
 #define d_load _mm512_loadu_pd
 #define md_sign _mm512_movepi64_mask
-#define md_and _kand_mask8
-#define md_andnot _kandn_mask8
 #define md_not _knot_mask8
 #define md_any(a) ((a) != 0)
 #define md_bits(a) ((unsigned)(a))

@@ -1,5 +1,9 @@
 /*
- * Choosing the kernel table once, on first use (issue 3, item 2).
+ * Choosing the kernel table once, on first use. One build runs on every
+ * x86-64 machine (the AVX2 and AVX-512 kernels are compiled with target
+ * attributes, not global flags), so the choice must be made at run time, and
+ * once: a fill must not pay for CPUID, and the table must not change between
+ * two calls.
  *
  * x86-64: CPUID gives the instruction sets the processor has, but AVX and
  * AVX-512 registers are usable only if the OS saves their state on context
@@ -145,6 +149,12 @@ const vi_kernels *vi_active_kernels(void)
 {
     pthread_once(&once, choose);
     return state.active;
+}
+
+const char *vi_isa(void)
+{
+    const vi_kernels *k = vi_active_kernels();
+    return k ? k->name : NULL;
 }
 
 const char *vi_isa_error(void)

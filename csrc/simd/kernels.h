@@ -31,26 +31,17 @@ extern const vi_kernels vi_kernels_avx512; /* avx512.c: AVX-512F + DQ */
 extern const vi_kernels vi_kernels_neon;   /* neon.c */
 #endif
 
-/* ---- dispatch.c: CPU detection and the choice of table, done once ---- */
-typedef struct {
-    const char *name; /* "sse2", "avx2", "avx512f", "os_avx512", "neon", ... */
-    int present;
-} vi_cpu_feature;
-
-/* The detected features, in a fixed order; *count receives their number. */
-const vi_cpu_feature *vi_cpu_features(int *count);
+/* ---- dispatch.c: CPU detection and the choice of table, done once ----
+ * (vi_isa, vi_isa_error, vi_available_isas and vi_cpu_features are public:
+ * varinit.h) */
 
 /* The table named `name` ("scalar", "avx2", "avx512", "neon") if this build
  * has it and this CPU and OS can run it; NULL otherwise. */
 const vi_kernels *vi_kernels_for_isa(const char *name);
 
-/* The names of the tables this machine runs, best first, NULL-terminated. */
-const char *const *vi_available_isas(void);
-
 /* The active table: the best one, or the one the environment variable
  * VARINIT_ISA names. NULL when VARINIT_ISA names an unknown instruction set or
  * one this machine cannot run; vi_isa_error() then says why. */
 const vi_kernels *vi_active_kernels(void);
-const char *vi_isa_error(void); /* NULL when the choice succeeded */
 
 #endif /* VI_KERNELS_H */

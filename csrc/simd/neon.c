@@ -58,8 +58,6 @@ VI_FN void u_mulhilo(vu a, vu m, vu *hi, vu *lo)
 #define f_store vst1q_f32
 #define f_load vld1q_f32
 #define m_sign(a) vreinterpretq_u32_s32(vshrq_n_s32(vreinterpretq_s32_u32(a), 31))
-#define m_and vandq_u32
-#define m_andnot(a, b) vbicq_u32((b), (a))
 #define m_not vmvnq_u32
 #define m_any(a) (vmaxvq_u32(a) != 0)
 VI_FN unsigned m_bits(vm a)
@@ -100,8 +98,6 @@ VI_FN vq q_join(vu lo, vu hi, int h)
 #define d_store vst1q_f64
 #define d_load vld1q_f64
 #define md_sign(a) vreinterpretq_u64_s64(vshrq_n_s64(vreinterpretq_s64_u64(a), 63))
-#define md_and vandq_u64
-#define md_andnot(a, b) vbicq_u64((b), (a))
 #define md_not(a) veorq_u64((a), vdupq_n_u64(~0ull))
 #define md_any(a) ((vgetq_lane_u64((a), 0) | vgetq_lane_u64((a), 1)) != 0)
 #define md_bits(a) ((unsigned)((vgetq_lane_u64((a), 0) & 1) | (vgetq_lane_u64((a), 1) & 2)))

@@ -5,11 +5,12 @@
  * including file's table.
  *
  * Lane l of a vector computes Philox block 16g + c*VI_W + l (chunk c of the
- * group), so word w of a vector is VI_W consecutive float32 outputs and no lane
- * is ever transposed (issue 3, item 1). Every floating operation is the one of
- * sample.h / poly_math.h, in the same order, with no contraction; branches of
- * the scalar code become selects, and a branch region is computed only when
- * some lane needs it.
+ * group), so word w of a vector is VI_W consecutive float32 outputs: a lane
+ * never has to be moved to another lane, which on AVX2 and NEON would cost a
+ * cross-lane shuffle per word. Every floating operation is the one of sample.h /
+ * poly_math.h, in the same order, with no contraction, and every coefficient
+ * comes from the same table (dist/poly_coeffs.h); branches of the scalar code
+ * become selects, and a branch region is computed only when some lane needs it.
  *
  * Primitives each ISA file provides (macros or VI_FN functions):
  *   VI_W, VI_FN (static inline + target), VI_KERNEL (static + target)
@@ -18,12 +19,11 @@
  *   u_set1 u_lanes u_add u_sub u_xor u_and u_or u_srl u_sll u_mulhilo
  *   f_of_i32 (signed int32 -> float, round to nearest) f_of_bits u_of_f
  *   f_set1 f_add f_sub f_mul f_div f_sqrt f_lt f_le f_gt f_ge f_sel f_store f_load
- *   m_sign (lanes whose bit 31 is set) m_and m_andnot (~a & b) m_not m_any
- *   m_bits (bit l set when lane l is)
+ *   m_sign (lanes whose bit 31 is set) m_not m_any m_bits (bit l set when lane l is)
  *   q_join (64-bit words hi:lo of half h of the lanes) q_set1 q_add q_sub q_xor
  *   q_and q_or q_srl q_sll d_of_q53 (exact for values < 2^53) d_of_bits q_of_d
  *   d_set1 d_add d_sub d_mul d_div d_sqrt d_lt d_le d_gt d_ge d_sel d_store d_load
- *   md_sign md_and md_andnot md_not md_any md_bits
+ *   md_sign md_not md_any md_bits
  * and optionally u_xor3 (a ^ b ^ c), and VI_HAVE_COMPRESS with f_compress_store
  * and u_compress_store (the lanes a mask selects, stored packed; VI_W entries
  * may be written).
@@ -101,6 +101,16 @@ VI_FN vf neg_f32(vf x)
     return flip_sign_f32(x, u_set1(0x80000000u));
 }
 
+/* vi_poly_f32 lane by lane: Horner from the highest degree of a poly_coeffs.h table. */
+VI_FN vf poly_f32_v(const float *c, int n, vf x)
+{
+    vf acc = f_set1(c[n - 1]);
+#pragma GCC unroll 16
+    for (int k = n - 2; k >= 0; k--)
+        acc = f_add(f_mul(acc, x), f_set1(c[k]));
+    return acc;
+}
+
 VI_FN vf log_f32_v(vf x)
 {
     vu ix = u_add(u_of_f(x), u_set1(0x3f800000u - VI_SQRT_HALF_BITS_F));
@@ -109,8 +119,7 @@ VI_FN vf log_f32_v(vf x)
     vf f = f_sub(m, f_set1(1.0f));
     vf s = f_div(f, f_add(f_set1(2.0f), f));
     vf z = f_mul(s, s);
-    vf p = f_mul(z, f_add(f_set1(1.0f / 3.0f), f_mul(z, f_add(f_set1(1.0f / 5.0f),
-                 f_mul(z, f_add(f_set1(1.0f / 7.0f), f_mul(z, f_set1(1.0f / 9.0f))))))));
+    vf p = f_mul(z, poly_f32_v(vi_log_series_f32, VI_NCOEF(vi_log_series_f32), z));
     vf two_s = f_mul(f_set1(2.0f), s);
     vf logm = f_add(two_s, f_mul(two_s, p));
     return f_add(f_mul(kf, f_set1(VI_LN2_HI_F)), f_add(f_mul(kf, f_set1(VI_LN2_LO_F)), logm));
@@ -125,11 +134,8 @@ VI_FN vf bm_radius_f32_v(vu w)
 VI_FN void sincos_octant_f32_v(vf phi, vf *s, vf *c)
 {
     vf z = f_mul(phi, phi);
-    *s = f_add(phi, f_mul(phi, f_mul(z, f_add(f_set1(-1.0f / 6), f_mul(z, f_add(f_set1(1.0f / 120),
-             f_mul(z, f_add(f_set1(-1.0f / 5040), f_mul(z, f_set1(1.0f / 362880))))))))));
-    *c = f_add(f_set1(1.0f), f_mul(z, f_add(f_set1(-0.5f), f_mul(z, f_add(f_set1(1.0f / 24),
-             f_mul(z, f_add(f_set1(-1.0f / 720), f_mul(z, f_add(f_set1(1.0f / 40320),
-             f_mul(z, f_set1(-1.0f / 3628800)))))))))));
+    *s = f_add(phi, f_mul(phi, f_mul(z, poly_f32_v(vi_sin_series_f32, VI_NCOEF(vi_sin_series_f32), z))));
+    *c = poly_f32_v(vi_cos_series_f32, VI_NCOEF(vi_cos_series_f32), z);
 }
 
 /* vi_sincos_turn_f32 with the two swaps (upper half of the quadrant, odd
@@ -153,11 +159,9 @@ VI_FN void sincos_turn_f32_v(vu w, vf *s, vf *c)
 /* vi_ppnd_lower_f32 split by region. Central region (q = p - 0.5 >= -0.425): */
 VI_FN vf ppnd_central_f32_v(vf q)
 {
-    vf r = f_sub(f_set1(0.180625f), f_mul(q, q));
-    vf num = f_mul(q, f_add(f_mul(f_add(f_mul(f_add(f_mul(f_set1(59.109374720f), r),
-             f_set1(159.29113202f)), r), f_set1(50.434271938f)), r), f_set1(3.3871327179f)));
-    vf den = f_add(f_mul(f_add(f_mul(f_add(f_mul(f_set1(67.187563600f), r),
-             f_set1(78.757757664f)), r), f_set1(17.895169469f)), r), f_set1(1.0f));
+    vf r = f_sub(f_set1(VI_PPND_CONST1_F), f_mul(q, q));
+    vf num = f_mul(q, poly_f32_v(vi_ppnd7_a, VI_NCOEF(vi_ppnd7_a), r));
+    vf den = poly_f32_v(vi_ppnd7_b, VI_NCOEF(vi_ppnd7_b), r);
     return f_div(num, den);
 }
 
@@ -166,23 +170,17 @@ VI_FN vf ppnd_central_f32_v(vf q)
 VI_FN vf ppnd_tail_f32_v(vf p)
 {
     vf r = f_sqrt(neg_f32(log_f32_v(p)));
-    vm mid = f_le(r, f_set1(5.0f));
+    vm mid = f_le(r, f_set1(VI_PPND_SPLIT2_F));
     vf num = f_set1(0.0f), den = f_set1(1.0f);
     if (m_any(mid)) {
-        vf rm = f_sub(r, f_set1(1.6f));
-        num = f_add(f_mul(f_add(f_mul(f_add(f_mul(f_set1(0.17023821103f), rm),
-              f_set1(1.3067284816f)), rm), f_set1(2.7568153900f)), rm), f_set1(1.4234372777f));
-        den = f_add(f_mul(f_add(f_mul(f_set1(0.12021132975f), rm), f_set1(0.73700164250f)), rm),
-                    f_set1(1.0f));
+        vf rm = f_sub(r, f_set1(VI_PPND_CONST2_F));
+        num = poly_f32_v(vi_ppnd7_c, VI_NCOEF(vi_ppnd7_c), rm);
+        den = poly_f32_v(vi_ppnd7_d, VI_NCOEF(vi_ppnd7_d), rm);
     }
     if (m_any(m_not(mid))) {
-        vf rf = f_sub(r, f_set1(5.0f));
-        vf fnum = f_add(f_mul(f_add(f_mul(f_add(f_mul(f_set1(0.017337203997f), rf),
-                  f_set1(0.42868294337f)), rf), f_set1(3.0812263860f)), rf), f_set1(6.6579051150f));
-        vf fden = f_add(f_mul(f_add(f_mul(f_set1(0.012258202635f), rf),
-                        f_set1(0.24197894225f)), rf), f_set1(1.0f));
-        num = f_sel(mid, num, fnum);
-        den = f_sel(mid, den, fden);
+        vf rf = f_sub(r, f_set1(VI_PPND_SPLIT2_F));
+        num = f_sel(mid, num, poly_f32_v(vi_ppnd7_e, VI_NCOEF(vi_ppnd7_e), rf));
+        den = f_sel(mid, den, poly_f32_v(vi_ppnd7_f, VI_NCOEF(vi_ppnd7_f), rf));
     }
     return neg_f32(f_div(num, den));
 }
@@ -229,7 +227,7 @@ VI_FN void trunc_vector_f32(const vi_plan *p, vu w, float *dst, vi_deferred_f32 
     vm below;
     vf pr = trunc_p_f32_v(p, w, &below);
     vf q = f_sub(pr, f_set1(0.5f));
-    vm tail_mask = m_not(f_ge(q, f_set1(-0.425f)));
+    vm tail_mask = m_not(f_ge(q, f_set1(-VI_PPND_SPLIT1_F)));
     unsigned tail_lanes = m_bits(tail_mask);
     if (tail_lanes == VI_ALL_LANES) {
         f_store(dst, trunc_out_f32_v(p, below, ppnd_tail_f32_v(pr)));
@@ -350,6 +348,16 @@ VI_FN vd neg_f64(vd x)
     return flip_sign_f64(x, q_set1(0x8000000000000000ull));
 }
 
+/* vi_poly_f64 lane by lane */
+VI_FN vd poly_f64_v(const double *c, int n, vd x)
+{
+    vd acc = d_set1(c[n - 1]);
+#pragma GCC unroll 16
+    for (int k = n - 2; k >= 0; k--)
+        acc = d_add(d_mul(acc, x), d_set1(c[k]));
+    return acc;
+}
+
 VI_FN vd log_f64_v(vd x)
 {
     vq ix = q_add(q_of_d(x), q_set1(0x3ff0000000000000ull - VI_SQRT_HALF_BITS));
@@ -359,12 +367,7 @@ VI_FN vd log_f64_v(vd x)
     vd f = d_sub(m, d_set1(1.0));
     vd s = d_div(f, d_add(d_set1(2.0), f));
     vd z = d_mul(s, s);
-    static const double coef[10] = {1.0 / 3, 1.0 / 5, 1.0 / 7, 1.0 / 9, 1.0 / 11,
-                                    1.0 / 13, 1.0 / 15, 1.0 / 17, 1.0 / 19, 1.0 / 21};
-    vd acc = d_set1(coef[9]);
-    for (int k = 8; k >= 0; k--) /* z * (1/3 + z * (1/5 + ... z * (1/21))) */
-        acc = d_add(d_set1(coef[k]), d_mul(z, acc));
-    vd p = d_mul(z, acc);
+    vd p = d_mul(z, poly_f64_v(vi_log_series_f64, VI_NCOEF(vi_log_series_f64), z));
     vd two_s = d_mul(d_set1(2.0), s);
     vd logm = d_add(two_s, d_mul(two_s, p));
     return d_add(d_mul(kf, d_set1(VI_LN2_HI)), d_add(d_mul(kf, d_set1(VI_LN2_LO)), logm));
@@ -378,21 +381,9 @@ VI_FN vd bm_radius_f64_v(vq v)
 
 VI_FN void sincos_octant_f64_v(vd phi, vd *s, vd *c)
 {
-    static const double sc[8] = {-1.0 / 6, 1.0 / 120, -1.0 / 5040, 1.0 / 362880,
-                                 -1.0 / 39916800, 1.0 / 6227020800.0, -1.0 / 1307674368000.0,
-                                 1.0 / 355687428096000.0};
-    static const double cc[9] = {-0.5, 1.0 / 24, -1.0 / 720, 1.0 / 40320, -1.0 / 3628800,
-                                  1.0 / 479001600.0, -1.0 / 87178291200.0,
-                                  1.0 / 20922789888000.0, -1.0 / 6402373705728000.0};
     vd z = d_mul(phi, phi);
-    vd as = d_set1(sc[7]);
-    for (int k = 6; k >= 0; k--)
-        as = d_add(d_set1(sc[k]), d_mul(z, as));
-    *s = d_add(phi, d_mul(phi, d_mul(z, as)));
-    vd ac = d_set1(cc[8]);
-    for (int k = 7; k >= 0; k--)
-        ac = d_add(d_set1(cc[k]), d_mul(z, ac));
-    *c = d_add(d_set1(1.0), d_mul(z, ac));
+    *s = d_add(phi, d_mul(phi, d_mul(z, poly_f64_v(vi_sin_series_f64, VI_NCOEF(vi_sin_series_f64), z))));
+    *c = poly_f64_v(vi_cos_series_f64, VI_NCOEF(vi_cos_series_f64), z);
 }
 
 /* vi_sincos_turn_f64, as in sincos_turn_f32_v: quadrant bits 63 and 62. */
@@ -411,55 +402,29 @@ VI_FN void sincos_turn_f64_v(vq v, vd *s, vd *c)
     *c = flip_sign_f64(d_sel(swap, so, co), q_and(q_xor(v, q_sll(v, 1)), sign));
 }
 
-/* Horner's scheme, highest coefficient first: ((c[0] r + c[1]) r + ...) + c[n-1]. */
-VI_FN vd horner_f64(const double *c, int n, vd r)
-{
-    vd acc = d_set1(c[0]);
-    for (int k = 1; k < n; k++)
-        acc = d_add(d_mul(acc, r), d_set1(c[k]));
-    return acc;
-}
-
-static const double vi_as241_a[8] = {2.5090809287301226727e+3, 3.3430575583588128105e+4,
-    6.7265770927008700853e+4, 4.5921953931549871457e+4, 1.3731693765509461125e+4,
-    1.9715909503065514427e+3, 1.3314166789178437745e+2, 3.3871328727963666080e+0};
-static const double vi_as241_b[8] = {5.2264952788528545610e+3, 2.8729085735721942674e+4,
-    3.9307895800092710610e+4, 2.1213794301586595867e+4, 5.3941960214247511077e+3,
-    6.8718700749205790830e+2, 4.2313330701600911252e+1, 1.0};
-static const double vi_as241_c[8] = {7.74545014278341407640e-4, 2.27238449892691845833e-2,
-    2.41780725177450611770e-1, 1.27045825245236838258e+0, 3.64784832476320460504e+0,
-    5.76949722146069140550e+0, 4.63033784615654529590e+0, 1.42343711074968357734e+0};
-static const double vi_as241_d[8] = {1.05075007164441684324e-9, 5.47593808499534494600e-4,
-    1.51986665636164571966e-2, 1.48103976427480074590e-1, 6.89767334985100004550e-1,
-    1.67638483018380384940e+0, 2.05319162663775882187e+0, 1.0};
-static const double vi_as241_e[8] = {2.01033439929228813265e-7, 2.71155556874348757815e-5,
-    1.24266094738807843860e-3, 2.65321895265761230930e-2, 2.96560571828504891230e-1,
-    1.78482653991729133580e+0, 5.46378491116411436990e+0, 6.65790464350110377720e+0};
-static const double vi_as241_f[8] = {2.04426310338993978564e-15, 1.42151175831644588870e-7,
-    1.84631831751005468180e-5, 7.86869131145613259100e-4, 1.48753612908506148525e-2,
-    1.36929880922735805310e-1, 5.99832206555887937690e-1, 1.0};
-
 /* vi_ppnd_lower_f64 split by region, as for float32 */
 VI_FN vd ppnd_central_f64_v(vd q)
 {
-    vd r = d_sub(d_set1(0.180625), d_mul(q, q));
-    return d_div(d_mul(q, horner_f64(vi_as241_a, 8, r)), horner_f64(vi_as241_b, 8, r));
+    vd r = d_sub(d_set1(VI_PPND_CONST1), d_mul(q, q));
+    vd num = d_mul(q, poly_f64_v(vi_ppnd16_a, VI_NCOEF(vi_ppnd16_a), r));
+    vd den = poly_f64_v(vi_ppnd16_b, VI_NCOEF(vi_ppnd16_b), r);
+    return d_div(num, den);
 }
 
 VI_FN vd ppnd_tail_f64_v(vd p)
 {
     vd r = d_sqrt(neg_f64(log_f64_v(p)));
-    vmd mid = d_le(r, d_set1(5.0));
+    vmd mid = d_le(r, d_set1(VI_PPND_SPLIT2));
     vd num = d_set1(0.0), den = d_set1(1.0);
     if (md_any(mid)) {
-        vd rm = d_sub(r, d_set1(1.6));
-        num = horner_f64(vi_as241_c, 8, rm);
-        den = horner_f64(vi_as241_d, 8, rm);
+        vd rm = d_sub(r, d_set1(VI_PPND_CONST2));
+        num = poly_f64_v(vi_ppnd16_c, VI_NCOEF(vi_ppnd16_c), rm);
+        den = poly_f64_v(vi_ppnd16_d, VI_NCOEF(vi_ppnd16_d), rm);
     }
     if (md_any(md_not(mid))) {
-        vd rf = d_sub(r, d_set1(5.0));
-        num = d_sel(mid, num, horner_f64(vi_as241_e, 8, rf));
-        den = d_sel(mid, den, horner_f64(vi_as241_f, 8, rf));
+        vd rf = d_sub(r, d_set1(VI_PPND_SPLIT2));
+        num = d_sel(mid, num, poly_f64_v(vi_ppnd16_e, VI_NCOEF(vi_ppnd16_e), rf));
+        den = d_sel(mid, den, poly_f64_v(vi_ppnd16_f, VI_NCOEF(vi_ppnd16_f), rf));
     }
     return neg_f64(d_div(num, den));
 }
@@ -496,7 +461,7 @@ VI_FN void trunc_vector_f64(const vi_plan *p, vq v, double *dst, vi_deferred_f64
     vmd below;
     vd pr = trunc_p_f64_v(p, v, &below);
     vd q = d_sub(pr, d_set1(0.5));
-    unsigned tail_lanes = md_bits(md_not(d_ge(q, d_set1(-0.425))));
+    unsigned tail_lanes = md_bits(md_not(d_ge(q, d_set1(-VI_PPND_SPLIT1))));
     if (tail_lanes == VI_ALL_LANES64) {
         d_store(dst, trunc_out_f64_v(p, below, ppnd_tail_f64_v(pr)));
         return;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The C tests built for AArch64 and run under qemu-user, so CI on x86-64 checks
-# that the NEON kernels give the scalar bits (issue 3, item 1). Installs the
+# The C tests built for AArch64 and run under qemu-user: CI machines are
+# x86-64, yet the NEON kernels must give the scalar bits too (a value may not
+# depend on the machine), so they are checked under emulation. Installs the
 # Debian cross compiler and qemu-user when missing (needs root or sudo).
 set -euo pipefail
 cd "$(dirname "$0")"
