@@ -21,7 +21,7 @@ import importlib as _importlib
 
 from . import _core
 from .diagnostics.propagation import propagate
-from .fans import fans
+from .fan_rules import fans
 from .gains import calculate_gain, gain
 from .generator import Generator, NamedStream, Stream, default_generator, initial_seed, manual_seed
 from .init import (

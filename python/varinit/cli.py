@@ -99,7 +99,7 @@ def _axes_arg(text):
 
 
 def _run_fans(args):
-    from .fans import fans
+    from .fan_rules import fans
 
     fan_in, fan_out = fans(tuple(args.shape), layer=args.layer, groups=args.groups, stride=args.stride,
                            blocks=args.blocks, in_axis=args.in_axis, out_axis=args.out_axis)

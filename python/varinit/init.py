@@ -25,7 +25,7 @@ from . import _core, _validate
 from ._arrays import as_array, fill_array, is_torch_tensor, staging_buffer, writes_in_place
 from .activations import ALIASES as ACTIVATION_ALIASES
 from .activations import NAMES as ACTIVATION_NAMES
-from .fans import WeightPlan, tap_scale_block, torch_rule_fans, weight_plan
+from .fan_rules import WeightPlan, tap_scale_block, torch_rule_fans, weight_plan
 from .gains import TORCH_GAIN_NAMES, calculate_gain
 from .gains import gain as second_moment_gain
 from .generator import SECONDARY_BIT, Generator, resolve, warn_if_seed_reused

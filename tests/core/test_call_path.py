@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import varinit
-from varinit.fans import fans, torch_rule_fans
+from varinit.fan_rules import fans, torch_rule_fans
 
 torch = pytest.importorskip("torch")
 

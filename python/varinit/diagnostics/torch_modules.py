@@ -20,7 +20,7 @@ import copy
 import numpy as np
 
 from . import mean_field as mf
-from ..fans import fans
+from ..fan_rules import fans
 from .precision import range_checks
 from .measurement import INPUT_STREAM, draw_normal, layer_stats, measure, second_moment
 from .report import PropagationReport

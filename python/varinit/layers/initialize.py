@@ -3,7 +3,7 @@ import math
 
 from .. import _validate
 from .._arrays import as_array
-from ..fans import weight_plan
+from ..fan_rules import weight_plan
 from ..gains import DEFAULT_GAIN_RULE, check_gain_rule
 from .layer import as_layers
 from .transaction import all_or_nothing

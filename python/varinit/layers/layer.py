@@ -18,7 +18,7 @@ import numpy as np
 from .. import _validate
 from .._arrays import as_array
 from ..activations import resolve
-from ..fans import ADJUSTMENT_KEYWORDS, LAYOUT_KEYWORDS
+from ..fan_rules import ADJUSTMENT_KEYWORDS, LAYOUT_KEYWORDS
 
 
 @dataclass

@@ -24,7 +24,7 @@ import functools
 import math
 
 from .. import _validate
-from ..fans import weight_plan
+from ..fan_rules import weight_plan
 from ..gains import DEFAULT_GAIN_RULE, check_gain_rule, gain_for
 from ..generator import Generator, default_generator, resolve
 from ..init import constant_, normal_, orthogonal_, variance_scaling_

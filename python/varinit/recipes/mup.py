@@ -23,7 +23,7 @@ from collections import namedtuple
 from .. import _validate
 from ..init import scaled_normal_
 from .._arrays import as_array, writes_in_place
-from ..fans import weight_plan
+from ..fan_rules import weight_plan
 
 KINDS = ("input", "hidden", "output")
 OPTIMIZERS = ("sgd", "adam")

@@ -129,7 +129,7 @@ def trace(model, example_inputs):
     args, kwargs = _example_call(example_inputs)
     recorder = _Recorder(model)
     devices = _cuda_devices(model, list(args) + list(kwargs.values()))
-    with _BufferGuard(model), torch.random.fork_rng(devices=devices), torch.no_grad():
+    with BufferGuard(model), torch.random.fork_rng(devices=devices), torch.no_grad():
         for i, tensor in enumerate(args):
             recorder.add_input(tensor, {"position": i})
         for key, tensor in kwargs.items():
@@ -173,7 +173,7 @@ def _cuda_devices(model, inputs):
     return sorted({t.device.index or 0 for t in tensors if t.device.type == "cuda"})
 
 
-class _BufferGuard:
+class BufferGuard:
     """Puts every buffer back, same object and same bits, when the trace ends."""
 
     def __init__(self, model):

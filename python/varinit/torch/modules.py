@@ -207,6 +207,7 @@ class _Walk:
         self.keep_probs = {}
         self.report = []
         self.seen = set()
+        self.prefix = ""
 
     def user_activation(self, name):
         """activations[name], the first matching pattern's value, or None."""
@@ -222,7 +223,7 @@ class _Walk:
         return self.inferred.get(id(module), self.default_activation)
 
     def stream(self, name):
-        return stream_for(self.generator, name, self.by_name)
+        return stream_for(self.generator, f"{self.prefix}.{name}" if self.prefix else name, self.by_name)
 
     def weight(self, param, name, module_name, activation, layout):
         residual = self.residual_scale if self.residual_pattern.search(module_name) else 1.0
@@ -356,7 +357,7 @@ def _handler(module):
     return None
 
 
-def _check_fillable(model):
+def _check_fillable(model, allow_meta=False):
     """Refuse, before the first write, any parameter init_module would fill but cannot:
     a failure halfway would leave the model half initialized."""
     for module_name, module in model.named_modules():
@@ -366,17 +367,32 @@ def _check_fillable(model):
             full = _full(module_name, pname)
             if isinstance(param, torch.nn.parameter.UninitializedParameter):
                 raise ValueError(f"parameter {full} is uninitialized (lazy module): run one forward pass first")
+            if allow_meta and param.is_meta:
+                continue
             try:
                 as_array(param)
             except (TypeError, ValueError, RuntimeError) as error:
                 raise type(error)(f"parameter {full}: {error}") from None
 
 
-def init_module(model, *, scheme="kaiming", activation=None, activations=None, mode="fan_in",
-                distribution="normal", residual_scale=None, residual_pattern=DEFAULT_RESIDUAL_PATTERN,
-                embedding_std=1.0, phase_balanced=False, infer_dropout=False, by_name=False,
-                generator=None, gain_rule=DEFAULT_GAIN_RULE):
+def init_module(model, example_inputs=None, *, scheme="kaiming", activation=None, activations=None,
+                mode="fan_in", distribution="normal", residual_scale=None,
+                residual_pattern=DEFAULT_RESIDUAL_PATTERN, embedding_std=1.0, phase_balanced=False,
+                infer_dropout=False, by_name=False, generator=None, gain_rule=DEFAULT_GAIN_RULE,
+                target=1.0, residual="depth", name_prefix=""):
     """Initialize every parameter of a torch.nn.Module in place; returns the report.
+
+    With `example_inputs` (a tensor, a tuple of positional tensors or a dict of
+    keyword tensors; real or meta) the init follows the model's dataflow: one
+    forward pass is traced, the signal's moments are carried through every
+    node and each weight's scale is solved so the second moment at its
+    layer's output is `target` (varinit.torch.dataflow explains the rules;
+    `residual` is "depth", "zero_gamma" or "none"). Every parameter then draws
+    from generator.stream(its name). The report (an InitReport, a list of
+    InitRecord) adds a stability verdict per activation; `assert_healthy()`
+    raises when an activation has no stable choice.
+
+    Without example_inputs, the structure is all there is to go by:
 
     Weights of Linear/Conv/ConvTranspose layers (and the input weights of
     attention and recurrent layers) follow `scheme` ("kaiming", "xavier",
@@ -394,7 +410,7 @@ def init_module(model, *, scheme="kaiming", activation=None, activations=None, m
     "c_proj" or "out_proj"); None leaves every std as the scheme gives it.
 
     phase_balanced=True gives every transposed convolution's output phases
-    the same variance (varinit.fans.phase_scale). infer_dropout=True
+    the same variance (varinit.fan_rules.phase_scale). infer_dropout=True
     divides out the inverted dropout on a layer's inputs (Var times
     keep_prob = 1 - p) when Dropout(p) modules come just before it in an
     nn.Sequential; off by default since the model is then at unit variance in
@@ -416,6 +432,9 @@ def init_module(model, *, scheme="kaiming", activation=None, activations=None, m
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if example_inputs is not None:
+        return _init_from_dataflow(model, example_inputs, distribution=distribution, generator=generator,
+                                   target=target, residual=residual)
     check_choices(scheme, mode, distribution)
     check_gain_rule(gain_rule)
     residual = check_residual_scale(residual_scale)
@@ -437,6 +456,9 @@ def init_module(model, *, scheme="kaiming", activation=None, activations=None, m
         embedding_std=embedding_std, by_name=by_name,
         generator=as_generator(generator, True), phase_balanced=phase_balanced, gain_rule=gain_rule,
     )
+    if not isinstance(name_prefix, str):
+        raise TypeError(f"name_prefix must be a str, got {type(name_prefix).__name__}")
+    walk.prefix = name_prefix
     walk.inferred = _inferred_activations(model)
     if infer_dropout:
         walk.keep_probs = _inferred_keep_probs(model)
@@ -454,4 +476,36 @@ def init_module(model, *, scheme="kaiming", activation=None, activations=None, m
                                    for p, _ in params)
             else:
                 handler(walk, name, module, params)
+    if name_prefix:
+        return [record._replace(name=f"{name_prefix}.{record.name}") for record in walk.report]
     return walk.report
+
+
+def _real(model, example_inputs):
+    """True when the model and the example inputs hold values (none is on meta)."""
+    tensors = (list(example_inputs.values()) if isinstance(example_inputs, dict) else
+               [example_inputs] if isinstance(example_inputs, torch.Tensor) else list(example_inputs))
+    return not any(t.is_meta for t in tensors) and not any(p.is_meta for p in model.parameters())
+
+
+def _init_from_dataflow(model, example_inputs, *, distribution, generator, target, residual):
+    from .dataflow import RESIDUAL_RULES, fill, plan
+    from .init_report import InitReport
+    from .refine import correction_factors
+
+    distribution = _validate.choice(distribution, "distribution", ("normal", "uniform", "truncated_normal"))
+    target = _validate.real(target, "target", _validate.POSITIVE)
+    residual = _validate.choice(residual, "residual", RESIDUAL_RULES)
+    _check_fillable(model, allow_meta=True)
+    result = plan(model, example_inputs, target=target, residual=residual)
+    generator = as_generator(generator, True)
+    with torch.no_grad():
+        records = fill(model, result, generator, distribution)
+        if _real(model, example_inputs):
+            goals = {name: p.goal for name, p in result.params.items() if p.goal is not None}
+            factors = correction_factors(model, example_inputs, goals)
+            if factors:
+                records = fill(model, result, generator, distribution, factors)
+    report = InitReport(records, result.verdicts, result.notes)
+    report.warn()
+    return report

@@ -151,7 +151,7 @@ def phase_scale(kernel, stride, dilation=1):
 
     Example::
 
-        >>> varinit.fans.phase_scale((3,), (2,))   # taps 0, 2 -> phase 0; tap 1 -> phase 1
+        >>> varinit.fan_rules.phase_scale((3,), (2,))   # taps 0, 2 -> phase 0; tap 1 -> phase 1
         array([0.8660254 , 1.22474487, 0.8660254 ])
     """
     kernel = tuple(int(k) for k in kernel)

@@ -1,0 +1,733 @@
+"""The graph-aware init: carry the signal's moments through a traced forward
+pass (varinit.torch.graph) and solve each weight's scale so the second moment
+at its layer's output meets the target.
+
+`plan(model, example_inputs)` decides every parameter (its rule, its std or
+constant, and why) without writing anything, so it works on a meta model;
+`varinit.torch.init_module(model, example_inputs)` plans, then fills each
+parameter from its own name-keyed stream.
+
+The walk, node by node in execution order, with moment_rules' formulas:
+
+- a layer (linear, conv, conv transpose) whose weight this use decides gets
+  Var(W) = target / (n_eff * nu_in): n_eff is the effective fan at the actual
+  spatial size (zero padding counted), nu_in the second moment of its input
+  (not the variance: He et al. 2015). Biases are 0. The GELU/SiLU drift of
+  an unstable fixed point is corrected layer by layer, since every layer is
+  solved against the moment actually arriving;
+- elementwise regions (an activation module, F.relu in forward(), a custom
+  x * sigmoid(1.5 x)) are fused into one function of their source and
+  integrated by quadrature; additions, products, concatenations, norms,
+  pooling, dropout, attention and embeddings follow their rules;
+- residual branches: an addition whose one operand (the stream) is an
+  ancestor of the other (the branch) through a layer is a residual. The
+  additions that follow each other on one stream with no normalization in
+  between form a chain of L; the last scalable node of each branch (a layer's
+  weight, or a norm's gamma) is solved to alpha * nu_stream with alpha = 1/L,
+  so the stream grows by at most (1 + 1/L)^L < e over the whole chain
+  (branch variance 1/L, as Fixup and T-Fixup scale; Zhang et al. 2019, Huang et
+  al. 2020). residual="zero_gamma" sets a branch-final norm's gamma to 0
+  instead (Goyal et al. 2017), and residual="none" solves branches like any
+  layer;
+- a parameter used several times (a module called twice, an embedding tied
+  to the output head) is decided by its last layer use, nearest the output,
+  and the walk is repeated until the earlier uses agree with that choice;
+- LSTM/GRU keep varinit's recurrent rules (orthogonal recurrent gates, the
+  forget-gate bias); their output moments are measured on a copy;
+- an op the rules do not know ("opaque") is named in a warning, and what
+  follows it is solved against an assumed unit second moment.
+"""
+import copy
+import dataclasses
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from .graph import trace
+from .moment_rules import Moments
+from . import moment_rules as rules
+
+RESIDUAL_RULES = ("depth", "zero_gamma", "none")
+LAYERS = ("linear", "conv", "conv_transpose")
+# through these a residual stream passes from one addition to the next unchanged in kind
+STREAM_PASS = ("view", "dropout", "scale", "shift")
+# walking back from a branch's output to its last scalable node passes these
+BRANCH_PASS = ("view", "dropout", "scale")
+# assumed where the walk cannot know (after an opaque op, a meta input): unit second moment
+ASSUMED = Moments(0.0, 1.0)
+MAX_PASSES = 6
+TIE_RTOL = 1e-6
+# A second moment growing faster than q^1.5 cannot be held by any scale (relu^2: q^2).
+UNSTABLE_SLOPE = 1.5
+# Over the depth, gradients' second moment may change by this factor either way (std x4).
+GRADIENT_BAND = 16.0
+
+
+@dataclass
+class ParamPlan:
+    """What init_module does to one parameter: `rule` ("normal", "constant",
+    "recurrent", "untouched"), its std (normal) or value (constant), and why."""
+
+    name: str
+    rule: str
+    std: Optional[float] = None
+    value: Optional[float] = None
+    fan_in: Optional[float] = None
+    reason: str = ""
+    tied: tuple = ()
+    goal: Optional[float] = None   # the second moment solved for at its layer's output, when it is fixed
+
+
+@dataclass
+class Verdict:
+    """One activation's stability at the point the solve puts it.
+
+    chi: the per-layer factor of the gradient's second moment (chi_1 of Poole
+    et al. 2016 at this point); slope: d log E[g^2] / d log q, the factor by
+    which a relative error of the second moment grows per layer; depth: how
+    many times the model applies it in sequence."""
+
+    activation: str
+    chi: float
+    slope: float
+    depth: int
+    healthy: bool
+    message: str
+
+
+@dataclass
+class Plan:
+    params: dict                      # canonical name -> ParamPlan
+    graph: object
+    moments: dict                     # node index -> Moments
+    verdicts: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+
+def plan(model, example_inputs, *, target=1.0, residual="depth"):
+    """Decide every parameter of `model` from the dataflow of one forward pass
+    on `example_inputs` (real or meta); nothing is written."""
+    graph = trace(model, example_inputs)
+    walk = _Walk(model, graph, example_inputs, target, residual)
+    decided = {}
+    for _ in range(MAX_PASSES):
+        walk.run(decided)
+        new = {name: p.std for name, p in walk.plans.items() if name in walk.multi_use and p.std is not None}
+        if all(_close(new.get(k), decided.get(k)) for k in set(new) | set(decided)):
+            break
+        decided = new
+    walk.finish()
+    return Plan(walk.plans, graph, walk.moments, walk.verdicts(), walk.notes)
+
+
+def _close(a, b):
+    if a is None or b is None:
+        return a is b
+    return abs(a - b) <= TIE_RTOL * max(abs(a), abs(b))
+
+
+class _Walk:
+    def __init__(self, model, graph, example_inputs, target, residual):
+        self.model, self.graph, self.target, self.residual = model, graph, float(target), residual
+        self.modules = dict(model.named_modules())
+        self.example = _flat_inputs(example_inputs)
+        self.ancestors = _ancestors(graph)
+        self.branch_end, self.chain_length = _residuals(graph, self.ancestors)
+        self.deciding = _deciding_uses(graph)
+        self.multi_use = {name for name, uses in graph.uses.items() if len(_layer_uses(graph, name)) > 1}
+        self.notes = []
+
+    # ------------------------------------------------------------------ walk
+    def run(self, decided):
+        self.decided = decided
+        self.plans, self.moments, self.regions = {}, {}, {}
+        self.assumed, self.opaque = [], []
+        self.memo = {}
+        for node in self.graph.nodes:
+            self.moments[node.index] = self.node_moments(node)
+
+    def m(self, index):
+        value = self.moments.get(index)
+        return ASSUMED if value is None else value
+
+    def node_moments(self, node):
+        kind = node.kind
+        handler = getattr(self, f"_{kind}", None)
+        if handler is not None:
+            return handler(node)
+        if kind in ("elementwise", "add", "sub", "mul", "div", "scale", "shift", "pow"):
+            return self.arithmetic(node)
+        if kind == "view":
+            return self.view(node)
+        self.opaque.append(node)
+        return None
+
+    def _input(self, node):
+        position = self.graph.inputs.index(node.index)
+        x = self.example[position] if position < len(self.example) else None
+        if x is None or not x.is_floating_point():
+            return None  # token ids: only an embedding reads them
+        if x.is_meta:
+            self.assumed.append(f"input {position} (meta: moments unknown, unit second moment assumed)")
+            return ASSUMED
+        x = x.detach().to(torch.float64)
+        return Moments(float(x.mean()), float((x * x).mean()))
+
+    def _constant(self, node):
+        return None
+
+    def _param(self, node):
+        name = node.params.get("param")
+        tensor = self.graph.params.get(name)
+        self.plans.setdefault(name, ParamPlan(
+            name, "untouched", reason=f"read directly by {self.consumer_label(node)}: no rule knows its role"))
+        if tensor is None or tensor.is_meta:
+            return ASSUMED
+        t = tensor.detach().to(torch.float64)
+        return Moments(float(t.mean()), float((t * t).mean()))
+
+    def consumer_label(self, node):
+        users = [n for n in self.graph.nodes if node.index in n.inputs]
+        return users[0].target if users else "the forward pass"
+
+    # layers ---------------------------------------------------------------
+    def _linear(self, node):
+        return self.layer(node)
+
+    _conv = _conv_transpose = _linear
+
+    def layer(self, node):
+        x = self.m(node.inputs[0])
+        if self.moments.get(node.inputs[0]) is None:
+            self.assumed.append(f"{node.module or node.target}: its input's moments are unknown")
+        fan_in, fan_out = self.fans(node)
+        weight = node.params.get("weight") or self.weight_from(node)
+        bias = node.params.get("bias")
+        if weight is None:
+            self.assumed.append(f"{node.target} in {node.module or 'the model'}: its weight is not a parameter")
+            return Moments(0.0, self.target)
+        goal, why = self.goal(node)
+        if self.deciding.get(weight) == node.index:
+            nu_in = x.second
+            variance = goal / (fan_in * nu_in) if nu_in > 0 and fan_in > 0 else 1.0 / max(fan_in, 1.0)
+            std = math.sqrt(variance)
+            self.plan_weight(node, weight, std, fan_in, why, nu_in)
+        else:
+            std = self.known_std(weight, provisional=math.sqrt(goal / (fan_in * max(x.second, 1e-300))))
+        if bias is not None:
+            self.plans.setdefault(bias, ParamPlan(bias, "constant", value=0.0, reason="bias: zero"))
+        return rules.affine(x, fan_in, std * std)
+
+    def weight_from(self, node):
+        names = node.attrs.get("weight_from") or []
+        return next((n for n in names if n.endswith(("original1", "weight_v"))), None)
+
+    def plan_weight(self, node, weight, std, fan_in, why, nu_in):
+        reason = (f"{node.kind} in {node.module or 'the model'}: Var = {_g(self.goal(node)[0])} / "
+                  f"(n_eff {_g(fan_in)} * nu_in {_g(nu_in)}){why}")
+        fixed_goal = (None if node.index in self.branch_end or weight in self.multi_use
+                      or _weight_norm_gain(node) is not None else self.target)
+        self.plans[weight] = ParamPlan(weight, "normal", std=std, fan_in=fan_in, reason=reason,
+                                       tied=tuple(self.graph.tied.get(weight, ())), goal=fixed_goal)
+        gain_name = _weight_norm_gain(node)
+        if gain_name is not None:
+            # w = g v / ||v|| per unit: g takes the norm the solve gives a unit's weights
+            v = self.graph.params[weight]
+            g = self.graph.params[gain_name]
+            value = std * math.sqrt(v.numel() / g.numel())
+            self.plans[gain_name] = ParamPlan(gain_name, "constant", value=value,
+                                              reason="weight-norm scale: the norm of a unit's solved weights")
+
+    def known_std(self, weight, provisional):
+        plan = self.plans.get(weight)
+        if plan is not None and plan.std is not None:
+            return plan.std
+        return self.decided.get(weight, provisional)
+
+    def fans(self, node):
+        weight_node_shape = self.weight_shape(node)
+        spatial = tuple(self.graph.nodes[node.inputs[0]].shape[2:]) if node.kind != "linear" else ()
+        a = node.attrs
+        return rules.effective_fan(node.kind, weight_node_shape, spatial, stride=a.get("stride", 1),
+                                   padding=a.get("padding", 0), dilation=a.get("dilation", 1),
+                                   groups=a.get("groups", 1), output_padding=a.get("output_padding", 0))
+
+    def weight_shape(self, node):
+        name = node.params.get("weight")
+        if name is not None:
+            return tuple(self.graph.params[name].shape)
+        return tuple(self.graph.nodes[node.inputs[-1]].shape)
+
+    def goal(self, node):
+        """(target second moment at this node's output, why)."""
+        end = self.branch_end.get(node.index)
+        if end is None or self.residual == "none":
+            return self.target, ""
+        stream, length = end
+        alpha = 1.0 / length
+        nu = self.m(stream).second
+        return alpha * nu, f"; residual branch end, 1/{length} of the stream's {_g(nu)}"
+
+    def _embedding(self, node):
+        table = node.params.get("weight")
+        if table is None:
+            return ASSUMED
+        if self.deciding.get(table) == node.index:
+            std = math.sqrt(self.target)
+            self.plans[table] = ParamPlan(table, "normal", std=std, reason="embedding: rows of unit second moment",
+                                          tied=tuple(self.graph.tied.get(table, ())))
+        else:
+            std = self.known_std(table, provisional=math.sqrt(self.target))
+            if table not in self.plans:
+                self.plans[table] = ParamPlan(table, "normal", std=std, reason="tied: decided by its last use")
+        return rules.embedding(0.0, std * std)
+
+    def _norm(self, node):
+        x = self.m(node.inputs[0])
+        gamma, beta = node.params.get("weight"), node.params.get("bias")
+        if beta is not None:
+            self.plans.setdefault(beta, ParamPlan(beta, "constant", value=0.0, reason="norm shift: zero"))
+        value = 1.0
+        end = self.branch_end.get(node.index)
+        if gamma is not None:
+            if end is not None and self.residual == "zero_gamma":
+                value, reason = 0.0, "last norm of a residual branch: gamma 0 (the block starts as identity)"
+            elif end is not None and self.residual == "depth":
+                goal, why = self.goal(node)
+                value, reason = math.sqrt(goal), f"last norm of a residual branch{why}"
+            else:
+                reason = "norm gain: one"
+            self.plans[gamma] = ParamPlan(gamma, "constant", value=value, reason=reason)
+        which = node.attrs.get("which")
+        if which in ("batch_norm", "instance_norm") and not node.attrs.get("training", True):
+            return rules.affine(x, 1.0, value * value)  # running statistics 0 and 1 after the reset
+        if gamma is None:
+            value = 1.0
+        return rules.norm(x, value * value, 0.0, 0.0, rms=which == "rms_norm", gamma_mean=value)
+
+    def _dropout(self, node):
+        a = node.attrs
+        return rules.dropout(self.m(node.inputs[0]), a.get("p", 0.5), a.get("training", True))
+
+    def _avg_pool(self, node):
+        return rules.avg_pool(self.m(node.inputs[0]), math.prod(node.attrs["kernel_size"]),
+                              self.correlation(node))
+
+    def _max_pool(self, node):
+        source, g = self.region(node.inputs[0])
+        count = math.prod(node.attrs["kernel_size"])
+        if g is not None:
+            return rules.max_pool(self.m(source), count, self.correlation(node), g=g)
+        return rules.max_pool(self.m(node.inputs[0]), count, self.correlation(node))
+
+    def _adaptive_avg_pool(self, node):
+        inp = self.graph.nodes[node.inputs[0]].shape
+        count = math.prod(inp[-len(node.attrs["output_size"]):]) // max(math.prod(node.attrs["output_size"]), 1)
+        return rules.avg_pool(self.m(node.inputs[0]), max(count, 1), self.correlation(node))
+
+    def _adaptive_max_pool(self, node):
+        inp = self.graph.nodes[node.inputs[0]].shape
+        count = math.prod(inp[-len(node.attrs["output_size"]):]) // max(math.prod(node.attrs["output_size"]), 1)
+        return rules.max_pool(self.m(node.inputs[0]), max(count, 1), self.correlation(node))
+
+    def correlation(self, node):
+        """Correlation of neighbouring positions entering a pooling: measured
+        right after a conv from its moments, else 0 (independent positions)."""
+        source = self.graph.nodes[node.inputs[0]]
+        while source.kind in ("elementwise", "view", "dropout") and source.inputs:
+            source = self.graph.nodes[source.inputs[0]]
+        if source.kind != "conv":
+            return 0.0
+        fan_in, _ = self.fans(source)
+        x = self.m(source.inputs[0])
+        std = self.known_std(source.params.get("weight") or "", provisional=0.0) if source.params.get(
+            "weight") else 0.0
+        if std == 0.0:
+            return 0.0
+        try:
+            return rules.affine_correlation(x, fan_in, std * std)
+        except (TypeError, ValueError):
+            return 0.0
+
+    def _mean(self, node):
+        return rules.avg_pool(self.m(node.inputs[0]), self.reduced(node), 0.0)
+
+    def _sum(self, node):
+        return rules.reduce_sum(self.m(node.inputs[0]), self.reduced(node), 0.0)
+
+    def reduced(self, node):
+        shape = self.graph.nodes[node.inputs[0]].shape
+        dims = node.attrs.get("dim")
+        if dims is None:
+            return max(math.prod(shape), 1)
+        return max(math.prod(shape[d] for d in (dims if isinstance(dims, (list, tuple)) else (dims,))), 1)
+
+    def _cat(self, node):
+        dim = node.attrs.get("dim", 0)
+        parts = [(self.m(i), self.graph.nodes[i].shape[dim] if self.graph.nodes[i].shape else 1)
+                 for i in node.inputs]
+        return rules.cat(parts)
+
+    def _softmax(self, node):
+        dim = node.attrs.get("dim")
+        shape = node.shape
+        size = shape[dim] if dim is not None and shape else max(math.prod(shape), 1)
+        return rules.softmax(self.m(node.inputs[0]), size)
+
+    def _matmul(self, node):
+        a, b = node.inputs[:2]
+        return rules.matmul(self.m(a), self.m(b), node.attrs.get("inner", 1))
+
+    def _attention(self, node):
+        q, k, v = (self.m(i) for i in node.inputs[:3])
+        qs, ks = self.graph.nodes[node.inputs[0]].shape, self.graph.nodes[node.inputs[1]].shape
+        if node.attrs.get("has_mask"):
+            self.assumed.append(f"attention in {node.module or 'the model'}: its mask is not modelled")
+        return rules.attention(q, k, v, keys=ks[-2], head_dim=qs[-1], scale=node.attrs.get("scale"),
+                               causal=bool(node.attrs.get("is_causal")), queries=qs[-2],
+                               dropout_p=node.attrs.get("dropout_p", 0.0))
+
+    def _rnn(self, node):
+        module = self.modules.get(node.module)
+        for role, name in node.params.items():
+            self.plans.setdefault(name, ParamPlan(
+                name, "recurrent", reason="LSTM/GRU: orthogonal recurrent gates, input weights by gate "
+                                          "block, forget-gate bias 1 (varinit's recurrent rules)"))
+        if node.attrs.get("output", 0) != 0 or module is None:
+            return None
+        return _measured_rnn(module, self.m(node.inputs[0]), node)
+
+    def view(self, node):
+        if node.attrs.get("op") == "pad" and node.attrs.get("mode", "constant") == "constant":
+            # F.pad adds zeros: the mean square falls by the padded share
+            inner = math.prod(self.graph.nodes[node.inputs[0]].shape)
+            share = inner / max(math.prod(node.shape), 1)
+            x = self.m(node.inputs[0])
+            return Moments(x.mean * share, x.second * share)
+        return self.moments.get(node.inputs[0]) if node.inputs else None
+
+    # elementwise regions --------------------------------------------------
+    def region(self, index):
+        fused = rules.fuse(self.graph, index, self.memo)
+        return fused if fused is not None else (index, None)
+
+    def arithmetic(self, node):
+        fused = rules.fuse(self.graph, node.index, self.memo)
+        if fused is not None:
+            source, g = fused
+            if source != node.index:
+                x = self.m(source)
+                moments, grad = rules.elementwise(g, x)
+                self.regions[node.index] = (source, g, moments, grad)
+                return moments
+        ins = [self.m(i) for i in node.inputs]
+        a = node.attrs
+        if node.kind == "add":
+            return rules.add(ins[0], ins[1], a.get("alpha", 1.0))
+        if node.kind == "sub":
+            return rules.sub(ins[0], ins[1], a.get("alpha", 1.0))
+        if node.kind == "mul":
+            return rules.mul(ins[0], ins[1])
+        if node.kind == "scale":
+            return rules.scale(ins[0], a["scalar"])
+        if node.kind == "shift":
+            return rules.shift(ins[0], a["scalar"])
+        self.opaque.append(node)
+        return None
+
+    # ------------------------------------------------------------ the end
+    def finish(self):
+        for name in self.graph.params:
+            if name not in self.plans:
+                self.plans[name] = ParamPlan(name, "untouched", reason="not read by the traced forward pass")
+        if self.opaque:
+            names = sorted({n.target for n in self.opaque})
+            self.notes.append("ops without a moment rule (what follows them assumes a unit second moment): "
+                              + ", ".join(names))
+        for item in dict.fromkeys(self.assumed):
+            self.notes.append(f"assumed: {item}")
+
+    def verdicts(self):
+        """A Verdict per activation (elementwise region) and per product of activations.
+
+        The slope of a region is d log E[g^2] / d log q at its input; a product of
+        two operands from the same layer adds their slopes (a gate times a value:
+        2.2 for SwiGLU without normalization). Each slope multiplies the relative
+        error of the second moment per layer: at 1.5 or more no scale holds it."""
+        by_label = {}
+        sens = self.sensitivities()
+        for index, (source, g, moments, grad) in self.regions.items():
+            consumers = [n for n in self.graph.nodes if index in n.inputs]
+            if consumers and all(c.index in self.regions for c in consumers):
+                continue  # inside a longer region: judged at its end
+            x = self.m(source)
+            if x.second <= 0 or moments.second <= 0 or x.variance <= 0:
+                continue
+            chi = grad * x.variance / moments.second
+            slope = self.region_slope(index)
+            _tally(by_label, _region_label(self.graph, source, index), chi, slope)
+        for node in self.graph.nodes:
+            if node.kind == "mul" and node.index not in self.regions and len(node.inputs) == 2:
+                a, b = (sens.get(i, 0.0) for i in node.inputs)
+                if max(a, b) > 0:
+                    label = "product " + " * ".join(_operand_label(self.graph, i) for i in node.inputs)
+                    _tally(by_label, label, 1.0, (a + b) / max(a, b))
+        return [_verdict(label, chi, slope, depth) for label, (chi, slope, depth) in by_label.items()]
+
+    def region_slope(self, index):
+        source, g, moments, _ = self.regions[index]
+        x = self.m(source)
+        bumped, _ = rules.elementwise(g, Moments(x.mean, x.mean * x.mean + x.variance * 1.1))
+        return math.log(bumped.second / moments.second) / math.log(
+            (x.mean * x.mean + 1.1 * x.variance) / x.second)
+
+    def sensitivities(self):
+        """Per node, d log nu(node) / d log nu(input): how a relative error of the
+        second moment entering the model is carried (layers pass it on, norms
+        reset it, regions multiply it by their slope, products add it)."""
+        sens = {}
+        for node in self.graph.nodes:
+            ins = [sens.get(i, 0.0) for i in node.inputs]
+            if node.kind == "input":
+                value = 1.0
+            elif node.kind in ("constant", "param", "embedding", "rnn", "softmax"):
+                value = 0.0
+            elif node.kind == "norm":
+                training = node.attrs.get("training", True)
+                value = ins[0] if node.attrs.get("which") in ("batch_norm", "instance_norm") and not training else 0.0
+            elif node.index in self.regions:
+                source = self.regions[node.index][0]
+                value = self.region_slope(node.index) * sens.get(source, 0.0)
+            elif node.kind == "mul" or node.kind == "matmul":
+                value = sum(ins)
+            elif node.kind in ("add", "sub", "cat") and ins:
+                weights = [self.m(i).second for i in node.inputs]
+                total = sum(weights)
+                value = sum(w * s for w, s in zip(weights, ins)) / total if total > 0 else max(ins)
+            elif node.kind == "attention":
+                value = ins[2] if len(ins) > 2 else 0.0
+            else:
+                value = ins[0] if ins else 0.0
+            sens[node.index] = value
+        return sens
+
+def _tally(by_label, label, chi, slope):
+    entry = by_label.setdefault(label, [chi, slope, 0])
+    entry[0], entry[1] = max(entry[0], chi), max(entry[1], slope)
+    entry[2] += 1
+
+
+def _operand_label(graph, index):
+    node = graph.nodes[index]
+    while node.kind == "view" and node.inputs:
+        node = graph.nodes[node.inputs[0]]
+    return node.attrs.get("op", node.kind) if node.kind == "elementwise" else node.kind
+
+
+def _verdict(label, chi, slope, depth):
+    growth = chi ** depth
+    if slope >= UNSTABLE_SLOPE:
+        return Verdict(label, chi, slope, depth, False,
+                       f"{label}: no stable choice: E[g^2] grows like q^{slope:.2f}, so a relative error of "
+                       f"the second moment grows x{slope:.2f} per layer (x{slope ** depth:.3g} over {depth}); "
+                       "no initialization holds it over depth: use fewer layers, a normalization, or a "
+                       "degree-one activation")
+    if not 1 / GRADIENT_BAND <= growth <= GRADIENT_BAND:
+        return Verdict(label, chi, slope, depth, False,
+                       f"{label}: trade-off: at the variance-preserving scale chi_1 = {chi:.4g}, so gradients "
+                       f"change x{math.sqrt(growth):.3g} in std over its {depth} layers; no scale keeps both the "
+                       "forward variance and the gradients")
+    return Verdict(label, chi, slope, depth, True,
+                   f"{label}: chi_1 = {chi:.4g}, gradients change x{math.sqrt(growth):.3g} in std over "
+                   f"{depth} layers; forward error factor {slope:.3g} per layer")
+
+
+def _region_label(graph, source, end):
+    ops, index = [], end
+    seen = set()
+    stack = [end]
+    while stack:
+        index = stack.pop()
+        if index in seen or index == source:
+            continue
+        seen.add(index)
+        node = graph.nodes[index]
+        ops.append(node.attrs.get("op", node.kind) if node.kind == "elementwise" else node.kind)
+        stack.extend(node.inputs)
+    return "+".join(reversed(ops)) or graph.nodes[end].target
+
+
+def _flat_inputs(example_inputs):
+    if isinstance(example_inputs, torch.Tensor):
+        return [example_inputs]
+    if isinstance(example_inputs, dict):
+        return list(example_inputs.values())
+    return list(example_inputs)
+
+
+def _ancestors(graph):
+    """Per node, a bit set (a Python int) of the nodes it depends on."""
+    anc = []
+    for node in graph.nodes:
+        bits = 0
+        for i in node.inputs:
+            bits |= anc[i] | (1 << i)
+        anc.append(bits)
+    return anc
+
+
+def _is_layer(node):
+    return node.kind in LAYERS or node.kind in ("norm", "embedding", "rnn")
+
+
+def _residuals(graph, anc):
+    """(branch end node -> (stream node, chain length L)) for every residual addition."""
+    layer_bits = 0
+    for node in graph.nodes:
+        if _is_layer(node):
+            layer_bits |= 1 << node.index
+    residual = {}     # add node -> (stream, branch)
+    for node in graph.nodes:
+        if node.kind != "add" or len(node.inputs) != 2:
+            continue
+        a, b = node.inputs
+        for stream, branch in ((a, b), (b, a)):
+            through_layer = anc[branch] & ~anc[stream] & layer_bits or (_is_layer(graph.nodes[branch]))
+            if (anc[branch] >> stream) & 1 and through_layer:
+                residual[node.index] = (stream, branch)
+                break
+    parent = {i: i for i in residual}
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for index, (stream, _) in residual.items():
+        j = stream
+        while True:
+            if j in residual:
+                parent[find(index)] = find(j)
+                break
+            node = graph.nodes[j]
+            if node.kind not in STREAM_PASS or not node.inputs:
+                break
+            j = node.inputs[0]
+    sizes = {}
+    for i in residual:
+        sizes[find(i)] = sizes.get(find(i), 0) + 1
+    ends = {}
+    for index, (stream, branch) in residual.items():
+        j = branch
+        while graph.nodes[j].kind in BRANCH_PASS and graph.nodes[j].inputs:
+            j = graph.nodes[j].inputs[0]
+        if graph.nodes[j].kind in LAYERS + ("norm",):
+            ends[j] = (stream, sizes[find(index)])
+    return ends, sizes
+
+
+def _layer_uses(graph, name):
+    return [i for i in graph.uses.get(name, ()) if graph.nodes[i].kind in LAYERS + ("embedding",)]
+
+
+def _deciding_uses(graph):
+    """Each weight's deciding use: its last layer use (nearest the output)."""
+    deciding = {}
+    for name in graph.params:
+        uses = _layer_uses(graph, name)
+        if uses:
+            deciding[name] = max(uses)
+    return deciding
+
+
+def _weight_norm_gain(node):
+    names = node.attrs.get("weight_from") or []
+    return next((n for n in names if n.endswith(("original0", "weight_g"))), None)
+
+
+def _measured_rnn(module, x, node):
+    """Output moments of a recurrent layer under varinit's recurrent rules, measured on a
+    float64 copy (their gates are saturating products no closed form follows)."""
+    from .modules import init_module
+
+    if any(p.is_meta for p in module.parameters()):
+        kwargs = {k: getattr(module, k) for k in ("input_size", "hidden_size", "num_layers", "bias",
+                                                   "batch_first", "bidirectional")}
+        if getattr(module, "proj_size", 0):
+            kwargs["proj_size"] = module.proj_size
+        probe = type(module)(**kwargs)
+    else:
+        probe = copy.deepcopy(module)
+    probe = probe.to(torch.float64).train(False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        init_module(probe, generator=0)
+    shape = list(node.shape)
+    batch_axis = 0 if module.batch_first else 1
+    shape[batch_axis] = min(shape[batch_axis], 64)
+    shape[-1] = module.input_size
+    g = torch.Generator().manual_seed(0)
+    sample = x.mean + math.sqrt(x.variance) * torch.randn(shape, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        out = probe(sample)[0]
+    return Moments(float(out.mean()), float((out * out).mean()))
+
+
+def _g(x):
+    return f"{x:.4g}"
+
+
+def fill(model, result, generator, distribution="normal", factors=None):
+    """Write the plan into the model: each parameter from generator.stream(name), a
+    weight's std times factors[name] where a measured pass corrected it."""
+    from .. import init as fills
+    from .._arrays import mark_written
+    from .modules import init_module
+    from ..layers.records import InitRecord
+
+    params = dict(model.named_parameters())
+    records = []
+    recurrent = set()
+    for name, p in result.params.items():
+        tensor = params[name]
+        note = f"; tied with {', '.join(p.tied)}" if p.tied else ""
+        if p.rule == "normal":
+            stream = generator.stream(name)
+            factor = (factors or {}).get(name, 1.0)
+            if factor != 1.0:
+                p = dataclasses.replace(p, std=p.std * factor,
+                                        reason=f"{p.reason}; x{factor:.4f} from the measured pass")
+            if tensor.is_meta:
+                pass
+            elif distribution == "normal":
+                fills.normal_(tensor, 0.0, p.std, stream)
+            elif distribution == "uniform":
+                bound = math.sqrt(3.0) * p.std
+                fills.uniform_(tensor, -bound, bound, stream)
+            else:
+                s = p.std / fills.TRUNCATED_STD
+                fills.trunc_normal_(tensor, 0.0, s, -2.0 * s, 2.0 * s, stream)
+            records.append(InitRecord(name, f"solved {distribution}: {p.reason}{note}", p.fan_in, None, p.std))
+        elif p.rule == "constant":
+            if not tensor.is_meta:
+                fills.constant_(tensor, p.value)
+            records.append(InitRecord(name, f"constant {p.value:.6g}: {p.reason}", None, None, 0.0))
+        elif p.rule == "recurrent":
+            recurrent.add(name.rsplit(".", 1)[0])
+        else:
+            records.append(InitRecord(name, f"untouched: {p.reason}", None, None, float("nan")))
+    modules = dict(model.named_modules())
+    for module_name in sorted(recurrent):
+        module = modules.get(module_name)
+        if module is None:
+            continue
+        for record in init_module(module, generator=generator, by_name=True, name_prefix=module_name):
+            records.append(record)
+    for tensor in params.values():
+        if not tensor.is_meta:
+            mark_written(tensor)
+    return records
