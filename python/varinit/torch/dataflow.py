@@ -53,7 +53,7 @@ from . import moment_rules as rules
 RESIDUAL_RULES = ("depth", "zero_gamma", "none")
 LAYERS = ("linear", "conv", "conv_transpose")
 # through these a residual stream passes from one addition to the next unchanged in kind
-STREAM_PASS = ("view", "dropout", "scale", "shift")
+STREAM_PASS = ("view", "elementwise", "dropout", "scale", "shift")
 # walking back from a branch's output to its last scalable node passes these
 BRANCH_PASS = ("view", "dropout", "scale")
 # assumed where the walk cannot know (after an opaque op, a meta input): unit second moment
@@ -64,6 +64,8 @@ TIE_RTOL = 1e-6
 UNSTABLE_SLOPE = 1.5
 # Over the depth, gradients' second moment may change by this factor either way (std x4).
 GRADIENT_BAND = 16.0
+# bisection steps for a residual branch's alpha on [1e-6, 1] (log scale): 2% relative
+GROWTH_STEPS = 12
 
 
 @dataclass
@@ -262,14 +264,61 @@ class _Walk:
         return tuple(self.graph.nodes[node.inputs[-1]].shape)
 
     def goal(self, node):
-        """(target second moment at this node's output, why)."""
+        """(target second moment at this node's output, why).
+
+        A residual branch's end gets alpha * nu_stream with the largest alpha <= 1
+        that keeps the block's growth, from the stream entering the addition to
+        the output of the activation that follows it (if any), within 1 + 1/L:
+        over a chain of L blocks the stream then grows by less than e. Without
+        an activation after the addition that is alpha = 1/L; ReLU after the
+        addition (a ResNet without normalization) absorbs part of the branch."""
         end = self.branch_end.get(node.index)
         if end is None or self.residual == "none":
             return self.target, ""
-        stream, length = end
-        alpha = 1.0 / length
-        nu = self.m(stream).second
-        return alpha * nu, f"; residual branch end, 1/{length} of the stream's {_g(nu)}"
+        stream, length, add = end
+        s = self.m(stream)
+        if s.second <= 0:
+            return self.target, ""
+        post = self.post_region(add)
+        limit = 1.0 + 1.0 / length
+
+        def growth(alpha):
+            m = Moments(s.mean, s.second * (1.0 + alpha))
+            if post is not None:
+                m = rules.elementwise(post, m)[0]
+            return m.second / s.second
+
+        if growth(1.0) <= limit:
+            alpha = 1.0
+        elif growth(1e-6) >= limit:
+            alpha = 1.0 / length
+        else:
+            lo, hi = 1e-6, 1.0
+            for _ in range(GROWTH_STEPS):
+                mid = math.sqrt(lo * hi)
+                lo, hi = (mid, hi) if growth(mid) <= limit else (lo, mid)
+            alpha = lo
+        return alpha * s.second, (f"; residual branch end: {_g(alpha)} of the stream's {_g(s.second)}, "
+                                  f"so {length} blocks grow it by at most e")
+
+    def post_region(self, add):
+        """The elementwise function applied right after a residual addition, or None."""
+        graph = self.graph
+        consumers = [n for n in graph.nodes if add in n.inputs]
+        if len(consumers) != 1:
+            return None
+        found = None
+        node = consumers[0]
+        while True:
+            fused = rules.fuse(graph, node.index, self.memo)
+            if fused is None or fused[0] != add:
+                break
+            found = fused[1]
+            nxt = [n for n in graph.nodes if node.index in n.inputs]
+            if len(nxt) != 1:
+                break
+            node = nxt[0]
+        return found
 
     def _embedding(self, node):
         table = node.params.get("weight")
@@ -584,7 +633,7 @@ def _is_layer(node):
 
 
 def _residuals(graph, anc):
-    """(branch end node -> (stream node, chain length L)) for every residual addition."""
+    """(branch end node -> (stream node, chain length L, the addition)) for every residual addition."""
     layer_bits = 0
     for node in graph.nodes:
         if _is_layer(node):
@@ -626,7 +675,7 @@ def _residuals(graph, anc):
         while graph.nodes[j].kind in BRANCH_PASS and graph.nodes[j].inputs:
             j = graph.nodes[j].inputs[0]
         if graph.nodes[j].kind in LAYERS + ("norm",):
-            ends[j] = (stream, sizes[find(index)])
+            ends[j] = (stream, sizes[find(index)], index)
     return ends, sizes
 
 

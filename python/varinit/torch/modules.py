@@ -33,6 +33,7 @@ else the default `activation`.
 """
 import fnmatch
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -476,9 +477,28 @@ def init_module(model, example_inputs=None, *, scheme="kaiming", activation=None
                                    for p, _ in params)
             else:
                 handler(walk, name, module, params)
+    _warn_unknown_activations(model, walk)
     if name_prefix:
         return [record._replace(name=f"{name_prefix}.{record.name}") for record in walk.report]
     return walk.report
+
+
+def _warn_unknown_activations(model, walk):
+    """Name the weight layers whose activation nothing said: outside an
+    nn.Sequential the structure cannot show what forward() applies (F.relu in
+    forward, a residual addition), and gain 1 is then a guess, not a fact."""
+    if walk.default_activation is not None:
+        return
+    in_sequential = {id(layer) for layer, _, _ in _sequential_weight_layers(model)}
+    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, _WEIGHT_LAYERS)]
+    unknown = [name for name, m in layers[:-1]
+               if id(m) not in in_sequential and walk.user_activation(name) is None]
+    if unknown:
+        shown = ", ".join(unknown[:8]) + (f" and {len(unknown) - 8} more" if len(unknown) > 8 else "")
+        warnings.warn(
+            f"init_module: the structure does not show which activation follows {shown}; they get "
+            "gain 1 (linear). Pass example_inputs to follow the model's dataflow, or name them in "
+            "activations=.", UserWarning, stacklevel=3)
 
 
 def _real(model, example_inputs):
