@@ -168,3 +168,10 @@ def test_report_views():
     assert report.summary().startswith("60 parameters (30 constant, 30 solved); healthy")
     assert "gelu: chi_1 = 1.07" in report.to_text()
     assert "<table>" in report._repr_html_()
+
+
+@pytest.mark.parametrize("name", sorted(BOUNDS) + ["mlp_tanh"])
+def test_the_initialized_model_is_healthy_by_varinits_own_report(name):
+    model, x, _, _ = initialized(name)
+    report = varinit.propagate(model, x)
+    assert report.status in ("healthy", "saturated"), [(l.name, l.reasons) for l in report.layers if l.reasons]

@@ -58,7 +58,9 @@ def draw_normal(shape, seed, stream):
 
 
 def layer_stats(index, name, activation, outputs, grads, prediction, references, precision=None):
-    """LayerStats of one layer from its outputs, the gradient w.r.t. them, and the prediction."""
+    """LayerStats of one layer from its outputs, the gradient w.r.t. them, and the prediction.
+
+    references: (input std, output gradient std, elements per example of the output)."""
     act_mean, act_std, act_max, act_finite = measure(outputs)
     if grads is None:
         grad_mean = grad_std = grad_max = None
@@ -66,8 +68,10 @@ def layer_stats(index, name, activation, outputs, grads, prediction, references,
     else:
         grad_mean, grad_std, grad_max, grad_finite = measure(grads)
     saturated = saturated_fraction(activation, np.asarray(outputs))
-    status, reasons = classify(act_std, act_finite, grad_std, grad_finite, saturated, *references)
     width = int(np.prod(np.shape(outputs)[1:]))
+    input_std, output_grad_std, output_width = references
+    status, reasons = classify(act_std, act_finite, grad_std, grad_finite, saturated, input_std,
+                               output_grad_std, width, output_width)
     return LayerStats(
         index=index, name=name, activation=activation, width=width, act_mean=act_mean,
         act_std=act_std, act_max=act_max, act_finite=act_finite,

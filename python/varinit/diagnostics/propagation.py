@@ -103,7 +103,7 @@ def propagate(network, inputs=None, *, batch=DEFAULT_BATCH, seed=0, output_grad=
     out_grad_std = measure(g_out)[1]
     predictions = mf.predict(steps, input_mean, second_moment(x), second_moment(g_out))
 
-    references = (input_std, out_grad_std)
+    references = (input_std, out_grad_std, int(np.prod(g_out.shape[1:])))
     rows = []
     for i, layer in enumerate(layers):
         checks = None

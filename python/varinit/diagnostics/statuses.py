@@ -5,8 +5,11 @@ gradients with the gradient injected at the output (unit variance by
 default), so a status says how far the signal has drifted over the depth:
 
 - exploding: a non-finite activation or gradient (float64 overflow), or an
-  activation std above EXPLODING_RATIO times the input's, or a gradient std
-  above EXPLODING_RATIO times the output gradient's;
+  activation std above EXPLODING_RATIO times the input's, or a gradient
+  above EXPLODING_RATIO times the output gradient (gradients are compared by
+  their norm per example, std * sqrt(elements): a global average pool over P
+  positions divides each element's gradient by P but the gradient's energy
+  only by sqrt(P), and the energy is what reaches the weights);
 - vanishing: an activation or gradient std below VANISHING_RATIO times its
   reference (a layer whose outputs are all exactly 0 vanishes too);
 - saturated: more than SATURATED_FRACTION of the outputs of a bounded
@@ -56,13 +59,20 @@ def _ratio(std, reference):
     return std / reference
 
 
-def classify(act_std, act_finite, grad_std, grad_finite, saturated, input_std, output_grad_std):
-    """(status, reasons) for one layer; std arguments may be None where unmeasured."""
+def classify(act_std, act_finite, grad_std, grad_finite, saturated, input_std, output_grad_std,
+             width=1, output_width=1):
+    """(status, reasons) for one layer; std arguments may be None where unmeasured
+    (a None reference, as for token-id inputs, skips that comparison).
+    width / output_width: elements per example of this layer's output and of the
+    network's output, for the gradients' norm per example."""
     reasons = []
+    if grad_std is not None and output_grad_std is not None:
+        grad_std = grad_std * math.sqrt(width)
+        output_grad_std = output_grad_std * math.sqrt(output_width)
     checks = (("activation", act_std, act_finite, input_std, "input"),
               ("gradient", grad_std, grad_finite, output_grad_std, "output gradient"))
     for what, std, finite, reference, ref_name in checks:
-        if std is None:
+        if std is None or reference is None:
             continue
         if not finite or not math.isfinite(std):
             reasons.append(("exploding", f"{what} overflows float64 (inf/nan)"))

@@ -149,6 +149,8 @@ def propagate_module(module, inputs, *, batch, seed, output_grad, precision, for
              for r in records]
     x_np = x.detach().numpy().astype(np.float64)
     input_mean, input_std, _, _ = measure(x_np)
+    # token ids have no scale an activation could be compared with
+    activation_reference = input_std if x.is_floating_point() else None
     out_grad_std = measure(g_out)[1]
     predictions = mf.predict(steps, input_mean, second_moment(x_np), second_moment(g_out))
 
@@ -165,7 +167,8 @@ def propagate_module(module, inputs, *, batch, seed, output_grad, precision, for
                 checks["gradient"] = range_checks(record["grad"], formats, int8_clip)
         name = f"{record['name']} {cls}".strip()
         rows.append(layer_stats(i + 1, name, act_name, record["values"], record["grad"], prediction,
-                                (input_std, out_grad_std), checks))
+                                (activation_reference, out_grad_std, int(np.prod(g_out.shape[1:]))),
+                                checks))
     input_grad = None if x.grad is None else measure(x.grad.numpy())[1]
     if label is None:
         label = f"{type(module).__name__}, {len(rows)} leaf calls"
