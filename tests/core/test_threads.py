@@ -212,8 +212,8 @@ def test_gil_is_released_during_a_large_fill(restore_threads):
     assert fill_after - busy_after > 100, "the counter did not run while the fills were running"
 
 
-def _fill_in_child(seed):
-    """Fork; the child fills on 2 threads and sends the digest through a pipe."""
+def _fill_in_child(seed, fill=None):
+    """Fork; the child fills on 2 threads (or calls `fill`) and sends the digest through a pipe."""
     read_end, write_end = os.pipe()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
@@ -222,8 +222,11 @@ def _fill_in_child(seed):
         code = 1
         try:
             os.close(read_end)
-            varinit.set_num_threads(2)
-            arr = varinit.normal_(np.empty(LARGE, np.float32), generator=seed)
+            if fill is None:
+                varinit.set_num_threads(2)
+                arr = varinit.normal_(np.empty(LARGE, np.float32), generator=seed)
+            else:
+                arr = fill()
             os.write(write_end, digest(arr).encode())
             code = 0
         finally:
@@ -278,18 +281,6 @@ def test_a_forked_child_continues_the_default_generator_as_numpy_and_torch_do():
     # parent and child draw the same next stream (NumPy's and torch's default
     # generators behave the same way).
     varinit.manual_seed(99)
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            os.close(read_end)
-            os.write(write_end, digest(varinit.normal_(np.empty(64, np.float32))).encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        child = pipe.read().decode()
-    os.waitpid(pid, 0)
+    child, status = _fill_in_child(None, lambda: varinit.normal_(np.empty(64, np.float32)))
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert child == digest(varinit.normal_(np.empty(64, np.float32)))
