@@ -7,7 +7,8 @@ PyTorch. Inside this package `import torch` is an absolute import and names
 the real PyTorch.
 """
 from ..layers.records import InitRecord, LsuvRecord, WeightNormRecord
-from .modules import activation_of_module, init_module
+from .initialize import init_module
+from .modules import activation_of_module
 from .unit_variance import lsuv
 from .weight_normalization import weight_norm_init
 

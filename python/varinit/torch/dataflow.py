@@ -46,9 +46,13 @@ from typing import Optional
 
 import torch
 
-from .graph import trace
-from .moment_rules import Moments
+from .. import init as fills
+from .._arrays import mark_written
+from ..layers.records import InitRecord
 from . import moment_rules as rules
+from .graph import trace
+from .modules import init_by_structure
+from .moment_rules import Moments
 
 RESIDUAL_RULES = ("depth", "zero_gamma", "none")
 LAYERS = ("linear", "conv", "conv_transpose")
@@ -701,8 +705,6 @@ def _weight_norm_gain(node):
 def _measured_rnn(module, x, node):
     """Output moments of a recurrent layer under varinit's recurrent rules, measured on a
     float64 copy (their gates are saturating products no closed form follows)."""
-    from .modules import init_module
-
     if any(p.is_meta for p in module.parameters()):
         kwargs = {k: getattr(module, k) for k in ("input_size", "hidden_size", "num_layers", "bias",
                                                    "batch_first", "bidirectional")}
@@ -714,7 +716,7 @@ def _measured_rnn(module, x, node):
     probe = probe.to(torch.float64).train(False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        init_module(probe, generator=0)
+        init_by_structure(probe, generator=0)
     shape = list(node.shape)
     batch_axis = 0 if module.batch_first else 1
     shape[batch_axis] = min(shape[batch_axis], 64)
@@ -733,10 +735,6 @@ def _g(x):
 def fill(model, result, generator, distribution="normal", factors=None):
     """Write the plan into the model: each parameter from generator.stream(name), a
     weight's std times factors[name] where a measured pass corrected it."""
-    from .. import init as fills
-    from .._arrays import mark_written
-    from .modules import init_module
-    from ..layers.records import InitRecord
 
     params = dict(model.named_parameters())
     records = []
@@ -774,7 +772,7 @@ def fill(model, result, generator, distribution="normal", factors=None):
         module = modules.get(module_name)
         if module is None:
             continue
-        for record in init_module(module, generator=generator, by_name=True, name_prefix=module_name):
+        for record in init_by_structure(module, generator=generator, by_name=True, name_prefix=module_name):
             records.append(record)
     for tensor in params.values():
         if not tensor.is_meta:

@@ -1,10 +1,10 @@
-"""init_module: the analytic whole-model init of a torch.nn.Module.
+"""init_by_structure: init_module without example inputs, from the module structure alone.
 
 What `init_module` does to each kind of module (its own parameters only):
 
 - Linear, Conv1d/2d/3d, ConvTranspose1d/2d/3d: weight by the scheme (see
   varinit.layers.schemes) with the gain of the activation that follows the layer and
-  the layer's true fans (convolutions: layer="conv", groups; transposed:
+  the layer's true fans (convolutions: layer="conv", groups, stride; transposed:
   layer="conv_transpose", groups, stride); bias 0.
 - Embedding, EmbeddingBag: N(0, embedding_std^2) (torch's default std 1
   keeps each looked-up vector at unit variance); the padding_idx row 0.
@@ -40,6 +40,7 @@ import torch
 
 from .. import _validate
 from .._arrays import as_array
+from ..fan_rules import check_phase_balanced
 from ..gains import DEFAULT_GAIN_RULE, check_gain_rule
 from ..init import constant_
 from ..layers.schemes import (
@@ -248,7 +249,9 @@ def _init_weight_layer(walk, name, module, params):
         if walk.phase_balanced:
             layout.update(phase_balanced=True, dilation=tuple(module.dilation))
     elif isinstance(module, _CONV):
-        layout = {"layer": "conv", "groups": module.groups}
+        # the stride sets the backward fan (fan_out / prod(stride)): mode="fan_out" and
+        # xavier's fan_avg need it, as the transposed conv's fan_in does above
+        layout = {"layer": "conv", "groups": module.groups, "stride": tuple(module.stride)}
     else:
         layout = {"layer": "linear"}
     if id(module) in walk.keep_probs:
@@ -358,7 +361,7 @@ def _handler(module):
     return None
 
 
-def _check_fillable(model, allow_meta=False):
+def check_fillable(model, allow_meta=False):
     """Refuse, before the first write, any parameter init_module would fill but cannot:
     a failure halfway would leave the model half initialized."""
     for module_name, module in model.named_modules():
@@ -376,24 +379,25 @@ def _check_fillable(model, allow_meta=False):
                 raise type(error)(f"parameter {full}: {error}") from None
 
 
-def init_module(model, example_inputs=None, *, scheme="kaiming", activation=None, activations=None,
-                mode="fan_in", distribution="normal", residual_scale=None,
-                residual_pattern=DEFAULT_RESIDUAL_PATTERN, embedding_std=1.0, phase_balanced=False,
-                infer_dropout=False, by_name=False, generator=None, gain_rule=DEFAULT_GAIN_RULE,
-                target=1.0, residual="depth", name_prefix=""):
-    """Initialize every parameter of a torch.nn.Module in place; returns the report.
+def _check_phase_balanced_layers(model):
+    """Refuse, before the first write, phase_balanced=True for a transposed conv whose
+    taps leave some output phase without any (varinit.fan_rules.check_phase_balanced)."""
+    for module_name, module in model.named_modules():
+        if isinstance(module, _CONV_TRANSPOSE):
+            try:
+                check_phase_balanced(module.kernel_size, module.stride, module.dilation)
+            except ValueError as error:
+                raise ValueError(f"{module_name or 'the model'}: {error}") from None
 
-    With `example_inputs` (a tensor, a tuple of positional tensors or a dict of
-    keyword tensors; real or meta) the init follows the model's dataflow: one
-    forward pass is traced, the signal's moments are carried through every
-    node and each weight's scale is solved so the second moment at its
-    layer's output is `target` (varinit.torch.dataflow explains the rules;
-    `residual` is "depth", "zero_gamma" or "none"). Every parameter then draws
-    from generator.stream(its name). The report (an InitReport, a list of
-    InitRecord) adds a stability verdict per activation; `assert_healthy()`
-    raises when an activation has no stable choice.
 
-    Without example_inputs, the structure is all there is to go by:
+def init_by_structure(model, *, scheme="kaiming", activation=None, activations=None, mode="fan_in",
+                      distribution="normal", residual_scale=None,
+                      residual_pattern=DEFAULT_RESIDUAL_PATTERN, embedding_std=1.0, phase_balanced=False,
+                      infer_dropout=False, by_name=False, generator=None, gain_rule=DEFAULT_GAIN_RULE,
+                      name_prefix=""):
+    """init_module without example inputs: initialize every parameter of a
+    torch.nn.Module in place from its module structure; returns the report.
+
 
     Weights of Linear/Conv/ConvTranspose layers (and the input weights of
     attention and recurrent layers) follow `scheme` ("kaiming", "xavier",
@@ -433,9 +437,6 @@ def init_module(model, example_inputs=None, *, scheme="kaiming", activation=None
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if example_inputs is not None:
-        return _init_from_dataflow(model, example_inputs, distribution=distribution, generator=generator,
-                                   target=target, residual=residual)
     check_choices(scheme, mode, distribution)
     check_gain_rule(gain_rule)
     residual = check_residual_scale(residual_scale)
@@ -450,7 +451,9 @@ def init_module(model, example_inputs=None, *, scheme="kaiming", activation=None
         raise TypeError(f"activations must be a dict of module name -> activation, got {type(activations).__name__}")
     activations = {key: _user_activation(value, key) for key, value in activations.items()}
     default = _user_activation(activation, "default") if activation is not None else None
-    _check_fillable(model)
+    check_fillable(model)
+    if phase_balanced:
+        _check_phase_balanced_layers(model)
     walk = _Walk(
         scheme=scheme, mode=mode, distribution=distribution, residual_scale=residual,
         residual_pattern=residual_pattern, activation=default, activations=activations,
@@ -501,31 +504,3 @@ def _warn_unknown_activations(model, walk):
             "activations=.", UserWarning, stacklevel=3)
 
 
-def _real(model, example_inputs):
-    """True when the model and the example inputs hold values (none is on meta)."""
-    tensors = (list(example_inputs.values()) if isinstance(example_inputs, dict) else
-               [example_inputs] if isinstance(example_inputs, torch.Tensor) else list(example_inputs))
-    return not any(t.is_meta for t in tensors) and not any(p.is_meta for p in model.parameters())
-
-
-def _init_from_dataflow(model, example_inputs, *, distribution, generator, target, residual):
-    from .dataflow import RESIDUAL_RULES, fill, plan
-    from .init_report import InitReport
-    from .refine import correction_factors
-
-    distribution = _validate.choice(distribution, "distribution", ("normal", "uniform", "truncated_normal"))
-    target = _validate.real(target, "target", _validate.POSITIVE)
-    residual = _validate.choice(residual, "residual", RESIDUAL_RULES)
-    _check_fillable(model, allow_meta=True)
-    result = plan(model, example_inputs, target=target, residual=residual)
-    generator = as_generator(generator, True)
-    with torch.no_grad():
-        records = fill(model, result, generator, distribution)
-        if _real(model, example_inputs):
-            goals = {name: p.goal for name, p in result.params.items() if p.goal is not None}
-            factors = correction_factors(model, example_inputs, goals)
-            if factors:
-                records = fill(model, result, generator, distribution, factors)
-    report = InitReport(records, result.verdicts, result.notes)
-    report.warn()
-    return report
