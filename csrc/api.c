@@ -17,7 +17,7 @@ vi_status vi_fill(const vi_block *b, const vi_params *params, uint64_t key, uint
     /* the order of the checks decides which error a doubly bad call reports */
     if (!vi_itemsize(b->dtype))
         return VI_EINVAL_DTYPE;
-    if ((st = vi_plan_prepare(params, &plan)) != VI_OK)
+    if ((st = vi_plan_prepare(params, b->dtype, &plan)) != VI_OK)
         return st;
     return vi_walk_fill(b, &plan, key, stream);
 }

@@ -4,17 +4,20 @@
  *
  * Every axis of the weight has a role: input, output or receptive field.
  * Then, for every layer kind,
- *   fan_in  = (prod(input axes) / in_groups) * prod(receptive axes) / prod(stride)
- *   fan_out = (prod(output axes) / out_groups / blocks) * prod(receptive axes)
+ *   fan_in  = (prod(input axes) / in_groups) * prod(receptive axes) [/ prod(stride)]
+ *   fan_out = (prod(output axes) / out_groups / blocks) * prod(receptive axes) [/ prod(stride)]
  * where torch's rule (and linear, conv) makes axis 0 the output and axis 1 the
  * input with out_groups = groups, a transposed conv swaps them with
- * in_groups = groups, and explicit axes (JAX's layout) take no groups. Only a
- * transposed conv divides by its stride.
+ * in_groups = groups, and explicit axes (JAX's layout) take no groups. The
+ * stride divides the side whose positions it thins out: a strided conv's
+ * fan_out (an input position reaches prod(k) / prod(s) output positions per
+ * output channel on average) and a strided transposed conv's fan_in (an output
+ * position receives prod(k) / prod(s) taps per input channel on average).
  *
  * Counts stay below 2^53, where a double holds every integer: the results are
- * exact, and the one division (a strided transposed conv's average fan_in) is
- * a single IEEE division of exact operands, so it is correctly rounded: the
- * value Python's int / int gives.
+ * exact, and the one division (a strided layer's average fan) is a single IEEE
+ * division of exact operands, so it is correctly rounded: the value Python's
+ * int / int gives.
  */
 #include <string.h>
 #include "varinit.h"
@@ -124,12 +127,12 @@ vi_status vi_fans(int ndim, const int64_t *shape, const vi_fan_spec *spec,
         return VI_EINVAL_LAYOUT;
     if (layer == VI_LAYER_CONV_TRANSPOSE && ndim < 3)
         return VI_EINVAL_LAYOUT;
-    /* a conv's stride is checked but changes no fan; a transposed conv divides by it */
-    int64_t taps = 1;
+    /* the stride product: a conv divides its fan_out by it, a transposed conv its fan_in */
+    int64_t strides = 1;
     for (int k = 0; spec->stride && k < ndim - 2; k++) {
         if (spec->stride[k] < 1)
             return VI_EINVAL_LAYOUT;
-        if (layer == VI_LAYER_CONV_TRANSPOSE && mul_exact(taps, spec->stride[k], &taps) != VI_OK)
+        if (mul_exact(strides, spec->stride[k], &strides) != VI_OK)
             return VI_EOVERFLOW;
     }
 
@@ -160,8 +163,8 @@ vi_status vi_fans(int ndim, const int64_t *shape, const vi_fan_spec *spec,
         || (st = mul_exact(n_in, receptive, &in_count)) != VI_OK
         || (st = mul_exact(n_out, receptive, &out_count)) != VI_OK)
         return st;
-    *fan_in = (double)in_count / (double)taps;
-    *fan_out = (double)out_count;
+    *fan_in = (double)in_count / (double)(layer == VI_LAYER_CONV_TRANSPOSE ? strides : 1);
+    *fan_out = (double)out_count / (double)(layer == VI_LAYER_CONV ? strides : 1);
     return VI_OK;
 }
 

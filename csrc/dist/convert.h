@@ -1,4 +1,5 @@
-/* float32 -> float16 / bfloat16, round to nearest even, NaN kept quiet. */
+/* float32 -> float16 / bfloat16, round to nearest even, NaN kept quiet; and back
+ * (exact: every float16 and bfloat16 value is a float32 value). */
 #ifndef VI_CONVERT_H
 #define VI_CONVERT_H
 
@@ -37,6 +38,23 @@ static inline uint16_t vi_f32_to_f16(float f)
     if (rem > 0x1000u || (rem == 0x1000u && (h & 1u)))
         h++;
     return sign | (uint16_t)h;
+}
+
+static inline float vi_bf16_to_f32(uint16_t h)
+{
+    return vi_bits_f32((uint32_t)h << 16);
+}
+
+static inline float vi_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    if (e == 0x1fu) /* inf or NaN */
+        return vi_bits_f32(sign | 0x7f800000u | (m << 13));
+    if (e == 0) { /* zero or subnormal: m * 2^-24, exact in float32 */
+        float v = (float)m * 0x1p-24f;
+        return sign ? -v : v;
+    }
+    return vi_bits_f32(sign | ((e + 112u) << 23) | (m << 13));
 }
 
 #endif /* VI_CONVERT_H */

@@ -17,9 +17,15 @@ typedef struct {
     double lo_d, scale_d;
     /* truncated normal, standardized: p = pa + u * width from below, or
      * q = qb + (1 - u) * width from above, whichever is smaller (so both tails keep
-     * full relative precision); results are clamped to [clamp_lo, clamp_hi]. */
-    float pa_f, qb_f, width_f, clamp_lo_f, clamp_hi_f;
-    double pa_d, qb_d, width_d, clamp_lo_d, clamp_hi_d;
+     * full relative precision). */
+    float pa_f, qb_f, width_f;
+    double pa_d, qb_d, width_d;
+    /* uniform and truncated normal results are clamped to [clamp_lo, clamp_hi]: for
+     * the truncated normal [a, b]; for the uniform the smallest value of the target
+     * dtype >= low and the largest one < high (a float16/bfloat16 value is a float32
+     * value, so the float32 result clamped to them rounds into [low, high) too). */
+    float clamp_lo_f, clamp_hi_f;
+    double clamp_lo_d, clamp_hi_d;
 } vi_plan;
 
 /* Elements per group: a group is 16 Philox blocks (64 words). float32 samples
@@ -27,6 +33,7 @@ typedef struct {
 #define VI_GROUP_F32 64u
 #define VI_GROUP_F64 32u
 
-vi_status vi_plan_prepare(const vi_params *params, vi_plan *plan);
+/* The plan for filling an array of `dtype` (a vi_dtype) with the distribution. */
+vi_status vi_plan_prepare(const vi_params *params, int dtype, vi_plan *plan);
 
 #endif /* VI_PLAN_H */

@@ -1,9 +1,10 @@
 /*
  * Scalar samplers: the reference definition of every value varinit produces.
  *
- * Word layout (stream version 1). A group of 16 Philox blocks, block index
- * 16*g + l for lane l = 0..15, yields 64 words; word w of lane l is written
- * w_l[w]. float32 group g covers elements 64g .. 64g+63:
+ * Word layout (stream version 2; version 1 had no uniform clamp). A group of
+ * 16 Philox blocks, block index 16*g + l for lane l = 0..15, yields 64 words;
+ * word w of lane l is written w_l[w]. float32 group g covers elements
+ * 64g .. 64g+63:
  *   element 64g + 16w + l  <-  w_l[w]
  * (uniform and truncated normal), and for the normal the Box-Muller pair
  * (w_l[2h], w_l[2h+1]) gives elements 64g + 32h + l (cosine) and
@@ -21,6 +22,14 @@
 #include "plan.h"
 #include "poly_math.h"
 #include "../rng/philox.h"
+
+/* ---- min and max: the definition every vector unit repeats --------------- */
+/* x86's minps/maxps exactly (the second operand on ties and NaN); not IEEE 754
+ * minimum/maximum, which put -0 below +0 and return NaN (NEON's vminq/vmaxq). */
+static inline float vi_min_f32(float a, float b) { return a < b ? a : b; }
+static inline float vi_max_f32(float a, float b) { return a > b ? a : b; }
+static inline double vi_min_f64(double a, double b) { return a < b ? a : b; }
+static inline double vi_max_f64(double a, double b) { return a > b ? a : b; }
 
 /* ---- uniforms from raw words -------------------------------------------- */
 static inline float vi_u01_f32(uint32_t w) /* [0, 1 - 2^-24] */
@@ -41,6 +50,20 @@ static inline double vi_u01_f64(uint64_t v)
 static inline double vi_u01_open_f64(uint64_t v)
 {
     return (double)((v >> 11) | 1u) * 0x1p-53;
+}
+
+/* U(low, high): low + (high - low) u, clamped into the target dtype's [low, high)
+ * (plan.c): the clamps move only the values that rounding put outside. */
+static inline float vi_uniform_f32(const vi_plan *p, uint32_t w)
+{
+    float x = p->lo_f + p->scale_f * vi_u01_f32(w);
+    return vi_min_f32(vi_max_f32(x, p->clamp_lo_f), p->clamp_hi_f);
+}
+
+static inline double vi_uniform_f64(const vi_plan *p, uint64_t v)
+{
+    double x = p->lo_d + p->scale_d * vi_u01_f64(v);
+    return vi_min_f64(vi_max_f64(x, p->clamp_lo_d), p->clamp_hi_d);
 }
 
 /* Box-Muller radius sqrt(-2 log u1), u1 in [2^-31, 1]: at most 6.56 (float32). */
@@ -98,7 +121,7 @@ static inline float vi_element_f32(const vi_plan *p, uint64_t key, uint64_t stre
     vi_philox_block(key, stream, 16u * g + lane, words);
     switch (p->dist) {
     case VI_UNIFORM:
-        return p->lo_f + p->scale_f * vi_u01_f32(words[w]);
+        return vi_uniform_f32(p, words[w]);
     case VI_NORMAL: {
         uint32_t h = w / 2u;
         float r = vi_bm_radius_f32(words[2u * h]), s, c;
@@ -120,7 +143,7 @@ static inline double vi_element_f64(const vi_plan *p, uint64_t key, uint64_t str
     uint64_t v1 = ((uint64_t)words[3] << 32) | words[2];
     switch (p->dist) {
     case VI_UNIFORM:
-        return p->lo_d + p->scale_d * vi_u01_f64(h ? v1 : v0);
+        return vi_uniform_f64(p, h ? v1 : v0);
     case VI_NORMAL: {
         double r = vi_bm_radius_f64(v0), s, c;
         vi_sincos_turn_f64(v1, &s, &c);

@@ -18,7 +18,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever any value produced for a given seed changes. */
-#define VI_STREAM_VERSION 1
+#define VI_STREAM_VERSION 2
 
 #define VI_MAX_NDIM 64
 
@@ -26,7 +26,8 @@ typedef enum {
     VI_OK = 0,
     VI_EINVAL_DIST = 1,    /* unknown distribution code */
     VI_EINVAL_DTYPE = 2,   /* unknown dtype code */
-    VI_EINVAL_PARAM = 3,   /* NaN/negative std, a > b, infinite uniform bound */
+    VI_EINVAL_PARAM = 3,   /* NaN/negative std, a > b, infinite uniform bound, a uniform
+                              interval that holds no value of the dtype */
     VI_EINVAL_SHAPE = 4,   /* ndim out of range, negative extent, block outside global shape */
     VI_ETAIL = 5,          /* truncation interval has (numerically) zero probability */
     VI_EOVERFLOW = 6,      /* element count or index overflows 64 bits; a fan reaches 2^53 */
@@ -38,7 +39,11 @@ typedef enum {
 typedef enum { VI_F32 = 0, VI_F64 = 1, VI_F16 = 2, VI_BF16 = 3 } vi_dtype;
 
 typedef enum {
-    VI_UNIFORM = 0,      /* p0 = low, p1 = high: values in [low, high) */
+    VI_UNIFORM = 0,      /* p0 = low, p1 = high: values in [low, high) in the target dtype
+                            (low + (high - low) u, then clamped to the dtype's values in
+                            [low, high), so rounding never reaches high); low == high is the
+                            constant low; VI_EINVAL_PARAM when low < high but no value of
+                            the dtype lies in [low, high) */
     VI_NORMAL = 1,       /* p0 = mean, p1 = std (Box-Muller) */
     VI_TRUNC_NORMAL = 2  /* p0 = mean, p1 = std, p2 = a, p3 = b: absolute bounds (inverse CDF) */
 } vi_dist;
@@ -90,9 +95,12 @@ const char *vi_status_message(vi_status s);
 typedef enum {
     VI_LAYER_DEFAULT = 0,
     VI_LAYER_LINEAR = 1,
-    /* weight (C_out, C_in/groups, *kernel): fan_in = C_in/groups * prod(kernel),
-     * fan_out = C_out/groups * prod(kernel) (torch leaves fan_out g times too
-     * large: pytorch issue 23854); a stride changes neither */
+    /* weight (C_out, C_in/groups, *kernel), stride s: an output position sums
+     * C_in/groups * prod(kernel) inputs (fan_in), an input position reaches
+     * C_out/groups * prod(kernel) / prod(s) outputs on average (fan_out: the
+     * backward pass's fan, the mirror of the transposed conv's fan_in); torch
+     * leaves fan_out g times too large (pytorch issue 23854) and ignores the
+     * stride */
     VI_LAYER_CONV = 2,
     /* weight (C_in, C_out/groups, *kernel), stride s: an output position sums
      * C_in/groups * prod(kernel) / prod(s) taps on average (fan_in), an input
@@ -129,12 +137,13 @@ typedef struct {
 
 /* fan_in and fan_out of a weight of this shape (ndim >= 2, extents >= 0).
  *
- * Both are exact: every product of extents the rule forms (and a transposed
- * conv's stride product) must stay below 2^53 (VI_EOVERFLOW otherwise), so a
- * double holds it exactly; a product with a zero extent is 0. Both are whole
- * numbers, except a VI_LAYER_CONV_TRANSPOSE fan_in whose stride product does
- * not divide C_in/groups * prod(kernel): then it is that quotient correctly
- * rounded, and never a whole number (so `fan_in == floor(fan_in)` tells the
+ * Both are exact: every product of extents the rule forms (and the stride
+ * product) must stay below 2^53 (VI_EOVERFLOW otherwise), so a double holds it
+ * exactly; a product with a zero extent is 0. Both are whole numbers, except a
+ * VI_LAYER_CONV_TRANSPOSE fan_in whose stride product does not divide
+ * C_in/groups * prod(kernel), and a VI_LAYER_CONV fan_out whose stride product
+ * does not divide C_out/groups * prod(kernel): then it is that quotient
+ * correctly rounded, and never a whole number (so `fan == floor(fan)` tells the
  * two cases apart).
  *
  * VI_EINVAL_SHAPE: ndim outside [2, VI_MAX_NDIM], a negative extent, shape
@@ -155,6 +164,12 @@ vi_status vi_fans(int ndim, const int64_t *shape, const vi_fan_spec *spec,
  * variance n_r s / k, so tap j's multiplier is sqrt((k / s) / n_{r(j)}). The
  * factors of the kdim axes multiply (in axis order) into out, row-major over
  * the kernel: prod(kernel) doubles. All 1 when s divides k and d is 1.
+ * The taps reach min(k, s / gcd(d, s)) of the s phases; when that is all of
+ * them the mean squared multiplier is 1 (the weight keeps He's variance). A
+ * phase no tap reaches (k < s, or gcd(d, s) > 1) stays at zero whatever the
+ * weights, and the mean square is then below 1 (reached / s per axis): the
+ * multipliers still give the reached phases the target variance, but no scale
+ * balances the layer (varinit's phase_balanced=True refuses it).
  *
  * kdim in [0, VI_MAX_NDIM]; kernel extents >= 0 (VI_EINVAL_SHAPE otherwise);
  * stride and dilation: kdim entries >= 1 (VI_EINVAL_LAYOUT otherwise), or NULL

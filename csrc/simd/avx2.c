@@ -53,6 +53,8 @@ VI_FN void u_mulhilo(vu a, vu m, vu *hi, vu *lo)
 #define f_gt(a, b) _mm256_cmp_ps((a), (b), _CMP_GT_OQ)
 #define f_ge(a, b) _mm256_cmp_ps((a), (b), _CMP_GE_OQ)
 #define f_sel(m, a, b) _mm256_blendv_ps((b), (a), (m))
+#define f_min _mm256_min_ps /* a < b ? a : b */
+#define f_max _mm256_max_ps /* a > b ? a : b */
 #define f_store _mm256_storeu_ps
 #define f_load _mm256_loadu_ps
 #define m_sign _mm256_castsi256_ps
@@ -105,6 +107,8 @@ VI_FN vd d_of_q53(vq v)
 #define d_gt(a, b) _mm256_cmp_pd((a), (b), _CMP_GT_OQ)
 #define d_ge(a, b) _mm256_cmp_pd((a), (b), _CMP_GE_OQ)
 #define d_sel(m, a, b) _mm256_blendv_pd((b), (a), (m))
+#define d_min _mm256_min_pd
+#define d_max _mm256_max_pd
 #define d_store _mm256_storeu_pd
 #define d_load _mm256_loadu_pd
 #define md_sign _mm256_castsi256_pd

@@ -61,6 +61,8 @@ VI_FN void u_mulhilo(vu a, vu m, vu *hi, vu *lo)
 #define f_gt(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_GT_OQ)
 #define f_ge(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_GE_OQ)
 #define f_sel(m, a, b) _mm512_mask_blend_ps((m), (b), (a))
+#define f_min _mm512_min_ps /* a < b ? a : b */
+#define f_max _mm512_max_ps /* a > b ? a : b */
 #define f_store _mm512_storeu_ps
 #define f_load _mm512_loadu_ps
 #define m_sign _mm512_movepi32_mask
@@ -104,6 +106,8 @@ VI_FN vq q_join(vu lo, vu hi, int h)
 #define d_gt(a, b) _mm512_cmp_pd_mask((a), (b), _CMP_GT_OQ)
 #define d_ge(a, b) _mm512_cmp_pd_mask((a), (b), _CMP_GE_OQ)
 #define d_sel(m, a, b) _mm512_mask_blend_pd((m), (b), (a))
+#define d_min _mm512_min_pd
+#define d_max _mm512_max_pd
 #define d_store _mm512_storeu_pd
 #define d_load _mm512_loadu_pd
 #define md_sign _mm512_movepi64_mask

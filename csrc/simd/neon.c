@@ -55,6 +55,9 @@ VI_FN void u_mulhilo(vu a, vu m, vu *hi, vu *lo)
 #define f_gt vcgtq_f32
 #define f_ge vcgeq_f32
 #define f_sel vbslq_f32
+/* vminq/vmaxq order -0 below +0 and return NaN on NaN; the definition is x86's */
+VI_FN vf f_min(vf a, vf b) { return vbslq_f32(vcltq_f32(a, b), a, b); }
+VI_FN vf f_max(vf a, vf b) { return vbslq_f32(vcgtq_f32(a, b), a, b); }
 #define f_store vst1q_f32
 #define f_load vld1q_f32
 #define m_sign(a) vreinterpretq_u32_s32(vshrq_n_s32(vreinterpretq_s32_u32(a), 31))
@@ -95,6 +98,8 @@ VI_FN vq q_join(vu lo, vu hi, int h)
 #define d_gt vcgtq_f64
 #define d_ge vcgeq_f64
 #define d_sel vbslq_f64
+VI_FN vd d_min(vd a, vd b) { return vbslq_f64(vcltq_f64(a, b), a, b); }
+VI_FN vd d_max(vd a, vd b) { return vbslq_f64(vcgtq_f64(a, b), a, b); }
 #define d_store vst1q_f64
 #define d_load vld1q_f64
 #define md_sign(a) vreinterpretq_u64_s64(vshrq_n_s64(vreinterpretq_s64_u64(a), 63))

@@ -15,7 +15,7 @@ static void uniform_f32(const vi_plan *p, uint64_t key, uint64_t stream, uint64_
         lane_words(key, stream, g0 + g, wd);
         for (uint32_t w = 0; w < 4; w++)
             for (uint32_t l = 0; l < 16; l++)
-                out[16 * w + l] = p->lo_f + p->scale_f * vi_u01_f32(wd[l][w]);
+                out[16 * w + l] = vi_uniform_f32(p, wd[l][w]);
     }
 }
 
@@ -57,7 +57,7 @@ static void uniform_f64(const vi_plan *p, uint64_t key, uint64_t stream, uint64_
         lane_words(key, stream, g0 + g, wd);
         for (uint32_t h = 0; h < 2; h++)
             for (uint32_t l = 0; l < 16; l++)
-                out[16 * h + l] = p->lo_d + p->scale_d * vi_u01_f64(word64(wd[l], h));
+                out[16 * h + l] = vi_uniform_f64(p, word64(wd[l], h));
     }
 }
 

@@ -18,16 +18,20 @@
  *   vq/vd/vmd: 64-bit integer, double and mask vectors of VI_W/2 lanes
  *   u_set1 u_lanes u_add u_sub u_xor u_and u_or u_srl u_sll u_mulhilo
  *   f_of_i32 (signed int32 -> float, round to nearest) f_of_bits u_of_f
- *   f_set1 f_add f_sub f_mul f_div f_sqrt f_lt f_le f_gt f_ge f_sel f_store f_load
+ *   f_set1 f_add f_sub f_mul f_div f_sqrt f_lt f_le f_gt f_ge f_sel f_min f_max
+ *   f_store f_load
  *   m_sign (lanes whose bit 31 is set) m_not m_any m_bits (bit l set when lane l is)
  *   q_join (64-bit words hi:lo of half h of the lanes) q_set1 q_add q_sub q_xor
  *   q_and q_or q_srl q_sll d_of_q53 (exact for values < 2^53) d_of_bits q_of_d
- *   d_set1 d_add d_sub d_mul d_div d_sqrt d_lt d_le d_gt d_ge d_sel d_store d_load
+ *   d_set1 d_add d_sub d_mul d_div d_sqrt d_lt d_le d_gt d_ge d_sel d_min d_max
+ *   d_store d_load
  *   md_sign md_not md_any md_bits
  * and optionally u_xor3 (a ^ b ^ c), and VI_HAVE_COMPRESS with f_compress_store
  * and u_compress_store (the lanes a mask selects, stored packed; VI_W entries
  * may be written).
- * f_sel(m, a, b) is m ? a : b lane by lane.
+ * f_sel(m, a, b) is m ? a : b lane by lane; f_min(a, b) is a < b ? a : b and
+ * f_max(a, b) is a > b ? a : b (sample.h's vi_min_f32 / vi_max_f32: x86's
+ * minps/maxps, not IEEE minNum), and likewise d_min, d_max.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -270,18 +274,22 @@ VI_FN void trunc_deferred_f32(const vi_plan *p, vi_deferred_f32 *tail)
     tail->n = 0;
 }
 
+/* vi_uniform_f32: lo + scale * u, clamped into the dtype's [low, high) */
 VI_KERNEL void uniform_f32(const vi_plan *p, uint64_t key, uint64_t stream, uint64_t g0,
                            size_t n, float *out)
 {
     vi_philox_v ph;
     philox_v_init(&ph, key, stream);
     vf lo = f_set1(p->lo_f), scale = f_set1(p->scale_f);
+    vf first = f_set1(p->clamp_lo_f), last = f_set1(p->clamp_hi_f);
     for (size_t g = 0; g < n; g++, out += VI_GROUP_F32)
         for (int c = 0; c < VI_CHUNKS; c++) {
             vu x[4];
             philox_v(&ph, g0 + g, c, x);
-            for (int w = 0; w < 4; w++)
-                f_store(out + 16 * w + c * VI_W, f_add(lo, f_mul(scale, u01_f32_v(x[w]))));
+            for (int w = 0; w < 4; w++) {
+                vf v = f_add(lo, f_mul(scale, u01_f32_v(x[w])));
+                f_store(out + 16 * w + c * VI_W, f_min(f_max(v, first), last));
+            }
         }
 }
 
@@ -507,6 +515,7 @@ VI_KERNEL void uniform_f64(const vi_plan *p, uint64_t key, uint64_t stream, uint
     vi_philox_v ph;
     philox_v_init(&ph, key, stream);
     vd lo = d_set1(p->lo_d), scale = d_set1(p->scale_d);
+    vd first = d_set1(p->clamp_lo_d), last = d_set1(p->clamp_hi_d);
     for (size_t g = 0; g < n; g++, out += VI_GROUP_F64)
         for (int c = 0; c < VI_CHUNKS; c++) {
             vu x[4];
@@ -514,9 +523,10 @@ VI_KERNEL void uniform_f64(const vi_plan *p, uint64_t key, uint64_t stream, uint
             for (int h = 0; h < 2; h++) {
                 vq v[2];
                 words64(x, h, v);
-                for (int k = 0; k < 2; k++)
-                    d_store(out + 16 * h + c * VI_W + k * VI_W64,
-                            d_add(lo, d_mul(scale, u01_f64_v(v[k]))));
+                for (int k = 0; k < 2; k++) {
+                    vd u = d_add(lo, d_mul(scale, u01_f64_v(v[k])));
+                    d_store(out + 16 * h + c * VI_W + k * VI_W64, d_min(d_max(u, first), last));
+                }
             }
         }
 }

@@ -51,12 +51,19 @@ static const known KNOWN[] = {
     {"QKV: 3 blocks", 2, {3 * 768, 768}, SPEC(VI_LAYER_LINEAR, 1, 3, NULL), 768, 768},
     {"LSTM: 4 blocks", 2, {4 * 256, 64}, SPEC(VI_LAYER_DEFAULT, 1, 4, NULL), 64, 256},
     {"GRU: 3 blocks", 2, {3 * 100, 100}, SPEC(VI_LAYER_DEFAULT, 1, 3, NULL), 100, 100},
-    /* conv: (C_out, C_in/g, *k) */
+    /* conv: (C_out, C_in/g, *k); fan_out divided by prod(stride) */
     {"conv1d", 3, {16, 8, 5}, SPEC(VI_LAYER_CONV, 1, 1, NULL), 40, 80},
     {"conv2d", 4, {64, 3, 7, 7}, SPEC(VI_LAYER_CONV, 1, 1, NULL), 147, 3136},
     {"conv3d", 5, {32, 16, 3, 3, 3}, SPEC(VI_LAYER_CONV, 1, 1, NULL), 432, 864},
     {"conv groups 4", 4, {128, 32, 3, 3}, SPEC(VI_LAYER_CONV, 4, 1, NULL), 288, 288},
-    {"conv groups 4, stride 2 (no change)", 4, {128, 32, 3, 3}, SPEC(VI_LAYER_CONV, 4, 1, S22), 288, 288},
+    {"conv groups 4, stride 2", 4, {128, 32, 3, 3}, SPEC(VI_LAYER_CONV, 4, 1, S22), 288, 72},
+    {"conv2d stride (3, 1)", 4, {64, 3, 3, 3}, SPEC(VI_LAYER_CONV, 1, 1, S31), 27, 192},
+    {"conv1d stride 2", 3, {16, 8, 3}, SPEC(VI_LAYER_CONV, 1, 1, S2), 24, 24},
+    {"conv1d stride 1", 3, {16, 8, 3}, SPEC(VI_LAYER_CONV, 1, 1, S1), 24, 48},
+    {"conv3d stride 2", 5, {4, 8, 4, 4, 4}, SPEC(VI_LAYER_CONV, 1, 1, S222), 512, 32},
+    {"conv fractional 30/4", 3, {10, 8, 3}, SPEC(VI_LAYER_CONV, 1, 1, S4), 24, 7.5},
+    {"conv fractional 63/4", 4, {7, 2, 3, 3}, SPEC(VI_LAYER_CONV, 1, 1, S22), 18, 15.75},
+    {"depthwise stride 2", 4, {64, 1, 3, 3}, SPEC(VI_LAYER_CONV, 64, 1, S22), 9, 2.25},
     {"depthwise", 4, {64, 1, 3, 3}, SPEC(VI_LAYER_CONV, 64, 1, NULL), 9, 9},
     {"depthwise 1d, multiplier 2", 3, {64, 1, 5}, SPEC(VI_LAYER_CONV, 32, 1, NULL), 5, 10},
     {"pointwise", 4, {256, 128, 1, 1}, SPEC(VI_LAYER_CONV, 1, 1, NULL), 128, 256},
@@ -196,17 +203,24 @@ static void test_overflow(void)
     /* a zero extent makes its product 0, however large the others */
     int64_t zero_and_huge[4] = {0, 3, 0, INT64_MAX};
     CHECK(vi_fans(4, zero_and_huge, &torch, &fi, &fo) == VI_OK && fi == 0 && fo == 0);
-    /* a transposed conv's stride product is a count too; a conv's is only checked */
+    /* the stride product is a count too, for both layers */
     int64_t s4[4] = {8, 4, 3, 3}, wide[2] = {(int64_t)1 << 30, (int64_t)1 << 30};
-    int64_t max_stride[2] = {INT64_MAX, INT64_MAX};
+    int64_t max_stride[2] = {INT64_MAX, INT64_MAX}, below_limit[2] = {(int64_t)1 << 26, ((int64_t)1 << 27) - 1};
     vi_fan_spec ct = SPEC(VI_LAYER_CONV_TRANSPOSE, 1, 1, wide);
     CHECK(vi_fans(4, s4, &ct, &fi, &fo) == VI_EOVERFLOW);
     vi_fan_spec conv = SPEC(VI_LAYER_CONV, 1, 1, max_stride);
-    CHECK(vi_fans(4, s4, &conv, &fi, &fo) == VI_OK && fi == 36 && fo == 72);
-    /* the largest fractional fan_in: (2^53 - 1) / 2, exact in a double */
+    CHECK(vi_fans(4, s4, &conv, &fi, &fo) == VI_EOVERFLOW);
+    vi_fan_spec conv_wide = SPEC(VI_LAYER_CONV, 1, 1, wide);
+    CHECK(vi_fans(4, s4, &conv_wide, &fi, &fo) == VI_EOVERFLOW);
+    vi_fan_spec conv_below = SPEC(VI_LAYER_CONV, 1, 1, below_limit);
+    CHECK(vi_fans(4, s4, &conv_below, &fi, &fo) == VI_OK && fi == 36
+          && fo == 72.0 / (double)(P53 - ((int64_t)1 << 26)));
+    /* the largest fractional fans: (2^53 - 1) / 2, exact in a double */
     int64_t odd_max[3] = {1, 1, P53 - 1};
-    vi_fan_spec ct2 = SPEC(VI_LAYER_CONV_TRANSPOSE, 1, 1, S2);
+    vi_fan_spec ct2 = SPEC(VI_LAYER_CONV_TRANSPOSE, 1, 1, S2), conv2 = SPEC(VI_LAYER_CONV, 1, 1, S2);
     CHECK(vi_fans(3, odd_max, &ct2, &fi, &fo) == VI_OK && fi == 4503599627370495.5);
+    CHECK(vi_fans(3, odd_max, &conv2, &fi, &fo) == VI_OK && fo == 4503599627370495.5
+          && fi == (double)(P53 - 1));
 }
 
 /* The documented promise: below 2^53, a fractional quotient n / t never

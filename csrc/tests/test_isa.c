@@ -2,8 +2,9 @@
  * Every kernel table this machine runs against the scalar table, byte for
  * byte: each distribution and dtype, parameter sets that reach every branch of
  * the samplers (the three AS 241 regions, both sides of the truncated normal,
- * the clamps), several keys and streams, and group offsets where the high
- * word of the block counter is non-zero or changes inside a call.
+ * the clamps of the truncated normal and of the uniform's [low, high) in each
+ * dtype), several keys and streams, and group offsets where the high word of
+ * the block counter is non-zero or changes inside a call.
  */
 #include <math.h>
 #include <stdio.h>
@@ -16,16 +17,29 @@
 #define MAX_GROUPS 64
 static int failures, compared;
 
+static const char *const DTYPE_NAMES[] = {"float32", "float64", "float16", "bfloat16"};
+static int plan_dtype; /* the dtype of the plan being compared, for the messages */
+
 static void fail(const char *isa, const char *what, int set, uint64_t g0, size_t k)
 {
     if (failures++ < 10)
-        printf("FAIL %s %s: parameter set %d, group0 %llu, element %zu\n", isa, what, set,
-               (unsigned long long)g0, k);
+        printf("FAIL %s %s: parameter set %d (%s plan), group0 %llu, element %zu\n", isa, what,
+               set, DTYPE_NAMES[plan_dtype], (unsigned long long)g0, k);
 }
 
 static const vi_params PARAMS[] = {
     {VI_UNIFORM, -0.5, 2.0, 0, 0},
     {VI_UNIFORM, 3.0, 3.0, 0, 0},
+    /* the clamps to the dtype's [low, high): bfloat16 and float16 round up to 1
+     * and to 0.31; bfloat16 and float16 round below 1.0001 (to 1); float32 spaces
+     * 1e6 by 1/16, so it rounds below 1e6 + 0.01 and up to 1e6 + 1; float64 spaces
+     * 1e15 by 1/8, so it rounds up to 1e15 + 0.25 (high itself) for a quarter of
+     * the values */
+    {VI_UNIFORM, 0.0, 1.0, 0, 0},
+    {VI_UNIFORM, 0.3, 0.31, 0, 0},
+    {VI_UNIFORM, 1.0001, 1.01, 0, 0},
+    {VI_UNIFORM, 1e6 + 0.01, 1e6 + 1.0, 0, 0},
+    {VI_UNIFORM, 1e15, 1e15 + 0.25, 0, 0},
     {VI_NORMAL, 0.25, 1.5, 0, 0},
     {VI_NORMAL, -1e-3, 1e-20, 0, 0},
     {VI_TRUNC_NORMAL, 0.0, 1.0, -2.0, 2.0},  /* central region and the r <= 5 tail */
@@ -70,12 +84,45 @@ static unsigned regions_f32(const vi_plan *p, uint64_t key, uint64_t stream, uin
     return seen;
 }
 
-static void compare(const char *isa, const vi_kernels *kern, int set, unsigned *regions)
+/* Which uniform clamps the scalar sampler applied (bit 2d: below the dtype's
+ * smallest value >= low, bit 2d + 1: above its largest value < high, for dtype d),
+ * so the test shows it reached them all. */
+static unsigned clamps_uniform(const vi_plan *p, int dtype, uint64_t key, uint64_t stream,
+                               uint64_t g0, size_t n)
+{
+    unsigned seen = 0;
+    for (uint64_t b = 16 * g0; b < 16 * (g0 + n); b++) {
+        uint32_t w[4];
+        vi_philox_block(key, stream, b, w);
+        for (int k = 0; k < 4; k++) {
+            int below, above;
+            if (dtype == VI_F64) {
+                uint64_t v = ((uint64_t)w[(k & 2) + 1] << 32) | w[k & 2]; /* word k / 2 */
+                double x = p->lo_d + p->scale_d * vi_u01_f64(v);
+                below = x < p->clamp_lo_d;
+                above = x > p->clamp_hi_d;
+            } else {
+                float x = p->lo_f + p->scale_f * vi_u01_f32(w[k]);
+                below = x < p->clamp_lo_f;
+                above = x > p->clamp_hi_f;
+            }
+            seen |= (unsigned)below << (2 * dtype) | (unsigned)above << (2 * dtype + 1);
+        }
+    }
+    return seen;
+}
+
+static void compare(const char *isa, const vi_kernels *kern, int set, int dtype,
+                    unsigned *regions, unsigned *clamps)
 {
     static float ref_f[MAX_GROUPS * VI_GROUP_F32], got_f[MAX_GROUPS * VI_GROUP_F32 + 2];
     static double ref_d[MAX_GROUPS * VI_GROUP_F64], got_d[MAX_GROUPS * VI_GROUP_F64 + 2];
     vi_plan p;
-    if (vi_plan_prepare(&PARAMS[set], &p) != VI_OK) {
+    plan_dtype = dtype;
+    vi_status st = vi_plan_prepare(&PARAMS[set], dtype, &p);
+    if (st == VI_EINVAL_PARAM && PARAMS[set].dist == VI_UNIFORM)
+        return; /* no value of this dtype lies in [low, high): test_samplers checks the refusal */
+    if (st != VI_OK) {
         fail(isa, "plan", set, 0, 0);
         return;
     }
@@ -114,6 +161,8 @@ static void compare(const char *isa, const vi_kernels *kern, int set, unsigned *
                 fail(isa, "wrote outside its groups", set, g0, nf);
             if (PARAMS[set].dist == VI_TRUNC_NORMAL && !p.compute64)
                 *regions |= regions_f32(&p, key, stream, g0, n);
+            if (p.dist == VI_UNIFORM)
+                *clamps |= clamps_uniform(&p, dtype, key, stream, g0, n);
             compared++;
         }
 }
@@ -133,12 +182,23 @@ int main(void)
             printf("test_isa: %s not available on this machine\n", names[k]);
             continue;
         }
-        unsigned regions = 0;
+        unsigned regions = 0, clamps = 0;
         tables++;
+        /* the plan depends on the dtype (the uniform's clamps); float16 and bfloat16
+         * use the float32 kernels, so each dtype's plan runs through both tables */
         for (int set = 0; set < NSETS; set++)
-            compare(names[k], kern, set, &regions);
+            for (int dtype = VI_F32; dtype <= VI_BF16; dtype++)
+                compare(names[k], kern, set, dtype, &regions, &clamps);
         if (regions != 7) {
             printf("FAIL %s: AS 241 regions reached: mask %u, expected 7\n", names[k], regions);
+            failures++;
+        }
+        /* every clamp but float64's lower one, which never acts: low + (high - low) u
+         * >= low in float64, the arithmetic of low itself */
+        unsigned expected_clamps = 0xFFu & ~(1u << (2 * VI_F64));
+        if (clamps != expected_clamps) {
+            printf("FAIL %s: uniform clamps reached: mask 0x%x, expected 0x%x\n", names[k], clamps,
+                   expected_clamps);
             failures++;
         }
     }

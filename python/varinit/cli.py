@@ -205,7 +205,7 @@ def build_parser():
     p.add_argument("--layer", choices=("linear", "conv", "conv_transpose"), default=None,
                    help="layer kind (default: torch's shape rule)")
     p.add_argument("--groups", type=int, default=1, help="convolution groups (default 1)")
-    p.add_argument("--stride", type=int, default=1, help="transposed convolution stride (default 1)")
+    p.add_argument("--stride", type=int, default=1, help="convolution stride: divides a conv's fan_out and a conv_transpose's fan_in (default 1)")
     p.add_argument("--blocks", type=int, default=1, help="fused blocks along the output axis (QKV: 3; default 1)")
     p.add_argument("--in-axis", type=_axes_arg, default=None, help="input axis or axes (comma-separated), JAX layout")
     p.add_argument("--out-axis", type=_axes_arg, default=None, help="output axis or axes (comma-separated), JAX layout")

@@ -5,13 +5,14 @@ shape[1] * prod(kernel), fan_out = shape[0] * prod(kernel). `in_axis` and
 `out_axis` select other layouts with JAX's semantics (the remaining axes are
 the receptive field). `layer` corrects the rule where the shape alone misleads:
 
-- "conv" with `groups` g, weight (C_out, C_in/g, *k): each output sees
-  C_in/g * prod(k) inputs and each input feeds C_out/g * prod(k) outputs
-  (torch overcounts fan_out by g: pytorch issue 23854). `stride` is
-  accepted and leaves both unchanged (as in torch and He et al. 2015,
-  whose fans do not count the stride; with stride s an
-  input actually reaches prod(k)/prod(s) positions per output channel on
-  average, the mirror image of the transposed case below).
+- "conv" with `groups` g, weight (C_out, C_in/g, *k), `stride` s: each
+  output sees C_in/g * prod(k) inputs (fan_in), and each input feeds
+  C_out/g * prod(k)/prod(s) outputs on average (fan_out): with stride s an
+  input position is reached by prod(k)/prod(s) taps per output channel on
+  average, so the backward pass sums that many terms (the mirror image of the
+  transposed case below). torch overcounts fan_out by g (pytorch issue
+  23854) and ignores the stride, so its mode="fan_out" leaves the input
+  gradient of a stride-2 2-d conv at 1/4 of the target variance.
 - "conv_transpose", weight (C_in, C_out/g, *k), `stride` s: each output
   position receives C_in/g * prod(k)/prod(s) taps on average, each input
   feeds C_out/g * prod(k) outputs (torch swaps the two and ignores stride).
@@ -75,7 +76,9 @@ def fans(shape, *, layer=None, groups=1, stride=1, blocks=1, in_axis=None, out_a
     """(fan_in, fan_out) of a weight of this shape.
 
     fan_in = inputs per output unit, fan_out = outputs per input unit. Both are
-    ints, except a strided transposed convolution's fan_in, which is an average.
+    ints, except a strided convolution's fan_out and a strided transposed
+    convolution's fan_in, which are averages (floats when the stride product
+    does not divide them).
 
     Example::
 
@@ -114,7 +117,7 @@ def fans(shape, *, layer=None, groups=1, stride=1, blocks=1, in_axis=None, out_a
         _stride_product(stride, ndim - 2)
         return _core.fans(shape, _core.LAYER_CONV_TRANSPOSE, groups, stride, blocks)
     if layer == "conv":
-        _stride_product(stride, ndim - 2)  # validated; a strided conv's fans are its kernel's
+        _stride_product(stride, ndim - 2)
         code = _core.LAYER_CONV
     elif _validate.integer(stride, "stride") != 1:
         raise ValueError("stride applies to layer='conv' or 'conv_transpose'")
@@ -145,9 +148,12 @@ def phase_scale(kernel, stride, dilation=1):
     phase r the variance n_r s / k (the checkerboard, Odena et al. 2016).
     Multiplying tap j's std by sqrt((k / s) / n_{r(j)}) gives every phase
     variance 1 (per axis; the factors multiply across axes). When k is a
-    multiple of s (and d is 1) every multiplier is 1; for k >= s the mean of
-    the squared multipliers over taps is 1, so the weight's overall variance
-    is unchanged.
+    multiple of s (and d is 1) every multiplier is 1; when the taps reach
+    every phase (k >= s and gcd(d, s) = 1) the mean of the squared
+    multipliers over taps is 1, so the weight's overall variance is
+    unchanged. Phases no tap reaches stay at zero, and the mean square is
+    then below 1: phase_balanced=True refuses those layers
+    (`check_phase_balanced`).
 
     Example::
 
@@ -158,6 +164,36 @@ def phase_scale(kernel, stride, dilation=1):
     stride = _validate.per_axis(stride, "stride", len(kernel))
     dilation = _validate.per_axis(dilation, "dilation", len(kernel))
     return _core.phase_scale(kernel, stride, dilation)
+
+
+def check_phase_balanced(kernel, stride, dilation=1):
+    """ValueError unless phase balancing can give every output phase the same variance.
+
+    Along an axis, tap j of a transposed conv reaches the output phase (d j) mod s,
+    so the taps reach min(k, s / gcd(d, s)) of the s phases. When that is fewer than
+    s (a dilation sharing a factor with the stride, or a kernel smaller than the
+    stride), the other phases' outputs receive no tap whatever the weights: no per-tap
+    scale can balance them, and phase_scale's multipliers, which give the reached
+    phases the target variance, leave the weight's variance at prod(reached / s) of
+    He's (a quarter for k = 3, s = 2, d = 2 in 2-d). `kernel`, `stride` and `dilation`
+    are validated per axis.
+    """
+    kernel = tuple(kernel)
+    stride = _validate.per_axis(stride, "stride", len(kernel))
+    dilation = _validate.per_axis(dilation, "dilation", len(kernel))
+    for axis, (k, s, d) in enumerate(zip(kernel, stride, dilation)):
+        reached = min(k, s // math.gcd(s, d))
+        if k and reached < s:  # an empty kernel fills nothing
+            why = (f"gcd(dilation, stride) = {math.gcd(s, d)}" if s // math.gcd(s, d) < s
+                   else "the kernel is smaller than the stride")
+            raise ValueError(
+                f"phase_balanced=True: along kernel axis {axis}, kernel {k} with stride {s} and "
+                f"dilation {d} reaches only {reached} of the {s} output phases ({why}); the outputs "
+                "of the other phases get no tap whatever the weights, so no per-tap scale balances "
+                f"them (the weight variance would be {reached}/{s} of He's along this axis). Use "
+                "phase_balanced=False, or a dilation that shares no factor with the stride and a "
+                "kernel at least as large as the stride"
+            )
 
 
 def weight_plan(shape, *, keep_prob=1.0, density=1.0, input_var=1.0, phase_balanced=False,
@@ -184,6 +220,7 @@ def weight_plan(shape, *, keep_prob=1.0, density=1.0, input_var=1.0, phase_balan
     if phase_balanced:
         if layout.get("layer") != "conv_transpose":
             raise ValueError("phase_balanced=True applies to layer='conv_transpose' only")
+        check_phase_balanced(tuple(shape)[2:], layout.get("stride", 1), dilation)
         factor = phase_scale(tuple(shape)[2:], layout.get("stride", 1), dilation)
         tap_scale = factor.reshape((1, 1) + factor.shape)
     return WeightPlan(fan_in * density, fan_out * density, keep_prob / input_var, tap_scale)

@@ -148,6 +148,26 @@ def _check_representable(dtype, dist, p0, p1, p2, p3, what):
         )
 
 
+def _check_uniform_has_values(dtype, a, b):
+    """ValueError naming a and b when a < b but no value of `dtype` lies in [a, b):
+    the fill clamps its values to the dtype's smallest value >= a and largest < b
+    (the C core's plan), and there are none."""
+    if not a < b:
+        return  # a == b is the constant a, as torch's uniform_(a, a)
+    value = dtype.type
+    with np.errstate(over="ignore"):
+        first = value(a)  # a nearest value; step up while it is below a
+        while float(first) < a:
+            first = np.nextafter(first, value(math.inf))
+    if math.isinf(first):
+        return  # a beyond the dtype's range: _check_representable names it
+    if not float(first) < b:
+        raise ValueError(
+            f"uniform_: no {dtype.name} value lies in [a, b) = [{a!r}, {b!r}) (the smallest one "
+            f">= a is {float(first)!r}); widen a and b or use a wider dtype"
+        )
+
+
 def _plan(arr, region, layout):
     """WeightPlan (fans, variance factor, tap scale) from the global shape and keywords."""
     shape = region[0] if region[0] is not None else arr.shape
@@ -181,7 +201,13 @@ def _pick_fan(fan_pair, mode):
 # ---- plain distributions -------------------------------------------------------
 @writes_in_place
 def uniform_(tensor, a=0.0, b=1.0, generator=None, *, global_shape=None, start=None):
-    """Fill with U(a, b): values in [a, b).
+    """Fill with U(a, b): values in [a, b) in the tensor's dtype.
+
+    a + (b - a) u, computed in float32 (float64 for float64), then clamped to the
+    dtype's smallest value >= a and largest value < b: rounding, which would
+    otherwise return b itself (bfloat16 U(0, 1): 2e-3 of the values), moves those
+    values to the nearest value inside instead. a == b gives the constant a, as
+    in torch; a < b with no value of the dtype in [a, b) is refused.
 
     Example::
 
@@ -194,6 +220,7 @@ def uniform_(tensor, a=0.0, b=1.0, generator=None, *, global_shape=None, start=N
         raise ValueError(f"uniform_ expects a finite width b - a, got a={a}, b={b}")
     arr = as_array(tensor)
     region = _region(arr, global_shape, start)
+    _check_uniform_has_values(arr.dtype, a, b)
     return _random_fill(tensor, arr, _core.UNIFORM, a, b, 0.0, 0.0, generator, region, "a and b")
 
 

@@ -74,6 +74,46 @@ def test_grouped_conv2d_forward_and_backward(c_in, c_out, groups, k):
         assert abs(var * groups - 1) < groups * tolerance(fan_out, c_in, n)
 
 
+def test_strided_conv2d_fan_out_gives_unit_input_gradient():
+    # Stride 2, kernel 3: an input position of phase (even/odd per axis) is reached by
+    # 4, 2, 2 or 1 taps per output channel, prod(k) / prod(s) = 2.25 on average, so the
+    # backward pass needs fan_out = C_out * 9 / 4. Interior inputs 2..31 of 34: every tap
+    # lands, and even and odd positions are equally many (the phase average is exact).
+    # Tolerance: given the weights, the mean over phases and C_in of E[dx^2] is
+    # sum(w^2) / (prod(s) C_in), relative spread sqrt(2 / (C_in C_out prod(k))) = 0.0052;
+    # sampling of the n = 230400 squared gradients, 6 sqrt(2 / n) doubled for their weak
+    # correlation through shared output gradients (coefficients ~ 1 / (C_out taps)).
+    # 6 of each: 0.056; a correct fan fails with probability < 1e-8, and stride
+    # ignored (torch, or this fan before) gives 0.25.
+    c_in, c_out = 64, 128
+    conv = nn.Conv2d(c_in, c_out, 3, stride=2, bias=False)
+    fan_in, fan_out = varinit.fans(conv.weight.shape, layer="conv", stride=2)
+    assert (fan_in, fan_out) == (c_in * 9, c_out * 9 / 4)
+    shape, crop = (4, c_in, 34, 34), (2, 2)
+
+    def interior_backward_variance():
+        var, n = backward_variance(conv, shape, crop, seed=21)
+        assert n == 4 * c_in * 30 * 30
+        return var, n
+
+    varinit.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="linear", layer="conv", stride=2,
+                            generator=20)
+    var, n = interior_backward_variance()
+    tol = 6 * math.sqrt(2 / (c_in * c_out * 9)) + 6 * math.sqrt(2 * 2 / n)
+    assert abs(var - 1) < tol, var
+    # the stride ignored: fan_out = C_out * 9, a quarter of the gradient variance
+    varinit.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="linear", layer="conv",
+                            generator=20)
+    ignored, _ = interior_backward_variance()
+    assert abs(ignored * 4 - 1) < 4 * tol and abs(ignored - 1) > 10 * tol, ignored
+    # a stride that does not divide the count gives a fractional fan_out, used as it is
+    w = varinit.kaiming_normal_(np.empty((10, 8, 3), np.float64), mode="fan_out", nonlinearity="linear",
+                                layer="conv", stride=4, generator=22)
+    ref = varinit.kaiming_normal_(np.empty((10, 8, 3), np.float64), mode="fan_out", nonlinearity="linear",
+                                  layer="conv", generator=22)
+    np.testing.assert_allclose(w, ref * math.sqrt(30 / 7.5), rtol=1e-15)
+
+
 @pytest.mark.parametrize("dims,c_in,c_out,groups,k,s,spatial", [
     (1, 256, 64, 2, 4, 2, 64),
     (2, 96, 64, 2, 4, 2, 16),
@@ -115,7 +155,10 @@ def test_conv_transpose_forward_and_backward(dims, c_in, c_out, groups, k, s, sp
 
 def test_fans_rules_and_errors():
     assert varinit.fans((64, 1, 3, 3), layer="conv", groups=64) == (9, 9)
-    assert varinit.fans((128, 32, 3, 3), layer="conv", groups=4, stride=2) == (288, 288)
+    # a strided conv divides its fan_out by prod(stride), as a transposed conv its fan_in
+    assert varinit.fans((128, 32, 3, 3), layer="conv", groups=4, stride=2) == (288, 72)
+    assert varinit.fans((64, 3, 3, 3), layer="conv", stride=(3, 1)) == (27, 192)
+    assert varinit.fans((10, 8, 3), layer="conv", stride=4) == (24, 7.5)
     assert varinit.fans((16, 8, 3, 3), layer="conv_transpose", stride=2) == (36, 72)
     assert varinit.fans((16, 8, 3, 3), layer="conv_transpose", stride=(3, 1)) == (48, 72)
     assert varinit.fans((16, 8, 3), layer="conv_transpose", stride=2) == (24, 24)
@@ -195,6 +238,47 @@ def test_phase_balanced_regions_match_whole_fill():
         varinit.kaiming_normal_(np.empty((4, 4)), dilation=2)
     with pytest.raises(ValueError, match="phase_balanced=True applies to layer='conv_transpose'"):
         varinit.kaiming_normal_(np.empty((4, 4, 3, 3)), layer="conv", phase_balanced=True)
+
+
+def reached_phases(k, s, d):
+    """The output phases the taps of one axis land on, counted tap by tap."""
+    return len({(d * j) % s for j in range(k)})
+
+
+def test_phase_balanced_needs_every_phase_reached():
+    # Accepted exactly when the taps reach all s phases; then the mean squared multiplier
+    # is 1 (He's variance kept). Refused otherwise: the unreached phases stay at zero and
+    # the multipliers would leave reached / s of the variance.
+    for k in range(1, 9):
+        for s in range(1, 5):
+            for d in range(1, 5):
+                factors = varinit.fan_rules.phase_scale((k,), s, dilation=d)
+                reached = reached_phases(k, s, d)
+                assert np.mean(factors ** 2) == pytest.approx(reached / s, rel=1e-12)
+                if reached == s:
+                    varinit.fan_rules.check_phase_balanced((k,), s, d)
+                else:
+                    with pytest.raises(ValueError, match="phase_balanced"):
+                        varinit.fan_rules.check_phase_balanced((k,), s, d)
+
+
+@pytest.mark.parametrize("kernel,stride,dilation", [
+    ((3, 3), 2, 2),            # gcd 2: every tap on the even outputs (a quarter of He's variance)
+    ((4, 4), 2, (1, 2)),       # one axis only
+    ((6,), 4, 2),              # gcd 2 with k > s: phases 0 and 2 only
+    ((1, 1), 2, 1),            # a kernel smaller than the stride
+])
+def test_phase_balanced_refused_before_any_write(kernel, stride, dilation):
+    g = varinit.Generator(5)
+    w = np.full((4, 4) + kernel, 7.0, np.float32)
+    with pytest.raises(ValueError, match=r"phase_balanced=True.*stride \d+ and dilation \d+") as info:
+        varinit.kaiming_normal_(w, layer="conv_transpose", stride=stride, dilation=dilation,
+                                phase_balanced=True, generator=g)
+    assert "output phases" in str(info.value)
+    assert (w == 7.0).all() and g.get_state() == varinit.Generator(5).get_state()
+    # without balancing the layer is filled as any other (the zero phases are the layer's own)
+    varinit.kaiming_normal_(w, layer="conv_transpose", stride=stride, dilation=dilation, generator=g)
+    assert not (w == 7.0).any()
 
 
 def test_fused_qkv_and_lstm_blocks():

@@ -15,7 +15,10 @@ PYTHON_DIR = str(Path(varinit.__file__).resolve().parent.parent)
 # Prints one sha256 per (distribution, parameters, dtype, layout) and the
 # active table's name last. Sizes and offsets are odd so the element-wise head
 # and tail, the one-group buffer and the multi-group kernel calls all run; the
-# truncation intervals reach the three regions of AS 241 in both tails.
+# truncation intervals reach the three regions of AS 241 in both tails; the
+# uniform intervals make the clamps into the dtype's [a, b) act (rounding up to b
+# in float16 and bfloat16, below a in float16 and float32, up to b in float32
+# and float64 far from 0).
 HASH_SCRIPT = r"""
 import hashlib
 import ml_dtypes
@@ -30,10 +33,19 @@ CASES = [
     ("trunc[-inf,-6]", varinit.trunc_normal_, (0.0, 1.0, -np.inf, -6.0)),
     ("trunc[6,7]", varinit.trunc_normal_, (0.0, 1.0, 6.0, 7.0)),
     ("trunc tiny std", varinit.trunc_normal_, (1.0, 1e-3, 0.999, 1.002)),
+    ("uniform[0,1)", varinit.uniform_, (0.0, 1.0)),
+    ("uniform[0.3,0.31)", varinit.uniform_, (0.3, 0.31)),
+    ("uniform[1.0001,1.01)", varinit.uniform_, (1.0001, 1.01)),
 ]
 DTYPES = [np.float32, np.float64, np.float16, ml_dtypes.bfloat16]
-for name, fn, params in CASES:
-    for dtype in DTYPES:
+CASES = [(name, fn, params, DTYPES) for name, fn, params in CASES]
+# far from 0, in the dtypes that hold values of the interval there
+CASES += [
+    ("uniform[1e6+0.01,1e6+1)", varinit.uniform_, (1e6 + 0.01, 1e6 + 1.0), [np.float32, np.float64]),
+    ("uniform[1e15,1e15+0.25)", varinit.uniform_, (1e15, 1e15 + 0.25), [np.float64]),
+]
+for name, fn, params, dtypes in CASES:
+    for dtype in dtypes:
         whole = fn(np.empty(20011, dtype), *params, generator=1234)
         # a block of a 2-D tensor with an odd row length: runs start mid-group
         block = fn(np.empty((37, 61), dtype), *params, generator=99,
@@ -64,7 +76,7 @@ def test_every_available_isa_gives_the_same_bits():
         assert lines[-1] == f"isa {isa}"
         outputs[isa] = lines[:-1]
     reference = outputs["scalar"]
-    assert len(reference) == 7 * 4 * 3
+    assert len(reference) == (10 * 4 + 2 + 1) * 3
     assert len(set(line.split()[-1] for line in reference)) == len(reference)  # all distinct
     for isa, lines in outputs.items():
         mismatched = [a for a, b in zip(reference, lines) if a != b]

@@ -317,13 +317,39 @@ def test_torch_tensor_gets_the_numpy_values(name):
     assert t.numpy().tobytes() == a.tobytes()
 
 
+def within_dtype_interval(f32, dtype, a, b):
+    """f32 clamped to [smallest value of dtype >= a, largest value of dtype < b]: what a
+    uniform fill of dtype rounds, so that it stays in [a, b)."""
+    lo, hi = dtype(a), dtype(b)
+    while float(lo) < a:
+        lo = np.nextafter(lo, dtype(math.inf))
+    while float(hi) >= b:
+        hi = np.nextafter(hi, dtype(-math.inf))
+    return np.clip(f32, np.float32(lo), np.float32(hi))
+
+
 @pytest.mark.parametrize("name", sorted(set(RANDOM_CALLS) - {"orthogonal_"}))
-def test_half_precision_tensors_are_the_rounded_float32_fill(name):
+def test_half_precision_tensors_are_the_rounded_float32_fill(name, monkeypatch):
+    # uniforms are clamped into the dtype's [a, b) first: the bounds come from the call
+    bounds = []
+    fill = varinit._core.fill
+
+    def recording_fill(target, dist, p0, p1, *rest):
+        if dist == varinit._core.UNIFORM:
+            bounds.append((p0, p1))
+        return fill(target, dist, p0, p1, *rest)
+
+    monkeypatch.setattr(varinit._core, "fill", recording_fill)
     f32 = RANDOM_CALLS[name](torch.empty(40, 30), 7).numpy()
     bf16 = RANDOM_CALLS[name](torch.empty(40, 30, dtype=torch.bfloat16), 7)
     f16 = RANDOM_CALLS[name](torch.empty(40, 30, dtype=torch.float16), 7)
-    assert bf16.view(torch.int16).numpy().tobytes() == f32.astype(ml_dtypes.bfloat16).tobytes()
-    assert f16.numpy().tobytes() == f32.astype(np.float16).tobytes()
+    expected = {np.float16: f32, ml_dtypes.bfloat16: f32}
+    if bounds and name != "sparse_":  # sparse_'s uniforms rank rows; its values are normal
+        assert len(set(bounds)) == 1
+        expected = {dtype: within_dtype_interval(f32, dtype, *bounds[0]) for dtype in expected}
+    assert bf16.view(torch.int16).numpy().tobytes() == expected[ml_dtypes.bfloat16].astype(
+        ml_dtypes.bfloat16).tobytes()
+    assert f16.numpy().tobytes() == expected[np.float16].astype(np.float16).tobytes()
 
 
 def test_torch_manual_seed_makes_default_generator_reproducible():

@@ -721,3 +721,18 @@ def test_bad_example_inputs_raise_type_error_naming_them(bad, message):
 def test_model_must_be_a_module():
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
         trace(lambda x: x, torch.zeros(2))
+
+
+def test_meta_view_traces_shapes_and_gives_the_real_tensors_back():
+    from varinit.torch.graph import meta_view
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ids = {id(p) for p in model.parameters()}
+    with pytest.raises(RuntimeError, match="inside"):
+        with meta_view(model):
+            assert all(p.is_meta for p in model.parameters()) and all(b.is_meta for b in model.buffers())
+            raise RuntimeError("inside")
+    assert {id(p) for p in model.parameters()} == ids
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key

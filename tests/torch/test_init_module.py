@@ -149,6 +149,34 @@ def test_phase_balanced_transposed_conv_and_inferred_dropout():
     assert_variance(plain[1].weight, 1.0 / 400, "infer_dropout off by default")
 
 
+def test_strided_conv_fan_out_counts_the_stride():
+    # An input of a stride-s conv is reached by prod(k)/prod(s) taps per output channel on
+    # average: fan_out = C_out/g * prod(k) / prod(s), so mode="fan_out" (and xavier's
+    # fan_avg) see the stride; fan_in does not.
+    model = torch.nn.Sequential(torch.nn.Conv2d(16, 64, 3, stride=2), torch.nn.ReLU(),
+                                torch.nn.Conv1d(8, 10, 3, stride=4))
+    report = {r.name: r for r in vt.init_module(model, mode="fan_out", generator=17)}
+    assert report["0.weight"].fan_out == 64 * 9 / 4 and report["0.weight"].fan_in == 16 * 9
+    assert_variance(model[0].weight, 2.0 / (64 * 9 / 4), "conv2d stride 2, fan_out")
+    assert report["2.weight"].fan_out == 7.5  # 10 * 3 / 4: fractional, used as it is
+    assert_variance(model[2].weight, 1.0 / 7.5, "conv1d stride 4, fan_out")
+    vt.init_module(model, generator=18)  # fan_in: unchanged by the stride
+    assert_variance(model[0].weight, 2.0 / (16 * 9), "conv2d stride 2, fan_in")
+
+
+def test_phase_balanced_refused_before_any_write():
+    # dilation 2 with stride 2: every tap lands on the even outputs, the odd ones get none,
+    # and no per-tap scale balances that (varinit.fan_rules.check_phase_balanced)
+    model = torch.nn.Sequential(torch.nn.ConvTranspose2d(8, 8, 4, stride=2), torch.nn.ReLU(),
+                                torch.nn.ConvTranspose2d(8, 4, 3, stride=2, dilation=2))
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match=r"^2: phase_balanced=True.*stride 2 and dilation 2"):
+        vt.init_module(model, phase_balanced=True, generator=1)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    vt.init_module(model, generator=1)  # without balancing: filled as usual
+    assert not torch.equal(before[0], model[0].weight)
+
+
 def test_uniform_and_truncated_normal_distributions():
     model = torch.nn.Sequential(torch.nn.Conv2d(32, 64, 3, groups=2), torch.nn.ReLU())
     report = vt.init_module(model, mode="fan_out", distribution="uniform", generator=15)

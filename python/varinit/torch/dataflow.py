@@ -50,7 +50,7 @@ from .. import init as fills
 from .._arrays import mark_written
 from ..layers.records import InitRecord
 from . import moment_rules as rules
-from .graph import trace
+from .graph import meta_view, trace
 from .modules import init_by_structure
 from .moment_rules import Moments
 
@@ -116,7 +116,7 @@ class Plan:
 def plan(model, example_inputs, *, target=1.0, residual="depth"):
     """Decide every parameter of `model` from the dataflow of one forward pass
     on `example_inputs` (real or meta); nothing is written."""
-    graph = trace(model, example_inputs)
+    graph = _trace_shapes(model, example_inputs)
     walk = _Walk(model, graph, example_inputs, target, residual)
     decided = {}
     for _ in range(MAX_PASSES):
@@ -129,6 +129,22 @@ def plan(model, example_inputs, *, target=1.0, residual="depth"):
     return Plan(walk.plans, graph, walk.moments, walk.verdicts(), walk.notes)
 
 
+def _trace_shapes(model, example_inputs):
+    """The trace, run on meta twins of the model and the inputs when they hold
+    values: the walk needs shapes only (it reads the inputs' moments itself)."""
+    inputs = _flat_inputs(example_inputs)
+    if any(t.is_meta for t in inputs) or any(p.is_meta for p in model.parameters()):
+        return trace(model, example_inputs)
+    if isinstance(example_inputs, dict):
+        meta = {k: v.to("meta") for k, v in example_inputs.items()}
+    elif isinstance(example_inputs, torch.Tensor):
+        meta = example_inputs.to("meta")
+    else:
+        meta = type(example_inputs)(t.to("meta") for t in example_inputs)
+    with meta_view(model):
+        return trace(model, meta)
+
+
 def _close(a, b):
     if a is None or b is None:
         return a is b
@@ -139,6 +155,7 @@ class _Walk:
     def __init__(self, model, graph, example_inputs, target, residual):
         self.model, self.graph, self.target, self.residual = model, graph, float(target), residual
         self.modules = dict(model.named_modules())
+        self.real_params = dict(model.named_parameters())   # the graph's may be meta twins
         self.example = _flat_inputs(example_inputs)
         self.ancestors = _ancestors(graph)
         self.branch_end, self.chain_length = _residuals(graph, self.ancestors)
@@ -187,7 +204,7 @@ class _Walk:
 
     def _param(self, node):
         name = node.params.get("param")
-        tensor = self.graph.params.get(name)
+        tensor = self.real_params.get(name)
         self.plans.setdefault(name, ParamPlan(
             name, "untouched", reason=f"read directly by {self.consumer_label(node)}: no rule knows its role"))
         if tensor is None or tensor.is_meta:

@@ -31,6 +31,7 @@ nn.MultiheadAttention and nn.TransformerEncoderLayer in eval mode
 (torch._native_multi_head_attention, torch._transformer_encoder_layer_fwd)
 are never taken while tracing: the decomposed path is recorded instead.
 """
+import contextlib
 import functools
 import numbers
 import threading
@@ -190,6 +191,34 @@ class BufferGuard:
                 if getattr(module, name) is not buffer:
                     setattr(module, name, buffer)
                 buffer.copy_(copy)
+
+
+@contextlib.contextmanager
+def meta_view(model):
+    """Inside the block, every parameter and buffer of `model` is a meta tensor of
+    the same shape (tied tensors stay tied); on exit the real ones are back.
+
+    A trace needs shapes, not values: tracing through this view costs no
+    arithmetic (GPT-2 small's 50257-token head alone is 5 GFLOP for 128 tokens)."""
+    swapped, twins = [], {}
+    for module in model.modules():
+        for table in (module._parameters, module._buffers):
+            for name, tensor in table.items():
+                if tensor is None or tensor.is_meta:
+                    continue
+                twin = twins.get(id(tensor))
+                if twin is None:
+                    twin = tensor.detach().to("meta")
+                    if isinstance(tensor, torch.nn.Parameter):
+                        twin = torch.nn.Parameter(twin, requires_grad=tensor.requires_grad)
+                    twins[id(tensor)] = twin
+                swapped.append((table, name, tensor))
+                table[name] = twin
+    try:
+        yield model
+    finally:
+        for table, name, tensor in swapped:
+            table[name] = tensor
 
 
 def _never(*args):

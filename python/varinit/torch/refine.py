@@ -25,6 +25,10 @@ MEASURED = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d,
             torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)
 
 
+class _AllMeasured(Exception):
+    """Raised from the last hook: every measured layer has its factor."""
+
+
 def correction_factors(model, example_inputs, targets):
     """{weight name: factor} that brings each module's measured output second
     moment to targets[weight name], measured in one forward pass."""
@@ -38,6 +42,8 @@ def correction_factors(model, example_inputs, targets):
             second = float(output.detach().to(torch.float64).pow(2).mean())
             factor = math.sqrt(goal / second) if second > 0 and math.isfinite(second) else 1.0
             factors[name] = factor
+            if len(factors) == len(handles):
+                raise _AllMeasured  # the rest of the forward pass (a large head) is not needed
             return output * factor
         return correct
 
@@ -57,6 +63,8 @@ def correction_factors(model, example_inputs, targets):
                 model(*example_inputs)
             else:
                 model(example_inputs)
+    except _AllMeasured:
+        pass
     finally:
         for h in handles:
             h.remove()
