@@ -66,10 +66,10 @@ def _step(module, conv_types, linear_type):
                          units=module.out_features)
     if isinstance(module, conv_types):
         w = module.weight.detach().numpy()
-        fan_in, fan_out = fans(w.shape, layer="conv", groups=module.groups)
+        # a strided conv's fan_out is its average over input positions (varinit.fans)
+        fan_in, fan_out = fans(w.shape, layer="conv", groups=module.groups, stride=tuple(module.stride))
         b2 = 0.0 if module.bias is None else second_moment(module.bias.detach().numpy())
-        strides = int(np.prod(module.stride))
-        return mf.Affine(second_moment(w), fan_in, fan_out / strides, b2)
+        return mf.Affine(second_moment(w), fan_in, fan_out, b2)
     return mf.Opaque(cls)
 
 
