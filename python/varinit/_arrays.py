@@ -8,6 +8,7 @@ the rare byte-swapped or misaligned array through a native copy.
 """
 import functools
 import sys
+import threading
 
 import numpy as np
 
@@ -84,14 +85,55 @@ def mark_written(tensor):
 
 def writes_in_place(fn):
     """Decorator for a public function that fills its first argument in place:
-    a torch target's version counter is bumped once the fill has succeeded."""
+    a torch target's version counter is bumped once the fill has succeeded, and
+    a meta tensor (shape and dtype, no memory) has its arguments checked and is
+    returned unchanged, as torch.nn.init does, so modules built on the meta
+    device with varinit as their init work."""
     @functools.wraps(fn)
     def fill(tensor, *args, **kwargs):
+        if type(tensor) is not np.ndarray and is_torch_tensor(tensor) and tensor.is_meta:
+            return _check_on_meta(fn, tensor, args, kwargs)
         result = fn(tensor, *args, **kwargs)
         mark_written(tensor)
         return result
 
     return fill
+
+
+class DryRun(Exception):
+    """Raised where a fill would take its stream, during a check on a meta tensor."""
+
+
+_dry_run = threading.local()
+
+
+def dry_run_active():
+    """True while a meta tensor's fill is being checked: no stream may be taken."""
+    return getattr(_dry_run, "active", False)
+
+
+def _check_on_meta(fn, tensor, args, kwargs):
+    """Run `fn` on a one-element stand-in of the meta tensor's shape and dtype (every
+    element at one address) until it would take a stream, then return the tensor."""
+    import ml_dtypes
+    import torch
+
+    dtypes = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16,
+              torch.bfloat16: ml_dtypes.bfloat16}
+    if tensor.dtype not in dtypes:
+        raise TypeError("tensor must have a floating dtype (float16, bfloat16, float32, float64), "
+                        f"got {tensor.dtype}")
+    cell = np.zeros(1, dtypes[tensor.dtype])
+    stand_in = np.lib.stride_tricks.as_strided(cell, tuple(tensor.shape), (0,) * tensor.dim())
+    outer = dry_run_active()
+    _dry_run.active = True
+    try:
+        fn(stand_in, *args, **kwargs)
+    except DryRun:
+        pass
+    finally:
+        _dry_run.active = outer
+    return tensor
 
 
 def _is_fillable_dtype(dtype):
@@ -123,7 +165,7 @@ def as_array(tensor):
         )
     if not arr.flags.writeable:
         raise ValueError("tensor is read-only; expected a writable array")
-    if not (arr.flags.c_contiguous or arr.flags.f_contiguous) and _elements_overlap(arr):
+    if not (arr.flags.c_contiguous or arr.flags.f_contiguous) and not dry_run_active() and _elements_overlap(arr):
         # Two elements at one address would be written by two threads with two
         # different values: the result would depend on the thread schedule.
         # torch refuses to write such views (expand, overlapping as_strided) too.

@@ -22,6 +22,8 @@ import warnings
 
 import numpy as np
 
+from ._arrays import DryRun, dry_run_active
+
 from . import _validate
 
 SEED_LIMIT = 1 << 64
@@ -253,7 +255,11 @@ def resolve(generator, target_is_torch):
     int: a fresh Generator(seed), stream 0. Generator.stream(name) (or any
     Stream): its fixed (key, stream_id), the same at every use. numpy.random.Generator and
     torch.Generator: a 64-bit key drawn from them (their state advances).
+    While a meta tensor's fill is checked (varinit._arrays), nothing is drawn:
+    DryRun ends the check here.
     """
+    if dry_run_active():
+        raise DryRun
     if generator is None:
         if target_is_torch:
             return _torch_key(None), 0

@@ -165,10 +165,11 @@ def test_elements_sharing_memory(name):
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_meta_tensor(name):
+def test_meta_tensor_is_checked_and_left_alone_as_torch_does(name):
     t = torch.empty(SPECS[name][0], device="meta")
-    with pytest.raises(TypeError, match="CPU"):
-        call(name, t)
+    state = varinit.default_generator.get_state()
+    assert call(name, t) is t and t.is_meta
+    assert varinit.default_generator.get_state() == state
 
 
 @pytest.mark.parametrize("dtype", [torch.int32, torch.int64, torch.bool, torch.uint8, torch.complex64])
