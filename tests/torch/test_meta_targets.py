@@ -51,3 +51,17 @@ def test_modules_build_on_meta_with_torch_nn_init_patched_to_varinit(monkeypatch
                    torch.nn.TransformerDecoderLayer(16, 4, 32), torch.nn.Embedding(10, 8),
                    torch.nn.Bilinear(4, 4, 4), torch.nn.Conv1d(2, 4, 3, groups=2), torch.nn.LayerNorm(8)]
     assert all(p.is_meta for m in modules for p in m.parameters())
+
+
+def test_init_module_on_a_meta_model_returns_the_plan_of_the_real_one():
+    def build():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Embedding(50, 16, padding_idx=0), torch.nn.LSTM(16, 32, 2),
+                                   torch.nn.Linear(32, 10))
+
+    real = varinit.torch.init_module(build(), generator=3, by_name=True)
+    with torch.device("meta"):
+        model = build()
+    plan = varinit.torch.init_module(model, generator=3, by_name=True)
+    assert all(p.is_meta for p in model.parameters())
+    assert [(r.name, r.rule, r.std) for r in plan] == [(r.name, r.rule, r.std) for r in real]

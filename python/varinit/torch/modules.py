@@ -328,7 +328,8 @@ def _init_recurrent(walk, name, module, params):
         elif pname.startswith("bias_ih") and module.mode == "LSTM":
             walk.constant(param, full, 0.0)
             hidden = module.hidden_size
-            as_array(param)[hidden:2 * hidden] = 1.0  # forget gate: torch orders the gates (i, f, g, o)
+            if not param.is_meta:  # a meta model gets the plan, not the values
+                as_array(param)[hidden:2 * hidden] = 1.0  # forget gate: torch orders the gates (i, f, g, o)
             walk.report[-1] = InitRecord(full, "zeros, forget-gate block 1", None, None, 0.0)
         else:
             walk.constant(param, full, 0.0)
@@ -339,7 +340,8 @@ def _init_embedding(walk, name, module, params):
         full = _full(name, pname)
         walk.report.append(fill_normal(param, full, std=walk.embedding_std, generator=walk.stream(full)))
         if getattr(module, "padding_idx", None) is not None:
-            as_array(param)[module.padding_idx] = 0.0
+            if not param.is_meta:
+                as_array(param)[module.padding_idx] = 0.0
 
 
 def _init_norm(walk, name, module, params):
@@ -451,7 +453,7 @@ def init_by_structure(model, *, scheme="kaiming", activation=None, activations=N
         raise TypeError(f"activations must be a dict of module name -> activation, got {type(activations).__name__}")
     activations = {key: _user_activation(value, key) for key, value in activations.items()}
     default = _user_activation(activation, "default") if activation is not None else None
-    check_fillable(model)
+    check_fillable(model, allow_meta=True)
     if phase_balanced:
         _check_phase_balanced_layers(model)
     walk = _Walk(
