@@ -70,7 +70,7 @@ def test_lsuv_torch_conv_mean_correction_over_batches():
         assert means.abs().max().item() < 1e-4, (name, means.abs().max().item())
 
 
-def test_lsuv_torch_is_reproducible_and_skips_never_called_layers():
+def test_lsuv_torch_is_reproducible_and_reaches_weights_used_without_their_module():
     class WithAttention(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -82,7 +82,6 @@ def test_lsuv_torch_is_reproducible_and_skips_never_called_layers():
             h = self.inp(x)
             return self.out(self.attn(h, h, h, need_weights=False)[0])
 
-    # LSUV leaves the attention's own parameters alone: build both from one torch seed.
     torch.manual_seed(0)
     a = WithAttention()
     torch.manual_seed(0)
@@ -90,10 +89,35 @@ def test_lsuv_torch_is_reproducible_and_skips_never_called_layers():
     x = torch.randn(10, 8, 16, generator=torch.Generator().manual_seed(0))
     ra = vt.lsuv(a, x, generator=1)
     rb = vt.lsuv(b, x, generator=1)
-    # attn.out_proj's forward is never called (its weight is used directly): not hooked.
-    assert [r.name for r in ra] == [r.name for r in rb] == ["inp", "out"]
-    assert torch.equal(a.inp.weight, b.inp.weight) and torch.equal(a.out.weight, b.out.weight)
+    # the packed in_proj_weight and out_proj.weight reach F.linear without their module's forward
+    assert [r.name for r in ra] == [r.name for r in rb] == ["inp", "attn.in_proj_weight", "attn.out_proj", "out"]
+    assert all(r.converged for r in ra)
+    for name, p in a.named_parameters():
+        assert torch.equal(p, dict(b.named_parameters())[name]), name
     assert a.training  # training flags restored
+    with torch.no_grad():
+        h = a.inp(x)
+        qkv = torch.nn.functional.linear(h, a.attn.in_proj_weight, a.attn.in_proj_bias)
+    assert abs(float(qkv.var()) - 1.0) < 0.1
+
+
+def test_lsuv_torch_rescales_every_layer_of_an_lstm_on_its_own_input():
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(16, 32, num_layers=3, batch_first=True)
+    x = torch.randn(32, 12, 16, generator=torch.Generator().manual_seed(1))
+    report = vt.lsuv(lstm, x, generator=2)
+    assert [r.name for r in report] == ["weight_ih_l0", "weight_ih_l1", "weight_ih_l2"]
+    assert all(r.converged for r in report)
+    with torch.no_grad():
+        inputs = x
+        for layer in range(3):
+            w, b = getattr(lstm, f"weight_ih_l{layer}"), getattr(lstm, f"bias_ih_l{layer}")
+            z = torch.nn.functional.linear(inputs, w, b)
+            assert abs(float(z.var()) - 1.0) < 0.1, layer
+            single = torch.nn.LSTM(16 if layer == 0 else 32, 32, batch_first=True)
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(single, f"{name}_l0").copy_(getattr(lstm, f"{name}_l{layer}"))
+            inputs = single(inputs)[0]
 
 
 def _numpy_mlp(depth, width, activation, seed):

@@ -226,7 +226,7 @@ def _never(*args):
 
 
 @functools.lru_cache(maxsize=None)
-def _unguarded(func):
+def unguarded(func):
     """A copy of the Python function `func` whose own __torch_function__ check
     is off, so its body runs under the mode and the calls inside it are
     recorded. Calling `func` itself with the mode on would dispatch straight
@@ -434,7 +434,7 @@ class _Recorder(TorchFunctionMode):
         self.expanding.append(func)
         try:
             with self:
-                return _unguarded(func)(*args, **kwargs)
+                return unguarded(func)(*args, **kwargs)
         finally:
             self.expanding.pop()
 

@@ -2,89 +2,154 @@
 layer the forward pass calls, watched through forward hooks, in call order.
 The algorithm and its records are those of varinit.layers.unit_variance."""
 import math
+import types
 
 import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 from .._arrays import as_array
 from ..init import orthogonal_
 from ..layers.schemes import as_generator, fill_constant, stream_for
 from ..layers.records import LsuvRecord
 from ..layers.transaction import all_or_nothing, check_finite
+from .graph import unguarded
 from ..layers.unit_variance import Moments, as_batches, check_options, rescale
 
 
-def _hooked_layers(model):
-    kinds = (torch.nn.Linear, torch.nn.modules.conv._ConvNd)
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, kinds)]
-
-
-def _execution_order(model, batches, candidates):
-    """The candidate layers in the order the forward pass first calls them;
-    layers whose forward is never called (e.g. MultiheadAttention.out_proj,
-    whose weight is used directly) are left out."""
-    order, seen, handles = [], set(), []
-
-    def record(name):
-        def hook(module, args, output):
-            if name not in seen:
-                seen.add(name)
-                order.append((name, module))
-        return hook
-
-    for name, module in candidates:
-        handles.append(module.register_forward_hook(record(name)))
-    try:
-        _run(model, batches[:1])
-    finally:
-        for h in handles:
-            h.remove()
-    return order
+# The functions whose weight argument LSUV rescales: every layer of a model
+# reaches one of them, called as a module or not (nn.MultiheadAttention hands
+# its packed in_proj_weight and out_proj.weight to F.linear directly).
+_WEIGHTED = {F.linear: "linear", F.conv1d: "conv", F.conv2d: "conv", F.conv3d: "conv",
+             F.conv_transpose1d: "conv", F.conv_transpose2d: "conv", F.conv_transpose3d: "conv"}
+_RECURRENT = {torch._VF.lstm: 4, torch._VF.gru: 3, torch._VF.rnn_tanh: 1, torch._VF.rnn_relu: 1}
 
 
 class _StopForward(Exception):
-    """Raised from a hook once the watched layer has produced its output."""
+    """Raised once the watched weight's output has been measured."""
 
 
-def _run(model, batches, stop=False):
-    for x in batches:
-        try:
-            model(x)
-        except _StopForward:
-            if not stop:
-                raise
+class _Unit:
+    """One weight LSUV rescales: its parameter, its bias, where its output is measured."""
+
+    def __init__(self, name, weight, bias, axis, recurrent=None):
+        self.name, self.weight, self.bias, self.axis = name, weight, bias, axis
+        self.recurrent = recurrent   # a recurrent layer's gate count (its orthogonal blocks), or None
 
 
-def _unit_axis(module):
-    return -1 if isinstance(module, torch.nn.Linear) else 1
+def _bound(func, args, kwargs, names):
+    values = dict(zip(names, args))
+    values.update(kwargs)
+    return values
 
 
-def _layer_moments(model, module, batches):
-    """Pooled moments of `module`'s first output per batch; the rest of the
-    forward pass is skipped."""
+class _Watch(TorchFunctionMode):
+    """Sees every weighted call of one forward pass: records the order in which
+    weights are first used, or measures one weight's output and stops."""
+
+    def __init__(self, param_names, target=None):
+        super().__init__()
+        self.param_names, self.target = param_names, target
+        self.order, self.seen, self.output = [], set(), None
+        self.expanding = []
+
+    def __torch_function__(self, func, arg_types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _WEIGHTED:
+            values = _bound(func, args, kwargs, ("input", "weight", "bias"))
+            weight, bias = values.get("weight"), values.get("bias")
+            if id(weight) in self.param_names:
+                axis = -1 if _WEIGHTED[func] == "linear" else 1
+                self.note(_Unit(self.param_names[id(weight)], weight, bias, axis))
+                if self.target is not None and self.target.weight is weight:
+                    self.output = func(*args, **kwargs)
+                    raise _StopForward
+        elif func in _RECURRENT:
+            self.recurrent(func, args, kwargs)
+        elif type(func) is types.FunctionType and func not in self.expanding:
+            # a Python function torch dispatches (F.multi_head_attention_forward):
+            # run its body under the watch, so the weights it uses are seen
+            self.expanding.append(func)
+            try:
+                with self:
+                    return unguarded(func)(*args, **kwargs)
+            finally:
+                self.expanding.pop()
+        return func(*args, **kwargs)
+
+    def note(self, unit):
+        if id(unit.weight) not in self.seen:
+            self.seen.add(id(unit.weight))
+            self.order.append(unit)
+
+    def recurrent(self, func, args, kwargs):
+        """The input weights of a recurrent layer: weight_ih of each layer and
+        direction, measured as W_ih x_l + b_ih on that layer's actual input."""
+        x, hx, params, has_biases, num_layers, _, _, bidirectional, batch_first = args[:9]
+        per = len(params) // (num_layers * (2 if bidirectional else 1))
+        for index in range(0, len(params), per):
+            weight = params[index]
+            if id(weight) not in self.param_names:
+                continue
+            bias = params[index + 2] if has_biases else None
+            unit = _Unit(self.param_names[id(weight)], weight, bias, -1, _RECURRENT[func])
+            self.note(unit)
+            if self.target is not None and self.target.weight is weight:
+                layer = index // (per * (2 if bidirectional else 1))
+                inputs = x
+                if layer:
+                    done = layer * per * (2 if bidirectional else 1)
+                    hidden = (tuple(h[:layer * (2 if bidirectional else 1)] for h in hx)
+                              if isinstance(hx, (tuple, list)) else hx[:layer * (2 if bidirectional else 1)])
+                    inputs = func(x, hidden, params[:done], has_biases, layer, 0.0, False, bidirectional,
+                                  batch_first)[0]
+                self.output = F.linear(inputs, weight, bias)
+                raise _StopForward
+
+
+def _run(model, batches, watch, stop=False):
+    with watch:
+        for x in batches:
+            try:
+                model(x)
+            except _StopForward:
+                if not stop:
+                    raise
+
+
+def _units(model, batches):
+    """The weights the forward pass uses, in the order it first uses them."""
+    names = {id(p): name for name, p in model.named_parameters()}
+    watch = _Watch(names)
+    _run(model, batches[:1], watch)
+    return watch.order
+
+
+def _unit_moments(model, unit, batches, names):
+    """Pooled moments of the unit's output on every batch (the rest of each forward pass is skipped)."""
     moments = Moments()
-    axis = _unit_axis(module)
-
-    def hook(mod, args, output):
-        moments.add(output.detach().cpu().numpy(), axis)
-        raise _StopForward
-
-    handle = module.register_forward_hook(hook)
-    try:
-        _run(model, batches, stop=True)
-    finally:
-        handle.remove()
+    for x in batches:
+        watch = _Watch(names, unit)
+        _run(model, [x], watch, stop=True)
+        if watch.output is None:
+            raise ValueError(f"layer {unit.name}: the forward pass did not use it on every batch")
+        moments.add(watch.output.detach().cpu().numpy(), unit.axis)
     return moments
 
 
-def _check_plain_weight(name, module):
-    if torch.nn.utils.parametrize.is_parametrized(module, "weight") or hasattr(module, "weight_v"):
-        raise ValueError(f"layer {name} has a weight-norm parametrization; use varinit.torch.weight_norm_init")
+def _check_plain_weights(model):
+    for name, module in model.named_modules():
+        if torch.nn.utils.parametrize.is_parametrized(module, "weight") or hasattr(module, "weight_v"):
+            raise ValueError(f"layer {name} has a weight-norm parametrization; use varinit.torch.weight_norm_init")
 
 
 def lsuv(model, data, *, tol=0.1, max_iter=10, mean_correction=False, orthogonal_init=True,
                 by_name=False, generator=None):
-    """LSUV for a torch.nn.Module: every Linear and Conv/ConvTranspose layer
-    that the forward pass calls, in the order it calls them.
+    """LSUV for a torch.nn.Module: every weight the forward pass hands to a
+    linear or convolution function, in the order it first does, called as a
+    module or not (nn.MultiheadAttention's packed in_proj_weight and its
+    out_proj.weight), and the input weights of LSTM/GRU/RNN layers (measured
+    as W_ih x + b_ih on each layer's actual input).
 
     `data` is an input tensor or a list of them (several batches); the model
     runs in eval mode (dropout off, batch norm on its running statistics)
@@ -107,11 +172,10 @@ def lsuv(model, data, *, tol=0.1, max_iter=10, mean_correction=False, orthogonal
     model.eval()
     try:
         with torch.no_grad():
-            order = _execution_order(model, batches, _hooked_layers(model))
-            for name, module in order:
-                _check_plain_weight(name, module)
+            _check_plain_weights(model)
+            order = _units(model, batches)
             generator = as_generator(generator, True) if orthogonal_init else None
-            changed = [t for _, module in order for t in (module.weight, module.bias)]
+            changed = [t for unit in order for t in (unit.weight, unit.bias) if isinstance(t, torch.nn.Parameter)]
             with all_or_nothing(changed, [generator] if generator is not None else []):
                 return _lsuv(model, batches, order, tol, max_iter, mean_correction, generator, by_name)
     finally:
@@ -120,27 +184,29 @@ def lsuv(model, data, *, tol=0.1, max_iter=10, mean_correction=False, orthogonal
 
 
 def _lsuv(model, batches, order, tol, max_iter, mean_correction, generator, by_name):
+    names = {id(p): name for name, p in model.named_parameters()}
     if generator is not None:
-        for name, module in order:
-            weight_name = f"{name}.weight" if name else "weight"
-            orthogonal_(module.weight, generator=stream_for(generator, weight_name, by_name))
-            if module.bias is not None:
-                fill_constant(module.bias, f"{name}.bias", 0.0)
+        for unit in order:
+            orthogonal_(unit.weight, generator=stream_for(generator, unit.name, by_name),
+                        blocks=unit.recurrent or 1)
+            if isinstance(unit.bias, torch.nn.Parameter):
+                fill_constant(unit.bias, names[id(unit.bias)], 0.0)
     report = []
-    for name, module in order:
-        weight = as_array(module.weight)
-        bias = as_array(module.bias) if module.bias is not None else None
+    for unit in order:
+        weight = as_array(unit.weight)
+        bias = as_array(unit.bias) if isinstance(unit.bias, torch.nn.Parameter) else None
+        label = unit.name[:-len(".weight")] if unit.name.endswith(".weight") else unit.name
         iterations = 0
         while True:
-            moments = _layer_moments(model, module, batches)
+            moments = _unit_moments(model, unit, batches, names)
             if mean_correction and bias is not None and iterations == 0:
                 bias -= moments.unit_means().astype(bias.dtype)
-                moments = _layer_moments(model, module, batches)
-            variance = moments.variance(name)
+                moments = _unit_moments(model, unit, batches, names)
+            variance = moments.variance(label)
             converged = abs(variance - 1.0) < tol
             if converged or iterations == max_iter:
                 break
             rescale([weight, bias], 1.0 / math.sqrt(variance))
             iterations += 1
-        report.append(LsuvRecord(name, iterations, variance, converged))
+        report.append(LsuvRecord(label, iterations, variance, converged))
     return report
