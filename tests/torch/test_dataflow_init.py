@@ -175,3 +175,24 @@ def test_the_initialized_model_is_healthy_by_varinits_own_report(name):
     model, x, _, _ = initialized(name)
     report = varinit.propagate(model, x)
     assert report.status in ("healthy", "saturated"), [(l.name, l.reasons) for l in report.layers if l.reasons]
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    (dict(example_inputs=[1, 2]), TypeError, "example_inputs"),
+    (dict(example_inputs=torch.randn(4, 8), target=-1.0), ValueError, "target"),
+    (dict(example_inputs=torch.randn(4, 8), residual="sideways"), ValueError, "residual"),
+    (dict(example_inputs=torch.randn(4, 8), scheme="xavier"), ValueError, "scheme applies without example_inputs"),
+    (dict(example_inputs=torch.randn(4, 8), distribution="cauchy"), ValueError, "distribution"),
+    (dict(example_inputs=torch.randn(4, 8), bogus=1), TypeError, "bogus"),
+    (dict(target=2.0), ValueError, "target applies with example_inputs"),
+])
+def test_bad_arguments_change_nothing(kwargs, error, words):
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    state, torch_state = varinit.default_generator.get_state(), torch.get_rng_state()
+    example = kwargs.pop("example_inputs", None)
+    with pytest.raises(error, match=words):
+        varinit.torch.init_module(model, example, **kwargs)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert varinit.default_generator.get_state() == state and torch.equal(torch.get_rng_state(), torch_state)

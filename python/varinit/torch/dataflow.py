@@ -133,8 +133,9 @@ def _trace_shapes(model, example_inputs):
     """The trace, run on meta twins of the model and the inputs when they hold
     values: the walk needs shapes only (it reads the inputs' moments itself)."""
     inputs = _flat_inputs(example_inputs)
-    if any(t.is_meta for t in inputs) or any(p.is_meta for p in model.parameters()):
-        return trace(model, example_inputs)
+    if (not all(isinstance(t, torch.Tensor) for t in inputs) or any(t.is_meta for t in inputs)
+            or any(p.is_meta for p in model.parameters())):
+        return trace(model, example_inputs)  # which also refuses what is not a tensor, by name
     if isinstance(example_inputs, dict):
         meta = {k: v.to("meta") for k, v in example_inputs.items()}
     elif isinstance(example_inputs, torch.Tensor):
@@ -662,7 +663,9 @@ def _flat_inputs(example_inputs):
         return [example_inputs]
     if isinstance(example_inputs, dict):
         return list(example_inputs.values())
-    return list(example_inputs)
+    if isinstance(example_inputs, (tuple, list)):
+        return list(example_inputs)
+    return [example_inputs]
 
 
 def _ancestors(graph):
