@@ -53,6 +53,7 @@ from . import moment_rules as rules
 from .graph import meta_view, trace
 from .modules import init_by_structure
 from .moment_rules import Moments
+from .refine import MEASURED_MODULES, Target
 
 RESIDUAL_RULES = ("depth", "zero_gamma", "none")
 LAYERS = ("linear", "conv", "conv_transpose")
@@ -111,6 +112,7 @@ class Plan:
     moments: dict                     # node index -> Moments
     verdicts: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    measurable: list = field(default_factory=list)   # refine.Target per layer the measured pass corrects
 
 
 def plan(model, example_inputs, *, target=1.0, residual="depth"):
@@ -126,7 +128,7 @@ def plan(model, example_inputs, *, target=1.0, residual="depth"):
             break
         decided = new
     walk.finish()
-    return Plan(walk.plans, graph, walk.moments, walk.verdicts(), walk.notes)
+    return Plan(walk.plans, graph, walk.moments, walk.verdicts(), walk.notes, walk.measurable())
 
 
 def _trace_shapes(model, example_inputs):
@@ -163,6 +165,7 @@ class _Walk:
         self.deciding = _deciding_uses(graph)
         self.multi_use = {name for name, uses in graph.uses.items() if len(_layer_uses(graph, name)) > 1}
         self.notes = []
+        self.alphas = {}
 
     # ------------------------------------------------------------------ walk
     def run(self, decided):
@@ -320,6 +323,7 @@ class _Walk:
                 mid = math.sqrt(lo * hi)
                 lo, hi = (mid, hi) if growth(mid) <= limit else (lo, mid)
             alpha = lo
+        self.alphas[node.index] = alpha
         return alpha * s.second, (f"; residual branch end: {_g(alpha)} of the stream's {_g(s.second)}, "
                                   f"so {length} blocks grow it by at most e")
 
@@ -510,6 +514,33 @@ class _Walk:
         self.opaque.append(node)
         return None
 
+    def measurable(self):
+        """The solved layers a measured pass can correct: a leaf layer module's
+        output (or nn.MultiheadAttention's, whose out_proj it is) with a fixed
+        goal, or, at a residual branch's end, alpha times the stream's measured
+        second moment, read at the input of a norm or layer module that reads
+        the stream."""
+        targets = []
+        for name, p in self.plans.items():
+            node_index = self.deciding.get(name)
+            if p.rule != "normal" or node_index is None or name in self.multi_use:
+                continue
+            node = self.graph.nodes[node_index]
+            module = self.modules.get(node.module)
+            prefix = f"{node.module}." if node.module else ""
+            own = name == f"{prefix}weight" or (
+                isinstance(module, torch.nn.MultiheadAttention) and name == f"{prefix}out_proj.weight")
+            if not (own and isinstance(module, MEASURED_MODULES)) or _weight_norm_gain(node) is not None:
+                continue
+            if p.goal is not None:
+                targets.append(Target(name, node.module, p.goal, None, None))
+            elif node_index in self.alphas and self.residual == "depth":
+                stream = self.branch_end[node_index][0]
+                reader = _stream_reader(self.graph, self.modules, stream)
+                if reader is not None:
+                    targets.append(Target(name, node.module, None, reader, self.alphas[node_index]))
+        return targets
+
     # ------------------------------------------------------------ the end
     def finish(self):
         for name in self.graph.params:
@@ -609,6 +640,16 @@ def _named_activation(graph, node, source):
     if op in ("relu", "tanh", "sigmoid", "silu", "mish", "selu", "hardswish", "relu6", "hardsigmoid",
               "softsign"):
         return (op, None)
+    return None
+
+
+def _stream_reader(graph, modules, stream):
+    """The name of a leaf norm or layer module whose input is the stream node, or None."""
+    for node in graph.nodes:
+        if node.inputs[:1] == [stream] and node.kind in ("norm",) + LAYERS:
+            module = modules.get(node.module)
+            if module is not None and not list(module.children()):
+                return node.module
     return None
 
 

@@ -68,8 +68,7 @@ def init_module(model, example_inputs=None, *, distribution="normal", generator=
     with torch.no_grad():
         records = fill(model, result, generator, distribution)
         if _real(model, example_inputs):
-            goals = {name: p.goal for name, p in result.params.items() if p.goal is not None}
-            factors = correction_factors(model, example_inputs, goals)
+            factors = correction_factors(model, example_inputs, result.measurable)
             if factors:
                 records = fill(model, result, generator, distribution, factors)
     report = InitReport(records, result.verdicts, result.notes)

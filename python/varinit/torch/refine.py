@@ -16,13 +16,29 @@ the end of a residual branch (whose target follows the stream) are
 measured; the model's buffers and torch's random state are left as they were.
 """
 import math
+from typing import NamedTuple, Optional
 
 import torch
 
 from .graph import BufferGuard
 
-MEASURED = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d,
-            torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)
+# Modules whose output is their weight's layer output: leaf layers, and
+# MultiheadAttention, whose output is that of its out_proj weight.
+MEASURED_MODULES = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d,
+                    torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d,
+                    torch.nn.MultiheadAttention)
+
+
+class Target(NamedTuple):
+    """One layer for the measured pass: the weight, the module whose output is
+    its output, and the goal: a fixed second moment, or `alpha` times the
+    second moment of the residual stream read at the input of `stream`."""
+
+    weight: str
+    module: str
+    goal: Optional[float]
+    stream: Optional[str]
+    alpha: Optional[float]
 
 
 class _AllMeasured(Exception):
@@ -30,28 +46,45 @@ class _AllMeasured(Exception):
 
 
 def correction_factors(model, example_inputs, targets):
-    """{weight name: factor} that brings each module's measured output second
-    moment to targets[weight name], measured in one forward pass."""
+    """{weight name: factor} that brings each target layer's measured output
+    second moment to its goal, measured in one forward pass in which every
+    corrected output is passed on corrected."""
     modules = dict(model.named_modules())
-    factors, handles = {}, []
+    factors, streams, handles = {}, {}, []
+    weight_hooks = 0
 
-    def hook(name, goal):
+    def read_stream(name):
+        def pre_hook(module, args):
+            if name not in streams and args and isinstance(args[0], torch.Tensor):
+                streams[name] = float(args[0].detach().to(torch.float64).pow(2).mean())
+        return pre_hook
+
+    def hook(target):
         def correct(module, args, output):
-            if name in factors or not isinstance(output, torch.Tensor):
+            out = output[0] if isinstance(output, tuple) else output
+            if target.weight in factors or not isinstance(out, torch.Tensor):
                 return None
-            second = float(output.detach().to(torch.float64).pow(2).mean())
-            factor = math.sqrt(goal / second) if second > 0 and math.isfinite(second) else 1.0
-            factors[name] = factor
-            if len(factors) == len(handles):
+            goal = target.goal if target.stream is None else target.alpha * streams.get(target.stream, math.nan)
+            second = float(out.detach().to(torch.float64).pow(2).mean())
+            ok = second > 0 and math.isfinite(second) and math.isfinite(goal)
+            factor = math.sqrt(goal / second) if ok else 1.0
+            factors[target.weight] = factor
+            if len(factors) == weight_hooks:
                 raise _AllMeasured  # the rest of the forward pass (a large head) is not needed
-            return output * factor
+            return (out * factor,) + tuple(output[1:]) if isinstance(output, tuple) else out * factor
         return correct
 
-    for weight, goal in targets.items():
-        module_name = weight.rsplit(".", 1)[0] if "." in weight else ""
-        module = modules.get(module_name)
-        if isinstance(module, MEASURED) and weight.endswith(".weight"):
-            handles.append(module.register_forward_hook(hook(weight, goal)))
+    for target in targets:
+        module = modules.get(target.module)
+        if not isinstance(module, MEASURED_MODULES):
+            continue
+        if target.stream is not None:
+            reader = modules.get(target.stream)
+            if reader is None:
+                continue
+            handles.append(reader.register_forward_pre_hook(read_stream(target.stream)))
+        handles.append(module.register_forward_hook(hook(target)))
+        weight_hooks += 1
     if not handles:
         return factors
     rng = torch.get_rng_state()
