@@ -221,6 +221,18 @@ def meta_view(model):
             table[name] = tensor
 
 
+def expand(mode, func, args, kwargs):
+    """Run the Python function `func` with `mode` on for the calls in its body
+    (an `unguarded` copy); `mode.expanding` holds the functions being expanded,
+    so one that still dispatches to the mode is not expanded again."""
+    mode.expanding.append(func)
+    try:
+        with mode:
+            return unguarded(func)(*args, **kwargs)
+    finally:
+        mode.expanding.pop()
+
+
 def _never(*args):
     return False
 
@@ -431,12 +443,7 @@ class _Recorder(TorchFunctionMode):
     def _expand(self, func, args, kwargs):
         # If the copy still dispatches to the mode (a check the copy does not
         # switch off), `func` is found in `expanding` and recorded as opaque.
-        self.expanding.append(func)
-        try:
-            with self:
-                return unguarded(func)(*args, **kwargs)
-        finally:
-            self.expanding.pop()
+        return expand(self, func, args, kwargs)
 
     def _record(self, func, spec, args, kwargs, operands):
         target = public_name(func)

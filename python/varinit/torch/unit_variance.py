@@ -13,7 +13,7 @@ from ..init import orthogonal_
 from ..layers.schemes import as_generator, fill_constant, stream_for
 from ..layers.records import LsuvRecord
 from ..layers.transaction import all_or_nothing, check_finite
-from .graph import unguarded
+from .graph import expand
 from ..layers.unit_variance import Moments, as_batches, check_options, rescale
 
 
@@ -69,12 +69,7 @@ class _Watch(TorchFunctionMode):
         elif type(func) is types.FunctionType and func not in self.expanding:
             # a Python function torch dispatches (F.multi_head_attention_forward):
             # run its body under the watch, so the weights it uses are seen
-            self.expanding.append(func)
-            try:
-                with self:
-                    return unguarded(func)(*args, **kwargs)
-            finally:
-                self.expanding.pop()
+            return expand(self, func, args, kwargs)
         return func(*args, **kwargs)
 
     def note(self, unit):
