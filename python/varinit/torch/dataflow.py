@@ -38,7 +38,6 @@ The walk, node by node in execution order, with moment_rules' formulas:
   follows it is solved against an assumed unit second moment.
 """
 import copy
-import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -46,14 +45,12 @@ from typing import Optional
 
 import torch
 
-from .. import init as fills
-from .._arrays import mark_written
-from ..layers.records import InitRecord
 from . import moment_rules as rules
 from .graph import meta_view, trace
 from .modules import init_by_structure
 from .moment_rules import Moments
 from .refine import MEASURED_MODULES, Target
+from .verdicts import operand_label, region_label, tally, verdict
 
 RESIDUAL_RULES = ("depth", "zero_gamma", "none")
 LAYERS = ("linear", "conv", "conv_transpose")
@@ -65,10 +62,6 @@ BRANCH_PASS = ("view", "dropout", "scale")
 ASSUMED = Moments(0.0, 1.0)
 MAX_PASSES = 6
 TIE_RTOL = 1e-6
-# A second moment growing faster than q^1.5 cannot be held by any scale (relu^2: q^2).
-UNSTABLE_SLOPE = 1.5
-# Over the depth, gradients' second moment may change by this factor either way (std x4).
-GRADIENT_BAND = 16.0
 # bisection steps for a residual branch's alpha on [1e-6, 1] (log scale): 2% relative
 GROWTH_STEPS = 12
 
@@ -86,23 +79,6 @@ class ParamPlan:
     reason: str = ""
     tied: tuple = ()
     goal: Optional[float] = None   # the second moment solved for at its layer's output, when it is fixed
-
-
-@dataclass
-class Verdict:
-    """One activation's stability at the point the solve puts it.
-
-    chi: the per-layer factor of the gradient's second moment (chi_1 of Poole
-    et al. 2016 at this point); slope: d log E[g^2] / d log q, the factor by
-    which a relative error of the second moment grows per layer; depth: how
-    many times the model applies it in sequence."""
-
-    activation: str
-    chi: float
-    slope: float
-    depth: int
-    healthy: bool
-    message: str
 
 
 @dataclass
@@ -571,14 +547,14 @@ class _Walk:
                 continue
             chi = grad * x.variance / moments.second
             slope = self.region_slope(index)
-            _tally(by_label, _region_label(self.graph, source, index), chi, slope)
+            tally(by_label, region_label(self.graph, source, index), chi, slope)
         for node in self.graph.nodes:
             if node.kind == "mul" and node.index not in self.regions and len(node.inputs) == 2:
                 a, b = (sens.get(i, 0.0) for i in node.inputs)
                 if max(a, b) > 0:
-                    label = "product " + " * ".join(_operand_label(self.graph, i) for i in node.inputs)
-                    _tally(by_label, label, 1.0, (a + b) / max(a, b))
-        return [_verdict(label, chi, slope, depth) for label, (chi, slope, depth) in by_label.items()]
+                    label = "product " + " * ".join(operand_label(self.graph, i) for i in node.inputs)
+                    tally(by_label, label, 1.0, (a + b) / max(a, b))
+        return [verdict(label, chi, slope, depth) for label, (chi, slope, depth) in by_label.items()]
 
     def region_slope(self, index):
         source, g, moments, _ = self.regions[index]
@@ -651,52 +627,6 @@ def _stream_reader(graph, modules, stream):
             if module is not None and not list(module.children()):
                 return node.module
     return None
-
-
-def _tally(by_label, label, chi, slope):
-    entry = by_label.setdefault(label, [chi, slope, 0])
-    entry[0], entry[1] = max(entry[0], chi), max(entry[1], slope)
-    entry[2] += 1
-
-
-def _operand_label(graph, index):
-    node = graph.nodes[index]
-    while node.kind == "view" and node.inputs:
-        node = graph.nodes[node.inputs[0]]
-    return node.attrs.get("op", node.kind) if node.kind == "elementwise" else node.kind
-
-
-def _verdict(label, chi, slope, depth):
-    growth = chi ** depth
-    if slope >= UNSTABLE_SLOPE:
-        return Verdict(label, chi, slope, depth, False,
-                       f"{label}: no stable choice: E[g^2] grows like q^{slope:.2f}, so a relative error of "
-                       f"the second moment grows x{slope:.2f} per layer (x{slope ** depth:.3g} over {depth}); "
-                       "no initialization holds it over depth: use fewer layers, a normalization, or a "
-                       "degree-one activation")
-    if not 1 / GRADIENT_BAND <= growth <= GRADIENT_BAND:
-        return Verdict(label, chi, slope, depth, False,
-                       f"{label}: trade-off: at the variance-preserving scale chi_1 = {chi:.4g}, so gradients "
-                       f"change x{math.sqrt(growth):.3g} in std over its {depth} layers; no scale keeps both the "
-                       "forward variance and the gradients")
-    return Verdict(label, chi, slope, depth, True,
-                   f"{label}: chi_1 = {chi:.4g}, gradients change x{math.sqrt(growth):.3g} in std over "
-                   f"{depth} layers; forward error factor {slope:.3g} per layer")
-
-
-def _region_label(graph, source, end):
-    ops, index = [], end
-    seen = set()
-    stack = [end]
-    while stack:
-        index = stack.pop()
-        if index in seen or index == source:
-            continue
-        seen.add(index)
-        node = graph.nodes[index]
-        ops.append(node.attrs.get("op", node.kind) if node.kind == "elementwise" else node.kind)
-        stack.extend(node.inputs)
-    return "+".join(reversed(ops)) or graph.nodes[end].target
 
 
 def _flat_inputs(example_inputs):
@@ -818,51 +748,3 @@ def _measured_rnn(module, x, node):
 
 def _g(x):
     return f"{x:.4g}"
-
-
-def fill(model, result, generator, distribution="normal", factors=None):
-    """Write the plan into the model: each parameter from generator.stream(name), a
-    weight's std times factors[name] where a measured pass corrected it."""
-
-    params = dict(model.named_parameters())
-    records = []
-    recurrent = set()
-    for name, p in result.params.items():
-        tensor = params[name]
-        note = f"; tied with {', '.join(p.tied)}" if p.tied else ""
-        if p.rule == "normal":
-            stream = generator.stream(name)
-            factor = (factors or {}).get(name, 1.0)
-            if factor != 1.0:
-                p = dataclasses.replace(p, std=p.std * factor,
-                                        reason=f"{p.reason}; x{factor:.4f} from the measured pass")
-            if tensor.is_meta:
-                pass
-            elif distribution == "normal":
-                fills.normal_(tensor, 0.0, p.std, stream)
-            elif distribution == "uniform":
-                bound = math.sqrt(3.0) * p.std
-                fills.uniform_(tensor, -bound, bound, stream)
-            else:
-                s = p.std / fills.TRUNCATED_STD
-                fills.trunc_normal_(tensor, 0.0, s, -2.0 * s, 2.0 * s, stream)
-            records.append(InitRecord(name, f"solved {distribution}: {p.reason}{note}", p.fan_in, None, p.std))
-        elif p.rule == "constant":
-            if not tensor.is_meta:
-                fills.constant_(tensor, p.value)
-            records.append(InitRecord(name, f"constant {p.value:.6g}: {p.reason}", None, None, 0.0))
-        elif p.rule == "recurrent":
-            recurrent.add(name.rsplit(".", 1)[0])
-        else:
-            records.append(InitRecord(name, f"untouched: {p.reason}", None, None, float("nan")))
-    modules = dict(model.named_modules())
-    for module_name in sorted(recurrent):
-        module = modules.get(module_name)
-        if module is None:
-            continue
-        for record in init_by_structure(module, generator=generator, by_name=True, name_prefix=module_name):
-            records.append(record)
-    for tensor in params.values():
-        if not tensor.is_meta:
-            mark_written(tensor)
-    return records

@@ -13,7 +13,7 @@ class UnhealthyInitError(RuntimeError):
 
 class InitReport(list):
     """A list of InitRecord (one per parameter, untouched ones with the reason),
-    with the graph-aware init's verdicts (varinit.torch.dataflow.Verdict, one per
+    with the graph-aware init's verdicts (varinit.torch.verdicts.Verdict, one per
     activation) and notes (ops without a rule, assumptions made)."""
 
     def __init__(self, records, verdicts=(), notes=()):

@@ -1,11 +1,17 @@
 """init_module: a whole torch.nn.Module in one call, from its dataflow when
 example inputs are given (varinit.torch.dataflow), else from its module
 structure (varinit.torch.modules)."""
+import dataclasses
+import math
+
 import torch
 
 from .. import _validate
+from .. import init as fills
+from .._arrays import mark_written
+from ..layers.records import InitRecord
 from ..layers.schemes import as_generator
-from .dataflow import RESIDUAL_RULES, fill, plan
+from .dataflow import RESIDUAL_RULES, plan
 from .init_report import InitReport
 from .modules import DEFAULT_RESIDUAL_PATTERN, check_fillable, init_by_structure
 from .refine import correction_factors
@@ -81,3 +87,51 @@ def _real(model, example_inputs):
     tensors = (list(example_inputs.values()) if isinstance(example_inputs, dict) else
                [example_inputs] if isinstance(example_inputs, torch.Tensor) else list(example_inputs))
     return not any(t.is_meta for t in tensors) and not any(p.is_meta for p in model.parameters())
+
+
+def fill(model, result, generator, distribution="normal", factors=None):
+    """Write the plan into the model: each parameter from generator.stream(name), a
+    weight's std times factors[name] where a measured pass corrected it."""
+
+    params = dict(model.named_parameters())
+    records = []
+    recurrent = set()
+    for name, p in result.params.items():
+        tensor = params[name]
+        note = f"; tied with {', '.join(p.tied)}" if p.tied else ""
+        if p.rule == "normal":
+            stream = generator.stream(name)
+            factor = (factors or {}).get(name, 1.0)
+            if factor != 1.0:
+                p = dataclasses.replace(p, std=p.std * factor,
+                                        reason=f"{p.reason}; x{factor:.4f} from the measured pass")
+            if tensor.is_meta:
+                pass
+            elif distribution == "normal":
+                fills.normal_(tensor, 0.0, p.std, stream)
+            elif distribution == "uniform":
+                bound = math.sqrt(3.0) * p.std
+                fills.uniform_(tensor, -bound, bound, stream)
+            else:
+                s = p.std / fills.TRUNCATED_STD
+                fills.trunc_normal_(tensor, 0.0, s, -2.0 * s, 2.0 * s, stream)
+            records.append(InitRecord(name, f"solved {distribution}: {p.reason}{note}", p.fan_in, None, p.std))
+        elif p.rule == "constant":
+            if not tensor.is_meta:
+                fills.constant_(tensor, p.value)
+            records.append(InitRecord(name, f"constant {p.value:.6g}: {p.reason}", None, None, 0.0))
+        elif p.rule == "recurrent":
+            recurrent.add(name.rsplit(".", 1)[0])
+        else:
+            records.append(InitRecord(name, f"untouched: {p.reason}", None, None, float("nan")))
+    modules = dict(model.named_modules())
+    for module_name in sorted(recurrent):
+        module = modules.get(module_name)
+        if module is None:
+            continue
+        for record in init_by_structure(module, generator=generator, by_name=True, name_prefix=module_name):
+            records.append(record)
+    for tensor in params.values():
+        if not tensor.is_meta:
+            mark_written(tensor)
+    return records

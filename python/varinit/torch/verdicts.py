@@ -1,0 +1,81 @@
+"""The verdict on each activation of a model after the graph-aware solve:
+whether any initialization can keep its signal over the model's depth.
+
+chi (chi_1 of Poole et al. 2016 at the point the solve puts the activation) is
+the per-layer factor of the gradient's second moment; the slope
+d log E[g^2] / d log q is the per-layer factor of a relative error of the
+forward second moment. A slope of UNSTABLE_SLOPE or more (relu^2: 2; a gate
+times a value without normalization: about 2) has no stable choice; chi that
+moves gradients out of GRADIENT_BAND over the depth (tanh: 1.178 per layer)
+is a trade-off no scale escapes.
+"""
+import math
+from dataclasses import dataclass
+
+# A second moment growing faster than q^1.5 cannot be held by any scale (relu^2: q^2).
+UNSTABLE_SLOPE = 1.5
+# Over the depth, gradients' second moment may change by this factor either way (std x4).
+GRADIENT_BAND = 16.0
+
+
+@dataclass
+class Verdict:
+    """One activation's stability at the point the solve puts it.
+
+    chi: the per-layer factor of the gradient's second moment (chi_1 of Poole
+    et al. 2016 at this point); slope: d log E[g^2] / d log q, the factor by
+    which a relative error of the second moment grows per layer; depth: how
+    many times the model applies it in sequence."""
+
+    activation: str
+    chi: float
+    slope: float
+    depth: int
+    healthy: bool
+    message: str
+
+
+def tally(by_label, label, chi, slope):
+    entry = by_label.setdefault(label, [chi, slope, 0])
+    entry[0], entry[1] = max(entry[0], chi), max(entry[1], slope)
+    entry[2] += 1
+
+
+def operand_label(graph, index):
+    node = graph.nodes[index]
+    while node.kind == "view" and node.inputs:
+        node = graph.nodes[node.inputs[0]]
+    return node.attrs.get("op", node.kind) if node.kind == "elementwise" else node.kind
+
+
+def verdict(label, chi, slope, depth):
+    growth = chi ** depth
+    if slope >= UNSTABLE_SLOPE:
+        return Verdict(label, chi, slope, depth, False,
+                       f"{label}: no stable choice: E[g^2] grows like q^{slope:.2f}, so a relative error of "
+                       f"the second moment grows x{slope:.2f} per layer (x{slope ** depth:.3g} over {depth}); "
+                       "no initialization holds it over depth: use fewer layers, a normalization, or a "
+                       "degree-one activation")
+    if not 1 / GRADIENT_BAND <= growth <= GRADIENT_BAND:
+        return Verdict(label, chi, slope, depth, False,
+                       f"{label}: trade-off: at the variance-preserving scale chi_1 = {chi:.4g}, so gradients "
+                       f"change x{math.sqrt(growth):.3g} in std over its {depth} layers; no scale keeps both the "
+                       "forward variance and the gradients")
+    return Verdict(label, chi, slope, depth, True,
+                   f"{label}: chi_1 = {chi:.4g}, gradients change x{math.sqrt(growth):.3g} in std over "
+                   f"{depth} layers; forward error factor {slope:.3g} per layer")
+
+
+def region_label(graph, source, end):
+    ops, index = [], end
+    seen = set()
+    stack = [end]
+    while stack:
+        index = stack.pop()
+        if index in seen or index == source:
+            continue
+        seen.add(index)
+        node = graph.nodes[index]
+        ops.append(node.attrs.get("op", node.kind) if node.kind == "elementwise" else node.kind)
+        stack.extend(node.inputs)
+    return "+".join(reversed(ops)) or graph.nodes[end].target
