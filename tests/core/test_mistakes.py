@@ -253,6 +253,9 @@ case(vt.init_module, on(module, scheme="kaiming", mode="fan_in", distribution="n
      scheme=CHOICE, mode=CHOICE, distribution=CHOICE, residual_scale=POSITIVE, residual_pattern=REGEX,
      embedding_std=NON_NEGATIVE, phase_balanced=FLAG, infer_dropout=FLAG, by_name=FLAG, gain_rule=CHOICE,
      generator=SEED)
+case(vt.init_module, lambda: ((module(), torch.from_numpy(data()).float()),
+                              dict(target=1.0, residual="depth", distribution="uniform")),
+     target=POSITIVE, residual=CHOICE, distribution=CHOICE, generator=SEED)
 case(vt.lsuv, lambda: ((module(), torch.from_numpy(data()).float()),
                        dict(tol=0.1, max_iter=3, mean_correction=True, orthogonal_init=True, by_name=True)),
      tol=UNIT, max_iter=COUNT, mean_correction=FLAG, orthogonal_init=FLAG, by_name=FLAG, generator=SEED)
@@ -333,7 +336,8 @@ def test_every_public_function_with_arguments_is_in_the_catalogue():
     only_targets = {varinit.ones_, varinit.zeros_, varinit.eye_, varinit.initial_seed, varinit.isa,
                     varinit.cpu_features, varinit.get_num_threads, vr.zero_branch_output_,
                     vr.zero_gamma_, vd.plot_propagation, vl.forward, vl.backward, vl.weight_norm_init,
-                    vt.weight_norm_init, vt.activation_of_module}
+                    vt.weight_norm_init, vt.activation_of_module,
+                    vt.trace}   # a model and its example inputs: tests/torch/test_graph.py
     missing = sorted(
         f"{ns.__name__}.{name}" for ns, names in namespaces for name in names
         if callable(getattr(ns, name)) and not isinstance(getattr(ns, name), type)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import varinit
-from varinit.torch.init_report import UnhealthyInitError
+from varinit.torch import UnhealthyInitError
 from zoo import UNSTABLE, ZOO, profile, verdict
 
 # name -> (largest act ratio, (lowest, highest) grad ratio); output std in [0.5, 2] except where
