@@ -102,3 +102,17 @@ def test_help_on_every_command(command, capsys):
         main(command + ["--help"])
     assert exit_info.value.code == 0
     assert "usage: varinit" in capsys.readouterr().out
+
+
+def test_version_names_the_package_and_the_stream_version(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"varinit {varinit.__version__} (stream version {varinit.STREAM_VERSION})"
+
+
+def test_fans_with_axes_prints_the_layout_it_used(capsys):
+    assert main(["fans", "128", "64", "--in-axis", "0", "--out-axis", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "in_axis 0, out_axis 1" in out and "torch default" not in out
+    assert "fan_in  = 128" in out and "fan_out = 64" in out

@@ -18,6 +18,8 @@ import time
 
 import numpy as np
 
+from . import STREAM_VERSION, __version__
+
 from .diagnostics.mlp import SPEC_INITS
 
 BENCH_SIZE = 1 << 20
@@ -103,8 +105,11 @@ def _run_fans(args):
 
     fan_in, fan_out = fans(tuple(args.shape), layer=args.layer, groups=args.groups, stride=args.stride,
                            blocks=args.blocks, in_axis=args.in_axis, out_axis=args.out_axis)
-    print(f"shape {tuple(args.shape)}, layer {args.layer or 'torch default'}, groups {args.groups}, "
-          f"stride {args.stride}, blocks {args.blocks}")
+    if args.in_axis is not None or args.out_axis is not None:
+        layout = f"in_axis {args.in_axis}, out_axis {args.out_axis}"
+    else:
+        layout = f"layer {args.layer or 'torch default (out, in, *kernel)'}, groups {args.groups}, stride {args.stride}"
+    print(f"shape {tuple(args.shape)}, {layout}, blocks {args.blocks}")
     print(f"fan_in  = {fan_in}")
     print(f"fan_out = {fan_out}")
 
@@ -169,6 +174,8 @@ def _run_bench(args):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="varinit", description="varinit: initialization diagnostics and tools.")
+    parser.add_argument("--version", action="version",
+                        version=f"varinit {__version__} (stream version {STREAM_VERSION})")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("propagate", help="forward/backward statistics per layer of a deep MLP",
