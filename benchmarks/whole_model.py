@@ -17,7 +17,6 @@ example_inputs, name-keyed streams) and torch's own reset_parameters.
 Results go to stdout and benchmarks/results/whole_model.md.
 """
 import argparse
-import math
 import os
 import platform
 import sys

@@ -38,8 +38,6 @@ init (kaiming_*, xavier_*, lecun_*, variance_scaling_):
 import math
 from collections import namedtuple
 
-import numpy as np
-
 from . import _core, _validate
 
 LAYERS = ("linear", "conv", "conv_transpose")

@@ -287,6 +287,15 @@ _seeded_fills = {}
 SEEDED_FILLS_LIMIT = 4096
 
 
+def user_frame():
+    """(frame, stacklevel) of the first caller outside varinit, as seen from the
+    function that calls user_frame: warnings then point at the user's line."""
+    frame, depth = sys._getframe(2), 2   # stacklevel 2 is the caller of our caller
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("varinit."):
+        frame, depth = frame.f_back, depth + 1
+    return frame, depth
+
+
 def warn_if_seed_reused(seed, address):
     """Warn when one line of user code fills different tensors from the same int seed.
 
@@ -296,9 +305,7 @@ def warn_if_seed_reused(seed, address):
     of one tensor with global_shape/start, is what an int seed is for, so only a
     new address from the same line counts.
     """
-    frame, depth = sys._getframe(1), 2  # stacklevel 2 is our caller
-    while frame is not None and frame.f_globals.get("__name__", "").startswith("varinit."):
-        frame, depth = frame.f_back, depth + 1
+    frame, depth = user_frame()
     if frame is None:
         return
     site = (frame.f_code.co_filename, frame.f_lineno, seed)

@@ -15,7 +15,6 @@ layer="conv_transpose" `phase_balanced=True` (with `dilation=`), which
 removes the checkerboard of strided transposed convolutions.
 """
 import math
-import sys
 import warnings
 
 import ml_dtypes
@@ -28,7 +27,7 @@ from .activations import NAMES as ACTIVATION_NAMES
 from .fan_rules import WeightPlan, tap_scale_block, torch_rule_fans, weight_plan
 from .gains import TORCH_GAIN_NAMES, calculate_gain
 from .gains import gain as second_moment_gain
-from .generator import SECONDARY_BIT, Generator, resolve, warn_if_seed_reused
+from .generator import SECONDARY_BIT, Generator, resolve, user_frame, warn_if_seed_reused
 
 FAN_MODES = ("fan_in", "fan_out")
 SCALING_MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
@@ -74,10 +73,7 @@ def _draws_from_state(generator):
 
 
 def _warn_region_from_state(generator, region):
-    # point at the user's line, not at varinit's frames (stacklevel 1 is this function)
-    frame, depth = sys._getframe(1), 2
-    while frame is not None and frame.f_globals.get("__name__", "").startswith("varinit."):
-        frame, depth = frame.f_back, depth + 1
+    _, depth = user_frame()   # point at the user's line, not at varinit's frames
     warnings.warn(
         f"a block fill (global_shape={region[0]}, start={region[1]}) drawing from "
         f"generator={'None' if generator is None else type(generator).__qualname__}: a stateful "

@@ -81,10 +81,25 @@ def as_batches(data):
     return [data]
 
 
-def rescale(arrays, factor):
-    for arr in arrays:
-        if arr is not None:
-            arr *= factor
+def rescale_to_unit_variance(name, measure, scaled, bias, tol, max_iter, mean_correction):
+    """LSUV's loop for one layer: measure() gives the Moments of its output on the
+    data; the arrays in `scaled` and the bias are divided by the output's std
+    until its variance is 1 within tol or max_iter rescalings were made (with
+    mean_correction, the bias first takes off each unit's mean). The LsuvRecord."""
+    iterations = 0
+    while True:
+        moments = measure()
+        if mean_correction and bias is not None and iterations == 0:
+            bias -= moments.unit_means().astype(bias.dtype)
+            moments = measure()
+        variance = moments.variance(name)
+        converged = abs(variance - 1.0) < tol
+        if converged or iterations == max_iter:
+            return LsuvRecord(name, iterations, variance, converged)
+        for arr in scaled + [bias]:
+            if arr is not None:
+                arr *= 1.0 / math.sqrt(variance)
+        iterations += 1
 
 
 def lsuv(layers, data, *, tol=0.1, max_iter=10, mean_correction=False, orthogonal_init=True,
@@ -124,27 +139,18 @@ def _lsuv(layers, batches, tol, max_iter, mean_correction, generator, by_name):
     report = []
     hidden = batches
     for layer in layers:
+        outputs = []
+
+        def measure(layer=layer, hidden=hidden):
+            moments = Moments()
+            outputs[:] = [pre_activation(layer, h) for h in hidden]
+            for z in outputs:
+                moments.add(z, -1)
+            return moments
+
         # With weight norm, g carries the scale (rescaling v would be undone by the norm).
         scaled = [as_array(layer.g) if layer.g is not None else as_array(layer.weight)]
         bias = as_array(layer.bias) if layer.bias is not None else None
-        iterations = 0
-        while True:
-            moments = Moments()
-            outputs = [pre_activation(layer, h) for h in hidden]
-            for z in outputs:
-                moments.add(z, -1)
-            if mean_correction and bias is not None and iterations == 0:
-                bias -= moments.unit_means().astype(bias.dtype)
-                moments = Moments()
-                outputs = [pre_activation(layer, h) for h in hidden]
-                for z in outputs:
-                    moments.add(z, -1)
-            variance = moments.variance(layer.name)
-            converged = abs(variance - 1.0) < tol
-            if converged or iterations == max_iter:
-                break
-            rescale(scaled + [bias], 1.0 / math.sqrt(variance))
-            iterations += 1
-        report.append(LsuvRecord(layer.name, iterations, variance, converged))
+        report.append(rescale_to_unit_variance(layer.name, measure, scaled, bias, tol, max_iter, mean_correction))
         hidden = [activate(layer, z) for z in outputs]
     return report

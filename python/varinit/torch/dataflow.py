@@ -110,9 +110,7 @@ def plan(model, example_inputs, *, target=1.0, residual="depth"):
 def _trace_shapes(model, example_inputs):
     """The trace, run on meta twins of the model and the inputs when they hold
     values: the walk needs shapes only (it reads the inputs' moments itself)."""
-    inputs = _flat_inputs(example_inputs)
-    if (not all(isinstance(t, torch.Tensor) for t in inputs) or any(t.is_meta for t in inputs)
-            or any(p.is_meta for p in model.parameters())):
+    if not holds_values(model, example_inputs):
         return trace(model, example_inputs)  # which also refuses what is not a tensor, by name
     if isinstance(example_inputs, dict):
         meta = {k: v.to("meta") for k, v in example_inputs.items()}
@@ -135,7 +133,7 @@ class _Walk:
         self.model, self.graph, self.target, self.residual = model, graph, float(target), residual
         self.modules = dict(model.named_modules())
         self.real_params = dict(model.named_parameters())   # the graph's may be meta twins
-        self.example = _flat_inputs(example_inputs)
+        self.example = flat_inputs(example_inputs)
         self.ancestors = _ancestors(graph)
         self.branch_end, self.chain_length = _residuals(graph, self.ancestors)
         self.deciding = _deciding_uses(graph)
@@ -375,14 +373,16 @@ class _Walk:
         return rules.max_pool(self.m(node.inputs[0]), count, self.correlation(node))
 
     def _adaptive_avg_pool(self, node):
-        inp = self.graph.nodes[node.inputs[0]].shape
-        count = math.prod(inp[-len(node.attrs["output_size"]):]) // max(math.prod(node.attrs["output_size"]), 1)
-        return rules.avg_pool(self.m(node.inputs[0]), max(count, 1), self.correlation(node))
+        return rules.avg_pool(self.m(node.inputs[0]), self.pooled(node), self.correlation(node))
 
     def _adaptive_max_pool(self, node):
-        inp = self.graph.nodes[node.inputs[0]].shape
-        count = math.prod(inp[-len(node.attrs["output_size"]):]) // max(math.prod(node.attrs["output_size"]), 1)
-        return rules.max_pool(self.m(node.inputs[0]), max(count, 1), self.correlation(node))
+        return rules.max_pool(self.m(node.inputs[0]), self.pooled(node), self.correlation(node))
+
+    def pooled(self, node):
+        """Input positions behind one output position of an adaptive pooling."""
+        output = node.attrs["output_size"]
+        spatial = self.graph.nodes[node.inputs[0]].shape[-len(output):]
+        return max(math.prod(spatial) // max(math.prod(output), 1), 1)
 
     def correlation(self, node):
         """Correlation of neighbouring positions entering a pooling: measured
@@ -392,12 +392,12 @@ class _Walk:
             source = self.graph.nodes[source.inputs[0]]
         if source.kind != "conv":
             return 0.0
-        fan_in, _ = self.fans(source)
-        x = self.m(source.inputs[0])
-        std = self.known_std(source.params.get("weight") or "", provisional=0.0) if source.params.get(
-            "weight") else 0.0
+        weight = source.params.get("weight")
+        std = self.known_std(weight, provisional=0.0) if weight is not None else 0.0
         if std == 0.0:
             return 0.0
+        fan_in, _ = self.fans(source)
+        x = self.m(source.inputs[0])
         try:
             return rules.affine_correlation(x, fan_in, std * std)
         except (TypeError, ValueError):
@@ -629,7 +629,15 @@ def _stream_reader(graph, modules, stream):
     return None
 
 
-def _flat_inputs(example_inputs):
+def holds_values(model, example_inputs):
+    """True when the model and every example input are tensors with values (none on meta)."""
+    inputs = flat_inputs(example_inputs)
+    return (all(isinstance(t, torch.Tensor) and not t.is_meta for t in inputs)
+            and not any(p.is_meta for p in model.parameters()))
+
+
+def flat_inputs(example_inputs):
+    """The example inputs as a list: a tensor, a tuple or list of them, or a dict's values."""
     if isinstance(example_inputs, torch.Tensor):
         return [example_inputs]
     if isinstance(example_inputs, dict):

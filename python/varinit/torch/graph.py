@@ -127,7 +127,7 @@ def trace(model, example_inputs):
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    args, kwargs = _example_call(example_inputs)
+    args, kwargs = example_call(example_inputs)
     recorder = _Recorder(model)
     devices = _cuda_devices(model, list(args) + list(kwargs.values()))
     with BufferGuard(model), torch.random.fork_rng(devices=devices), torch.no_grad():
@@ -147,7 +147,8 @@ def trace(model, example_inputs):
         return recorder.graph(model, output)
 
 
-def _example_call(example_inputs):
+def example_call(example_inputs):
+    """(args, kwargs) to call a model with its example inputs; TypeError naming what is not a tensor."""
     if isinstance(example_inputs, torch.Tensor):
         return (example_inputs,), {}
     if isinstance(example_inputs, (tuple, list)):

@@ -11,7 +11,7 @@ from .. import init as fills
 from .._arrays import mark_written
 from ..layers.records import InitRecord
 from ..layers.schemes import as_generator
-from .dataflow import RESIDUAL_RULES, plan
+from .dataflow import RESIDUAL_RULES, holds_values, plan
 from .init_report import InitReport
 from .modules import DEFAULT_RESIDUAL_PATTERN, check_fillable, init_by_structure
 from .refine import correction_factors
@@ -73,20 +73,13 @@ def init_module(model, example_inputs=None, *, distribution="normal", generator=
     generator = as_generator(generator, True)
     with torch.no_grad():
         records = fill(model, result, generator, distribution)
-        if _real(model, example_inputs):
+        if holds_values(model, example_inputs):
             factors = correction_factors(model, example_inputs, result.measurable)
             if factors:
                 records = fill(model, result, generator, distribution, factors)
     report = InitReport(records, result.verdicts, result.notes)
     report.warn()
     return report
-
-
-def _real(model, example_inputs):
-    """True when the model and the example inputs hold values (none is on meta)."""
-    tensors = (list(example_inputs.values()) if isinstance(example_inputs, dict) else
-               [example_inputs] if isinstance(example_inputs, torch.Tensor) else list(example_inputs))
-    return not any(t.is_meta for t in tensors) and not any(p.is_meta for p in model.parameters())
 
 
 def fill(model, result, generator, distribution="normal", factors=None):

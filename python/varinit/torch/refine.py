@@ -20,7 +20,7 @@ from typing import NamedTuple, Optional
 
 import torch
 
-from .graph import BufferGuard
+from .graph import BufferGuard, example_call
 
 # Modules whose output is their weight's layer output: leaf layers, and
 # MultiheadAttention, whose output is that of its out_proj weight.
@@ -89,13 +89,9 @@ def correction_factors(model, example_inputs, targets):
         return factors
     rng = torch.get_rng_state()
     try:
+        args, kwargs = example_call(example_inputs)
         with torch.no_grad(), BufferGuard(model):
-            if isinstance(example_inputs, dict):
-                model(**example_inputs)
-            elif isinstance(example_inputs, (tuple, list)):
-                model(*example_inputs)
-            else:
-                model(example_inputs)
+            model(*args, **kwargs)
     except _AllMeasured:
         pass
     finally:

@@ -1,7 +1,6 @@
 """LSUV (Mishkin & Matas 2016) on a torch.nn.Module: every Linear and Conv
 layer the forward pass calls, watched through forward hooks, in call order.
 The algorithm and its records are those of varinit.layers.unit_variance."""
-import math
 import types
 
 import torch
@@ -11,10 +10,9 @@ from torch.overrides import TorchFunctionMode
 from .._arrays import as_array
 from ..init import orthogonal_
 from ..layers.schemes import as_generator, fill_constant, stream_for
-from ..layers.records import LsuvRecord
 from ..layers.transaction import all_or_nothing, check_finite
+from ..layers.unit_variance import Moments, as_batches, check_options, rescale_to_unit_variance
 from .graph import expand
-from ..layers.unit_variance import Moments, as_batches, check_options, rescale
 
 
 # The functions whose weight argument LSUV rescales: every layer of a model
@@ -191,17 +189,7 @@ def _lsuv(model, batches, order, tol, max_iter, mean_correction, generator, by_n
         weight = as_array(unit.weight)
         bias = as_array(unit.bias) if isinstance(unit.bias, torch.nn.Parameter) else None
         label = unit.name[:-len(".weight")] if unit.name.endswith(".weight") else unit.name
-        iterations = 0
-        while True:
-            moments = _unit_moments(model, unit, batches, names)
-            if mean_correction and bias is not None and iterations == 0:
-                bias -= moments.unit_means().astype(bias.dtype)
-                moments = _unit_moments(model, unit, batches, names)
-            variance = moments.variance(label)
-            converged = abs(variance - 1.0) < tol
-            if converged or iterations == max_iter:
-                break
-            rescale([weight, bias], 1.0 / math.sqrt(variance))
-            iterations += 1
-        report.append(LsuvRecord(label, iterations, variance, converged))
+        report.append(rescale_to_unit_variance(
+            label, lambda unit=unit: _unit_moments(model, unit, batches, names), [weight], bias, tol, max_iter,
+            mean_correction))
     return report
