@@ -32,8 +32,16 @@ The walk, node by node in execution order, with moment_rules' formulas:
 - a parameter used several times (a module called twice, an embedding tied
   to the output head) is decided by its last layer use, nearest the output,
   and the walk is repeated until the earlier uses agree with that choice;
+  except an embedding tied to a head that reads a norm: the embedding keeps
+  rows of unit second moment and the norm's gain takes the head's scale
+  (gamma^2 = target / (fan_in * std^2)), so neither the embedded tokens
+  (std 1/sqrt(d) as a head would want) nor the logits (std sqrt(d)) are off;
 - LSTM/GRU keep varinit's recurrent rules (orthogonal recurrent gates, the
-  forget-gate bias); their output moments are measured on a copy;
+  forget-gate bias); their input weights are solved layer by layer for unit
+  gate preactivations, and their output moments are measured on a copy. A
+  gated output h = o * tanh(c) stays well below unit std (about 0.3) unless
+  the gates saturate: the report notes it, and the layer after is solved
+  from it;
 - an op the rules do not know ("opaque") is named in a warning, and what
   follows it is solved against an assumed unit second moment.
 """
@@ -64,6 +72,8 @@ MAX_PASSES = 6
 TIE_RTOL = 1e-6
 # bisection steps for a residual branch's alpha on [1e-6, 1] (log scale): 2% relative
 GROWTH_STEPS = 12
+# a chain of residual blocks raises its stream's second moment at most this many times
+STREAM_BUDGET = 4.0
 
 
 @dataclass
@@ -100,6 +110,8 @@ def plan(model, example_inputs, *, target=1.0, residual="depth"):
     for _ in range(MAX_PASSES):
         walk.run(decided)
         new = {name: p.std for name, p in walk.plans.items() if name in walk.multi_use and p.std is not None}
+        new.update((gamma, walk.plans[gamma].value) for gamma in walk.head_gains.values()
+                   if gamma in walk.plans)
         if all(_close(new.get(k), decided.get(k)) for k in set(new) | set(decided)):
             break
         decided = new
@@ -138,6 +150,11 @@ class _Walk:
         self.branch_end, self.chain_length = _residuals(graph, self.ancestors)
         self.deciding = _deciding_uses(graph)
         self.multi_use = {name for name, uses in graph.uses.items() if len(_layer_uses(graph, name)) > 1}
+        self.head_gains = _tied_head_gains(graph, self.deciding)   # head node -> the gamma that scales it
+        for head in self.head_gains:
+            weight = graph.nodes[head].params.get("weight")
+            self.deciding[weight] = min(_layer_uses(graph, weight))
+        self.head_gamma_nodes = {_norm_before(graph, head): gamma for head, gamma in self.head_gains.items()}
         self.notes = []
         self.alphas = {}
 
@@ -218,6 +235,25 @@ class _Walk:
             self.plan_weight(node, weight, std, fan_in, why, nu_in)
         else:
             std = self.known_std(weight, provisional=math.sqrt(goal / (fan_in * max(x.second, 1e-300))))
+            if node.index in self.head_gains:
+                return self.scale_head(node, x, fan_in, std, goal)
+        if bias is not None:
+            self.plans.setdefault(bias, ParamPlan(bias, "constant", value=0.0, reason="bias: zero"))
+        return rules.affine(x, fan_in, std * std)
+
+    def scale_head(self, node, x, fan_in, std, goal):
+        """A head tied to an earlier embedding: the norm before it gets the gain that
+        brings the head's output to its goal (the walk repeats until the norm's
+        moments used that gain)."""
+        gamma = self.head_gains[node.index]
+        current = self.decided.get(gamma, 1.0)
+        unit = x.second / (current * current) if current > 0 else 1.0
+        value = math.sqrt(goal / (fan_in * std * std * unit)) if unit > 0 and std > 0 else 1.0
+        weight = node.params.get("weight")
+        self.plans[gamma] = ParamPlan(gamma, "constant", value=value, reason=(
+            f"norm gain before the head tied to {weight}: gamma^2 = {_g(goal)} / "
+            f"(fan_in {_g(fan_in)} * std {_g(std)}^2)"))
+        bias = node.params.get("bias")
         if bias is not None:
             self.plans.setdefault(bias, ParamPlan(bias, "constant", value=0.0, reason="bias: zero"))
         return rules.affine(x, fan_in, std * std)
@@ -266,20 +302,30 @@ class _Walk:
         """(target second moment at this node's output, why).
 
         A residual branch's end gets alpha * nu_stream with the largest alpha <= 1
-        that keeps the block's growth, from the stream entering the addition to
-        the output of the activation that follows it (if any), within 1 + 1/L:
-        over a chain of L blocks the stream then grows by less than e. Without
-        an activation after the addition that is alpha = 1/L; ReLU after the
-        addition (a ResNet without normalization) absorbs part of the branch."""
+        that keeps the stream's growth linear within a budget: over a chain of L
+        blocks whose first stream has second moment v_0, block k may raise the
+        stream (measured after the activation that follows the addition, if
+        any) from v_k by at most (STREAM_BUDGET - 1) * v_0 / L, so the stream
+        ends at most STREAM_BUDGET * v_0 however deep the chain. Each branch
+        then adds the same absolute amount, (STREAM_BUDGET - 1) * v_0 / L: a
+        quarter of the target or more up to L = 12 with unit v_0, so a branch's
+        output stays within half the std of the layers inside it."""
         end = self.branch_end.get(node.index)
         if end is None or self.residual == "none":
             return self.target, ""
-        stream, length, add = end
-        s = self.m(stream)
-        if s.second <= 0:
+        stream, length, add, first = end
+        s, s0 = self.m(stream), self.m(first)
+        if s.second <= 0 or s0.second <= 0:
             return self.target, ""
         post = self.post_region(add)
-        limit = 1.0 + 1.0 / length
+        if node.kind == "norm":
+            # a norm-ended branch (a BatchNorm ResNet) is invariant to its input's scale, so its
+            # Jacobian scales the gradient by gamma / std(stream): it stays a fixed fraction of
+            # the stream, 1/L, and the stream grows by less than e (measured: gradient ratio
+            # across the zoo's BatchNorm ResNet 4.2, against 4.8 to 6.7 for any additive budget)
+            limit = 1.0 + 1.0 / length
+        else:
+            limit = 1.0 + (STREAM_BUDGET - 1.0) * s0.second / (length * s.second)
 
         def growth(alpha):
             m = Moments(s.mean, s.second * (1.0 + alpha))
@@ -290,7 +336,7 @@ class _Walk:
         if growth(1.0) <= limit:
             alpha = 1.0
         elif growth(1e-6) >= limit:
-            alpha = 1.0 / length
+            alpha = (limit - 1.0)
         else:
             lo, hi = 1e-6, 1.0
             for _ in range(GROWTH_STEPS):
@@ -298,8 +344,9 @@ class _Walk:
                 lo, hi = (mid, hi) if growth(mid) <= limit else (lo, mid)
             alpha = lo
         self.alphas[node.index] = alpha
+        bound = "by less than e" if node.kind == "norm" else f"at most {STREAM_BUDGET:g}-fold from {_g(s0.second)}"
         return alpha * s.second, (f"; residual branch end: {_g(alpha)} of the stream's {_g(s.second)}, "
-                                  f"so {length} blocks grow it by at most e")
+                                  f"so {length} blocks grow it {bound}")
 
     def post_region(self, add):
         """The elementwise function applied right after a residual addition, or None."""
@@ -326,7 +373,10 @@ class _Walk:
             return ASSUMED
         if self.deciding.get(table) == node.index:
             std = math.sqrt(self.target)
-            self.plans[table] = ParamPlan(table, "normal", std=std, reason="embedding: rows of unit second moment",
+            why = "embedding: rows of unit second moment"
+            if table in self.multi_use:
+                why += "; decided here, its first use (the head it is tied to is scaled by the norm before it)"
+            self.plans[table] = ParamPlan(table, "normal", std=std, reason=why,
                                           tied=tuple(self.graph.tied.get(table, ())))
         else:
             std = self.known_std(table, provisional=math.sqrt(self.target))
@@ -347,6 +397,8 @@ class _Walk:
             elif end is not None and self.residual == "depth":
                 goal, why = self.goal(node)
                 value, reason = math.sqrt(goal), f"last norm of a residual branch{why}"
+            elif node.index in self.head_gamma_nodes:
+                value, reason = self.decided.get(gamma, 1.0), "norm gain before a tied head"
             else:
                 reason = "norm gain: one"
             self.plans[gamma] = ParamPlan(gamma, "constant", value=value, reason=reason)
@@ -443,13 +495,27 @@ class _Walk:
 
     def _rnn(self, node):
         module = self.modules.get(node.module)
-        for role, name in node.params.items():
-            self.plans.setdefault(name, ParamPlan(
-                name, "recurrent", reason="LSTM/GRU: orthogonal recurrent gates, input weights by gate "
-                                          "block, forget-gate bias 1 (varinit's recurrent rules)"))
-        if node.attrs.get("output", 0) != 0 or module is None:
+        if module is None:
             return None
-        return _measured_rnn(module, self.m(node.inputs[0]), node)
+        solved = {}
+        if node.attrs.get("output", 0) == 0:
+            out, solved = _solved_rnn(module, self.m(node.inputs[0]), node, self.target)
+            self.notes.append(
+                f"{node.module}: the gated output h = o * tanh(c) has std {_g(math.sqrt(out.second))} at unit "
+                "gate preactivations; a larger one would saturate the gates, so the activation std across "
+                "this layer changes by that factor by design")
+        for role, name in node.params.items():
+            pname = name.rsplit(".", 1)[-1]
+            if pname in solved:
+                std, fan_in, nu = solved[pname]
+                self.plans[name] = ParamPlan(name, "normal", std=std, fan_in=fan_in, reason=(
+                    f"{type(module).__name__} input weight: each gate's preactivation from the input at "
+                    f"Var = {_g(self.target)} / (fan_in {_g(fan_in)} * nu_in {_g(nu)})"))
+            else:
+                self.plans.setdefault(name, ParamPlan(
+                    name, "recurrent", reason="LSTM/GRU: orthogonal recurrent gates, forget-gate bias 1 "
+                                              "(varinit's recurrent rules)"))
+        return out if node.attrs.get("output", 0) == 0 else None
 
     def view(self, node):
         if node.attrs.get("op") == "pad" and node.attrs.get("mode", "constant") == "constant":
@@ -620,12 +686,18 @@ def _named_activation(graph, node, source):
 
 
 def _stream_reader(graph, modules, stream):
-    """The name of a leaf norm or layer module whose input is the stream node, or None."""
+    """The name of a leaf norm or layer module whose input is the stream node (or
+    a MultiheadAttention whose query it is), or None."""
+    sources = {stream}
     for node in graph.nodes:
-        if node.inputs[:1] == [stream] and node.kind in ("norm",) + LAYERS:
-            module = modules.get(node.module)
-            if module is not None and not list(module.children()):
-                return node.module
+        if not node.inputs or node.inputs[0] not in sources:
+            continue
+        module = modules.get(node.module)
+        if node.kind == "view" and isinstance(module, torch.nn.MultiheadAttention):
+            sources.add(node.index)  # batch_first: the query is transposed inside the module
+        elif node.kind in ("norm",) + LAYERS and module is not None and (
+                not list(module.children()) or isinstance(module, torch.nn.MultiheadAttention)):
+            return node.module
     return None
 
 
@@ -663,7 +735,8 @@ def _is_layer(node):
 
 
 def _residuals(graph, anc):
-    """(branch end node -> (stream node, chain length L, the addition)) for every residual addition."""
+    """(branch end node -> (stream node, chain length L, the addition, the chain's first stream))
+    for every residual addition."""
     layer_bits = 0
     for node in graph.nodes:
         if _is_layer(node):
@@ -699,13 +772,16 @@ def _residuals(graph, anc):
     sizes = {}
     for i in residual:
         sizes[find(i)] = sizes.get(find(i), 0) + 1
+    first = {}    # chain root -> the stream entering the chain's first block
+    for index in sorted(residual):
+        first.setdefault(find(index), residual[index][0])
     ends = {}
     for index, (stream, branch) in residual.items():
         j = branch
         while graph.nodes[j].kind in BRANCH_PASS and graph.nodes[j].inputs:
             j = graph.nodes[j].inputs[0]
         if graph.nodes[j].kind in LAYERS + ("norm",):
-            ends[j] = (stream, sizes[find(index)], index)
+            ends[j] = (stream, sizes[find(index)], index, first[find(index)])
     return ends, sizes
 
 
@@ -723,35 +799,67 @@ def _deciding_uses(graph):
     return deciding
 
 
+def _norm_before(graph, index):
+    """The norm node whose output a node reads (through views), or None."""
+    j = graph.nodes[index].inputs[0] if graph.nodes[index].inputs else None
+    while j is not None and graph.nodes[j].kind == "view" and graph.nodes[j].inputs:
+        j = graph.nodes[j].inputs[0]
+    return j if j is not None and graph.nodes[j].kind == "norm" else None
+
+
+def _tied_head_gains(graph, deciding):
+    """{head node: gamma name} for every weight first used as an embedding and last
+    as a linear layer reading a norm whose gain is used nowhere else."""
+    heads = {}
+    for name, last in deciding.items():
+        uses = _layer_uses(graph, name)
+        if len(uses) < 2 or graph.nodes[min(uses)].kind != "embedding" or graph.nodes[last].kind != "linear":
+            continue
+        norm = _norm_before(graph, last)
+        gamma = graph.nodes[norm].params.get("weight") if norm is not None else None
+        if gamma is not None and len(graph.uses.get(gamma, ())) == 1:
+            heads[last] = gamma
+    return heads
+
+
 def _weight_norm_gain(node):
     names = node.attrs.get("weight_from") or []
     return next((n for n in names if n.endswith(("original0", "weight_g"))), None)
 
 
-def _measured_rnn(module, x, node):
-    """Output moments of a recurrent layer under varinit's recurrent rules, measured on a
-    float64 copy (their gates are saturating products no closed form follows)."""
-    if any(p.is_meta for p in module.parameters()):
-        kwargs = {k: getattr(module, k) for k in ("input_size", "hidden_size", "num_layers", "bias",
-                                                   "batch_first", "bidirectional")}
-        if getattr(module, "proj_size", 0):
-            kwargs["proj_size"] = module.proj_size
-        probe = type(module)(**kwargs)
-    else:
-        probe = copy.deepcopy(module)
-    probe = probe.to(torch.float64).train(False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        init_by_structure(probe, generator=0)
+def _solved_rnn(module, x, node, target):
+    """A recurrent module layer by layer: each layer's input weights (every gate
+    block) solved so the input's share of a gate's preactivation has second
+    moment `target` for that layer's measured input, under varinit's recurrent
+    rules for the rest. Returns the output moments and {weight_ih name: (std,
+    fan_in, nu_in)}; measured on float64 single-layer copies, since gates are
+    saturating products no closed form follows."""
+    g = torch.Generator().manual_seed(0)
     shape = list(node.shape)
     batch_axis = 0 if module.batch_first else 1
     shape[batch_axis] = min(shape[batch_axis], 64)
     shape[-1] = module.input_size
-    g = torch.Generator().manual_seed(0)
-    sample = x.mean + math.sqrt(x.variance) * torch.randn(shape, generator=g, dtype=torch.float64)
-    with torch.no_grad():
-        out = probe(sample)[0]
-    return Moments(float(out.mean()), float((out * out).mean()))
+    sample = x.mean + math.sqrt(max(x.variance, 0.0)) * torch.randn(shape, generator=g, dtype=torch.float64)
+    directions = 2 if module.bidirectional else 1
+    solved = {}
+    for layer in range(module.num_layers):
+        kwargs = {"input_size": sample.shape[-1], "hidden_size": module.hidden_size, "num_layers": 1,
+                  "bias": module.bias, "batch_first": module.batch_first, "bidirectional": module.bidirectional}
+        if getattr(module, "proj_size", 0):
+            kwargs["proj_size"] = module.proj_size
+        probe = type(module)(**kwargs).to(torch.float64).train(False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            init_by_structure(probe, generator=0)
+        nu = float((sample * sample).mean())
+        fan_in = sample.shape[-1]
+        std = math.sqrt(target / (fan_in * nu)) if nu > 0 else 1.0 / math.sqrt(fan_in)
+        with torch.no_grad():
+            for suffix in ("", "_reverse")[:directions]:
+                getattr(probe, f"weight_ih_l0{suffix}").normal_(0.0, std, generator=g)
+                solved[f"weight_ih_l{layer}{suffix}"] = (std, fan_in, nu)
+            sample = probe(sample)[0]
+    return Moments(float(sample.mean()), float((sample * sample).mean())), solved
 
 
 def _g(x):

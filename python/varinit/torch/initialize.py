@@ -87,8 +87,18 @@ def fill(model, result, generator, distribution="normal", factors=None):
     weight's std times factors[name] where a measured pass corrected it."""
 
     params = dict(model.named_parameters())
+    modules = dict(model.named_modules())
     records = []
-    recurrent = set()
+    # recurrent modules first, by varinit's recurrent rules: the parameters of theirs
+    # that the dataflow solved (input weights) are then written over below
+    recurrent = sorted({name.rsplit(".", 1)[0] for name, p in result.params.items() if p.rule == "recurrent"})
+    for module_name in recurrent:
+        module = modules.get(module_name)
+        if module is None:
+            continue
+        for record in init_by_structure(module, generator=generator, by_name=True, name_prefix=module_name):
+            if result.params.get(record.name) is None or result.params[record.name].rule == "recurrent":
+                records.append(record)
     for name, p in result.params.items():
         tensor = params[name]
         note = f"; tied with {', '.join(p.tied)}" if p.tied else ""
@@ -113,17 +123,8 @@ def fill(model, result, generator, distribution="normal", factors=None):
             if not tensor.is_meta:
                 fills.constant_(tensor, p.value)
             records.append(InitRecord(name, f"constant {p.value:.6g}: {p.reason}", None, None, 0.0))
-        elif p.rule == "recurrent":
-            recurrent.add(name.rsplit(".", 1)[0])
-        else:
+        elif p.rule != "recurrent":
             records.append(InitRecord(name, f"untouched: {p.reason}", None, None, float("nan")))
-    modules = dict(model.named_modules())
-    for module_name in sorted(recurrent):
-        module = modules.get(module_name)
-        if module is None:
-            continue
-        for record in init_by_structure(module, generator=generator, by_name=True, name_prefix=module_name):
-            records.append(record)
     for tensor in params.values():
         if not tensor.is_meta:
             mark_written(tensor)
