@@ -75,16 +75,19 @@ def init_module(model, example_inputs=None, *, distribution="normal", generator=
         records = fill(model, result, generator, distribution)
         if holds_values(model, example_inputs):
             factors = correction_factors(model, example_inputs, result.measurable)
-            if factors:
-                records = fill(model, result, generator, distribution, factors)
+            corrected = {name: f for name, f in factors.items() if f != 1.0}
+            if corrected:
+                redrawn = {r.name: r for r in fill(model, result, generator, distribution, corrected)}
+                records = [redrawn.get(r.name, r) for r in records]
     report = InitReport(records, result.verdicts, result.notes)
     report.warn()
     return report
 
 
 def fill(model, result, generator, distribution="normal", factors=None):
-    """Write the plan into the model: each parameter from generator.stream(name), a
-    weight's std times factors[name] where a measured pass corrected it."""
+    """Write the plan into the model: each parameter from generator.stream(name); with
+    `factors`, only the weights named there, drawn again with std times factors[name]
+    (a measured pass corrected them). Returns the records of what was written."""
 
     params = dict(model.named_parameters())
     modules = dict(model.named_modules())
@@ -92,7 +95,7 @@ def fill(model, result, generator, distribution="normal", factors=None):
     # recurrent modules first, by varinit's recurrent rules: the parameters of theirs
     # that the dataflow solved (input weights) are then written over below
     recurrent = sorted({name.rsplit(".", 1)[0] for name, p in result.params.items() if p.rule == "recurrent"})
-    for module_name in recurrent:
+    for module_name in recurrent if factors is None else ():
         module = modules.get(module_name)
         if module is None:
             continue
@@ -100,6 +103,8 @@ def fill(model, result, generator, distribution="normal", factors=None):
             if result.params.get(record.name) is None or result.params[record.name].rule == "recurrent":
                 records.append(record)
     for name, p in result.params.items():
+        if factors is not None and name not in factors:
+            continue
         tensor = params[name]
         note = f"; tied with {', '.join(p.tied)}" if p.tied else ""
         if p.rule == "normal":

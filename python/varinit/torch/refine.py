@@ -29,6 +29,12 @@ MEASURED_MODULES = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.
                     torch.nn.MultiheadAttention)
 
 
+# A correction of the std within this fraction is left out: one batch's output second
+# moment moves about that much with the batch (sqrt(2 / n) for n values of a 768-wide
+# layer's token), and leaving it out spares drawing the weight again.
+NOISE = 0.02
+
+
 class Target(NamedTuple):
     """One layer for the measured pass: the weight, the module whose output is
     its output, and the goal: a fixed second moment, or `alpha` times the
@@ -48,7 +54,7 @@ class _AllMeasured(Exception):
 def correction_factors(model, example_inputs, targets):
     """{weight name: factor} that brings each target layer's measured output
     second moment to its goal, measured in one forward pass in which every
-    corrected output is passed on corrected."""
+    corrected output is passed on corrected; a factor within NOISE of 1 is 1."""
     modules = dict(model.named_modules())
     factors, streams, handles = {}, {}, []
     weight_hooks = 0
@@ -68,6 +74,8 @@ def correction_factors(model, example_inputs, targets):
             second = float(out.detach().to(torch.float64).pow(2).mean())
             ok = second > 0 and math.isfinite(second) and math.isfinite(goal)
             factor = math.sqrt(goal / second) if ok else 1.0
+            if abs(factor - 1.0) <= NOISE:
+                factor = 1.0
             factors[target.weight] = factor
             if len(factors) == weight_hooks:
                 raise _AllMeasured  # the rest of the forward pass (a large head) is not needed
