@@ -16,6 +16,8 @@ lives in subpackages, each imported on first use:
 - varinit.torch: whole torch.nn.Module models (init_module, lsuv,
   weight_norm_init); imports PyTorch;
 - varinit.scale_out: Dask constructors, out-of-core fills and file writers.
+- varinit.keras, varinit.jax: Keras 3 initializer classes and JAX/Flax
+  initializer factories with varinit's values; import Keras / JAX.
 """
 import importlib as _importlib
 
@@ -69,7 +71,7 @@ __all__ = [
     "propagate",
 ]
 
-_SUBPACKAGES = ("recipes", "diagnostics", "layers", "torch", "scale_out", "cli")
+_SUBPACKAGES = ("recipes", "diagnostics", "layers", "torch", "scale_out", "cli", "keras", "jax")
 
 
 def __getattr__(name):

@@ -19,11 +19,17 @@ the receptive field). `layer` corrects the rule where the shape alone misleads:
 - `blocks` b: a fused matrix (QKV: 3, LSTM: 4, GRU: 3) of b equal blocks
   stacked along the output axis; each block is its own layer, so the output
   fan is divided by b (pytorch issue 166378).
+- `batch_axis`: axes that index independent layers stacked into one array
+  (Flax's nn.scan/nn.vmap parameters, a stack of experts), as in JAX's
+  variance_scaling: they count in neither fan. The fans are those of one
+  layer, the shape without those axes, by the rules above (in_axis and
+  out_axis still count the axes of the whole shape).
 
 From fans to the variance a weight needs (`weight_plan`), for every fan-based
 init (kaiming_*, xavier_*, lecun_*, variance_scaling_):
 
-1. fans: varinit.fans(shape, layer, groups, stride, blocks, in_axis, out_axis);
+1. fans: varinit.fans(shape, layer, groups, stride, blocks, in_axis, out_axis,
+   batch_axis);
 2. density d (the fraction of weights a pruning mask keeps): each unit
    receives d * fan_in nonzero inputs and feeds d * fan_out outputs, so both
    fans are multiplied by d (Frankle & Carbin 2019 rescale this way);
@@ -37,6 +43,8 @@ init (kaiming_*, xavier_*, lecun_*, variance_scaling_):
 """
 import math
 from collections import namedtuple
+
+import numpy as np
 
 from . import _core, _validate
 
@@ -70,22 +78,117 @@ def torch_rule_fans(shape):
     return _core.fans(shape)
 
 
-def fans(shape, *, layer=None, groups=1, stride=1, blocks=1, in_axis=None, out_axis=None):
-    """(fan_in, fan_out) of a weight of this shape.
+def one_layer(shape, batch_axis):
+    """(shape of one layer, batch axes): `shape` (a validated tuple) without the axes
+    `batch_axis` names, and those axes as a sorted tuple of non-negative ints.
 
-    fan_in = inputs per output unit, fan_out = outputs per input unit. Both are
-    ints, except a strided convolution's fan_out and a strided transposed
-    convolution's fan_in, which are averages (floats when the stride product
-    does not divide them).
+    batch_axis is an axis, a tuple (list) of axes, or () / None for none.
+    """
+    if batch_axis is None:
+        return shape, ()
+    batch = tuple(sorted(_validate.axes(batch_axis, len(shape), "batch_axis")))
+    if not batch:
+        return shape, ()
+    layer_shape = tuple(n for k, n in enumerate(shape) if k not in batch)
+    if len(layer_shape) < 2:
+        raise ValueError(
+            f"batch_axis={_validate.shown(batch_axis)} leaves {len(layer_shape)} of the {len(shape)} "
+            f"axes of shape {shape}; one layer's weight needs at least 2 (an input and an output axis)"
+        )
+    return layer_shape, batch
 
-    Example::
 
-        >>> varinit.fans((64, 1, 3, 3), layer="conv", groups=64)   # depthwise
-        (9, 9)
-        >>> varinit.fans((128, 64), in_axis=0, out_axis=1)           # (in, out) matrix
-        (128, 64)
+def _renumber(axis, name, ndim, batch):
+    """in_axis/out_axis (axes of the whole shape) as axes of one layer's shape."""
+    if axis is None:
+        return None
+    axes = _validate.axes(axis, ndim, name)
+    for a in axes:
+        if a in batch:
+            raise ValueError(f"{name}={_validate.shown(axis)} and batch_axis both name axis {a}")
+    return tuple(a - sum(b < a for b in batch) for a in axes)
+
+
+def fans(shape, *, layer=None, groups=1, stride=1, blocks=1, in_axis=None, out_axis=None,
+         batch_axis=()):
+    """(fan_in, fan_out) of a weight of this shape, for the layer that owns it.
+
+    fan_in is the number of inputs each output unit sums, fan_out the number
+    of outputs each input unit feeds. With no keyword, torch's rule for the
+    ``(out, in, *kernel)`` layout: fan_in = shape[1] * prod(kernel), fan_out =
+    shape[0] * prod(kernel). The keywords correct it where the shape alone
+    misleads:
+
+    - ``layer="conv"``, weight ``(C_out, C_in/g, *k)``, ``groups`` g, ``stride`` s:
+      fan_in = C_in/g * prod(k), fan_out = C_out/g * prod(k) / prod(s) (torch
+      overcounts fan_out by g, pytorch issue 23854, and ignores the stride);
+    - ``layer="conv_transpose"``, weight ``(C_in, C_out/g, *k)``: fan_in = C_in/g *
+      prod(k) / prod(s), fan_out = C_out/g * prod(k) (torch swaps the two);
+    - ``blocks`` b: b equal blocks stacked along the output axis (QKV: 3, LSTM:
+      4, GRU: 3), each its own layer: fan_out / b (pytorch issue 166378);
+    - ``in_axis``/``out_axis``: another layout, with JAX's semantics (the other
+      axes are the receptive field); ``batch_axis``: axes of stacked
+      independent layers, which count in neither fan.
+
+    Both fans are ints, except a strided convolution's fan_out and a strided
+    transposed convolution's fan_in, which are averages (floats when the
+    stride product does not divide them).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The weight's shape, at least 2-D (after removing the batch axes).
+    layer : {None, "linear", "conv", "conv_transpose"}, optional
+        The kind of layer; None is torch's shape rule.
+    groups : int, default 1
+        A convolution's groups.
+    stride : int or tuple of int, default 1
+        A convolution's stride (per spatial axis, or one for all).
+    blocks : int, default 1
+        Equal blocks fused along the output axis.
+    in_axis, out_axis : int or tuple of int, optional
+        The input and output axes (negative counts from the end); give both
+        for tensors of more than 2 dimensions. Only with layer None or
+        "linear".
+    batch_axis : int or tuple of int, default ()
+        Axes indexing independent layers stacked in one array (Flax's scanned
+        layers, a stack of experts). in_axis and out_axis number the axes of
+        the whole shape.
+
+    Returns
+    -------
+    tuple
+        (fan_in, fan_out), ints or floats.
+
+    See Also
+    --------
+    varinit.kaiming_normal_, varinit.xavier_uniform_, varinit.variance_scaling_ :
+        take the same keywords.
+
+    Examples
+    --------
+    >>> import varinit
+    >>> varinit.fans((256, 128))                                  # torch's (out, in)
+    (128, 256)
+    >>> varinit.fans((128, 64), in_axis=0, out_axis=1)            # an (in, out) matrix
+    (128, 64)
+    >>> varinit.fans((64, 1, 3, 3), layer="conv", groups=64)      # depthwise; torch says (9, 576)
+    (9, 9)
+    >>> varinit.fans((64, 32, 3, 3), layer="conv", stride=2)      # 9 taps over 4 positions
+    (288, 144)
+    >>> varinit.fans((128, 64, 3, 3), layer="conv_transpose", stride=2)
+    (288, 576)
+    >>> varinit.fans((768, 256), blocks=3)                        # a packed QKV projection
+    (256, 256)
+    >>> varinit.fans((12, 128, 64), in_axis=1, out_axis=2, batch_axis=0)   # 12 stacked layers
+    (128, 64)
     """
     shape = _validate.index_tuple(shape, "shape")
+    layer_shape, batch = one_layer(shape, batch_axis)
+    if batch:
+        in_axis = _renumber(in_axis, "in_axis", len(shape), batch)
+        out_axis = _renumber(out_axis, "out_axis", len(shape), batch)
+        shape = layer_shape
     ndim = len(shape)
     _check_rank(shape)
     _validate.choice(layer, "layer", LAYERS + (None,))
@@ -128,6 +231,9 @@ def fans(shape, *, layer=None, groups=1, stride=1, blocks=1, in_axis=None, out_a
 
 
 LAYOUT_KEYWORDS = ("layer", "groups", "stride", "blocks", "in_axis", "out_axis")
+# A keyword of the fills but not a field of varinit.layers.Layer, which holds one
+# layer's weight (it has one forward pass; a stack of layers has several).
+STACK_KEYWORDS = ("batch_axis",)
 ADJUSTMENT_KEYWORDS = ("keep_prob", "density", "input_var", "phase_balanced", "dilation")
 
 WeightPlan = namedtuple("WeightPlan", ["fan_in", "fan_out", "variance_factor", "tap_scale"])
@@ -137,13 +243,13 @@ against the weight."""
 
 
 def phase_scale(kernel, stride, dilation=1):
-    """Per-tap std multipliers that give every output phase of a transposed conv the same variance.
+    """Per-tap std multipliers that give every output phase of a transposed convolution the same variance.
 
     Along an axis with kernel k, stride s, dilation d, tap j lands on output
     positions of phase (d j) mod s, and an output position of phase r sums
     n_r taps (n_r = number of j with (d j) mod s = r; n_r = ceil((k - r) / s)
     for d = 1). He's rule with fan_in = C_in/g * prod(k) / prod(s) gives
-    phase r the variance n_r s / k (the checkerboard, Odena et al. 2016).
+    phase r the variance n_r s / k: the checkerboard of Odena et al. (2016).
     Multiplying tap j's std by sqrt((k / s) / n_{r(j)}) gives every phase
     variance 1 (per axis; the factors multiply across axes). When k is a
     multiple of s (and d is 1) every multiplier is 1; when the taps reach
@@ -153,10 +259,32 @@ def phase_scale(kernel, stride, dilation=1):
     then below 1: phase_balanced=True refuses those layers
     (`check_phase_balanced`).
 
-    Example::
+    Parameters
+    ----------
+    kernel : tuple of int
+        The kernel size per spatial axis.
+    stride : int or tuple of int
+        The stride, per axis or one for all.
+    dilation : int or tuple of int, default 1
+        The dilation, per axis or one for all.
 
-        >>> varinit.fan_rules.phase_scale((3,), (2,))   # taps 0, 2 -> phase 0; tap 1 -> phase 1
-        array([0.8660254 , 1.22474487, 0.8660254 ])
+    Returns
+    -------
+    ndarray
+        float64 multipliers of shape `kernel`.
+
+    References
+    ----------
+    .. [1] A. Odena, V. Dumoulin and C. Olah, "Deconvolution and checkerboard
+       artifacts", Distill, 2016.
+
+    Examples
+    --------
+    >>> import varinit
+    >>> varinit.fan_rules.phase_scale((3,), (2,))   # taps 0, 2 -> phase 0; tap 1 -> phase 1
+    array([0.8660254 , 1.22474487, 0.8660254 ])
+    >>> print(f"{(varinit.fan_rules.phase_scale((3, 3), 2) ** 2).mean():.3f}")
+    1.000
     """
     kernel = tuple(int(k) for k in kernel)
     stride = _validate.per_axis(stride, "stride", len(kernel))
@@ -197,11 +325,11 @@ def check_phase_balanced(kernel, stride, dilation=1):
 def weight_plan(shape, *, keep_prob=1.0, density=1.0, input_var=1.0, phase_balanced=False,
                 dilation=1, **layout):
     """The WeightPlan of a weight of this (global) shape; validates every keyword."""
-    unknown = sorted(set(layout) - set(LAYOUT_KEYWORDS))
+    unknown = sorted(set(layout) - set(LAYOUT_KEYWORDS + STACK_KEYWORDS))
     if unknown:
         raise TypeError(
             f"unexpected keyword argument {unknown[0]!r}; fan-based inits take "
-            f"{', '.join(LAYOUT_KEYWORDS + ADJUSTMENT_KEYWORDS)}"
+            f"{', '.join(LAYOUT_KEYWORDS + STACK_KEYWORDS + ADJUSTMENT_KEYWORDS)}"
         )
     keep_prob = _validate.real(keep_prob, "keep_prob", _validate.BOUNDED_GT_0_1)
     density = _validate.real(density, "density", _validate.BOUNDED_GT_0_1)
@@ -210,17 +338,20 @@ def weight_plan(shape, *, keep_prob=1.0, density=1.0, input_var=1.0, phase_balan
         raise ValueError(f"input_var={input_var} is too small: keep_prob / input_var overflows a float")
     phase_balanced = _validate.flag(phase_balanced, "phase_balanced")
     fan_in, fan_out = fans(shape, **layout)
+    # the kernel axes are those of one layer: the shape without its batch axes
+    layer_shape, batch = one_layer(tuple(shape), layout.get("batch_axis"))
     if layout.get("layer") in ("conv", "conv_transpose"):
-        _validate.per_axis(dilation, "dilation", len(shape) - 2)  # accepted; it changes no fan
+        _validate.per_axis(dilation, "dilation", len(layer_shape) - 2)  # accepted; it changes no fan
     elif _validate.integer(dilation, "dilation") != 1:
         raise ValueError("dilation applies to layer='conv' or 'conv_transpose'")
     tap_scale = None
     if phase_balanced:
         if layout.get("layer") != "conv_transpose":
             raise ValueError("phase_balanced=True applies to layer='conv_transpose' only")
-        check_phase_balanced(tuple(shape)[2:], layout.get("stride", 1), dilation)
-        factor = phase_scale(tuple(shape)[2:], layout.get("stride", 1), dilation)
-        tap_scale = factor.reshape((1, 1) + factor.shape)
+        check_phase_balanced(layer_shape[2:], layout.get("stride", 1), dilation)
+        factor = phase_scale(layer_shape[2:], layout.get("stride", 1), dilation)
+        # every stacked layer gets the same multipliers: size-1 batch axes broadcast
+        tap_scale = np.expand_dims(factor.reshape((1, 1) + factor.shape), batch)
     return WeightPlan(fan_in * density, fan_out * density, keep_prob / input_var, tap_scale)
 
 

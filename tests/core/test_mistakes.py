@@ -72,6 +72,11 @@ def conv():
     return matrix((8, 4, 3, 3))
 
 
+def stacked():
+    """Three stacked (in, out) kernels: batch_axis=0."""
+    return matrix((3, 4, 6))
+
+
 def parameter():
     """A torch target: its fills draw their key from torch's generator."""
     return torch.nn.Parameter(torch.from_numpy(matrix()))
@@ -175,12 +180,14 @@ for fan_based in (varinit.xavier_uniform_, varinit.xavier_normal_, varinit.kaimi
                   varinit.lecun_uniform_):
     case(fan_based, on(matrix, **LINEAR_LAYOUT), **LINEAR_KINDS)
     case(fan_based, on(conv, **CONV_LAYOUT), **CONV_KINDS)
+    case(fan_based, on(stacked, in_axis=1, out_axis=2, batch_axis=0), batch_axis=AXIS)
 case(varinit.calculate_gain, call(nonlinearity="leaky_relu", param=0.2), nonlinearity=TORCH_NAME,
      param=TORCH_SLOPE)
 case(varinit.gain, call(activation="leaky_relu", param=0.2), activation=ACTIVATION, param=FINITE)
 case(varinit.fans, call(shape=(8, 4, 3, 3), layer="conv_transpose", groups=2, stride=2, blocks=2),
      shape=SHAPE, layer=CHOICE, groups=COUNT, stride=COUNT, blocks=COUNT)
 case(varinit.fans, call(shape=(8, 4), in_axis=1, out_axis=0), in_axis=AXIS, out_axis=AXIS)
+case(varinit.fans, call(shape=(3, 8, 4), in_axis=2, out_axis=1, batch_axis=0), batch_axis=AXIS)
 case(varinit.Generator, call(seed=1), seed=SEED)
 case(varinit.manual_seed, call(seed=1), seed=SEED)
 case(varinit.Stream, call(key=1, stream_id=2), key=SEED, stream_id=SEED)
