@@ -46,6 +46,7 @@ from torch.nn.modules.module import (register_module_forward_hook,
 from torch.overrides import TorchFunctionMode
 
 from .graph_kinds import IGNORE, SPECS, is_inplace_name, public_name
+from .sharded_model import global_view
 
 KINDS = (
     "input", "param", "constant",
@@ -113,21 +114,49 @@ class Graph:
 
 
 def trace(model, example_inputs):
-    """Record the dataflow of `model` on `example_inputs` as a Graph.
+    """Record the dataflow of one forward pass of `model` on `example_inputs`, as a Graph.
 
-    model: a torch.nn.Module (real or on the meta device; left unchanged).
-    example_inputs: a tensor (the one positional argument), a tuple or list
-    of tensors (the positional arguments) or a dict of str -> tensor (the
-    keyword arguments); real or meta tensors.
+    The model runs once, under ``torch.no_grad()``, in the mode it is in, with
+    a ``torch.overrides.TorchFunctionMode`` that sees every torch function and
+    tensor method applied to a traced tensor (an input, a parameter, or a
+    result of such a call) and module hooks that say which module runs it.
+    It follows Python control flow (the path this pass takes), sees
+    functional calls, operators and views wherever they are written, records
+    a module called twice as two uses of its parameters, and works on meta
+    tensors. The model, its buffers and torch's random state are left as they
+    were.
 
-    Example:
-        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU())
-        >>> [n.kind for n in trace(net, torch.zeros(2, 4)).nodes]
-        ['input', 'linear', 'elementwise']
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model (real or on the meta device).
+    example_inputs : torch.Tensor, tuple, list or dict
+        A tensor (the one positional argument), a tuple or list of tensors (the
+        positional arguments) or a dict of str to tensor (the keyword
+        arguments); real or meta tensors.
+
+    Returns
+    -------
+    varinit.torch.graph.Graph
+        Its ``nodes`` in execution order, each with a ``kind``; the parameters,
+        the tied parameters, the nodes that use each parameter, and the
+        ``unknown`` ops no rule covers.
+
+    Examples
+    --------
+    >>> import torch, varinit
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU())
+    >>> [node.kind for node in varinit.torch.trace(net, torch.zeros(2, 4)).nodes]
+    ['input', 'linear', 'elementwise']
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     args, kwargs = example_call(example_inputs)
+    with global_view(model):   # DTensor parameters (FSDP2, tensor parallel) as their global shapes
+        return _trace(model, args, kwargs)
+
+
+def _trace(model, args, kwargs):
     recorder = _Recorder(model)
     devices = _cuda_devices(model, list(args) + list(kwargs.values()))
     with BufferGuard(model), torch.random.fork_rng(devices=devices), torch.no_grad():

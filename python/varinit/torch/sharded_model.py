@@ -1,0 +1,147 @@
+"""init_module on a model whose parameters are DTensors (FSDP2's fully_shard,
+tensor parallelism's parallelize_module, or both on a 2-D mesh): what the
+dataflow mode needs so that every rank plans and fills what one process would.
+
+- The trace (varinit.torch.graph) runs the model on its global twin: every
+  parameter and buffer a plain meta tensor of its global shape, and
+  the forward hooks torch.distributed put on the modules (FSDP2's all-gather
+  and reshard, tensor parallelism's redistribution of inputs and outputs) set
+  aside, so the graph is the unsharded model's and no collective runs.
+- The measured pass (varinit.torch.refine) runs the real model, collectively.
+  It measures what one process measures only when every module's forward
+  sees whole activations: true under FSDP2, which gathers each parameter
+  whole before its module runs, and false under tensor parallelism, where a
+  column-parallel layer's output is split over the ranks (each would measure
+  its own part) and a row-parallel one's is an all-reduced sum (other
+  rounding). So the pass runs for FSDP2 models and is skipped, with a note,
+  when a module is tensor parallel.
+- Every rank must reach the same plan: the solved stds and the measured
+  corrections are compared across the ranks of each mesh (different example
+  inputs per rank would otherwise give shards of different models).
+"""
+import contextlib
+import functools
+import hashlib
+import sys
+
+import torch
+
+from .._arrays import is_dtensor
+from .across_ranks import same_on_every_rank
+
+
+@contextlib.contextmanager
+def global_view(model):
+    """Inside the block every parameter and buffer of a `model` that holds DTensors is a
+    plain meta tensor of its global shape (tied ones stay tied; the plain ones too, since
+    a trace cannot mix devices) and the forward hooks defined in torch.distributed are
+    set aside; on exit everything is back. Any other model is left as it is."""
+    tensors = [(table, name, tensor) for module in model.modules()
+               for table in (module._parameters, module._buffers) for name, tensor in table.items()
+               if tensor is not None and (is_dtensor(tensor) or not tensor.is_meta)]
+    swapped = tensors if any(is_dtensor(t) for _, _, t in tensors) else []
+    twins, hook_tables = {}, []
+    for _, _, tensor in swapped:
+        if id(tensor) not in twins:
+            twin = torch.empty(tuple(tensor.shape), dtype=tensor.dtype, device="meta")
+            if isinstance(tensor, torch.nn.Parameter):
+                twin = torch.nn.Parameter(twin, requires_grad=tensor.requires_grad)
+            twins[id(tensor)] = twin
+    for module in model.modules():
+        for table in (module._forward_pre_hooks, module._forward_hooks):
+            if any(_defined_in(hook).startswith("torch.distributed.") for hook in table.values()):
+                hook_tables.append((table, dict(table)))
+    for table, name, tensor in swapped:
+        table[name] = twins[id(tensor)]
+    for table, saved in hook_tables:
+        for key, hook in saved.items():
+            if _defined_in(hook).startswith("torch.distributed."):
+                del table[key]
+    try:
+        yield model
+    finally:
+        for table, name, tensor in swapped:
+            table[name] = tensor
+        for table, saved in hook_tables:
+            table.clear()
+            table.update(saved)   # in their order
+
+
+def _defined_in(hook):
+    """The module that defines a hook (through partials and bound methods)."""
+    while isinstance(hook, functools.partial):
+        hook = hook.func
+    hook = getattr(hook, "__func__", hook)
+    return getattr(hook, "__module__", None) or ""
+
+
+def _tensor_parallel_modules(model):
+    return [name for name, module in model.named_modules()
+            if any(_defined_in(hook).startswith("torch.distributed.tensor")
+                   for table in (module._forward_pre_hooks, module._forward_hooks) for hook in table.values())]
+
+
+def measured_pass_obstacle(model):
+    """None when the measured pass measures on every rank what one process measures
+    (no DTensor parameter, or only FSDP2's); else the note saying why it is skipped."""
+    dtensors = [(name, p) for name, p in model.named_parameters() if is_dtensor(p)]
+    if not dtensors:
+        return None
+    parallel = _tensor_parallel_modules(model)
+    if parallel:
+        return (f"the measured pass was skipped: {parallel[0] or 'the model'} is tensor parallel, so its "
+                "forward sees its activations split over the ranks and each rank would measure another "
+                "part; the solved stds are kept, uncorrected")
+    managed = {id(p) for module in _fsdp_modules(model).values() for p in module.parameters()}
+    unmanaged = [name for name, p in dtensors if id(p) not in managed]
+    if unmanaged:
+        return (f"the measured pass was skipped: {unmanaged[0]} is a DTensor that fully_shard does not "
+                "manage, so its module computes on shards; the solved stds are kept, uncorrected")
+    return None
+
+
+def after_measured_pass(model):
+    """Put FSDP2's sharded parameters back after the measured pass. The pass stops the
+    forward with an exception once its last layer is measured, which leaves FSDP2
+    mid-forward with the gathered parameters registered (and a root module keeps them
+    after a whole forward too, for the backward); reset_iter_state, FSDP2's own recovery
+    from an aborted forward, reshards every parameter group below each root."""
+    fsdp = _fsdp_modules(model)
+    for name, module in fsdp.items():
+        if not any(_inside(name, other) for other in fsdp):
+            module.reset_iter_state()
+
+
+def _inside(name, other):
+    return name != other and (other == "" or name.startswith(other + "."))
+
+
+def _fsdp_modules(model):
+    """{name: module} of the modules fully_shard made FSDPModules (none unless
+    torch.distributed.fsdp is loaded)."""
+    fsdp = sys.modules.get("torch.distributed.fsdp")
+    if fsdp is None:
+        return {}
+    return {name: m for name, m in model.named_modules() if isinstance(m, fsdp.FSDPModule)}
+
+
+def agree_across_ranks(model, what, numbers):
+    """ValueError unless {name: float} `numbers` is the same on every rank of every mesh
+    of the model's DTensor parameters (collective; nothing to do without DTensors)."""
+    meshes = {}
+    for p in model.parameters():
+        if is_dtensor(p):
+            meshes.setdefault(id(p.device_mesh), p.device_mesh)
+    if not meshes:
+        return
+    names = sorted(numbers)
+    digest = hashlib.sha256("\0".join(names).encode("utf-8")).digest()
+    keys = torch.tensor([len(names)] + [int.from_bytes(digest[i:i + 4], "little") for i in (0, 4)],
+                        dtype=torch.int64)
+    values = torch.tensor([numbers[n] for n in names], dtype=torch.float64)
+    for mesh in meshes.values():
+        if not (same_on_every_rank(mesh, keys) and same_on_every_rank(mesh, values)):
+            raise ValueError(
+                f"init_module: {what} differ between the ranks of the mesh {tuple(mesh.mesh.shape)}: the "
+                "example inputs (or the model) are not the same on every rank; give every rank the same "
+                "example_inputs")
