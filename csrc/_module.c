@@ -15,9 +15,20 @@
 #include <string.h>
 #include <varinit.h>
 
+#if NPY_ABI_VERSION < 0x02000000 /* NumPy 1.x headers: the field itself */
+#define PyDataType_ELSIZE(descr) ((npy_intp)(descr)->elsize)
+#endif
+
 #define VI_GIL_RELEASE_MIN 16384 /* elements; below this, releasing costs more than it frees */
 
 static PyObject *LayoutError; /* byte-swapped or misaligned: Python stages through a copy */
+
+/* ml_dtypes' bfloat16, a user-defined NumPy dtype, known by its scalar type's name */
+static int is_bfloat16(PyArray_Descr *d)
+{
+    const char *name = d->typeobj->tp_name, *dot = strrchr(name, '.');
+    return d->type_num >= NPY_USERDEF && strcmp(dot ? dot + 1 : name, "bfloat16") == 0;
+}
 
 static int dtype_code(PyArrayObject *arr)
 {
@@ -28,12 +39,7 @@ static int dtype_code(PyArrayObject *arr)
     case NPY_HALF: return VI_F16;
     default: break;
     }
-    if (d->type_num >= NPY_USERDEF && PyArray_ITEMSIZE(arr) == 2) {
-        const char *name = d->typeobj->tp_name, *dot = strrchr(name, '.');
-        if (strcmp(dot ? dot + 1 : name, "bfloat16") == 0)
-            return VI_BF16;
-    }
-    return -1;
+    return PyArray_ITEMSIZE(arr) == 2 && is_bfloat16(d) ? VI_BF16 : -1;
 }
 
 static int raise_status(vi_status st)
@@ -216,6 +222,360 @@ static PyObject *py_fill(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         return NULL;
     }
     Py_RETURN_NONE;
+}
+
+/* ---- the torch direct path ---------------------------------------------------
+ * A CPU torch tensor is filled through an ndarray built here from its data
+ * pointer, shape, strides and dtype, without torch headers and without
+ * Tensor.numpy(). Those four come from the DLPack exchange table torch.Tensor
+ * publishes (DLPack >= 1.3, `__dlpack_c_exchange_api__`): one C call that
+ * copies nothing, where reading them as Python attributes costs several times
+ * more. Where torch has no such table, or it refuses a tensor, they are read
+ * as attributes. The rules are checked here too, in the order the Python
+ * layer states them; a tensor that breaks one comes back as a short reason,
+ * which python/varinit/_arrays.py turns into its message, so the words live
+ * in one place. */
+enum {
+    TV_ALLOW_INFERENCE = 1, /* the caller checked that inference mode is on */
+    TV_ALLOW_IRREGULAR = 2, /* the caller checks overlap itself (by enumeration) */
+    TV_CHECK_ONLY = 4,      /* any device: check the rules, read no memory, return None */
+};
+
+/* The parts of the DLPack ABI read here (dlpack.h, DLPack 1.x: DLDevice,
+ * DLDataType, DLTensor, DLPackVersion, DLPackExchangeAPI), field for field. */
+typedef struct { int32_t device_type, device_id; } tv_dl_device;
+typedef struct { uint8_t code, bits; uint16_t lanes; } tv_dl_dtype;
+typedef struct {
+    void *data;
+    tv_dl_device device;
+    int32_t ndim;
+    tv_dl_dtype dtype;
+    int64_t *shape, *strides; /* in elements */
+    uint64_t byte_offset;
+} tv_dl_tensor;
+typedef struct tv_dl_header {
+    uint32_t major, minor;
+    struct tv_dl_header *prev_api;
+} tv_dl_header;
+typedef struct {
+    tv_dl_header header;
+    void *managed_tensor_allocator, *managed_tensor_from_py_object_no_sync,
+        *managed_tensor_to_py_object_no_sync;
+    /* fills *out with borrowed pointers into the tensor; -1 with an exception set */
+    int (*dltensor_from_py_object_no_sync)(void *py_object, tv_dl_tensor *out);
+    void *current_work_stream;
+} tv_dl_exchange;
+enum { TV_DL_CPU = 1, TV_DL_FLOAT = 2, TV_DL_BFLOAT = 4 };
+
+/* set_tensor_kinds: the NumPy dtype per torch dtype, torch.strided, the table */
+static PyObject *tv_dtypes, *tv_strided, *tv_capsule;
+static PyArray_Descr *tv_f16, *tv_f32, *tv_f64, *tv_bf16;
+static const tv_dl_exchange *tv_exchange;
+
+static PyObject *s_is_inference, *s_is_cpu, *s_layout, *s_python_dispatch, *s_is_nested, *s_is_neg,
+    *s_dtype, *s_shape, *s_stride, *s_data_ptr;
+
+/* 1 when obj.name (or obj.name() when `call`) is True, 0 when False, -1 on error */
+static int tensor_flag(PyObject *tensor, PyObject *name, int call)
+{
+    PyObject *value = call ? PyObject_CallMethodNoArgs(tensor, name) : PyObject_GetAttr(tensor, name);
+    if (!value)
+        return -1;
+    int truth = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return truth;
+}
+
+/* Distinct elements, by the sufficient rule of _arrays._elements_overlap: with
+ * the axes of extent > 1 sorted by |stride|, each stride is at least the span
+ * of the smaller axes. 0 when the rule cannot clear the layout. */
+static int layout_is_distinct(int ndim, const npy_intp *shape, const npy_intp *strides, npy_intp itemsize)
+{
+    int64_t order_stride[NPY_MAXDIMS], order_n[NPY_MAXDIMS];
+    int m = 0;
+    for (int k = 0; k < ndim; k++) {
+        if (shape[k] == 0)
+            return 1; /* no element at all */
+        if (shape[k] == 1)
+            continue;
+        int64_t stride = strides[k] < 0 ? -(int64_t)strides[k] : (int64_t)strides[k];
+        int j = m++;
+        for (; j > 0 && order_stride[j - 1] > stride; j--) { /* insertion sort, ndim <= 64 */
+            order_stride[j] = order_stride[j - 1];
+            order_n[j] = order_n[j - 1];
+        }
+        order_stride[j] = stride;
+        order_n[j] = shape[k];
+    }
+    int64_t span = itemsize;
+    for (int j = 0; j < m; j++) {
+        int64_t reach;
+        if (order_stride[j] < span
+            || __builtin_mul_overflow(order_stride[j], order_n[j] - 1, &reach)
+            || __builtin_add_overflow(reach, span, &span))
+            return 0;
+    }
+    return 1;
+}
+
+/* What a tensor's memory looks like: filled from the DLPack table or from attributes. */
+typedef struct {
+    void *data;
+    PyArray_Descr *descr; /* borrowed */
+    int ndim;
+    npy_intp dims[NPY_MAXDIMS], strides[NPY_MAXDIMS]; /* strides in bytes */
+} tv_layout;
+
+/* Sizes and element strides into `out` (strides in bytes). NULL, or the reason. */
+static const char *set_extents(tv_layout *out, int ndim, const int64_t *shape, const int64_t *strides)
+{
+    if (ndim > NPY_MAXDIMS || ndim > VI_MAX_NDIM)
+        return "ndim";
+    npy_intp itemsize = PyDataType_ELSIZE(out->descr);
+    for (int k = 0; k < ndim; k++) {
+        int64_t bytes;
+        if (shape[k] < 0 || __builtin_mul_overflow(strides[k], (int64_t)itemsize, &bytes))
+            return "layout";
+        out->dims[k] = (npy_intp)shape[k];
+        out->strides[k] = (npy_intp)bytes;
+    }
+    out->ndim = ndim;
+    return NULL;
+}
+
+static PyArray_Descr *descr_of_dl(tv_dl_dtype t)
+{
+    if (t.lanes != 1)
+        return NULL;
+    if (t.code == TV_DL_FLOAT)
+        return t.bits == 32 ? tv_f32 : t.bits == 64 ? tv_f64 : t.bits == 16 ? tv_f16 : NULL;
+    return t.code == TV_DL_BFLOAT && t.bits == 16 ? tv_bf16 : NULL;
+}
+
+/* The fast route: 1 done (out filled, or *reason set), 0 when the table refused
+ * the tensor (the attribute route then names why), -1 on error. The rules the
+ * table cannot see (inference, subclass, negative bit) are checked before it. */
+static int layout_from_dlpack(PyObject *tensor, tv_layout *out, const char **reason)
+{
+    tv_dl_tensor dl;
+    if (tv_exchange->dltensor_from_py_object_no_sync(tensor, &dl) != 0) {
+        if (!PyErr_ExceptionMatches(PyExc_RuntimeError))
+            return -1;
+        PyErr_Clear(); /* sparse, nested, no storage, a dtype DLPack lacks, ... */
+        return 0;
+    }
+    if (dl.device.device_type != TV_DL_CPU) {
+        *reason = "device";
+        return 1;
+    }
+    int flag = tensor_flag(tensor, s_is_neg, 1);
+    if (flag)
+        return flag < 0 ? -1 : (*reason = "negated", 1);
+    if (!(out->descr = descr_of_dl(dl.dtype))) {
+        *reason = "dtype";
+        return 1;
+    }
+    out->data = (char *)dl.data + dl.byte_offset;
+    *reason = set_extents(out, dl.ndim, dl.shape, dl.strides);
+    return 1;
+}
+
+/* The attribute route: 0 done (out filled, or *reason set), -1 on error. */
+static int layout_from_attributes(PyObject *tensor, int check_only, tv_layout *out, const char **reason)
+{
+    int flag;
+    if (!check_only) {
+        if ((flag = tensor_flag(tensor, s_is_cpu, 0)) < 0)
+            return -1;
+        if (!flag)
+            return (*reason = "device", 0);
+    }
+    PyObject *layout = PyObject_GetAttr(tensor, s_layout);
+    if (!layout)
+        return -1;
+    Py_DECREF(layout); /* only its identity is compared */
+    if (layout != tv_strided)
+        return (*reason = "layout", 0);
+    if ((flag = tensor_flag(tensor, s_is_nested, 0)) < 0)
+        return -1;
+    if (flag)
+        return (*reason = "nested", 0);
+    if ((flag = tensor_flag(tensor, s_is_neg, 1)) < 0)
+        return -1;
+    if (flag)
+        return (*reason = "negated", 0);
+    PyObject *dtype = PyObject_GetAttr(tensor, s_dtype);
+    if (!dtype)
+        return -1;
+    PyObject *descr = PyDict_GetItemWithError(tv_dtypes, dtype); /* borrowed */
+    Py_DECREF(dtype);
+    if (!descr)
+        return PyErr_Occurred() ? -1 : (*reason = "dtype", 0);
+    out->descr = (PyArray_Descr *)descr;
+    PyObject *shape = PyObject_GetAttr(tensor, s_shape);
+    PyObject *strides = shape ? PyObject_CallMethodNoArgs(tensor, s_stride) : NULL;
+    int status = -1;
+    int64_t dims[NPY_MAXDIMS], steps[NPY_MAXDIMS];
+    if (!strides)
+        goto done;
+    if (!PyTuple_Check(shape) || !PyTuple_Check(strides) || PyTuple_GET_SIZE(shape) != PyTuple_GET_SIZE(strides)) {
+        PyErr_SetString(PyExc_TypeError, "tensor_view: shape and stride() must be tuples of one length");
+        goto done;
+    }
+    Py_ssize_t ndim = PyTuple_GET_SIZE(shape);
+    if (ndim > NPY_MAXDIMS) {
+        *reason = "ndim";
+        status = 0;
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < ndim; k++) {
+        dims[k] = PyLong_AsLongLong(PyTuple_GET_ITEM(shape, k));
+        steps[k] = PyLong_AsLongLong(PyTuple_GET_ITEM(strides, k));
+        if ((dims[k] == -1 || steps[k] == -1) && PyErr_Occurred())
+            goto done;
+    }
+    *reason = set_extents(out, (int)ndim, dims, steps);
+    out->data = NULL;
+    status = 0;
+    if (!*reason && !check_only) {
+        PyObject *address = PyObject_CallMethodNoArgs(tensor, s_data_ptr);
+        if (!address) {
+            /* a tensor without storage (a functorch wrapper, ...) */
+            if (PyErr_ExceptionMatches(PyExc_RuntimeError)) {
+                PyErr_Clear();
+                *reason = "storage";
+            } else {
+                status = -1;
+            }
+        } else {
+            out->data = PyLong_AsVoidPtr(address);
+            Py_DECREF(address);
+            if (!out->data && PyErr_Occurred())
+                status = -1;
+        }
+    }
+done:
+    Py_XDECREF(shape);
+    Py_XDECREF(strides);
+    return status;
+}
+
+/* tensor_view(tensor, flags) -> ndarray sharing the tensor's memory (None with
+ * TV_CHECK_ONLY), or the str naming the rule it breaks: "inference", "subclass",
+ * "device", "layout", "nested", "negated", "dtype", "ndim", "irregular" (the
+ * stride rule cannot clear it: enumerate), "storage". */
+static PyObject *py_tensor_view(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2 || !PyLong_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "tensor_view(tensor, flags: int)");
+        return NULL;
+    }
+    if (!tv_dtypes) {
+        PyErr_SetString(PyExc_RuntimeError, "tensor_view: call set_tensor_kinds first");
+        return NULL;
+    }
+    PyObject *tensor = args[0];
+    long flags = PyLong_AsLong(args[1]);
+    if (flags == -1 && PyErr_Occurred())
+        return NULL;
+    int check_only = (flags & TV_CHECK_ONLY) != 0, flag;
+    /* torch's own first check: an inference tensor has no version counter */
+    if ((flag = tensor_flag(tensor, s_is_inference, 1)) < 0)
+        return NULL;
+    if (flag && !(flags & TV_ALLOW_INFERENCE))
+        return PyUnicode_FromString("inference");
+    /* a subclass that handles torch's dispatch (FakeTensor, DTensor) has no
+     * memory of its own to write: Tensor.numpy() refuses it by this same bit */
+    if ((flag = tensor_flag(tensor, s_python_dispatch, 0)) < 0)
+        return NULL;
+    if (flag)
+        return PyUnicode_FromString("subclass");
+    tv_layout layout;
+    const char *reason = NULL;
+    int done = tv_exchange && !check_only ? layout_from_dlpack(tensor, &layout, &reason) : 0;
+    if (done < 0 || (!done && layout_from_attributes(tensor, check_only, &layout, &reason) < 0))
+        return NULL;
+    if (reason)
+        return PyUnicode_FromString(reason);
+    int any_empty = 0;
+    for (int k = 0; k < layout.ndim; k++)
+        any_empty |= layout.dims[k] == 0;
+    /* two elements at one address would be written by two threads with two values */
+    if (!(flags & TV_ALLOW_IRREGULAR)
+        && !layout_is_distinct(layout.ndim, layout.dims, layout.strides, PyDataType_ELSIZE(layout.descr)))
+        return PyUnicode_FromString("irregular");
+    if (check_only)
+        Py_RETURN_NONE;
+    if (!layout.data) {
+        /* an empty tensor may have no allocation; NumPy would make one of its own */
+        static double nothing;
+        if (!any_empty)
+            return PyUnicode_FromString("storage");
+        layout.data = &nothing;
+    }
+    Py_INCREF(layout.descr); /* stolen by the constructor */
+    PyObject *arr = PyArray_NewFromDescr(&PyArray_Type, layout.descr, layout.ndim, layout.dims,
+                                         layout.strides, layout.data, NPY_ARRAY_WRITEABLE, NULL);
+    if (!arr)
+        return NULL;
+    /* the flags (contiguity, alignment) follow the strides and the address */
+    PyArray_UpdateFlags((PyArrayObject *)arr, NPY_ARRAY_UPDATE_ALL);
+    Py_INCREF(tensor); /* the view keeps the tensor, so its memory, alive */
+    if (PyArray_SetBaseObject((PyArrayObject *)arr, tensor) < 0) {
+        Py_DECREF(tensor);
+        Py_DECREF(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+/* set_tensor_kinds(dtypes, strided, exchange) -> bool: dtypes maps torch's
+ * float16/float32/float64/bfloat16 to NumPy dtypes, strided is torch.strided,
+ * exchange is torch.Tensor.__dlpack_c_exchange_api__ or None. True when the
+ * DLPack route is used. Once per process (later calls replace the first). */
+static PyObject *py_set_tensor_kinds(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 3 || !PyDict_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "set_tensor_kinds(dtypes: dict, strided, exchange)");
+        return NULL;
+    }
+    PyArray_Descr *f16 = NULL, *f32 = NULL, *f64 = NULL, *bf16 = NULL;
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(args[0], &pos, &key, &value)) {
+        if (!PyArray_DescrCheck(value)) {
+            PyErr_SetString(PyExc_TypeError, "set_tensor_kinds: dtypes must map to NumPy dtypes");
+            return NULL;
+        }
+        PyArray_Descr *d = (PyArray_Descr *)value;
+        if (d->type_num == NPY_HALF) f16 = d;
+        else if (d->type_num == NPY_FLOAT) f32 = d;
+        else if (d->type_num == NPY_DOUBLE) f64 = d;
+        else if (PyDataType_ELSIZE(d) == 2 && is_bfloat16(d)) bf16 = d;
+    }
+    const tv_dl_exchange *exchange = NULL;
+    if (args[2] != Py_None) {
+        exchange = PyCapsule_GetPointer(args[2], "dlpack_exchange_api");
+        if (!exchange)
+            return NULL;
+        /* a major version other than 1 may lay the table out differently */
+        if (exchange->header.major != 1 || !exchange->dltensor_from_py_object_no_sync)
+            exchange = NULL;
+    }
+    Py_XINCREF(f16); Py_XINCREF(f32); Py_XINCREF(f64); Py_XINCREF(bf16);
+    Py_XDECREF(tv_f16); Py_XDECREF(tv_f32); Py_XDECREF(tv_f64); Py_XDECREF(tv_bf16);
+    tv_f16 = f16; tv_f32 = f32; tv_f64 = f64; tv_bf16 = bf16;
+    PyObject *old[3] = {tv_dtypes, tv_strided, tv_capsule};
+    Py_INCREF(args[0]); Py_INCREF(args[1]); Py_INCREF(args[2]); /* the capsule keeps the table */
+    tv_dtypes = args[0];
+    tv_strided = args[1];
+    tv_capsule = args[2];
+    for (int k = 0; k < 3; k++)
+        Py_XDECREF(old[k]);
+    tv_exchange = exchange;
+    return PyBool_FromLong(exchange != NULL);
 }
 
 static int int64_arg(PyObject *obj, const char *what, int64_t *out)
@@ -428,6 +788,11 @@ static PyMethodDef methods[] = {
     {"phase_scale", (PyCFunction)(void (*)(void))py_phase_scale, METH_FASTCALL,
      "phase_scale(kernel, stride=None, dilation=None) -> per-tap std multipliers (float64,"
      " shape kernel) that balance the output phases of a strided transposed conv"},
+    {"tensor_view", (PyCFunction)(void (*)(void))py_tensor_view, METH_FASTCALL,
+     "tensor_view(tensor, flags) -> ndarray sharing a CPU torch tensor's memory"
+     " (None with TV_CHECK_ONLY), or a str naming the rule the tensor breaks"},
+    {"set_tensor_kinds", (PyCFunction)(void (*)(void))py_set_tensor_kinds, METH_FASTCALL,
+     "set_tensor_kinds(dtypes, strided, exchange) -> True when torch's DLPack exchange table is used"},
     {"philox4x32_10", py_philox, METH_VARARGS, "philox4x32_10((c0, c1, c2, c3), (k0, k1))"},
     {"normal_cdf", py_normal_cdf, METH_O, "standard normal CDF (libm-free)"},
     {"truncnorm_moments", py_truncnorm_moments, METH_VARARGS,
@@ -460,6 +825,16 @@ PyMODINIT_FUNC PyInit__core(void)
     PyObject *m = PyModule_Create(&moduledef);
     if (!m)
         return NULL;
+    static const struct { PyObject **slot; const char *name; } names[] = {
+        {&s_is_inference, "is_inference"}, {&s_is_cpu, "is_cpu"}, {&s_layout, "layout"},
+        {&s_python_dispatch, "_python_dispatch"}, {&s_is_nested, "is_nested"}, {&s_is_neg, "is_neg"},
+        {&s_dtype, "dtype"}, {&s_shape, "shape"}, {&s_stride, "stride"}, {&s_data_ptr, "data_ptr"},
+    };
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+        if (!*names[k].slot && !(*names[k].slot = PyUnicode_InternFromString(names[k].name))) {
+            Py_DECREF(m);
+            return NULL;
+        }
     LayoutError = PyErr_NewException("varinit._core.LayoutError", PyExc_ValueError, NULL);
     if (!LayoutError || PyModule_AddObjectRef(m, "LayoutError", LayoutError) < 0
         || PyModule_AddIntConstant(m, "STREAM_VERSION", VI_STREAM_VERSION) < 0
@@ -468,6 +843,9 @@ PyMODINIT_FUNC PyInit__core(void)
         || PyModule_AddIntConstant(m, "TRUNC_NORMAL", VI_TRUNC_NORMAL) < 0
         || PyModule_AddIntConstant(m, "F32", VI_F32) < 0
         || PyModule_AddIntConstant(m, "F64", VI_F64) < 0
+        || PyModule_AddIntConstant(m, "TV_ALLOW_INFERENCE", TV_ALLOW_INFERENCE) < 0
+        || PyModule_AddIntConstant(m, "TV_ALLOW_IRREGULAR", TV_ALLOW_IRREGULAR) < 0
+        || PyModule_AddIntConstant(m, "TV_CHECK_ONLY", TV_CHECK_ONLY) < 0
         || PyModule_AddIntConstant(m, "LAYER_DEFAULT", VI_LAYER_DEFAULT) < 0
         || PyModule_AddIntConstant(m, "LAYER_LINEAR", VI_LAYER_LINEAR) < 0
         || PyModule_AddIntConstant(m, "LAYER_CONV", VI_LAYER_CONV) < 0

@@ -1,14 +1,19 @@
-"""What can be filled: NumPy arrays of floating dtypes and PyTorch CPU tensors.
+"""What can be filled: NumPy arrays of floating dtypes and PyTorch tensors.
 
-A PyTorch tensor is filled through a NumPy view of its memory, so no copy is
-made and no autograd history is recorded. `as_array` refuses what cannot be
-filled (dtype, read-only, overlapping elements) before anything is written or a
-stream is taken; `fill_array` makes the one call into the C core and stages
-the rare byte-swapped or misaligned array through a native copy.
+A PyTorch CPU tensor is filled through a NumPy view of its memory that the C
+core builds from the tensor's data pointer, shape, strides and dtype (no
+Tensor.numpy(), no copy, no autograd history); a tensor on another device
+through host memory and copy_; a meta tensor not at all (its arguments are
+checked). `as_array` refuses what cannot be filled (dtype, read-only,
+overlapping elements) before anything is written or a stream is taken;
+`fill_array` makes the one call into the C core and stages the rare
+byte-swapped or misaligned array through a native copy.
 """
 import functools
+import math
 import sys
 import threading
+import warnings
 
 import numpy as np
 
@@ -20,57 +25,115 @@ def is_torch_tensor(obj):
     return torch is not None and isinstance(obj, torch.Tensor)
 
 
+def is_dtensor(obj):
+    dtensor = sys.modules.get("torch.distributed.tensor")
+    return dtensor is not None and isinstance(obj, dtensor.DTensor)
+
+
+class _TorchKinds:
+    """What the torch direct path compares against, looked up once per process."""
+
+    def __init__(self, torch):
+        import ml_dtypes
+
+        self.dtypes = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64),
+                       torch.float16: np.dtype(np.float16), torch.bfloat16: np.dtype(ml_dtypes.bfloat16)}
+        # a Parameter is a plain tensor to every rule here; other subclasses take the slow route
+        self.plain = (torch.Tensor, torch.nn.Parameter)
+        # torch.autograd.graph.increment_version without its Python wrapper (which
+        # costs more than the bump): it takes a tuple of tensors
+        self.increment_version = torch._C._increment_version
+        self.has_torch_function = torch.overrides.has_torch_function_unary
+        self.handle_torch_function = torch.overrides.handle_torch_function
+        # the C core reads a tensor's memory layout through torch's DLPack exchange table
+        # where torch has one (DLPack >= 1.3), else through the tensor's attributes
+        self.dlpack_route = _core.set_tensor_kinds(
+            self.dtypes, torch.strided, getattr(torch.Tensor, "__dlpack_c_exchange_api__", None))
+
+
+_torch_kinds = None
+
+
+def torch_kinds(torch):
+    global _torch_kinds
+    if _torch_kinds is None:
+        _torch_kinds = _TorchKinds(torch)
+    return _torch_kinds
+
+
 def _torch_view(tensor, torch):
-    """The ndarray sharing a CPU tensor's memory; TypeError for anything unfillable."""
-    if tensor.is_inference() and not torch.is_inference_mode_enabled():
+    """The ndarray sharing a CPU tensor's memory, built by the C core from the
+    tensor's data pointer, shape, strides and dtype (Tensor.numpy() costs more
+    than a small fill); an exception for anything unfillable."""
+    torch_kinds(torch)  # on first use, tells the C core torch's dtypes
+    view = _core.tensor_view(tensor, 0)
+    if type(view) is np.ndarray:
+        return view
+    return cleared(tensor, torch, view)
+
+
+def cleared(tensor, torch, reason, flags=0):
+    """What tensor_view returns for `tensor` once the rules the C core left to
+    Python (`reason`) hold: an inference tensor inside inference mode, a layout
+    the stride rule cannot clear whose elements are distinct all the same. Raises
+    for a rule broken. `flags` as for _core.tensor_view (TV_CHECK_ONLY: None)."""
+    kinds = torch_kinds(torch)
+    if isinstance(reason, str) and reason == "inference" and torch.is_inference_mode_enabled():
+        flags |= _core.TV_ALLOW_INFERENCE
+        reason = _core.tensor_view(tensor, flags)
+    if isinstance(reason, str) and reason == "irregular":
+        flags |= _core.TV_ALLOW_IRREGULAR
+        reason = _core.tensor_view(tensor, flags)
+        if not isinstance(reason, str):
+            itemsize = kinds.dtypes[tensor.dtype].itemsize
+            if _elements_overlap(tuple(tensor.shape), [s * itemsize for s in tensor.stride()], itemsize):
+                raise _overlap_error()
+    if isinstance(reason, str):
+        raise tensor_refusal(tensor, reason)
+    return reason
+
+
+def tensor_refusal(tensor, reason):
+    """The exception for a tensor that breaks the rule `reason` names (the C core's
+    words for them: see tensor_view in csrc/_module.c)."""
+    if reason == "inference":
         # torch's own rule and words: an inference tensor has no version
         # counter, so a write outside inference mode could corrupt a graph.
-        raise RuntimeError(
+        return RuntimeError(
             "Inplace update to inference tensor outside InferenceMode is not allowed. "
             "You can make a clone to get a normal tensor before doing inplace update."
         )
-    dtype = tensor.dtype
-    numpy_dtype = dtype is torch.float32 or dtype is torch.float64 or dtype is torch.float16
-    if numpy_dtype and tensor.is_cpu and tensor.layout is torch.strided:  # the common case first
-        try:
-            # numpy() refuses a tensor that requires grad (a Parameter);
-            # force=True detaches in C++, cheaper than .detach() from Python.
-            # It would also copy a negative-bit view, whose writes would then
-            # be lost, so such a tensor is refused below.
-            return tensor.numpy(force=tensor.requires_grad and not tensor.is_neg())
-        except RuntimeError:
-            raise TypeError(_unfillable_reason(tensor, torch)) from None
-    if not tensor.is_cpu:
-        raise TypeError(
+    if reason == "device":
+        return TypeError(
             f"tensor must be a CPU tensor; got one on device '{tensor.device}' "
             "(move it with .cpu() or initialize on the CPU and copy)"
         )
-    if tensor.layout is not torch.strided:
-        raise TypeError(f"tensor must be a dense (strided) tensor; got layout {tensor.layout}")
-    if dtype is torch.bfloat16:
-        import ml_dtypes
+    if reason == "layout":
+        return TypeError(f"tensor must be a dense (strided) tensor; got layout {tensor.layout}")
+    if reason == "dtype":
+        return TypeError(
+            "tensor must have a floating dtype (float16, bfloat16, float32, float64), "
+            f"got {tensor.dtype}"
+        )
+    what = {
+        "subclass": f"a tensor subclass ({type(tensor).__module__}.{type(tensor).__qualname__})",
+        "nested": "a nested tensor",
+        "negated": "a lazily negated or conjugated view (e.g. z.conj().imag); call .resolve_neg() first",
+        "ndim": f"a tensor of {tensor.dim()} dimensions (at most 64 are supported)",
+        "storage": "a tensor with no allocated memory (its storage freed, or never allocated)",
+    }.get(reason, "a tensor whose memory cannot be viewed")
+    return TypeError(f"tensor must be a dense CPU tensor; got {what}")
 
-        try:
-            return tensor.detach().view(torch.int16).numpy().view(ml_dtypes.bfloat16)
-        except RuntimeError:
-            raise TypeError(_unfillable_reason(tensor, torch)) from None
-    raise TypeError(
-        "tensor must have a floating dtype (float16, bfloat16, float32, float64), "
-        f"got {tensor.dtype}"
+
+def _overlap_error():
+    # Two elements at one address would be written by two threads with two
+    # different values: the result would depend on the thread schedule.
+    # torch refuses to write such views (expand, overlapping as_strided) too.
+    return ValueError(
+        "tensor has elements sharing memory (a zero stride, as from expand, or overlapping "
+        "strides, as from as_strided); expected a tensor whose elements are distinct "
+        "(use .contiguous() or a copy)"
     )
-
-
-def _unfillable_reason(tensor, torch):
-    """Why Tensor.numpy() refused a CPU float tensor, in the words of this API."""
-    if type(tensor) not in (torch.Tensor, torch.nn.Parameter):
-        what = f"a tensor subclass ({type(tensor).__module__}.{type(tensor).__qualname__})"
-    elif tensor.is_nested:
-        what = "a nested tensor"
-    elif tensor.is_neg() or tensor.is_conj():
-        what = "a lazily negated or conjugated view (e.g. z.conj().imag); call .resolve_neg() first"
-    else:
-        what = "a tensor whose memory NumPy cannot view"
-    return f"tensor must be a dense CPU tensor; got {what}"
 
 
 def mark_written(tensor):
@@ -78,38 +141,141 @@ def mark_written(tensor):
     as an in-place torch op does: a graph that saved the old values then
     raises at backward instead of computing wrong gradients."""
     if type(tensor) is not np.ndarray and is_torch_tensor(tensor):
-        from torch.autograd.graph import increment_version
-
-        increment_version(tensor)
+        torch_kinds(sys.modules["torch"]).increment_version((tensor,))
 
 
 def writes_in_place(fn):
-    """Decorator for a public function that fills its first argument in place:
-    a torch target's version counter is bumped once the fill has succeeded, and
-    a meta tensor (shape and dtype, no memory) has its arguments checked and is
-    returned unchanged, as torch.nn.init does, so modules built on the meta
-    device with varinit as their init work."""
+    """Decorator for a public function that fills its first argument in place
+    (every element: a tensor on another device receives all of them).
+
+    A NumPy array is filled as it is. A torch tensor whose type (or an active
+    mode) defines __torch_function__ hands the call to it, as torch.nn.init's
+    functions do, and the call comes back here with the override off. A CPU
+    Tensor or Parameter is filled through its memory, then its version counter
+    is bumped. Every other tensor (meta, DTensor, another device, a CPU
+    subclass) takes `_fill_other_tensor`.
+    """
     @functools.wraps(fn)
     def fill(tensor, *args, **kwargs):
-        if type(tensor) is not np.ndarray and is_torch_tensor(tensor) and tensor.is_meta:
-            return _check_on_meta(fn, tensor, args, kwargs)
-        result = fn(tensor, *args, **kwargs)
-        mark_written(tensor)
-        return result
+        if type(tensor) is np.ndarray:
+            return fn(tensor, *args, **kwargs)
+        kinds = _torch_kinds
+        if kinds is not None and type(tensor) in kinds.plain:  # the common torch case, kept short
+            if kinds.has_torch_function(tensor):  # a mode is active
+                return kinds.handle_torch_function(fill, (tensor,), tensor, *args, **kwargs)
+            if not tensor.is_cpu:
+                return _fill_other_tensor(fn, tensor, args, kwargs)
+            result = fn(tensor, *args, **kwargs)
+            kinds.increment_version((tensor,))
+            return result
+        if not is_torch_tensor(tensor):
+            return fn(tensor, *args, **kwargs)  # as_array takes it or names what it is
+        kinds = torch_kinds(sys.modules["torch"])
+        if kinds.has_torch_function(tensor):
+            return kinds.handle_torch_function(fill, (tensor,), tensor, *args, **kwargs)
+        return _fill_other_tensor(fn, tensor, args, kwargs)
 
     return fill
+
+
+def _fill_other_tensor(fn, tensor, args, kwargs):
+    """The routes of a torch tensor that is not a CPU Tensor or Parameter.
+
+    A meta tensor (shape and dtype, no memory) has its arguments checked and
+    is returned unchanged, as torch.nn.init does, so modules built on the meta
+    device with varinit as their init work. A DTensor fills each rank's shard.
+    A tensor on another device is filled through host memory. A CPU subclass
+    is filled as a Tensor (the view refuses one whose memory torch's dispatch
+    owns, FakeTensor's and the like).
+    """
+    if tensor.is_meta:
+        return _check_on_meta(fn, tensor, args, kwargs)
+    if is_dtensor(tensor):   # each rank fills its shard
+        from .torch.sharded import fill_dtensor
+        return fill_dtensor(fn, tensor, args, kwargs)
+    if not tensor.is_cpu:
+        return _fill_through_host(fn, tensor, args, kwargs)
+    result = fn(tensor, *args, **kwargs)
+    mark_written(tensor)
+    return result
+
+
+def _fill_through_host(fn, tensor, args, kwargs):
+    """Fill a tensor on another device (CUDA, ...) with the values a CPU fill of
+    its shape and dtype gives: `fn` fills a host tensor (pinned memory when the
+    device is the available accelerator), which `copy_` then writes in, bumping
+    the version counter as any in-place op. The tensor's own rules (dtype,
+    layout, distinct elements, inference) are checked first and the host memory
+    is allocated before `fn` takes a stream: a refused call changes nothing."""
+    import torch
+
+    torch_kinds(torch)  # on first use, tells the C core torch's dtypes
+    cleared(tensor, torch, _core.tensor_view(tensor, _core.TV_CHECK_ONLY), _core.TV_CHECK_ONLY)
+    host = _host_buffer(torch, tensor)
+    outer = getattr(_host_stand_in, "pair", None)
+    _host_stand_in.pair = (host.data_ptr(), (str(tensor.device), tensor.data_ptr() or id(tensor)))
+    try:
+        fn(host, *args, **kwargs)
+    finally:
+        _host_stand_in.pair = outer
+    with torch.no_grad():
+        tensor.copy_(host)
+    return tensor
+
+
+def _host_buffer(torch, tensor):
+    """An empty CPU tensor of `tensor`'s shape and dtype: pinned (page-locked, so
+    the copy to the device is one DMA) when `tensor` is on the accelerator torch
+    reports available, else pageable. Pinning that fails is warned about, not fatal."""
+    pin = _accelerator_type(torch) == tensor.device.type
+    try:
+        return torch.empty(tensor.shape, dtype=tensor.dtype, device="cpu", pin_memory=pin)
+    except RuntimeError as exc:
+        if not pin:
+            raise
+        # stacklevel 5: the caller of the public function (fill, _fill_other_tensor,
+        # _fill_through_host and this one are between)
+        warnings.warn(f"varinit: pinned host memory is unavailable ({exc}); a {tensor.device} tensor "
+                      "is filled through pageable memory instead", RuntimeWarning, stacklevel=5)
+        return torch.empty(tensor.shape, dtype=tensor.dtype, device="cpu")
+
+
+def _accelerator_type(torch):
+    """The device type of the accelerator torch can use ("cuda", "xpu", ...), or None."""
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
+    if accelerator is None:
+        return "cuda" if torch.cuda.is_available() else None
+    return accelerator.current_accelerator().type if accelerator.is_available() else None
+
+
+# (host buffer address, device tensor identity) while a device tensor is filled through host memory
+_host_stand_in = threading.local()
+
+
+def written_address(arr):
+    """What identifies the tensor a fill of `arr` writes: `arr`'s address, or the
+    device tensor's identity while `arr` is its host stand-in (so the warning on
+    reused int seeds sees two device tensors as two, though one host address may
+    serve both)."""
+    address = arr.__array_interface__["data"][0]
+    pair = getattr(_host_stand_in, "pair", None)
+    return pair[1] if pair is not None and pair[0] == address else address
 
 
 class DryRun(Exception):
     """Raised where a fill would take its stream, during a check on a meta tensor."""
 
 
-_dry_run = threading.local()
+class _DryRunState(threading.local):
+    active = False  # a class default: reading it never raises (getattr with a default did, slowly)
+
+
+_dry_run = _DryRunState()
 
 
 def dry_run_active():
     """True while a meta tensor's fill is being checked: no stream may be taken."""
-    return getattr(_dry_run, "active", False)
+    return _dry_run.active
 
 
 def _check_on_meta(fn, tensor, args, kwargs):
@@ -148,32 +314,30 @@ def as_array(tensor):
     zero-element fills refuse the same inputs: a bad target is the same error
     whichever path the call takes, never a silent no-op.
     """
-    if isinstance(tensor, np.ndarray):
-        arr = tensor
-    else:
+    kinds = _torch_kinds
+    if kinds is not None and type(tensor) in kinds.plain:  # the C core checks dtype and layout
+        view = _core.tensor_view(tensor, 0)
+        return view if type(view) is np.ndarray else cleared(tensor, sys.modules["torch"], view)
+    if not isinstance(tensor, np.ndarray):
         torch = sys.modules.get("torch")
         if torch is None or not isinstance(tensor, torch.Tensor):
             raise TypeError(
                 "tensor must be a NumPy array or a PyTorch CPU tensor, "
                 f"got {type(tensor).__module__}.{type(tensor).__qualname__}"
             )
-        arr = _torch_view(tensor, torch)
+        return _torch_view(tensor, torch)
+    arr = tensor
     if not _is_fillable_dtype(arr.dtype):
         raise TypeError(
             "tensor must have a floating dtype (float16, bfloat16, float32, float64), "
             f"got {arr.dtype}"
         )
-    if not arr.flags.writeable:
+    flags = arr.flags  # a new object at each read of arr.flags
+    if not flags.writeable:
         raise ValueError("tensor is read-only; expected a writable array")
-    if not (arr.flags.c_contiguous or arr.flags.f_contiguous) and not dry_run_active() and _elements_overlap(arr):
-        # Two elements at one address would be written by two threads with two
-        # different values: the result would depend on the thread schedule.
-        # torch refuses to write such views (expand, overlapping as_strided) too.
-        raise ValueError(
-            "tensor has elements sharing memory (a zero stride, as from expand, or overlapping "
-            "strides, as from as_strided); expected a tensor whose elements are distinct "
-            "(use .contiguous() or a copy)"
-        )
+    if (not (flags.c_contiguous or flags.f_contiguous) and not dry_run_active()
+            and _elements_overlap(arr.shape, arr.strides, arr.itemsize)):
+        raise _overlap_error()
     return arr
 
 
@@ -182,29 +346,29 @@ def as_array(tensor):
 OVERLAP_ENUMERATION_LIMIT = 1 << 24
 
 
-def _elements_overlap(arr):
-    """True when two elements of `arr` share a byte.
+def _elements_overlap(shape, strides, itemsize):
+    """True when two elements of the layout (shape, strides in bytes) share a byte.
 
     Sufficient rule first (it clears every layout made by slicing, transposing
     and reshaping): with the axes of extent > 1 sorted by |stride|, each stride
-    must exceed the span of all the smaller axes. A layout that fails it is
+    must reach past the span of all the smaller axes. A layout that fails it is
     checked exactly by enumerating its byte offsets, up to a size limit.
     """
-    axes = sorted((abs(stride), n) for stride, n in zip(arr.strides, arr.shape) if n > 1)
-    span = arr.itemsize
+    axes = sorted((abs(stride), n) for stride, n in zip(strides, shape) if n > 1)
+    span = itemsize
     for stride, n in axes:
         if stride < span:
             break
         span = stride * (n - 1) + span
     else:
         return False
-    if arr.size > OVERLAP_ENUMERATION_LIMIT:
+    if math.prod(shape) > OVERLAP_ENUMERATION_LIMIT:
         return True
     offsets = np.zeros((), np.int64)
-    for stride, n in zip(arr.strides, arr.shape):
+    for stride, n in zip(strides, shape):
         offsets = (offsets[..., None] + np.arange(n, dtype=np.int64) * stride)
     offsets = np.sort(offsets.ravel())
-    return bool(np.any(np.diff(offsets) < arr.itemsize))
+    return bool(np.any(np.diff(offsets) < itemsize))
 
 
 def fill_array(arr, dist, p0, p1, p2, p3, key, stream, global_shape=None, start=None):

@@ -52,12 +52,41 @@ def check_seed(seed, name="seed"):
 
 
 class Generator:
-    """A seed (the Philox key) and a counter of the streams already handed out.
+    """A seed (the Philox4x32-10 key) and a counter of the streams it has handed out.
 
-    Example::
+    Each fill drawn from a Generator takes its next stream: stream 0, 1, 2, ...
+    of the key, in call order, so consecutive calls differ and a sequence of
+    calls after `manual_seed` is reproducible. Value i of a fill depends only
+    on (key, stream, i): not on threads, SIMD path, memory layout or how the
+    tensor is split. `stream` gives streams fixed by a name instead, whatever
+    the order of the calls. Generators are thread-safe and pickle with their
+    state.
 
-        g = varinit.Generator(1234)
-        varinit.kaiming_normal_(np.empty((256, 128), np.float32), generator=g)
+    Parameters
+    ----------
+    seed : int, optional
+        The key, in [0, 2**64). None: 64 bits from the operating system.
+
+    See Also
+    --------
+    manual_seed : seeds the default generator.
+
+    References
+    ----------
+    .. [1] J. K. Salmon, M. A. Moraes, R. O. Dror and D. E. Shaw, "Parallel random
+       numbers: as easy as 1, 2, 3", SC 2011.
+
+    Examples
+    --------
+    >>> import numpy as np, varinit
+    >>> g = varinit.Generator(1234)
+    >>> a = varinit.normal_(np.empty(3, np.float32), generator=g)    # stream 0
+    >>> b = varinit.normal_(np.empty(3, np.float32), generator=g)    # stream 1
+    >>> g
+    varinit.Generator(seed=1234, next_stream=2)
+    >>> c = varinit.normal_(np.empty(3, np.float32), generator=varinit.Generator(1234))
+    >>> bool((a == c).all()), bool((a == b).all())
+    (True, False)
     """
 
     __slots__ = ("_seed", "_next_stream", "_lock")
@@ -67,7 +96,18 @@ class Generator:
         self.manual_seed(int.from_bytes(os.urandom(8), "little") if seed is None else seed)
 
     def manual_seed(self, seed):
-        """Reseed and restart the stream counter; returns self (as torch does)."""
+        """Reseed and restart the stream counter at 0.
+
+        Parameters
+        ----------
+        seed : int
+            The new key, in [0, 2**64).
+
+        Returns
+        -------
+        Generator
+            self, as torch's ``Generator.manual_seed`` returns.
+        """
         seed = check_seed(seed)
         with self._lock:
             self._seed = seed
@@ -75,19 +115,40 @@ class Generator:
         return self
 
     def initial_seed(self):
+        """The seed (the Philox key).
+
+        Returns
+        -------
+        int
+        """
         return self._seed
 
     def get_state(self):
-        """(seed, next stream): enough to resume the exact sequence later."""
+        """(seed, next stream): enough to resume the exact sequence later with `set_state`.
+
+        Returns
+        -------
+        tuple of int
+        """
         with self._lock:
             return (self._seed, self._next_stream)
 
     def set_state(self, state):
-        """Resume from a (seed, next stream) pair that get_state returned.
+        """Resume from a (seed, next stream) pair that `get_state` returned.
 
         The stream counter is at most 2**62 (a spent generator): streams from
         2**62 up are reserved (a fill's second stream and the named streams),
         so a counter there would replay them.
+
+        Parameters
+        ----------
+        state : tuple of int
+            (seed, next_stream).
+
+        Returns
+        -------
+        Generator
+            self.
         """
         if not isinstance(state, tuple) or len(state) != 2:
             raise TypeError(f"state must be a (seed, next_stream) tuple as get_state() returns, got {state!r}")
@@ -102,7 +163,17 @@ class Generator:
         return self
 
     def take_stream(self):
-        """(key, stream) for one fill; advances the counter."""
+        """(key, stream) for one fill; advances the counter.
+
+        Returns
+        -------
+        tuple of int
+
+        Raises
+        ------
+        RuntimeError
+            When all 2**62 counter streams have been handed out.
+        """
         with self._lock:
             stream = self._next_stream
             if stream >= COUNTER_LIMIT:
@@ -121,13 +192,31 @@ class Generator:
         """The stream named `name`: fixed by (seed, name), the same at every use.
 
         Pass it as ``generator=`` to any random function. It does not advance
-        this generator's counter, and using it twice gives the same values.
+        this generator's counter, and using it twice gives the same values, so
+        a parameter's values do not depend on the order parameters are created
+        in or on the process that fills them. The stream number is
+        2**63 | (the first 8 bytes of SHA-256(name) as a little-endian integer,
+        low 62 bits).
 
-        Example::
+        Parameters
+        ----------
+        name : str
+            Any name, typically a parameter's (``"encoder.0.weight"``).
 
-            g = varinit.Generator(1234)
-            w = varinit.kaiming_normal_(np.empty((256, 128), np.float32),
-                                        generator=g.stream("encoder.0.weight"))
+        Returns
+        -------
+        NamedStream
+
+        Examples
+        --------
+        >>> import numpy as np, varinit
+        >>> g = varinit.Generator(1234)
+        >>> w = varinit.kaiming_normal_(np.empty((256, 128), np.float32),
+        ...                             generator=g.stream("encoder.0.weight"))
+        >>> again = varinit.kaiming_normal_(np.empty((256, 128), np.float32),
+        ...                                 generator=varinit.Generator(1234).stream("encoder.0.weight"))
+        >>> bool((w == again).all())
+        True
         """
         return NamedStream(self._seed, name)
 
@@ -142,8 +231,29 @@ def _generator_from_state(state):
 class Stream:
     """One fixed (key, stream_id) pair: every fill drawn from it uses exactly that stream.
 
-    Immutable and picklable, so it can be sent to other processes: this is how
-    varinit.scale_out.dask_arrays resolves a generator once and gives every chunk the same stream.
+    Immutable, hashable and picklable, so it can be sent to other processes:
+    this is how `varinit.scale_out.dask_arrays` resolves a generator once and
+    gives every chunk the same stream. ``Generator.stream(name)`` returns the
+    named kind, `NamedStream`.
+
+    Parameters
+    ----------
+    key : int
+        The Philox key (the seed), in [0, 2**64).
+    stream_id : int
+        The stream, in [0, 2**64).
+
+    Examples
+    --------
+    >>> import numpy as np, varinit
+    >>> s = varinit.Stream(key=7, stream_id=3)
+    >>> a = varinit.uniform_(np.empty(4, np.float32), generator=s)
+    >>> b = varinit.uniform_(np.empty(4, np.float32), generator=s)
+    >>> bool((a == b).all())
+    True
+    >>> g = varinit.Generator(7).set_state((7, 3))          # stream 3 is that generator's next
+    >>> bool((varinit.uniform_(np.empty(4, np.float32), generator=g) == a).all())
+    True
     """
 
     __slots__ = ("_key", "_stream_id")
@@ -154,10 +264,12 @@ class Stream:
 
     @property
     def key(self):
+        """The Philox key (the seed)."""
         return self._key
 
     @property
     def stream_id(self):
+        """The stream number."""
         return self._stream_id
 
     def __eq__(self, other):
@@ -176,10 +288,27 @@ class Stream:
 
 
 class NamedStream(Stream):
-    """The stream of a seed chosen by a name: `Generator(seed).stream(name)`.
+    """The stream a seed gives a name: what ``Generator(seed).stream(name)`` returns.
 
-    `key` is the seed (the Philox key); `stream_id` is `named_stream_id(name)`.
-    Every fill drawn from it uses (key, stream_id), whatever came before.
+    `key` is the seed; `stream_id` is 2**63 | (the first 8 bytes of
+    SHA-256(name), little-endian, low 62 bits). Every fill drawn from it uses
+    (key, stream_id), whatever came before.
+
+    Parameters
+    ----------
+    seed : int
+        The key, in [0, 2**64).
+    name : str
+        The name.
+
+    Examples
+    --------
+    >>> import varinit
+    >>> s = varinit.NamedStream(1234, "encoder.0.weight")
+    >>> s == varinit.Generator(1234).stream("encoder.0.weight")
+    True
+    >>> s.name, s.key, s.stream_id >= 2 ** 63
+    ('encoder.0.weight', 1234, True)
     """
 
     __slots__ = ("_name",)
@@ -190,6 +319,7 @@ class NamedStream(Stream):
 
     @property
     def name(self):
+        """The name the stream was derived from."""
         return self._name
 
     def __reduce__(self):
@@ -203,20 +333,49 @@ default_generator = Generator()
 
 
 def manual_seed(seed):
-    """Seed the default generator (as torch.manual_seed does); returns it.
+    """Seed the default generator, as torch.manual_seed does; returns it.
 
-    Example::
+    The default generator serves ``generator=None`` for NumPy arrays; torch
+    tensors draw their key from torch's default generator instead, so
+    ``torch.manual_seed`` governs them.
 
-        >>> varinit.manual_seed(0)
-        >>> a = varinit.normal_(np.empty(4, np.float32))
-        >>> varinit.manual_seed(0)
-        >>> b = varinit.normal_(np.empty(4, np.float32))   # the same bits as a
+    Parameters
+    ----------
+    seed : int
+        The key, in [0, 2**64).
+
+    Returns
+    -------
+    Generator
+        `varinit.default_generator`, with its stream counter at 0.
+
+    Examples
+    --------
+    >>> import numpy as np, varinit
+    >>> _ = varinit.manual_seed(0)
+    >>> a = varinit.normal_(np.empty(4, np.float32))
+    >>> _ = varinit.manual_seed(0)
+    >>> b = varinit.normal_(np.empty(4, np.float32))
+    >>> bool((a == b).all())
+    True
     """
     return default_generator.manual_seed(seed)
 
 
 def initial_seed():
-    """The seed of the default generator (random at import unless manual_seed set it)."""
+    """The seed of the default generator: random at import, unless `manual_seed` set it.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> import varinit
+    >>> _ = varinit.manual_seed(2026)
+    >>> varinit.initial_seed()
+    2026
+    """
     return default_generator.initial_seed()
 
 
@@ -232,18 +391,22 @@ def _torch_key(torch_generator):
     Tensor.random_(0, 2**32) is the kernel torch.randint(0, 2**32, (2,)) runs,
     so the key for a given torch seed is that of torch.randint.
     """
-    words = getattr(_torch_words, "buffer", None)
-    if words is None:
+    buffer = getattr(_torch_words, "buffer", None)
+    if buffer is None:
         import torch
 
         # never an inference tensor, which could not be written outside inference mode
         with torch.inference_mode(False):
-            words = _torch_words.buffer = torch.empty(2, dtype=torch.int64, device="cpu")
+            words = torch.empty(2, dtype=torch.int64, device="cpu")
+        # with a NumPy view of the same memory: ndarray.tolist() reads it in a third of Tensor.tolist()'s time
+        buffer = _torch_words.buffer = (words, words.numpy())
+    words, values = buffer
+    # random_(to) is random_(0, to): the same kernel and words, one argument fewer to parse
     if torch_generator is None:  # no keyword: torch parses keywords slowly
-        words.random_(0, 1 << 32)
+        words.random_(1 << 32)
     else:
-        words.random_(0, 1 << 32, generator=torch_generator)
-    low, high = words.tolist()
+        words.random_(1 << 32, generator=torch_generator)
+    low, high = values.tolist()
     return low | high << 32
 
 
