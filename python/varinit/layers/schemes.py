@@ -27,7 +27,8 @@ from .. import _validate
 from ..fan_rules import weight_plan
 from ..gains import DEFAULT_GAIN_RULE, check_gain_rule, gain_for
 from ..generator import Generator, default_generator, resolve
-from ..init import constant_, normal_, orthogonal_, variance_scaling_
+from ..init import (TRUNCATED_STD, TRUNCATION, constant_, normal_, orthogonal_, trunc_normal_, uniform_,
+                    variance_scaling_)
 from .records import InitRecord
 
 SCHEMES = ("kaiming", "xavier", "lecun", "orthogonal")
@@ -157,3 +158,18 @@ def fill_constant(tensor, name, value):
 def fill_normal(tensor, name, *, std, generator):
     normal_(tensor, 0.0, std, generator)
     return InitRecord(name, f"normal(0, {std:g}^2)", None, None, float(std))
+
+
+def draw_with_std(tensor, distribution, std, generator):
+    """Entries of std `std` from `distribution`: "normal" N(0, std^2), "uniform"
+    U(-sqrt(3) std, sqrt(3) std), "truncated_normal" cut at +-2 of its own std and
+    rescaled so the std is `std` (as Keras)."""
+    if distribution == "normal":
+        normal_(tensor, 0.0, std, generator)
+    elif distribution == "uniform":
+        bound = math.sqrt(3.0) * std
+        uniform_(tensor, -bound, bound, generator)
+    else:
+        s = std / TRUNCATED_STD
+        trunc_normal_(tensor, 0.0, s, -TRUNCATION * s, TRUNCATION * s, generator)
+    return tensor

@@ -72,8 +72,11 @@ MAX_PASSES = 6
 TIE_RTOL = 1e-6
 # bisection steps for a residual branch's alpha on [1e-6, 1] (log scale): 2% relative
 GROWTH_STEPS = 12
-# a chain of residual blocks raises its stream's second moment at most this many times
+# a chain of residual blocks whose stream is the model's output raises its second moment
+# at most this many times (output std x2); a chain that a norm or a layer reads may grow
+# by 1 + L/3 (each branch a third of the start) up to MAX_STREAM_BUDGET (gradients x4)
 STREAM_BUDGET = 4.0
+MAX_STREAM_BUDGET = 16.0
 
 
 @dataclass
@@ -101,11 +104,13 @@ class Plan:
     measurable: list = field(default_factory=list)   # refine.Target per layer the measured pass corrects
 
 
-def plan(model, example_inputs, *, target=1.0, residual="depth"):
+def plan(model, example_inputs, *, target=1.0, residual="depth", kept=None):
     """Decide every parameter of `model` from the dataflow of one forward pass
-    on `example_inputs` (real or meta); nothing is written."""
+    on `example_inputs` (real or meta); nothing is written. `kept` maps the
+    names of parameters whose values stay (loaded, or set by an override) to
+    the reason: the walk reads their values, and solves the rest around them."""
     graph = _trace_shapes(model, example_inputs)
-    walk = _Walk(model, graph, example_inputs, target, residual)
+    walk = _Walk(model, graph, example_inputs, target, residual, kept or {})
     decided = {}
     for _ in range(MAX_PASSES):
         walk.run(decided)
@@ -141,8 +146,9 @@ def _close(a, b):
 
 
 class _Walk:
-    def __init__(self, model, graph, example_inputs, target, residual):
+    def __init__(self, model, graph, example_inputs, target, residual, kept):
         self.model, self.graph, self.target, self.residual = model, graph, float(target), residual
+        self.kept = kept
         self.modules = dict(model.named_modules())
         self.real_params = dict(model.named_parameters())   # the graph's may be meta twins
         self.example = flat_inputs(example_inputs)
@@ -150,7 +156,8 @@ class _Walk:
         self.branch_end, self.chain_length = _residuals(graph, self.ancestors)
         self.deciding = _deciding_uses(graph)
         self.multi_use = {name for name, uses in graph.uses.items() if len(_layer_uses(graph, name)) > 1}
-        self.head_gains = _tied_head_gains(graph, self.deciding)   # head node -> the gamma that scales it
+        self.head_gains = {head: gamma for head, gamma in _tied_head_gains(graph, self.deciding).items()
+                           if gamma not in kept and graph.nodes[head].params.get("weight") not in kept}
         for head in self.head_gains:
             weight = graph.nodes[head].params.get("weight")
             self.deciding[weight] = min(_layer_uses(graph, weight))
@@ -228,7 +235,9 @@ class _Walk:
             self.assumed.append(f"{node.target} in {node.module or 'the model'}: its weight is not a parameter")
             return Moments(0.0, self.target)
         goal, why = self.goal(node)
-        if self.deciding.get(weight) == node.index:
+        if weight in self.kept:
+            std = self.kept_rms(weight, math.sqrt(goal / (fan_in * max(x.second, 1e-300))))
+        elif self.deciding.get(weight) == node.index:
             nu_in = x.second
             variance = goal / (fan_in * nu_in) if nu_in > 0 and fan_in > 0 else 1.0 / max(fan_in, 1.0)
             std = math.sqrt(variance)
@@ -278,6 +287,14 @@ class _Walk:
             self.plans[gain_name] = ParamPlan(gain_name, "constant", value=value,
                                               reason="weight-norm scale: the norm of a unit's solved weights")
 
+    def kept_rms(self, name, provisional):
+        """The root mean square of a kept parameter's values (on meta: `provisional`, noted)."""
+        tensor = self.real_params.get(name)
+        if tensor is None or tensor.is_meta:
+            self.assumed.append(f"{name}: kept, but on the meta device (its scale taken as the solve's)")
+            return provisional
+        return float(tensor.detach().to(torch.float64).pow(2).mean().sqrt())
+
     def known_std(self, weight, provisional):
         plan = self.plans.get(weight)
         if plan is not None and plan.std is not None:
@@ -302,18 +319,19 @@ class _Walk:
         """(target second moment at this node's output, why).
 
         A residual branch's end gets alpha * nu_stream with the largest alpha <= 1
-        that keeps the stream's growth linear within a budget: over a chain of L
-        blocks whose first stream has second moment v_0, block k may raise the
-        stream (measured after the activation that follows the addition, if
-        any) from v_k by at most (STREAM_BUDGET - 1) * v_0 / L, so the stream
-        ends at most STREAM_BUDGET * v_0 however deep the chain. Each branch
-        then adds the same absolute amount, (STREAM_BUDGET - 1) * v_0 / L: a
-        quarter of the target or more up to L = 12 with unit v_0, so a branch's
-        output stays within half the std of the layers inside it."""
+        that keeps the stream's growth linear within a budget B: over a chain of
+        L blocks whose first stream has second moment v_0, block k may raise
+        the stream (measured after the activation that follows the addition,
+        if any) from v_k by at most (B - 1) v_0 / L, so the stream ends at most
+        B v_0 however deep the chain, and each branch adds the same absolute
+        amount. B = 4 when the stream is the model's output (its std at most
+        doubles); when a norm or a layer reads it, B = 1 + L/3 within [4, 16],
+        so each branch adds a third of v_0 (its output within 0.58 of the std
+        of the layers inside it) up to L = 45."""
         end = self.branch_end.get(node.index)
         if end is None or self.residual == "none":
             return self.target, ""
-        stream, length, add, first = end
+        stream, length, add, first, open_end = end
         s, s0 = self.m(stream), self.m(first)
         if s.second <= 0 or s0.second <= 0:
             return self.target, ""
@@ -325,7 +343,8 @@ class _Walk:
             # across the zoo's BatchNorm ResNet 4.2, against 4.8 to 6.7 for any additive budget)
             limit = 1.0 + 1.0 / length
         else:
-            limit = 1.0 + (STREAM_BUDGET - 1.0) * s0.second / (length * s.second)
+            budget = _stream_budget(length, open_end)
+            limit = 1.0 + (budget - 1.0) * s0.second / (length * s.second)
 
         def growth(alpha):
             m = Moments(s.mean, s.second * (1.0 + alpha))
@@ -344,7 +363,8 @@ class _Walk:
                 lo, hi = (mid, hi) if growth(mid) <= limit else (lo, mid)
             alpha = lo
         self.alphas[node.index] = alpha
-        bound = "by less than e" if node.kind == "norm" else f"at most {STREAM_BUDGET:g}-fold from {_g(s0.second)}"
+        bound = ("by less than e" if node.kind == "norm"
+                 else f"at most {_g(_stream_budget(length, open_end))}-fold from {_g(s0.second)}")
         return alpha * s.second, (f"; residual branch end: {_g(alpha)} of the stream's {_g(s.second)}, "
                                   f"so {length} blocks grow it {bound}")
 
@@ -371,7 +391,9 @@ class _Walk:
         table = node.params.get("weight")
         if table is None:
             return ASSUMED
-        if self.deciding.get(table) == node.index:
+        if table in self.kept:
+            std = self.kept_rms(table, math.sqrt(self.target))
+        elif self.deciding.get(table) == node.index:
             std = math.sqrt(self.target)
             why = "embedding: rows of unit second moment"
             if table in self.multi_use:
@@ -391,7 +413,9 @@ class _Walk:
             self.plans.setdefault(beta, ParamPlan(beta, "constant", value=0.0, reason="norm shift: zero"))
         value = 1.0
         end = self.branch_end.get(node.index)
-        if gamma is not None:
+        if gamma in self.kept:
+            value = self.kept_rms(gamma, 1.0)
+        elif gamma is not None:
             if end is not None and self.residual == "zero_gamma":
                 value, reason = 0.0, "last norm of a residual branch: gamma 0 (the block starts as identity)"
             elif end is not None and self.residual == "depth":
@@ -585,6 +609,9 @@ class _Walk:
 
     # ------------------------------------------------------------ the end
     def finish(self):
+        for name, reason in self.kept.items():
+            plan = self.plans.get(name)
+            self.plans[name] = ParamPlan(name, "kept", std=plan.std if plan is not None else None, reason=reason)
         for name in self.graph.params:
             if name not in self.plans:
                 self.plans[name] = ParamPlan(name, "untouched", reason="not read by the traced forward pass")
@@ -772,17 +799,36 @@ def _residuals(graph, anc):
     sizes = {}
     for i in residual:
         sizes[find(i)] = sizes.get(find(i), 0) + 1
-    first = {}    # chain root -> the stream entering the chain's first block
+    first, last = {}, {}   # chain root -> the stream entering its first block; its last addition
     for index in sorted(residual):
         first.setdefault(find(index), residual[index][0])
+        last[find(index)] = index
     ends = {}
     for index, (stream, branch) in residual.items():
         j = branch
         while graph.nodes[j].kind in BRANCH_PASS and graph.nodes[j].inputs:
             j = graph.nodes[j].inputs[0]
         if graph.nodes[j].kind in LAYERS + ("norm",):
-            ends[j] = (stream, sizes[find(index)], index, first[find(index)])
+            root = find(index)
+            ends[j] = (stream, sizes[root], index, first[root], _reaches_output(graph, last[root]))
     return ends, sizes
+
+
+def _reaches_output(graph, index):
+    """True when the node's value is a model output, through views and elementwise ops."""
+    while index not in graph.outputs:
+        consumers = [n for n in graph.nodes if index in n.inputs]
+        if len(consumers) != 1 or consumers[0].kind not in STREAM_PASS:
+            return False
+        index = consumers[0].index
+    return True
+
+
+def _stream_budget(length, open_end):
+    """How many times a chain of `length` residual blocks may raise its stream's second moment."""
+    if open_end:
+        return STREAM_BUDGET
+    return min(max(STREAM_BUDGET, 1.0 + length / 3.0), MAX_STREAM_BUDGET)
 
 
 def _layer_uses(graph, name):

@@ -10,54 +10,145 @@ from .. import _validate
 from .. import init as fills
 from .._arrays import mark_written
 from ..layers.records import InitRecord
+from ..layers.transaction import all_or_nothing
 from ..layers.schemes import as_generator
 from .dataflow import RESIDUAL_RULES, holds_values, plan
 from .init_report import InitReport
 from .modules import DEFAULT_RESIDUAL_PATTERN, check_fillable, init_by_structure
+from .overrides import apply_overrides, parameter_names, resolve_only, resolve_overrides
 from .refine import correction_factors
+from .sharded_model import after_measured_pass, agree_across_ranks, measured_pass_obstacle
 
 # What only the structure-only init reads, with its default: with example_inputs the
 # dataflow decides these, and a value given for them is refused rather than ignored.
 STRUCTURE_ONLY = {"scheme": "kaiming", "activation": None, "activations": None, "mode": "fan_in",
                   "residual_scale": None, "residual_pattern": DEFAULT_RESIDUAL_PATTERN, "embedding_std": 1.0,
-                  "phase_balanced": False, "infer_dropout": False, "by_name": False, "gain_rule": "exact"}
+                  "phase_balanced": False, "infer_dropout": False, "by_name": False, "gain_rule": "exact",
+                  "std": None}
 
 
 def init_module(model, example_inputs=None, *, distribution="normal", generator=None, target=1.0,
-                residual="depth", **structure):
+                residual="depth", overrides=None, only=None, **structure):
     """Initialize every parameter of a torch.nn.Module in place; returns the report.
 
     With `example_inputs` (a tensor, a tuple of positional tensors or a dict of
     keyword tensors; real or meta) the init follows the model's dataflow: one
-    forward pass is traced, the signal's mean and second moment are carried
-    through every node and each weight's scale is solved so the second moment
-    at its layer's output is `target` (varinit.torch.dataflow states the
-    rules; `residual` is "depth", "zero_gamma" or "none"). With real inputs a
-    measured pass then corrects each solved layer called as a module. Every
-    parameter draws from generator.stream(its name). The report is an
-    InitReport: a list of InitRecord, one per parameter (untouched ones with
-    the reason), with a stability verdict per activation;
-    report.assert_healthy() raises when an activation has no stable choice.
+    forward pass is traced (`trace`), the signal's mean and second moment are
+    carried through every node (layers, activations by quadrature of the
+    actual function, additions, products, concatenations, normalizations,
+    pooling, dropout, attention, embeddings) and each weight's scale is solved
+    so that the second moment at its layer's output is `target`: Var(w) =
+    target / (n_eff nu_in), with n_eff the taps that land on real inputs and
+    nu_in the second moment of the layer's input (`varinit.torch.dataflow`
+    states the rules and their sources). A residual branch ends at the
+    fraction of the stream that keeps its growth over the whole depth
+    within 4-fold (below e for a branch that ends in a norm). With real inputs, one measured pass then corrects each solved layer
+    called as a module. Every parameter draws from
+    ``generator.stream(its name)``, so a sharded copy of the model reproduces
+    it piece by piece. The report lists every parameter (untouched ones with
+    the reason) with a stability verdict per activation;
+    ``report.assert_healthy()`` raises when an activation has no stable
+    choice.
 
-    Without example_inputs the structure is all there is to go by: the keyword
-    arguments of varinit.torch.modules.init_by_structure (scheme, activation,
-    activations, mode, residual_scale, residual_pattern, embedding_std,
-    phase_balanced, infer_dropout, by_name, gain_rule) apply, and every weight
-    layer whose activation the structure does not show is named in a warning.
+    Without example_inputs the structure is all there is to go by: the
+    keywords of `varinit.torch.modules.init_by_structure` apply (`scheme`
+    "kaiming", "xavier", "lecun", "orthogonal" or "normal", with each layer's
+    true fans and the gain of the activation module after it), and every
+    weight layer whose activation the structure does not show is named in a
+    warning.
 
-    Example::
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model, on the CPU or the meta device.
+    example_inputs : torch.Tensor, tuple or dict, optional
+        What the model is called with: one tensor, a tuple of positional
+        tensors or a dict of keyword tensors; real or meta.
+    distribution : {"normal", "uniform", "truncated_normal"}, default "normal"
+        The distribution of the weights, at the solved std.
+    generator : None, int, Generator or torch.Generator, optional
+        The seed of the whole model: each parameter takes its own stream of
+        it. None: a key drawn from torch's default generator, so
+        ``torch.manual_seed`` governs.
+    target : float, default 1
+        The second moment each solved layer's output is given (with
+        example_inputs).
+    residual : {"depth", "zero_gamma", "none"}, default "depth"
+        The rule for residual branches (with example_inputs): "depth" bounds
+        the stream's growth over the depth; "zero_gamma" sets the gamma of a
+        norm that ends a branch to 0 (Goyal et al. 2017); "none" applies no
+        branch rule.
+    overrides : dict, optional
+        ``{name or shell-style pattern: initializer}``: a number (a
+        constant), a varinit fill's name, ``(fill or its name, {keyword:
+        value})`` or a callable ``fn(tensor, generator)``; the first pattern
+        that matches a parameter decides it, which then draws from
+        ``generator.stream(its name)`` (`varinit.torch.overrides`). E.g.
+        ``{"cls_token": ("trunc_normal_", {"std": 0.02})}``. In both modes;
+        the dataflow solve reads the values they give.
+    only : iterable of str, optional
+        The parameters to initialize, e.g. the ``missing_keys`` of
+        ``model.load_state_dict(state, strict=False)``; every other parameter
+        keeps its values (a tied one is kept unless all its names are
+        listed), and the dataflow solve reads them.
+    **structure
+        Without example_inputs, the keywords of
+        `varinit.torch.modules.init_by_structure`: ``scheme``, ``activation``,
+        ``activations``, ``mode``, ``residual_scale``, ``residual_pattern``,
+        ``embedding_std``, ``phase_balanced``, ``infer_dropout``, ``by_name``,
+        ``gain_rule``, ``std``. With example_inputs the dataflow decides these,
+        and a value given for one of them is refused.
 
-        >>> model = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.GELU(), torch.nn.Linear(256, 10))
-        >>> report = varinit.torch.init_module(model, torch.randn(64, 784), generator=0)
-        >>> report.assert_healthy()
+    Returns
+    -------
+    InitReport
+        A list of `varinit.layers.InitRecord`, one per parameter, with the
+        verdicts and notes of the dataflow solve.
+
+    References
+    ----------
+    .. [1] G. Bingham and R. Miikkulainen, "AutoInit: analytic signal-preserving
+       weight initialization for neural networks", AAAI 2023 (moment rules per
+       layer kind).
+    .. [2] K. He, X. Zhang, S. Ren and J. Sun, "Delving deep into rectifiers",
+       ICCV 2015.
+    .. [3] B. Poole, S. Lahiri, M. Raghu, J. Sohl-Dickstein and S. Ganguli,
+       "Exponential expressivity in deep neural networks through transient
+       chaos", NeurIPS 2016.
+
+    Examples
+    --------
+    >>> import torch, varinit
+    >>> model = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.GELU(), torch.nn.Linear(256, 10))
+    >>> x = torch.randn(64, 784, generator=torch.Generator().manual_seed(0))
+    >>> report = varinit.torch.init_module(model, x, generator=0)
+    >>> print(report.summary())
+    4 parameters (2 constant, 2 solved); healthy
+    >>> report.assert_healthy()
+
+    From the structure alone, with each layer's fans and the gain of the activation after it:
+
+    >>> report = varinit.torch.init_module(model, scheme="xavier", generator=0)
+    >>> report[0].name, report[0].fan_in, report[0].fan_out
+    ('0.weight', 784, 256)
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    selected = resolve_only(model, only)
+    overridden = resolve_overrides(model, overrides, selected)
+    kept = {name: "kept: not in only= (its values stay)" for name in parameter_names(model).values()
+            if name not in selected}
+    kept.update((name, f"override {o.pattern!r}") for name, o in overridden.items())
     if example_inputs is None:
         _validate.choice(residual, "residual", RESIDUAL_RULES)
         if target != 1.0:
             raise ValueError("target applies with example_inputs (the dataflow solve); got no example_inputs")
-        return init_by_structure(model, distribution=distribution, generator=generator, **structure)
+        with all_or_nothing([]):   # a refused argument leaves torch's and varinit's generators as they were
+            generator = as_generator(generator, True)
+            records = init_by_structure(model, distribution=distribution, generator=generator, skip=set(kept),
+                                        **structure)
+        records += apply_overrides(model, overridden, generator) + _kept_records(kept, overridden)
+        return InitReport(_in_model_order(model, records))
     unknown = sorted(set(structure) - set(STRUCTURE_ONLY) - {"name_prefix"})
     if unknown:
         raise TypeError(f"init_module() got an unexpected keyword argument {unknown[0]!r}")
@@ -69,19 +160,42 @@ def init_module(model, example_inputs=None, *, distribution="normal", generator=
     target = _validate.real(target, "target", _validate.POSITIVE)
     residual = _validate.choice(residual, "residual", RESIDUAL_RULES)
     check_fillable(model, allow_meta=True)
-    result = plan(model, example_inputs, target=target, residual=residual)
-    generator = as_generator(generator, True)
+    # the overrides are written first (the solve reads them), undone if the solve fails
+    written = [t for name, t in model.named_parameters() if name in overridden and not t.is_meta]
+    with all_or_nothing(written):
+        streams = as_generator(generator, True) if overridden else None
+        override_records = apply_overrides(model, overridden, streams) if overridden else []
+        result = plan(model, example_inputs, target=target, residual=residual, kept=kept)
+    generator = streams if streams is not None else as_generator(generator, True)
+    agree_across_ranks(model, "the solved stds", {n: p.std for n, p in result.params.items() if p.std is not None})
     with torch.no_grad():
         records = fill(model, result, generator, distribution)
-        if holds_values(model, example_inputs):
+        measured = holds_values(model, example_inputs)
+        obstacle = measured and measured_pass_obstacle(model)   # a DTensor model whose forward sees shards
+        if obstacle:
+            result.notes.append(obstacle)
+        elif measured:
             factors = correction_factors(model, example_inputs, result.measurable)
+            after_measured_pass(model)
+            agree_across_ranks(model, "the measured corrections", factors)
             corrected = {name: f for name, f in factors.items() if f != 1.0}
             if corrected:
                 redrawn = {r.name: r for r in fill(model, result, generator, distribution, corrected)}
                 records = [redrawn.get(r.name, r) for r in records]
-    report = InitReport(records, result.verdicts, result.notes)
+    records += override_records + _kept_records(kept, overridden)
+    report = InitReport(_in_model_order(model, records), result.verdicts, result.notes)
     report.warn()
     return report
+
+
+def _kept_records(kept, overridden):
+    return [InitRecord(name, reason, None, None, float("nan")) for name, reason in kept.items()
+            if name not in overridden]
+
+
+def _in_model_order(model, records):
+    order = {name: i for i, name in enumerate(parameter_names(model))}
+    return sorted(records, key=lambda r: order.get(r.name, len(order)))
 
 
 def fill(model, result, generator, distribution="normal", factors=None):
@@ -128,7 +242,7 @@ def fill(model, result, generator, distribution="normal", factors=None):
             if not tensor.is_meta:
                 fills.constant_(tensor, p.value)
             records.append(InitRecord(name, f"constant {p.value:.6g}: {p.reason}", None, None, 0.0))
-        elif p.rule != "recurrent":
+        elif p.rule not in ("recurrent", "kept"):
             records.append(InitRecord(name, f"untouched: {p.reason}", None, None, float("nan")))
     for tensor in params.values():
         if not tensor.is_meta:

@@ -7,7 +7,10 @@ What `init_module` does to each kind of module (its own parameters only):
   the layer's true fans (convolutions: layer="conv", groups, stride; transposed:
   layer="conv_transpose", groups, stride); bias 0.
 - Embedding, EmbeddingBag: N(0, embedding_std^2) (torch's default std 1
-  keeps each looked-up vector at unit variance); the padding_idx row 0.
+  keeps each looked-up vector at unit variance); the padding_idx row 0. A
+  table tied to a Linear (a language model's head) is initialized once, by
+  the head's fan-in rule, std 1/sqrt(d): an N(0, 1) table would give logits
+  of std sqrt(d); the report names the tie.
 - LayerNorm, RMSNorm, BatchNorm*, InstanceNorm*, GroupNorm: weight 1, bias 0;
   running statistics reset (mean 0, variance 1, no batches tracked).
 - MultiheadAttention: the packed in_proj_weight (3E, E) as 3 blocks, so each
@@ -22,8 +25,15 @@ What `init_module` does to each kind of module (its own parameters only):
   whose bias_ih block is 1 and bias_hh block 0, so the forget gate starts at
   sigmoid(1) = 0.73 and gradients flow through the cell early in training
   (Gers et al. 2000; Jozefowicz et al. 2015).
-- Any other module with parameters of its own: left as it is, and listed in
-  the report with rule "untouched".
+- Any other module with parameters of its own (a ViT's cls_token or
+  pos_embed, a custom nn.Parameter): left as it is, and listed in the report
+  as "untouched" with the reason; init_module's overrides= gives it a rule.
+
+scheme="normal" with std=s is the fixed-std recipe of Hugging Face's
+`initializer_range` and timm's ViT: every weight-layer weight, attention
+input weight and embedding N(0, s^2) (or `distribution`'s law with std s),
+no gain; biases 0, norms 1 and 0; recurrent weights keep their orthogonal
+rule.
 
 The activation that follows a layer is, in this order: `activations[name]`
 (exact module name or a shell-style pattern, e.g. "*.fc1"); the one the
@@ -39,10 +49,10 @@ import numpy as np
 import torch
 
 from .. import _validate
-from .._arrays import as_array
+from .._arrays import as_array, is_dtensor
 from ..fan_rules import check_phase_balanced
 from ..gains import DEFAULT_GAIN_RULE, check_gain_rule
-from ..init import constant_
+from ..init import constant_, normal_
 from ..layers.schemes import (
     InitRecord,
     gain_and_label,
@@ -52,9 +62,11 @@ from ..layers.schemes import (
     fill_constant,
     fill_normal,
     fill_orthogonal,
+    draw_with_std,
     fill_weight,
     stream_for,
 )
+from .sharded import write_rows
 
 # GPT-2 (Radford et al. 2019) scales the output projection of every attention
 # and MLP branch ("c_proj"); torch's attention calls its projection "out_proj".
@@ -101,13 +113,31 @@ class _ModuleFunction:
 
 
 def activation_of_module(module):
-    """The activation spec of an activation module (a name, (name, param) or
-    a callable), or None if `module` is not an elementwise activation.
+    """The activation an activation module applies, as init_module reads it; None for other modules.
 
-    Example::
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Any module.
 
-        >>> varinit.torch.activation_of_module(torch.nn.LeakyReLU(0.2))
-        ('leaky_relu', 0.2)
+    Returns
+    -------
+    str, tuple, callable or None
+        A name ("gelu"), a (name, param) pair (LeakyReLU's slope, ELU's alpha,
+        Softplus's beta; a PReLU is a leaky_relu whose slope is the root mean
+        square of its slopes), a function wrapping the module for the other
+        elementwise activations of torch.nn, or None when `module` is not an
+        elementwise activation.
+
+    Examples
+    --------
+    >>> import torch, varinit
+    >>> varinit.torch.activation_of_module(torch.nn.LeakyReLU(0.2))
+    ('leaky_relu', 0.2)
+    >>> varinit.torch.activation_of_module(torch.nn.GELU())
+    'gelu'
+    >>> varinit.torch.activation_of_module(torch.nn.Linear(2, 2)) is None
+    True
     """
     for cls, name in _NAMED_ACTIVATIONS.items():
         if type(module) is cls:
@@ -194,7 +224,7 @@ class _Walk:
     """The state of one init_module call: the choices and the report."""
 
     def __init__(self, *, scheme, mode, distribution, residual_scale, residual_pattern, activation,
-                 activations, embedding_std, by_name, generator, phase_balanced, gain_rule):
+                 activations, embedding_std, by_name, generator, phase_balanced, gain_rule, fixed_std=None):
         self.scheme, self.mode, self.distribution = scheme, mode, distribution
         self.residual_scale = residual_scale
         self.residual_pattern = residual_pattern
@@ -205,6 +235,9 @@ class _Walk:
         self.generator = generator
         self.phase_balanced = phase_balanced
         self.gain_rule = gain_rule
+        self.fixed_std = fixed_std
+        self.aliases = {}
+        self.linear_weights = set()
         self.inferred = {}
         self.keep_probs = {}
         self.report = []
@@ -228,6 +261,11 @@ class _Walk:
         return stream_for(self.generator, f"{self.prefix}.{name}" if self.prefix else name, self.by_name)
 
     def weight(self, param, name, module_name, activation, layout):
+        if self.fixed_std is not None:
+            draw_with_std(param, self.distribution, self.fixed_std, self.stream(name))
+            self.report.append(InitRecord(name, f"fixed-std {self.distribution} (scheme 'normal')", None, None,
+                                          self.fixed_std))
+            return
         residual = self.residual_scale if self.residual_pattern.search(module_name) else 1.0
         self.report.append(fill_weight(
             param, name, scheme=self.scheme, activation=activation, mode=self.mode,
@@ -329,7 +367,7 @@ def _init_recurrent(walk, name, module, params):
             walk.constant(param, full, 0.0)
             hidden = module.hidden_size
             if not param.is_meta:  # a meta model gets the plan, not the values
-                as_array(param)[hidden:2 * hidden] = 1.0  # forget gate: torch orders the gates (i, f, g, o)
+                write_rows(param, slice(hidden, 2 * hidden), 1.0)  # forget gate: torch orders the gates (i, f, g, o)
             walk.report[-1] = InitRecord(full, "zeros, forget-gate block 1", None, None, 0.0)
         else:
             walk.constant(param, full, 0.0)
@@ -338,10 +376,19 @@ def _init_recurrent(walk, name, module, params):
 def _init_embedding(walk, name, module, params):
     for pname, param in params:
         full = _full(name, pname)
-        walk.report.append(fill_normal(param, full, std=walk.embedding_std, generator=walk.stream(full)))
+        if walk.fixed_std is not None:
+            walk.weight(param, full, name, None, {})
+        elif id(param) in walk.linear_weights:
+            # tied to a head: the head's fan-in rule, so the logits have unit variance
+            std = 1.0 / math.sqrt(param.shape[1])
+            normal_(param, 0.0, std, walk.stream(full))
+            walk.report.append(InitRecord(full, "normal(0, 1/d): tied to a Linear head, which fixes its scale "
+                                          "(logits of unit variance)", param.shape[1], None, std))
+        else:
+            walk.report.append(fill_normal(param, full, std=walk.embedding_std, generator=walk.stream(full)))
         if getattr(module, "padding_idx", None) is not None:
             if not param.is_meta:
-                as_array(param)[module.padding_idx] = 0.0
+                write_rows(param, module.padding_idx, 0.0)
 
 
 def _init_norm(walk, name, module, params):
@@ -376,7 +423,7 @@ def check_fillable(model, allow_meta=False):
             if allow_meta and param.is_meta:
                 continue
             try:
-                as_array(param)
+                as_array(param.to_local() if is_dtensor(param) else param)   # a DTensor: its shard
             except (TypeError, ValueError, RuntimeError) as error:
                 raise type(error)(f"parameter {full}: {error}") from None
 
@@ -396,14 +443,15 @@ def init_by_structure(model, *, scheme="kaiming", activation=None, activations=N
                       distribution="normal", residual_scale=None,
                       residual_pattern=DEFAULT_RESIDUAL_PATTERN, embedding_std=1.0, phase_balanced=False,
                       infer_dropout=False, by_name=False, generator=None, gain_rule=DEFAULT_GAIN_RULE,
-                      name_prefix=""):
+                      name_prefix="", std=None, skip=()):
     """init_module without example inputs: initialize every parameter of a
     torch.nn.Module in place from its module structure; returns the report.
 
 
     Weights of Linear/Conv/ConvTranspose layers (and the input weights of
     attention and recurrent layers) follow `scheme` ("kaiming", "xavier",
-    "lecun", "orthogonal"; see varinit.layers.schemes for the formulas) with the
+    "lecun", "orthogonal"; see varinit.layers.schemes for the formulas; or
+    "normal", a fixed std `std` for every weight and embedding) with the
     gain of the activation that follows each layer by `gain_rule`
     (varinit.gains: "exact" by default, or torch's table); the module docstring lists
     what every other module kind gets. `activations` maps module names or
@@ -427,11 +475,15 @@ def init_by_structure(model, *, scheme="kaiming", activation=None, activations=N
     by_name=True each parameter draws from generator.stream(its name), so the
     values do not depend on the order in which modules were created.
 
+    Parameters named in `skip` are left as they are (init_module's `only=`
+    and `overrides=` decide them).
+
     Returns a list of InitRecord(name, rule, fan_in, fan_out, std), one per
     parameter.
 
     Example::
 
+        >>> import torch, varinit
         >>> model = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
         >>> report = varinit.torch.init_module(model, generator=0)
         >>> report[0]
@@ -439,7 +491,8 @@ def init_by_structure(model, *, scheme="kaiming", activation=None, activations=N
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    check_choices(scheme, mode, distribution)
+    fixed_std = _fixed_std(scheme, std)
+    check_choices("kaiming" if fixed_std is not None else scheme, mode, distribution)
     check_gain_rule(gain_rule)
     residual = check_residual_scale(residual_scale)
     residual_pattern = _validate.regex(residual_pattern, "residual_pattern")
@@ -461,31 +514,67 @@ def init_by_structure(model, *, scheme="kaiming", activation=None, activations=N
         residual_pattern=residual_pattern, activation=default, activations=activations,
         embedding_std=embedding_std, by_name=by_name,
         generator=as_generator(generator, True), phase_balanced=phase_balanced, gain_rule=gain_rule,
+        fixed_std=fixed_std,
     )
     if not isinstance(name_prefix, str):
         raise TypeError(f"name_prefix must be a str, got {type(name_prefix).__name__}")
     walk.prefix = name_prefix
     walk.inferred = _inferred_activations(model)
+    walk.aliases = _aliases(model)
+    walk.linear_weights = {id(m.weight) for m in model.modules()
+                           if isinstance(m, torch.nn.Linear) and isinstance(m.weight, torch.nn.Parameter)}
+    skip = set(skip)
     if infer_dropout:
         walk.keep_probs = _inferred_keep_probs(model)
     with torch.no_grad():
         for name, module in model.named_modules():
             if isinstance(module, torch.nn.modules.batchnorm._NormBase) and module.track_running_stats:
                 module.reset_running_stats()  # buffers, as a freshly built module has them
-            params = [(p, t) for p, t in module.named_parameters(recurse=False) if id(t) not in walk.seen]
+            params = [(p, t) for p, t in module.named_parameters(recurse=False)
+                      if id(t) not in walk.seen and _full(name, p) not in skip]
             if not params and not torch.nn.utils.parametrize.is_parametrized(module):
                 continue
             walk.seen.update(id(t) for _, t in params)
             handler = _handler(module)
             if handler is None:
-                walk.report.extend(InitRecord(_full(name, p), "untouched", None, None, float("nan"))
-                                   for p, _ in params)
+                walk.report.extend(InitRecord(
+                    _full(name, p), f"untouched: a parameter of {type(module).__name__} that no rule covers "
+                    "(name it in init_module's overrides= to give it one)", None, None, float("nan"))
+                    for p, _ in params)
             else:
                 handler(walk, name, module, params)
     _warn_unknown_activations(model, walk)
+    walk.report[:] = [_with_ties(record, walk.aliases) for record in walk.report]
     if name_prefix:
         return [record._replace(name=f"{name_prefix}.{record.name}") for record in walk.report]
     return walk.report
+
+
+def _fixed_std(scheme, std):
+    """The fixed std of scheme="normal", or None for the fan-based schemes (which take no std)."""
+    if scheme == "normal":
+        if std is None:
+            raise ValueError("scheme='normal' draws every weight with one fixed std: pass std= (e.g. 0.02)")
+        return _validate.real(std, "std", _validate.POSITIVE)
+    if std is not None:
+        raise ValueError(f"std applies with scheme='normal' (a fixed std); scheme={scheme!r} takes its std "
+                         "from the fans")
+    return None
+
+
+def _aliases(model):
+    """{id(tensor): [every name]} of the parameters the model holds under several names (tied)."""
+    names = {}
+    for name, tensor in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(tensor), []).append(name)
+    return {key: value for key, value in names.items() if len(value) > 1}
+
+
+def _with_ties(record, aliases):
+    for names in aliases.values():
+        if record.name == names[0]:
+            return record._replace(rule=f"{record.rule}; tied with {', '.join(names[1:])}: initialized once")
+    return record
 
 
 def _warn_unknown_activations(model, walk):
