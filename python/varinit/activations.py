@@ -195,6 +195,7 @@ def activation_fn(activation, param=None):
 
     Example::
 
+        >>> import numpy as np, varinit
         >>> varinit.activations.activation_fn("leaky_relu", 0.2)(np.array([-1.0, 2.0]))
         array([-0.2,  2. ])
     """
@@ -206,6 +207,7 @@ def activation_derivative(activation, param=None):
 
     Example::
 
+        >>> import numpy as np, varinit
         >>> varinit.activations.activation_derivative("tanh")(np.zeros(2))
         array([1., 1.])
     """
@@ -217,6 +219,7 @@ def second_moment(activation, q=1.0, param=None, *, breakpoints=None):
 
     Example::
 
+        >>> import numpy as np, varinit
         >>> varinit.activations.second_moment("relu", q=4.0)     # q / 2
         2.0
     """

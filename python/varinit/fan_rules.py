@@ -165,6 +165,13 @@ def fans(shape, *, layer=None, groups=1, stride=1, blocks=1, in_axis=None, out_a
     varinit.kaiming_normal_, varinit.xavier_uniform_, varinit.variance_scaling_ :
         take the same keywords.
 
+    References
+    ----------
+    .. [1] pytorch/pytorch issue 23854: the fan_out of grouped convolutions is
+       counted over all groups.
+    .. [2] pytorch/pytorch issue 166378: a fused QKV projection's fan_out counts
+       the three projections as one layer.
+
     Examples
     --------
     >>> import varinit

@@ -209,6 +209,7 @@ def gaussian_expectation(fn, q=1.0, *, breakpoints=(0.0,)):
 
     Example::
 
+        >>> import numpy as np, varinit
         >>> varinit.quadrature.gaussian_expectation(lambda x: np.maximum(x, 0) ** 2)   # E[relu(z)^2]
         0.5
     """

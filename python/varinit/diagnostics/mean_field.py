@@ -52,8 +52,32 @@ from ..activations import mean_square, resolve
 from ..quadrature import expectation
 
 Criticality = namedtuple("Criticality", ["q_star", "chi1"])
-Criticality.__doc__ = """(q_star, chi1); q_star is 0.0 (the signal dies) or math.inf
-(it explodes) when V has no positive finite stable fixed point in that direction."""
+Criticality.__doc__ = """The mean-field fixed point and its slope: what `criticality` returns.
+
+Parameters
+----------
+q_star : float
+    The pre-activation variance deep layers settle at; 0.0 when the signal
+    dies, math.inf when it grows without bound (no positive finite stable
+    fixed point in the direction the map moves).
+chi1 : float
+    sigma_w^2 E[f'(sqrt(q*) z)^2]: below 1 ordered (gradients vanish),
+    above 1 chaotic (gradients explode).
+
+References
+----------
+.. [1] B. Poole, S. Lahiri, M. Raghu, J. Sohl-Dickstein and S. Ganguli,
+   "Exponential expressivity in deep neural networks through transient chaos",
+   NeurIPS 2016, arXiv:1606.05340.
+.. [2] S. S. Schoenholz, J. Gilmer, S. Ganguli and J. Sohl-Dickstein, "Deep
+   information propagation", ICLR 2017, arXiv:1611.01232.
+
+Examples
+--------
+>>> import varinit
+>>> q_star, chi1 = varinit.diagnostics.criticality("tanh", 1.5, 0.05)
+>>> print(f"q* {q_star:.3f}, chi1 {chi1:.3f}")
+q* 0.798, chi1 1.137"""
 
 # q* outside [Q_DEAD, Q_EXPLODED] is reported as 0 / inf: at those scales a net
 # of any practical depth has lost its signal or overflowed float32 long before.
@@ -139,25 +163,58 @@ def _chi1(spec, sigma_w, q_star):
 
 
 def criticality(activation, sigma_w, sigma_b=0.0, param=None, *, q0=1.0, breakpoints=None):
-    """Mean-field fixed point q* and slope chi1 = sigma_w^2 E[f'(sqrt(q*) z)^2].
+    """The mean-field fixed point q* and the slope chi1 = sigma_w^2 E[f'(sqrt(q*) z)^2].
 
-    q* solves q = sigma_w^2 E[f(sqrt(q) z)^2] + sigma_b^2 (Poole et al. 2016),
-    found from q0 (the input variance) in the direction the map moves, so it
-    is the fixed point a deep net starting at q0 approaches. q* = 0.0 when the
-    signal dies (e.g. ReLU with sigma_w < sqrt(2), sigma_b = 0), math.inf when
-    it grows without bound (ReLU with sigma_w > sqrt(2)); chi1 is then the
-    limit of sigma_w^2 E[f'(sqrt(q) z)^2] as q -> 0 or inf. When every q is a
-    fixed point (ReLU, sigma_w = sqrt(2), sigma_b = 0) q* = q0. f' is in
-    closed form for named activations and a 5-point central difference for
-    callables (Schoenholz et al. 2017 for chi1 as the depth scale of
-    correlations).
+    A wide network with weights N(0, sigma_w^2 / fan_in) and biases N(0,
+    sigma_b^2) maps one layer's pre-activation variance to the next by q ->
+    sigma_w^2 E[f(sqrt(q) z)^2] + sigma_b^2, z ~ N(0, 1) (Poole et al. 2016).
+    q* is its fixed point reached from q0 (the input variance), in the
+    direction the map moves: the variance deep layers settle at. chi1 < 1 is
+    the ordered phase (gradients vanish over depth), chi1 > 1 the chaotic one
+    (they explode); chi1 = 1 is the edge of chaos (Schoenholz et al. 2017).
+    q* = 0.0 when the signal dies (ReLU with sigma_w < sqrt(2), sigma_b = 0),
+    math.inf when it grows without bound (ReLU with sigma_w > sqrt(2)); chi1 is
+    then the limit at q -> 0 or inf. When every q is a fixed point (ReLU,
+    sigma_w = sqrt(2), sigma_b = 0), q* = q0. f' is in closed form for named
+    activations and a 5-point central difference for callables.
 
-    Example::
+    Parameters
+    ----------
+    activation : str or callable
+        The activation: a name known to `varinit.gain` or a function of an
+        array.
+    sigma_w : float
+        The weight scale, > 0 (weights of variance sigma_w^2 / fan_in).
+    sigma_b : float, default 0
+        The bias std, >= 0.
+    param : float, optional
+        The activation's parameter.
+    q0 : float, default 1
+        The input's variance, where the search for q* starts.
+    breakpoints : sequence of float, optional
+        The kinks of a callable activation (default (0,)).
 
-        >>> varinit.diagnostics.criticality("tanh", 1.5, 0.05)
-        Criticality(q_star=..., chi1=...)
-        >>> varinit.diagnostics.criticality("relu", 2 ** 0.5).chi1
-        1.0000000000000002
+    Returns
+    -------
+    Criticality
+        (q_star, chi1).
+
+    References
+    ----------
+    .. [1] B. Poole, S. Lahiri, M. Raghu, J. Sohl-Dickstein and S. Ganguli,
+       "Exponential expressivity in deep neural networks through transient chaos",
+       NeurIPS 2016, arXiv:1606.05340.
+    .. [2] S. S. Schoenholz, J. Gilmer, S. Ganguli and J. Sohl-Dickstein, "Deep
+       information propagation", ICLR 2017, arXiv:1611.01232.
+
+    Examples
+    --------
+    >>> import varinit
+    >>> q_star, chi1 = varinit.diagnostics.criticality("tanh", 1.5, 0.05)
+    >>> print(f"q* {q_star:.3f}, chi1 {chi1:.3f}")                # chaotic
+    q* 0.798, chi1 1.137
+    >>> print(f"{varinit.diagnostics.criticality('relu', 2 ** 0.5).chi1:.6f}")
+    1.000000
     """
     sigma_w = _validate.real(sigma_w, "sigma_w", _validate.POSITIVE)
     sigma_b = _validate.real(sigma_b, "sigma_b", _validate.NON_NEGATIVE)
@@ -171,17 +228,54 @@ def critical_sigma_w(activation, sigma_b=0.0, param=None, *, q0=1.0, breakpoints
     """The sigma_w at which chi1 = 1 (the edge of chaos) for this sigma_b.
 
     Solved by bracketing and regula falsi in sigma_w, each step solving q*
-    (see criticality). relu: sqrt(2) for any sigma_b; tanh, sigma_b = 0: 1.
-    Where chi1 - 1 only touches 0 quadratically (tanh, sigma_b = 0, from
-    above) the answer is accurate to ~1e-7 instead of ~1e-12. ValueError when
-    chi1 jumps over 1 instead: for ReLU-like smooth activations (GELU, SiLU,
-    Mish) at small sigma_b, the stable fixed point disappears (meeting an
-    unstable one) while chi1 is still below 1, and the signal then explodes.
+    (see `criticality`). relu: sqrt(2) for any sigma_b; tanh with sigma_b = 0:
+    1. Where chi1 - 1 only touches 0 quadratically (tanh, sigma_b = 0, from
+    above) the answer is accurate to about 1e-7 instead of 1e-12.
 
-    Example::
+    Parameters
+    ----------
+    activation : str or callable
+        The activation: a name known to `varinit.gain` or a function of an
+        array.
+    sigma_b : float, default 0
+        The bias std, >= 0.
+    param : float, optional
+        The activation's parameter.
+    q0 : float, default 1
+        The input's variance.
+    breakpoints : sequence of float, optional
+        The kinks of a callable activation (default (0,)).
 
-        >>> sw = varinit.diagnostics.critical_sigma_w("tanh", sigma_b=0.3)
-        >>> w = varinit.normal_(np.empty((512, 512)), 0.0, sw / 512 ** 0.5)
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        When chi1 jumps over 1 instead of crossing it: for ReLU-like smooth
+        activations (GELU, SiLU, Mish) at small sigma_b, the stable fixed point
+        disappears (meeting an unstable one) while chi1 is still below 1, and
+        the signal then explodes; or when chi1 stays below 1 up to sigma_w =
+        1e6.
+
+    References
+    ----------
+    .. [1] B. Poole, S. Lahiri, M. Raghu, J. Sohl-Dickstein and S. Ganguli,
+       "Exponential expressivity in deep neural networks through transient chaos",
+       NeurIPS 2016, arXiv:1606.05340.
+    .. [2] S. S. Schoenholz, J. Gilmer, S. Ganguli and J. Sohl-Dickstein, "Deep
+       information propagation", ICLR 2017, arXiv:1611.01232.
+
+    Examples
+    --------
+    >>> import numpy as np, varinit
+    >>> sw = varinit.diagnostics.critical_sigma_w("tanh", sigma_b=0.05)
+    >>> print(f"{sw:.4f}")
+    1.1225
+    >>> w = varinit.normal_(np.empty((512, 512)), 0.0, sw / 512 ** 0.5, generator=0)
+    >>> print(f"{varinit.diagnostics.critical_sigma_w('relu'):.6f}")
+    1.414214
     """
     sigma_b = _validate.real(sigma_b, "sigma_b", _validate.NON_NEGATIVE)
     q0 = _validate.real(q0, "q0", _validate.POSITIVE)

@@ -70,16 +70,47 @@ def mlp_spec(depth=50, width=512, activation="relu", init="kaiming_normal", seed
              in_features=None, param=None, bias_std=0.0):
     """A NumPy MLP of `depth` dense layers of `width` units, each followed by `activation`.
 
-    Weights (float64, layout (out, in)) are drawn by `init` (a SPEC_INITS name
-    or a std for N(0, std^2)) from varinit.Generator(seed), one stream per
-    layer in order; biases are N(0, bias_std^2) from the streams after them
-    (zeros when bias_std is 0). kaiming_* and orthogonal use the activation's
-    gain (torch's calculate_gain for names torch knows, varinit.gain else).
+    Weights (float64, layout (out, in)) are drawn by `init` from
+    ``varinit.Generator(seed)``, one stream per layer in order; biases are N(0,
+    bias_std^2) from the streams after them (zeros when bias_std is 0). The
+    init names are the torch.nn.init functions, so kaiming_* and orthogonal
+    use the activation's gain by torch's table (`calculate_gain`) for the
+    names torch knows, `varinit.gain` for the others.
 
-    Example::
+    Parameters
+    ----------
+    depth : int, default 50
+        The number of layers.
+    width : int, default 512
+        Their width.
+    activation : str or callable, default "relu"
+        The activation after every layer.
+    init : str or float, default "kaiming_normal"
+        "naive" (N(0, 1)), "small" (N(0, 0.01^2)), "xavier_normal",
+        "xavier_uniform" (gain 1), "kaiming_normal", "kaiming_uniform",
+        "lecun_normal", "lecun_uniform", "orthogonal"; or a number s for
+        N(0, s^2).
+    seed : int, default 0
+        The seed of the weights and biases.
+    in_features : int, optional
+        The first layer's inputs (default `width`).
+    param : float, optional
+        The activation's parameter.
+    bias_std : float, default 0
+        The biases' std.
 
-        >>> net = varinit.diagnostics.mlp_spec(depth=50, width=512, activation="relu", init="xavier_normal")
-        >>> print(varinit.propagate(net))
+    Returns
+    -------
+    list of varinit.layers.Layer
+
+    Examples
+    --------
+    >>> import varinit
+    >>> net = varinit.diagnostics.mlp_spec(depth=4, width=64, activation="tanh", init="xavier_normal")
+    >>> len(net), net[0].weight.shape, net[0].activation
+    (4, (64, 64), 'tanh')
+    >>> print(varinit.propagate(net).summary())
+    xavier_normal, tanh, depth 4, width 64: healthy
     """
     depth = _validate.integer(depth, "depth", minimum=1)
     width = _validate.integer(width, "width", minimum=1)

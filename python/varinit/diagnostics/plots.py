@@ -46,17 +46,40 @@ def _positive_or_nan(values):
 
 
 def plot_propagation(reports, path=None, title=None):
-    """Std of the activations (left) and of the gradients (right) per layer, log scale.
+    """Plot the std of the activations (left) and of the gradients (right) per layer, on a log scale.
 
-    Solid lines with dots are measured, dashed lines the mean-field prediction;
-    one color per report. Gaps are values that overflowed float64. Returns the
-    matplotlib Figure; saves it to `path` when given.
+    Solid lines with dots are measured, dashed lines the mean-field
+    prediction, the grey band the healthy range; one color per report. Gaps
+    are values that overflowed float64. Needs matplotlib (``pip install
+    ".[plots]"``); headless, the Agg backend is used.
 
-    Example::
+    Parameters
+    ----------
+    reports : PropagationReport or sequence of them
+        What `varinit.propagate` returned.
+    path : str or path-like, optional
+        Where to save the figure (any format matplotlib writes).
+    title : str, optional
+        The figure's title.
 
-        >>> reports = [varinit.propagate(varinit.diagnostics.mlp_spec(depth=50, init=i))
-        ...            for i in ("naive", "xavier_normal", "kaiming_normal")]
-        >>> fig = varinit.diagnostics.plot_propagation(reports, "std_by_depth.png")
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ImportError
+        Without matplotlib, naming the command that installs it.
+
+    Examples
+    --------
+    >>> import os, tempfile, varinit
+    >>> reports = [varinit.propagate(varinit.diagnostics.mlp_spec(depth=20, width=128, init=i))
+    ...            for i in ("naive", "xavier_normal", "kaiming_normal")]
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     fig = varinit.diagnostics.plot_propagation(reports, os.path.join(folder, "std_by_depth.png"))
+    ...     os.listdir(folder)
+    ['std_by_depth.png']
     """
     plt = pyplot()
     if not isinstance(reports, (list, tuple)):
@@ -141,15 +164,39 @@ def target_density(init, shape, activation="relu", param=None):
 
 def plot_weight_histograms(inits=DEFAULT_HISTOGRAM_INITS, shape=(512, 512), activation="relu",
                            param=None, seed=0, path=None):
-    """Histograms of weights drawn by varinit for several inits, with their target densities.
+    """Histograms of weights filled by varinit for several inits, each with its target density.
 
-    Each panel: one (out, in) = `shape` float64 weight filled by
-    varinit.diagnostics.mlp.init_weight (the inits of mlp_spec), as a density
-    histogram, and the density it should follow as a line.
+    Each panel holds one (out, in) = `shape` float64 weight filled by an init
+    of `mlp_spec` (normal, uniform, truncated normal at +-2s, Haar-orthogonal
+    entries), as a density histogram, and the density it should follow as a
+    line. Needs matplotlib.
 
-    Example::
+    Parameters
+    ----------
+    inits : tuple of str, optional
+        Names of `mlp_spec`'s inits; default xavier_normal, xavier_uniform,
+        kaiming_normal, kaiming_uniform, lecun_normal, orthogonal.
+    shape : tuple of int, default (512, 512)
+        The weight's shape.
+    activation : str, default "relu"
+        The activation whose gain the kaiming and orthogonal inits use.
+    param : float, optional
+        The activation's parameter.
+    seed : int, default 0
+        The seed of the weights.
+    path : str or path-like, optional
+        Where to save the figure.
 
-        >>> fig = varinit.diagnostics.plot_weight_histograms(("xavier_uniform", "kaiming_normal"), path="hist.png")
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import varinit
+    >>> fig = varinit.diagnostics.plot_weight_histograms(("xavier_uniform", "kaiming_normal"), shape=(64, 64))
+    >>> len(fig.axes)
+    2
     """
     inits = [check_init(init) for init in inits]
     if not inits:

@@ -89,7 +89,31 @@ def predicted_fractions(mean, std, fmt, int8_clip=DEFAULT_INT8_CLIP):
 
 
 def quantize_int8(x, clip=DEFAULT_INT8_CLIP):
-    """Symmetric per-tensor int8 codes: clip(round(x / s), -127, 127), s = clip / 127."""
+    """Symmetric per-tensor int8 codes: clip(round(x / s), -127, 127), s = clip / 127.
+
+    Parameters
+    ----------
+    x : array_like
+        The values.
+    clip : float, default 4
+        The clipping range, > 0: values beyond +-clip saturate.
+
+    Returns
+    -------
+    ndarray
+        int8 codes of x's shape.
+
+    References
+    ----------
+    .. [1] B. Jacob et al., "Quantization and training of neural networks for
+       efficient integer-arithmetic-only inference", CVPR 2018.
+
+    Examples
+    --------
+    >>> import numpy as np, varinit
+    >>> varinit.diagnostics.quantize_int8(np.array([-5.0, -0.01, 0.02, 1.0, 4.0]))
+    array([-127,    0,    1,   32,  127], dtype=int8)
+    """
     clip = _validate.real(clip, "clip", _validate.POSITIVE)
     scale = clip / INT8_LEVELS
     with np.errstate(invalid="ignore", over="ignore"):
@@ -123,7 +147,44 @@ def measured_fractions(x, fmt, int8_clip=DEFAULT_INT8_CLIP):
 
 
 def range_checks(x, formats=FORMATS, int8_clip=DEFAULT_INT8_CLIP):
-    """A RangeCheck per format for the values x, predicted from their own mean and std."""
+    """Predicted and measured overflow and underflow fractions of values x, per low-precision format.
+
+    For x ~ N(mu, sigma^2) with the values' own mean and std, and Phi the
+    standard normal CDF: overflow P(abs(x) > T) = Phi(-(T + mu) / sigma) +
+    Phi(-(T - mu) / sigma), underflow P(abs(x) < t) = Phi((t - mu) / sigma) -
+    Phi((-t - mu) / sigma); float16: T = 65520, t = 2^-14; bfloat16: T =
+    3.3962e38, t = 2^-126; int8 with scale s = int8_clip / 127: T =
+    int8_clip, t = s / 2. The measured fractions come from the actual cast
+    (NumPy float16, ml_dtypes bfloat16, round-and-clip for int8); exact zeros
+    never count as underflow.
+
+    Parameters
+    ----------
+    x : array_like
+        The values (any shape).
+    formats : tuple of str, default ("float16", "bfloat16", "int8")
+        The formats to check.
+    int8_clip : float, default 4
+        The int8 clipping range, > 0.
+
+    Returns
+    -------
+    list of RangeCheck
+        One per format: (format, predicted_overflow, measured_overflow,
+        predicted_underflow, measured_underflow).
+
+    References
+    ----------
+    .. [1] P. Micikevicius et al., "Mixed precision training", ICLR 2018.
+
+    Examples
+    --------
+    >>> import numpy as np, varinit
+    >>> x = varinit.normal_(np.empty((64, 512)), 0.0, 3.0, generator=0)
+    >>> int8 = varinit.diagnostics.range_checks(x, formats=("int8",))[0]
+    >>> print(f"int8 saturates {int8.predicted_overflow:.3f} predicted, {int8.measured_overflow:.3f} measured")
+    int8 saturates 0.183 predicted, 0.181 measured
+    """
     formats = _validate.choices(formats, "formats", FORMATS)
     int8_clip = _validate.real(int8_clip, "int8_clip", _validate.POSITIVE)
     x = np.asarray(x, dtype=np.float64)
@@ -148,18 +209,33 @@ def _stable_std(x):
 
 
 def int8_input_scale(std, clip=DEFAULT_INT8_CLIP, max_saturation=1e-4):
-    """The factor a such that a * x, x ~ N(0, std^2), exceeds the int8 range [-clip, clip]
-    with probability max_saturation.
+    """The factor a such that a * x, x ~ N(0, std^2), leaves the int8 range [-clip, clip] with probability max_saturation.
 
-    P(|a x| > clip) = 2 Phi(-clip / (a std)) = p  gives  a = clip / (std * z),
-    z = -Phi^-1(p / 2) (the two-sided Gaussian quantile; 3.89 for p = 1e-4).
-    Any smaller a saturates less (and spends fewer of the 255 codes).
+    P(abs(a x) > clip) = 2 Phi(-clip / (a std)) = p gives a = clip / (std z),
+    z = -Phi^-1(p / 2), the two-sided Gaussian quantile (3.89 for p = 1e-4).
+    Any smaller a saturates less, and spends fewer of the 255 codes.
 
-    Example::
+    Parameters
+    ----------
+    std : float
+        The inputs' standard deviation, > 0.
+    clip : float, default 4
+        The int8 clipping range, > 0.
+    max_saturation : float, default 1e-4
+        p, the fraction allowed to saturate, in (0, 1).
 
-        >>> x = np.empty((64, 512)); varinit.normal_(x, 0.0, 3.0)
-        >>> a = varinit.diagnostics.int8_input_scale(3.0, clip=4.0, max_saturation=1e-3)   # 0.404
-        >>> codes = varinit.diagnostics.quantize_int8(a * x, clip=4.0)
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np, varinit
+    >>> a = varinit.diagnostics.int8_input_scale(3.0, clip=4.0, max_saturation=1e-3)
+    >>> print(f"{a:.4f}")
+    0.4052
+    >>> x = varinit.normal_(np.empty((64, 512)), 0.0, 3.0, generator=0)
+    >>> codes = varinit.diagnostics.quantize_int8(a * x, clip=4.0)
     """
     std = _validate.real(std, "std", _validate.POSITIVE)
     clip = _validate.real(clip, "clip", _validate.POSITIVE)
@@ -177,28 +253,59 @@ def _layer_rms(activation, param, q):
 
 def min_weight_std(depth, width, activation="relu", param=None, *, input_rms=1.0,
                    floor=FLOAT16_SMALLEST_NORMAL, fraction=None):
-    """Smallest weight std s that keeps every layer's output RMS >= floor (float16's 6.1e-5).
-
-    With fraction=None this is an expected-value bound: the mean field, an
-    average over infinitely wide networks. One network of finite width
-    scatters around it (its log second moment drifts down by log_var / 2 and
-    spreads by sqrt(log_var), log_var = sum over layers of kappa / width,
-    kappa = E[f^4] / E[f^2]^2 - 1, 5 for ReLU; Hanin & Rolnick 2018), so about
-    half of all networks fall below the floor somewhere. fraction=p (e.g.
-    0.99) adds that margin: the floor then holds in a fraction p of networks.
+    """The smallest weight std that keeps every layer's output RMS at or above `floor` (float16's 6.1e-5).
 
     For `depth` dense layers of `width` inputs each, weights N(0, s^2), no
-    bias, inputs of RMS input_rms: the mean-field map (varinit.diagnostics.mean_field)
-    gives layer l's pre-activation variance q_l = width s^2 m_{l-1}, output
-    second moment m_l = E[f(sqrt(q_l) z)^2], m_0 = input_rms^2. The RMS grows
-    with s, so s is found by bisection on log s to 1e-12 relative. For ReLU it
-    is closed form: m_l = (width s^2 / 2)^l m_0, so below He's s = sqrt(2/width)
-    the last layer is the smallest and s = sqrt(2 / width) (floor / input_rms)^(1/depth).
+    bias, inputs of RMS `input_rms`: the mean-field map gives layer l's
+    pre-activation variance q_l = width s^2 m_(l-1) and output second moment
+    m_l = E[f(sqrt(q_l) z)^2], m_0 = input_rms^2. The RMS grows with s, so s
+    is found by bisection on log s, to 1e-12 relative. For ReLU it is closed
+    form: m_l = (width s^2 / 2)^l m_0, so below He's s = sqrt(2 / width) the
+    last layer is the smallest and s = sqrt(2 / width) (floor /
+    input_rms)^(1 / depth).
 
-    Example::
+    With fraction=None this is an expected-value bound, an average over
+    infinitely wide networks: one network of finite width scatters around it
+    (its log second moment drifts down by log_var / 2 and spreads by
+    sqrt(log_var), log_var = the sum over layers of kappa / width, kappa =
+    E[f^4] / E[f^2]^2 - 1, 5 for ReLU; Hanin and Rolnick 2018), so about half
+    of all networks fall below the floor somewhere. fraction=p adds that
+    margin: the floor then holds in a fraction p of networks.
 
-        >>> s = varinit.diagnostics.min_weight_std(50, 512, "relu")     # 0.0514, He's is 0.0625
-        >>> w = varinit.normal_(np.empty((512, 512), np.float16), 0.0, s)
+    Parameters
+    ----------
+    depth : int
+        The number of layers.
+    width : int
+        Their width (fan_in).
+    activation : str or callable, default "relu"
+        The activation after every layer.
+    param : float, optional
+        The activation's parameter.
+    input_rms : float, default 1
+        The inputs' RMS.
+    floor : float, default 2^-14
+        The smallest RMS allowed (float16's smallest normal number).
+    fraction : float, optional
+        The fraction of finite-width networks the floor must hold in, in (0, 1).
+
+    Returns
+    -------
+    float
+
+    References
+    ----------
+    .. [1] B. Hanin and D. Rolnick, "How to start training: the effect of
+       initialization and architecture", NeurIPS 2018, arXiv:1803.01719.
+
+    Examples
+    --------
+    >>> import numpy as np, varinit
+    >>> s = varinit.diagnostics.min_weight_std(50, 512, "relu")
+    >>> print(f"{s:.4f} (He: {np.sqrt(2 / 512):.4f})")
+    0.0515 (He: 0.0625)
+    >>> print(f"{varinit.diagnostics.min_weight_std(50, 512, 'relu', fraction=0.99):.4f}")
+    0.0524
     """
     depth = _validate.integer(depth, "depth", minimum=1)
     width = _validate.integer(width, "width", minimum=1)

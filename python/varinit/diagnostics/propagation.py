@@ -45,22 +45,75 @@ def _as_batch(array, name, shape_hint):
 
 def propagate(network, inputs=None, *, batch=DEFAULT_BATCH, seed=0, output_grad=None,
               precision=False, formats=FORMATS, int8_clip=DEFAULT_INT8_CLIP, label=None):
-    """Forward and backward pass of a batch, measured per layer, with mean-field predictions.
+    """One forward and backward pass of a batch, measured layer by layer, beside the mean-field prediction.
 
-    network: a list of dense layers (varinit.layers.Layer, dicts, or
-    (weight (out, in), bias, activation) tuples; varinit.diagnostics.mlp_spec builds one)
-    or a torch.nn.Module (every leaf module call becomes a row; torch is
-    imported only then). inputs: (batch, in_features) array (or tensor for
-    torch); default N(0, 1) with `batch` rows. output_grad: the gradient
-    injected at the output; default N(0, 1). precision=True adds, per layer,
-    the float16 / bfloat16 / int8 overflow and underflow fractions
-    (varinit.diagnostics.precision) of the pre-activations and of the gradients.
+    The batch runs forward; a random unit-variance gradient is injected at the
+    output and backpropagated. Each row of the report holds the mean, std and
+    largest value of a layer's outputs, the fraction of dead and saturated
+    units, the std of the gradient with respect to the outputs, the mean-field
+    predictions of both stds (q_(l+1) = sigma_w^2 E[f(sqrt(q_l) z)^2] +
+    sigma_b^2 forward, r_(l-1) = (n_l / n_(l-1)) chi_l r_l backward, with
+    sigma_w^2 = fan_in mean(W^2) of the actual weights), the band 95% of
+    networks of this finite width fall in, and a status: healthy, vanishing,
+    exploding or saturated. Measurements are float64; values that overflow
+    float64 show as inf/nan with the status "exploding", never as an error.
+    The network is not changed (a torch module is measured on a float64
+    copy).
 
-    Example::
+    Parameters
+    ----------
+    network : list of layers or torch.nn.Module
+        A NumPy network: a list of dense layers (`varinit.layers.Layer`, dicts
+        of its fields, or (weight (out, in), bias, activation) tuples;
+        `mlp_spec` builds one). Or a ``torch.nn.Module``: every leaf module call
+        becomes a row (torch is imported only then).
+    inputs : array_like or torch.Tensor, optional
+        The batch, (batch, in_features). Default: N(0, 1) with `batch` rows.
+    batch : int, default 128
+        The batch size of the default inputs.
+    seed : int, default 0
+        The seed of the default inputs and output gradient.
+    output_grad : array_like, optional
+        The gradient injected at the output, of the output's shape. Default:
+        N(0, 1).
+    precision : bool, default False
+        Add, per layer, the fractions of pre-activations and gradients that
+        would overflow or underflow each of `formats`
+        (`PropagationReport.precision_text`).
+    formats : tuple of str, default ("float16", "bfloat16", "int8")
+        The formats the precision checks cover.
+    int8_clip : float, default 4
+        The int8 clipping range: values beyond +-int8_clip saturate.
+    label : str, optional
+        The report's title; default: the init, activation, depth and width.
 
-        >>> report = varinit.propagate(varinit.diagnostics.mlp_spec(depth=50, width=512, init="xavier_normal"))
-        >>> report.status, report.first_layer_with("vanishing")
-        ('vanishing', 1)
+    Returns
+    -------
+    PropagationReport
+        Prints as a text table, shows as an HTML table in Jupyter.
+
+    References
+    ----------
+    .. [1] B. Poole, S. Lahiri, M. Raghu, J. Sohl-Dickstein and S. Ganguli,
+       "Exponential expressivity in deep neural networks through transient chaos",
+       NeurIPS 2016, arXiv:1606.05340.
+    .. [2] S. S. Schoenholz, J. Gilmer, S. Ganguli and J. Sohl-Dickstein, "Deep
+       information propagation", ICLR 2017, arXiv:1611.01232.
+    .. [3] B. Hanin and D. Rolnick, "How to start training: the effect of
+       initialization and architecture", NeurIPS 2018, arXiv:1803.01719.
+
+    Examples
+    --------
+    >>> import varinit
+    >>> net = varinit.diagnostics.mlp_spec(depth=50, width=512, activation="relu", init="xavier_normal")
+    >>> report = varinit.propagate(net)
+    >>> report.status, report.first_layer_with("vanishing")
+    ('vanishing', 1)
+    >>> he = varinit.propagate(varinit.diagnostics.mlp_spec(depth=50, width=512, init="kaiming_normal"))
+    >>> print(he.summary())
+    kaiming_normal, relu, depth 50, width 512: healthy
+    >>> print(f"layer 50: std {he.layers[-1].act_std:.2f}, mean field {he.layers[-1].pred_std:.2f}")
+    layer 50: std 0.88, mean field 0.84
     """
     batch, seed, precision, formats, int8_clip = _check_options(batch, seed, precision, formats, int8_clip)
     if _is_torch_module(network):

@@ -34,7 +34,51 @@ STATUS_COLORS = {
 
 @dataclass
 class LayerStats:
-    """Measured and predicted statistics of one layer (see the module docstring)."""
+    """Measured and predicted statistics of one layer: one row of a `PropagationReport`.
+
+    Parameters
+    ----------
+    index : int
+        The layer's position, from 1.
+    name : str
+        Its kind ("dense", or a torch module's class and name).
+    activation : str
+        The activation after it.
+    width : int
+        Its number of output units.
+    act_mean, act_std, act_max : float
+        Mean, std and largest absolute value of its outputs over the batch.
+    act_finite : bool
+        Whether every output is finite.
+    dead_fraction : float
+        The fraction of output units that are 0 for every input of the batch.
+    saturated_fraction : float
+        The fraction of a bounded activation's outputs at a rail.
+    grad_mean, grad_std, grad_max : float or None
+        The same for the gradient with respect to its outputs.
+    grad_finite : bool
+        Whether every gradient entry is finite.
+    pred_mean, pred_std, pred_grad_std : float or None
+        The mean-field predictions (None where an unmodelled layer is in the
+        way).
+    status : str
+        "healthy", "vanishing", "exploding" or "saturated".
+    reasons : list of str
+        Why the status is not "healthy".
+    precision : dict, optional
+        With ``propagate(..., precision=True)``: {"activation": [RangeCheck,
+        ...], "gradient": [...]}, one check per format.
+    pred_std_band : tuple of float, optional
+        Where 95% of networks of this finite width measure act_std.
+
+    Examples
+    --------
+    >>> import varinit
+    >>> report = varinit.propagate(varinit.diagnostics.mlp_spec(depth=3, width=64))
+    >>> row = report.layers[0]
+    >>> row.index, row.activation, row.width, row.status
+    (1, 'relu', 64, 'healthy')
+    """
 
     index: int
     name: str
@@ -61,7 +105,42 @@ class LayerStats:
 
 @dataclass
 class PropagationReport:
-    """Per-layer statistics of one forward and backward pass (see varinit.propagate)."""
+    """Per-layer statistics of one forward and backward pass: what `varinit.propagate` returns.
+
+    ``str(report)`` is the text table (`to_text`); in Jupyter the report
+    shows as an HTML table with the statuses in color; `plot_propagation`
+    draws it. Columns: mean, std, max|x| of each layer's outputs; mf std,
+    their mean-field prediction; width band, where 95% of networks of this
+    finite width measure (Hanin and Rolnick 2018); dead and sat, the
+    fractions of dead and saturated units; grad std, mf grad, grad max, for
+    the gradient with respect to the outputs; status.
+
+    Parameters
+    ----------
+    label : str
+        The title.
+    layers : list of LayerStats
+        One per layer, in order.
+    batch : int
+        The batch size.
+    input_mean, input_std : float
+        Of the inputs.
+    output_grad_std : float
+        Of the gradient injected at the output.
+    input_grad_std : float, optional
+        Of the gradient with respect to the inputs.
+    notes : list of str
+        Lines printed under the title (the mean-field fixed point and chi1).
+
+    Examples
+    --------
+    >>> import varinit
+    >>> report = varinit.propagate(varinit.diagnostics.mlp_spec(depth=20, width=256, init="naive"))
+    >>> report.status, report.depth
+    ('exploding', 20)
+    >>> print(report.summary())
+    naive, relu, depth 20, width 256: exploding from layer 1
+    """
 
     label: str
     layers: List[LayerStats]
@@ -79,10 +158,21 @@ class PropagationReport:
 
     @property
     def depth(self):
+        """The number of layers."""
         return len(self.layers)
 
     def first_layer_with(self, status):
-        """Index (1-based) of the first layer with that status, or None."""
+        """The index (from 1) of the first layer with that status, or None.
+
+        Parameters
+        ----------
+        status : str
+            "healthy", "vanishing", "exploding" or "saturated".
+
+        Returns
+        -------
+        int or None
+        """
         return next((layer.index for layer in self.layers if layer.status == status), None)
 
     def _shown(self, every):
@@ -91,13 +181,28 @@ class PropagationReport:
                 if layer.index == 1 or layer.index == self.depth or layer.index % every == 0]
 
     def summary(self):
-        """One line: the label, the overall status and where it starts."""
+        """One line: the label, the overall status and the layer where it starts.
+
+        Returns
+        -------
+        str
+        """
         status = self.status
         where = "" if status == "healthy" else f" from layer {self.first_layer_with(status)}"
         return f"{self.label}: {status}{where}"
 
     def to_text(self, every=1):
-        """The text table; every=k shows layers 1, k, 2k, ... and the last."""
+        """The text table.
+
+        Parameters
+        ----------
+        every : int, default 1
+            Show layers 1, every, 2 * every, ... and the last.
+
+        Returns
+        -------
+        str
+        """
         header = ("layer", "kind", "width", "mean", "std", "mf std", "width band", "max|x|", "dead", "sat",
                   "grad std", "mf grad", "grad max", "status")
         rows = [header]
@@ -143,7 +248,19 @@ class PropagationReport:
                 f"<thead><tr>{cells}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
     def precision_text(self, every=1):
-        """Low-precision table: predicted / measured overflow and underflow per layer and format."""
+        """The low-precision table: predicted / measured overflow and underflow per layer and format.
+
+        Needs ``propagate(..., precision=True)``.
+
+        Parameters
+        ----------
+        every : int, default 1
+            Show layers 1, every, 2 * every, ... and the last.
+
+        Returns
+        -------
+        str
+        """
         layers = [layer for layer in self._shown(every) if layer.precision]
         if not layers:
             return "no low-precision checks: run varinit.propagate(..., precision=True)"
@@ -166,7 +283,33 @@ class PropagationReport:
 
 
 def compare_text(reports, every=1):
-    """Several reports side by side: std, mean-field std, gradient std and status per layer."""
+    """Several reports side by side: std, mean-field std, gradient std and status per layer.
+
+    Parameters
+    ----------
+    reports : sequence of PropagationReport
+        At least one.
+    every : int, default 1
+        Show layers 1, every, 2 * every, ... and the last.
+
+    Returns
+    -------
+    str
+        The reports' summaries, then one table.
+
+    Examples
+    --------
+    >>> import varinit
+    >>> reports = [varinit.propagate(varinit.diagnostics.mlp_spec(depth=20, width=128, init=i))
+    ...            for i in ("xavier_normal", "kaiming_normal")]
+    >>> print(varinit.diagnostics.compare_text(reports, every=10))   # doctest: +ELLIPSIS
+    xavier_normal, relu, depth 20, width 128: vanishing from layer 1
+    kaiming_normal, relu, depth 20, width 128: healthy
+                         xavier_normal                          kaiming_normal
+    layer        std     mf std  grad std     status     std  mf std  grad std   status
+        1     0.5797     0.5835  0.001282  vanishing  0.8198  0.8252    0.9285  healthy
+    ...
+    """
     if not reports:
         raise ValueError("compare_text needs at least one report")
     every = _validate.integer(every, "every", minimum=1)

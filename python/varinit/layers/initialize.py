@@ -20,24 +20,75 @@ from .schemes import (
 
 def init_layers(layers, *, scheme="kaiming", mode="fan_in", distribution="normal", residual_scale=None,
                 by_name=False, generator=None, gain_rule=DEFAULT_GAIN_RULE):
-    """Initialize a NumPy model described as a list of layers, in place.
+    """Initialize a NumPy model, a list of layers, in place; returns the report.
 
-    Each weight follows `scheme` with the gain of its layer's activation (see
-    varinit.layers.schemes; the gain by `gain_rule`, see varinit.gains: kaiming Var = g^2/fan, xavier Var = 2 g^2/(fan_in + fan_out),
-    lecun Var = 1/fan_in, orthogonal); biases are zero; a weight-norm scale g is set to the norm the scheme gives each unit's
-    weights (the gain, for kaiming fan_in); layers marked
-    residual=True have their std multiplied by `residual_scale` (e.g.
-    1/sqrt(2 L) for GPT-2, Radford et al. 2019). With by_name=True each
-    parameter draws from generator.stream(f"{name}.weight") so its values do
-    not depend on its position in the list.
+    Each weight follows `scheme` with the gain g of its layer's activation (by
+    `gain_rule`) and its layer's fans and adjustments (the `Layer` fields),
+    and s = `residual_scale` for layers marked ``residual=True`` (else 1):
 
-    Returns the report: a list of InitRecord(name, rule, fan_in, fan_out, std).
+    - "kaiming": Var = (s g)^2 / fan, fan = fan_in or fan_out (`mode`);
+    - "xavier": Var = (s g)^2 2 / (fan_in + fan_out);
+    - "lecun": Var = s^2 / fan_in, the activation ignored (as Keras and JAX);
+    - "orthogonal": a Haar-orthogonal matrix per block times s g.
 
-    Example::
+    Biases are zero; a weight-norm scale g is set to the norm the scheme gives
+    each unit's weights (the gain, for kaiming fan_in). A failed call changes
+    no array and no generator.
 
-        >>> layers = [(np.empty((256, 784), np.float32), np.empty(256, np.float32), "relu"),
-        ...           (np.empty((10, 256), np.float32), np.empty(10, np.float32), "linear")]
-        >>> report = varinit.layers.init_layers(layers, generator=0)
+    Parameters
+    ----------
+    layers : list
+        The model: `Layer` objects, dicts of Layer fields, or (weight, bias,
+        activation[, param]) tuples, in forward order.
+    scheme : {"kaiming", "xavier", "lecun", "orthogonal"}, default "kaiming"
+        The rule.
+    mode : {"fan_in", "fan_out"}, default "fan_in"
+        kaiming's fan.
+    distribution : {"normal", "uniform", "truncated_normal"}, default "normal"
+        The distribution of the weights ("truncated_normal" is cut at +-2 of
+        its own std and rescaled so the sample std is sqrt(Var), as Keras).
+    residual_scale : float, optional
+        Multiplies the std of the layers marked residual=True (GPT-2: 1 /
+        sqrt(2 L), `varinit.recipes.depth_scale`).
+    by_name : bool, default False
+        Draw each weight from ``generator.stream(f"{name}.weight")``, so its
+        values do not depend on its position in the list (biases are zero).
+    generator : None, int, Generator, Stream, numpy.random.Generator or torch.Generator, optional
+        Where the random stream comes from. None: the default generator
+        (`manual_seed`), or for a torch tensor a key drawn from torch's default
+        generator, so ``torch.manual_seed`` governs it. An int s: key s, stream
+        0, the same values at every call. A `Generator`: its next streams, one per parameter.
+        ``Generator.stream(name)``: the stream of that name. A NumPy or torch
+        generator: a fresh 64-bit key drawn from it.
+    gain_rule : {"exact", "torch"}, default "exact"
+        "exact": `varinit.gain`, 1 / sqrt(E[f(z)^2]); "torch": torch's table
+        (`varinit.calculate_gain`) where it has the name.
+
+    Returns
+    -------
+    list of InitRecord
+        One per parameter: (name, rule, fan_in, fan_out, std).
+
+    References
+    ----------
+    .. [1] K. He, X. Zhang, S. Ren and J. Sun, "Delving deep into rectifiers",
+       ICCV 2015.
+    .. [2] X. Glorot and Y. Bengio, "Understanding the difficulty of training deep
+       feedforward neural networks", AISTATS 2010.
+    .. [3] A. M. Saxe, J. L. McClelland and S. Ganguli, "Exact solutions to the
+       nonlinear dynamics of learning in deep linear neural networks", ICLR 2014.
+
+    Examples
+    --------
+    >>> import numpy as np, varinit
+    >>> layers = [(np.empty((256, 784), np.float32), np.empty(256, np.float32), "relu"),
+    ...           (np.empty((10, 256), np.float32), np.empty(10, np.float32), "linear")]
+    >>> for record in varinit.layers.init_layers(layers, generator=0):
+    ...     print(record.name, record.rule, record.fan_in, f"{record.std:.4f}")
+    0.weight kaiming normal fan_in, gain(relu)=1.41421 784 0.0505
+    0.bias zeros None 0.0000
+    1.weight kaiming normal fan_in, gain(linear)=1 256 0.0625
+    1.bias zeros None 0.0000
     """
     check_choices(scheme, mode, distribution)
     check_gain_rule(gain_rule)

@@ -23,33 +23,58 @@ from ..fan_rules import ADJUSTMENT_KEYWORDS, LAYOUT_KEYWORDS
 
 @dataclass
 class Layer:
-    """One layer of a NumPy model.
+    """One layer of a NumPy model: a weight, its bias and the activation after it.
 
-    weight: the weight array, (out, in, *kernel) unless `in_axis`/`out_axis`
-        say otherwise ((in, out) matrices: in_axis=0, out_axis=1).
-    bias: the bias array (out,) or None.
-    activation: what follows the layer: a name known to varinit.activations
-        ("relu", "tanh", "gelu", ...), "linear"/None, or a callable on arrays.
-    param: the activation's parameter (leaky_relu's slope, elu's alpha).
-    name: the layer's name in the report and for name-keyed streams
-        (default: its index).
-    layer, groups, stride, blocks, in_axis, out_axis: varinit.fans keywords.
-    keep_prob, density, input_var, phase_balanced, dilation: the
-        variance-aware keywords of the fan-based inits
-        (varinit.fan_rules): inverted dropout on the inputs, the kept
-        fraction of a pruned weight, the inputs' variance, equal variance for
-        every output phase of a strided transposed convolution.
-    g: weight-norm scale, one entry per output unit, or None. With it the layer
-        computes g * (v / ||v||) x + b, v = weight, the norm taken per output
-        unit (Salimans & Kingma 2016); without it, weight x + b.
-    residual: True for the last layer of a residual branch: its std is
-        multiplied by init_layers' residual_scale.
-    init: a label for how the weight was initialized, shown in reports
-        (mlp_spec sets it).
+    A NumPy model is a list of them (or of dicts of these fields, or of
+    (weight, bias, activation[, param]) tuples), which every whole-model
+    function on NumPy models takes: `init_layers`, `lsuv`, `weight_norm_init`,
+    `varinit.propagate`, and `varinit.diagnostics.mlp_spec` builds one. Layer
+    l computes z_l = W_l a_(l-1) + b_l (or g v / ||v|| a_(l-1) + b_l with
+    weight norm) and a_l = f_l(z_l). The arrays are changed in place by the
+    init functions; they may be NumPy arrays or PyTorch CPU tensors.
 
-    Example::
+    Parameters
+    ----------
+    weight : ndarray or torch.Tensor
+        The weight, ``(out, in, *kernel)`` unless `in_axis` / `out_axis` say
+        otherwise ((in, out) matrices: in_axis=0, out_axis=1).
+    bias : ndarray or torch.Tensor, optional
+        The bias, (out,).
+    activation : str, callable or None, default "linear"
+        What follows the layer: a name known to `varinit.gain` ("relu",
+        "tanh", "gelu", ...), "linear" or None, or a function of an array.
+    param : float, optional
+        The activation's parameter (leaky_relu's slope, elu's alpha).
+    name : str, optional
+        The layer's name in reports and for name-keyed streams (default: its
+        index in the list).
+    layer, groups, stride, blocks, in_axis, out_axis
+        The fan keywords of `varinit.fans`.
+    keep_prob, density, input_var, phase_balanced, dilation
+        The variance adjustments of the fan-based inits: inverted dropout on
+        the inputs, the kept fraction of a pruned weight, the inputs'
+        variance, equal variance for every output phase of a strided
+        transposed convolution (see `varinit.kaiming_normal_`).
+    g : ndarray or torch.Tensor, optional
+        The weight-norm scale, one entry per output unit. With it the layer
+        computes g (v / ||v||) x + b with v = weight, the norm taken per output
+        unit (Salimans and Kingma 2016); without it, weight x + b.
+    residual : bool, default False
+        True for the last layer of a residual branch: its std is multiplied by
+        `init_layers`' residual_scale.
+    init : str, optional
+        A label for how the weight was initialized, shown in reports
+        (`mlp_spec` sets it).
 
-        >>> Layer(np.empty((256, 784), np.float32), np.empty(256, np.float32), "relu")
+    Examples
+    --------
+    >>> import numpy as np, varinit
+    >>> layer = varinit.layers.Layer(np.empty((256, 784), np.float32), np.empty(256, np.float32), "relu")
+    >>> layer.in_features, layer.out_features
+    (784, 256)
+    >>> t = varinit.layers.Layer(np.empty((784, 256), np.float32), in_axis=0, out_axis=1)   # (in, out)
+    >>> t.in_features
+    784
     """
 
     weight: Any
@@ -74,7 +99,7 @@ class Layer:
 
     @property
     def in_features(self):
-        """Inputs of a dense layer: the size of its in axis."""
+        """Inputs of a dense layer: the size of its input axis."""
         return self.weight.shape[0 if _is_in_out(self) else 1]
 
     @property
@@ -198,15 +223,33 @@ def check_chain(layers):
 
 
 def forward(layers, x):
-    """Pre-activations z_l and outputs a_l of every layer on a batch x of shape
-    (batch, in), in float64; the model's output is the last a_l.
+    """Pre-activations z_l and outputs a_l of every layer on a batch, in float64.
 
-    Values that overflow float64 become inf/nan without a warning: the
-    diagnostics report them as "exploding".
+    z_l = W_l a_(l-1) + b_l (or g v / ||v|| a_(l-1) + b_l with weight norm),
+    a_l = f_l(z_l), a_0 = x; the model's output is the last a_l. Values that
+    overflow float64 become inf/nan without a warning (the diagnostics report
+    them as "exploding").
 
-    Example::
+    Parameters
+    ----------
+    layers : list
+        The model: `Layer` objects, dicts of Layer fields, or (weight, bias,
+        activation[, param]) tuples, in forward order.
+    x : array_like
+        The batch, (batch, in).
 
-        >>> pre, post = varinit.layers.forward(layers, np.ones((32, 784)))
+    Returns
+    -------
+    pre, post : list of ndarray
+        [z_1, ..., z_L] and [a_1, ..., a_L].
+
+    Examples
+    --------
+    >>> import numpy as np, varinit
+    >>> net = varinit.diagnostics.mlp_spec(depth=3, width=8)
+    >>> pre, post = varinit.layers.forward(net, np.ones((2, 8)))
+    >>> len(pre), post[-1].shape
+    (3, (2, 8))
     """
     layers = as_layers(layers)
     check_chain(layers)
@@ -222,11 +265,36 @@ def forward(layers, x):
 
 
 def backward(layers, pre, output_grad):
-    """Gradients of <output_grad, model output> with respect to every layer's output a_l.
+    """Gradients of <output_grad, model output> with respect to every layer's output, and to the input.
 
-    Backpropagation: dL/da_L = output_grad; dL/da_{l-1} = (dL/da_l * f_l'(z_l)) W_l,
-    with `pre` the pre-activations from `forward`. Returns [dL/da_1, ..., dL/da_L]
-    and dL/dx (the input gradient).
+    Backpropagation: dL/da_L = output_grad; dL/da_(l-1) = (dL/da_l * f_l'(z_l))
+    W_l, with `pre` the pre-activations from `forward`.
+
+    Parameters
+    ----------
+    layers : list
+        The model: `Layer` objects, dicts of Layer fields, or (weight, bias,
+        activation[, param]) tuples, in forward order.
+    pre : list of ndarray
+        The pre-activations `forward` returned.
+    output_grad : array_like
+        The gradient at the output, of the output's shape.
+
+    Returns
+    -------
+    grads : list of ndarray
+        [dL/da_1, ..., dL/da_L].
+    input_grad : ndarray
+        dL/dx.
+
+    Examples
+    --------
+    >>> import numpy as np, varinit
+    >>> net = varinit.diagnostics.mlp_spec(depth=3, width=8)
+    >>> pre, post = varinit.layers.forward(net, np.ones((2, 8)))
+    >>> grads, input_grad = varinit.layers.backward(net, pre, np.ones((2, 8)))
+    >>> len(grads), input_grad.shape
+    (3, (2, 8))
     """
     layers = as_layers(layers)
     grads = [None] * len(layers)

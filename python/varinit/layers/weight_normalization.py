@@ -35,20 +35,47 @@ def standardizers(t, unit_axis, name):
 
 
 def weight_norm_init(layers, x):
-    """Weight-norm data init of a NumPy model of dense layers, in place.
+    """The weight-norm data init of a NumPy model of dense layers, in place.
 
-    g = 1/std(t), b = -mean(t)/std(t), t = (v . x)/||v|| per output unit
-    (Salimans & Kingma 2016); layers without g have their weight rows
-    divided by std(W x) instead. A layer without bias is only rescaled.
-    Returns a list of WeightNormRecord(name, mean, std): per output unit, the
-    mean and std of t before the init.
+    For a weight-normalized unit y = g (v . x) / ||v|| + b and t = (v . x) /
+    ||v|| on the batch: g = 1 / std(t), b = -mean(t) / std(t) per output unit
+    (Salimans and Kingma 2016, section 3), so every pre-activation has mean 0
+    and std 1 on the batch. Layers are done in forward order, each seeing the
+    outputs of those before it already initialized. A layer without g has its
+    weight rows divided by std(W x) instead; a layer without bias is only
+    rescaled.
 
-    Example::
+    Parameters
+    ----------
+    layers : list
+        The model: `Layer` objects, dicts of Layer fields, or (weight, bias,
+        activation[, param]) tuples, in forward order. Dense layers only.
+    x : array_like
+        The batch, (batch, in).
 
-        >>> layers = [{"weight": np.empty((64, 32)), "bias": np.empty(64), "g": np.empty(64),
-        ...            "activation": "relu"}]
-        >>> varinit.layers.init_layers(layers, generator=0)
-        >>> varinit.layers.weight_norm_init(layers, np.random.default_rng(0).standard_normal((512, 32)))
+    Returns
+    -------
+    list of WeightNormRecord
+        One per layer: (name, mean, std), the mean and std of t per output unit
+        before the init.
+
+    References
+    ----------
+    .. [1] T. Salimans and D. P. Kingma, "Weight normalization: a simple
+       reparameterization to accelerate training of deep neural networks",
+       NeurIPS 2016, arXiv:1602.07868.
+
+    Examples
+    --------
+    >>> import numpy as np, varinit
+    >>> layers = [{"weight": np.empty((64, 32)), "bias": np.empty(64), "g": np.empty(64),
+    ...            "activation": "relu"}]
+    >>> _ = varinit.layers.init_layers(layers, generator=0)
+    >>> x = np.random.default_rng(0).standard_normal((512, 32))
+    >>> record = varinit.layers.weight_norm_init(layers, x)[0]
+    >>> z = x @ (layers[0]["g"][:, None] * layers[0]["weight"] / np.linalg.norm(layers[0]["weight"], axis=1, keepdims=True)).T + layers[0]["bias"]
+    >>> print(bool(abs(z.mean(axis=0)).max() < 1e-9), f"{z.std(axis=0).min():.4f}")
+    True 1.0000
     """
     layers = as_layers(layers)
     h = np.asarray(x, np.float64)

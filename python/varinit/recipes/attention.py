@@ -25,16 +25,43 @@ from .._arrays import as_array, writes_in_place
 
 
 def attention_qk_std(d_model, d_head, target_logit_var=1.0, input_var=1.0, scaled=True):
-    """Std of W_Q and W_K entries giving attention logits of variance target_logit_var.
+    """The std of W_Q and W_K entries that gives attention logits the variance `target_logit_var`.
 
-    std = (T / c)^(1/4) / sqrt(d_model * input_var), c = 1 if scaled (logits
-    divided by sqrt(d_head), Vaswani et al. 2017) else d_head; derivation in
-    the module docstring.
+    std = (T / c)^(1/4) / sqrt(d_model * input_var), with c = 1 for scaled
+    logits (q . k / sqrt(d_head), Vaswani et al. 2017) and c = d_head for
+    unscaled ones: inputs of variance v and weights of std s give the logit
+    the variance (d_model v)^2 s^4 / c (derivation in the module docstring).
+    With T = v = 1 this is LeCun's 1 / sqrt(d_model).
 
-    Example::
+    Parameters
+    ----------
+    d_model : int
+        The input dimension of the projections.
+    d_head : int
+        The dimension of one head's queries and keys.
+    target_logit_var : float, default 1
+        T, the logits' variance, > 0.
+    input_var : float, default 1
+        v, the variance of the inputs' components, > 0.
+    scaled : bool, default True
+        Whether the logits are divided by sqrt(d_head).
 
-        >>> std = varinit.recipes.attention_qk_std(512, 64, target_logit_var=1.0)
-        >>> wq = varinit.normal_(np.empty((512, 512), np.float32), 0.0, std)
+    Returns
+    -------
+    float
+
+    References
+    ----------
+    .. [1] A. Vaswani, N. Shazeer, N. Parmar, J. Uszkoreit, L. Jones, A. N. Gomez,
+       L. Kaiser and I. Polosukhin, "Attention is all you need", NeurIPS 2017.
+
+    Examples
+    --------
+    >>> import varinit
+    >>> print(f"{varinit.recipes.attention_qk_std(512, 64):.5f}")     # 1 / sqrt(512)
+    0.04419
+    >>> print(f"{varinit.recipes.attention_qk_std(512, 64, target_logit_var=0.25):.5f}")
+    0.03125
     """
     d_model = _validate.integer(d_model, "d_model", minimum=1)
     d_head = _validate.integer(d_head, "d_head", minimum=1)
@@ -48,15 +75,55 @@ def attention_qk_std(d_model, d_head, target_logit_var=1.0, input_var=1.0, scale
 @writes_in_place
 def attention_qk_(tensor, d_head, target_logit_var=1.0, input_var=1.0, scaled=True, generator=None,
                   *, in_axis=1):
-    """Fill a query or key projection (out, d_model) with N(0, attention_qk_std(...)^2).
+    """Fill a query or key projection with N(0, attention_qk_std(...)^2).
 
-    d_model is the size of `in_axis` (torch's Linear layout (out, in) by
-    default; in_axis=0 for (in, out)). Call it for W_Q and for W_K; for a
-    packed in_proj (3E, E) fill the views in_proj[:E] and in_proj[E:2E].
+    d_model is the size of the weight's `in_axis` (torch's Linear layout
+    (out, in) by default; in_axis=0 for (in, out)). Call it for W_Q and for
+    W_K; for a packed in_proj (3E, E) fill the views ``in_proj[:E]`` and
+    ``in_proj[E:2 * E]``.
 
-    Example::
+    Parameters
+    ----------
+    tensor : ndarray or torch.Tensor
+        A 2-D projection weight, filled in place.
+    d_head : int
+        The dimension of one head's queries and keys.
+    target_logit_var : float, default 1
+        The logits' variance, > 0.
+    input_var : float, default 1
+        The variance of the inputs' components, > 0.
+    scaled : bool, default True
+        Whether the logits are divided by sqrt(d_head).
+    generator : None, int, Generator, Stream, numpy.random.Generator or torch.Generator, optional
+        Where the random stream comes from. None: the default generator
+        (`manual_seed`), or for a torch tensor a key drawn from torch's default
+        generator, so ``torch.manual_seed`` governs it. An int s: key s, stream
+        0, the same values at every call. A `Generator`: its next stream.
+        ``Generator.stream(name)``: the stream of that name. A NumPy or torch
+        generator: a fresh 64-bit key drawn from it.
+    in_axis : int, default 1
+        The input axis of the weight (0 or 1, or -2, -1).
 
-        >>> wq = varinit.recipes.attention_qk_(np.empty((512, 512), np.float32), d_head=64)
+    Returns
+    -------
+    ndarray or torch.Tensor
+        `tensor`, filled in place.
+
+    References
+    ----------
+    .. [1] A. Vaswani et al., "Attention is all you need", NeurIPS 2017.
+
+    Examples
+    --------
+    Logits of one 64-dimensional head of a 512-wide model, on unit-variance inputs:
+
+    >>> import numpy as np, varinit
+    >>> wq = varinit.recipes.attention_qk_(np.empty((512, 512)), d_head=64, generator=0)
+    >>> wk = varinit.recipes.attention_qk_(np.empty((512, 512)), d_head=64, generator=1)
+    >>> x = np.random.default_rng(0).standard_normal((512, 512))
+    >>> logits = (x @ wq[:64].T) @ (x @ wk[:64].T).T / 8
+    >>> print(f"{logits.var():.2f}")
+    1.01
     """
     arr = as_array(tensor)
     if arr.ndim != 2:

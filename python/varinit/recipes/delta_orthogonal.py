@@ -17,16 +17,49 @@ from ..init import orthogonal_
 
 @writes_in_place
 def delta_orthogonal_(tensor, gain=1.0, generator=None):
-    """Fill a conv weight (C_out, C_in, *k) with gain * H at the center tap, zeros elsewhere.
+    """Xiao et al.'s delta-orthogonal init: gain * H at the kernel's center tap, zeros elsewhere.
 
-    H is Haar-distributed orthogonal (varinit.orthogonal_ on varinit's
-    generator). With C_out < C_in, H has orthonormal rows instead (a
-    projection; norms are then not preserved, as in the paper's condition
-    C_out >= C_in). The center of an even kernel axis k is k // 2.
+    H is a Haar-distributed orthogonal C_out x C_in matrix (`varinit.orthogonal_`
+    on varinit's generator): the convolution maps each position's channel
+    vector by H, so norms are preserved exactly when C_out >= C_in and the
+    input-output Jacobian of a deep stack is orthogonal. With C_out < C_in, H
+    has orthonormal rows instead (a projection; norms are then not
+    preserved). The center of a kernel axis k is k // 2.
 
-    Example::
+    Parameters
+    ----------
+    tensor : ndarray or torch.Tensor
+        A 3-, 4- or 5-D convolution weight ``(C_out, C_in, *kernel)``, filled in
+        place.
+    gain : float, default 1
+        Multiplies H.
+    generator : None, int, Generator, Stream, numpy.random.Generator or torch.Generator, optional
+        Where the random stream comes from. None: the default generator
+        (`manual_seed`), or for a torch tensor a key drawn from torch's default
+        generator, so ``torch.manual_seed`` governs it. An int s: key s, stream
+        0, the same values at every call. A `Generator`: its next stream.
+        ``Generator.stream(name)``: the stream of that name. A NumPy or torch
+        generator: a fresh 64-bit key drawn from it.
 
-        >>> w = varinit.recipes.delta_orthogonal_(np.empty((64, 64, 3, 3), np.float32), generator=0)
+    Returns
+    -------
+    ndarray or torch.Tensor
+        `tensor`, filled in place.
+
+    References
+    ----------
+    .. [1] L. Xiao, Y. Bahri, J. Sohl-Dickstein, S. S. Schoenholz and J. Pennington,
+       "Dynamical isometry and a mean field theory of CNNs: how to train
+       10,000-layer vanilla convolutional neural networks", ICML 2018,
+       Algorithm 2.
+
+    Examples
+    --------
+    >>> import numpy as np, varinit
+    >>> w = varinit.recipes.delta_orthogonal_(np.empty((64, 64, 3, 3)), generator=0)
+    >>> center = w[:, :, 1, 1]
+    >>> bool(np.allclose(center @ center.T, np.eye(64))), float(abs(w[:, :, 0, 0]).max())
+    (True, 0.0)
     """
     gain = _validate.real(gain, "gain")
     arr = as_array(tensor)

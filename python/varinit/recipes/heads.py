@@ -11,13 +11,36 @@ def optimistic_bias_(bias, value=None, *, max_reward=None, discount=None):
     """Fill a value head's bias with an optimistic constant.
 
     Either `value` directly, or the largest possible discounted return
-    max_reward / (1 - discount) (optimistic initial values, Sutton & Barto
-    2018, section 2.6): every state starts out looking at least as good as it
-    can be, so greedy exploration tries everything.
+    max_reward / (1 - discount) (optimistic initial values): every state
+    starts out looking at least as good as it can be, so a greedy agent
+    tries everything.
 
-    Example::
+    Parameters
+    ----------
+    bias : ndarray or torch.Tensor
+        The bias, filled in place.
+    value : float, optional
+        The constant; give either it or `max_reward` and `discount`.
+    max_reward : float, optional
+        The largest reward per step.
+    discount : float, optional
+        The discount factor, in [0, 1).
 
-        >>> b = varinit.recipes.optimistic_bias_(np.empty(1, np.float32), max_reward=1.0, discount=0.99)   # 100
+    Returns
+    -------
+    ndarray or torch.Tensor
+        `bias`, filled in place.
+
+    References
+    ----------
+    .. [1] R. S. Sutton and A. G. Barto, "Reinforcement learning: an introduction",
+       2nd edition, MIT Press, 2018, section 2.6.
+
+    Examples
+    --------
+    >>> import numpy as np, varinit
+    >>> varinit.recipes.optimistic_bias_(np.empty(1, np.float32), max_reward=1.0, discount=0.99)
+    array([100.], dtype=float32)
     """
     if (value is None) == (max_reward is None):
         raise ValueError("give either value or max_reward (with discount), not both")
@@ -41,15 +64,35 @@ def optimistic_bias_(bias, value=None, *, max_reward=None, discount=None):
 
 @writes_in_place
 def prior_bias_(bias, prior):
-    """Fill a sigmoid classifier's bias with log(p / (1 - p)): initial outputs equal the prior p.
+    """Fill a sigmoid classifier's bias with log(p / (1 - p)): its first outputs equal the prior p.
 
-    Lin et al. (2017, RetinaNet, p = 0.01 for rare foreground classes): with
-    small weights, sigmoid(b) = p at the start, so the loss of the frequent
-    class does not swamp the first updates.
+    With small weights, sigmoid(b) = p at the start, so the loss of the
+    frequent class does not swamp the first updates (RetinaNet uses p = 0.01
+    for its rare foreground classes).
 
-    Example::
+    Parameters
+    ----------
+    bias : ndarray or torch.Tensor
+        The bias, filled in place.
+    prior : float
+        p, in (0, 1).
 
-        >>> b = varinit.recipes.prior_bias_(np.empty(80, np.float32), 0.01)
+    Returns
+    -------
+    ndarray or torch.Tensor
+        `bias`, filled in place.
+
+    References
+    ----------
+    .. [1] T.-Y. Lin, P. Goyal, R. Girshick, K. He and P. Dollar, "Focal loss for
+       dense object detection", ICCV 2017.
+
+    Examples
+    --------
+    >>> import numpy as np, varinit
+    >>> b = varinit.recipes.prior_bias_(np.empty(80, np.float32), 0.01)
+    >>> print(f"{b[0]:.4f} -> sigmoid {1 / (1 + np.exp(-b[0])):.4f}")
+    -4.5951 -> sigmoid 0.0100
     """
     p = _validate.real(prior, "prior", _validate.BOUNDED_GT_0_LT_1)
     arr = as_array(bias)

@@ -29,22 +29,75 @@ KINDS = ("input", "hidden", "output")
 OPTIMIZERS = ("sgd", "adam")
 
 MupScales = namedtuple("MupScales", ["init_var", "lr"])
-MupScales.__doc__ = """Multipliers for a layer of the given kind at the given width (Yang et
-al. 2022, Table 3): `init_var` on the gain^2 / fan_in variance, `lr` on the base model's
-learning rate."""
+MupScales.__doc__ = """muP's multipliers for one layer (Yang et al. 2022, Table 3): what `mup_scales` returns.
+
+Parameters
+----------
+init_var : float
+    The factor on the gain^2 / fan_in variance.
+lr : float
+    The factor on the base model's learning rate.
+
+References
+----------
+.. [1] G. Yang, E. J. Hu, I. Babuschkin, S. Sidor, X. Liu, D. Farhi, N. Ryder,
+   J. Pachocki, W. Chen and J. Gao, "Tensor Programs V: tuning large neural
+   networks via zero-shot hyperparameter transfer", arXiv:2203.03466, 2022.
+
+Examples
+--------
+>>> import varinit
+>>> varinit.recipes.mup_scales("output", 256, 1024, "sgd")
+MupScales(init_var=0.25, lr=0.25)"""
 
 
 def mup_scales(kind, base_width, width, optimizer="adam"):
-    """MupScales(init_var, lr): multipliers relative to a tuned base model.
+    """muP's init-variance and learning-rate multipliers of one layer, relative to a tuned base model.
 
-    init_var is the factor on the gain^2 / fan_in variance (1 for "input" and
-    "hidden", base_width / width for "output"); lr is the factor on the base
-    model's learning rate (see the module table).
+    With r = width / base_width (Yang et al. 2022, Table 3, normalized so that
+    muP equals the standard 1/fan_in parametrization at width = base_width):
 
-    Example::
+    ======== ============ =========== ===========
+    kind     init_var     lr (SGD)    lr (Adam)
+    ======== ============ =========== ===========
+    input    1            r           1
+    hidden   1            1           1 / r
+    output   1 / r        1 / r       1 / r
+    ======== ============ =========== ===========
 
-        >>> varinit.recipes.mup_scales("hidden", 256, 1024, "adam")
-        MupScales(init_var=1.0, lr=0.25)
+    "input" maps a finite dimension (data, vocabulary) into the width,
+    "output" maps the width to a finite dimension (logits), "hidden" maps
+    width to width; biases count as "input".
+
+    Parameters
+    ----------
+    kind : {"input", "hidden", "output"}
+        The layer's kind.
+    base_width : int
+        The width the base model was tuned at.
+    width : int
+        This model's width.
+    optimizer : {"adam", "sgd"}, default "adam"
+        The optimizer the learning rate is for.
+
+    Returns
+    -------
+    MupScales
+        (init_var, lr).
+
+    References
+    ----------
+    .. [1] G. Yang, E. J. Hu, I. Babuschkin, S. Sidor, X. Liu, D. Farhi, N. Ryder,
+       J. Pachocki, W. Chen and J. Gao, "Tensor Programs V: tuning large neural
+       networks via zero-shot hyperparameter transfer", arXiv:2203.03466, 2022.
+
+    Examples
+    --------
+    >>> import varinit
+    >>> varinit.recipes.mup_scales("hidden", 256, 1024, "adam")
+    MupScales(init_var=1.0, lr=0.25)
+    >>> varinit.recipes.mup_scales("input", 256, 1024, "sgd")
+    MupScales(init_var=1.0, lr=4.0)
     """
     kind = _validate.choice(kind, "kind", KINDS)
     optimizer = _validate.choice(optimizer, "optimizer", OPTIMIZERS)
@@ -58,17 +111,61 @@ def mup_scales(kind, base_width, width, optimizer="adam"):
 
 @writes_in_place
 def mup_init_(tensor, kind, base_width, width, gain=1.0, generator=None, **layout):
-    """Fill with N(0, gain^2 / fan_in), times base_width / width for "output" layers (muP).
+    """Fill with N(0, gain^2 / fan_in), times base_width / width for an "output" layer (muP).
 
-    fan_in comes from varinit.fans with the layout keywords (in_axis,
-    out_axis, layer, ...). At width == base_width this is LeCun/He init; for
-    wider models the readout variance is 1/fan_in^2 up to the base constant,
-    so the logits of the wide model start as small as muP prescribes (Yang
-    et al. 2022, Table 3).
+    fan_in comes from `varinit.fans` with the layout keywords. At width ==
+    base_width this is LeCun's (gain 1) or He's (gain sqrt(2)) init; for wider
+    models the readout variance is 1 / fan_in^2 up to the base constant, so the
+    logits of the wide model start as small as muP prescribes.
 
-    Example::
+    Parameters
+    ----------
+    tensor : ndarray or torch.Tensor
+        The array to fill in place: a NumPy array of float16, bfloat16,
+        float32 or float64 in any memory layout, or a PyTorch CPU tensor (a
+        meta tensor has its arguments checked and nothing written).
+    kind : {"input", "hidden", "output"}
+        The layer's kind (see `mup_scales`).
+    base_width : int
+        The width the base model was tuned at.
+    width : int
+        This model's width.
+    gain : float, default 1
+        The activation's gain, >= 0.
+    generator : None, int, Generator, Stream, numpy.random.Generator or torch.Generator, optional
+        Where the random stream comes from. None: the default generator
+        (`manual_seed`), or for a torch tensor a key drawn from torch's default
+        generator, so ``torch.manual_seed`` governs it. An int s: key s, stream
+        0, the same values at every call. A `Generator`: its next stream.
+        ``Generator.stream(name)``: the stream of that name. A NumPy or torch
+        generator: a fresh 64-bit key drawn from it.
+    **layout
+        The fan keywords of `fans` (``layer``, ``groups``, ``stride``,
+        ``blocks``, ``in_axis``, ``out_axis``, ``batch_axis``) and the variance
+        adjustments: ``keep_prob=p`` (inverted dropout on the inputs: Var
+        times p), ``density=d`` (the fraction of weights a pruning mask keeps:
+        both fans times d), ``input_var=v`` (inputs of variance v: Var divided
+        by v), and for ``layer="conv_transpose"`` ``phase_balanced=True`` with
+        ``dilation`` (every output phase of a strided transposed convolution
+        gets the same variance, see `varinit.fan_rules.phase_scale`).
 
-        >>> w_out = varinit.recipes.mup_init_(np.empty((10, 1024), np.float32), "output", 256, 1024)
+    Returns
+    -------
+    ndarray or torch.Tensor
+        `tensor`, filled in place.
+
+    References
+    ----------
+    .. [1] G. Yang, E. J. Hu, I. Babuschkin, S. Sidor, X. Liu, D. Farhi, N. Ryder,
+       J. Pachocki, W. Chen and J. Gao, "Tensor Programs V: tuning large neural
+       networks via zero-shot hyperparameter transfer", arXiv:2203.03466, 2022.
+
+    Examples
+    --------
+    >>> import numpy as np, varinit
+    >>> w_out = varinit.recipes.mup_init_(np.empty((10, 1024), np.float32), "output", 256, 1024, generator=0)
+    >>> print(f"std {w_out.std():.4f}, target sqrt(256 / 1024) / sqrt(1024) = {0.5 / 32:.4f}")
+    std 0.0158, target sqrt(256 / 1024) / sqrt(1024) = 0.0156
     """
     gain = _validate.real(gain, "gain", _validate.NON_NEGATIVE)
     var_factor = mup_scales(kind, base_width, width).init_var

@@ -18,19 +18,51 @@ from ..generator import resolve
 
 @writes_in_place
 def whitening_(tensor, cov, gain=1.0, generator=None, *, in_axis=1, eps=0.0):
-    """Fill rows with N(0, gain^2 Sigma^-1 / d) for inputs of covariance `cov` (d x d).
+    """Fill rows with N(0, gain^2 Sigma^-1 / d), for inputs of covariance Sigma = `cov` (d x d).
 
-    A standard Gaussian G from varinit's generator is multiplied by
-    Sigma^(-1/2) (eigendecomposition Sigma = U diag(lam) U^T, Sigma^(-1/2) =
-    U diag((lam + eps)^(-1/2)) U^T) and by gain / sqrt(d): each row then has
-    covariance gain^2 (Sigma + eps I)^-1 / d. `in_axis` is the input axis of
-    the 2-D weight (1: torch's (out, in); 0: (in, out)). `eps` regularizes an
-    ill-conditioned sample covariance.
+    A unit y = w . x then has E[y^2] = tr(Sigma Sigma^-1) / d = 1 whatever
+    the inputs' correlations, and E[W Sigma W^T] = I: the outputs also start
+    uncorrelated (a plain 1/d init gives E[y^2] = tr(Sigma) / d instead). A
+    standard Gaussian G from varinit's generator is multiplied by Sigma^(-1/2)
+    (eigendecomposition Sigma = U diag(lam) U^T, Sigma^(-1/2) = U diag((lam +
+    eps)^(-1/2)) U^T) and by gain / sqrt(d).
 
-    Example::
+    Parameters
+    ----------
+    tensor : ndarray or torch.Tensor
+        The array to fill in place: a NumPy array of float16, bfloat16,
+        float32 or float64 in any memory layout, or a PyTorch CPU tensor (a
+        meta tensor has its arguments checked and nothing written).
+    cov : array_like
+        The inputs' covariance, (d, d), finite, symmetric and positive
+        definite (after adding `eps`), d the size of the weight's input axis.
+    gain : float, default 1
+        Multiplies the weights.
+    generator : None, int, Generator, Stream, numpy.random.Generator or torch.Generator, optional
+        Where the random stream comes from. None: the default generator
+        (`manual_seed`), or for a torch tensor a key drawn from torch's default
+        generator, so ``torch.manual_seed`` governs it. An int s: key s, stream
+        0, the same values at every call. A `Generator`: its next stream.
+        ``Generator.stream(name)``: the stream of that name. A NumPy or torch
+        generator: a fresh 64-bit key drawn from it.
+    in_axis : int, default 1
+        The input axis of the 2-D weight (1: torch's (out, in); 0: (in, out)).
+    eps : float, default 0
+        Added to the eigenvalues: regularizes an ill-conditioned sample
+        covariance.
 
-        >>> cov = np.cov(np.random.default_rng(0).normal(size=(1000, 64)) @ np.diag(np.linspace(0.1, 3, 64)), rowvar=False)
-        >>> w = varinit.recipes.whitening_(np.empty((128, 64), np.float32), cov, generator=0)
+    Returns
+    -------
+    ndarray or torch.Tensor
+        `tensor`, filled in place.
+
+    Examples
+    --------
+    >>> import numpy as np, varinit
+    >>> x = np.random.default_rng(0).standard_normal((5000, 64)) * np.sqrt(np.linspace(0.1, 3, 64))
+    >>> w = varinit.recipes.whitening_(np.empty((128, 64), np.float32), np.cov(x, rowvar=False), generator=0)
+    >>> print(f"{np.mean((x @ w.T) ** 2):.2f}")
+    1.00
     """
     arr = as_array(tensor)
     if arr.ndim != 2:

@@ -8,10 +8,10 @@ memmap it reserves the file's blocks first (a full disk is an OSError, not a
 SIGBUS) and hands each written slab back to the kernel so the process's
 resident memory stays about one slab.
 
-Example::
+Example (a 4 GiB file, filled with about 64 MiB in memory)::
 
-    >>> w = np.memmap("w.bin", np.float32, "w+", shape=(1_000_000, 1024))
-    >>> fill_in_blocks(w, varinit.normal_, generator=0, std=0.02)
+    w = np.memmap("w.bin", np.float32, "w+", shape=(1_000_000, 1024))
+    fill_in_blocks(w, varinit.normal_, generator=0, std=0.02)
 """
 import inspect
 import math
@@ -172,25 +172,61 @@ def _reserve_mapped_file(array):
 
 def fill_in_blocks(array, initializer, generator=None, *, block_bytes=DEFAULT_BLOCK_BYTES,
                    flush_bytes=DEFAULT_FLUSH_BYTES, progress=None, **kwargs):
-    """Fill `array` (a NumPy array, numpy.memmap or PyTorch CPU tensor) with
-    `initializer` one row-major slab at a time; returns `array`.
+    """Fill an array larger than memory with `initializer`, one row-major slab at a time; returns `array`.
 
     The values are those of ``initializer(array, generator=..., **kwargs)`` in
     one piece, bit for bit: the generator is resolved once, as a direct call
-    resolves it (for a torch tensor, generator=None draws the key from torch's
-    default generator, so torch.manual_seed governs it), and every slab is a
-    region fill of the whole. Everything is checked before anything is written
-    and before a stream is taken. For a writable `numpy.memmap` (or a view of
-    one) the file's blocks under the array are reserved first, so a full
-    filesystem raises OSError (ENOSPC) naming the file; for a C-contiguous
-    one, each slab's pages are released after it is written and the map is
-    flushed every `flush_bytes` and at the end, so resident memory stays about
-    `block_bytes`. `progress(done, total)` (elements) is called after each slab.
+    resolves it (for a torch tensor, generator=None draws the key from
+    torch's default generator, so ``torch.manual_seed`` governs it), and every
+    slab is a region fill of the whole. Everything is checked before anything
+    is written and before a stream is taken. For a writable ``numpy.memmap``
+    (or a view of one) the file's blocks under the array are reserved first
+    (``posix_fallocate``), so a full filesystem raises OSError (ENOSPC) naming
+    the file instead of a SIGBUS; for a C-contiguous one, each slab's pages
+    are released after it is written (``madvise(MADV_DONTNEED)``) and the map
+    is flushed every `flush_bytes` and at the end, so resident memory stays
+    about `block_bytes`.
 
-    Example::
+    Parameters
+    ----------
+    array : ndarray, numpy.memmap or torch.Tensor
+        The array to fill in place (float16, bfloat16, float32, float64).
+    initializer : callable
+        A random varinit fill that takes ``global_shape=`` and ``start=``:
+        ``uniform_``, ``normal_``, ``trunc_normal_``, ``kaiming_*``,
+        ``xavier_*``, ``variance_scaling_``, ``lecun_*``.
+    generator : None, int, Generator, Stream, numpy.random.Generator or torch.Generator, optional
+        Resolved once, as a direct call of `initializer` resolves it.
+    block_bytes : int, default 64 MiB
+        The size of one slab.
+    flush_bytes : int, default 1 GiB
+        How much a memmap fill writes between two flushes.
+    progress : callable, optional
+        Called as ``progress(done, total)`` (elements) after each slab.
+    **kwargs
+        The keywords of `initializer` (std=, nonlinearity=, ...).
 
-        >>> w = np.memmap("w.bin", np.float32, "w+", shape=(1 << 20, 1024))
-        >>> fill_in_blocks(w, varinit.kaiming_uniform_, 0, progress=lambda d, t: print(d / t))
+    Returns
+    -------
+    ndarray, numpy.memmap or torch.Tensor
+        `array`, filled in place.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, varinit
+    >>> from varinit.scale_out.blocks import fill_in_blocks
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> w = np.memmap(os.path.join(folder.name, "w.bin"), np.float32, "w+", shape=(4096, 256))
+    >>> _ = fill_in_blocks(w, varinit.normal_, 0, std=0.02, block_bytes=1 << 20,
+    ...                    progress=lambda done, total: print(done / total))
+    0.25
+    0.5
+    0.75
+    1.0
+    >>> bool((w == varinit.normal_(np.empty((4096, 256), np.float32), std=0.02, generator=0)).all())
+    True
+    >>> del w
+    >>> folder.cleanup()
     """
     if not takes_region(initializer):
         raise TypeError(

@@ -5,12 +5,12 @@ the bits of the one-process fill, for every chunking, scheduler and cluster:
 every chunk is a region fill (``global_shape=shape``, ``start=`` the chunk's
 corner) from one stream, resolved once when the graph is built.
 
-Example::
+Example (2 GiB of weights, written chunk by chunk)::
 
-    >>> import varinit.scale_out.dask_arrays
-    >>> w = varinit.scale_out.dask_arrays.kaiming_normal((65536, 8192), chunks=(4096, 8192),
-    ...                                  generator=varinit.Generator(0).stream("lm_head.weight"))
-    >>> w.to_zarr("weights.zarr")   # one aligned chunk per task, no locks
+    import varinit.scale_out.dask_arrays
+    w = varinit.scale_out.dask_arrays.kaiming_normal((65536, 8192), chunks=(4096, 8192),
+                                     generator=varinit.Generator(0).stream("lm_head.weight"))
+    w.to_zarr("weights.zarr")   # one aligned chunk per task, no locks
 
 `array.to_zarr(store)` (dask's own, with its default mode "a") writes each
 chunk to its own Zarr chunk without locks when the dask chunks are regular
@@ -90,14 +90,25 @@ def _constructor(initializer):
 
     build.__name__ = build.__qualname__ = public
     build.__doc__ = (
-        f"A dask array of `shape` filled as varinit.{initializer.__name__} would fill it in one piece.\n\n"
-        f"chunks: anything dask.array accepts (default \"auto\"); dtype: float16, bfloat16,\n"
-        f"float32 or float64; generator: None, an int seed, a varinit.Generator (one\n"
-        f"stream taken now) or Generator.stream(name); other keywords go to\n"
-        f"varinit.{initializer.__name__}.\n\n"
-        f"Example::\n\n"
-        f"    >>> x = varinit.scale_out.dask_arrays.{public}((1000, 500), chunks=(300, 200), generator=0)\n"
-        f"    >>> x.compute()  # == varinit.{initializer.__name__}(np.empty((1000, 500), np.float32), generator=0)\n"
+        f"A lazy dask array of `shape`, filled as ``varinit.{initializer.__name__}`` would fill it in one piece.\n\n"
+        f"Each chunk is a region fill of the whole (``global_shape=shape``, ``start=`` the chunk's\n"
+        f"corner) from one stream, resolved once, now: the computed array is the one-process fill\n"
+        f"bit for bit, for every chunking, scheduler and cluster. Needs dask[array].\n\n"
+        f"Parameters\n----------\n"
+        f"shape : tuple of int\n    The array's shape.\n"
+        f"chunks : optional\n    Anything dask.array accepts (default \"auto\").\n"
+        f"dtype : str or dtype, default \"float32\"\n    float16, bfloat16, float32 or float64.\n"
+        f"generator : None, int, varinit.Generator or Stream, optional\n"
+        f"    An int seed, ``Generator.stream(name)``, or a varinit.Generator (one stream taken\n"
+        f"    now); None takes the default generator's next stream.\n"
+        f"**kwargs\n    The keywords of ``varinit.{initializer.__name__}`` (not tensor, global_shape, start).\n\n"
+        f"Returns\n-------\ndask.array.Array\n\n"
+        f"Examples\n--------\n"
+        f">>> import numpy as np, varinit, varinit.scale_out.dask_arrays\n"
+        f">>> x = varinit.scale_out.dask_arrays.{public}((1000, 500), chunks=(300, 200), generator=0)\n"
+        f">>> x.chunks\n((300, 300, 300, 100), (200, 200, 100))\n"
+        f">>> whole = varinit.{initializer.__name__}(np.empty((1000, 500), np.float32), generator=0)\n"
+        f">>> bool((x.compute() == whole).all())\nTrue\n"
     )
     return build
 

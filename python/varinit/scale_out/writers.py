@@ -45,16 +45,40 @@ ZARR_RECORD = "varinit_save_zarr"
 
 
 class StoreNotRestoredError(OSError):
-    """A save_zarr into an existing local store failed while moving arrays into it, and
-    putting the store back failed too; the message says where its previous arrays are."""
+    """A save_zarr into an existing local store failed while moving arrays into it, and putting the store back failed too.
+
+    The message says where the store's previous arrays are kept. A subclass
+    of OSError.
+
+    Examples
+    --------
+    >>> from varinit.scale_out.writers import StoreNotRestoredError
+    >>> issubclass(StoreNotRestoredError, OSError)
+    True
+    """
 
 
 class TensorSpec(NamedTuple):
     """One parameter to create: its shape, dtype, initializer and the initializer's keywords.
 
-    Example::
+    Parameters
+    ----------
+    shape : tuple of int
+        The tensor's shape.
+    dtype : str, default "float32"
+        float16, bfloat16 (safetensors only), float32 or float64.
+    initializer : callable, default ``varinit.normal_``
+        A varinit fill: random ones are filled slab by slab from the tensor's
+        named stream, ``orthogonal_`` whole, ``zeros_`` and ``ones_`` as they are.
+    kwargs : dict, optional
+        The initializer's keywords.
 
-        >>> TensorSpec((4096, 1024), "bfloat16", varinit.kaiming_normal_, {"nonlinearity": "relu"})
+    Examples
+    --------
+    >>> import varinit
+    >>> from varinit.scale_out.writers import TensorSpec
+    >>> TensorSpec((4096, 1024), "bfloat16", varinit.kaiming_normal_, {"nonlinearity": "relu"}).shape
+    (4096, 1024)
     """
 
     shape: tuple
@@ -171,27 +195,57 @@ def save_safetensors(path, params, generator, *, metadata=None, block_bytes=DEFA
                      progress=None):
     """Write initialized parameters to a safetensors file, one slab in memory at a time.
 
-    `params` maps each name to a TensorSpec (or a (shape, dtype, initializer,
-    kwargs) tuple); tensor `name` gets the values of
-    ``initializer(np.empty(shape, dtype), generator=Generator(seed).stream(name), **kwargs)``
-    where seed is `generator` (an int, or a varinit.Generator's seed).
-    Format (safetensors spec): 8-byte little-endian header length, a JSON
-    header {name: {dtype, shape, data_offsets}} padded with spaces to 8 bytes,
-    then the tensors' little-endian bytes back to back.
-    `progress(done, total)` counts elements over all tensors.
+    Tensor `name` gets the values of ``initializer(np.empty(shape, dtype),
+    generator=Generator(seed).stream(name), **kwargs)``, with seed `generator`:
+    its values depend on (seed, name) only. The file follows the safetensors
+    format: an 8-byte little-endian header length, a JSON header {name: {dtype,
+    shape, data_offsets}} padded with spaces to 8 bytes, then the tensors'
+    little-endian bytes back to back.
 
-    Crash safety: every spec is checked first (a bad one raises naming the
-    tensor, and the file system is not touched); the file is then written
-    beside `path` (hidden, ``.<name>.<random>.partial``), its space reserved
-    up front (a full disk raises OSError before any data is computed),
-    flushed, fsynced and renamed over `path`. Any failure (an exception, a
-    full disk, KeyboardInterrupt) removes the new file and leaves `path` as it
-    was; a kill leaves `path` as it was and at most the hidden file beside it.
+    Nothing is lost when a write fails: every spec is checked first (a bad one
+    raises naming the tensor, and the file system is not touched); the file is
+    then written beside `path` (hidden, ``.<name>.<random>.partial``), its
+    space reserved up front (a full disk raises OSError before any data is
+    computed), flushed, fsynced and renamed over `path`. Any failure (an
+    exception, a full disk, KeyboardInterrupt) removes the new file and leaves
+    `path` as it was; a kill leaves `path` as it was and at most the hidden
+    file beside it.
 
-    Example::
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write (replaced if it exists).
+    params : mapping
+        Name to `TensorSpec` (or a (shape, dtype, initializer, kwargs) tuple).
+    generator : int or Generator
+        The seed (a varinit.Generator stands for its seed).
+    metadata : mapping of str to str, optional
+        The header's ``__metadata__``.
+    block_bytes : int, default 64 MiB
+        The size of one slab in memory.
+    progress : callable, optional
+        Called as ``progress(done, total)``, in elements over all tensors.
 
-        >>> save_safetensors("init.safetensors", {"fc.weight": TensorSpec((4096, 1024), "float32",
-        ...                   varinit.kaiming_uniform_)}, generator=0)
+    Returns
+    -------
+    str or path-like
+        `path`.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, varinit
+    >>> from varinit.scale_out.writers import TensorSpec, save_safetensors
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = save_safetensors(os.path.join(folder.name, "init.safetensors"),
+    ...                         {"fc.weight": TensorSpec((256, 128), "float32", varinit.kaiming_uniform_, {"a": 5 ** 0.5}),
+    ...                          "fc.bias": TensorSpec((256,), "float32", varinit.zeros_)}, generator=0)
+    >>> from safetensors.numpy import load_file
+    >>> tensors = load_file(path)
+    >>> same = varinit.kaiming_uniform_(np.empty((256, 128), np.float32), a=5 ** 0.5,
+    ...                                 generator=varinit.Generator(0).stream("fc.weight"))
+    >>> sorted(tensors), bool((tensors["fc.weight"] == same).all())
+    (['fc.bias', 'fc.weight'], True)
+    >>> folder.cleanup()
     """
     os.fspath(path)  # a TypeError for a bad path before any work
     if metadata is not None:
@@ -486,12 +540,8 @@ def _save_in_place(store, tensors, chunk_shapes, progress):
 def save_zarr(store, params, generator, *, chunks="auto", progress=None):
     """Write initialized parameters to a Zarr v3 group: one array per parameter, filled chunk by chunk.
 
-    Values as in `save_safetensors`. `store` is a local directory (a path or a
-    zarr.storage.LocalStore) or any other store zarr.open_group accepts;
-    `chunks` is "auto" (zarr picks), one chunk shape for all, or a mapping from
-    parameter name to its chunk shape ("auto" for names not in it). Only one
-    chunk is in memory at a time. Arrays of the group not in `params` are
-    kept; those in it are replaced. Returns the group.
+    Values as in `save_safetensors`. Only one chunk is in memory at a time.
+    Arrays of the group not in `params` are kept; those in it are replaced.
 
     Crash safety: every spec, name and chunk shape is checked first, and
     nothing that is not a Zarr array is ever replaced. Arrays are created
@@ -508,17 +558,46 @@ def save_zarr(store, params, generator, *, chunks="auto", progress=None):
       store exactly as it was (a kill: with the hidden directory beside it,
       safe to delete); only during the final renames (milliseconds) does the
       record say "incomplete", and an exception there puts everything back
-      (should that fail too, StoreNotRestoredError says where the previous
+      (should that fail too, `StoreNotRestoredError` says where the previous
       arrays are kept).
     - Other stores have no rename: arrays are written in place, the record
       set to incomplete first and to complete last. A failure leaves the
       record incomplete (open_zarr_checked raises), and the arrays that
       were being replaced are lost.
 
-    Example::
+    Parameters
+    ----------
+    store : str, path-like or zarr store
+        A local directory (a path or a ``zarr.storage.LocalStore``) or any
+        other store ``zarr.open_group`` accepts.
+    params : mapping
+        Name to `TensorSpec` (float16, float32 or float64: Zarr v3 has no
+        bfloat16).
+    generator : int or Generator
+        The seed.
+    chunks : "auto", tuple of int or mapping, default "auto"
+        One chunk shape for all, or a mapping from parameter name to its chunk
+        shape ("auto" for names not in it).
+    progress : callable, optional
+        Called as ``progress(done, total)``, in elements over all tensors.
 
-        >>> g = save_zarr("init.zarr", {"fc.weight": TensorSpec((4096, 1024))}, generator=0)
-        >>> g = open_zarr_checked("init.zarr")   # raises if a write into it did not finish
+    Returns
+    -------
+    zarr.Group
+        The group, opened for reading and writing.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, varinit
+    >>> from varinit.scale_out.writers import TensorSpec, save_zarr, open_zarr_checked
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> store = os.path.join(folder.name, "init.zarr")
+    >>> group = save_zarr(store, {"fc.weight": TensorSpec((256, 128))}, generator=0, chunks=(64, 128))
+    >>> w = open_zarr_checked(store)["fc.weight"][...]       # raises if a write into it did not finish
+    >>> bool((w == varinit.normal_(np.empty((256, 128), np.float32),
+    ...                            generator=varinit.Generator(0).stream("fc.weight"))).all())
+    True
+    >>> folder.cleanup()
     """
     import zarr
 
@@ -537,15 +616,33 @@ def save_zarr(store, params, generator, *, chunks="auto", progress=None):
 def open_zarr_checked(store):
     """Open a group written by `save_zarr` for reading, if every save_zarr into it finished.
 
-    Raises ValueError when the store has no completion record (not written by
-    save_zarr, or its first write never finished), when a write into it did
-    not finish (its arrays may hold unwritten, NaN chunks), or when an array
-    the record lists is missing or has another shape or dtype.
+    Parameters
+    ----------
+    store : str, path-like or zarr store
+        The store save_zarr wrote.
 
-    Example::
+    Returns
+    -------
+    zarr.Group
+        Opened read-only.
 
-        >>> g = open_zarr_checked("init.zarr")
-        >>> w = g["fc.weight"][...]
+    Raises
+    ------
+    ValueError
+        When the store has no completion record (not written by save_zarr, or
+        its first write never finished), when a write into it did not finish
+        (its arrays may hold unwritten, NaN chunks), or when an array the
+        record lists is missing or has another shape or dtype.
+
+    Examples
+    --------
+    >>> import os, tempfile, varinit
+    >>> from varinit.scale_out.writers import TensorSpec, save_zarr, open_zarr_checked
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> _ = save_zarr(os.path.join(folder.name, "init.zarr"), {"b": TensorSpec((4,), initializer=varinit.zeros_)}, 0)
+    >>> open_zarr_checked(os.path.join(folder.name, "init.zarr"))["b"][...]
+    array([0., 0., 0., 0.], dtype=float32)
+    >>> folder.cleanup()
     """
     import zarr
 

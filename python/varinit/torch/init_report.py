@@ -8,13 +8,60 @@ from ..diagnostics.report import STATUS_COLORS
 
 
 class UnhealthyInitError(RuntimeError):
-    """An activation of the model has no stable initialization (see InitReport.verdicts)."""
+    """An activation of the model has no stable initialization: raised by `InitReport.assert_healthy`.
+
+    The message names each such activation and why (see `InitReport`).
+
+    Examples
+    --------
+    A square activation multiplies any relative error of the second moment by
+    2 per layer: no scale keeps it over depth.
+
+    >>> import warnings, torch, varinit
+    >>> class Square(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return x * x
+    >>> model = torch.nn.Sequential(torch.nn.Linear(64, 64), Square(), torch.nn.Linear(64, 64), Square(),
+    ...                             torch.nn.Linear(64, 64))
+    >>> x = torch.randn(32, 64, generator=torch.Generator().manual_seed(0))
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     report = varinit.torch.init_module(model, x, generator=0)
+    >>> report.assert_healthy()
+    Traceback (most recent call last):
+    ...
+    varinit.torch.init_report.UnhealthyInitError: mul: no stable choice: ...
+    """
 
 
 class InitReport(list):
-    """A list of InitRecord (one per parameter, untouched ones with the reason),
-    with the graph-aware init's verdicts (varinit.torch.verdicts.Verdict, one per
-    activation) and notes (ops without a rule, assumptions made)."""
+    """What `init_module` did, parameter by parameter: a list of `varinit.layers.InitRecord`.
+
+    Beside the records (one per parameter, untouched ones with the reason),
+    the dataflow init's verdicts (one per activation: chi_1, the gradient's
+    per-layer factor where the solve puts it, and whether a relative error of
+    the second moment grows over depth) and notes (ops without a rule,
+    assumptions made). ``str(report)`` is a text table; in Jupyter the report
+    shows as an HTML table.
+
+    Parameters
+    ----------
+    records : iterable of varinit.layers.InitRecord
+        One per parameter.
+    verdicts : iterable, optional
+        One ``varinit.torch.verdicts.Verdict`` per activation.
+    notes : iterable of str, optional
+        What the init assumed or could not model.
+
+    Examples
+    --------
+    >>> import torch, varinit
+    >>> model = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+    >>> x = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
+    >>> report = varinit.torch.init_module(model, x, generator=0)
+    >>> report.healthy, len(report), report.counts()
+    (True, 4, {'solved': 2, 'constant': 2})
+    """
 
     def __init__(self, records, verdicts=(), notes=()):
         super().__init__(records)
@@ -23,6 +70,7 @@ class InitReport(list):
 
     @property
     def healthy(self):
+        """True when every activation has a stable choice."""
         return all(v.healthy for v in self.verdicts)
 
     def assert_healthy(self):
@@ -32,6 +80,7 @@ class InitReport(list):
             raise UnhealthyInitError("; ".join(bad))
 
     def warn(self):
+        """Issue a UserWarning for every unhealthy verdict and every note."""
         for verdict in self.verdicts:
             if not verdict.healthy:
                 warnings.warn(verdict.message, UserWarning, stacklevel=3)
@@ -54,6 +103,12 @@ class InitReport(list):
         return f"{len(self)} parameters ({counts}); {state}"
 
     def to_text(self):
+        """The text table: the summary, the verdicts and notes, then one line per parameter.
+
+        Returns
+        -------
+        str
+        """
         width = max((len(r.name) for r in self), default=4)
         lines = [self.summary()]
         lines += [f"  {v.message}" for v in self.verdicts]

@@ -25,21 +25,50 @@ def _norm_parameters(module):
 
 
 def weight_norm_init(model, x):
-    """Weight-norm data init of a torch.nn.Module on the batch x, in place.
+    """The weight-norm data init of a torch.nn.Module on the batch x, in place.
 
-    Every Linear and Conv1d/2d/3d layer that the forward pass calls is
-    initialized at its first call, in call order, so later layers see the
-    already standardized outputs: weight-normalized layers get g and b,
-    plain layers get their weight rows rescaled and b set (see the module
-    docstring). Runs one forward pass under torch.no_grad() in eval mode
-    (training flags restored). Returns a list of WeightNormRecord(name, mean,
-    std), one per initialized layer, as the NumPy version.
+    For a weight-normalized unit y = g (v . x) / ||v|| + b and t = (v . x) /
+    ||v|| on the batch: g = 1 / std(t), b = -mean(t) / std(t) per output
+    unit, per channel for convolutions (Salimans and Kingma 2016, section 3),
+    so every pre-activation has mean 0 and std 1 on the batch. Every Linear
+    and Conv1d/2d/3d layer that the forward pass calls is initialized at its
+    first call, in call order, so later layers see the already standardized
+    outputs: layers with ``torch.nn.utils.parametrizations.weight_norm`` (or
+    the older ``torch.nn.utils.weight_norm``) get g and b, plain layers get
+    their weight rows divided by std(W x) and b = -mean(W x) / std(W x). Runs
+    one forward pass under ``torch.no_grad()`` in eval mode (training flags
+    restored). The rule is that of `varinit.layers.weight_norm_init`.
 
-    Example::
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model, on the CPU.
+    x : torch.Tensor
+        The batch the model is called with.
 
-        >>> from torch.nn.utils.parametrizations import weight_norm
-        >>> model = torch.nn.Sequential(weight_norm(torch.nn.Linear(32, 64)), torch.nn.ReLU())
-        >>> varinit.torch.weight_norm_init(model, torch.randn(512, 32))
+    Returns
+    -------
+    list of varinit.layers.WeightNormRecord
+        One per initialized layer: (name, mean, std), the mean and std of t
+        per output unit before the init.
+
+    References
+    ----------
+    .. [1] T. Salimans and D. P. Kingma, "Weight normalization: a simple
+       reparameterization to accelerate training of deep neural networks",
+       NeurIPS 2016, arXiv:1602.07868.
+
+    Examples
+    --------
+    >>> import torch, varinit
+    >>> from torch.nn.utils.parametrizations import weight_norm
+    >>> model = torch.nn.Sequential(weight_norm(torch.nn.Linear(32, 64)), torch.nn.ReLU())
+    >>> x = torch.randn(512, 32, generator=torch.Generator().manual_seed(0))
+    >>> records = varinit.torch.weight_norm_init(model, x)
+    >>> with torch.no_grad():
+    ...     z = model[0](x)
+    >>> print(f"{z.std(0, correction=0).mean():.4f}")
+    1.0000
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
