@@ -125,18 +125,23 @@ def plan(model, example_inputs, *, target=1.0, residual="depth", kept=None):
 
 
 def _trace_shapes(model, example_inputs):
-    """The trace, run on meta twins of the model and the inputs when they hold
-    values: the walk needs shapes only (it reads the inputs' moments itself)."""
-    if not holds_values(model, example_inputs):
-        return trace(model, example_inputs)  # which also refuses what is not a tensor, by name
+    """The trace, run on meta twins of the model and the inputs: the walk needs shapes
+    only (it reads the inputs' and the parameters' moments itself). Meta inputs alone
+    are not enough: an embedding of meta ids with a real table computes for real."""
     if isinstance(example_inputs, dict):
-        meta = {k: v.to("meta") for k, v in example_inputs.items()}
-    elif isinstance(example_inputs, torch.Tensor):
-        meta = example_inputs.to("meta")
+        meta = {k: _to_meta(v) for k, v in example_inputs.items()}
+    elif isinstance(example_inputs, (tuple, list)):
+        meta = type(example_inputs)(_to_meta(t) for t in example_inputs)
     else:
-        meta = type(example_inputs)(t.to("meta") for t in example_inputs)
+        meta = _to_meta(example_inputs)
+    if any(p.is_meta for p in model.parameters()):
+        return trace(model, meta)  # which also refuses what is not a tensor, by name
     with meta_view(model):
         return trace(model, meta)
+
+
+def _to_meta(x):
+    return x.to("meta") if isinstance(x, torch.Tensor) else x
 
 
 def _close(a, b):

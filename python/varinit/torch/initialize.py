@@ -17,7 +17,7 @@ from .init_report import InitReport
 from .modules import DEFAULT_RESIDUAL_PATTERN, check_fillable, init_by_structure
 from .overrides import apply_overrides, parameter_names, resolve_only, resolve_overrides
 from .refine import correction_factors
-from .sharded_model import after_measured_pass, agree_across_ranks, measured_pass_obstacle
+from .sharded_model import after_measured_pass, agree_across_ranks, generator_agreed, measured_pass_obstacle
 
 # What only the structure-only init reads, with its default: with example_inputs the
 # dataflow decides these, and a value given for them is refused rather than ignored.
@@ -145,9 +145,11 @@ def init_module(model, example_inputs=None, *, distribution="normal", generator=
             raise ValueError("target applies with example_inputs (the dataflow solve); got no example_inputs")
         with all_or_nothing([]):   # a refused argument leaves torch's and varinit's generators as they were
             generator = as_generator(generator, True)
-            records = init_by_structure(model, distribution=distribution, generator=generator, skip=set(kept),
-                                        **structure)
-        records += apply_overrides(model, overridden, generator) + _kept_records(kept, overridden)
+            with generator_agreed(model, generator):
+                records = init_by_structure(model, distribution=distribution, generator=generator,
+                                            skip=set(kept), **structure)
+                records += apply_overrides(model, overridden, generator)
+        records += _kept_records(kept, overridden)
         return InitReport(_in_model_order(model, records))
     unknown = sorted(set(structure) - set(STRUCTURE_ONLY) - {"name_prefix"})
     if unknown:
@@ -164,11 +166,14 @@ def init_module(model, example_inputs=None, *, distribution="normal", generator=
     written = [t for name, t in model.named_parameters() if name in overridden and not t.is_meta]
     with all_or_nothing(written):
         streams = as_generator(generator, True) if overridden else None
-        override_records = apply_overrides(model, overridden, streams) if overridden else []
+        override_records = []
+        if overridden:
+            with generator_agreed(model, streams):
+                override_records = apply_overrides(model, overridden, streams)
         result = plan(model, example_inputs, target=target, residual=residual, kept=kept)
     generator = streams if streams is not None else as_generator(generator, True)
     agree_across_ranks(model, "the solved stds", {n: p.std for n, p in result.params.items() if p.std is not None})
-    with torch.no_grad():
+    with torch.no_grad(), generator_agreed(model, generator):
         records = fill(model, result, generator, distribution)
         measured = holds_values(model, example_inputs)
         obstacle = measured and measured_pass_obstacle(model)   # a DTensor model whose forward sees shards

@@ -20,6 +20,7 @@ nonzero mean), `add`, `sub`, `mul`, `scale`, `shift`, `matmul`, `softmax`,
 Backward: `affine_grad` with the effective fan-out; `elementwise` returns
 E[g'(z)^2], the factor a gradient's second moment takes through g.
 """
+import functools
 import math
 from typing import NamedTuple
 
@@ -613,6 +614,7 @@ def _gamma_nodes(shape):
     return nodes / shape, weights / weights.sum()
 
 
+@functools.lru_cache(maxsize=1024)   # every block of a transformer asks the same
 def _sum_sq(c, keys, queries, causal, shape):
     if c <= 0.0 or shape >= _GAMMA_SHAPE_MAX:
         return _sum_sq_given(c, keys, queries, causal)

@@ -33,6 +33,8 @@ torch.distributed.tensor is imported inside the functions that meet a
 DTensor (it is loaded then): importing varinit.torch, whose init_module and
 trace use this module, must not cost its half second.
 """
+import contextlib
+import contextvars
 import functools
 import inspect
 import itertools
@@ -158,6 +160,21 @@ def _blocks(local, indices):
         yield view, tuple(start for _, start, _ in runs)
 
 
+# Set by init_module once it has checked that every rank holds the same generator: a
+# whole model's fills then skip the per-fill check (one all-reduce per parameter).
+_STREAMS_AGREED = contextvars.ContextVar("varinit_streams_agreed", default=False)
+
+
+@contextlib.contextmanager
+def streams_agreed():
+    """Within the block, DTensor fills trust that every rank resolves the same stream."""
+    token = _STREAMS_AGREED.set(True)
+    try:
+        yield
+    finally:
+        _STREAMS_AGREED.reset(token)
+
+
 def _with_fixed_stream(fn, dtensor, args, kwargs):
     """args and kwargs with `generator` resolved once to a fixed Stream, confirmed to be
     the same on every rank of the mesh; unchanged for a function without a generator."""
@@ -166,7 +183,8 @@ def _with_fixed_stream(fn, dtensor, args, kwargs):
     bound = inspect.signature(fn).bind(None, *args, **kwargs)
     key, stream = resolve(bound.arguments.get("generator"), True)
     words = [key & 0xFFFFFFFF, key >> 32, stream & 0xFFFFFFFF, stream >> 32]
-    if not same_on_every_rank(dtensor.device_mesh, torch.tensor(words, dtype=torch.int64)):
+    if not _STREAMS_AGREED.get() and not same_on_every_rank(dtensor.device_mesh,
+                                                            torch.tensor(words, dtype=torch.int64)):
         raise ValueError(
             f"{fn.__name__}: generator={bound.arguments.get('generator')!r} gave the ranks of the DTensor's "
             "mesh different streams (their generators are in different states, e.g. torch seeded "

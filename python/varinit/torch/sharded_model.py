@@ -28,6 +28,7 @@ import torch
 
 from .._arrays import is_dtensor
 from .across_ranks import same_on_every_rank
+from .sharded import streams_agreed
 
 
 @contextlib.contextmanager
@@ -145,3 +146,25 @@ def agree_across_ranks(model, what, numbers):
                 f"init_module: {what} differ between the ranks of the mesh {tuple(mesh.mesh.shape)}: the "
                 "example inputs (or the model) are not the same on every rank; give every rank the same "
                 "example_inputs")
+
+
+@contextlib.contextmanager
+def generator_agreed(model, generator):
+    """For a model with DTensor parameters: check once that every rank holds the same
+    generator state (ValueError on every rank if not), then let the fills skip their
+    per-fill check; for any other model, nothing."""
+    if not any(is_dtensor(p) for p in model.parameters()):
+        yield
+        return
+    seed, next_stream = generator.get_state()
+    words = {f"w{i}": float((value >> (32 * j)) & 0xFFFFFFFF)
+             for i, (value, j) in enumerate((v, j) for v in (seed, next_stream) for j in (0, 1))}
+    try:
+        agree_across_ranks(model, "the generators' states", words)
+    except ValueError:
+        raise ValueError(
+            "init_module: the ranks' generators give different streams (their states differ, e.g. torch "
+            "seeded differently per rank with generator=None), so their shards would come from different "
+            "tensors; nothing was written. Seed every rank alike or pass generator=<int seed>.") from None
+    with streams_agreed():
+        yield
