@@ -20,6 +20,7 @@ lives in subpackages, each imported on first use:
   initializer factories with varinit's values; import Keras / JAX.
 """
 import importlib as _importlib
+import types as _types
 
 from . import _core
 from .diagnostics.propagation import propagate
@@ -74,7 +75,7 @@ __all__ = [
 _SUBPACKAGES = ("recipes", "diagnostics", "layers", "torch", "scale_out", "cli", "keras", "jax")
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> _types.ModuleType:
     # Subpackages load on first use: varinit.torch imports PyTorch, and the
     # others are not needed to fill a tensor.
     if name in _SUBPACKAGES:

@@ -2,11 +2,16 @@
 their Gaussian moments E[f(sqrt(q) z)^2] by quadrature (varinit.quadrature),
 exact to ~1e-13, not a table. varinit.gains turns the moment into a gain.
 """
+from __future__ import annotations
+
 import math
-from collections import namedtuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
 import numpy as np
 
 from . import _validate
+from ._typing import AnyActivation, ArrayFunction, FloatArray
 from .quadrature import as_vectorized, check_breakpoints, expectation
 
 # Klambauer et al. (2017), the fixed point (mean 0, variance 1) of SELU nets.
@@ -17,13 +22,13 @@ GELU_TANH_C = math.sqrt(2.0 / math.pi)
 GELU_TANH_K = 0.044715
 
 # torch.nn.init's names for layers followed by no nonlinearity.
-LINEAR_FNS = (
+LINEAR_FNS: tuple[str, ...] = (
     "linear", "conv1d", "conv2d", "conv3d",
     "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
 )
-ALIASES = {"identity": "linear", "swish": "silu", **{name: "linear" for name in LINEAR_FNS}}
+ALIASES: dict[str, str] = {"identity": "linear", "swish": "silu", **{name: "linear" for name in LINEAR_FNS}}
 # name -> (default param or None if the name takes none, param name)
-PARAMS = {
+PARAMS: dict[str, tuple[float, str]] = {
     "leaky_relu": (0.01, "negative_slope"),
     "elu": (1.0, "alpha"),
     "softplus": (1.0, "beta"),
@@ -31,43 +36,47 @@ PARAMS = {
 }
 # softplus(x) = log(1 + exp(beta x)) / beta and celu's exp(x / alpha) divide by their
 # parameter; elu with alpha 0 is relu.
-PARAM_KINDS = {"softplus": _validate.POSITIVE, "celu": _validate.POSITIVE, "elu": _validate.NON_NEGATIVE}
-NAMES = ("linear", "relu", "leaky_relu", "tanh", "sigmoid", "gelu", "gelu_tanh", "silu",
+PARAM_KINDS: dict[str, _validate.Constraint] = {"softplus": _validate.POSITIVE, "celu": _validate.POSITIVE,
+                                               "elu": _validate.NON_NEGATIVE}
+NAMES: tuple[str, ...] = ("linear", "relu", "leaky_relu", "tanh", "sigmoid", "gelu", "gelu_tanh", "silu",
          "mish", "elu", "selu", "softplus", "hardswish", "celu", "relu6", "hardtanh",
          "hardsigmoid", "softsign")
 # Where f or f' is not smooth; quadrature panels are cut there.
-KINKS = {"relu": (0.0,), "leaky_relu": (0.0,), "elu": (0.0,), "selu": (0.0,), "celu": (0.0,),
-         "hardswish": (-3.0, 3.0), "relu6": (0.0, 6.0), "hardtanh": (-1.0, 1.0),
-         "hardsigmoid": (-3.0, 3.0), "softsign": (0.0,)}
+KINKS: dict[str, tuple[float, ...]] = {
+    "relu": (0.0,), "leaky_relu": (0.0,), "elu": (0.0,), "selu": (0.0,), "celu": (0.0,),
+    "hardswish": (-3.0, 3.0), "relu6": (0.0, 6.0), "hardtanh": (-1.0, 1.0),
+    "hardsigmoid": (-3.0, 3.0), "softsign": (0.0,)}
 
 
-def _erf(x):
+def _erf(x: Any) -> FloatArray:
     try:
         from scipy.special import erf
     except ImportError:  # scipy is a test dependency only
-        return np.frompyfunc(math.erf, 1, 1)(x).astype(np.float64)
-    return erf(x)
+        values: FloatArray = np.frompyfunc(math.erf, 1, 1)(x).astype(np.float64)
+        return values
+    result: FloatArray = erf(x)
+    return result
 
 
-def _sigmoid(x):
+def _sigmoid(x: Any) -> Any:
     # exp of a non-positive argument only: no overflow in either tail.
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def _normal_cdf(x):
+def _normal_cdf(x: Any) -> Any:
     return 0.5 * (1.0 + _erf(x / math.sqrt(2.0)))
 
 
-def _normal_pdf(x):
+def _normal_pdf(x: Any) -> Any:
     return np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
 
 
-def _softplus(x, beta=1.0):
+def _softplus(x: Any, beta: float = 1.0) -> Any:
     return np.logaddexp(0.0, beta * x) / beta
 
 
-def _table(name, p):
+def _table(name: str, p: Any) -> tuple[ArrayFunction, ArrayFunction]:
     """(f, f') for a canonical name and its parameter value."""
     if name == "linear":
         return (lambda x: np.asarray(x, np.float64) * 1.0), (lambda x: np.ones_like(x, np.float64))
@@ -83,7 +92,7 @@ def _table(name, p):
         return ((lambda x: x * _normal_cdf(x)),
                 (lambda x: _normal_cdf(x) + x * _normal_pdf(x)))
     if name == "gelu_tanh":
-        def gelu_tanh_grad(x):
+        def gelu_tanh_grad(x: Any) -> Any:
             t = np.tanh(GELU_TANH_C * (x + GELU_TANH_K * x ** 3))
             return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * GELU_TANH_C * (1 + 3 * GELU_TANH_K * x * x)
         return (lambda x: 0.5 * x * (1 + np.tanh(GELU_TANH_C * (x + GELU_TANH_K * x ** 3))),
@@ -92,7 +101,7 @@ def _table(name, p):
         return ((lambda x: x * _sigmoid(x)),
                 (lambda x: _sigmoid(x) * (1 + x * _sigmoid(-x))))
     if name == "mish":
-        def mish_grad(x):
+        def mish_grad(x: Any) -> Any:
             t = np.tanh(_softplus(x))
             return t + x * (1 - t * t) * _sigmoid(x)
         return (lambda x: x * np.tanh(_softplus(x))), mish_grad
@@ -121,7 +130,7 @@ def _table(name, p):
             (lambda x: np.where(x < -3, 0.0, np.where(x > 3, 1.0, (2.0 * x + 3.0) / 6.0))))
 
 
-def _canonical(name):
+def _canonical(name: str) -> str:
     key = name.lower()
     key = ALIASES.get(key, key)
     if key not in NAMES:
@@ -132,7 +141,7 @@ def _canonical(name):
     return key
 
 
-def _param(key, param):
+def _param(key: str, param: object) -> float | None:
     if key not in PARAMS:
         if param is not None:
             raise ValueError(f"activation {key!r} takes no param, got param={param!r}")
@@ -143,7 +152,7 @@ def _param(key, param):
     return _validate.real(param, f"param ({pname} of {key})", PARAM_KINDS.get(key, _validate.FINITE))
 
 
-def _central_difference(fn, breakpoints):
+def _central_difference(fn: ArrayFunction, breakpoints: Iterable[float]) -> ArrayFunction:
     """f' by a 5-point central difference whose stencil never straddles a kink.
 
     Step h = min(1e-3 max(1, |x|), 0.4 d), d = distance to the nearest kink:
@@ -151,7 +160,7 @@ def _central_difference(fn, breakpoints):
     """
     kinks = np.asarray(breakpoints, dtype=np.float64)
 
-    def derivative(x):
+    def derivative(x: Any) -> Any:
         x = np.asarray(x, dtype=np.float64)
         h = 1e-3 * np.maximum(1.0, np.abs(x))
         if kinks.size:
@@ -163,12 +172,18 @@ def _central_difference(fn, breakpoints):
     return derivative
 
 
-Activation = namedtuple("Activation", ["fn", "derivative", "kinks", "adaptive"])
-Activation.__doc__ = """f and f' on float64 arrays, the x where they kink, and whether
-expectations must refine adaptively (a callable's kinks are only a guess)."""
+class Activation(NamedTuple):
+    """f and f' on float64 arrays, the x where they kink, and whether
+    expectations must refine adaptively (a callable's kinks are only a guess)."""
+
+    fn: ArrayFunction
+    derivative: ArrayFunction
+    kinks: tuple[float, ...]
+    adaptive: bool
 
 
-def resolve(activation, param=None, breakpoints=None):
+def resolve(activation: AnyActivation, param: float | None = None,
+            breakpoints: Iterable[float] | None = None) -> Activation:
     """Activation(f, f', kinks, adaptive) for a name or a callable.
 
     A callable's derivative is a central difference; its kinks default to (0,)
@@ -190,7 +205,7 @@ def resolve(activation, param=None, breakpoints=None):
     raise TypeError(f"activation must be a name (str) or a callable, got {type(activation).__name__}")
 
 
-def activation_fn(activation, param=None):
+def activation_fn(activation: AnyActivation, param: float | None = None) -> ArrayFunction:
     """The NumPy function for an activation name (float64 in, float64 out).
 
     Example::
@@ -202,7 +217,7 @@ def activation_fn(activation, param=None):
     return resolve(activation, param).fn
 
 
-def activation_derivative(activation, param=None):
+def activation_derivative(activation: AnyActivation, param: float | None = None) -> ArrayFunction:
     """f' for an activation name (closed form) or a callable (5-point central difference).
 
     Example::
@@ -214,7 +229,8 @@ def activation_derivative(activation, param=None):
     return resolve(activation, param).derivative
 
 
-def second_moment(activation, q=1.0, param=None, *, breakpoints=None):
+def second_moment(activation: AnyActivation, q: float = 1.0, param: float | None = None, *,
+                  breakpoints: Iterable[float] | None = None) -> float:
     """E[f(sqrt(q) z)^2], z ~ N(0, 1): the second moment of f at pre-activation variance q.
 
     Example::
@@ -227,6 +243,6 @@ def second_moment(activation, q=1.0, param=None, *, breakpoints=None):
     return mean_square(spec.fn, q, spec)
 
 
-def mean_square(g, q, spec):
+def mean_square(g: ArrayFunction, q: float, spec: Activation) -> float:
     """E[g(sqrt(q) z)^2] with the panels (and adaptivity) of the activation `spec`."""
     return expectation(lambda x: g(x) ** 2, q, spec.kinks, adaptive=spec.adaptive)

@@ -9,12 +9,17 @@
 Exit status: 0 on success, 2 for usage errors (argparse), 1 for invalid
 values (printed as one line on stderr, no traceback).
 """
+from __future__ import annotations
+
 import argparse
 import importlib.util
 import math
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -22,10 +27,13 @@ from . import STREAM_VERSION, __version__
 
 from .diagnostics.mlp import SPEC_INITS
 
+if TYPE_CHECKING:
+    from .diagnostics.mlp import SpecInit
+
 BENCH_SIZE = 1 << 20
 
 
-def _init_value(text):
+def _init_value(text: str) -> float | str:
     """A spec init name, or a number meaning N(0, number^2)."""
     try:
         return float(text)
@@ -33,7 +41,7 @@ def _init_value(text):
         return text
 
 
-def _run_propagate(args):
+def _run_propagate(args: argparse.Namespace) -> int:
     from .diagnostics.mlp import mlp_spec
     from .diagnostics.propagation import propagate
     from .diagnostics.report import compare_text
@@ -45,7 +53,8 @@ def _run_propagate(args):
         raise ValueError(f"--every must be >= 1, got {args.every}")
     reports = []
     for init in inits:
-        net = mlp_spec(args.depth, args.width, args.activation, init, args.seed, param=args.param,
+        net = mlp_spec(args.depth, args.width, args.activation, cast("SpecInit | float", init), args.seed,
+                       param=args.param,
                        bias_std=args.bias_std)
         reports.append(propagate(net, batch=args.batch, seed=args.seed, precision=args.precision,
                                  int8_clip=args.int8_clip))
@@ -68,7 +77,7 @@ def _run_propagate(args):
     return 0
 
 
-def _run_gain(args):
+def _run_gain(args: argparse.Namespace) -> int:
     from .gains import gain
     from .gains import calculate_gain
     from .diagnostics.mean_field import critical_sigma_w
@@ -91,7 +100,7 @@ def _run_gain(args):
     return 0
 
 
-def _axes_arg(text):
+def _axes_arg(text: str) -> int | tuple[int, ...]:
     """argparse type of --in-axis / --out-axis: an int or comma-separated ints."""
     try:
         parts = [int(p) for p in text.split(",")]
@@ -100,7 +109,7 @@ def _axes_arg(text):
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
-def _run_fans(args):
+def _run_fans(args: argparse.Namespace) -> int:
     from .fan_rules import fans
 
     fan_in, fan_out = fans(tuple(args.shape), layer=args.layer, groups=args.groups, stride=args.stride,
@@ -113,7 +122,7 @@ def _run_fans(args):
     print(f"fan_in  = {fan_in}")
     print(f"fan_out = {fan_out}")
 
-    def std(numerator, fan):  # an empty weight (a zero fan) has no std to draw from
+    def std(numerator: float, fan: float) -> str:  # an empty weight (a zero fan) has no std to draw from
         return f"{math.sqrt(numerator / fan):.6g}" if fan else "undefined (zero fan)"
 
     print(f"He (relu) std      = sqrt(2 / fan_in)            = {std(2.0, fan_in)}")
@@ -122,7 +131,7 @@ def _run_fans(args):
     return 0
 
 
-def _best_of(fn, repeats=3):
+def _best_of(fn: Callable[[], object], repeats: int = 3) -> float:
     best = math.inf
     for _ in range(repeats):
         start = time.perf_counter()
@@ -131,7 +140,8 @@ def _best_of(fn, repeats=3):
     return best
 
 
-def _run_bench(args):
+def _run_bench(args: argparse.Namespace) -> int:
+    from . import _core
     from . import init as vi
     from .generator import Generator
 
@@ -152,9 +162,9 @@ def _run_bench(args):
         ("kaiming_normal float32", lambda: vi.kaiming_normal_(w32, nonlinearity="relu", generator=gen), None),
         ("trunc_normal float32", lambda: vi.trunc_normal_(a32, 0.0, 1.0, -2.0, 2.0, gen), None),
     ]
-    torch = None
+    torch: ModuleType | None = None
     if importlib.util.find_spec("torch") is not None and not args.no_torch:
-        import torch
+        torch = importlib.import_module("torch")
     header = f"{'fill (' + format(n, ',') + ' values)':<28}{'varinit':>10}{'numpy':>10}"
     header += f"{'torch':>10}" if torch is not None else ""
     print(header + "   (ms, best of 3; numpy's uniform is U(0,1) without scaling)")
@@ -168,11 +178,11 @@ def _run_bench(args):
                      "trunc_normal": lambda: torch.nn.init.trunc_normal_(t)}
             line += f"{1e3 * _best_of(fills[name.split()[0]]):>10.2f}"
         print(line)
-    print(f"varinit kernels: {vi._core.isa()}")
+    print(f"varinit kernels: {_core.isa()}")
     return 0
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="varinit", description="varinit: initialization diagnostics and tools.")
     parser.add_argument("--version", action="version",
                         version=f"varinit {__version__} (stream version {STREAM_VERSION})")
@@ -226,11 +236,12 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `varinit` and `python -m varinit`; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        status: int = args.run(args)
+        return status
     except BrokenPipeError:
         # the reader (e.g. `| head`) left: stop quietly, as the Python docs recommend
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

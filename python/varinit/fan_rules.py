@@ -41,34 +41,37 @@ init (kaiming_*, xavier_*, lecun_*, variance_scaling_):
    layer's output variance at the rule's target;
 4. phase balancing of strided transposed convolutions (see `phase_scale`).
 """
+from __future__ import annotations
+
 import math
-from collections import namedtuple
+from typing import NamedTuple
 
 import numpy as np
 
 from . import _core, _validate
+from ._typing import Axes, FloatArray, LayerKind, PerAxis, Shape
 
-LAYERS = ("linear", "conv", "conv_transpose")
+LAYERS: tuple[LayerKind, ...] = ("linear", "conv", "conv_transpose")
 
 
-def _stride_product(stride, kernel_dims):
+def _stride_product(stride: PerAxis, kernel_dims: int) -> int:
     return math.prod(_validate.per_axis(stride, "stride", kernel_dims))
 
 
-def _divide(count, by, what):
+def _divide(count: int, by: int, what: str) -> int:
     if count % by:
         raise ValueError(f"{what} ({count}) must be divisible by {by}")
     return count // by
 
 
-def _check_rank(shape):
+def _check_rank(shape: Shape) -> None:
     if len(shape) < 2:  # torch's message, for parity
         raise ValueError(
             "Fan in and fan out can not be computed for tensor with fewer than 2 dimensions"
         )
 
 
-def torch_rule_fans(shape):
+def torch_rule_fans(shape: tuple[int, ...]) -> tuple[int | float, int | float]:
     """(fan_in, fan_out) by torch's rule for the (out, in, *kernel) layout.
 
     What `fans` returns when no layer keyword is given; init functions call it
@@ -78,7 +81,7 @@ def torch_rule_fans(shape):
     return _core.fans(shape)
 
 
-def one_layer(shape, batch_axis):
+def one_layer(shape: tuple[int, ...], batch_axis: Axes | None) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(shape of one layer, batch axes): `shape` (a validated tuple) without the axes
     `batch_axis` names, and those axes as a sorted tuple of non-negative ints.
 
@@ -98,7 +101,7 @@ def one_layer(shape, batch_axis):
     return layer_shape, batch
 
 
-def _renumber(axis, name, ndim, batch):
+def _renumber(axis: Axes | None, name: str, ndim: int, batch: tuple[int, ...]) -> tuple[int, ...] | None:
     """in_axis/out_axis (axes of the whole shape) as axes of one layer's shape."""
     if axis is None:
         return None
@@ -109,8 +112,9 @@ def _renumber(axis, name, ndim, batch):
     return tuple(a - sum(b < a for b in batch) for a in axes)
 
 
-def fans(shape, *, layer=None, groups=1, stride=1, blocks=1, in_axis=None, out_axis=None,
-         batch_axis=()):
+def fans(shape: Shape, *, layer: LayerKind | None = None, groups: int = 1, stride: PerAxis = 1,
+         blocks: int = 1, in_axis: Axes | None = None, out_axis: Axes | None = None,
+         batch_axis: Axes | None = ()) -> tuple[int | float, int | float]:
     """(fan_in, fan_out) of a weight of this shape, for the layer that owns it.
 
     fan_in is the number of inputs each output unit sums, fan_out the number
@@ -230,26 +234,32 @@ def fans(shape, *, layer=None, groups=1, stride=1, blocks=1, in_axis=None, out_a
     elif _validate.integer(stride, "stride") != 1:
         raise ValueError("stride applies to layer='conv' or 'conv_transpose'")
     else:
-        code, stride = _core.LAYER_LINEAR if layer == "linear" else _core.LAYER_DEFAULT, None
+        code = _core.LAYER_LINEAR if layer == "linear" else _core.LAYER_DEFAULT
     if groups != 1 and layer != "conv":
         raise ValueError("groups only applies to layer='conv' or 'conv_transpose'")
     _divide(shape[0], groups * blocks, "dim 0")
-    return _core.fans(shape, code, groups, stride, blocks)
+    return _core.fans(shape, code, groups, stride if layer == "conv" else None, blocks)
 
 
-LAYOUT_KEYWORDS = ("layer", "groups", "stride", "blocks", "in_axis", "out_axis")
+LAYOUT_KEYWORDS: tuple[str, ...] = ("layer", "groups", "stride", "blocks", "in_axis", "out_axis")
 # A keyword of the fills but not a field of varinit.layers.Layer, which holds one
 # layer's weight (it has one forward pass; a stack of layers has several).
-STACK_KEYWORDS = ("batch_axis",)
-ADJUSTMENT_KEYWORDS = ("keep_prob", "density", "input_var", "phase_balanced", "dilation")
-
-WeightPlan = namedtuple("WeightPlan", ["fan_in", "fan_out", "variance_factor", "tap_scale"])
-WeightPlan.__doc__ = """Effective fans (density applied), the factor keep_prob / input_var on
-the rule's variance, and the per-tap std multipliers (None: all 1) shaped to broadcast
-against the weight."""
+STACK_KEYWORDS: tuple[str, ...] = ("batch_axis",)
+ADJUSTMENT_KEYWORDS: tuple[str, ...] = ("keep_prob", "density", "input_var", "phase_balanced", "dilation")
 
 
-def phase_scale(kernel, stride, dilation=1):
+class WeightPlan(NamedTuple):
+    """Effective fans (density applied), the factor keep_prob / input_var on
+    the rule's variance, and the per-tap std multipliers (None: all 1) shaped to broadcast
+    against the weight."""
+
+    fan_in: int | float
+    fan_out: int | float
+    variance_factor: float
+    tap_scale: FloatArray | None
+
+
+def phase_scale(kernel: Shape, stride: PerAxis, dilation: PerAxis = 1) -> FloatArray:
     """Per-tap std multipliers that give every output phase of a transposed convolution the same variance.
 
     Along an axis with kernel k, stride s, dilation d, tap j lands on output
@@ -299,7 +309,7 @@ def phase_scale(kernel, stride, dilation=1):
     return _core.phase_scale(kernel, stride, dilation)
 
 
-def check_phase_balanced(kernel, stride, dilation=1):
+def check_phase_balanced(kernel: Shape, stride: PerAxis, dilation: PerAxis = 1) -> None:
     """ValueError unless phase balancing can give every output phase the same variance.
 
     Along an axis, tap j of a transposed conv reaches the output phase (d j) mod s,
@@ -329,40 +339,42 @@ def check_phase_balanced(kernel, stride, dilation=1):
             )
 
 
-def weight_plan(shape, *, keep_prob=1.0, density=1.0, input_var=1.0, phase_balanced=False,
-                dilation=1, **layout):
-    """The WeightPlan of a weight of this (global) shape; validates every keyword."""
-    unknown = sorted(set(layout) - set(LAYOUT_KEYWORDS + STACK_KEYWORDS))
-    if unknown:
-        raise TypeError(
-            f"unexpected keyword argument {unknown[0]!r}; fan-based inits take "
-            f"{', '.join(LAYOUT_KEYWORDS + STACK_KEYWORDS + ADJUSTMENT_KEYWORDS)}"
-        )
+def weight_plan(shape: Shape, *, layer: LayerKind | None = None, groups: int = 1, stride: PerAxis = 1,
+                blocks: int = 1, in_axis: Axes | None = None, out_axis: Axes | None = None,
+                batch_axis: Axes | None = (), keep_prob: float = 1.0, density: float = 1.0,
+                input_var: float = 1.0, phase_balanced: bool = False, dilation: PerAxis = 1) -> WeightPlan:
+    """The WeightPlan of a weight of this (global) shape; validates every keyword.
+
+    The keywords are those of `fans` and the variance adjustments (keep_prob,
+    density, input_var, phase_balanced with dilation); each default means "not
+    given".
+    """
     keep_prob = _validate.real(keep_prob, "keep_prob", _validate.BOUNDED_GT_0_1)
     density = _validate.real(density, "density", _validate.BOUNDED_GT_0_1)
     input_var = _validate.real(input_var, "input_var", _validate.POSITIVE)
     if math.isinf(keep_prob / input_var):
         raise ValueError(f"input_var={input_var} is too small: keep_prob / input_var overflows a float")
     phase_balanced = _validate.flag(phase_balanced, "phase_balanced")
-    fan_in, fan_out = fans(shape, **layout)
+    fan_in, fan_out = fans(shape, layer=layer, groups=groups, stride=stride, blocks=blocks, in_axis=in_axis,
+                           out_axis=out_axis, batch_axis=batch_axis)
     # the kernel axes are those of one layer: the shape without its batch axes
-    layer_shape, batch = one_layer(tuple(shape), layout.get("batch_axis"))
-    if layout.get("layer") in ("conv", "conv_transpose"):
+    layer_shape, batch = one_layer(tuple(shape), batch_axis)
+    if layer in ("conv", "conv_transpose"):
         _validate.per_axis(dilation, "dilation", len(layer_shape) - 2)  # accepted; it changes no fan
     elif _validate.integer(dilation, "dilation") != 1:
         raise ValueError("dilation applies to layer='conv' or 'conv_transpose'")
     tap_scale = None
     if phase_balanced:
-        if layout.get("layer") != "conv_transpose":
+        if layer != "conv_transpose":
             raise ValueError("phase_balanced=True applies to layer='conv_transpose' only")
-        check_phase_balanced(layer_shape[2:], layout.get("stride", 1), dilation)
-        factor = phase_scale(layer_shape[2:], layout.get("stride", 1), dilation)
+        check_phase_balanced(layer_shape[2:], stride, dilation)
+        factor = phase_scale(layer_shape[2:], stride, dilation)
         # every stacked layer gets the same multipliers: size-1 batch axes broadcast
         tap_scale = np.expand_dims(factor.reshape((1, 1) + factor.shape), batch)
     return WeightPlan(fan_in * density, fan_out * density, keep_prob / input_var, tap_scale)
 
 
-def tap_scale_block(tap_scale, start, shape):
+def tap_scale_block(tap_scale: FloatArray, start: tuple[int, ...] | None, shape: tuple[int, ...]) -> FloatArray:
     """The part of the per-tap multipliers that applies to the block of `shape` at
     `start` of the global weight (the whole of them when start is None)."""
     if start is None:

@@ -22,17 +22,22 @@ whatever name the activation has. With "torch", names torch does not know
 (gelu, silu, ...) and callables fall back to "exact", since torch has no value
 for them.
 """
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
+from typing import cast
 
 from . import _validate
+from ._typing import GainRule, Nonlinearity, TorchGainName
 from .activations import LINEAR_FNS, second_moment
 
-TORCH_GAIN_NAMES = LINEAR_FNS + ("sigmoid", "tanh", "relu", "leaky_relu", "selu")
-GAIN_RULES = ("torch", "exact")
-DEFAULT_GAIN_RULE = "exact"
+TORCH_GAIN_NAMES: tuple[str, ...] = LINEAR_FNS + ("sigmoid", "tanh", "relu", "leaky_relu", "selu")
+GAIN_RULES: tuple[GainRule, ...] = ("torch", "exact")
+DEFAULT_GAIN_RULE: GainRule = "exact"
 
 
-def calculate_gain(nonlinearity, param=None):
+def calculate_gain(nonlinearity: TorchGainName, param: float | None = None) -> float:
     """The recommended gain for a nonlinearity: torch.nn.init.calculate_gain's table, value for value.
 
     linear, conv1d/2d/3d, conv_transpose1d/2d/3d, sigmoid: 1; tanh: 5/3; relu:
@@ -94,7 +99,8 @@ def calculate_gain(nonlinearity, param=None):
     raise ValueError(f"Unsupported nonlinearity {nonlinearity}")
 
 
-def gain(activation, param=None, *, breakpoints=None):
+def gain(activation: Nonlinearity, param: float | None = None, *,
+         breakpoints: Sequence[float] | None = None) -> float:
     """The gain that preserves the second moment: 1 / sqrt(E[f(z)^2]), z ~ N(0, 1).
 
     He et al.'s argument for any activation f: weights of variance gain^2 /
@@ -152,11 +158,12 @@ def gain(activation, param=None, *, breakpoints=None):
     return 1.0 / math.sqrt(moment)
 
 
-def check_gain_rule(gain_rule):
+def check_gain_rule(gain_rule: object) -> GainRule:
     return _validate.choice(gain_rule, "gain_rule", GAIN_RULES)
 
 
-def gain_for(activation, param=None, gain_rule=DEFAULT_GAIN_RULE):
+def gain_for(activation: Nonlinearity | None, param: float | None = None,
+             gain_rule: GainRule = DEFAULT_GAIN_RULE) -> float:
     """The gain of `activation` by `gain_rule`: torch's table or the exact second-moment gain.
 
     Parameters
@@ -182,5 +189,5 @@ def gain_for(activation, param=None, gain_rule=DEFAULT_GAIN_RULE):
     check_gain_rule(gain_rule)
     name = "linear" if activation is None else activation
     if gain_rule == "torch" and isinstance(name, str) and name in TORCH_GAIN_NAMES:
-        return float(calculate_gain(name, param))
+        return float(calculate_gain(cast("TorchGainName", name), param))
     return gain(name, None if param is None else _validate.real(param, "param"))

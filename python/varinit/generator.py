@@ -14,17 +14,26 @@ Functions that take ``generator=`` accept None, an int seed, a
 `varinit.Generator`, `Generator.stream(name)` (or any `Stream`), a
 `numpy.random.Generator` or a `torch.Generator`; see `resolve`.
 """
+from __future__ import annotations
+
 import hashlib
 import os
 import sys
 import threading
 import warnings
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from ._arrays import DryRun, dry_run_active
 
 from . import _validate
+from ._typing import GeneratorLike
+
+if TYPE_CHECKING:
+    import torch
 
 SEED_LIMIT = 1 << 64
 # A fill that needs a second independent stream (sparse_'s permutation keys)
@@ -38,7 +47,7 @@ NAME_HASH_MASK = (1 << 62) - 1
 COUNTER_LIMIT = SECONDARY_BIT
 
 
-def named_stream_id(name):
+def named_stream_id(name: str) -> int:
     """The stream number of `name`: NAMED_BIT | (first 8 bytes of SHA-256(name), little-endian, low 62 bits)."""
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
@@ -46,7 +55,7 @@ def named_stream_id(name):
     return NAMED_BIT | (int.from_bytes(digest[:8], "little") & NAME_HASH_MASK)
 
 
-def check_seed(seed, name="seed"):
+def check_seed(seed: object, name: str = "seed") -> int:
     """The seed as a Python int in [0, 2**64), or a clear exception."""
     return _validate.integer(seed, name, 0, SEED_LIMIT - 1)
 
@@ -91,11 +100,11 @@ class Generator:
 
     __slots__ = ("_seed", "_next_stream", "_lock")
 
-    def __init__(self, seed=None):
+    def __init__(self, seed: int | None = None) -> None:
         self._lock = threading.Lock()
         self.manual_seed(int.from_bytes(os.urandom(8), "little") if seed is None else seed)
 
-    def manual_seed(self, seed):
+    def manual_seed(self, seed: int) -> Generator:
         """Reseed and restart the stream counter at 0.
 
         Parameters
@@ -114,7 +123,7 @@ class Generator:
             self._next_stream = 0
         return self
 
-    def initial_seed(self):
+    def initial_seed(self) -> int:
         """The seed (the Philox key).
 
         Returns
@@ -123,7 +132,7 @@ class Generator:
         """
         return self._seed
 
-    def get_state(self):
+    def get_state(self) -> tuple[int, int]:
         """(seed, next stream): enough to resume the exact sequence later with `set_state`.
 
         Returns
@@ -133,7 +142,7 @@ class Generator:
         with self._lock:
             return (self._seed, self._next_stream)
 
-    def set_state(self, state):
+    def set_state(self, state: tuple[int, int]) -> Generator:
         """Resume from a (seed, next stream) pair that `get_state` returned.
 
         The stream counter is at most 2**62 (a spent generator): streams from
@@ -162,7 +171,7 @@ class Generator:
             self._seed, self._next_stream = seed, next_stream
         return self
 
-    def take_stream(self):
+    def take_stream(self) -> tuple[int, int]:
         """(key, stream) for one fill; advances the counter.
 
         Returns
@@ -183,12 +192,12 @@ class Generator:
             self._next_stream = stream + 1
         return self._seed, stream
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[[tuple[int, int]], Generator], tuple[tuple[int, int]]]:
         # The lock is not state: a copy or an unpickled generator gets its own,
         # and continues the sequence from the same (seed, next stream).
         return (_generator_from_state, (self.get_state(),))
 
-    def stream(self, name):
+    def stream(self, name: str) -> NamedStream:
         """The stream named `name`: fixed by (seed, name), the same at every use.
 
         Pass it as ``generator=`` to any random function. It does not advance
@@ -220,11 +229,11 @@ class Generator:
         """
         return NamedStream(self._seed, name)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"varinit.Generator(seed={self._seed}, next_stream={self._next_stream})"
 
 
-def _generator_from_state(state):
+def _generator_from_state(state: tuple[int, int]) -> Generator:
     return Generator(state[0]).set_state(state)
 
 
@@ -258,32 +267,32 @@ class Stream:
 
     __slots__ = ("_key", "_stream_id")
 
-    def __init__(self, key, stream_id):
+    def __init__(self, key: int, stream_id: int) -> None:
         self._key = check_seed(key, "key")
         self._stream_id = check_seed(stream_id, "stream_id")
 
     @property
-    def key(self):
+    def key(self) -> int:
         """The Philox key (the seed)."""
         return self._key
 
     @property
-    def stream_id(self):
+    def stream_id(self) -> int:
         """The stream number."""
         return self._stream_id
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
         return self.__reduce__()[1] == other.__reduce__()[1]
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self.__reduce__())
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[..., Stream], tuple[object, ...]]:
         return (Stream, (self._key, self._stream_id))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"varinit.generator.Stream(key={self._key}, stream_id={self._stream_id})"
 
 
@@ -313,26 +322,26 @@ class NamedStream(Stream):
 
     __slots__ = ("_name",)
 
-    def __init__(self, seed, name):
+    def __init__(self, seed: int, name: str) -> None:
         super().__init__(check_seed(seed), named_stream_id(name))
         self._name = name
 
     @property
-    def name(self):
+    def name(self) -> str:
         """The name the stream was derived from."""
         return self._name
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[..., Stream], tuple[object, ...]]:
         return (NamedStream, (self._key, self._name))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"varinit.Generator(seed={self._key}).stream({self._name!r})"
 
 
 default_generator = Generator()
 
 
-def manual_seed(seed):
+def manual_seed(seed: int) -> Generator:
     """Seed the default generator, as torch.manual_seed does; returns it.
 
     The default generator serves ``generator=None`` for NumPy arrays; torch
@@ -362,7 +371,7 @@ def manual_seed(seed):
     return default_generator.manual_seed(seed)
 
 
-def initial_seed():
+def initial_seed() -> int:
     """The seed of the default generator: random at import, unless `manual_seed` set it.
 
     Returns
@@ -385,7 +394,7 @@ def initial_seed():
 _torch_words = threading.local()
 
 
-def _torch_key(torch_generator):
+def _torch_key(torch_generator: torch.Generator | None) -> int:
     """A 64-bit key from two 32-bit draws of torch's generator (state advances).
 
     Tensor.random_(0, 2**32) is the kernel torch.randint(0, 2**32, (2,)) runs,
@@ -407,10 +416,11 @@ def _torch_key(torch_generator):
     else:
         words.random_(1 << 32, generator=torch_generator)
     low, high = values.tolist()
-    return low | high << 32
+    key: int = low | high << 32
+    return key
 
 
-def resolve(generator, target_is_torch):
+def resolve(generator: GeneratorLike, target_is_torch: bool) -> tuple[int, int]:
     """(key, stream) for one fill drawn from `generator`.
 
     None: the default generator, except for a torch target, whose key is drawn
@@ -437,7 +447,7 @@ def resolve(generator, target_is_torch):
         return int(generator.integers(0, SEED_LIMIT, dtype=np.uint64)), 0
     cls = type(generator)
     if cls.__module__ in ("torch", "torch._C") and cls.__name__ == "Generator":
-        return _torch_key(generator), 0
+        return _torch_key(cast("torch.Generator", generator)), 0
     raise TypeError(
         "generator must be None, an int seed, a varinit.Generator, a varinit.Generator.stream(name), "
         f"a numpy.random.Generator or a torch.Generator; got {cls.__module__}.{cls.__qualname__}"
@@ -446,20 +456,21 @@ def resolve(generator, target_is_torch):
 
 # (file, line, seed) of the user code that filled a whole tensor from an int
 # seed -> the address it filled last; bounded so that a long session does not grow it.
-_seeded_fills = {}
+_seeded_fills: dict[tuple[str, int, int], object] = {}
 SEEDED_FILLS_LIMIT = 4096
 
 
-def user_frame():
+def user_frame() -> tuple[FrameType | None, int]:
     """(frame, stacklevel) of the first caller outside varinit, as seen from the
     function that calls user_frame: warnings then point at the user's line."""
-    frame, depth = sys._getframe(2), 2   # stacklevel 2 is the caller of our caller
+    frame: FrameType | None = sys._getframe(2)
+    depth = 2   # stacklevel 2 is the caller of our caller
     while frame is not None and frame.f_globals.get("__name__", "").startswith("varinit."):
         frame, depth = frame.f_back, depth + 1
     return frame, depth
 
 
-def warn_if_seed_reused(seed, address):
+def warn_if_seed_reused(seed: int, address: object) -> None:
     """Warn when one line of user code fills different tensors from the same int seed.
 
     An int seed is a fixed stream: `for layer in layers: kaiming_normal_(layer.weight,

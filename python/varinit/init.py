@@ -14,9 +14,13 @@ pruning mask), `input_var=` (input variance), and for
 layer="conv_transpose" `phase_balanced=True` (with `dilation=`), which
 removes the checkerboard of strided transposed convolutions.
 """
+from __future__ import annotations
+
 import functools
 import math
 import warnings
+from collections.abc import Callable
+from typing import Any, Optional, cast
 
 import ml_dtypes
 import numpy as np
@@ -28,11 +32,28 @@ from .activations import NAMES as ACTIVATION_NAMES
 from .fan_rules import WeightPlan, tap_scale_block, torch_rule_fans, weight_plan
 from .gains import TORCH_GAIN_NAMES, calculate_gain
 from .gains import gain as second_moment_gain
+from ._typing import (
+    ActivationName,
+    Array,
+    Axes,
+    FanMode,
+    FillableT,
+    FloatArray,
+    GeneratorLike,
+    LayerKind,
+    Nonlinearity,
+    PerAxis,
+    ScalingDistribution,
+    ScalingMode,
+    Shape,
+    TorchGainName,
+)
 from .generator import SECONDARY_BIT, Generator, resolve, user_frame, warn_if_seed_reused
 
-FAN_MODES = ("fan_in", "fan_out")
-SCALING_MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
-SCALING_DISTRIBUTIONS = ("truncated_normal", "normal", "untruncated_normal", "uniform")
+FAN_MODES: tuple[FanMode, ...] = ("fan_in", "fan_out")
+SCALING_MODES: tuple[ScalingMode, ...] = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+SCALING_DISTRIBUTIONS: tuple[ScalingDistribution, ...] = ("truncated_normal", "normal", "untruncated_normal",
+                                                          "uniform")
 # Keras/JAX cut their truncated normal at +-2 of its own standard deviations.
 TRUNCATION = 2.0
 # Standard deviation of N(0, 1) cut to [-2, 2]: sqrt(1 - 4 phi(2) / (2 Phi(2) - 1)),
@@ -40,9 +61,16 @@ TRUNCATION = 2.0
 # by it makes the truncated sample's std equal the target.
 TRUNCATED_STD = math.sqrt(_core.truncnorm_moments(-TRUNCATION, TRUNCATION)[1])
 
+# (global_shape, start) of a block fill, or (None, None) for a whole tensor
+Region = tuple[Optional[tuple[int, ...]], Optional[tuple[int, ...]]]
+# The keywords of weight_plan, in its order: layer, groups, stride, blocks, in_axis,
+# out_axis, batch_axis, keep_prob, density, input_var, phase_balanced, dilation
+Layout = tuple[Optional[LayerKind], int, PerAxis, int, Optional[Axes], Optional[Axes], Optional[Axes],
+               float, float, float, bool, PerAxis]
+
 
 # ---- argument checks ---------------------------------------------------------
-def _region(arr, global_shape, start):
+def _region(arr: Array, global_shape: Shape | None, start: Shape | None) -> Region:
     """Validated (global_shape, start) tuples, or (None, None) for a whole tensor."""
     if global_shape is None and start is None:
         return None, None
@@ -63,7 +91,7 @@ def _region(arr, global_shape, start):
     return gshape, first
 
 
-def _draws_from_state(generator):
+def _draws_from_state(generator: GeneratorLike) -> bool:
     """True for generators whose state advances with each fill (None: the default
     generator or torch's; a varinit.Generator; a NumPy or torch generator), False for
     an int seed or a Stream, which give the same stream at every call."""
@@ -73,7 +101,7 @@ def _draws_from_state(generator):
     return cls.__module__ in ("torch", "torch._C") and cls.__name__ == "Generator"
 
 
-def _warn_region_from_state(generator, region):
+def _warn_region_from_state(generator: GeneratorLike, region: Region) -> None:
     _, depth = user_frame()   # point at the user's line, not at varinit's frames
     warnings.warn(
         f"a block fill (global_shape={region[0]}, start={region[1]}) drawing from "
@@ -85,7 +113,9 @@ def _warn_region_from_state(generator, region):
     )
 
 
-def _random_fill(tensor, arr, dist, p0, p1, p2, p3, generator, region, what, tap_scale=None):
+def _random_fill(tensor: FillableT, arr: Array, dist: int, p0: float, p1: float, p2: float, p3: float,
+                 generator: GeneratorLike, region: Region, what: str,
+                 tap_scale: FloatArray | None = None) -> FillableT:
     """Fill `arr` (a view of `tensor`) from one stream of `generator`.
 
     Everything that can fail is done first (the distribution's range against the
@@ -99,6 +129,7 @@ def _random_fill(tensor, arr, dist, p0, p1, p2, p3, generator, region, what, tap
     if region[0] is not None and region[0] != arr.shape and _draws_from_state(generator):
         # before the stream is taken: with warnings as errors, the call changes nothing
         _warn_region_from_state(generator, region)
+    scaled: FloatArray | None
     if tap_scale is None:
         target, scaled = staging_buffer(arr), None
     else:
@@ -107,7 +138,7 @@ def _random_fill(tensor, arr, dist, p0, p1, p2, p3, generator, region, what, tap
     # as_array returns a NumPy array itself and a view of anything else
     key, stream = resolve(generator, arr is not tensor)
     _core.fill(target, dist, p0, p1, p2, p3, key, stream, *region)
-    if scaled is not None:
+    if tap_scale is not None and scaled is not None:
         # phase balancing multiplies each tap's values after sampling, in float64
         scaled[...] = target
         scaled *= tap_scale_block(tap_scale, region[1], arr.shape)
@@ -121,10 +152,10 @@ def _random_fill(tensor, arr, dist, p0, p1, p2, p3, generator, region, what, tap
 
 # per dtype: (largest finite value, largest of the compute type, largest |z| of its
 # normal sampler, eps, smallest subnormal); ml_dtypes.finfo alone costs more than a small fill
-_LIMITS = {}
+_LIMITS: dict[np.dtype[Any], tuple[float, float, float, float, float]] = {}
 
 
-def _limits(dtype):
+def _limits(dtype: np.dtype[Any]) -> tuple[float, float, float, float, float]:
     info = ml_dtypes.finfo(dtype)
     largest = float(info.max)
     # float16/bfloat16 are sampled in float32 and rounded
@@ -135,7 +166,8 @@ def _limits(dtype):
     return limits
 
 
-def _check_representable(dtype, dist, p0, p1, p2, p3, what):
+def _check_representable(dtype: np.dtype[Any], dist: int, p0: float, p1: float, p2: float, p3: float,
+                         what: str) -> None:
     """ValueError naming `what` when the distribution reaches beyond the largest finite
     value of `dtype`: the fill would hold inf or NaN."""
     largest, compute_largest, z, _, _ = _LIMITS.get(dtype) or _limits(dtype)
@@ -161,7 +193,7 @@ def _check_representable(dtype, dist, p0, p1, p2, p3, what):
         )
 
 
-def _check_uniform_has_values(dtype, a, b):
+def _check_uniform_has_values(dtype: np.dtype[Any], a: float, b: float) -> None:
     """ValueError naming a and b when a < b but no value of `dtype` lies in [a, b):
     the fill clamps its values to the dtype's smallest value >= a and largest < b
     (the C core's plan), and there are none."""
@@ -184,30 +216,45 @@ def _check_uniform_has_values(dtype, a, b):
         )
 
 
-def _plan(arr, region, layout):
+def _plan(arr: Array, region: Region, layout: Layout) -> WeightPlan:
     """WeightPlan (fans, variance factor, tap scale) from the global shape and keywords."""
     shape = region[0] if region[0] is not None else arr.shape
-    if not layout:  # torch's rule and no adjustment: the common case, kept cheap
+    (layer, groups, stride, blocks, in_axis, out_axis, batch_axis, keep_prob, density, input_var,
+     phase_balanced, dilation) = layout
+    # Every keyword at its default (None, 1, (), False by identity; floats of type float
+    # equal to 1): torch's rule and no adjustment, the common case, kept cheap. A value
+    # equal to a default but of another type (True, 1.0 for an int) goes to weight_plan,
+    # whose checks refuse it, and any other value that means "not given" gets the same
+    # plan from weight_plan.
+    if (layer is None and groups is _ONE and stride is _ONE and blocks is _ONE and in_axis is None
+            and out_axis is None and batch_axis is _NO_AXES and type(keep_prob) is float and keep_prob == 1.0
+            and type(density) is float and density == 1.0 and type(input_var) is float and input_var == 1.0
+            and phase_balanced is False and dilation is _ONE):
         plan = _TORCH_RULE_PLANS.get(shape)
         if plan is None:
             if len(_TORCH_RULE_PLANS) >= PLAN_CACHE_LIMIT:
                 _TORCH_RULE_PLANS.clear()
             plan = _TORCH_RULE_PLANS[shape] = WeightPlan(*torch_rule_fans(shape), 1.0, None)
         return plan
-    return weight_plan(shape, **layout)
+    return weight_plan(shape, layer=layer, groups=groups, stride=stride, blocks=blocks, in_axis=in_axis,
+                       out_axis=out_axis, batch_axis=batch_axis, keep_prob=keep_prob, density=density,
+                       input_var=input_var, phase_balanced=phase_balanced, dilation=dilation)
 
 
+_ONE, _NO_AXES = 1, ()
 # torch's rule depends on the shape alone: its plans are kept (a model has few
 # shapes), which spares a small fill a call for the fans and a namedtuple
-_TORCH_RULE_PLANS = {}
+_TORCH_RULE_PLANS: dict[tuple[int, ...], WeightPlan] = {}
 PLAN_CACHE_LIMIT = 4096
 
 
-def _planned_fill(tensor, arr, plan, dist, p0, p1, p2, p3, generator, region, what):
+def _planned_fill(tensor: FillableT, arr: Array, plan: WeightPlan, dist: int, p0: float, p1: float, p2: float,
+                  p3: float, generator: GeneratorLike, region: Region, what: str) -> FillableT:
     return _random_fill(tensor, arr, dist, p0, p1, p2, p3, generator, region, what, plan.tap_scale)
 
 
-def scaled_normal_(tensor, std, tap_scale, generator, what):
+def scaled_normal_(tensor: FillableT, std: float, tap_scale: FloatArray | None, generator: GeneratorLike,
+                   what: str) -> FillableT:
     """N(0, std^2) with the per-tap multipliers of a phase-balanced weight (None:
     none), all or nothing: the building block of recipes that compute their own
     std (varinit.recipes.mup_init_). `what` names the arguments std came from."""
@@ -216,7 +263,7 @@ def scaled_normal_(tensor, std, tap_scale, generator, what):
                         tap_scale)
 
 
-def _pick_fan(fan_pair, mode):
+def _pick_fan(fan_pair: tuple[float, float], mode: object) -> float:
     if not isinstance(mode, str):
         raise TypeError(f"mode must be one of {FAN_MODES}, got {type(mode).__name__}")
     mode = mode.lower()  # torch accepts "FAN_IN"
@@ -227,7 +274,8 @@ def _pick_fan(fan_pair, mode):
 
 # ---- plain distributions -------------------------------------------------------
 @writes_in_place
-def uniform_(tensor, a=0.0, b=1.0, generator=None, *, global_shape=None, start=None):
+def uniform_(tensor: FillableT, a: float = 0.0, b: float = 1.0, generator: GeneratorLike = None, *,
+             global_shape: Shape | None = None, start: Shape | None = None) -> FillableT:
     """Fill with the uniform distribution U(a, b): values in [a, b) in the tensor's dtype.
 
     value = a + (b - a) u with u uniform in [0, 1), computed in float32
@@ -290,7 +338,8 @@ def uniform_(tensor, a=0.0, b=1.0, generator=None, *, global_shape=None, start=N
 
 
 @writes_in_place
-def normal_(tensor, mean=0.0, std=1.0, generator=None, *, global_shape=None, start=None):
+def normal_(tensor: FillableT, mean: float = 0.0, std: float = 1.0, generator: GeneratorLike = None, *,
+            global_shape: Shape | None = None, start: Shape | None = None) -> FillableT:
     """Fill with the normal distribution N(mean, std^2).
 
     Box-Muller on a fixed pair of Philox4x32-10 words per two values: float32
@@ -353,8 +402,9 @@ def normal_(tensor, mean=0.0, std=1.0, generator=None, *, global_shape=None, sta
 
 
 @writes_in_place
-def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *,
-                  global_shape=None, start=None):
+def trunc_normal_(tensor: FillableT, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
+                  generator: GeneratorLike = None, *, global_shape: Shape | None = None,
+                  start: Shape | None = None) -> FillableT:
     """Fill with N(mean, std^2) truncated to the absolute bounds [a, b].
 
     Sampled exactly, by the inverse CDF (one random word per value, no
@@ -429,7 +479,7 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *,
 
 
 @writes_in_place
-def constant_(tensor, val):
+def constant_(tensor: FillableT, val: float) -> FillableT:
     """Fill with the value `val` (NaN and infinities included, as torch allows).
 
     Parameters
@@ -459,7 +509,7 @@ def constant_(tensor, val):
     return tensor
 
 
-def check_fits(value, dtype, name):
+def check_fits(value: float, dtype: np.dtype[Any], name: str) -> None:
     """ValueError naming `name` when a finite value would round to inf in `dtype`
     (torch raises RuntimeError "cannot be converted ... without overflow" there)."""
     largest = float(ml_dtypes.finfo(dtype).max)
@@ -468,7 +518,7 @@ def check_fits(value, dtype, name):
 
 
 @writes_in_place
-def ones_(tensor):
+def ones_(tensor: FillableT) -> FillableT:
     """Fill with 1 (a normalization layer's gain, for instance).
 
     Parameters
@@ -493,7 +543,7 @@ def ones_(tensor):
 
 
 @writes_in_place
-def zeros_(tensor):
+def zeros_(tensor: FillableT) -> FillableT:
     """Fill with 0 (a bias, for instance).
 
     Parameters
@@ -518,7 +568,7 @@ def zeros_(tensor):
 
 
 @writes_in_place
-def eye_(tensor):
+def eye_(tensor: FillableT) -> FillableT:
     """Fill a 2-D tensor with the identity: ones on the main diagonal, zeros elsewhere.
 
     A non-square tensor gets ones on its leading diagonal, as ``torch.eye``.
@@ -551,7 +601,7 @@ def eye_(tensor):
 
 
 @writes_in_place
-def dirac_(tensor, groups=1):
+def dirac_(tensor: FillableT, groups: int = 1) -> FillableT:
     """Fill a 3-, 4- or 5-D convolution weight with the Dirac delta: the identity map.
 
     Weight ``(C_out, C_in, *kernel)``: w[i, i, center] = 1 for i < min(C_out,
@@ -602,7 +652,8 @@ def dirac_(tensor, groups=1):
 
 
 # ---- fan-based -------------------------------------------------------------------
-def _xavier(tensor, gain, global_shape, start, layout):
+def _xavier(tensor: object, gain: float, global_shape: Shape | None, start: Shape | None,
+            layout: Layout) -> tuple[Array, Region, WeightPlan, float | None]:
     """(array, region, plan, std) with std = gain * sqrt(2 / (fan_in + fan_out)),
     or std None when both fans are 0 (nothing to fill)."""
     gain = _validate.real(gain, "gain", _validate.NON_NEGATIVE)  # torch raises RuntimeError for gain < 0
@@ -616,7 +667,14 @@ def _xavier(tensor, gain, global_shape, start, layout):
 
 
 @writes_in_place
-def xavier_uniform_(tensor, gain=1.0, generator=None, *, global_shape=None, start=None, **layout):
+def xavier_uniform_(
+    tensor: FillableT, gain: float = 1.0, generator: GeneratorLike = None, *,
+    global_shape: Shape | None = None, start: Shape | None = None,
+    layer: LayerKind | None = None, groups: int = 1, stride: PerAxis = 1, blocks: int = 1,
+    in_axis: Axes | None = None, out_axis: Axes | None = None, batch_axis: Axes | None = (),
+    keep_prob: float = 1.0, density: float = 1.0, input_var: float = 1.0,
+    phase_balanced: bool = False, dilation: PerAxis = 1,
+) -> FillableT:
     """Glorot and Bengio's init: U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)).
 
     The variance gain^2 * 2 / (fan_in + fan_out) is the compromise between
@@ -646,15 +704,28 @@ def xavier_uniform_(tensor, gain=1.0, generator=None, *, global_shape=None, star
         would hold there, and the fans come from `global_shape`. Pass a
         generator that gives the same stream at every call (an int or
         ``Generator.stream(name)``) for every block.
-    **layout
-        The fan keywords of `fans` (``layer``, ``groups``, ``stride``,
-        ``blocks``, ``in_axis``, ``out_axis``, ``batch_axis``) and the variance
-        adjustments: ``keep_prob=p`` (inverted dropout on the inputs: Var
-        times p), ``density=d`` (the fraction of weights a pruning mask keeps:
-        both fans times d), ``input_var=v`` (inputs of variance v: Var divided
-        by v), and for ``layer="conv_transpose"`` ``phase_balanced=True`` with
-        ``dilation`` (every output phase of a strided transposed convolution
-        gets the same variance, see `varinit.fan_rules.phase_scale`).
+    layer : {None, "linear", "conv", "conv_transpose"}, optional
+        The kind of layer that owns the weight, as for `fans`; None is
+        torch's rule for the ``(out, in, *kernel)`` layout.
+    groups, blocks : int, default 1
+        A convolution's groups; the number of equal blocks fused along the
+        output axis (QKV: 3, LSTM: 4), each its own layer.
+    stride : int or tuple of int, default 1
+        A convolution's stride, one for every spatial axis or one per axis.
+    in_axis, out_axis, batch_axis : int or tuple of int, optional
+        Another layout, with JAX's semantics: the input and output axes (the
+        others are the receptive field), and the axes of stacked independent
+        layers, which count in neither fan (default: none).
+    keep_prob, density, input_var : float, default 1
+        Variance adjustments: inverted dropout with keep probability p on the
+        inputs (Var times p), the fraction d of weights a pruning mask keeps
+        (both fans times d), inputs of variance v (Var divided by v).
+    phase_balanced : bool, default False
+        With ``layer="conv_transpose"``: every output phase of a strided
+        transposed convolution gets the same variance (see
+        `varinit.fan_rules.phase_scale`).
+    dilation : int or tuple of int, default 1
+        The convolution's dilation, which phase balancing reads.
 
     Returns
     -------
@@ -679,6 +750,8 @@ def xavier_uniform_(tensor, gain=1.0, generator=None, *, global_shape=None, star
     >>> print(f"{abs(qkv).max():.4f}")
     0.1083
     """
+    layout: Layout = (layer, groups, stride, blocks, in_axis, out_axis, batch_axis, keep_prob, density,
+                      input_var, phase_balanced, dilation)
     arr, region, plan, std = _xavier(tensor, gain, global_shape, start, layout)
     if std is None:
         return tensor
@@ -688,7 +761,14 @@ def xavier_uniform_(tensor, gain=1.0, generator=None, *, global_shape=None, star
 
 
 @writes_in_place
-def xavier_normal_(tensor, gain=1.0, generator=None, *, global_shape=None, start=None, **layout):
+def xavier_normal_(
+    tensor: FillableT, gain: float = 1.0, generator: GeneratorLike = None, *,
+    global_shape: Shape | None = None, start: Shape | None = None,
+    layer: LayerKind | None = None, groups: int = 1, stride: PerAxis = 1, blocks: int = 1,
+    in_axis: Axes | None = None, out_axis: Axes | None = None, batch_axis: Axes | None = (),
+    keep_prob: float = 1.0, density: float = 1.0, input_var: float = 1.0,
+    phase_balanced: bool = False, dilation: PerAxis = 1,
+) -> FillableT:
     """Glorot and Bengio's init: N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out)).
 
     Parameters
@@ -712,15 +792,28 @@ def xavier_normal_(tensor, gain=1.0, generator=None, *, global_shape=None, start
         would hold there, and the fans come from `global_shape`. Pass a
         generator that gives the same stream at every call (an int or
         ``Generator.stream(name)``) for every block.
-    **layout
-        The fan keywords of `fans` (``layer``, ``groups``, ``stride``,
-        ``blocks``, ``in_axis``, ``out_axis``, ``batch_axis``) and the variance
-        adjustments: ``keep_prob=p`` (inverted dropout on the inputs: Var
-        times p), ``density=d`` (the fraction of weights a pruning mask keeps:
-        both fans times d), ``input_var=v`` (inputs of variance v: Var divided
-        by v), and for ``layer="conv_transpose"`` ``phase_balanced=True`` with
-        ``dilation`` (every output phase of a strided transposed convolution
-        gets the same variance, see `varinit.fan_rules.phase_scale`).
+    layer : {None, "linear", "conv", "conv_transpose"}, optional
+        The kind of layer that owns the weight, as for `fans`; None is
+        torch's rule for the ``(out, in, *kernel)`` layout.
+    groups, blocks : int, default 1
+        A convolution's groups; the number of equal blocks fused along the
+        output axis (QKV: 3, LSTM: 4), each its own layer.
+    stride : int or tuple of int, default 1
+        A convolution's stride, one for every spatial axis or one per axis.
+    in_axis, out_axis, batch_axis : int or tuple of int, optional
+        Another layout, with JAX's semantics: the input and output axes (the
+        others are the receptive field), and the axes of stacked independent
+        layers, which count in neither fan (default: none).
+    keep_prob, density, input_var : float, default 1
+        Variance adjustments: inverted dropout with keep probability p on the
+        inputs (Var times p), the fraction d of weights a pruning mask keeps
+        (both fans times d), inputs of variance v (Var divided by v).
+    phase_balanced : bool, default False
+        With ``layer="conv_transpose"``: every output phase of a strided
+        transposed convolution gets the same variance (see
+        `varinit.fan_rules.phase_scale`).
+    dilation : int or tuple of int, default 1
+        The convolution's dilation, which phase balancing reads.
 
     Returns
     -------
@@ -739,6 +832,8 @@ def xavier_normal_(tensor, gain=1.0, generator=None, *, global_shape=None, start
     >>> print(f"std {w.std():.4f}, target {np.sqrt(2 / 384):.4f}")
     std 0.0724, target 0.0722
     """
+    layout: Layout = (layer, groups, stride, blocks, in_axis, out_axis, batch_axis, keep_prob, density,
+                      input_var, phase_balanced, dilation)
     arr, region, plan, std = _xavier(tensor, gain, global_shape, start, layout)
     if std is None:
         return tensor
@@ -746,10 +841,10 @@ def xavier_normal_(tensor, gain=1.0, generator=None, *, global_shape=None, start
                          "gain and the fans (density, keep_prob, input_var)")
 
 
-_TORCH_GAINS = {}
+_TORCH_GAINS: dict[tuple[str, type, float], float] = {}
 
 
-def _kaiming_gain(nonlinearity, a):
+def _kaiming_gain(nonlinearity: object, a: float) -> float:
     """torch's table for the names it knows (parity, including its errors for a
     bad slope); varinit.gain (1 / sqrt(E[f(z)^2])) for other names and callables."""
     if callable(nonlinearity):
@@ -757,21 +852,22 @@ def _kaiming_gain(nonlinearity, a):
     if not isinstance(nonlinearity, str):
         raise TypeError(f"nonlinearity must be a name or a callable, got {type(nonlinearity).__name__}")
     if nonlinearity in TORCH_GAIN_NAMES:
+        name = cast(TorchGainName, nonlinearity)
         if type(a) is not int and type(a) is not float:
-            return calculate_gain(nonlinearity, a)
+            return calculate_gain(name, a)
         key = (nonlinearity, type(a), a)  # the table's gains, kept: its checks cost more than a small fill
         gain = _TORCH_GAINS.get(key)
         if gain is None:
             if len(_TORCH_GAINS) >= PLAN_CACHE_LIMIT:
                 _TORCH_GAINS.clear()
-            gain = _TORCH_GAINS[key] = calculate_gain(nonlinearity, a)
+            gain = _TORCH_GAINS[key] = calculate_gain(name, a)
         return gain
     if nonlinearity in ACTIVATION_NAMES or nonlinearity in ACTIVATION_ALIASES:
-        return second_moment_gain(nonlinearity)
+        return second_moment_gain(cast(ActivationName, nonlinearity))
     raise ValueError(f"Unsupported nonlinearity {nonlinearity}")
 
 
-def _kaiming_std(a, mode, nonlinearity, plan):
+def _kaiming_std(a: float, mode: object, nonlinearity: object, plan: WeightPlan) -> float:
     fan = _pick_fan((plan.fan_in, plan.fan_out), mode)
     # gain / sqrt(fan) exactly as torch computes it when no adjustment applies
     # (variance_factor 1.0 leaves fan unchanged), so values match torch's std bit for bit.
@@ -779,8 +875,14 @@ def _kaiming_std(a, mode, nonlinearity, plan):
 
 
 @writes_in_place
-def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None, *,
-                     global_shape=None, start=None, **layout):
+def kaiming_uniform_(
+    tensor: FillableT, a: float = 0, mode: FanMode = "fan_in", nonlinearity: Nonlinearity = "leaky_relu",
+    generator: GeneratorLike = None, *, global_shape: Shape | None = None, start: Shape | None = None,
+    layer: LayerKind | None = None, groups: int = 1, stride: PerAxis = 1, blocks: int = 1,
+    in_axis: Axes | None = None, out_axis: Axes | None = None, batch_axis: Axes | None = (),
+    keep_prob: float = 1.0, density: float = 1.0, input_var: float = 1.0,
+    phase_balanced: bool = False, dilation: PerAxis = 1,
+) -> FillableT:
     """He et al.'s init: U(-bound, bound), bound = gain * sqrt(3 / fan).
 
     Var = gain^2 / fan keeps the second moment of a layer's outputs (fan =
@@ -816,15 +918,28 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gene
         would hold there, and the fans come from `global_shape`. Pass a
         generator that gives the same stream at every call (an int or
         ``Generator.stream(name)``) for every block.
-    **layout
-        The fan keywords of `fans` (``layer``, ``groups``, ``stride``,
-        ``blocks``, ``in_axis``, ``out_axis``, ``batch_axis``) and the variance
-        adjustments: ``keep_prob=p`` (inverted dropout on the inputs: Var
-        times p), ``density=d`` (the fraction of weights a pruning mask keeps:
-        both fans times d), ``input_var=v`` (inputs of variance v: Var divided
-        by v), and for ``layer="conv_transpose"`` ``phase_balanced=True`` with
-        ``dilation`` (every output phase of a strided transposed convolution
-        gets the same variance, see `varinit.fan_rules.phase_scale`).
+    layer : {None, "linear", "conv", "conv_transpose"}, optional
+        The kind of layer that owns the weight, as for `fans`; None is
+        torch's rule for the ``(out, in, *kernel)`` layout.
+    groups, blocks : int, default 1
+        A convolution's groups; the number of equal blocks fused along the
+        output axis (QKV: 3, LSTM: 4), each its own layer.
+    stride : int or tuple of int, default 1
+        A convolution's stride, one for every spatial axis or one per axis.
+    in_axis, out_axis, batch_axis : int or tuple of int, optional
+        Another layout, with JAX's semantics: the input and output axes (the
+        others are the receptive field), and the axes of stacked independent
+        layers, which count in neither fan (default: none).
+    keep_prob, density, input_var : float, default 1
+        Variance adjustments: inverted dropout with keep probability p on the
+        inputs (Var times p), the fraction d of weights a pruning mask keeps
+        (both fans times d), inputs of variance v (Var divided by v).
+    phase_balanced : bool, default False
+        With ``layer="conv_transpose"``: every output phase of a strided
+        transposed convolution gets the same variance (see
+        `varinit.fan_rules.phase_scale`).
+    dilation : int or tuple of int, default 1
+        The convolution's dilation, which phase balancing reads.
 
     Returns
     -------
@@ -849,6 +964,8 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gene
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
         return tensor
     region = _region(arr, global_shape, start)
+    layout: Layout = (layer, groups, stride, blocks, in_axis, out_axis, batch_axis, keep_prob, density,
+                      input_var, phase_balanced, dilation)
     plan = _plan(arr, region, layout)
     bound = math.sqrt(3.0) * _kaiming_std(a, mode, nonlinearity, plan)
     return _planned_fill(tensor, arr, plan, _core.UNIFORM, -bound, bound, 0.0, 0.0, generator, region,
@@ -856,8 +973,14 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gene
 
 
 @writes_in_place
-def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None, *,
-                    global_shape=None, start=None, **layout):
+def kaiming_normal_(
+    tensor: FillableT, a: float = 0, mode: FanMode = "fan_in", nonlinearity: Nonlinearity = "leaky_relu",
+    generator: GeneratorLike = None, *, global_shape: Shape | None = None, start: Shape | None = None,
+    layer: LayerKind | None = None, groups: int = 1, stride: PerAxis = 1, blocks: int = 1,
+    in_axis: Axes | None = None, out_axis: Axes | None = None, batch_axis: Axes | None = (),
+    keep_prob: float = 1.0, density: float = 1.0, input_var: float = 1.0,
+    phase_balanced: bool = False, dilation: PerAxis = 1,
+) -> FillableT:
     """He et al.'s init: N(0, std^2), std = gain / sqrt(fan).
 
     gain = `calculate_gain` (nonlinearity, a) for the names torch knows (relu:
@@ -890,15 +1013,28 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
         would hold there, and the fans come from `global_shape`. Pass a
         generator that gives the same stream at every call (an int or
         ``Generator.stream(name)``) for every block.
-    **layout
-        The fan keywords of `fans` (``layer``, ``groups``, ``stride``,
-        ``blocks``, ``in_axis``, ``out_axis``, ``batch_axis``) and the variance
-        adjustments: ``keep_prob=p`` (inverted dropout on the inputs: Var
-        times p), ``density=d`` (the fraction of weights a pruning mask keeps:
-        both fans times d), ``input_var=v`` (inputs of variance v: Var divided
-        by v), and for ``layer="conv_transpose"`` ``phase_balanced=True`` with
-        ``dilation`` (every output phase of a strided transposed convolution
-        gets the same variance, see `varinit.fan_rules.phase_scale`).
+    layer : {None, "linear", "conv", "conv_transpose"}, optional
+        The kind of layer that owns the weight, as for `fans`; None is
+        torch's rule for the ``(out, in, *kernel)`` layout.
+    groups, blocks : int, default 1
+        A convolution's groups; the number of equal blocks fused along the
+        output axis (QKV: 3, LSTM: 4), each its own layer.
+    stride : int or tuple of int, default 1
+        A convolution's stride, one for every spatial axis or one per axis.
+    in_axis, out_axis, batch_axis : int or tuple of int, optional
+        Another layout, with JAX's semantics: the input and output axes (the
+        others are the receptive field), and the axes of stacked independent
+        layers, which count in neither fan (default: none).
+    keep_prob, density, input_var : float, default 1
+        Variance adjustments: inverted dropout with keep probability p on the
+        inputs (Var times p), the fraction d of weights a pruning mask keeps
+        (both fans times d), inputs of variance v (Var divided by v).
+    phase_balanced : bool, default False
+        With ``layer="conv_transpose"``: every output phase of a strided
+        transposed convolution gets the same variance (see
+        `varinit.fan_rules.phase_scale`).
+    dilation : int or tuple of int, default 1
+        The convolution's dilation, which phase balancing reads.
 
     Returns
     -------
@@ -931,6 +1067,8 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
         return tensor
     region = _region(arr, global_shape, start)
+    layout: Layout = (layer, groups, stride, blocks, in_axis, out_axis, batch_axis, keep_prob, density,
+                      input_var, phase_balanced, dilation)
     plan = _plan(arr, region, layout)
     std = _kaiming_std(a, mode, nonlinearity, plan)
     return _planned_fill(tensor, arr, plan, _core.NORMAL, 0.0, std, 0.0, 0.0, generator, region,
@@ -938,8 +1076,15 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
 
 
 @writes_in_place
-def variance_scaling_(tensor, scale=1.0, mode="fan_in", distribution="truncated_normal",
-                      generator=None, *, global_shape=None, start=None, **layout):
+def variance_scaling_(
+    tensor: FillableT, scale: float = 1.0, mode: ScalingMode = "fan_in",
+    distribution: ScalingDistribution = "truncated_normal", generator: GeneratorLike = None, *,
+    global_shape: Shape | None = None, start: Shape | None = None,
+    layer: LayerKind | None = None, groups: int = 1, stride: PerAxis = 1, blocks: int = 1,
+    in_axis: Axes | None = None, out_axis: Axes | None = None, batch_axis: Axes | None = (),
+    keep_prob: float = 1.0, density: float = 1.0, input_var: float = 1.0,
+    phase_balanced: bool = False, dilation: PerAxis = 1,
+) -> FillableT:
     """Keras and JAX's variance scaling: Var = scale / n.
 
     n is fan_in, fan_out, (fan_in + fan_out) / 2 ("fan_avg") or
@@ -975,15 +1120,28 @@ def variance_scaling_(tensor, scale=1.0, mode="fan_in", distribution="truncated_
         would hold there, and the fans come from `global_shape`. Pass a
         generator that gives the same stream at every call (an int or
         ``Generator.stream(name)``) for every block.
-    **layout
-        The fan keywords of `fans` (``layer``, ``groups``, ``stride``,
-        ``blocks``, ``in_axis``, ``out_axis``, ``batch_axis``) and the variance
-        adjustments: ``keep_prob=p`` (inverted dropout on the inputs: Var
-        times p), ``density=d`` (the fraction of weights a pruning mask keeps:
-        both fans times d), ``input_var=v`` (inputs of variance v: Var divided
-        by v), and for ``layer="conv_transpose"`` ``phase_balanced=True`` with
-        ``dilation`` (every output phase of a strided transposed convolution
-        gets the same variance, see `varinit.fan_rules.phase_scale`).
+    layer : {None, "linear", "conv", "conv_transpose"}, optional
+        The kind of layer that owns the weight, as for `fans`; None is
+        torch's rule for the ``(out, in, *kernel)`` layout.
+    groups, blocks : int, default 1
+        A convolution's groups; the number of equal blocks fused along the
+        output axis (QKV: 3, LSTM: 4), each its own layer.
+    stride : int or tuple of int, default 1
+        A convolution's stride, one for every spatial axis or one per axis.
+    in_axis, out_axis, batch_axis : int or tuple of int, optional
+        Another layout, with JAX's semantics: the input and output axes (the
+        others are the receptive field), and the axes of stacked independent
+        layers, which count in neither fan (default: none).
+    keep_prob, density, input_var : float, default 1
+        Variance adjustments: inverted dropout with keep probability p on the
+        inputs (Var times p), the fraction d of weights a pruning mask keeps
+        (both fans times d), inputs of variance v (Var divided by v).
+    phase_balanced : bool, default False
+        With ``layer="conv_transpose"``: every output phase of a strided
+        transposed convolution gets the same variance (see
+        `varinit.fan_rules.phase_scale`).
+    dilation : int or tuple of int, default 1
+        The convolution's dilation, which phase balancing reads.
 
     Returns
     -------
@@ -1008,6 +1166,15 @@ def variance_scaling_(tensor, scale=1.0, mode="fan_in", distribution="truncated_
     >>> print(f"std {w.std():.4f}, target sqrt(2 / 512) = {np.sqrt(2 / 512):.4f}")
     std 0.0626, target sqrt(2 / 512) = 0.0625
     """
+    layout: Layout = (layer, groups, stride, blocks, in_axis, out_axis, batch_axis, keep_prob, density,
+                      input_var, phase_balanced, dilation)
+    return _variance_scaling(tensor, scale, mode, distribution, generator, global_shape, start, layout)
+
+
+def _variance_scaling(tensor: FillableT, scale: float, mode: object, distribution: object,
+                      generator: GeneratorLike, global_shape: Shape | None, start: Shape | None,
+                      layout: Layout) -> FillableT:
+    """variance_scaling_ with its keywords passed by position (lecun_* call it too)."""
     scale = _validate.real(scale, "scale", _validate.POSITIVE)
     mode = _validate.choice(mode, "mode", SCALING_MODES)
     distribution = _validate.choice(distribution, "distribution", SCALING_DISTRIBUTIONS)
@@ -1039,7 +1206,14 @@ def variance_scaling_(tensor, scale=1.0, mode="fan_in", distribution="truncated_
 
 
 @writes_in_place
-def lecun_normal_(tensor, generator=None, **kwargs):
+def lecun_normal_(
+    tensor: FillableT, generator: GeneratorLike = None, *, global_shape: Shape | None = None,
+    start: Shape | None = None,
+    layer: LayerKind | None = None, groups: int = 1, stride: PerAxis = 1, blocks: int = 1,
+    in_axis: Axes | None = None, out_axis: Axes | None = None, batch_axis: Axes | None = (),
+    keep_prob: float = 1.0, density: float = 1.0, input_var: float = 1.0,
+    phase_balanced: bool = False, dilation: PerAxis = 1,
+) -> FillableT:
     """LeCun's init, as Keras and JAX define it: a truncated normal with Var = 1 / fan_in.
 
     The same as ``variance_scaling_(tensor, 1.0, "fan_in", "truncated_normal")``:
@@ -1058,9 +1232,34 @@ def lecun_normal_(tensor, generator=None, **kwargs):
         0, the same values at every call. A `Generator`: its next stream.
         ``Generator.stream(name)``: the stream of that name. A NumPy or torch
         generator: a fresh 64-bit key drawn from it.
-    **kwargs
-        The keywords of `variance_scaling_` other than scale, mode and
-        distribution: ``global_shape``, ``start`` and the layout keywords.
+    global_shape, start : tuple of int, optional
+        Fill `tensor` as the block at corner `start` of a virtual tensor of
+        shape `global_shape`: it receives exactly the bits the whole tensor
+        would hold there, and the fans come from `global_shape`. Pass a
+        generator that gives the same stream at every call (an int or
+        ``Generator.stream(name)``) for every block.
+    layer : {None, "linear", "conv", "conv_transpose"}, optional
+        The kind of layer that owns the weight, as for `fans`; None is
+        torch's rule for the ``(out, in, *kernel)`` layout.
+    groups, blocks : int, default 1
+        A convolution's groups; the number of equal blocks fused along the
+        output axis (QKV: 3, LSTM: 4), each its own layer.
+    stride : int or tuple of int, default 1
+        A convolution's stride, one for every spatial axis or one per axis.
+    in_axis, out_axis, batch_axis : int or tuple of int, optional
+        Another layout, with JAX's semantics: the input and output axes (the
+        others are the receptive field), and the axes of stacked independent
+        layers, which count in neither fan (default: none).
+    keep_prob, density, input_var : float, default 1
+        Variance adjustments: inverted dropout with keep probability p on the
+        inputs (Var times p), the fraction d of weights a pruning mask keeps
+        (both fans times d), inputs of variance v (Var divided by v).
+    phase_balanced : bool, default False
+        With ``layer="conv_transpose"``: every output phase of a strided
+        transposed convolution gets the same variance (see
+        `varinit.fan_rules.phase_scale`).
+    dilation : int or tuple of int, default 1
+        The convolution's dilation, which phase balancing reads.
 
     Returns
     -------
@@ -1081,11 +1280,20 @@ def lecun_normal_(tensor, generator=None, **kwargs):
     >>> print(f"std {w.std():.4f}, target sqrt(1 / 512) = {np.sqrt(1 / 512):.4f}")
     std 0.0443, target sqrt(1 / 512) = 0.0442
     """
-    return variance_scaling_(tensor, 1.0, "fan_in", "truncated_normal", generator, **kwargs)
+    return _variance_scaling(tensor, 1.0, "fan_in", "truncated_normal", generator, global_shape, start,
+                              (layer, groups, stride, blocks, in_axis, out_axis, batch_axis, keep_prob, density,
+                               input_var, phase_balanced, dilation))
 
 
 @writes_in_place
-def lecun_uniform_(tensor, generator=None, **kwargs):
+def lecun_uniform_(
+    tensor: FillableT, generator: GeneratorLike = None, *, global_shape: Shape | None = None,
+    start: Shape | None = None,
+    layer: LayerKind | None = None, groups: int = 1, stride: PerAxis = 1, blocks: int = 1,
+    in_axis: Axes | None = None, out_axis: Axes | None = None, batch_axis: Axes | None = (),
+    keep_prob: float = 1.0, density: float = 1.0, input_var: float = 1.0,
+    phase_balanced: bool = False, dilation: PerAxis = 1,
+) -> FillableT:
     """LeCun's uniform init, as Keras and JAX define it: U(-sqrt(3 / fan_in), sqrt(3 / fan_in)).
 
     The same as ``variance_scaling_(tensor, 1.0, "fan_in", "uniform")``.
@@ -1103,9 +1311,34 @@ def lecun_uniform_(tensor, generator=None, **kwargs):
         0, the same values at every call. A `Generator`: its next stream.
         ``Generator.stream(name)``: the stream of that name. A NumPy or torch
         generator: a fresh 64-bit key drawn from it.
-    **kwargs
-        The keywords of `variance_scaling_` other than scale, mode and
-        distribution: ``global_shape``, ``start`` and the layout keywords.
+    global_shape, start : tuple of int, optional
+        Fill `tensor` as the block at corner `start` of a virtual tensor of
+        shape `global_shape`: it receives exactly the bits the whole tensor
+        would hold there, and the fans come from `global_shape`. Pass a
+        generator that gives the same stream at every call (an int or
+        ``Generator.stream(name)``) for every block.
+    layer : {None, "linear", "conv", "conv_transpose"}, optional
+        The kind of layer that owns the weight, as for `fans`; None is
+        torch's rule for the ``(out, in, *kernel)`` layout.
+    groups, blocks : int, default 1
+        A convolution's groups; the number of equal blocks fused along the
+        output axis (QKV: 3, LSTM: 4), each its own layer.
+    stride : int or tuple of int, default 1
+        A convolution's stride, one for every spatial axis or one per axis.
+    in_axis, out_axis, batch_axis : int or tuple of int, optional
+        Another layout, with JAX's semantics: the input and output axes (the
+        others are the receptive field), and the axes of stacked independent
+        layers, which count in neither fan (default: none).
+    keep_prob, density, input_var : float, default 1
+        Variance adjustments: inverted dropout with keep probability p on the
+        inputs (Var times p), the fraction d of weights a pruning mask keeps
+        (both fans times d), inputs of variance v (Var divided by v).
+    phase_balanced : bool, default False
+        With ``layer="conv_transpose"``: every output phase of a strided
+        transposed convolution gets the same variance (see
+        `varinit.fan_rules.phase_scale`).
+    dilation : int or tuple of int, default 1
+        The convolution's dilation, which phase balancing reads.
 
     Returns
     -------
@@ -1124,12 +1357,14 @@ def lecun_uniform_(tensor, generator=None, **kwargs):
     >>> print(f"{abs(w).max():.4f} <= sqrt(3 / 512) = {np.sqrt(3 / 512):.4f}")
     0.0765 <= sqrt(3 / 512) = 0.0765
     """
-    return variance_scaling_(tensor, 1.0, "fan_in", "uniform", generator, **kwargs)
+    return _variance_scaling(tensor, 1.0, "fan_in", "uniform", generator, global_shape, start,
+                              (layer, groups, stride, blocks, in_axis, out_axis, batch_axis, keep_prob, density,
+                               input_var, phase_balanced, dilation))
 
 
 # ---- structured ------------------------------------------------------------------
 @writes_in_place
-def orthogonal_(tensor, gain=1, generator=None, *, blocks=1):
+def orthogonal_(tensor: FillableT, gain: float = 1, generator: GeneratorLike = None, *, blocks: int = 1) -> FillableT:
     """Saxe et al.'s init: a (semi-)orthogonal matrix, scaled by `gain`.
 
     The tensor is seen as a (rows, prod(rest)) matrix. A Gaussian matrix of
@@ -1228,9 +1463,11 @@ _TILE = 128
 # vector operations. With 128, geqrt and gemqrt took 0.75-0.85x the CPU time of
 # geqrf and orgqr from 256^2 to 2048^2 in float32 on one thread.
 _PANEL = 128
+# SciPy's LAPACK geqrt and gemqrt (SciPy has no type information)
+Householder = tuple[Callable[..., Any], Callable[..., Any]]
 
 
-def _qr_precision(dtype):
+def _qr_precision(dtype: np.dtype[Any]) -> np.dtype[np.floating[Any]]:
     """The dtype orthogonal_ factors its Gaussian in: float64 for float64 targets;
     float32 for float32, float16 and bfloat16 ones, whose values a float32
     Householder QR already gets right to the target's own rounding (its
@@ -1239,16 +1476,17 @@ def _qr_precision(dtype):
     return np.dtype(np.float64) if dtype.itemsize == 8 else np.dtype(np.float32)
 
 
-def _gaussian_blocks(blocks, step, cols, precision, wide):
+def _gaussian_blocks(blocks: int, step: int, cols: int, precision: np.dtype[Any], wide: bool) -> Array:
     """An uninitialized (blocks, step, cols) array whose blocks LAPACK can factor
     in place: each block's tall orientation (the block, or its transpose when it
     is wide) is column-major, as LAPACK stores matrices."""
     if wide:
         return np.empty((blocks, step, cols), precision)
-    return np.empty((blocks, cols, step), precision).transpose(0, 2, 1)
+    blocks_of_tall: Array = np.empty((blocks, cols, step), precision).transpose(0, 2, 1)
+    return blocks_of_tall
 
 
-def _draw_scratch(gaussian):
+def _draw_scratch(gaussian: Array) -> FloatArray | None:
     """None when `gaussian` is row-major float64 (it is drawn in place), else the
     row-major float64 buffer its rows are drawn in, a chunk at a time."""
     if gaussian.dtype == np.float64 and gaussian.flags.c_contiguous:
@@ -1257,7 +1495,7 @@ def _draw_scratch(gaussian):
     return np.empty((max(1, min(gaussian.shape[1], _DRAW_CHUNK // cols)), cols), np.float64)
 
 
-def _draw_gaussian(gaussian, key, stream, scratch):
+def _draw_gaussian(gaussian: Array, key: int, stream: int, scratch: FloatArray | None) -> None:
     """gaussian[b, i, j] = element (b * step + i, j) of the float64 standard normal_
     fill of shape (rows, cols) for (key, stream), rounded to gaussian's dtype: the
     same Gaussian whatever the precision of the QR, so a float32 target's Q is
@@ -1276,7 +1514,7 @@ def _draw_gaussian(gaussian, key, stream, scratch):
             _copy_tiled(gaussian[b, lo:lo + len(drawn)], drawn)
 
 
-def _copy_tiled(dst, src):
+def _copy_tiled(dst: Array, src: Array) -> None:
     """dst[...] = src (2-D, one shape) tile by tile; see _TILE. Tall thin tiles for
     narrow matrices keep the number of copies (Python calls) near size / _TILE**2."""
     rows, cols = dst.shape
@@ -1286,7 +1524,7 @@ def _copy_tiled(dst, src):
             dst[r:r + tile_rows, c:c + _TILE] = src[r:r + tile_rows, c:c + _TILE]
 
 
-def _result_blocks(arr, blocks, step, cols, precision):
+def _result_blocks(arr: Array, blocks: int, step: int, cols: int, precision: np.dtype[Any]) -> Array:
     """The (blocks, step, cols) row-major array Q is written in: the target's own
     memory when it is a row-major array of the QR's precision, else a new one
     that is copied into the target at the end."""
@@ -1296,18 +1534,19 @@ def _result_blocks(arr, blocks, step, cols, precision):
 
 
 @functools.cache
-def _householder_routines(precision):
+def _householder_routines(precision: np.dtype[Any]) -> Householder | None:
     """SciPy's LAPACK geqrt and gemqrt in `precision` (SciPy 1.5 and later), or
     None without them: then NumPy's numpy.linalg.qr, which has float64 only."""
     try:
         from scipy.linalg import lapack
 
-        return lapack.get_lapack_funcs(("geqrt", "gemqrt"), dtype=precision)
+        routines: Householder = lapack.get_lapack_funcs(("geqrt", "gemqrt"), dtype=precision)
+        return routines
     except (ImportError, ValueError):
         return None
 
 
-def _factor(tall, gain, householder):
+def _factor(tall: Array, gain: float, householder: Householder | None) -> tuple[Array, Array | None, Array]:
     """The QR factorization tall = Q R of a column-major (m, n), m >= n, Gaussian
     block, computed in its own memory when SciPy's LAPACK does it, and the
     column scale gain * sign(R_jj) (+gain where R_jj = 0): Q D with D = diag(sign(R_jj))
@@ -1321,14 +1560,15 @@ def _factor(tall, gain, householder):
     return reflectors, t, np.where(np.diagonal(reflectors) < 0, -gain, gain).astype(tall.dtype)
 
 
-def _write_q(factor, out, wide, householder):
+def _write_q(factor: tuple[Array, Array | None, Array], out: Array, wide: bool,
+             householder: Householder | None) -> None:
     """out (a (step, cols) row-major block) = gain * Q D from `_factor`, in the
     block's orientation: (Q D)^T for a wide block, whose transpose was factored.
     LAPACK writes Q straight into out: out^T is column-major, and it is Q times
     the first columns of the identity (wide) or those rows of the identity times
     Q^T (tall), which gemqrt computes in place."""
     q, t, scale = factor
-    if t is None:
+    if t is None or householder is None:
         out[...] = q.T if wide else q
     else:
         product = out.T
@@ -1342,14 +1582,15 @@ def _write_q(factor, out, wide, householder):
     out *= scale[:, None] if wide else scale
 
 
-def _check_lapack(routine, info):
+def _check_lapack(routine: str, info: int) -> None:
     # info < 0 names an argument LAPACK refused: a bug here, never the user's input
     if info != 0:
         raise RuntimeError(f"orthogonal_: LAPACK {routine} returned info={info}")
 
 
 @writes_in_place
-def sparse_(tensor, sparsity, std=0.01, generator=None, *, global_shape=None, start=None):
+def sparse_(tensor: FillableT, sparsity: float, std: float = 0.01, generator: GeneratorLike = None, *,
+            global_shape: Shape | None = None, start: Shape | None = None) -> FillableT:
     """Martens' sparse init: N(0, std^2) with ceil(sparsity * rows) zeros in each column.
 
     The zeroed rows of each column are a uniformly random subset, drawn from a
@@ -1415,7 +1656,7 @@ def sparse_(tensor, sparsity, std=0.01, generator=None, *, global_shape=None, st
     if region[0] is not None and region[0] != arr.shape and _draws_from_state(generator):
         _warn_region_from_state(generator, region)
     key, stream = resolve(generator, is_torch_tensor(tensor))
-    if num_zeros:
+    if ranks is not None:
         # the block's columns over every row: each column's ranks are the whole fill's
         column_region = ((rows, cols), (0, first_col)) if region[0] is not None else (None, None)
         _core.fill(ranks, _core.UNIFORM, 0.0, 1.0, 0.0, 0.0, key, stream ^ SECONDARY_BIT, *column_region)

@@ -48,7 +48,7 @@ JAX's xavier_*/kaiming_* aliases are not offered: in varinit those names are
 torch's untruncated rules (varinit.kaiming_normal_), not he_normal.
 """
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -59,6 +59,7 @@ from ._arrays import dtype_named
 from ._framework_arrays import filled, orthogonal_columns_
 from .fan_rules import fans
 from .generator import NamedStream, Stream, check_seed
+from ._typing import ScalingDistribution, ScalingMode
 from .init import (
     SCALING_DISTRIBUTIONS,
     SCALING_MODES,
@@ -202,8 +203,9 @@ def _initializer(fill: Callable[[np.ndarray, Stream], Any], default_dtype: Any, 
         except jax.errors.TracerArrayConversionError:
             if check is not None:
                 check(dims)
-            return jax.pure_callback(host, jax.ShapeDtypeStruct(dims, np_dtype), words,
-                                     vmap_method="sequential")
+            traced: jax.Array = jax.pure_callback(host, jax.ShapeDtypeStruct(dims, np_dtype), words,
+                                                  vmap_method="sequential")
+            return traced
         return jnp.asarray(host(concrete))
 
     return init
@@ -239,7 +241,8 @@ def uniform(scale: float = 1e-2, dtype: Any = None, *, seed: int | None = None,
     return _initializer(lambda arr, g: uniform_(arr, 0.0, scale, g), dtype, seed, stream, torch_layout)
 
 
-def variance_scaling(scale: float, mode: str, distribution: str, in_axis: Axes = -2, out_axis: Axes = -1,
+def variance_scaling(scale: float, mode: ScalingMode, distribution: ScalingDistribution, in_axis: Axes = -2,
+                     out_axis: Axes = -1,
                      batch_axis: Axes = (), dtype: Any = None, *, seed: int | None = None,
                      stream: int | str | None = None, torch_layout: bool = False) -> Initializer:
     """Var = scale / n with JAX's fans: varinit.variance_scaling_(arr, scale, mode,
@@ -252,19 +255,32 @@ def variance_scaling(scale: float, mode: str, distribution: str, in_axis: Axes =
     scale = _validate.real(scale, "scale", _validate.POSITIVE)
     mode = _validate.choice(mode, "mode", SCALING_MODES)
     distribution = _validate.choice(distribution, "distribution", SCALING_DISTRIBUTIONS)
-    layout = {"in_axis": in_axis, "out_axis": out_axis, "batch_axis": batch_axis}
     if _validate.flag(torch_layout, "torch_layout") and (in_axis, out_axis, batch_axis) != (-2, -1, ()):
         raise ValueError("torch_layout=True describes the default kernel layout (in_axis=-2, "
                          "out_axis=-1, no batch_axis)")
 
     def fill(arr: np.ndarray, generator: Stream) -> None:
         # torch_layout: arr is the (out, in, *kernel) weight, and torch's rule its fans
-        variance_scaling_(arr, scale, mode, distribution, generator, **({} if torch_layout else layout))
+        if torch_layout:
+            variance_scaling_(arr, scale, mode, distribution, generator)
+        else:
+            variance_scaling_(arr, scale, mode, distribution, generator, in_axis=in_axis, out_axis=out_axis,
+                              batch_axis=batch_axis)
 
-    return _initializer(fill, dtype, seed, stream, torch_layout, check=lambda shape: fans(shape, **layout))
+    return _initializer(fill, dtype, seed, stream, torch_layout,
+                        check=lambda shape: fans(shape, in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis))
 
 
-def _fixed_scaling(scale: float, mode: str, distribution: str, doc: str) -> Callable[..., Initializer]:
+class ScalingFactory(Protocol):
+    """The signature of glorot_normal, he_uniform, lecun_normal and the others."""
+
+    def __call__(self, in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: Any = None, *,
+                 seed: int | None = None, stream: int | str | None = None,
+                 torch_layout: bool = False) -> Initializer: ...
+
+
+def _fixed_scaling(scale: float, mode: ScalingMode, distribution: ScalingDistribution,
+                   doc: str) -> ScalingFactory:
     def factory(in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (), dtype: Any = None, *,
                 seed: int | None = None, stream: int | str | None = None,
                 torch_layout: bool = False) -> Initializer:
@@ -288,7 +304,8 @@ lecun_uniform = _fixed_scaling(1.0, "fan_in", "uniform", "LeCun et al. (1998): U
 for _factory, _name in ((glorot_normal, "glorot_normal"), (glorot_uniform, "glorot_uniform"),
                         (he_normal, "he_normal"), (he_uniform, "he_uniform"),
                         (lecun_normal, "lecun_normal"), (lecun_uniform, "lecun_uniform")):
-    _factory.__name__ = _factory.__qualname__ = _name
+    setattr(_factory, "__name__", _name)
+    setattr(_factory, "__qualname__", _name)
 del _factory, _name
 
 

@@ -50,7 +50,7 @@ groups=g) (the overcount of pytorch issue 23854); and Keras gives a vector
 fan_in = fan_out = its length, where these classes raise ValueError.
 """
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import keras
 import numpy as np
@@ -59,6 +59,7 @@ from . import _validate
 from ._arrays import dtype_named
 from ._framework_arrays import filled, orthogonal_columns_
 from .generator import Generator, NamedStream, Stream, check_seed
+from ._typing import ScalingDistribution, ScalingMode
 from .init import (
     SCALING_MODES,
     check_fits,
@@ -82,8 +83,10 @@ __all__ = [
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 # Keras reads "normal" as its truncated normal (keras.initializers.VarianceScaling);
 # varinit's "normal" is the untruncated one, which Keras calls "untruncated_normal".
-KERAS_DISTRIBUTIONS = {"truncated_normal": "truncated_normal", "normal": "truncated_normal",
-                       "untruncated_normal": "untruncated_normal", "uniform": "uniform"}
+KerasDistribution = Literal["truncated_normal", "normal", "untruncated_normal", "uniform"]
+KERAS_DISTRIBUTIONS: dict[KerasDistribution, ScalingDistribution] = {
+    "truncated_normal": "truncated_normal", "normal": "truncated_normal",
+    "untruncated_normal": "untruncated_normal", "uniform": "uniform"}
 # Keras's own truncated normal cuts at two standard deviations from the mean.
 TRUNCATION = 2.0
 
@@ -161,7 +164,7 @@ class _Random(_VarinitInitializer):
         """What the fill draws from: the fill takes its stream only once its checks pass."""
         if self.seed is None:
             return None  # varinit.default_generator
-        if self._counter is not None:
+        if self._counter is not None or self.stream is None:   # stream None: the counter
             return self._counter
         if isinstance(self.stream, str):
             return NamedStream(self.seed, self.stream)
@@ -245,7 +248,8 @@ class VarianceScaling(_Random):
     input_axes/output_axes: Keras's; the other axes then count in no fan.
     """
 
-    def __init__(self, scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal",
+    def __init__(self, scale: float = 1.0, mode: ScalingMode = "fan_in",
+                 distribution: KerasDistribution = "truncated_normal",
                  seed: int | None = None, stream: int | str | None = None,
                  input_axes: Sequence[int] | None = None, output_axes: Sequence[int] | None = None,
                  torch_layout: bool = False) -> None:
@@ -293,7 +297,7 @@ class VarianceScaling(_Random):
 class _FixedScaling(VarianceScaling):
     """A VarianceScaling whose scale, mode and distribution the class fixes."""
 
-    SCALING: tuple[float, str, str]  # (scale, mode, distribution)
+    SCALING: tuple[float, ScalingMode, KerasDistribution]  # (scale, mode, distribution)
 
     def __init__(self, seed: int | None = None, stream: int | str | None = None,
                  input_axes: Sequence[int] | None = None, output_axes: Sequence[int] | None = None,

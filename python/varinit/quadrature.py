@@ -18,12 +18,18 @@ Equivalent statement: this is Gauss-Hermite's weight (the normal density)
 integrated by a composite rule whose pieces are half-lines cut at the kinks,
 which is what Gauss-Hermite needs to converge for non-smooth f.
 """
+from __future__ import annotations
+
 import copy
 import math
 import sys
+from collections.abc import Callable, Iterable
+from typing import Any, cast
+
 import numpy as np
 
 from . import _validate
+from ._typing import ArrayFunction, FloatArray
 
 # phi(12) = 2.1e-32: mass and moments beyond |z| = 12 are below double precision
 # for any f of polynomial growth.
@@ -38,7 +44,7 @@ _LEGENDRE_NODES, _LEGENDRE_WEIGHTS = np.polynomial.legendre.leggauss(NODES_PER_P
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-def as_vectorized(fn, name="activation"):
+def as_vectorized(fn: Callable[..., Any], name: str = "activation") -> ArrayFunction:
     """A function of a float64 NumPy array returning a float64 array of the same shape.
 
     `fn` may be vectorized over NumPy arrays, a PyTorch function or module
@@ -48,7 +54,8 @@ def as_vectorized(fn, name="activation"):
         raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
     probe = np.array([-2.5, -0.5, 0.0, 0.75, 3.0])
     expected = _scalar_results(fn, probe)
-    for candidate in (_numpy_call(fn), _torch_call(fn)):
+    candidates: tuple[ArrayFunction | None, ...] = (_numpy_call(fn), _torch_call(fn))
+    for candidate in candidates:
         if candidate is None:
             continue
         try:
@@ -72,21 +79,21 @@ class ShapeMismatch(ValueError):
     """A function returned an array of another shape than its input."""
 
 
-def _checked(values, shape):
-    out = np.asarray(values)
-    if np.iscomplexobj(out):
+def _checked(values: object, shape: tuple[int, ...]) -> FloatArray:
+    given = np.asarray(values)
+    if np.iscomplexobj(given):
         raise TypeError("the function returned complex values; it must be real-valued")
-    out = out.astype(np.float64, copy=False)
+    out = given.astype(np.float64, copy=False)
     if out.shape != shape:
         raise ShapeMismatch(f"the function returned shape {out.shape} for input of shape {shape}")
     return out
 
 
-def _numpy_call(fn):
+def _numpy_call(fn: Callable[..., Any]) -> ArrayFunction:
     return lambda x: _checked(fn(x), x.shape)
 
 
-def _torch_call(fn):
+def _torch_call(fn: Callable[..., Any]) -> ArrayFunction | None:
     torch = sys.modules.get("torch")
     if torch is None:
         return None
@@ -95,7 +102,7 @@ def _torch_call(fn):
         # input (PReLU's slope): evaluate a float64 copy, leaving the user's module alone.
         fn = copy.deepcopy(fn).to(torch.float64)
 
-    def call(x):
+    def call(x: FloatArray) -> FloatArray:
         with torch.no_grad():
             out = fn(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)))
         return _checked(out.detach().cpu().numpy(), x.shape)
@@ -103,28 +110,28 @@ def _torch_call(fn):
     return call
 
 
-def _scalar_call(fn):
-    def call(x):
+def _scalar_call(fn: Callable[..., Any]) -> ArrayFunction:
+    def call(x: FloatArray) -> FloatArray:
         flat = [float(fn(float(v))) for v in np.ravel(x)]
         return np.array(flat, dtype=np.float64).reshape(x.shape)
 
     return call
 
 
-def _scalar_results(fn, probe):
+def _scalar_results(fn: Callable[..., Any], probe: FloatArray) -> FloatArray | None:
     try:
         return np.array([float(fn(float(v))) for v in probe])
     except Exception:  # vectorized-only callables (e.g. torch functions) land here
         return None
 
 
-def check_breakpoints(breakpoints):
+def check_breakpoints(breakpoints: object) -> list[float]:
     if isinstance(breakpoints, (str, bytes)) or not hasattr(breakpoints, "__iter__"):
         raise TypeError(f"breakpoints must be a sequence of real numbers, got {type(breakpoints).__name__}")
-    return [_validate.real(b, "breakpoints") for b in breakpoints]
+    return [_validate.real(b, "breakpoints") for b in cast("Iterable[object]", breakpoints)]
 
 
-def panel_edges(q, breakpoints=(0.0,)):
+def panel_edges(q: float, breakpoints: Iterable[float] = (0.0,)) -> tuple[FloatArray, FloatArray]:
     """(lo, hi): the initial panels in z for E[f(sqrt(q) z)], q > 0, cut at the kinks."""
     root = math.sqrt(q)
     edges = [np.arange(-Z_LIMIT, Z_LIMIT + Z_PANEL / 2, Z_PANEL)]
@@ -137,7 +144,7 @@ def panel_edges(q, breakpoints=(0.0,)):
     return cuts[:-1], cuts[1:]
 
 
-def _panel_rule(lo, hi):
+def _panel_rule(lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]:
     half = ((hi - lo) / 2)[:, None]
     z = ((lo + hi) / 2)[:, None] + half * _LEGENDRE_NODES
     return z, half * _LEGENDRE_WEIGHTS * np.exp(-0.5 * z * z) * _INV_SQRT_2PI
@@ -151,7 +158,8 @@ PANEL_RTOL = 2e-16
 MAX_HALVINGS = 40
 
 
-def expectation(call, q, breakpoints=(0.0,), adaptive=True):
+def expectation(call: ArrayFunction, q: float, breakpoints: Iterable[float] = (0.0,),
+                adaptive: bool = True) -> float:
     """E[call(sqrt(q) z)] by panel Gauss-Legendre; `call` maps float64 arrays.
 
     Starts from the panels of panel_edges; adaptive=True halves every panel
@@ -165,11 +173,12 @@ def expectation(call, q, breakpoints=(0.0,), adaptive=True):
         return float(_finite(values, np.zeros(1))[0])
     root = math.sqrt(q)
 
-    def panel_sums(lo, hi):
+    def panel_sums(lo: FloatArray, hi: FloatArray) -> FloatArray:
         z, w = _panel_rule(lo, hi)
         x = root * z.ravel()
         values = _finite(call(x), x).reshape(z.shape)
-        return np.sum(w * values, axis=1)
+        sums: FloatArray = np.sum(w * values, axis=1)
+        return sums
 
     lo, hi = panel_edges(q, breakpoints)
     coarse = panel_sums(lo, hi)
@@ -191,13 +200,14 @@ def expectation(call, q, breakpoints=(0.0,), adaptive=True):
     return total + float(np.sum(coarse))
 
 
-def _finite(values, x):
+def _finite(values: FloatArray, x: FloatArray) -> FloatArray:
     if not np.all(np.isfinite(values)):
         raise ValueError(f"the function returned a non-finite value at x = {x[~np.isfinite(values)][0]!r}")
     return values
 
 
-def gaussian_expectation(fn, q=1.0, *, breakpoints=(0.0,)):
+def gaussian_expectation(fn: Callable[..., Any], q: float = 1.0, *,
+                         breakpoints: Iterable[float] = (0.0,)) -> float:
     """E[fn(sqrt(q) z)] for z ~ N(0, 1), by adaptive panel Gauss-Legendre quadrature.
 
     The normal density is the weight; panels are cut at the `breakpoints` (x

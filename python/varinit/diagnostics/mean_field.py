@@ -40,18 +40,27 @@ activation's kinks. Past Q_CAP the map is evaluated at Q_CAP: activations
 that grow with their input then predict inf (the float64 measurement
 overflows there too), bounded ones their limit.
 """
+from __future__ import annotations
+
 import math
-from collections import namedtuple
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional, Union
 
 import numpy as np
 
 from .. import _validate
 from ..activations import mean_square, resolve
+from .._typing import AnyActivation, Nonlinearity
+from ..activations import Activation
 from ..quadrature import expectation
 
-Criticality = namedtuple("Criticality", ["q_star", "chi1"])
+
+class Criticality(NamedTuple):
+    q_star: float
+    chi1: float
+
+
 Criticality.__doc__ = """The mean-field fixed point and its slope: what `criticality` returns.
 
 Parameters
@@ -101,7 +110,8 @@ JUMP_PROBE = 1e-9
 JUMP_TOLERANCE = 1e-2
 
 
-def _illinois(fn, lo, hi, f_lo, f_hi, rtol):
+def _illinois(fn: Callable[[float], float], lo: float, hi: float, f_lo: float, f_hi: float,
+              rtol: float) -> float:
     """Root of fn in [lo, hi], f_lo and f_hi of opposite signs (Illinois regula falsi)."""
     side = 0
     for _ in range(200):
@@ -126,11 +136,11 @@ def _illinois(fn, lo, hi, f_lo, f_hi, rtol):
     return 0.5 * (lo + hi)
 
 
-def _fixed_point(spec, sigma_w, sigma_b, q0):
+def _fixed_point(spec: Activation, sigma_w: float, sigma_b: float, q0: float) -> float:
     """The fixed point of V reached from q0 (V is increasing in q for the usual f)."""
     sw2, sb2 = sigma_w * sigma_w, sigma_b * sigma_b
 
-    def excess(log_q):  # V(q) / q - 1: same sign as V(q) - q, well scaled at any q
+    def excess(log_q: float) -> float:  # V(q) / q - 1: same sign as V(q) - q, well scaled at any q
         q = math.exp(log_q)
         return (sw2 * mean_square(spec.fn, q, spec) + sb2) / q - 1.0
 
@@ -157,12 +167,13 @@ def _fixed_point(spec, sigma_w, sigma_b, q0):
     return math.exp(_illinois(excess, lo, hi, f_lo, f_hi, 1e-15))
 
 
-def _chi1(spec, sigma_w, q_star):
+def _chi1(spec: Activation, sigma_w: float, q_star: float) -> float:
     q = min(max(q_star, Q_LIMIT_LOW), Q_LIMIT_HIGH)
     return sigma_w * sigma_w * mean_square(spec.derivative, q, spec)
 
 
-def criticality(activation, sigma_w, sigma_b=0.0, param=None, *, q0=1.0, breakpoints=None):
+def criticality(activation: Nonlinearity, sigma_w: float, sigma_b: float = 0.0, param: float | None = None, *,
+                q0: float = 1.0, breakpoints: Iterable[float] | None = None) -> Criticality:
     """The mean-field fixed point q* and the slope chi1 = sigma_w^2 E[f'(sqrt(q*) z)^2].
 
     A wide network with weights N(0, sigma_w^2 / fan_in) and biases N(0,
@@ -224,7 +235,8 @@ def criticality(activation, sigma_w, sigma_b=0.0, param=None, *, q0=1.0, breakpo
     return Criticality(q_star, _chi1(spec, sigma_w, q_star))
 
 
-def critical_sigma_w(activation, sigma_b=0.0, param=None, *, q0=1.0, breakpoints=None):
+def critical_sigma_w(activation: Nonlinearity, sigma_b: float = 0.0, param: float | None = None, *,
+                     q0: float = 1.0, breakpoints: Iterable[float] | None = None) -> float:
     """The sigma_w at which chi1 = 1 (the edge of chaos) for this sigma_b.
 
     Solved by bracketing and regula falsi in sigma_w, each step solving q*
@@ -281,7 +293,7 @@ def critical_sigma_w(activation, sigma_b=0.0, param=None, *, q0=1.0, breakpoints
     q0 = _validate.real(q0, "q0", _validate.POSITIVE)
     spec = resolve(activation, param, breakpoints)
 
-    def excess(sigma_w):
+    def excess(sigma_w: float) -> float:
         return _chi1(spec, sigma_w, _fixed_point(spec, sigma_w, sigma_b, q0)) - 1.0
 
     lo = hi = 1.0
@@ -337,7 +349,7 @@ class Affine:
 
 @dataclass(frozen=True)
 class Elementwise:
-    activation: str
+    activation: AnyActivation
     param: Optional[float] = None
 
 
@@ -359,10 +371,14 @@ class Prediction:
     second_moment: Optional[float]
     # Where one network's measured std falls, at finite width: (low, high), see
     # predict(); None where no width is known.
-    std_band: Optional[tuple] = None
+    std_band: Optional[tuple[float, float]] = None
 
 
-def excess_kurtosis(activation, param, q):
+# One step of a chain whose moments `predict` carries
+Step = Union[Affine, Elementwise, Opaque]
+
+
+def excess_kurtosis(activation: AnyActivation, param: float | None, q: float) -> float | None:
     """E[f^4] / E[f^2]^2 - 1 at z ~ N(0, q): the relative variance of one unit's f(z)^2."""
     spec = resolve(activation, param)
     f = spec.fn
@@ -378,7 +394,7 @@ def excess_kurtosis(activation, param, q):
     return fourth / (second * second) - 1.0
 
 
-def _moments(activation, param, q):
+def _moments(activation: AnyActivation, param: float | None, q: float) -> tuple[float, float, float]:
     """(E[f], E[f^2], E[f'^2]) at z ~ N(0, q)."""
     spec = resolve(activation, param)
     f, df = spec.fn, spec.derivative
@@ -394,18 +410,20 @@ def _moments(activation, param, q):
     return mean, second, slope
 
 
-def predict(steps, input_mean, input_second_moment, output_grad_second_moment):
+def predict(steps: Sequence[Step], input_mean: float, input_second_moment: float,
+            output_grad_second_moment: float) -> list[Prediction]:
     """A Prediction per step, from the input's moments and the output gradient's second moment."""
-    forward = []
+    forward: list[tuple[float | None, float | None, float | None]] = []
     mean, m = float(input_mean), float(input_second_moment)
-    slopes = []
+    slopes: list[float | None] = []
     known = True
     # Finite width: a layer of N units passes on (1/N) sum_i f(z_i)^2, whose
     # relative variance is kappa / N (kappa = E[f^4]/E[f^2]^2 - 1; ReLU: 5).
     # Over layers, log of the second moment is a sum of independent terms:
     # variance log_var = sum kappa_l / N_l and mean -log_var / 2, so the median
     # network sits below the mean field (Hanin & Rolnick 2018).
-    log_var, units = 0.0, None
+    log_var: float | None = 0.0
+    units: int | None = None
     for step in steps:
         if not known or isinstance(step, Opaque):
             known = False
@@ -418,31 +436,34 @@ def predict(steps, input_mean, input_second_moment, output_grad_second_moment):
             slopes.append(step.fan_out * step.weight_sq_mean)
             units = step.units
         else:
-            kappa = None if units is None or log_var is None else excess_kurtosis(step.activation, step.param, m)
-            log_var = None if kappa is None else log_var + kappa / units
+            if units is None or log_var is None:
+                log_var = None
+            else:
+                kappa = excess_kurtosis(step.activation, step.param, m)
+                log_var = None if kappa is None else log_var + kappa / units
             mean, m, slope = _moments(step.activation, step.param, m)
             slopes.append(slope)
         forward.append((mean, m, log_var if isinstance(step, Elementwise) else None))
 
-    grads = [None] * len(steps)
-    r = float(output_grad_second_moment)
+    grads: list[float | None] = [None] * len(steps)
+    r: float | None = float(output_grad_second_moment)
     for index in range(len(steps) - 1, -1, -1):
         if r is None or isinstance(steps[index], Opaque):
             break
         grads[index] = r
-        slope = slopes[index]
-        if slope is None:
-            slope = _backward_slope(steps[index])
-        r = _product(slope, r)
+        backward = slopes[index]
+        if backward is None:
+            backward = _backward_slope(steps[index])
+        r = _product(backward, r)
 
     out = []
-    for (mean, m, spread), r in zip(forward, grads):
-        std = None if m is None else _std(mean, m)
-        out.append(Prediction(mean, std, None if r is None else math.sqrt(r), m, _band(std, spread)))
+    for (step_mean, step_m, spread), grad in zip(forward, grads):
+        std = None if step_mean is None or step_m is None else _std(step_mean, step_m)
+        out.append(Prediction(step_mean, std, None if grad is None else math.sqrt(grad), step_m, _band(std, spread)))
     return out
 
 
-def _band(std, log_var):
+def _band(std: float | None, log_var: float | None) -> tuple[float, float] | None:
     """(low, high): two standard deviations of log std around its finite-width median.
 
     log std = log q / 2 has mean -log_var / 4 and standard deviation sqrt(log_var) / 2.
@@ -454,14 +475,14 @@ def _band(std, log_var):
     return centre / spread, centre * spread
 
 
-def _backward_slope(step):
+def _backward_slope(step: Step) -> float | None:
     """The backward factor of a step whose forward input is unknown (past an Opaque step)."""
     if isinstance(step, Affine):
         return step.fan_out * step.weight_sq_mean
     return None
 
 
-def _product(slope, r):
+def _product(slope: float | None, r: float) -> float | None:
     if slope is None:
         return None
     if r == 0.0 or slope == 0.0:
@@ -469,7 +490,7 @@ def _product(slope, r):
     return slope * r
 
 
-def _std(mean, second):
+def _std(mean: float, second: float) -> float:
     if math.isinf(second):
         return math.inf
     return math.sqrt(max(second - mean * mean, 0.0))

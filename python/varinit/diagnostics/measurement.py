@@ -4,19 +4,27 @@ Inputs and the output gradient, when not given, are N(0, 1) draws of
 varinit.Generator(seed) on streams INPUT_STREAM and INPUT_STREAM + 1, apart
 from the streams 0, 1, 2, ... that mlp_spec(seed=...) uses for the weights.
 """
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._typing import FloatArray
 from ..generator import Generator
 from ..init import normal_
 from .report import LayerStats
 from .statuses import classify, saturated_fraction
 
+if TYPE_CHECKING:
+    from .mean_field import Prediction
+    from .precision import RangeCheck
+
 INPUT_STREAM = 1 << 40
 
 
-def measure(values):
+def measure(values: Any) -> tuple[float, float, float, bool]:
     """(mean, std, max|x|, all finite) of an array, computed without overflowing float64.
 
     The std is max|x| * std(x / max|x|), so values near 1e300 do not overflow
@@ -35,7 +43,7 @@ def measure(values):
         return float(np.mean(scaled)) * peak, float(np.std(scaled)) * peak, peak, True
 
 
-def dead_fraction(outputs):
+def dead_fraction(outputs: Any) -> float:
     """Fraction of units (entries of one example) that are exactly 0 for every example of the batch."""
     x = np.asarray(outputs).reshape(len(outputs), -1)
     if x.size == 0:
@@ -43,7 +51,7 @@ def dead_fraction(outputs):
     return float(np.mean(np.all(x == 0, axis=0)))
 
 
-def second_moment(values):
+def second_moment(values: Any) -> float:
     """mean(x^2) without overflow (inf when a value is not finite)."""
     mean, std, _, finite = measure(values)
     if not finite:
@@ -51,13 +59,15 @@ def second_moment(values):
     return std * std + mean * mean
 
 
-def draw_normal(shape, seed, stream):
+def draw_normal(shape: tuple[int, ...], seed: int, stream: int) -> FloatArray:
     """N(0, 1) float64 array of that shape from varinit.Generator(seed), stream `stream`."""
     generator = Generator(seed).set_state((seed, stream))
     return normal_(np.empty(shape), 0.0, 1.0, generator)
 
 
-def layer_stats(index, name, activation, outputs, grads, prediction, references, precision=None):
+def layer_stats(index: int, name: str, activation: str, outputs: Any, grads: Any, prediction: Prediction,
+                references: tuple[float | None, float | None, int],
+                precision: dict[str, list[RangeCheck]] | None = None) -> LayerStats:
     """LayerStats of one layer from its outputs, the gradient w.r.t. them, and the prediction.
 
     references: (input std, output gradient std, elements per example of the output)."""

@@ -3,7 +3,10 @@ one of the common initializations, so "depth 50, Xavier vs He vs N(0, 1)" is
 one call. Its init names are the torch.nn.init functions, so kaiming_* and
 orthogonal use torch's gain table where torch knows the name (varinit.gains).
 """
+from __future__ import annotations
+
 import math
+from typing import Literal
 
 import numpy as np
 
@@ -11,6 +14,7 @@ from .. import _validate
 from ..activations import resolve
 from ..gains import gain_for
 from ..generator import Generator
+from .._typing import FillableT, GeneratorLike, Nonlinearity
 from ..layers.layer import Layer
 from ..init import (
     lecun_normal_, lecun_uniform_, normal_, orthogonal_, uniform_, xavier_normal_, xavier_uniform_,
@@ -20,7 +24,9 @@ from ..init import (
 # (and of Glorot & Bengio's "standard" baseline family), too small at depth.
 SMALL_STD = 0.01
 
-SPEC_INITS = {
+SpecInit = Literal["naive", "small", "xavier_normal", "xavier_uniform", "kaiming_normal", "kaiming_uniform",
+                   "lecun_normal", "lecun_uniform", "orthogonal"]
+SPEC_INITS: dict[SpecInit, str] = {
     "naive": "N(0, 1) whatever the width",
     "small": f"N(0, {SMALL_STD}^2) whatever the width",
     "xavier_normal": "N(0, 2 / (fan_in + fan_out)), gain 1 (Glorot & Bengio 2010)",
@@ -33,14 +39,15 @@ SPEC_INITS = {
 }
 
 
-def check_init(init):
+def check_init(init: SpecInit | float) -> SpecInit | float:
     """A SPEC_INITS name, or a std (a finite number >= 0) for N(0, std^2)."""
     if isinstance(init, str):
         return _validate.choice(init, "init", tuple(SPEC_INITS))
     return _validate.real(init, "init given as a std", _validate.NON_NEGATIVE)
 
 
-def init_weight(weight, init, activation=None, param=None, generator=None):
+def init_weight(weight: FillableT, init: SpecInit | float, activation: Nonlinearity | None = None,
+                param: float | None = None, generator: GeneratorLike = None) -> FillableT:
     """Fill an (out, in) weight in place by a spec init name (see SPEC_INITS) or a std (a number)."""
     init = check_init(init)
     if not isinstance(init, str):
@@ -66,8 +73,9 @@ def init_weight(weight, init, activation=None, param=None, generator=None):
     return orthogonal_(weight, gain_for(activation, param, "torch"), generator)
 
 
-def mlp_spec(depth=50, width=512, activation="relu", init="kaiming_normal", seed=0, *,
-             in_features=None, param=None, bias_std=0.0):
+def mlp_spec(depth: int = 50, width: int = 512, activation: Nonlinearity | None = "relu",
+             init: SpecInit | float = "kaiming_normal", seed: int = 0, *, in_features: int | None = None,
+             param: float | None = None, bias_std: float = 0.0) -> list[Layer]:
     """A NumPy MLP of `depth` dense layers of `width` units, each followed by `activation`.
 
     Weights (float64, layout (out, in)) are drawn by `init` from
@@ -121,7 +129,7 @@ def mlp_spec(depth=50, width=512, activation="relu", init="kaiming_normal", seed
     bias_std = _validate.real(bias_std, "bias_std", _validate.NON_NEGATIVE)
     generator = Generator(seed)
     label = init if isinstance(init, str) else f"N(0, {init:g}^2)"
-    layers = []
+    layers: list[Layer] = []
     fan_in = in_features
     for _ in range(depth):
         weight = init_weight(np.empty((width, fan_in)), init, activation, param, generator)

@@ -5,10 +5,15 @@ the command that installs it. Without a display (no DISPLAY, no MPLBACKEND,
 on Linux) the Agg backend is selected, so saving to a file works headless;
 in Jupyter, the notebook's own backend shows the figure.
 """
+from __future__ import annotations
+
 import math
 import os
 import sys
+from collections.abc import Iterable, Sequence
 from statistics import NormalDist
+from types import ModuleType
+from typing import TYPE_CHECKING, Callable, Union, cast
 
 import numpy as np
 
@@ -16,15 +21,26 @@ from .. import _validate
 from ..activations import resolve
 from ..generator import Generator, check_seed
 from ..gains import gain_for
-from .mlp import SMALL_STD, check_init, init_weight
+from .._typing import FloatArray, Nonlinearity
+from .mlp import SMALL_STD, SpecInit, check_init, init_weight
 
-DEFAULT_HISTOGRAM_INITS = ("xavier_normal", "xavier_uniform", "kaiming_normal", "kaiming_uniform",
+if TYPE_CHECKING:
+    from os import PathLike
+
+    from matplotlib.figure import Figure
+
+    from .report import PropagationReport
+
+# a density: float64 values in, float64 densities out
+Density = Callable[[FloatArray], FloatArray]
+
+DEFAULT_HISTOGRAM_INITS: tuple[SpecInit, ...] = ("xavier_normal", "xavier_uniform", "kaiming_normal", "kaiming_uniform",
                            "lecun_normal", "orthogonal")
 # Keras/JAX truncated normal: cut at +-2 s, s = sqrt(Var) / TRUNCATED_STD (varinit.init).
 TRUNCATION = 2.0
 
 
-def pyplot():
+def pyplot() -> ModuleType:
     """matplotlib.pyplot, on the Agg backend when headless; ImportError naming the fix if missing."""
     try:
         import matplotlib
@@ -39,13 +55,14 @@ def pyplot():
     return plt
 
 
-def _positive_or_nan(values):
+def _positive_or_nan(values: Iterable[float | None]) -> FloatArray:
     out = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
     out[~(out > 0) | ~np.isfinite(out)] = np.nan
     return out
 
 
-def plot_propagation(reports, path=None, title=None):
+def plot_propagation(reports: Union[PropagationReport, Sequence[PropagationReport]],
+                     path: str | PathLike[str] | None = None, title: str | None = None) -> Figure:
     """Plot the std of the activations (left) and of the gradients (right) per layer, on a log scale.
 
     Solid lines with dots are measured, dashed lines the mean-field
@@ -83,9 +100,10 @@ def plot_propagation(reports, path=None, title=None):
     """
     plt = pyplot()
     if not isinstance(reports, (list, tuple)):
-        reports = [reports]
+        reports = [cast("PropagationReport", reports)]
     if not reports:
         raise ValueError("reports must hold at least one PropagationReport")
+    fig: Figure
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     for k, report in enumerate(reports):
         color = f"C{k % 10}"
@@ -116,15 +134,16 @@ def plot_propagation(reports, path=None, title=None):
     return fig
 
 
-def _normal_pdf(std):
+def _normal_pdf(std: float) -> Density:
     return lambda x: np.exp(-0.5 * (x / std) ** 2) / (std * math.sqrt(2.0 * math.pi))
 
 
-def _uniform_pdf(bound):
+def _uniform_pdf(bound: float) -> Density:
     return lambda x: np.where(np.abs(x) <= bound, 0.5 / bound, 0.0)
 
 
-def target_density(init, shape, activation="relu", param=None):
+def target_density(init: SpecInit | float, shape: tuple[int, ...], activation: Nonlinearity | None = "relu",
+                   param: float | None = None) -> tuple[str, Density]:
     """(description, pdf) of the distribution a spec init draws a weight of this (out, in) shape from."""
     fan_out, fan_in = shape
     init = check_init(init)
@@ -162,8 +181,10 @@ def target_density(init, shape, activation="relu", param=None):
     return f"~ N(0, {std:.4g}^2) (entries of a scaled Haar matrix)", _normal_pdf(std)
 
 
-def plot_weight_histograms(inits=DEFAULT_HISTOGRAM_INITS, shape=(512, 512), activation="relu",
-                           param=None, seed=0, path=None):
+def plot_weight_histograms(inits: Sequence[SpecInit | float] = DEFAULT_HISTOGRAM_INITS,
+                           shape: tuple[int, int] = (512, 512), activation: Nonlinearity | None = "relu",
+                           param: float | None = None, seed: int = 0,
+                           path: str | PathLike[str] | None = None) -> Figure:
     """Histograms of weights filled by varinit for several inits, each with its target density.
 
     Each panel holds one (out, in) = `shape` float64 weight filled by an init
@@ -198,24 +219,25 @@ def plot_weight_histograms(inits=DEFAULT_HISTOGRAM_INITS, shape=(512, 512), acti
     >>> len(fig.axes)
     2
     """
-    inits = [check_init(init) for init in inits]
-    if not inits:
+    chosen = [check_init(init) for init in inits]
+    if not chosen:
         raise ValueError("inits must name at least one initializer")
-    shape = _validate.index_tuple(shape, "shape", minimum=1)
-    if len(shape) != 2:
-        raise ValueError(f"shape must be (out, in), got {shape!r}")
+    dims = _validate.index_tuple(shape, "shape", minimum=1)
+    if len(dims) != 2:
+        raise ValueError(f"shape must be (out, in), got {dims!r}")
     check_seed(seed)
     if activation is not None:  # an unknown name or a bad param fails before any figure is made
         resolve(activation, param)
     plt = pyplot()
-    cols = min(3, len(inits))
-    rows = math.ceil(len(inits) / cols)
+    cols = min(3, len(chosen))
+    rows = math.ceil(len(chosen) / cols)
+    fig: Figure
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False,
                              constrained_layout=True)
     generator = Generator(seed)
-    for ax, init in zip(axes.ravel(), inits):
-        description, pdf = target_density(init, shape, activation, param)
-        weight = init_weight(np.empty(shape), init, activation, param, generator).ravel()
+    for ax, init in zip(axes.ravel(), chosen):
+        description, pdf = target_density(init, dims, activation, param)
+        weight = init_weight(np.empty(dims), init, activation, param, generator).ravel()
         ax.hist(weight, bins=80, density=True, color="0.7", label="varinit sample")
         lim = float(np.max(np.abs(weight))) * 1.05
         grid = np.linspace(-lim, lim, 801)
@@ -223,10 +245,10 @@ def plot_weight_histograms(inits=DEFAULT_HISTOGRAM_INITS, shape=(512, 512), acti
         ax.set_title(f"{init}: {description}", fontsize=8)
         ax.set_xlim(-lim, lim)
         ax.tick_params(labelsize=7)
-    for ax in axes.ravel()[len(inits):]:
+    for ax in axes.ravel()[len(chosen):]:
         ax.set_visible(False)
     axes.ravel()[0].legend(fontsize=7)
-    fig.suptitle(f"weights {shape[0]}x{shape[1]} for {activation}: histogram vs target density")
+    fig.suptitle(f"weights {dims[0]}x{dims[1]} for {activation}: histogram vs target density")
     if path is not None:
         fig.savefig(path, dpi=110)
     return fig

@@ -20,16 +20,24 @@ The measured fractions come from the actual cast (NumPy float16, ml_dtypes
 bfloat16, round-and-clip for int8) of the float64 values; exact zeros are
 exact in every format and never count as underflow.
 """
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 from statistics import NormalDist
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import _validate
 from ..activations import resolve
 from ..quadrature import expectation
+from .._typing import AnyActivation, FloatArray, Nonlinearity
 from .mean_field import excess_kurtosis
+
+PrecisionFormat = Literal["float16", "bfloat16", "int8"]
 
 FLOAT16_SMALLEST_NORMAL = 2.0 ** -14
 FLOAT16_OVERFLOW = 65504.0 + 16.0
@@ -40,7 +48,7 @@ INT8_LEVELS = 127
 # signal to 4 standard deviations (saturation 6.3e-5); layers whose std drifts
 # away from 1 show up as saturation (too hot) or zero codes (too cold).
 DEFAULT_INT8_CLIP = 4.0
-FORMATS = ("float16", "bfloat16", "int8")
+FORMATS: tuple[PrecisionFormat, ...] = ("float16", "bfloat16", "int8")
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,7 @@ class RangeCheck:
     measured_underflow: float
 
 
-def _normal_cdf(x):
+def _normal_cdf(x: float) -> float:
     if x == math.inf:
         return 1.0
     if x == -math.inf:
@@ -62,7 +70,7 @@ def _normal_cdf(x):
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
-def thresholds(fmt, int8_clip=DEFAULT_INT8_CLIP):
+def thresholds(fmt: str, int8_clip: float = DEFAULT_INT8_CLIP) -> tuple[float, float]:
     """(T, t): overflow and underflow thresholds of a format (see the module docstring)."""
     if fmt == "float16":
         return FLOAT16_OVERFLOW, FLOAT16_SMALLEST_NORMAL
@@ -74,7 +82,7 @@ def thresholds(fmt, int8_clip=DEFAULT_INT8_CLIP):
     raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
 
 
-def predicted_fractions(mean, std, fmt, int8_clip=DEFAULT_INT8_CLIP):
+def predicted_fractions(mean: float, std: float, fmt: str, int8_clip: float = DEFAULT_INT8_CLIP) -> tuple[float, float]:
     """(overflow, underflow) fractions of N(mean, std^2) in a format."""
     big, small = thresholds(fmt, int8_clip)
     if not (math.isfinite(mean) and math.isfinite(std)):
@@ -88,7 +96,7 @@ def predicted_fractions(mean, std, fmt, int8_clip=DEFAULT_INT8_CLIP):
     return min(over, 1.0), max(under, 0.0)
 
 
-def quantize_int8(x, clip=DEFAULT_INT8_CLIP):
+def quantize_int8(x: npt.ArrayLike, clip: float = DEFAULT_INT8_CLIP) -> npt.NDArray[np.int8]:
     """Symmetric per-tensor int8 codes: clip(round(x / s), -127, 127), s = clip / 127.
 
     Parameters
@@ -118,10 +126,11 @@ def quantize_int8(x, clip=DEFAULT_INT8_CLIP):
     scale = clip / INT8_LEVELS
     with np.errstate(invalid="ignore", over="ignore"):
         codes = np.clip(np.rint(np.asarray(x, np.float64) / scale), -INT8_LEVELS, INT8_LEVELS)
-    return np.nan_to_num(codes, nan=0.0).astype(np.int8)
+    quantized: npt.NDArray[np.int8] = np.nan_to_num(codes, nan=0.0).astype(np.int8)
+    return quantized
 
 
-def measured_fractions(x, fmt, int8_clip=DEFAULT_INT8_CLIP):
+def measured_fractions(x: FloatArray, fmt: str, int8_clip: float = DEFAULT_INT8_CLIP) -> tuple[float, float]:
     """(overflow, underflow) fractions of the values x after a cast to the format."""
     x = np.asarray(x, dtype=np.float64)
     if x.size == 0:
@@ -146,7 +155,8 @@ def measured_fractions(x, fmt, int8_clip=DEFAULT_INT8_CLIP):
     return float(np.count_nonzero(overflow)) / n, float(np.count_nonzero(underflow)) / n
 
 
-def range_checks(x, formats=FORMATS, int8_clip=DEFAULT_INT8_CLIP):
+def range_checks(x: npt.ArrayLike, formats: Sequence[PrecisionFormat] = FORMATS,
+                 int8_clip: float = DEFAULT_INT8_CLIP) -> list[RangeCheck]:
     """Predicted and measured overflow and underflow fractions of values x, per low-precision format.
 
     For x ~ N(mu, sigma^2) with the values' own mean and std, and Phi the
@@ -185,22 +195,22 @@ def range_checks(x, formats=FORMATS, int8_clip=DEFAULT_INT8_CLIP):
     >>> print(f"int8 saturates {int8.predicted_overflow:.3f} predicted, {int8.measured_overflow:.3f} measured")
     int8 saturates 0.183 predicted, 0.181 measured
     """
-    formats = _validate.choices(formats, "formats", FORMATS)
+    chosen = _validate.choices(formats, "formats", FORMATS)
     int8_clip = _validate.real(int8_clip, "int8_clip", _validate.POSITIVE)
-    x = np.asarray(x, dtype=np.float64)
+    values = np.asarray(x, dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
-        finite = bool(np.all(np.isfinite(x)))
-        mean = float(np.mean(x)) if finite else math.nan
-        std = float(_stable_std(x)) if finite else math.inf
+        finite = bool(np.all(np.isfinite(values)))
+        mean = float(np.mean(values)) if finite else math.nan
+        std = float(_stable_std(values)) if finite else math.inf
     out = []
-    for fmt in formats:
+    for fmt in chosen:
         p_over, p_under = predicted_fractions(mean, std, fmt, int8_clip)
-        m_over, m_under = measured_fractions(x, fmt, int8_clip)
+        m_over, m_under = measured_fractions(values, fmt, int8_clip)
         out.append(RangeCheck(fmt, p_over, m_over, p_under, m_under))
     return out
 
 
-def _stable_std(x):
+def _stable_std(x: FloatArray) -> float:
     """std without overflowing the squares of huge values: scaled by max|x| first."""
     peak = float(np.max(np.abs(x))) if x.size else 0.0
     if peak == 0.0:
@@ -208,7 +218,7 @@ def _stable_std(x):
     return peak * float(np.std(x / peak))
 
 
-def int8_input_scale(std, clip=DEFAULT_INT8_CLIP, max_saturation=1e-4):
+def int8_input_scale(std: float, clip: float = DEFAULT_INT8_CLIP, max_saturation: float = 1e-4) -> float:
     """The factor a such that a * x, x ~ N(0, std^2), leaves the int8 range [-clip, clip] with probability max_saturation.
 
     P(abs(a x) > clip) = 2 Phi(-clip / (a std)) = p gives a = clip / (std z),
@@ -244,15 +254,16 @@ def int8_input_scale(std, clip=DEFAULT_INT8_CLIP, max_saturation=1e-4):
     return clip / (std * z)
 
 
-def _layer_rms(activation, param, q):
+def _layer_rms(activation: AnyActivation, param: float | None, q: float) -> tuple[float, float]:
     """RMS of f(z), z ~ N(0, q), and the next layer's input second moment."""
     spec = resolve(activation, param)
     second = expectation(lambda x: spec.fn(x) ** 2, q, spec.kinks, adaptive=spec.adaptive)
     return math.sqrt(second), second
 
 
-def min_weight_std(depth, width, activation="relu", param=None, *, input_rms=1.0,
-                   floor=FLOAT16_SMALLEST_NORMAL, fraction=None):
+def min_weight_std(depth: int, width: int, activation: Nonlinearity = "relu", param: float | None = None, *,
+                   input_rms: float = 1.0, floor: float = FLOAT16_SMALLEST_NORMAL,
+                   fraction: float | None = None) -> float:
     """The smallest weight std that keeps every layer's output RMS at or above `floor` (float16's 6.1e-5).
 
     For `depth` dense layers of `width` inputs each, weights N(0, s^2), no
@@ -315,7 +326,7 @@ def min_weight_std(depth, width, activation="relu", param=None, *, input_rms=1.0
         _validate.real(fraction, "fraction", _validate.BOUNDED_GT_0_LT_1))
     resolve(activation, param)  # an unknown name or a bad param fails before the search
 
-    def smallest_rms(log_s):
+    def smallest_rms(log_s: float) -> float:
         """The lowest RMS over the layers, lowered by the finite-width margin for `fraction`."""
         s2 = math.exp(2.0 * log_s)
         m = input_rms * input_rms

@@ -11,31 +11,41 @@ inf/nan with the status "exploding", never as an error.
 Inputs and the output gradient, when not given, are N(0, 1) draws (see
 varinit.diagnostics.measurement).
 """
+from __future__ import annotations
+
 import math
 import sys
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Union, cast
+
 import numpy as np
 
 from .. import _validate
 from ..generator import check_seed
-from ..layers.layer import as_layers, backward, check_chain, dense_matrix, forward
+from .._typing import ActivationName, FloatArray
+from ..layers.layer import Layer, LayerSpec, as_layers, backward, check_chain, dense_matrix, forward
 from . import mean_field as mf
 from .measurement import INPUT_STREAM, draw_normal, layer_stats, measure, second_moment
 from .mean_field import criticality
-from .precision import DEFAULT_INT8_CLIP, FORMATS, range_checks
+from .precision import DEFAULT_INT8_CLIP, FORMATS, PrecisionFormat, range_checks
 from .report import PropagationReport
 from .statuses import EXPLODING_RATIO, VANISHING_RATIO
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_BATCH = 128
 
 
-def _check_options(batch, seed, precision, formats, int8_clip):
+def _check_options(batch: int, seed: int, precision: bool, formats: Sequence[PrecisionFormat],
+                   int8_clip: float) -> tuple[int, int, bool, tuple[PrecisionFormat, ...], float]:
     """The options of propagate, validated before anything runs."""
     return (_validate.integer(batch, "batch", minimum=1), check_seed(seed), _validate.flag(precision, "precision"),
             _validate.choices(formats, "formats", FORMATS),
             _validate.real(int8_clip, "int8_clip", _validate.POSITIVE))
 
 
-def _as_batch(array, name, shape_hint):
+def _as_batch(array: Any, name: str, shape_hint: str) -> FloatArray:
     arr = np.asarray(array, dtype=np.float64)
     if arr.ndim < 2 or arr.shape[0] == 0:
         raise ValueError(f"{name} must be an array of shape (batch, ...) with batch >= 1, got shape {arr.shape}"
@@ -43,8 +53,10 @@ def _as_batch(array, name, shape_hint):
     return arr
 
 
-def propagate(network, inputs=None, *, batch=DEFAULT_BATCH, seed=0, output_grad=None,
-              precision=False, formats=FORMATS, int8_clip=DEFAULT_INT8_CLIP, label=None):
+def propagate(network: Union[Iterable[LayerSpec], torch.nn.Module], inputs: Any = None, *, batch: int = DEFAULT_BATCH,
+              seed: int = 0, output_grad: Any = None, precision: bool = False,
+              formats: Sequence[PrecisionFormat] = FORMATS, int8_clip: float = DEFAULT_INT8_CLIP,
+              label: str | None = None) -> PropagationReport:
     """One forward and backward pass of a batch, measured layer by layer, beside the mean-field prediction.
 
     The batch runs forward; a random unit-variance gradient is injected at the
@@ -115,18 +127,19 @@ def propagate(network, inputs=None, *, batch=DEFAULT_BATCH, seed=0, output_grad=
     >>> print(f"layer 50: std {he.layers[-1].act_std:.2f}, mean field {he.layers[-1].pred_std:.2f}")
     layer 50: std 0.88, mean field 0.84
     """
-    batch, seed, precision, formats, int8_clip = _check_options(batch, seed, precision, formats, int8_clip)
+    batch, seed, precision, chosen, int8_clip = _check_options(batch, seed, precision, formats, int8_clip)
     if _is_torch_module(network):
         from .torch_modules import propagate_module
 
-        return propagate_module(network, inputs, batch=batch, seed=seed, output_grad=output_grad,
-                                precision=precision, formats=formats, int8_clip=int8_clip, label=label)
+        return propagate_module(cast("torch.nn.Module", network), inputs, batch=batch, seed=seed,
+                                output_grad=output_grad, precision=precision, formats=chosen,
+                                int8_clip=int8_clip, label=label)
     if isinstance(network, (np.ndarray, str)) or not hasattr(network, "__iter__"):
         raise TypeError(
             "network must be a list of layers (varinit.layers.Layer, dicts or (weight, bias, activation) "
             f"tuples) or a torch.nn.Module, got {type(network).__name__}"
         )
-    layers = as_layers(network)
+    layers = as_layers(cast("Iterable[LayerSpec]", network))
     if not layers:
         raise ValueError("network must have at least one layer")
     check_chain(layers)
@@ -145,7 +158,7 @@ def propagate(network, inputs=None, *, batch=DEFAULT_BATCH, seed=0, output_grad=
             raise ValueError(f"output_grad must have the output's shape {post[-1].shape}, got {g_out.shape}")
     grads, input_grad = backward(layers, pre, g_out)
 
-    steps = []
+    steps: list[mf.Step] = []
     for layer in layers:
         w = dense_matrix(layer)
         b2 = 0.0 if layer.bias is None else second_moment(layer.bias)
@@ -161,8 +174,8 @@ def propagate(network, inputs=None, *, batch=DEFAULT_BATCH, seed=0, output_grad=
     for i, layer in enumerate(layers):
         checks = None
         if precision:
-            checks = {"activation": range_checks(pre[i], formats, int8_clip),
-                      "gradient": range_checks(grads[i], formats, int8_clip)}
+            checks = {"activation": range_checks(pre[i], chosen, int8_clip),
+                      "gradient": range_checks(grads[i], chosen, int8_clip)}
         rows.append(layer_stats(i + 1, "dense", layer.activation_name, post[i], grads[i],
                                 predictions[2 * i + 1], references, checks))
     if label is None:
@@ -172,7 +185,7 @@ def propagate(network, inputs=None, *, batch=DEFAULT_BATCH, seed=0, output_grad=
                              input_grad_std=measure(input_grad)[1], notes=_criticality_notes(layers, predictions))
 
 
-def _default_label(layers):
+def _default_label(layers: Sequence[Layer]) -> str:
     inits = {layer.init for layer in layers}
     acts = {layer.activation_name for layer in layers}
     widths = {layer.out_features for layer in layers}
@@ -182,7 +195,7 @@ def _default_label(layers):
     return f"{init}, {act}, depth {len(layers)}, {width}"
 
 
-def _criticality_notes(layers, predictions):
+def _criticality_notes(layers: Sequence[Layer], predictions: Sequence[mf.Prediction]) -> list[str]:
     """Mean-field fixed point and chi1 of the network's layer kind, when all layers
     share it, with what they mean over this network's depth.
 
@@ -201,7 +214,7 @@ def _criticality_notes(layers, predictions):
     if not (math.isfinite(sigma_w) and sigma_w > 0 and math.isfinite(sigma_b)):
         return []
     try:
-        crit = criticality(activation, sigma_w, sigma_b, param)
+        crit = criticality(cast("ActivationName", activation), sigma_w, sigma_b, param)  # a checked name
     except ValueError:
         return []
     depth = len(layers)
@@ -221,6 +234,6 @@ def _criticality_notes(layers, predictions):
             f"chi1 {crit.chi1:.4g} ({phase}){signal}"]
 
 
-def _is_torch_module(obj):
+def _is_torch_module(obj: object) -> bool:
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(obj, torch.nn.Module)

@@ -16,13 +16,19 @@ table in Jupyter (`_repr_html_`), and plots with varinit.diagnostics.plots. Colu
 - mf grad: its mean-field prediction;
 - status: healthy / vanishing / exploding / saturated (varinit.diagnostics.statuses).
 """
+from __future__ import annotations
+
 import html
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 from .. import _validate
-from .statuses import ORDER
+from .statuses import ORDER, Status
+
+if TYPE_CHECKING:
+    from .precision import RangeCheck
 
 STATUS_COLORS = {
     "healthy": "#1a7f37",
@@ -97,10 +103,10 @@ class LayerStats:
     pred_mean: Optional[float]
     pred_std: Optional[float]
     pred_grad_std: Optional[float]
-    status: str
+    status: Status
     reasons: List[str] = field(default_factory=list)
-    precision: Optional[dict] = None
-    pred_std_band: Optional[tuple] = None
+    precision: Optional[dict[str, list[RangeCheck]]] = None
+    pred_std_band: Optional[tuple[float, float]] = None
 
 
 @dataclass
@@ -152,16 +158,16 @@ class PropagationReport:
     notes: List[str] = field(default_factory=list)
 
     @property
-    def status(self):
+    def status(self) -> Status:
         """The worst status over the layers (exploding > vanishing > saturated > healthy)."""
         return min((layer.status for layer in self.layers), key=ORDER.index, default="healthy")
 
     @property
-    def depth(self):
+    def depth(self) -> int:
         """The number of layers."""
         return len(self.layers)
 
-    def first_layer_with(self, status):
+    def first_layer_with(self, status: Status) -> int | None:
         """The index (from 1) of the first layer with that status, or None.
 
         Parameters
@@ -175,12 +181,12 @@ class PropagationReport:
         """
         return next((layer.index for layer in self.layers if layer.status == status), None)
 
-    def _shown(self, every):
+    def _shown(self, every: int) -> list[LayerStats]:
         every = _validate.integer(every, "every", minimum=1)
         return [layer for layer in self.layers
                 if layer.index == 1 or layer.index == self.depth or layer.index % every == 0]
 
-    def summary(self):
+    def summary(self) -> str:
         """One line: the label, the overall status and the layer where it starts.
 
         Returns
@@ -191,7 +197,7 @@ class PropagationReport:
         where = "" if status == "healthy" else f" from layer {self.first_layer_with(status)}"
         return f"{self.label}: {status}{where}"
 
-    def to_text(self, every=1):
+    def to_text(self, every: int = 1) -> str:
         """The text table.
 
         Parameters
@@ -221,10 +227,10 @@ class PropagationReport:
         lines += _align(rows, left=(1, 13))
         return "\n".join(lines)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.to_text()
 
-    def _repr_html_(self):
+    def _repr_html_(self) -> str:
         head = ("layer", "kind", "width", "mean", "std", "mf std", "width band", "max|x|", "dead", "sat",
                 "grad std", "mf grad", "grad max", "status")
         cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
@@ -247,7 +253,7 @@ class PropagationReport:
         return (f'<table class="varinit-report"><caption style="text-align:left">{caption}</caption>'
                 f"<thead><tr>{cells}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
-    def precision_text(self, every=1):
+    def precision_text(self, every: int = 1) -> str:
         """The low-precision table: predicted / measured overflow and underflow per layer and format.
 
         Needs ``propagate(..., precision=True)``.
@@ -265,12 +271,12 @@ class PropagationReport:
         if not layers:
             return "no low-precision checks: run varinit.propagate(..., precision=True)"
         header = ["layer", "tensor"]
-        formats = [check.format for check in layers[0].precision["activation"]]
+        formats = [check.format for check in (layers[0].precision or {})["activation"]]
         for fmt in formats:
             header += [f"{fmt} over", f"{fmt} under"]
         rows = [tuple(header)]
         for layer in layers:
-            for tensor, checks in layer.precision.items():
+            for tensor, checks in (layer.precision or {}).items():
                 row = [str(layer.index), tensor]
                 for check in checks:
                     row.append(f"{_frac(check.predicted_overflow)} / {_frac(check.measured_overflow)}")
@@ -282,7 +288,7 @@ class PropagationReport:
         return "\n".join(lines + _align(rows, left=(1,)))
 
 
-def compare_text(reports, every=1):
+def compare_text(reports: Sequence[PropagationReport], every: int = 1) -> str:
     """Several reports side by side: std, mean-field std, gradient std and status per layer.
 
     Parameters
@@ -334,11 +340,11 @@ def compare_text(reports, every=1):
     return "\n".join([r.summary() for r in reports] + ["  ".join(title).rstrip()] + _align(rows))
 
 
-def _widths(rows):
+def _widths(rows: Sequence[Sequence[str]]) -> list[int]:
     return [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
 
 
-def _align(rows, left=()):
+def _align(rows: Sequence[Sequence[str]], left: tuple[int, ...] = ()) -> list[str]:
     widths = _widths(rows)
     out = []
     for row in rows:
@@ -347,7 +353,7 @@ def _align(rows, left=()):
     return out
 
 
-def _num(value):
+def _num(value: float | None) -> str:
     if value is None:
         return "-"
     if isinstance(value, float) and math.isnan(value):
@@ -361,15 +367,15 @@ def _num(value):
     return f"{value:.3e}"
 
 
-def _band(band):
+def _band(band: tuple[float, float] | None) -> str:
     return "" if band is None else f"{_num(band[0])}..{_num(band[1])}"
 
 
-def _pct(value):
+def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def _frac(value):
+def _frac(value: float) -> str:
     if value == 0:
         return "0"
     return f"{value:.2g}"

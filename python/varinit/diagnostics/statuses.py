@@ -22,9 +22,14 @@ one that applies. Ratios within [1e-2, 1e2] are two decades either way: a
 signal that has drifted further has lost (or gained) more than a factor 100,
 which learning rates tuned for the first layers cannot absorb.
 """
+from __future__ import annotations
+
 import math
+from typing import Literal
 
 import numpy as np
+
+from .._typing import FloatArray
 
 EXPLODING_RATIO = 1e2
 VANISHING_RATIO = 1e-2
@@ -38,10 +43,11 @@ RAILS = {
     "softsign": (-1.0, 1.0),
     "hardsigmoid": (0.0, 1.0),
 }
-ORDER = ("exploding", "vanishing", "saturated", "healthy")
+Status = Literal["exploding", "vanishing", "saturated", "healthy"]
+ORDER: tuple[Status, ...] = ("exploding", "vanishing", "saturated", "healthy")
 
 
-def saturated_fraction(activation_name, outputs):
+def saturated_fraction(activation_name: str, outputs: FloatArray) -> float:
     """Fraction of outputs within RAIL_MARGIN * (upper - lower) of a rail; 0 for unbounded activations."""
     rails = RAILS.get(activation_name)
     if rails is None or outputs.size == 0:
@@ -53,19 +59,20 @@ def saturated_fraction(activation_name, outputs):
     return float(np.count_nonzero(near)) / outputs.size
 
 
-def _ratio(std, reference):
+def _ratio(std: float, reference: float) -> float:
     if reference == 0.0 or not math.isfinite(reference):
         return math.nan
     return std / reference
 
 
-def classify(act_std, act_finite, grad_std, grad_finite, saturated, input_std, output_grad_std,
-             width=1, output_width=1):
+def classify(act_std: float | None, act_finite: bool, grad_std: float | None, grad_finite: bool,
+             saturated: float, input_std: float | None, output_grad_std: float | None,
+             width: int = 1, output_width: int = 1) -> tuple[Status, list[str]]:
     """(status, reasons) for one layer; std arguments may be None where unmeasured
     (a None reference, as for token-id inputs, skips that comparison).
     width / output_width: elements per example of this layer's output and of the
     network's output, for the gradients' norm per example."""
-    reasons = []
+    reasons: list[tuple[Status, str]] = []
     if grad_std is not None and output_grad_std is not None:
         grad_std = grad_std * math.sqrt(width)
         output_grad_std = output_grad_std * math.sqrt(output_width)
@@ -84,5 +91,5 @@ def classify(act_std, act_finite, grad_std, grad_finite, saturated, input_std, o
             reasons.append(("vanishing", f"{what} std {ratio:.1e} x the {ref_name}'s"))
     if saturated > SATURATED_FRACTION:
         reasons.append(("saturated", f"{saturated:.0%} of the outputs at a rail"))
-    status = min((kind for kind, _ in reasons), key=ORDER.index, default="healthy")
+    status: Status = min((kind for kind, _ in reasons), key=ORDER.index, default="healthy")
     return status, [text for _, text in reasons]

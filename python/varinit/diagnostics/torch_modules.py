@@ -15,7 +15,11 @@ Dropout pass the signal; any other module, or a call whose input is not the
 previous call's output (a residual connection, a branch), stops the
 prediction there.
 """
+from __future__ import annotations
+
 import copy
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,10 +27,14 @@ from . import mean_field as mf
 from ..fan_rules import fans
 from .precision import range_checks
 from .measurement import INPUT_STREAM, draw_normal, layer_stats, measure, second_moment
+from .precision import PrecisionFormat, RangeCheck
 from .report import PropagationReport
 
+if TYPE_CHECKING:
+    import torch
+
 # torch activation class name -> varinit activation name (and the attribute holding its param).
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, tuple[str, str | None]] = {
     "ReLU": ("relu", None), "LeakyReLU": ("leaky_relu", "negative_slope"), "Tanh": ("tanh", None),
     "Sigmoid": ("sigmoid", None), "SiLU": ("silu", None), "Mish": ("mish", None),
     "ELU": ("elu", "alpha"), "SELU": ("selu", None), "Softplus": ("softplus", "beta"),
@@ -36,8 +44,9 @@ ACTIVATIONS = {
 PASS_THROUGH = ("Identity", "Flatten")
 
 
-def _activation(module):
-    """(varinit activation name, param) of an elementwise torch activation module, or None."""
+def _activation(module: Any) -> tuple[str, float | None] | None:
+    """(varinit activation name, param) of an elementwise torch activation module, or None.
+    `module` is Any: its attributes (min_val, negative_slope, ...) depend on its class."""
     cls = type(module).__name__
     if cls == "GELU":
         return ("gelu_tanh" if getattr(module, "approximate", "none") == "tanh" else "gelu"), None
@@ -51,7 +60,8 @@ def _activation(module):
     return None
 
 
-def _step(module, conv_types, linear_type):
+def _step(module: torch.nn.Module, conv_types: tuple[type[torch.nn.modules.conv._ConvNd], ...],
+          linear_type: type[torch.nn.Linear]) -> mf.Step:
     """The mean-field step of one leaf module call."""
     cls = type(module).__name__
     act = _activation(module)
@@ -73,21 +83,23 @@ def _step(module, conv_types, linear_type):
     return mf.Opaque(cls)
 
 
-def _first_in_features(module):
+def _first_in_features(module: torch.nn.Module) -> int | None:
     for sub in module.modules():
         if hasattr(sub, "in_features"):
-            return int(sub.in_features)
+            return int(getattr(sub, "in_features"))
     return None
 
 
-def propagate_module(module, inputs, *, batch, seed, output_grad, precision, formats, int8_clip, label):
+def propagate_module(module: torch.nn.Module, inputs: Any, *, batch: int, seed: int, output_grad: Any,
+                     precision: bool, formats: Sequence[PrecisionFormat], int8_clip: float,
+                     label: str | None) -> PropagationReport:
     """propagate() for a torch.nn.Module (see the module docstring)."""
     import torch
 
     model = copy.deepcopy(module).to(torch.float64)
     for sub in model.modules():
         if hasattr(sub, "inplace"):
-            sub.inplace = False
+            setattr(sub, "inplace", False)
     if inputs is None:
         in_features = _first_in_features(model)
         if in_features is None:
@@ -109,9 +121,9 @@ def propagate_module(module, inputs, *, batch, seed, output_grad, precision, for
     if x.is_floating_point():
         x.requires_grad_(True)
 
-    records = []
+    records: list[dict[str, Any]] = []
 
-    def forward_hook(name, sub, args, output):
+    def forward_hook(name: str, sub: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
         if not isinstance(output, torch.Tensor):
             return
         previous = records[-1]["tensor"] if records else x
@@ -160,7 +172,7 @@ def propagate_module(module, inputs, *, batch, seed, output_grad, precision, for
         cls = type(sub).__name__
         act = _activation(sub)
         act_name = act[0] if act else "linear"
-        checks = None
+        checks: dict[str, list[RangeCheck]] | None = None
         if precision:
             checks = {"activation": range_checks(record["values"], formats, int8_clip)}
             if record["grad"] is not None:

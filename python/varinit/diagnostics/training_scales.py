@@ -6,12 +6,14 @@
 - gradient_norm_growth: how much an init alpha times too hot (in variance)
   inflates the input gradient of an L-layer network: alpha^(L/2).
 """
+from __future__ import annotations
+
 import math
 
 from .. import _validate
 
 
-def adam_lr(init_std, rho=0.02):
+def adam_lr(init_std: float, rho: float = 0.02) -> float:
     """Adam's learning rate from the init: lr = rho * sigma for weights of std sigma.
 
     Adam's update m / sqrt(v) has magnitude about 1 per coordinate whatever
@@ -48,7 +50,8 @@ def adam_lr(init_std, rho=0.02):
     return _validate.real(rho, "rho", _validate.POSITIVE) * _validate.real(init_std, "init_std", _validate.POSITIVE)
 
 
-def critical_input_scale(weight_std, fan_in, lr, grad_rms=1.0, batch=1, tolerance=1.0):
+def critical_input_scale(weight_std: float, fan_in: int, lr: float, grad_rms: float = 1.0, batch: int = 1,
+                         tolerance: float = 1.0) -> float:
     """The input scale c* above which one SGD step on a dense layer changes its output by more than `tolerance` times the output.
 
     Derivation. Layer y = W x, W (fan_out, fan_in) with i.i.d. entries of std
@@ -104,7 +107,7 @@ def critical_input_scale(weight_std, fan_in, lr, grad_rms=1.0, batch=1, toleranc
     return tol * b * sigma / denominator if denominator else math.inf  # underflowed: no finite c*
 
 
-def gradient_norm_growth(alpha, depth):
+def gradient_norm_growth(alpha: float, depth: int) -> float:
     """The factor alpha^(L/2) by which an init alpha times too hot (in variance) inflates the input gradient's norm.
 
     Each of the L layers then multiplies the backward signal's variance by chi
@@ -141,6 +144,6 @@ def gradient_norm_growth(alpha, depth):
     alpha = _validate.real(alpha, "alpha", _validate.POSITIVE)
     depth = _validate.integer(depth, "depth", minimum=0)
     try:
-        return alpha ** (depth / 2.0)
+        return float(alpha ** (depth / 2.0))
     except OverflowError:
         return math.inf

@@ -7,8 +7,9 @@ twins with the same names, arguments and records are in varinit.torch.
 from .initialize import init_layers
 from .layer import Layer, backward, forward
 from .records import InitRecord, LsuvRecord, WeightNormRecord
+from .reports import LsuvReport, WeightNormReport
 from .unit_variance import lsuv
 from .weight_normalization import weight_norm_init
 
 __all__ = ["Layer", "forward", "backward", "init_layers", "lsuv", "weight_norm_init",
-           "InitRecord", "LsuvRecord", "WeightNormRecord"]
+           "InitRecord", "LsuvRecord", "WeightNormRecord", "LsuvReport", "WeightNormReport"]

@@ -1,11 +1,17 @@
 """init_layers: the analytic whole-model init of a NumPy model (a list of Layers)."""
+from __future__ import annotations
+
 import math
+from collections.abc import Iterable
 
 from .. import _validate
 from .._arrays import as_array
 from ..fan_rules import weight_plan
 from ..gains import DEFAULT_GAIN_RULE, check_gain_rule
-from .layer import as_layers
+from .._typing import FanMode, GainRule, GeneratorLike
+from ..generator import Generator
+from .layer import Layer, LayerSpec, as_layers
+from .records import InitRecord
 from .transaction import all_or_nothing
 from .schemes import (
     gain_and_label,
@@ -13,13 +19,17 @@ from .schemes import (
     check_choices,
     check_residual_scale,
     fill_constant,
+    Scheme,
+    SchemeDistribution,
     fill_weight,
     stream_for,
 )
 
 
-def init_layers(layers, *, scheme="kaiming", mode="fan_in", distribution="normal", residual_scale=None,
-                by_name=False, generator=None, gain_rule=DEFAULT_GAIN_RULE):
+def init_layers(layers: Iterable[LayerSpec], *, scheme: Scheme = "kaiming", mode: FanMode = "fan_in",
+                distribution: SchemeDistribution = "normal", residual_scale: float | None = None,
+                by_name: bool = False, generator: GeneratorLike = None,
+                gain_rule: GainRule = DEFAULT_GAIN_RULE) -> list[InitRecord]:
     """Initialize a NumPy model, a list of layers, in place; returns the report.
 
     Each weight follows `scheme` with the gain g of its layer's activation (by
@@ -94,18 +104,19 @@ def init_layers(layers, *, scheme="kaiming", mode="fan_in", distribution="normal
     check_gain_rule(gain_rule)
     residual = check_residual_scale(residual_scale)
     by_name = _validate.flag(by_name, "by_name")
-    layers = as_layers(layers)
-    for layer in layers:  # bad activations and layer keywords fail before anything is filled
+    model = as_layers(layers)
+    for layer in model:  # bad activations and layer keywords fail before anything is filled
         gain_and_label(layer.activation_spec(), gain_rule)
         weight_plan(as_array(layer.weight).shape, **layer.layout())
-    generator = as_generator(generator, False)
+    source = as_generator(generator, False)
     # A failure past the checks above (a std the dtype cannot hold, say) restores
     # every layer and the generator: the model is never left half initialized.
-    with all_or_nothing([t for layer in layers for t in (layer.weight, layer.bias, layer.g)], [generator]):
-        return _fill(layers, scheme, mode, distribution, residual, generator, by_name, gain_rule)
+    with all_or_nothing([t for layer in model for t in (layer.weight, layer.bias, layer.g)], [source]):
+        return _fill(model, scheme, mode, distribution, residual, source, by_name, gain_rule)
 
 
-def _fill(layers, scheme, mode, distribution, residual, generator, by_name, gain_rule):
+def _fill(layers: list[Layer], scheme: Scheme, mode: FanMode, distribution: SchemeDistribution, residual: float,
+          generator: Generator, by_name: bool, gain_rule: GainRule) -> list[InitRecord]:
     report = []
     for layer in layers:
         weight_name = f"{layer.name}.weight"

@@ -10,14 +10,19 @@ changed in place; they may be NumPy arrays or PyTorch CPU tensors.
 Layer l computes z_l = W_l a_{l-1} + b_l (or g v/||v|| a_{l-1} + b_l with
 weight norm) and a_l = f_l(z_l), a_0 being the input batch (batch, in).
 """
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import _validate
 from .._arrays import as_array
 from ..activations import resolve
+from .._typing import Axes, Fillable, FloatArray, LayerKind, Nonlinearity, PerAxis
 from ..fan_rules import ADJUSTMENT_KEYWORDS, LAYOUT_KEYWORDS
 
 
@@ -77,38 +82,38 @@ class Layer:
     784
     """
 
-    weight: Any
-    bias: Any = None
-    activation: Any = "linear"
+    weight: Fillable
+    bias: Optional[Fillable] = None
+    activation: Optional[Nonlinearity] = "linear"
     param: Optional[float] = None
     name: Optional[str] = None
-    layer: Optional[str] = None
+    layer: Optional[LayerKind] = None
     groups: int = 1
-    stride: Any = 1
+    stride: PerAxis = 1
     blocks: int = 1
-    in_axis: Any = None
-    out_axis: Any = None
+    in_axis: Optional[Axes] = None
+    out_axis: Optional[Axes] = None
     keep_prob: float = 1.0
     density: float = 1.0
     input_var: float = 1.0
     phase_balanced: bool = False
-    dilation: Any = 1
-    g: Any = None
+    dilation: PerAxis = 1
+    g: Optional[Fillable] = None
     residual: bool = False
     init: Optional[str] = None
 
     @property
-    def in_features(self):
+    def in_features(self) -> int:
         """Inputs of a dense layer: the size of its input axis."""
         return self.weight.shape[0 if _is_in_out(self) else 1]
 
     @property
-    def out_features(self):
+    def out_features(self) -> int:
         """Outputs of a dense layer: the size of its out axis."""
         return self.weight.shape[1 if _is_in_out(self) else 0]
 
     @property
-    def activation_name(self):
+    def activation_name(self) -> str:
         """The activation's name for reports ("linear" for None, the callable's name)."""
         if self.activation in (None, "linear"):
             return "linear"
@@ -116,12 +121,12 @@ class Layer:
             return getattr(self.activation, "__name__", type(self.activation).__name__)
         return str(self.activation)
 
-    def layout(self):
+    def layout(self) -> dict[str, Any]:
         """The fan and variance keywords of this layer (those not at their default)."""
         return {key: getattr(self, key) for key in LAYOUT_KEYWORDS + ADJUSTMENT_KEYWORDS
                 if getattr(self, key) != Layer.__dataclass_fields__[key].default}
 
-    def activation_spec(self):
+    def activation_spec(self) -> Nonlinearity | tuple[Nonlinearity, float] | None:
         """The activation as varinit.gains.gain_for takes it."""
         if self.activation in (None, "linear"):
             return None
@@ -131,9 +136,11 @@ class Layer:
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(Layer))
+# What a NumPy model's list holds: Layers, dicts of Layer fields, (weight, bias, activation[, param]) tuples
+LayerSpec = Union[Layer, Mapping[str, Any], Sequence[Any]]
 
 
-def as_layers(layers):
+def as_layers(layers: Iterable[LayerSpec]) -> list[Layer]:
     """A list of Layer from Layers, dicts or (weight, bias, activation[, param]) tuples."""
     if isinstance(layers, (Layer, dict)) or not hasattr(layers, "__iter__"):
         raise TypeError("layers must be a list of Layer, dict or (weight, bias, activation) tuples")
@@ -167,12 +174,12 @@ def as_layers(layers):
     return out
 
 
-def _is_in_out(layer):
+def _is_in_out(layer: Layer) -> bool:
     """True for a dense weight stored (in, out) rather than torch's (out, in)."""
     return layer.in_axis in (0, -2) and layer.out_axis in (None, 1, -1)
 
 
-def dense_matrix(layer, apply_g=True):
+def dense_matrix(layer: Layer, apply_g: bool = True) -> FloatArray:
     """The layer's effective weight as an (in, out) float64 matrix; with a
     weight-norm g and apply_g=False, only the normalized direction v/||v||."""
     weight = as_array(layer.weight)
@@ -188,7 +195,7 @@ def dense_matrix(layer, apply_g=True):
     return matrix
 
 
-def pre_activation(layer, x):
+def pre_activation(layer: Layer, x: Any) -> FloatArray:
     """W x + b (or g v/||v|| x + b) for a batch x of shape (batch, in), in float64."""
     z = np.asarray(x, np.float64) @ dense_matrix(layer)
     if layer.bias is not None:
@@ -196,14 +203,14 @@ def pre_activation(layer, x):
     return z
 
 
-def activate(layer, z):
+def activate(layer: Layer, z: FloatArray) -> FloatArray:
     """The layer's activation applied to its pre-activation z."""
     if layer.activation in (None, "linear"):
         return z
     return np.asarray(resolve(layer.activation, layer.param).fn(z), np.float64)
 
 
-def check_chain(layers):
+def check_chain(layers: Sequence[Layer]) -> None:
     """ValueError unless every layer is dense (2-D weight, bias of its outputs' size)
     and each one's inputs are the previous one's outputs."""
     for layer in layers:
@@ -222,7 +229,7 @@ def check_chain(layers):
             )
 
 
-def forward(layers, x):
+def forward(layers: Iterable[LayerSpec], x: npt.ArrayLike) -> tuple[list[FloatArray], list[FloatArray]]:
     """Pre-activations z_l and outputs a_l of every layer on a batch, in float64.
 
     z_l = W_l a_(l-1) + b_l (or g v / ||v|| a_(l-1) + b_l with weight norm),
@@ -264,7 +271,8 @@ def forward(layers, x):
     return pre, post
 
 
-def backward(layers, pre, output_grad):
+def backward(layers: Iterable[LayerSpec], pre: Sequence[FloatArray],
+             output_grad: npt.ArrayLike) -> tuple[list[FloatArray], FloatArray]:
     """Gradients of <output_grad, model output> with respect to every layer's output, and to the input.
 
     Backpropagation: dL/da_L = output_grad; dL/da_(l-1) = (dL/da_l * f_l'(z_l))
@@ -297,13 +305,13 @@ def backward(layers, pre, output_grad):
     (3, (2, 8))
     """
     layers = as_layers(layers)
-    grads = [None] * len(layers)
+    last_first: list[FloatArray] = []   # dL/da_L, ..., dL/da_1
     g = np.asarray(output_grad, dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         for index in range(len(layers) - 1, -1, -1):
-            grads[index] = g
+            last_first.append(g)
             layer = layers[index]
             if layer.activation not in (None, "linear"):
                 g = g * resolve(layer.activation, layer.param).derivative(pre[index])
             g = g @ dense_matrix(layer).T
-    return grads, g
+    return last_first[::-1], g

@@ -5,7 +5,7 @@ return lists of the same records.
 """
 from typing import NamedTuple, Optional, Union
 
-import numpy as np
+from .._typing import FloatArray
 
 
 class InitRecord(NamedTuple):
@@ -89,5 +89,5 @@ class WeightNormRecord(NamedTuple):
     """
 
     name: str
-    mean: np.ndarray
-    std: np.ndarray
+    mean: FloatArray
+    std: FloatArray

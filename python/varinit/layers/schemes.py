@@ -20,8 +20,11 @@ variance-aware keywords of the fan-based inits (keep_prob, density,
 input_var, phase_balanced; varinit.fan_rules) apply on top: fans are
 multiplied by density and Var by keep_prob / input_var.
 """
+from __future__ import annotations
+
 import functools
 import math
+from typing import Any, Literal
 
 from .. import _validate
 from ..fan_rules import weight_plan
@@ -29,25 +32,30 @@ from ..gains import DEFAULT_GAIN_RULE, check_gain_rule, gain_for
 from ..generator import Generator, default_generator, resolve
 from ..init import (TRUNCATED_STD, TRUNCATION, constant_, normal_, orthogonal_, trunc_normal_, uniform_,
                     variance_scaling_)
+from .._typing import FanMode, Fillable, FillableT, GainRule, GeneratorLike, Nonlinearity, ScalingMode
 from .records import InitRecord
 
-SCHEMES = ("kaiming", "xavier", "lecun", "orthogonal")
-MODES = ("fan_in", "fan_out")
-DISTRIBUTIONS = ("normal", "uniform", "truncated_normal")
+Scheme = Literal["kaiming", "xavier", "lecun", "orthogonal"]
+SchemeDistribution = Literal["normal", "uniform", "truncated_normal"]
+# an activation as gain_and_label takes it: None, a name or callable, or (name, param)
+ActivationSpec = Nonlinearity | tuple[Nonlinearity, float] | None
+SCHEMES: tuple[Scheme, ...] = ("kaiming", "xavier", "lecun", "orthogonal")
+MODES: tuple[FanMode, ...] = ("fan_in", "fan_out")
+DISTRIBUTIONS: tuple[SchemeDistribution, ...] = ("normal", "uniform", "truncated_normal")
 
 
-def check_choices(scheme, mode, distribution):
+def check_choices(scheme: object, mode: object, distribution: object) -> None:
     """Validate the scheme keywords shared by every whole-model entry point."""
     _validate.choice(scheme, "scheme", SCHEMES)
     _validate.choice(mode, "mode", MODES)
     _validate.choice(distribution, "distribution", DISTRIBUTIONS)
 
 
-def check_residual_scale(residual_scale):
+def check_residual_scale(residual_scale: float | None) -> float:
     return 1.0 if residual_scale is None else _validate.real(residual_scale, "residual_scale", _validate.POSITIVE)
 
 
-def as_generator(generator, target_is_torch):
+def as_generator(generator: GeneratorLike, target_is_torch: bool) -> Generator:
     """One varinit.Generator for a whole model, so that each parameter takes
     its own stream (an int seed alone would give every parameter stream 0).
 
@@ -64,19 +72,19 @@ def as_generator(generator, target_is_torch):
     return Generator(key)
 
 
-def stream_for(generator, name, by_name):
+def stream_for(generator: Generator, name: str, by_name: bool) -> GeneratorLike:
     """The generator= for the parameter `name`: its own named stream with
     by_name (independent of the order of the walk), else the next stream."""
     return generator.stream(name) if by_name else generator
 
 
 @functools.lru_cache(maxsize=256)
-def _named_gain(name, param, gain_rule):
+def _named_gain(name: Any, param: float | None, gain_rule: GainRule) -> float:
     # A gain is a quadrature (~20 ms): computed once per activation, not per layer.
     return gain_for(name, param, gain_rule)
 
 
-def gain_and_label(activation, gain_rule=DEFAULT_GAIN_RULE):
+def gain_and_label(activation: ActivationSpec, gain_rule: GainRule = DEFAULT_GAIN_RULE) -> tuple[float, str]:
     """(gain, label) for an activation spec by `gain_rule` (varinit.gains): None or
     "linear" (gain 1), a name, a (name, param) pair, or a callable f."""
     check_gain_rule(gain_rule)
@@ -98,13 +106,14 @@ def gain_and_label(activation, gain_rule=DEFAULT_GAIN_RULE):
     )
 
 
-def _whole(fan):
+def _whole(fan: float) -> int | float:
     """A fan as an int when it is one (density and stride can make it fractional)."""
     return int(fan) if float(fan).is_integer() else float(fan)
 
 
-def fill_weight(tensor, name, *, scheme, activation, mode, distribution, residual_scale,
-                generator, layout, gain_rule=DEFAULT_GAIN_RULE):
+def fill_weight(tensor: Fillable, name: str, *, scheme: Scheme, activation: ActivationSpec, mode: FanMode,
+                distribution: SchemeDistribution, residual_scale: float, generator: GeneratorLike,
+                layout: dict[str, Any], gain_rule: GainRule = DEFAULT_GAIN_RULE) -> InitRecord:
     """Fill one weight by the scheme; `layout` holds its varinit.fans keywords."""
     g, label = gain_and_label(activation, gain_rule)
     scale = residual_scale * g
@@ -119,6 +128,7 @@ def fill_weight(tensor, name, *, scheme, activation, mode, distribution, residua
         return InitRecord(name, rule + residual, None, None, scale / math.sqrt(max(rows, cols)))
     plan = weight_plan(tuple(tensor.shape), **layout)
     fan_in, fan_out = _whole(plan.fan_in), _whole(plan.fan_out)
+    variance_mode: ScalingMode
     if scheme == "kaiming":
         variance_mode, denominator, variance_scale = mode, (fan_in if mode == "fan_in" else fan_out), scale**2
         what = f"kaiming {distribution} {mode}, gain({label})={g:.6g}"
@@ -141,7 +151,7 @@ def fill_weight(tensor, name, *, scheme, activation, mode, distribution, residua
     return InitRecord(name, what + residual, fan_in, fan_out, std)
 
 
-def fill_orthogonal(tensor, name, *, blocks, generator):
+def fill_orthogonal(tensor: Fillable, name: str, *, blocks: int, generator: GeneratorLike) -> InitRecord:
     """Each of `blocks` row blocks a Haar-orthogonal matrix (gain 1)."""
     orthogonal_(tensor, gain=1.0, generator=generator, blocks=blocks)
     rows, cols = tensor.shape[0] // blocks, math.prod(tensor.shape[1:])
@@ -149,18 +159,19 @@ def fill_orthogonal(tensor, name, *, blocks, generator):
     return InitRecord(name, rule, None, None, 1.0 / math.sqrt(max(rows, cols)))
 
 
-def fill_constant(tensor, name, value):
+def fill_constant(tensor: Fillable, name: str, value: float) -> InitRecord:
     constant_(tensor, value)
     rule = {0.0: "zeros", 1.0: "ones"}.get(float(value), f"constant {value:g}")
     return InitRecord(name, rule, None, None, 0.0)
 
 
-def fill_normal(tensor, name, *, std, generator):
+def fill_normal(tensor: Fillable, name: str, *, std: float, generator: GeneratorLike) -> InitRecord:
     normal_(tensor, 0.0, std, generator)
     return InitRecord(name, f"normal(0, {std:g}^2)", None, None, float(std))
 
 
-def draw_with_std(tensor, distribution, std, generator):
+def draw_with_std(tensor: FillableT, distribution: SchemeDistribution, std: float,
+                  generator: GeneratorLike) -> FillableT:
     """Entries of std `std` from `distribution`: "normal" N(0, std^2), "uniform"
     U(-sqrt(3) std, sqrt(3) std), "truncated_normal" cut at +-2 of its own std and
     rescaled so the std is `std` (as Keras)."""

@@ -3,42 +3,47 @@
 written gets its old values back and the generators their old state, so a
 failed call leaves the model and the streams as they were.
 """
+from __future__ import annotations
+
 import contextlib
 import sys
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
+
+from ..generator import Generator
 
 from .._arrays import as_array, mark_written
 from ..generator import default_generator
 
 
 @contextlib.contextmanager
-def all_or_nothing(tensors, generators=()):
+def all_or_nothing(tensors: Iterable[object], generators: Iterable[Generator] = ()) -> Iterator[None]:
     """Snapshot `tensors` (None entries skipped) and the state of `generators`
     (varinit.Generator objects; the default generator and torch's default
     generator always); restore them if the block raises, and bump the torch
     tensors' version counters if it succeeds."""
-    tensors = [t for t in tensors if t is not None]
-    saved = [np.array(as_array(t), copy=True) for t in tensors]
-    generators = [default_generator] + [g for g in generators if g is not default_generator]
-    states = [g.get_state() for g in generators]
+    written = [t for t in tensors if t is not None]
+    saved = [np.array(as_array(t), copy=True) for t in written]
+    restored = [default_generator] + [g for g in generators if g is not default_generator]
+    states = [g.get_state() for g in restored]
     torch = sys.modules.get("torch")
     torch_state = torch.get_rng_state() if torch is not None else None
     try:
         yield
     except BaseException:
-        for tensor, values in zip(tensors, saved):
+        for tensor, values in zip(written, saved):
             as_array(tensor)[...] = values
-        for generator, state in zip(generators, states):
+        for generator, state in zip(restored, states):
             generator.set_state(state)
-        if torch_state is not None:
+        if torch is not None and torch_state is not None:
             torch.set_rng_state(torch_state)
         raise
-    for tensor in tensors:
+    for tensor in written:
         mark_written(tensor)
 
 
-def check_finite(batches, name="data"):
+def check_finite(batches: Sequence[object], name: str = "data") -> None:
     """ValueError naming `name` unless every floating value of every batch is finite:
     one NaN would otherwise turn every weight it reaches into NaN."""
     for index, batch in enumerate(batches):

@@ -15,15 +15,22 @@ effect by rescaling its weight: W <- W / sigma[W x], b = -mu[W x] / sigma[W x].
 This file takes NumPy models (`Layer.g` holds g); varinit.torch.weight_norm_init
 applies the same rule to a torch.nn.Module.
 """
+from __future__ import annotations
+
+from collections.abc import Iterable
+
 import numpy as np
+import numpy.typing as npt
 
 from .._arrays import as_array
-from .layer import activate, as_layers, check_chain, dense_matrix
+from .._typing import FloatArray
+from .layer import Layer, LayerSpec, activate, as_layers, check_chain, dense_matrix
 from .records import WeightNormRecord
+from .reports import WeightNormReport
 from .transaction import all_or_nothing, check_finite
 
 
-def standardizers(t, unit_axis, name):
+def standardizers(t: FloatArray, unit_axis: int, name: str | None) -> tuple[FloatArray, FloatArray]:
     """(1/sigma, mu) per unit of t, or a ValueError for a constant unit."""
     axes = tuple(a for a in range(t.ndim) if a != unit_axis % t.ndim)
     mu = t.mean(axis=axes)
@@ -34,7 +41,7 @@ def standardizers(t, unit_axis, name):
     return 1.0 / sigma, mu
 
 
-def weight_norm_init(layers, x):
+def weight_norm_init(layers: Iterable[LayerSpec], x: npt.ArrayLike) -> WeightNormReport:
     """The weight-norm data init of a NumPy model of dense layers, in place.
 
     For a weight-normalized unit y = g (v . x) / ||v|| + b and t = (v . x) /
@@ -55,8 +62,9 @@ def weight_norm_init(layers, x):
 
     Returns
     -------
-    list of WeightNormRecord
-        One per layer: (name, mean, std), the mean and std of t per output unit
+    WeightNormReport
+        A list of WeightNormRecord (with a summary, a text table and a notebook
+        HTML view), one per layer: (name, mean, std), the mean and std of t per output unit
         before the init.
 
     References
@@ -77,18 +85,18 @@ def weight_norm_init(layers, x):
     >>> print(bool(abs(z.mean(axis=0)).max() < 1e-9), f"{z.std(axis=0).min():.4f}")
     True 1.0000
     """
-    layers = as_layers(layers)
+    model = as_layers(layers)
     h = np.asarray(x, np.float64)
     if h.ndim != 2:
         raise ValueError(f"x must be a (batch, in) array, got shape {h.shape}")
     check_finite([h], "x")
-    check_chain(layers)
-    with all_or_nothing([t for layer in layers for t in (layer.weight, layer.bias, layer.g)]):
-        return _weight_norm_init(layers, h)
+    check_chain(model)
+    with all_or_nothing([t for layer in model for t in (layer.weight, layer.bias, layer.g)]):
+        return _weight_norm_init(model, h)
 
 
-def _weight_norm_init(layers, h):
-    report = []
+def _weight_norm_init(layers: list[Layer], h: FloatArray) -> WeightNormReport:
+    report = WeightNormReport()
     for layer in layers:
         t = h @ dense_matrix(layer, apply_g=False)
         inv_sigma, mu = standardizers(t, -1, layer.name)
@@ -105,6 +113,6 @@ def _weight_norm_init(layers, h):
             bias[...] = (-mu * inv_sigma).astype(bias.dtype)
         else:
             z = t * inv_sigma
-        report.append(WeightNormRecord(layer.name, mu, 1.0 / inv_sigma))
+        report.append(WeightNormRecord(str(layer.name), mu, 1.0 / inv_sigma))
         h = activate(layer, z)
     return report

@@ -17,14 +17,18 @@ s = T^(1/4) / sqrt(d v): LeCun's 1/d with T = v = 1. Unscaled logits
 For the diagonal (x' = x, a token attending to itself) E|x|^4 adds a factor
 (1 + 2/d) for Gaussian inputs.
 """
+from __future__ import annotations
+
 import math
 
 from .. import _validate
 from ..init import normal_
 from .._arrays import as_array, writes_in_place
+from .._typing import FillableT, GeneratorLike
 
 
-def attention_qk_std(d_model, d_head, target_logit_var=1.0, input_var=1.0, scaled=True):
+def attention_qk_std(d_model: int, d_head: int, target_logit_var: float = 1.0, input_var: float = 1.0,
+                     scaled: bool = True) -> float:
     """The std of W_Q and W_K entries that gives attention logits the variance `target_logit_var`.
 
     std = (T / c)^(1/4) / sqrt(d_model * input_var), with c = 1 for scaled
@@ -69,12 +73,12 @@ def attention_qk_std(d_model, d_head, target_logit_var=1.0, input_var=1.0, scale
     input_var = _validate.real(input_var, "input_var", _validate.POSITIVE)
     scaled = _validate.flag(scaled, "scaled")
     per_logit = target if scaled else target / d_head
-    return per_logit ** 0.25 / math.sqrt(d_model * input_var)
+    return float(per_logit ** 0.25) / math.sqrt(d_model * input_var)
 
 
 @writes_in_place
-def attention_qk_(tensor, d_head, target_logit_var=1.0, input_var=1.0, scaled=True, generator=None,
-                  *, in_axis=1):
+def attention_qk_(tensor: FillableT, d_head: int, target_logit_var: float = 1.0, input_var: float = 1.0,
+                  scaled: bool = True, generator: GeneratorLike = None, *, in_axis: int = 1) -> FillableT:
     """Fill a query or key projection with N(0, attention_qk_std(...)^2).
 
     d_model is the size of the weight's `in_axis` (torch's Linear layout

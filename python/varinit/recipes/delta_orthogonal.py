@@ -7,16 +7,19 @@ preserved exactly (||H x|| = ||x||) and the input-output Jacobian of a deep
 stack is orthogonal, which makes very deep vanilla CNNs (10,000 layers in the
 paper, with tanh at the critical point) trainable.
 """
+from __future__ import annotations
+
 import numpy as np
 
 from .. import _validate
 from .._arrays import as_array, is_torch_tensor, writes_in_place
 from ..generator import Generator, resolve
+from .._typing import FillableT, GeneratorLike
 from ..init import orthogonal_
 
 
 @writes_in_place
-def delta_orthogonal_(tensor, gain=1.0, generator=None):
+def delta_orthogonal_(tensor: FillableT, gain: float = 1.0, generator: GeneratorLike = None) -> FillableT:
     """Xiao et al.'s delta-orthogonal init: gain * H at the kernel's center tap, zeros elsewhere.
 
     H is a Haar-distributed orthogonal C_out x C_in matrix (`varinit.orthogonal_`

@@ -1,13 +1,17 @@
 """Output-head biases: optimistic value heads and class-prior logits."""
+from __future__ import annotations
+
 import math
 
 from .. import _validate
 from .._arrays import as_array, writes_in_place
+from .._typing import FillableT
 from ..init import check_fits
 
 
 @writes_in_place
-def optimistic_bias_(bias, value=None, *, max_reward=None, discount=None):
+def optimistic_bias_(bias: FillableT, value: float | None = None, *, max_reward: float | None = None,
+                     discount: float | None = None) -> FillableT:
     """Fill a value head's bias with an optimistic constant.
 
     Either `value` directly, or the largest possible discounted return
@@ -63,7 +67,7 @@ def optimistic_bias_(bias, value=None, *, max_reward=None, discount=None):
 
 
 @writes_in_place
-def prior_bias_(bias, prior):
+def prior_bias_(bias: FillableT, prior: float) -> FillableT:
     """Fill a sigmoid classifier's bias with log(p / (1 - p)): its first outputs equal the prior p.
 
     With small weights, sigmoid(b) = p at the start, so the loss of the

@@ -17,18 +17,28 @@ base_fan_in / fan_in^2, so the readout std falls as 1/r against the base
 model's), and the learning rate is the base model's times SGD r, 1, 1/r or
 Adam 1, 1/r, 1/r.
 """
+from __future__ import annotations
+
 import math
-from collections import namedtuple
+from typing import Literal, NamedTuple
 
 from .. import _validate
 from ..init import scaled_normal_
 from .._arrays import as_array, writes_in_place
+from .._typing import Axes, FillableT, GeneratorLike, LayerKind, PerAxis
 from ..fan_rules import weight_plan
 
-KINDS = ("input", "hidden", "output")
-OPTIMIZERS = ("sgd", "adam")
+MupKind = Literal["input", "hidden", "output"]
+MupOptimizer = Literal["sgd", "adam"]
+KINDS: tuple[MupKind, ...] = ("input", "hidden", "output")
+OPTIMIZERS: tuple[MupOptimizer, ...] = ("sgd", "adam")
 
-MupScales = namedtuple("MupScales", ["init_var", "lr"])
+
+class MupScales(NamedTuple):
+    init_var: float
+    lr: float
+
+
 MupScales.__doc__ = """muP's multipliers for one layer (Yang et al. 2022, Table 3): what `mup_scales` returns.
 
 Parameters
@@ -51,7 +61,7 @@ Examples
 MupScales(init_var=0.25, lr=0.25)"""
 
 
-def mup_scales(kind, base_width, width, optimizer="adam"):
+def mup_scales(kind: MupKind, base_width: int, width: int, optimizer: MupOptimizer = "adam") -> MupScales:
     """muP's init-variance and learning-rate multipliers of one layer, relative to a tuned base model.
 
     With r = width / base_width (Yang et al. 2022, Table 3, normalized so that
@@ -110,7 +120,14 @@ def mup_scales(kind, base_width, width, optimizer="adam"):
 
 
 @writes_in_place
-def mup_init_(tensor, kind, base_width, width, gain=1.0, generator=None, **layout):
+def mup_init_(
+    tensor: FillableT, kind: MupKind, base_width: int, width: int, gain: float = 1.0,
+    generator: GeneratorLike = None, *,
+    layer: LayerKind | None = None, groups: int = 1, stride: PerAxis = 1, blocks: int = 1,
+    in_axis: Axes | None = None, out_axis: Axes | None = None, batch_axis: Axes | None = (),
+    keep_prob: float = 1.0, density: float = 1.0, input_var: float = 1.0,
+    phase_balanced: bool = False, dilation: PerAxis = 1,
+) -> FillableT:
     """Fill with N(0, gain^2 / fan_in), times base_width / width for an "output" layer (muP).
 
     fan_in comes from `varinit.fans` with the layout keywords. At width ==
@@ -139,15 +156,28 @@ def mup_init_(tensor, kind, base_width, width, gain=1.0, generator=None, **layou
         0, the same values at every call. A `Generator`: its next stream.
         ``Generator.stream(name)``: the stream of that name. A NumPy or torch
         generator: a fresh 64-bit key drawn from it.
-    **layout
-        The fan keywords of `fans` (``layer``, ``groups``, ``stride``,
-        ``blocks``, ``in_axis``, ``out_axis``, ``batch_axis``) and the variance
-        adjustments: ``keep_prob=p`` (inverted dropout on the inputs: Var
-        times p), ``density=d`` (the fraction of weights a pruning mask keeps:
-        both fans times d), ``input_var=v`` (inputs of variance v: Var divided
-        by v), and for ``layer="conv_transpose"`` ``phase_balanced=True`` with
-        ``dilation`` (every output phase of a strided transposed convolution
-        gets the same variance, see `varinit.fan_rules.phase_scale`).
+    layer : {None, "linear", "conv", "conv_transpose"}, optional
+        The kind of layer that owns the weight, as for `fans`; None is
+        torch's rule for the ``(out, in, *kernel)`` layout.
+    groups, blocks : int, default 1
+        A convolution's groups; the number of equal blocks fused along the
+        output axis (QKV: 3, LSTM: 4), each its own layer.
+    stride : int or tuple of int, default 1
+        A convolution's stride, one for every spatial axis or one per axis.
+    in_axis, out_axis, batch_axis : int or tuple of int, optional
+        Another layout, with JAX's semantics: the input and output axes (the
+        others are the receptive field), and the axes of stacked independent
+        layers, which count in neither fan (default: none).
+    keep_prob, density, input_var : float, default 1
+        Variance adjustments: inverted dropout with keep probability p on the
+        inputs (Var times p), the fraction d of weights a pruning mask keeps
+        (both fans times d), inputs of variance v (Var divided by v).
+    phase_balanced : bool, default False
+        With ``layer="conv_transpose"``: every output phase of a strided
+        transposed convolution gets the same variance (see
+        `varinit.fan_rules.phase_scale`).
+    dilation : int or tuple of int, default 1
+        The convolution's dilation, which phase balancing reads.
 
     Returns
     -------
@@ -170,7 +200,9 @@ def mup_init_(tensor, kind, base_width, width, gain=1.0, generator=None, **layou
     gain = _validate.real(gain, "gain", _validate.NON_NEGATIVE)
     var_factor = mup_scales(kind, base_width, width).init_var
     arr = as_array(tensor)
-    plan = weight_plan(arr.shape, **layout)
+    plan = weight_plan(arr.shape, layer=layer, groups=groups, stride=stride, blocks=blocks, in_axis=in_axis,
+                       out_axis=out_axis, batch_axis=batch_axis, keep_prob=keep_prob, density=density,
+                       input_var=input_var, phase_balanced=phase_balanced, dilation=dilation)
     if arr.size == 0:  # nothing to fill (and a zero fan_in)
         return tensor
     std = gain * math.sqrt(plan.variance_factor * var_factor / plan.fan_in)

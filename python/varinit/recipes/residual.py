@@ -4,19 +4,31 @@ A residual stack x_{l+1} = x_l + F_l(x_l) with unit-variance branches doubles
 its variance per block (2^L after L blocks). The recipes here shrink the
 branches so the sum stays O(1) at any depth.
 """
+from __future__ import annotations
+
 import math
-from collections import namedtuple
+from typing import Any, Literal, NamedTuple, TypeVar, overload
 
 import numpy as np
 
 from .. import _validate
 from .._arrays import as_array, fill_array, is_torch_tensor, writes_in_place
 from .. import _core
+from .._typing import FillableT, GeneratorLike
 from ..generator import resolve
 
-DEPTH_SCHEMES = ("gpt2", "fixup", "t-fixup", "deepnorm")
+DepthScheme = Literal["gpt2", "fixup", "t-fixup", "deepnorm"]
+DEPTH_SCHEMES: tuple[DepthScheme, ...] = ("gpt2", "fixup", "t-fixup", "deepnorm")
+# an array, a tensor, or a module with .weight (and .bias)
+_Target = TypeVar("_Target")
 
-TFixupScales = namedtuple("TFixupScales", ["encoder", "decoder", "embedding"])
+
+class TFixupScales(NamedTuple):
+    encoder: float
+    decoder: float
+    embedding: float
+
+
 TFixupScales.__doc__ = """T-Fixup's multipliers (Huang et al. 2020, section 3.3), for Xavier-initialized weights.
 
 What ``depth_scale("t-fixup", N)`` returns. Multiply the Xavier std of
@@ -45,7 +57,13 @@ Examples
 >>> print(f"{s.encoder:.4f} {s.decoder:.4f} {s.embedding:.4f}")
 0.4281 0.3689 0.3689"""
 
-DeepNormScales = namedtuple("DeepNormScales", ["alpha", "beta"])
+
+
+class DeepNormScales(NamedTuple):
+    alpha: float
+    beta: float
+
+
 DeepNormScales.__doc__ = """DeepNet's constants (Wang et al. 2022, Table 1): x_(l+1) = LN(alpha x_l + G(x_l)).
 
 What ``depth_scale("deepnorm", N)`` returns (and each half of
@@ -72,7 +90,13 @@ Examples
 alpha 4.4721, beta 0.1581
 >>> ffn = varinit.xavier_normal_(np.empty((2048, 512), np.float32), gain=beta, generator=0)"""
 
-DeepNormEncoderDecoder = namedtuple("DeepNormEncoderDecoder", ["encoder", "decoder"])
+
+
+class DeepNormEncoderDecoder(NamedTuple):
+    encoder: DeepNormScales
+    decoder: DeepNormScales
+
+
 DeepNormEncoderDecoder.__doc__ = """DeepNet's constants for an encoder-decoder (Wang et al. 2022, Table 1).
 
 What ``depth_scale("deepnorm", N, num_decoder_layers=M)`` returns.
@@ -98,7 +122,21 @@ Examples
 """
 
 
-def depth_scale(scheme, num_layers, *, layers_per_branch=2, num_decoder_layers=None):
+@overload
+def depth_scale(scheme: Literal["gpt2", "fixup"], num_layers: int, *, layers_per_branch: int = 2,
+                num_decoder_layers: int | None = None) -> float: ...
+@overload
+def depth_scale(scheme: Literal["t-fixup"], num_layers: int, *, layers_per_branch: int = 2,
+                num_decoder_layers: int | None = None) -> TFixupScales: ...
+@overload
+def depth_scale(scheme: Literal["deepnorm"], num_layers: int, *, layers_per_branch: int = 2,
+                num_decoder_layers: None = None) -> DeepNormScales: ...
+@overload
+def depth_scale(scheme: Literal["deepnorm"], num_layers: int, *, layers_per_branch: int = 2,
+                num_decoder_layers: int) -> DeepNormEncoderDecoder: ...
+def depth_scale(scheme: DepthScheme, num_layers: int, *, layers_per_branch: int = 2,
+                num_decoder_layers: int | None = None
+                ) -> float | TFixupScales | DeepNormScales | DeepNormEncoderDecoder:
     """Depth-dependent init multipliers for residual networks.
 
     A residual stack x_(l+1) = x_l + F_l(x_l) with unit-variance branches
@@ -171,7 +209,7 @@ def depth_scale(scheme, num_layers, *, layers_per_branch=2, num_decoder_layers=N
     if scheme == "gpt2":
         return 1.0 / math.sqrt(2 * n)
     if scheme == "fixup":
-        return n ** (-1.0 / (2 * per_branch - 2))
+        return float(n ** (-1.0 / (2 * per_branch - 2)))
     if scheme == "t-fixup":
         n_dec = n if m is None else m
         return TFixupScales(0.67 * n ** -0.25, (9 * n_dec) ** -0.25, (9 * n_dec) ** -0.25)
@@ -183,7 +221,7 @@ def depth_scale(scheme, num_layers, *, layers_per_branch=2, num_decoder_layers=N
     )
 
 
-def branch_scale(num_branches):
+def branch_scale(num_branches: int) -> float:
     """1 / sqrt(B): the multiplier on each of B summed, independent, unit-variance branches.
 
     Var(sum_b s y_b) = B s^2 = 1 for s = 1 / sqrt(B) (Inception-style and
@@ -211,7 +249,7 @@ def branch_scale(num_branches):
     return 1.0 / math.sqrt(_validate.integer(num_branches, "num_branches", minimum=1))
 
 
-def _parameters(target, name):
+def _parameters(target: object, name: str) -> tuple[Any, Any]:
     """(weight, bias or None) of a module-like object, or (target, None) for an array/tensor."""
     if isinstance(target, np.ndarray) or is_torch_tensor(target):
         return target, None
@@ -222,7 +260,7 @@ def _parameters(target, name):
     return weight, getattr(target, "bias", None)
 
 
-def zero_branch_output_(layer):
+def zero_branch_output_(layer: _Target) -> _Target:
     """Zero the last layer of a residual branch, weight and bias: the block starts as the identity.
 
     Fixup's and SkipInit/ReZero-style starts: x + F(x) = x at initialization,
@@ -258,7 +296,7 @@ def zero_branch_output_(layer):
     return layer
 
 
-def zero_gamma_(norm):
+def zero_gamma_(norm: _Target) -> _Target:
     """Zero a normalization layer's scale gamma ("zero-gamma"); its bias is left as is.
 
     Goyal et al. (2017): the last BatchNorm of each residual branch starts
@@ -294,7 +332,8 @@ def zero_gamma_(norm):
 
 
 @writes_in_place
-def identity_(tensor, noise_std=0.0, generator=None, *, groups=1):
+def identity_(tensor: FillableT, noise_std: float = 0.0, generator: GeneratorLike = None, *,
+              groups: int = 1) -> FillableT:
     """An identity start: eye (2-D) or Dirac (3- to 5-D convolution), plus N(0, noise_std^2) noise.
 
     A layer initialized this way passes its input through (IRNN, Le et al.

@@ -7,17 +7,22 @@ so the outputs also start uncorrelated (in expectation over W). A plain
 1/d init instead gives E[y^2] = tr(Sigma) / d, and units that all over-weight
 Sigma's leading directions.
 """
+from __future__ import annotations
+
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import _core, _validate
 from .._arrays import as_array, fill_array, is_torch_tensor, writes_in_place
+from .._typing import FillableT, GeneratorLike
 from ..generator import resolve
 
 
 @writes_in_place
-def whitening_(tensor, cov, gain=1.0, generator=None, *, in_axis=1, eps=0.0):
+def whitening_(tensor: FillableT, cov: npt.ArrayLike, gain: float = 1.0, generator: GeneratorLike = None, *,
+               in_axis: int = 1, eps: float = 0.0) -> FillableT:
     """Fill rows with N(0, gain^2 Sigma^-1 / d), for inputs of covariance Sigma = `cov` (d x d).
 
     A unit y = w . x then has E[y^2] = tr(Sigma Sigma^-1) / d = 1 whatever

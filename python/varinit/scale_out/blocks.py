@@ -13,17 +13,26 @@ Example (a 4 GiB file, filled with about 64 MiB in memory)::
     w = np.memmap("w.bin", np.float32, "w+", shape=(1_000_000, 1024))
     fill_in_blocks(w, varinit.normal_, generator=0, std=0.02)
 """
+from __future__ import annotations
+
 import inspect
 import math
 import mmap
 import os
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from .. import _validate
 from .._arrays import as_array, is_torch_tensor
 from ..generator import Stream, resolve
+from .._typing import Array, FillableT, GeneratorLike
+from ..progress import Progress, reporter
 from .durable_files import reserve
+
+if TYPE_CHECKING:
+    import torch
 
 # Slab size: large enough that per-call overhead is nil, small enough that
 # one slab is a small fraction of any machine's memory.
@@ -35,7 +44,8 @@ DEFAULT_FLUSH_BYTES = 1 << 30
 PROBE_STREAM = Stream(0, 0)
 
 
-def slabs(shape, itemsize, block_bytes):
+def slabs(shape: tuple[int, ...], itemsize: int,
+          block_bytes: int) -> Iterator[tuple[tuple[int, ...], tuple[int, ...]]]:
     """(start, block_shape) pairs covering `shape` in row-major order, each at most
     `block_bytes` (or one element) and contiguous in a C-ordered array.
 
@@ -62,19 +72,20 @@ def slabs(shape, itemsize, block_bytes):
                    (1,) * split + (n,) + tuple(shape[split + 1:]))
 
 
-def _accepts(initializer, keyword):
+def _accepts(initializer: Callable[..., Any], keyword: str) -> bool:
     try:
         return keyword in inspect.signature(initializer).parameters
     except (TypeError, ValueError):
         return False
 
 
-def takes_region(initializer):
+def takes_region(initializer: Callable[..., Any]) -> bool:
     """True if `initializer` fills a block of a larger tensor (takes global_shape= and start=)."""
     return _accepts(initializer, "global_shape")
 
 
-def fill_block(block, initializer, stream, global_shape, start, kwargs):
+def fill_block(block: object, initializer: Callable[..., Any], stream: Stream, global_shape: tuple[int, ...],
+               start: tuple[int, ...], kwargs: dict[str, Any]) -> None:
     """Fill `block`, the part at `start` of a tensor of `global_shape`, from `stream`.
 
     Initializers without a region form are called on `block` as it is (it
@@ -89,7 +100,8 @@ def fill_block(block, initializer, stream, global_shape, start, kwargs):
         initializer(block, **kwargs)
 
 
-def probe(initializer, shape, dtype, kwargs, torch_dtype=None):
+def probe(initializer: Callable[..., Any], shape: tuple[int, ...], dtype: np.dtype[Any], kwargs: dict[str, Any],
+          torch_dtype: torch.dtype | None = None) -> None:
     """Raise what filling a tensor of `shape` and `dtype` with `initializer(**kwargs)` would
     raise, at the cost of one element: a one-element block of the whole for a region
     initializer (its checks and fans see the whole shape), else a zero-length first axis
@@ -102,7 +114,7 @@ def probe(initializer, shape, dtype, kwargs, torch_dtype=None):
     if torch_dtype is not None:
         import torch
 
-        block = torch.empty(probe_shape, dtype=torch_dtype)
+        block: object = torch.empty(probe_shape, dtype=torch_dtype)
     else:
         block = np.empty(probe_shape, dtype)
     fill_block(block, initializer, PROBE_STREAM, tuple(shape), (0,) * len(shape), kwargs)
@@ -117,8 +129,8 @@ class _PageReleaser:
     repopulated from the file), so RSS stays about one slab.
     """
 
-    def __init__(self, array):
-        self._map = None
+    def __init__(self, array: Array) -> None:
+        self._map: mmap.mmap | None = None
         if not (isinstance(array, np.memmap) and getattr(array, "mode", None) in ("r+", "w+")):
             return
         mm = getattr(array, "_mmap", None)
@@ -129,19 +141,19 @@ class _PageReleaser:
         self._offset = array.ctypes.data - base.ctypes.data
         del base
 
-    def release(self, first_byte, nbytes):
+    def release(self, first_byte: int, nbytes: int) -> None:
         if self._map is None or nbytes == 0:
             return
         lo = self._offset + first_byte
         aligned = lo - lo % mmap.PAGESIZE
         self._map.madvise(mmap.MADV_DONTNEED, aligned, lo + nbytes - aligned)
 
-    def flush(self):
+    def flush(self) -> None:
         if self._map is not None:
             self._map.flush()
 
 
-def _reserve_mapped_file(array):
+def _reserve_mapped_file(array: Array) -> None:
     """Allocate the file blocks under a writable, file-backed numpy.memmap's elements
     (`array` or an ndarray viewing one).
 
@@ -150,7 +162,7 @@ def _reserve_mapped_file(array):
     then answers the write with SIGBUS, which kills the process
     (mmap(2)). Reserving first turns that into an OSError before any write.
     """
-    node = array
+    node: object = array
     while isinstance(node, np.ndarray) and not isinstance(node, np.memmap):
         node = node.base
     mm = getattr(node, "_mmap", None)
@@ -170,8 +182,9 @@ def _reserve_mapped_file(array):
         os.close(fd)
 
 
-def fill_in_blocks(array, initializer, generator=None, *, block_bytes=DEFAULT_BLOCK_BYTES,
-                   flush_bytes=DEFAULT_FLUSH_BYTES, progress=None, **kwargs):
+def fill_in_blocks(array: FillableT, initializer: Callable[..., Any], generator: GeneratorLike = None, *,
+                   block_bytes: int = DEFAULT_BLOCK_BYTES, flush_bytes: int = DEFAULT_FLUSH_BYTES,
+                   progress: Progress = None, **kwargs: Any) -> FillableT:
     """Fill an array larger than memory with `initializer`, one row-major slab at a time; returns `array`.
 
     The values are those of ``initializer(array, generator=..., **kwargs)`` in
@@ -201,8 +214,10 @@ def fill_in_blocks(array, initializer, generator=None, *, block_bytes=DEFAULT_BL
         The size of one slab.
     flush_bytes : int, default 1 GiB
         How much a memmap fill writes between two flushes.
-    progress : callable, optional
-        Called as ``progress(done, total)`` (elements) after each slab.
+    progress : bool or callable, optional
+        True: a tqdm progress bar, when tqdm is installed (`varinit.progress`);
+        a callable is called as ``progress(done, total)`` (elements) after
+        each slab.
     **kwargs
         The keywords of `initializer` (std=, nonlinearity=, ...).
 
@@ -233,20 +248,19 @@ def fill_in_blocks(array, initializer, generator=None, *, block_bytes=DEFAULT_BL
             f"initializer must take global_shape= and start= (a random varinit init such as "
             f"varinit.normal_), got {getattr(initializer, '__name__', initializer)!r}"
         )
-    target, array = array, as_array(array)
+    target, view = array, as_array(array)
     torch_target = is_torch_tensor(target)
     block_bytes = _validate.integer(block_bytes, "block_bytes", minimum=1)
     flush_bytes = _validate.integer(flush_bytes, "flush_bytes", minimum=1)
-    if progress is not None and not callable(progress):
-        raise TypeError("progress must be callable as progress(done, total) or None")
-    shape, total, itemsize = array.shape, array.size, array.dtype.itemsize
-    probe(initializer, shape, array.dtype, kwargs, target.dtype if torch_target else None)
-    _reserve_mapped_file(array)
+    step = reporter(progress, "varinit: filling", unit="values")
+    shape, total, itemsize = view.shape, view.size, view.dtype.itemsize
+    probe(initializer, shape, view.dtype, kwargs, cast("torch.Tensor", target).dtype if torch_target else None)
+    _reserve_mapped_file(view)
     stream = Stream(*resolve(generator, torch_target))
     # Blocks of a torch tensor are torch views (detach() shares the version
     # counter), so each block is written as a direct call writes a tensor.
-    whole = target.detach() if torch_target else array
-    pages = _PageReleaser(array)
+    whole: Any = cast("torch.Tensor", target).detach() if torch_target else view
+    pages = _PageReleaser(view)
     done = unflushed = 0
     for start, block_shape in slabs(shape, itemsize, block_bytes):
         # the Ellipsis keeps a 0-d block an array (a[()] would be a scalar)
@@ -259,7 +273,7 @@ def fill_in_blocks(array, initializer, generator=None, *, block_bytes=DEFAULT_BL
         if unflushed >= flush_bytes:
             pages.flush()
             unflushed = 0
-        if progress is not None:
-            progress(done, total)
+        if step is not None:
+            step(done, total)
     pages.flush()
     return target

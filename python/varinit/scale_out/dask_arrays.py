@@ -16,18 +16,39 @@ Example (2 GiB of weights, written chunk by chunk)::
 chunk to its own Zarr chunk without locks when the dask chunks are regular
 (all equal except the last per axis), which "auto" and integer chunks are.
 """
+from __future__ import annotations
+
 import functools
 import math
 import warnings
+from collections.abc import Callable
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import _validate, init
 from .._arrays import dtype_named
+from .._typing import Array, GeneratorLike, Shape
 from ..generator import Stream, resolve
 
+if TYPE_CHECKING:
+    import dask.array
 
-def _dask_array_module():
+
+class DaskConstructor(Protocol):
+    """The signature of every constructor here; **kwargs are the keywords of the
+    varinit initializer it wraps (typed by that function, not here)."""
+
+    __name__: str
+    __qualname__: str
+
+    def __call__(self, shape: Shape, chunks: Any = "auto", dtype: npt.DTypeLike = "float32",
+                 generator: GeneratorLike = None, **kwargs: Any) -> dask.array.Array: ...
+
+
+def _dask_array_module() -> ModuleType:
     try:
         import dask.array
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -38,9 +59,10 @@ def _dask_array_module():
     return dask.array
 
 
-def _fill_chunk(initializer, shape, dtype, stream, kwargs, block_info=None):
+def _fill_chunk(initializer: Callable[..., Any], shape: tuple[int, ...], dtype: np.dtype[Any], stream: Stream,
+                kwargs: dict[str, Any], block_info: dict[Any, Any] | None = None) -> Array:
     """One chunk: a region fill of the virtual `shape` tensor at the chunk's corner."""
-    info = block_info[None]
+    info = (block_info or {})[None]   # dask passes it to every chunk
     start = tuple(lo for lo, _ in info["array-location"])
     out = np.empty(info["chunk-shape"], dtype)
     if out.size:
@@ -48,12 +70,14 @@ def _fill_chunk(initializer, shape, dtype, stream, kwargs, block_info=None):
     return out
 
 
-def _check_arguments(initializer, shape, dtype, kwargs):
+def _check_arguments(initializer: Callable[..., Any], shape: tuple[int, ...], dtype: np.dtype[Any],
+                     kwargs: dict[str, Any]) -> None:
     """Run the initializer on a one-element block so bad arguments fail at build time,
     before the generator is consulted: a fixed stream, so a failure consumes none."""
     stream = Stream(0, 0)
     if 0 in shape:
-        probe, start = np.empty(shape, dtype), (0,) * len(shape)
+        probe: Array = np.empty(shape, dtype)
+        start = (0,) * len(shape)
     else:
         probe, start = np.empty((1,) * len(shape), dtype), (0,) * len(shape)
     with warnings.catch_warnings():
@@ -61,32 +85,34 @@ def _check_arguments(initializer, shape, dtype, kwargs):
         initializer(probe, generator=stream, global_shape=shape, start=start, **kwargs)
 
 
-def _constructor(initializer):
+def _constructor(initializer: Callable[..., Any]) -> DaskConstructor:
     """A dask constructor for `initializer` (a varinit in-place init function)."""
     public = initializer.__name__.rstrip("_")
 
-    def build(shape, chunks="auto", dtype="float32", generator=None, **kwargs):
+    def build(shape: Shape, chunks: Any = "auto", dtype: npt.DTypeLike = "float32", generator: GeneratorLike = None,
+              **kwargs: Any) -> dask.array.Array:
         da = _dask_array_module()
         for reserved in ("global_shape", "start", "tensor"):
             if reserved in kwargs:
                 raise TypeError(f"{public}() sets {reserved} itself; do not pass it")
-        shape = _validate.index_tuple(shape, "shape")
-        if math.prod(shape) > _validate.INT64_MAX:  # the C core indexes elements with int64
-            raise ValueError(f"shape {shape} has more than 2**63 - 1 elements")
-        dtype = dtype_named(dtype)
-        _check_arguments(initializer, shape, dtype, kwargs)
+        dims = _validate.index_tuple(shape, "shape")
+        if math.prod(dims) > _validate.INT64_MAX:  # the C core indexes elements with int64
+            raise ValueError(f"shape {dims} has more than 2**63 - 1 elements")
+        kind = dtype_named(dtype)
+        _check_arguments(initializer, dims, kind, kwargs)
         # The one place the generator is consulted: every chunk gets this stream.
         stream = Stream(*resolve(generator, False))
-        chunks = da.core.normalize_chunks(chunks, shape, dtype=dtype)
-        token = da.core.tokenize(public, shape, chunks, dtype.str, stream.key,
+        chunks = da.core.normalize_chunks(chunks, dims, dtype=kind)
+        token = da.core.tokenize(public, dims, chunks, kind.str, stream.key,
                                  stream.stream_id, sorted(kwargs.items()))
-        return da.map_blocks(
-            functools.partial(_fill_chunk, initializer, shape, dtype, stream, kwargs),
+        lazy: dask.array.Array = da.map_blocks(
+            functools.partial(_fill_chunk, initializer, dims, kind, stream, kwargs),
             chunks=chunks,
-            dtype=dtype,
-            meta=np.empty((0,) * len(shape), dtype),
+            dtype=kind,
+            meta=np.empty((0,) * len(dims), kind),
             name=f"varinit-{public}-{token}",
         )
+        return lazy
 
     build.__name__ = build.__qualname__ = public
     build.__doc__ = (

@@ -10,19 +10,25 @@
 - `fsync_file`, `fsync_directory`, `fsync_tree` make renames and new files durable, as
   rename(2) alone is not (a power cut can forget the new directory entry).
 """
+from __future__ import annotations
+
 import contextlib
 import errno
 import os
 import secrets
 import stat
+from collections.abc import Iterator
+from typing import BinaryIO, Union, cast
 
 # Errors that say the filesystem cannot reserve space (no fallocate, and
 # glibc's emulation does not apply), not that space is missing: filling
 # proceeds without a reservation, as it did before one existed.
+# a file or directory name
+StrPath = Union[str, "os.PathLike[str]"]
 UNSUPPORTED = {errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, errno.ENODEV, errno.ESPIPE}
 
 
-def reserve(fd, offset, length, filename):
+def reserve(fd: int, offset: int, length: int, filename: StrPath) -> None:
     """Allocate bytes [offset, offset + length) of the file open as `fd`, for `filename`.
 
     Existing bytes are unchanged (posix_fallocate(3) only allocates holes).
@@ -36,11 +42,11 @@ def reserve(fd, offset, length, filename):
     except OSError as exc:
         if exc.errno in UNSUPPORTED:
             return
-        raise OSError(exc.errno, f"{os.strerror(exc.errno)}: cannot reserve {length} bytes to write",
+        raise OSError(exc.errno, f"{os.strerror(cast(int, exc.errno))}: cannot reserve {length} bytes to write",
                       os.fspath(filename)) from None
 
 
-def fsync_directory(path):
+def fsync_directory(path: StrPath) -> None:
     """fsync a directory, so that the entries created or renamed in it survive a power cut."""
     if not hasattr(os, "O_DIRECTORY"):  # Windows cannot open a directory; its renames are journaled
         return
@@ -51,7 +57,7 @@ def fsync_directory(path):
         os.close(fd)
 
 
-def fsync_file(path):
+def fsync_file(path: StrPath) -> None:
     """fsync a file's data and size, e.g. one written by another library."""
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -60,7 +66,7 @@ def fsync_file(path):
         os.close(fd)
 
 
-def fsync_tree(root):
+def fsync_tree(root: StrPath) -> None:
     """fsync every file and directory under `root` (deepest first), then `root` itself."""
     for directory, _, files in os.walk(root, topdown=False):
         for name in files:
@@ -68,7 +74,7 @@ def fsync_tree(root):
         fsync_directory(directory)
 
 
-def sibling(path, tag):
+def sibling(path: StrPath, tag: str) -> str:
     """A new hidden name beside `path`: .<name>.<random>.<tag>, on the same filesystem, so a
     rename from it is atomic, and never the destination itself, so no partial file is ever at
     the destination path."""
@@ -77,7 +83,7 @@ def sibling(path, tag):
 
 
 @contextlib.contextmanager
-def replacing(path):
+def replacing(path: StrPath) -> Iterator[BinaryIO]:
     """Open a new file beside `path` for binary writing; on success, make it `path`.
 
     When the block ends normally the file is flushed, fsynced and renamed over

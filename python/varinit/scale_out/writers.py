@@ -14,6 +14,8 @@ fsynced: an exception, a full disk or a kill leaves the previous file or
 store as it was (see `save_safetensors` and `save_zarr` for what each
 guarantees, and `open_zarr_checked` for reading a store safely).
 """
+from __future__ import annotations
+
 import contextlib
 import functools
 import itertools
@@ -22,17 +24,28 @@ import math
 import os
 import shutil
 import struct
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import _validate, init
 from .._arrays import dtype_named
 from ..generator import Generator, NamedStream, check_seed
 from .blocks import DEFAULT_BLOCK_BYTES, fill_block, probe, slabs, takes_region
-from .durable_files import fsync_directory, fsync_file, fsync_tree, replacing, reserve, sibling
+from .._typing import Array
+from ..progress import Progress, Step, reporter
+from .durable_files import StrPath, fsync_directory, fsync_file, fsync_tree, replacing, reserve, sibling
+
+if TYPE_CHECKING:
+    import zarr
+    from zarr.storage import StoreLike
+
+# a chunk shape per tensor: "auto" or a tuple of ints
+ChunkShape = Union[Literal["auto"], tuple[int, ...]]
 
 SAFETENSORS_DTYPES = {"float16": "F16", "bfloat16": "BF16", "float32": "F32", "float64": "F64"}
 ZARR_DTYPES = ("float16", "float32", "float64")  # Zarr v3 has no bfloat16
@@ -81,23 +94,23 @@ class TensorSpec(NamedTuple):
     (4096, 1024)
     """
 
-    shape: tuple
-    dtype: Any = "float32"
-    initializer: Callable = init.normal_
-    kwargs: dict = {}
+    shape: tuple[int, ...]
+    dtype: npt.DTypeLike = "float32"
+    initializer: Callable[..., Any] = init.normal_
+    kwargs: Mapping[str, Any] = {}
 
 
 class _Tensor(NamedTuple):
     name: str
-    shape: tuple
-    dtype: np.dtype
-    initializer: Callable
-    kwargs: dict
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    initializer: Callable[..., Any]
+    kwargs: dict[str, Any]
     stream: NamedStream
 
 
 @contextlib.contextmanager
-def _naming(name):
+def _naming(name: str) -> Iterator[None]:
     """Make any error raised in the block name tensor `name`: TypeError and ValueError
     get it in their message, other exceptions as a note (PEP 678)."""
     try:
@@ -105,11 +118,12 @@ def _naming(name):
     except Exception as exc:
         if type(exc) in (TypeError, ValueError):
             raise type(exc)(f"tensor {name!r}: {exc}") from exc
-        exc.add_note(f"while writing tensor {name!r}")
+        if sys.version_info >= (3, 11):   # PEP 678 notes; Python 3.10 has none
+            exc.add_note(f"while writing tensor {name!r}")
         raise
 
 
-def _utf8(text, what):
+def _utf8(text: str, what: str) -> None:
     """Refuse strings that UTF-8 cannot encode (lone surrogates): safetensors' JSON
     reader and Zarr's metadata would reject them."""
     try:
@@ -118,7 +132,8 @@ def _utf8(text, what):
         raise ValueError(f"{what} {text!r} is not valid Unicode (it holds a lone surrogate)") from None
 
 
-def _tensors(params, generator, dtypes, file_kind, check_name):
+def _tensors(params: object, generator: object, dtypes: Collection[str], file_kind: str,
+             check_name: Callable[[str], None]) -> list[_Tensor]:
     """The validated tensors of `params`, in order; raises (naming the tensor) for any
     spec that cannot be written, before anything is."""
     if isinstance(generator, Generator):
@@ -158,13 +173,7 @@ def _tensors(params, generator, dtypes, file_kind, check_name):
     return tensors
 
 
-def _progress(progress):
-    if progress is not None and not callable(progress):
-        raise TypeError("progress must be callable as progress(done, total) or None")
-    return progress
-
-
-def _fill_to_sink(tensor, block_bytes, write):
+def _fill_to_sink(tensor: _Tensor, block_bytes: int, write: Callable[[tuple[int, ...], Array], None]) -> None:
     """Fill one tensor slab by slab (or whole, if its initializer has no region form),
     passing each C-ordered block to write(start, block)."""
     _, shape, dtype, initializer, kwargs, stream = tensor
@@ -179,20 +188,21 @@ def _fill_to_sink(tensor, block_bytes, write):
         write(start, block)
 
 
-def _little_endian_bytes(block):
+def _little_endian_bytes(block: Array) -> memoryview:
     bits = block.view(f"u{block.dtype.itemsize}")
     return np.ascontiguousarray(bits.astype(bits.dtype.newbyteorder("<"), copy=False)).data
 
 
-def _safetensors_name(name):
+def _safetensors_name(name: str) -> None:
     if name == "__metadata__":
         raise ValueError("a tensor cannot be named '__metadata__': safetensors keeps that key "
                          "for the file's metadata (pass metadata= instead)")
     _utf8(name, "tensor name")
 
 
-def save_safetensors(path, params, generator, *, metadata=None, block_bytes=DEFAULT_BLOCK_BYTES,
-                     progress=None):
+def save_safetensors(path: StrPath, params: Mapping[str, TensorSpec | Sequence[Any]], generator: int | Generator, *,
+                     metadata: Mapping[str, str] | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES,
+                     progress: Progress = None) -> StrPath:
     """Write initialized parameters to a safetensors file, one slab in memory at a time.
 
     Tensor `name` gets the values of ``initializer(np.empty(shape, dtype),
@@ -223,8 +233,10 @@ def save_safetensors(path, params, generator, *, metadata=None, block_bytes=DEFA
         The header's ``__metadata__``.
     block_bytes : int, default 64 MiB
         The size of one slab in memory.
-    progress : callable, optional
-        Called as ``progress(done, total)``, in elements over all tensors.
+    progress : bool or callable, optional
+        True: a tqdm progress bar, when tqdm is installed (`varinit.progress`);
+        a callable is called as ``progress(done, total)``, in elements over
+        all tensors.
 
     Returns
     -------
@@ -256,9 +268,10 @@ def save_safetensors(path, params, generator, *, metadata=None, block_bytes=DEFA
             _utf8(key, "metadata key")
             _utf8(value, f"metadata[{key!r}]")
     block_bytes = _validate.integer(block_bytes, "block_bytes", minimum=1)
-    progress = _progress(progress)
+    step = reporter(progress, "varinit: writing", unit="values")
     tensors = _tensors(params, generator, SAFETENSORS_DTYPES, "safetensors", _safetensors_name)
-    header, offset = {}, 0
+    header: dict[str, Any] = {}
+    offset = 0
     for t in tensors:
         size = math.prod(t.shape) * t.dtype.itemsize
         header[t.name] = {"dtype": SAFETENSORS_DTYPES[t.dtype.name], "shape": list(t.shape),
@@ -278,19 +291,19 @@ def save_safetensors(path, params, generator, *, metadata=None, block_bytes=DEFA
         f.write(struct.pack("<Q", len(text)))
         f.write(text)
         for t in tensors:
-            def write(start, block):
+            def write(start: tuple[int, ...], block: Array) -> None:
                 nonlocal done
                 f.write(_little_endian_bytes(block))
                 done += block.size
-                if progress is not None:
-                    progress(done, total)
+                if step is not None:
+                    step(done, total)
             with _naming(t.name):
                 _fill_to_sink(t, block_bytes, write)
     return path
 
 
 # ---- Zarr ----------------------------------------------------------------------------------
-def _zarr_name(name):
+def _zarr_name(name: str) -> None:
     """Refuse names that are not a Zarr v3 node path (segments joined by "/"; no empty,
     all-dot or "__"-prefixed segment: the spec reserves those), since zarr would
     normalize them, and two names could then land on one array."""
@@ -303,7 +316,7 @@ def _zarr_name(name):
             )
 
 
-def _chunk_shapes(chunks, tensors):
+def _chunk_shapes(chunks: object, tensors: Sequence[_Tensor]) -> list[ChunkShape]:
     """One chunk shape ("auto" or a tuple of positive ints, one per axis) per tensor."""
     names = {t.name for t in tensors}
     if isinstance(chunks, Mapping):
@@ -313,21 +326,21 @@ def _chunk_shapes(chunks, tensors):
         picked = [chunks.get(t.name, "auto") for t in tensors]
     else:
         picked = [chunks] * len(tensors)
-    shapes = []
+    shapes: list[ChunkShape] = []
     for t, c in zip(tensors, picked):
         if isinstance(c, str):
             if c != "auto":
                 raise ValueError(f"chunks of {t.name!r} must be 'auto' or a tuple of positive ints, got {c!r}")
-            shapes.append(c)
+            shapes.append("auto")
             continue
-        c = _validate.index_tuple(c, f"chunks of {t.name!r}", minimum=1)
-        if len(c) != len(t.shape):
-            raise ValueError(f"chunks of {t.name!r} must have {len(t.shape)} entries (one per axis), got {c}")
-        shapes.append(c)
+        given = _validate.index_tuple(c, f"chunks of {t.name!r}", minimum=1)
+        if len(given) != len(t.shape):
+            raise ValueError(f"chunks of {t.name!r} must have {len(t.shape)} entries (one per axis), got {given}")
+        shapes.append(given)
     return shapes
 
 
-def _check_tree(names):
+def _check_tree(names: Collection[str]) -> None:
     """Refuse a name that is another's parent: an array cannot hold other nodes."""
     for name in names:
         parts = name.split("/")
@@ -336,11 +349,12 @@ def _check_tree(names):
                 raise ValueError(f"tensor {name!r} would be inside the array {'/'.join(parts[:k])!r}")
 
 
-def _record(tensors):
+def _record(tensors: Sequence[_Tensor]) -> dict[str, dict[str, Any]]:
     return {t.name: {"shape": list(t.shape), "dtype": t.dtype.name} for t in tensors}
 
 
-def _write_arrays(group, tensors, chunk_shapes, progress):
+def _write_arrays(group: zarr.Group, tensors: Sequence[_Tensor], chunk_shapes: Sequence[ChunkShape],
+                  progress: Step) -> None:
     """Create and fill one array per tensor, chunk by chunk (one chunk in memory).
 
     The fill value is NaN, so a chunk that was never written reads NaN, not a
@@ -369,7 +383,7 @@ def _write_arrays(group, tensors, chunk_shapes, progress):
                     progress(done, total)
 
 
-def _local_directory(store):
+def _local_directory(store: StoreLike) -> Path | None:
     """The directory of a local store (a path or a zarr.storage.LocalStore), else None."""
     import zarr
 
@@ -386,16 +400,17 @@ def _local_directory(store):
     return None
 
 
-def _node_type(path):
+def _node_type(path: StrPath) -> str | None:
     """"group" or "array" for a Zarr v3 node directory, None for anything else."""
     try:
         with open(os.path.join(path, "zarr.json"), "rb") as f:
-            return json.load(f).get("node_type")
+            node_type: str | None = json.load(f).get("node_type")
+            return node_type
     except (OSError, ValueError, AttributeError):
         return None
 
 
-def _check_local_destination(dest, tensors):
+def _check_local_destination(dest: Path, tensors: Sequence[_Tensor]) -> bool:
     """True if `dest` is a Zarr v3 group to write into, False if absent or an empty directory;
     raises for anything save_zarr could not write into without losing what is there."""
     if not os.path.lexists(dest):
@@ -421,7 +436,8 @@ def _check_local_destination(dest, tensors):
     return True
 
 
-def _set_record(group, record, directory=None):
+def _set_record(group: zarr.Group, record: Any, directory: Path | None = None) -> None:
+    # record: the JSON value of the attribute, None to remove it
     if record is None:
         group.attrs.pop(ZARR_RECORD, None)
     else:
@@ -431,18 +447,18 @@ def _set_record(group, record, directory=None):
         fsync_directory(directory)
 
 
-def _make_group_dir(source, target):
+def _make_group_dir(source: Path, target: Path) -> None:
     target.mkdir()
     shutil.copyfile(source / "zarr.json", target / "zarr.json")
     fsync_file(target / "zarr.json")
 
 
-def _remove_group_dir(target):
+def _remove_group_dir(target: Path) -> None:
     os.remove(target / "zarr.json")
     target.rmdir()
 
 
-def _swap_in(dest, staging, tensors):
+def _swap_in(dest: Path, staging: Path, tensors: Sequence[_Tensor]) -> None:
     """Move the complete arrays of `staging` into the existing group `dest`, replacing
     arrays of the same names; a failure puts everything back."""
     import zarr
@@ -454,7 +470,7 @@ def _swap_in(dest, staging, tensors):
     _set_record(group, {"complete": False, "arrays": arrays}, dest)
     replaced = staging / ".replaced"
     replaced.mkdir()
-    undo = []
+    undo: list[Callable[[], object]] = []
     try:
         for i, t in enumerate(tensors):
             parts = t.name.split("/")
@@ -485,7 +501,8 @@ def _swap_in(dest, staging, tensors):
     _set_record(group, {"complete": True, "arrays": {**arrays, **_record(tensors)}}, dest)
 
 
-def _save_local(dest, tensors, chunk_shapes, progress):
+def _save_local(dest: Path, tensors: Sequence[_Tensor], chunk_shapes: Sequence[ChunkShape],
+                progress: Step) -> None:
     """Write a new store beside `dest`; swap it (or its arrays) in once complete and fsynced."""
     import zarr
 
@@ -514,7 +531,8 @@ def _save_local(dest, tensors, chunk_shapes, progress):
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _save_in_place(store, tensors, chunk_shapes, progress):
+def _save_in_place(store: StoreLike, tensors: Sequence[_Tensor], chunk_shapes: Sequence[ChunkShape],
+                   progress: Step) -> None:
     """Write the arrays into a store that has no rename (memory, object stores, zip),
     behind the completion record."""
     import zarr
@@ -537,7 +555,9 @@ def _save_in_place(store, tensors, chunk_shapes, progress):
     _set_record(group, {"complete": True, "arrays": {**arrays, **_record(tensors)}})
 
 
-def save_zarr(store, params, generator, *, chunks="auto", progress=None):
+def save_zarr(store: StoreLike, params: Mapping[str, TensorSpec | Sequence[Any]], generator: int | Generator, *,
+              chunks: ChunkShape | Mapping[str, ChunkShape] = "auto",
+              progress: Progress = None) -> zarr.Group:
     """Write initialized parameters to a Zarr v3 group: one array per parameter, filled chunk by chunk.
 
     Values as in `save_safetensors`. Only one chunk is in memory at a time.
@@ -578,8 +598,10 @@ def save_zarr(store, params, generator, *, chunks="auto", progress=None):
     chunks : "auto", tuple of int or mapping, default "auto"
         One chunk shape for all, or a mapping from parameter name to its chunk
         shape ("auto" for names not in it).
-    progress : callable, optional
-        Called as ``progress(done, total)``, in elements over all tensors.
+    progress : bool or callable, optional
+        True: a tqdm progress bar, when tqdm is installed (`varinit.progress`);
+        a callable is called as ``progress(done, total)``, in elements over
+        all tensors.
 
     Returns
     -------
@@ -601,19 +623,19 @@ def save_zarr(store, params, generator, *, chunks="auto", progress=None):
     """
     import zarr
 
-    progress = _progress(progress)
+    step = reporter(progress, "varinit: writing", unit="values")
     tensors = _tensors(params, generator, ZARR_DTYPES, "Zarr", _zarr_name)
     _check_tree({t.name for t in tensors})
     chunk_shapes = _chunk_shapes(chunks, tensors)
     local = _local_directory(store)
     if local is None:
-        _save_in_place(store, tensors, chunk_shapes, progress)
+        _save_in_place(store, tensors, chunk_shapes, step)
     else:
-        _save_local(local, tensors, chunk_shapes, progress)
+        _save_local(local, tensors, chunk_shapes, step)
     return zarr.open_group(store, mode="r+")
 
 
-def open_zarr_checked(store):
+def open_zarr_checked(store: StoreLike) -> zarr.Group:
     """Open a group written by `save_zarr` for reading, if every save_zarr into it finished.
 
     Parameters

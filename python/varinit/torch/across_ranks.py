@@ -4,11 +4,14 @@ Shards fit together only when every rank drew from the same stream and
 solved the same plan; a rank that did not would silently hold a shard of
 another tensor. The check is collective: every rank of the mesh calls it.
 """
+from __future__ import annotations
+
 import torch
 import torch.distributed as dist
+from torch.distributed.device_mesh import DeviceMesh
 
 
-def same_on_every_rank(mesh, values):
+def same_on_every_rank(mesh: DeviceMesh, values: torch.Tensor) -> bool:
     """True when the 1-D tensor `values` is the same on every rank of `mesh`: the
     maximum of (values, -values) over the mesh, one all-reduce per mesh dimension of
     size > 1 (each rank is linked to all others through them), gives back -minimum."""

@@ -45,23 +45,27 @@ The walk, node by node in execution order, with moment_rules' formulas:
 - an op the rules do not know ("opaque") is named in a warning, and what
   follows it is solved against an assumed unit second moment.
 """
+from __future__ import annotations
+
 import copy
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Literal, Optional, Union, cast
 
 import torch
 
 from . import moment_rules as rules
-from .graph import meta_view, trace
+from .graph import ExampleInputs, Graph, Node, meta_view, trace
 from .modules import init_by_structure
 from .moment_rules import Moments
 from .refine import MEASURED_MODULES, Target
-from .verdicts import operand_label, region_label, tally, verdict
+from .verdicts import Verdict, operand_label, region_label, tally, verdict
 
-RESIDUAL_RULES = ("depth", "zero_gamma", "none")
-LAYERS = ("linear", "conv", "conv_transpose")
+ResidualRule = Literal["depth", "zero_gamma", "none"]
+RESIDUAL_RULES: tuple[ResidualRule, ...] = ("depth", "zero_gamma", "none")
+LAYERS: tuple[str, ...] = ("linear", "conv", "conv_transpose")
 # through these a residual stream passes from one addition to the next unchanged in kind
 STREAM_PASS = ("view", "elementwise", "dropout", "scale", "shift")
 # walking back from a branch's output to its last scalable node passes these
@@ -90,33 +94,43 @@ class ParamPlan:
     value: Optional[float] = None
     fan_in: Optional[float] = None
     reason: str = ""
-    tied: tuple = ()
+    tied: tuple[str, ...] = ()
     goal: Optional[float] = None   # the second moment solved for at its layer's output, when it is fixed
 
 
 @dataclass
 class Plan:
-    params: dict                      # canonical name -> ParamPlan
-    graph: object
-    moments: dict                     # node index -> Moments
-    verdicts: list = field(default_factory=list)
-    notes: list = field(default_factory=list)
-    measurable: list = field(default_factory=list)   # refine.Target per layer the measured pass corrects
+    params: dict[str, ParamPlan]           # canonical name -> ParamPlan
+    graph: Graph
+    moments: dict[int, Optional[Moments]]  # node index -> Moments (None: not a signal)
+    verdicts: list[Verdict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    measurable: list[Target] = field(default_factory=list)   # refine.Target per layer the measured pass corrects
 
 
-def plan(model, example_inputs, *, target=1.0, residual="depth", kept=None):
+# A fused elementwise function: a callable of arrays, or an activation's (name, param)
+Fused = Union[Callable[..., Any], tuple[str, Optional[float]]]
+# An elementwise region: (its source node, the function, its output's moments, E[g'^2])
+Region = tuple[int, Fused, Moments, float]
+# A residual branch's end: (stream node, chain length, the addition, the chain's first
+# stream, whether the chain's stream is the model's output)
+BranchEnd = tuple[int, int, int, int, bool]
+
+
+def plan(model: torch.nn.Module, example_inputs: ExampleInputs, *, target: float = 1.0,
+         residual: ResidualRule = "depth", kept: dict[str, str] | None = None) -> Plan:
     """Decide every parameter of `model` from the dataflow of one forward pass
     on `example_inputs` (real or meta); nothing is written. `kept` maps the
     names of parameters whose values stay (loaded, or set by an override) to
     the reason: the walk reads their values, and solves the rest around them."""
     graph = _trace_shapes(model, example_inputs)
     walk = _Walk(model, graph, example_inputs, target, residual, kept or {})
-    decided = {}
+    decided: dict[str, float] = {}
     for _ in range(MAX_PASSES):
         walk.run(decided)
         new = {name: p.std for name, p in walk.plans.items() if name in walk.multi_use and p.std is not None}
-        new.update((gamma, walk.plans[gamma].value) for gamma in walk.head_gains.values()
-                   if gamma in walk.plans)
+        new.update((gamma, cast(float, walk.plans[gamma].value))   # a norm gain: a constant plan
+                   for gamma in walk.head_gains.values() if gamma in walk.plans)
         if all(_close(new.get(k), decided.get(k)) for k in set(new) | set(decided)):
             break
         decided = new
@@ -124,10 +138,11 @@ def plan(model, example_inputs, *, target=1.0, residual="depth", kept=None):
     return Plan(walk.plans, graph, walk.moments, walk.verdicts(), walk.notes, walk.measurable())
 
 
-def _trace_shapes(model, example_inputs):
+def _trace_shapes(model: torch.nn.Module, example_inputs: ExampleInputs) -> Graph:
     """The trace, run on meta twins of the model and the inputs: the walk needs shapes
     only (it reads the inputs' and the parameters' moments itself). Meta inputs alone
     are not enough: an embedding of meta ids with a real table computes for real."""
+    meta: Any
     if isinstance(example_inputs, dict):
         meta = {k: _to_meta(v) for k, v in example_inputs.items()}
     elif isinstance(example_inputs, (tuple, list)):
@@ -140,18 +155,19 @@ def _trace_shapes(model, example_inputs):
         return trace(model, meta)
 
 
-def _to_meta(x):
+def _to_meta(x: object) -> object:
     return x.to("meta") if isinstance(x, torch.Tensor) else x
 
 
-def _close(a, b):
+def _close(a: float | None, b: float | None) -> bool:
     if a is None or b is None:
         return a is b
     return abs(a - b) <= TIE_RTOL * max(abs(a), abs(b))
 
 
 class _Walk:
-    def __init__(self, model, graph, example_inputs, target, residual, kept):
+    def __init__(self, model: torch.nn.Module, graph: Graph, example_inputs: ExampleInputs, target: float,
+                 residual: ResidualRule, kept: dict[str, str]) -> None:
         self.model, self.graph, self.target, self.residual = model, graph, float(target), residual
         self.kept = kept
         self.modules = dict(model.named_modules())
@@ -164,14 +180,22 @@ class _Walk:
         self.head_gains = {head: gamma for head, gamma in _tied_head_gains(graph, self.deciding).items()
                            if gamma not in kept and graph.nodes[head].params.get("weight") not in kept}
         for head in self.head_gains:
-            weight = graph.nodes[head].params.get("weight")
+            weight = cast(str, graph.nodes[head].params.get("weight"))   # a tied head reads its weight
             self.deciding[weight] = min(_layer_uses(graph, weight))
         self.head_gamma_nodes = {_norm_before(graph, head): gamma for head, gamma in self.head_gains.items()}
-        self.notes = []
-        self.alphas = {}
+        self.notes: list[str] = []
+        self.alphas: dict[int, float] = {}
+        # per pass (run)
+        self.decided: dict[str, float] = {}
+        self.plans: dict[str, ParamPlan] = {}
+        self.moments: dict[int, Moments | None] = {}
+        self.regions: dict[int, Region] = {}
+        self.assumed: list[str] = []
+        self.opaque: list[Node] = []
+        self.memo: dict[int, int] = {}
 
     # ------------------------------------------------------------------ walk
-    def run(self, decided):
+    def run(self, decided: dict[str, float]) -> None:
         self.decided = decided
         self.plans, self.moments, self.regions = {}, {}, {}
         self.assumed, self.opaque = [], []
@@ -179,13 +203,13 @@ class _Walk:
         for node in self.graph.nodes:
             self.moments[node.index] = self.node_moments(node)
 
-    def m(self, index):
+    def m(self, index: int) -> Moments:
         value = self.moments.get(index)
         return ASSUMED if value is None else value
 
-    def node_moments(self, node):
+    def node_moments(self, node: Node) -> Moments | None:
         kind = node.kind
-        handler = getattr(self, f"_{kind}", None)
+        handler: Callable[[Node], Moments | None] | None = getattr(self, f"_{kind}", None)
         if handler is not None:
             return handler(node)
         if kind in ("elementwise", "add", "sub", "mul", "div", "scale", "shift", "pow"):
@@ -195,7 +219,7 @@ class _Walk:
         self.opaque.append(node)
         return None
 
-    def _input(self, node):
+    def _input(self, node: Node) -> Moments | None:
         position = self.graph.inputs.index(node.index)
         x = self.example[position] if position < len(self.example) else None
         if x is None or not x.is_floating_point():
@@ -206,11 +230,11 @@ class _Walk:
         x = x.detach().to(torch.float64)
         return Moments(float(x.mean()), float((x * x).mean()))
 
-    def _constant(self, node):
+    def _constant(self, node: Node) -> Moments | None:
         return None
 
-    def _param(self, node):
-        name = node.params.get("param")
+    def _param(self, node: Node) -> Moments:
+        name = node.params["param"]
         tensor = self.real_params.get(name)
         self.plans.setdefault(name, ParamPlan(
             name, "untouched", reason=f"read directly by {self.consumer_label(node)}: no rule knows its role"))
@@ -219,17 +243,17 @@ class _Walk:
         t = tensor.detach().to(torch.float64)
         return Moments(float(t.mean()), float((t * t).mean()))
 
-    def consumer_label(self, node):
+    def consumer_label(self, node: Node) -> str:
         users = [n for n in self.graph.nodes if node.index in n.inputs]
         return users[0].target if users else "the forward pass"
 
     # layers ---------------------------------------------------------------
-    def _linear(self, node):
+    def _linear(self, node: Node) -> Moments:
         return self.layer(node)
 
     _conv = _conv_transpose = _linear
 
-    def layer(self, node):
+    def layer(self, node: Node) -> Moments:
         x = self.m(node.inputs[0])
         if self.moments.get(node.inputs[0]) is None:
             self.assumed.append(f"{node.module or node.target}: its input's moments are unknown")
@@ -255,7 +279,7 @@ class _Walk:
             self.plans.setdefault(bias, ParamPlan(bias, "constant", value=0.0, reason="bias: zero"))
         return rules.affine(x, fan_in, std * std)
 
-    def scale_head(self, node, x, fan_in, std, goal):
+    def scale_head(self, node: Node, x: Moments, fan_in: float, std: float, goal: float) -> Moments:
         """A head tied to an earlier embedding: the norm before it gets the gain that
         brings the head's output to its goal (the walk repeats until the norm's
         moments used that gain)."""
@@ -272,11 +296,11 @@ class _Walk:
             self.plans.setdefault(bias, ParamPlan(bias, "constant", value=0.0, reason="bias: zero"))
         return rules.affine(x, fan_in, std * std)
 
-    def weight_from(self, node):
+    def weight_from(self, node: Node) -> str | None:
         names = node.attrs.get("weight_from") or []
         return next((n for n in names if n.endswith(("original1", "weight_v"))), None)
 
-    def plan_weight(self, node, weight, std, fan_in, why, nu_in):
+    def plan_weight(self, node: Node, weight: str, std: float, fan_in: float, why: str, nu_in: float) -> None:
         reason = (f"{node.kind} in {node.module or 'the model'}: Var = {_g(self.goal(node)[0])} / "
                   f"(n_eff {_g(fan_in)} * nu_in {_g(nu_in)}){why}")
         fixed_goal = (None if node.index in self.branch_end or weight in self.multi_use
@@ -292,7 +316,7 @@ class _Walk:
             self.plans[gain_name] = ParamPlan(gain_name, "constant", value=value,
                                               reason="weight-norm scale: the norm of a unit's solved weights")
 
-    def kept_rms(self, name, provisional):
+    def kept_rms(self, name: str, provisional: float) -> float:
         """The root mean square of a kept parameter's values (on meta: `provisional`, noted)."""
         tensor = self.real_params.get(name)
         if tensor is None or tensor.is_meta:
@@ -300,13 +324,13 @@ class _Walk:
             return provisional
         return float(tensor.detach().to(torch.float64).pow(2).mean().sqrt())
 
-    def known_std(self, weight, provisional):
+    def known_std(self, weight: str, provisional: float) -> float:
         plan = self.plans.get(weight)
         if plan is not None and plan.std is not None:
             return plan.std
         return self.decided.get(weight, provisional)
 
-    def fans(self, node):
+    def fans(self, node: Node) -> tuple[float, float]:
         weight_node_shape = self.weight_shape(node)
         spatial = tuple(self.graph.nodes[node.inputs[0]].shape[2:]) if node.kind != "linear" else ()
         a = node.attrs
@@ -314,13 +338,13 @@ class _Walk:
                                    padding=a.get("padding", 0), dilation=a.get("dilation", 1),
                                    groups=a.get("groups", 1), output_padding=a.get("output_padding", 0))
 
-    def weight_shape(self, node):
+    def weight_shape(self, node: Node) -> tuple[int, ...]:
         name = node.params.get("weight")
         if name is not None:
             return tuple(self.graph.params[name].shape)
         return tuple(self.graph.nodes[node.inputs[-1]].shape)
 
-    def goal(self, node):
+    def goal(self, node: Node) -> tuple[float, str]:
         """(target second moment at this node's output, why).
 
         A residual branch's end gets alpha * nu_stream with the largest alpha <= 1
@@ -351,7 +375,7 @@ class _Walk:
             budget = _stream_budget(length, open_end)
             limit = 1.0 + (budget - 1.0) * s0.second / (length * s.second)
 
-        def growth(alpha):
+        def growth(alpha: float) -> float:
             m = Moments(s.mean, s.second * (1.0 + alpha))
             if post is not None:
                 m = _elementwise(post, m)[0]
@@ -373,13 +397,13 @@ class _Walk:
         return alpha * s.second, (f"; residual branch end: {_g(alpha)} of the stream's {_g(s.second)}, "
                                   f"so {length} blocks grow it {bound}")
 
-    def post_region(self, add):
+    def post_region(self, add: int) -> Fused | None:
         """The elementwise function applied right after a residual addition, or None."""
         graph = self.graph
         consumers = [n for n in graph.nodes if add in n.inputs]
         if len(consumers) != 1:
             return None
-        found = None
+        found: Fused | None = None
         node = consumers[0]
         while True:
             fused = rules.fuse(graph, node.index, self.memo)
@@ -392,7 +416,7 @@ class _Walk:
             node = nxt[0]
         return found
 
-    def _embedding(self, node):
+    def _embedding(self, node: Node) -> Moments:
         table = node.params.get("weight")
         if table is None:
             return ASSUMED
@@ -411,7 +435,7 @@ class _Walk:
                 self.plans[table] = ParamPlan(table, "normal", std=std, reason="tied: decided by its last use")
         return rules.embedding(0.0, std * std)
 
-    def _norm(self, node):
+    def _norm(self, node: Node) -> Moments:
         x = self.m(node.inputs[0])
         gamma, beta = node.params.get("weight"), node.params.get("bias")
         if beta is not None:
@@ -438,34 +462,34 @@ class _Walk:
             value = 1.0
         return rules.norm(x, value * value, 0.0, 0.0, rms=which == "rms_norm", gamma_mean=value)
 
-    def _dropout(self, node):
+    def _dropout(self, node: Node) -> Moments:
         a = node.attrs
         return rules.dropout(self.m(node.inputs[0]), a.get("p", 0.5), a.get("training", True))
 
-    def _avg_pool(self, node):
+    def _avg_pool(self, node: Node) -> Moments:
         return rules.avg_pool(self.m(node.inputs[0]), math.prod(node.attrs["kernel_size"]),
                               self.correlation(node))
 
-    def _max_pool(self, node):
+    def _max_pool(self, node: Node) -> Moments:
         source, g = self.region(node.inputs[0])
         count = math.prod(node.attrs["kernel_size"])
         if g is not None:
             return rules.max_pool(self.m(source), count, self.correlation(node), g=g)
         return rules.max_pool(self.m(node.inputs[0]), count, self.correlation(node))
 
-    def _adaptive_avg_pool(self, node):
+    def _adaptive_avg_pool(self, node: Node) -> Moments:
         return rules.avg_pool(self.m(node.inputs[0]), self.pooled(node), self.correlation(node))
 
-    def _adaptive_max_pool(self, node):
+    def _adaptive_max_pool(self, node: Node) -> Moments:
         return rules.max_pool(self.m(node.inputs[0]), self.pooled(node), self.correlation(node))
 
-    def pooled(self, node):
+    def pooled(self, node: Node) -> int:
         """Input positions behind one output position of an adaptive pooling."""
         output = node.attrs["output_size"]
         spatial = self.graph.nodes[node.inputs[0]].shape[-len(output):]
-        return max(math.prod(spatial) // max(math.prod(output), 1), 1)
+        return max(int(math.prod(spatial)) // max(int(math.prod(output)), 1), 1)
 
-    def correlation(self, node):
+    def correlation(self, node: Node) -> float:
         """Correlation of neighbouring positions entering a pooling: measured
         right after a conv from its moments, else 0 (independent positions)."""
         source = self.graph.nodes[node.inputs[0]]
@@ -484,36 +508,36 @@ class _Walk:
         except (TypeError, ValueError):
             return 0.0
 
-    def _mean(self, node):
+    def _mean(self, node: Node) -> Moments:
         return rules.avg_pool(self.m(node.inputs[0]), self.reduced(node), 0.0)
 
-    def _sum(self, node):
+    def _sum(self, node: Node) -> Moments:
         return rules.reduce_sum(self.m(node.inputs[0]), self.reduced(node), 0.0)
 
-    def reduced(self, node):
+    def reduced(self, node: Node) -> int:
         shape = self.graph.nodes[node.inputs[0]].shape
         dims = node.attrs.get("dim")
         if dims is None:
             return max(math.prod(shape), 1)
         return max(math.prod(shape[d] for d in (dims if isinstance(dims, (list, tuple)) else (dims,))), 1)
 
-    def _cat(self, node):
+    def _cat(self, node: Node) -> Moments:
         dim = node.attrs.get("dim", 0)
         parts = [(self.m(i), self.graph.nodes[i].shape[dim] if self.graph.nodes[i].shape else 1)
                  for i in node.inputs]
         return rules.cat(parts)
 
-    def _softmax(self, node):
+    def _softmax(self, node: Node) -> Moments:
         dim = node.attrs.get("dim")
         shape = node.shape
         size = shape[dim] if dim is not None and shape else max(math.prod(shape), 1)
         return rules.softmax(self.m(node.inputs[0]), size)
 
-    def _matmul(self, node):
+    def _matmul(self, node: Node) -> Moments:
         a, b = node.inputs[:2]
         return rules.matmul(self.m(a), self.m(b), node.attrs.get("inner", 1))
 
-    def _attention(self, node):
+    def _attention(self, node: Node) -> Moments:
         q, k, v = (self.m(i) for i in node.inputs[:3])
         qs, ks = self.graph.nodes[node.inputs[0]].shape, self.graph.nodes[node.inputs[1]].shape
         if node.attrs.get("has_mask"):
@@ -522,11 +546,12 @@ class _Walk:
                                causal=bool(node.attrs.get("is_causal")), queries=qs[-2],
                                dropout_p=node.attrs.get("dropout_p", 0.0))
 
-    def _rnn(self, node):
+    def _rnn(self, node: Node) -> Moments | None:
         module = self.modules.get(node.module)
         if module is None:
             return None
-        solved = {}
+        solved: dict[str, tuple[float, float, float]] = {}
+        out = None
         if node.attrs.get("output", 0) == 0:
             out, solved = _solved_rnn(module, self.m(node.inputs[0]), node, self.target)
             self.notes.append(
@@ -546,7 +571,7 @@ class _Walk:
                                               "(varinit's recurrent rules)"))
         return out if node.attrs.get("output", 0) == 0 else None
 
-    def view(self, node):
+    def view(self, node: Node) -> Moments | None:
         if node.attrs.get("op") == "pad" and node.attrs.get("mode", "constant") == "constant":
             # F.pad adds zeros: the mean square falls by the padded share
             inner = math.prod(self.graph.nodes[node.inputs[0]].shape)
@@ -556,16 +581,16 @@ class _Walk:
         return self.moments.get(node.inputs[0]) if node.inputs else None
 
     # elementwise regions --------------------------------------------------
-    def region(self, index):
+    def region(self, index: int) -> tuple[int, Callable[..., Any] | None]:
         fused = rules.fuse(self.graph, index, self.memo)
         return fused if fused is not None else (index, None)
 
-    def arithmetic(self, node):
+    def arithmetic(self, node: Node) -> Moments | None:
         fused = rules.fuse(self.graph, node.index, self.memo)
         if fused is not None:
-            source, g = fused
+            source, fn = fused
             if source != node.index:
-                g = _named_activation(self.graph, node, source) or g
+                g: Fused = _named_activation(self.graph, node, source) or fn
                 x = self.m(source)
                 moments, grad = _elementwise(g, x)
                 self.regions[node.index] = (source, g, moments, grad)
@@ -585,13 +610,13 @@ class _Walk:
         self.opaque.append(node)
         return None
 
-    def measurable(self):
+    def measurable(self) -> list[Target]:
         """The solved layers a measured pass can correct: a leaf layer module's
         output (or nn.MultiheadAttention's, whose out_proj it is) with a fixed
         goal, or, at a residual branch's end, alpha times the stream's measured
         second moment, read at the input of a norm or layer module that reads
         the stream."""
-        targets = []
+        targets: list[Target] = []
         for name, p in self.plans.items():
             node_index = self.deciding.get(name)
             if p.rule != "normal" or node_index is None or name in self.multi_use:
@@ -613,7 +638,7 @@ class _Walk:
         return targets
 
     # ------------------------------------------------------------ the end
-    def finish(self):
+    def finish(self) -> None:
         for name, reason in self.kept.items():
             plan = self.plans.get(name)
             self.plans[name] = ParamPlan(name, "kept", std=plan.std if plan is not None else None, reason=reason)
@@ -627,14 +652,14 @@ class _Walk:
         for item in dict.fromkeys(self.assumed):
             self.notes.append(f"assumed: {item}")
 
-    def verdicts(self):
+    def verdicts(self) -> list[Verdict]:
         """A Verdict per activation (elementwise region) and per product of activations.
 
         The slope of a region is d log E[g^2] / d log q at its input; a product of
         two operands from the same layer adds their slopes (a gate times a value:
         2.2 for SwiGLU without normalization). Each slope multiplies the relative
         error of the second moment per layer: at 1.5 or more no scale holds it."""
-        by_label = {}
+        by_label: dict[str, list[float]] = {}
         sens = self.sensitivities()
         for index, (source, g, moments, grad) in self.regions.items():
             consumers = [n for n in self.graph.nodes if index in n.inputs]
@@ -652,20 +677,20 @@ class _Walk:
                 if max(a, b) > 0:
                     label = "product " + " * ".join(operand_label(self.graph, i) for i in node.inputs)
                     tally(by_label, label, 1.0, (a + b) / max(a, b))
-        return [verdict(label, chi, slope, depth) for label, (chi, slope, depth) in by_label.items()]
+        return [verdict(label, chi, slope, int(depth)) for label, (chi, slope, depth) in by_label.items()]
 
-    def region_slope(self, index):
+    def region_slope(self, index: int) -> float:
         source, g, moments, _ = self.regions[index]
         x = self.m(source)
         bumped, _ = _elementwise(g, Moments(x.mean, x.mean * x.mean + x.variance * 1.1))
         return math.log(bumped.second / moments.second) / math.log(
             (x.mean * x.mean + 1.1 * x.variance) / x.second)
 
-    def sensitivities(self):
+    def sensitivities(self) -> dict[int, float]:
         """Per node, d log nu(node) / d log nu(input): how a relative error of the
         second moment entering the model is carried (layers pass it on, norms
         reset it, regions multiply it by their slope, products add it)."""
-        sens = {}
+        sens: dict[int, float] = {}
         for node in self.graph.nodes:
             ins = [sens.get(i, 0.0) for i in node.inputs]
             if node.kind == "input":
@@ -691,14 +716,14 @@ class _Walk:
             sens[node.index] = value
         return sens
 
-def _elementwise(g, m):
+def _elementwise(g: Fused, m: Moments) -> tuple[Moments, float]:
     """moment_rules.elementwise for a fused callable or a (name, param) activation."""
     if isinstance(g, tuple):
         return rules.elementwise(g[0], m, param=g[1])
     return rules.elementwise(g, m)
 
 
-def _named_activation(graph, node, source):
+def _named_activation(graph: Graph, node: Node, source: int) -> tuple[str, float | None] | None:
     """(name, param) when `node` is one activation varinit knows by name applied
     to `source`: its quadrature then uses the exact kinks and derivative, a tenth
     of the work of a fused callable's adaptive one."""
@@ -717,7 +742,7 @@ def _named_activation(graph, node, source):
     return None
 
 
-def _stream_reader(graph, modules, stream):
+def _stream_reader(graph: Graph, modules: dict[str, torch.nn.Module], stream: int) -> str | None:
     """The name of a leaf norm or layer module whose input is the stream node (or
     a MultiheadAttention whose query it is), or None."""
     sources = {stream}
@@ -733,14 +758,14 @@ def _stream_reader(graph, modules, stream):
     return None
 
 
-def holds_values(model, example_inputs):
+def holds_values(model: torch.nn.Module, example_inputs: ExampleInputs | None) -> bool:
     """True when the model and every example input are tensors with values (none on meta)."""
     inputs = flat_inputs(example_inputs)
     return (all(isinstance(t, torch.Tensor) and not t.is_meta for t in inputs)
             and not any(p.is_meta for p in model.parameters()))
 
 
-def flat_inputs(example_inputs):
+def flat_inputs(example_inputs: object) -> list[Any]:
     """The example inputs as a list: a tensor, a tuple or list of them, or a dict's values."""
     if isinstance(example_inputs, torch.Tensor):
         return [example_inputs]
@@ -751,9 +776,9 @@ def flat_inputs(example_inputs):
     return [example_inputs]
 
 
-def _ancestors(graph):
+def _ancestors(graph: Graph) -> list[int]:
     """Per node, a bit set (a Python int) of the nodes it depends on."""
-    anc = []
+    anc: list[int] = []
     for node in graph.nodes:
         bits = 0
         for i in node.inputs:
@@ -762,18 +787,18 @@ def _ancestors(graph):
     return anc
 
 
-def _is_layer(node):
+def _is_layer(node: Node) -> bool:
     return node.kind in LAYERS or node.kind in ("norm", "embedding", "rnn")
 
 
-def _residuals(graph, anc):
+def _residuals(graph: Graph, anc: list[int]) -> tuple[dict[int, BranchEnd], dict[int, int]]:
     """(branch end node -> (stream node, chain length L, the addition, the chain's first stream))
     for every residual addition."""
     layer_bits = 0
     for node in graph.nodes:
         if _is_layer(node):
             layer_bits |= 1 << node.index
-    residual = {}     # add node -> (stream, branch)
+    residual: dict[int, tuple[int, int]] = {}     # add node -> (stream, branch)
     for node in graph.nodes:
         if node.kind != "add" or len(node.inputs) != 2:
             continue
@@ -785,7 +810,7 @@ def _residuals(graph, anc):
                 break
     parent = {i: i for i in residual}
 
-    def find(i):
+    def find(i: int) -> int:
         while parent[i] != i:
             parent[i] = parent[parent[i]]
             i = parent[i]
@@ -801,14 +826,16 @@ def _residuals(graph, anc):
             if node.kind not in STREAM_PASS or not node.inputs:
                 break
             j = node.inputs[0]
-    sizes = {}
+    sizes: dict[int, int] = {}
     for i in residual:
         sizes[find(i)] = sizes.get(find(i), 0) + 1
-    first, last = {}, {}   # chain root -> the stream entering its first block; its last addition
+    first: dict[int, int] = {}   # chain root -> the stream entering its first block
+    last: dict[int, int] = {}    # chain root -> its last addition
+    # (first, last: chain root -> the stream entering its first block; its last addition
     for index in sorted(residual):
         first.setdefault(find(index), residual[index][0])
         last[find(index)] = index
-    ends = {}
+    ends: dict[int, BranchEnd] = {}
     for index, (stream, branch) in residual.items():
         j = branch
         while graph.nodes[j].kind in BRANCH_PASS and graph.nodes[j].inputs:
@@ -819,7 +846,7 @@ def _residuals(graph, anc):
     return ends, sizes
 
 
-def _reaches_output(graph, index):
+def _reaches_output(graph: Graph, index: int) -> bool:
     """True when the node's value is a model output, through views and elementwise ops."""
     while index not in graph.outputs:
         consumers = [n for n in graph.nodes if index in n.inputs]
@@ -829,20 +856,21 @@ def _reaches_output(graph, index):
     return True
 
 
-def _stream_budget(length, open_end):
+def _stream_budget(length: int, open_end: bool) -> float:
     """How many times a chain of `length` residual blocks may raise its stream's second moment."""
     if open_end:
         return STREAM_BUDGET
     return min(max(STREAM_BUDGET, 1.0 + length / 3.0), MAX_STREAM_BUDGET)
 
 
-def _layer_uses(graph, name):
-    return [i for i in graph.uses.get(name, ()) if graph.nodes[i].kind in LAYERS + ("embedding",)]
+def _layer_uses(graph: Graph, name: str | None) -> list[int]:
+    uses = graph.uses.get(name, ()) if name is not None else ()
+    return [i for i in uses if graph.nodes[i].kind in LAYERS + ("embedding",)]
 
 
-def _deciding_uses(graph):
+def _deciding_uses(graph: Graph) -> dict[str, int]:
     """Each weight's deciding use: its last layer use (nearest the output)."""
-    deciding = {}
+    deciding: dict[str, int] = {}
     for name in graph.params:
         uses = _layer_uses(graph, name)
         if uses:
@@ -850,7 +878,7 @@ def _deciding_uses(graph):
     return deciding
 
 
-def _norm_before(graph, index):
+def _norm_before(graph: Graph, index: int) -> int | None:
     """The norm node whose output a node reads (through views), or None."""
     j = graph.nodes[index].inputs[0] if graph.nodes[index].inputs else None
     while j is not None and graph.nodes[j].kind == "view" and graph.nodes[j].inputs:
@@ -858,10 +886,10 @@ def _norm_before(graph, index):
     return j if j is not None and graph.nodes[j].kind == "norm" else None
 
 
-def _tied_head_gains(graph, deciding):
+def _tied_head_gains(graph: Graph, deciding: dict[str, int]) -> dict[int, str]:
     """{head node: gamma name} for every weight first used as an embedding and last
     as a linear layer reading a norm whose gain is used nowhere else."""
-    heads = {}
+    heads: dict[int, str] = {}
     for name, last in deciding.items():
         uses = _layer_uses(graph, name)
         if len(uses) < 2 or graph.nodes[min(uses)].kind != "embedding" or graph.nodes[last].kind != "linear":
@@ -873,12 +901,13 @@ def _tied_head_gains(graph, deciding):
     return heads
 
 
-def _weight_norm_gain(node):
+def _weight_norm_gain(node: Node) -> str | None:
     names = node.attrs.get("weight_from") or []
     return next((n for n in names if n.endswith(("original0", "weight_g"))), None)
 
 
-def _solved_rnn(module, x, node, target):
+def _solved_rnn(module: Any, x: Moments, node: Node,
+                target: float) -> tuple[Moments, dict[str, tuple[float, float, float]]]:
     """A recurrent module layer by layer: each layer's input weights (every gate
     block) solved so the input's share of a gate's preactivation has second
     moment `target` for that layer's measured input, under varinit's recurrent
@@ -892,7 +921,7 @@ def _solved_rnn(module, x, node, target):
     shape[-1] = module.input_size
     sample = x.mean + math.sqrt(max(x.variance, 0.0)) * torch.randn(shape, generator=g, dtype=torch.float64)
     directions = 2 if module.bidirectional else 1
-    solved = {}
+    solved: dict[str, tuple[float, float, float]] = {}
     for layer in range(module.num_layers):
         kwargs = {"input_size": sample.shape[-1], "hidden_size": module.hidden_size, "num_layers": 1,
                   "bias": module.bias, "batch_first": module.batch_first, "bidirectional": module.bidirectional}
@@ -913,5 +942,5 @@ def _solved_rnn(module, x, node, target):
     return Moments(float(sample.mean()), float((sample * sample).mean())), solved
 
 
-def _g(x):
+def _g(x: float) -> str:
     return f"{x:.4g}"

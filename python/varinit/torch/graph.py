@@ -31,13 +31,16 @@ nn.MultiheadAttention and nn.TransformerEncoderLayer in eval mode
 (torch._native_multi_head_attention, torch._transformer_encoder_layer_fwd)
 are never taken while tracing: the decomposed path is recorded instead.
 """
+from __future__ import annotations
+
 import contextlib
 import functools
 import numbers
 import threading
 import types
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields, is_dataclass
-from typing import Callable
+from typing import Any, Callable, Protocol, Union, cast
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +48,7 @@ from torch.nn.modules.module import (register_module_forward_hook,
                                      register_module_forward_pre_hook)
 from torch.overrides import TorchFunctionMode
 
-from .graph_kinds import IGNORE, SPECS, is_inplace_name, public_name
+from .graph_kinds import IGNORE, SPECS, OpSpec, is_inplace_name, public_name
 from .sharded_model import global_view
 
 KINDS = (
@@ -83,13 +86,13 @@ class Node:
     index: int
     kind: str
     target: str
-    inputs: list
-    params: dict
-    attrs: dict
-    shape: tuple
+    inputs: list[int]
+    params: dict[str, str]
+    attrs: dict[str, Any]
+    shape: tuple[int, ...]
     dtype: torch.dtype
     module: str
-    replay: Callable | None = None
+    replay: Callable[..., torch.Tensor] | None = None
 
 
 @dataclass
@@ -104,16 +107,24 @@ class Graph:
     unknown: the "opaque" nodes.
     """
 
-    nodes: list
-    inputs: list       # per example input its "input" node (a tensor passed twice: one node, twice)
-    outputs: list
-    params: dict
-    tied: dict
-    uses: dict
-    unknown: list
+    nodes: list[Node]
+    inputs: list[int]       # per example input its "input" node (a tensor passed twice: one node, twice)
+    outputs: list[int]
+    params: dict[str, torch.nn.Parameter]
+    tied: dict[str, list[str]]
+    uses: dict[str, list[int]]
+    unknown: list[int]
 
 
-def trace(model, example_inputs):
+# What a model is called with: a tensor, a tuple or list of tensors, or keyword tensors
+ExampleInputs = Union[torch.Tensor, Sequence[torch.Tensor], dict[str, torch.Tensor]]
+# What a kind's handler returns: kind, inputs, params, attrs, replay
+Recorded = tuple[str, list[int], dict[str, str], dict[str, Any], Union[Callable[..., torch.Tensor], None]]
+# The tensors an op returned, with their positions among its outputs
+Outputs = list[tuple[int, torch.Tensor]]
+
+
+def trace(model: torch.nn.Module, example_inputs: ExampleInputs) -> Graph:
     """Record the dataflow of one forward pass of `model` on `example_inputs`, as a Graph.
 
     The model runs once, under ``torch.no_grad()``, in the mode it is in, with
@@ -156,7 +167,7 @@ def trace(model, example_inputs):
         return _trace(model, args, kwargs)
 
 
-def _trace(model, args, kwargs):
+def _trace(model: torch.nn.Module, args: tuple[torch.Tensor, ...], kwargs: dict[str, torch.Tensor]) -> Graph:
     recorder = _Recorder(model)
     devices = _cuda_devices(model, list(args) + list(kwargs.values()))
     with BufferGuard(model), torch.random.fork_rng(devices=devices), torch.no_grad():
@@ -176,7 +187,7 @@ def _trace(model, args, kwargs):
         return recorder.graph(model, output)
 
 
-def example_call(example_inputs):
+def example_call(example_inputs: object) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
     """(args, kwargs) to call a model with its example inputs; TypeError naming what is not a tensor."""
     if isinstance(example_inputs, torch.Tensor):
         return (example_inputs,), {}
@@ -199,7 +210,7 @@ def example_call(example_inputs):
                     f"dict of str -> tensor, got {type(example_inputs).__name__}")
 
 
-def _cuda_devices(model, inputs):
+def _cuda_devices(model: torch.nn.Module, inputs: list[torch.Tensor]) -> list[int]:
     tensors = list(model.parameters()) + list(model.buffers()) + inputs
     return sorted({t.device.index or 0 for t in tensors if t.device.type == "cuda"})
 
@@ -207,15 +218,15 @@ def _cuda_devices(model, inputs):
 class BufferGuard:
     """Puts every buffer back, same object and same bits, when the trace ends."""
 
-    def __init__(self, model):
+    def __init__(self, model: torch.nn.Module) -> None:
         self.saved = [(module, name, buffer, buffer.detach().clone())
                       for module in model.modules()
                       for name, buffer in module.named_buffers(recurse=False)]
 
-    def __enter__(self):
+    def __enter__(self) -> BufferGuard:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         with torch.no_grad():
             for module, name, buffer, copy in self.saved:
                 if getattr(module, name) is not buffer:
@@ -224,15 +235,17 @@ class BufferGuard:
 
 
 @contextlib.contextmanager
-def meta_view(model):
+def meta_view(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     """Inside the block, every parameter and buffer of `model` is a meta tensor of
     the same shape (tied tensors stay tied); on exit the real ones are back.
 
     A trace needs shapes, not values: tracing through this view costs no
     arithmetic (GPT-2 small's 50257-token head alone is 5 GFLOP for 128 tokens)."""
-    swapped, twins = [], {}
+    swapped: list[tuple[dict[str, Any], str, torch.Tensor]] = []
+    twins: dict[int, torch.Tensor] = {}
     for module in model.modules():
-        for table in (module._parameters, module._buffers):
+        tables: tuple[dict[str, Any], ...] = (module._parameters, module._buffers)
+        for table in tables:
             for name, tensor in table.items():
                 if tensor is None or tensor.is_meta:
                     continue
@@ -251,7 +264,17 @@ def meta_view(model):
             table[name] = tensor
 
 
-def expand(mode, func, args, kwargs):
+class ExpandingMode(Protocol):
+    """A TorchFunctionMode that expands Python functions (see `expand`)."""
+
+    expanding: list[Callable[..., Any]]
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, *exc: Any) -> Any: ...
+
+
+def expand(mode: ExpandingMode, func: types.FunctionType, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     """Run the Python function `func` with `mode` on for the calls in its body
     (an `unguarded` copy); `mode.expanding` holds the functions being expanded,
     so one that still dispatches to the mode is not expanded again."""
@@ -263,12 +286,12 @@ def expand(mode, func, args, kwargs):
         mode.expanding.pop()
 
 
-def _never(*args):
+def _never(*args: object) -> bool:
     return False
 
 
 @functools.lru_cache(maxsize=None)
-def unguarded(func):
+def unguarded(func: types.FunctionType) -> types.FunctionType:
     """A copy of the Python function `func` whose own __torch_function__ check
     is off, so its body runs under the mode and the calls inside it are
     recorded. Calling `func` itself with the mode on would dispatch straight
@@ -285,8 +308,8 @@ def unguarded(func):
     return copy
 
 
-def _tensors(values):
-    found = []
+def _tensors(values: Iterable[object]) -> list[torch.Tensor]:
+    found: list[torch.Tensor] = []
     for value in values:
         if isinstance(value, torch.Tensor):
             found.append(value)
@@ -295,25 +318,25 @@ def _tensors(values):
     return found
 
 
-def _bind(names, args, kwargs):
+def _bind(names: Sequence[str], args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[dict[str, Any], Sequence[Any]]:
     """The arguments by name (positional ones by `names`), and the positional ones beyond."""
     bound = dict(zip(names, args))
     bound.update(kwargs)
     return bound, args[len(names):]
 
 
-def _is_number(value):
+def _is_number(value: object) -> bool:
     return isinstance(value, numbers.Number) and not isinstance(value, torch.Tensor)
 
 
-def _ntuple(value, n):
+def _ntuple(value: Any, n: int) -> tuple[int, ...]:
     if isinstance(value, (list, tuple)):
-        value = tuple(int(v) for v in value)
-        return value * n if len(value) == 1 else value
+        ints = tuple(int(v) for v in value)
+        return ints * n if len(ints) == 1 else ints
     return (int(value),) * n
 
 
-def _dims(dim, ndim):
+def _dims(dim: Any, ndim: int) -> tuple[int, ...] | None:
     """A reduction's dims as sorted non-negative ints; None (all) stays None."""
     if dim is None:
         return None
@@ -321,7 +344,7 @@ def _dims(dim, ndim):
     return tuple(sorted(d % ndim for d in dims)) if ndim else dims
 
 
-def _index(index):
+def _index(index: Any) -> Any:
     """A __getitem__ index with its tensors replaced by "tensor" (they are inputs)."""
     if isinstance(index, torch.Tensor):
         return "tensor"
@@ -330,14 +353,14 @@ def _index(index):
     return index
 
 
-def _einsum_inner(equation, a, b):
+def _einsum_inner(equation: str, a: torch.Tensor, b: torch.Tensor) -> int:
     """The product of the sizes einsum sums over: letters of the two operands
     absent from the output (without "->", the output is the letters used once)."""
     lhs, arrow, out = equation.replace(" ", "").partition("->")
     terms = lhs.split(",")
     if not arrow:
         out = "".join(letter for letter in lhs if letter.isalpha() and lhs.count(letter) == 1)
-    sizes = {}
+    sizes: dict[str, int] = {}
     for term, operand in zip(terms, (a, b)):
         shape = tuple(operand.shape)
         if "..." in term:
@@ -353,7 +376,7 @@ def _einsum_inner(equation, a, b):
     return inner
 
 
-def _operands(spec, bound, extra):
+def _operands(spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any]) -> list[Any]:
     """The non-weight tensor arguments: named ones in order, then the positional
     ones beyond the names, then keyword ones the names do not list."""
     named = [bound[n] for n in spec.names if n in bound and n not in spec.roles]
@@ -361,7 +384,8 @@ def _operands(spec, bound, extra):
     return named + list(extra) + other
 
 
-def _with_argument(names, args, kwargs, name, value):
+def _with_argument(names: Sequence[str], args: tuple[Any, ...], kwargs: dict[str, Any], name: str,
+                   value: object) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """args, kwargs with the argument `name` (positional or keyword) set to value."""
     position = names.index(name)
     if name not in kwargs and position < len(args):
@@ -372,45 +396,50 @@ def _with_argument(names, args, kwargs, name, value):
 class _Recorder(TorchFunctionMode):
     """The mode and hooks of one trace, and the nodes they record."""
 
-    def __init__(self, model):
+    def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
-        self.nodes = []
-        self.from_params = []      # per node: parameters it is computed from; None: from an input
-        self.node_of = {}          # id(tensor) -> node index
-        self.alive = []            # every mapped tensor, so its id is never reused during the trace
-        self.constant_ids = set()
-        self.param_name, self.buffer_name, self.module_name = {}, {}, {}
+        self.nodes: list[Node] = []
+        # per node: parameters it is computed from; None: from an input
+        self.from_params: list[tuple[str, ...] | None] = []
+        self.node_of: dict[int, int] = {}          # id(tensor) -> node index
+        self.alive: list[torch.Tensor] = []        # every mapped tensor, so its id is never reused during the trace
+        self.constant_ids: set[int] = set()
+        self.param_name: dict[int, str] = {}
+        self.buffer_name: dict[int, str] = {}
+        self.module_name: dict[int, str] = {}
         for name, param in model.named_parameters(remove_duplicate=False):
             self.param_name.setdefault(id(param), name)
         for name, buffer in model.named_buffers(remove_duplicate=False):
             self.buffer_name.setdefault(id(buffer), name)
         for name, module in model.named_modules(remove_duplicate=False):
             self.module_name.setdefault(id(module), name)
-        self.inputs = []
-        self.stack = []
-        self.expanding = []
+        self.inputs: list[int] = []
+        self.stack: list[str] = []
+        self.expanding: list[Callable[..., Any]] = []
         self.thread = threading.get_ident()
 
     # -------------------------------------------------------------- modules
 
     @property
-    def module(self):
+    def module(self) -> str:
         return self.stack[-1] if self.stack else ""
 
     # The hooks are global: a module running in another thread meanwhile is not ours.
 
-    def enter(self, module, args):
+    def enter(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
         if threading.get_ident() == self.thread:
             # a module built inside forward() is not in the model: it counts as its caller
             self.stack.append(self.module_name.get(id(module), self.module))
 
-    def leave(self, module, args, output):
+    def leave(self, module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
         if threading.get_ident() == self.thread:
             self.stack.pop()
 
     # -------------------------------------------------------------- sources
 
-    def _new_node(self, kind, target, inputs, params, attrs, tensor, replay=None, from_params=None):
+    def _new_node(self, kind: str, target: str, inputs: list[int], params: dict[str, str], attrs: dict[str, Any],
+                  tensor: torch.Tensor, replay: Callable[..., torch.Tensor] | None = None,
+                  from_params: tuple[str, ...] | None = None) -> int:
         index = len(self.nodes)
         self.nodes.append(Node(index, kind, target, inputs, params, attrs, tuple(tensor.shape),
                                tensor.dtype, self.module, replay))
@@ -423,7 +452,7 @@ class _Recorder(TorchFunctionMode):
             self.constant_ids.discard(id(tensor))
         return index
 
-    def add_input(self, tensor, attrs):
+    def add_input(self, tensor: torch.Tensor, attrs: dict[str, Any]) -> None:
         # The same tensor passed twice (self-attention's query, key, value) is
         # one node, listed twice in Graph.inputs: the model must see the very
         # objects it was given, or it may take another path (MultiheadAttention
@@ -433,7 +462,7 @@ class _Recorder(TorchFunctionMode):
             index = self._new_node("input", "", [], {}, attrs, tensor)
         self.inputs.append(index)
 
-    def node_for(self, tensor):
+    def node_for(self, tensor: torch.Tensor) -> int:
         """The node of an operand: its producer, or a new param / constant node."""
         index = self.node_of.get(id(tensor))
         if index is not None:
@@ -442,20 +471,21 @@ class _Recorder(TorchFunctionMode):
         if name is not None:
             return self._new_node("param", "", [], {"param": name}, {}, tensor,
                                   from_params=(name,))
-        attrs = {}
+        attrs: dict[str, Any] = {}
         if id(tensor) in self.buffer_name:
             attrs["buffer"] = self.buffer_name[id(tensor)]
         if tensor.numel() == 1 and tensor.device.type != "meta":
             attrs["value"] = tensor.item()
         return self._new_node("constant", "", [], {}, attrs, tensor, from_params=())
 
-    def traced(self, tensor):
+    def traced(self, tensor: torch.Tensor) -> bool:
         key = id(tensor)
         return key in self.param_name or (key in self.node_of and key not in self.constant_ids)
 
     # -------------------------------------------------------------- dispatch
 
-    def __torch_function__(self, func, arg_types=(), args=(), kwargs=None):
+    def __torch_function__(self, func: Any, arg_types: Any = (), args: Any = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         try:
             spec = SPECS.get(func)
@@ -470,18 +500,22 @@ class _Recorder(TorchFunctionMode):
             return self._expand(func, args, kwargs)
         return self._record(func, spec, args, kwargs, operands)
 
-    def _expand(self, func, args, kwargs):
+    def _expand(self, func: types.FunctionType, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         # If the copy still dispatches to the mode (a check the copy does not
         # switch off), `func` is found in `expanding` and recorded as opaque.
         return expand(self, func, args, kwargs)
 
-    def _record(self, func, spec, args, kwargs, operands):
+    def _record(self, func: Any, spec: OpSpec | None, args: tuple[Any, ...], kwargs: dict[str, Any],
+                operands: list[torch.Tensor]) -> Any:
         target = public_name(func)
+        bound: dict[str, Any]
+        extra: Sequence[Any]
         bound, extra = _bind(spec.names, args, kwargs) if spec else ({}, ())
         if spec is not None and spec.kind == "embedding" and bound.get("max_norm") is not None:
             # max_norm renormalizes the looked-up rows of the weight in place
             args, kwargs = _with_argument(spec.names, args, kwargs, "max_norm", None)
         out = func(*args, **kwargs)
+        outs: Outputs
         if spec is not None and spec.op == "__setitem__":
             outs = [(0, args[0])]
         elif isinstance(out, torch.Tensor):
@@ -490,6 +524,11 @@ class _Recorder(TorchFunctionMode):
             outs = [(k, o) for k, o in enumerate(out) if isinstance(o, torch.Tensor)]
         else:
             return out
+        kind: str
+        inputs: list[int]
+        params: dict[str, str]
+        attrs: dict[str, Any]
+        replay: Callable[..., torch.Tensor] | None
         if spec is None or spec.kind == "opaque":
             kind, inputs, params, attrs, replay = (
                 "opaque", [self.node_for(t) for t in operands], {}, {}, None)
@@ -513,19 +552,22 @@ class _Recorder(TorchFunctionMode):
                            replay if len(outs) == 1 else None, from_params)
         return out
 
-    def _from_params(self, inputs, params):
-        names = {}
+    def _from_params(self, inputs: list[int], params: dict[str, str]) -> tuple[str, ...] | None:
+        names: dict[str, None] = {}
         for i in inputs:
-            if self.from_params[i] is None:
+            source = self.from_params[i]
+            if source is None:
                 return None
-            names.update(dict.fromkeys(self.from_params[i]))
+            names.update(dict.fromkeys(source))
         names.update(dict.fromkeys(params.values()))
         return tuple(names)
 
-    def _wire(self, operands, roles):
+    def _wire(self, operands: Iterable[object],
+              roles: Iterable[tuple[str, object]]) -> tuple[list[int], dict[str, str], dict[str, Any]]:
         """inputs, params and *_from attrs for activation operands and (role, value) weights."""
         inputs = [self.node_for(t) for t in _tensors(operands)]
-        params, attrs = {}, {}
+        params: dict[str, str] = {}
+        attrs: dict[str, Any] = {}
         for role, value in roles:
             if not isinstance(value, torch.Tensor):
                 continue
@@ -538,28 +580,30 @@ class _Recorder(TorchFunctionMode):
                 continue
             index = self.node_for(value)
             inputs.append(index)
-            if self.from_params[index] is not None:
-                attrs[f"{role}_from"] = list(self.from_params[index])
+            source = self.from_params[index]
+            if source is not None:
+                attrs[f"{role}_from"] = list(source)
         return inputs, params, attrs
 
-    def _wire_spec(self, spec, bound, extra):
+    def _wire_spec(self, spec: OpSpec, bound: dict[str, Any],
+                   extra: Sequence[Any]) -> tuple[list[int], dict[str, str], dict[str, Any]]:
         return self._wire(_operands(spec, bound, extra), [(r, bound.get(r)) for r in spec.roles])
 
     # -------------------------------------------------------------- kinds
 
-    def _layer(self, spec, bound, extra, outs):
+    def _layer(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         inputs, params, attrs = self._wire_spec(spec, bound, extra)
         return spec.kind, inputs, params, attrs, None
 
     _linear = _bilinear = _layer
 
-    def _embedding(self, spec, bound, extra, outs):
+    def _embedding(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         inputs, params, attrs = self._wire_spec(spec, bound, extra)
         attrs.update(padding_idx=bound.get("padding_idx"), max_norm=bound.get("max_norm"),
                      norm_type=bound.get("norm_type", 2.0))
         return "embedding", inputs, params, attrs, None
 
-    def _conv(self, spec, bound, extra, outs):
+    def _conv(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         inputs, params, attrs = self._wire_spec(spec, bound, extra)
         n = spec.dims
         kernel = tuple(bound["weight"].shape[2:])
@@ -576,7 +620,8 @@ class _Recorder(TorchFunctionMode):
                      dilation=dilation, groups=int(bound.get("groups", 1)), kernel_size=kernel)
         return "conv", inputs, params, attrs, None
 
-    def _conv_transpose(self, spec, bound, extra, outs):
+    def _conv_transpose(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any],
+                        outs: Outputs) -> Recorded:
         inputs, params, attrs = self._wire_spec(spec, bound, extra)
         n = spec.dims
         attrs.update(stride=_ntuple(bound.get("stride", 1), n),
@@ -587,7 +632,7 @@ class _Recorder(TorchFunctionMode):
                      kernel_size=tuple(bound["weight"].shape[2:]))
         return "conv_transpose", inputs, params, attrs, None
 
-    def _norm(self, spec, bound, extra, outs):
+    def _norm(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         inputs, params, attrs = self._wire_spec(spec, bound, extra)
         which = spec.op
         attrs["which"] = which
@@ -606,7 +651,7 @@ class _Recorder(TorchFunctionMode):
             attrs.setdefault("running_var", None)
         return "norm", inputs, params, attrs, None
 
-    def _elementwise(self, spec, bound, extra, outs):
+    def _elementwise(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         inputs, params, attrs = self._wire_spec(spec, bound, extra)
         if len(_tensors(_operands(spec, bound, extra))) != 1:      # clamp(x, min=tensor)
             return "opaque", inputs, params, {}, None
@@ -616,11 +661,13 @@ class _Recorder(TorchFunctionMode):
         if spec.op == "prelu":
             replay = _prelu_replay(bound["weight"]) if "weight" in params else None
         else:
-            replay = functools.partial(spec.replay, **named) if named else spec.replay
+            same = cast(Callable[..., torch.Tensor], spec.replay)   # every elementwise spec has one
+            replay = functools.partial(same, **named) if named else same
         return "elementwise", inputs, params, attrs, replay
 
-    def _binary(self, spec, bound, extra, outs):
-        a, b = bound.get("input"), bound.get("other", bound.get("exponent"))
+    def _binary(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
+        a: Any = bound.get("input")   # a tensor or a number, as b
+        b: Any = bound.get("other", bound.get("exponent"))
         if spec.reflected:
             a, b = b, a
         op = spec.op
@@ -630,7 +677,7 @@ class _Recorder(TorchFunctionMode):
         a_tensor, b_tensor = isinstance(a, torch.Tensor), isinstance(b, torch.Tensor)
         if a_tensor and b_tensor and op != "pow":
             inputs = [self.node_for(a), self.node_for(b)]
-            attrs = {}
+            attrs: dict[str, Any] = {}
             if op in ("add", "sub") and alpha != 1:
                 attrs["alpha"] = alpha
             if op == "div" and rounding is not None:
@@ -660,14 +707,16 @@ class _Recorder(TorchFunctionMode):
                     _number_first(op, a, alpha, rounding))
         return "opaque", [self.node_for(t) for t in _tensors((a, b))], {}, {}, None
 
-    def _matmul(self, spec, bound, extra, outs):
+    def _matmul(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
+        a: Any
+        b: Any
         if spec.op == "einsum":
             operands = _tensors(extra)
             if len(operands) != 2:
                 return "opaque", [self.node_for(t) for t in operands], {}, {}, None
             a, b = operands
             inner = _einsum_inner(bound["equation"], a, b)
-            attrs = {"op": "einsum", "equation": bound["equation"], "inner": inner}
+            attrs: dict[str, Any] = {"op": "einsum", "equation": bound["equation"], "inner": inner}
         else:
             a, b = bound.get("input"), bound.get("other")
             if spec.reflected:
@@ -675,13 +724,13 @@ class _Recorder(TorchFunctionMode):
             attrs = {"op": spec.op, "inner": int(a.shape[-1]) if a.dim() else 1}
         return "matmul", [self.node_for(a), self.node_for(b)], {}, attrs, None
 
-    def _softmax(self, spec, bound, extra, outs):
+    def _softmax(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         x = bound["input"]
         dim = bound.get("dim")
         attrs = {"dim": None if dim is None else dim % max(x.dim(), 1)}
         return "softmax", [self.node_for(x)], {}, attrs, None
 
-    def _attention(self, spec, bound, extra, outs):
+    def _attention(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         inputs, params, _ = self._wire_spec(spec, bound, extra)
         attrs = {"dropout_p": bound.get("dropout_p", 0.0),
                  "is_causal": bound.get("is_causal", False),
@@ -689,18 +738,18 @@ class _Recorder(TorchFunctionMode):
                  "has_mask": isinstance(bound.get("attn_mask"), torch.Tensor)}
         return "attention", inputs, params, attrs, None
 
-    def _dropout(self, spec, bound, extra, outs):
+    def _dropout(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         inputs, params, _ = self._wire_spec(spec, bound, extra)
         training = bound.get("training", bound.get("train", spec.op in ("dropout", "dropout1d",
                                                                          "dropout2d", "dropout3d")))
         attrs = {"op": spec.op, "p": bound.get("p", 0.5), "training": bool(training)}
         return "dropout", inputs, params, attrs, None
 
-    def _avg_pool(self, spec, bound, extra, outs):
+    def _avg_pool(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         n = spec.dims
         kernel = _ntuple(bound["kernel_size"], n)
         stride = bound.get("stride")
-        attrs = {"kernel_size": kernel, "stride": kernel if not stride else _ntuple(stride, n),
+        attrs: dict[str, Any] = {"kernel_size": kernel, "stride": kernel if not stride else _ntuple(stride, n),
                  "padding": _ntuple(bound.get("padding", 0), n),
                  "ceil_mode": bool(bound.get("ceil_mode", False))}
         if spec.kind == "avg_pool":
@@ -712,13 +761,14 @@ class _Recorder(TorchFunctionMode):
 
     _max_pool = _avg_pool
 
-    def _adaptive_avg_pool(self, spec, bound, extra, outs):
+    def _adaptive_avg_pool(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any],
+                           outs: Outputs) -> Recorded:
         attrs = {"output_size": tuple(outs[0][1].shape[-spec.dims:])}
         return spec.kind, [self.node_for(bound["input"])], {}, attrs, None
 
     _adaptive_max_pool = _adaptive_avg_pool
 
-    def _mean(self, spec, bound, extra, outs):
+    def _mean(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         x = bound["input"]
         attrs = {"dim": _dims(bound.get("dim"), x.dim()),
                  "keepdim": bool(bound.get("keepdim", False))}
@@ -726,14 +776,14 @@ class _Recorder(TorchFunctionMode):
 
     _sum = _mean
 
-    def _cat(self, spec, bound, extra, outs):
+    def _cat(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         dim = bound.get("dim", bound.get("axis", 0))
         attrs = {"op": spec.op, "dim": dim % outs[0][1].dim()}
         return "cat", [self.node_for(t) for t in _tensors([bound["tensors"]])], {}, attrs, None
 
-    def _view(self, spec, bound, extra, outs):
+    def _view(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         inputs, params, _ = self._wire_spec(spec, bound, extra)
-        attrs = {"op": spec.op}
+        attrs: dict[str, Any] = {"op": spec.op}
         if spec.op == "__getitem__":
             attrs["index"] = _index(bound["index"])
         else:
@@ -743,7 +793,8 @@ class _Recorder(TorchFunctionMode):
                 attrs["args"] = _index(tuple(extra))
         return "view", inputs, params, attrs, None
 
-    def _part(self, spec, extra, kwargs, outs, k):
+    def _part(self, spec: OpSpec | None, extra: Sequence[Any], kwargs: dict[str, Any], outs: Outputs,
+              k: int) -> dict[str, Any]:
         """dim and slice of output k of a view that splits (chunk, split, unbind ...)."""
         if spec is None or spec.kind != "view":
             return {}
@@ -761,7 +812,7 @@ class _Recorder(TorchFunctionMode):
         start = sum(o.shape[dim] for _, o in outs[:k])
         return {"dim": dim, "slice": (start, start + outs[k][1].shape[dim])}
 
-    def _rnn(self, spec, bound, extra, outs):
+    def _rnn(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         if spec.names:                       # one step of a cell: input, hx, w_ih, w_hh, b_ih, b_hh
             roles = [(_CELL_ROLES[r], bound.get(r)) for r in spec.roles]
             inputs, params, attrs = self._wire([bound["input"], bound.get("hx")], roles)
@@ -791,17 +842,18 @@ class _Recorder(TorchFunctionMode):
 
     # -------------------------------------------------------------- result
 
-    def graph(self, model, output):
+    def graph(self, model: torch.nn.Module, output: object) -> Graph:
         outputs = [self.node_for(t) for t in _flatten(output)]
-        params, tied = {}, {}
-        canonical = {}
+        params: dict[str, torch.nn.Parameter] = {}
+        tied: dict[str, list[str]] = {}
+        canonical: dict[int, str] = {}
         for name, param in model.named_parameters(remove_duplicate=False):
             first = canonical.setdefault(id(param), name)
             if first == name:
                 params[name] = param
             else:
                 tied.setdefault(first, []).append(name)
-        uses = {name: [] for name in params}
+        uses: dict[str, list[int]] = {name: [] for name in params}
         for node in self.nodes:
             read = dict.fromkeys(node.params.values())
             for key, value in node.attrs.items():
@@ -815,15 +867,15 @@ class _Recorder(TorchFunctionMode):
                      unknown=[n.index for n in self.nodes if n.kind == "opaque"])
 
 
-_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
-_CELL_ROLES = {"w_ih": "weight_ih", "w_hh": "weight_hh", "b_ih": "bias_ih", "b_hh": "bias_hh"}
+_GATES: dict[str, int] = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+_CELL_ROLES: dict[str, str] = {"w_ih": "weight_ih", "w_hh": "weight_hh", "b_ih": "bias_ih", "b_hh": "bias_hh"}
 # position of the dim among the arguments after the tensor, or a function of ndim
-_SPLIT_DIMS = {"chunk": 1, "split": 1, "split_with_sizes": 1, "tensor_split": 1,
+_SPLIT_DIMS: dict[str, int | Callable[[int], int]] = {"chunk": 1, "split": 1, "split_with_sizes": 1, "tensor_split": 1,
                "hsplit": lambda ndim: 1 if ndim > 1 else 0, "vsplit": lambda ndim: 0,
                "dsplit": lambda ndim: 2}
 
 
-def _rnn_roles(count, layers, bidirectional, has_biases):
+def _rnn_roles(count: int, layers: int, bidirectional: bool, has_biases: bool) -> list[str]:
     """The names nn.RNNBase gives its flat weights, in their order: per layer, per
     direction, weight_ih, weight_hh[, bias_ih, bias_hh][, weight_hr] + _l{k}[_reverse]."""
     directions = 2 if bidirectional else 1
@@ -837,7 +889,7 @@ def _rnn_roles(count, layers, bidirectional, has_biases):
             for layer in range(layers) for d in range(directions) for role in base]
 
 
-def _flatten(value):
+def _flatten(value: object) -> Iterator[torch.Tensor]:
     if isinstance(value, torch.Tensor):
         yield value
     elif isinstance(value, dict):
@@ -853,12 +905,12 @@ def _flatten(value):
 
 # -------------------------------------------------------------- replays
 
-def _prelu_replay(weight):
+def _prelu_replay(weight: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     # reads the parameter when called (after it is initialized), in the caller's dtype
     return lambda x: F.prelu(x, weight.detach().to(dtype=x.dtype, device=x.device))
 
 
-def _binary_replay(op, alpha, rounding):
+def _binary_replay(op: str, alpha: float, rounding: str | None) -> Callable[..., torch.Tensor]:
     if op == "add":
         return lambda a, b: torch.add(a, b, alpha=alpha)
     if op == "sub":
@@ -868,27 +920,27 @@ def _binary_replay(op, alpha, rounding):
     return lambda a, b: torch.div(a, b, rounding_mode=rounding)
 
 
-def _shifted(c):
+def _shifted(c: float) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda x: x + c
 
 
-def _scaled(c):
+def _scaled(c: float) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda x: x * c
 
 
-def _divided(c):
+def _divided(c: float) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda x: x / c
 
 
-def _powered(c):
+def _powered(c: float) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda x: torch.pow(x, c)
 
 
-def _rounded_div(c, rounding):
+def _rounded_div(c: float, rounding: str | None) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda x: torch.div(x, c, rounding_mode=rounding)
 
 
-def _number_first(op, c, alpha, rounding):
+def _number_first(op: str, c: float, alpha: float, rounding: str | None) -> Callable[[torch.Tensor], torch.Tensor]:
     """c - alpha x, c / x, c ** x: a function of x alone."""
     if op == "sub":
         return lambda x: c - alpha * x

@@ -12,7 +12,10 @@ alike) and which of those arguments hold weights. A function missing here is
 either a Python function (the tracer records its body) or a builtin (an
 "opaque" node named by `public_name`).
 """
-from typing import Callable, NamedTuple
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -29,17 +32,17 @@ class OpSpec(NamedTuple):
     kind: str
     op: str                      # "conv2d", "relu", "add", "transpose", ...
     target: str                  # "torch.nn.functional.conv2d"
-    names: tuple = ()            # argument names in positional order, the operated-on tensor first
-    roles: tuple = ()            # arguments holding weights: a Parameter there goes to Node.params
+    names: tuple[str, ...] = ()  # argument names in positional order, the operated-on tensor first
+    roles: tuple[str, ...] = ()  # arguments holding weights: a Parameter there goes to Node.params
     dims: int = 0                # spatial dimensions of a conv / pool
     reflected: bool = False      # 2 - x arrives as x.__rsub__(2): the operands are swapped
     inplace: bool = False        # writes into its first operand (relu_, add_, __setitem__)
-    replay: Callable | None = None   # elementwise: the out-of-place function that recomputes it
+    replay: Callable[..., Any] | None = None   # elementwise: the out-of-place function that recomputes it
 
 
-SPECS: dict = {}
+SPECS: dict[Any, OpSpec] = {}
 
-_NAMESPACES = (
+_NAMESPACES: tuple[tuple[str, Any], ...] = (
     ("torch.nn.functional", F),
     ("torch", torch),
     ("torch.Tensor", torch.Tensor),
@@ -48,14 +51,15 @@ _NAMESPACES = (
 )
 
 
-def _register(func, spec):
+def _register(func: Any, spec: OpSpec) -> None:
     # One function object can have several spellings (F.conv2d is torch.conv2d):
     # the first registered, the public functional name, names it.
     if func is not None and func not in SPECS:
         SPECS[func] = spec
 
 
-def _spellings(name, namespaces=_NAMESPACES, inplace_too=True):
+def _spellings(name: str, namespaces: tuple[tuple[str, Any], ...] = _NAMESPACES,
+               inplace_too: bool = True) -> Iterator[tuple[Callable[..., Any], str, bool]]:
     """(function, qualified name, writes in place) for every namespace that has `name`."""
     for suffix in (("", "_") if inplace_too else ("",)):
         for prefix, namespace in namespaces:
@@ -64,8 +68,9 @@ def _spellings(name, namespaces=_NAMESPACES, inplace_too=True):
                 yield func, f"{prefix}.{name}{suffix}", bool(suffix)
 
 
-def _tensor_getter(name):
-    return getattr(torch.Tensor, name).__get__
+def _tensor_getter(name: str) -> Callable[..., Any]:
+    getter: Callable[..., Any] = getattr(torch.Tensor, name).__get__
+    return getter
 
 
 # ------------------------------------------------------------------ elementwise
@@ -73,7 +78,7 @@ def _tensor_getter(name):
 # name: (argument names after the input, in positional order). The replay is
 # the first of torch.<name>, F.<name>, torch.special.<name> that exists, called
 # with the recorded arguments by keyword (the spellings share their keywords).
-_ELEMENTWISE = {
+_ELEMENTWISE: dict[str, tuple[str, ...]] = {
     "relu": (), "relu6": (), "selu": (), "silu": (), "mish": (), "hardswish": (),
     "hardsigmoid": (), "sigmoid": (), "tanh": (), "softsign": (), "tanhshrink": (),
     "logsigmoid": (), "log_sigmoid": (), "expit": (),
@@ -91,11 +96,11 @@ _ELEMENTWISE = {
 }
 
 
-def _replay_function(name):
+def _replay_function(name: str) -> Callable[..., Any]:
     if name == "log_sigmoid":           # torch._C._nn's name for F.logsigmoid
         return F.logsigmoid
     for namespace in (torch, F, torch.special):
-        func = getattr(namespace, name, None)
+        func: Callable[..., Any] | None = getattr(namespace, name, None)
         if callable(func):
             return func
     raise LookupError(name)
@@ -322,10 +327,10 @@ _register(_tensor_getter("grad"), OpSpec(IGNORE, "grad", "torch.Tensor.grad"))
 
 # ------------------------------------------------------------------ names of the rest
 
-_PUBLIC_NAMES: dict = {}
+_PUBLIC_NAMES: dict[Any, str] = {}
 
 
-def public_name(func):
+def public_name(func: Any) -> str:
     """The qualified public name of a torch function the tables do not list
     ("torch.nn.functional.glu", "torch.Tensor.masked_fill", "torch._weight_norm"),
     for an "opaque" node's target and the warning that names it."""
@@ -341,22 +346,22 @@ def public_name(func):
                 except (TypeError, AttributeError, RuntimeError):  # unhashable or lazy attribute
                     continue
     try:
-        name = _PUBLIC_NAMES.get(func)
+        known = _PUBLIC_NAMES.get(func)
     except TypeError:
-        name = None
-    if name is not None:
-        return name
+        known = None
+    if known is not None:
+        return known
     owner = getattr(func, "__self__", None)
     if getattr(func, "__name__", None) == "__get__" and owner is not None:   # a Tensor property
         return f"torch.Tensor.{owner.__name__}"
     if isinstance(owner, type):      # a classmethod: a custom autograd Function's apply
         return f"{owner.__module__}.{owner.__qualname__}.{func.__name__}"
     module = getattr(func, "__module__", None) or "torch"
-    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", repr(func))
-    return f"{module}.{name}"
+    qualname = getattr(func, "__qualname__", None) or getattr(func, "__name__", repr(func))
+    return f"{module}.{qualname}"
 
 
-def is_inplace_name(func):
+def is_inplace_name(func: Any) -> bool:
     """relu_, add_, masked_fill_: torch's naming of ops that write into their first operand."""
     name = getattr(func, "__name__", "")
     return name.endswith("_") and not name.endswith("__")

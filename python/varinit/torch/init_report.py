@@ -1,10 +1,15 @@
 """InitReport: what init_module did, parameter by parameter, and whether the
 model it leaves can be trusted to keep its signal over depth."""
+from __future__ import annotations
+
 import html
 import math
 import warnings
+from collections.abc import Iterable
 
 from ..diagnostics.report import STATUS_COLORS
+from ..layers.records import InitRecord
+from .verdicts import Verdict
 
 
 class UnhealthyInitError(RuntimeError):
@@ -34,7 +39,7 @@ class UnhealthyInitError(RuntimeError):
     """
 
 
-class InitReport(list):
+class InitReport(list[InitRecord]):
     """What `init_module` did, parameter by parameter: a list of `varinit.layers.InitRecord`.
 
     Beside the records (one per parameter, untouched ones with the reason),
@@ -63,23 +68,24 @@ class InitReport(list):
     (True, 4, {'solved': 2, 'constant': 2})
     """
 
-    def __init__(self, records, verdicts=(), notes=()):
+    def __init__(self, records: Iterable[InitRecord], verdicts: Iterable[Verdict] = (),
+                 notes: Iterable[str] = ()) -> None:
         super().__init__(records)
         self.verdicts = list(verdicts)
         self.notes = list(notes)
 
     @property
-    def healthy(self):
+    def healthy(self) -> bool:
         """True when every activation has a stable choice."""
         return all(v.healthy for v in self.verdicts)
 
-    def assert_healthy(self):
+    def assert_healthy(self) -> None:
         """Raise UnhealthyInitError naming every activation without a stable choice."""
         bad = [v.message for v in self.verdicts if not v.healthy]
         if bad:
             raise UnhealthyInitError("; ".join(bad))
 
-    def warn(self):
+    def warn(self) -> None:
         """Issue a UserWarning for every unhealthy verdict and every note."""
         for verdict in self.verdicts:
             if not verdict.healthy:
@@ -87,22 +93,22 @@ class InitReport(list):
         for note in self.notes:
             warnings.warn(f"varinit.torch.init_module: {note}", UserWarning, stacklevel=3)
 
-    def counts(self):
+    def counts(self) -> dict[str, int]:
         """How many parameters each kind of rule got."""
-        out = {}
+        out: dict[str, int] = {}
         for record in self:
             kind = record.rule.split(":", 1)[0].split(" ", 1)[0]
             out[kind] = out.get(kind, 0) + 1
         return out
 
-    def summary(self):
+    def summary(self) -> str:
         """One line: parameters per rule and the verdict."""
         counts = ", ".join(f"{n} {kind}" for kind, n in sorted(self.counts().items()))
         state = "healthy" if self.healthy else "NOT healthy: " + ", ".join(
             v.activation for v in self.verdicts if not v.healthy)
         return f"{len(self)} parameters ({counts}); {state}"
 
-    def to_text(self):
+    def to_text(self) -> str:
         """The text table: the summary, the verdicts and notes, then one line per parameter.
 
         Returns
@@ -118,13 +124,13 @@ class InitReport(list):
             lines.append(f"{r.name:<{width}}  {std}{r.rule}")
         return "\n".join(lines)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.to_text()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"InitReport({self.summary()!r})"
 
-    def _repr_html_(self):
+    def _repr_html_(self) -> str:
         color = STATUS_COLORS["healthy" if self.healthy else "exploding"]
         verdicts = "".join(
             f'<li style="color:{STATUS_COLORS["healthy" if v.healthy else "exploding"]}">'

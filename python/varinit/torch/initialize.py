@@ -1,8 +1,12 @@
 """init_module: a whole torch.nn.Module in one call, from its dataflow when
 example inputs are given (varinit.torch.dataflow), else from its module
 structure (varinit.torch.modules)."""
+from __future__ import annotations
+
 import dataclasses
 import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -12,23 +16,35 @@ from .._arrays import mark_written
 from ..layers.records import InitRecord
 from ..layers.transaction import all_or_nothing
 from ..layers.schemes import as_generator
-from .dataflow import RESIDUAL_RULES, holds_values, plan
+from .._typing import GeneratorLike
+from ..generator import Generator
+from ..progress import Progress, reporter
+from .dataflow import RESIDUAL_RULES, Plan, ResidualRule, holds_values, plan
+from .graph import ExampleInputs
 from .init_report import InitReport
-from .modules import DEFAULT_RESIDUAL_PATTERN, check_fillable, init_by_structure
-from .overrides import apply_overrides, parameter_names, resolve_only, resolve_overrides
+from .modules import DEFAULT_RESIDUAL_PATTERN, StructureKeywords, check_fillable, init_by_structure
+from .overrides import OverrideSpec, apply_overrides, parameter_names, resolve_only, resolve_overrides
 from .refine import correction_factors
 from .sharded_model import after_measured_pass, agree_across_ranks, generator_agreed, measured_pass_obstacle
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ..layers.schemes import SchemeDistribution
+
 # What only the structure-only init reads, with its default: with example_inputs the
 # dataflow decides these, and a value given for them is refused rather than ignored.
-STRUCTURE_ONLY = {"scheme": "kaiming", "activation": None, "activations": None, "mode": "fan_in",
+STRUCTURE_ONLY: dict[str, Any] = {"scheme": "kaiming", "activation": None, "activations": None, "mode": "fan_in",
                   "residual_scale": None, "residual_pattern": DEFAULT_RESIDUAL_PATTERN, "embedding_std": 1.0,
                   "phase_balanced": False, "infer_dropout": False, "by_name": False, "gain_rule": "exact",
                   "std": None}
 
 
-def init_module(model, example_inputs=None, *, distribution="normal", generator=None, target=1.0,
-                residual="depth", overrides=None, only=None, **structure):
+def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = None, *,
+                distribution: SchemeDistribution = "normal", generator: GeneratorLike = None, target: float = 1.0,
+                residual: ResidualRule = "depth", overrides: Mapping[str, OverrideSpec] | None = None,
+                only: Iterable[str] | None = None, progress: Progress = None,
+                **structure: Unpack[StructureKeywords]) -> InitReport:
     """Initialize every parameter of a torch.nn.Module in place; returns the report.
 
     With `example_inputs` (a tensor, a tuple of positional tensors or a dict of
@@ -91,6 +107,10 @@ def init_module(model, example_inputs=None, *, distribution="normal", generator=
         ``model.load_state_dict(state, strict=False)``; every other parameter
         keeps its values (a tied one is kept unless all its names are
         listed), and the dataflow solve reads them.
+    progress : bool or callable, optional
+        True: a tqdm progress bar over the parameters written, when tqdm is
+        installed (`varinit.progress`); a callable is called as
+        ``progress(done, total)``.
     **structure
         Without example_inputs, the keywords of
         `varinit.torch.modules.init_by_structure`: ``scheme``, ``activation``,
@@ -134,6 +154,7 @@ def init_module(model, example_inputs=None, *, distribution="normal", generator=
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    step = reporter(progress, "varinit: init_module", unit="parameters")
     selected = resolve_only(model, only)
     overridden = resolve_overrides(model, overrides, selected)
     kept = {name: "kept: not in only= (its values stay)" for name in parameter_names(model).values()
@@ -147,7 +168,7 @@ def init_module(model, example_inputs=None, *, distribution="normal", generator=
             generator = as_generator(generator, True)
             with generator_agreed(model, generator):
                 records = init_by_structure(model, distribution=distribution, generator=generator,
-                                            skip=set(kept), **structure)
+                                            skip=set(kept), progress=step, **structure)
                 records += apply_overrides(model, overridden, generator)
         records += _kept_records(kept, overridden)
         return InitReport(_in_model_order(model, records))
@@ -166,15 +187,15 @@ def init_module(model, example_inputs=None, *, distribution="normal", generator=
     written = [t for name, t in model.named_parameters() if name in overridden and not t.is_meta]
     with all_or_nothing(written):
         streams = as_generator(generator, True) if overridden else None
-        override_records = []
-        if overridden:
+        override_records: list[InitRecord] = []
+        if streams is not None:   # there are overrides
             with generator_agreed(model, streams):
                 override_records = apply_overrides(model, overridden, streams)
         result = plan(model, example_inputs, target=target, residual=residual, kept=kept)
     generator = streams if streams is not None else as_generator(generator, True)
     agree_across_ranks(model, "the solved stds", {n: p.std for n, p in result.params.items() if p.std is not None})
     with torch.no_grad(), generator_agreed(model, generator):
-        records = fill(model, result, generator, distribution)
+        records = fill(model, result, generator, distribution, step=step)
         measured = holds_values(model, example_inputs)
         obstacle = measured and measured_pass_obstacle(model)   # a DTensor model whose forward sees shards
         if obstacle:
@@ -193,17 +214,19 @@ def init_module(model, example_inputs=None, *, distribution="normal", generator=
     return report
 
 
-def _kept_records(kept, overridden):
+def _kept_records(kept: dict[str, str], overridden: Mapping[str, object]) -> list[InitRecord]:
     return [InitRecord(name, reason, None, None, float("nan")) for name, reason in kept.items()
             if name not in overridden]
 
 
-def _in_model_order(model, records):
+def _in_model_order(model: torch.nn.Module, records: list[InitRecord]) -> list[InitRecord]:
     order = {name: i for i, name in enumerate(parameter_names(model))}
     return sorted(records, key=lambda r: order.get(r.name, len(order)))
 
 
-def fill(model, result, generator, distribution="normal", factors=None):
+def fill(model: torch.nn.Module, result: Plan, generator: Generator, distribution: SchemeDistribution = "normal",
+         factors: dict[str, float] | None = None,
+         step: Callable[[int, int], object] | None = None) -> list[InitRecord]:
     """Write the plan into the model: each parameter from generator.stream(name); with
     `factors`, only the weights named there, drawn again with std times factors[name]
     (a measured pass corrected them). Returns the records of what was written."""
@@ -221,7 +244,9 @@ def fill(model, result, generator, distribution="normal", factors=None):
         for record in init_by_structure(module, generator=generator, by_name=True, name_prefix=module_name):
             if result.params.get(record.name) is None or result.params[record.name].rule == "recurrent":
                 records.append(record)
-    for name, p in result.params.items():
+    for done, (name, p) in enumerate(result.params.items()):
+        if step is not None:
+            step(done, len(result.params))
         if factors is not None and name not in factors:
             continue
         tensor = params[name]
@@ -229,26 +254,30 @@ def fill(model, result, generator, distribution="normal", factors=None):
         if p.rule == "normal":
             stream = generator.stream(name)
             factor = (factors or {}).get(name, 1.0)
+            std = cast(float, p.std)   # a "normal" plan has its std
             if factor != 1.0:
-                p = dataclasses.replace(p, std=p.std * factor,
-                                        reason=f"{p.reason}; x{factor:.4f} from the measured pass")
+                std *= factor
+                p = dataclasses.replace(p, std=std, reason=f"{p.reason}; x{factor:.4f} from the measured pass")
             if tensor.is_meta:
                 pass
             elif distribution == "normal":
-                fills.normal_(tensor, 0.0, p.std, stream)
+                fills.normal_(tensor, 0.0, std, stream)
             elif distribution == "uniform":
-                bound = math.sqrt(3.0) * p.std
+                bound = math.sqrt(3.0) * std
                 fills.uniform_(tensor, -bound, bound, stream)
             else:
-                s = p.std / fills.TRUNCATED_STD
+                s = std / fills.TRUNCATED_STD
                 fills.trunc_normal_(tensor, 0.0, s, -2.0 * s, 2.0 * s, stream)
-            records.append(InitRecord(name, f"solved {distribution}: {p.reason}{note}", p.fan_in, None, p.std))
+            records.append(InitRecord(name, f"solved {distribution}: {p.reason}{note}", p.fan_in, None, std))
         elif p.rule == "constant":
+            value = cast(float, p.value)   # a "constant" plan has its value
             if not tensor.is_meta:
-                fills.constant_(tensor, p.value)
-            records.append(InitRecord(name, f"constant {p.value:.6g}: {p.reason}", None, None, 0.0))
+                fills.constant_(tensor, value)
+            records.append(InitRecord(name, f"constant {value:.6g}: {p.reason}", None, None, 0.0))
         elif p.rule not in ("recurrent", "kept"):
             records.append(InitRecord(name, f"untouched: {p.reason}", None, None, float("nan")))
+    if step is not None:
+        step(len(result.params), len(result.params))
     for tensor in params.values():
         if not tensor.is_meta:
             mark_written(tensor)

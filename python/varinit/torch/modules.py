@@ -41,9 +41,14 @@ module structure shows (in an nn.Sequential, the first activation module
 after the layer, looking past Dropout, Identity and normalization modules);
 else the default `activation`.
 """
+from __future__ import annotations
+
 import fnmatch
 import math
+import re
 import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Literal, TypedDict, Union, cast
 
 import numpy as np
 import torch
@@ -53,8 +58,12 @@ from .._arrays import as_array, is_dtensor
 from ..fan_rules import check_phase_balanced
 from ..gains import DEFAULT_GAIN_RULE, check_gain_rule
 from ..init import constant_, normal_
+from .._typing import ActivationName, FanMode, FloatArray, GainRule, GeneratorLike
+from ..generator import Generator
+from ..layers.records import InitRecord
 from ..layers.schemes import (
-    InitRecord,
+    ActivationSpec,
+    SchemeDistribution,
     gain_and_label,
     as_generator,
     check_choices,
@@ -68,11 +77,38 @@ from ..layers.schemes import (
 )
 from .sharded import write_rows
 
+# init_by_structure's schemes: varinit.layers.schemes' and "normal", one fixed std
+StructureScheme = Literal["kaiming", "xavier", "lecun", "orthogonal", "normal"]
+# An activation for init_by_structure: as gain_and_label takes it, or an activation module
+ModuleActivation = Union[ActivationSpec, torch.nn.Module]
+
+
+class StructureKeywords(TypedDict, total=False):
+    """The keywords init_module passes on to init_by_structure (without example_inputs)."""
+
+    scheme: StructureScheme
+    activation: ModuleActivation
+    activations: Mapping[str, ModuleActivation] | None
+    mode: FanMode
+    residual_scale: float | None
+    residual_pattern: str
+    embedding_std: float
+    phase_balanced: bool
+    infer_dropout: bool
+    by_name: bool
+    gain_rule: GainRule
+    std: float | None
+    name_prefix: str
+
+
+# A module kind's rule: (walk, module name, module, its own (name, parameter) pairs)
+Handler = Callable[["_Walk", str, Any, list[tuple[str, torch.nn.Parameter]]], None]
+
 # GPT-2 (Radford et al. 2019) scales the output projection of every attention
 # and MLP branch ("c_proj"); torch's attention calls its projection "out_proj".
 DEFAULT_RESIDUAL_PATTERN = r"(^|\.)(c_proj|out_proj)$"
 
-_NAMED_ACTIVATIONS = {
+_NAMED_ACTIVATIONS: dict[type[torch.nn.Module], ActivationName] = {
     torch.nn.ReLU: "relu",
     torch.nn.Tanh: "tanh",
     torch.nn.Sigmoid: "sigmoid",
@@ -96,23 +132,24 @@ _NORMS = (
 _CONV = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
 _CONV_TRANSPOSE = (torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)
 _WEIGHT_LAYERS = (torch.nn.Linear,) + _CONV + _CONV_TRANSPOSE
-_GATE_BLOCKS = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+_GATE_BLOCKS: dict[str, int] = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
 
 class _ModuleFunction:
     """An elementwise activation module as a function on NumPy arrays, for the
     gain's quadrature."""
 
-    def __init__(self, module):
+    def __init__(self, module: torch.nn.Module) -> None:
         self.module = module
         self.__name__ = type(module).__name__
 
-    def __call__(self, z):
+    def __call__(self, z: FloatArray) -> FloatArray:
         with torch.no_grad():
-            return self.module(torch.as_tensor(np.asarray(z, np.float64))).numpy()
+            values: FloatArray = self.module(torch.as_tensor(np.asarray(z, np.float64))).numpy()
+            return values
 
 
-def activation_of_module(module):
+def activation_of_module(module: torch.nn.Module) -> ActivationSpec:
     """The activation an activation module applies, as init_module reads it; None for other modules.
 
     Parameters
@@ -162,7 +199,7 @@ def activation_of_module(module):
     return None
 
 
-def _user_activation(value, key):
+def _user_activation(value: ModuleActivation, key: str) -> ActivationSpec:
     if isinstance(value, torch.nn.Module):
         spec = activation_of_module(value)
         if spec is None:
@@ -172,7 +209,8 @@ def _user_activation(value, key):
     return value
 
 
-def _sequential_weight_layers(model):
+def _sequential_weight_layers(
+        model: torch.nn.Module) -> Iterator[tuple[torch.nn.Module, list[torch.nn.Module], list[torch.nn.Module]]]:
     """(layer, the modules before it, the modules after it) for every weight
     layer that is a direct child of an nn.Sequential in the model."""
     for container in model.modules():
@@ -183,9 +221,9 @@ def _sequential_weight_layers(model):
                     yield child, children[:i], children[i + 1:]
 
 
-def _inferred_activations(model):
+def _inferred_activations(model: torch.nn.Module) -> dict[int, ActivationSpec]:
     """id(layer) -> activation spec, from the order of nn.Sequential children."""
-    found = {}
+    found: dict[int, ActivationSpec] = {}
     for layer, _, after in _sequential_weight_layers(model):
         for follower in after:
             spec = activation_of_module(follower)
@@ -202,17 +240,17 @@ def _inferred_activations(model):
 _INVERTED_DROPOUT = (torch.nn.Dropout, torch.nn.Dropout1d, torch.nn.Dropout2d, torch.nn.Dropout3d)
 
 
-def _inferred_keep_probs(model):
+def _inferred_keep_probs(model: torch.nn.Module) -> dict[int, float]:
     """id(layer) -> keep probability of the inverted dropout on its inputs: the
     product of 1 - p over the Dropout modules just before it in an
     nn.Sequential (an elementwise activation or Identity in between keeps
     the factor; anything else ends the search)."""
-    found = {}
+    found: dict[int, float] = {}
     for layer, before, _ in _sequential_weight_layers(model):
         keep = 1.0
         for module in reversed(before):
             if type(module) in _INVERTED_DROPOUT:
-                keep *= 1.0 - module.p
+                keep *= 1.0 - cast("torch.nn.modules.dropout._DropoutNd", module).p
             elif not (isinstance(module, torch.nn.Identity) or activation_of_module(module) is not None):
                 break
         if keep != 1.0:
@@ -223,8 +261,11 @@ def _inferred_keep_probs(model):
 class _Walk:
     """The state of one init_module call: the choices and the report."""
 
-    def __init__(self, *, scheme, mode, distribution, residual_scale, residual_pattern, activation,
-                 activations, embedding_std, by_name, generator, phase_balanced, gain_rule, fixed_std=None):
+    def __init__(self, *, scheme: Any, mode: FanMode, distribution: SchemeDistribution, residual_scale: float,
+                 residual_pattern: re.Pattern[str], activation: ActivationSpec,
+                 activations: dict[str, ActivationSpec], embedding_std: float, by_name: bool,
+                 generator: Generator, phase_balanced: bool, gain_rule: GainRule,
+                 fixed_std: float | None = None) -> None:
         self.scheme, self.mode, self.distribution = scheme, mode, distribution
         self.residual_scale = residual_scale
         self.residual_pattern = residual_pattern
@@ -236,31 +277,32 @@ class _Walk:
         self.phase_balanced = phase_balanced
         self.gain_rule = gain_rule
         self.fixed_std = fixed_std
-        self.aliases = {}
-        self.linear_weights = set()
-        self.inferred = {}
-        self.keep_probs = {}
-        self.report = []
-        self.seen = set()
+        self.aliases: dict[int, list[str]] = {}
+        self.linear_weights: set[int] = set()
+        self.inferred: dict[int, ActivationSpec] = {}
+        self.keep_probs: dict[int, float] = {}
+        self.report: list[InitRecord] = []
+        self.seen: set[int] = set()
         self.prefix = ""
 
-    def user_activation(self, name):
+    def user_activation(self, name: str) -> ActivationSpec:
         """activations[name], the first matching pattern's value, or None."""
         for key, value in self.activations.items():
             if key == name or fnmatch.fnmatchcase(name, key):
                 return value
         return None
 
-    def activation_for(self, name, module):
+    def activation_for(self, name: str, module: torch.nn.Module) -> ActivationSpec:
         given = self.user_activation(name)
         if given is not None:
             return given
         return self.inferred.get(id(module), self.default_activation)
 
-    def stream(self, name):
+    def stream(self, name: str) -> GeneratorLike:
         return stream_for(self.generator, f"{self.prefix}.{name}" if self.prefix else name, self.by_name)
 
-    def weight(self, param, name, module_name, activation, layout):
+    def weight(self, param: torch.Tensor, name: str, module_name: str, activation: ActivationSpec,
+               layout: dict[str, Any]) -> None:
         if self.fixed_std is not None:
             draw_with_std(param, self.distribution, self.fixed_std, self.stream(name))
             self.report.append(InitRecord(name, f"fixed-std {self.distribution} (scheme 'normal')", None, None,
@@ -273,17 +315,17 @@ class _Walk:
             layout=layout, gain_rule=self.gain_rule,
         ))
 
-    def constant(self, param, name, value):
+    def constant(self, param: torch.Tensor, name: str, value: float) -> None:
         self.report.append(fill_constant(param, name, value))
 
 
-def _full(module_name, param_name):
+def _full(module_name: str, param_name: str) -> str:
     return f"{module_name}.{param_name}" if module_name else param_name
 
 
-def _init_weight_layer(walk, name, module, params):
+def _init_weight_layer(walk: _Walk, name: str, module: Any, params: list[tuple[str, torch.nn.Parameter]]) -> None:
     if isinstance(module, _CONV_TRANSPOSE):
-        layout = {"layer": "conv_transpose", "groups": module.groups, "stride": tuple(module.stride)}
+        layout: dict[str, Any] = {"layer": "conv_transpose", "groups": module.groups, "stride": tuple(module.stride)}
         if walk.phase_balanced:
             layout.update(phase_balanced=True, dilation=tuple(module.dilation))
     elif isinstance(module, _CONV):
@@ -295,14 +337,14 @@ def _init_weight_layer(walk, name, module, params):
     if id(module) in walk.keep_probs:
         layout["keep_prob"] = walk.keep_probs[id(module)]
     activation = walk.activation_for(name, module)
-    params = dict(params)
+    own = dict(params)
     norm = _weight_norm_pair(module, name)
     if norm is not None:
         (g_name, g), (v_name, v) = norm
         for tensor in (g, v):
             walk.seen.add(id(tensor))
-        params.pop("weight_g", None)
-        params.pop("weight_v", None)
+        own.pop("weight_g", None)
+        own.pop("weight_v", None)
         walk.weight(v, v_name, name, activation, layout)
         # w = g v / ||v|| per output unit: each unit's weights have norm g, so g
         # takes the norm the scheme gives a unit, std * sqrt(inputs per unit)
@@ -311,7 +353,7 @@ def _init_weight_layer(walk, name, module, params):
         walk.report.append(InitRecord(g_name, f"constant {norm_value:.6g}: the norm the scheme gives "
                                       "each unit's weights", None, None, 0.0))
         constant_(g, norm_value)
-    for pname, param in params.items():
+    for pname, param in own.items():
         full = _full(name, pname)
         if pname == "weight":
             walk.weight(param, full, name, activation, layout)
@@ -321,7 +363,8 @@ def _init_weight_layer(walk, name, module, params):
             walk.report.append(InitRecord(full, "untouched", None, None, float("nan")))
 
 
-def _weight_norm_pair(module, name):
+def _weight_norm_pair(module: Any,
+                      name: str) -> tuple[tuple[str, torch.Tensor], tuple[str, torch.Tensor]] | None:
     """((g name, g), (v name, v)) of a weight-normalized layer, or None.
 
     torch.nn.utils.parametrizations.weight_norm keeps them as original0 and
@@ -340,7 +383,7 @@ def _weight_norm_pair(module, name):
     return None
 
 
-def _init_attention(walk, name, module, params):
+def _init_attention(walk: _Walk, name: str, module: Any, params: list[tuple[str, torch.nn.Parameter]]) -> None:
     activation = walk.user_activation(name)
     for pname, param in params:
         full = _full(name, pname)
@@ -352,7 +395,7 @@ def _init_attention(walk, name, module, params):
             walk.constant(param, full, 0.0)
 
 
-def _init_recurrent(walk, name, module, params):
+def _init_recurrent(walk: _Walk, name: str, module: Any, params: list[tuple[str, torch.nn.Parameter]]) -> None:
     blocks = _GATE_BLOCKS[module.mode]
     activation = walk.user_activation(name)
     for pname, param in params:
@@ -373,7 +416,7 @@ def _init_recurrent(walk, name, module, params):
             walk.constant(param, full, 0.0)
 
 
-def _init_embedding(walk, name, module, params):
+def _init_embedding(walk: _Walk, name: str, module: Any, params: list[tuple[str, torch.nn.Parameter]]) -> None:
     for pname, param in params:
         full = _full(name, pname)
         if walk.fixed_std is not None:
@@ -391,12 +434,12 @@ def _init_embedding(walk, name, module, params):
                 write_rows(param, module.padding_idx, 0.0)
 
 
-def _init_norm(walk, name, module, params):
+def _init_norm(walk: _Walk, name: str, module: Any, params: list[tuple[str, torch.nn.Parameter]]) -> None:
     for pname, param in params:
         walk.constant(param, _full(name, pname), 1.0 if pname == "weight" else 0.0)
 
 
-def _handler(module):
+def _handler(module: torch.nn.Module) -> Handler | None:
     if isinstance(module, torch.nn.MultiheadAttention):
         return _init_attention
     if isinstance(module, torch.nn.RNNBase):
@@ -410,7 +453,7 @@ def _handler(module):
     return None
 
 
-def check_fillable(model, allow_meta=False):
+def check_fillable(model: torch.nn.Module, allow_meta: bool = False) -> None:
     """Refuse, before the first write, any parameter init_module would fill but cannot:
     a failure halfway would leave the model half initialized."""
     for module_name, module in model.named_modules():
@@ -428,7 +471,7 @@ def check_fillable(model, allow_meta=False):
                 raise type(error)(f"parameter {full}: {error}") from None
 
 
-def _check_phase_balanced_layers(model):
+def _check_phase_balanced_layers(model: torch.nn.Module) -> None:
     """Refuse, before the first write, phase_balanced=True for a transposed conv whose
     taps leave some output phase without any (varinit.fan_rules.check_phase_balanced)."""
     for module_name, module in model.named_modules():
@@ -439,11 +482,16 @@ def _check_phase_balanced_layers(model):
                 raise ValueError(f"{module_name or 'the model'}: {error}") from None
 
 
-def init_by_structure(model, *, scheme="kaiming", activation=None, activations=None, mode="fan_in",
-                      distribution="normal", residual_scale=None,
-                      residual_pattern=DEFAULT_RESIDUAL_PATTERN, embedding_std=1.0, phase_balanced=False,
-                      infer_dropout=False, by_name=False, generator=None, gain_rule=DEFAULT_GAIN_RULE,
-                      name_prefix="", std=None, skip=()):
+def init_by_structure(model: torch.nn.Module, *, scheme: StructureScheme = "kaiming",
+                      activation: ModuleActivation = None,
+                      activations: Mapping[str, ModuleActivation] | None = None, mode: FanMode = "fan_in",
+                      distribution: SchemeDistribution = "normal", residual_scale: float | None = None,
+                      residual_pattern: str = DEFAULT_RESIDUAL_PATTERN, embedding_std: float = 1.0,
+                      phase_balanced: bool = False, infer_dropout: bool = False, by_name: bool = False,
+                      generator: GeneratorLike = None, gain_rule: GainRule = DEFAULT_GAIN_RULE,
+                      name_prefix: str = "", std: float | None = None,
+                      skip: Iterable[str] = (),
+                      progress: Callable[[int, int], object] | None = None) -> list[InitRecord]:
     """init_module without example inputs: initialize every parameter of a
     torch.nn.Module in place from its module structure; returns the report.
 
@@ -475,6 +523,7 @@ def init_by_structure(model, *, scheme="kaiming", activation=None, activations=N
     by_name=True each parameter draws from generator.stream(its name), so the
     values do not depend on the order in which modules were created.
 
+    `progress`, if given, is called as progress(done, total) over the modules.
     Parameters named in `skip` are left as they are (init_module's `only=`
     and `overrides=` decide them).
 
@@ -495,7 +544,7 @@ def init_by_structure(model, *, scheme="kaiming", activation=None, activations=N
     check_choices("kaiming" if fixed_std is not None else scheme, mode, distribution)
     check_gain_rule(gain_rule)
     residual = check_residual_scale(residual_scale)
-    residual_pattern = _validate.regex(residual_pattern, "residual_pattern")
+    pattern = _validate.regex(residual_pattern, "residual_pattern")
     embedding_std = _validate.real(embedding_std, "embedding_std", _validate.NON_NEGATIVE)
     phase_balanced = _validate.flag(phase_balanced, "phase_balanced")
     infer_dropout = _validate.flag(infer_dropout, "infer_dropout")
@@ -504,14 +553,14 @@ def init_by_structure(model, *, scheme="kaiming", activation=None, activations=N
         activations = {}
     if not isinstance(activations, dict):
         raise TypeError(f"activations must be a dict of module name -> activation, got {type(activations).__name__}")
-    activations = {key: _user_activation(value, key) for key, value in activations.items()}
+    chosen = {key: _user_activation(value, key) for key, value in activations.items()}
     default = _user_activation(activation, "default") if activation is not None else None
     check_fillable(model, allow_meta=True)
     if phase_balanced:
         _check_phase_balanced_layers(model)
     walk = _Walk(
         scheme=scheme, mode=mode, distribution=distribution, residual_scale=residual,
-        residual_pattern=residual_pattern, activation=default, activations=activations,
+        residual_pattern=pattern, activation=default, activations=chosen,
         embedding_std=embedding_std, by_name=by_name,
         generator=as_generator(generator, True), phase_balanced=phase_balanced, gain_rule=gain_rule,
         fixed_std=fixed_std,
@@ -523,15 +572,18 @@ def init_by_structure(model, *, scheme="kaiming", activation=None, activations=N
     walk.aliases = _aliases(model)
     walk.linear_weights = {id(m.weight) for m in model.modules()
                            if isinstance(m, torch.nn.Linear) and isinstance(m.weight, torch.nn.Parameter)}
-    skip = set(skip)
+    skipped = set(skip)
     if infer_dropout:
         walk.keep_probs = _inferred_keep_probs(model)
     with torch.no_grad():
-        for name, module in model.named_modules():
+        modules = list(model.named_modules())
+        for done, (name, module) in enumerate(modules):
+            if progress is not None:
+                progress(done, len(modules))
             if isinstance(module, torch.nn.modules.batchnorm._NormBase) and module.track_running_stats:
                 module.reset_running_stats()  # buffers, as a freshly built module has them
             params = [(p, t) for p, t in module.named_parameters(recurse=False)
-                      if id(t) not in walk.seen and _full(name, p) not in skip]
+                      if id(t) not in walk.seen and _full(name, p) not in skipped]
             if not params and not torch.nn.utils.parametrize.is_parametrized(module):
                 continue
             walk.seen.update(id(t) for _, t in params)
@@ -543,6 +595,8 @@ def init_by_structure(model, *, scheme="kaiming", activation=None, activations=N
                     for p, _ in params)
             else:
                 handler(walk, name, module, params)
+    if progress is not None:
+        progress(len(modules), len(modules))
     _warn_unknown_activations(model, walk)
     walk.report[:] = [_with_ties(record, walk.aliases) for record in walk.report]
     if name_prefix:
@@ -550,7 +604,7 @@ def init_by_structure(model, *, scheme="kaiming", activation=None, activations=N
     return walk.report
 
 
-def _fixed_std(scheme, std):
+def _fixed_std(scheme: object, std: float | None) -> float | None:
     """The fixed std of scheme="normal", or None for the fan-based schemes (which take no std)."""
     if scheme == "normal":
         if std is None:
@@ -562,22 +616,22 @@ def _fixed_std(scheme, std):
     return None
 
 
-def _aliases(model):
+def _aliases(model: torch.nn.Module) -> dict[int, list[str]]:
     """{id(tensor): [every name]} of the parameters the model holds under several names (tied)."""
-    names = {}
+    names: dict[int, list[str]] = {}
     for name, tensor in model.named_parameters(remove_duplicate=False):
         names.setdefault(id(tensor), []).append(name)
     return {key: value for key, value in names.items() if len(value) > 1}
 
 
-def _with_ties(record, aliases):
+def _with_ties(record: InitRecord, aliases: dict[int, list[str]]) -> InitRecord:
     for names in aliases.values():
         if record.name == names[0]:
             return record._replace(rule=f"{record.rule}; tied with {', '.join(names[1:])}: initialized once")
     return record
 
 
-def _warn_unknown_activations(model, walk):
+def _warn_unknown_activations(model: torch.nn.Module, walk: _Walk) -> None:
     """Name the weight layers whose activation nothing said: outside an
     nn.Sequential the structure cannot show what forward() applies (F.relu in
     forward, a residual addition), and gain 1 is then a guess, not a fact."""

@@ -20,16 +20,23 @@ nonzero mean), `add`, `sub`, `mul`, `scale`, `shift`, `matmul`, `softmax`,
 Backward: `affine_grad` with the effective fan-out; `elementwise` returns
 E[g'(z)^2], the factor a gradient's second moment takes through g.
 """
+from __future__ import annotations
+
 import functools
 import math
-from typing import NamedTuple
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Union, cast
 
 import numpy as np
 import torch
 
 from .. import _validate
 from ..activations import resolve
+from .._typing import AnyActivation, FloatArray, PerAxis
 from ..quadrature import expectation
+
+if TYPE_CHECKING:
+    from .graph import Graph
 
 
 class Moments(NamedTuple):
@@ -39,32 +46,37 @@ class Moments(NamedTuple):
     second: float
 
     @property
-    def variance(self):
+    def variance(self) -> float:
         """second - mean^2, clipped at 0 (rounding can take it a hair below)."""
         return max(self.second - self.mean * self.mean, 0.0)
 
 
 # second < mean^2 by more than this fraction of second is not rounding: a caller error.
 _MOMENT_RTOL = 1e-9
+# Moments, or a (mean, second moment) pair of real numbers
+MomentsLike = Union[Moments, Sequence[float]]
+# A per-element function: an activation name (with its param) or a callable on arrays or tensors
+ElementFunction = Union[AnyActivation, Callable[..., Any]]
 
 
-def _moments(value, name):
+def _moments(value: object, name: str) -> Moments:
     if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
         raise TypeError(f"{name} must be Moments(mean, second) or a pair of real numbers, "
                         f"got {type(value).__name__}")
-    mean = _validate.real(value[0], f"{name}.mean")
-    second = _validate.real(value[1], f"{name}.second", _validate.NON_NEGATIVE)
+    pair = cast("Sequence[object]", value)
+    mean = _validate.real(pair[0], f"{name}.mean")
+    second = _validate.real(pair[1], f"{name}.second", _validate.NON_NEGATIVE)
     _check_second(mean, second, name)
     return Moments(mean, second)
 
 
-def _check_second(mean, second, name):
+def _check_second(mean: float, second: float, name: str) -> None:
     if second < mean * mean * (1.0 - _MOMENT_RTOL):
         raise ValueError(f"{name}: the second moment ({second}) is below the squared mean "
                          f"({mean * mean}); a second moment is E[x^2] >= E[x]^2")
 
 
-def _mean_and_square(mean, square, mean_name, square_name):
+def _mean_and_square(mean: float, square: float, mean_name: str, square_name: str) -> tuple[float, float]:
     mean = _validate.real(mean, mean_name)
     square = _validate.real(square, square_name, _validate.NON_NEGATIVE)
     _check_second(mean, square, f"{square_name} and {mean_name}")
@@ -73,10 +85,10 @@ def _mean_and_square(mean, square, mean_name, square_name):
 
 # ---------------------------------------------------------------- fans
 
-KINDS = ("linear", "conv", "conv_transpose")
+KINDS: tuple[str, ...] = ("linear", "conv", "conv_transpose")
 
 
-def _pairs(positions, limit, k, stride, offset, dilation):
+def _pairs(positions: int, limit: int, k: int, stride: int, offset: int, dilation: int) -> int:
     """#{(a, j): 0 <= a < positions, 0 <= j < k, 0 <= a*stride - offset + j*dilation < limit}.
 
     For a conv, a runs over outputs and the index is the input read by tap j;
@@ -92,15 +104,15 @@ def _pairs(positions, limit, k, stride, offset, dilation):
     return total
 
 
-def _axis_padding(padding, kernel, dilation, stride, kind):
+def _axis_padding(padding: PerAxis | str, kernel: Sequence[int], dilation: Sequence[int], stride: Sequence[int],
+                  kind: str) -> tuple[tuple[int, int], ...]:
     """((low, high) per axis) from an int, a tuple of ints, "valid" or "same"."""
     d = len(kernel)
     if isinstance(padding, str):
         if kind == "conv_transpose":
             raise ValueError("padding must be an int or a tuple of ints for conv_transpose, "
                              f"got {padding!r}")
-        padding = _validate.choice(padding, "padding", ("valid", "same"))
-        if padding == "valid":
+        if _validate.choice(padding, "padding", ("valid", "same")) == "valid":
             return ((0, 0),) * d
         if any(s != 1 for s in stride):
             raise ValueError("padding='same' requires stride 1 (as in torch)")
@@ -110,8 +122,9 @@ def _axis_padding(padding, kernel, dilation, stride, kind):
     return tuple((p, p) for p in _validate.per_axis(padding, "padding", d, minimum=0))
 
 
-def effective_fan(kind, weight_shape, input_spatial=(), stride=1, padding=0, dilation=1,
-                  groups=1, output_padding=0):
+def effective_fan(kind: str, weight_shape: Sequence[int], input_spatial: Sequence[int] = (), stride: PerAxis = 1,
+                  padding: PerAxis | str = 0, dilation: PerAxis = 1, groups: int = 1,
+                  output_padding: PerAxis = 0) -> tuple[float, float]:
     """(fan_in_eff, fan_out_eff) of a linear, conv or conv_transpose at its actual spatial size.
 
     fan_in_eff is the average, over output positions, of the number of
@@ -164,9 +177,9 @@ def effective_fan(kind, weight_shape, input_spatial=(), stride=1, padding=0, dil
     d = len(kernel)
     if len(spatial) != d:
         raise ValueError(f"input_spatial must have one size per kernel axis ({d}), got {spatial}")
-    stride = _validate.per_axis(stride, "stride", d)
-    dilation = _validate.per_axis(dilation, "dilation", d)
-    pads = _axis_padding(padding, kernel, dilation, stride, kind)
+    strides = _validate.per_axis(stride, "stride", d)
+    dilations = _validate.per_axis(dilation, "dilation", d)
+    pads = _axis_padding(padding, kernel, dilations, strides, kind)
     if kind == "conv":
         if _validate.per_axis(output_padding, "output_padding", d, minimum=0) != (0,) * d:
             raise ValueError("output_padding applies to conv_transpose only")
@@ -174,13 +187,13 @@ def effective_fan(kind, weight_shape, input_spatial=(), stride=1, padding=0, dil
             raise ValueError(f"groups ({groups}) must divide C_out (dim 0 of weight_shape, {shape[0]})")
         in_per_group, out_per_group = shape[1], shape[0] // groups
     else:
-        output_padding = _validate.per_axis(output_padding, "output_padding", d, minimum=0)
+        extra = _validate.per_axis(output_padding, "output_padding", d, minimum=0)
         if shape[0] % groups:
             raise ValueError(f"groups ({groups}) must divide C_in (dim 0 of weight_shape, {shape[0]})")
         in_per_group, out_per_group = shape[0] // groups, shape[1]
     fan_in, fan_out = float(in_per_group), float(out_per_group)
     for axis in range(d):
-        size, k, s, dl, (low, high) = spatial[axis], kernel[axis], stride[axis], dilation[axis], pads[axis]
+        size, k, s, dl, (low, high) = spatial[axis], kernel[axis], strides[axis], dilations[axis], pads[axis]
         if kind == "conv":
             out = (size + low + high - dl * (k - 1) - 1) // s + 1
             if out < 1:
@@ -188,7 +201,7 @@ def effective_fan(kind, weight_shape, input_spatial=(), stride=1, padding=0, dil
                                  f"{kernel} along axis {axis}")
             pairs = _pairs(out, size, k, s, low, dl)
         else:
-            out = (size - 1) * s - low - high + dl * (k - 1) + output_padding[axis] + 1
+            out = (size - 1) * s - low - high + dl * (k - 1) + extra[axis] + 1
             if out < 1:
                 raise ValueError(f"padding {padding} leaves no output along axis {axis}")
             pairs = _pairs(size, out, k, s, low, dl)
@@ -200,7 +213,8 @@ def effective_fan(kind, weight_shape, input_spatial=(), stride=1, padding=0, dil
 # ---------------------------------------------------------------- weights
 
 
-def affine(moments_in, fan_in_eff, weight_sq_mean, bias_mean=0.0, bias_sq_mean=0.0):
+def affine(moments_in: MomentsLike, fan_in_eff: float, weight_sq_mean: float, bias_mean: float = 0.0,
+           bias_sq_mean: float = 0.0) -> Moments:
     """Output moments of y = W x + b (linear, conv, conv_transpose), W zero-mean.
 
     mu = mean(b), nu = fan_in_eff * E[w^2] * nu_in + mean(b^2): the second
@@ -220,7 +234,7 @@ def affine(moments_in, fan_in_eff, weight_sq_mean, bias_mean=0.0, bias_sq_mean=0
     return Moments(b, fan * w2 * m.second + b2)
 
 
-def affine_grad(grad_second, fan_out_eff, weight_sq_mean):
+def affine_grad(grad_second: float, fan_out_eff: float, weight_sq_mean: float) -> float:
     """Second moment of dL/dx for y = W x + b given that of dL/dy: fan_out_eff * E[w^2] * nu_grad.
 
     Each input element collects the gradients of the fan_out_eff outputs that
@@ -233,8 +247,8 @@ def affine_grad(grad_second, fan_out_eff, weight_sq_mean):
     return fan * w2 * g2
 
 
-def affine_correlation(moments_in, fan_in_eff, weight_sq_mean, bias_mean=0.0, bias_sq_mean=0.0,
-                       rho_in=0.0):
+def affine_correlation(moments_in: MomentsLike, fan_in_eff: float, weight_sq_mean: float, bias_mean: float = 0.0,
+                       bias_sq_mean: float = 0.0, rho_in: float = 0.0) -> float:
     """Correlation between two outputs of one channel at different positions (conv, or a
     linear applied per token), over the random weights and inputs.
 
@@ -264,7 +278,7 @@ def affine_correlation(moments_in, fan_in_eff, weight_sq_mean, bias_mean=0.0, bi
     return (fan * w2 * (rho_in * m.variance + m.mean * m.mean) + bias_var) / total
 
 
-def embedding(table_mean, table_sq_mean):
+def embedding(table_mean: float, table_sq_mean: float) -> Moments:
     """Moments of an embedding lookup: the mean and mean square of the table's entries
     (of the rows the tokens select; every row for uniform tokens)."""
     return Moments(*_mean_and_square(table_mean, table_sq_mean, "table_mean", "table_sq_mean"))
@@ -273,7 +287,8 @@ def embedding(table_mean, table_sq_mean):
 # ---------------------------------------------------------------- elementwise
 
 
-def elementwise(g, moments_in, *, param=None, breakpoints=None):
+def elementwise(g: ElementFunction, moments_in: MomentsLike, *, param: float | None = None,
+                breakpoints: Iterable[float] | None = None) -> tuple[Moments, float]:
     """(Moments of g(z), E[g'(z)^2]) for z ~ N(mu, sigma^2) with (mu, sigma^2) from moments_in.
 
     E[g(mu + x)], E[g(mu + x)^2] and E[g'(mu + x)^2], x ~ N(0, sigma^2), by
@@ -295,7 +310,7 @@ def elementwise(g, moments_in, *, param=None, breakpoints=None):
     mu, var = m.mean, m.variance
     kinks = tuple(k - mu for k in spec.kinks)
 
-    def integrate(call):
+    def integrate(call: Callable[[FloatArray], FloatArray]) -> float:
         return expectation(call, var, kinks, adaptive=spec.adaptive)
 
     mean = integrate(lambda x: spec.fn(mu + x))
@@ -307,62 +322,62 @@ def elementwise(g, moments_in, *, param=None, breakpoints=None):
 # ---------------------------------------------------------------- binary and scalar
 
 
-def add(a, b, alpha=1.0):
+def add(a: MomentsLike, b: MomentsLike, alpha: float = 1.0) -> Moments:
     """a + alpha * b for independent operands: mu = mu_a + alpha mu_b,
     nu = nu_a + alpha^2 nu_b + 2 alpha mu_a mu_b (a residual branch with
     zero-mean weights is uncorrelated with its stream at init)."""
-    a, b = _moments(a, "a"), _moments(b, "b")
+    ma, mb = _moments(a, "a"), _moments(b, "b")
     alpha = _validate.real(alpha, "alpha")
-    return Moments(a.mean + alpha * b.mean,
-                   max(a.second + alpha * alpha * b.second + 2.0 * alpha * a.mean * b.mean, 0.0))
+    return Moments(ma.mean + alpha * mb.mean,
+                   max(ma.second + alpha * alpha * mb.second + 2.0 * alpha * ma.mean * mb.mean, 0.0))
 
 
-def sub(a, b, alpha=1.0):
+def sub(a: MomentsLike, b: MomentsLike, alpha: float = 1.0) -> Moments:
     """a - alpha * b for independent operands (torch.sub's alpha)."""
     return add(a, b, -_validate.real(alpha, "alpha"))
 
 
-def mul(a, b):
+def mul(a: MomentsLike, b: MomentsLike) -> Moments:
     """a * b for independent operands (GLU/SwiGLU gates): mu = mu_a mu_b, nu = nu_a nu_b.
     Operands that derive from one source (x * sigmoid(x)) are not independent:
     `fuse` them and use `elementwise`."""
-    a, b = _moments(a, "a"), _moments(b, "b")
-    return Moments(a.mean * b.mean, a.second * b.second)
+    ma, mb = _moments(a, "a"), _moments(b, "b")
+    return Moments(ma.mean * mb.mean, ma.second * mb.second)
 
 
-def scale(m, c):
+def scale(m: MomentsLike, c: float) -> Moments:
     """c * x: mu -> c mu, nu -> c^2 nu."""
-    m = _moments(m, "m")
+    x = _moments(m, "m")
     c = _validate.real(c, "c")
-    return Moments(c * m.mean, c * c * m.second)
+    return Moments(c * x.mean, c * c * x.second)
 
 
-def shift(m, c):
+def shift(m: MomentsLike, c: float) -> Moments:
     """x + c: mu -> mu + c, nu -> nu + 2 c mu + c^2."""
-    m = _moments(m, "m")
+    x = _moments(m, "m")
     c = _validate.real(c, "c")
-    return Moments(m.mean + c, max(m.second + 2.0 * c * m.mean + c * c, 0.0))
+    return Moments(x.mean + c, max(x.second + 2.0 * c * x.mean + c * c, 0.0))
 
 
-def matmul(a, b, inner):
+def matmul(a: MomentsLike, b: MomentsLike, inner: int) -> Moments:
     """A @ B over `inner` terms with all entries independent:
     mu = d mu_a mu_b, nu = d nu_a nu_b + d (d - 1) mu_a^2 mu_b^2."""
-    a, b = _moments(a, "a"), _moments(b, "b")
+    ma, mb = _moments(a, "a"), _moments(b, "b")
     d = _validate.integer(inner, "inner", minimum=1)
-    return Moments(d * a.mean * b.mean,
-                   d * a.second * b.second + d * (d - 1) * (a.mean * b.mean) ** 2)
+    return Moments(d * ma.mean * mb.mean,
+                   d * ma.second * mb.second + d * (d - 1) * (ma.mean * mb.mean) ** 2)
 
 
-def cat(parts):
+def cat(parts: Iterable[tuple[MomentsLike, int]]) -> Moments:
     """Concatenation of [(moments, size), ...]: the size-weighted average of mu and nu
     (sizes: the operands' extents along the concatenated dim, or their numels)."""
     if isinstance(parts, (str, bytes)) or not hasattr(parts, "__iter__"):
         raise TypeError(f"parts must be a sequence of (moments, size) pairs, got {type(parts).__name__}")
-    parts = list(parts)
-    if not parts:
+    pairs = list(parts)
+    if not pairs:
         raise ValueError("parts must hold at least one (moments, size) pair")
     mean = second = total = 0.0
-    for i, part in enumerate(parts):
+    for i, part in enumerate(pairs):
         if isinstance(part, (str, bytes)) or not hasattr(part, "__len__") or len(part) != 2:
             raise TypeError(f"parts[{i}] must be a (moments, size) pair, got {type(part).__name__}")
         m = _moments(part[0], f"parts[{i}] moments")
@@ -376,8 +391,8 @@ def cat(parts):
 # ---------------------------------------------------------------- normalization and dropout
 
 
-def norm(moments_in, gamma_sq_mean=1.0, beta_mean=0.0, beta_sq_mean=0.0, *, rms=False,
-         gamma_mean=None, eps=0.0):
+def norm(moments_in: MomentsLike, gamma_sq_mean: float = 1.0, beta_mean: float = 0.0, beta_sq_mean: float = 0.0, *,
+         rms: bool = False, gamma_mean: float | None = None, eps: float = 0.0) -> Moments:
     """Output of a normalization with affine gamma, beta (layer, group, instance, batch norm in
     training, or RMS norm with rms=True), per feature, for wide normalized sets.
 
@@ -392,9 +407,8 @@ def norm(moments_in, gamma_sq_mean=1.0, beta_mean=0.0, beta_sq_mean=0.0, *, rms=
     """
     m = _moments(moments_in, "moments_in")
     gamma_sq = _validate.real(gamma_sq_mean, "gamma_sq_mean", _validate.NON_NEGATIVE)
-    if gamma_mean is None:
-        gamma_mean = math.sqrt(gamma_sq)
-    gamma_mean, gamma_sq = _mean_and_square(gamma_mean, gamma_sq, "gamma_mean", "gamma_sq_mean")
+    gamma_mean, gamma_sq = _mean_and_square(math.sqrt(gamma_sq) if gamma_mean is None else gamma_mean, gamma_sq,
+                                            "gamma_mean", "gamma_sq_mean")
     beta, beta_sq = _mean_and_square(beta_mean, beta_sq_mean, "beta_mean", "beta_sq_mean")
     rms = _validate.flag(rms, "rms")
     eps = _validate.real(eps, "eps", _validate.NON_NEGATIVE)
@@ -407,19 +421,21 @@ def norm(moments_in, gamma_sq_mean=1.0, beta_mean=0.0, beta_sq_mean=0.0, *, rms=
                    max(gamma_sq * hat_sq + 2.0 * gamma_mean * beta * hat_mean + beta_sq, 0.0))
 
 
-def _per_channel(value, name, non_negative=False):
+def _per_channel(value: Any, name: str, non_negative: bool = False) -> FloatArray:
     arr = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
     if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
         raise TypeError(f"{name} must be a real number or a sequence of them, got {arr.dtype}")
-    arr = np.atleast_1d(arr.astype(np.float64)).ravel()
+    values: FloatArray = np.atleast_1d(arr.astype(np.float64)).ravel()
+    arr = values
     bad = ~np.isfinite(arr) | ((arr < 0) if non_negative else False)
     if arr.size == 0 or bad.any():
         what = "finite numbers >= 0" if non_negative else "finite numbers"
         raise ValueError(f"{name} must hold {what} (at least one), got {arr[bad][:1] if arr.size else 'none'}")
-    return arr
+    return values
 
 
-def batch_norm_eval(moments_in, running_mean, running_var, weight=None, bias=None, eps=1e-5):
+def batch_norm_eval(moments_in: MomentsLike, running_mean: Any, running_var: Any, weight: Any = None,
+                    bias: Any = None, eps: float = 1e-5) -> Moments:
     """Batch norm in eval mode: per channel c the affine map y = a_c x + b_c with
     a_c = gamma_c / sqrt(var_c + eps), b_c = beta_c - a_c mean_c (running statistics).
 
@@ -448,22 +464,22 @@ def batch_norm_eval(moments_in, running_mean, running_var, weight=None, bias=Non
     return Moments(mean, max(second, mean * mean))
 
 
-def dropout(m, p, training=True):
+def dropout(m: MomentsLike, p: float, training: bool = True) -> Moments:
     """Inverted dropout: training keeps mu and divides nu by 1 - p (E[(mask x / (1-p))^2] =
     nu / (1 - p)); eval changes nothing; p = 1 zeroes the tensor."""
-    m = _moments(m, "m")
+    x = _moments(m, "m")
     p = _validate.real(p, "p", _validate.BOUNDED_0_1)
     if not _validate.flag(training, "training"):
-        return m
+        return x
     if p == 1.0:
         return Moments(0.0, 0.0)
-    return Moments(m.mean, m.second / (1.0 - p))
+    return Moments(x.mean, x.second / (1.0 - p))
 
 
 # ---------------------------------------------------------------- pooling and reductions
 
 
-def avg_pool(m, count, rho=0.0):
+def avg_pool(m: MomentsLike, count: int, rho: float = 0.0) -> Moments:
     """Mean of `count` elements with average pairwise correlation rho (average pooling,
     adaptive/global average pooling with count = the pooled size, x.mean over dims):
     mu kept, nu = mu^2 + sigma^2 (1 + (count - 1) rho) / count.
@@ -472,16 +488,16 @@ def avg_pool(m, count, rho=0.0):
     (see `affine_correlation`), or measure rho on the example input. Windows
     that include zero padding (count_include_pad) are not modelled.
     """
-    m = _moments(m, "m")
+    x = _moments(m, "m")
     k = _validate.integer(count, "count", minimum=1)
     rho = _validate.real(rho, "rho", _validate.BOUNDED_0_1)
-    return Moments(m.mean, m.mean * m.mean + m.variance * (1.0 + (k - 1) * rho) / k)
+    return Moments(x.mean, x.mean * x.mean + x.variance * (1.0 + (k - 1) * rho) / k)
 
 
 reduce_mean = avg_pool
 
 
-def reduce_sum(m, count, rho=0.0):
+def reduce_sum(m: MomentsLike, count: int, rho: float = 0.0) -> Moments:
     """Sum of `count` elements with average pairwise correlation rho:
     mu -> count mu, nu -> count^2 mu^2 + count sigma^2 (1 + (count - 1) rho)."""
     mean_of = avg_pool(m, count, rho)
@@ -499,7 +515,7 @@ _MAX_Z = 10.0
 _MAX_OUTER_NODES = 40
 
 
-def _max_values(values, weights, count):
+def _max_values(values: FloatArray, weights: FloatArray, count: int) -> tuple[FloatArray, FloatArray]:
     order = np.argsort(values, axis=-1, kind="stable")
     v = np.take_along_axis(values, order, axis=-1)
     upper = np.minimum(np.cumsum(weights[order], axis=-1), 1.0)
@@ -508,7 +524,7 @@ def _max_values(values, weights, count):
     return np.sum(v * mass, axis=-1), np.sum(v * v * mass, axis=-1)
 
 
-def max_pool(m, count, rho=0.0, g=None):
+def max_pool(m: MomentsLike, count: int, rho: float = 0.0, g: ElementFunction | None = None) -> Moments:
     """Moments of the max of `count` elements, each g(z_i) with z_i ~ N(mu, sigma^2), pairwise
     correlation rho between the z_i (max pooling over `count` taps; global max pooling).
 
@@ -524,10 +540,10 @@ def max_pool(m, count, rho=0.0, g=None):
         >>> max_pool(Moments(0.0, 1.0), 2).mean    # 1 / sqrt(pi)
         0.56418...
     """
-    m = _moments(m, "m")
+    x = _moments(m, "m")
     k = _validate.integer(count, "count", minimum=1)
     rho = _validate.real(rho, "rho", _validate.BOUNDED_0_1)
-    fn = (lambda x: x) if g is None else resolve(g).fn
+    fn: Callable[[FloatArray], FloatArray] = (lambda z: z) if g is None else resolve(g).fn
     edges = np.linspace(-_MAX_Z, _MAX_Z, _MAX_CELLS + 1)
     e = (edges[:-1] + edges[1:]) / 2
     weights = np.exp(-0.5 * e * e)
@@ -537,9 +553,9 @@ def max_pool(m, count, rho=0.0, g=None):
     else:
         outer, outer_w = np.polynomial.hermite_e.hermegauss(_MAX_OUTER_NODES)
         outer_w = outer_w / outer_w.sum()
-    sigma = math.sqrt(m.variance)
+    sigma = math.sqrt(x.variance)
     z = math.sqrt(rho) * outer[:, None] + math.sqrt(1.0 - rho) * e[None, :]
-    values = np.asarray(fn(m.mean + sigma * z.ravel()), dtype=np.float64).reshape(z.shape)
+    values = np.asarray(fn(x.mean + sigma * z.ravel()), dtype=np.float64).reshape(z.shape)
     if not np.all(np.isfinite(values)):
         raise ValueError("g returned a non-finite value")
     first, second = _max_values(values, weights, k)
@@ -564,7 +580,7 @@ _GAMMA_NODES = 16
 _GAMMA_SHAPE_MAX = 1e9
 
 
-def _power_sum(lam, m):
+def _power_sum(lam: FloatArray, m: int) -> FloatArray:
     """sum_{n=1}^m n e^((n-1) lam), lam <= 0, in closed form (first-order series near lam = 0)."""
     series = m * (m + 1) / 2.0 + lam * (m - 1) * m * (m + 1) / 3.0
     one_minus = -np.expm1(lam)
@@ -573,7 +589,7 @@ def _power_sum(lam, m):
     return np.where(m * np.abs(lam) < 1e-6, series, closed)
 
 
-def _sum_sq_given(c, keys, queries, causal):
+def _sum_sq_given(c: float, keys: int, queries: int, causal: bool) -> float:
     """Average over query rows of E[sum_j a_j^2] for iid N(0, c) logits over the keys each row sees."""
     if causal:
         ramp = min(queries, keys)  # rows 0..ramp-1 see 1..ramp keys, the rest see all keys
@@ -603,7 +619,7 @@ def _sum_sq_given(c, keys, queries, causal):
     return float(_U_STEP * np.sum(bump * weight) / queries)
 
 
-def _gamma_nodes(shape):
+def _gamma_nodes(shape: float) -> tuple[FloatArray, FloatArray]:
     """Nodes and weights of E[f(X)], X ~ Gamma(shape, 1/shape) (mean 1), by Golub-Welsch."""
     alpha = shape - 1.0
     k = np.arange(_GAMMA_NODES, dtype=np.float64)
@@ -615,24 +631,25 @@ def _gamma_nodes(shape):
 
 
 @functools.lru_cache(maxsize=1024)   # every block of a transformer asks the same
-def _sum_sq(c, keys, queries, causal, shape):
+def _sum_sq(c: float, keys: int, queries: int, causal: bool, shape: float) -> float:
     if c <= 0.0 or shape >= _GAMMA_SHAPE_MAX:
         return _sum_sq_given(c, keys, queries, causal)
     nodes, weights = _gamma_nodes(shape)
     return float(sum(w * _sum_sq_given(c * x, keys, queries, causal) for x, w in zip(nodes, weights)))
 
 
-def softmax(m, size):
+def softmax(m: MomentsLike, size: int) -> Moments:
     """Softmax over `size` iid N(mu, sigma^2) logits: each output has mean 1/size and second
     moment E[sum_j a_j^2] / size, by a one-dimensional integral that is exact for Gaussian
     logits (~ e^(sigma^2) / size^2 for many logits, the lognormal limit; 1/size^2 for
     sigma = 0). The mean of the logits cancels."""
-    m = _moments(m, "m")
+    x = _moments(m, "m")
     n = _validate.integer(size, "size", minimum=1)
-    return Moments(1.0 / n, _sum_sq_given(m.variance, n, 1, False) / n)
+    return Moments(1.0 / n, _sum_sq_given(x.variance, n, 1, False) / n)
 
 
-def attention(q, k, v, keys, head_dim, scale=None, causal=False, *, queries=None, dropout_p=0.0):
+def attention(q: MomentsLike, k: MomentsLike, v: MomentsLike, keys: int, head_dim: int, scale: float | None = None,
+              causal: bool = False, *, queries: int | None = None, dropout_p: float = 0.0) -> Moments:
     """Output moments of softmax(scale q k^T) v (F.scaled_dot_product_attention).
 
     Within a query row the logits l_j = scale q.k_j share q; their common part
@@ -650,19 +667,19 @@ def attention(q, k, v, keys, head_dim, scale=None, causal=False, *, queries=None
     length); head_dim: d; scale: default 1/sqrt(d); queries: number of query
     rows (default keys; used with causal).
     """
-    q, k, v = _moments(q, "q"), _moments(k, "k"), _moments(v, "v")
+    mq, mk, mv = _moments(q, "q"), _moments(k, "k"), _moments(v, "v")
     keys = _validate.integer(keys, "keys", minimum=1)
     d = _validate.integer(head_dim, "head_dim", minimum=1)
     scale = 1.0 / math.sqrt(d) if scale is None else _validate.real(scale, "scale")
     causal = _validate.flag(causal, "causal")
     queries = keys if queries is None else _validate.integer(queries, "queries", minimum=1)
     p = _validate.real(dropout_p, "dropout_p", _validate.BOUNDED_LT_0_1)
-    c = scale * scale * d * q.second * k.variance
+    c = scale * scale * d * mq.second * mk.variance
     # |q|^2 over d Gaussian entries: mean d nu_q, variance d (2 var_q^2 + 4 mu_q^2 var_q)
-    spread = 2.0 * q.variance ** 2 + 4.0 * q.mean ** 2 * q.variance
-    shape = math.inf if spread == 0.0 else d * q.second ** 2 / spread
+    spread = 2.0 * mq.variance ** 2 + 4.0 * mq.mean ** 2 * mq.variance
+    shape = math.inf if spread == 0.0 else d * mq.second ** 2 / spread
     s = _sum_sq(c, keys, queries, causal, shape)
-    return Moments(v.mean, s * v.second / (1.0 - p) + (1.0 - s) * v.mean * v.mean)
+    return Moments(mv.mean, s * mv.second / (1.0 - p) + (1.0 - s) * mv.mean * mv.mean)
 
 
 # ---------------------------------------------------------------- fusion
@@ -670,7 +687,7 @@ def attention(q, k, v, keys, head_dim, scale=None, causal=False, *, queries=None
 FUSIBLE = frozenset({"elementwise", "add", "sub", "mul", "div", "scale", "shift", "pow"})
 
 
-def _fusible(graph, node):
+def _fusible(graph: Graph, node: Any) -> bool:
     if node.kind not in FUSIBLE or node.replay is None or not node.inputs:
         return False
     # A per-channel parameter (PReLU with one slope per channel) makes the op
@@ -682,7 +699,7 @@ def _fusible(graph, node):
     return True
 
 
-def _source(graph, index, memo):
+def _source(graph: Graph, index: int, memo: dict[int, int]) -> int:
     """The node whose value `index`'s value is a per-element function of (itself if none)."""
     stack = [index]
     while stack:
@@ -705,7 +722,8 @@ def _source(graph, index, memo):
     return memo[index]
 
 
-def fuse(graph, index, memo=None):
+def fuse(graph: Graph, index: int,
+         memo: dict[int, int] | None = None) -> tuple[int, Callable[[Any], Any]] | None:
     """(source_index, g) when node `index` computes g(source) per element through
     elementwise / add / sub / mul / div / scale / shift / pow nodes only; None otherwise.
 
@@ -724,15 +742,18 @@ def fuse(graph, index, memo=None):
     source = _source(graph, index, memo)
     if source == index:
         return None
-    region, stack = set(), [index]
+    region: set[int] = set()
+    stack = [index]
     while stack:
         i = stack.pop()
         if i != source and i not in region:
             region.add(i)
             stack.extend(graph.nodes[i].inputs)
-    steps = [(i, graph.nodes[i].replay, tuple(graph.nodes[i].inputs)) for i in sorted(region)]
+    # every node of the region is fusible, so it has a replay
+    steps = [(i, cast("Callable[..., torch.Tensor]", graph.nodes[i].replay), tuple(graph.nodes[i].inputs))
+             for i in sorted(region)]
 
-    def g(x):
+    def g(x: Any) -> Any:   # float64 array in, array out; or tensor in, tensor out
         is_tensor = isinstance(x, torch.Tensor)
         # a copy: an in-place op in the chain (relu_) must not write into the caller's array
         t = x.to(torch.float64).clone() if is_tensor else torch.tensor(np.asarray(x, dtype=np.float64))

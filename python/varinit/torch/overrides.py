@@ -16,14 +16,18 @@ Everything is checked before anything is written: a pattern that matches no
 parameter, an unknown fill, and keywords the fill refuses (tried on a meta
 twin of each parameter, which takes no stream) are errors that name them.
 """
+from __future__ import annotations
+
 import fnmatch
 import inspect
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable, NamedTuple, Union
 
 import torch
 
 from .. import init as fills
+from ..generator import Generator
 from ..layers.records import InitRecord
 
 # the varinit fills an override may name
@@ -34,21 +38,27 @@ FILLS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_",
 
 class Override(NamedTuple):
     pattern: str
-    fill: Callable
-    kwargs: dict
+    fill: Callable[..., Any]
+    kwargs: dict[str, Any]
     label: str
     takes_generator: bool
 
 
-def parameter_names(model):
+# What an overrides entry gives a parameter: a constant, a fill's name, a callable
+# fn(tensor, generator), or (fill or its name, {keyword: value})
+OverrideSpec = Union[float, str, Callable[..., Any], tuple[Union[str, Callable[..., Any]], dict[str, Any]]]
+
+
+def parameter_names(model: torch.nn.Module) -> dict[str, str]:
     """{every name of every parameter: its canonical name (the first, as named_parameters gives it)}."""
-    first, canonical = {}, {}
+    first: dict[int, str] = {}
+    canonical: dict[str, str] = {}
     for name, tensor in model.named_parameters(remove_duplicate=False):
         canonical[name] = first.setdefault(id(tensor), name)
     return canonical
 
 
-def resolve_only(model, only):
+def resolve_only(model: torch.nn.Module, only: Iterable[str] | None) -> set[str]:
     """The canonical names to initialize: all of them for only=None."""
     canonical = parameter_names(model)
     if only is None:
@@ -62,13 +72,14 @@ def resolve_only(model, only):
         if name not in canonical:
             raise ValueError(f"only names {name!r}, which is not a parameter of the model")
     given = set(names)
-    every_name = {}
+    every_name: dict[str, list[str]] = {}
     for name, first in canonical.items():
         every_name.setdefault(first, []).append(name)
     return {first for first, names_of in every_name.items() if all(n in given for n in names_of)}
 
 
-def resolve_overrides(model, overrides, selected):
+def resolve_overrides(model: torch.nn.Module, overrides: Mapping[str, OverrideSpec] | None,
+                      selected: set[str]) -> dict[str, Override]:
     """{canonical name: Override} for the selected parameters the patterns match, every
     initializer checked on a meta twin of each parameter it will fill."""
     if overrides is None:
@@ -78,7 +89,8 @@ def resolve_overrides(model, overrides, selected):
     parsed = [(pattern, _parse(pattern, spec)) for pattern, spec in overrides.items()]
     params = dict(model.named_parameters())
     canonical = parameter_names(model)
-    resolved, matched = {}, set()
+    resolved: dict[str, Override] = {}
+    matched: set[str] = set()
     for name, first in canonical.items():
         for pattern, override in parsed:
             if name == pattern or fnmatch.fnmatchcase(name, pattern):
@@ -93,7 +105,8 @@ def resolve_overrides(model, overrides, selected):
     return resolved
 
 
-def apply_overrides(model, resolved, generator):
+def apply_overrides(model: torch.nn.Module, resolved: dict[str, Override],
+                    generator: Generator) -> list[InitRecord]:
     """Fill each overridden parameter; one InitRecord per parameter."""
     params = dict(model.named_parameters())
     records = []
@@ -109,13 +122,13 @@ def apply_overrides(model, resolved, generator):
     return records
 
 
-def _parse(pattern, spec):
+def _parse(pattern: object, spec: object) -> Override:
     if not isinstance(pattern, str):
         raise TypeError(f"overrides keys must be parameter names or patterns (str), got {type(pattern).__name__}")
     where = f"overrides[{pattern!r}]"
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
         return Override(pattern, fills.constant_, {"val": float(spec)}, f"constant {spec:g}", False)
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if isinstance(spec, tuple):
         if len(spec) != 2 or not isinstance(spec[1], dict):
             raise TypeError(f"{where} must be (initializer, {{keyword: value}}), got a tuple of {len(spec)}")
@@ -125,32 +138,34 @@ def _parse(pattern, spec):
         raise TypeError(f"{where} must be a number, a varinit fill's name, (fill, kwargs) or a callable "
                         f"fn(tensor, generator), got {type(fill).__name__}")
     name = getattr(fill, "__name__", type(fill).__name__)
-    if getattr(fills, name, None) is fill:
-        takes = "generator" in inspect.signature(fill).parameters
+    public: Callable[..., Any] | None = getattr(fills, name, None)
+    if public is not None and public is fill:   # one of varinit's fills
+        takes = "generator" in inspect.signature(public).parameters
         if "generator" in kwargs:
             raise ValueError(f"{where}: generator is init_module's (each parameter draws from its own stream)")
         label = f"{name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
-        return Override(pattern, fill, dict(kwargs), label, takes)
+        return Override(pattern, public, dict(kwargs), label, takes)
     if kwargs:
         raise ValueError(f"{where}: keywords apply to varinit's fills; a callable is called as fn(tensor, generator)")
     return Override(pattern, _user_fill(fill), {}, f"{name}(tensor, generator)", True)
 
 
-def _fill_named(name, where):
+def _fill_named(name: str, where: str) -> Callable[..., Any]:
     full = name if name.endswith("_") else f"{name}_"
     if full not in FILLS:
         raise ValueError(f"{where}: {name!r} is not a varinit fill; expected one of {', '.join(FILLS)}")
-    return getattr(fills, full)
+    fill: Callable[..., Any] = getattr(fills, full)
+    return fill
 
 
-def _user_fill(fn):
-    def call(tensor, generator):
+def _user_fill(fn: Callable[..., Any]) -> Callable[[torch.Tensor, Any], None]:
+    def call(tensor: torch.Tensor, generator: Any) -> None:
         fn(tensor, generator)
     call.__name__ = getattr(fn, "__name__", "fn")
     return call
 
 
-def _dry_run(override, tensor, name):
+def _dry_run(override: Override, tensor: torch.Tensor, name: str) -> None:
     """Let the fill check its arguments on a meta twin: it writes nothing and takes no stream."""
     if override.fill.__name__ not in FILLS:
         return
@@ -164,7 +179,7 @@ def _dry_run(override, tensor, name):
         raise type(error)(f"overrides[{override.pattern!r}] on {name}: {error}") from None
 
 
-def _std(tensor):
+def _std(tensor: torch.Tensor) -> float:
     if tensor.is_meta or tensor.numel() < 2:
         return math.nan if tensor.is_meta else 0.0
     return float(tensor.detach().to(torch.float64).std())

@@ -15,12 +15,15 @@ Only layers called as modules (their output is hookable), used once, and not
 the end of a residual branch (whose target follows the stream) are
 measured; the model's buffers and torch's random state are left as they were.
 """
+from __future__ import annotations
+
 import math
-from typing import NamedTuple, Optional
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Optional, cast
 
 import torch
 
-from .graph import BufferGuard, example_call
+from .graph import BufferGuard, ExampleInputs, example_call
 
 # Modules whose output is their weight's layer output: leaf layers, and
 # MultiheadAttention, whose output is that of its out_proj weight.
@@ -51,26 +54,31 @@ class _AllMeasured(Exception):
     """Raised from the last hook: every measured layer has its factor."""
 
 
-def correction_factors(model, example_inputs, targets):
+def correction_factors(model: torch.nn.Module, example_inputs: ExampleInputs,
+                       targets: Sequence[Target]) -> dict[str, float]:
     """{weight name: factor} that brings each target layer's measured output
     second moment to its goal, measured in one forward pass in which every
     corrected output is passed on corrected; a factor within NOISE of 1 is 1."""
     modules = dict(model.named_modules())
-    factors, streams, handles = {}, {}, []
+    factors: dict[str, float] = {}
+    streams: dict[str, float] = {}
+    handles: list[Any] = []
     weight_hooks = 0
 
-    def read_stream(name):
-        def pre_hook(module, args):
+    def read_stream(name: str) -> Callable[[torch.nn.Module, tuple[Any, ...]], None]:
+        def pre_hook(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
             if name not in streams and args and isinstance(args[0], torch.Tensor):
                 streams[name] = float(args[0].detach().to(torch.float64).pow(2).mean())
         return pre_hook
 
-    def hook(target):
-        def correct(module, args, output):
+    def hook(target: Target) -> Callable[[torch.nn.Module, tuple[Any, ...], Any], Any]:
+        def correct(module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> Any:
             out = output[0] if isinstance(output, tuple) else output
             if target.weight in factors or not isinstance(out, torch.Tensor):
                 return None
-            goal = target.goal if target.stream is None else target.alpha * streams.get(target.stream, math.nan)
+            # a goal, or alpha and the stream it multiplies
+            goal = (cast(float, target.goal) if target.stream is None
+                    else cast(float, target.alpha) * streams.get(target.stream, math.nan))
             second = float(out.detach().to(torch.float64).pow(2).mean())
             ok = second > 0 and math.isfinite(second) and math.isfinite(goal)
             factor = math.sqrt(goal / second) if ok else 1.0

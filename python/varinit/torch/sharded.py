@@ -33,14 +33,19 @@ torch.distributed.tensor is imported inside the functions that meet a
 DTensor (it is loaded then): importing varinit.torch, whose init_module and
 trace use this module, must not cost its half second.
 """
+from __future__ import annotations
+
 import contextlib
 import contextvars
 import functools
 import inspect
 import itertools
 import warnings
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch.autograd.graph import increment_version
 
@@ -49,13 +54,17 @@ from .._arrays import as_array, is_dtensor, writes_in_place
 from ..generator import Stream, resolve, user_frame
 from .across_ranks import same_on_every_rank
 
-# The functions that take global_shape= and start= through **kwargs.
-_FORWARDS_REGION = frozenset({init.lecun_normal_.__wrapped__, init.lecun_uniform_.__wrapped__})
+if TYPE_CHECKING:
+    from torch.distributed.tensor import DTensor
+
+# the numbers a rank holds along each axis of the global tensor
+Indices = list[npt.NDArray[np.int64]]
+
 # The functions whose values do not depend on the position: the shard is filled as it is.
-_POSITION_FREE = frozenset({init.constant_.__wrapped__, init.ones_.__wrapped__, init.zeros_.__wrapped__})
+_POSITION_FREE = frozenset(getattr(f, "__wrapped__") for f in (init.constant_, init.ones_, init.zeros_))
 
 
-def fill_dtensor(fn, dtensor, args, kwargs):
+def fill_dtensor(fn: Callable[..., Any], dtensor: DTensor, args: tuple[Any, ...], kwargs: dict[str, Any]) -> DTensor:
     """Fill the local shard of `dtensor` as `fn(whole global tensor, *args, **kwargs)`
     would fill it there; returns `dtensor`. `fn` is the undecorated fill."""
     name = fn.__name__
@@ -86,11 +95,11 @@ def fill_dtensor(fn, dtensor, args, kwargs):
 
 
 @functools.cache
-def _takes_region(fn):
-    return fn in _FORWARDS_REGION or "global_shape" in inspect.signature(fn).parameters
+def _takes_region(fn: Callable[..., Any]) -> bool:
+    return "global_shape" in inspect.signature(fn).parameters
 
 
-def _check_placements(dtensor, name):
+def _check_placements(dtensor: DTensor, name: str) -> None:
     from torch.distributed.tensor.placement_types import _StridedShard
 
     for mesh_dim, placement in enumerate(dtensor.placements):
@@ -104,7 +113,7 @@ def _check_placements(dtensor, name):
                             f"{mesh_dim}; expected Shard, _StridedShard or Replicate")
 
 
-def _local_indices(dtensor):
+def _local_indices(dtensor: DTensor) -> Indices | None:
     """Per tensor axis, the increasing global indices this rank holds (int64 arrays),
     or None when the rank is not in the mesh. Checked against the local tensor's shape."""
     from torch.distributed.tensor import Shard
@@ -115,10 +124,11 @@ def _local_indices(dtensor):
     if coordinate is None:
         return None
     indices = [np.arange(n, dtype=np.int64) for n in dtensor.shape]
+    placement: Any   # Shard and _StridedShard have .dim
     for mesh_dim, placement in enumerate(dtensor.placements):
         if placement.is_replicate():
             continue
-        axis, ranks, rank = placement.dim, mesh.size(mesh_dim), coordinate[mesh_dim]
+        axis, ranks, rank = placement.dim, int(mesh.size(mesh_dim)), coordinate[mesh_dim]
         held = indices[axis]
         if isinstance(placement, _StridedShard):
             # right-to-left sharding written left to right: split_factor pieces first
@@ -137,14 +147,14 @@ def _local_indices(dtensor):
     return indices
 
 
-def _chunk(shard, held, count, index):
+def _chunk(shard: Any, held: npt.NDArray[np.int64], count: int | torch.SymInt, index: int) -> npt.NDArray[np.int64]:
     """The index-th of `count` torch.chunk pieces of `held`, by torch's public rule
     (`shard` is torch's Shard class)."""
     size, offset = shard.local_shard_size_and_offset(len(held), count, index)
     return held[offset:offset + size]
 
 
-def _runs(axis_indices):
+def _runs(axis_indices: npt.NDArray[np.int64]) -> list[tuple[int, int, int]]:
     """(local start, global start, length) of each run of consecutive global indices."""
     if len(axis_indices) == 0:
         return []
@@ -153,7 +163,7 @@ def _runs(axis_indices):
     return [(lo, int(axis_indices[lo]), hi - lo) for lo, hi in itertools.pairwise(bounds)]
 
 
-def _blocks(local, indices):
+def _blocks(local: torch.Tensor, indices: Indices) -> Iterator[tuple[torch.Tensor, tuple[int, ...]]]:
     """(view of `local`, its start in the global tensor) for every block of the shard."""
     for runs in itertools.product(*(_runs(i) for i in indices)):
         view = local[tuple(slice(lo, lo + n) for lo, _, n in runs)]
@@ -166,7 +176,7 @@ _STREAMS_AGREED = contextvars.ContextVar("varinit_streams_agreed", default=False
 
 
 @contextlib.contextmanager
-def streams_agreed():
+def streams_agreed() -> Iterator[None]:
     """Within the block, DTensor fills trust that every rank resolves the same stream."""
     token = _STREAMS_AGREED.set(True)
     try:
@@ -175,7 +185,8 @@ def streams_agreed():
         _STREAMS_AGREED.reset(token)
 
 
-def _with_fixed_stream(fn, dtensor, args, kwargs):
+def _with_fixed_stream(fn: Callable[..., Any], dtensor: DTensor, args: tuple[Any, ...],
+                       kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """args and kwargs with `generator` resolved once to a fixed Stream, confirmed to be
     the same on every rank of the mesh; unchanged for a function without a generator."""
     if "generator" not in inspect.signature(fn).parameters:
@@ -194,7 +205,8 @@ def _with_fixed_stream(fn, dtensor, args, kwargs):
     return bound.args[1:], bound.kwargs
 
 
-def _fill_from_whole(fn, dtensor, local, indices, args, kwargs):
+def _fill_from_whole(fn: Callable[..., Any], dtensor: DTensor, local: torch.Tensor, indices: Indices,
+                     args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """Build the whole tensor with `fn`, keep this rank's indices."""
     if local.numel() < dtensor.numel():
         _warn_whole_build(fn.__name__, dtensor, kwargs)
@@ -206,7 +218,7 @@ def _fill_from_whole(fn, dtensor, local, indices, args, kwargs):
     local.copy_(whole)
 
 
-def _warn_whole_build(name, dtensor, kwargs):
+def _warn_whole_build(name: str, dtensor: DTensor, kwargs: dict[str, Any]) -> None:
     shape = tuple(dtensor.shape)
     cost = f"{_bytes(dtensor.numel() * dtensor.element_size())} of {dtensor.dtype}"
     if name == "orthogonal_":
@@ -224,14 +236,15 @@ def _warn_whole_build(name, dtensor, kwargs):
         "fill.", UserWarning, stacklevel=depth)
 
 
-def _bytes(n):
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
+    return f"{n:.1f} GiB"
 
 
-def write_rows(tensor, rows, value):
+def write_rows(tensor: Any, rows: Any, value: float) -> None:
     """tensor[rows] = value along the first axis, for a plain tensor or a DTensor
     (each rank writes the rows of its shard that fall in `rows`, an int or a slice)."""
     if not is_dtensor(tensor):

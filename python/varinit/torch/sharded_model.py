@@ -19,29 +19,39 @@ dataflow mode needs so that every rank plans and fills what one process would.
   corrections are compared across the ranks of each mesh (different example
   inputs per rank would otherwise give shards of different models).
 """
+from __future__ import annotations
+
 import contextlib
 import functools
 import hashlib
 import sys
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
 from .._arrays import is_dtensor
 from .across_ranks import same_on_every_rank
+from ..generator import Generator
+
+if TYPE_CHECKING:
+    from torch.distributed.tensor import DTensor
 from .sharded import streams_agreed
 
 
 @contextlib.contextmanager
-def global_view(model):
+def global_view(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     """Inside the block every parameter and buffer of a `model` that holds DTensors is a
     plain meta tensor of its global shape (tied ones stay tied; the plain ones too, since
     a trace cannot mix devices) and the forward hooks defined in torch.distributed are
     set aside; on exit everything is back. Any other model is left as it is."""
-    tensors = [(table, name, tensor) for module in model.modules()
-               for table in (module._parameters, module._buffers) for name, tensor in table.items()
+    tensors: list[tuple[dict[str, Any], str, torch.Tensor]] = [
+        (table, name, tensor) for module in model.modules()
+        for table in _tensor_tables(module) for name, tensor in table.items()
                if tensor is not None and (is_dtensor(tensor) or not tensor.is_meta)]
     swapped = tensors if any(is_dtensor(t) for _, _, t in tensors) else []
-    twins, hook_tables = {}, []
+    twins: dict[int, torch.Tensor] = {}
+    hook_tables: list[tuple[dict[Any, Any], dict[Any, Any]]] = []
     for _, _, tensor in swapped:
         if id(tensor) not in twins:
             twin = torch.empty(tuple(tensor.shape), dtype=tensor.dtype, device="meta")
@@ -49,26 +59,36 @@ def global_view(model):
                 twin = torch.nn.Parameter(twin, requires_grad=tensor.requires_grad)
             twins[id(tensor)] = twin
     for module in model.modules():
-        for table in (module._forward_pre_hooks, module._forward_hooks):
-            if any(_defined_in(hook).startswith("torch.distributed.") for hook in table.values()):
-                hook_tables.append((table, dict(table)))
+        for hooks in _hook_tables(module):
+            if any(_defined_in(hook).startswith("torch.distributed.") for hook in hooks.values()):
+                hook_tables.append((hooks, dict(hooks)))
     for table, name, tensor in swapped:
         table[name] = twins[id(tensor)]
-    for table, saved in hook_tables:
+    for hooks, saved in hook_tables:
         for key, hook in saved.items():
             if _defined_in(hook).startswith("torch.distributed."):
-                del table[key]
+                del hooks[key]
     try:
         yield model
     finally:
         for table, name, tensor in swapped:
             table[name] = tensor
-        for table, saved in hook_tables:
-            table.clear()
-            table.update(saved)   # in their order
+        for hooks, saved in hook_tables:
+            hooks.clear()
+            hooks.update(saved)   # in their order
 
 
-def _defined_in(hook):
+def _tensor_tables(module: torch.nn.Module) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A module's own parameters and buffers, by name (None for an unset one)."""
+    return module._parameters, module._buffers
+
+
+def _hook_tables(module: torch.nn.Module) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    """A module's own forward pre-hooks and forward hooks, by handle id."""
+    return module._forward_pre_hooks, module._forward_hooks
+
+
+def _defined_in(hook: object) -> str:
     """The module that defines a hook (through partials and bound methods)."""
     while isinstance(hook, functools.partial):
         hook = hook.func
@@ -76,13 +96,13 @@ def _defined_in(hook):
     return getattr(hook, "__module__", None) or ""
 
 
-def _tensor_parallel_modules(model):
+def _tensor_parallel_modules(model: torch.nn.Module) -> list[str]:
     return [name for name, module in model.named_modules()
             if any(_defined_in(hook).startswith("torch.distributed.tensor")
-                   for table in (module._forward_pre_hooks, module._forward_hooks) for hook in table.values())]
+                   for hooks in _hook_tables(module) for hook in hooks.values())]
 
 
-def measured_pass_obstacle(model):
+def measured_pass_obstacle(model: torch.nn.Module) -> str | None:
     """None when the measured pass measures on every rank what one process measures
     (no DTensor parameter, or only FSDP2's); else the note saying why it is skipped."""
     dtensors = [(name, p) for name, p in model.named_parameters() if is_dtensor(p)]
@@ -101,7 +121,7 @@ def measured_pass_obstacle(model):
     return None
 
 
-def after_measured_pass(model):
+def after_measured_pass(model: torch.nn.Module) -> None:
     """Put FSDP2's sharded parameters back after the measured pass. The pass stops the
     forward with an exception once its last layer is measured, which leaves FSDP2
     mid-forward with the gathered parameters registered (and a root module keeps them
@@ -113,11 +133,11 @@ def after_measured_pass(model):
             module.reset_iter_state()
 
 
-def _inside(name, other):
+def _inside(name: str, other: str) -> bool:
     return name != other and (other == "" or name.startswith(other + "."))
 
 
-def _fsdp_modules(model):
+def _fsdp_modules(model: torch.nn.Module) -> dict[str, Any]:
     """{name: module} of the modules fully_shard made FSDPModules (none unless
     torch.distributed.fsdp is loaded)."""
     fsdp = sys.modules.get("torch.distributed.fsdp")
@@ -126,13 +146,14 @@ def _fsdp_modules(model):
     return {name: m for name, m in model.named_modules() if isinstance(m, fsdp.FSDPModule)}
 
 
-def agree_across_ranks(model, what, numbers):
+def agree_across_ranks(model: torch.nn.Module, what: str, numbers: Mapping[str, float]) -> None:
     """ValueError unless {name: float} `numbers` is the same on every rank of every mesh
     of the model's DTensor parameters (collective; nothing to do without DTensors)."""
-    meshes = {}
+    meshes: dict[int, Any] = {}
     for p in model.parameters():
         if is_dtensor(p):
-            meshes.setdefault(id(p.device_mesh), p.device_mesh)
+            mesh = cast("DTensor", p).device_mesh
+            meshes.setdefault(id(mesh), mesh)
     if not meshes:
         return
     names = sorted(numbers)
@@ -149,7 +170,7 @@ def agree_across_ranks(model, what, numbers):
 
 
 @contextlib.contextmanager
-def generator_agreed(model, generator):
+def generator_agreed(model: torch.nn.Module, generator: Generator) -> Iterator[None]:
     """For a model with DTensor parameters: check once that every rank holds the same
     generator state (ValueError on every rank if not), then let the fills skip their
     per-fill check; for any other model, nothing."""

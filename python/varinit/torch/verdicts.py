@@ -9,8 +9,14 @@ times a value without normalization: about 2) has no stable choice; chi that
 moves gradients out of GRADIENT_BAND over the depth (tanh: 1.178 per layer)
 is a trade-off no scale escapes.
 """
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING
 from dataclasses import dataclass
+
+if TYPE_CHECKING:
+    from .graph import Graph
 
 # A second moment growing faster than q^1.5 cannot be held by any scale (relu^2: q^2).
 UNSTABLE_SLOPE = 1.5
@@ -35,20 +41,21 @@ class Verdict:
     message: str
 
 
-def tally(by_label, label, chi, slope):
+def tally(by_label: dict[str, list[float]], label: str, chi: float, slope: float) -> None:
     entry = by_label.setdefault(label, [chi, slope, 0])
     entry[0], entry[1] = max(entry[0], chi), max(entry[1], slope)
     entry[2] += 1
 
 
-def operand_label(graph, index):
+def operand_label(graph: Graph, index: int) -> str:
     node = graph.nodes[index]
     while node.kind == "view" and node.inputs:
         node = graph.nodes[node.inputs[0]]
-    return node.attrs.get("op", node.kind) if node.kind == "elementwise" else node.kind
+    label: str = node.attrs.get("op", node.kind) if node.kind == "elementwise" else node.kind
+    return label
 
 
-def verdict(label, chi, slope, depth):
+def verdict(label: str, chi: float, slope: float, depth: int) -> Verdict:
     growth = chi ** depth
     if slope >= UNSTABLE_SLOPE:
         return Verdict(label, chi, slope, depth, False,
@@ -66,9 +73,9 @@ def verdict(label, chi, slope, depth):
                    f"{depth} layers; forward error factor {slope:.3g} per layer")
 
 
-def region_label(graph, source, end):
-    ops, index = [], end
-    seen = set()
+def region_label(graph: Graph, source: int, end: int) -> str:
+    ops: list[str] = []
+    seen: set[int] = set()
     stack = [end]
     while stack:
         index = stack.pop()

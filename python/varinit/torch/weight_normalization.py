@@ -1,16 +1,22 @@
 """Weight-norm data init (Salimans & Kingma 2016) on a torch.nn.Module whose
 Linear/Conv layers use torch's weight_norm parametrization (or none); the
 rule is that of varinit.layers.weight_normalization."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import torch
 
 from .._arrays import as_array
 from ..layers.records import WeightNormRecord
+from ..layers.reports import WeightNormReport
 from ..layers.transaction import all_or_nothing, check_finite
 from ..layers.weight_normalization import standardizers
 
 
-def _norm_parameters(module):
+def _norm_parameters(module: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(g, v) of a weight-normalized module, or None for a plain one."""
     if torch.nn.utils.parametrize.is_parametrized(module, "weight"):
         plist = module.parametrizations.weight
@@ -24,7 +30,7 @@ def _norm_parameters(module):
     return None
 
 
-def weight_norm_init(model, x):
+def weight_norm_init(model: torch.nn.Module, x: torch.Tensor) -> WeightNormReport:
     """The weight-norm data init of a torch.nn.Module on the batch x, in place.
 
     For a weight-normalized unit y = g (v . x) / ||v|| + b and t = (v . x) /
@@ -48,7 +54,7 @@ def weight_norm_init(model, x):
 
     Returns
     -------
-    list of varinit.layers.WeightNormRecord
+    varinit.layers.WeightNormReport
         One per initialized layer: (name, mean, std), the mean and std of t
         per output unit before the init.
 
@@ -74,10 +80,12 @@ def weight_norm_init(model, x):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     kinds = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
     targets = [(name, m) for name, m in model.named_modules() if isinstance(m, kinds)]
-    done, report, handles = [], [], []
+    done: list[str] = []
+    report = WeightNormReport()
+    handles: list[Any] = []
 
-    def before(name):
-        def pre_hook(mod, args):
+    def before(name: str) -> Callable[[Any, tuple[Any, ...]], None]:
+        def pre_hook(mod: Any, args: tuple[Any, ...]) -> None:
             if name in done:
                 return
             # t = (v . x)/||v||: run the layer with g = 1 and b = 0.
@@ -88,8 +96,8 @@ def weight_norm_init(model, x):
                 as_array(mod.bias)[...] = 0
         return pre_hook
 
-    def after(name):
-        def hook(mod, args, output):
+    def after(name: str) -> Callable[[Any, tuple[Any, ...], torch.Tensor], torch.Tensor | None]:
+        def hook(mod: Any, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor | None:
             if name in done:
                 return None
             done.append(name)
@@ -118,7 +126,7 @@ def weight_norm_init(model, x):
         handles.append(module.register_forward_pre_hook(before(name), prepend=True))
         handles.append(module.register_forward_hook(after(name)))
     check_finite([x], "x")
-    changed = []
+    changed: list[torch.Tensor | None] = []
     for _, module in targets:
         norm = _norm_parameters(module)
         changed += [module.bias] + ([norm[0]] if norm is not None else [module.weight])
