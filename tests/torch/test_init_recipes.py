@@ -226,3 +226,22 @@ def test_structure_mode_returns_a_report_with_a_summary():
     report = _quiet(varinit.torch.init_module, TinyViT(), generator=0)
     assert isinstance(report, varinit.torch.InitReport)
     assert report.summary().startswith(f"{len(report)} parameters (")
+
+
+class _TwoLayers(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))     # a relu the structure cannot see
+
+
+def test_init_module_warnings_point_at_the_callers_line():
+    model = _TwoLayers()
+    with pytest.warns(UserWarning, match="does not show which activation") as caught:
+        varinit.torch.init_module(model, generator=0)
+    assert caught[0].filename == __file__
+    with pytest.warns(UserWarning, match="assumed") as caught:
+        varinit.torch.init_module(model, torch.empty(4, 8, device="meta"), generator=0)
+    assert {w.filename for w in caught} == {__file__}

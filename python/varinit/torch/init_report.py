@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Iterable
 
 from ..diagnostics.report import STATUS_COLORS
+from ..generator import user_frame
 from ..layers.records import InitRecord
 from .verdicts import Verdict
 
@@ -89,9 +90,9 @@ class InitReport(list[InitRecord]):
         """Issue a UserWarning for every unhealthy verdict and every note."""
         for verdict in self.verdicts:
             if not verdict.healthy:
-                warnings.warn(verdict.message, UserWarning, stacklevel=3)
+                warnings.warn(verdict.message, UserWarning, stacklevel=user_frame()[1])
         for note in self.notes:
-            warnings.warn(f"varinit.torch.init_module: {note}", UserWarning, stacklevel=3)
+            warnings.warn(f"varinit.torch.init_module: {note}", UserWarning, stacklevel=user_frame()[1])
 
     def counts(self) -> dict[str, int]:
         """How many parameters each kind of rule got."""

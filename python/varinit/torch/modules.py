@@ -59,7 +59,7 @@ from ..fan_rules import check_phase_balanced
 from ..gains import DEFAULT_GAIN_RULE, check_gain_rule
 from ..init import constant_, normal_
 from .._typing import ActivationName, FanMode, FloatArray, GainRule, GeneratorLike
-from ..generator import Generator
+from ..generator import Generator, user_frame
 from ..layers.records import InitRecord
 from ..layers.schemes import (
     ActivationSpec,
@@ -646,6 +646,6 @@ def _warn_unknown_activations(model: torch.nn.Module, walk: _Walk) -> None:
         warnings.warn(
             f"init_module: the structure does not show which activation follows {shown}; they get "
             "gain 1 (linear). Pass example_inputs to follow the model's dataflow, or name them in "
-            "activations=.", UserWarning, stacklevel=3)
+            "activations=.", UserWarning, stacklevel=user_frame()[1])
 
 
