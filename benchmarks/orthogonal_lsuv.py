@@ -1,6 +1,6 @@
 """orthogonal_ and LSUV against torch, in one run.
 
-    PYTHONPATH=python python benchmarks/orthogonal_lsuv.py                       # about 4 minutes
+    PYTHONPATH=python python benchmarks/orthogonal_lsuv.py                       # about 3 minutes
     PYTHONPATH=python python benchmarks/orthogonal_lsuv.py --unset-openblas-env  # then once more without
                                                                                  # OPENBLAS_CORETYPE/_L2_SIZE
     PYTHONPATH=python python benchmarks/orthogonal_lsuv.py --quick               # smoke run, about 20 s
@@ -19,8 +19,9 @@ What is timed, float32 unless named:
   float64, then the sign, the gain and the cast each as a new array),
   reproduced here with public calls; and torch.nn.init.orthogonal_. Calls of
   the three alternate, each after a pause of 0.25 s (PAUSE_SECONDS), so that
-  no other library's idle threads still spin; each figure is the median, with
-  the median CPU time of the process beside it.
+  no other library's idle threads still spin. Each figure is the median; the
+  ratio of the fastest calls (what a quiet machine shows) and of the median
+  CPU times of the process are given beside it.
 - LSUV of a 50-layer tanh MLP of width 1024 on one batch of 512 (default):
   varinit.layers.lsuv on NumPy layers and varinit.torch.lsuv on an
   nn.Sequential of nn.Linear/nn.Tanh, as they are and "previous": with the
@@ -69,9 +70,9 @@ except ImportError:
 OPENBLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 SQUARE_SIDES = ((256, "float32"), (1024, "float32"), (2048, "float32"), (1024, "float64"))
 # Idle OpenBLAS threads keep spinning for a while after a call (and libgomp's, less
-# long): the next library timed would share the two cores with them. A pause after
-# each timed call lets them sleep first; without it, interleaved 2-thread timings on
-# this machine swung by up to 20x.
+# long): the next library timed would share the two cores with them. A pause before
+# each timed call lets them sleep first. Without it, interleaved two-thread timings
+# on this machine swung several-fold (other work on the VM added to that).
 PAUSE_SECONDS = 0.25
 QUICK_SQUARE_SIDES = ((256, "float32"), (512, "float32"))
 
@@ -118,11 +119,13 @@ def set_threads(threads):
         threadpool_limits(limits=threads, user_api="blas")
 
 
-def interleaved_medians(calls, repeats):
-    """{name: median seconds}, and {name: median CPU seconds of the process}, with
-    the calls alternating (a warm-up call each first), so that a drift of the shared
-    machine's speed reaches every one alike. CPU time is what a busy machine
-    changes least on one thread; on two it also counts BLAS threads spinning."""
+def interleaved_timings(calls, repeats):
+    """{name: {"median": s, "best": s, "cpu": s}}: the median and the minimum of the
+    wall-clock seconds and the median CPU seconds of the process, with the calls
+    alternating (a warm-up call each first), so that a drift of the shared
+    machine's speed reaches every one alike. The minimum is what a quiet machine
+    shows; CPU time is what a busy one changes least on one thread (on two it
+    also counts BLAS threads spinning)."""
     for fn in calls.values():
         fn()
     wall = {name: [] for name in calls}
@@ -134,8 +137,8 @@ def interleaved_medians(calls, repeats):
             fn()
             wall[name].append(time.perf_counter() - start)
             cpu[name].append(time.process_time() - start_cpu)
-    return ({name: statistics.median(s) for name, s in wall.items()},
-            {name: statistics.median(s) for name, s in cpu.items()})
+    return {name: {"median": statistics.median(wall[name]), "best": min(wall[name]),
+                   "cpu": statistics.median(cpu[name])} for name in calls}
 
 
 def bench_orthogonal(sides, thread_counts, quick):
@@ -146,13 +149,15 @@ def bench_orthogonal(sides, thread_counts, quick):
         repeats = 3 if quick else (5 if side >= 2048 else 9)
         for threads in thread_counts:
             set_threads(threads)
-            times, cpu = interleaved_medians({
+            timings = interleaved_timings({
                 "varinit": lambda: varinit.orthogonal_(arr),
                 "previous": lambda: previous_orthogonal_(arr),
                 "torch": lambda: torch.nn.init.orthogonal_(ten),
             }, repeats)
+            times = {name: t["median"] for name, t in timings.items()}
             rows.append({"side": side, "dtype": dtype, "threads": threads, **times,
-                         "varinit_cpu": cpu["varinit"], "torch_cpu": cpu["torch"]})
+                         **{f"{name}_best": t["best"] for name, t in timings.items()},
+                         **{f"{name}_cpu": t["cpu"] for name, t in timings.items()}})
             print(f"orthogonal_ {side}x{side} {dtype} T={threads}: varinit {times['varinit'] * 1e3:.1f} ms, "
                   f"previous {times['previous'] * 1e3:.1f} ms, torch {times['torch'] * 1e3:.1f} ms "
                   f"(varinit / torch {times['varinit'] / times['torch']:.2f})", flush=True)
@@ -221,7 +226,7 @@ def bench_lsuv(threads, depth, width, batch, repeats):
         for w in weights:
             torch.nn.init.orthogonal_(w)
 
-    reference = interleaved_medians({"torch": torch_pre_init}, repeats)[0]["torch"]
+    reference = interleaved_timings({"torch": torch_pre_init}, repeats)["torch"]["median"]
     print(f"torch.nn.init.orthogonal_ of the {depth} weights: {reference:.2f} s", flush=True)
     return rows, reference
 
@@ -285,13 +290,13 @@ def section(title, result):
              f"- load average (1, 5, 15 min) before: {result['load_before']}, after: {result['load_after']};"
              f" {result['seconds']:.0f} s", "",
              "| orthogonal_ | T | varinit ms | previous ms | torch ms | varinit / torch | previous / torch |"
-             " previous / varinit | CPU ms varinit, torch | CPU varinit / torch |",
+             " previous / varinit | best: varinit / torch | CPU: varinit / torch |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["orthogonal"]:
         lines.append(f"| {r['side']}x{r['side']} {r['dtype']} | {r['threads']} | {ms(r['varinit'])}"
                      f" | {ms(r['previous'])} | {ms(r['torch'])} | {r['varinit'] / r['torch']:.2f}"
                      f" | {r['previous'] / r['torch']:.2f} | {r['previous'] / r['varinit']:.2f}"
-                     f" | {ms(r['varinit_cpu'])}, {ms(r['torch_cpu'])} | {r['varinit_cpu'] / r['torch_cpu']:.2f} |")
+                     f" | {r['varinit_best'] / r['torch_best']:.2f} | {r['varinit_cpu'] / r['torch_cpu']:.2f} |")
     lines += ["", f"LSUV, {depth}-layer tanh MLP of width {width}, one batch of {batch}, "
                   f"T = {result['lsuv'][0]['threads']} (seconds, medians):", "",
               "| LSUV | version | total s | in orthogonal_ s | rest s |", "|---|---|---:|---:|---:|"]
@@ -302,13 +307,26 @@ def section(title, result):
     return lines
 
 
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def markdown(results, argv):
     lines = ["# orthogonal_ and LSUV against torch", "",
-             f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-             f"Python {platform.python_version()}, NumPy {np.__version__}, torch {torch.__version__}",
+             f"- machine: {cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
+             f"NumPy {np.__version__}, torch {torch.__version__}",
              f"- command: `{' '.join(['python'] + argv)}`, "
              f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-             "- ratios are times over torch's time (below 1: faster than torch); \"previous\" is varinit's"
+             "- times are medians of interleaved calls; ratios are times over torch's time (below 1: faster"
+             " than torch); \"best\" compares the fastest calls (what a quiet machine shows), \"CPU\" the"
+             " process's CPU time; \"previous\" is varinit's"
              " float64 numpy.linalg.qr orthogonal_ before this change, reproduced with public calls, and for"
              " torch's LSUV also its previous measurement (a forward pass for every measurement)", ""]
     for title, result in results:
