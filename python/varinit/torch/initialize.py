@@ -4,7 +4,6 @@ structure (varinit.torch.modules)."""
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -15,7 +14,7 @@ from .. import init as fills
 from .._arrays import mark_written
 from ..layers.records import InitRecord
 from ..layers.transaction import all_or_nothing
-from ..layers.schemes import as_generator
+from ..layers.schemes import as_generator, draw_with_std
 from .._typing import GeneratorLike
 from ..generator import Generator
 from ..progress import Progress, reporter
@@ -258,16 +257,8 @@ def fill(model: torch.nn.Module, result: Plan, generator: Generator, distributio
             if factor != 1.0:
                 std *= factor
                 p = dataclasses.replace(p, std=std, reason=f"{p.reason}; x{factor:.4f} from the measured pass")
-            if tensor.is_meta:
-                pass
-            elif distribution == "normal":
-                fills.normal_(tensor, 0.0, std, stream)
-            elif distribution == "uniform":
-                bound = math.sqrt(3.0) * std
-                fills.uniform_(tensor, -bound, bound, stream)
-            else:
-                s = std / fills.TRUNCATED_STD
-                fills.trunc_normal_(tensor, 0.0, s, -2.0 * s, 2.0 * s, stream)
+            if not tensor.is_meta:
+                draw_with_std(tensor, distribution, std, stream)
             records.append(InitRecord(name, f"solved {distribution}: {p.reason}{note}", p.fan_in, None, std))
         elif p.rule == "constant":
             value = cast(float, p.value)   # a "constant" plan has its value
