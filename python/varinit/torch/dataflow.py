@@ -47,7 +47,6 @@ The walk, node by node in execution order, with moment_rules' formulas:
 """
 from __future__ import annotations
 
-import copy
 import math
 import warnings
 from collections.abc import Callable
