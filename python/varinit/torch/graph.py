@@ -49,6 +49,7 @@ from torch.nn.modules.module import (register_module_forward_hook,
 from torch.overrides import TorchFunctionMode
 
 from .graph_kinds import IGNORE, SPECS, OpSpec, is_inplace_name, public_name
+from .repeats import traced_once
 from .sharded_model import global_view
 
 KINDS = (
@@ -124,7 +125,7 @@ Recorded = tuple[str, list[int], dict[str, str], dict[str, Any], Union[Callable[
 Outputs = list[tuple[int, torch.Tensor]]
 
 
-def trace(model: torch.nn.Module, example_inputs: ExampleInputs) -> Graph:
+def trace(model: torch.nn.Module, example_inputs: ExampleInputs, *, repeats: bool = True) -> Graph:
     """Record the dataflow of one forward pass of `model` on `example_inputs`, as a Graph.
 
     The model runs once, under ``torch.no_grad()``, in the mode it is in, with
@@ -137,6 +138,11 @@ def trace(model: torch.nn.Module, example_inputs: ExampleInputs) -> Graph:
     tensors. The model, its buffers and torch's random state are left as they
     were.
 
+    On the meta device, a block that is an exact copy of one already traced
+    (same class, shapes, attributes and kind of arguments: a transformer's
+    repeated layers) is not run again: the first call's nodes are copied
+    under its names (`varinit.torch.repeats`); the graph is the same.
+
     Parameters
     ----------
     model : torch.nn.Module
@@ -145,6 +151,10 @@ def trace(model: torch.nn.Module, example_inputs: ExampleInputs) -> Graph:
         A tensor (the one positional argument), a tuple or list of tensors (the
         positional arguments) or a dict of str to tensor (the keyword
         arguments); real or meta tensors.
+    repeats : bool, default True
+        Copy the record of repeated blocks on the meta device. False runs every
+        call, for a forward that reads state kept outside its modules and
+        arguments (a global counter), which the copy cannot see.
 
     Returns
     -------
@@ -164,11 +174,14 @@ def trace(model: torch.nn.Module, example_inputs: ExampleInputs) -> Graph:
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     args, kwargs = example_call(example_inputs)
     with global_view(model):   # DTensor parameters (FSDP2, tensor parallel) as their global shapes
-        return _trace(model, args, kwargs)
+        return _trace(model, args, kwargs, repeats)
 
 
-def _trace(model: torch.nn.Module, args: tuple[torch.Tensor, ...], kwargs: dict[str, torch.Tensor]) -> Graph:
+def _trace(model: torch.nn.Module, args: tuple[torch.Tensor, ...], kwargs: dict[str, torch.Tensor],
+           repeats: bool) -> Graph:
     recorder = _Recorder(model)
+    tensors = [*args, *kwargs.values(), *model.parameters(), *model.buffers()]
+    once = traced_once(recorder, model) if repeats and all(t.is_meta for t in tensors) else contextlib.nullcontext()
     devices = _cuda_devices(model, list(args) + list(kwargs.values()))
     with BufferGuard(model), torch.random.fork_rng(devices=devices), torch.no_grad():
         for i, tensor in enumerate(args):
@@ -179,7 +192,7 @@ def _trace(model: torch.nn.Module, args: tuple[torch.Tensor, ...], kwargs: dict[
         try:
             hooks.append(register_module_forward_pre_hook(recorder.enter))
             hooks.append(register_module_forward_hook(recorder.leave, always_call=True))
-            with recorder:
+            with once, recorder:
                 output = model(*args, **kwargs)
         finally:
             for hook in hooks:
@@ -440,17 +453,22 @@ class _Recorder(TorchFunctionMode):
     def _new_node(self, kind: str, target: str, inputs: list[int], params: dict[str, str], attrs: dict[str, Any],
                   tensor: torch.Tensor, replay: Callable[..., torch.Tensor] | None = None,
                   from_params: tuple[str, ...] | None = None) -> int:
-        index = len(self.nodes)
-        self.nodes.append(Node(index, kind, target, inputs, params, attrs, tuple(tensor.shape),
-                               tensor.dtype, self.module, replay))
+        node = Node(len(self.nodes), kind, target, inputs, params, attrs, tuple(tensor.shape),
+                    tensor.dtype, self.module, replay)
+        return self.append(node, tensor, from_params)
+
+    def append(self, node: Node, tensor: torch.Tensor | None, from_params: tuple[str, ...] | None) -> int:
+        """Add `node` (its index the next one), the node of `tensor` from now on if given."""
+        self.nodes.append(node)
         self.from_params.append(from_params)
-        self.node_of[id(tensor)] = index
-        self.alive.append(tensor)
-        if kind == "constant":
-            self.constant_ids.add(id(tensor))
-        else:       # a constant written into by an op on traced tensors is traced from then on
-            self.constant_ids.discard(id(tensor))
-        return index
+        if tensor is not None:
+            self.node_of[id(tensor)] = node.index
+            self.alive.append(tensor)
+            if node.kind == "constant":
+                self.constant_ids.add(id(tensor))
+            else:       # a constant written into by an op on traced tensors is traced from then on
+                self.constant_ids.discard(id(tensor))
+        return node.index
 
     def add_input(self, tensor: torch.Tensor, attrs: dict[str, Any]) -> None:
         # The same tensor passed twice (self-attention's query, key, value) is
@@ -544,7 +562,7 @@ class _Recorder(TorchFunctionMode):
             # keeps the dropout node from replacing x's node for x's other uses
             out = out.view_as(out)
             outs = [(0, out)]
-        from_params = self._from_params(inputs, params)
+        from_params = self.from_params_of(inputs, params)
         for k, tensor in outs:
             node_attrs = attrs if len(outs) == 1 else {**attrs, "output": k,
                                                        **self._part(spec, extra, kwargs, outs, k)}
@@ -552,7 +570,8 @@ class _Recorder(TorchFunctionMode):
                            replay if len(outs) == 1 else None, from_params)
         return out
 
-    def _from_params(self, inputs: list[int], params: dict[str, str]) -> tuple[str, ...] | None:
+    def from_params_of(self, inputs: list[int], params: dict[str, str]) -> tuple[str, ...] | None:
+        """The parameters a node with these inputs and params is computed from; None: from an input."""
         names: dict[str, None] = {}
         for i in inputs:
             source = self.from_params[i]
