@@ -188,6 +188,8 @@ class _Walk:
         self.decided: dict[str, float] = {}
         self.plans: dict[str, ParamPlan] = {}
         self.moments: dict[int, Moments | None] = {}
+        # per node: kappa, the second moment of the part common to every position (>= mean^2)
+        self.common: dict[int, float] = {}
         self.regions: dict[int, Region] = {}
         self.assumed: list[str] = []
         self.opaque: list[Node] = []
@@ -196,11 +198,56 @@ class _Walk:
     # ------------------------------------------------------------------ walk
     def run(self, decided: dict[str, float]) -> None:
         self.decided = decided
-        self.plans, self.moments, self.regions = {}, {}, {}
+        self.plans, self.moments, self.regions, self.common = {}, {}, {}, {}
         self.assumed, self.opaque = [], []
         self.memo = {}
         for node in self.graph.nodes:
-            self.moments[node.index] = self.node_moments(node)
+            moments = self.moments[node.index] = self.node_moments(node)
+            if moments is not None and node.index not in self.common:
+                self.common[node.index] = min(max(self.node_common(node, moments), moments.mean ** 2),
+                                              moments.second)
+
+    def kappa(self, index: int) -> float:
+        """The common part's second moment of a node's output (mean^2 when unknown)."""
+        found = self.common.get(index)
+        return self.m(index).mean ** 2 if found is None else found
+
+    def node_common(self, node: Node, out: Moments) -> float:
+        """kappa of a node's output from its inputs': what attention averages
+        over positions keeps whole. Per-position maps (layers, norms,
+        activations, sums, products) carry it; a source of independent rows
+        (an input, an embedding lookup, an op without a rule) has only its mean."""
+        kind = node.kind
+        if kind == "param":
+            return out.second if len(node.shape) <= 1 else out.mean ** 2   # a bias-like vector: common
+        if not node.inputs:
+            return out.mean ** 2
+        x = node.inputs[0]
+        if kind in LAYERS or kind in ("dropout", "view"):
+            ratio = self.kappa(x) / self.m(x).second if self.m(x).second > 0 else 0.0
+            return out.second * ratio
+        if kind == "norm":
+            m = self.m(x)
+            share = (self.kappa(x) - m.mean ** 2) / m.variance if m.variance > 0 else 0.0
+            return out.mean ** 2 + (out.second - out.mean ** 2) * share
+        region = self.regions.get(node.index)
+        if region is not None:
+            source, g, _, _ = region
+            name, param = g if isinstance(g, tuple) else (g, None)
+            return rules.elementwise_common(name, self.m(source), self.kappa(source), param=param)
+        if kind in ("add", "sub"):
+            alpha = float(node.attrs.get("alpha", 1.0)) * (-1.0 if kind == "sub" else 1.0)
+            a, b = self.m(node.inputs[0]), self.m(node.inputs[1])
+            return (self.kappa(node.inputs[0]) + alpha * alpha * self.kappa(node.inputs[1])
+                    + 2.0 * alpha * a.mean * b.mean)
+        if kind == "mul":
+            return self.kappa(node.inputs[0]) * self.kappa(node.inputs[1])
+        if kind == "scale":
+            return float(node.attrs["scalar"]) ** 2 * self.kappa(x)
+        if kind == "shift":
+            c = float(node.attrs["scalar"])
+            return self.kappa(x) + 2.0 * c * self.m(x).mean + c * c
+        return out.mean ** 2
 
     def m(self, index: int) -> Moments:
         value = self.moments.get(index)
@@ -541,9 +588,13 @@ class _Walk:
         qs, ks = self.graph.nodes[node.inputs[0]].shape, self.graph.nodes[node.inputs[1]].shape
         if node.attrs.get("has_mask"):
             self.assumed.append(f"attention in {node.module or 'the model'}: its mask is not modelled")
+        causal = bool(node.attrs.get("is_causal"))
+        kv = node.inputs[1], node.inputs[2]
+        self.common[node.index] = rules.attention_common(v, keys=ks[-2], causal=causal, queries=qs[-2],
+                                                         v_common=self.kappa(kv[1]))
         return rules.attention(q, k, v, keys=ks[-2], head_dim=qs[-1], scale=node.attrs.get("scale"),
-                               causal=bool(node.attrs.get("is_causal")), queries=qs[-2],
-                               dropout_p=node.attrs.get("dropout_p", 0.0))
+                               causal=causal, queries=qs[-2], dropout_p=node.attrs.get("dropout_p", 0.0),
+                               k_common=self.kappa(kv[0]), v_common=self.kappa(kv[1]))
 
     def _rnn(self, node: Node) -> Moments | None:
         module = self.modules.get(node.module)

@@ -649,23 +649,29 @@ def softmax(m: MomentsLike, size: int) -> Moments:
 
 
 def attention(q: MomentsLike, k: MomentsLike, v: MomentsLike, keys: int, head_dim: int, scale: float | None = None,
-              causal: bool = False, *, queries: int | None = None, dropout_p: float = 0.0) -> Moments:
+              causal: bool = False, *, queries: int | None = None, dropout_p: float = 0.0,
+              k_common: float | None = None, v_common: float | None = None) -> Moments:
     """Output moments of softmax(scale q k^T) v (F.scaled_dot_product_attention).
 
-    Within a query row the logits l_j = scale q.k_j share q; their common part
-    (from mean(k)) cancels in the softmax, and given q they are iid
-    N(0, scale^2 |q|^2 Var(k)). With a = softmax(l) and S = sum_j a_j^2, the
-    output sum_j a_j v_j (v independent of a) has mean mu_v and second moment
-    E[S] nu_v / (1 - p) + (1 - E[S]) mu_v^2 (attention dropout p, inverted).
-    E[S] is computed exactly for iid Gaussian logits (uniform attention gives
-    1/T; large logit variance c gives ~ e^c / T) and averaged over the
-    fluctuation of |q|^2 across rows (Gaussian q entries) and, with causal,
-    over rows: row i sees min(i + 1, keys) keys (torch's top-left causal mask).
+    Each of k and v is a part common to every position (second moment
+    kappa, at least mu^2: the mean is common) plus a part independent from
+    position to position. Within a query row the logits l_j = scale q.k_j
+    share q; their common part (from k's common part) cancels in the
+    softmax, and given q they are iid N(0, scale^2 |q|^2 (nu_k - kappa_k)).
+    With a = softmax(l) and S = sum_j a_j^2, the output sum_j a_j v_j (v
+    independent of a) has mean mu_v and second moment
+    E[S] nu_v / (1 - p) + (1 - E[S]) kappa_v (attention dropout p,
+    inverted): the common part passes whole, the rest is averaged. E[S] is
+    computed exactly for iid Gaussian logits (uniform attention gives 1/T;
+    large logit variance c gives ~ e^c / T) and averaged over the fluctuation
+    of |q|^2 across rows (Gaussian q entries) and, with causal, over rows:
+    row i sees min(i + 1, keys) keys (torch's top-left causal mask).
     Correlation between keys and values of the same tokens is not modelled.
 
     Arguments: q, k, v: Moments of the entries; keys: number of keys (source
     length); head_dim: d; scale: default 1/sqrt(d); queries: number of query
-    rows (default keys; used with causal).
+    rows (default keys; used with causal); k_common, v_common: kappa of k and
+    v (default mu^2: positions independent around the mean).
     """
     mq, mk, mv = _moments(q, "q"), _moments(k, "k"), _moments(v, "v")
     keys = _validate.integer(keys, "keys", minimum=1)
@@ -674,12 +680,62 @@ def attention(q: MomentsLike, k: MomentsLike, v: MomentsLike, keys: int, head_di
     causal = _validate.flag(causal, "causal")
     queries = keys if queries is None else _validate.integer(queries, "queries", minimum=1)
     p = _validate.real(dropout_p, "dropout_p", _validate.BOUNDED_LT_0_1)
-    c = scale * scale * d * mq.second * mk.variance
+    kappa_k = _common(mk, k_common, "k_common")
+    kappa_v = _common(mv, v_common, "v_common")
+    c = scale * scale * d * mq.second * (mk.second - kappa_k)
     # |q|^2 over d Gaussian entries: mean d nu_q, variance d (2 var_q^2 + 4 mu_q^2 var_q)
     spread = 2.0 * mq.variance ** 2 + 4.0 * mq.mean ** 2 * mq.variance
     shape = math.inf if spread == 0.0 else d * mq.second ** 2 / spread
     s = _sum_sq(c, keys, queries, causal, shape)
-    return Moments(mv.mean, s * mv.second / (1.0 - p) + (1.0 - s) * mv.mean * mv.mean)
+    return Moments(mv.mean, s * mv.second / (1.0 - p) + (1.0 - s) * kappa_v)
+
+
+def attention_common(v: MomentsLike, keys: int, causal: bool = False, *, queries: int | None = None,
+                     v_common: float | None = None) -> float:
+    """kappa (second moment of the part common to every query) of attention's
+    output: v's common part, plus the independent part averaged with the
+    weights two different queries share, E[sum_j a_tj a_t'j] ~ 1/T for T keys
+    (different rows' logits independent; the uniform-attention value, which
+    peaked attention keeps on average). With causal, row t sees t + 1 keys
+    and the pair average is (2T - H_T) / T^2 for T rows (H_T the harmonic number)."""
+    mv = _moments(v, "v")
+    keys = _validate.integer(keys, "keys", minimum=1)
+    causal = _validate.flag(causal, "causal")
+    queries = keys if queries is None else _validate.integer(queries, "queries", minimum=1)
+    kappa_v = _common(mv, v_common, "v_common")
+    if causal and queries == keys:
+        shared = (2.0 * keys - sum(1.0 / n for n in range(1, keys + 1))) / (keys * keys)
+    else:
+        shared = 1.0 / keys
+    return kappa_v + shared * (mv.second - kappa_v)
+
+
+def _common(m: Moments, kappa: float | None, name: str) -> float:
+    """A common part's second moment: mu^2 by default, else kappa checked against [mu^2, nu]."""
+    if kappa is None:
+        return m.mean * m.mean
+    kappa = _validate.real(kappa, name, _validate.NON_NEGATIVE)
+    if kappa > m.second * (1.0 + _MOMENT_RTOL) + 1e-300:
+        raise ValueError(f"{name} must be at most the second moment {m.second}, got {kappa}")
+    return min(max(kappa, m.mean * m.mean), m.second)
+
+
+def elementwise_common(g: ElementFunction, moments_in: MomentsLike, common: float, *,
+                       param: float | None = None, nodes: int = 32) -> float:
+    """kappa of g(z) for z = c + e: c common to every position, N(mu, kappa - mu^2),
+    e independent from position to position, N(0, nu - kappa). The output's
+    common part is E_e[g(c + e)], so kappa_out = E_c[(E_e g(c + e))^2], by
+    Gauss-Hermite quadrature in both variables (`nodes` each).
+    kappa = mu^2 gives (E g)^2; kappa = nu gives E[g^2]."""
+    m = _moments(moments_in, "moments_in")
+    kappa = _common(m, common, "common")
+    fn = resolve(g, param).fn
+    x, w = np.polynomial.hermite_e.hermegauss(_validate.integer(nodes, "nodes", minimum=2))
+    w = w / w.sum()
+    c = m.mean + math.sqrt(max(kappa - m.mean * m.mean, 0.0)) * x
+    e = math.sqrt(max(m.second - kappa, 0.0)) * x
+    inner = np.asarray(fn((c[:, None] + e[None, :]).ravel()), dtype=np.float64).reshape(len(x), len(x)) @ w
+    return float(w @ (inner * inner))
 
 
 # ---------------------------------------------------------------- fusion
