@@ -105,6 +105,7 @@ class Plan:
     verdicts: list[Verdict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     measurable: list[Target] = field(default_factory=list)   # refine.Target per layer the measured pass corrects
+    drift: dict[str, float] = field(default_factory=dict)    # activation -> growth of a draw's error (_Walk.drift)
 
 
 # A fused elementwise function: a callable of arrays, or an activation's (name, param)
@@ -134,7 +135,7 @@ def plan(model: torch.nn.Module, example_inputs: ExampleInputs, *, target: float
             break
         decided = new
     walk.finish()
-    return Plan(walk.plans, graph, walk.moments, walk.verdicts(), walk.notes, walk.measurable())
+    return Plan(walk.plans, graph, walk.moments, walk.verdicts(), walk.notes, walk.measurable(), walk.drift())
 
 
 def _trace_shapes(model: torch.nn.Module, example_inputs: ExampleInputs) -> Graph:
@@ -765,6 +766,38 @@ class _Walk:
                 value = ins[0] if ins else 0.0
             sens[node.index] = value
         return sens
+
+    def drift(self) -> dict[str, float]:
+        """Per activation, the most a relative error of the second moment made by
+        one layer's draw (finite width: about sqrt(2 / width)) grows before a
+        norm resets it: the product of the slopes of the activations after it,
+        through layers, sums (weighted by their parts) and products."""
+        growth: dict[int, float] = {}
+        worst: dict[str, float] = {}
+        outside: set[int] = set()   # regions read by a node outside the regions: their ends
+        for node in self.graph.nodes:
+            if node.index not in self.regions:
+                outside.update(node.inputs)
+        for node in self.graph.nodes:
+            ins = [growth.get(i, 1.0) for i in node.inputs]
+            if node.kind == "norm" and not (node.attrs.get("which") in ("batch_norm", "instance_norm")
+                                            and not node.attrs.get("training", True)):
+                value = 1.0
+            elif node.index in self.regions:
+                source = self.regions[node.index][0]
+                value = self.region_slope(node.index) * growth.get(source, 1.0)
+                if node.index in outside or node.index in self.graph.outputs:
+                    label = region_label(self.graph, source, node.index)
+                    worst[label] = max(worst.get(label, 1.0), value)
+            elif node.kind in ("add", "sub", "cat") and ins:
+                weights = [self.m(i).second for i in node.inputs]
+                total = sum(weights)
+                value = sum(w * g for w, g in zip(weights, ins)) / total if total > 0 else max(ins)
+            else:
+                value = max(ins, default=1.0)
+            growth[node.index] = value
+        return worst
+
 
 def _elementwise(g: Fused, m: Moments) -> tuple[Moments, float]:
     """moment_rules.elementwise for a fused callable or a (name, param) activation."""

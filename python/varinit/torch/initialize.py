@@ -25,6 +25,7 @@ from .modules import DEFAULT_RESIDUAL_PATTERN, StructureKeywords, check_fillable
 from .overrides import OverrideSpec, apply_overrides, parameter_names, resolve_only, resolve_overrides
 from .refine import correction_factors
 from .sharded_model import after_measured_pass, agree_across_ranks, generator_agreed, measured_pass_obstacle
+from .verdicts import uncorrected_drift
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -199,7 +200,9 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
         obstacle = measured and measured_pass_obstacle(model)   # a DTensor model whose forward sees shards
         if obstacle:
             result.notes.append(obstacle)
-        elif measured:
+        if not measured or obstacle:
+            result.notes.extend(uncorrected_drift(result.drift))
+        else:
             factors = correction_factors(model, example_inputs, result.measurable)
             after_measured_pass(model)
             agree_across_ranks(model, "the measured corrections", factors)

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 UNSTABLE_SLOPE = 1.5
 # Over the depth, gradients' second moment may change by this factor either way (std x4).
 GRADIENT_BAND = 16.0
+# Without a measured pass, a finite-width error of the second moment that may grow more than this
+# over the depth is named (each layer's draw misses its expected moment by about sqrt(2 / width)).
+DRIFT_NOTED = 2.0
 
 
 @dataclass
@@ -86,3 +89,14 @@ def region_label(graph: Graph, source: int, end: int) -> str:
         ops.append(node.attrs.get("op", node.kind) if node.kind == "elementwise" else node.kind)
         stack.extend(node.inputs)
     return "+".join(reversed(ops)) or graph.nodes[end].target
+
+
+def uncorrected_drift(drift: dict[str, float]) -> list[str]:
+    """Notes for the activations after which one layer's finite-width error can
+    grow past DRIFT_NOTED before a norm resets it (dataflow's Plan.drift), when
+    no measured pass corrects the draw (meta example inputs, or a forward that
+    sees shards)."""
+    return [f"{label}: an error of one layer's second moment can grow x{growth:.3g} through the layers "
+            "after it before a norm resets it, and without a measured pass (real example inputs) nothing "
+            "corrects the few percent each finite-width draw misses by: layer stds may drift"
+            for label, growth in drift.items() if growth > DRIFT_NOTED]
