@@ -204,9 +204,14 @@ def test_report_views():
     assert "<table>" in report._repr_html_()
 
 
+@pytest.mark.parametrize("meta", [False, True], ids=["real inputs", "shapes only"])
 @pytest.mark.parametrize("name", sorted(BOUNDS) + ["mlp_tanh"])
-def test_the_initialized_model_is_healthy_by_varinits_own_report(name):
-    model, x, _, _ = initialized(name)
+def test_the_initialized_model_is_healthy_by_varinits_own_report(name, meta):
+    torch.manual_seed(0)
+    model, x = ZOO[name]()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        varinit.torch.init_module(model, x.to("meta") if meta else x, generator=0)
     report = varinit.propagate(model, x)
     assert report.status in ("healthy", "saturated"), [(l.name, l.reasons) for l in report.layers if l.reasons]
 
