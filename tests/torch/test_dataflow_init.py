@@ -94,6 +94,24 @@ def test_shapes_alone_name_the_drift_they_cannot_correct(name, meta, warned):
         assert drift[0].startswith("gelu: ") and "x51" in drift[0]
 
 
+def test_measure_false_spares_the_forward_pass_and_keeps_the_inputs_moments():
+    torch.manual_seed(0)
+    model, x = ZOO["mlp_gelu"]()
+    x = 3.0 * x + 1.0          # moments a meta input would not have
+    real_calls = []
+    model.register_forward_pre_hook(lambda m, args: real_calls.append(not args[0].is_meta))
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        report = varinit.torch.init_module(model, x, generator=0, measure=False)
+    assert not any(real_calls)                         # the trace ran on meta twins, nothing else
+    assert any("may drift" in n for n in report.notes)
+    first = report[0]
+    nu = float((x.double() ** 2).mean())
+    assert first.std == pytest.approx(math.sqrt(1.0 / (256 * nu)), rel=1e-9)   # Var = 1 / (n nu_in)
+    varinit.torch.init_module(model, x, generator=0)
+    assert any(real_calls)
+
+
 def test_tanh_trade_off_is_reported_and_assert_healthy_raises():
     model, x, report, caught = initialized("mlp_tanh")
     (tanh,) = report.verdicts
@@ -224,6 +242,8 @@ def test_the_initialized_model_is_healthy_by_varinits_own_report(name, meta):
     (dict(example_inputs=torch.randn(4, 8), distribution="cauchy"), ValueError, "distribution"),
     (dict(example_inputs=torch.randn(4, 8), bogus=1), TypeError, "bogus"),
     (dict(target=2.0), ValueError, "target applies with example_inputs"),
+    (dict(measure=False), ValueError, "measure applies with example_inputs"),
+    (dict(example_inputs=torch.randn(4, 8), measure="no"), TypeError, "measure must be True or False"),
 ])
 def test_bad_arguments_change_nothing(kwargs, error, words):
     model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))

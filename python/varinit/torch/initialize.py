@@ -42,7 +42,8 @@ STRUCTURE_ONLY: dict[str, Any] = {"scheme": "kaiming", "activation": None, "acti
 
 def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = None, *,
                 distribution: SchemeDistribution = "normal", generator: GeneratorLike = None, target: float = 1.0,
-                residual: ResidualRule = "depth", overrides: Mapping[str, OverrideSpec] | None = None,
+                residual: ResidualRule = "depth", measure: bool = True,
+                overrides: Mapping[str, OverrideSpec] | None = None,
                 only: Iterable[str] | None = None, progress: Progress = None,
                 **structure: Unpack[StructureKeywords]) -> InitReport:
     """Initialize every parameter of a torch.nn.Module in place; returns the report.
@@ -94,6 +95,12 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
         the stream's growth over the depth; "zero_gamma" sets the gamma of a
         norm that ends a branch to 0 (Goyal et al. 2017); "none" applies no
         branch rule.
+    measure : bool, default True
+        With real example inputs, run the measured pass: one forward pass on
+        them that corrects each solved layer's scale (what the expected
+        moments miss at finite width). False keeps the analytic solve (the
+        inputs' moments are still read) and spares that forward pass; the
+        report then names the activations whose drift nothing corrects.
     overrides : dict, optional
         ``{name or shell-style pattern: initializer}``: a number (a
         constant), a varinit fill's name, ``(fill or its name, {keyword:
@@ -164,6 +171,8 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
         _validate.choice(residual, "residual", RESIDUAL_RULES)
         if target != 1.0:
             raise ValueError("target applies with example_inputs (the dataflow solve); got no example_inputs")
+        if measure is not True:
+            raise ValueError("measure applies with example_inputs (the measured pass); got no example_inputs")
         with all_or_nothing([]):   # a refused argument leaves torch's and varinit's generators as they were
             generator = as_generator(generator, True)
             with generator_agreed(model, generator):
@@ -182,6 +191,7 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
     distribution = _validate.choice(distribution, "distribution", ("normal", "uniform", "truncated_normal"))
     target = _validate.real(target, "target", _validate.POSITIVE)
     residual = _validate.choice(residual, "residual", RESIDUAL_RULES)
+    measure = _validate.flag(measure, "measure")
     check_fillable(model, allow_meta=True)
     # the overrides are written first (the solve reads them), undone if the solve fails
     written = [t for name, t in model.named_parameters() if name in overridden and not t.is_meta]
@@ -196,7 +206,7 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
     agree_across_ranks(model, "the solved stds", {n: p.std for n, p in result.params.items() if p.std is not None})
     with torch.no_grad(), generator_agreed(model, generator):
         records = fill(model, result, generator, distribution, step=step)
-        measured = holds_values(model, example_inputs)
+        measured = measure and holds_values(model, example_inputs)
         obstacle = measured and measured_pass_obstacle(model)   # a DTensor model whose forward sees shards
         if obstacle:
             result.notes.append(obstacle)
