@@ -1,8 +1,11 @@
 """LSUV (Mishkin & Matas 2016) on a torch.nn.Module: every Linear and Conv
-layer the forward pass calls, watched through forward hooks, in call order.
-The algorithm and its records are those of varinit.layers.unit_variance."""
+layer the forward pass calls, watched through a torch function mode, in call
+order. The algorithm and its records are those of varinit.layers.unit_variance.
+On a model sharded by fully_shard (FSDP2) every rank measures the whole
+outputs and scales its own shards (varinit.torch.sharded_data_init)."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import types
 from collections.abc import Callable, Sequence
@@ -12,16 +15,19 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from .._arrays import as_array
+from .._arrays import as_array, is_dtensor
+from .._typing import GeneratorLike
+from ..generator import Generator
 from ..init import orthogonal_
+from ..layers.reports import LsuvReport
 from ..layers.schemes import as_generator, fill_constant, stream_for
 from ..layers.transaction import all_or_nothing, check_finite
 from ..layers.unit_variance import Moments, as_batches, check_options, rescale_to_unit_variance
-from .._typing import GeneratorLike
-from ..generator import Generator
-from ..layers.reports import LsuvReport
 from ..progress import Progress, reporter
 from .graph import expand
+from .sharded import streams_agreed
+from .sharded_data_init import (WholeCopy, check_same_batches, check_same_generator, end_forward, has_dtensors,
+                                local_part, mark_dtensors_written, refuse_sharded_compute, warn_other_precision)
 
 
 # The functions whose weight argument LSUV rescales: every layer of a model
@@ -37,12 +43,45 @@ class _StopForward(Exception):
     """Raised once the watched weight's output has been measured."""
 
 
-class _Unit:
-    """One weight LSUV rescales: its parameter, its bias, where its output is measured."""
+class _Names:
+    """The model's parameter names, by the tensors a forward pass hands to functions.
 
-    def __init__(self, name: str, weight: torch.Tensor, bias: torch.Tensor | None, axis: int,
+    Outside a forward pass those are the parameters as the model registers them.
+    Under fully_shard (FSDP2), while a module runs, each of its parameters is
+    replaced by the whole tensor gathered from the shards (the same object at
+    every pass): a tensor not known yet is looked up again among the model's
+    parameters as they are at that moment (`search`)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+        self.sharded = has_dtensors(model)
+        self.known: dict[int, tuple[str, torch.Tensor]] = {}
+        self.look_up()
+
+    def look_up(self) -> None:
+        self.known.update((id(p), (name, p)) for name, p in self.model.named_parameters())
+
+    def __call__(self, tensor: object, search: bool = False) -> str | None:
+        """The name of the parameter `tensor` is, or None for any other object."""
+        if not isinstance(tensor, torch.Tensor):
+            return None
+        entry = self.known.get(id(tensor))
+        if entry is None and search and self.sharded:
+            self.look_up()
+            entry = self.known.get(id(tensor))
+        return entry[0] if entry is not None and entry[1] is tensor else None
+
+
+class _Unit:
+    """One weight LSUV rescales: its parameter's name, its bias's (None when the
+    call's bias is not a parameter of the model), where its output is measured.
+    `seen` is the weight as the forward pass first handed it over: the parameter,
+    its gathered whole copy under FSDP2, or a DTensor when the layer computes on
+    shards."""
+
+    def __init__(self, name: str, bias: str | None, axis: int, seen: torch.Tensor,
                  recurrent: int | None = None) -> None:
-        self.name, self.weight, self.bias, self.axis = name, weight, bias, axis
+        self.name, self.bias, self.axis, self.seen = name, bias, axis, seen
         self.recurrent = recurrent   # a recurrent layer's gate count (its orthogonal blocks), or None
 
 
@@ -61,13 +100,14 @@ class _Watch(TorchFunctionMode):
     had: the weight's output again, from the weight and bias as they are at
     replay time. It stays None when the weight or bias reached any function
     before the watched call (a tied weight, e.g. an embedding shared with an
-    output head), since the inputs then depend on them."""
+    output head), since the inputs then depend on them, and on a sharded model,
+    whose call holds the copies fully_shard gathered (and frees after)."""
 
-    def __init__(self, param_names: dict[int, str], target: _Unit | None = None) -> None:
+    def __init__(self, names: _Names, target: _Unit | None = None) -> None:
         super().__init__()
-        self.param_names, self.target = param_names, target
+        self.names, self.target = names, target
         self.order: list[_Unit] = []
-        self.seen: set[int] = set()
+        self.seen: set[str] = set()
         self.output: torch.Tensor | None = None
         self.replay: Callable[[], torch.Tensor] | None = None
         self.target_used = False
@@ -76,39 +116,41 @@ class _Watch(TorchFunctionMode):
     def __torch_function__(self, func: Any, arg_types: Any, args: Any = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
-        inputs_are_free = not self.target_used
+        # the call can be replayed later: its inputs do not depend on the unit, and it
+        # holds the model's own tensors (not the copies fully_shard gathers and frees)
+        replayable = not self.target_used and not self.names.sharded
         if func in _WEIGHTED:
             values = _bound(func, args, kwargs, ("input", "weight", "bias"))
             weight: Any = values.get("weight")   # a tensor, or None when not given
-            bias: Any = values.get("bias")
-            if id(weight) in self.param_names:
+            name = self.names(weight, search=True)
+            if name is not None:
                 axis = -1 if _WEIGHTED[func] == "linear" else 1
-                self.note(_Unit(self.param_names[id(weight)], weight, bias, axis))
-                if self.target is not None and self.target.weight is weight:
-                    self.measured(functools.partial(func, *args, **kwargs), inputs_are_free)
+                self.note(_Unit(name, self.names(values.get("bias"), search=True), axis, weight))
+                if self.target is not None and self.target.name == name:
+                    self.measured(functools.partial(func, *args, **kwargs), replayable)
         elif func in _RECURRENT:
-            self.recurrent(func, args, kwargs, inputs_are_free)
+            self.recurrent(func, args, kwargs, replayable)
         elif type(func) is types.FunctionType and func not in self.expanding:
             # a Python function torch dispatches (F.multi_head_attention_forward):
             # run its body under the watch, so the weights it uses are seen
             return expand(self, func, args, kwargs)
-        if self.target is not None and _mentions(self.target, args, kwargs):
+        if self.target is not None and _mentions(self.target, self.names, args, kwargs):
             self.target_used = True
         return func(*args, **kwargs)
 
-    def measured(self, call: Callable[[], torch.Tensor], inputs_are_free: bool) -> None:
+    def measured(self, call: Callable[[], torch.Tensor], replayable: bool) -> None:
         self.output = call()
-        if inputs_are_free:
+        if replayable:
             self.replay = call
         raise _StopForward
 
     def note(self, unit: _Unit) -> None:
-        if id(unit.weight) not in self.seen:
-            self.seen.add(id(unit.weight))
+        if unit.name not in self.seen:
+            self.seen.add(unit.name)
             self.order.append(unit)
 
     def recurrent(self, func: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
-                  inputs_are_free: bool) -> None:
+                  replayable: bool) -> None:
         """The input weights of a recurrent layer: weight_ih of each layer and
         direction, measured as W_ih x_l + b_ih on that layer's actual input (the
         layers below it run without it)."""
@@ -116,12 +158,12 @@ class _Watch(TorchFunctionMode):
         per = len(params) // (num_layers * (2 if bidirectional else 1))
         for index in range(0, len(params), per):
             weight = params[index]
-            if id(weight) not in self.param_names:
+            name = self.names(weight, search=True)
+            if name is None:
                 continue
             bias = params[index + 2] if has_biases else None
-            unit = _Unit(self.param_names[id(weight)], weight, bias, -1, _RECURRENT[func])
-            self.note(unit)
-            if self.target is not None and self.target.weight is weight:
+            self.note(_Unit(name, self.names(bias, search=True), -1, weight, _RECURRENT[func]))
+            if self.target is not None and self.target.name == name:
                 layer = index // (per * (2 if bidirectional else 1))
                 inputs = x
                 if layer:
@@ -130,35 +172,49 @@ class _Watch(TorchFunctionMode):
                               if isinstance(hx, (tuple, list)) else hx[:layer * (2 if bidirectional else 1)])
                     inputs = func(x, hidden, params[:done], has_biases, layer, 0.0, False, bidirectional,
                                   batch_first)[0]
-                self.measured(functools.partial(F.linear, inputs, weight, bias), inputs_are_free)
+                self.measured(functools.partial(F.linear, inputs, weight, bias), replayable)
 
 
-def _mentions(unit: _Unit, args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
+def _mentions(unit: _Unit, names: _Names, args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
     """Whether the unit's weight or bias is among a call's arguments (or in a list of them)."""
-    mine = (unit.weight, unit.bias)
+    mine = {unit.name, unit.bias} - {None}
     for value in (*args, *kwargs.values()):
         items = value if isinstance(value, (list, tuple)) else (value,)
-        if any(item is tensor for item in items for tensor in mine if tensor is not None):
+        if any(names(item) in mine for item in items):
             return True
     return False
 
 
 def _run(model: torch.nn.Module, batches: Sequence[Any], watch: _Watch, stop: bool = False) -> None:
-    with watch:
-        for x in batches:
-            try:
-                model(x)
-            except _StopForward:
-                if not stop:
-                    raise
+    try:
+        with watch:
+            for x in batches:
+                try:
+                    model(x)
+                except _StopForward:
+                    if not stop:
+                        raise
+    finally:
+        if watch.names.sharded:
+            end_forward(model)
 
 
-def _units(model: torch.nn.Module, batches: Sequence[Any]) -> list[_Unit]:
-    """The weights the forward pass uses, in the order it first uses them."""
-    names = {id(p): name for name, p in model.named_parameters()}
+def _units(model: torch.nn.Module, batches: Sequence[Any], names: _Names) -> list[_Unit]:
+    """The weights the forward pass uses, in the order it first uses them; a
+    ValueError for a layer that computes on shards of its weight, a warning for
+    layers that compute in another dtype than their parameters'."""
     watch = _Watch(names)
     _run(model, batches[:1], watch)
+    for unit in watch.order:
+        refuse_sharded_compute("lsuv", _label(unit), unit.seen)
+    params = dict(model.named_parameters())
+    warn_other_precision("lsuv", [(_label(unit), unit.seen.dtype, params[unit.name].dtype) for unit in watch.order
+                                  if unit.seen.dtype != params[unit.name].dtype])
     return watch.order
+
+
+def _label(unit: _Unit) -> str:
+    return unit.name.removesuffix(".weight")
 
 
 class _UnitMoments:
@@ -171,18 +227,25 @@ class _UnitMoments:
     do not depend on its own weight and bias unless those reached a function
     before it, in which case the forward pass runs again. On a chain of L layers,
     each measured before and after its one rescaling, the forward passes cost
-    about L^2 / 2 layer calls instead of L^2."""
+    about L^2 / 2 layer calls instead of L^2. On a sharded model every
+    measurement is a forward pass, and a sharded bias is changed as a whole copy
+    (`whole_bias`) whose part each rank writes into its shard before measuring."""
 
-    def __init__(self, model: torch.nn.Module, unit: _Unit, batches: Sequence[Any], names: dict[int, str]) -> None:
+    def __init__(self, model: torch.nn.Module, unit: _Unit, batches: Sequence[Any], names: _Names,
+                 whole_bias: WholeCopy | None = None) -> None:
         self.model, self.unit, self.batches, self.names = model, unit, batches, names
+        self.whole_bias = whole_bias
         self.replays: list[Callable[[], torch.Tensor] | None] = [None] * len(batches)
 
     def __call__(self) -> Moments:
+        if self.whole_bias is not None:
+            self.whole_bias.write()
         moments = Moments()
         for index, x in enumerate(self.batches):
             replay = self.replays[index]
             output = replay() if replay is not None else self.forward(index, x)
-            moments.add(output.detach().cpu().numpy(), self.unit.axis)
+            # in float64 already (exactly), as NumPy has no bfloat16
+            moments.add(output.detach().to(torch.float64).cpu().numpy(), self.unit.axis)
         return moments
 
     def forward(self, index: int, x: Any) -> torch.Tensor:
@@ -219,12 +282,21 @@ def lsuv(model: torch.nn.Module, data: Any, *, tol: float = 0.1, max_iter: int =
     layer called several times per pass is measured at its first call. The
     algorithm and the records are those of `varinit.layers.lsuv`.
 
+    A model sharded by ``fully_shard`` (FSDP2), e.g. built on the meta device,
+    sharded and materialized with ``to_empty``, is called on every rank alike
+    (the call is collective): FSDP2 runs each layer on its whole weight, so
+    every rank measures the one-process output and ends with exactly its shards
+    of the one-process result. Every rank must pass the same data and the same
+    generator state (checked: a ValueError on every rank, nothing written). A
+    layer that computes on shards of its weight (tensor parallelism) is refused
+    with a ValueError naming it.
+
     Parameters
     ----------
     model : torch.nn.Module
-        The model, on the CPU.
+        The model, on the CPU; its parameters may be DTensors of fully_shard.
     data : torch.Tensor or list of torch.Tensor
-        An input batch, or a list of batches.
+        An input batch, or a list of batches (the same on every rank).
     tol : float, default 0.1
         The tolerance on Var(z), in (0, 1).
     max_iter : int, default 10
@@ -272,6 +344,8 @@ def lsuv(model: torch.nn.Module, data: Any, *, tol: float = 0.1, max_iter: int =
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     batches = as_batches(data)
+    if has_dtensors(model):   # first: a rank's bad batch must not leave the others waiting
+        check_same_batches("lsuv", model, batches, "data")
     check_finite(batches)
     step = reporter(progress, "varinit: lsuv", unit="layers")
     training = {m: m.training for m in model.modules()}
@@ -279,33 +353,48 @@ def lsuv(model: torch.nn.Module, data: Any, *, tol: float = 0.1, max_iter: int =
     try:
         with torch.no_grad():
             _check_plain_weights(model)
-            order = _units(model, batches)
-            generator = as_generator(generator, True) if orthogonal_init else None
-            changed = [t for unit in order for t in (unit.weight, unit.bias) if isinstance(t, torch.nn.Parameter)]
-            with all_or_nothing(changed, [generator] if generator is not None else []):
-                return _lsuv(model, batches, order, tol, max_iter, mean_correction, generator, by_name, step)
+            names = _Names(model)
+            order = _units(model, batches, names)
+            params = dict(model.named_parameters())
+            written = [params[n] for unit in order for n in (unit.name, unit.bias) if n is not None]
+            given = [generator] if isinstance(generator, Generator) else []
+            with all_or_nothing([local_part(t) for t in written], given):
+                source = as_generator(generator, True) if orthogonal_init else None
+                if source is not None and names.sharded:
+                    check_same_generator("lsuv", model, source)
+                # the ranks agree on the generator: the orthogonal fills skip their own check
+                with streams_agreed() if names.sharded else contextlib.nullcontext():
+                    report = _lsuv(model, batches, order, names, tol, max_iter, mean_correction, source, by_name,
+                                   step)
+            mark_dtensors_written(written)
+            return report
     finally:
         for m, flag in training.items():
             m.training = flag
 
 
-def _lsuv(model: torch.nn.Module, batches: Sequence[Any], order: list[_Unit], tol: float, max_iter: int,
-          mean_correction: bool, generator: Generator | None, by_name: bool,
+def _lsuv(model: torch.nn.Module, batches: Sequence[Any], order: list[_Unit], names: _Names, tol: float,
+          max_iter: int, mean_correction: bool, generator: Generator | None, by_name: bool,
           step: Callable[[int, int], object] | None = None) -> LsuvReport:
-    names = {id(p): name for name, p in model.named_parameters()}
+    params = dict(model.named_parameters())
     if generator is not None:
         for unit in order:
-            orthogonal_(unit.weight, generator=stream_for(generator, unit.name, by_name),
+            orthogonal_(params[unit.name], generator=stream_for(generator, unit.name, by_name),
                         blocks=unit.recurrent or 1)
-            if isinstance(unit.bias, torch.nn.Parameter):
-                fill_constant(unit.bias, names[id(unit.bias)], 0.0)
+            if unit.bias is not None:
+                fill_constant(params[unit.bias], unit.bias, 0.0)
     report = LsuvReport()
     for unit in order:
-        weight = as_array(unit.weight)
-        bias = as_array(unit.bias) if isinstance(unit.bias, torch.nn.Parameter) else None
-        label = unit.name[:-len(".weight")] if unit.name.endswith(".weight") else unit.name
+        # W / sqrt(Var) is elementwise: each rank scales its own shard of a sharded weight
+        weight = as_array(local_part(params[unit.name]))
+        bias = params[unit.bias] if unit.bias is not None else None
+        whole_bias = WholeCopy(bias) if bias is not None and is_dtensor(bias) else None
+        measure = _UnitMoments(model, unit, batches, names, whole_bias)
+        bias_values = whole_bias.values if whole_bias is not None else as_array(bias) if bias is not None else None
         report.append(rescale_to_unit_variance(
-            label, _UnitMoments(model, unit, batches, names), [weight], bias, tol, max_iter, mean_correction))
+            _label(unit), measure, [weight], bias_values, tol, max_iter, mean_correction))
+        if whole_bias is not None:
+            whole_bias.write()
         if step is not None:
             step(len(report), len(order))
     return report
