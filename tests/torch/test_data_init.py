@@ -49,6 +49,19 @@ def test_lsuv_torch_mlp_every_layer_unit_variance(activation):
     assert [r.name for r in report] == [str(i) for i in range(0, 39, 2)]
 
 
+def test_lsuv_torch_bfloat16_model_and_batch():
+    model = _torch_mlp(6, 64, torch.nn.Tanh).to(torch.bfloat16)
+    x = torch.randn(512, 32, generator=torch.Generator().manual_seed(1)).to(torch.bfloat16)
+    report = vt.lsuv(model, x, tol=0.1, generator=5)
+    after = [o.var().item() for o in _layer_outputs(model, x)]
+    assert all(r.converged for r in report) and max(abs(v - 1.0) for v in after) < 0.15, after
+    x[3, 7] = float("nan")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="data has NaN"):
+        vt.lsuv(model, x, generator=5)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
 def test_lsuv_torch_conv_mean_correction_over_batches():
     torch.manual_seed(3)
     model = torch.nn.Sequential(

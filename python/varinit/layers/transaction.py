@@ -47,7 +47,11 @@ def check_finite(batches: Sequence[object], name: str = "data") -> None:
     """ValueError naming `name` unless every floating value of every batch is finite:
     one NaN would otherwise turn every weight it reaches into NaN."""
     for index, batch in enumerate(batches):
-        values = batch.detach().cpu().numpy() if hasattr(batch, "detach") else np.asarray(batch)
-        if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
+        if hasattr(batch, "detach"):        # a torch tensor, of any dtype (bfloat16 has no NumPy twin)
+            finite = not batch.is_floating_point() or bool(batch.detach().isfinite().all())
+        else:
+            values = np.asarray(batch)
+            finite = not np.issubdtype(values.dtype, np.floating) or bool(np.all(np.isfinite(values)))
+        if not finite:
             where = f"{name}[{index}]" if len(batches) > 1 else name
             raise ValueError(f"{where} has NaN or infinite values; expected finite inputs")
