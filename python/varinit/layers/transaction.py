@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, cast
 
 import numpy as np
 
@@ -48,7 +49,8 @@ def check_finite(batches: Sequence[object], name: str = "data") -> None:
     one NaN would otherwise turn every weight it reaches into NaN."""
     for index, batch in enumerate(batches):
         if hasattr(batch, "detach"):        # a torch tensor, of any dtype (bfloat16 has no NumPy twin)
-            finite = not batch.is_floating_point() or bool(batch.detach().isfinite().all())
+            tensor = cast(Any, batch)
+            finite = not tensor.is_floating_point() or bool(tensor.detach().isfinite().all())
         else:
             values = np.asarray(batch)
             finite = not np.issubdtype(values.dtype, np.floating) or bool(np.all(np.isfinite(values)))
