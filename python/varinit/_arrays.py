@@ -60,6 +60,8 @@ class _TorchKinds:
             torch._C._increment_version
         self.has_torch_function: Callable[[object], bool] = torch.overrides.has_torch_function_unary
         self.handle_torch_function: Callable[..., Any] = torch.overrides.handle_torch_function
+        # the one-call path of writes_in_place takes Tensor and Parameter in C (see fast_fill)
+        _core.set_torch_calls(torch.Tensor, torch.nn.Parameter, self.has_torch_function, self.increment_version)
         # the C core reads a tensor's memory layout through torch's DLPack exchange table
         # where torch has one (DLPack >= 1.3), else through the tensor's attributes
         self.dlpack_route = _core.set_tensor_kinds(
@@ -160,7 +162,7 @@ def mark_written(tensor: object) -> None:
         torch_kinds(sys.modules["torch"]).increment_version((cast("torch_module.Tensor", tensor),))
 
 
-def writes_in_place(fn: _Fill) -> _Fill:
+def writes_in_place(fn: _Fill, fast_kind: int | None = None) -> _Fill:
     """Decorator for a public function that fills its first argument in place
     (every element: a tensor on another device receives all of them).
 
@@ -171,9 +173,23 @@ def writes_in_place(fn: _Fill) -> _Fill:
     is bumped. Every other tensor (meta, DTensor, another device, a CPU
     subclass) takes `_fill_other_tensor`. A keyword `fn` does not take is
     refused with the keywords it does take (`_validate.unknown_keyword`).
+
+    With `fast_kind` (a _core.FAST_ code: `fn` is one of the functions the C
+    core knows), the call goes first to _core.fast_fill, which makes the
+    common calls (a NumPy array, or a CPU Tensor or Parameter without a
+    __torch_function__ mode; plain numbers; generator None, an int, a Generator
+    or a Stream) by the same rules in one C call, and answers NotImplemented,
+    having done nothing, to every other: those take the path above.
     """
+    if fast_kind is not None:
+        _core.fast_fill_register(fast_kind, fn)
+
     @functools.wraps(fn)
     def fill(tensor: Any, *args: Any, **kwargs: Any) -> Any:
+        if fast_kind is not None:
+            done = _core.fast_fill(fast_kind, tensor, args, kwargs)
+            if done is not NotImplemented:
+                return done
         try:
             if type(tensor) is np.ndarray:
                 return fn(tensor, *args, **kwargs)
@@ -199,6 +215,14 @@ def writes_in_place(fn: _Fill) -> _Fill:
             raise better from None
 
     return cast(_Fill, fill)
+
+
+def writes_in_place_fast(kind: int) -> Callable[[_Fill], _Fill]:
+    """writes_in_place with the C core's one-call path for `kind` (a _core.FAST_ code)."""
+    def decorate(fn: _Fill) -> _Fill:
+        return writes_in_place(fn, kind)
+
+    return decorate
 
 
 def _fill_other_tensor(fn: Callable[..., Any], tensor: torch_module.Tensor, args: tuple[Any, ...],

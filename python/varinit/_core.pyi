@@ -3,7 +3,8 @@ of its method table and per constant it adds at import. Functions written with
 METH_FASTCALL, METH_O or METH_VARARGS take positional arguments only.
 tests/typing/test_core_stub.py checks that this file and the built module name
 the same things."""
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any, Final
 
 import numpy as np
@@ -29,6 +30,16 @@ LAYER_DEFAULT: Final[int]
 LAYER_LINEAR: Final[int]
 LAYER_CONV: Final[int]
 LAYER_CONV_TRANSPOSE: Final[int]
+# fast_fill's kinds: the functions of init.py whose common calls it makes
+FAST_UNIFORM: Final[int]
+FAST_NORMAL: Final[int]
+FAST_TRUNC_NORMAL: Final[int]
+FAST_KAIMING_UNIFORM: Final[int]
+FAST_KAIMING_NORMAL: Final[int]
+FAST_XAVIER_UNIFORM: Final[int]
+FAST_XAVIER_NORMAL: Final[int]
+FAST_ZEROS: Final[int]
+FAST_ONES: Final[int]
 
 def fill(
     array: npt.NDArray[Any],
@@ -75,6 +86,26 @@ def tensor_view(tensor: object, flags: int, /) -> npt.NDArray[Any] | str | None:
 def set_tensor_kinds(dtypes: dict[Any, np.dtype[Any]], strided: object, exchange: object, /) -> bool:
     """Tell the torch direct path torch's dtypes, torch.strided and the DLPack exchange
     table (a capsule, or None); True when that table is used."""
+
+def fast_fill(kind: int, target: object, args: tuple[Any, ...], kwargs: dict[str, Any], /) -> Any:
+    """`target` filled as init.py's function `kind` fills it when called with
+    (target, *args, **kwargs); NotImplemented, with nothing written and no stream
+    taken, for every call the Python path must make."""
+
+def fast_fill_register(kind: int, fn: Callable[..., Any], /) -> None:
+    """Take `fn`'s defaults for `kind`; ValueError unless fn's parameters after the
+    tensor are the ones fast_fill reads."""
+
+def fast_fill_setup(generator_module: ModuleType, arrays_module: ModuleType, gains: dict[Any, Any],
+                    limits: dict[np.dtype[Any], tuple[float, float, float, float, float]], /) -> None:
+    """What fast_fill reads of the Python layer: generator.py's Generator, Stream,
+    NamedStream, default_generator, _torch_words, _torch_key and warn_if_seed_reused;
+    _arrays.py's _dry_run; init._TORCH_GAINS; init._limits per dtype."""
+
+def set_torch_calls(tensor: type, parameter: type, has_torch_function: Callable[[object], bool],
+                    increment_version: Callable[..., None], /) -> None:
+    """The torch side of fast_fill: torch.Tensor, nn.Parameter, torch's
+    has_torch_function_unary and its version-counter bump (taking a tuple)."""
 
 def philox4x32_10(
     counter: tuple[int, int, int, int], key: tuple[int, int], /

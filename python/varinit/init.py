@@ -25,8 +25,10 @@ from typing import Any, Optional, cast
 import ml_dtypes
 import numpy as np
 
-from . import _core, _validate
-from ._arrays import as_array, fill_array, is_torch_tensor, staging_buffer, writes_in_place, written_address
+from . import _arrays, _core, _validate
+from . import generator as _generator_module
+from ._arrays import (as_array, fill_array, is_torch_tensor, staging_buffer, writes_in_place, writes_in_place_fast,
+                      written_address)
 from .activations import ALIASES as ACTIVATION_ALIASES
 from .activations import NAMES as ACTIVATION_NAMES
 from .fan_rules import WeightPlan, tap_scale_block, torch_rule_fans, weight_plan
@@ -273,7 +275,7 @@ def _pick_fan(fan_pair: tuple[float, float], mode: object) -> float:
 
 
 # ---- plain distributions -------------------------------------------------------
-@writes_in_place
+@writes_in_place_fast(_core.FAST_UNIFORM)
 def uniform_(tensor: FillableT, a: float = 0.0, b: float = 1.0, generator: GeneratorLike = None, *,
              global_shape: Shape | None = None, start: Shape | None = None) -> FillableT:
     """Fill with the uniform distribution U(a, b): values in [a, b) in the tensor's dtype.
@@ -337,7 +339,7 @@ def uniform_(tensor: FillableT, a: float = 0.0, b: float = 1.0, generator: Gener
     return _random_fill(tensor, arr, _core.UNIFORM, a, b, 0.0, 0.0, generator, region, "a and b")
 
 
-@writes_in_place
+@writes_in_place_fast(_core.FAST_NORMAL)
 def normal_(tensor: FillableT, mean: float = 0.0, std: float = 1.0, generator: GeneratorLike = None, *,
             global_shape: Shape | None = None, start: Shape | None = None) -> FillableT:
     """Fill with the normal distribution N(mean, std^2).
@@ -401,7 +403,7 @@ def normal_(tensor: FillableT, mean: float = 0.0, std: float = 1.0, generator: G
     return _random_fill(tensor, arr, _core.NORMAL, mean, std, 0.0, 0.0, generator, region, "mean and std")
 
 
-@writes_in_place
+@writes_in_place_fast(_core.FAST_TRUNC_NORMAL)
 def trunc_normal_(tensor: FillableT, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
                   generator: GeneratorLike = None, *, global_shape: Shape | None = None,
                   start: Shape | None = None) -> FillableT:
@@ -517,7 +519,7 @@ def check_fits(value: float, dtype: np.dtype[Any], name: str) -> None:
         raise ValueError(f"{name}={value} overflows the tensor's dtype {dtype} (largest finite {largest})")
 
 
-@writes_in_place
+@writes_in_place_fast(_core.FAST_ONES)
 def ones_(tensor: FillableT) -> FillableT:
     """Fill with 1 (a normalization layer's gain, for instance).
 
@@ -542,7 +544,7 @@ def ones_(tensor: FillableT) -> FillableT:
     return tensor
 
 
-@writes_in_place
+@writes_in_place_fast(_core.FAST_ZEROS)
 def zeros_(tensor: FillableT) -> FillableT:
     """Fill with 0 (a bias, for instance).
 
@@ -666,7 +668,7 @@ def _xavier(tensor: object, gain: float, global_shape: Shape | None, start: Shap
     return arr, region, plan, std
 
 
-@writes_in_place
+@writes_in_place_fast(_core.FAST_XAVIER_UNIFORM)
 def xavier_uniform_(
     tensor: FillableT, gain: float = 1.0, generator: GeneratorLike = None, *,
     global_shape: Shape | None = None, start: Shape | None = None,
@@ -760,7 +762,7 @@ def xavier_uniform_(
                          "gain and the fans (density, keep_prob, input_var)")
 
 
-@writes_in_place
+@writes_in_place_fast(_core.FAST_XAVIER_NORMAL)
 def xavier_normal_(
     tensor: FillableT, gain: float = 1.0, generator: GeneratorLike = None, *,
     global_shape: Shape | None = None, start: Shape | None = None,
@@ -874,7 +876,7 @@ def _kaiming_std(a: float, mode: object, nonlinearity: object, plan: WeightPlan)
     return _kaiming_gain(nonlinearity, a) / math.sqrt(fan / plan.variance_factor)
 
 
-@writes_in_place
+@writes_in_place_fast(_core.FAST_KAIMING_UNIFORM)
 def kaiming_uniform_(
     tensor: FillableT, a: float = 0, mode: FanMode = "fan_in", nonlinearity: Nonlinearity = "leaky_relu",
     generator: GeneratorLike = None, *, global_shape: Shape | None = None, start: Shape | None = None,
@@ -972,7 +974,7 @@ def kaiming_uniform_(
                          "the gain and the fans (density, keep_prob, input_var)")
 
 
-@writes_in_place
+@writes_in_place_fast(_core.FAST_KAIMING_NORMAL)
 def kaiming_normal_(
     tensor: FillableT, a: float = 0, mode: FanMode = "fan_in", nonlinearity: Nonlinearity = "leaky_relu",
     generator: GeneratorLike = None, *, global_shape: Shape | None = None, start: Shape | None = None,
@@ -1669,3 +1671,13 @@ def sparse_(tensor: FillableT, sparsity: float, std: float = 0.01, generator: Ge
     if values is not arr:
         arr[...] = values
     return tensor
+
+
+# ---- the C core's one-call path ------------------------------------------------------
+# _core.fast_fill makes the common calls of the functions decorated with
+# writes_in_place_fast by the rules above, computed the same way: it reads their
+# defaults, torch's gains as _kaiming_gain caches them, each dtype's limits, and
+# how generator.resolve takes a stream (csrc/_module.c lists what it reads).
+_core.fast_fill_setup(_generator_module, _arrays, _TORCH_GAINS,
+                      {dtype: _limits(dtype) for dtype in (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16),
+                                                           np.dtype(np.float32), np.dtype(np.float64))})
