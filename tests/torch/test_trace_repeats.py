@@ -210,3 +210,79 @@ def test_returned_arguments_and_tuples_keep_their_identity():
     graph = _same_graph(model, torch.empty(2, 8, device="meta"))
     adds = [n for n in graph.nodes if n.kind == "add"]
     assert all(graph.inputs[0] in n.inputs for n in adds)
+
+
+class _RMSNorm(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+
+    def forward(self, x):
+        return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+
+
+class _LlamaLayer(nn.Module):
+    """Hugging Face's shape of a decoder layer: rotary (cos, sin) from the parent, keyword
+    arguments with None, a tuple returned."""
+
+    def __init__(self, d=32, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.input_layernorm, self.post_attention_layernorm = _RMSNorm(d), _RMSNorm(d)
+        self.q_proj, self.k_proj, self.v_proj, self.o_proj = (nn.Linear(d, d, bias=False) for _ in range(4))
+        self.gate_proj, self.up_proj = nn.Linear(d, 3 * d, bias=False), nn.Linear(d, 3 * d, bias=False)
+        self.down_proj = nn.Linear(3 * d, d, bias=False)
+
+    def forward(self, hidden, position_embeddings, attention_mask=None, use_cache=False):
+        b, t, d = hidden.shape
+        h = self.input_layernorm(hidden)
+        cos, sin = position_embeddings
+        q, k, v = (p(h).view(b, t, self.heads, -1).transpose(1, 2) for p in (self.q_proj, self.k_proj, self.v_proj))
+        q = q * cos + torch.cat([-q[..., q.shape[-1] // 2:], q[..., :q.shape[-1] // 2]], -1) * sin
+        k = k * cos + torch.cat([-k[..., k.shape[-1] // 2:], k[..., :k.shape[-1] // 2]], -1) * sin
+        a = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=attention_mask,
+                                                             is_causal=attention_mask is None)
+        hidden = hidden + self.o_proj(a.transpose(1, 2).reshape(b, t, d))
+        h = self.post_attention_layernorm(hidden)
+        hidden = hidden + self.down_proj(torch.nn.functional.silu(self.gate_proj(h)) * self.up_proj(h))
+        return (hidden,)
+
+
+class _Llama(nn.Module):
+    def __init__(self, layers=4, d=32, heads=4, vocab=97):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(vocab, d)
+        self.layers = nn.ModuleList(_LlamaLayer(d, heads) for _ in range(layers))
+        self.norm = _RMSNorm(d)
+        self.lm_head = nn.Linear(d, vocab, bias=False)
+        self.register_buffer("inv_freq", 1.0 / 10000 ** (torch.arange(0, d // heads, 2).float() / (d // heads)))
+
+    def forward(self, ids):
+        x = self.embed_tokens(ids)
+        angles = torch.arange(ids.shape[1], device=ids.device).float()[:, None] * self.inv_freq[None, :]
+        emb = torch.cat([angles, angles], -1)
+        position = (emb.cos(), emb.sin())
+        for layer in self.layers:
+            x = layer(x, position, attention_mask=None)[0]
+        return self.lm_head(self.norm(x))
+
+
+def test_a_hugging_face_shaped_decoder_is_traced_once_per_layer_kind():
+    calls = []
+    original = _LlamaLayer.forward
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    with torch.device("meta"):
+        model = _Llama()
+    ids = torch.empty(2, 9, dtype=torch.long, device="meta")
+    _LlamaLayer.forward = counting
+    try:
+        _same_graph(model, ids)
+        calls.clear()
+        trace(model, ids)
+        assert len(calls) == 1
+    finally:
+        _LlamaLayer.forward = original

@@ -53,6 +53,7 @@ class Recording(Protocol):
     node_of: dict[int, int]
     param_name: dict[int, str]
     alive: list[torch.Tensor]
+    constant_ids: set[int]
 
     def append(self, node: Any, tensor: Optional[torch.Tensor], from_params: Optional[tuple[str, ...]]) -> int: ...
 
@@ -68,6 +69,7 @@ class _First(NamedTuple):
     start: int
     end: int
     arg_nodes: list[Optional[int]]      # per tensor argument, its node when called
+    arg_constants: dict[int, int]       # constant node made in the call for an argument -> its position
     output: Any                         # the return value with tensors as _Out
 
 
@@ -205,8 +207,8 @@ class _Copier:
             if id(value) in self.rec.param_name and id(value) not in self.rec.node_of:
                 raise _Unfollowable       # a parameter passed in: its name would not move
             same = seen.setdefault(id(value), len(seen))
-            return ("T", tuple(value.shape), value.stride(), value.storage_offset(), value.dtype, same,
-                    id(value) in self.rec.node_of)
+            traced = id(value) in self.rec.node_of and id(value) not in self.rec.constant_ids
+            return ("T", tuple(value.shape), value.stride(), value.storage_offset(), value.dtype, same, traced)
         if isinstance(value, (tuple, list)):
             return (type(value), tuple(self._arg_key(v, seen) for v in value))
         if isinstance(value, dict):
@@ -226,7 +228,14 @@ class _Copier:
         start = len(rec.nodes)
         output = original(*args, **kwargs)
         end = len(rec.nodes)
-        if [rec.node_of.get(id(t)) for t in tensors] != arg_nodes or self._state(prefix) != state:
+        after = [rec.node_of.get(id(t)) for t in tensors]
+        # an untraced argument (a rotary table computed once) became a constant node when first read
+        arg_constants = {index: k for k, (old, index) in enumerate(zip(arg_nodes, after))
+                         if old is None and index is not None and index >= start
+                         and rec.nodes[index].kind == "constant"}
+        changed = any(old != new and not (old is None and new in arg_constants)
+                      for old, new in zip(arg_nodes, after))
+        if changed or self._state(prefix) != state:
             return output, None        # wrote into an argument, or set an attribute
         inside = set(arg_nodes)
         for node in rec.nodes[start:end]:
@@ -237,7 +246,7 @@ class _Copier:
             template = self._template(output, tensors, start, end)
         except _Unfollowable:
             return output, None
-        return output, _First(prefix, start, end, arg_nodes, template)
+        return output, _First(prefix, start, end, arg_nodes, arg_constants, template)
 
     def _state(self, prefix: str) -> Any:
         """Every attribute and table entry of the subtree, by identity."""
@@ -288,11 +297,14 @@ class _Copier:
         index: dict[int, int] = {}
         for old, t in zip(first.arg_nodes, tensors):
             if old is not None and old not in index:
-                index[old] = rec.node_of[id(t)]
+                index[old] = rec.node_for(t)     # its node, or a constant node as the first call had
         for node in rec.nodes[first.start:first.end]:
             for i in node.inputs:
                 if i < first.start and i not in index:
                     index[i] = self._source(rec.nodes[i], moved)
+            if node.index in first.arg_constants:     # where the first call first read the argument
+                index[node.index] = rec.node_for(tensors[first.arg_constants[node.index]])
+                continue
             if self._named_source(node):
                 index[node.index] = self._source(node, moved)
                 continue
