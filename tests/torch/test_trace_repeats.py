@@ -286,3 +286,16 @@ def test_a_hugging_face_shaped_decoder_is_traced_once_per_layer_kind():
         assert len(calls) == 1
     finally:
         _LlamaLayer.forward = original
+
+
+def test_the_composable_api_registry_of_fully_shard_does_not_split_the_blocks():
+    # fully_shard keeps a per-module registry under this key; its hooks, the only readers,
+    # are set aside while a sharded model is traced (sharded_model.global_view)
+    model, calls = _stack(5)
+    for block in model.blocks:
+        block.__dict__["__composable_api_state_key_1234"] = {"fully_shard": object()}
+    x = torch.empty(3, 8, device="meta")
+    _same_graph(model, x)
+    calls.clear()
+    trace(model, x)
+    assert len(calls) == 1

@@ -42,6 +42,10 @@ from torch.nn.modules import module as module_hooks
 
 # Module.__dict__ entries that are torch's own tables, compared through their contents
 _TABLES = frozenset(torch.nn.Module().__dict__) - {"training"}
+# the registry of torch.distributed's composable APIs (fully_shard, replicate): read by their
+# hooks only, which a module with hooks (no copy) or the global view of a sharded model (hooks
+# set aside, sharded_model.global_view) leaves out of the forward
+_COMPOSABLE_STATE = "__composable_api_state_key"
 _PLAIN = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device, torch.Size,
           enum.Enum)
 
@@ -142,7 +146,8 @@ def _subtree_key(module: torch.nn.Module, owners: dict[int, int]) -> Any:
                 tensors.append((kind, key) if tensor is None else
                                (kind, key, tuple(tensor.shape), tensor.dtype, type(tensor), tensor.requires_grad))
         try:
-            attrs = tuple(sorted((k, _value_key(v)) for k, v in sub.__dict__.items() if k not in _TABLES))
+            attrs = tuple(sorted((k, _value_key(v)) for k, v in sub.__dict__.items()
+                                 if k not in _TABLES and not k.startswith(_COMPOSABLE_STATE)))
             hash(attrs)
         except TypeError:
             return None
