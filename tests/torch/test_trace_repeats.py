@@ -299,3 +299,31 @@ def test_the_composable_api_registry_of_fully_shard_does_not_split_the_blocks():
     calls.clear()
     trace(model, x)
     assert len(calls) == 1
+
+
+def test_a_block_that_fills_a_list_it_is_given_runs_every_call():
+    class Caching(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, x, cache):
+            y = self.fc(x)
+            cache.append(y)
+            return x + y
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList(Caching() for _ in range(3))
+
+        def forward(self, x):
+            cache = []
+            for block in self.blocks:
+                x = block(x, cache)
+            return x + sum(cache)
+
+    with torch.device("meta"):
+        model = Net()
+    graph = _same_graph(model, torch.empty(2, 8, device="meta"))
+    assert len([n for n in graph.nodes if n.kind == "linear"]) == 3

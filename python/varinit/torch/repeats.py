@@ -21,7 +21,8 @@ runs the real forward:
   module hooks other than the trace's are registered;
 - the call's arguments match the first call's: tensor shapes, strides,
   dtypes, which are the same object, which are already traced; every
-  non-tensor argument equal by value (a mask flag, a layer number);
+  non-tensor argument equal by value (a mask flag, a layer number); tuples
+  of those, but no list, dict or other object (the call may fill a cache);
 - the first call used nothing from outside but its arguments and
   parameters or buffers, wrote into no argument, set no attribute, and
   returned tensors, tuples, lists, dicts and plain values only.
@@ -214,13 +215,11 @@ class _Copier:
             same = seen.setdefault(id(value), len(seen))
             traced = id(value) in self.rec.node_of and id(value) not in self.rec.constant_ids
             return ("T", tuple(value.shape), value.stride(), value.storage_offset(), value.dtype, same, traced)
-        if isinstance(value, (tuple, list)):
-            return (type(value), tuple(self._arg_key(v, seen) for v in value))
-        if isinstance(value, dict):
-            return (type(value), tuple((k, self._arg_key(v, seen)) for k, v in value.items()))
+        if type(value) is tuple:
+            return (tuple, tuple(self._arg_key(v, seen) for v in value))
         if isinstance(value, _PLAIN) or isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
             return (type(value), value)
-        raise _Unfollowable
+        raise _Unfollowable       # a list or dict the call may fill (a cache), or an object
 
     # -------------------------------------------------------------- the first call
 
