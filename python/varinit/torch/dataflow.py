@@ -80,6 +80,9 @@ GROWTH_STEPS = 12
 # by 1 + L/3 (each branch a third of the start) up to MAX_STREAM_BUDGET (gradients x4)
 STREAM_BUDGET = 4.0
 MAX_STREAM_BUDGET = 16.0
+# a chain whose stream is the model's output raises its second moment at most 3-fold (std
+# x1.73): the branches' measured correlation with the stream adds about 7% to the std
+OPEN_STREAM_BUDGET = 3.0
 # a chain of norm-ended branches grows its stream's second moment at most e-fold
 NORM_BRANCH_GROWTH = 1.0 - math.exp(-1.0)
 
@@ -177,6 +180,7 @@ class _Walk:
         self.example = flat_inputs(example_inputs)
         self.ancestors = _ancestors(graph)
         self.branch_end, self.chain_length = _residuals(graph, self.ancestors)
+        self.sharing = _sharing_layers(graph, self.branch_end)
         self.deciding = _deciding_uses(graph)
         self.multi_use = {name for name, uses in graph.uses.items() if len(_layer_uses(graph, name)) > 1}
         self.head_gains = {head: gamma for head, gamma in _tied_head_gains(graph, self.deciding).items()
@@ -353,7 +357,7 @@ class _Walk:
         reason = (f"{node.kind} in {node.module or 'the model'}: Var = {_g(self.goal(node)[0])} / "
                   f"(n_eff {_g(fan_in)} * nu_in {_g(nu_in)}){why}")
         fixed_goal = (None if node.index in self.branch_end or weight in self.multi_use
-                      or _weight_norm_gain(node) is not None else self.target)
+                      or _weight_norm_gain(node) is not None else self.goal(node)[0])
         self.plans[weight] = ParamPlan(weight, "normal", std=std, fan_in=fan_in, reason=reason,
                                        tied=tuple(self.graph.tied.get(weight, ())), goal=fixed_goal)
         gain_name = _weight_norm_gain(node)
@@ -405,8 +409,20 @@ class _Walk:
         amount. B = 4 when the stream is the model's output (its std at most
         doubles); when a norm or a layer reads it, B = 1 + L/3 within [4, 16],
         so each branch adds a third of v_0 (its output within 0.58 of the std
-        of the layers inside it) up to L = 45."""
+        of the layers inside it) up to L = 45.
+
+        When the stream is the model's output (B = 3), a layer whose output
+        reaches the branch's end only through activations and dropout (an
+        MLP's inner layer) shares the branch's scale: its goal is the end's,
+        so the end's weights keep about unit gain and the layers inside get
+        gradients of the stream's order, as T-Fixup scales every weight of a
+        branch and not its last one alone (Huang et al. 2020)."""
         end = self.branch_end.get(node.index)
+        shared = self.sharing.get(node.index)
+        if end is None and shared is not None and self.residual == "depth":
+            goal, _ = self.goal(self.graph.nodes[shared])
+            return goal, (f"; inside a residual branch of the model's output stream: the branch's "
+                          f"scale, as its end ({self.graph.nodes[shared].module or 'the model'})")
         if end is None or self.residual == "none":
             return self.target, ""
         stream, length, add, first, open_end = end
@@ -937,10 +953,36 @@ def _reaches_output(graph: Graph, index: int) -> bool:
     return True
 
 
+def _sharing_layers(graph: Graph, ends: dict[int, BranchEnd]) -> dict[int, int]:
+    """{inner layer: branch end} for the branches of chains whose stream is the model's
+    output: the layer whose only consumer leads to the end layer's input through
+    dropout, views and one elementwise region (an MLP's first layer)."""
+    consumers: dict[int, int] = {}
+    for node in graph.nodes:
+        for i in set(node.inputs):
+            consumers[i] = consumers.get(i, 0) + 1
+    sharing: dict[int, int] = {}
+    for end, (_, _, _, _, open_end) in ends.items():
+        node = graph.nodes[end]
+        if not open_end or node.kind not in LAYERS or not node.inputs:
+            continue
+        source, fused_once = node.inputs[0], False
+        while True:
+            while graph.nodes[source].kind in BRANCH_PASS and graph.nodes[source].inputs:
+                source = graph.nodes[source].inputs[0]
+            fused = None if fused_once else rules.fuse(graph, source)
+            if fused is None:
+                break
+            source, fused_once = fused[0], True
+        if graph.nodes[source].kind in LAYERS and consumers.get(source, 0) == 1:
+            sharing[source] = end
+    return sharing
+
+
 def _stream_budget(length: int, open_end: bool) -> float:
     """How many times a chain of `length` residual blocks may raise its stream's second moment."""
     if open_end:
-        return STREAM_BUDGET
+        return OPEN_STREAM_BUDGET
     return min(max(STREAM_BUDGET, 1.0 + length / 3.0), MAX_STREAM_BUDGET)
 
 
