@@ -75,9 +75,9 @@ MAX_PASSES = 6
 TIE_RTOL = 1e-6
 # bisection steps for a residual branch's alpha on [1e-6, 1] (log scale): 2% relative
 GROWTH_STEPS = 12
-# a chain of residual blocks whose stream is the model's output raises its second moment
-# at most this many times (output std x2); a chain that a norm or a layer reads may grow
-# by 1 + L/3 (each branch a third of the start) up to MAX_STREAM_BUDGET (gradients x4)
+# a chain of residual blocks that a norm or a layer reads may raise its stream's second
+# moment 1 + L/3 times (each branch a third of the start), at least STREAM_BUDGET and at
+# most MAX_STREAM_BUDGET (gradients x4)
 STREAM_BUDGET = 4.0
 MAX_STREAM_BUDGET = 16.0
 # a chain whose stream is the model's output raises its second moment at most 3-fold (std
@@ -406,8 +406,8 @@ class _Walk:
         the stream (measured after the activation that follows the addition,
         if any) from v_k by at most (B - 1) v_0 / L, so the stream ends at most
         B v_0 however deep the chain, and each branch adds the same absolute
-        amount. B = 4 when the stream is the model's output (its std at most
-        doubles); when a norm or a layer reads it, B = 1 + L/3 within [4, 16],
+        amount. B = 3 when the stream is the model's output (its std grows at
+        most 1.73-fold); when a norm or a layer reads it, B = 1 + L/3 within [4, 16],
         so each branch adds a third of v_0 (its output within 0.58 of the std
         of the layers inside it) up to L = 45.
 
