@@ -7,6 +7,7 @@ over the weight layers, out = output std, grad = first/last hidden layer
 gradient std ratio).
 """
 import math
+import re
 import warnings
 
 import pytest
@@ -73,21 +74,25 @@ def test_shapes_alone_keep_a_transformer_s_signal(name):
     assert v["act_ratio"] <= 2.0 and 0.5 <= v["output_std"] <= 2.0, v
 
 
-@pytest.mark.parametrize("name, meta, warned", [("mlp_gelu", True, True), ("mlp_gelu", False, False),
-                                                ("tiny_gpt_tied", True, False), ("mlp_relu", True, False)])
-def test_shapes_alone_name_the_drift_they_cannot_correct(name, meta, warned):
+@pytest.mark.parametrize("name, meta, words", [
+    ("mlp_gelu", True, "gelu: .* x51"), ("mlp_gelu", False, None), ("tiny_gpt_tied", True, None),
+    ("mlp_relu", True, None), ("depthwise_small_maps", True, "layers of few units .* at pw.7"),
+    ("inception", True, "layers of few units"), ("inception", False, None)])
+def test_shapes_alone_name_the_drift_they_cannot_correct(name, meta, words):
     # GELU's error factor 1.14 per layer compounds to x51 over 30 layers without a norm; in a
-    # transformer a LayerNorm resets it at every block, and relu's factor is 1
+    # transformer a LayerNorm resets it at every block, and relu's factor is 1. Narrow layers
+    # (64 channels of 9-tap depthwise convs, inception's 8-channel branches) each miss their
+    # expected second moment by about sqrt(2 / units), and without a norm that adds up.
     torch.manual_seed(0)
     model, x = ZOO[name]()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         report = varinit.torch.init_module(model, x.to("meta") if meta else x, generator=0)
     drift = [n for n in report.notes if "may drift" in n]
-    assert bool(drift) == warned, report.notes
-    assert any("may drift" in str(w.message) for w in caught) == warned
-    if warned:
-        assert drift[0].startswith("gelu: ") and "x51" in drift[0]
+    assert len(drift) == (words is not None), report.notes
+    assert any("may drift" in str(w.message) for w in caught) == (words is not None)
+    if words is not None:
+        assert re.search(words, drift[0]), drift
 
 
 def test_measure_false_spares_the_forward_pass_and_keeps_the_inputs_moments():

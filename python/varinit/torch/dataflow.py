@@ -111,6 +111,7 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     measurable: list[Target] = field(default_factory=list)   # refine.Target per layer the measured pass corrects
     drift: dict[str, float] = field(default_factory=dict)    # activation -> growth of a draw's error (_Walk.drift)
+    spread: tuple[float, str] = (0.0, "")   # (sd of log nu a finite-width draw gives, where largest): _Walk.spread
 
 
 # A fused elementwise function: a callable of arrays, or an activation's (name, param)
@@ -140,7 +141,8 @@ def plan(model: torch.nn.Module, example_inputs: ExampleInputs, *, target: float
             break
         decided = new
     walk.finish()
-    return Plan(walk.plans, graph, walk.moments, walk.verdicts(), walk.notes, walk.measurable(), walk.drift())
+    return Plan(walk.plans, graph, walk.moments, walk.verdicts(), walk.notes, walk.measurable(), walk.drift(),
+                walk.spread())
 
 
 def _trace_shapes(model: torch.nn.Module, example_inputs: ExampleInputs) -> Graph:
@@ -811,6 +813,43 @@ class _Walk:
                 value = max(ins, default=1.0)
             growth[node.index] = value
         return worst
+
+
+    def spread(self) -> tuple[float, str]:
+        """(sd of log nu, the layer where it is largest): how far one draw's layer
+        outputs may sit from the solve's second moments. A layer of n units
+        (features or channels) misses its expected second moment by about
+        sqrt(2 / n) (a mean over n units of chi-square-like gains and offsets);
+        these add in variance through layers, scale by the slope of the
+        activations, average over the parts of a sum, and a norm resets them."""
+        variance: dict[int, float] = {}
+        worst = (0.0, "")
+        for node in self.graph.nodes:
+            ins = [variance.get(i, 0.0) for i in node.inputs]
+            if node.kind in LAYERS and len(node.shape) >= 2:
+                units = node.shape[-1] if node.kind == "linear" else node.shape[1]
+                value = (ins[0] if ins else 0.0) + 2.0 / max(units, 1)
+                worst = max(worst, (value, node.module or node.target))
+            elif node.kind == "norm" and not (node.attrs.get("which") in ("batch_norm", "instance_norm")
+                                              and not node.attrs.get("training", True)):
+                value = 0.0
+            elif node.index in self.regions:
+                source = self.regions[node.index][0]
+                value = self.region_slope(node.index) ** 2 * variance.get(source, 0.0)
+            elif node.kind in ("add", "sub", "cat") and ins:
+                weights = [self.m(i).second for i in node.inputs]
+                total = sum(weights)
+                value = sum(w * v for w, v in zip(weights, ins)) / total if total > 0 else max(ins)
+            elif node.kind == "mul":
+                value = sum(ins)
+            elif node.kind == "attention":
+                value = ins[2] if len(ins) > 2 else 0.0
+            elif node.kind in ("embedding", "param", "constant", "input"):
+                value = 0.0
+            else:
+                value = max(ins, default=0.0)
+            variance[node.index] = value
+        return math.sqrt(worst[0]), worst[1]
 
 
 def _elementwise(g: Fused, m: Moments) -> tuple[Moments, float]:

@@ -211,7 +211,7 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
         if obstacle:
             result.notes.append(obstacle)
         if not measured or obstacle:
-            result.notes.extend(uncorrected_drift(result.drift))
+            result.notes.extend(uncorrected_drift(result.drift, result.spread))
         else:
             factors = correction_factors(model, example_inputs, result.measurable)
             after_measured_pass(model)

@@ -25,6 +25,8 @@ GRADIENT_BAND = 16.0
 # Without a measured pass, a finite-width error of the second moment that may grow more than this
 # over the depth is named (each layer's draw misses its expected moment by about sqrt(2 / width)).
 DRIFT_NOTED = 2.0
+# ... and so is a spread of the layers' log second moments above this (std x1.4 at one sd)
+SPREAD_NOTED = 0.7
 
 
 @dataclass
@@ -91,12 +93,20 @@ def region_label(graph: Graph, source: int, end: int) -> str:
     return "+".join(reversed(ops)) or graph.nodes[end].target
 
 
-def uncorrected_drift(drift: dict[str, float]) -> list[str]:
-    """Notes for the activations after which one layer's finite-width error can
-    grow past DRIFT_NOTED before a norm resets it (dataflow's Plan.drift), when
-    no measured pass corrects the draw (meta example inputs, or a forward that
-    sees shards)."""
-    return [f"{label}: an error of one layer's second moment can grow x{growth:.3g} through the layers "
-            "after it before a norm resets it, and without a measured pass (real example inputs) nothing "
-            "corrects the few percent each finite-width draw misses by: layer stds may drift"
-            for label, growth in drift.items() if growth > DRIFT_NOTED]
+def uncorrected_drift(drift: dict[str, float], spread: tuple[float, str]) -> list[str]:
+    """Notes for what one draw's finite width moves when no measured pass corrects
+    it (meta example inputs, measure=False, a forward that sees shards): each
+    activation after which a layer's error can grow past DRIFT_NOTED before a
+    norm resets it (dataflow's Plan.drift); else, when the layers are narrow
+    enough that their errors add up past SPREAD_NOTED (Plan.spread), that."""
+    notes = [f"{label}: an error of one layer's second moment can grow x{growth:.3g} through the layers "
+             "after it before a norm resets it, and without a measured pass (real example inputs) nothing "
+             "corrects the few percent each finite-width draw misses by: layer stds may drift"
+             for label, growth in drift.items() if growth > DRIFT_NOTED]
+    sd, where = spread
+    if not notes and sd > SPREAD_NOTED:
+        notes.append(f"layers of few units (each draw misses its expected second moment by about "
+                     f"sqrt(2 / units)) add up without a norm between them: at {where} one draw's std may "
+                     f"sit a factor {math.exp(sd / 2):.2g} from the solve's (one standard deviation), and "
+                     "without a measured pass (real example inputs) nothing corrects it: layer stds may drift")
+    return notes
