@@ -200,6 +200,7 @@ class _Walk:
         # per node: kappa, the second moment of the part common to every position (>= mean^2)
         self.common: dict[int, float] = {}
         self.regions: dict[int, Region] = {}
+        self.slopes: dict[int, float] = {}
         self.assumed: list[str] = []
         self.opaque: list[Node] = []
         self.memo: dict[int, int] = {}
@@ -207,7 +208,7 @@ class _Walk:
     # ------------------------------------------------------------------ walk
     def run(self, decided: dict[str, float]) -> None:
         self.decided = decided
-        self.plans, self.moments, self.regions, self.common = {}, {}, {}, {}
+        self.plans, self.moments, self.regions, self.common, self.slopes = {}, {}, {}, {}, {}
         self.assumed, self.opaque = [], []
         self.memo = {}
         for node in self.graph.nodes:
@@ -747,11 +748,16 @@ class _Walk:
         return [verdict(label, chi, slope, int(depth)) for label, (chi, slope, depth) in by_label.items()]
 
     def region_slope(self, index: int) -> float:
-        source, g, moments, _ = self.regions[index]
-        x = self.m(source)
-        bumped, _ = _elementwise(g, Moments(x.mean, x.mean * x.mean + x.variance * 1.1))
-        return math.log(bumped.second / moments.second) / math.log(
-            (x.mean * x.mean + 1.1 * x.variance) / x.second)
+        """d log E[g^2] / d log q of a region at its input (verdicts, drift and spread ask
+        for each region's: computed once per pass)."""
+        slope = self.slopes.get(index)
+        if slope is None:
+            source, g, moments, _ = self.regions[index]
+            x = self.m(source)
+            bumped, _ = _elementwise(g, Moments(x.mean, x.mean * x.mean + x.variance * 1.1))
+            slope = self.slopes[index] = math.log(bumped.second / moments.second) / math.log(
+                (x.mean * x.mean + 1.1 * x.variance) / x.second)
+        return slope
 
     def sensitivities(self) -> dict[int, float]:
         """Per node, d log nu(node) / d log nu(input): how a relative error of the

@@ -720,6 +720,13 @@ def _common(m: Moments, kappa: float | None, name: str) -> float:
     return min(max(kappa, m.mean * m.mean), m.second)
 
 
+@functools.lru_cache(maxsize=8)
+def _hermite(nodes: int) -> tuple[FloatArray, FloatArray]:
+    """Gauss-Hermite nodes and weights for E[f(Z)], Z ~ N(0, 1) (weights summing to 1)."""
+    x, w = np.polynomial.hermite_e.hermegauss(nodes)
+    return x, w / w.sum()
+
+
 def elementwise_common(g: ElementFunction, moments_in: MomentsLike, common: float, *,
                        param: float | None = None, nodes: int = 32) -> float:
     """kappa of g(z) for z = c + e: c common to every position, N(mu, kappa - mu^2),
@@ -730,8 +737,7 @@ def elementwise_common(g: ElementFunction, moments_in: MomentsLike, common: floa
     m = _moments(moments_in, "moments_in")
     kappa = _common(m, common, "common")
     fn = resolve(g, param).fn
-    x, w = np.polynomial.hermite_e.hermegauss(_validate.integer(nodes, "nodes", minimum=2))
-    w = w / w.sum()
+    x, w = _hermite(_validate.integer(nodes, "nodes", minimum=2))
     c = m.mean + math.sqrt(max(kappa - m.mean * m.mean, 0.0)) * x
     e = math.sqrt(max(m.second - kappa, 0.0)) * x
     inner = np.asarray(fn((c[:, None] + e[None, :]).ravel()), dtype=np.float64).reshape(len(x), len(x)) @ w
