@@ -28,10 +28,9 @@ each round calling the three in turn; wall and CPU time of the process):
 - "varinit structure": ``varinit.torch.init_module(model, generator=SEED)``;
 - "varinit graph (meta inputs)": ``init_module(model, tokens, generator=SEED)``
   with token ids of shape (1, 128) on the meta device: the dataflow plan
-  (a traced forward of the global model), then the fills. Under FSDP2 the
-  trace runs on meta twins of the parameters; in the one process, whose
-  parameters hold values, torch's embedding returns a CPU tensor for meta
-  indices, so that trace computes a real bfloat16 forward of 128 tokens;
+  (a traced forward of the global model), then the fills. The trace runs on
+  meta twins of the parameters (in the one process too) and copies the
+  first block's record for the 17 others;
 - "torch reset_parameters": ``torch.manual_seed(SEED)``, then every module's
   reset_parameters(): torch's default init, drawn by torch's random ops on the
   DTensors, as torchtitan's init_weights draws (reset_parameters for its
