@@ -327,3 +327,19 @@ def test_a_block_that_fills_a_list_it_is_given_runs_every_call():
         model = Net()
     graph = _same_graph(model, torch.empty(2, 8, device="meta"))
     assert len([n for n in graph.nodes if n.kind == "linear"]) == 3
+
+
+def test_prelu_blocks_run_every_call_and_keep_their_own_slopes():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.act = nn.Linear(8, 8), nn.PReLU(8)
+
+        def forward(self, x):
+            return self.act(self.fc(x))
+
+    with torch.device("meta"):
+        model = nn.Sequential(Block(), Block(), Block())
+    graph = _same_graph(model, torch.empty(2, 8, device="meta"))
+    prelus = [n for n in graph.nodes if n.kind == "elementwise" and n.attrs.get("op") == "prelu"]
+    assert [n.params["weight"] for n in prelus] == [f"{i}.act.weight" for i in range(3)]

@@ -24,8 +24,9 @@ runs the real forward:
   non-tensor argument equal by value (a mask flag, a layer number); tuples
   of those, but no list, dict or other object (the call may fill a cache);
 - the first call used nothing from outside but its arguments and
-  parameters or buffers, wrote into no argument, set no attribute, and
-  returned tensors, tuples, lists, dicts and plain values only.
+  parameters or buffers, wrote into no argument, set no attribute, made no
+  replay that holds a parameter (PReLU's slopes), and returned tensors,
+  tuples, lists, dicts and plain values only.
 What it cannot see is a forward that reads state kept outside the modules
 (a global counter); `trace(..., repeats=False)` runs every call.
 """
@@ -81,7 +82,7 @@ class _First(NamedTuple):
 class _Out(NamedTuple):
     """A returned tensor: how to give the copy's call its own."""
 
-    how: str                  # "node" (recorded in the call), "arg", "param", "buffer", "fresh"
+    how: str                  # "node" (recorded in the call), "arg", "param", "fresh" (no node)
     ref: Any                  # node index, argument position, or name
     shape: tuple[int, ...]
     stride: tuple[int, ...]
@@ -243,6 +244,8 @@ class _Copier:
             return output, None        # wrote into an argument, or set an attribute
         inside = set(arg_nodes)
         for node in rec.nodes[start:end]:
+            if node.replay is not None and node.params:
+                return output, None        # a replay that holds a parameter (PReLU's slopes)
             for i in node.inputs:
                 if i < start and i not in inside and not self._named_source(rec.nodes[i]):
                     return output, None    # read a tensor from outside
@@ -314,12 +317,8 @@ class _Copier:
                 continue
             inputs = [index[i] for i in node.inputs]
             params = {role: moved(name) for role, name in node.params.items()}
-            replay = node.replay
-            if node.kind == "elementwise" and node.attrs.get("op") == "prelu" and "weight" in params:
-                replay = _prelu(self.params[params["weight"]])
             copy = dataclasses.replace(node, index=len(rec.nodes), inputs=inputs, params=params,
-                                       attrs=moved.attrs(node.attrs), module=moved(node.module),
-                                       replay=replay)
+                                       attrs=moved.attrs(node.attrs), module=moved(node.module))
             index[node.index] = rec.append(copy, None, rec.from_params_of(inputs, params))
         made: dict[int, torch.Tensor] = {}
         return self._build(first.output, tensors, index, moved, made)
@@ -408,7 +407,3 @@ def _tensors(value: Any) -> list[torch.Tensor]:
         for v in value.values():
             found.extend(_tensors(v))
     return found
-
-
-def _prelu(weight: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-    return lambda x: torch.nn.functional.prelu(x, weight.detach().to(dtype=x.dtype, device=x.device))
