@@ -27,8 +27,9 @@ What is timed, float32 unless named:
   nn.Sequential of nn.Linear/nn.Tanh, as they are and "previous": with the
   previous orthogonal_ patched in as the pre-initialization and, for torch,
   every measurement of a layer made by a forward pass up to it, as before
-  varinit.torch.lsuv replayed a layer's call after rescaling it (the private
-  _Watch.measured is patched for that). The time inside the
+  varinit.torch.lsuv replayed a layer's call after rescaling it and ran
+  one-batch LSUV in a single forward pass (the private _Watch.measured and
+  _units are patched for that). The time inside the
   pre-initialization is measured apart from the rest (the forward passes, the
   moments and the rescaling); torch.nn.init.orthogonal_ of the same 50 weights
   is the reference for the former.
@@ -179,6 +180,14 @@ def measured_by_forward_passes(watch, call, inputs_are_free):
     raise varinit.torch.unit_variance._StopForward
 
 
+def units_without_one_pass(units):
+    """varinit.torch.lsuv's choice of layers, never taking the single forward pass."""
+    def choose(*args):
+        order, _ = units(*args)
+        return order, False
+    return choose
+
+
 def run_lsuv(which, previous, depth, width, batch):
     """(total seconds, seconds in the orthogonal pre-initialization) of one LSUV call,
     as it is or (previous=True) as it was."""
@@ -191,16 +200,18 @@ def run_lsuv(which, previous, depth, width, batch):
     else:
         model, data = mlp_module(depth, width), torch.from_numpy(data)
         lsuv = varinit.torch.lsuv
-    saved = module.orthogonal_, varinit.torch.unit_variance._Watch.measured
+    torch_lsuv = varinit.torch.unit_variance
+    saved = module.orthogonal_, torch_lsuv._Watch.measured, torch_lsuv._units
     module.orthogonal_ = watch
     if previous and which == "torch":
-        varinit.torch.unit_variance._Watch.measured = measured_by_forward_passes
+        torch_lsuv._Watch.measured = measured_by_forward_passes
+        torch_lsuv._units = units_without_one_pass(saved[2])
     try:
         start = time.perf_counter()
         report = lsuv(model, data, generator=0)
         total = time.perf_counter() - start
     finally:
-        module.orthogonal_, varinit.torch.unit_variance._Watch.measured = saved
+        module.orthogonal_, torch_lsuv._Watch.measured, torch_lsuv._units = saved
     assert all(r.converged for r in report), "LSUV did not converge: the timing would not be comparable"
     return total, watch.seconds
 

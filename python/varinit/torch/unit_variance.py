@@ -1,8 +1,11 @@
 """LSUV (Mishkin & Matas 2016) on a torch.nn.Module: every Linear and Conv
 layer the forward pass calls, watched through a torch function mode, in call
 order. The algorithm and its records are those of varinit.layers.unit_variance.
-On a model sharded by fully_shard (FSDP2) every rank measures the whole
-outputs and scales its own shards (varinit.torch.sharded_data_init)."""
+On one batch, unsharded, LSUV runs inside a single forward pass (each layer
+rescaled at its first call, before the layers after it run); otherwise each
+layer is measured by a forward pass up to it (then by replaying its call). On
+a model sharded by fully_shard (FSDP2) every rank measures the whole outputs
+and scales its own shards (varinit.torch.sharded_data_init)."""
 from __future__ import annotations
 
 import contextlib
@@ -37,6 +40,12 @@ _WEIGHTED: dict[Callable[..., Any], str] = {F.linear: "linear", F.conv1d: "conv"
              F.conv_transpose1d: "conv", F.conv_transpose2d: "conv", F.conv_transpose3d: "conv"}
 _RECURRENT: dict[Callable[..., Any], int] = {torch._VF.lstm: 4, torch._VF.gru: 3, torch._VF.rnn_tanh: 1,
                                              torch._VF.rnn_relu: 1}
+# Reads of a tensor's metadata, not its values (nn.MultiheadAttention reads
+# in_proj_weight.dtype before its call): a weight read so does not make a
+# later input depend on it.
+_METADATA: frozenset[Callable[..., Any]] = frozenset(
+    getattr(torch.Tensor, name).__get__ for name in ("dtype", "device", "shape", "layout", "is_nested",
+                                                     "requires_grad", "ndim"))
 
 
 class _StopForward(Exception):
@@ -95,6 +104,8 @@ def _bound(func: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
 class _Watch(TorchFunctionMode):
     """Sees every weighted call of one forward pass: records the order in which
     weights are first used, or measures one weight's output and stops.
+    `read_early` names the units whose weight or bias some call read before
+    the unit's own first call (a tied weight).
 
     When measuring, `replay` is then the watched call itself with the inputs it
     had: the weight's output again, from the weight and bias as they are at
@@ -111,6 +122,8 @@ class _Watch(TorchFunctionMode):
         self.output: torch.Tensor | None = None
         self.replay: Callable[[], torch.Tensor] | None = None
         self.target_used = False
+        self.read: set[str] = set()
+        self.read_early: set[str] = set()
         self.expanding: list[Callable[..., Any]] = []
 
     def __torch_function__(self, func: Any, arg_types: Any, args: Any = (),
@@ -134,8 +147,10 @@ class _Watch(TorchFunctionMode):
             # a Python function torch dispatches (F.multi_head_attention_forward):
             # run its body under the watch, so the weights it uses are seen
             return expand(self, func, args, kwargs)
-        if self.target is not None and _mentions(self.target, self.names, args, kwargs):
+        read = _reads(func, self.names, args, kwargs)
+        if self.target is not None and {self.target.name, self.target.bias} & read:
             self.target_used = True
+        self.read |= read
         return func(*args, **kwargs)
 
     def measured(self, call: Callable[[], torch.Tensor], replayable: bool) -> None:
@@ -148,6 +163,8 @@ class _Watch(TorchFunctionMode):
         if unit.name not in self.seen:
             self.seen.add(unit.name)
             self.order.append(unit)
+            if {unit.name, unit.bias} & self.read:
+                self.read_early.add(unit.name)
 
     def recurrent(self, func: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
                   replayable: bool) -> None:
@@ -175,17 +192,52 @@ class _Watch(TorchFunctionMode):
                 self.measured(functools.partial(F.linear, inputs, weight, bias), replayable)
 
 
-def _mentions(unit: _Unit, names: _Names, args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
-    """Whether the unit's weight or bias is among a call's arguments (or in a list of them)."""
-    mine = {unit.name, unit.bias} - {None}
+def _reads(func: Callable[..., Any], names: _Names, args: Sequence[Any], kwargs: dict[str, Any]) -> set[str]:
+    """The names of the parameters among a call's arguments (or in a list of
+    them), unless the call reads only their metadata."""
+    if func in _METADATA:
+        return set()
+    found: set[str] = set()
     for value in (*args, *kwargs.values()):
         items = value if isinstance(value, (list, tuple)) else (value,)
-        if any(names(item) in mine for item in items):
-            return True
-    return False
+        found.update(name for name in map(names, items) if name is not None)
+    return found
 
 
-def _run(model: torch.nn.Module, batches: Sequence[Any], watch: _Watch, stop: bool = False) -> None:
+class _InOnePass(TorchFunctionMode):
+    """LSUV inside one forward pass: at the first call of each unit's weight,
+    `rescale(unit, call)` runs the unit's whole LSUV loop, measuring by
+    replaying that call (its inputs come from the layers before it, already
+    rescaled); the pass then goes on with the call's output from the final
+    weight and bias. A later call of the same weight runs as it is. On a
+    chain of L layers this is about L + (rescalings) layer calls, where
+    measuring each layer by a forward pass up to it costs about L^2 / 2.
+    Only for units measured at a weighted call whose inputs do not depend on
+    their weight or bias (`_Watch.read_early` empty), on an unsharded model."""
+
+    def __init__(self, names: _Names, order: list[_Unit],
+                 rescale: Callable[[_Unit, Callable[[], torch.Tensor]], None]) -> None:
+        super().__init__()
+        self.names, self.rescale = names, rescale
+        self.pending = {unit.name: unit for unit in order}
+        self.expanding: list[Callable[..., Any]] = []
+
+    def __torch_function__(self, func: Any, arg_types: Any, args: Any = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        if func in _WEIGHTED:
+            name = self.names(_bound(func, args, kwargs, ("input", "weight", "bias")).get("weight"))
+            unit = self.pending.pop(name, None) if name is not None else None
+            if unit is not None:
+                call = functools.partial(func, *args, **kwargs)
+                self.rescale(unit, call)
+                return call()
+        elif type(func) is types.FunctionType and func not in self.expanding:
+            return expand(self, func, args, kwargs)   # as _Watch does
+        return func(*args, **kwargs)
+
+
+def _run(model: torch.nn.Module, batches: Sequence[Any], watch: _Watch | _InOnePass, stop: bool = False) -> None:
     try:
         with watch:
             for x in batches:
@@ -199,10 +251,13 @@ def _run(model: torch.nn.Module, batches: Sequence[Any], watch: _Watch, stop: bo
             end_forward(model)
 
 
-def _units(model: torch.nn.Module, batches: Sequence[Any], names: _Names) -> list[_Unit]:
-    """The weights the forward pass uses, in the order it first uses them; a
-    ValueError for a layer that computes on shards of its weight, a warning for
-    layers that compute in another dtype than their parameters'."""
+def _units(model: torch.nn.Module, batches: Sequence[Any], names: _Names) -> tuple[list[_Unit], bool]:
+    """The weights the forward pass uses, in the order it first uses them, and
+    whether LSUV can run in one forward pass (`_InOnePass`: one batch, an
+    unsharded model, no recurrent unit, no unit whose weight or bias a call
+    reads before its own); a ValueError for a layer that computes on shards of
+    its weight, a warning for layers that compute in another dtype than their
+    parameters'."""
     watch = _Watch(names)
     _run(model, batches[:1], watch)
     for unit in watch.order:
@@ -210,7 +265,9 @@ def _units(model: torch.nn.Module, batches: Sequence[Any], names: _Names) -> lis
     params = dict(model.named_parameters())
     warn_other_precision("lsuv", [(_label(unit), unit.seen.dtype, params[unit.name].dtype) for unit in watch.order
                                   if unit.seen.dtype != params[unit.name].dtype])
-    return watch.order
+    in_one_pass = (len(batches) == 1 and not names.sharded and not watch.read_early
+                   and all(unit.recurrent is None for unit in watch.order))
+    return watch.order, in_one_pass
 
 
 def _label(unit: _Unit) -> str:
@@ -243,9 +300,7 @@ class _UnitMoments:
         moments = Moments()
         for index, x in enumerate(self.batches):
             replay = self.replays[index]
-            output = replay() if replay is not None else self.forward(index, x)
-            # in float64 already (exactly), as NumPy has no bfloat16
-            moments.add(output.detach().to(torch.float64).cpu().numpy(), self.unit.axis)
+            _add(moments, replay() if replay is not None else self.forward(index, x), self.unit.axis)
         return moments
 
     def forward(self, index: int, x: Any) -> torch.Tensor:
@@ -255,6 +310,11 @@ class _UnitMoments:
             raise ValueError(f"layer {self.unit.name}: the forward pass did not use it on every batch")
         self.replays[index] = watch.replay
         return watch.output
+
+
+def _add(moments: Moments, output: torch.Tensor, axis: int) -> None:
+    # in float64 already (exactly), as NumPy has no bfloat16
+    moments.add(output.detach().to(torch.float64).cpu().numpy(), axis)
 
 
 def _check_plain_weights(model: torch.nn.Module) -> None:
@@ -281,6 +341,15 @@ def lsuv(model: torch.nn.Module, data: Any, *, tol: float = 0.1, max_iter: int =
     ``torch.no_grad()``, and its training flags are restored afterwards; a
     layer called several times per pass is measured at its first call. The
     algorithm and the records are those of `varinit.layers.lsuv`.
+
+    On one batch, LSUV runs inside a single forward pass: each layer is
+    rescaled at its first call, measured by repeating that call, and the pass
+    goes on from its rescaled output (about 2 L + rescalings layer calls for L
+    layers). With several batches, a model sharded by ``fully_shard``, a
+    recurrent layer, or a weight or bias some call reads before the layer's
+    own call (a tied weight), each layer is measured by a forward pass up to
+    it instead (about L^2 / 2 layer calls per batch); the results are the same
+    bits either way.
 
     A model sharded by ``fully_shard`` (FSDP2), e.g. built on the meta device,
     sharded and materialized with ``to_empty``, is called on every rank alike
@@ -354,7 +423,7 @@ def lsuv(model: torch.nn.Module, data: Any, *, tol: float = 0.1, max_iter: int =
         with torch.no_grad():
             _check_plain_weights(model)
             names = _Names(model)
-            order = _units(model, batches, names)
+            order, in_one_pass = _units(model, batches, names)
             params = dict(model.named_parameters())
             written = [params[n] for unit in order for n in (unit.name, unit.bias) if n is not None]
             given = [generator] if isinstance(generator, Generator) else []
@@ -365,7 +434,7 @@ def lsuv(model: torch.nn.Module, data: Any, *, tol: float = 0.1, max_iter: int =
                 # the ranks agree on the generator: the orthogonal fills skip their own check
                 with streams_agreed() if names.sharded else contextlib.nullcontext():
                     report = _lsuv(model, batches, order, names, tol, max_iter, mean_correction, source, by_name,
-                                   step)
+                                   step, in_one_pass)
             mark_dtensors_written(written)
             return report
     finally:
@@ -375,7 +444,7 @@ def lsuv(model: torch.nn.Module, data: Any, *, tol: float = 0.1, max_iter: int =
 
 def _lsuv(model: torch.nn.Module, batches: Sequence[Any], order: list[_Unit], names: _Names, tol: float,
           max_iter: int, mean_correction: bool, generator: Generator | None, by_name: bool,
-          step: Callable[[int, int], object] | None = None) -> LsuvReport:
+          step: Callable[[int, int], object] | None = None, in_one_pass: bool = False) -> LsuvReport:
     params = dict(model.named_parameters())
     if generator is not None:
         for unit in order:
@@ -384,12 +453,11 @@ def _lsuv(model: torch.nn.Module, batches: Sequence[Any], order: list[_Unit], na
             if unit.bias is not None:
                 fill_constant(params[unit.bias], unit.bias, 0.0)
     report = LsuvReport()
-    for unit in order:
+
+    def rescale(unit: _Unit, measure: Callable[[], Moments], whole_bias: WholeCopy | None = None) -> None:
         # W / sqrt(Var) is elementwise: each rank scales its own shard of a sharded weight
         weight = as_array(local_part(params[unit.name]))
         bias = params[unit.bias] if unit.bias is not None else None
-        whole_bias = WholeCopy(bias) if bias is not None and is_dtensor(bias) else None
-        measure = _UnitMoments(model, unit, batches, names, whole_bias)
         bias_values = whole_bias.values if whole_bias is not None else as_array(bias) if bias is not None else None
         report.append(rescale_to_unit_variance(
             _label(unit), measure, [weight], bias_values, tol, max_iter, mean_correction))
@@ -397,4 +465,22 @@ def _lsuv(model: torch.nn.Module, batches: Sequence[Any], order: list[_Unit], na
             whole_bias.write()
         if step is not None:
             step(len(report), len(order))
+
+    def rescale_at_call(unit: _Unit, call: Callable[[], torch.Tensor]) -> None:
+        def measure() -> Moments:
+            moments = Moments()
+            _add(moments, call(), unit.axis)
+            return moments
+        rescale(unit, measure)
+
+    if in_one_pass:
+        single = _InOnePass(names, order, rescale_at_call)
+        _run(model, batches, single)
+        if single.pending:
+            raise ValueError(f"layer {next(iter(single.pending))}: the forward pass did not use it on every batch")
+        return report
+    for unit in order:
+        bias = params[unit.bias] if unit.bias is not None else None
+        whole_bias = WholeCopy(bias) if bias is not None and is_dtensor(bias) else None
+        rescale(unit, _UnitMoments(model, unit, batches, names, whole_bias), whole_bias)
     return report
