@@ -47,7 +47,6 @@ runs side by side; the output names the values the environment had.
 import argparse
 import datetime
 import json
-import math
 import os
 import platform
 import statistics

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import _arrays, _core, _validate
 from . import generator as _generator_module
-from ._arrays import (as_array, fill_array, is_torch_tensor, staging_buffer, writes_in_place, writes_in_place_fast,
+from ._arrays import (as_array, is_torch_tensor, staging_buffer, writes_in_place, writes_in_place_fast,
                       written_address)
 from .activations import ALIASES as ACTIVATION_ALIASES
 from .activations import NAMES as ACTIVATION_NAMES
