@@ -828,6 +828,21 @@ static int fast_uniform_has_values(int dtype, double a, double b)
 }
 
 /* torch's rule for the (out, in, *kernel) layout, as fan_rules.torch_rule_fans: 1 or 0 */
+/* The uniform law of that std (bound sqrt(3) std, as init.py computes it) or
+ * the zero-mean normal of it: kaiming's and xavier's two distributions */
+static void fast_set_std(vi_params *p, int uniform, double std)
+{
+    if (uniform) {
+        double bound = sqrt(3.0) * std;
+        p->dist = VI_UNIFORM;
+        p->p0 = -bound;
+        p->p1 = bound;
+    } else {
+        p->dist = VI_NORMAL;
+        p->p1 = std;
+    }
+}
+
 static int fast_fans(const fast_target *t, double *fan_in, double *fan_out)
 {
     vi_fan_spec spec = {VI_LAYER_DEFAULT, 1, 1, NULL, 0, NULL, 0, NULL};
@@ -903,15 +918,7 @@ static int fast_distribution(int kind, PyObject *const *v, const fast_target *t,
             return found;
         /* gain / sqrt(fan / variance_factor), the factor 1.0 of torch's rule */
         std = gain / sqrt((fan_mode_in ? fan_in : fan_out) / 1.0);
-        if (kind == FAST_KAIMING_UNIFORM) {
-            double bound = sqrt(3.0) * std;
-            p->dist = VI_UNIFORM;
-            p->p0 = -bound;
-            p->p1 = bound;
-        } else {
-            p->dist = VI_NORMAL;
-            p->p1 = std;
-        }
+        fast_set_std(p, kind == FAST_KAIMING_UNIFORM, std);
         *generator = v[3];
         break;
     }
@@ -923,15 +930,7 @@ static int fast_distribution(int kind, PyObject *const *v, const fast_target *t,
         /* gain * sqrt(2 variance_factor / (fan_in + fan_out)); the sum of two whole
          * doubles rounds as float() of the int sum does */
         std = gain * sqrt(2.0 * 1.0 / (fan_in + fan_out));
-        if (kind == FAST_XAVIER_UNIFORM) {
-            double bound = sqrt(3.0) * std;
-            p->dist = VI_UNIFORM;
-            p->p0 = -bound;
-            p->p1 = bound;
-        } else {
-            p->dist = VI_NORMAL;
-            p->p1 = std;
-        }
+        fast_set_std(p, kind == FAST_XAVIER_UNIFORM, std);
         *generator = v[1];
         break;
     default:

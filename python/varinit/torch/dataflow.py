@@ -771,23 +771,27 @@ class _Walk:
             elif node.kind in ("constant", "param", "embedding", "rnn", "softmax"):
                 value = 0.0
             elif node.kind == "norm":
-                training = node.attrs.get("training", True)
-                value = ins[0] if node.attrs.get("which") in ("batch_norm", "instance_norm") and not training else 0.0
+                value = 0.0 if _resets(node) else ins[0]
             elif node.index in self.regions:
                 source = self.regions[node.index][0]
                 value = self.region_slope(node.index) * sens.get(source, 0.0)
             elif node.kind == "mul" or node.kind == "matmul":
                 value = sum(ins)
             elif node.kind in ("add", "sub", "cat") and ins:
-                weights = [self.m(i).second for i in node.inputs]
-                total = sum(weights)
-                value = sum(w * s for w, s in zip(weights, ins)) / total if total > 0 else max(ins)
+                value = self.by_part(node, ins)
             elif node.kind == "attention":
                 value = ins[2] if len(ins) > 2 else 0.0
             else:
                 value = ins[0] if ins else 0.0
             sens[node.index] = value
         return sens
+
+    def by_part(self, node: Node, values: list[float]) -> float:
+        """A sum's or a concatenation's value of a per-node quantity: its parts'
+        values weighted by their second moments (the largest if they have none)."""
+        weights = [self.m(i).second for i in node.inputs]
+        total = sum(weights)
+        return sum(w * v for w, v in zip(weights, values)) / total if total > 0 else max(values)
 
     def drift(self) -> dict[str, float]:
         """Per activation, the most a relative error of the second moment made by
@@ -802,8 +806,7 @@ class _Walk:
                 outside.update(node.inputs)
         for node in self.graph.nodes:
             ins = [growth.get(i, 1.0) for i in node.inputs]
-            if node.kind == "norm" and not (node.attrs.get("which") in ("batch_norm", "instance_norm")
-                                            and not node.attrs.get("training", True)):
+            if node.kind == "norm" and _resets(node):
                 value = 1.0
             elif node.index in self.regions:
                 source = self.regions[node.index][0]
@@ -812,9 +815,7 @@ class _Walk:
                     label = region_label(self.graph, source, node.index)
                     worst[label] = max(worst.get(label, 1.0), value)
             elif node.kind in ("add", "sub", "cat") and ins:
-                weights = [self.m(i).second for i in node.inputs]
-                total = sum(weights)
-                value = sum(w * g for w, g in zip(weights, ins)) / total if total > 0 else max(ins)
+                value = self.by_part(node, ins)
             else:
                 value = max(ins, default=1.0)
             growth[node.index] = value
@@ -836,16 +837,13 @@ class _Walk:
                 units = node.shape[-1] if node.kind == "linear" else node.shape[1]
                 value = (ins[0] if ins else 0.0) + 2.0 / max(units, 1)
                 worst = max(worst, (value, node.module or node.target))
-            elif node.kind == "norm" and not (node.attrs.get("which") in ("batch_norm", "instance_norm")
-                                              and not node.attrs.get("training", True)):
+            elif node.kind == "norm" and _resets(node):
                 value = 0.0
             elif node.index in self.regions:
                 source = self.regions[node.index][0]
                 value = self.region_slope(node.index) ** 2 * variance.get(source, 0.0)
             elif node.kind in ("add", "sub", "cat") and ins:
-                weights = [self.m(i).second for i in node.inputs]
-                total = sum(weights)
-                value = sum(w * v for w, v in zip(weights, ins)) / total if total > 0 else max(ins)
+                value = self.by_part(node, ins)
             elif node.kind == "mul":
                 value = sum(ins)
             elif node.kind == "attention":
@@ -856,6 +854,12 @@ class _Walk:
                 value = max(ins, default=0.0)
             variance[node.index] = value
         return math.sqrt(worst[0]), worst[1]
+
+
+def _resets(node: Node) -> bool:
+    """Whether a norm node sets its output's scale whatever its input's: every
+    norm but batch or instance norm on running statistics (eval)."""
+    return not (node.attrs.get("which") in ("batch_norm", "instance_norm") and not node.attrs.get("training", True))
 
 
 def _elementwise(g: Fused, m: Moments) -> tuple[Moments, float]:
