@@ -35,6 +35,15 @@ BOUNDS = {
     # grows at most 3-fold and each MLP's first layer shares its branch's scale (T-Fixup's way);
     # with the whole scale on the branch ends (as before) act was 2.04, out 2.16, grad 7.2
     "transformer_pre_ln": (2.0, (0.25, 4.0)),
+    # torch's layer scale 1e-6 leaves the branches' layers a millionth of the stem's gradient
+    # (grad 1e6; structure-only too): a layer scale is the branch's gain, set like a norm's gamma
+    "convnext_layer_scale": (2.0, (0.25, 4.0)),
+    # Swin-style windows padded with zeros: the padding taken as signal made qkv 2.5x too
+    # small and the proj's measured pass missing (F.linear with the module's weight): grad 22.6.
+    # Now 10.7: the output is a mean over positions, so the gradient arriving at every token is
+    # the same, and attention's average passes it whole where the forward signal it carries was
+    # averaged down 16-fold; the solve sees forward moments only (README: what is left)
+    "window_attention_padded": (2.0, (0.25, 16.0)),
 }
 
 

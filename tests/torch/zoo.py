@@ -202,6 +202,88 @@ class StackedLSTM(nn.Module):
         return self.head(self.lstm(x)[0])
 
 
+class LayerScaleBlock(nn.Module):
+    """ConvNeXt's block: depthwise 7x7, LayerNorm, an inverted GELU MLP, a per-channel
+    layer scale (1e-6 here, as ConvNeXt sets it) and stochastic depth on the branch."""
+
+    def __init__(self, channels, drop=0.1):
+        super().__init__()
+        self.dw = nn.Conv2d(channels, channels, 7, padding=3, groups=channels)
+        self.norm = nn.LayerNorm(channels)
+        self.fc1, self.fc2 = nn.Linear(channels, 4 * channels), nn.Linear(4 * channels, channels)
+        self.layer_scale = nn.Parameter(torch.full((channels, 1, 1), 1e-6))
+        self.drop = drop
+
+    def forward(self, x):
+        h = self.dw(x).permute(0, 2, 3, 1)
+        h = self.fc2(F.gelu(self.fc1(self.norm(h)))).permute(0, 3, 1, 2)
+        h = self.layer_scale * h
+        if self.training and self.drop > 0:
+            keep = x.new_empty(x.shape[0], 1, 1, 1).bernoulli_(1 - self.drop) / (1 - self.drop)
+            h = h * keep
+        return x + h
+
+
+class LayerScaleNet(nn.Module):
+    def __init__(self, blocks=8, channels=48, classes=10):
+        super().__init__()
+        self.stem = nn.Conv2d(3, channels, 4, stride=4)
+        self.blocks = nn.Sequential(*(LayerScaleBlock(channels) for _ in range(blocks)))
+        self.norm = nn.LayerNorm(channels)
+        self.head = nn.Linear(channels, classes)
+
+    def forward(self, x):
+        x = self.blocks(self.stem(x))
+        return self.head(self.norm(x.mean((2, 3))))
+
+
+class WindowBlock(nn.Module):
+    """Swin's block without the shift: the map is zero padded to a multiple of the
+    window, attention (written out: softmax(q k^T) @ v) runs in each window with the
+    module's weights passed to F.linear, and the padding is cropped away."""
+
+    def __init__(self, d, heads, window):
+        super().__init__()
+        self.heads, self.window = heads, window
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.fc1, self.fc2 = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+    def attention(self, x):
+        b, h, w, d = x.shape
+        win = self.window
+        x = F.pad(x, (0, 0, 0, (-w) % win, 0, (-h) % win))
+        hp, wp = x.shape[1], x.shape[2]
+        x = x.view(b, hp // win, win, wp // win, win, d).permute(0, 1, 3, 2, 4, 5).reshape(-1, win * win, d)
+        q, k, v = F.linear(x, self.qkv.weight, self.qkv.bias).reshape(
+            x.shape[0], win * win, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        a = torch.softmax(q @ k.transpose(-2, -1) * (d // self.heads) ** -0.5, dim=-1)
+        x = (a @ v).transpose(1, 2).reshape(-1, win * win, d)
+        x = F.linear(x, self.proj.weight, self.proj.bias)
+        x = x.view(b, hp // win, wp // win, win, win, d).permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, d)
+        return x[:, :h, :w, :].contiguous()
+
+    def forward(self, x):
+        x = x + self.attention(self.norm1(x))
+        return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
+
+
+class WindowTransformer(nn.Module):
+    """Patch embedding, then window-attention blocks on a 5x5 map with 4x4 windows:
+    the windows hold 16 positions, of which the padding fills 7 to 15 in three of four."""
+
+    def __init__(self, blocks=4, d=64, heads=4, window=4, classes=10):
+        super().__init__()
+        self.embed = nn.Conv2d(3, d, 4, stride=4)
+        self.blocks = nn.Sequential(*(WindowBlock(d, heads, window) for _ in range(blocks)))
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, classes)
+
+    def forward(self, x):
+        x = self.blocks(self.embed(x).permute(0, 2, 3, 1))
+        return self.head(self.norm(x).mean((1, 2)))
+
+
 def _images(batch=16, size=16):
     return torch.randn(batch, 3, size, size)
 
@@ -227,6 +309,8 @@ ZOO = {
         torch.randn(16, 32, 64)),
     "tiny_gpt_tied": lambda: (TinyGPT(), torch.randint(0, 512, (16, 32))),
     "lstm_stacked": lambda: (StackedLSTM(), torch.randn(16, 20, 32)),
+    "convnext_layer_scale": lambda: (LayerScaleNet(), _images(8, 32)),
+    "window_attention_padded": lambda: (WindowTransformer(), _images(8, 20)),
 }
 # A degree-2 homogeneous activation: no initialization keeps it stable over depth.
 UNSTABLE = {"mlp_relu_squared": lambda: (MLP(12, 256, ReluSquared()), torch.randn(256, 256))}

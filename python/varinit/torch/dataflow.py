@@ -85,6 +85,17 @@ MAX_STREAM_BUDGET = 16.0
 OPEN_STREAM_BUDGET = 3.0
 # a chain of norm-ended branches grows its stream's second moment at most e-fold
 NORM_BRANCH_GROWTH = 1.0 - math.exp(-1.0)
+# activations with g(0) = 0: zero padding stays zero through them
+ZERO_AT_ZERO = ("relu", "leaky_relu", "gelu", "silu", "tanh", "elu", "celu", "selu", "mish", "relu6", "hardswish",
+                "softsign", "hardtanh")
+# ops through which the model's output is a degree-1 positively homogeneous function of
+# the layers before it: scaling those layers' weights by f scales the output by f
+HOMOGENEOUS = ("view", "dropout", "scale", "max_pool", "avg_pool", "adaptive_max_pool", "adaptive_avg_pool",
+               "mean", "sum", "cat")
+HOMOGENEOUS_ACTIVATIONS = ("relu", "leaky_relu")
+# the last layers' std moves at most this factor toward the model's output having unit
+# variance (output_gains), so it stays within a factor 2 of the other layers'
+MAX_OUTPUT_GAIN = 1.8
 
 
 @dataclass
@@ -140,6 +151,9 @@ def plan(model: torch.nn.Module, example_inputs: ExampleInputs, *, target: float
         if all(_close(new.get(k), decided.get(k)) for k in set(new) | set(decided)):
             break
         decided = new
+    walk.output_gain = walk.output_gains()
+    if walk.output_gain:
+        walk.run(decided)
     walk.finish()
     return Plan(walk.plans, graph, walk.moments, walk.verdicts(), walk.notes, walk.measurable(), walk.drift(),
                 walk.spread())
@@ -193,12 +207,18 @@ class _Walk:
         self.head_gamma_nodes = {_norm_before(graph, head): gamma for head, gamma in self.head_gains.items()}
         self.notes: list[str] = []
         self.alphas: dict[int, float] = {}
+        # layer node -> factor on its goal that gives the model's output the target variance
+        self.output_gain: dict[int, float] = {}
         # per pass (run)
         self.decided: dict[str, float] = {}
         self.plans: dict[str, ParamPlan] = {}
         self.moments: dict[int, Moments | None] = {}
         # per node: kappa, the second moment of the part common to every position (>= mean^2)
         self.common: dict[int, float] = {}
+        # per node whose output holds zero padding: the share of its elements that are not
+        # padding (its moments are theirs); what cannot carry the share reads the mixture
+        self.live: dict[int, float] = {}
+        self.raw = False   # True while a node that carries the share reads its input
         self.regions: dict[int, Region] = {}
         self.slopes: dict[int, float] = {}
         self.assumed: list[str] = []
@@ -209,10 +229,17 @@ class _Walk:
     def run(self, decided: dict[str, float]) -> None:
         self.decided = decided
         self.plans, self.moments, self.regions, self.common, self.slopes = {}, {}, {}, {}, {}
-        self.assumed, self.opaque = [], []
+        self.assumed, self.opaque, self.live = [], [], {}
         self.memo = {}
         for node in self.graph.nodes:
+            share = self.live.get(node.inputs[0]) if node.inputs and _keeps_zero(node) else None
+            self.raw = share is not None
             moments = self.moments[node.index] = self.node_moments(node)
+            self.raw = False
+            if share is not None:
+                kept = share * math.prod(self.graph.nodes[node.inputs[0]].shape)
+                if abs(kept - math.prod(node.shape)) >= 0.5:   # else a crop that drops the padding
+                    self.live[node.index] = share
             if moments is not None and node.index not in self.common:
                 self.common[node.index] = min(max(self.node_common(node, moments), moments.mean ** 2),
                                               moments.second)
@@ -220,7 +247,9 @@ class _Walk:
     def kappa(self, index: int) -> float:
         """The common part's second moment of a node's output (mean^2 when unknown)."""
         found = self.common.get(index)
-        return self.m(index).mean ** 2 if found is None else found
+        if found is None:
+            return self.m(index).mean ** 2
+        return found * (1.0 if self.raw else self.live.get(index, 1.0))
 
     def node_common(self, node: Node, out: Moments) -> float:
         """kappa of a node's output from its inputs': what attention averages
@@ -260,8 +289,15 @@ class _Walk:
         return out.mean ** 2
 
     def m(self, index: int) -> Moments:
+        """A node's output moments: over all its elements (zero padding included),
+        or, while a node that carries the padding's share reads it, over the rest."""
         value = self.moments.get(index)
-        return ASSUMED if value is None else value
+        if value is None:
+            return ASSUMED
+        share = self.live.get(index)
+        if share is None or self.raw:
+            return value
+        return Moments(value.mean * share, value.second * share)
 
     def node_moments(self, node: Node) -> Moments | None:
         kind = node.kind
@@ -427,6 +463,10 @@ class _Walk:
             return goal, (f"; inside a residual branch of the model's output stream: the branch's "
                           f"scale, as its end ({self.graph.nodes[shared].module or 'the model'})")
         if end is None or self.residual == "none":
+            gain = self.output_gain.get(node.index)
+            if gain is not None:
+                return self.target * gain, (f"; x{_g(gain)}, halfway to the model's output (reached through ReLU, "
+                                            f"pooling or concatenation) having variance {_g(self.target)}")
             return self.target, ""
         stream, length, add, first, open_end = end
         s, s0 = self.m(stream), self.m(first)
@@ -533,6 +573,26 @@ class _Walk:
             value = 1.0
         return rules.norm(x, value * value, 0.0, 0.0, rms=which == "rms_norm", gamma_mean=value)
 
+    def layer_scale(self, node: Node, name: str, signal: int) -> Moments:
+        """A per-channel gain parameter that multiplies a residual branch's output
+        (ConvNeXt's and CaiT's layer scale, Touvron et al. 2021): the branch's own
+        scale, set like a branch-final norm's gamma, so the layers before it are
+        solved for the target and the gain alone sets the branch's share."""
+        x = self.m(signal)
+        if name in self.kept:
+            value = self.kept_rms(name, 1.0)
+        else:
+            if self.residual == "zero_gamma":
+                value, reason = 0.0, "layer scale of a residual branch: 0 (the block starts as identity)"
+            elif self.residual == "depth":
+                goal, why = self.goal(node)
+                value = math.sqrt(goal / x.second) if x.second > 0 else 1.0
+                reason = f"layer scale of a residual branch{why}"
+            else:
+                value, reason = 1.0, "layer scale of a residual branch: one (residual='none')"
+            self.plans[name] = ParamPlan(name, "constant", value=value, reason=reason)
+        return rules.scale(x, value)
+
     def _dropout(self, node: Node) -> Moments:
         a = node.attrs
         return rules.dropout(self.m(node.inputs[0]), a.get("p", 0.5), a.get("training", True))
@@ -599,7 +659,31 @@ class _Walk:
 
     def _matmul(self, node: Node) -> Moments:
         a, b = node.inputs[:2]
-        return rules.matmul(self.m(a), self.m(b), node.attrs.get("inner", 1))
+        inner = node.attrs.get("inner", 1)
+        if self.softmax_rows(a):
+            # attention written out, softmax(q k^T) @ v: each output row averages the
+            # values with weights that sum to one, so the part common to every key
+            # (kappa: the mean, and what neighbouring tokens share) passes whole and
+            # the rest by sum_j a_j^2 = inner * E[a^2]; what two queries' averages
+            # share is attention_common's
+            v = self.m(b)
+            common = min(max(self.kappa(b), v.mean ** 2), v.second)
+            self.common[node.index] = rules.attention_common(v, keys=inner, queries=node.shape[-2],
+                                                             v_common=common)
+            return Moments(v.mean, common + (v.second - common) * min(inner * self.m(a).second, 1.0))
+        return rules.matmul(self.m(a), self.m(b), inner)
+
+    def softmax_rows(self, index: int) -> bool:
+        """Whether node `index` is a softmax over its last dim, through dropout and views
+        that keep that dim."""
+        node = self.graph.nodes[index]
+        while node.kind in ("dropout", "view") and node.inputs and node.attrs.get("op") != "pad":
+            source = self.graph.nodes[node.inputs[0]]
+            if not (source.shape and node.shape and source.shape[-1] == node.shape[-1]):
+                return False
+            node = source
+        dim = node.attrs.get("dim")
+        return node.kind == "softmax" and dim is not None and dim in (-1, len(node.shape) - 1)
 
     def _attention(self, node: Node) -> Moments:
         q, k, v = (self.m(i) for i in node.inputs[:3])
@@ -641,10 +725,17 @@ class _Walk:
 
     def view(self, node: Node) -> Moments | None:
         if node.attrs.get("op") == "pad" and node.attrs.get("mode", "constant") == "constant":
-            # F.pad adds zeros: the mean square falls by the padded share
-            inner = math.prod(self.graph.nodes[node.inputs[0]].shape)
+            # F.pad adds zeros: the mean square over all elements falls by the padded share.
+            # Padding that leaves the last (feature) dim whole (Swin's windows, padded
+            # sequences) is kept apart: layers and activations applied per position act on
+            # the real positions' moments, and a later crop drops the zeros again
+            source = self.graph.nodes[node.inputs[0]]
+            inner = math.prod(source.shape)
             share = inner / max(math.prod(node.shape), 1)
             x = self.m(node.inputs[0])
+            if node.shape and source.shape and node.shape[-1] == source.shape[-1]:
+                self.live[node.index] = share * self.live.get(node.inputs[0], 1.0)
+                return self.moments.get(node.inputs[0])
             return Moments(x.mean * share, x.second * share)
         return self.moments.get(node.inputs[0]) if node.inputs else None
 
@@ -670,6 +761,9 @@ class _Walk:
         if node.kind == "sub":
             return rules.sub(ins[0], ins[1], a.get("alpha", 1.0))
         if node.kind == "mul":
+            gain = _branch_gain(self.graph, node) if node.index in self.branch_end else None
+            if gain is not None:
+                return self.layer_scale(node, *gain)
             return rules.mul(ins[0], ins[1])
         if node.kind == "scale":
             return rules.scale(ins[0], a["scalar"])
@@ -678,12 +772,77 @@ class _Walk:
         self.opaque.append(node)
         return None
 
+    def output_gains(self) -> dict[int, float]:
+        """{layer node: factor on its goal} that moves each model output toward the
+        target variance. Two goals meet there: the layers' output second moment
+        (the target) and the model output's variance (not second moment: an output
+        through ReLU or pooling has a mean, and a ReLU's variance is 0.34 of its
+        second moment). The factor splits the log distance between them in half
+        (the least-squares compromise): a ReLU output's std goes from 0.58 to 0.76
+        and its layer's from 1 to 1.31. Only where the output is a positively
+        homogeneous function of the layers it is read from (ReLU, pooling,
+        concatenation, views, dropout in between), so a factor on their second
+        moment is the same factor on its variance; at most MAX_OUTPUT_GAIN on the
+        std, with a note."""
+        gains: dict[int, float] = {}
+        for out in dict.fromkeys(self.graph.outputs):
+            moments = self.moments.get(out)
+            layers = self.last_layers(out)
+            if moments is None or not layers or set(layers) & set(gains) or layers == [out]:
+                continue
+            variance = moments.second - moments.mean ** 2
+            if variance <= 0:
+                continue
+            gain = math.sqrt(self.target / variance)
+            capped = min(max(gain, MAX_OUTPUT_GAIN ** -2), MAX_OUTPUT_GAIN ** 2)
+            if abs(capped - 1.0) <= 1e-3:
+                continue
+            if capped != gain:
+                self.notes.append(
+                    f"the model's output has variance {_g(variance * capped)}: halfway to {_g(self.target)} would "
+                    f"take x{_g(math.sqrt(gain))} on the std of the layers before it, beyond the {MAX_OUTPUT_GAIN} "
+                    "allowed, so they stay in line with the rest")
+            gains.update(dict.fromkeys(layers, capped))
+        return gains
+
+    def last_layers(self, out: int) -> list[int]:
+        """The layer nodes whose weights this use decides and of which the node `out`
+        is a positively homogeneous function, or [] when anything else lies between."""
+        found: list[int] = []
+        stack, seen = [out], set()
+        while stack:
+            index = stack.pop()
+            if index in seen:
+                continue
+            seen.add(index)
+            node = self.graph.nodes[index]
+            region = self.regions.get(index)
+            if region is not None:
+                source, g, _, _ = region
+                if not (isinstance(g, tuple) and g[0] in HOMOGENEOUS_ACTIVATIONS):
+                    return []
+                stack.append(source)
+            elif node.kind in LAYERS:
+                weight = node.params.get("weight")
+                if (weight is None or self.deciding.get(weight) != index or weight in self.multi_use
+                        or weight in self.kept or index in self.branch_end or _weight_norm_gain(node)):
+                    return []
+                found.append(index)
+            elif node.kind in HOMOGENEOUS and node.inputs and not (
+                    node.kind == "view" and node.attrs.get("op") == "pad"
+                    and node.attrs.get("mode", "constant") != "constant"):
+                stack.extend(node.inputs)
+            else:
+                return []
+        return found
+
     def measurable(self) -> list[Target]:
         """The solved layers a measured pass can correct: a leaf layer module's
         output (or nn.MultiheadAttention's, whose out_proj it is) with a fixed
         goal, or, at a residual branch's end, alpha times the stream's measured
         second moment, read at the input of a norm or layer module that reads
-        the stream."""
+        the stream; and a layer function called with its parameter as the
+        weight inside a forward(), with a fixed goal."""
         targets: list[Target] = []
         for name, p in self.plans.items():
             node_index = self.deciding.get(name)
@@ -694,15 +853,20 @@ class _Walk:
             prefix = f"{node.module}." if node.module else ""
             own = name == f"{prefix}weight" or (
                 isinstance(module, torch.nn.MultiheadAttention) and name == f"{prefix}out_proj.weight")
-            if not (own and isinstance(module, MEASURED_MODULES)) or _weight_norm_gain(node) is not None:
+            if _weight_norm_gain(node) is not None:
                 continue
-            if p.goal is not None:
-                targets.append(Target(name, node.module, p.goal, None, None))
+            # the goal is the real positions'; a measurement averages the zero padding in too
+            goal = None if p.goal is None else p.goal * self.live.get(node_index, 1.0)
+            functional = not (own and isinstance(module, MEASURED_MODULES))
+            if functional and not (node.kind in LAYERS and node.params.get("weight") == name):
+                continue
+            if goal is not None:
+                targets.append(Target(name, node.module, goal, None, None, functional))
             elif node_index in self.alphas and self.residual == "depth":
                 stream = self.branch_end[node_index][0]
                 reader = _stream_reader(self.graph, self.modules, stream)
                 if reader is not None:
-                    targets.append(Target(name, node.module, None, reader, self.alphas[node_index]))
+                    targets.append(Target(name, node.module, None, reader, self.alphas[node_index], functional))
         return targets
 
     # ------------------------------------------------------------ the end
@@ -733,7 +897,7 @@ class _Walk:
             consumers = [n for n in self.graph.nodes if index in n.inputs]
             if consumers and all(c.index in self.regions for c in consumers):
                 continue  # inside a longer region: judged at its end
-            x = self.m(source)
+            x = self.region_input(index)
             if x.second <= 0 or moments.second <= 0 or x.variance <= 0:
                 continue
             chi = grad * x.variance / moments.second
@@ -747,13 +911,22 @@ class _Walk:
                     tally(by_label, label, 1.0, (a + b) / max(a, b))
         return [verdict(label, chi, slope, int(depth)) for label, (chi, slope, depth) in by_label.items()]
 
+    def region_input(self, index: int) -> Moments:
+        """The moments an elementwise region was computed from: its source's, over
+        the real positions when the region carried zero padding through."""
+        self.raw = index in self.live
+        try:
+            return self.m(self.regions[index][0])
+        finally:
+            self.raw = False
+
     def region_slope(self, index: int) -> float:
         """d log E[g^2] / d log q of a region at its input (verdicts, drift and spread ask
         for each region's: computed once per pass)."""
         slope = self.slopes.get(index)
         if slope is None:
             source, g, moments, _ = self.regions[index]
-            x = self.m(source)
+            x = self.region_input(index)
             bumped, _ = _elementwise(g, Moments(x.mean, x.mean * x.mean + x.variance * 1.1))
             slope = self.slopes[index] = math.log(bumped.second / moments.second) / math.log(
                 (x.mean * x.mean + 1.1 * x.variance) / x.second)
@@ -862,6 +1035,21 @@ def _resets(node: Node) -> bool:
     return not (node.attrs.get("which") in ("batch_norm", "instance_norm") and not node.attrs.get("training", True))
 
 
+def _keeps_zero(node: Node) -> bool:
+    """Whether a node maps each position on its own and zero to zero, so zero padding
+    in its input stays padding in its output (a view, dropout, a scale, a linear layer
+    with its zero bias, a layer or RMS norm over the features, an activation with
+    g(0) = 0)."""
+    kind = node.kind
+    if kind == "view":
+        return node.attrs.get("op") != "pad"
+    if kind in ("dropout", "scale", "linear"):
+        return True
+    if kind == "norm":
+        return node.attrs.get("which") in ("layer_norm", "rms_norm")
+    return kind == "elementwise" and len(node.inputs) == 1 and node.attrs.get("op") in ZERO_AT_ZERO
+
+
 def _elementwise(g: Fused, m: Moments) -> tuple[Moments, float]:
     """moment_rules.elementwise for a fused callable or a (name, param) activation."""
     if isinstance(g, tuple):
@@ -888,16 +1076,49 @@ def _named_activation(graph: Graph, node: Node, source: int) -> tuple[str, float
     return None
 
 
+def _times_constant(graph: Graph, node: Node) -> int | None:
+    """The other operand when `node` multiplies it by a tensor made in the forward
+    pass (a constant node: a random mask, a fixed factor), else None."""
+    if node.kind != "mul" or len(node.inputs) != 2:
+        return None
+    a, b = node.inputs
+    if graph.nodes[b].kind == "constant" and graph.nodes[a].kind != "constant":
+        return a
+    if graph.nodes[a].kind == "constant" and graph.nodes[b].kind != "constant":
+        return b
+    return None
+
+
+def _branch_gain(graph: Graph, node: Node) -> tuple[str, int] | None:
+    """(parameter name, the other operand) when `node` multiplies a signal by a
+    parameter read nowhere else that holds one value per channel (a layer scale:
+    shape (C,), (C, 1, 1), (1, 1, C)), else None."""
+    if node.kind != "mul" or len(node.inputs) != 2:
+        return None
+    for param_input, signal in ((node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])):
+        source = graph.nodes[param_input]
+        name = source.params.get("param") if source.kind == "param" else None
+        if name is None or graph.nodes[signal].kind == "param":
+            continue
+        tensor = graph.params.get(name)
+        if (tensor is not None and tensor.numel() > 1 and sum(d > 1 for d in tensor.shape) == 1
+                and len(graph.uses.get(name, ())) == 1 and not graph.tied.get(name)):
+            return name, signal
+    return None
+
+
 def _stream_reader(graph: Graph, modules: dict[str, torch.nn.Module], stream: int) -> str | None:
     """The name of a leaf norm or layer module whose input is the stream node (or
-    a MultiheadAttention whose query it is), or None."""
+    a MultiheadAttention whose query it is), reached through views of it and
+    concatenations of those (Swin's patch merging), or None."""
     sources = {stream}
     for node in graph.nodes:
         if not node.inputs or node.inputs[0] not in sources:
             continue
         module = modules.get(node.module)
-        if node.kind == "view" and isinstance(module, torch.nn.MultiheadAttention):
-            sources.add(node.index)  # batch_first: the query is transposed inside the module
+        if (node.kind == "view" and node.attrs.get("op") != "pad") or (
+                node.kind == "cat" and all(i in sources for i in node.inputs)):
+            sources.add(node.index)   # also MultiheadAttention's batch_first transpose of the query
         elif node.kind in ("norm",) + LAYERS and module is not None and (
                 not list(module.children()) or isinstance(module, torch.nn.MultiheadAttention)):
             return node.module
@@ -977,16 +1198,21 @@ def _residuals(graph: Graph, anc: list[int]) -> tuple[dict[int, BranchEnd], dict
         sizes[find(i)] = sizes.get(find(i), 0) + 1
     first: dict[int, int] = {}   # chain root -> the stream entering its first block
     last: dict[int, int] = {}    # chain root -> its last addition
-    # (first, last: chain root -> the stream entering its first block; its last addition
     for index in sorted(residual):
         first.setdefault(find(index), residual[index][0])
         last[find(index)] = index
     ends: dict[int, BranchEnd] = {}
     for index, (stream, branch) in residual.items():
         j = branch
-        while graph.nodes[j].kind in BRANCH_PASS and graph.nodes[j].inputs:
-            j = graph.nodes[j].inputs[0]
-        if graph.nodes[j].kind in LAYERS + ("norm",):
+        while True:
+            node = graph.nodes[j]
+            if node.kind in BRANCH_PASS and node.inputs:
+                j = node.inputs[0]
+            elif (masked := _times_constant(graph, node)) is not None:
+                j = masked   # a stochastic-depth mask (Huang et al. 2016) scales the branch it drops
+            else:
+                break
+        if graph.nodes[j].kind in LAYERS + ("norm",) or _branch_gain(graph, graph.nodes[j]) is not None:
             root = find(index)
             ends[j] = (stream, sizes[root], index, first[root], _reaches_output(graph, last[root]))
     return ends, sizes

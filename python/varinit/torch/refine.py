@@ -11,19 +11,25 @@ over the traced order). Each corrected weight is then drawn again from its
 own stream with std * factor, so its values still equal
 varinit.normal_(p, std=record.std, generator=g.stream(name)).
 
-Only layers called as modules (their output is hookable), used once, and not
-the end of a residual branch (whose target follows the stream) are
-measured; the model's buffers and torch's random state are left as they were.
+Layers used once and not at the end of a residual branch (whose target
+follows the stream) are measured: a layer called as a module through a forward
+hook, and a layer function (F.linear, F.conv2d, ...) called in a forward()
+with a parameter as its weight (Swin's window attention, hand-written blocks)
+through a torch function mode that sees that parameter. The model's buffers
+and torch's random state are left as they were.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Optional, cast
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from .graph import BufferGuard, ExampleInputs, example_call
+from .graph_kinds import SPECS
 
 # Modules whose output is their weight's layer output: leaf layers, and
 # MultiheadAttention, whose output is that of its out_proj weight.
@@ -48,6 +54,37 @@ class Target(NamedTuple):
     goal: Optional[float]
     stream: Optional[str]
     alpha: Optional[float]
+    functional: bool = False   # called as a layer function with the weight, not as a module
+
+
+# the layer functions whose output the functional measurement sees
+LAYER_KINDS = ("linear", "conv", "conv_transpose")
+
+
+class _LayerCalls(TorchFunctionMode):
+    """Calls `correct(target, output)` on the output of each layer function
+    called with a target's weight, and passes on what it returns."""
+
+    def __init__(self, targets: dict[int, Target],
+                 correct: Callable[[Target, torch.Tensor], Optional[torch.Tensor]]) -> None:
+        super().__init__()
+        self.targets, self.correct = targets, correct
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        try:
+            spec = SPECS.get(func)
+        except TypeError:   # an unhashable callable: not a layer function
+            return out
+        if spec is None or spec.kind not in LAYER_KINDS or not isinstance(out, torch.Tensor):
+            return out
+        weight = args[1] if len(args) > 1 else kwargs.get("weight")
+        target = self.targets.get(id(weight))
+        if target is None:
+            return out
+        corrected = self.correct(target, out)
+        return out if corrected is None else corrected
 
 
 class _AllMeasured(Exception):
@@ -71,42 +108,58 @@ def correction_factors(model: torch.nn.Module, example_inputs: ExampleInputs,
                 streams[name] = float(args[0].detach().to(torch.float64).pow(2).mean())
         return pre_hook
 
+    def measure(target: Target, out: torch.Tensor) -> Optional[torch.Tensor]:
+        """The corrected output of a target layer at its first call (None after)."""
+        if target.weight in factors:
+            return None
+        # a goal, or alpha and the stream it multiplies
+        goal = (cast(float, target.goal) if target.stream is None
+                else cast(float, target.alpha) * streams.get(target.stream, math.nan))
+        second = float(out.detach().to(torch.float64).pow(2).mean())
+        ok = second > 0 and math.isfinite(second) and math.isfinite(goal)
+        factor = math.sqrt(goal / second) if ok else 1.0
+        if abs(factor - 1.0) <= NOISE:
+            factor = 1.0
+        factors[target.weight] = factor
+        if len(factors) == weight_hooks:
+            raise _AllMeasured  # the rest of the forward pass (a large head) is not needed
+        return out * factor
+
     def hook(target: Target) -> Callable[[torch.nn.Module, tuple[Any, ...], Any], Any]:
         def correct(module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> Any:
             out = output[0] if isinstance(output, tuple) else output
-            if target.weight in factors or not isinstance(out, torch.Tensor):
+            if not isinstance(out, torch.Tensor):
                 return None
-            # a goal, or alpha and the stream it multiplies
-            goal = (cast(float, target.goal) if target.stream is None
-                    else cast(float, target.alpha) * streams.get(target.stream, math.nan))
-            second = float(out.detach().to(torch.float64).pow(2).mean())
-            ok = second > 0 and math.isfinite(second) and math.isfinite(goal)
-            factor = math.sqrt(goal / second) if ok else 1.0
-            if abs(factor - 1.0) <= NOISE:
-                factor = 1.0
-            factors[target.weight] = factor
-            if len(factors) == weight_hooks:
-                raise _AllMeasured  # the rest of the forward pass (a large head) is not needed
-            return (out * factor,) + tuple(output[1:]) if isinstance(output, tuple) else out * factor
+            corrected = measure(target, out)
+            if corrected is None:
+                return None
+            return (corrected,) + tuple(output[1:]) if isinstance(output, tuple) else corrected
         return correct
 
+    params = dict(model.named_parameters())
+    functional: dict[int, Target] = {}
     for target in targets:
         module = modules.get(target.module)
-        if not isinstance(module, MEASURED_MODULES):
+        weight = params.get(target.weight)
+        if not (isinstance(weight, torch.Tensor) if target.functional else isinstance(module, MEASURED_MODULES)):
             continue
         if target.stream is not None:
             reader = modules.get(target.stream)
             if reader is None:
                 continue
             handles.append(reader.register_forward_pre_hook(read_stream(target.stream)))
-        handles.append(module.register_forward_hook(hook(target)))
+        if target.functional:
+            functional[id(weight)] = target
+        elif module is not None:
+            handles.append(module.register_forward_hook(hook(target)))
         weight_hooks += 1
-    if not handles:
+    if not handles and not functional:
         return factors
     rng = torch.get_rng_state()
     try:
         args, kwargs = example_call(example_inputs)
-        with torch.no_grad(), BufferGuard(model):
+        with torch.no_grad(), BufferGuard(model), (_LayerCalls(functional, measure) if functional
+                                                   else contextlib.nullcontext()):
             model(*args, **kwargs)
     except _AllMeasured:
         pass

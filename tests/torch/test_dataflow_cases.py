@@ -1,0 +1,230 @@
+"""Dataflow init on the kinds of model the first zoo missed: outputs read
+through ReLU or pooling, layer scales at residual branch ends, windows padded
+with zeros, attention written out as softmax(q k^T) @ v, and layers called as
+functions with a module's weight (the measured pass)."""
+import math
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import varinit
+from varinit.torch.dataflow import plan
+from varinit.torch.refine import Target, correction_factors
+from zoo import LayerScaleNet, WindowTransformer, profile, verdict
+
+
+def _init(model, x, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return varinit.torch.init_module(model, x, generator=0, **kwargs)
+
+
+class ReluOut(nn.Module):
+    """Linear layers with ReLU, and the model's output read through a last ReLU."""
+
+    def __init__(self, tail=nn.ReLU()):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(256, 256) for _ in range(4))
+        self.tail = tail
+
+    def forward(self, x):
+        for layer in self.layers[:-1]:
+            x = F.relu(layer(x))
+        return self.tail(self.layers[-1](x))
+
+
+def _layer_stds(model, x):
+    outs = []
+    hooks = [layer.register_forward_hook(lambda m, a, o: outs.append(float(o.std()))) for layer in model.layers]
+    with torch.no_grad():
+        y = model(x)
+    for h in hooks:
+        h.remove()
+    return outs, float(y.std())
+
+
+def test_an_output_read_through_relu_meets_its_layer_halfway():
+    # A ReLU's output has variance 0.34 of its second moment (std 0.58 for a unit input):
+    # the last layer moves halfway in log, x1.31 in std, and the output std goes to 0.76.
+    torch.manual_seed(0)
+    model, x = ReluOut(), torch.randn(512, 256)
+    report = _init(model, x)
+    stds, out = _layer_stds(model, x)
+    half = (0.5 - 0.5 / math.pi) ** -0.25
+    assert half == pytest.approx(1.31, abs=0.01)
+    assert stds[-1] == pytest.approx(half, rel=0.06)
+    assert all(s == pytest.approx(1.0, rel=0.06) for s in stds[:-1])
+    # the output itself: 0.58 without the gain; the measured 0.81 is a little above
+    # 1.31 * 0.58 = 0.76 because the ReLU sees the offsets each unit's input mean gives
+    assert 0.7 <= out <= 0.9
+    assert "halfway to the model's output" in {r.name: r.rule for r in report}["layers.3.weight"]
+
+
+@pytest.mark.parametrize("tail", [nn.Identity(), nn.Sigmoid(), nn.Tanh()], ids=["linear", "sigmoid", "tanh"])
+def test_an_output_not_positively_homogeneous_in_the_last_layer_keeps_the_target(tail):
+    torch.manual_seed(0)
+    model, x = ReluOut(tail), torch.randn(512, 256)
+    report = _init(model, x)
+    stds, _ = _layer_stds(model, x)
+    assert stds[-1] == pytest.approx(1.0, rel=0.06)
+    assert "halfway" not in {r.name: r.rule for r in report}["layers.3.weight"]
+
+
+def test_the_output_gain_is_capped_and_the_note_says_so():
+    class Pooled(nn.Module):
+        # relu then a mean over 4096 positions: what is left varies little, and
+        # reaching unit variance would take the conv far off the other layers
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 1)
+
+        def forward(self, x):
+            return F.relu(self.conv(x)).mean((2, 3))
+
+    torch.manual_seed(0)
+    x = torch.randn(16, 3, 64, 64)
+    report = _init(Pooled(), x, measure=False)
+    (conv,) = [r for r in report if r.name == "conv.weight"]
+    nu = float(x.double().pow(2).mean())
+    assert conv.std == pytest.approx(1.8 * math.sqrt(1.0 / (3 * nu)), rel=1e-9)   # x1.8, the cap
+    assert any("beyond the 1.8 allowed" in n for n in report.notes)
+
+
+def test_layer_scales_end_their_branches_and_bound_the_stream():
+    torch.manual_seed(0)
+    model, x = LayerScaleNet(), torch.randn(8, 3, 32, 32)
+    report = _init(model, x)
+    rules = {r.name: r.rule for r in report}
+    for k in range(8):
+        scale = model.blocks[k].layer_scale
+        assert "layer scale of a residual branch" in rules[f"blocks.{k}.layer_scale"]
+        value = float(scale.detach().flatten()[0])
+        assert torch.all(scale == value) and 0.2 < value < 1.0
+    # the stream grows within its budget (4-fold in second moment), and the gradient at
+    # the stem stays within 4x of the last block's: torch's 1e-6 gave 1e6
+    streams = []
+    hooks = [b.register_forward_hook(lambda m, a, o: streams.append(float(o.pow(2).mean()))) for b in model.blocks]
+    torch.manual_seed(1)
+    v = verdict(*profile(model, x))
+    for h in hooks:
+        h.remove()
+    assert streams[-1] / float(model.stem(x).pow(2).mean()) <= 4.5
+    assert 0.25 <= v["grad_ratio"] <= 4.0 and v["act_ratio"] <= 2.0, v
+
+
+@pytest.mark.parametrize("residual, value", [("zero_gamma", 0.0), ("none", 1.0)])
+def test_layer_scales_follow_the_residual_rule(residual, value):
+    torch.manual_seed(0)
+    model, x = LayerScaleNet(blocks=2), torch.randn(4, 3, 32, 32)
+    _init(model, x, residual=residual)
+    assert all(torch.all(b.layer_scale == value) for b in model.blocks)
+
+
+def test_a_gain_parameter_that_is_not_a_branch_end_is_left_as_it_is():
+    class Gain(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(16, 16)
+            self.gain = nn.Parameter(torch.full((16,), 0.5))
+
+        def forward(self, x):
+            return self.fc(x) * self.gain     # no residual: the model's own scale
+
+    model = Gain()
+    report = _init(model, torch.randn(64, 16))
+    assert {r.name: r.rule for r in report}["gain"].startswith("untouched")
+    assert torch.all(model.gain == 0.5)
+
+
+def test_padding_that_keeps_the_features_leaves_the_real_positions_moments():
+    # Swin pads a map to whole windows: a 5x5 map in 4x4 windows is 64 positions of which
+    # 25 are real. The qkv layer acts per position, so it is solved for the real ones
+    # (nu_in 1, not 25/64), and the output after the crop keeps unit scale.
+    torch.manual_seed(0)
+    model, x = WindowTransformer(blocks=1), torch.randn(8, 3, 20, 20)
+    p = plan(model, x)
+    qkv = p.params["blocks.0.qkv.weight"]
+    assert qkv.std == pytest.approx(1.0 / math.sqrt(64 * 1.0), rel=0.05)
+
+
+def test_padding_of_the_features_dilutes_the_next_layer_s_input():
+    class PadFeatures(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(32, 8)
+
+        def forward(self, x):
+            return self.fc(F.pad(x, (0, 16)))   # 16 features, 16 zeros after them
+
+    x = torch.randn(256, 16)
+    p = plan(PadFeatures(), x)
+    nu = float(x.double().pow(2).mean()) / 2.0
+    assert p.params["fc.weight"].std == pytest.approx(math.sqrt(1.0 / (32 * nu)), rel=1e-6)
+
+
+def test_the_window_transformer_keeps_its_forward_signal():
+    torch.manual_seed(0)
+    model, x = WindowTransformer(), torch.randn(8, 3, 20, 20)
+    _init(model, x)
+    torch.manual_seed(1)
+    v = verdict(*profile(model, x))
+    assert v["act_ratio"] <= 2.0 and 0.5 <= v["output_std"] <= 2.0, v
+
+
+@pytest.mark.parametrize("mean", [0.0, 1.0])
+def test_written_out_attention_passes_the_values_common_part(mean):
+    # softmax(q k^T) @ v with near-uniform weights over T keys: each output is close to
+    # the mean of the values, so its second moment is mu^2 + (nu - mu^2) / T, not nu / T
+    class Written(nn.Module):
+        def forward(self, q, k, v):
+            return torch.softmax(q @ k.transpose(-2, -1) * 0.1, dim=-1) @ v
+
+    torch.manual_seed(0)
+    q, k = torch.randn(64, 16, 8), torch.randn(64, 16, 8)
+    v = torch.randn(64, 16, 8) + mean
+    p = plan(Written(), (q, k, v))
+    out = p.moments[p.graph.outputs[0]]
+    with torch.no_grad():
+        y = Written()(q, k, v).double()
+    measured = float(y.pow(2).mean())
+    assert out.second == pytest.approx(measured, rel=0.05)
+    assert out.mean == pytest.approx(float(y.mean()), abs=0.05)
+
+
+def test_the_measured_pass_corrects_a_layer_called_as_a_function():
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner, self.outer = nn.Linear(16, 16), nn.Linear(16, 16)
+
+        def forward(self, x):
+            h = F.linear(x, self.inner.weight, self.inner.bias)   # never called as a module
+            return self.outer(F.relu(h))
+
+    torch.manual_seed(0)
+    model, x = Functional(), torch.randn(256, 16)
+    nn.init.zeros_(model.inner.bias)
+    nn.init.zeros_(model.outer.bias)
+    before = float(F.linear(x, model.inner.weight).double().pow(2).mean())
+    inner = Target("inner.weight", "", 4.0, None, None, functional=True)
+    outer = Target("outer.weight", "outer", 1.0, None, None)
+    weights = [p.detach().clone() for p in model.parameters()]
+    alone = correction_factors(model, x, [outer])
+    factors = correction_factors(model, x, [inner, outer])
+    assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters()))   # factors only
+    assert factors["inner.weight"] == pytest.approx(math.sqrt(4.0 / before), rel=1e-6)
+    # the layer after it saw the corrected output (relu is homogeneous, the biases zero)
+    assert factors["outer.weight"] == pytest.approx(alone["outer.weight"] / factors["inner.weight"], rel=1e-6)
+
+
+def test_a_functional_layer_is_a_target_of_the_measured_pass():
+    torch.manual_seed(0)
+    model, x = WindowTransformer(blocks=2), torch.randn(8, 3, 20, 20)
+    p = plan(model, x)
+    functional = {t.weight: t for t in p.measurable if t.functional}
+    assert "blocks.0.qkv.weight" in functional and functional["blocks.0.qkv.weight"].goal is not None
+    # the residual branch's end reads the stream at the block's next norm
+    assert functional["blocks.0.proj.weight"].stream == "blocks.0.norm1"
