@@ -228,3 +228,77 @@ def test_a_functional_layer_is_a_target_of_the_measured_pass():
     assert "blocks.0.qkv.weight" in functional and functional["blocks.0.qkv.weight"].goal is not None
     # the residual branch's end reads the stream at the block's next norm
     assert functional["blocks.0.proj.weight"].stream == "blocks.0.norm1"
+
+
+class CausalLM(nn.Module):
+    """nanoGPT's way: pre-LN blocks whose attention is written out, with a causal mask
+    made in forward() by torch.ones (on the CPU whatever the input's device) and
+    masked_fill(-inf) before the softmax."""
+
+    def __init__(self, d=64, heads=4, blocks=6, vocab=100):
+        super().__init__()
+        self.heads = heads
+        self.blocks = nn.ModuleList(nn.ModuleDict(dict(
+            ln1=nn.LayerNorm(d), qkv=nn.Linear(d, 3 * d), proj=nn.Linear(d, d),
+            ln2=nn.LayerNorm(d), fc1=nn.Linear(d, 4 * d), fc2=nn.Linear(4 * d, d))) for _ in range(blocks))
+        self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, vocab)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        mask = torch.triu(torch.ones(t, t), 1).bool()
+        for block in self.blocks:
+            q, k, v = block["qkv"](block["ln1"](x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+            scores = (q @ k.transpose(-2, -1) / math.sqrt(d // self.heads)).masked_fill(mask, float("-inf"))
+            x = x + block["proj"]((scores.softmax(-1) @ v).transpose(1, 2).reshape(b, t, d))
+            x = x + block["fc2"](F.gelu(block["fc1"](block["ln2"](x))))
+        return self.head(self.ln(x))
+
+
+@pytest.mark.parametrize("meta", [False, True], ids=["real inputs", "shapes only"])
+def test_a_forward_that_cannot_run_on_meta_is_traced_on_the_real_model(meta):
+    torch.manual_seed(0)
+    model, x = CausalLM(), torch.randn(8, 32, 64)
+    with pytest.raises(RuntimeError):
+        CausalLM().to("meta")(x.to("meta"))        # the mask lands on the CPU: no meta forward
+    report = _init(model, x.to("meta") if meta else x)
+    assert any(n.startswith("traced on real tensors") and "RuntimeError" in n for n in report.notes)
+    assert any("a causal mask" in n for n in report.notes)
+    torch.manual_seed(1)
+    v = verdict(*profile(model, x))
+    assert v["act_ratio"] <= 2.0 and 0.5 <= v["output_std"] <= 2.0 and 0.25 <= v["grad_ratio"] <= 4.0, v
+
+
+def test_causal_softmax_then_values_against_monte_carlo():
+    class Written(nn.Module):
+        def forward(self, q, k, v):
+            t = q.shape[-2]
+            mask = torch.triu(torch.ones(t, t, dtype=torch.bool, device=q.device), 1)
+            return (q @ k.transpose(-2, -1)).masked_fill(mask, float("-inf")).softmax(-1) @ v
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(64, 32, 16) * 0.5, torch.randn(64, 32, 16) * 0.5, torch.randn(64, 32, 16) + 0.5
+    p = plan(Written(), (q, k, v))
+    out = p.moments[p.graph.outputs[0]]
+    with torch.no_grad():
+        y = Written()(q, k, v).double()
+    # the causal rows average over 1..32 keys: E[sum a^2] is about H_T / T, not 1 / T
+    assert out.second == pytest.approx(float(y.pow(2).mean()), rel=0.05)
+
+
+def test_the_trace_on_real_tensors_leaves_buffers_and_the_random_state():
+    class ItemInForward(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.bn = nn.Linear(8, 8), nn.BatchNorm1d(8)
+
+        def forward(self, x):
+            scale = float(x.abs().max().item())      # a value read from the data: no meta forward
+            return self.bn(self.fc(F.dropout(x / scale, 0.5)))
+
+    torch.manual_seed(0)
+    model, x = ItemInForward(), torch.randn(32, 8)
+    running = model.bn.running_mean.clone()
+    state = torch.get_rng_state()
+    report = _init(model, x, measure=False)
+    assert any(n.startswith("traced on real tensors") for n in report.notes)
+    assert torch.equal(model.bn.running_mean, running) and torch.equal(torch.get_rng_state(), state)

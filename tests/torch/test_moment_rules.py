@@ -675,3 +675,17 @@ def test_bad_arguments_raise_naming_the_argument(call, error, words):
     with pytest.raises(error, match=words):
         call()
 
+
+
+@pytest.mark.parametrize("c", [0.0, 0.5, 2.0])
+def test_causal_softmax_against_monte_carlo(c):
+    # row t of a T x T score matrix keeps t + 1 logits; every entry, masked ones (0) included
+    t = 24
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(20000, t, t, generator=g, dtype=torch.float64) * math.sqrt(c)
+    mask = torch.triu(torch.ones(t, t, dtype=torch.bool), 1)
+    a = logits.masked_fill(mask, float("-inf")).softmax(-1)
+    m = mr.softmax(Moments(0.3, 0.09 + c), t, causal=True)
+    assert m.mean == pytest.approx(1.0 / t)
+    assert m.second == pytest.approx(float(a.pow(2).mean()), rel=0.015)
+    assert m.second > mr.softmax(Moments(0.3, 0.09 + c), t).second * 2

@@ -140,8 +140,10 @@ def plan(model: torch.nn.Module, example_inputs: ExampleInputs, *, target: float
     on `example_inputs` (real or meta); nothing is written. `kept` maps the
     names of parameters whose values stay (loaded, or set by an override) to
     the reason: the walk reads their values, and solves the rest around them."""
-    graph = _trace_shapes(model, example_inputs)
+    graph, traced_on_real = _trace_shapes(model, example_inputs)
     walk = _Walk(model, graph, example_inputs, target, residual, kept or {})
+    if traced_on_real:
+        walk.notes.append(traced_on_real)
     decided: dict[str, float] = {}
     for _ in range(MAX_PASSES):
         walk.run(decided)
@@ -159,25 +161,41 @@ def plan(model: torch.nn.Module, example_inputs: ExampleInputs, *, target: float
                 walk.spread())
 
 
-def _trace_shapes(model: torch.nn.Module, example_inputs: ExampleInputs) -> Graph:
+def _trace_shapes(model: torch.nn.Module, example_inputs: ExampleInputs) -> tuple[Graph, str | None]:
     """The trace, run on meta twins of the model and the inputs: the walk needs shapes
     only (it reads the inputs' and the parameters' moments itself). Meta inputs alone
-    are not enough: an embedding of meta ids with a real table computes for real."""
-    meta: Any
-    if isinstance(example_inputs, dict):
-        meta = {k: _to_meta(v) for k, v in example_inputs.items()}
-    elif isinstance(example_inputs, (tuple, list)):
-        meta = type(example_inputs)(_to_meta(t) for t in example_inputs)
-    else:
-        meta = _to_meta(example_inputs)
+    are not enough: an embedding of meta ids with a real table computes for real.
+
+    A forward pass that cannot run on meta tensors (a mask made with torch.ones(T, T)
+    in forward() lands on the CPU, .item() reads a value) is traced again on the real
+    model, with the real inputs or zeros of the meta inputs' shapes; the second item
+    is then the note that says so (None otherwise)."""
+    meta = _map_inputs(example_inputs, lambda t: t.to("meta"))
     if any(p.is_meta for p in model.parameters()):
-        return trace(model, meta)  # which also refuses what is not a tensor, by name
-    with meta_view(model):
-        return trace(model, meta)
+        return trace(model, meta), None  # which also refuses what is not a tensor, by name
+    try:
+        with meta_view(model):
+            return trace(model, meta), None
+    except (RuntimeError, NotImplementedError) as error:
+        failure = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}"
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    real = _map_inputs(example_inputs, lambda t: torch.zeros(t.shape, dtype=t.dtype, device=device)
+                       if t.is_meta else t)
+    return trace(model, real), (
+        f"traced on real tensors (one full forward pass): on meta tensors the forward pass failed "
+        f"({failure}), as it does for a tensor made in forward() on a fixed device (torch.ones(T, T) for a "
+        "mask; device=x.device follows the input) or a value read from the data (.item(), if x.sum() > 0)")
 
 
-def _to_meta(x: object) -> object:
-    return x.to("meta") if isinstance(x, torch.Tensor) else x
+def _map_inputs(example_inputs: ExampleInputs, f: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """The example inputs with f applied to each tensor, in the same container."""
+    def one(x: object) -> object:
+        return f(x) if isinstance(x, torch.Tensor) else x
+    if isinstance(example_inputs, dict):
+        return {k: one(v) for k, v in example_inputs.items()}
+    if isinstance(example_inputs, (tuple, list)):
+        return type(example_inputs)(one(t) for t in example_inputs)
+    return one(example_inputs)
 
 
 def _close(a: float | None, b: float | None) -> bool:
@@ -219,6 +237,7 @@ class _Walk:
         # padding (its moments are theirs); what cannot carry the share reads the mixture
         self.live: dict[int, float] = {}
         self.raw = False   # True while a node that carries the share reads its input
+        self.causal: set[int] = set()   # softmax nodes over causally masked scores
         self.regions: dict[int, Region] = {}
         self.slopes: dict[int, float] = {}
         self.assumed: list[str] = []
@@ -229,7 +248,7 @@ class _Walk:
     def run(self, decided: dict[str, float]) -> None:
         self.decided = decided
         self.plans, self.moments, self.regions, self.common, self.slopes = {}, {}, {}, {}, {}
-        self.assumed, self.opaque, self.live = [], [], {}
+        self.assumed, self.opaque, self.live, self.causal = [], [], {}, set()
         self.memo = {}
         for node in self.graph.nodes:
             share = self.live.get(node.inputs[0]) if node.inputs and _keeps_zero(node) else None
@@ -655,12 +674,33 @@ class _Walk:
         dim = node.attrs.get("dim")
         shape = node.shape
         size = shape[dim] if dim is not None and shape else max(math.prod(shape), 1)
-        return rules.softmax(self.m(node.inputs[0]), size)
+        causal = self.causal_scores(node)
+        if causal:
+            self.causal.add(node.index)
+        return rules.softmax(self.m(node.inputs[0]), size, causal=causal)
+
+    def causal_scores(self, softmax: Node) -> bool:
+        """Whether a softmax over the last dim reads square scores masked with -inf
+        (through views and scalings): a causal mask, the written-out attention of
+        GPT-style models (masked_fill(mask, -inf)); the report says it was assumed."""
+        shape, dim = softmax.shape, softmax.attrs.get("dim")
+        if len(shape) < 2 or shape[-1] != shape[-2] or dim not in (-1, len(shape) - 1):
+            return False
+        node = self.graph.nodes[softmax.inputs[0]]
+        while node.kind in ("view", "scale", "shift") and node.inputs:
+            value = node.attrs.get("value")
+            if node.attrs.get("op") == "masked_fill" and isinstance(value, (int, float)) and value <= -1e4:
+                self.assumed.append(f"masked_fill({_g(value)}) on square scores in {node.module or 'the model'}: "
+                                    "a causal mask")
+                return True
+            node = self.graph.nodes[node.inputs[0]]
+        return False
 
     def _matmul(self, node: Node) -> Moments:
         a, b = node.inputs[:2]
         inner = node.attrs.get("inner", 1)
-        if self.softmax_rows(a):
+        causal = self.softmax_rows(a)
+        if causal is not None:
             # attention written out, softmax(q k^T) @ v: each output row averages the
             # values with weights that sum to one, so the part common to every key
             # (kappa: the mean, and what neighbouring tokens share) passes whole and
@@ -668,22 +708,24 @@ class _Walk:
             # share is attention_common's
             v = self.m(b)
             common = min(max(self.kappa(b), v.mean ** 2), v.second)
-            self.common[node.index] = rules.attention_common(v, keys=inner, queries=node.shape[-2],
-                                                             v_common=common)
+            self.common[node.index] = rules.attention_common(v, keys=inner, causal=causal,
+                                                             queries=node.shape[-2], v_common=common)
             return Moments(v.mean, common + (v.second - common) * min(inner * self.m(a).second, 1.0))
         return rules.matmul(self.m(a), self.m(b), inner)
 
-    def softmax_rows(self, index: int) -> bool:
-        """Whether node `index` is a softmax over its last dim, through dropout and views
-        that keep that dim."""
+    def softmax_rows(self, index: int) -> bool | None:
+        """None unless node `index` is a softmax over its last dim (through dropout and
+        views that keep that dim); else whether its scores were causally masked."""
         node = self.graph.nodes[index]
         while node.kind in ("dropout", "view") and node.inputs and node.attrs.get("op") != "pad":
             source = self.graph.nodes[node.inputs[0]]
             if not (source.shape and node.shape and source.shape[-1] == node.shape[-1]):
-                return False
+                return None
             node = source
         dim = node.attrs.get("dim")
-        return node.kind == "softmax" and dim is not None and dim in (-1, len(node.shape) - 1)
+        if node.kind != "softmax" or dim is None or dim not in (-1, len(node.shape) - 1):
+            return None
+        return node.index in self.causal
 
     def _attention(self, node: Node) -> Moments:
         q, k, v = (self.m(i) for i in node.inputs[:3])
@@ -858,7 +900,10 @@ class _Walk:
             # the goal is the real positions'; a measurement averages the zero padding in too
             goal = None if p.goal is None else p.goal * self.live.get(node_index, 1.0)
             functional = not (own and isinstance(module, MEASURED_MODULES))
-            if functional and not (node.kind in LAYERS and node.params.get("weight") == name):
+            # MultiheadAttention's packed in_proj makes q, k and v at once: one factor for the
+            # three would only trade their errors (its output, out_proj's, is measured)
+            if functional and not (node.kind in LAYERS and node.params.get("weight") == name
+                                   and not isinstance(module, torch.nn.MultiheadAttention)):
                 continue
             if goal is not None:
                 targets.append(Target(name, node.module, goal, None, None, functional))

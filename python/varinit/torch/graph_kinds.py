@@ -292,6 +292,10 @@ _VIEWS = ("view", "view_as", "reshape", "reshape_as", "permute", "transpose", "s
 for _name in _VIEWS:
     for _func, _target, _inplace in _spellings(_name, _NAMESPACES[:3]):
         _register(_func, OpSpec("view", _name, _target, ("input",), inplace=_inplace))
+# the entries it keeps pass unchanged; the dataflow reads the fill value (-inf before a
+# softmax: a mask)
+for _func, _target, _inplace in _spellings("masked_fill", _NAMESPACES[:3]):
+    _register(_func, OpSpec("view", "masked_fill", _target, ("input", "mask", "value"), inplace=_inplace))
 # nearest-neighbour upsampling (inside F.interpolate) repeats elements
 for _name in ("upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d",
               "_upsample_nearest_exact1d", "_upsample_nearest_exact2d",

@@ -638,14 +638,16 @@ def _sum_sq(c: float, keys: int, queries: int, causal: bool, shape: float) -> fl
     return float(sum(w * _sum_sq_given(c * x, keys, queries, causal) for x, w in zip(nodes, weights)))
 
 
-def softmax(m: MomentsLike, size: int) -> Moments:
+def softmax(m: MomentsLike, size: int, causal: bool = False) -> Moments:
     """Softmax over `size` iid N(mu, sigma^2) logits: each output has mean 1/size and second
     moment E[sum_j a_j^2] / size, by a one-dimensional integral that is exact for Gaussian
     logits (~ e^(sigma^2) / size^2 for many logits, the lognormal limit; 1/size^2 for
-    sigma = 0). The mean of the logits cancels."""
+    sigma = 0). The mean of the logits cancels. causal: a size x size score matrix whose
+    row t keeps t + 1 logits (the rest masked to -inf), averaged over its rows."""
     x = _moments(m, "m")
     n = _validate.integer(size, "size", minimum=1)
-    return Moments(1.0 / n, _sum_sq_given(x.variance, n, 1, False) / n)
+    causal = _validate.flag(causal, "causal")
+    return Moments(1.0 / n, _sum_sq_given(x.variance, n, n if causal else 1, causal) / n)
 
 
 def attention(q: MomentsLike, k: MomentsLike, v: MomentsLike, keys: int, head_dim: int, scale: float | None = None,
