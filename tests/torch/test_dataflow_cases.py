@@ -302,3 +302,86 @@ def test_the_trace_on_real_tensors_leaves_buffers_and_the_random_state():
     report = _init(model, x, measure=False)
     assert any(n.startswith("traced on real tensors") for n in report.notes)
     assert torch.equal(model.bn.running_mean, running) and torch.equal(torch.get_rng_state(), state)
+
+
+def test_a_written_out_rms_norm_resets_the_scale_and_is_no_activation():
+    # x * rsqrt(mean(x^2) + eps): the mean square is a statistic of 64 features, so rsqrt is
+    # taken at its value (delta method), the product has unit second moment whatever x's
+    # scale, and neither x^2 nor rsqrt is judged as an activation
+    from zoo import WrittenRMSNorm
+
+    class Normed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.norm, self.fc2 = nn.Linear(64, 64), WrittenRMSNorm(64), nn.Linear(64, 64)
+
+        def forward(self, x):
+            return self.fc2(self.norm(self.fc1(x)))
+
+    x = torch.randn(256, 64) * 3.0
+    p = plan(Normed(), x)
+    fc2 = p.params["fc2.weight"]
+    assert fc2.std == pytest.approx(1.0 / math.sqrt(64), rel=0.02)   # nu_in 1 after the norm
+    assert not p.verdicts
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        varinit.torch.init_module(Normed(), x, generator=0)
+    assert not caught
+
+
+def test_a_function_not_finite_over_the_gaussian_is_an_op_without_a_rule():
+    class Root(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(16, 16), nn.Linear(16, 16)
+
+        def forward(self, x):
+            h = self.fc1(x)
+            return self.fc2(torch.sqrt(h - 0.5))   # nan below 0.5, and at the mean
+
+    with pytest.warns(UserWarning, match="ops without a moment rule"):
+        report = varinit.torch.init_module(Root(), torch.randn(64, 16), generator=0, measure=False)
+    assert all(math.isfinite(r.std) for r in report if r.rule.startswith("solved"))
+
+
+def test_rotary_embeddings_keep_the_norm_of_q_and_k():
+    class Rotary(nn.Module):
+        def forward(self, q):
+            t, d = q.shape[-2], q.shape[-1]
+            angles = torch.arange(t, device=q.device).float()[:, None] * torch.linspace(0.1, 1.0, d // 2,
+                                                                                           device=q.device)
+            angles = torch.cat((angles, angles), dim=-1)
+            half = d // 2
+            rotated = torch.cat((-q[..., half:], q[..., :half]), dim=-1)
+            return q * angles.cos() + rotated * angles.sin()
+
+    q = torch.randn(8, 16, 32) * 2.0
+    p = plan(Rotary(), q)
+    out = p.moments[p.graph.outputs[0]]
+    with torch.no_grad():
+        measured = float(Rotary()(q).double().pow(2).mean())
+    # cos and sin made in forward are unknown on meta: as independent unit factors the sum would be 2 nu
+    assert out.second == pytest.approx(measured, rel=0.02)
+
+
+def test_conv1d_by_addmm_is_a_linear_layer_with_its_weight_stored_in_out():
+    from zoo import Conv1D
+
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = Conv1D(32, 96), Conv1D(96, 8)
+
+        def forward(self, x):
+            return self.b(F.relu(self.a(x)))
+
+    x = torch.randn(4, 16, 32)
+    p = plan(Two(), x)
+    nu = float(x.double().pow(2).mean())
+    assert p.params["a.weight"].std == pytest.approx(math.sqrt(1.0 / (32 * nu)), rel=1e-9)   # fan_in 32, not 96
+    assert p.params["b.weight"].std == pytest.approx(math.sqrt(2.0 / 96), rel=0.02)
+    assert p.params["a.bias"].value == 0.0
+    model = Two()
+    _init(model, x)
+    with torch.no_grad():
+        assert float(model.a(x).pow(2).mean()) == pytest.approx(1.0, rel=0.05)   # the measured pass sees addmm too

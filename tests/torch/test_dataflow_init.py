@@ -44,6 +44,12 @@ BOUNDS = {
     # the same, and attention's average passes it whole where the forward signal it carries was
     # averaged down 16-fold; the solve sees forward moments only (README: what is left)
     "window_attention_padded": (2.0, (0.25, 16.0)),
+    # Llama as Hugging Face writes it: the RMSNorm written out (x * rsqrt(mean(x^2) + eps)) made
+    # the quadrature of rsqrt over a Gaussian reach negative mean squares and raise; rotary q, k
+    "llama_style": (2.0, (0.25, 4.0)),
+    # GPT-2 as Hugging Face writes it: Conv1D layers applied by torch.addmm were left alone
+    # (torch's default there: act 1083, out 8.6) and the empty key/value cache crashed the walk
+    "gpt2_conv1d": (2.0, (0.25, 4.0)),
 }
 
 

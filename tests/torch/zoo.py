@@ -284,6 +284,125 @@ class WindowTransformer(nn.Module):
         return self.head(self.norm(x).mean((1, 2)))
 
 
+class WrittenRMSNorm(nn.Module):
+    """Hugging Face's Llama RMSNorm, written out: x * rsqrt(mean(x^2) + eps) * weight."""
+
+    def __init__(self, d, eps=1e-6):
+        super().__init__()
+        self.weight, self.eps = nn.Parameter(torch.ones(d)), eps
+
+    def forward(self, x):
+        return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
+
+
+def _rotate_half(x):
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class LlamaBlock(nn.Module):
+    """Pre-norm block as Llama writes it: rotary q and k, grouped key/value heads,
+    causal scaled_dot_product_attention, a SwiGLU MLP, no biases."""
+
+    def __init__(self, d, heads, kv_heads):
+        super().__init__()
+        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, d // heads
+        self.attn_norm, self.mlp_norm = WrittenRMSNorm(d), WrittenRMSNorm(d)
+        self.q = nn.Linear(d, d, bias=False)
+        self.k = nn.Linear(d, kv_heads * self.head_dim, bias=False)
+        self.v = nn.Linear(d, kv_heads * self.head_dim, bias=False)
+        self.o = nn.Linear(d, d, bias=False)
+        self.gate, self.up = nn.Linear(d, 4 * d, bias=False), nn.Linear(d, 4 * d, bias=False)
+        self.down = nn.Linear(4 * d, d, bias=False)
+
+    def forward(self, x, cos, sin):
+        b, t, d = x.shape
+        h = self.attn_norm(x)
+        q = self.q(h).view(b, t, self.heads, self.head_dim).transpose(1, 2)
+        k = self.k(h).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v(h).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
+        q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
+        repeat = self.heads // self.kv_heads
+        k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, t, d)
+        x = x + self.o(a)
+        h = self.mlp_norm(x)
+        return x + self.down(F.silu(self.gate(h)) * self.up(h))
+
+
+class LlamaStyle(nn.Module):
+    def __init__(self, vocab=256, d=64, heads=4, kv_heads=2, layers=6):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, d)
+        self.blocks = nn.ModuleList(LlamaBlock(d, heads, kv_heads) for _ in range(layers))
+        self.norm, self.head = WrittenRMSNorm(d), nn.Linear(d, vocab, bias=False)
+        self.register_buffer("inv_freq", 1.0 / 10000 ** (torch.arange(0, d // heads, 2).float() / (d // heads)),
+                             persistent=False)
+
+    def forward(self, ids):
+        angles = torch.arange(ids.shape[1], device=ids.device).float()[:, None] * self.inv_freq[None, :]
+        angles = torch.cat((angles, angles), dim=-1)
+        cos, sin = angles.cos(), angles.sin()
+        x = self.embed(ids)
+        for block in self.blocks:
+            x = block(x, cos, sin)
+        return self.head(self.norm(x))
+
+
+class Conv1D(nn.Module):
+    """Hugging Face's GPT-2 layer: weight stored (in, out), applied by torch.addmm."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_in, n_out) * 0.02)
+        self.bias = nn.Parameter(torch.zeros(n_out))
+
+    def forward(self, x):
+        return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).view(*x.shape[:-1], -1)
+
+
+class GPT2Block(nn.Module):
+    """GPT-2's block as Hugging Face writes it: Conv1D layers, the tanh GELU written out,
+    a key/value cache concatenated to an empty tensor, a causal mask from a buffer."""
+
+    def __init__(self, d, heads, context):
+        super().__init__()
+        self.heads = heads
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.c_attn, self.c_proj = Conv1D(d, 3 * d), Conv1D(d, d)
+        self.c_fc, self.c_out = Conv1D(d, 4 * d), Conv1D(4 * d, d)
+        self.register_buffer("bias", torch.tril(torch.ones(context, context, dtype=torch.bool)), persistent=False)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.c_attn(self.ln1(x)).split(d, dim=2)
+        q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))
+        k = torch.cat([k.new_empty(0), k], dim=2)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(d // self.heads)
+        scores = torch.where(self.bias[:t, :t], scores, torch.finfo(scores.dtype).min)
+        a = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, t, d)
+        x = x + self.c_proj(a)
+        h = self.c_fc(self.ln2(x))
+        h = 0.5 * h * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (h + 0.044715 * torch.pow(h, 3.0))))
+        return x + self.c_out(h)
+
+
+class GPT2Style(nn.Module):
+    def __init__(self, vocab=256, d=64, heads=4, layers=6, context=32):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(context, d)
+        self.blocks = nn.ModuleList(GPT2Block(d, heads, context) for _ in range(layers))
+        self.ln = nn.LayerNorm(d)
+        self.head = nn.Linear(d, vocab, bias=False)
+        self.head.weight = self.wte.weight
+
+    def forward(self, ids):
+        x = self.wte(ids) + self.wpe(torch.arange(ids.shape[1], device=ids.device))
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.ln(x))
+
+
 def _images(batch=16, size=16):
     return torch.randn(batch, 3, size, size)
 
@@ -311,12 +430,14 @@ ZOO = {
     "lstm_stacked": lambda: (StackedLSTM(), torch.randn(16, 20, 32)),
     "convnext_layer_scale": lambda: (LayerScaleNet(), _images(8, 32)),
     "window_attention_padded": lambda: (WindowTransformer(), _images(8, 20)),
+    "llama_style": lambda: (LlamaStyle(), torch.randint(0, 256, (8, 32))),
+    "gpt2_conv1d": lambda: (GPT2Style(), torch.randint(0, 256, (8, 32))),
 }
 # A degree-2 homogeneous activation: no initialization keeps it stable over depth.
 UNSTABLE = {"mlp_relu_squared": lambda: (MLP(12, 256, ReluSquared()), torch.randn(256, 256))}
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-                 nn.ConvTranspose3d, nn.LSTM, nn.GRU, nn.MultiheadAttention, nn.Embedding)
+                 nn.ConvTranspose3d, nn.LSTM, nn.GRU, nn.MultiheadAttention, nn.Embedding, Conv1D)
 
 
 def profile(model, inputs, seed=0):

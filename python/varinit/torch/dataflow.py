@@ -53,6 +53,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union, cast
 
+import numpy as np
 import torch
 
 from . import moment_rules as rules
@@ -85,6 +86,8 @@ MAX_STREAM_BUDGET = 16.0
 OPEN_STREAM_BUDGET = 3.0
 # a chain of norm-ended branches grows its stream's second moment at most e-fold
 NORM_BRANCH_GROWTH = 1.0 - math.exp(-1.0)
+# reductions over many elements: what a function of one sees is concentrated near its mean
+REDUCTIONS = ("mean", "sum")
 # activations with g(0) = 0: zero padding stays zero through them
 ZERO_AT_ZERO = ("relu", "leaky_relu", "gelu", "silu", "tanh", "elu", "celu", "selu", "mish", "relu6", "hardswish",
                 "softsign", "hardtanh")
@@ -238,17 +241,21 @@ class _Walk:
         self.live: dict[int, float] = {}
         self.raw = False   # True while a node that carries the share reads its input
         self.causal: set[int] = set()   # softmax nodes over causally masked scores
+        self.masks: list[str] = []      # the modules where a mask was taken as causal
         self.regions: dict[int, Region] = {}
         self.slopes: dict[int, float] = {}
         self.assumed: list[str] = []
         self.opaque: list[Node] = []
         self.memo: dict[int, int] = {}
+        # (the ops of a fused region, its input moments) -> its moments and E[g'^2]: a
+        # transformer's blocks repeat the same written-out GELU at the same moments
+        self.quadratures: dict[tuple[Any, ...], tuple[Moments, float] | None] = {}
 
     # ------------------------------------------------------------------ walk
     def run(self, decided: dict[str, float]) -> None:
         self.decided = decided
         self.plans, self.moments, self.regions, self.common, self.slopes = {}, {}, {}, {}, {}
-        self.assumed, self.opaque, self.live, self.causal = [], [], {}, set()
+        self.assumed, self.opaque, self.live, self.causal, self.masks = [], [], {}, set(), []
         self.memo = {}
         for node in self.graph.nodes:
             share = self.live.get(node.inputs[0]) if node.inputs and _keeps_zero(node) else None
@@ -292,7 +299,18 @@ class _Walk:
         if region is not None:
             source, g, _, _ = region
             name, param = g if isinstance(g, tuple) else (g, None)
-            return rules.elementwise_common(name, self.m(source), self.kappa(source), param=param)
+            entering = self.m(source)
+            if self.graph.nodes[source].kind not in REDUCTIONS:
+                try:
+                    return rules.elementwise_common(name, entering, self.kappa(source), param=param)
+                except ValueError as error:
+                    if "non-finite" not in str(error):
+                        raise
+            # g of a concentrated statistic (_of_statistic): its varying part keeps the share
+            # of the source's variance that every position holds in common
+            share = ((self.kappa(source) - entering.mean ** 2) / entering.variance if entering.variance > 0
+                     else 1.0)
+            return out.mean ** 2 + (out.second - out.mean ** 2) * min(max(share, 0.0), 1.0)
         if kind in ("add", "sub"):
             alpha = float(node.attrs.get("alpha", 1.0)) * (-1.0 if kind == "sub" else 1.0)
             a, b = self.m(node.inputs[0]), self.m(node.inputs[1])
@@ -452,7 +470,8 @@ class _Walk:
     def weight_shape(self, node: Node) -> tuple[int, ...]:
         name = node.params.get("weight")
         if name is not None:
-            return tuple(self.graph.params[name].shape)
+            shape = tuple(self.graph.params[name].shape)
+            return shape[::-1] if node.attrs.get("weight_layout") == "in_out" else shape   # (out, in)
         return tuple(self.graph.nodes[node.inputs[-1]].shape)
 
     def goal(self, node: Node) -> tuple[float, str]:
@@ -666,8 +685,9 @@ class _Walk:
 
     def _cat(self, node: Node) -> Moments:
         dim = node.attrs.get("dim", 0)
+        # an empty operand adds nothing (Hugging Face's key/value cache starts as one)
         parts = [(self.m(i), self.graph.nodes[i].shape[dim] if self.graph.nodes[i].shape else 1)
-                 for i in node.inputs]
+                 for i in node.inputs if math.prod(self.graph.nodes[i].shape) > 0]
         return rules.cat(parts)
 
     def _softmax(self, node: Node) -> Moments:
@@ -690,8 +710,7 @@ class _Walk:
         while node.kind in ("view", "scale", "shift") and node.inputs:
             value = node.attrs.get("value")
             if node.attrs.get("op") == "masked_fill" and isinstance(value, (int, float)) and value <= -1e4:
-                self.assumed.append(f"masked_fill({_g(value)}) on square scores in {node.module or 'the model'}: "
-                                    "a causal mask")
+                self.masks.append(node.module or "the model")
                 return True
             node = self.graph.nodes[node.inputs[0]]
         return False
@@ -793,11 +812,22 @@ class _Walk:
             if source != node.index:
                 g: Fused = _named_activation(self.graph, node, source) or fn
                 x = self.m(source)
-                moments, grad = _elementwise(g, x)
+                found = (_of_statistic(g, x) if self.graph.nodes[source].kind in REDUCTIONS
+                         else self.integrated(node.index, source, g, x))
+                if found is None:   # g is not finite over the values a Gaussian reaches
+                    self.opaque.append(node)
+                    return None
+                moments, grad = found
                 self.regions[node.index] = (source, g, moments, grad)
                 return moments
         ins = [self.m(i) for i in node.inputs]
         a = node.attrs
+        rotated = _rotation(self.graph, node)
+        if rotated is not None:
+            # x cos + rotate_half(x) sin (rotary position embeddings, Su et al. 2021): each pair of
+            # features is turned by an angle, which keeps its norm whatever cos and sin hold
+            self.common[node.index] = self.kappa(rotated)
+            return self.m(rotated)
         if node.kind == "add":
             return rules.add(ins[0], ins[1], a.get("alpha", 1.0))
         if node.kind == "sub":
@@ -928,6 +958,12 @@ class _Walk:
                               + ", ".join(names))
         for item in dict.fromkeys(self.assumed):
             self.notes.append(f"assumed: {item}")
+        if self.masks:
+            places = list(dict.fromkeys(self.masks))
+            self.notes.append("assumed: a causal mask, where square attention scores are filled with a large "
+                              f"negative number before the softmax (masked_fill, where), in {len(places)} "
+                              f"place{'s' if len(places) > 1 else ''}: " + ", ".join(places[:4])
+                              + (", ..." if len(places) > 4 else ""))
 
     def verdicts(self) -> list[Verdict]:
         """A Verdict per activation (elementwise region) and per product of activations.
@@ -942,6 +978,8 @@ class _Walk:
             consumers = [n for n in self.graph.nodes if index in n.inputs]
             if consumers and all(c.index in self.regions for c in consumers):
                 continue  # inside a longer region: judged at its end
+            if self.part_of_statistic(index):
+                continue  # part of a normalization written out, not an activation
             x = self.region_input(index)
             if x.second <= 0 or moments.second <= 0 or x.variance <= 0:
                 continue
@@ -949,12 +987,36 @@ class _Walk:
             slope = self.region_slope(index)
             tally(by_label, region_label(self.graph, source, index), chi, slope)
         for node in self.graph.nodes:
-            if node.kind == "mul" and node.index not in self.regions and len(node.inputs) == 2:
+            if node.kind == "mul" and node.index not in self.regions and len(node.inputs) == 2 and not (
+                    self.resets_scale(node) or any(self.graph.nodes[i].kind == "param" for i in node.inputs)):
                 a, b = (sens.get(i, 0.0) for i in node.inputs)
                 if max(a, b) > 0:
                     label = "product " + " * ".join(operand_label(self.graph, i) for i in node.inputs)
                     tally(by_label, label, 1.0, (a + b) / max(a, b))
         return [verdict(label, chi, slope, int(depth)) for label, (chi, slope, depth) in by_label.items()]
+
+    def integrated(self, index: int, source: int, g: Fused, x: Moments) -> tuple[Moments, float] | None:
+        """_elementwise_or_none(g, x), computed once per kind of region and input moments."""
+        key = (_region_key(self.graph, source, index) if callable(g) else g, x.mean, x.second)
+        if key not in self.quadratures:
+            self.quadratures[key] = _elementwise_or_none(g, x)
+        return self.quadratures[key]
+
+    def part_of_statistic(self, index: int) -> bool:
+        """Whether a region computes or transforms a statistic (x^2 read only by a mean,
+        rsqrt of that mean) rather than act on the signal."""
+        source = self.regions[index][0]
+        readers = [n for n in self.graph.nodes if index in n.inputs]
+        return self.graph.nodes[source].kind in REDUCTIONS or bool(readers) and all(
+            n.kind in REDUCTIONS for n in readers)
+
+    def resets_scale(self, node: Node) -> bool:
+        """A norm that sets its output's scale, or one written out: a product with a
+        function of a statistic (x * rsqrt(mean(x^2) + eps), Hugging Face's RMSNorm)."""
+        if node.kind == "norm":
+            return _resets(node)
+        return node.kind == "mul" and any(
+            i in self.regions and self.graph.nodes[self.regions[i][0]].kind in REDUCTIONS for i in node.inputs)
 
     def region_input(self, index: int) -> Moments:
         """The moments an elementwise region was computed from: its source's, over
@@ -972,9 +1034,18 @@ class _Walk:
         if slope is None:
             source, g, moments, _ = self.regions[index]
             x = self.region_input(index)
-            bumped, _ = _elementwise(g, Moments(x.mean, x.mean * x.mean + x.variance * 1.1))
-            slope = self.slopes[index] = math.log(bumped.second / moments.second) / math.log(
-                (x.mean * x.mean + 1.1 * x.variance) / x.second)
+            if self.graph.nodes[source].kind in REDUCTIONS:
+                # a statistic scales as a whole: x1.1 on its second moment (the mean square in
+                # a written-out RMSNorm gives rsqrt a slope of -1/2, which resets the scale)
+                found = _of_statistic(g, Moments(x.mean * math.sqrt(1.1), x.second * 1.1))
+                slope = (0.0 if found is None or moments.second <= 0
+                         else math.log(found[0].second / moments.second) / math.log(1.1))
+            else:
+                bumped, _ = cast(tuple[Moments, float], self.integrated(
+                    index, source, g, Moments(x.mean, x.mean * x.mean + x.variance * 1.1)))
+                slope = math.log(bumped.second / moments.second) / math.log(
+                    (x.mean * x.mean + 1.1 * x.variance) / x.second)
+            self.slopes[index] = slope
         return slope
 
     def sensitivities(self) -> dict[int, float]:
@@ -1024,12 +1095,14 @@ class _Walk:
                 outside.update(node.inputs)
         for node in self.graph.nodes:
             ins = [growth.get(i, 1.0) for i in node.inputs]
-            if node.kind == "norm" and _resets(node):
+            if self.resets_scale(node):
                 value = 1.0
             elif node.index in self.regions:
                 source = self.regions[node.index][0]
                 value = self.region_slope(node.index) * growth.get(source, 1.0)
-                if node.index in outside or node.index in self.graph.outputs:
+                if self.part_of_statistic(node.index):
+                    value = 1.0
+                elif node.index in outside or node.index in self.graph.outputs:
                     label = region_label(self.graph, source, node.index)
                     worst[label] = max(worst.get(label, 1.0), value)
             elif node.kind in ("add", "sub", "cat") and ins:
@@ -1055,7 +1128,7 @@ class _Walk:
                 units = node.shape[-1] if node.kind == "linear" else node.shape[1]
                 value = (ins[0] if ins else 0.0) + 2.0 / max(units, 1)
                 worst = max(worst, (value, node.module or node.target))
-            elif node.kind == "norm" and _resets(node):
+            elif self.resets_scale(node):
                 value = 0.0
             elif node.index in self.regions:
                 source = self.regions[node.index][0]
@@ -1078,6 +1151,61 @@ def _resets(node: Node) -> bool:
     """Whether a norm node sets its output's scale whatever its input's: every
     norm but batch or instance norm on running statistics (eval)."""
     return not (node.attrs.get("which") in ("batch_norm", "instance_norm") and not node.attrs.get("training", True))
+
+
+def _region_key(graph: Graph, source: int, end: int) -> tuple[Any, ...]:
+    """What a fused region computes, independent of where it sits: its ops in order,
+    their scalar arguments, and how they are wired, relative to the source."""
+    nodes: list[int] = []
+    stack = [end]
+    while stack:
+        index = stack.pop()
+        if index != source and index not in nodes:
+            nodes.append(index)
+            stack.extend(graph.nodes[index].inputs)
+    nodes.sort()
+    place = {index: k for k, index in enumerate(nodes)}
+    place[source] = -1
+    return tuple((graph.nodes[i].target, repr(sorted(graph.nodes[i].attrs.items())),
+                  tuple(place.get(j, j) for j in graph.nodes[i].inputs)) for i in nodes)
+
+
+def _elementwise_or_none(g: Fused, m: Moments) -> tuple[Moments, float] | None:
+    """_elementwise, or g of a statistic (_of_statistic) when g is not finite over the
+    Gaussian with those moments (a square root of a quantity that cannot be negative);
+    None when neither is finite."""
+    try:
+        return _elementwise(g, m)
+    except ValueError as error:
+        if "non-finite" not in str(error):
+            raise
+    return _of_statistic(g, m)
+
+
+def _of_statistic(g: Fused, m: Moments) -> tuple[Moments, float] | None:
+    """g of a statistic over many elements (the mean square of a written-out RMSNorm,
+    x * rsqrt(mean(x^2) + eps), as Hugging Face's Llama and T5 write it), whose spread
+    is small next to its value: E[g] = g(mu) and E[g^2] = g(mu)^2 + g'(mu)^2 var by the
+    delta method, where a Gaussian's quadrature would reach values it never takes
+    (negative mean squares). None when g is not finite there."""
+    if isinstance(g, tuple):
+        return _elementwise_or_none_named(g, m)
+    sd = math.sqrt(max(m.variance, 0.0))
+    step = max(sd, abs(m.mean), 1e-12) * 1e-4
+    with np.errstate(all="ignore"):
+        values = np.asarray(g(np.array([m.mean - step, m.mean, m.mean + step])), dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        return None
+    slope = (values[2] - values[0]) / (2.0 * step)
+    centre = float(values[1])
+    return Moments(centre, centre * centre + slope * slope * m.variance), float(slope * slope)
+
+
+def _elementwise_or_none_named(g: tuple[str, float | None], m: Moments) -> tuple[Moments, float] | None:
+    try:
+        return _elementwise(g, m)
+    except ValueError:
+        return None
 
 
 def _keeps_zero(node: Node) -> bool:
@@ -1121,6 +1249,29 @@ def _named_activation(graph: Graph, node: Node, source: int) -> tuple[str, float
     return None
 
 
+def _rotation(graph: Graph, node: Node) -> int | None:
+    """x when `node` is x * c + r(x) * s with c and s tensors made in the forward pass
+    and r(x) made from x by slices, negation and concatenation alone (rotary position
+    embeddings' rotate_half), else None."""
+    if node.kind != "add" or len(node.inputs) != 2:
+        return None
+    a, b = (_times_constant(graph, graph.nodes[i]) for i in node.inputs)
+    if a is None or b is None or graph.nodes[a].shape != graph.nodes[b].shape:
+        return None
+    stack, seen = [b], set()
+    while stack:
+        index = stack.pop()
+        if index == a or index in seen:
+            continue
+        seen.add(index)
+        step = graph.nodes[index]
+        rearranges = step.kind in ("view", "cat") or (step.kind == "elementwise" and step.attrs.get("op") == "neg")
+        if not rearranges or not step.inputs or len(seen) > 16:
+            return None
+        stack.extend(step.inputs)
+    return a
+
+
 def _times_constant(graph: Graph, node: Node) -> int | None:
     """The other operand when `node` multiplies it by a tensor made in the forward
     pass (a constant node: a random mask, a fixed factor), else None."""
@@ -1153,8 +1304,8 @@ def _branch_gain(graph: Graph, node: Node) -> tuple[str, int] | None:
 
 
 def _stream_reader(graph: Graph, modules: dict[str, torch.nn.Module], stream: int) -> str | None:
-    """The name of a leaf norm or layer module whose input is the stream node (or
-    a MultiheadAttention whose query it is), reached through views of it and
+    """The name of a leaf module whose input is the stream node (or a
+    MultiheadAttention whose query it is), reached through views of it and
     concatenations of those (Swin's patch merging), or None."""
     sources = {stream}
     for node in graph.nodes:
@@ -1164,8 +1315,11 @@ def _stream_reader(graph: Graph, modules: dict[str, torch.nn.Module], stream: in
         if (node.kind == "view" and node.attrs.get("op") != "pad") or (
                 node.kind == "cat" and all(i in sources for i in node.inputs)):
             sources.add(node.index)   # also MultiheadAttention's batch_first transpose of the query
-        elif node.kind in ("norm",) + LAYERS and module is not None and (
-                not list(module.children()) or isinstance(module, torch.nn.MultiheadAttention)):
+        elif module is not None and node.module and (
+                not list(module.children())
+                or (node.kind in ("norm",) + LAYERS and isinstance(module, torch.nn.MultiheadAttention))):
+            # a leaf module whose forward reads the stream first: a norm or a layer, or an
+            # RMSNorm written out (x.pow(2).mean(-1), Hugging Face's Llama); its input is the stream
             return node.module
     return None
 

@@ -616,6 +616,30 @@ class _Recorder(TorchFunctionMode):
 
     _linear = _bilinear = _layer
 
+    def _where(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
+        """where(condition, x, number) (or number, x): the kept entries of x pass (a "view"
+        with op "masked_fill" and the number as its value); anything else has no rule."""
+        condition, a, b = bound.get("condition"), bound.get("input"), bound.get("other")
+        for kept, filled in ((a, b), (b, a)):
+            value = filled.item() if isinstance(filled, torch.Tensor) and filled.dim() == 0 and \
+                not filled.is_meta else filled
+            if isinstance(kept, torch.Tensor) and kept.dim() > 0 and isinstance(value, (int, float)):
+                inputs = [self.node_for(kept)] + [self.node_for(t) for t in _tensors([condition])]
+                return "view", inputs, {}, {"op": "masked_fill", "value": float(value)}, None
+        return "opaque", [self.node_for(t) for t in _tensors([condition, a, b])], {}, {}, None
+
+    def _addmm(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
+        """beta * input + alpha * (mat1 @ mat2) with a parameter mat2: a linear layer whose
+        weight is stored (in, out) (attrs["weight_layout"]); otherwise an op without a rule."""
+        weight, bias = bound.get("mat2"), bound.get("input")
+        plain = bound.get("beta", 1) == 1 and bound.get("alpha", 1) == 1
+        if not (plain and isinstance(weight, torch.Tensor) and weight.dim() == 2
+                and id(weight) in self.param_name):
+            return "opaque", [self.node_for(t) for t in _tensors([bias, bound.get("mat1"), weight])], {}, {}, None
+        inputs, params, attrs = self._wire([bound.get("mat1")], [("weight", weight), ("bias", bias)])
+        attrs["weight_layout"] = "in_out"
+        return "linear", inputs, params, attrs, None
+
     def _embedding(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         inputs, params, attrs = self._wire_spec(spec, bound, extra)
         attrs.update(padding_idx=bound.get("padding_idx"), max_norm=bound.get("max_norm"),

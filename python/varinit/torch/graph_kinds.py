@@ -146,6 +146,10 @@ for _dunder, _op in (("add", "add"), ("sub", "sub"), ("mul", "mul"), ("truediv",
 
 _register(F.linear, OpSpec("linear", "linear", "torch.nn.functional.linear",
                            ("input", "weight", "bias"), ("weight", "bias")))
+# bias + x @ W with W stored (in, out): Hugging Face's Conv1D (GPT-2) is a linear layer
+for _func, _target, _ in _spellings("addmm", _NAMESPACES[1:3], inplace_too=False):
+    _register(_func, OpSpec("addmm", "addmm", _target, ("input", "mat1", "mat2", "beta", "alpha"),
+                            ("input", "mat2")))
 _register(F.bilinear, OpSpec("bilinear", "bilinear", "torch.nn.functional.bilinear",
                              ("input1", "input2", "weight", "bias"), ("weight", "bias")))
 for _n in (1, 2, 3):
@@ -296,6 +300,10 @@ for _name in _VIEWS:
 # softmax: a mask)
 for _func, _target, _inplace in _spellings("masked_fill", _NAMESPACES[:3]):
     _register(_func, OpSpec("view", "masked_fill", _target, ("input", "mask", "value"), inplace=_inplace))
+# where(condition, x, value) with a number for the value: the entries kept pass unchanged
+# (torch.finfo.min before a softmax: a mask, as Hugging Face's GPT-2 writes it)
+_register(torch.where, OpSpec("where", "where", "torch.where", ("condition", "input", "other")))
+_register(torch.Tensor.where, OpSpec("where", "where", "torch.Tensor.where", ("input", "condition", "other")))
 # nearest-neighbour upsampling (inside F.interpolate) repeats elements
 for _name in ("upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d",
               "_upsample_nearest_exact1d", "_upsample_nearest_exact2d",

@@ -57,7 +57,7 @@ class Target(NamedTuple):
 
 
 # the layer functions whose output the functional measurement sees
-LAYER_KINDS = ("linear", "conv", "conv_transpose")
+LAYER_KINDS = ("linear", "conv", "conv_transpose", "addmm")
 
 
 class _LayerCalls(TorchFunctionMode):
@@ -78,7 +78,8 @@ class _LayerCalls(TorchFunctionMode):
             return out
         if spec is None or spec.kind not in LAYER_KINDS or not isinstance(out, torch.Tensor):
             return out
-        weight = args[1] if len(args) > 1 else kwargs.get("weight")
+        where = 2 if spec.kind == "addmm" else 1   # addmm(bias, x, weight)
+        weight = args[where] if len(args) > where else kwargs.get("mat2" if where == 2 else "weight")
         target = self.targets.get(id(weight))
         if target is None:
             return out
