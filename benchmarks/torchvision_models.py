@@ -7,10 +7,10 @@ layer gradient std ratio), against torch's default init and anyinit.
     pip install torchvision==0.28.0 anyinit
     PYTHONPATH=python python benchmarks/torchvision_models.py [--quick]
 
-Inputs are 64x64 images (batch 4; 2 for the largest), so the last stages of
-the ImageNet models run on 2x2 maps and Swin's 7x7 windows are mostly zero
-padding: small maps are where the effective fans and the padding matter.
---quick leaves anyinit's analytic mode out (its call takes up to 10 s).
+Inputs are 64x64 images (batch 4; 8 for ResNet-18, 2 for the largest), so the
+last stages of the ImageNet models run on 2x2 maps and Swin's 7x7 windows are
+mostly zero padding: small maps are where the effective fans and the padding
+matter. --quick leaves anyinit's analytic mode out (its call takes up to 10 s).
 
 torchvision's wheels on PyPI carry compiled ops built for CUDA torch; with a
 CPU torch their registration fails at `import torchvision`. The models are
@@ -21,23 +21,12 @@ Results go to stdout and benchmarks/results/torchvision_models.md.
 import argparse
 import importlib.util
 import os
-import platform
 import sys
-import time
 import types
-import warnings
 
 import torch
 
-import varinit
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "torch"))
-from zoo import profile, verdict  # noqa: E402
-
-try:
-    import anyinit
-except ImportError:
-    anyinit = None
+from model_rows import rows, write
 
 
 def _torchvision_models():
@@ -78,62 +67,13 @@ def models(tvm):
     }
 
 
-def _anyinit(mode):
-    def run(model, x):
-        anyinit.initialize(model, mode, x if mode == "empirical" else tuple(x.shape), seed=0)
-    return run
-
-
-def methods(quick):
-    found = {
-        "torch default": lambda model, x: None,
-        "varinit": lambda model, x: varinit.torch.init_module(model, x, generator=0),
-        "varinit, shapes only": lambda model, x: varinit.torch.init_module(model, x.to("meta"), generator=0),
-    }
-    if anyinit is not None:
-        found["anyinit empirical"] = _anyinit("empirical")
-        if not quick:
-            found["anyinit analytic"] = _anyinit("analytic")
-    return found
-
-
-def passes(v):
-    return v["act_ratio"] <= 2 and 0.5 <= v["output_std"] <= 2 and 0.25 <= v["grad_ratio"] <= 4
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="leave anyinit's analytic mode out")
     args = parser.parse_args(argv)
     tvm = _torchvision_models()
-    rows = []
-    for name, make in models(tvm).items():
-        for method, run in methods(args.quick).items():
-            torch.manual_seed(0)
-            model, x = make()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                start = time.perf_counter()
-                try:
-                    run(model, x)
-                except Exception as error:  # a peer that cannot handle a model: say so in the table
-                    rows.append((name, method, f"error: {type(error).__name__}", "", "", "", ""))
-                    continue
-                seconds = time.perf_counter() - start
-            torch.manual_seed(1)
-            v = verdict(*profile(model, x))
-            rows.append((name, method, f"{v['act_ratio']:.3g}", f"{v['output_std']:.3g}", f"{v['grad_ratio']:.3g}",
-                         "yes" if passes(v) else "no", f"{seconds * 1000:.0f} ms"))
-            print(" | ".join(rows[-1]), flush=True)
-    header = ("model", "init", "act max/min", "out std", "grad first/last", "all three in bounds", "time")
-    lines = [f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-             f"varinit {varinit.__version__}, anyinit {getattr(anyinit, '__version__', 'absent')}", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    out = os.path.join(os.path.dirname(__file__), "results", "torchvision_models.md")
-    with open(out, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print(f"written: {out}")
+    version = getattr(sys.modules.get("torchvision.version"), "__version__", "")
+    write("torchvision_models", rows(models(tvm), args.quick), f", torchvision {version}")
 
 
 if __name__ == "__main__":

@@ -32,20 +32,10 @@ import torch
 
 import varinit
 
+from model_rows import anyinit, anyinit_call
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "torch"))
 from zoo import UNSTABLE, ZOO, PreLNBlock, profile, verdict  # noqa: E402
-
-try:
-    import anyinit
-except ImportError:
-    anyinit = None
-
-
-def _anyinit(mode):
-    def run(model, x):
-        spec = x if mode == "empirical" or not x.is_floating_point() else tuple(x.shape)
-        anyinit.initialize(model, mode, spec, seed=0)
-    return run
 
 
 METHODS = {
@@ -55,8 +45,8 @@ METHODS = {
     "varinit, dataflow, shapes only": lambda model, x: varinit.torch.init_module(model, x.to("meta"), generator=0),
 }
 if anyinit is not None:
-    METHODS["anyinit analytic"] = _anyinit("analytic")
-    METHODS["anyinit empirical"] = _anyinit("empirical")
+    METHODS["anyinit analytic"] = anyinit_call("analytic")
+    METHODS["anyinit empirical"] = anyinit_call("empirical")
 
 
 def zoo_rows():

@@ -440,11 +440,11 @@ WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d,
                  nn.ConvTranspose3d, nn.LSTM, nn.GRU, nn.MultiheadAttention, nn.Embedding, Conv1D)
 
 
-def profile(model, inputs, seed=0):
+def profile(model, inputs, seed=0, layers=WEIGHT_LAYERS):
     """Per weight layer, in call order: (name, activation std, gradient std), and the output std.
 
     The model runs in its current mode on `inputs`; the gradient injected at the
-    output is N(0, 1) from torch.Generator(seed).
+    output is N(0, 1) from torch.Generator(seed). `layers`: the module classes measured.
     """
     records, handles = [], []
 
@@ -458,7 +458,7 @@ def profile(model, inputs, seed=0):
         return record
 
     for name, module in model.named_modules():
-        if isinstance(module, WEIGHT_LAYERS) and not (
+        if isinstance(module, layers) and not (
                 isinstance(module, nn.Linear) and name.endswith("out_proj")):
             handles.append(module.register_forward_hook(hook(name)))
     try:
