@@ -452,9 +452,13 @@ def profile(model, inputs, seed=0, layers=WEIGHT_LAYERS):
         def record(module, args, output):
             out = output[0] if isinstance(output, tuple) else output
             if not isinstance(out, torch.Tensor) or not out.is_floating_point():
-                return
+                return None
             out.retain_grad()
             records.append((name, out))
+            # what follows gets a copy: an in-place activation after the layer
+            # (ReLU(inplace=True)) must not change the recorded output or its gradient
+            copy = out.clone()
+            return (copy,) + tuple(output[1:]) if isinstance(output, tuple) else copy
         return record
 
     for name, module in model.named_modules():
