@@ -707,12 +707,18 @@ class _Walk:
         if len(shape) < 2 or shape[-1] != shape[-2] or dim not in (-1, len(shape) - 1):
             return False
         node = self.graph.nodes[softmax.inputs[0]]
-        while node.kind in ("view", "scale", "shift") and node.inputs:
+        while node.kind in ("view", "scale", "shift", "add") and node.inputs:
             value = node.attrs.get("value")
             if node.attrs.get("op") == "masked_fill" and isinstance(value, (int, float)) and value <= -1e4:
                 self.masks.append(node.module or "the model")
                 return True
-            node = self.graph.nodes[node.inputs[0]]
+            mask = _additive_mask(self.graph, node)
+            if node.kind == "add" and mask is None:
+                return False
+            if mask is not None and mask[1]:
+                self.masks.append(node.module or "the model")
+                return True
+            node = self.graph.nodes[mask[0] if mask is not None else node.inputs[0]]
         return False
 
     def _matmul(self, node: Node) -> Moments:
@@ -822,6 +828,11 @@ class _Walk:
                 return moments
         ins = [self.m(i) for i in node.inputs]
         a = node.attrs
+        mask = _additive_mask(self.graph, node)
+        if mask is not None:
+            # scores plus a mask of 0 and a large negative number, made in the forward pass (its
+            # values unknown on meta): the kept scores pass, the masked ones leave the softmax
+            return self.m(mask[0])
         rotated = _rotation(self.graph, node)
         if rotated is not None:
             # x cos + rotate_half(x) sin (rotary position embeddings, Su et al. 2021): each pair of
@@ -961,7 +972,8 @@ class _Walk:
         if self.masks:
             places = list(dict.fromkeys(self.masks))
             self.notes.append("assumed: a causal mask, where square attention scores are filled with a large "
-                              f"negative number before the softmax (masked_fill, where), in {len(places)} "
+                              "negative number before the softmax (masked_fill, where) or have a square mask made "
+                              f"in the forward pass added, in {len(places)} "
                               f"place{'s' if len(places) > 1 else ''}: " + ", ".join(places[:4])
                               + (", ..." if len(places) > 4 else ""))
 
@@ -1246,6 +1258,30 @@ def _named_activation(graph: Graph, node: Node, source: int) -> tuple[str, float
     if op in ("relu", "tanh", "sigmoid", "silu", "mish", "selu", "hardswish", "relu6", "hardsigmoid",
               "softsign"):
         return (op, None)
+    return None
+
+
+def _additive_mask(graph: Graph, node: Node) -> tuple[int, bool] | None:
+    """(the scores, whether the mask is causal) when `node` adds a tensor made in the
+    forward pass (through views) to attention scores that a softmax over the last dim
+    reads next (Hugging Face's eager attention: scores + mask), else None. A mask whose
+    last two dims are square is taken as causal; one of shape (..., 1, T) as padding."""
+    if node.kind != "add" or len(node.inputs) != 2 or len(node.shape) < 2:
+        return None
+    readers = [n for n in graph.nodes if node.index in n.inputs]
+    if not (len(readers) == 1 and readers[0].kind == "softmax"
+            and readers[0].attrs.get("dim") in (-1, len(readers[0].shape) - 1)):
+        return None
+    for mask, scores in ((node.inputs[1], node.inputs[0]), (node.inputs[0], node.inputs[1])):
+        source = graph.nodes[mask]
+        while source.kind == "view" and source.inputs:
+            source = graph.nodes[source.inputs[0]]
+        shape = graph.nodes[mask].shape
+        if source.kind == "constant" and len(shape) >= 2 and graph.nodes[scores].kind != "constant":
+            if shape[-2] == shape[-1] == node.shape[-1] and node.shape[-2] == node.shape[-1]:
+                return scores, True
+            if shape[-2] == 1:
+                return scores, False
     return None
 
 
