@@ -48,28 +48,37 @@ def passes(v):
     return v["act_ratio"] <= 2 and 0.5 <= v["output_std"] <= 2 and 0.25 <= v["grad_ratio"] <= 4
 
 
+def measure(make, run, layers=WEIGHT_LAYERS, seed=1):
+    """One init call `run(model, x)` on a fresh `make()`, then zoo's forward and backward
+    pass (its random draws from torch.manual_seed(seed), unless seed is None): the
+    verdict and the call's seconds, or the error's name and None."""
+    torch.manual_seed(0)
+    model, x = make()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = time.perf_counter()
+        try:
+            run(model, x)
+        except Exception as error:  # a peer that cannot handle a model: say so in the table
+            return f"error: {type(error).__name__}", None
+        seconds = time.perf_counter() - start
+    if seed is not None:
+        torch.manual_seed(seed)
+    return verdict(*profile(model, x, layers=layers)), seconds
+
+
 def rows(models, quick, layers=WEIGHT_LAYERS):
     """One row per model and method, printed as it is measured; `layers`: the module
     classes whose outputs are measured (zoo.profile)."""
     found = []
     for name, make in models.items():
         for method, run in methods(quick).items():
-            torch.manual_seed(0)
-            model, x = make()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                start = time.perf_counter()
-                try:
-                    run(model, x)
-                except Exception as error:  # a peer that cannot handle a model: say so in the table
-                    found.append((name, method, f"error: {type(error).__name__}", "", "", "", ""))
-                    print(" | ".join(found[-1]), flush=True)
-                    continue
-                seconds = time.perf_counter() - start
-            torch.manual_seed(1)
-            v = verdict(*profile(model, x, layers=layers))
-            found.append((name, method, f"{v['act_ratio']:.3g}", f"{v['output_std']:.3g}",
-                          f"{v['grad_ratio']:.3g}", "yes" if passes(v) else "no", f"{seconds * 1000:.0f} ms"))
+            v, seconds = measure(make, run, layers)
+            if seconds is None:
+                found.append((name, method, v, "", "", "", ""))
+            else:
+                found.append((name, method, f"{v['act_ratio']:.3g}", f"{v['output_std']:.3g}",
+                              f"{v['grad_ratio']:.3g}", "yes" if passes(v) else "no", f"{seconds * 1000:.0f} ms"))
             print(" | ".join(found[-1]), flush=True)
     return found
 

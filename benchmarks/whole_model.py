@@ -32,10 +32,10 @@ import torch
 
 import varinit
 
-from model_rows import anyinit, anyinit_call
+from model_rows import anyinit, anyinit_call, measure
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "torch"))
-from zoo import UNSTABLE, ZOO, PreLNBlock, profile, verdict  # noqa: E402
+from zoo import UNSTABLE, ZOO, PreLNBlock  # noqa: E402
 
 
 METHODS = {
@@ -53,18 +53,10 @@ def zoo_rows():
     rows = []
     for name, make in {**ZOO, **UNSTABLE}.items():
         for method, run in METHODS.items():
-            torch.manual_seed(0)
-            model, x = make()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                start = time.perf_counter()
-                try:
-                    run(model, x)
-                except Exception as error:  # a peer that cannot handle a model: say so in the table
-                    rows.append((name, method, f"error: {type(error).__name__}", "", "", ""))
-                    continue
-                seconds = time.perf_counter() - start
-            v = verdict(*profile(model, x))
+            v, seconds = measure(make, run, seed=None)
+            if seconds is None:
+                rows.append((name, method, v, "", "", ""))
+                continue
             rows.append((name, method, f"{v['act_ratio']:.3g}", f"{v['output_std']:.3g}",
                          f"{v['grad_ratio']:.3g}", f"{seconds * 1000:.0f} ms"))
     return rows

@@ -300,7 +300,7 @@ class _Walk:
             source, g, _, _ = region
             name, param = g if isinstance(g, tuple) else (g, None)
             entering = self.m(source)
-            if self.graph.nodes[source].kind not in REDUCTIONS:
+            if not self.of_statistic(source):
                 try:
                     return rules.elementwise_common(name, entering, self.kappa(source), param=param)
                 except ValueError as error:
@@ -373,7 +373,7 @@ class _Walk:
         return Moments(float(t.mean()), float((t * t).mean()))
 
     def consumer_label(self, node: Node) -> str:
-        users = [n for n in self.graph.nodes if node.index in n.inputs]
+        users = self.graph.readers(node.index)
         return users[0].target if users else "the forward pass"
 
     # layers ---------------------------------------------------------------
@@ -549,7 +549,7 @@ class _Walk:
     def post_region(self, add: int) -> Fused | None:
         """The elementwise function applied right after a residual addition, or None."""
         graph = self.graph
-        consumers = [n for n in graph.nodes if add in n.inputs]
+        consumers = graph.readers(add)
         if len(consumers) != 1:
             return None
         found: Fused | None = None
@@ -559,7 +559,7 @@ class _Walk:
             if fused is None or fused[0] != add:
                 break
             found = _named_activation(graph, node, add) or fused[1]
-            nxt = [n for n in graph.nodes if node.index in n.inputs]
+            nxt = graph.readers(node.index)
             if len(nxt) != 1:
                 break
             node = nxt[0]
@@ -818,8 +818,7 @@ class _Walk:
             if source != node.index:
                 g: Fused = _named_activation(self.graph, node, source) or fn
                 x = self.m(source)
-                found = (_of_statistic(g, x) if self.graph.nodes[source].kind in REDUCTIONS
-                         else self.integrated(node.index, source, g, x))
+                found = _of_statistic(g, x) if self.of_statistic(source) else self.integrated(node.index, source, g, x)
                 if found is None:   # g is not finite over the values a Gaussian reaches
                     self.opaque.append(node)
                     return None
@@ -987,7 +986,7 @@ class _Walk:
         by_label: dict[str, list[float]] = {}
         sens = self.sensitivities()
         for index, (source, g, moments, grad) in self.regions.items():
-            consumers = [n for n in self.graph.nodes if index in n.inputs]
+            consumers = self.graph.readers(index)
             if consumers and all(c.index in self.regions for c in consumers):
                 continue  # inside a longer region: judged at its end
             if self.part_of_statistic(index):
@@ -1014,12 +1013,15 @@ class _Walk:
             self.quadratures[key] = _elementwise_or_none(g, x)
         return self.quadratures[key]
 
+    def of_statistic(self, source: int) -> bool:
+        """Whether a region's source is a reduction over many elements (_of_statistic)."""
+        return self.graph.nodes[source].kind in REDUCTIONS
+
     def part_of_statistic(self, index: int) -> bool:
         """Whether a region computes or transforms a statistic (x^2 read only by a mean,
         rsqrt of that mean) rather than act on the signal."""
-        source = self.regions[index][0]
-        readers = [n for n in self.graph.nodes if index in n.inputs]
-        return self.graph.nodes[source].kind in REDUCTIONS or bool(readers) and all(
+        readers = self.graph.readers(index)
+        return self.of_statistic(self.regions[index][0]) or bool(readers) and all(
             n.kind in REDUCTIONS for n in readers)
 
     def resets_scale(self, node: Node) -> bool:
@@ -1027,8 +1029,8 @@ class _Walk:
         function of a statistic (x * rsqrt(mean(x^2) + eps), Hugging Face's RMSNorm)."""
         if node.kind == "norm":
             return _resets(node)
-        return node.kind == "mul" and any(
-            i in self.regions and self.graph.nodes[self.regions[i][0]].kind in REDUCTIONS for i in node.inputs)
+        return node.kind == "mul" and any(i in self.regions and self.of_statistic(self.regions[i][0])
+                                          for i in node.inputs)
 
     def region_input(self, index: int) -> Moments:
         """The moments an elementwise region was computed from: its source's, over
@@ -1046,7 +1048,7 @@ class _Walk:
         if slope is None:
             source, g, moments, _ = self.regions[index]
             x = self.region_input(index)
-            if self.graph.nodes[source].kind in REDUCTIONS:
+            if self.of_statistic(source):
                 # a statistic scales as a whole: x1.1 on its second moment (the mean square in
                 # a written-out RMSNorm gives rsqrt a slope of -1/2, which resets the scale)
                 found = _of_statistic(g, Moments(x.mean * math.sqrt(1.1), x.second * 1.1))
@@ -1168,14 +1170,7 @@ def _resets(node: Node) -> bool:
 def _region_key(graph: Graph, source: int, end: int) -> tuple[Any, ...]:
     """What a fused region computes, independent of where it sits: its ops in order,
     their scalar arguments, and how they are wired, relative to the source."""
-    nodes: list[int] = []
-    stack = [end]
-    while stack:
-        index = stack.pop()
-        if index != source and index not in nodes:
-            nodes.append(index)
-            stack.extend(graph.nodes[index].inputs)
-    nodes.sort()
+    nodes = rules.region_nodes(graph, source, end)
     place = {index: k for k, index in enumerate(nodes)}
     place[source] = -1
     return tuple((graph.nodes[i].target, repr(sorted(graph.nodes[i].attrs.items())),
@@ -1189,7 +1184,7 @@ def _elementwise_or_none(g: Fused, m: Moments) -> tuple[Moments, float] | None:
     try:
         return _elementwise(g, m)
     except ValueError as error:
-        if "non-finite" not in str(error):
+        if "non-finite" not in str(error) or isinstance(g, tuple):
             raise
     return _of_statistic(g, m)
 
@@ -1200,8 +1195,8 @@ def _of_statistic(g: Fused, m: Moments) -> tuple[Moments, float] | None:
     is small next to its value: E[g] = g(mu) and E[g^2] = g(mu)^2 + g'(mu)^2 var by the
     delta method, where a Gaussian's quadrature would reach values it never takes
     (negative mean squares). None when g is not finite there."""
-    if isinstance(g, tuple):
-        return _elementwise_or_none_named(g, m)
+    if isinstance(g, tuple):   # a named activation: finite everywhere, its quadrature exact
+        return _elementwise(g, m)
     sd = math.sqrt(max(m.variance, 0.0))
     step = max(sd, abs(m.mean), 1e-12) * 1e-4
     with np.errstate(all="ignore"):
@@ -1211,13 +1206,6 @@ def _of_statistic(g: Fused, m: Moments) -> tuple[Moments, float] | None:
     slope = (values[2] - values[0]) / (2.0 * step)
     centre = float(values[1])
     return Moments(centre, centre * centre + slope * slope * m.variance), float(slope * slope)
-
-
-def _elementwise_or_none_named(g: tuple[str, float | None], m: Moments) -> tuple[Moments, float] | None:
-    try:
-        return _elementwise(g, m)
-    except ValueError:
-        return None
 
 
 def _keeps_zero(node: Node) -> bool:
@@ -1268,7 +1256,7 @@ def _additive_mask(graph: Graph, node: Node) -> tuple[int, bool] | None:
     last two dims are square is taken as causal; one of shape (..., 1, T) as padding."""
     if node.kind != "add" or len(node.inputs) != 2 or len(node.shape) < 2:
         return None
-    readers = [n for n in graph.nodes if node.index in n.inputs]
+    readers = graph.readers(node.index)
     if not (len(readers) == 1 and readers[0].kind == "softmax"
             and readers[0].attrs.get("dim") in (-1, len(readers[0].shape) - 1)):
         return None
@@ -1456,7 +1444,7 @@ def _residuals(graph: Graph, anc: list[int]) -> tuple[dict[int, BranchEnd], dict
 def _reaches_output(graph: Graph, index: int) -> bool:
     """True when the node's value is a model output, through views and elementwise ops."""
     while index not in graph.outputs:
-        consumers = [n for n in graph.nodes if index in n.inputs]
+        consumers = graph.readers(index)
         if len(consumers) != 1 or consumers[0].kind not in STREAM_PASS:
             return False
         index = consumers[0].index
@@ -1467,10 +1455,6 @@ def _sharing_layers(graph: Graph, ends: dict[int, BranchEnd]) -> dict[int, int]:
     """{inner layer: branch end} for the branches of chains whose stream is the model's
     output: the layer whose only consumer leads to the end layer's input through
     dropout, views and one elementwise region (an MLP's first layer)."""
-    consumers: dict[int, int] = {}
-    for node in graph.nodes:
-        for i in set(node.inputs):
-            consumers[i] = consumers.get(i, 0) + 1
     sharing: dict[int, int] = {}
     for end, (_, _, _, _, open_end) in ends.items():
         node = graph.nodes[end]
@@ -1484,7 +1468,7 @@ def _sharing_layers(graph: Graph, ends: dict[int, BranchEnd]) -> dict[int, int]:
             if fused is None:
                 break
             source, fused_once = fused[0], True
-        if graph.nodes[source].kind in LAYERS and consumers.get(source, 0) == 1:
+        if graph.nodes[source].kind in LAYERS and len(graph.readers(source)) == 1:
             sharing[source] = end
     return sharing
 

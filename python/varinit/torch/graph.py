@@ -39,8 +39,8 @@ import numbers
 import threading
 import types
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields, is_dataclass
-from typing import Any, Callable, Protocol, Union, cast
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Callable, Optional, Protocol, Union, cast
 
 import torch
 import torch.nn.functional as F
@@ -115,6 +115,16 @@ class Graph:
     tied: dict[str, list[str]]
     uses: dict[str, list[int]]
     unknown: list[int]
+    _readers: Optional[dict[int, list[Node]]] = field(default=None, init=False, repr=False, compare=False)
+
+    def readers(self, index: int) -> list[Node]:
+        """The nodes that read node `index`'s value, each once, in execution order."""
+        if self._readers is None:
+            self._readers = {}
+            for node in self.nodes:
+                for i in dict.fromkeys(node.inputs):
+                    self._readers.setdefault(i, []).append(node)
+        return self._readers.get(index, [])
 
 
 # What a model is called with: a tensor, a tuple or list of tensors, or keyword tensors

@@ -786,6 +786,19 @@ def _source(graph: Graph, index: int, memo: dict[int, int]) -> int:
     return memo[index]
 
 
+def region_nodes(graph: Graph, source: int, end: int) -> list[int]:
+    """The nodes between `source` (excluded) and `end` (included) of a fused region,
+    in execution order: what `fuse` replays."""
+    region: set[int] = set()
+    stack = [end]
+    while stack:
+        i = stack.pop()
+        if i != source and i not in region:
+            region.add(i)
+            stack.extend(graph.nodes[i].inputs)
+    return sorted(region)
+
+
 def fuse(graph: Graph, index: int,
          memo: dict[int, int] | None = None) -> tuple[int, Callable[[Any], Any]] | None:
     """(source_index, g) when node `index` computes g(source) per element through
@@ -806,16 +819,9 @@ def fuse(graph: Graph, index: int,
     source = _source(graph, index, memo)
     if source == index:
         return None
-    region: set[int] = set()
-    stack = [index]
-    while stack:
-        i = stack.pop()
-        if i != source and i not in region:
-            region.add(i)
-            stack.extend(graph.nodes[i].inputs)
     # every node of the region is fusible, so it has a replay
     steps = [(i, cast("Callable[..., torch.Tensor]", graph.nodes[i].replay), tuple(graph.nodes[i].inputs))
-             for i in sorted(region)]
+             for i in region_nodes(graph, source, index)]
 
     def g(x: Any) -> Any:   # float64 array in, array out; or tensor in, tensor out
         is_tensor = isinstance(x, torch.Tensor)

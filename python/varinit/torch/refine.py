@@ -27,7 +27,7 @@ from typing import Any, NamedTuple, Optional, cast
 import torch
 from torch.overrides import TorchFunctionMode
 
-from .graph import BufferGuard, ExampleInputs, example_call
+from .graph import BufferGuard, ExampleInputs, _bind, example_call
 from .graph_kinds import SPECS
 
 # Modules whose output is their weight's layer output: leaf layers, and
@@ -78,9 +78,8 @@ class _LayerCalls(TorchFunctionMode):
             return out
         if spec is None or spec.kind not in LAYER_KINDS or not isinstance(out, torch.Tensor):
             return out
-        where = 2 if spec.kind == "addmm" else 1   # addmm(bias, x, weight)
-        weight = args[where] if len(args) > where else kwargs.get("mat2" if where == 2 else "weight")
-        target = self.targets.get(id(weight))
+        bound, _ = _bind(spec.names, args, kwargs)
+        target = self.targets.get(id(bound.get("mat2" if spec.kind == "addmm" else "weight")))
         if target is None:
             return out
         corrected = self.correct(target, out)
