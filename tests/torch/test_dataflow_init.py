@@ -24,6 +24,9 @@ BOUNDS = {
     "mlp_custom_activation": (2.0, (0.25, 4.0)),    # act 3e5, out 1.7e-6: x*sigmoid(1.5x) seen as linear
     "resnet_batchnorm": (2.0, (0.25, 4.0)),         # act 3.6, out 1.8
     "resnet_no_norm": (2.0, (0.25, 4.0)),           # act 3.45 (with hint relu: exploding, out 231)
+    # torchvision's bottleneck blocks in three stages: grad 17 when the branches were solved for
+    # the forward alone, 4.07 with the gradient cap but the projection blocks not seen as residual
+    "resnet_bottleneck": (2.0, (0.25, 4.0)),
     "depthwise_small_maps": (2.0, (0.25, 4.0)),     # act 676, out 8e-4: padding at 4x4 ignored
     "unet": (2.0, (0.25, 4.0)),                     # act 3.8, out 0.29
     "inception": (2.0, (0.25, 4.0)),                # act 14.7, out 0.094

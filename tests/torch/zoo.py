@@ -60,6 +60,55 @@ class ResNet(nn.Module):
         return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+class Bottleneck(nn.Module):
+    """torchvision's bottleneck block: 1x1, 3x3 (with the stage's stride), 1x1, each
+    followed by BatchNorm; one in-place ReLU module called three times; a strided
+    1x1 conv and BatchNorm on the skip where the shape changes."""
+
+    def __init__(self, inplanes, planes, stride=1):
+        super().__init__()
+        width, out = planes, planes * 4
+        self.conv1, self.bn1 = nn.Conv2d(inplanes, width, 1, bias=False), nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3, self.bn3 = nn.Conv2d(width, out, 1, bias=False), nn.BatchNorm2d(out)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or inplanes != out:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, out, 1, stride=stride, bias=False),
+                                            nn.BatchNorm2d(out))
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.relu(self.bn3(self.conv3(out)) + identity)
+
+
+class BottleneckResNet(nn.Module):
+    """A ResNet-50-shaped network, narrow and shallow: a BatchNorm stem with max
+    pooling, then stages of bottleneck blocks, the first of each with a projection."""
+
+    def __init__(self, stages=(3, 4, 3), base=8, classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, base, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(base)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        blocks, inplanes = [], base
+        for i, count in enumerate(stages):
+            planes = base * 2 ** i
+            for j in range(count):
+                blocks.append(Bottleneck(inplanes, planes, stride=2 if i > 0 and j == 0 else 1))
+                inplanes = planes * 4
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(inplanes, classes)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.blocks(x), 1), 1))
+
+
 class DepthwiseSeparable(nn.Module):
     """MobileNet-style stack on a 4x4 map: a 3x3 depthwise conv there sees zero padding at 7 of 16 positions."""
 
@@ -414,6 +463,7 @@ ZOO = {
     "mlp_custom_activation": lambda: (MLP(20, 256, ScaledSwish()), torch.randn(256, 256)),
     "resnet_batchnorm": lambda: (ResNet(batch_norm=True), _images()),
     "resnet_no_norm": lambda: (ResNet(batch_norm=False), _images()),
+    "resnet_bottleneck": lambda: (BottleneckResNet(), _images(8, 64)),
     "depthwise_small_maps": lambda: (DepthwiseSeparable(), _images(32, 4)),
     "unet": lambda: (UNet(), _images(8, 16)),
     "inception": lambda: (Inception(), _images(8, 16)),

@@ -20,13 +20,17 @@ The walk, node by node in execution order, with moment_rules' formulas:
   integrated by quadrature; additions, products, concatenations, norms,
   pooling, dropout, attention and embeddings follow their rules;
 - residual branches: an addition whose one operand (the stream) is an
-  ancestor of the other (the branch) through a layer is a residual. The
+  ancestor of the other (the branch) through a layer is a residual, and so is
+  one whose stream is a projection shortcut (one layer and a norm on the
+  block's input, the branch two layers or more from it). The
   additions that follow each other on one stream with no normalization in
   between form a chain of L; the last scalable node of each branch (a layer's
   weight, or a norm's gamma) is solved to alpha * nu_stream with alpha = 1/L,
   so the stream grows by at most (1 + 1/L)^L < e over the whole chain
   (branch variance 1/L, as Fixup and T-Fixup scale; Zhang et al. 2019, Huang et
-  al. 2020). residual="zero_gamma" sets a branch-final norm's gamma to 0
+  al. 2020). Norm-ended branches (BatchNorm ResNets) add a share that grows
+  with the stream, capped for the gradient they pass back (_Walk.goal).
+  residual="zero_gamma" sets a branch-final norm's gamma to 0
   instead (Goyal et al. 2017), and residual="none" solves branches like any
   layer;
 - a parameter used several times (a module called twice, an embedding tied
@@ -86,6 +90,9 @@ MAX_STREAM_BUDGET = 16.0
 OPEN_STREAM_BUDGET = 3.0
 # a chain of norm-ended branches grows its stream's second moment at most e-fold
 NORM_BRANCH_GROWTH = 1.0 - math.exp(-1.0)
+# the norm-ended branches before a model's last one raise the gradient's second moment at
+# most this many times in all (each its (GRADIENT_BUDGET ** (1 / (N - 1)) - 1) / A_k share)
+GRADIENT_BUDGET = 2.0
 # reductions over many elements: what a function of one sees is concentrated near its mean
 REDUCTIONS = ("mean", "sum")
 # activations with g(0) = 0: zero padding stays zero through them
@@ -217,6 +224,9 @@ class _Walk:
         self.example = flat_inputs(example_inputs)
         self.ancestors = _ancestors(graph)
         self.branch_end, self.chain_length = _residuals(graph, self.ancestors)
+        # the ends of norm-ended branches, in the order of their additions
+        self.norm_ends = sorted((e for e, end in self.branch_end.items() if graph.nodes[e].kind == "norm"),
+                                key=lambda e: self.branch_end[e][2])
         self.sharing = _sharing_layers(graph, self.branch_end)
         self.deciding = _deciding_uses(graph)
         self.multi_use = {name for name, uses in graph.uses.items() if len(_layer_uses(graph, name)) > 1}
@@ -511,15 +521,21 @@ class _Walk:
         if s.second <= 0 or s0.second <= 0:
             return self.target, ""
         post = self.post_region(add)
+        top, capped = 1.0, False
         if node.kind == "norm":
             # a norm-ended branch (a BatchNorm ResNet) is invariant to its input's scale: its
             # layers see the stream's gradient times gamma / std(stream), and that gradient
             # shrinks block after block on the way forward. Block k adds the fraction
             # alpha_k = (1 - 1/e) / L * v_k / v_0 of the stream, growing with the stream: the
-            # stream follows v_0 / (1 - (1 - 1/e) k / L), ending below e v_0, and the later
-            # branches' larger gains make up for their smaller gradient (measured: gradient
-            # ratio across the zoo's BatchNorm ResNet 3.7; a fixed fraction gives 4.2 at best)
+            # stream follows v_0 / (1 - (1 - 1/e) k / L), ending below e v_0. On the way back
+            # each block but the last multiplies the gradient by 1 + alpha_k A_k
+            # (branch_amplification), so alpha_k is capped for the gradient (GRADIENT_BUDGET);
+            # the last, whose stream only the head reads, takes what the others leave of the
+            # e-fold budget, up to e - 1, so its layers see a gradient of the stream's order
             limit = 1.0 + NORM_BRANCH_GROWTH / length * s.second / s0.second
+            capped = len(self.norm_ends) > 1 and node.index != self.norm_ends[-1]
+            if len(self.norm_ends) > 1 and not capped:
+                limit, top = max(limit, math.e * s0.second / s.second), math.e - 1.0
         else:
             budget = _stream_budget(length, open_end)
             limit = 1.0 + (budget - 1.0) * s0.second / (length * s.second)
@@ -530,21 +546,61 @@ class _Walk:
                 m = _elementwise(post, m)[0]
             return m.second / s.second
 
-        if growth(1.0) <= limit:
-            alpha = 1.0
+        if growth(top) <= limit:
+            alpha = top
         elif growth(1e-6) >= limit:
             alpha = (limit - 1.0)
         else:
-            lo, hi = 1e-6, 1.0
+            lo, hi = 1e-6, top
             for _ in range(GROWTH_STEPS):
                 mid = math.sqrt(lo * hi)
                 lo, hi = (mid, hi) if growth(mid) <= limit else (lo, mid)
             alpha = lo
-        self.alphas[node.index] = alpha
         bound = ("by less than e" if node.kind == "norm"
                  else f"at most {_g(_stream_budget(length, open_end))}-fold from {_g(s0.second)}")
-        return alpha * s.second, (f"; residual branch end: {_g(alpha)} of the stream's {_g(s.second)}, "
-                                  f"so {length} blocks grow it {bound}")
+        why = f"so {length} blocks grow it {bound}"
+        if capped:
+            amplification = self.branch_amplification(node, stream)
+            cap = (GRADIENT_BUDGET ** (1.0 / (len(self.norm_ends) - 1)) - 1.0) / amplification
+            if cap < alpha:
+                alpha = cap
+                why = (f"so the {len(self.norm_ends) - 1} norm-ended branches before the last raise the "
+                       f"gradient at most {_g(GRADIENT_BUDGET)}-fold (this one passes back "
+                       f"{_g(amplification)} times its share)")
+        self.alphas[node.index] = alpha
+        return alpha * s.second, f"; residual branch end: {_g(alpha)} of the stream's {_g(s.second)}, {why}"
+
+    def branch_amplification(self, end: Node, stream: int) -> float:
+        """A_k: how many times its share of the stream's second moment a norm-ended
+        branch multiplies the gradient's on the way back to its stream.
+
+        A norm with batch statistics reading a layer divides by that layer's
+        per-channel std, which leaves out the offset the layer gives an input with a
+        mean: a factor nu / (nu - mu^2) of the layer's input over the forward's
+        (pi / (pi - 1) after ReLU: the mean-field gradient explosion of BatchNorm
+        networks, Yang et al. 2019). An activation multiplies the gradient's second
+        moment by E[g'(x)^2] where it multiplies the signal's by E[g(x)^2] / E[x^2]."""
+        graph, anc = self.graph, self.ancestors
+        origin = stream
+        if not (anc[end.index] >> stream) & 1:   # a projection shortcut: the branch starts where it does
+            origin = cast(int, _shortcut_source(graph, stream))
+        amplification = 1.0
+        for j in range(origin + 1, end.index + 1):
+            if not ((anc[end.index] >> j) & 1 or j == end.index) or not (anc[j] >> origin) & 1:
+                continue   # not on a path from the stream to the branch's end
+            node = graph.nodes[j]
+            if node.kind == "norm" and _batch_statistics(node):
+                layer = graph.nodes[node.inputs[0]]
+                x = self.m(layer.inputs[0]) if layer.kind in LAYERS and layer.inputs else None
+                if x is not None and x.variance > 0:
+                    amplification *= x.second / x.variance
+            elif j in self.regions and not any(self.regions.get(c.index, (None,))[0] == self.regions[j][0]
+                                               for c in graph.readers(j)):   # a region's last node
+                _, _, moments, derivative = self.regions[j]
+                x = self.region_input(j)
+                if moments.second > 0 and x.second > 0:
+                    amplification *= derivative * x.second / moments.second
+        return amplification
 
     def post_region(self, add: int) -> Fused | None:
         """The elementwise function applied right after a residual addition, or None."""
@@ -1366,6 +1422,12 @@ def flat_inputs(example_inputs: object) -> list[Any]:
     return [example_inputs]
 
 
+def _batch_statistics(node: Node) -> bool:
+    """Whether a norm node subtracts each channel's mean over the batch and positions
+    (BatchNorm in training mode, InstanceNorm over positions)."""
+    return node.attrs.get("which") in ("batch_norm", "instance_norm") and bool(node.attrs.get("training", True))
+
+
 def _ancestors(graph: Graph) -> list[int]:
     """Per node, a bit set (a Python int) of the nodes it depends on."""
     anc: list[int] = []
@@ -1395,7 +1457,7 @@ def _residuals(graph: Graph, anc: list[int]) -> tuple[dict[int, BranchEnd], dict
         a, b = node.inputs
         for stream, branch in ((a, b), (b, a)):
             through_layer = anc[branch] & ~anc[stream] & layer_bits or (_is_layer(graph.nodes[branch]))
-            if (anc[branch] >> stream) & 1 and through_layer:
+            if (anc[branch] >> stream) & 1 and through_layer or _projection(graph, anc, stream, branch):
                 residual[node.index] = (stream, branch)
                 break
     parent = {i: i for i in residual}
@@ -1439,6 +1501,27 @@ def _residuals(graph: Graph, anc: list[int]) -> tuple[dict[int, BranchEnd], dict
             root = find(index)
             ends[j] = (stream, sizes[root], index, first[root], _reaches_output(graph, last[root]))
     return ends, sizes
+
+
+def _shortcut_source(graph: Graph, shortcut: int) -> int | None:
+    """The input of the one layer that `shortcut` is (with a norm after it), else None."""
+    node = graph.nodes[shortcut]
+    if node.kind == "norm" and node.inputs:
+        node = graph.nodes[node.inputs[0]]
+    return node.inputs[0] if node.kind in LAYERS and node.inputs else None
+
+
+def _projection(graph: Graph, anc: list[int], shortcut: int, branch: int) -> bool:
+    """Whether `shortcut` is one layer (and a norm after it) applied to a signal from
+    which `branch` goes through two layers or more: the projection shortcut of a block
+    that changes the shape (He et al. 2016), the stream of its residual addition."""
+    source = _shortcut_source(graph, shortcut)
+    if source is None or (anc[branch] >> shortcut) & 1 or not (anc[branch] >> source) & 1:
+        return False
+    layers = sum(1 for j in range(source + 1, branch + 1)
+                 if (j == branch or (anc[branch] >> j) & 1) and (anc[j] >> source) & 1
+                 and graph.nodes[j].kind in LAYERS)
+    return layers >= 2
 
 
 def _reaches_output(graph: Graph, index: int) -> bool:
