@@ -461,3 +461,34 @@ def test_a_projection_shortcut_is_the_stream_of_its_block():
         assert rules[f"blocks.{k}.downsample.1.weight"] == "constant 1: norm gain: one"
     v = verdict(*profile(model, x))
     assert v["grad_ratio"] <= 3.0, v
+
+
+class PooledBatchNorm(nn.Module):
+    """ReLU features (a mean) into a conv and BatchNorm, pooled over the positions."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 64, 3, padding=1)
+        self.conv = nn.Conv2d(64, 64, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(64)
+        self.head = nn.Linear(64, 64)
+
+    def forward(self, x):
+        x = self.bn(self.conv(F.relu(self.stem(x))))
+        return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def test_batch_statistics_remove_the_offset_a_layer_gives_a_mean():
+    # conv(relu(.)) carries the offset mean * sum(w) per channel, the same at every position and
+    # example; BatchNorm subtracts it. Carried through the norm as shared by the positions, it
+    # made the pooled features' predicted second moment 0.37 where they have 0.016 (8 x 8
+    # positions of independent unit values: 1/64), and the head's std 5x too small. (0.028 now:
+    # the quadrature's common part of the ReLU, 2% above mu^2, is what the subtraction leaves.)
+    torch.manual_seed(0)
+    model, x = PooledBatchNorm(), torch.randn(64, 3, 8, 8)
+    rules = {r.name: r.rule for r in _init(model, x.to("meta"))}
+    predicted = float(rules["head.weight"].split("nu_in ")[1].split(")")[0])
+    with torch.no_grad():
+        pooled = torch.flatten(F.adaptive_avg_pool2d(model.bn(model.conv(F.relu(model.stem(x)))), 1), 1)
+    measured = float((pooled.double() ** 2).mean())
+    assert 0.5 <= predicted / measured <= 2.0, (predicted, measured)

@@ -303,7 +303,15 @@ class _Walk:
             return out.second * ratio
         if kind == "norm":
             m = self.m(x)
-            share = (self.kappa(x) - m.mean ** 2) / m.variance if m.variance > 0 else 0.0
+            offset = m.mean ** 2
+            layer = self.graph.nodes[x]
+            if _batch_statistics(node) and layer.kind in LAYERS and layer.inputs:
+                # a layer gives an input with a mean a constant offset per channel, which
+                # batch statistics subtract: the common part left is what varies by example
+                source = self.m(layer.inputs[0])
+                offset = max(offset, m.second * source.mean ** 2 / source.second if source.second > 0 else 0.0)
+            spread = m.second - offset
+            share = min(max((self.kappa(x) - offset) / spread, 0.0), 1.0) if spread > 0 else 0.0
             return out.mean ** 2 + (out.second - out.mean ** 2) * share
         region = self.regions.get(node.index)
         if region is not None:
