@@ -91,8 +91,11 @@ OPEN_STREAM_BUDGET = 3.0
 # a chain of norm-ended branches grows its stream's second moment at most e-fold
 NORM_BRANCH_GROWTH = 1.0 - math.exp(-1.0)
 # the norm-ended branches before a model's last one raise the gradient's second moment at
-# most this many times in all (each its (GRADIENT_BUDGET ** (1 / (N - 1)) - 1) / A_k share)
+# most this many times in all (each alpha_k A_k = GRADIENT_BUDGET ** (1 / (N - 1)) - 1) ...
 GRADIENT_BUDGET = 2.0
+# ... but each at least this much: its layers' gradient then about sqrt(0.1) = 0.32 of the
+# stream's (above 8 such branches; the ReLU after each addition masks part of the growth)
+BRANCH_GRADIENT_FLOOR = 0.1
 # reductions over many elements: what a function of one sees is concentrated near its mean
 REDUCTIONS = ("mean", "sum")
 # activations with g(0) = 0: zero padding stays zero through them
@@ -308,8 +311,8 @@ class _Walk:
             if _batch_statistics(node) and layer.kind in LAYERS and layer.inputs:
                 # a layer gives an input with a mean a constant offset per channel, which
                 # batch statistics subtract: the common part left is what varies by example
-                source = self.m(layer.inputs[0])
-                offset = max(offset, m.second * source.mean ** 2 / source.second if source.second > 0 else 0.0)
+                entering = self.m(layer.inputs[0])
+                offset = max(offset, m.second * entering.mean ** 2 / entering.second if entering.second > 0 else 0.0)
             spread = m.second - offset
             share = min(max((self.kappa(x) - offset) / spread, 0.0), 1.0) if spread > 0 else 0.0
             return out.mean ** 2 + (out.second - out.mean ** 2) * share
@@ -569,12 +572,15 @@ class _Walk:
         why = f"so {length} blocks grow it {bound}"
         if capped:
             amplification = self.branch_amplification(node, stream)
-            cap = (GRADIENT_BUDGET ** (1.0 / (len(self.norm_ends) - 1)) - 1.0) / amplification
-            if cap < alpha:
-                alpha = cap
-                why = (f"so the {len(self.norm_ends) - 1} norm-ended branches before the last raise the "
-                       f"gradient at most {_g(GRADIENT_BUDGET)}-fold (this one passes back "
-                       f"{_g(amplification)} times its share)")
+            per_branch = GRADIENT_BUDGET ** (1.0 / (len(self.norm_ends) - 1)) - 1.0
+            share = max(per_branch, BRANCH_GRADIENT_FLOOR)
+            if share / amplification < alpha:
+                alpha = share / amplification
+                passes = f"(this one passes back {_g(amplification)} times its share)"
+                why = (f"so the {len(self.norm_ends) - 1} norm-ended branches before the last raise the gradient "
+                       f"at most {_g(GRADIENT_BUDGET)}-fold {passes}" if per_branch >= BRANCH_GRADIENT_FLOOR else
+                       f"so it raises the gradient at most {_g(1.0 + share)}-fold and its layers keep about "
+                       f"{_g(math.sqrt(share))} of the stream's {passes}")
         self.alphas[node.index] = alpha
         return alpha * s.second, f"; residual branch end: {_g(alpha)} of the stream's {_g(s.second)}, {why}"
 
