@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union, cast
 
@@ -599,9 +599,7 @@ class _Walk:
         if not (anc[end.index] >> stream) & 1:   # a projection shortcut: the branch starts where it does
             origin = cast(int, _shortcut_source(graph, stream))
         amplification = 1.0
-        for j in range(origin + 1, end.index + 1):
-            if not ((anc[end.index] >> j) & 1 or j == end.index) or not (anc[j] >> origin) & 1:
-                continue   # not on a path from the stream to the branch's end
+        for j in _between(anc, origin, end.index):
             node = graph.nodes[j]
             if node.kind == "norm" and _batch_statistics(node):
                 layer = graph.nodes[node.inputs[0]]
@@ -1532,10 +1530,14 @@ def _projection(graph: Graph, anc: list[int], shortcut: int, branch: int) -> boo
     source = _shortcut_source(graph, shortcut)
     if source is None or (anc[branch] >> shortcut) & 1 or not (anc[branch] >> source) & 1:
         return False
-    layers = sum(1 for j in range(source + 1, branch + 1)
-                 if (j == branch or (anc[branch] >> j) & 1) and (anc[j] >> source) & 1
-                 and graph.nodes[j].kind in LAYERS)
-    return layers >= 2
+    return sum(1 for j in _between(anc, source, branch) if graph.nodes[j].kind in LAYERS) >= 2
+
+
+def _between(anc: list[int], origin: int, end: int) -> Iterator[int]:
+    """The nodes on a path from `origin` (excluded) to `end` (included), in order."""
+    for j in range(origin + 1, end + 1):
+        if (j == end or (anc[end] >> j) & 1) and (anc[j] >> origin) & 1:
+            yield j
 
 
 def _reaches_output(graph: Graph, index: int) -> bool:
