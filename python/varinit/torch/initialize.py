@@ -11,7 +11,7 @@ import torch
 
 from .. import _validate
 from .. import init as fills
-from .._arrays import mark_written
+from .._arrays import is_dtensor, mark_written
 from ..layers.records import InitRecord
 from ..layers.transaction import all_or_nothing
 from ..layers.schemes import as_generator, draw_with_std
@@ -19,6 +19,7 @@ from .._typing import GeneratorLike
 from ..generator import Generator
 from ..progress import Progress, reporter
 from .dataflow import RESIDUAL_RULES, Plan, ResidualRule, holds_values, plan
+from .gradient_check import gradient_note, uses_batch_statistics
 from .graph import ExampleInputs
 from .init_report import InitReport
 from .modules import DEFAULT_RESIDUAL_PATTERN, StructureKeywords, check_fillable, init_by_structure
@@ -220,6 +221,11 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
             if corrected:
                 redrawn = {r.name: r for r in fill(model, result, generator, distribution, corrected)}
                 records = [redrawn.get(r.name, r) for r in records]
+    if measured and not obstacle and uses_batch_statistics(model) and not any(
+            is_dtensor(p) for p in model.parameters()):
+        note = gradient_note(model, example_inputs)
+        if note is not None:
+            result.notes.append(note)
     records += override_records + _kept_records(kept, overridden)
     report = InitReport(_in_model_order(model, records), result.verdicts, result.notes)
     report.warn()

@@ -1,0 +1,54 @@
+"""init_module's measured gradient check on models with batch statistics: one
+backward pass on the example inputs names a first/last gradient ratio that no
+scale of the weights can change (BatchNorm after ReLU in a chain without a
+skip: Yang et al. 2019), and leaves nothing behind."""
+import warnings
+
+import torch
+from torch import nn
+
+import varinit
+from zoo import ZOO, profile, verdict
+
+
+def _plain_chain(depth=12, channels=32):
+    layers = [nn.Conv2d(3, channels, 3, padding=1)]
+    for _ in range(depth):
+        layers += [nn.BatchNorm2d(channels), nn.ReLU(), nn.Conv2d(channels, channels, 3, padding=1)]
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10))
+
+
+def _init(model, x):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = varinit.torch.init_module(model, x, generator=0)
+    return report, [str(w.message) for w in caught]
+
+
+def test_a_batchnorm_chain_without_skips_is_named_with_its_measured_ratio():
+    torch.manual_seed(0)
+    model, x = _plain_chain(), torch.randn(16, 3, 8, 8)
+    buffers = {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "batches" in k}
+    state = torch.get_rng_state()
+    report, messages = _init(model, x)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in buffers.items())
+    assert all(p.grad is None for p in model.parameters())
+    ratio = verdict(*profile(model, x))["grad_ratio"]
+    assert ratio > 4.0      # pi / (pi - 1) per BatchNorm after ReLU: 11 of them, about 8 in std
+    notes = [n for n in report.notes if n.startswith("measured in one backward pass")]
+    assert len(notes) == 1 and f"the gradient std at 0 is {ratio:.3g} times the one at 36" in notes[0], notes
+    assert any("measured in one backward pass" in m for m in messages)
+
+
+def test_no_note_where_the_gradient_stays_in_band_or_nothing_is_measured():
+    torch.manual_seed(0)
+    model, x = ZOO["resnet_batchnorm"]()
+    report, _ = _init(model, x)
+    assert not any(n.startswith("measured in one backward pass") for n in report.notes)
+    torch.manual_seed(0)
+    chain = _plain_chain()
+    report, _ = _init(chain, torch.randn(16, 3, 8, 8).to("meta"))   # shapes only: no pass to measure
+    assert not any(n.startswith("measured in one backward pass") for n in report.notes)
+    report, _ = _init(chain.eval(), torch.randn(16, 3, 8, 8))      # running statistics: no batch statistics
+    assert not any(n.startswith("measured in one backward pass") for n in report.notes)
