@@ -175,6 +175,33 @@ def test_the_window_transformer_keeps_its_forward_signal():
     assert v["act_ratio"] <= 2.0 and 0.5 <= v["output_std"] <= 2.0, v
 
 
+def test_a_padded_window_s_attention_branch_meets_its_share_of_the_stream():
+    # The windows' zero padding makes zero queries, whose outputs (a uniform average of the
+    # values) stay near zero: the attention output keeps the queries' share of real positions.
+    # Measured over the padded tensor without it, the branch end read a third of its real
+    # rows' second moment and was scaled up to 2.2 times its share of the stream.
+    torch.manual_seed(0)
+    model, x = WindowTransformer(), torch.randn(8, 3, 20, 20)
+    rules = {r.name: r.rule for r in _init(model, x)}
+    alpha = float(rules["blocks.0.proj.weight"].split("residual branch end: ")[1].split(" ")[0])
+    block, seen = model.blocks[0], {}
+    attention = block.attention
+
+    def stream(module, args):
+        seen.setdefault("stream", float(args[0].double().pow(2).mean()))
+
+    def branch(h):
+        out = attention(h)
+        seen.setdefault("branch", float(out.double().pow(2).mean()))
+        return out
+
+    block.register_forward_pre_hook(stream)
+    block.attention = branch
+    with torch.no_grad():
+        model(x)
+    assert 0.6 <= seen["branch"] / (alpha * seen["stream"]) <= 1.5, (seen, alpha)
+
+
 @pytest.mark.parametrize("mean", [0.0, 1.0])
 def test_written_out_attention_passes_the_values_common_part(mean):
     # softmax(q k^T) @ v with near-uniform weights over T keys: each output is close to

@@ -42,11 +42,12 @@ BOUNDS = {
     # (grad 1e6; structure-only too): a layer scale is the branch's gain, set like a norm's gamma
     "convnext_layer_scale": (2.0, (0.25, 4.0)),
     # Swin-style windows padded with zeros: the padding taken as signal made qkv 2.5x too
-    # small and the proj's measured pass missing (F.linear with the module's weight): grad 22.6.
-    # Now 10.7: the output is a mean over positions, so the gradient arriving at every token is
+    # small and the proj's measured pass missing (F.linear with the module's weight): grad 22.6;
+    # 10.7 while the attention branch, measured over the padded windows, ended 2.2 times its share.
+    # Now 5.3: the output is a mean over positions, so the gradient arriving at every token is
     # the same, and attention's average passes it whole where the forward signal it carries was
     # averaged down 16-fold; the solve sees forward moments only (README: what is left)
-    "window_attention_padded": (2.0, (0.25, 16.0)),
+    "window_attention_padded": (2.0, (0.25, 8.0)),
     # Llama as Hugging Face writes it: the RMSNorm written out (x * rsqrt(mean(x^2) + eps)) made
     # the quadrature of rsqrt over a Gaussian reach negative mean squares and raise; rotary q, k
     "llama_style": (2.0, (0.25, 4.0)),

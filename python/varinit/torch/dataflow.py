@@ -279,6 +279,8 @@ class _Walk:
                 kept = share * math.prod(self.graph.nodes[node.inputs[0]].shape)
                 if abs(kept - math.prod(node.shape)) >= 0.5:   # else a crop that drops the padding
                     self.live[node.index] = share
+            elif node.kind == "matmul" and (rows := self.query_share(node)) is not None:
+                self.live[node.index] = rows
             if moments is not None and node.index not in self.common:
                 self.common[node.index] = min(max(self.node_common(node, moments), moments.mean ** 2),
                                               moments.second)
@@ -806,6 +808,25 @@ class _Walk:
             return Moments(v.mean, common + (v.second - common) * min(inner * self.m(a).second, 1.0))
         return rules.matmul(self.m(a), self.m(b), inner)
 
+    def query_share(self, node: Node) -> float | None:
+        """The queries' share of real positions when `node` is softmax(q k^T) @ v and q
+        carries zero padding (Swin's windows), else None. A padded query is zero: it
+        weighs every key alike, and its average of the values (the padded ones zero)
+        stays near zero beside the real rows', so the output keeps q's share, and its
+        moments, from the values' over the padded keys too, are the real rows'."""
+        if self.softmax_rows(node.inputs[0]) is None:
+            return None
+        graph = self.graph
+        scores = graph.nodes[node.inputs[0]]
+        while scores.kind != "softmax":
+            scores = graph.nodes[scores.inputs[0]]
+        scores = graph.nodes[scores.inputs[0]]
+        while scores.kind in ("add", "view", "scale") and scores.inputs:   # a bias, a mask, a reshape
+            scores = graph.nodes[scores.inputs[0]]
+        if scores.kind != "matmul" or not scores.inputs:
+            return None
+        return self.live.get(scores.inputs[0])
+
     def softmax_rows(self, index: int) -> bool | None:
         """None unless node `index` is a softmax over its last dim (through dropout and
         views that keep that dim); else whether its scores were causally masked."""
@@ -1006,7 +1027,8 @@ class _Walk:
             if _weight_norm_gain(node) is not None:
                 continue
             # the goal is the real positions'; a measurement averages the zero padding in too
-            goal = None if p.goal is None else p.goal * self.live.get(node_index, 1.0)
+            live = self.live.get(node_index, 1.0)
+            goal = None if p.goal is None else p.goal * live
             functional = not (own and isinstance(module, MEASURED_MODULES))
             # MultiheadAttention's packed in_proj makes q, k and v at once: one factor for the
             # three would only trade their errors (its output, out_proj's, is measured)
@@ -1019,7 +1041,8 @@ class _Walk:
                 stream = self.branch_end[node_index][0]
                 reader = _stream_reader(self.graph, self.modules, stream)
                 if reader is not None:
-                    targets.append(Target(name, node.module, None, reader, self.alphas[node_index], functional))
+                    targets.append(Target(name, node.module, None, reader, self.alphas[node_index] * live,
+                                          functional))
         return targets
 
     # ------------------------------------------------------------ the end
