@@ -52,3 +52,23 @@ def test_no_note_where_the_gradient_stays_in_band_or_nothing_is_measured():
     assert not any(n.startswith("measured in one backward pass") for n in report.notes)
     report, _ = _init(chain.eval(), torch.randn(16, 3, 8, 8))      # running statistics: no batch statistics
     assert not any(n.startswith("measured in one backward pass") for n in report.notes)
+
+
+class ExpInPlace(nn.Module):
+    """exp's backward needs its output, which an in-place product then changes."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = _plain_chain(depth=2)
+
+    def forward(self, x):
+        y = torch.exp(self.body(x))
+        return y.mul_(2.0)
+
+
+def test_a_forward_autograd_cannot_run_is_named_not_raised():
+    torch.manual_seed(0)
+    model, x = ExpInPlace(), torch.randn(16, 3, 8, 8)
+    report, _ = _init(model, x)
+    assert any(n.startswith("the gradient could not be measured after the init (RuntimeError") for n in report.notes)
+    assert all(p.grad is None for p in model.parameters())

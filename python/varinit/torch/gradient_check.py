@@ -36,8 +36,8 @@ def gradient_note(model: torch.nn.Module, example_inputs: ExampleInputs) -> str 
     """A note when, in one forward and backward pass on the example inputs (the
     gradient at the output N(0, 1) from a fixed seed), the gradient std at the
     first weight layer's output is outside GRADIENT_BAND times the last hidden
-    one's (the layers called as modules); else None. Nothing is kept: no
-    parameter's .grad, no buffer, no random state."""
+    one's (the layers called as modules), or when autograd fails there; else
+    None. Nothing is kept: no parameter's .grad, no buffer, no random state."""
     outputs: list[tuple[str, torch.Tensor]] = []
 
     def keep(name: str) -> Any:
@@ -61,6 +61,8 @@ def gradient_note(model: torch.nn.Module, example_inputs: ExampleInputs) -> str 
             upstream = torch.randn(output.shape, generator=seed, dtype=output.dtype).to(output.device)
             hidden = [outputs[0], outputs[-2]]     # the first layer and the last before the output's
             grads = torch.autograd.grad(output, [t for _, t in hidden], upstream, allow_unused=True)
+    except RuntimeError as error:   # a forward that runs without autograd but not with it
+        return f"the gradient could not be measured after the init ({type(error).__name__}: {error})"
     finally:
         for handle in handles:
             handle.remove()
