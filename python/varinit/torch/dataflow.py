@@ -137,6 +137,10 @@ class Plan:
     drift: dict[str, float] = field(default_factory=dict)    # activation -> growth of a draw's error (_Walk.drift)
     spread: tuple[float, str] = (0.0, "")   # (sd of log nu a finite-width draw gives, where largest): _Walk.spread
 
+    def batch_statistics(self) -> bool:
+        """Whether a norm of the traced forward pass normalizes by the batch's statistics."""
+        return any(node.kind == "norm" and _batch_statistics(node) for node in self.graph.nodes)
+
 
 # A fused elementwise function: a callable of arrays, or an activation's (name, param)
 Fused = Union[Callable[..., Any], tuple[str, Optional[float]]]
@@ -308,13 +312,8 @@ class _Walk:
             return out.second * ratio
         if kind == "norm":
             m = self.m(x)
-            offset = m.mean ** 2
-            layer = self.graph.nodes[x]
-            if _batch_statistics(node) and layer.kind in LAYERS and layer.inputs:
-                # a layer gives an input with a mean a constant offset per channel, which
-                # batch statistics subtract: the common part left is what varies by example
-                entering = self.m(layer.inputs[0])
-                offset = max(offset, m.second * entering.mean ** 2 / entering.second if entering.second > 0 else 0.0)
+            # batch statistics subtract the per-channel offset: the common part left varies by example
+            offset = max(m.mean ** 2, m.second * self.channel_offset(node))
             spread = m.second - offset
             share = min(max((self.kappa(x) - offset) / spread, 0.0), 1.0) if spread > 0 else 0.0
             return out.mean ** 2 + (out.second - out.mean ** 2) * share
@@ -534,7 +533,7 @@ class _Walk:
         if s.second <= 0 or s0.second <= 0:
             return self.target, ""
         post = self.post_region(add)
-        top, capped = 1.0, False
+        top, capped = 1.0, False   # capped: a norm-ended branch before the model's last one
         if node.kind == "norm":
             # a norm-ended branch (a BatchNorm ResNet) is invariant to its input's scale: its
             # layers see the stream's gradient times gamma / std(stream), and that gradient
@@ -546,9 +545,10 @@ class _Walk:
             # the last, whose stream only the head reads, takes what the others leave of the
             # e-fold budget, up to e - 1, so its layers see a gradient of the stream's order
             limit = 1.0 + NORM_BRANCH_GROWTH / length * s.second / s0.second
-            capped = len(self.norm_ends) > 1 and node.index != self.norm_ends[-1]
-            if len(self.norm_ends) > 1 and not capped:
-                limit, top = max(limit, math.e * s0.second / s.second), math.e - 1.0
+            if len(self.norm_ends) > 1:
+                capped = node.index != self.norm_ends[-1]
+                if not capped:
+                    limit, top = max(limit, math.e * s0.second / s.second), math.e - 1.0
         else:
             budget = _stream_budget(length, open_end)
             limit = 1.0 + (budget - 1.0) * s0.second / (length * s.second)
@@ -586,6 +586,17 @@ class _Walk:
         self.alphas[node.index] = alpha
         return alpha * s.second, f"; residual branch end: {_g(alpha)} of the stream's {_g(s.second)}, {why}"
 
+    def channel_offset(self, norm: Node) -> float:
+        """The share of a norm's input second moment that batch statistics subtract as
+        each channel's constant: mu^2 / nu of the input of the layer it reads (a layer
+        gives an input with a mean the offset mu * sum(w) per channel); 0 for a norm
+        with other statistics or one that does not read a layer."""
+        layer = self.graph.nodes[norm.inputs[0]] if norm.inputs else None
+        if not (_batch_statistics(norm) and layer is not None and layer.kind in LAYERS and layer.inputs):
+            return 0.0
+        x = self.m(layer.inputs[0])
+        return x.mean ** 2 / x.second if x.second > 0 else 0.0
+
     def branch_amplification(self, end: Node, stream: int) -> float:
         """A_k: how many times its share of the stream's second moment a norm-ended
         branch multiplies the gradient's on the way back to its stream.
@@ -603,11 +614,10 @@ class _Walk:
         amplification = 1.0
         for j in _between(anc, origin, end.index):
             node = graph.nodes[j]
-            if node.kind == "norm" and _batch_statistics(node):
-                layer = graph.nodes[node.inputs[0]]
-                x = self.m(layer.inputs[0]) if layer.kind in LAYERS and layer.inputs else None
-                if x is not None and x.variance > 0:
-                    amplification *= x.second / x.variance
+            if node.kind == "norm":
+                offset = self.channel_offset(node)
+                if offset < 1.0:
+                    amplification /= 1.0 - offset
             elif j in self.regions and not any(self.regions.get(c.index, (None,))[0] == self.regions[j][0]
                                                for c in graph.readers(j)):   # a region's last node
                 _, _, moments, derivative = self.regions[j]
@@ -814,13 +824,11 @@ class _Walk:
         weighs every key alike, and its average of the values (the padded ones zero)
         stays near zero beside the real rows', so the output keeps q's share, and its
         moments, from the values' over the padded keys too, are the real rows'."""
-        if self.softmax_rows(node.inputs[0]) is None:
+        softmax = self.softmax_of(node.inputs[0])
+        if softmax is None:
             return None
         graph = self.graph
-        scores = graph.nodes[node.inputs[0]]
-        while scores.kind != "softmax":
-            scores = graph.nodes[scores.inputs[0]]
-        scores = graph.nodes[scores.inputs[0]]
+        scores = graph.nodes[softmax.inputs[0]]
         while scores.kind in ("add", "view", "scale") and scores.inputs:   # a bias, a mask, a reshape
             scores = graph.nodes[scores.inputs[0]]
         if scores.kind != "matmul" or not scores.inputs:
@@ -828,8 +836,14 @@ class _Walk:
         return self.live.get(scores.inputs[0])
 
     def softmax_rows(self, index: int) -> bool | None:
-        """None unless node `index` is a softmax over its last dim (through dropout and
-        views that keep that dim); else whether its scores were causally masked."""
+        """None unless node `index` is a softmax over its last dim (softmax_of); else
+        whether its scores were causally masked."""
+        softmax = self.softmax_of(index)
+        return None if softmax is None else softmax.index in self.causal
+
+    def softmax_of(self, index: int) -> Node | None:
+        """The softmax over the last dim that node `index` is, through dropout and views
+        that keep that dim, or None."""
         node = self.graph.nodes[index]
         while node.kind in ("dropout", "view") and node.inputs and node.attrs.get("op") != "pad":
             source = self.graph.nodes[node.inputs[0]]
@@ -839,7 +853,7 @@ class _Walk:
         dim = node.attrs.get("dim")
         if node.kind != "softmax" or dim is None or dim not in (-1, len(node.shape) - 1):
             return None
-        return node.index in self.causal
+        return node
 
     def _attention(self, node: Node) -> Moments:
         q, k, v = (self.m(i) for i in node.inputs[:3])

@@ -8,8 +8,8 @@ weights' scale (pi / (pi - 1) after ReLU; Yang et al. 2019, "A mean field
 theory of batch normalization"). In residual branches the solve caps it
 (dataflow's gradient budget); in a chain without a skip no scale can. So for
 such a model, with real example inputs, one backward pass measures the
-gradient across the weight layers, and a note names a ratio outside
-GRADIENT_BAND.
+gradient across the weight layers, and a note names a std ratio outside
+verdicts' GRADIENT_BAND (the same band for the second moment, [1/16, 16]).
 """
 from __future__ import annotations
 
@@ -20,22 +20,13 @@ import torch
 
 from .graph import BufferGuard, ExampleInputs, example_call
 from .refine import MEASURED_MODULES
-
-# the first/last hidden layer gradient std ratio a note leaves alone
-GRADIENT_BAND = (0.25, 4.0)
-BATCH_STATISTICS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.instancenorm._InstanceNorm)
-
-
-def uses_batch_statistics(model: torch.nn.Module) -> bool:
-    """Whether a BatchNorm (or InstanceNorm) of the model normalizes by the batch's statistics."""
-    return any(isinstance(m, BATCH_STATISTICS) and (m.training or not m.track_running_stats)
-               for m in model.modules())
+from .verdicts import GRADIENT_BAND
 
 
 def gradient_note(model: torch.nn.Module, example_inputs: ExampleInputs) -> str | None:
     """A note when, in one forward and backward pass on the example inputs (the
     gradient at the output N(0, 1) from a fixed seed), the gradient std at the
-    first weight layer's output is outside GRADIENT_BAND times the last hidden
+    first weight layer's output is outside sqrt(GRADIENT_BAND) either way times the last hidden
     one's (the layers called as modules), or when autograd fails there; else
     None. Nothing is kept: no parameter's .grad, no buffer, no random state."""
     outputs: list[tuple[str, torch.Tensor]] = []
@@ -71,7 +62,8 @@ def gradient_note(model: torch.nn.Module, example_inputs: ExampleInputs) -> str 
     if not all(math.isfinite(s) and s > 0 for s in stds):
         return None
     ratio = stds[0] / stds[1]
-    low, high = GRADIENT_BAND
+    high = math.sqrt(GRADIENT_BAND)
+    low = 1.0 / high
     if low <= ratio <= high:
         return None
     return (f"measured in one backward pass on the example inputs, the gradient std at {hidden[0][0]} is "

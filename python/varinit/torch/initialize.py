@@ -19,7 +19,7 @@ from .._typing import GeneratorLike
 from ..generator import Generator
 from ..progress import Progress, reporter
 from .dataflow import RESIDUAL_RULES, Plan, ResidualRule, holds_values, plan
-from .gradient_check import gradient_note, uses_batch_statistics
+from .gradient_check import gradient_note
 from .graph import ExampleInputs
 from .init_report import InitReport
 from .modules import DEFAULT_RESIDUAL_PATTERN, StructureKeywords, check_fillable, init_by_structure
@@ -221,7 +221,7 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
             if corrected:
                 redrawn = {r.name: r for r in fill(model, result, generator, distribution, corrected)}
                 records = [redrawn.get(r.name, r) for r in records]
-    if measured and not obstacle and uses_batch_statistics(model) and not any(
+    if measured and not obstacle and result.batch_statistics() and not any(
             is_dtensor(p) for p in model.parameters()):
         note = gradient_note(model, example_inputs)
         if note is not None:
