@@ -136,10 +136,43 @@ class Plan:
     measurable: list[Target] = field(default_factory=list)   # refine.Target per layer the measured pass corrects
     drift: dict[str, float] = field(default_factory=dict)    # activation -> growth of a draw's error (_Walk.drift)
     spread: tuple[float, str] = (0.0, "")   # (sd of log nu a finite-width draw gives, where largest): _Walk.spread
+    residual_branches: int = 0   # how many residual branches the walk found (_residuals)
+    # node index -> kappa, the second moment of the part of its output every position shares
+    common: dict[int, float] = field(default_factory=dict)
 
     def batch_statistics(self) -> bool:
         """Whether a norm of the traced forward pass normalizes by the batch's statistics."""
         return any(node.kind == "norm" and _batch_statistics(node) for node in self.graph.nodes)
+
+    def layer_sources(self) -> dict[str, list[str]]:
+        """For each layer module of the forward pass (its first call), the layer
+        modules nearest before it on its input's path ([] when it reads the inputs)."""
+        nodes = self.graph.nodes
+        found: dict[str, list[str]] = {}
+        for node in nodes:
+            if node.kind not in LAYERS or not node.module or node.module in found or not node.inputs:
+                continue
+            sources: dict[str, None] = {}
+            stack, seen = [node.inputs[0]], set()
+            while stack:
+                index = stack.pop()
+                if index in seen:
+                    continue
+                seen.add(index)
+                before = nodes[index]
+                if before.kind in LAYERS and before.module:
+                    sources[before.module] = None
+                elif before.kind not in ("param", "constant"):
+                    stack.extend(before.inputs)
+            found[node.module] = list(sources)
+        return found
+
+    def plain(self) -> bool:
+        """Whether the forward pass has no residual branch, norm, attention or
+        recurrent layer: its layers' scales alone set how the signal and the
+        gradient move over the depth (varinit.torch.gradient_balance)."""
+        return self.residual_branches == 0 and not any(
+            node.kind in ("norm", "softmax", "attention", "rnn") for node in self.graph.nodes)
 
 
 # A fused elementwise function: a callable of arrays, or an activation's (name, param)
@@ -175,7 +208,7 @@ def plan(model: torch.nn.Module, example_inputs: ExampleInputs, *, target: float
         walk.run(decided)
     walk.finish()
     return Plan(walk.plans, graph, walk.moments, walk.verdicts(), walk.notes, walk.measurable(), walk.drift(),
-                walk.spread())
+                walk.spread(), len(walk.branch_end), walk.common)
 
 
 def _trace_shapes(model: torch.nn.Module, example_inputs: ExampleInputs) -> tuple[Graph, str | None]:

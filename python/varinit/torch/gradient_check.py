@@ -1,20 +1,26 @@
-"""The measured gradient of a model with batch statistics, after the graph-aware init.
+"""The measured gradient after the graph-aware init, with real example inputs.
 
-The solve works on forward moments. A norm with batch statistics divides the
-gradient by its input's per-channel std, which leaves out the offset a layer
-gives an input with a mean: after an activation with a mean, each such layer
-multiplies the gradient's second moment by nu / (nu - mu^2) whatever the
-weights' scale (pi / (pi - 1) after ReLU; Yang et al. 2019, "A mean field
-theory of batch normalization"). In residual branches the solve caps it
-(dataflow's gradient budget); in a chain without a skip no scale can. So for
-such a model, with real example inputs, one backward pass measures the
-gradient across the weight layers, and a note names a std ratio outside
-verdicts' GRADIENT_BAND (the same band for the second moment, [1/16, 16]).
+`measured_profile` runs one forward and backward pass on the example inputs
+and gives each weight layer's output std and gradient std. Two kinds of
+model read it (init_module):
+
+- a model whose norms use batch statistics (`gradient_note`). The solve
+  works on forward moments, and such a norm divides the gradient by its
+  input's per-channel std, which leaves out the offset a layer gives an
+  input with a mean: after an activation with a mean, each such layer
+  multiplies the gradient's second moment by nu / (nu - mu^2) whatever the
+  weights' scale (pi / (pi - 1) after ReLU; Yang et al. 2019, "A mean field
+  theory of batch normalization"). In residual branches the solve caps it
+  (dataflow's gradient budget); in a chain without a skip no scale can, so
+  a std ratio outside verdicts' GRADIENT_BAND (the same band for the second
+  moment, [1/16, 16]) is named in a note;
+- a plain model, without norms, attention or residual streams
+  (`gradient_balance`), whose layers' scales can move the ratio.
 """
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -23,12 +29,23 @@ from .refine import MEASURED_MODULES
 from .verdicts import GRADIENT_BAND
 
 
-def gradient_note(model: torch.nn.Module, example_inputs: ExampleInputs) -> str | None:
-    """A note when, in one forward and backward pass on the example inputs (the
-    gradient at the output N(0, 1) from a fixed seed), the gradient std at the
-    first weight layer's output is outside sqrt(GRADIENT_BAND) either way times the last hidden
-    one's (the layers called as modules), or when autograd fails there; else
-    None. Nothing is kept: no parameter's .grad, no buffer, no random state."""
+class Layer(NamedTuple):
+    """One weight layer module in a measured pass: its output's std, the std of the
+    gradient there, and how many elements its output has per example."""
+
+    module: str
+    act: float
+    grad: float
+    elements: int
+
+
+def measured_profile(model: torch.nn.Module, example_inputs: ExampleInputs) -> list[Layer] | str | None:
+    """The weight layers called as modules (`refine.MEASURED_MODULES`), in call
+    order, in one forward and backward pass on the example inputs, the gradient
+    at the output N(0, 1) from a fixed seed; a sentence when autograd fails
+    there; None when there is no gradient to measure (an output without one,
+    fewer than three layers, a layer without a finite gradient). Nothing is
+    kept: no parameter's .grad, no buffer, no random state."""
     outputs: list[tuple[str, torch.Tensor]] = []
 
     def keep(name: str) -> Any:
@@ -50,24 +67,51 @@ def gradient_note(model: torch.nn.Module, example_inputs: ExampleInputs) -> str 
                 return None
             seed = torch.Generator(device="cpu").manual_seed(0)
             upstream = torch.randn(output.shape, generator=seed, dtype=output.dtype).to(output.device)
-            hidden = [outputs[0], outputs[-2]]     # the first layer and the last before the output's
-            grads = torch.autograd.grad(output, [t for _, t in hidden], upstream, allow_unused=True)
+            grads = torch.autograd.grad(output, [t for _, t in outputs], upstream, allow_unused=True)
     except RuntimeError as error:   # a forward that runs without autograd but not with it
         return f"the gradient could not be measured after the init ({type(error).__name__}: {error})"
     finally:
         for handle in handles:
             handle.remove()
         torch.set_rng_state(rng)
-    stds = [float(g.double().std()) if g is not None else math.nan for g in grads]
-    if not all(math.isfinite(s) and s > 0 for s in stds):
+    layers = [Layer(name, float(t.detach().double().std()), float(g.double().std()) if g is not None else math.nan,
+                    t.numel() // max(t.shape[0], 1) if t.dim() > 1 else t.numel())
+              for (name, t), g in zip(outputs, grads)]
+    if not all(math.isfinite(layer.grad) and layer.grad > 0 for layer in (layers[0], layers[-2])):
         return None
-    ratio = stds[0] / stds[1]
+    return layers
+
+
+def gradient_ratio(layers: list[Layer]) -> float:
+    """The gradient std at the first layer's output over the one at the last hidden
+    layer's (the last before the output's)."""
+    return layers[0].grad / layers[-2].grad
+
+
+def in_band(ratio: float) -> bool:
+    """Whether a gradient std ratio is within sqrt(GRADIENT_BAND) either way."""
     high = math.sqrt(GRADIENT_BAND)
-    low = 1.0 / high
-    if low <= ratio <= high:
+    return 1.0 / high <= ratio <= high
+
+
+def outside_band(layers: list[Layer], ratio: float) -> str:
+    """The first words of a note on a measured ratio outside the band."""
+    high = math.sqrt(GRADIENT_BAND)
+    return (f"measured in one backward pass on the example inputs, the gradient std at {layers[0].module} is "
+            f"{ratio:.3g} times the one at {layers[-2].module} (outside [{1.0 / high:g}, {high:g}])")
+
+
+def gradient_note(model: torch.nn.Module, example_inputs: ExampleInputs) -> str | None:
+    """For a model with batch statistics: a note when the measured gradient ratio
+    (`measured_profile`, `gradient_ratio`) is outside the band or autograd fails
+    there; else None."""
+    layers = measured_profile(model, example_inputs)
+    if layers is None or isinstance(layers, str):
+        return layers
+    ratio = gradient_ratio(layers)
+    if in_band(ratio):
         return None
-    return (f"measured in one backward pass on the example inputs, the gradient std at {hidden[0][0]} is "
-            f"{ratio:.3g} times the one at {hidden[1][0]} (outside [{low:g}, {high:g}]). A norm with batch "
+    return (f"{outside_band(layers, ratio)}. A norm with batch "
             "statistics after each layer divides the weights' scale out, and after an activation with a mean "
             "multiplies the gradient's second moment by nu / (nu - mu^2) (pi / (pi - 1) after ReLU; Yang et al. "
             "2019): the solve caps that inside residual branches, but a chain without a skip keeps it; how many "

@@ -19,6 +19,7 @@ from .._typing import GeneratorLike
 from ..generator import Generator
 from ..progress import Progress, reporter
 from .dataflow import RESIDUAL_RULES, Plan, ResidualRule, holds_values, plan
+from .gradient_balance import balance_gradient, predicted_note
 from .gradient_check import gradient_note
 from .graph import ExampleInputs
 from .init_report import InitReport
@@ -208,11 +209,14 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
     with torch.no_grad(), generator_agreed(model, generator):
         records = fill(model, result, generator, distribution, step=step)
         measured = measure and holds_values(model, example_inputs)
+        corrected: dict[str, float] = {}   # weight -> the measured pass's factor on its std
         obstacle = measured and measured_pass_obstacle(model)   # a DTensor model whose forward sees shards
         if obstacle:
             result.notes.append(obstacle)
         if not measured or obstacle:
             result.notes.extend(uncorrected_drift(result.drift, result.spread))
+            predicted = predicted_note(result)
+            result.notes.extend([predicted] if predicted is not None else [])
         else:
             factors = correction_factors(model, example_inputs, result.measurable)
             after_measured_pass(model)
@@ -221,15 +225,37 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
             if corrected:
                 redrawn = {r.name: r for r in fill(model, result, generator, distribution, corrected)}
                 records = [redrawn.get(r.name, r) for r in records]
-    if measured and not obstacle and result.batch_statistics() and not any(
-            is_dtensor(p) for p in model.parameters()):
-        note = gradient_note(model, example_inputs)
-        if note is not None:
-            result.notes.append(note)
+    if measured and not obstacle and not any(is_dtensor(p) for p in model.parameters()):
+        if result.batch_statistics():
+            note = gradient_note(model, example_inputs)
+            result.notes.extend([note] if note is not None else [])
+        elif result.plain():
+            records = _balanced(model, example_inputs, result, generator, distribution, records,
+                                corrected)
     records += override_records + _kept_records(kept, overridden)
     report = InitReport(_in_model_order(model, records), result.verdicts, result.notes)
     report.warn()
     return report
+
+
+def _balanced(model: torch.nn.Module, example_inputs: ExampleInputs, result: Plan, generator: Generator,
+              distribution: SchemeDistribution, records: list[InitRecord],
+              corrected: dict[str, float]) -> list[InitRecord]:
+    """The records after `gradient_balance.balance_gradient` on a plain model (no norms,
+    attention or residual streams): each tilted weight drawn again from its stream
+    at the measured pass's std times the tilt; its notes go to the plan's."""
+    weights = {t.module: t.weight for t in result.measurable if not t.functional and t.goal is not None}
+    by_name = {r.name: r for r in records}
+
+    def redraw(factors: dict[str, float]) -> None:
+        source = "the measured pass" + ("" if all(f == 1.0 for f in factors.values()) else " and the gradient's balance")
+        with torch.no_grad():
+            by_name.update((r.name, r) for r in fill(model, result, generator, distribution,
+                                                      {w: corrected.get(w, 1.0) * f for w, f in factors.items()},
+                                                      source=source))
+
+    result.notes.extend(balance_gradient(model, example_inputs, weights, result.layer_sources(), redraw))
+    return [by_name[r.name] for r in records]
 
 
 def _kept_records(kept: dict[str, str], overridden: Mapping[str, object]) -> list[InitRecord]:
@@ -244,10 +270,11 @@ def _in_model_order(model: torch.nn.Module, records: list[InitRecord]) -> list[I
 
 def fill(model: torch.nn.Module, result: Plan, generator: Generator, distribution: SchemeDistribution = "normal",
          factors: dict[str, float] | None = None,
-         step: Callable[[int, int], object] | None = None) -> list[InitRecord]:
+         step: Callable[[int, int], object] | None = None,
+         source: str = "the measured pass") -> list[InitRecord]:
     """Write the plan into the model: each parameter from generator.stream(name); with
     `factors`, only the weights named there, drawn again with std times factors[name]
-    (a measured pass corrected them). Returns the records of what was written."""
+    (`source` corrected them: the measured pass). Returns the records of what was written."""
 
     params = dict(model.named_parameters())
     modules = dict(model.named_modules())
@@ -275,7 +302,7 @@ def fill(model: torch.nn.Module, result: Plan, generator: Generator, distributio
             std = cast(float, p.std)   # a "normal" plan has its std
             if factor != 1.0:
                 std *= factor
-                p = dataclasses.replace(p, std=std, reason=f"{p.reason}; x{factor:.4f} from the measured pass")
+                p = dataclasses.replace(p, std=std, reason=f"{p.reason}; x{factor:.4f} from {source}")
             if not tensor.is_meta:
                 draw_with_std(tensor, distribution, std, stream)
             records.append(InitRecord(name, f"solved {distribution}: {p.reason}{note}", p.fan_in, None, std))
