@@ -223,3 +223,23 @@ def test_the_largest_of_w_elements_with_a_shared_offset_is_positive_as_sampled()
     sampled = float(((0.2 + offset + own).max(dim=1).values > 0).double().mean())
     assert _positive(0.2, 1.0, 4, 0.6) == pytest.approx(sampled, abs=2e-3)
     assert abs(_positive(0.2, 1.0, 4) - sampled) > 0.03   # the shared part matters
+
+
+class WithAuxiliary(nn.Module):
+    """A model that returns a dict: the logits and a side output."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = _cnn(16, 16)
+
+    def forward(self, x):
+        return {"logits": self.body(x), "pooled": x.mean(dim=(2, 3))}
+
+
+def test_a_model_that_returns_a_dict_is_measured_at_its_outputs():
+    torch.manual_seed(0)
+    model, x = WithAuxiliary(), torch.randn(32, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    report, _ = _init(model, x)
+    after = verdict(*profile(model.body, x))
+    assert 0.25 <= after["grad_ratio"] <= 4.0 and after["act_ratio"] <= ACT_ROOM * 1.001, after
+    assert any("the gradient's balance" in r.rule for r in report)

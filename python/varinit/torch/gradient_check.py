@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .graph import BufferGuard, ExampleInputs, example_call
+from .graph import BufferGuard, ExampleInputs, example_call, output_tensors
 from .refine import MEASURED_MODULES
 from .verdicts import GRADIENT_BAND
 
@@ -42,8 +42,9 @@ class Layer(NamedTuple):
 def measured_profile(model: torch.nn.Module, example_inputs: ExampleInputs) -> list[Layer] | str | None:
     """The weight layers called as modules (`refine.MEASURED_MODULES`), in call
     order, in one forward and backward pass on the example inputs, the gradient
-    at the output N(0, 1) from a fixed seed; a sentence when autograd fails
-    there; None when there is no gradient to measure (an output without one,
+    at each floating output (in a tuple, dict or Hugging Face ModelOutput) N(0, 1)
+    from a fixed seed; a sentence when autograd fails
+    there; None when there is no gradient to measure (no output with one,
     fewer than three layers, a layer without a finite gradient). Nothing is
     kept: no parameter's .grad, no buffer, no random state."""
     outputs: list[tuple[str, torch.Tensor]] = []
@@ -62,12 +63,13 @@ def measured_profile(model: torch.nn.Module, example_inputs: ExampleInputs) -> l
     try:
         args, kwargs = example_call(example_inputs)
         with torch.enable_grad(), BufferGuard(model):   # the buffers are put back after the backward
-            output = model(*args, **kwargs)
-            if not (isinstance(output, torch.Tensor) and output.requires_grad) or len(outputs) < 3:
+            ends = [t for t in output_tensors(model(*args, **kwargs))
+                    if t.requires_grad and t.is_floating_point()]
+            if not ends or len(outputs) < 3:
                 return None
             seed = torch.Generator(device="cpu").manual_seed(0)
-            upstream = torch.randn(output.shape, generator=seed, dtype=output.dtype).to(output.device)
-            grads = torch.autograd.grad(output, [t for _, t in outputs], upstream, allow_unused=True)
+            upstream = [torch.randn(t.shape, generator=seed, dtype=t.dtype).to(t.device) for t in ends]
+            grads = torch.autograd.grad(ends, [t for _, t in outputs], upstream, allow_unused=True)
     except RuntimeError as error:   # a forward that runs without autograd but not with it
         return f"the gradient could not be measured after the init ({type(error).__name__}: {error})"
     finally:

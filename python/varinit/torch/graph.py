@@ -896,7 +896,7 @@ class _Recorder(TorchFunctionMode):
     # -------------------------------------------------------------- result
 
     def graph(self, model: torch.nn.Module, output: object) -> Graph:
-        outputs = [self.node_for(t) for t in _flatten(output)]
+        outputs = [self.node_for(t) for t in output_tensors(output)]
         params: dict[str, torch.nn.Parameter] = {}
         tied: dict[str, list[str]] = {}
         canonical: dict[int, str] = {}
@@ -942,18 +942,20 @@ def _rnn_roles(count: int, layers: int, bidirectional: bool, has_biases: bool) -
             for layer in range(layers) for d in range(directions) for role in base]
 
 
-def _flatten(value: object) -> Iterator[torch.Tensor]:
+def output_tensors(value: object) -> Iterator[torch.Tensor]:
+    """The tensors in a forward pass's output: a tensor, or those in its lists, tuples,
+    dicts (Hugging Face's ModelOutput) and dataclasses, in order."""
     if isinstance(value, torch.Tensor):
         yield value
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _flatten(item)
+            yield from output_tensors(item)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            yield from _flatten(item)
+            yield from output_tensors(item)
     elif is_dataclass(value) and not isinstance(value, type):
         for field in fields(value):
-            yield from _flatten(getattr(value, field.name))
+            yield from output_tensors(getattr(value, field.name))
 
 
 # -------------------------------------------------------------- replays
