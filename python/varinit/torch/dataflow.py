@@ -109,6 +109,10 @@ HOMOGENEOUS_ACTIVATIONS = ("relu", "leaky_relu")
 # the last layers' std moves at most this factor toward the model's output having unit
 # variance (output_gains), so it stays within a factor 2 of the other layers'
 MAX_OUTPUT_GAIN = 1.8
+# the factor on the second moment of q's and k's layers that gives attention scores unit
+# variance stays within [1/MAX_SCORE_GAIN, MAX_SCORE_GAIN]: their std within 1.8 of the
+# other layers' (as MAX_OUTPUT_GAIN), inside the 2-fold the act bound allows
+MAX_SCORE_GAIN = MAX_OUTPUT_GAIN ** 2
 
 
 @dataclass
@@ -280,6 +284,8 @@ class _Walk:
         self.alphas: dict[int, float] = {}
         # layer node -> factor on its goal that gives the model's output the target variance
         self.output_gain: dict[int, float] = {}
+        # layer node -> (factor on its goal, why): q's and k's layers of attention scores
+        self.score_gains = _score_gains(graph)
         # per pass (run)
         self.decided: dict[str, float] = {}
         self.plans: dict[str, ParamPlan] = {}
@@ -555,6 +561,9 @@ class _Walk:
             goal, _ = self.goal(self.graph.nodes[shared])
             return goal, (f"; inside a residual branch of the model's output stream: the branch's "
                           f"scale, as its end ({self.graph.nodes[shared].module or 'the model'})")
+        if end is None and node.index in self.score_gains:
+            factor, why = self.score_gains[node.index]
+            return self.target * factor, why
         if end is None or self.residual == "none":
             gain = self.output_gain.get(node.index)
             if gain is not None:
@@ -1432,6 +1441,84 @@ def _rotation(graph: Graph, node: Node) -> int | None:
             return None
         stack.extend(step.inputs)
     return a
+
+
+def _score_gains(graph: Graph) -> dict[int, tuple[float, str]]:
+    """{layer node: (factor on its goal, why)} for the layers whose outputs are the
+    queries and keys of attention scores whose scale s is not 1/sqrt(d) (T5 leaves
+    it out, folding it into q's init): q kᵀ s, over d terms, has variance
+    d s^2 nu_q nu_k, so q's and k's layers share the factor 1 / (s sqrt(d)) and the
+    scores keep unit variance, within [1/MAX_SCORE_GAIN, MAX_SCORE_GAIN]. Unit
+    q and k at s = 1 give scores of variance d, a softmax near one-hot whose
+    gradient to q and k is sqrt(d) times the scaled one's (Vaswani et al. 2017,
+    section 3.2.1)."""
+    gains: dict[int, tuple[float, str]] = {}
+    for node in graph.nodes:
+        if node.kind == "attention":
+            head = graph.nodes[node.inputs[0]].shape[-1] if node.inputs else 0
+            scale = node.attrs.get("scale")
+            found = (node.inputs[:2], head, 1.0 / math.sqrt(head) if scale is None else float(scale)) if head else None
+        elif node.kind == "matmul" and len(node.inputs) >= 2:
+            after = _scores_scale(graph, node)
+            found = None if after is None else (node.inputs[:2], int(node.attrs.get("inner", 1)), after)
+        else:
+            continue
+        if found is None:
+            continue
+        operands, inner, scale = found
+        layers = [_scaled_source(graph, i) for i in operands]
+        if any(layer is None for layer in layers):
+            continue
+        for index, factor in cast("list[tuple[int, float]]", layers):
+            scale *= factor
+        exact = 1.0 / (abs(scale) * math.sqrt(inner)) if scale else MAX_SCORE_GAIN
+        gain = min(max(exact, 1.0 / MAX_SCORE_GAIN), MAX_SCORE_GAIN)
+        if abs(gain - 1.0) <= 1e-3:
+            continue
+        bound = "" if gain == exact else f" (unit variance would take x{_g(exact)}, beyond the {MAX_SCORE_GAIN:g} allowed)"
+        why = (f"; x{_g(gain)}: a query or key of attention scores scaled by {_g(scale)} over {inner} terms, not "
+               f"1/sqrt({inner}), so the scores keep unit variance{bound}")
+        for index, _ in cast("list[tuple[int, float]]", layers):
+            gains[index] = (gain, why)
+    return gains
+
+
+def _scores_scale(graph: Graph, matmul: Node) -> float | None:
+    """The factor on q kᵀ when `matmul` makes the scores of a softmax over its last dim
+    (through scalings, views, masks and an added bias), else None."""
+    scale, node = 1.0, matmul
+    for _ in range(16):
+        readers = graph.readers(node.index)
+        if len(readers) != 1:
+            return None
+        node = readers[0]
+        if node.kind == "softmax":
+            dim = node.attrs.get("dim")
+            return scale if dim in (-1, len(node.shape) - 1) else None
+        if node.kind == "scale":
+            scale *= float(node.attrs["scalar"])
+        elif node.kind not in ("view", "add", "shift"):
+            return None
+    return None
+
+
+def _scaled_source(graph: Graph, index: int) -> tuple[int, float] | None:
+    """(the layer node whose output node `index` is, the factor on it) through views,
+    scalings and rotary embeddings, else None."""
+    factor = 1.0
+    for _ in range(16):
+        node = graph.nodes[index]
+        if node.kind in LAYERS:
+            return node.index, factor
+        rotated = _rotation(graph, node)
+        if rotated is not None:
+            index = rotated
+        elif node.kind in ("view", "scale") and node.inputs and node.attrs.get("op") != "pad":
+            factor *= float(node.attrs["scalar"]) if node.kind == "scale" else 1.0
+            index = node.inputs[0]
+        else:
+            return None
+    return None
 
 
 def _times_constant(graph: Graph, node: Node) -> int | None:
