@@ -72,3 +72,44 @@ def test_a_forward_autograd_cannot_run_is_named_not_raised():
     report, _ = _init(model, x)
     assert any(n.startswith("the gradient could not be measured after the init (RuntimeError") for n in report.notes)
     assert all(p.grad is None for p in model.parameters())
+
+
+class PooledEncoder(nn.Module):
+    """torch's pre-LN TransformerEncoder with a mean over the tokens before the head
+    (`pool=False`: the first token's features, as a [CLS] readout)."""
+
+    def __init__(self, pool=True, layers=6, d=128):
+        super().__init__()
+        self.pool = pool
+        self.embedding = nn.Embedding(1000, d)
+        block = nn.TransformerEncoderLayer(d, 4, 4 * d, 0.0, "gelu", batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(block, layers, norm=nn.LayerNorm(d), enable_nested_tensor=False)
+        self.head = nn.Linear(d, 10)
+
+    def forward(self, ids):
+        h = self.encoder(self.embedding(ids))
+        return self.head(h.mean(1) if self.pool else h[:, 0])
+
+
+def test_a_mean_over_the_tokens_attention_mixes_is_named_with_its_measured_ratio():
+    torch.manual_seed(0)
+    model, ids = PooledEncoder(), torch.randint(0, 1000, (8, 32), generator=torch.Generator().manual_seed(1))
+    state = torch.get_rng_state()
+    report, messages = _init(model, ids)
+    assert torch.equal(torch.get_rng_state(), state) and all(p.grad is None for p in model.parameters())
+    ratio = verdict(*profile(model, ids))["grad_ratio"]
+    assert ratio > 4.0     # attention passes the same gradient at every token back whole
+    notes = [n for n in report.notes if n.startswith("measured in one backward pass")]
+    assert len(notes) == 1 and f"the gradient std at embedding is {ratio:.3g} times" in notes[0], notes
+    assert "averages over the positions that attention mixes" in notes[0]
+    assert any("averages over the positions" in m for m in messages)
+
+
+def test_a_first_token_readout_is_no_pooling_of_positions():
+    torch.manual_seed(0)
+    model, ids = PooledEncoder(pool=False), torch.randint(0, 1000, (8, 32))
+    report, _ = _init(model, ids)
+    assert not any("averages over the positions" in n for n in report.notes)
+    from varinit.torch.dataflow import plan
+    assert plan(model, ids.to("meta")).pooled_positions() is None
+    assert plan(PooledEncoder(), ids.to("meta")).pooled_positions() is not None

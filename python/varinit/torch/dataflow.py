@@ -98,6 +98,8 @@ GRADIENT_BUDGET = 2.0
 BRANCH_GRADIENT_FLOOR = 0.1
 # reductions over many elements: what a function of one sees is concentrated near its mean
 REDUCTIONS = ("mean", "sum")
+# ops that act on each position alone, through which an output is traced back to a pooling
+POSITIONWISE = ("linear", "norm", "elementwise", "dropout", "view", "scale", "shift", "add")
 # activations with g(0) = 0: zero padding stays zero through them
 ZERO_AT_ZERO = ("relu", "leaky_relu", "gelu", "silu", "tanh", "elu", "celu", "selu", "mish", "relu6", "hardswish",
                 "softsign", "hardtanh")
@@ -170,6 +172,32 @@ class Plan:
                     stack.extend(before.inputs)
             found[node.module] = list(sources)
         return found
+
+    def pooled_positions(self) -> str | None:
+        """Where the model's output averages over positions that an attention before it
+        mixes (a mean over the tokens before a classifier head: every position then
+        gets the same gradient, which the attention passes back whole), or None. Found
+        from each output back through per-position ops; a reduction over the last
+        (feature) dim is a norm's, not a pooling."""
+        nodes = self.graph.nodes
+        mixed = {nodes[n.inputs[0]].shape[-2] for n in nodes
+                 if n.kind == "attention" and n.inputs and len(nodes[n.inputs[0]].shape) >= 2}
+        mixed |= {n.shape[-2] for n in nodes if n.kind == "softmax" and len(n.shape) >= 2}
+        mixed.discard(1)
+        stack, seen = list(self.graph.outputs), set()
+        while stack and mixed:
+            node = nodes[stack.pop()]
+            if node.index in seen:
+                continue
+            seen.add(node.index)
+            if node.kind in REDUCTIONS and node.inputs:
+                shape = nodes[node.inputs[0]].shape
+                dims = node.attrs.get("dim") or range(len(shape))
+                if any(0 < d % len(shape) < len(shape) - 1 and shape[d] in mixed for d in dims):
+                    return node.module or "the model's forward"
+            if node.kind in POSITIONWISE:
+                stack.extend(node.inputs)
+        return None
 
     def plain(self) -> bool:
         """Whether the forward pass has no residual branch, norm, attention or

@@ -135,18 +135,20 @@ def balance_gradient(model: torch.nn.Module, example_inputs: ExampleInputs, weig
         return []
     names = [layer.module for layer in layers]
     acts = [layer.act for layer in layers]
-    if len(set(names)) != len(names) or not all(n in weights for n in names):
-        done = "; a tilt of the layers' scales needs every layer measured here solved and called once"
-        return [_note(layers, ratio, done)]
     plan = tilt(layers, sources)
+    if len(set(names)) != len(names) or plan is not None and not all(
+            m in weights or abs(f - 1.0) < 1e-12 for m, f in plan.factors.items()):
+        done = "; a tilt of the layers' scales needs every layer it scales solved and called once"
+        return [_note(layers, ratio, done)]
     if plan is None:
         done = (f"; the activations' max/min is {max(acts) / min(acts):.3g} already, which leaves no room (up to "
                 f"{ACT_ROOM:g}) to tilt the layers' scales for it")
         return [_note(layers, ratio, done)]
-    redraw({weights[m]: f for m, f in plan.factors.items()})
+    scaled = {weights[m]: f for m, f in plan.factors.items() if m in weights}
+    redraw(scaled)
     after = measured_profile(model, example_inputs)
     if not (isinstance(after, list) and _better(layers, after)):
-        redraw({weights[m]: 1.0 for m in plan.factors})
+        redraw(dict.fromkeys(scaled, 1.0))
         done = ("; a tilt of the layers' scales was measured and undone: it moved the output's std or brought the "
                 "ratio no closer (activations that are not positively homogeneous)")
         return [_note(layers, ratio, done)]

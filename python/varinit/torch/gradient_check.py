@@ -14,6 +14,9 @@ model read it (init_module):
   (dataflow's gradient budget); in a chain without a skip no scale can, so
   a std ratio outside verdicts' GRADIENT_BAND (the same band for the second
   moment, [1/16, 16]) is named in a note;
+- a model whose output averages over positions that an attention mixes
+  (`pooled_attention_note`: a mean over the tokens before a head), where
+  attention passes the same gradient at every position back whole;
 - a plain model, without norms, attention or residual streams
   (`gradient_balance`), whose layers' scales can move the ratio.
 """
@@ -29,6 +32,11 @@ from .refine import MEASURED_MODULES
 from .verdicts import GRADIENT_BAND
 
 
+# the modules with weights whose outputs the measured gradient reads: the layers the measured
+# pass corrects, nn.MultiheadAttention (its output is out_proj's), embeddings and recurrent layers
+PROFILED_MODULES = MEASURED_MODULES + (torch.nn.Embedding, torch.nn.RNNBase)
+
+
 class Layer(NamedTuple):
     """One weight layer module in a measured pass: its output's std, the std of the
     gradient there, and how many elements its output has per example."""
@@ -40,8 +48,7 @@ class Layer(NamedTuple):
 
 
 def measured_profile(model: torch.nn.Module, example_inputs: ExampleInputs) -> list[Layer] | str | None:
-    """The weight layers called as modules (`refine.MEASURED_MODULES`), in call
-    order, in one forward and backward pass on the example inputs, the gradient
+    """The weight layers called as modules (PROFILED_MODULES), in call order, in one forward and backward pass on the example inputs, the gradient
     at each floating output (in a tuple, dict or Hugging Face ModelOutput) N(0, 1)
     from a fixed seed; a sentence when autograd fails
     there; None when there is no gradient to measure (no output with one,
@@ -51,14 +58,16 @@ def measured_profile(model: torch.nn.Module, example_inputs: ExampleInputs) -> l
 
     def keep(name: str) -> Any:
         def hook(module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> Any:
-            if isinstance(output, torch.Tensor) and output.requires_grad and output.is_floating_point():
-                outputs.append((name, output))
-                return output.clone()   # an in-place activation after it must not overwrite it
+            out = output[0] if isinstance(output, tuple) and output else output
+            if isinstance(out, torch.Tensor) and out.requires_grad and out.is_floating_point():
+                outputs.append((name, out))
+                copy = out.clone()   # an in-place activation after it must not overwrite it
+                return (copy,) + tuple(output[1:]) if isinstance(output, tuple) else copy
             return None
         return hook
 
     handles = [m.register_forward_hook(keep(name)) for name, m in model.named_modules()
-               if isinstance(m, MEASURED_MODULES) and not isinstance(m, torch.nn.MultiheadAttention)]
+               if isinstance(m, PROFILED_MODULES)]
     rng = torch.get_rng_state()
     try:
         args, kwargs = example_call(example_inputs)
@@ -118,3 +127,20 @@ def gradient_note(model: torch.nn.Module, example_inputs: ExampleInputs) -> str 
             "multiplies the gradient's second moment by nu / (nu - mu^2) (pi / (pi - 1) after ReLU; Yang et al. "
             "2019): the solve caps that inside residual branches, but a chain without a skip keeps it; how many "
             "layers read a feature map and how many positions it has set each element's share too")
+
+
+def pooled_attention_note(model: torch.nn.Module, example_inputs: ExampleInputs, where: str) -> str | None:
+    """For a model whose output averages over positions an attention mixes (`where`,
+    `Plan.pooled_positions`): a note when the measured gradient ratio is outside the
+    band or autograd fails there; else None."""
+    layers = measured_profile(model, example_inputs)
+    if layers is None or isinstance(layers, str):
+        return layers
+    ratio = gradient_ratio(layers)
+    if in_band(ratio):
+        return None
+    return (f"{outside_band(layers, ratio)}. The output averages over the positions that attention mixes "
+            f"(in {where}): every position then gets the same gradient, which attention passes back whole "
+            "where it averages the forward signal over its keys, so each attention branch, solved to keep the "
+            "forward, passes the gradient back amplified; a smaller branch would leave its layers' outputs "
+            "outside the forward's 2-fold")

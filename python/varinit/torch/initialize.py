@@ -20,7 +20,7 @@ from ..generator import Generator
 from ..progress import Progress, reporter
 from .dataflow import RESIDUAL_RULES, Plan, ResidualRule, holds_values, plan
 from .gradient_balance import balance_gradient, predicted_note
-from .gradient_check import gradient_note
+from .gradient_check import gradient_note, pooled_attention_note
 from .graph import ExampleInputs
 from .init_report import InitReport
 from .modules import DEFAULT_RESIDUAL_PATTERN, StructureKeywords, check_fillable, init_by_structure
@@ -232,6 +232,9 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
         elif result.plain():
             records = _balanced(model, example_inputs, result, generator, distribution, records,
                                 corrected)
+        elif (pooled := result.pooled_positions()) is not None:
+            note = pooled_attention_note(model, example_inputs, pooled)
+            result.notes.extend([note] if note is not None else [])
     records += override_records + _kept_records(kept, overridden)
     report = InitReport(_in_model_order(model, records), result.verdicts, result.notes)
     report.warn()
