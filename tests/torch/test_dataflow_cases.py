@@ -577,3 +577,33 @@ def test_unscaled_attention_scores_keep_unit_variance(heads, variance):
     assert "so the scores keep unit variance" in reasons["q.weight"] and "x" in reasons["k.weight"]
     assert ("beyond the 3.24 allowed" in reasons["q.weight"]) == (heads == 1)
     assert "attention scores" not in reasons["v.weight"]
+
+
+class CrossAttention(nn.Module):
+    """torch's TransformerDecoderLayer: its cross-attention's q and kv projections are
+    row blocks torch splits from the packed in_proj_weight inside forward."""
+
+    def __init__(self, d=64):
+        super().__init__()
+        self.layer = nn.TransformerDecoderLayer(d, 4, 4 * d, 0.0, batch_first=True)
+        self.head = nn.Linear(d, 10)
+
+    def forward(self, tgt):
+        return self.head(self.layer(tgt, tgt.flip(1)))   # a memory that is not the queries' tensor
+
+
+@pytest.mark.parametrize("meta", [False, True], ids=["real inputs", "shapes only"])
+def test_cross_attention_s_split_in_projection_is_solved(meta):
+    torch.manual_seed(0)
+    model = CrossAttention()
+    inputs = torch.randn(8, 12, 64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = varinit.torch.init_module(model, inputs.to("meta") if meta else inputs, generator=0)
+    rules = {r.name: r.rule for r in report}
+    # before: the call raised (the bias block read as the weight), then both were left untouched
+    assert rules["layer.multihead_attn.in_proj_weight"].startswith("solved normal: linear")
+    assert rules["layer.multihead_attn.in_proj_bias"].startswith("constant 0")
+    assert not [name for name, rule in rules.items() if rule.startswith("untouched")]
+    v = verdict(*profile(model, inputs))
+    assert v["act_ratio"] <= 2.0 and 0.5 <= v["output_std"] <= 2.0, v

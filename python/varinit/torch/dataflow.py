@@ -477,7 +477,7 @@ class _Walk:
             self.assumed.append(f"{node.module or node.target}: its input's moments are unknown")
         fan_in, fan_out = self.fans(node)
         weight = node.params.get("weight") or self.weight_from(node)
-        bias = node.params.get("bias")
+        bias = node.params.get("bias") or self.bias_from(node)
         if weight is None:
             self.assumed.append(f"{node.target} in {node.module or 'the model'}: its weight is not a parameter")
             return Moments(0.0, self.target)
@@ -493,8 +493,9 @@ class _Walk:
             std = self.known_std(weight, provisional=math.sqrt(goal / (fan_in * max(x.second, 1e-300))))
             if node.index in self.head_gains:
                 return self.scale_head(node, x, fan_in, std, goal)
-        if bias is not None:
-            self.plans.setdefault(bias, ParamPlan(bias, "constant", value=0.0, reason="bias: zero"))
+        if bias is not None and self.plans.get(bias, ParamPlan(bias, "untouched")).rule == "untouched":
+            # (a packed bias split inside forward was first seen read directly, by the split)
+            self.plans[bias] = ParamPlan(bias, "constant", value=0.0, reason="bias: zero")
         return rules.affine(x, fan_in, std * std)
 
     def scale_head(self, node: Node, x: Moments, fan_in: float, std: float, goal: float) -> Moments:
@@ -510,13 +511,29 @@ class _Walk:
             f"norm gain before the head tied to {weight}: gamma^2 = {_g(goal)} / "
             f"(fan_in {_g(fan_in)} * std {_g(std)}^2)"))
         bias = node.params.get("bias")
-        if bias is not None:
-            self.plans.setdefault(bias, ParamPlan(bias, "constant", value=0.0, reason="bias: zero"))
+        if bias is not None and self.plans.get(bias, ParamPlan(bias, "untouched")).rule == "untouched":
+            # (a packed bias split inside forward was first seen read directly, by the split)
+            self.plans[bias] = ParamPlan(bias, "constant", value=0.0, reason="bias: zero")
         return rules.affine(x, fan_in, std * std)
 
     def weight_from(self, node: Node) -> str | None:
+        """The parameter a layer's weight is computed from inside forward: a weight-norm
+        parametrization's direction, or the one parameter whose rows it is (the q and kv
+        blocks torch splits from MultiheadAttention's packed in_proj_weight for
+        cross-attention), else None."""
         names = node.attrs.get("weight_from") or []
-        return next((n for n in names if n.endswith(("original1", "weight_v"))), None)
+        found = next((n for n in names if n.endswith(("original1", "weight_v"))), None)
+        if found is not None or len(names) != 1 or len(node.inputs) < 2:
+            return found
+        rows, whole = self.graph.nodes[node.inputs[1]].shape, self.graph.params[names[0]].shape
+        same_columns = len(rows) == len(whole) and tuple(rows[1:]) == tuple(whole[1:]) and rows[0] <= whole[0]
+        return names[0] if same_columns else None
+
+    def bias_from(self, node: Node) -> str | None:
+        """The one parameter a layer's bias is computed from inside forward (a block of
+        the packed in_proj_bias), else None."""
+        names = node.attrs.get("bias_from") or []
+        return names[0] if len(names) == 1 and self.weight_from(node) is not None else None
 
     def plan_weight(self, node: Node, weight: str, std: float, fan_in: float, why: str, nu_in: float) -> None:
         reason = (f"{node.kind} in {node.module or 'the model'}: Var = {_g(self.goal(node)[0])} / "
@@ -557,11 +574,14 @@ class _Walk:
                                    groups=a.get("groups", 1), output_padding=a.get("output_padding", 0))
 
     def weight_shape(self, node: Node) -> tuple[int, ...]:
+        """(out, in, ...) of a layer node's weight: its parameter's, or the operand after
+        the input (a view of a parameter: the q or kv rows of MultiheadAttention's
+        packed in_proj_weight in cross-attention; the bias, when there is one, follows)."""
         name = node.params.get("weight")
         if name is not None:
             shape = tuple(self.graph.params[name].shape)
             return shape[::-1] if node.attrs.get("weight_layout") == "in_out" else shape   # (out, in)
-        return tuple(self.graph.nodes[node.inputs[-1]].shape)
+        return tuple(self.graph.nodes[node.inputs[1 if len(node.inputs) > 1 else 0]].shape)
 
     def goal(self, node: Node) -> tuple[float, str]:
         """(target second moment at this node's output, why).
