@@ -607,3 +607,37 @@ def test_cross_attention_s_split_in_projection_is_solved(meta):
     assert not [name for name, rule in rules.items() if rule.startswith("untouched")]
     v = verdict(*profile(model, inputs))
     assert v["act_ratio"] <= 2.0 and 0.5 <= v["output_std"] <= 2.0, v
+
+
+class BilinearUNet(nn.Module):
+    """A U-Net that upsamples with F.interpolate and ends in a one-channel mask."""
+
+    def __init__(self, c=16):
+        super().__init__()
+        self.d1, self.d2 = nn.Conv2d(3, c, 3, padding=1), nn.Conv2d(c, 2 * c, 3, padding=1)
+        self.d3 = nn.Conv2d(2 * c, 4 * c, 3, padding=1)
+        self.u2, self.u1 = nn.Conv2d(6 * c, 2 * c, 3, padding=1), nn.Conv2d(3 * c, c, 3, padding=1)
+        self.out = nn.Conv2d(c, 1, 1)
+
+    def forward(self, x):
+        a = F.relu(self.d1(x))
+        b = F.relu(self.d2(F.max_pool2d(a, 2)))
+        c = F.relu(self.d3(F.max_pool2d(b, 2)))
+        u = F.relu(self.u2(torch.cat([F.interpolate(c, scale_factor=2, mode="bilinear"), b], 1)))
+        u = F.relu(self.u1(torch.cat([F.interpolate(u, scale_factor=2, mode="nearest"), a], 1)))
+        return self.out(u)
+
+
+@pytest.mark.parametrize("meta", [False, True], ids=["real inputs", "shapes only"])
+def test_an_upsampling_u_net_with_a_one_channel_output(meta):
+    torch.manual_seed(0)
+    model, x = BilinearUNet(), torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = varinit.torch.init_module(model, x.to("meta") if meta else x, generator=0)
+    assert not [str(w.message) for w in caught if "without a moment rule" in str(w.message)]
+    # the mask's one channel reads ReLU features: its second moment was mostly their shared
+    # offset, a constant mean, and its std 0.40 (act 2.48); interpolate had no rule
+    assert "the model's output, whose variance" in next(r.rule for r in report if r.name == "out.weight")
+    v = verdict(*profile(model, x))
+    assert v["act_ratio"] <= 2.0 and 0.5 <= v["output_std"] <= 2.0, v

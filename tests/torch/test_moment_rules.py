@@ -6,8 +6,8 @@ Statistics: each Monte Carlo check averages n iid replicate statistics (a
 replica redraws weights and inputs) and accepts |mean - predicted| <
 t_(n-1)(TAIL) * se, the standard error from the sample itself. At TAIL = 1e-9
 per side a check fails a correct rule with probability 2e-9; the file makes
-fewer than 150 checks, so a correct implementation fails it with probability
-< 3e-7. A plausible wrong rule (padding ignored, the nominal fan, independent
+fewer than 250 checks, so a correct implementation fails it with probability
+< 5e-7. A plausible wrong rule (padding ignored, the nominal fan, independent
 operands where they are correlated, uniform attention, ...) is asserted to lie
 outside the same bound.
 """
@@ -641,6 +641,27 @@ def test_reductions_of_equicorrelated_elements():
     agrees(x.sum(dim=1) ** 2, mr.reduce_sum(m, k, rho).second, "sum over 12, rho=0.25: second")
     agrees(F.avg_pool1d(x[:, None, :], 4).ravel() ** 2, mr.avg_pool(m, 4, rho).second,
            "avg pool 4, rho=0.25: second")
+
+
+
+@pytest.mark.parametrize("mode, size, align_corners", [
+    ("bilinear", (16, 16), False), ("bilinear", (13, 11), True), ("bicubic", (16, 16), False),
+    ("nearest", (16, 16), False), ("area", (4, 4), False), ("bilinear", (5, 5), False)])
+def test_interpolation_keeps_the_mean_and_weighs_the_rest_by_its_kernel(mode, size, align_corners):
+    gen = generator(26)
+    mu, var, rho, n = 0.4, 1.5, 0.3, 20_000
+    shared = torch.randn((n, 1, 1, 1), dtype=F64, generator=gen)
+    x = mu + math.sqrt(var) * (math.sqrt(rho) * shared
+                               + math.sqrt(1 - rho) * torch.randn((n, 1, 8, 8), dtype=F64, generator=gen))
+    extra = {"align_corners": align_corners} if mode in ("bilinear", "bicubic") else {}
+    y = F.interpolate(x, size=size, mode=mode, **extra)
+    energy = mr.interpolation_energy(mode, (8, 8), size, align_corners=align_corners)
+    m = Moments(mu, mu * mu + var)
+    predicted = mr.interpolate(m, energy, rho)
+    agrees(y.mean(dim=(1, 2, 3)), predicted.mean, f"{mode} to {size}: mean")
+    wrong = [] if mode == "nearest" else [mr.interpolate(m, 1.0, rho).second, mr.interpolate(m, energy).second]
+    agrees((y * y).mean(dim=(1, 2, 3)), predicted.second, f"{mode} to {size}: second", wrong=wrong)
+    assert (energy == 1.0) == (mode == "nearest")
 
 
 # ------------------------------------------------------------------ arguments

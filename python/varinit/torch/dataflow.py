@@ -105,7 +105,7 @@ ZERO_AT_ZERO = ("relu", "leaky_relu", "gelu", "silu", "tanh", "elu", "celu", "se
                 "softsign", "hardtanh")
 # ops through which the model's output is a degree-1 positively homogeneous function of
 # the layers before it: scaling those layers' weights by f scales the output by f
-HOMOGENEOUS = ("view", "dropout", "scale", "max_pool", "avg_pool", "adaptive_max_pool", "adaptive_avg_pool",
+HOMOGENEOUS = ("view", "dropout", "scale", "interpolate", "max_pool", "avg_pool", "adaptive_max_pool", "adaptive_avg_pool",
                "mean", "sum", "cat")
 HOMOGENEOUS_ACTIVATIONS = ("relu", "leaky_relu")
 # the last layers' std moves at most this factor toward the model's output having unit
@@ -409,6 +409,8 @@ class _Walk:
             return self.kappa(node.inputs[0]) * self.kappa(node.inputs[1])
         if kind == "scale":
             return float(node.attrs["scalar"]) ** 2 * self.kappa(x)
+        if kind == "interpolate":   # weights that add to one pass what every position shares whole
+            return self.kappa(x)
         if kind == "shift":
             c = float(node.attrs["scalar"])
             return self.kappa(x) + 2.0 * c * self.m(x).mean + c * c
@@ -614,6 +616,9 @@ class _Walk:
             return self.target * factor, why
         if end is None or self.residual == "none":
             gain = self.output_gain.get(node.index)
+            if gain is not None and node.index in self.graph.outputs:
+                return self.target * gain, (f"; x{_g(gain)}: the model's output, whose variance (without the "
+                                            f"offset its channels share) is to be {_g(self.target)}")
             if gain is not None:
                 return self.target * gain, (f"; x{_g(gain)}, halfway to the model's output (reached through ReLU, "
                                             f"pooling or concatenation) having variance {_g(self.target)}")
@@ -818,6 +823,15 @@ class _Walk:
 
     def _adaptive_avg_pool(self, node: Node) -> Moments:
         return rules.avg_pool(self.m(node.inputs[0]), self.pooled(node), self.correlation(node))
+
+    def _interpolate(self, node: Node) -> Moments:
+        a = node.attrs
+        source = self.graph.nodes[node.inputs[0]]
+        dims = len(node.shape) - 2
+        energy = rules.interpolation_energy(a["mode"], source.shape[2:], node.shape[2:],
+                                            align_corners=a["align_corners"], antialias=a["antialias"])
+        return rules.interpolate(self.m(node.inputs[0]), energy, self.correlation(node)) if dims > 0 else \
+            self.m(node.inputs[0])
 
     def _adaptive_max_pool(self, node: Node) -> Moments:
         return rules.max_pool(self.m(node.inputs[0]), self.pooled(node), self.correlation(node))
@@ -1063,7 +1077,12 @@ class _Walk:
         for out in dict.fromkeys(self.graph.outputs):
             moments = self.moments.get(out)
             layers = self.last_layers(out)
-            if moments is None or not layers or set(layers) & set(gains) or layers == [out]:
+            if moments is None or not layers or set(layers) & set(gains):
+                continue
+            if layers == [out]:
+                gain = self.own_output_gain(out, moments)
+                if gain is not None:
+                    gains[out] = gain
                 continue
             variance = moments.second - moments.mean ** 2
             if variance <= 0:
@@ -1079,6 +1098,33 @@ class _Walk:
                     "allowed, so they stay in line with the rest")
             gains.update(dict.fromkeys(layers, capped))
         return gains
+
+    def own_output_gain(self, out: int, moments: Moments) -> float | None:
+        """The factor on the goal of a layer whose output is the model's: its elements'
+        variance, not their second moment, is what the output's std measures. An input
+        with a part every position shares (ReLU's mean) gives each output channel an
+        offset, the same at every position; over C channels the offsets' mean is the
+        output's, and the rest of their spread is variance: nu - kappa / C. A U-Net's
+        one-channel mask after ReLU features keeps a sixth of its second moment as
+        variance. The goal takes the whole factor (the layer's output is the model's),
+        at most MAX_OUTPUT_GAIN^2, with a note when capped; None when it is within
+        1e-3 of 1."""
+        node = self.graph.nodes[out]
+        channels = node.shape[-1] if node.kind == "linear" or len(node.shape) < 3 else node.shape[1]
+        variance = moments.second - self.kappa(out) / max(channels, 1)
+        if variance <= 0 or moments.second <= 0:
+            return None
+        gain = moments.second / variance
+        capped = min(gain, MAX_OUTPUT_GAIN ** 2)
+        if capped - 1.0 <= 1e-3:
+            return None
+        if capped != gain:
+            self.notes.append(
+                f"the model's output ({node.module or 'its last layer'}) is mostly a common offset: its {channels} "
+                f"channel(s) read inputs with a mean at every position, so its variance is {_g(variance / gain)} of "
+                f"its second moment; unit variance would take x{_g(math.sqrt(gain))} on its std, beyond the "
+                f"{MAX_OUTPUT_GAIN} allowed")
+        return capped
 
     def last_layers(self, out: int) -> list[int]:
         """The layer nodes whose weights this use decides and of which the node `out`

@@ -58,7 +58,7 @@ KINDS = (
     "elementwise", "add", "sub", "mul", "div", "scale", "shift", "pow",
     "matmul", "softmax", "attention", "norm", "dropout",
     "avg_pool", "max_pool", "adaptive_avg_pool", "adaptive_max_pool", "mean", "sum",
-    "cat", "view", "rnn", "opaque",
+    "cat", "view", "interpolate", "rnn", "opaque",
 )
 
 
@@ -828,6 +828,13 @@ class _Recorder(TorchFunctionMode):
         return spec.kind, [self.node_for(x)], {}, attrs, None
 
     _sum = _mean
+
+    def _interpolate(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
+        mode = {"upsample_nearest": "nearest", "upsample_bilinear": "bilinear"}.get(spec.op, bound.get("mode"))
+        attrs = {"mode": mode or "nearest",
+                 "align_corners": bool(bound.get("align_corners") or spec.op == "upsample_bilinear"),
+                 "antialias": bool(bound.get("antialias", False))}
+        return "interpolate", [self.node_for(bound["input"])], {}, attrs, None
 
     def _cat(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         dim = bound.get("dim", bound.get("axis", 0))

@@ -241,6 +241,16 @@ _register(torch.adaptive_max_pool1d,
           OpSpec("adaptive_max_pool", "adaptive_max_pool1d", "torch.adaptive_max_pool1d",
                  ("input", "output_size"), dims=1))
 
+# ------------------------------------------------------------------ interpolation
+
+_INTERPOLATE = ("input", "size", "scale_factor", "mode", "align_corners", "recompute_scale_factor", "antialias")
+_register(F.interpolate, OpSpec("interpolate", "interpolate", "torch.nn.functional.interpolate", _INTERPOLATE))
+_register(F.upsample, OpSpec("interpolate", "interpolate", "torch.nn.functional.upsample", _INTERPOLATE[:5]))
+_register(F.upsample_nearest, OpSpec("interpolate", "upsample_nearest", "torch.nn.functional.upsample_nearest",
+                                     ("input", "size", "scale_factor")))
+_register(F.upsample_bilinear, OpSpec("interpolate", "upsample_bilinear", "torch.nn.functional.upsample_bilinear",
+                                      ("input", "size", "scale_factor")))
+
 # ------------------------------------------------------------------ reductions, softmax, cat
 
 for _name in ("mean", "sum"):

@@ -15,7 +15,7 @@ Forward: `affine` with `effective_fan` (linear, conv, conv_transpose at the
 actual spatial size), `elementwise` (Gaussian quadrature of any callable,
 nonzero mean), `add`, `sub`, `mul`, `scale`, `shift`, `matmul`, `softmax`,
 `attention`, `norm`, `batch_norm_eval`, `dropout`, `avg_pool` /
-`reduce_mean`, `reduce_sum`, `max_pool`, `cat`, `embedding`, and
+`reduce_mean`, `reduce_sum`, `interpolate`, `max_pool`, `cat`, `embedding`, and
 `affine_correlation` (the neighbour correlation that pooling needs).
 Backward: `affine_grad` with the effective fan-out; `elementwise` returns
 E[g'(z)^2], the factor a gradient's second moment takes through g.
@@ -495,6 +495,50 @@ def avg_pool(m: MomentsLike, count: int, rho: float = 0.0) -> Moments:
 
 
 reduce_mean = avg_pool
+
+
+def interpolate(m: MomentsLike, energy: float, rho: float = 0.0) -> Moments:
+    """Interpolation (F.interpolate, nn.Upsample): each output is a weighted sum of
+    inputs whose weights add to one, so mu is kept, and with E[sum w^2] = `energy`
+    averaged over the outputs (`interpolation_energy`; 1 for nearest), nu = mu^2 +
+    sigma^2 (rho + (1 - rho) energy) for inputs of pairwise correlation rho."""
+    x = _moments(m, "m")
+    energy = _validate.real(energy, "energy", _validate.BOUNDED_0_1)
+    rho = _validate.real(rho, "rho", _validate.BOUNDED_0_1)
+    return Moments(x.mean, x.mean * x.mean + x.variance * (rho + (1.0 - rho) * energy))
+
+
+# interpolation modes by the 2-d mode whose 1-d kernel they apply along each axis
+_AXIS_MODES = {"linear": "bilinear", "bilinear": "bilinear", "trilinear": "bilinear", "bicubic": "bicubic",
+               "area": "area"}
+# an axis longer than this is measured on a copy scaled down to it, same ratio (the weights repeat)
+_LONGEST_AXIS = 1024
+
+
+def interpolation_energy(mode: str, sizes_in: Sequence[int], sizes_out: Sequence[int],
+                         align_corners: bool = False, antialias: bool = False) -> float:
+    """E[sum_j w_ij^2] over the outputs of F.interpolate from `sizes_in` to `sizes_out`
+    (the spatial sizes): 1 for "nearest" and "nearest-exact" (copies), else the
+    product over the axes of the 1-d kernel's, read off torch's own interpolation of
+    an identity matrix along each axis (linear, bilinear, trilinear and bicubic are
+    separable: one kernel per axis; "area" is an adaptive average)."""
+    if mode in ("nearest", "nearest-exact"):
+        return 1.0
+    axis_mode = _AXIS_MODES.get(mode)
+    if axis_mode is None:
+        raise ValueError(f"mode must be one of nearest, nearest-exact, {', '.join(_AXIS_MODES)}; got {mode!r}")
+    energy = 1.0
+    for n_in, n_out in zip(sizes_in, sizes_out):
+        if n_in == n_out and axis_mode != "area" and not align_corners:
+            continue
+        if max(n_in, n_out) > _LONGEST_AXIS:
+            shrink = max(n_in, n_out) / _LONGEST_AXIS
+            n_in, n_out = max(round(n_in / shrink), 1), max(round(n_out / shrink), 1)
+        eye = torch.eye(n_in, dtype=torch.float64 if axis_mode != "bicubic" else torch.float32).reshape(n_in, 1, 1, n_in)
+        extra = {} if axis_mode == "area" else {"align_corners": align_corners, "antialias": antialias}
+        weights = torch.nn.functional.interpolate(eye, size=(1, n_out), mode=axis_mode, **extra)
+        energy *= float(weights.double().pow(2).sum(dim=0).mean())
+    return min(energy, 1.0)
 
 
 def reduce_sum(m: MomentsLike, count: int, rho: float = 0.0) -> Moments:
