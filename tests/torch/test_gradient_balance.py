@@ -193,7 +193,8 @@ def test_the_tilt_is_spread_where_the_gradient_changes_and_stops_at_the_room():
 
 
 
-@pytest.mark.parametrize("make, shape", [(lambda: _cnn(32, 32), (16, 3, 32, 32)), (lambda: _cnn(16, 16), (32, 3, 16, 16)),
+@pytest.mark.parametrize("make, shape", [(lambda: _cnn(32, 32), (16, 3, 32, 32)),
+                                         (lambda: _cnn(16, 16), (32, 3, 16, 16)),
                                          (_fire_net, (16, 3, 32, 32))], ids=["cnn32", "cnn16", "fire"])
 def test_the_predicted_gradient_profile_follows_the_measured_one(make, shape):
     torch.manual_seed(0)

@@ -105,8 +105,8 @@ ZERO_AT_ZERO = ("relu", "leaky_relu", "gelu", "silu", "tanh", "elu", "celu", "se
                 "softsign", "hardtanh")
 # ops through which the model's output is a degree-1 positively homogeneous function of
 # the layers before it: scaling those layers' weights by f scales the output by f
-HOMOGENEOUS = ("view", "dropout", "scale", "interpolate", "max_pool", "avg_pool", "adaptive_max_pool", "adaptive_avg_pool",
-               "mean", "sum", "cat")
+HOMOGENEOUS = ("view", "dropout", "scale", "interpolate", "max_pool", "avg_pool", "adaptive_max_pool",
+               "adaptive_avg_pool", "mean", "sum", "cat")
 HOMOGENEOUS_ACTIVATIONS = ("relu", "leaky_relu")
 # the last layers' std moves at most this factor toward the model's output having unit
 # variance (output_gains), so it stays within a factor 2 of the other layers'
@@ -1569,7 +1569,8 @@ def _score_gains(graph: Graph) -> dict[int, tuple[float, str]]:
         gain = min(max(exact, 1.0 / MAX_SCORE_GAIN), MAX_SCORE_GAIN)
         if abs(gain - 1.0) <= 1e-3:
             continue
-        bound = "" if gain == exact else f" (unit variance would take x{_g(exact)}, beyond the {MAX_SCORE_GAIN:g} allowed)"
+        bound = ("" if gain == exact else
+                 f" (unit variance would take x{_g(exact)}, beyond the {MAX_SCORE_GAIN:g} allowed)")
         why = (f"; x{_g(gain)}: a query or key of attention scores scaled by {_g(scale)} over {inner} terms, not "
                f"1/sqrt({inner}), so the scores keep unit variance{bound}")
         for index, _ in cast("list[tuple[int, float]]", layers):

@@ -48,12 +48,12 @@ class Layer(NamedTuple):
 
 
 def measured_profile(model: torch.nn.Module, example_inputs: ExampleInputs) -> list[Layer] | str | None:
-    """The weight layers called as modules (PROFILED_MODULES), in call order, in one forward and backward pass on the example inputs, the gradient
-    at each floating output (in a tuple, dict or Hugging Face ModelOutput) N(0, 1)
-    from a fixed seed; a sentence when autograd fails
-    there; None when there is no gradient to measure (no output with one,
-    fewer than three layers, a layer without a finite gradient). Nothing is
-    kept: no parameter's .grad, no buffer, no random state."""
+    """The weight layers called as modules (PROFILED_MODULES), in call order, in one
+    forward and backward pass on the example inputs, the gradient at each floating
+    output (in a tuple, dict or Hugging Face ModelOutput) N(0, 1) from a fixed seed;
+    a sentence when autograd fails there; None when there is no gradient to measure
+    (no output with one, fewer than three layers, a layer without a finite
+    gradient). Nothing is kept: no parameter's .grad, no buffer, no random state."""
     outputs: list[tuple[str, torch.Tensor]] = []
 
     def keep(name: str) -> Any:

@@ -62,7 +62,11 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
     states the rules and their sources). A residual branch ends at the
     fraction of the stream that keeps its growth over the whole depth
     within 4-fold (below e for a branch that ends in a norm). With real inputs, one measured pass then corrects each solved layer
-    called as a module. Every parameter draws from
+    called as a module, and where the solve cannot see the gradient one backward pass
+    measures its first/last ratio: a plain model's layers (no norms, attention or
+    residual streams) are tilted toward [1/4, 4] within the forward's room
+    (`varinit.torch.gradient_balance`), and a ratio left outside it, or outside it
+    under batch statistics or a mean over the positions attention mixes, is named. Every parameter draws from
     ``generator.stream(its name)``, so a sharded copy of the model reproduces
     it piece by piece. The report lists every parameter (untouched ones with
     the reason) with a stability verdict per activation;
@@ -251,7 +255,8 @@ def _balanced(model: torch.nn.Module, example_inputs: ExampleInputs, result: Pla
     by_name = {r.name: r for r in records}
 
     def redraw(factors: dict[str, float]) -> None:
-        source = "the measured pass" + ("" if all(f == 1.0 for f in factors.values()) else " and the gradient's balance")
+        undone = all(f == 1.0 for f in factors.values())
+        source = "the measured pass" + ("" if undone else " and the gradient's balance")
         with torch.no_grad():
             by_name.update((r.name, r) for r in fill(model, result, generator, distribution,
                                                       {w: corrected.get(w, 1.0) * f for w, f in factors.items()},

@@ -534,7 +534,7 @@ def interpolation_energy(mode: str, sizes_in: Sequence[int], sizes_out: Sequence
         if max(n_in, n_out) > _LONGEST_AXIS:
             shrink = max(n_in, n_out) / _LONGEST_AXIS
             n_in, n_out = max(round(n_in / shrink), 1), max(round(n_out / shrink), 1)
-        eye = torch.eye(n_in, dtype=torch.float64 if axis_mode != "bicubic" else torch.float32).reshape(n_in, 1, 1, n_in)
+        eye = torch.eye(n_in, dtype=torch.float64).reshape(n_in, 1, 1, n_in)
         extra = {} if axis_mode == "area" else {"align_corners": align_corners, "antialias": antialias}
         weights = torch.nn.functional.interpolate(eye, size=(1, n_out), mode=axis_mode, **extra)
         energy *= float(weights.double().pow(2).sum(dim=0).mean())
