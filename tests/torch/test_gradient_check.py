@@ -1,10 +1,14 @@
-"""init_module's measured gradient check on models with batch statistics: one
-backward pass on the example inputs names a first/last gradient ratio that no
-scale of the weights can change (BatchNorm after ReLU in a chain without a
-skip: Yang et al. 2019), and leaves nothing behind."""
+"""init_module's measured gradient check on models with batch statistics, and on
+models whose output averages over the tokens attention mixes: one backward pass
+on the example inputs names a first/last gradient ratio that no scale of the
+weights within the forward's bounds can change (BatchNorm after ReLU in a chain
+without a skip: Yang et al. 2019; attention passing a common gradient back
+whole), and leaves nothing behind."""
 import warnings
 
+import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import varinit
@@ -76,9 +80,10 @@ def test_a_forward_autograd_cannot_run_is_named_not_raised():
 
 class PooledEncoder(nn.Module):
     """torch's pre-LN TransformerEncoder with a mean over the tokens before the head
-    (`pool=False`: the first token's features, as a [CLS] readout)."""
+    (pool "mean"; "adaptive": nn.AdaptiveAvgPool1d over the transposed tokens;
+    None: the first token's features, as a [CLS] readout)."""
 
-    def __init__(self, pool=True, layers=6, d=128):
+    def __init__(self, pool="mean", layers=6, d=128):
         super().__init__()
         self.pool = pool
         self.embedding = nn.Embedding(1000, d)
@@ -88,12 +93,15 @@ class PooledEncoder(nn.Module):
 
     def forward(self, ids):
         h = self.encoder(self.embedding(ids))
-        return self.head(h.mean(1) if self.pool else h[:, 0])
+        if self.pool == "adaptive":
+            return self.head(F.adaptive_avg_pool1d(h.transpose(1, 2), 1).flatten(1))
+        return self.head(h.mean(1) if self.pool == "mean" else h[:, 0])
 
 
-def test_a_mean_over_the_tokens_attention_mixes_is_named_with_its_measured_ratio():
+@pytest.mark.parametrize("pool", ["mean", "adaptive"])
+def test_a_mean_over_the_tokens_attention_mixes_is_named_with_its_measured_ratio(pool):
     torch.manual_seed(0)
-    model, ids = PooledEncoder(), torch.randint(0, 1000, (8, 32), generator=torch.Generator().manual_seed(1))
+    model, ids = PooledEncoder(pool), torch.randint(0, 1000, (8, 32), generator=torch.Generator().manual_seed(1))
     state = torch.get_rng_state()
     report, messages = _init(model, ids)
     assert torch.equal(torch.get_rng_state(), state) and all(p.grad is None for p in model.parameters())
@@ -107,7 +115,7 @@ def test_a_mean_over_the_tokens_attention_mixes_is_named_with_its_measured_ratio
 
 def test_a_first_token_readout_is_no_pooling_of_positions():
     torch.manual_seed(0)
-    model, ids = PooledEncoder(pool=False), torch.randint(0, 1000, (8, 32))
+    model, ids = PooledEncoder(pool=None), torch.randint(0, 1000, (8, 32))
     report, _ = _init(model, ids)
     assert not any("averages over the positions" in n for n in report.notes)
     from varinit.torch.dataflow import plan

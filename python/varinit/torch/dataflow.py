@@ -195,6 +195,10 @@ class Plan:
                 dims = node.attrs.get("dim") or range(len(shape))
                 if any(0 < d % len(shape) < len(shape) - 1 and shape[d] in mixed for d in dims):
                     return node.module or "the model's forward"
+            if node.kind == "adaptive_avg_pool" and node.inputs:   # over its last dims: positions
+                spatial = nodes[node.inputs[0]].shape[-len(node.attrs["output_size"]):]
+                if math.prod(spatial) in mixed and math.prod(node.attrs["output_size"]) == 1:
+                    return node.module or "the model's forward"
             if node.kind in POSITIONWISE:
                 stack.extend(node.inputs)
         return None
