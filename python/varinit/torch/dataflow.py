@@ -111,6 +111,8 @@ HOMOGENEOUS_ACTIVATIONS = ("relu", "leaky_relu")
 # the last layers' std moves at most this factor toward the model's output having unit
 # variance (output_gains), so it stays within a factor 2 of the other layers'
 MAX_OUTPUT_GAIN = 1.8
+# torch's initial PReLU slope, taken when the parameter holds no values (meta)
+PRELU_SLOPE = 0.25
 # the factor on the second moment of q's and k's layers that gives attention scores unit
 # variance stays within [1/MAX_SCORE_GAIN, MAX_SCORE_GAIN]: their std within 1.8 of the
 # other layers' (as MAX_OUTPUT_GAIN), inside the 2-fold the act bound allows
@@ -748,6 +750,26 @@ class _Walk:
         table = node.params.get("weight")
         if table is None:
             return ASSUMED
+        return rules.embedding(0.0, self.table_std(node, table) ** 2)
+
+    def _embedding_bag(self, node: Node) -> Moments:
+        """The rows of a bag summed, averaged or maxed (nn.EmbeddingBag): rows drawn
+        independently, of unit second moment as an embedding's; per-sample weights are
+        taken as one, as the report says."""
+        table = node.params.get("weight")
+        if table is None:
+            return ASSUMED
+        row = Moments(0.0, self.table_std(node, table) ** 2)
+        bag, mode = max(int(round(node.attrs["bag"])), 1), node.attrs["mode"]
+        if node.attrs["weighted"]:
+            self.assumed.append(f"{node.module or 'embedding_bag'}: its per-sample weights taken as one")
+        if mode == "sum":
+            return rules.reduce_sum(row, bag)
+        return rules.max_pool(row, bag) if mode == "max" else rules.avg_pool(row, bag)
+
+    def table_std(self, node: Node, table: str) -> float:
+        """The std of an embedding table's entries: kept, solved here (rows of unit second
+        moment) or decided by another use, with its plan."""
         if table in self.kept:
             std = self.kept_rms(table, math.sqrt(self.target))
         elif self.deciding.get(table) == node.index:
@@ -761,7 +783,7 @@ class _Walk:
             std = self.known_std(table, provisional=math.sqrt(self.target))
             if table not in self.plans:
                 self.plans[table] = ParamPlan(table, "normal", std=std, reason="tied: decided by its last use")
-        return rules.embedding(0.0, std * std)
+        return std
 
     def _norm(self, node: Node) -> Moments:
         x = self.m(node.inputs[0])
@@ -1023,11 +1045,13 @@ class _Walk:
         return fused if fused is not None else (index, None)
 
     def arithmetic(self, node: Node) -> Moments | None:
-        fused = rules.fuse(self.graph, node.index, self.memo)
+        fused: tuple[int, Fused] | None = rules.fuse(self.graph, node.index, self.memo)
+        if fused is None and node.inputs and (slope := self.prelu(node, node.inputs[0])) is not None:
+            fused = (node.inputs[0], slope)   # a PReLU with a slope per channel: their mean's
         if fused is not None:
             source, fn = fused
             if source != node.index:
-                g: Fused = _named_activation(self.graph, node, source) or fn
+                g: Fused = _named_activation(self.graph, node, source) or self.prelu(node, source) or fn
                 x = self.m(source)
                 found = _of_statistic(g, x) if self.of_statistic(source) else self.integrated(node.index, source, g, x)
                 if found is None:   # g is not finite over the values a Gaussian reaches
@@ -1064,6 +1088,21 @@ class _Walk:
             return rules.shift(ins[0], a["scalar"])
         self.opaque.append(node)
         return None
+
+    def prelu(self, node: Node, source: int) -> tuple[str, float] | None:
+        """("leaky_relu", its slope) when `node` is a PReLU of `source`: the slope is the
+        parameter's value (the mean of its channels'), read from the model, or PReLU's
+        default 0.25 when it holds none (meta), as the report says."""
+        name = node.params.get("weight")
+        if node.attrs.get("op") != "prelu" or node.inputs != [source] or name is None:
+            return None
+        self.plans.setdefault(name, ParamPlan(name, "untouched", reason="PReLU's slope: kept, and read by the solve"))
+        value = self.real_params.get(name)
+        if value is None or value.is_meta or value.numel() == 0:
+            assumed = f"{name}: PReLU's slope {PRELU_SLOPE} (its value is unknown on meta)"
+            self.assumed.extend([assumed] if assumed not in self.assumed else [])
+            return ("leaky_relu", PRELU_SLOPE)
+        return ("leaky_relu", float(value.detach().double().mean()))
 
     def output_gains(self) -> dict[int, float]:
         """{layer node: factor on its goal} that moves each model output toward the
@@ -1316,7 +1355,7 @@ class _Walk:
             ins = [sens.get(i, 0.0) for i in node.inputs]
             if node.kind == "input":
                 value = 1.0
-            elif node.kind in ("constant", "param", "embedding", "rnn", "softmax"):
+            elif node.kind in ("constant", "param", "embedding", "embedding_bag", "rnn", "softmax"):
                 value = 0.0
             elif node.kind == "norm":
                 value = 0.0 if _resets(node) else ins[0]
@@ -1398,7 +1437,7 @@ class _Walk:
                 value = sum(ins)
             elif node.kind == "attention":
                 value = ins[2] if len(ins) > 2 else 0.0
-            elif node.kind in ("embedding", "param", "constant", "input"):
+            elif node.kind in ("embedding", "embedding_bag", "param", "constant", "input"):
                 value = 0.0
             else:
                 value = max(ins, default=0.0)
@@ -1425,12 +1464,14 @@ def _region_key(graph: Graph, source: int, end: int) -> tuple[Any, ...]:
 def _elementwise_or_none(g: Fused, m: Moments) -> tuple[Moments, float] | None:
     """_elementwise, or g of a statistic (_of_statistic) when g is not finite over the
     Gaussian with those moments (a square root of a quantity that cannot be negative);
-    None when neither is finite."""
+    None when neither is finite, or when g cannot be evaluated."""
     try:
         return _elementwise(g, m)
     except ValueError as error:
         if "non-finite" not in str(error) or isinstance(g, tuple):
             raise
+    except TypeError:   # a function that cannot be evaluated off the model (it reads a meta tensor)
+        return None
     return _of_statistic(g, m)
 
 
@@ -1708,7 +1749,7 @@ def _ancestors(graph: Graph) -> list[int]:
 
 
 def _is_layer(node: Node) -> bool:
-    return node.kind in LAYERS or node.kind in ("norm", "embedding", "rnn")
+    return node.kind in LAYERS or node.kind in ("norm", "embedding", "embedding_bag", "rnn")
 
 
 def _residuals(graph: Graph, anc: list[int]) -> tuple[dict[int, BranchEnd], dict[int, int]]:
@@ -1837,7 +1878,7 @@ def _stream_budget(length: int, open_end: bool) -> float:
 
 def _layer_uses(graph: Graph, name: str | None) -> list[int]:
     uses = graph.uses.get(name, ()) if name is not None else ()
-    return [i for i in uses if graph.nodes[i].kind in LAYERS + ("embedding",)]
+    return [i for i in uses if graph.nodes[i].kind in LAYERS + ("embedding", "embedding_bag")]
 
 
 def _deciding_uses(graph: Graph) -> dict[str, int]:

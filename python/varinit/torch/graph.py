@@ -54,7 +54,7 @@ from .sharded_model import global_view
 
 KINDS = (
     "input", "param", "constant",
-    "linear", "conv", "conv_transpose", "embedding", "bilinear",
+    "linear", "conv", "conv_transpose", "embedding", "embedding_bag", "bilinear",
     "elementwise", "add", "sub", "mul", "div", "scale", "shift", "pow",
     "matmul", "softmax", "attention", "norm", "dropout",
     "avg_pool", "max_pool", "adaptive_avg_pool", "adaptive_max_pool", "mean", "sum",
@@ -539,7 +539,7 @@ class _Recorder(TorchFunctionMode):
         bound: dict[str, Any]
         extra: Sequence[Any]
         bound, extra = _bind(spec.names, args, kwargs) if spec else ({}, ())
-        if spec is not None and spec.kind == "embedding" and bound.get("max_norm") is not None:
+        if spec is not None and spec.kind in ("embedding", "embedding_bag") and bound.get("max_norm") is not None:
             # max_norm renormalizes the looked-up rows of the weight in place
             args, kwargs = _with_argument(spec.names, args, kwargs, "max_norm", None)
         out = func(*args, **kwargs)
@@ -655,6 +655,18 @@ class _Recorder(TorchFunctionMode):
         attrs.update(padding_idx=bound.get("padding_idx"), max_norm=bound.get("max_norm"),
                      norm_type=bound.get("norm_type", 2.0))
         return "embedding", inputs, params, attrs, None
+
+    def _embedding_bag(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any],
+                       outs: Outputs) -> Recorded:
+        """The rows of a table reduced per bag: attrs["bag"] is the average number of
+        ids in a bag (a 2-d input's rows, or the ids over the offsets' bags)."""
+        inputs, params, attrs = self._wire_spec(spec, bound, extra)
+        ids, offsets = bound["input"], bound.get("offsets")
+        bags = offsets.shape[0] - bool(bound.get("include_last_offset", False)) if offsets is not None else 0
+        bag = ids.shape[1] if ids.dim() == 2 else ids.numel() / max(bags, 1)
+        attrs.update(mode=bound.get("mode", "mean"), bag=float(bag),
+                     weighted=bound.get("per_sample_weights") is not None, max_norm=bound.get("max_norm"))
+        return "embedding_bag", inputs, params, attrs, None
 
     def _conv(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         inputs, params, attrs = self._wire_spec(spec, bound, extra)

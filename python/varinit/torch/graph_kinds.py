@@ -168,6 +168,10 @@ _register(F.embedding, OpSpec("embedding", "embedding", "torch.nn.functional.emb
 _register(torch.embedding, OpSpec("embedding", "embedding", "torch.embedding",
                                   ("weight", "input", "padding_idx", "scale_grad_by_freq",
                                    "sparse"), ("weight",)))
+_register(F.embedding_bag, OpSpec("embedding_bag", "embedding_bag", "torch.nn.functional.embedding_bag",
+                                  ("input", "weight", "offsets", "max_norm", "norm_type", "scale_grad_by_freq",
+                                   "mode", "sparse", "per_sample_weights", "include_last_offset", "padding_idx"),
+                                  ("weight",)))
 
 # ------------------------------------------------------------------ normalization
 
