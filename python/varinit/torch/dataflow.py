@@ -486,6 +486,8 @@ class _Walk:
         fan_in, fan_out = self.fans(node)
         weight = node.params.get("weight") or self.weight_from(node)
         bias = node.params.get("bias") or self.bias_from(node)
+        if weight is None and self.spectral(node) is not None:
+            return self.spectral_layer(node, x, fan_in, bias)
         if weight is None:
             self.assumed.append(f"{node.target} in {node.module or 'the model'}: its weight is not a parameter")
             return Moments(0.0, self.target)
@@ -534,8 +536,38 @@ class _Walk:
         if found is not None or len(names) != 1 or len(node.inputs) < 2:
             return found
         rows, whole = self.graph.nodes[node.inputs[1]].shape, self.graph.params[names[0]].shape
-        same_columns = len(rows) == len(whole) and tuple(rows[1:]) == tuple(whole[1:]) and rows[0] <= whole[0]
-        return names[0] if same_columns else None
+        # a block of rows, not the whole: a weight computed from all of it (spectral norm's
+        # W / sigma_max) keeps no scale of the parameter's
+        block = len(rows) == len(whole) and tuple(rows[1:]) == tuple(whole[1:]) and rows[0] < whole[0]
+        return names[0] if block else None
+
+    def spectral(self, node: Node) -> str | None:
+        """The parameter behind a layer module's weight under spectral normalization
+        (torch.nn.utils.parametrizations.spectral_norm: W / sigma_max(W)), else None."""
+        module = self.modules.get(node.module) if node.module else None
+        found = getattr(getattr(module, "parametrizations", None), "weight", None)
+        if found is None or not any(type(p).__name__ == "_SpectralNorm" for p in found):
+            return None
+        return f"{node.module}.parametrizations.weight.original"
+
+    def spectral_layer(self, node: Node, x: Moments, fan_in: float, bias: str | None) -> Moments:
+        """A layer whose weight is W / sigma_max(W): its scale is divided out, so the solve
+        cannot set it. sigma_max of an m x n matrix of iid entries of std s is about
+        s (sqrt(m) + sqrt(n)) (Bai & Yin 1988), so the entries of W / sigma_max have mean
+        square 1 / (sqrt(m) + sqrt(n))^2 whatever W's std; W takes 1 / sqrt(fan_in)."""
+        original = cast(str, self.spectral(node))
+        rows, columns = self.weight_shape(node)[0], math.prod(self.weight_shape(node)[1:])
+        if original not in self.kept and original in self.graph.params:
+            self.plans[original] = ParamPlan(
+                original, "normal", std=1.0 / math.sqrt(max(columns, 1)), fan_in=fan_in,
+                reason=f"{node.kind} in {node.module}: spectral norm divides the weight's scale out "
+                       "(any std gives the same layer): 1 / sqrt(fan_in)")
+        if bias is not None and self.plans.get(bias, ParamPlan(bias, "untouched")).rule == "untouched":
+            self.plans[bias] = ParamPlan(bias, "constant", value=0.0, reason="bias: zero")
+        square = 1.0 / (math.sqrt(rows) + math.sqrt(columns)) ** 2
+        self.assumed.append(f"{node.module}: spectral norm leaves its entries a mean square of "
+                            f"1 / (sqrt({rows}) + sqrt({columns}))^2, which no std changes")
+        return rules.affine(x, fan_in, square)
 
     def bias_from(self, node: Node) -> str | None:
         """The one parameter a layer's bias is computed from inside forward (a block of
@@ -1246,8 +1278,12 @@ class _Walk:
         for name in self.graph.params:
             if name not in self.plans:
                 self.plans[name] = ParamPlan(name, "untouched", reason="not read by the traced forward pass")
-        if self.opaque:
-            names = sorted({n.target for n in self.opaque})
+        inputs = sum(1 << i for i, n in enumerate(self.graph.nodes) if n.kind == "input")
+        # an op that reads parameters alone computes a weight (spectral norm's power iteration),
+        # not the signal: what follows it is not assumed
+        signal = [n for n in self.opaque if self.ancestors[n.index] & inputs]
+        if signal:
+            names = sorted({n.target for n in signal})
             self.notes.append("ops without a moment rule (what follows them assumes a unit second moment): "
                               + ", ".join(names))
         for item in dict.fromkeys(self.assumed):

@@ -25,6 +25,7 @@ from .graph import ExampleInputs
 from .init_report import InitReport
 from .modules import DEFAULT_RESIDUAL_PATTERN, StructureKeywords, check_fillable, init_by_structure
 from .overrides import OverrideSpec, apply_overrides, parameter_names, resolve_only, resolve_overrides
+from .parametrizations import refresh_spectral_norms
 from .refine import correction_factors
 from .sharded_model import after_measured_pass, agree_across_ranks, generator_agreed, measured_pass_obstacle
 from .verdicts import uncorrected_drift
@@ -186,6 +187,7 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
                                             skip=set(kept), progress=step, **structure)
                 records += apply_overrides(model, overridden, generator)
         records += _kept_records(kept, overridden)
+        refresh_spectral_norms(model, _written(records))
         return InitReport(_in_model_order(model, records))
     unknown = sorted(set(structure) - set(STRUCTURE_ONLY) - {"name_prefix"})
     if unknown:
@@ -240,6 +242,7 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
             note = pooled_attention_note(model, example_inputs, pooled)
             result.notes.extend([note] if note is not None else [])
     records += override_records + _kept_records(kept, overridden)
+    refresh_spectral_norms(model, _written(records))
     report = InitReport(_in_model_order(model, records), result.verdicts, result.notes)
     report.warn()
     return report
@@ -264,6 +267,11 @@ def _balanced(model: torch.nn.Module, example_inputs: ExampleInputs, result: Pla
 
     result.notes.extend(balance_gradient(model, example_inputs, weights, result.layer_sources(), redraw))
     return [by_name[r.name] for r in records]
+
+
+def _written(records: list[InitRecord]) -> list[str]:
+    """The names of the parameters a list of records says were written."""
+    return [r.name for r in records if not r.rule.startswith(("untouched", "kept"))]
 
 
 def _kept_records(kept: dict[str, str], overridden: Mapping[str, object]) -> list[InitRecord]:

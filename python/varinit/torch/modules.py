@@ -338,6 +338,10 @@ def _init_weight_layer(walk: _Walk, name: str, module: Any, params: list[tuple[s
         layout["keep_prob"] = walk.keep_probs[id(module)]
     activation = walk.activation_for(name, module)
     own = dict(params)
+    spectral = _spectral_original(module, name)
+    if spectral is not None:
+        walk.seen.add(id(spectral[1]))
+        walk.weight(spectral[1], spectral[0], name, activation, layout)
     norm = _weight_norm_pair(module, name)
     if norm is not None:
         (g_name, g), (v_name, v) = norm
@@ -363,6 +367,18 @@ def _init_weight_layer(walk: _Walk, name: str, module: Any, params: list[tuple[s
             walk.report.append(InitRecord(full, "untouched", None, None, float("nan")))
 
 
+def _spectral_original(module: Any, name: str) -> tuple[str, torch.Tensor] | None:
+    """(name, tensor) of the weight under a layer's only parametrization when that is
+    spectral norm (W / sigma_max(W): its scale is divided out, so the scheme's std
+    serves as well as any), else None."""
+    if not torch.nn.utils.parametrize.is_parametrized(module, "weight"):
+        return None
+    plist = module.parametrizations.weight
+    if len(plist) != 1 or type(plist[0]).__name__ != "_SpectralNorm":
+        return None
+    return _full(name, "parametrizations.weight.original"), plist.original
+
+
 def _weight_norm_pair(module: Any,
                       name: str) -> tuple[tuple[str, torch.Tensor], tuple[str, torch.Tensor]] | None:
     """((g name, g), (v name, v)) of a weight-normalized layer, or None.
@@ -373,6 +389,8 @@ def _weight_norm_pair(module: Any,
     """
     if torch.nn.utils.parametrize.is_parametrized(module, "weight"):
         plist = module.parametrizations.weight
+        if _spectral_original(module, name) is not None:
+            return None
         if len(plist) != 1 or type(plist[0]).__name__ != "_WeightNorm" or plist[0].dim not in (0, None):
             raise ValueError(f"{name or 'the model'}: init_module handles a weight whose only "
                              "parametrization is weight_norm with dim=0")
