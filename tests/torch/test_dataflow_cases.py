@@ -718,3 +718,27 @@ def test_spectral_norm_keeps_its_estimate_in_step_with_the_new_weight(dataflow):
     planned = float(rules["4.weight"].split("nu_in ")[1].split(")")[0])
     with torch.no_grad():
         assert float(model[:4](x).pow(2).mean()) == pytest.approx(planned, rel=0.25)   # Bai & Yin's edge
+
+
+class KeyValueWidths(nn.Module):
+    """MultiheadAttention with kdim and vdim: separate q, k, v weights, one packed bias."""
+
+    def __init__(self):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(32, 4, kdim=16, vdim=24, batch_first=True)
+        self.shuffled = nn.Sequential(nn.Conv1d(32, 32, 1), nn.ChannelShuffle(4), nn.Conv1d(32, 4, 1, groups=4))
+
+    def forward(self, x):
+        y = self.attention(x, x[..., :16], x[..., :24], need_weights=False)[0]
+        return self.shuffled(y.transpose(1, 2))
+
+
+def test_a_packed_bias_beside_separate_weights_and_a_channel_shuffle_have_rules():
+    torch.manual_seed(0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = varinit.torch.init_module(KeyValueWidths(), torch.randn(4, 10, 32), generator=0)
+    assert not [str(w.message) for w in caught if "without a moment rule" in str(w.message)]
+    rules = {r.name: r.rule for r in report}
+    assert rules["attention.in_proj_bias"].startswith("constant 0"), rules   # was untouched
+    assert not [name for name, rule in rules.items() if rule.startswith("untouched")]

@@ -570,10 +570,13 @@ class _Walk:
         return rules.affine(x, fan_in, square)
 
     def bias_from(self, node: Node) -> str | None:
-        """The one parameter a layer's bias is computed from inside forward (a block of
-        the packed in_proj_bias), else None."""
+        """The one parameter a layer's bias is a block of inside forward (of the packed
+        in_proj_bias), else None."""
         names = node.attrs.get("bias_from") or []
-        return names[0] if len(names) == 1 and self.weight_from(node) is not None else None
+        if len(names) != 1 or len(node.inputs) < 2:
+            return None
+        block, whole = self.graph.nodes[node.inputs[-1]].shape, self.graph.params[names[0]].shape
+        return names[0] if len(block) == len(whole) == 1 and block[0] < whole[0] else None
 
     def plan_weight(self, node: Node, weight: str, std: float, fan_in: float, why: str, nu_in: float) -> None:
         reason = (f"{node.kind} in {node.module or 'the model'}: Var = {_g(self.goal(node)[0])} / "
