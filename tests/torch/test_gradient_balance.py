@@ -8,6 +8,7 @@ import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import varinit
@@ -244,3 +245,34 @@ def test_a_model_that_returns_a_dict_is_measured_at_its_outputs():
     after = verdict(*profile(model.body, x))
     assert 0.25 <= after["grad_ratio"] <= 4.0 and after["act_ratio"] <= ACT_ROOM * 1.001, after
     assert any("the gradient's balance" in r.rule for r in report)
+
+
+class MnistExample(nn.Module):
+    """The model of pytorch/examples' mnist/main.py, log_softmax output and all."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 32, 3, 1), nn.Conv2d(32, 64, 3, 1)
+        self.dropout1, self.dropout2 = nn.Dropout(0.25), nn.Dropout(0.5)
+        self.fc1, self.fc2 = nn.Linear(9216, 128), nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
+        x = self.dropout2(F.relu(self.fc1(torch.flatten(self.dropout1(x), 1))))
+        return F.log_softmax(self.fc2(x), dim=1)
+
+
+def test_the_mnist_example_is_tilted_and_its_ratio_named_in_both_modes():
+    x = torch.randn(64, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    before = _untilted(MnistExample, x)
+    torch.manual_seed(0)
+    model = MnistExample()
+    report, messages = _init(model, x)
+    assert not [m for m in messages if "without a moment rule" in m]   # log_softmax has its rule
+    after = verdict(*profile(model, x))
+    assert after["grad_ratio"] > 1.5 * before["grad_ratio"] and after["act_ratio"] <= ACT_KEPT, (before, after)
+    assert 0.5 <= after["output_std"] <= 2.0
+    assert any(n.startswith("measured in one backward pass") for n in report.notes)
+    torch.manual_seed(0)
+    report, _ = _init(MnistExample(), x.to("meta"))
+    assert any(n.startswith("predicted from the shapes") and "at conv1 is about" in n for n in report.notes)

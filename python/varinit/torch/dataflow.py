@@ -944,6 +944,11 @@ class _Walk:
             self.causal.add(node.index)
         return rules.softmax(self.m(node.inputs[0]), size, causal=causal)
 
+    def _log_softmax(self, node: Node) -> Moments:
+        dim = node.attrs.get("dim")
+        size = node.shape[dim] if dim is not None and node.shape else max(math.prod(node.shape), 1)
+        return rules.log_softmax(self.m(node.inputs[0]), size)
+
     def causal_scores(self, softmax: Node) -> bool:
         """Whether a softmax over the last dim reads square scores masked with -inf
         (through views and scalings): a causal mask, the written-out attention of

@@ -288,7 +288,7 @@ def _passed_back(node: Node, plan: Plan, e: float,
             p = _positive(x.mean, x.second - x.mean ** 2, w, kappa - x.mean ** 2)
             passed += part * (p + slope * slope * (1.0 - p))
         return [(first, passed)]
-    if kind in ("max_pool", "adaptive_max_pool", "view", "shift"):
+    if kind in ("max_pool", "adaptive_max_pool", "view", "shift", "log_softmax"):   # log_softmax: all but 1/n
         return [(first, e)]
     if kind == "dropout":
         p = float(a.get("p", 0.5)) if a.get("training", True) else 0.0

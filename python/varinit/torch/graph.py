@@ -56,7 +56,7 @@ KINDS = (
     "input", "param", "constant",
     "linear", "conv", "conv_transpose", "embedding", "embedding_bag", "bilinear",
     "elementwise", "add", "sub", "mul", "div", "scale", "shift", "pow",
-    "matmul", "softmax", "attention", "norm", "dropout",
+    "matmul", "softmax", "log_softmax", "attention", "norm", "dropout",
     "avg_pool", "max_pool", "adaptive_avg_pool", "adaptive_max_pool", "mean", "sum",
     "cat", "view", "interpolate", "rnn", "opaque",
 )
@@ -793,7 +793,9 @@ class _Recorder(TorchFunctionMode):
         x = bound["input"]
         dim = bound.get("dim")
         attrs = {"dim": None if dim is None else dim % max(x.dim(), 1)}
-        return "softmax", [self.node_for(x)], {}, attrs, None
+        return spec.kind, [self.node_for(x)], {}, attrs, None
+
+    _log_softmax = _softmax
 
     def _attention(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         inputs, params, _ = self._wire_spec(spec, bound, extra)

@@ -264,6 +264,10 @@ _register(F.softmax, OpSpec("softmax", "softmax", "torch.nn.functional.softmax",
                             ("input", "dim", "_stacklevel", "dtype")))
 for _func, _target, _ in _spellings("softmax", _NAMESPACES[1:4], inplace_too=False):
     _register(_func, OpSpec("softmax", "softmax", _target, ("input", "dim", "dtype")))
+_register(F.log_softmax, OpSpec("log_softmax", "log_softmax", "torch.nn.functional.log_softmax",
+                                ("input", "dim", "_stacklevel", "dtype")))
+for _func, _target, _ in _spellings("log_softmax", _NAMESPACES[1:4], inplace_too=False):
+    _register(_func, OpSpec("log_softmax", "log_softmax", _target, ("input", "dim", "dtype")))
 for _name in ("cat", "concat", "concatenate", "stack"):
     _register(getattr(torch, _name), OpSpec("cat", "stack" if _name == "stack" else "cat",
                                             f"torch.{_name}", ("tensors", "dim")))

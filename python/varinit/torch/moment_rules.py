@@ -694,6 +694,18 @@ def softmax(m: MomentsLike, size: int, causal: bool = False) -> Moments:
     return Moments(1.0 / n, _sum_sq_given(x.variance, n, n if causal else 1, causal) / n)
 
 
+def log_softmax(m: MomentsLike, size: int) -> Moments:
+    """log_softmax over `size` iid N(mu, sigma^2) logits: x - log sum_j e^(x_j), whose
+    log-sum-exp is mu + log(size) + sigma^2 / 2 for many logits (the lognormal sum's
+    mean), and varies little from row to row: mean -(log(size) + sigma^2 / 2), variance
+    sigma^2 (1 - 1/size). Within 0.5% for 1000 logits of unit variance, 3% (mean) and
+    5% (second moment) for 10, more for two."""
+    x = _moments(m, "m")
+    n = _validate.integer(size, "size", minimum=1)
+    mean = -(math.log(n) + 0.5 * x.variance)
+    return Moments(mean, mean * mean + x.variance * (1.0 - 1.0 / n))
+
+
 def attention(q: MomentsLike, k: MomentsLike, v: MomentsLike, keys: int, head_dim: int, scale: float | None = None,
               causal: bool = False, *, queries: int | None = None, dropout_p: float = 0.0,
               k_common: float | None = None, v_common: float | None = None) -> Moments:
