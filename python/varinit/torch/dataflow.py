@@ -503,10 +503,14 @@ class _Walk:
             std = self.known_std(weight, provisional=math.sqrt(goal / (fan_in * max(x.second, 1e-300))))
             if node.index in self.head_gains:
                 return self.scale_head(node, x, fan_in, std, goal)
-        if bias is not None and self.plans.get(bias, ParamPlan(bias, "untouched")).rule == "untouched":
-            # (a packed bias split inside forward was first seen read directly, by the split)
-            self.plans[bias] = ParamPlan(bias, "constant", value=0.0, reason="bias: zero")
+        self.zero_bias(bias)
         return rules.affine(x, fan_in, std * std)
+
+    def zero_bias(self, bias: str | None) -> None:
+        """A layer's bias is 0, unless another rule decided it (a packed bias split inside
+        forward was first seen read directly, by the split: untouched until here)."""
+        if bias is not None and self.plans.get(bias, ParamPlan(bias, "untouched")).rule == "untouched":
+            self.plans[bias] = ParamPlan(bias, "constant", value=0.0, reason="bias: zero")
 
     def scale_head(self, node: Node, x: Moments, fan_in: float, std: float, goal: float) -> Moments:
         """A head tied to an earlier embedding: the norm before it gets the gain that
@@ -521,9 +525,7 @@ class _Walk:
             f"norm gain before the head tied to {weight}: gamma^2 = {_g(goal)} / "
             f"(fan_in {_g(fan_in)} * std {_g(std)}^2)"))
         bias = node.params.get("bias")
-        if bias is not None and self.plans.get(bias, ParamPlan(bias, "untouched")).rule == "untouched":
-            # (a packed bias split inside forward was first seen read directly, by the split)
-            self.plans[bias] = ParamPlan(bias, "constant", value=0.0, reason="bias: zero")
+        self.zero_bias(bias)
         return rules.affine(x, fan_in, std * std)
 
     def weight_from(self, node: Node) -> str | None:
@@ -562,8 +564,7 @@ class _Walk:
                 original, "normal", std=1.0 / math.sqrt(max(columns, 1)), fan_in=fan_in,
                 reason=f"{node.kind} in {node.module}: spectral norm divides the weight's scale out "
                        "(any std gives the same layer): 1 / sqrt(fan_in)")
-        if bias is not None and self.plans.get(bias, ParamPlan(bias, "untouched")).rule == "untouched":
-            self.plans[bias] = ParamPlan(bias, "constant", value=0.0, reason="bias: zero")
+        self.zero_bias(bias)
         square = 1.0 / (math.sqrt(rows) + math.sqrt(columns)) ** 2
         self.assumed.append(f"{node.module}: spectral norm leaves its entries a mean square of "
                             f"1 / (sqrt({rows}) + sqrt({columns}))^2, which no std changes")
