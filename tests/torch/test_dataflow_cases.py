@@ -742,3 +742,18 @@ def test_a_packed_bias_beside_separate_weights_and_a_channel_shuffle_have_rules(
     rules = {r.name: r.rule for r in report}
     assert rules["attention.in_proj_bias"].startswith("constant 0"), rules   # was untouched
     assert not [name for name, rule in rules.items() if rule.startswith("untouched")]
+
+
+@pytest.mark.parametrize("k", [1.0, 2.0])
+def test_local_response_norm_is_a_scaling_not_an_unstable_product(k):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.LocalResponseNorm(5, k=k),
+                          nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 3, 1))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = varinit.torch.init_module(model, torch.randn(8, 3, 16, 16), generator=0)
+    # written out (x / (k + alpha * mean(x^2))^beta) it was relu+mul, "no stable choice", and ops
+    # without a rule
+    assert report.healthy and not [str(w.message) for w in caught if "without a moment rule" in str(w.message)]
+    rule = next(r.rule for r in report if r.name == "3.weight")
+    assert f"nu_in {0.5 * (k + 1e-4 * 0.5) ** -1.5:.4g})" in rule, rule

@@ -417,6 +417,8 @@ class _Walk:
             return float(node.attrs["scalar"]) ** 2 * self.kappa(x)
         if kind == "interpolate":   # weights that add to one pass what every position shares whole
             return self.kappa(x)
+        if kind == "local_response_norm":   # about a scaling
+            return out.second * (self.kappa(x) / self.m(x).second if self.m(x).second > 0 else 0.0)
         if kind == "shift":
             c = float(node.attrs["scalar"])
             return self.kappa(x) + 2.0 * c * self.m(x).mean + c * c
@@ -885,6 +887,13 @@ class _Walk:
 
     def _adaptive_avg_pool(self, node: Node) -> Moments:
         return rules.avg_pool(self.m(node.inputs[0]), self.pooled(node), self.correlation(node))
+
+    def _local_response_norm(self, node: Node) -> Moments:
+        """x / (k + alpha * mean of x^2 over `size` channels)^beta (AlexNet's, Krizhevsky et
+        al. 2012): the mean of squares over the window is about nu, so x is scaled by
+        (k + alpha nu)^-beta (the window's spread is left out: alpha is 1e-4)."""
+        a, x = node.attrs, self.m(node.inputs[0])
+        return rules.scale(x, (a["k"] + a["alpha"] * x.second) ** -a["beta"])
 
     def _interpolate(self, node: Node) -> Moments:
         a = node.attrs

@@ -58,7 +58,7 @@ KINDS = (
     "elementwise", "add", "sub", "mul", "div", "scale", "shift", "pow",
     "matmul", "softmax", "log_softmax", "attention", "norm", "dropout",
     "avg_pool", "max_pool", "adaptive_avg_pool", "adaptive_max_pool", "mean", "sum",
-    "cat", "view", "interpolate", "rnn", "opaque",
+    "cat", "view", "interpolate", "local_response_norm", "rnn", "opaque",
 )
 
 
@@ -842,6 +842,12 @@ class _Recorder(TorchFunctionMode):
         return spec.kind, [self.node_for(x)], {}, attrs, None
 
     _sum = _mean
+
+    def _local_response_norm(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any],
+                             outs: Outputs) -> Recorded:
+        attrs = {"size": int(bound["size"]), "alpha": float(bound.get("alpha", 1e-4)),
+                 "beta": float(bound.get("beta", 0.75)), "k": float(bound.get("k", 1.0))}
+        return "local_response_norm", [self.node_for(bound["input"])], {}, attrs, None
 
     def _interpolate(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         mode = {"upsample_nearest": "nearest", "upsample_bilinear": "bilinear"}.get(spec.op, bound.get("mode"))

@@ -245,6 +245,12 @@ _register(torch.adaptive_max_pool1d,
           OpSpec("adaptive_max_pool", "adaptive_max_pool1d", "torch.adaptive_max_pool1d",
                  ("input", "output_size"), dims=1))
 
+# ------------------------------------------------------------------ local response normalization
+
+_register(F.local_response_norm, OpSpec("local_response_norm", "local_response_norm",
+                                        "torch.nn.functional.local_response_norm",
+                                        ("input", "size", "alpha", "beta", "k")))
+
 # ------------------------------------------------------------------ interpolation
 
 _INTERPOLATE = ("input", "size", "scale_factor", "mode", "align_corners", "recompute_scale_factor", "antialias")
