@@ -55,6 +55,17 @@ def _init(model, x):
     return report, [str(w.message) for w in caught]
 
 
+def _assert_drawn_from_streams(model, report, seed=0):
+    """Every solved weight equals varinit.normal_ at its record's std from its own stream."""
+    g = varinit.Generator(seed)
+    params = dict(model.named_parameters())
+    for record in report:
+        if record.rule.startswith("solved"):
+            expected = varinit.normal_(torch.empty_like(params[record.name]), std=record.std,
+                                       generator=g.stream(record.name))
+            assert torch.equal(params[record.name].detach(), expected), record.name
+
+
 def _untilted(make, x):
     """The figures of the same model without the tilt: the shapes-only solve corrected
     by the measured pass is what the tilt starts from, so take the real-input init with
@@ -93,13 +104,7 @@ def test_tilted_weights_still_come_from_their_own_streams():
     torch.manual_seed(0)
     model, x = _cnn(16, 16), torch.randn(32, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     report, _ = _init(model, x)
-    g = varinit.Generator(0)
-    params = dict(model.named_parameters())
-    for record in report:
-        if record.rule.startswith("solved"):
-            expected = varinit.normal_(torch.empty_like(params[record.name]), std=record.std,
-                                       generator=g.stream(record.name))
-            assert torch.equal(params[record.name].detach(), expected), record.name
+    _assert_drawn_from_streams(model, report)
 
 
 def test_a_ratio_the_room_cannot_reach_is_named_with_the_element_counts():
@@ -145,13 +150,7 @@ def test_a_tilt_that_moves_a_tanh_network_s_output_is_undone():
     notes = [n for n in report.notes if n.startswith("measured in one backward pass")]
     assert len(notes) == 1 and "measured and undone" in notes[0] and "about as many elements" in notes[0], notes
     assert not any("the gradient's balance" in r.rule for r in report)
-    g = varinit.Generator(0)
-    params = dict(model.named_parameters())
-    for record in report:   # the undone tilt left each weight as the measured pass drew it
-        if record.rule.startswith("solved"):
-            expected = varinit.normal_(torch.empty_like(params[record.name]), std=record.std,
-                                       generator=g.stream(record.name))
-            assert torch.equal(params[record.name].detach(), expected), record.name
+    _assert_drawn_from_streams(model, report)   # the undone tilt left each weight as the measured pass drew it
 
 
 def test_no_balance_without_real_inputs_or_where_the_ratio_is_in_band():

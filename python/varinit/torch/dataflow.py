@@ -64,6 +64,7 @@ from . import moment_rules as rules
 from .graph import ExampleInputs, Graph, Node, meta_view, trace
 from .modules import init_by_structure
 from .moment_rules import Moments
+from .parametrizations import spectral_norm_of
 from .refine import MEASURED_MODULES, Target
 from .verdicts import Verdict, operand_label, region_label, tally, verdict
 
@@ -380,7 +381,7 @@ class _Walk:
         if not node.inputs:
             return out.mean ** 2
         x = node.inputs[0]
-        if kind in LAYERS or kind in ("dropout", "view"):
+        if kind in LAYERS or kind in ("dropout", "view", "local_response_norm"):
             ratio = self.kappa(x) / self.m(x).second if self.m(x).second > 0 else 0.0
             return out.second * ratio
         if kind == "norm":
@@ -417,8 +418,6 @@ class _Walk:
             return float(node.attrs["scalar"]) ** 2 * self.kappa(x)
         if kind == "interpolate":   # weights that add to one pass what every position shares whole
             return self.kappa(x)
-        if kind == "local_response_norm":   # about a scaling
-            return out.second * (self.kappa(x) / self.m(x).second if self.m(x).second > 0 else 0.0)
         if kind == "shift":
             c = float(node.attrs["scalar"])
             return self.kappa(x) + 2.0 * c * self.m(x).mean + c * c
@@ -537,22 +536,13 @@ class _Walk:
         cross-attention), else None."""
         names = node.attrs.get("weight_from") or []
         found = next((n for n in names if n.endswith(("original1", "weight_v"))), None)
-        if found is not None or len(names) != 1 or len(node.inputs) < 2:
-            return found
-        rows, whole = self.graph.nodes[node.inputs[1]].shape, self.graph.params[names[0]].shape
-        # a block of rows, not the whole: a weight computed from all of it (spectral norm's
-        # W / sigma_max) keeps no scale of the parameter's
-        block = len(rows) == len(whole) and tuple(rows[1:]) == tuple(whole[1:]) and rows[0] < whole[0]
-        return names[0] if block else None
+        return found if found is not None or len(node.inputs) < 2 else self.row_block(names, node.inputs[1])
 
     def spectral(self, node: Node) -> str | None:
         """The parameter behind a layer module's weight under spectral normalization
         (torch.nn.utils.parametrizations.spectral_norm: W / sigma_max(W)), else None."""
         module = self.modules.get(node.module) if node.module else None
-        found = getattr(getattr(module, "parametrizations", None), "weight", None)
-        if found is None or not any(type(p).__name__ == "_SpectralNorm" for p in found):
-            return None
-        return f"{node.module}.parametrizations.weight.original"
+        return None if spectral_norm_of(module) is None else f"{node.module}.parametrizations.weight.original"
 
     def spectral_layer(self, node: Node, x: Moments, fan_in: float, bias: str | None) -> Moments:
         """A layer whose weight is W / sigma_max(W): its scale is divided out, so the solve
@@ -576,10 +566,17 @@ class _Walk:
         """The one parameter a layer's bias is a block of inside forward (of the packed
         in_proj_bias), else None."""
         names = node.attrs.get("bias_from") or []
-        if len(names) != 1 or len(node.inputs) < 2:
+        return self.row_block(names, node.inputs[-1]) if len(node.inputs) >= 2 else None
+
+    def row_block(self, names: list[str], operand: int) -> str | None:
+        """The one parameter in `names` of which node `operand` is a block of rows (same
+        trailing dims, fewer rows), else None: a weight computed from all of it (spectral
+        norm's W / sigma_max) keeps no scale of the parameter's."""
+        if len(names) != 1:
             return None
-        block, whole = self.graph.nodes[node.inputs[-1]].shape, self.graph.params[names[0]].shape
-        return names[0] if len(block) == len(whole) == 1 and block[0] < whole[0] else None
+        block, whole = self.graph.nodes[operand].shape, self.graph.params[names[0]].shape
+        rows = len(block) == len(whole) >= 1 and tuple(block[1:]) == tuple(whole[1:]) and block[0] < whole[0]
+        return names[0] if rows else None
 
     def plan_weight(self, node: Node, weight: str, std: float, fan_in: float, why: str, nu_in: float) -> None:
         reason = (f"{node.kind} in {node.module or 'the model'}: Var = {_g(self.goal(node)[0])} / "

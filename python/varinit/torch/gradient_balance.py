@@ -36,17 +36,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
+from .dataflow import LAYERS, Plan
 from .gradient_check import Layer, gradient_ratio, in_band, measured_profile, outside_band
 from .graph import ExampleInputs, Node
 from .verdicts import GRADIENT_BAND
-
-if TYPE_CHECKING:
-    from .dataflow import Plan
 
 # the activations' max/min the tilt may spend (the bound the zoo and the issue check is 2)
 ACT_ROOM = 1.8
@@ -165,10 +163,7 @@ def _note(layers: list[Layer], ratio: float, done: str) -> str:
     """A measured ratio outside the band, what was done about it, and why it stays."""
     first, last = layers[0], layers[-2]
     if max(first.elements, last.elements) >= ELEMENTS_APART * min(first.elements, last.elements):
-        why = ("without norms or residual streams, an init that keeps the forward's second moment keeps the "
-               "gradient's energy through ReLU layers and pooling, so the gradient's std per element falls where a "
-               f"layer's output has more elements ({first.elements} per example at {first.module}, "
-               f"{last.elements} at {last.module})")
+        why = _energy_kept(first, last)
     else:
         why = ("the layers' outputs have about as many elements, so the activations' slopes move the gradient "
                "where the forward is held (each activation's verdict gives chi_1, its factor per layer)")
@@ -203,11 +198,16 @@ def predicted_note(plan: Plan) -> str | None:
         return None
     first, last = layers[0], layers[-2]
     return (f"predicted from the shapes (no pass on real inputs measures it), the gradient std at {first.module} is "
-            f"about {ratio:.2g} times the one at {last.module}: without norms or residual streams, an init that "
-            "keeps the forward's second moment keeps the gradient's energy through ReLU layers and pooling, so its "
-            f"std per element falls where a layer's output has more elements ({first.elements} per example at "
-            f"{first.module}, {last.elements} at {last.module}). With real example inputs the layers' scales are "
-            "tilted to move it toward [1/4, 4] within the forward's room")
+            f"about {ratio:.2g} times the one at {last.module}: {_energy_kept(first, last)}. With real example "
+            "inputs the layers' scales are tilted to move it toward [1/4, 4] within the forward's room")
+
+
+def _energy_kept(first: Layer, last: Layer) -> str:
+    """Why the gradient's std per element follows the element counts of a plain model."""
+    return ("without norms or residual streams, an init that keeps the forward's second moment keeps the "
+            "gradient's energy through ReLU layers and pooling, so the gradient's std per element falls where a "
+            f"layer's output has more elements ({first.elements} per example at {first.module}, "
+            f"{last.elements} at {last.module})")
 
 
 def predicted_profile(plan: Plan) -> list[Layer] | None:
@@ -248,7 +248,7 @@ def predicted_profile(plan: Plan) -> list[Layer] | None:
             routed.setdefault(node.inputs[0], []).append((e, window))
     layers: list[Layer] = []
     for node in nodes:
-        if node.kind not in ("linear", "conv", "conv_transpose"):
+        if node.kind not in LAYERS:
             continue
         m = moments.get(node.index)
         if not node.module or any(layer.module == node.module for layer in layers) or m is None:
@@ -272,7 +272,7 @@ def _passed_back(node: Node, plan: Plan, e: float,
     kind, a = node.kind, node.attrs
     if first is None:
         return None
-    if kind in ("linear", "conv", "conv_transpose"):
+    if kind in LAYERS:
         out, x = moments.get(node.index), moments.get(first)
         return None if out is None or x is None or x.second <= 0 else [(first, e * out.second / x.second)]
     if kind == "elementwise" and a.get("op") in ("relu", "leaky_relu"):

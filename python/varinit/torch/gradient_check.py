@@ -1,10 +1,11 @@
 """The measured gradient after the graph-aware init, with real example inputs.
 
 `measured_profile` runs one forward and backward pass on the example inputs
-and gives each weight layer's output std and gradient std. Two kinds of
+and gives each weight layer's output std and gradient std. Three kinds of
 model read it (init_module):
 
-- a model whose norms use batch statistics (`gradient_note`). The solve
+- a model whose norms use batch statistics (`measured_note` with
+  BATCH_STATISTICS). The solve
   works on forward moments, and such a norm divides the gradient by its
   input's per-channel std, which leaves out the offset a layer gives an
   input with a mean: after an activation with a mean, each such layer
@@ -15,7 +16,8 @@ model read it (init_module):
   a std ratio outside verdicts' GRADIENT_BAND (the same band for the second
   moment, [1/16, 16]) is named in a note;
 - a model whose output averages over positions that an attention mixes
-  (`pooled_attention_note`: a mean over the tokens before a head), where
+  (`measured_note` with `pooled_attention`: a mean over the tokens before a
+  head), where
   attention passes the same gradient at every position back whole;
 - a plain model, without norms, attention or residual streams
   (`gradient_balance`), whose layers' scales can move the ratio.
@@ -112,35 +114,28 @@ def outside_band(layers: list[Layer], ratio: float) -> str:
             f"{ratio:.3g} times the one at {layers[-2].module} (outside [{1.0 / high:g}, {high:g}])")
 
 
-def gradient_note(model: torch.nn.Module, example_inputs: ExampleInputs) -> str | None:
-    """For a model with batch statistics: a note when the measured gradient ratio
-    (`measured_profile`, `gradient_ratio`) is outside the band or autograd fails
-    there; else None."""
+# why a ratio stays outside the band, per kind of model (measured_note's cause)
+BATCH_STATISTICS = (
+    "A norm with batch statistics after each layer divides the weights' scale out, and after an activation with a "
+    "mean multiplies the gradient's second moment by nu / (nu - mu^2) (pi / (pi - 1) after ReLU; Yang et al. "
+    "2019): the solve caps that inside residual branches, but a chain without a skip keeps it; how many layers "
+    "read a feature map and how many positions it has set each element's share too")
+
+
+def pooled_attention(where: str) -> str:
+    """The cause for a model whose output averages over positions an attention mixes
+    (`where`, `Plan.pooled_positions`)."""
+    return (f"The output averages over the positions that attention mixes (in {where}): every position then gets "
+            "the same gradient, which attention passes back whole where it averages the forward signal over its "
+            "keys, so each attention branch, solved to keep the forward, passes the gradient back amplified; a "
+            "smaller branch would leave its layers' outputs outside the forward's 2-fold")
+
+
+def measured_note(model: torch.nn.Module, example_inputs: ExampleInputs, cause: str) -> str | None:
+    """A note when the measured gradient ratio (`measured_profile`, `gradient_ratio`)
+    is outside the band, with `cause`, or when autograd fails there; else None."""
     layers = measured_profile(model, example_inputs)
     if layers is None or isinstance(layers, str):
         return layers
     ratio = gradient_ratio(layers)
-    if in_band(ratio):
-        return None
-    return (f"{outside_band(layers, ratio)}. A norm with batch "
-            "statistics after each layer divides the weights' scale out, and after an activation with a mean "
-            "multiplies the gradient's second moment by nu / (nu - mu^2) (pi / (pi - 1) after ReLU; Yang et al. "
-            "2019): the solve caps that inside residual branches, but a chain without a skip keeps it; how many "
-            "layers read a feature map and how many positions it has set each element's share too")
-
-
-def pooled_attention_note(model: torch.nn.Module, example_inputs: ExampleInputs, where: str) -> str | None:
-    """For a model whose output averages over positions an attention mixes (`where`,
-    `Plan.pooled_positions`): a note when the measured gradient ratio is outside the
-    band or autograd fails there; else None."""
-    layers = measured_profile(model, example_inputs)
-    if layers is None or isinstance(layers, str):
-        return layers
-    ratio = gradient_ratio(layers)
-    if in_band(ratio):
-        return None
-    return (f"{outside_band(layers, ratio)}. The output averages over the positions that attention mixes "
-            f"(in {where}): every position then gets the same gradient, which attention passes back whole "
-            "where it averages the forward signal over its keys, so each attention branch, solved to keep the "
-            "forward, passes the gradient back amplified; a smaller branch would leave its layers' outputs "
-            "outside the forward's 2-fold")
+    return None if in_band(ratio) else f"{outside_band(layers, ratio)}. {cause}"

@@ -20,7 +20,7 @@ from ..generator import Generator
 from ..progress import Progress, reporter
 from .dataflow import RESIDUAL_RULES, Plan, ResidualRule, holds_values, plan
 from .gradient_balance import balance_gradient, predicted_note
-from .gradient_check import gradient_note, pooled_attention_note
+from .gradient_check import BATCH_STATISTICS, measured_note, pooled_attention
 from .graph import ExampleInputs
 from .init_report import InitReport
 from .modules import DEFAULT_RESIDUAL_PATTERN, StructureKeywords, check_fillable, init_by_structure
@@ -232,14 +232,13 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
                 redrawn = {r.name: r for r in fill(model, result, generator, distribution, corrected)}
                 records = [redrawn.get(r.name, r) for r in records]
     if measured and not obstacle and not any(is_dtensor(p) for p in model.parameters()):
-        if result.batch_statistics():
-            note = gradient_note(model, example_inputs)
-            result.notes.extend([note] if note is not None else [])
-        elif result.plain():
+        pooled = result.pooled_positions()
+        if result.plain():
             records = _balanced(model, example_inputs, result, generator, distribution, records,
                                 corrected)
-        elif (pooled := result.pooled_positions()) is not None:
-            note = pooled_attention_note(model, example_inputs, pooled)
+        elif result.batch_statistics() or pooled is not None:
+            cause = BATCH_STATISTICS if result.batch_statistics() else pooled_attention(cast(str, pooled))
+            note = measured_note(model, example_inputs, cause)
             result.notes.extend([note] if note is not None else [])
     records += override_records + _kept_records(kept, overridden)
     refresh_spectral_norms(model, _written(records))

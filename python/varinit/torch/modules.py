@@ -75,6 +75,7 @@ from ..layers.schemes import (
     fill_weight,
     stream_for,
 )
+from .parametrizations import spectral_norm_of
 from .sharded import write_rows
 
 # init_by_structure's schemes: varinit.layers.schemes' and "normal", one fixed std
@@ -371,12 +372,9 @@ def _spectral_original(module: Any, name: str) -> tuple[str, torch.Tensor] | Non
     """(name, tensor) of the weight under a layer's only parametrization when that is
     spectral norm (W / sigma_max(W): its scale is divided out, so the scheme's std
     serves as well as any), else None."""
-    if not torch.nn.utils.parametrize.is_parametrized(module, "weight"):
+    if spectral_norm_of(module) is None:
         return None
-    plist = module.parametrizations.weight
-    if len(plist) != 1 or type(plist[0]).__name__ != "_SpectralNorm":
-        return None
-    return _full(name, "parametrizations.weight.original"), plist.original
+    return _full(name, "parametrizations.weight.original"), module.parametrizations.weight.original
 
 
 def _weight_norm_pair(module: Any,

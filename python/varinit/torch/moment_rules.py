@@ -537,7 +537,7 @@ def interpolation_energy(mode: str, sizes_in: Sequence[int], sizes_out: Sequence
         eye = torch.eye(n_in, dtype=torch.float64).reshape(n_in, 1, 1, n_in)
         extra = {} if axis_mode == "area" else {"align_corners": align_corners, "antialias": antialias}
         weights = torch.nn.functional.interpolate(eye, size=(1, n_out), mode=axis_mode, **extra)
-        energy *= float(weights.double().pow(2).sum(dim=0).mean())
+        energy *= float(weights.pow(2).sum(dim=0).mean())
     return min(energy, 1.0)
 
 

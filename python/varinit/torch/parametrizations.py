@@ -13,6 +13,7 @@ iterations run on the new one, as at registration (Miyato et al. 2018).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 
@@ -22,21 +23,26 @@ from .._arrays import is_dtensor
 SPECTRAL_ITERATIONS = 15
 
 
+def spectral_norm_of(module: Any) -> Any | None:
+    """The spectral norm parametrizing a module's weight when it is the weight's only
+    parametrization, else None."""
+    found = getattr(getattr(module, "parametrizations", None), "weight", None)
+    if found is None or len(found) != 1 or type(found[0]).__name__ != "_SpectralNorm":
+        return None
+    return found[0]
+
+
 def refresh_spectral_norms(model: torch.nn.Module, written: Iterable[str]) -> None:
     """Run SPECTRAL_ITERATIONS power iterations of each spectral norm whose weight
     (`<module>.parametrizations.weight.original`) is among the parameter names
     `written`, on its new values (nothing for meta or sharded weights)."""
     names = set(written)
     for prefix, module in model.named_modules():
-        found = getattr(getattr(module, "parametrizations", None), "weight", None)
+        spectral = spectral_norm_of(module)
         original = f"{prefix}.parametrizations.weight.original" if prefix else "parametrizations.weight.original"
-        if found is None or original not in names:
+        if spectral is None or original not in names:
             continue
-        weight = found.original
-        if weight.ndim <= 1 or weight.is_meta or is_dtensor(weight):
-            continue
-        for parametrization in found:
-            if type(parametrization).__name__ == "_SpectralNorm":
-                with torch.no_grad():
-                    parametrization._power_method(parametrization._reshape_weight_to_matrix(weight),
-                                                  SPECTRAL_ITERATIONS)
+        weight = module.parametrizations.weight.original
+        if weight.ndim > 1 and not weight.is_meta and not is_dtensor(weight):
+            with torch.no_grad():
+                spectral._power_method(spectral._reshape_weight_to_matrix(weight), SPECTRAL_ITERATIONS)
