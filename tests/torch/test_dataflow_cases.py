@@ -14,7 +14,7 @@ from torch import nn
 import varinit
 from varinit.torch.dataflow import plan
 from varinit.torch.refine import Target, correction_factors
-from zoo import BottleneckResNet, LayerScaleNet, ResNet, WindowTransformer, profile, verdict
+from zoo import BottleneckResNet, LayerScaleNet, ResNet, WindowBlock, WindowTransformer, profile, verdict
 
 
 def _init(model, x, **kwargs):
@@ -177,9 +177,9 @@ def test_the_window_transformer_keeps_its_forward_signal():
 
 def test_a_padded_window_s_attention_branch_meets_its_share_of_the_stream():
     # The windows' zero padding makes zero queries, whose outputs (a uniform average of the
-    # values) stay near zero: the attention output keeps the queries' share of real positions.
-    # Measured over the padded tensor without it, the branch end read a third of its real
-    # rows' second moment and was scaled up to 2.2 times its share of the stream.
+    # values) are small here, where tokens share little: the attention output keeps about the
+    # queries' share of real positions. Measured over the padded tensor without it, the branch
+    # end read a third of its real rows' second moment and was scaled up to 2.2 times its share.
     torch.manual_seed(0)
     model, x = WindowTransformer(), torch.randn(8, 3, 20, 20)
     rules = {r.name: r.rule for r in _init(model, x)}
@@ -200,6 +200,110 @@ def test_a_padded_window_s_attention_branch_meets_its_share_of_the_stream():
     with torch.no_grad():
         model(x)
     assert 0.6 <= seen["branch"] / (alpha * seen["stream"]) <= 1.5, (seen, alpha)
+
+
+class OffsetWindowBlock(nn.Module):
+    """A window block on tokens plus an offset every position shares (a parameter the
+    init leaves as it is), of second moment `shared` against the tokens' 1 - shared."""
+
+    def __init__(self, d, shared):
+        super().__init__()
+        self.offset = nn.Parameter(math.sqrt(shared) * torch.randn(d, generator=torch.Generator().manual_seed(2)))
+        self.scale = math.sqrt(1.0 - shared)
+        self.block = WindowBlock(d, 3, 7)
+
+    def forward(self, x):
+        return self.block(self.scale * x + self.offset)
+
+
+def _branch_and_stream(model, x):
+    with torch.no_grad():
+        stream = model.scale * x + model.offset
+        branch = model.block.attention(model.block.norm1(stream))
+    return float(branch.double().pow(2).mean()), float(stream.double().pow(2).mean())
+
+
+@pytest.mark.parametrize("shared", [0.0, 0.7])
+def test_a_small_map_in_large_windows_meets_its_share_of_the_stream(shared):
+    # Swin's third stage at 64 x 64: a 4 x 4 map in 7 x 7 windows, 16 real positions of 49.
+    # Where the tokens share most of their features (kappa), a padded query's row, the values'
+    # mean over the window, is about as large as a real query's: the measured pass, which
+    # averages the padding in, had scaled the branch to 0.45 of its share; and a real query's
+    # weights on the 16 real keys add to about their share of the keys, not one, so the solve
+    # alone had put it at 3 times its share.
+    torch.manual_seed(0)
+    model, x = OffsetWindowBlock(96, shared), torch.randn(8, 4, 4, 96)
+    for measure, low, high in [(False, 0.7, 1.4), (True, 0.8, 1.25)]:
+        rules = {r.name: r.rule for r in _init(model, x, measure=measure)}
+        alpha = float(rules["block.proj.weight"].split("residual branch end: ")[1].split(" ")[0])
+        branch, stream = _branch_and_stream(model, x)
+        assert low <= branch / (alpha * stream) <= high, (measure, branch, alpha, stream)
+
+
+def _position_shared(t, axes):
+    """The second moment of the part of `t` every position (over `axes`) shares, with the
+    finite count's share of the rest taken out."""
+    t = t.double()
+    count = math.prod(t.shape[a] for a in axes)
+    mean_sq = float(t.mean(axes, keepdim=True).pow(2).mean())
+    second = float(t.pow(2).mean())
+    return (mean_sq - second / count) / (1.0 - 1.0 / count)
+
+
+class ScaledBranch(nn.Module):
+    """conv, ReLU, conv, times a layer scale per channel (C, 1, 1) and an all-ones mask per
+    example, then a mean over the map's positions: ConvNeXt's branch end and a stochastic
+    depth mask, written out."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(8, 64, 3, padding=1), nn.Conv2d(64, 64, 1)
+        self.gamma = nn.Parameter(torch.full((64, 1, 1), 0.5))
+
+    def forward(self, x):
+        y = self.conv2(F.relu(self.conv1(x)))
+        return y * self.gamma * torch.ones(x.shape[0], 1, 1, 1)
+
+
+def test_a_scale_shared_by_every_position_keeps_the_common_part():
+    # ReLU's mean makes the second conv's outputs share a part over positions (kappa). A layer
+    # scale of shape (C, 1, 1) and a per-example mask scale it by their second moment; the
+    # product's rule took their mean^2 apart (0 for a mask of ones: kappa lost after every
+    # stochastic-depth branch, so Swin's window averages were predicted 30 times too small).
+    torch.manual_seed(0)
+    model, x = ScaledBranch(), torch.randn(16, 8, 12, 12)
+    _init(model, x, measure=False)
+    p = plan(model, x, kept={"gamma": "the test's"})
+    out = p.graph.outputs[0]
+    conv2 = next(n.index for n in p.graph.nodes if n.module == "conv2" and n.kind == "conv")
+    assert p.common[out] == pytest.approx(0.25 * p.common[conv2], rel=1e-9)
+    with torch.no_grad():
+        y = model(x)
+    measured = _position_shared(y, (2, 3))
+    assert measured > 0.1 * float(y.double().pow(2).mean())
+    # the zero padding's border taps lower ReLU's mean there: about 20% of kappa at 12 x 12
+    assert p.common[out] == pytest.approx(measured, rel=0.35)
+
+
+def test_dropout_passes_the_common_part_as_it_is():
+    # A mask of mean one drawn per element keeps what every position shares and adds its
+    # second moment position by position: kappa stays, nu doubles at p = 0.5. Taking kappa / nu
+    # as kept doubled kappa, and SqueezeNet's output layer (after Dropout(0.5)) was solved
+    # for a variance half the real one (output std 0.45).
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(8, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 1), nn.Dropout(0.5))
+    x = torch.randn(16, 8, 12, 12)
+    p = plan(model, x)
+    conv2 = next(n.index for n in p.graph.nodes if n.module == "2")
+    dropout = p.graph.outputs[0]
+    assert p.moments[dropout].second == pytest.approx(2.0 * p.moments[conv2].second, rel=1e-9)
+    assert p.common[dropout] == pytest.approx(p.common[conv2], rel=1e-9)
+    _init(model, x, measure=False)
+    seen = {}
+    model[2].register_forward_hook(lambda module, args, out: seen.setdefault("conv", out))
+    with torch.no_grad():
+        out = model(x)
+    assert _position_shared(out, (2, 3)) == pytest.approx(_position_shared(seen["conv"], (2, 3)), rel=0.1)
 
 
 @pytest.mark.parametrize("mean", [0.0, 1.0])

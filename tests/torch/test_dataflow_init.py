@@ -44,9 +44,11 @@ BOUNDS = {
     # Swin-style windows padded with zeros: the padding taken as signal made qkv 2.5x too
     # small and the proj's measured pass missing (F.linear with the module's weight): grad 22.6;
     # 10.7 while the attention branch, measured over the padded windows, ended 2.2 times its share.
-    # Now 5.3: the output is a mean over positions, so the gradient arriving at every token is
-    # the same, and attention's average passes it whole where the forward signal it carries was
-    # averaged down 16-fold; the solve sees forward moments only (README: what is left)
+    # 5.3 while a padded query's row was taken as zero, which left the attention branches below
+    # their share; now about 7 with them at it: the output is a mean over positions, so the
+    # gradient arriving at every token is the same, and attention's average passes it whole
+    # where the forward signal it carries was averaged down; the solve sees forward moments
+    # only, and the measured gradient names it (README: what is left)
     "window_attention_padded": (2.0, (0.25, 8.0)),
     # Llama as Hugging Face writes it: the RMSNorm written out (x * rsqrt(mean(x^2) + eps)) made
     # the quadrature of rsqrt over a Gaussian reach negative mean squares and raise; rotary q, k

@@ -330,6 +330,9 @@ class _Walk:
         # per node whose output holds zero padding: the share of its elements that are not
         # padding (its moments are theirs); what cannot carry the share reads the mixture
         self.live: dict[int, float] = {}
+        # per such node whose padded positions are not zero (a padded query's attention
+        # averages the values): their second moment over the real positions'
+        self.padded: dict[int, float] = {}
         self.raw = False   # True while a node that carries the share reads its input
         self.causal: set[int] = set()   # softmax nodes over causally masked scores
         self.masks: list[str] = []      # the modules where a mask was taken as causal
@@ -347,6 +350,7 @@ class _Walk:
         self.decided = decided
         self.plans, self.moments, self.regions, self.common, self.slopes = {}, {}, {}, {}, {}
         self.assumed, self.opaque, self.live, self.causal, self.masks = [], [], {}, set(), []
+        self.padded = {}
         self.memo = {}
         for node in self.graph.nodes:
             share = self.live.get(node.inputs[0]) if node.inputs and _keeps_zero(node) else None
@@ -357,6 +361,8 @@ class _Walk:
                 kept = share * math.prod(self.graph.nodes[node.inputs[0]].shape)
                 if abs(kept - math.prod(node.shape)) >= 0.5:   # else a crop that drops the padding
                     self.live[node.index] = share
+                    if node.inputs[0] in self.padded:   # exact for the linear maps among these
+                        self.padded[node.index] = self.padded[node.inputs[0]]
             elif node.kind == "matmul" and (rows := self.query_share(node)) is not None:
                 self.live[node.index] = rows
             if moments is not None and node.index not in self.common:
@@ -368,7 +374,12 @@ class _Walk:
         found = self.common.get(index)
         if found is None:
             return self.m(index).mean ** 2
-        return found * (1.0 if self.raw else self.live.get(index, 1.0))
+        return found * (1.0 if self.raw else self.mixture(index))
+
+    def mixture(self, index: int) -> float:
+        """A padded node's second moment over all its elements, over the real positions'."""
+        share = self.live.get(index, 1.0)
+        return share + (1.0 - share) * self.padded.get(index, 0.0)
 
     def node_common(self, node: Node, out: Moments) -> float:
         """kappa of a node's output from its inputs': what attention averages
@@ -381,6 +392,11 @@ class _Walk:
         if not node.inputs:
             return out.mean ** 2
         x = node.inputs[0]
+        if kind == "dropout" and node.attrs.get("training", True) and node.attrs.get("op") in ("dropout", None):
+            # a mask of mean one drawn per element: the common part passes as it is, and the
+            # second moment dropout adds differs from position to position (dropout2d's
+            # mask, one per channel, keeps the ratio kappa / nu as a scale would)
+            return self.kappa(x)
         if kind in LAYERS or kind in ("dropout", "view", "local_response_norm"):
             ratio = self.kappa(x) / self.m(x).second if self.m(x).second > 0 else 0.0
             return out.second * ratio
@@ -410,18 +426,38 @@ class _Walk:
         if kind in ("add", "sub"):
             alpha = float(node.attrs.get("alpha", 1.0)) * (-1.0 if kind == "sub" else 1.0)
             a, b = self.m(node.inputs[0]), self.m(node.inputs[1])
-            return (self.kappa(node.inputs[0]) + alpha * alpha * self.kappa(node.inputs[1])
+            return (self.operand_kappa(node, 0) + alpha * alpha * self.operand_kappa(node, 1)
                     + 2.0 * alpha * a.mean * b.mean)
         if kind == "mul":
-            return self.kappa(node.inputs[0]) * self.kappa(node.inputs[1])
+            return self.operand_kappa(node, 0) * self.operand_kappa(node, 1)
         if kind == "scale":
             return float(node.attrs["scalar"]) ** 2 * self.kappa(x)
         if kind == "interpolate":   # weights that add to one pass what every position shares whole
             return self.kappa(x)
+        if kind == "cat":
+            # each part keeps its common part on its share of the result: exact along the
+            # features (a U-Net's skip, Swin's patch merging), and along positions for
+            # parts that share one (slices of one tensor)
+            dim = node.attrs.get("dim", 0)
+            sizes = [(i, self.graph.nodes[i].shape[dim] if self.graph.nodes[i].shape else 1) for i in node.inputs
+                     if math.prod(self.graph.nodes[i].shape) > 0]
+            total = sum(n for _, n in sizes)
+            return sum(n * self.kappa(i) for i, n in sizes) / total if total else out.mean ** 2
         if kind == "shift":
             c = float(node.attrs["scalar"])
             return self.kappa(x) + 2.0 * c * self.m(x).mean + c * c
         return out.mean ** 2
+
+    def operand_kappa(self, node: Node, position: int) -> float:
+        """kappa of an operand of a sum or product: all its second moment when it is a
+        parameter or constant that holds one value for every position of the output
+        (a stochastic-depth mask of shape (batch, 1, 1, 1), a layer scale of shape
+        (C, 1, 1)), else its own kappa."""
+        index = node.inputs[position]
+        source = self.graph.nodes[index]
+        if source.kind in ("param", "constant") and _position_free(source.shape, node.shape):
+            return self.m(index).second
+        return self.kappa(index)
 
     def m(self, index: int) -> Moments:
         """A node's output moments: over all its elements (zero padding included),
@@ -432,7 +468,7 @@ class _Walk:
         share = self.live.get(index)
         if share is None or self.raw:
             return value
-        return Moments(value.mean * share, value.second * share)
+        return Moments(value.mean * share, value.second * self.mixture(index))
 
     def node_moments(self, node: Node) -> Moments | None:
         kind = node.kind
@@ -988,12 +1024,62 @@ class _Walk:
             # (kappa: the mean, and what neighbouring tokens share) passes whole and
             # the rest by sum_j a_j^2 = inner * E[a^2]; what two queries' averages
             # share is attention_common's
+            padded = None if causal else self.padded_keys(node)
+            if padded is not None:
+                return self.padded_attention(node, *padded)
             v = self.m(b)
             common = min(max(self.kappa(b), v.mean ** 2), v.second)
             self.common[node.index] = rules.attention_common(v, keys=inner, causal=causal,
                                                              queries=node.shape[-2], v_common=common)
             return Moments(v.mean, common + (v.second - common) * min(inner * self.m(a).second, 1.0))
         return rules.matmul(self.m(a), self.m(b), inner)
+
+    def padded_keys(self, node: Node) -> tuple[float, float] | None:
+        """For softmax(q k^T) @ v whose keys carry zero padding (Swin's windows): the
+        share of real keys, and the variance of a real query's scores over them (the
+        scores' moments are stored over all elements: the zeros averaged in); else None."""
+        share = self.live.get(node.inputs[1])
+        softmax = self.softmax_of(node.inputs[0])
+        if share is None or softmax is None:
+            return None
+        scores, factor = self.graph.nodes[softmax.inputs[0]], 1.0
+        while scores.kind in ("add", "view", "scale") and scores.inputs:   # a bias, a reshape, a scale
+            factor *= float(scores.attrs["scalar"]) ** 2 if scores.kind == "scale" else 1.0
+            scores = self.graph.nodes[scores.inputs[0]]
+        if scores.kind != "matmul" or len(scores.inputs) < 2:
+            return None
+        q, k = (self.moments[i] or ASSUMED for i in scores.inputs[:2])
+        # across one query's keys only k's own part varies: q . (what every key shares) is
+        # the same for the whole row, and a softmax takes it out
+        varying = max(k.second - self.common.get(scores.inputs[1], k.mean ** 2), 0.0)
+        across = factor * scores.attrs.get("inner", 1) * q.second * varying
+        # what is added to the scores (Swin's relative position bias), over all elements
+        added = max(self.m(softmax.inputs[0]).variance - factor * self.m(scores.index).variance, 0.0)
+        return share, across + added
+
+    def padded_attention(self, node: Node, share: float, variance: float) -> Moments:
+        """softmax(q k^T) @ v over n keys of which a share s are real and the rest
+        zero padding, whose scores are 0 and values 0 (Swin's windows, Liu et al.
+        2021). A real query's scores over the real keys are ~N(0, sigma^2), so its
+        weights are e^s_j / (sum over real keys of e^s + n (1 - s)), lognormal sums
+        taken at their means: the real keys hold R = s n e^(sigma^2/2) / Z of the
+        weight, Z = s n e^(sigma^2/2) + n (1 - s), and sum w_j^2 over them is
+        s n e^(2 sigma^2) / Z^2. The part every value shares (kappa) passes as R^2,
+        the rest as sum w_j^2; two queries' weights share (s n e^sigma^2) / Z^2.
+        A padded query is zero: it weighs all n keys alike, and its row is the
+        values' mean over them, (s^2 kappa + s (nu - kappa) / n): not zero beside
+        the real rows (`padded`), since neighbouring tokens share most of kappa."""
+        v, kappa = self.moments[node.inputs[1]] or ASSUMED, self.common.get(node.inputs[1], 0.0)
+        keys = node.attrs.get("inner", 1)
+        real = share * keys
+        z = real * math.exp(variance / 2.0) + keys - real
+        held, squares = real * math.exp(variance / 2.0) / z, real * math.exp(2.0 * variance) / z ** 2
+        spread = max(v.second - kappa, 0.0)
+        second = held * held * kappa + min(squares, held * held) * spread
+        self.common[node.index] = held * held * kappa + real * math.exp(variance) / z ** 2 * spread
+        if second > 0:
+            self.padded[node.index] = (share * share * kappa + share * spread / keys) / second
+        return Moments(v.mean * held, second)
 
     def query_share(self, node: Node) -> float | None:
         """The queries' share of real positions when `node` is softmax(q k^T) @ v and q
@@ -1266,8 +1352,8 @@ class _Walk:
                 isinstance(module, torch.nn.MultiheadAttention) and name == f"{prefix}out_proj.weight")
             if _weight_norm_gain(node) is not None:
                 continue
-            # the goal is the real positions'; a measurement averages the zero padding in too
-            live = self.live.get(node_index, 1.0)
+            # the goal is the real positions'; a measurement averages the padding in too
+            live = self.mixture(node_index)
             goal = None if p.goal is None else p.goal * live
             functional = not (own and isinstance(module, MEASURED_MODULES))
             # MultiheadAttention's packed in_proj makes q, k and v at once: one factor for the
@@ -1543,6 +1629,15 @@ def _of_statistic(g: Fused, m: Moments) -> tuple[Moments, float] | None:
     slope = (values[2] - values[0]) / (2.0 * step)
     centre = float(values[1])
     return Moments(centre, centre * centre + slope * slope * m.variance), float(slope * slope)
+
+
+def _position_free(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> bool:
+    """Whether an operand of `shape`, broadcast to `out_shape`, takes one value for
+    every position: besides the leading (example) axis, at most one axis, the
+    channels', is longer than 1."""
+    shape = tuple(shape)[-len(out_shape):] if out_shape else tuple(shape)
+    padded = (1,) * (len(out_shape) - len(shape)) + shape
+    return sum(1 for axis, n in enumerate(padded) if n != 1 and axis > 0) <= 1
 
 
 def _keeps_zero(node: Node) -> bool:
