@@ -94,9 +94,12 @@ def test_the_output_gain_is_capped_and_the_note_says_so():
     assert any("beyond the 1.8 allowed" in n for n in report.notes)
 
 
-def test_layer_scales_end_their_branches_and_bound_the_stream():
+@pytest.mark.parametrize("reshaped", [False, True])
+def test_layer_scales_end_their_branches_and_bound_the_stream(reshaped):
+    # reshaped: timm's ConvNeXt reads its (C,) scale as gamma.reshape(1, -1, 1, 1), which was
+    # "read directly by reshape" and left at 1e-6 (grad 3.8e5 on timm's convnext_atto)
     torch.manual_seed(0)
-    model, x = LayerScaleNet(), torch.randn(8, 3, 32, 32)
+    model, x = LayerScaleNet(reshaped=reshaped), torch.randn(8, 3, 32, 32)
     report = _init(model, x)
     rules = {r.name: r.rule for r in report}
     for k in range(8):
@@ -474,6 +477,51 @@ def test_a_function_not_finite_over_the_gaussian_is_an_op_without_a_rule():
     with pytest.warns(UserWarning, match="ops without a moment rule"):
         report = varinit.torch.init_module(Root(), torch.randn(64, 16), generator=0, measure=False)
     assert all(math.isfinite(r.std) for r in report if r.rule.startswith("solved"))
+
+
+def test_a_stack_is_a_concatenation_along_a_new_dim():
+    # timm's EVA rotates pairs with torch.stack((-x[..., 1::2], x[..., ::2]), -1): the new
+    # dim (4 here) is past the operands' last, which raised an IndexError
+    class Pairs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(16, 32), nn.Linear(32, 8)
+
+        def forward(self, x):
+            h = self.fc1(x)
+            h = torch.stack((-h[..., 1::2], 2.0 * h[..., ::2]), dim=-1).reshape(h.shape)
+            return self.fc2(h)
+
+    model, x = Pairs(), torch.randn(256, 16)
+    p = plan(model, x)
+    stack = next(n for n in p.graph.nodes if n.kind == "cat")
+    parts = [p.moments[i].second for i in stack.inputs]
+    assert parts[1] == pytest.approx(4.0 * parts[0])
+    assert p.moments[stack.index].second == pytest.approx(sum(parts) / 2)
+    _init(model, x, measure=False)
+    with torch.no_grad():
+        h = model.fc1(x)
+        assert float(torch.stack((-h[..., 1::2], 2.0 * h[..., ::2]), -1).pow(2).mean()) == pytest.approx(
+            p.moments[stack.index].second, rel=0.2)
+
+
+def test_a_gate_that_is_a_function_of_a_constant_parameter_is_not_an_error():
+    # ConViT's gate, sigmoid(a parameter of ones) per head: a region whose input does not
+    # vary had a slope of 0 / 0 (ZeroDivisionError); it carries no draw's error
+    class Gated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2, self.out = nn.Linear(16, 16), nn.Linear(16, 16), nn.Linear(16, 4)
+            self.gate = nn.Parameter(torch.ones(16))
+
+        def forward(self, x):
+            g = torch.sigmoid(self.gate)
+            return self.out((1.0 - g) * F.relu(self.fc1(x)) + g * F.relu(self.fc2(x)))
+
+    model = Gated()
+    report = _init(model, torch.randn(64, 16), measure=False)
+    assert all(math.isfinite(r.std) for r in report if r.rule.startswith("solved"))
+    assert torch.all(model.gate == 1.0)
 
 
 def test_rotary_embeddings_keep_the_norm_of_q_and_k():

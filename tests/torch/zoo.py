@@ -253,20 +253,21 @@ class StackedLSTM(nn.Module):
 
 class LayerScaleBlock(nn.Module):
     """ConvNeXt's block: depthwise 7x7, LayerNorm, an inverted GELU MLP, a per-channel
-    layer scale (1e-6 here, as ConvNeXt sets it) and stochastic depth on the branch."""
+    layer scale (1e-6 here, as ConvNeXt sets it) and stochastic depth on the branch.
+    reshaped: the scale is stored (C,) and read as gamma.reshape(1, -1, 1, 1), as timm's does."""
 
-    def __init__(self, channels, drop=0.1):
+    def __init__(self, channels, drop=0.1, reshaped=False):
         super().__init__()
         self.dw = nn.Conv2d(channels, channels, 7, padding=3, groups=channels)
         self.norm = nn.LayerNorm(channels)
         self.fc1, self.fc2 = nn.Linear(channels, 4 * channels), nn.Linear(4 * channels, channels)
-        self.layer_scale = nn.Parameter(torch.full((channels, 1, 1), 1e-6))
-        self.drop = drop
+        self.layer_scale = nn.Parameter(torch.full((channels,) if reshaped else (channels, 1, 1), 1e-6))
+        self.drop, self.reshaped = drop, reshaped
 
     def forward(self, x):
         h = self.dw(x).permute(0, 2, 3, 1)
         h = self.fc2(F.gelu(self.fc1(self.norm(h)))).permute(0, 3, 1, 2)
-        h = self.layer_scale * h
+        h = (self.layer_scale.reshape(1, -1, 1, 1) if self.reshaped else self.layer_scale) * h
         if self.training and self.drop > 0:
             keep = x.new_empty(x.shape[0], 1, 1, 1).bernoulli_(1 - self.drop) / (1 - self.drop)
             h = h * keep
@@ -274,10 +275,10 @@ class LayerScaleBlock(nn.Module):
 
 
 class LayerScaleNet(nn.Module):
-    def __init__(self, blocks=8, channels=48, classes=10):
+    def __init__(self, blocks=8, channels=48, classes=10, reshaped=False):
         super().__init__()
         self.stem = nn.Conv2d(3, channels, 4, stride=4)
-        self.blocks = nn.Sequential(*(LayerScaleBlock(channels) for _ in range(blocks)))
+        self.blocks = nn.Sequential(*(LayerScaleBlock(channels, reshaped=reshaped) for _ in range(blocks)))
         self.norm = nn.LayerNorm(channels)
         self.head = nn.Linear(channels, classes)
 

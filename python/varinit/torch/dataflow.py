@@ -438,9 +438,7 @@ class _Walk:
             # each part keeps its common part on its share of the result: exact along the
             # features (a U-Net's skip, Swin's patch merging), and along positions for
             # parts that share one (slices of one tensor)
-            dim = node.attrs.get("dim", 0)
-            sizes = [(i, self.graph.nodes[i].shape[dim] if self.graph.nodes[i].shape else 1) for i in node.inputs
-                     if math.prod(self.graph.nodes[i].shape) > 0]
+            sizes = self.cat_sizes(node)
             total = sum(n for _, n in sizes)
             return sum(n * self.kappa(i) for i, n in sizes) / total if total else out.mean ** 2
         if kind == "shift":
@@ -972,11 +970,16 @@ class _Walk:
         return max(math.prod(shape[d] for d in (dims if isinstance(dims, (list, tuple)) else (dims,))), 1)
 
     def _cat(self, node: Node) -> Moments:
+        return rules.cat([(self.m(i), n) for i, n in self.cat_sizes(node)])
+
+    def cat_sizes(self, node: Node) -> list[tuple[int, int]]:
+        """(operand, its size along the joined dim) of a concatenation, or of a stack
+        (whose dim is new: each operand holds one slice of it). An empty operand adds
+        nothing (Hugging Face's key/value cache starts as one)."""
         dim = node.attrs.get("dim", 0)
-        # an empty operand adds nothing (Hugging Face's key/value cache starts as one)
-        parts = [(self.m(i), self.graph.nodes[i].shape[dim] if self.graph.nodes[i].shape else 1)
-                 for i in node.inputs if math.prod(self.graph.nodes[i].shape) > 0]
-        return rules.cat(parts)
+        stacked = node.attrs.get("op") == "stack"
+        return [(i, 1 if stacked or not self.graph.nodes[i].shape else self.graph.nodes[i].shape[dim])
+                for i in node.inputs if math.prod(self.graph.nodes[i].shape) > 0]
 
     def _softmax(self, node: Node) -> Moments:
         dim = node.attrs.get("dim")
@@ -1475,6 +1478,8 @@ class _Walk:
                 found = _of_statistic(g, Moments(x.mean * math.sqrt(1.1), x.second * 1.1))
                 slope = (0.0 if found is None or moments.second <= 0
                          else math.log(found[0].second / moments.second) / math.log(1.1))
+            elif x.variance <= 0 or moments.second <= 0:
+                slope = 0.0   # a region of a constant (ConViT's gate: sigmoid of a parameter of ones)
             else:
                 bumped, _ = cast(tuple[Moments, float], self.integrated(
                     index, source, g, Moments(x.mean, x.mean * x.mean + x.variance * 1.1)))
@@ -1828,6 +1833,9 @@ def _branch_gain(graph: Graph, node: Node) -> tuple[str, int] | None:
         return None
     for param_input, signal in ((node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])):
         source = graph.nodes[param_input]
+        # timm's ConvNeXt multiplies by gamma.reshape(1, -1, 1, 1): views read only here
+        while source.kind == "view" and len(source.inputs) == 1 and len(graph.readers(source.index)) == 1:
+            source = graph.nodes[source.inputs[0]]
         name = source.params.get("param") if source.kind == "param" else None
         if name is None or graph.nodes[signal].kind == "param":
             continue
