@@ -524,6 +524,42 @@ def test_a_gate_that_is_a_function_of_a_constant_parameter_is_not_an_error():
     assert torch.all(model.gate == 1.0)
 
 
+class PositionEncoded(nn.Module):
+    """CoaT's convolutional position encoding: x + dw(x) with one depthwise conv before
+    each of `blocks` MLP blocks of one stream, shared by all of them or one each."""
+
+    def __init__(self, blocks=6, shared=True, d=32):
+        super().__init__()
+        convs = [nn.Conv2d(d, d, 3, padding=1, groups=d)]
+        self.pos = nn.ModuleList(convs * blocks if shared else convs + [
+            nn.Conv2d(d, d, 3, padding=1, groups=d) for _ in range(blocks - 1)])
+        self.mlps = nn.ModuleList(nn.Sequential(nn.Conv2d(d, 2 * d, 1), nn.GELU(), nn.Conv2d(2 * d, d, 1))
+                                  for _ in range(blocks))
+        self.stem = nn.Conv2d(3, d, 1)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for pos, mlp in zip(self.pos, self.mlps):
+            x = x + pos(x)
+            x = x + mlp(x)
+        return x
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_branch_added_again_with_the_same_weights_is_named(shared):
+    # x + P(x) again and again with one P compounds along P's largest directions (CoaT's
+    # stream reached std 1e3); the solve takes each branch as an independent draw
+    model, x = PositionEncoded(shared=shared), torch.randn(4, 3, 8, 8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = varinit.torch.init_module(model, x, generator=0)
+    named = [n for n in report.notes if "adds its output" in n]
+    assert len(named) == (1 if shared else 0), report.notes
+    if shared:
+        assert "pos.0.weight adds its output 6 times along one stream" in named[0]
+        assert any("adds its output 6 times" in str(w.message) for w in caught)
+
+
 def test_rotary_embeddings_keep_the_norm_of_q_and_k():
     class Rotary(nn.Module):
         def forward(self, q):

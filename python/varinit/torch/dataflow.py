@@ -1392,6 +1392,7 @@ class _Walk:
                               + ", ".join(names))
         for item in dict.fromkeys(self.assumed):
             self.notes.append(f"assumed: {item}")
+        self.notes.extend(_shared_branch_notes(self.graph, self.ancestors, self.branch_end))
         if self.masks:
             places = list(dict.fromkeys(self.masks))
             self.notes.append("assumed: a causal mask, where square attention scores are filled with a large "
@@ -1844,6 +1845,27 @@ def _branch_gain(graph: Graph, node: Node) -> tuple[str, int] | None:
                 and len(graph.uses.get(name, ())) == 1 and not graph.tied.get(name)):
             return name, signal
     return None
+
+
+def _shared_branch_notes(graph: Graph, anc: list[int], ends: dict[int, BranchEnd]) -> list[str]:
+    """A note per weight that ends several residual branches: x + P(x) added again and
+    again with the same P (CoaT's shared convolutional position encoding) compounds
+    along P's largest directions, which branches solved as independent draws do not."""
+    adds: dict[str, list[int]] = {}
+    for index, end in sorted(ends.items()):
+        name = graph.nodes[index].params.get("weight")
+        if name is not None:
+            adds.setdefault(name, []).append(end[2])
+    notes = []
+    for name, found in adds.items():
+        # the additions one after another on a path: each reads what the one before wrote
+        after = sum(1 for k in range(1, len(found)) if anc[found[k]] >> found[k - 1] & 1)
+        if after:
+            notes.append(f"the residual branch ending in {name} adds its output {after + 1} times along one "
+                         "stream with the same weights: each addition's branch is correlated with the "
+                         "others, so the stream's growth compounds, which the solve (each branch an "
+                         "independent draw) does not model")
+    return notes
 
 
 def _stream_reader(graph: Graph, modules: dict[str, torch.nn.Module], stream: int) -> str | None:
