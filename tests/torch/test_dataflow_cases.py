@@ -560,6 +560,51 @@ def test_a_branch_added_again_with_the_same_weights_is_named(shared):
         assert any("adds its output 6 times" in str(w.message) for w in caught)
 
 
+class AffineMLP(nn.Module):
+    """ResMLP's blocks (Touvron et al. 2021): an affine map beta + alpha * x
+    (torch.addcmul, timm's Affine) in place of a norm, then an MLP branch with a layer scale."""
+
+    def __init__(self, blocks=8, d=64):
+        super().__init__()
+        self.alphas = nn.ParameterList(nn.Parameter(torch.full((d,), 1.5)) for _ in range(blocks))
+        self.betas = nn.ParameterList(nn.Parameter(torch.full((d,), 0.5)) for _ in range(blocks))
+        self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+                                  for _ in range(blocks))
+        self.scales = nn.ParameterList(nn.Parameter(torch.full((d,), 1e-4)) for _ in range(blocks))
+
+    def forward(self, x):
+        for alpha, beta, mlp, scale in zip(self.alphas, self.betas, self.mlps, self.scales):
+            x = x + scale * mlp(torch.addcmul(beta, alpha, x))
+        return x
+
+
+def test_an_affine_map_written_with_addcmul_has_a_rule():
+    # beta + alpha * x by torch.addcmul was an op without a rule: each branch was solved for
+    # an assumed unit input while the stream grew, and from shapes alone timm's ResMLP had an
+    # activation ratio of 314 and an output std of 315
+    torch.manual_seed(0)
+    model, x = AffineMLP(), torch.randn(256, 64)
+    p = plan(model, x)
+    first = next(n for n in p.graph.nodes if n.kind == "addcmul")
+    mean, second = float(x.double().mean()), float(x.double().pow(2).mean())
+    assert p.moments[first.index].second == pytest.approx(0.25 + 1.5 * mean + 2.25 * second, rel=1e-9)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        varinit.torch.init_module(model, x.to("meta"), generator=0)
+    assert not any("without a moment rule" in str(w.message) for w in caught)
+    seen = []
+    hooks = [m[0].register_forward_hook(lambda m, a, o: seen.append(float(a[0].double().pow(2).mean())))
+             for m in model.mlps]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    plan_after = plan(model, x, kept={n: "written" for n, _ in model.named_parameters()})
+    predicted = [plan_after.moments[n.index].second for n in plan_after.graph.nodes if n.kind == "addcmul"]
+    for got, want in zip(seen, predicted):
+        assert got == pytest.approx(want, rel=0.25)
+
+
 def test_rotary_embeddings_keep_the_norm_of_q_and_k():
     class Rotary(nn.Module):
         def forward(self, q):

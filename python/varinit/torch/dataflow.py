@@ -430,6 +430,11 @@ class _Walk:
                     + 2.0 * alpha * a.mean * b.mean)
         if kind == "mul":
             return self.operand_kappa(node, 0) * self.operand_kappa(node, 1)
+        if kind == "addcmul":
+            v = float(node.attrs.get("value", 1.0))
+            base, t1, t2 = (self.m(i) for i in node.inputs[:3])
+            return (self.operand_kappa(node, 0) + v * v * self.operand_kappa(node, 1) * self.operand_kappa(node, 2)
+                    + 2.0 * v * base.mean * t1.mean * t2.mean)
         if kind == "scale":
             return float(node.attrs["scalar"]) ** 2 * self.kappa(x)
         if kind == "interpolate":   # weights that add to one pass what every position shares whole
@@ -900,6 +905,11 @@ class _Walk:
                 value, reason = 1.0, "layer scale of a residual branch: one (residual='none')"
             self.plans[name] = ParamPlan(name, "constant", value=value, reason=reason)
         return rules.scale(x, value)
+
+    def _addcmul(self, node: Node) -> Moments:
+        """input + v * t1 * t2 (timm's Affine: beta + alpha * x), the operands independent."""
+        base, t1, t2 = (self.m(i) for i in node.inputs[:3])
+        return rules.add(base, rules.scale(rules.mul(t1, t2), node.attrs.get("value", 1.0)))
 
     def _dropout(self, node: Node) -> Moments:
         a = node.attrs

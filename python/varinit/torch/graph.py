@@ -56,7 +56,7 @@ KINDS = (
     "input", "param", "constant",
     "linear", "conv", "conv_transpose", "embedding", "embedding_bag", "bilinear",
     "elementwise", "add", "sub", "mul", "div", "scale", "shift", "pow",
-    "matmul", "softmax", "log_softmax", "attention", "norm", "dropout",
+    "matmul", "softmax", "log_softmax", "attention", "norm", "dropout", "addcmul",
     "avg_pool", "max_pool", "adaptive_avg_pool", "adaptive_max_pool", "mean", "sum",
     "cat", "view", "interpolate", "local_response_norm", "rnn", "opaque",
 )
@@ -649,6 +649,14 @@ class _Recorder(TorchFunctionMode):
         inputs, params, attrs = self._wire([bound.get("mat1")], [("weight", weight), ("bias", bias)])
         attrs["weight_layout"] = "in_out"
         return "linear", inputs, params, attrs, None
+
+    def _addcmul(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
+        """input + value * tensor1 * tensor2, its three operands tensors; else an op without a rule."""
+        operands = [bound.get("input"), bound.get("tensor1"), bound.get("tensor2")]
+        value = bound.get("value", 1)
+        if not (all(isinstance(t, torch.Tensor) for t in operands) and _is_number(value)):
+            return "opaque", [self.node_for(t) for t in _tensors(operands)], {}, {}, None
+        return "addcmul", [self.node_for(t) for t in operands], {}, {"value": float(value)}, None
 
     def _embedding(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         inputs, params, attrs = self._wire_spec(spec, bound, extra)

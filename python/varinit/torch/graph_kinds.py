@@ -150,6 +150,9 @@ _register(F.linear, OpSpec("linear", "linear", "torch.nn.functional.linear",
 for _func, _target, _ in _spellings("addmm", _NAMESPACES[1:3], inplace_too=False):
     _register(_func, OpSpec("addmm", "addmm", _target, ("input", "mat1", "mat2", "beta", "alpha"),
                             ("input", "mat2")))
+# input + value * tensor1 * tensor2: timm's Affine (ResMLP), beta + alpha * x
+for _func, _target, _ in _spellings("addcmul", _NAMESPACES[1:3], inplace_too=False):
+    _register(_func, OpSpec("addcmul", "addcmul", _target, ("input", "tensor1", "tensor2", "value")))
 _register(F.bilinear, OpSpec("bilinear", "bilinear", "torch.nn.functional.bilinear",
                              ("input1", "input2", "weight", "bias"), ("weight", "bias")))
 for _n in (1, 2, 3):
