@@ -22,9 +22,12 @@ The walk, node by node in execution order, with moment_rules' formulas:
 - residual branches: an addition whose one operand (the stream) is an
   ancestor of the other (the branch) through a layer is a residual, and so is
   one whose stream is a projection shortcut (one layer and a norm on the
-  block's input, the branch two layers or more from it). The
+  block's input, the branch two layers or more from it), and one that adds a
+  layer's output from elsewhere to a stream a residual addition made (TNT's
+  pixel stream projected onto its patch stream). The
   additions that follow each other on one stream with no normalization in
-  between form a chain of L; the last scalable node of each branch (a layer's
+  between (through concatenations along their largest part: a class token
+  beside the patches) form a chain of L; the last scalable node of each branch (a layer's
   weight, or a norm's gamma) is solved to alpha * nu_stream with alpha = 1/L,
   so the stream grows by at most (1 + 1/L)^L < e over the whole chain
   (branch variance 1/L, as Fixup and T-Fixup scale; Zhang et al. 2019, Huang et
@@ -783,9 +786,11 @@ class _Walk:
         networks, Yang et al. 2019). An activation multiplies the gradient's second
         moment by E[g'(x)^2] where it multiplies the signal's by E[g(x)^2] / E[x^2]."""
         graph, anc = self.graph, self.ancestors
-        origin = stream
+        origin: int | None = stream
         if not (anc[end.index] >> stream) & 1:   # a projection shortcut: the branch starts where it does
-            origin = cast(int, _shortcut_source(graph, stream))
+            origin = _shortcut_source(graph, stream)
+        if origin is None:   # a branch from another stream (TNT's pixels): its gradient leaves this one
+            return 1.0
         amplification = 1.0
         for j in _between(anc, origin, end.index):
             node = graph.nodes[j]
@@ -1955,6 +1960,14 @@ def _residuals(graph: Graph, anc: list[int]) -> tuple[dict[int, BranchEnd], dict
             if (anc[branch] >> stream) & 1 and through_layer or _projection(graph, anc, stream, branch):
                 residual[node.index] = (stream, branch)
                 break
+        else:
+            # a layer's output from elsewhere added to a residual stream (TNT adds its pixel
+            # stream's projection to the patch stream in every block) grows it as a branch does
+            for stream, branch in ((a, b), (b, a)):
+                if (_chain_before(graph, residual, stream) is not None and _is_layer(graph.nodes[branch])
+                        and not (anc[stream] >> branch) & 1):
+                    residual[node.index] = (stream, branch)
+                    break
     parent = {i: i for i in residual}
 
     def find(i: int) -> int:
@@ -1964,15 +1977,9 @@ def _residuals(graph: Graph, anc: list[int]) -> tuple[dict[int, BranchEnd], dict
         return i
 
     for index, (stream, _) in residual.items():
-        j = stream
-        while True:
-            if j in residual:
-                parent[find(index)] = find(j)
-                break
-            node = graph.nodes[j]
-            if node.kind not in STREAM_PASS or not node.inputs:
-                break
-            j = node.inputs[0]
+        before = _chain_before(graph, residual, stream)
+        if before is not None:
+            parent[find(index)] = find(before)
     sizes: dict[int, int] = {}
     for i in residual:
         sizes[find(i)] = sizes.get(find(i), 0) + 1
@@ -1996,6 +2003,22 @@ def _residuals(graph: Graph, anc: list[int]) -> tuple[dict[int, BranchEnd], dict
             root = find(index)
             ends[j] = (stream, sizes[root], index, first[root], _reaches_output(graph, last[root]))
     return ends, sizes
+
+
+def _chain_before(graph: Graph, residual: dict[int, tuple[int, int]], stream: int) -> int | None:
+    """The residual addition whose output `stream` is, through ops that pass a stream on
+    (views, activations, dropout, scalings) and concatenations, along their largest
+    operand (TNT's cat of the class token and the patch tokens); else None."""
+    j = stream
+    while j not in residual:
+        node = graph.nodes[j]
+        if node.kind == "cat" and node.inputs:
+            j = max(node.inputs, key=lambda i: math.prod(graph.nodes[i].shape))
+        elif node.kind in STREAM_PASS and node.inputs:
+            j = node.inputs[0]
+        else:
+            return None
+    return j
 
 
 def _shortcut_source(graph: Graph, shortcut: int) -> int | None:
