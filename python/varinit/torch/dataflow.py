@@ -81,6 +81,8 @@ BRANCH_PASS = ("view", "dropout", "scale")
 # assumed where the walk cannot know (after an opaque op, a meta input): unit second moment
 ASSUMED = Moments(0.0, 1.0)
 MAX_PASSES = 6
+# a residual stream below this fraction of its chain's start is built by its branches (goal)
+QUIET_STREAM = 1.0 / 16.0
 TIE_RTOL = 1e-6
 # bisection steps for a residual branch's alpha on [1e-6, 1] (log scale): 2% relative
 GROWTH_STEPS = 12
@@ -730,6 +732,15 @@ class _Walk:
         else:
             budget = _stream_budget(length, open_end)
             limit = 1.0 + (budget - 1.0) * s0.second / (length * s.second)
+            if s.second < QUIET_STREAM * s0.second:
+                # a stream far below its chain's start (a class token of values near 0 beside
+                # the patches: CaiT's and VOLO's class attention): its branches build it, each
+                # adding the chain's per-block amount rather than a fraction of almost nothing
+                amount = (budget - 1.0) * s0.second / length
+                self.alphas[node.index] = amount / s.second
+                return amount, (f"; residual branch end: {_g(amount)}, a stream of {_g(s.second)} against its "
+                                f"chain's {_g(s0.second)} (a class token near 0), so {length} blocks grow it at "
+                                f"most {_g(budget)}-fold from {_g(s0.second)}")
 
         def growth(alpha: float) -> float:
             m = Moments(s.mean, s.second * (1.0 + alpha))
@@ -1188,6 +1199,10 @@ class _Walk:
                 self.live[node.index] = share * self.live.get(node.inputs[0], 1.0)
                 return self.moments.get(node.inputs[0])
             return Moments(x.mean * share, x.second * share)
+        part = _cat_part(self.graph, node)
+        if part is not None:   # x[:, :1] of torch.cat([cls, tokens], 1): the class token's own moments
+            self.common[node.index] = self.kappa(part)
+            return self.moments.get(part)
         return self.moments.get(node.inputs[0]) if node.inputs else None
 
     # elementwise regions --------------------------------------------------
@@ -1661,6 +1676,34 @@ def _position_free(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> bool:
     return sum(1 for axis, n in enumerate(padded) if n != 1 and axis > 0) <= 1
 
 
+def _cat_part(graph: Graph, node: Node) -> int | None:
+    """The operand of a concatenation that a basic index of it (x[:, :1], x[:, 1:])
+    selects whole or in part, when the index stays within that one operand; else None."""
+    index = node.attrs.get("index")
+    if node.attrs.get("op") != "__getitem__" or not node.inputs or index is None:
+        return None
+    source = graph.nodes[node.inputs[0]]
+    if source.kind != "cat" or source.attrs.get("op") == "stack" or not source.shape:
+        return None
+    items = index if isinstance(index, tuple) else (index,)
+    if any(i is Ellipsis or i is None or not isinstance(i, (slice, int)) for i in items):
+        return None
+    dim = source.attrs.get("dim", 0) % len(source.shape)
+    if len(items) <= dim or any(i != slice(None) for i in items[:dim]):
+        return None
+    chosen = items[dim]
+    start, stop, step = (chosen, chosen + 1, 1) if isinstance(chosen, int) else chosen.indices(source.shape[dim])
+    if step != 1 or stop <= start:
+        return None
+    offset = 0
+    for operand in source.inputs:
+        size = graph.nodes[operand].shape[dim] if graph.nodes[operand].shape else 0
+        if offset <= start and stop <= offset + size:
+            return operand
+        offset += size
+    return None
+
+
 def _keeps_zero(node: Node) -> bool:
     """Whether a node maps each position on its own and zero to zero, so zero padding
     in its input stays padding in its output (a view, dropout, a scale, a linear layer
@@ -1964,7 +2007,8 @@ def _residuals(graph: Graph, anc: list[int]) -> tuple[dict[int, BranchEnd], dict
             # a layer's output from elsewhere added to a residual stream (TNT adds its pixel
             # stream's projection to the patch stream in every block) grows it as a branch does
             for stream, branch in ((a, b), (b, a)):
-                if (_chain_before(graph, residual, stream) is not None and _is_layer(graph.nodes[branch])
+                end = graph.nodes[_branch_end(graph, branch)]
+                if (_chain_before(graph, residual, stream) is not None and _is_layer(end)
                         and not (anc[stream] >> branch) & 1):
                     residual[node.index] = (stream, branch)
                     break
@@ -1990,19 +2034,25 @@ def _residuals(graph: Graph, anc: list[int]) -> tuple[dict[int, BranchEnd], dict
         last[find(index)] = index
     ends: dict[int, BranchEnd] = {}
     for index, (stream, branch) in residual.items():
-        j = branch
-        while True:
-            node = graph.nodes[j]
-            if node.kind in BRANCH_PASS and node.inputs:
-                j = node.inputs[0]
-            elif (masked := _times_constant(graph, node)) is not None:
-                j = masked   # a stochastic-depth mask (Huang et al. 2016) scales the branch it drops
-            else:
-                break
+        j = _branch_end(graph, branch)
         if graph.nodes[j].kind in LAYERS + ("norm",) or _branch_gain(graph, graph.nodes[j]) is not None:
             root = find(index)
             ends[j] = (stream, sizes[root], index, first[root], _reaches_output(graph, last[root]))
     return ends, sizes
+
+
+def _branch_end(graph: Graph, branch: int) -> int:
+    """The node a residual branch's output comes from, through views, dropout, scalings
+    and stochastic-depth masks (Huang et al. 2016), which scale the branch they drop."""
+    j = branch
+    while True:
+        node = graph.nodes[j]
+        if node.kind in BRANCH_PASS and node.inputs:
+            j = node.inputs[0]
+        elif (masked := _times_constant(graph, node)) is not None:
+            j = masked
+        else:
+            return j
 
 
 def _chain_before(graph: Graph, residual: dict[int, tuple[int, int]], stream: int) -> int | None:
