@@ -653,10 +653,11 @@ class _Recorder(TorchFunctionMode):
     def _addcmul(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         """input + value * tensor1 * tensor2, its three operands tensors; else an op without a rule."""
         operands = [bound.get("input"), bound.get("tensor1"), bound.get("tensor2")]
+        tensors = [t for t in operands if isinstance(t, torch.Tensor)]
         value = bound.get("value", 1)
-        if not (all(isinstance(t, torch.Tensor) for t in operands) and _is_number(value)):
+        if not (len(tensors) == len(operands) and _is_number(value)):
             return "opaque", [self.node_for(t) for t in _tensors(operands)], {}, {}, None
-        return "addcmul", [self.node_for(t) for t in operands], {}, {"value": float(value)}, None
+        return "addcmul", [self.node_for(t) for t in tensors], {}, {"value": float(value)}, None
 
     def _embedding(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         inputs, params, attrs = self._wire_spec(spec, bound, extra)
