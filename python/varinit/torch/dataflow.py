@@ -1286,6 +1286,8 @@ class _Walk:
         for out in dict.fromkeys(self.graph.outputs):
             moments = self.moments.get(out)
             layers = self.last_layers(out)
+            if moments is not None and not layers and out in self.regions:
+                self.bounded_output_note(out, moments)
             if moments is None or not layers or set(layers) & set(gains):
                 continue
             if layers == [out]:
@@ -1307,6 +1309,24 @@ class _Walk:
                     "allowed, so they stay in line with the rest")
             gains.update(dict.fromkeys(layers, capped))
         return gains
+
+    def bounded_output_note(self, out: int, moments: Moments) -> None:
+        """A note when the model's output is an activation of a layer (sigmoid, tanh) whose
+        std stays below half the target's even with MAX_OUTPUT_GAIN on its input's std:
+        no scale of the layers can bring it there (a sigmoid's std is at most 0.5), and
+        the layer before it keeps its own target."""
+        source, g, _, _ = self.regions[out]
+        x = self.region_input(out)
+        if moments.variance >= self.target / 4.0 or x.second <= 0:
+            return
+        wider = self.integrated(out, source, g, Moments(x.mean, x.second * MAX_OUTPUT_GAIN ** 2))
+        if wider is None or wider[0].variance >= self.target / 4.0:
+            return
+        self.notes.append(
+            f"the model's output is {region_label(self.graph, source, out)} of its last layer: its std is "
+            f"{_g(math.sqrt(moments.variance))}, and {_g(math.sqrt(wider[0].variance))} with x{MAX_OUTPUT_GAIN} on "
+            f"that layer's std; no scale brings a bounded function's output to half the target std "
+            f"{_g(math.sqrt(self.target))}, so the layer keeps its own target")
 
     def own_output_gain(self, out: int, moments: Moments) -> float | None:
         """The factor on the goal of a layer whose output is the model's: its elements'
