@@ -1,8 +1,11 @@
 """Dataflow init on the kinds of model the first zoo missed: outputs read
 through ReLU or pooling, layer scales at residual branch ends, windows padded
 with zeros, attention written out as softmax(q k^T) @ v, layers called as
-functions with a module's weight (the measured pass), and BatchNorm ResNets'
-gradients (norm-ended branches, projection shortcuts)."""
+functions with a module's weight (the measured pass), BatchNorm ResNets'
+gradients (norm-ended branches, projection shortcuts), and what timm's models
+write: a class token built by its branches, a stream fed from another (TNT),
+a branch added again with shared weights (CoaT), affine maps by addcmul,
+stacks, gates of constant parameters, and bounded outputs."""
 import math
 import warnings
 
