@@ -160,7 +160,8 @@ class Plan:
 
     def layer_sources(self) -> dict[str, list[str]]:
         """For each layer module of the forward pass (its first call), the layer
-        modules nearest before it on its input's path ([] when it reads the inputs)."""
+        modules nearest before it on its input's path whose scale reaches it ([] when
+        it reads the inputs, or only what norms that set the scale give it)."""
         nodes = self.graph.nodes
         found: dict[str, list[str]] = {}
         for node in nodes:
@@ -176,7 +177,7 @@ class Plan:
                 before = nodes[index]
                 if before.kind in LAYERS and before.module:
                     sources[before.module] = None
-                elif before.kind not in ("param", "constant"):
+                elif before.kind not in ("param", "constant") and not (before.kind == "norm" and _resets(before)):
                     stack.extend(before.inputs)
             found[node.module] = list(sources)
         return found

@@ -1,4 +1,5 @@
-"""Spending the forward's room on the gradient, in networks without norms or residual streams.
+"""Spending the forward's room on the gradient, in networks without norms or residual
+streams, and in networks whose norms use batch statistics.
 
 A layer solved to keep its output's second moment multiplies the gradient's
 second moment per element by fan_out / fan_in of its weights (He et al. 2015,
@@ -23,6 +24,14 @@ and the last hidden layer's). `balance_gradient` measures, tilts, measures
 again, and keeps the tilt only when it moved the ratio toward the band and
 held the forward (for activations that are not homogeneous, such as tanh,
 the trade is not exact); a ratio left outside the band is named in a note.
+
+A norm with batch statistics divides its input's scale out: a layer read only
+by such norms sets, by its output's std s_k, nothing downstream and its own
+gradient as 1 / s_k (its sources stop at the norm, so each factor is its
+own). The same tilt then trades the layers' output stds for the gradient
+ratio exactly, whatever the activations: a BatchNorm chain without skips,
+whose gradient grows by pi / (pi - 1) per norm after ReLU (Yang et al. 2019),
+is brought toward the band as far as ACT_ROOM allows.
 
 From shapes alone there is nothing to measure, and nothing is tilted:
 `predicted_profile` carries the gradient's energy back through the plan
@@ -117,13 +126,15 @@ def tilt(layers: list[Layer], sources: dict[str, list[str]]) -> Tilt | None:
 
 
 def balance_gradient(model: torch.nn.Module, example_inputs: ExampleInputs, weights: dict[str, str],
-                     sources: dict[str, list[str]], redraw: Callable[[dict[str, float]], None]) -> list[str]:
+                     sources: dict[str, list[str]], redraw: Callable[[dict[str, float]], None],
+                     cause: str | None = None) -> list[str]:
     """Measure the gradient on the example inputs and, when its first/last ratio is
     outside the band, tilt the layers' output stds (`tilt`): ``redraw({weight:
     factor})`` draws the named weights again at the measured pass's std times
     the factor. The tilt is measured and undone (``redraw`` with factor 1) when
     it did not help. `weights` maps each solved layer module to its weight,
-    `sources` each to the layer modules its input comes from.
+    `sources` each to the layer modules its input comes from; `cause`: why a ratio
+    left outside the band stays (by default, from the element counts).
     Returns the notes: a ratio left outside the band, or a failed backward."""
     layers = measured_profile(model, example_inputs)
     if layers is None or isinstance(layers, str):
@@ -137,11 +148,11 @@ def balance_gradient(model: torch.nn.Module, example_inputs: ExampleInputs, weig
     if len(set(names)) != len(names) or plan is not None and not all(
             m in weights or abs(f - 1.0) < 1e-12 for m, f in plan.factors.items()):
         done = "; a tilt of the layers' scales needs every layer it scales solved and called once"
-        return [_note(layers, ratio, done)]
+        return [_note(layers, ratio, done, cause)]
     if plan is None:
         done = (f"; the activations' max/min is {max(acts) / min(acts):.3g} already, which leaves no room (up to "
                 f"{ACT_ROOM:g}) to tilt the layers' scales for it")
-        return [_note(layers, ratio, done)]
+        return [_note(layers, ratio, done, cause)]
     scaled = {weights[m]: f for m, f in plan.factors.items() if m in weights}
     redraw(scaled)
     after = measured_profile(model, example_inputs)
@@ -149,19 +160,21 @@ def balance_gradient(model: torch.nn.Module, example_inputs: ExampleInputs, weig
         redraw(dict.fromkeys(scaled, 1.0))
         done = ("; a tilt of the layers' scales was measured and undone: it moved the output's std or brought the "
                 "ratio no closer (activations that are not positively homogeneous)")
-        return [_note(layers, ratio, done)]
+        return [_note(layers, ratio, done, cause)]
     tilted = [layer.act for layer in after]
     if in_band(gradient_ratio(after)):
         return []
     done = (f", from {ratio:.3g} before the solved layers' output std was tilted from x1 at {names[0]} to "
             f"x{plan.top:.3g} at {names[-2]}, which spent the forward's room (the activations' max/min is now "
             f"{max(tilted) / min(tilted):.3g}, up to {ACT_ROOM:g} allowed)")
-    return [_note(after, gradient_ratio(after), done)]
+    return [_note(after, gradient_ratio(after), done, cause)]
 
 
-def _note(layers: list[Layer], ratio: float, done: str) -> str:
+def _note(layers: list[Layer], ratio: float, done: str, cause: str | None = None) -> str:
     """A measured ratio outside the band, what was done about it, and why it stays."""
     first, last = layers[0], layers[-2]
+    if cause is not None:
+        return f"{outside_band(layers, ratio)}{done}. {cause}"
     if max(first.elements, last.elements) >= ELEMENTS_APART * min(first.elements, last.elements):
         why = _energy_kept(first, last)
     else:

@@ -236,9 +236,11 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
         if result.plain():
             records = _balanced(model, example_inputs, result, generator, distribution, records,
                                 corrected)
-        elif result.batch_statistics() or pooled is not None:
-            cause = BATCH_STATISTICS if result.batch_statistics() else pooled_attention(cast(str, pooled))
-            note = measured_note(model, example_inputs, cause)
+        elif result.batch_statistics() and pooled is None:
+            records = _balanced(model, example_inputs, result, generator, distribution, records,
+                                corrected, BATCH_STATISTICS)
+        elif pooled is not None:
+            note = measured_note(model, example_inputs, pooled_attention(pooled))
             result.notes.extend([note] if note is not None else [])
     records += override_records + _kept_records(kept, overridden)
     refresh_spectral_norms(model, _written(records))
@@ -249,10 +251,12 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
 
 def _balanced(model: torch.nn.Module, example_inputs: ExampleInputs, result: Plan, generator: Generator,
               distribution: SchemeDistribution, records: list[InitRecord],
-              corrected: dict[str, float]) -> list[InitRecord]:
+              corrected: dict[str, float], cause: str | None = None) -> list[InitRecord]:
     """The records after `gradient_balance.balance_gradient` on a plain model (no norms,
-    attention or residual streams): each tilted weight drawn again from its stream
-    at the measured pass's std times the tilt; its notes go to the plan's."""
+    attention or residual streams) or on one whose norms use batch statistics (which
+    divide a layer's scale out, so its output's std sets only its own gradient's):
+    each tilted weight drawn again from its stream at the measured pass's std times
+    the tilt; its notes go to the plan's, with `cause` for a ratio left outside."""
     weights = {t.module: t.weight for t in result.measurable if not t.functional and t.goal is not None}
     by_name = {r.name: r for r in records}
 
@@ -264,7 +268,7 @@ def _balanced(model: torch.nn.Module, example_inputs: ExampleInputs, result: Pla
                                                       {w: corrected.get(w, 1.0) * f for w, f in factors.items()},
                                                       source=source))
 
-    result.notes.extend(balance_gradient(model, example_inputs, weights, result.layer_sources(), redraw))
+    result.notes.extend(balance_gradient(model, example_inputs, weights, result.layer_sources(), redraw, cause))
     return [by_name[r.name] for r in records]
 
 
