@@ -64,7 +64,7 @@ import numpy as np
 import torch
 
 from . import moment_rules as rules
-from .graph import ExampleInputs, Graph, Node, meta_view, trace
+from .graph import EMBEDDINGS, ExampleInputs, Graph, Node, meta_view, trace
 from .modules import init_by_structure
 from .moment_rules import Moments
 from .parametrizations import spectral_norm_of
@@ -954,13 +954,12 @@ class _Walk:
         return rules.scale(x, (a["k"] + a["alpha"] * x.second) ** -a["beta"])
 
     def _interpolate(self, node: Node) -> Moments:
-        a = node.attrs
-        source = self.graph.nodes[node.inputs[0]]
-        dims = len(node.shape) - 2
-        energy = rules.interpolation_energy(a["mode"], source.shape[2:], node.shape[2:],
+        a, x = node.attrs, self.m(node.inputs[0])
+        if len(node.shape) <= 2:   # no spatial dims: nothing is interpolated
+            return x
+        energy = rules.interpolation_energy(a["mode"], self.graph.nodes[node.inputs[0]].shape[2:], node.shape[2:],
                                             align_corners=a["align_corners"], antialias=a["antialias"])
-        return rules.interpolate(self.m(node.inputs[0]), energy, self.correlation(node)) if dims > 0 else \
-            self.m(node.inputs[0])
+        return rules.interpolate(x, energy, self.correlation(node))
 
     def _adaptive_max_pool(self, node: Node) -> Moments:
         return rules.max_pool(self.m(node.inputs[0]), self.pooled(node), self.correlation(node))
@@ -1009,18 +1008,13 @@ class _Walk:
                 for i in node.inputs if math.prod(self.graph.nodes[i].shape) > 0]
 
     def _softmax(self, node: Node) -> Moments:
-        dim = node.attrs.get("dim")
-        shape = node.shape
-        size = shape[dim] if dim is not None and shape else max(math.prod(shape), 1)
         causal = self.causal_scores(node)
         if causal:
             self.causal.add(node.index)
-        return rules.softmax(self.m(node.inputs[0]), size, causal=causal)
+        return rules.softmax(self.m(node.inputs[0]), _normalized_size(node), causal=causal)
 
     def _log_softmax(self, node: Node) -> Moments:
-        dim = node.attrs.get("dim")
-        size = node.shape[dim] if dim is not None and node.shape else max(math.prod(node.shape), 1)
-        return rules.log_softmax(self.m(node.inputs[0]), size)
+        return rules.log_softmax(self.m(node.inputs[0]), _normalized_size(node))
 
     def causal_scores(self, softmax: Node) -> bool:
         """Whether a softmax over the last dim reads square scores masked with -inf
@@ -1072,12 +1066,10 @@ class _Walk:
         softmax = self.softmax_of(node.inputs[0])
         if share is None or softmax is None:
             return None
-        scores, factor = self.graph.nodes[softmax.inputs[0]], 1.0
-        while scores.kind in ("add", "view", "scale") and scores.inputs:   # a bias, a reshape, a scale
-            factor *= float(scores.attrs["scalar"]) ** 2 if scores.kind == "scale" else 1.0
-            scores = self.graph.nodes[scores.inputs[0]]
-        if scores.kind != "matmul" or len(scores.inputs) < 2:
+        found = _scores_matmul(self.graph, softmax)
+        if found is None:
             return None
+        scores, factor = found
         q, k = (self.moments[i] or ASSUMED for i in scores.inputs[:2])
         # across one query's keys only k's own part varies: q . (what every key shares) is
         # the same for the whole row, and a softmax takes it out
@@ -1102,8 +1094,9 @@ class _Walk:
         v, kappa = self.moments[node.inputs[1]] or ASSUMED, self.common.get(node.inputs[1], 0.0)
         keys = node.attrs.get("inner", 1)
         real = share * keys
-        z = real * math.exp(variance / 2.0) + keys - real
-        held, squares = real * math.exp(variance / 2.0) / z, real * math.exp(2.0 * variance) / z ** 2
+        weight = real * math.exp(variance / 2.0)   # the real keys' sum of e^s, at its mean
+        z = weight + keys - real
+        held, squares = weight / z, real * math.exp(2.0 * variance) / z ** 2
         spread = max(v.second - kappa, 0.0)
         second = held * held * kappa + min(squares, held * held) * spread
         self.common[node.index] = held * held * kappa + real * math.exp(variance) / z ** 2 * spread
@@ -1118,15 +1111,8 @@ class _Walk:
         stays near zero beside the real rows', so the output keeps q's share, and its
         moments, from the values' over the padded keys too, are the real rows'."""
         softmax = self.softmax_of(node.inputs[0])
-        if softmax is None:
-            return None
-        graph = self.graph
-        scores = graph.nodes[softmax.inputs[0]]
-        while scores.kind in ("add", "view", "scale") and scores.inputs:   # a bias, a mask, a reshape
-            scores = graph.nodes[scores.inputs[0]]
-        if scores.kind != "matmul" or not scores.inputs:
-            return None
-        return self.live.get(scores.inputs[0])
+        found = None if softmax is None else _scores_matmul(self.graph, softmax)
+        return None if found is None else self.live.get(found[0].inputs[0])
 
     def softmax_rows(self, index: int) -> bool | None:
         """None unless node `index` is a softmax over its last dim (softmax_of); else
@@ -1549,7 +1535,7 @@ class _Walk:
             ins = [sens.get(i, 0.0) for i in node.inputs]
             if node.kind == "input":
                 value = 1.0
-            elif node.kind in ("constant", "param", "embedding", "embedding_bag", "rnn", "softmax"):
+            elif node.kind in ("constant", "param", "rnn", "softmax") + EMBEDDINGS:
                 value = 0.0
             elif node.kind == "norm":
                 value = 0.0 if _resets(node) else ins[0]
@@ -1631,7 +1617,7 @@ class _Walk:
                 value = sum(ins)
             elif node.kind == "attention":
                 value = ins[2] if len(ins) > 2 else 0.0
-            elif node.kind in ("embedding", "embedding_bag", "param", "constant", "input"):
+            elif node.kind in ("param", "constant", "input") + EMBEDDINGS:
                 value = 0.0
             else:
                 value = max(ins, default=0.0)
@@ -1686,6 +1672,13 @@ def _of_statistic(g: Fused, m: Moments) -> tuple[Moments, float] | None:
     slope = (values[2] - values[0]) / (2.0 * step)
     centre = float(values[1])
     return Moments(centre, centre * centre + slope * slope * m.variance), float(slope * slope)
+
+
+def _normalized_size(node: Node) -> int:
+    """The number of logits a softmax or log_softmax normalizes over: its dim's size,
+    or all its elements when it has no dim."""
+    dim = node.attrs.get("dim")
+    return node.shape[dim] if dim is not None and node.shape else max(math.prod(node.shape), 1)
 
 
 def _position_free(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> bool:
@@ -1854,6 +1847,17 @@ def _score_gains(graph: Graph) -> dict[int, tuple[float, str]]:
     return gains
 
 
+def _scores_matmul(graph: Graph, softmax: Node) -> tuple[Node, float] | None:
+    """(the matmul q k^T whose scores `softmax` reads, through an added bias or mask,
+    views and scalings; the factor those scalings put on the scores' second moment),
+    else None."""
+    scores, factor = graph.nodes[softmax.inputs[0]], 1.0
+    while scores.kind in ("add", "view", "scale") and scores.inputs:
+        factor *= float(scores.attrs["scalar"]) ** 2 if scores.kind == "scale" else 1.0
+        scores = graph.nodes[scores.inputs[0]]
+    return (scores, factor) if scores.kind == "matmul" and len(scores.inputs) >= 2 else None
+
+
 def _scores_scale(graph: Graph, matmul: Node) -> float | None:
     """The factor on q kᵀ when `matmul` makes the scores of a softmax over its last dim
     (through scalings, views, masks and an added bias), else None."""
@@ -2004,7 +2008,7 @@ def _ancestors(graph: Graph) -> list[int]:
 
 
 def _is_layer(node: Node) -> bool:
-    return node.kind in LAYERS or node.kind in ("norm", "embedding", "embedding_bag", "rnn")
+    return node.kind in LAYERS + EMBEDDINGS + ("norm", "rnn")
 
 
 def _residuals(graph: Graph, anc: list[int]) -> tuple[dict[int, BranchEnd], dict[int, int]]:
@@ -2158,7 +2162,7 @@ def _stream_budget(length: int, open_end: bool) -> float:
 
 def _layer_uses(graph: Graph, name: str | None) -> list[int]:
     uses = graph.uses.get(name, ()) if name is not None else ()
-    return [i for i in uses if graph.nodes[i].kind in LAYERS + ("embedding", "embedding_bag")]
+    return [i for i in uses if graph.nodes[i].kind in LAYERS + EMBEDDINGS]
 
 
 def _deciding_uses(graph: Graph) -> dict[str, int]:

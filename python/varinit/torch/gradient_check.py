@@ -4,21 +4,21 @@
 and gives each weight layer's output std and gradient std. Three kinds of
 model read it (init_module):
 
-- a model whose norms use batch statistics (`measured_note` with
-  BATCH_STATISTICS). The solve
-  works on forward moments, and such a norm divides the gradient by its
-  input's per-channel std, which leaves out the offset a layer gives an
-  input with a mean: after an activation with a mean, each such layer
-  multiplies the gradient's second moment by nu / (nu - mu^2) whatever the
-  weights' scale (pi / (pi - 1) after ReLU; Yang et al. 2019, "A mean field
-  theory of batch normalization"). In residual branches the solve caps it
-  (dataflow's gradient budget); in a chain without a skip no scale can, so
-  a std ratio outside verdicts' GRADIENT_BAND (the same band for the second
-  moment, [1/16, 16]) is named in a note;
+- a model whose norms use batch statistics (`gradient_balance`, with
+  BATCH_STATISTICS as the cause of a ratio left outside). The solve works on
+  forward moments, and such a norm divides the gradient by its input's
+  per-channel std, which leaves out the offset a layer gives an input with
+  a mean: after an activation with a mean, each such layer multiplies the
+  gradient's second moment by nu / (nu - mu^2) whatever the weights' scale
+  (pi / (pi - 1) after ReLU; Yang et al. 2019, "A mean field theory of batch
+  normalization"). In residual branches the solve caps it (dataflow's
+  gradient budget); in a chain without a skip the layers' output stds are
+  tilted within the forward's room, and a std ratio left outside verdicts'
+  GRADIENT_BAND (the same band for the second moment, [1/16, 16]) is named;
 - a model whose output averages over positions that an attention mixes
   (`measured_note` with `pooled_attention`: a mean over the tokens before a
-  head), where
-  attention passes the same gradient at every position back whole;
+  head), where attention passes the same gradient at every position back
+  whole;
 - a plain model, without norms, attention or residual streams
   (`gradient_balance`), whose layers' scales can move the ratio.
 """

@@ -60,6 +60,8 @@ KINDS = (
     "avg_pool", "max_pool", "adaptive_avg_pool", "adaptive_max_pool", "mean", "sum",
     "cat", "view", "interpolate", "local_response_norm", "rnn", "opaque",
 )
+# the kinds that look rows up in a table
+EMBEDDINGS = ("embedding", "embedding_bag")
 
 
 @dataclass
@@ -539,7 +541,7 @@ class _Recorder(TorchFunctionMode):
         bound: dict[str, Any]
         extra: Sequence[Any]
         bound, extra = _bind(spec.names, args, kwargs) if spec else ({}, ())
-        if spec is not None and spec.kind in ("embedding", "embedding_bag") and bound.get("max_norm") is not None:
+        if spec is not None and spec.kind in EMBEDDINGS and bound.get("max_norm") is not None:
             # max_norm renormalizes the looked-up rows of the weight in place
             args, kwargs = _with_argument(spec.names, args, kwargs, "max_norm", None)
         out = func(*args, **kwargs)
