@@ -125,7 +125,9 @@ def test_lsuv_torch_rescales_every_layer_of_an_lstm_on_its_own_input():
         inputs = x
         for layer in range(3):
             w, b = getattr(lstm, f"weight_ih_l{layer}"), getattr(lstm, f"bias_ih_l{layer}")
-            z = torch.nn.functional.linear(inputs, w, b)
+            # the forget-gate block of b_ih is an offset kept at 1, the others stay 0
+            assert b.view(4, 32)[1].eq(1).all() and not b.view(4, 32)[[0, 2, 3]].any(), layer
+            z = torch.nn.functional.linear(inputs, w)
             assert abs(float(z.var()) - 1.0) < 0.1, layer
             single = torch.nn.LSTM(16 if layer == 0 else 32, 32, batch_first=True)
             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):

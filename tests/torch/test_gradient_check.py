@@ -138,3 +138,56 @@ def test_a_first_token_readout_is_no_pooling_of_positions():
     from varinit.torch.dataflow import plan
     assert plan(model, ids.to("meta")).pooled_positions() is None
     assert plan(PooledEncoder(), ids.to("meta")).pooled_positions() is not None
+
+
+class PreNormStack(nn.Module):
+    """x + W2 gelu(W1 LayerNorm(x)) over `blocks` blocks: a pre-norm residual MLP."""
+
+    def __init__(self, blocks, width=64):
+        super().__init__()
+        self.inp, self.head = nn.Linear(16, width), nn.Linear(width, 4)
+        self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(blocks))
+        self.up = nn.ModuleList(nn.Linear(width, 4 * width) for _ in range(blocks))
+        self.down = nn.ModuleList(nn.Linear(4 * width, width) for _ in range(blocks))
+
+    def forward(self, x):
+        x = self.inp(x)
+        for norm, up, down in zip(self.norms, self.up, self.down):
+            x = x + down(F.gelu(up(norm(x))))
+        return self.head(x)
+
+
+def test_a_residual_streams_ratio_outside_the_band_is_named():
+    # 48 pre-norm branches grow the stream, and the gradient at its start with it: measured, named
+    torch.manual_seed(0)
+    model, x = PreNormStack(48), torch.randn(256, 16, generator=torch.Generator().manual_seed(1))
+    report, messages = _init(model, x)
+    ratio = verdict(*profile(model, x))["grad_ratio"]
+    assert ratio > 4.0
+    notes = [n for n in report.notes if n.startswith("measured in one backward pass")]
+    assert len(notes) == 1 and f"the gradient std at inp is {ratio:.3g} times the one at down.47" in notes[0], notes
+    assert "Each of the 48 residual branches" in notes[0]
+    assert any("Each of the 48 residual branches" in m for m in messages)
+
+
+def _layer_norm_chain(depth, activation):
+    layers = [nn.Linear(32, 64)]
+    for _ in range(depth):
+        layers += [nn.LayerNorm(64), activation(), nn.Linear(64, 64)]
+    return nn.Sequential(*layers, nn.Linear(64, 4))
+
+
+def test_a_layer_norm_chain_is_tilted_into_the_band():
+    # LayerNorm divides a layer's scale out as batch statistics do; tanh at its unit input has
+    # chi_1 > 1, so the gradient grows 6.3-fold over 20 layers at one scale for all
+    torch.manual_seed(0)
+    model, x = _layer_norm_chain(20, nn.Tanh), torch.randn(256, 32, generator=torch.Generator().manual_seed(1))
+    report, _ = _init(model, x)
+    v = verdict(*profile(model, x))
+    assert 0.25 <= v["grad_ratio"] <= 4 and v["act_ratio"] <= 2 and 0.5 <= v["output_std"] <= 2, v
+    assert not any(n.startswith("measured in one backward pass") for n in report.notes)
+    torch.manual_seed(0)
+    deeper = _layer_norm_chain(30, nn.Tanh)
+    report, _ = _init(deeper, x)
+    notes = [n for n in report.notes if n.startswith("measured in one backward pass")]
+    assert len(notes) == 1 and "A norm after the layers (layer, group or RMS statistics)" in notes[0], notes

@@ -559,6 +559,22 @@ def test_dropout():
     assert mr.dropout(Moments(0.4, 1.16), 1.0) == Moments(0.0, 0.0)
 
 
+
+@pytest.mark.parametrize("mean, second, p", [(0.0, 1.0, 0.1), (0.4, 2.16, 0.3)])
+def test_alpha_dropout(mean, second, p):
+    # AlphaDropout drops to -lambda alpha and maps back by an affine: (0, 1) stays (0, 1); read as
+    # inverted dropout it would be nu / (1 - p), 11% high at p = 0.1
+    x = gaussian((SAMPLES,), mean, second - mean * mean, generator(22))
+    torch.manual_seed(23)
+    rule = mr.alpha_dropout(Moments(mean, second), p)
+    for y in (F.alpha_dropout(x, p=p, training=True),
+              F.feature_alpha_dropout(x.view(-1, 1000, 1), p=p, training=True).view(-1)):
+        agrees(y, rule.mean, f"alpha dropout p={p}: mean")
+        agrees(y * y, rule.second, f"alpha dropout p={p}: second", wrong=[second / (1 - p)])
+    assert mr.alpha_dropout(Moments(0.0, 1.0), p) == Moments(0.0, pytest.approx(1.0, rel=1e-12))
+    assert mr.alpha_dropout(Moments(mean, second), p, training=False) == Moments(mean, second)
+
+
 # ------------------------------------------------------------------ pooling and reductions
 
 

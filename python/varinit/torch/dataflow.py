@@ -65,7 +65,7 @@ import torch
 
 from . import moment_rules as rules
 from .graph import EMBEDDINGS, ExampleInputs, Graph, Node, meta_view, trace
-from .modules import init_by_structure
+from .modules import init_by_structure, recurrent_mode
 from .moment_rules import Moments
 from .parametrizations import spectral_norm_of
 from .refine import MEASURED_MODULES, Target
@@ -114,6 +114,9 @@ ZERO_AT_ZERO = ("relu", "leaky_relu", "gelu", "silu", "tanh", "elu", "celu", "se
 HOMOGENEOUS = ("view", "dropout", "scale", "interpolate", "max_pool", "avg_pool", "adaptive_max_pool",
                "adaptive_avg_pool", "mean", "sum", "cat")
 HOMOGENEOUS_ACTIVATIONS = ("relu", "leaky_relu")
+# the dropout ops that drop to SELU's saturation value and restore the moments by an affine map
+# (not homogeneous, zero not kept)
+ALPHA_DROPOUTS = ("alpha_dropout", "feature_alpha_dropout")
 # the last layers' std moves at most this factor toward the model's output having unit
 # variance (output_gains), so it stays within a factor 2 of the other layers'
 MAX_OUTPUT_GAIN = 1.8
@@ -157,6 +160,20 @@ class Plan:
     def batch_statistics(self) -> bool:
         """Whether a norm of the traced forward pass normalizes by the batch's statistics."""
         return any(node.kind == "norm" and _batch_statistics(node) for node in self.graph.nodes)
+
+    def scale_reset(self) -> bool:
+        """Whether a norm of the forward pass sets its output's scale whatever its input's
+        (batch, layer, group or RMS statistics) and no attention, softmax or recurrent layer
+        mixes the signal: each layer's scale then reaches only the layers up to the next
+        norm, and its output's std sets its own gradient as 1 / std."""
+        nodes = self.graph.nodes
+        return any(node.kind == "norm" and _resets(node) for node in nodes) and not any(
+            node.kind in ("softmax", "attention", "rnn") for node in nodes)
+
+    def alpha_dropouts(self) -> list[float]:
+        """The drop probability of each AlphaDropout call in training in the traced forward pass."""
+        return [float(node.attrs.get("p", 0.5)) for node in self.graph.nodes if node.kind == "dropout"
+                and node.attrs.get("op") in ALPHA_DROPOUTS and node.attrs.get("training", True)]
 
     def layer_sources(self) -> dict[str, list[str]]:
         """For each layer module of the forward pass (its first call), the layer
@@ -350,6 +367,9 @@ class _Walk:
         # (the ops of a fused region, its input moments) -> its moments and E[g'^2]: a
         # transformer's blocks repeat the same written-out GELU at the same moments
         self.quadratures: dict[tuple[Any, ...], tuple[Moments, float] | None] = {}
+        # a recurrent cell's float64 copy under varinit's recurrent rules, by module: a cell
+        # is called once per step, and each call is measured on it
+        self.cell_probes: dict[str, torch.nn.Module] = {}
 
     # ------------------------------------------------------------------ walk
     def run(self, decided: dict[str, float]) -> None:
@@ -403,6 +423,11 @@ class _Walk:
             # second moment dropout adds differs from position to position (dropout2d's
             # mask, one per channel, keeps the ratio kappa / nu as a scale would)
             return self.kappa(x)
+        if kind == "dropout" and node.attrs.get("training", True) and node.attrs.get("op") in ALPHA_DROPOUTS:
+            # y = a (x d + alpha' (1 - d)) + b: what positions share is a (1 - p) times x's
+            # (the constants a alpha' p + b cancel)
+            p = float(node.attrs.get("p", 0.5))
+            return (rules.alpha_dropout_affine(p)[0] * (1.0 - p)) ** 2 * self.kappa(x)
         if kind in LAYERS or kind in ("dropout", "view", "local_response_norm"):
             ratio = self.kappa(x) / self.m(x).second if self.m(x).second > 0 else 0.0
             return out.second * ratio
@@ -930,7 +955,8 @@ class _Walk:
 
     def _dropout(self, node: Node) -> Moments:
         a = node.attrs
-        return rules.dropout(self.m(node.inputs[0]), a.get("p", 0.5), a.get("training", True))
+        rule = rules.alpha_dropout if a.get("op") in ALPHA_DROPOUTS else rules.dropout
+        return rule(self.m(node.inputs[0]), a.get("p", 0.5), a.get("training", True))
 
     def _avg_pool(self, node: Node) -> Moments:
         return rules.avg_pool(self.m(node.inputs[0]), math.prod(node.attrs["kernel_size"]),
@@ -1153,12 +1179,20 @@ class _Walk:
             return None
         solved: dict[str, tuple[float, float, float]] = {}
         out = None
-        if node.attrs.get("output", 0) == 0:
+        output = node.attrs.get("output", 0)
+        if node.attrs.get("cell"):
+            # one step of a cell (called once per step from forward(): each call is its own
+            # node, so the state's moments evolve from its initial value, zeros by default)
+            probe = self.cell_probes.get(node.module)
+            if probe is None:
+                probe = self.cell_probes[node.module] = _cell_probe(module)
+            steps, solved = _solved_cell(
+                probe, [(self.m(i), self.graph.nodes[i].shape) for i in node.inputs], self.target)
+            out = steps[output]
+        elif output == 0:
             out, solved = _solved_rnn(module, self.m(node.inputs[0]), node, self.target)
-            self.notes.append(
-                f"{node.module}: the gated output h = o * tanh(c) has std {_g(math.sqrt(out.second))} at unit "
-                "gate preactivations; a larger one would saturate the gates, so the activation std across "
-                "this layer changes by that factor by design")
+        if output == 0 and out is not None:
+            self._bounded_state_note(node, module, out)
         for role, name in node.params.items():
             pname = name.rsplit(".", 1)[-1]
             if pname in solved:
@@ -1170,7 +1204,20 @@ class _Walk:
                 self.plans.setdefault(name, ParamPlan(
                     name, "recurrent", reason="LSTM/GRU: orthogonal recurrent gates, forget-gate bias 1 "
                                               "(varinit's recurrent rules)"))
-        return out if node.attrs.get("output", 0) == 0 else None
+        return out
+
+    def _bounded_state_note(self, node: Node, module: Any, out: Moments) -> None:
+        """Name the std of a recurrent layer's output, which its gates bound below 1; a
+        cell called once per step has one note, for its last step."""
+        form = _BOUNDED_STATES.get(recurrent_mode(module))
+        if form is None:
+            return
+        head = f"{node.module}: the gated output "
+        self.notes[:] = [n for n in self.notes if not n.startswith(head)]
+        self.notes.append(
+            f"{head}{form} has std {_g(math.sqrt(out.second))} at unit gate preactivations; a larger one "
+            "would saturate the gates, so the activation std across this layer changes by that factor by "
+            "design")
 
     def view(self, node: Node) -> Moments | None:
         if node.attrs.get("op") == "pad" and node.attrs.get("mode", "constant") == "constant":
@@ -1365,7 +1412,7 @@ class _Walk:
                         or weight in self.kept or index in self.branch_end or _weight_norm_gain(node)):
                     return []
                 found.append(index)
-            elif node.kind in HOMOGENEOUS and node.inputs and not (
+            elif node.kind in HOMOGENEOUS and node.inputs and node.attrs.get("op") not in ALPHA_DROPOUTS and not (
                     node.kind == "view" and node.attrs.get("op") == "pad"
                     and node.attrs.get("mode", "constant") != "constant"):
                 stack.extend(node.inputs)
@@ -1453,6 +1500,8 @@ class _Walk:
                 continue  # inside a longer region: judged at its end
             if self.part_of_statistic(index):
                 continue  # part of a normalization written out, not an activation
+            if not self.graph.nodes[index].dtype.is_floating_point:
+                continue  # index arithmetic (an MoE's sorted token order // top_k), not the signal
             x = self.region_input(index)
             if x.second <= 0 or moments.second <= 0 or x.variance <= 0:
                 continue
@@ -1460,7 +1509,8 @@ class _Walk:
             slope = self.region_slope(index)
             tally(by_label, region_label(self.graph, source, index), chi, slope)
         for node in self.graph.nodes:
-            if node.kind == "mul" and node.index not in self.regions and len(node.inputs) == 2 and not (
+            if node.kind == "mul" and node.index not in self.regions and len(node.inputs) == 2 \
+                    and node.dtype.is_floating_point and not (
                     self.resets_scale(node) or any(self.graph.nodes[i].kind == "param" for i in node.inputs)):
                 a, b = (sens.get(i, 0.0) for i in node.inputs)
                 if max(a, b) > 0:
@@ -1726,7 +1776,9 @@ def _keeps_zero(node: Node) -> bool:
     kind = node.kind
     if kind == "view":
         return node.attrs.get("op") != "pad"
-    if kind in ("dropout", "scale", "linear"):
+    if kind == "dropout":
+        return node.attrs.get("op") not in ALPHA_DROPOUTS   # alpha dropout sends dropped zeros elsewhere
+    if kind in ("scale", "linear"):
         return True
     if kind == "norm":
         return node.attrs.get("which") in ("layer_norm", "rms_norm")
@@ -2237,6 +2289,52 @@ def _solved_rnn(module: Any, x: Moments, node: Node,
                 solved[f"weight_ih_l{layer}{suffix}"] = (std, fan_in, nu)
             sample = probe(sample)[0]
     return Moments(float(sample.mean()), float((sample * sample).mean())), solved
+
+
+# what bounds a recurrent layer's output below 1 (a ReLU RNN's is not bounded)
+_BOUNDED_STATES: dict[str, str] = {"LSTM": "h = o * tanh(c)", "GRU": "h = (1 - z) * tanh(n) + z * h_prev",
+                                   "RNN_TANH": "h = tanh(W x + U h_prev)"}
+
+
+def _cell_probe(module: Any) -> torch.nn.Module:
+    """A float64 copy of an RNNCell, GRUCell or LSTMCell under varinit's recurrent rules."""
+    extra = {"nonlinearity": module.nonlinearity} if isinstance(module, torch.nn.RNNCell) else {}
+    probe: torch.nn.Module = type(module)(module.input_size, module.hidden_size, bias=module.bias, **extra)
+    probe = probe.to(torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        init_by_structure(probe, generator=0)
+    return probe
+
+
+def _solved_cell(probe: Any, inputs: list[tuple[Moments, tuple[int, ...]]],
+                 target: float) -> tuple[list[Moments], dict[str, tuple[float, float, float]]]:
+    """One step of a cell: its input weight solved as _solved_rnn solves a layer's,
+    and the step measured on `probe` (_cell_probe). `inputs`: (moments, shape) of
+    the step's input, then of its state (h, or h and c), each sampled as
+    independent Gaussians with those moments. Returns the moments of each output
+    (h', or h' and c') and {"weight_ih": (std, fan_in, nu_in)}."""
+    g = torch.Generator().manual_seed(0)
+    batch = min(inputs[0][1][0], 64) if len(inputs[0][1]) > 1 else None
+
+    def sample(moments: Moments, shape: tuple[int, ...]) -> torch.Tensor:
+        size = [batch, *shape[1:]] if batch is not None else list(shape)
+        return moments.mean + math.sqrt(max(moments.variance, 0.0)) * torch.randn(
+            size, generator=g, dtype=torch.float64)
+
+    x, *states = [sample(m, shape) for m, shape in inputs]
+    nu = float((x * x).mean())
+    fan_in = probe.input_size
+    std = math.sqrt(target / (fan_in * nu)) if nu > 0 else 1.0 / math.sqrt(fan_in)
+    state: Any = None
+    if states:
+        state = tuple(states) if isinstance(probe, torch.nn.LSTMCell) else states[0]
+    with torch.no_grad():
+        probe.weight_ih.normal_(0.0, std, generator=g)
+        out = probe(x, state)
+    outs = out if isinstance(out, tuple) else (out,)
+    return ([Moments(float(t.mean()), float((t * t).mean())) for t in outs],
+            {"weight_ih": (std, fan_in, nu)})
 
 
 def _g(x: float) -> str:

@@ -50,7 +50,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .dataflow import LAYERS, Plan
+from . import moment_rules as rules
+from .dataflow import ALPHA_DROPOUTS, LAYERS, Plan
 from .gradient_check import Layer, gradient_ratio, in_band, measured_profile, outside_band
 from .graph import ExampleInputs, Node
 from .verdicts import GRADIENT_BAND
@@ -305,6 +306,8 @@ def _passed_back(node: Node, plan: Plan, e: float,
         return [(first, e)]
     if kind == "dropout":
         p = float(a.get("p", 0.5)) if a.get("training", True) else 0.0
+        if a.get("op") in ALPHA_DROPOUTS:   # the gradient passes where kept, times a: a^2 (1 - p) of its energy
+            return [(first, e * rules.alpha_dropout_affine(p)[0] ** 2 * (1.0 - p))]
         return [(first, e / (1.0 - p))] if p < 1.0 else None
     if kind == "scale":
         return [(first, e * float(a["scalar"]) ** 2)]

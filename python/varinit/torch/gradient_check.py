@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import torch
 
 from .graph import BufferGuard, ExampleInputs, example_call, output_tensors
+from .moment_rules import alpha_dropout_affine
 from .refine import MEASURED_MODULES
 from .verdicts import GRADIENT_BAND
 
@@ -121,6 +122,12 @@ BATCH_STATISTICS = (
     "2019): the solve caps that inside residual branches, but a chain without a skip keeps it; how many layers "
     "read a feature map and how many positions it has set each element's share too")
 
+SCALE_RESET = (
+    "A norm after the layers (layer, group or RMS statistics) divides their weights' scale out, so each layer's "
+    "output std sets only its own gradient, and the activations between the norms, at the norms' unit variance, "
+    "move the gradient by their chi_1 per layer (each activation's verdict); the tilt undoes that only within the "
+    "activations' room")
+
 
 def pooled_attention(where: str) -> str:
     """The cause for a model whose output averages over positions an attention mixes
@@ -129,6 +136,27 @@ def pooled_attention(where: str) -> str:
             "the same gradient, which attention passes back whole where it averages the forward signal over its "
             "keys, so each attention branch, solved to keep the forward, passes the gradient back amplified; a "
             "smaller branch would leave its layers' outputs outside the forward's 2-fold")
+
+
+def alpha_dropout(ps: list[float]) -> str:
+    """The cause for a model with AlphaDropout in training, at drop probabilities `ps`."""
+    p = max(ps)
+    kept = alpha_dropout_affine(p)[0] ** 2 * (1.0 - p)
+    return (f"AlphaDropout in training ({len(ps)} calls, p up to {p:g}) keeps the forward's mean and "
+            f"variance but passes back a^2 (1 - p) = {kept:.3g} of the gradient's second moment at each call "
+            "(Klambauer et al. 2017), which no scale of the layers undoes while the forward is held")
+
+
+def residual_streams(branches: int) -> str:
+    """The cause for a model with `branches` residual branches (`Plan.residual_branches`)."""
+    return (f"Each of the {branches} residual branches adds its share to the gradient on the way back, as it adds "
+            "its variance to the stream on the way forward, so the gradient at a deep stack's first layers grows "
+            "with the stream's variance; smaller branches, which would narrow the ratio, would leave their last "
+            "layers' outputs outside the forward's 2-fold of the others")
+
+
+NOT_SOLVED = ("The solve keeps the forward pass here; the gradient is tilted toward the band only in models without "
+              "norms, attention or residual streams and in those whose norms set the scale without attention")
 
 
 def measured_note(model: torch.nn.Module, example_inputs: ExampleInputs, cause: str) -> str | None:

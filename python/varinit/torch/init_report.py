@@ -98,7 +98,7 @@ class InitReport(list[InitRecord]):
         """How many parameters each kind of rule got."""
         out: dict[str, int] = {}
         for record in self:
-            kind = record.rule.split(":", 1)[0].split(" ", 1)[0]
+            kind = record.rule.split(":", 1)[0].split(" ", 1)[0].rstrip(",")   # "zeros, forget-gate block 1"
             out[kind] = out.get(kind, 0) + 1
         return out
 

@@ -20,7 +20,8 @@ from ..generator import Generator
 from ..progress import Progress, reporter
 from .dataflow import RESIDUAL_RULES, Plan, ResidualRule, holds_values, plan
 from .gradient_balance import balance_gradient, predicted_note
-from .gradient_check import BATCH_STATISTICS, measured_note, pooled_attention
+from .gradient_check import (BATCH_STATISTICS, NOT_SOLVED, SCALE_RESET, alpha_dropout, measured_note,
+                             pooled_attention, residual_streams)
 from .graph import ExampleInputs
 from .init_report import InitReport
 from .modules import DEFAULT_RESIDUAL_PATTERN, StructureKeywords, check_fillable, init_by_structure
@@ -235,13 +236,17 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
     if measured and not obstacle and not any(is_dtensor(p) for p in model.parameters()):
         pooled = result.pooled_positions()
         if result.plain():
+            dropped = result.alpha_dropouts()
             records = _balanced(model, example_inputs, result, generator, distribution, records,
-                                corrected)
-        elif result.batch_statistics() and pooled is None:
-            records = _balanced(model, example_inputs, result, generator, distribution, records,
-                                corrected, BATCH_STATISTICS)
-        elif pooled is not None:
-            note = measured_note(model, example_inputs, pooled_attention(pooled))
+                                corrected, alpha_dropout(dropped) if dropped else None)
+        elif (result.batch_statistics() or result.scale_reset()) and pooled is None:
+            cause = (BATCH_STATISTICS if result.batch_statistics() else residual_streams(result.residual_branches)
+                     if result.residual_branches else SCALE_RESET)
+            records = _balanced(model, example_inputs, result, generator, distribution, records, corrected, cause)
+        else:
+            cause = (pooled_attention(pooled) if pooled is not None
+                     else residual_streams(result.residual_branches) if result.residual_branches else NOT_SOLVED)
+            note = measured_note(model, example_inputs, cause)
             result.notes.extend([note] if note is not None else [])
     records += override_records + _kept_records(kept, overridden)
     refresh_spectral_norms(model, _written(records))
@@ -254,8 +259,9 @@ def _balanced(model: torch.nn.Module, example_inputs: ExampleInputs, result: Pla
               distribution: SchemeDistribution, records: list[InitRecord],
               corrected: dict[str, float], cause: str | None = None) -> list[InitRecord]:
     """The records after `gradient_balance.balance_gradient` on a plain model (no norms,
-    attention or residual streams) or on one whose norms use batch statistics (which
-    divide a layer's scale out, so its output's std sets only its own gradient's):
+    attention or residual streams) or on one whose norms set the scale (batch statistics,
+    or layer, group or RMS norms without attention: they divide a layer's scale out, so
+    its output's std sets only its own gradient's):
     each tilted weight drawn again from its stream at the measured pass's std times
     the tilt; its notes go to the plan's, with `cause` for a ratio left outside."""
     weights = {t.module: t.weight for t in result.measurable if not t.functional and t.goal is not None}

@@ -17,7 +17,8 @@ What `init_module` does to each kind of module (its own parameters only):
   of W_Q, W_K, W_V gets its own fans (pytorch issue 166378), or the separate
   q/k/v_proj_weight; no activation follows them; biases and bias_k/bias_v 0.
   out_proj is a Linear and is treated as one.
-- LSTM, GRU, RNN: weight_ih_l* by the scheme as 4 / 3 / 1 gate blocks (gain 1
+- LSTM, GRU, RNN and their cells (LSTMCell, GRUCell, RNNCell): weight_ih_l*
+  (a cell's weight_ih) by the scheme as 4 / 3 / 1 gate blocks (gain 1
   unless `activations` names the module: the gates' sigmoid/tanh are not
   followed by another layer's weights); weight_hh_l* orthogonal per gate block
   (Saxe et al. 2014), so each gate's recurrent map preserves norms; weight_hr
@@ -134,6 +135,18 @@ _CONV = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
 _CONV_TRANSPOSE = (torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)
 _WEIGHT_LAYERS = (torch.nn.Linear,) + _CONV + _CONV_TRANSPOSE
 _GATE_BLOCKS: dict[str, int] = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+
+def recurrent_mode(module: Any) -> str:
+    """"LSTM", "GRU", "RNN_TANH" or "RNN_RELU" for a recurrent layer or cell: nn.RNNBase
+    names it in `mode`; a cell (nn.RNNCellBase) only by its class."""
+    if isinstance(module, torch.nn.RNNBase):
+        return str(module.mode)
+    if isinstance(module, torch.nn.LSTMCell):
+        return "LSTM"
+    if isinstance(module, torch.nn.GRUCell):
+        return "GRU"
+    return "RNN_RELU" if module.nonlinearity == "relu" else "RNN_TANH"
 
 
 class _ModuleFunction:
@@ -412,7 +425,8 @@ def _init_attention(walk: _Walk, name: str, module: Any, params: list[tuple[str,
 
 
 def _init_recurrent(walk: _Walk, name: str, module: Any, params: list[tuple[str, torch.nn.Parameter]]) -> None:
-    blocks = _GATE_BLOCKS[module.mode]
+    mode = recurrent_mode(module)
+    blocks = _GATE_BLOCKS[mode]
     activation = walk.user_activation(name)
     for pname, param in params:
         full = _full(name, pname)
@@ -422,7 +436,7 @@ def _init_recurrent(walk: _Walk, name: str, module: Any, params: list[tuple[str,
             walk.report.append(fill_orthogonal(param, full, blocks=blocks, generator=walk.stream(full)))
         elif pname.startswith("weight_hr"):
             walk.weight(param, full, name, None, {"layer": "linear"})
-        elif pname.startswith("bias_ih") and module.mode == "LSTM":
+        elif pname.startswith("bias_ih") and mode == "LSTM":
             walk.constant(param, full, 0.0)
             hidden = module.hidden_size
             if not param.is_meta:  # a meta model gets the plan, not the values
@@ -458,7 +472,7 @@ def _init_norm(walk: _Walk, name: str, module: Any, params: list[tuple[str, torc
 def _handler(module: torch.nn.Module) -> Handler | None:
     if isinstance(module, torch.nn.MultiheadAttention):
         return _init_attention
-    if isinstance(module, torch.nn.RNNBase):
+    if isinstance(module, (torch.nn.RNNBase, torch.nn.RNNCellBase)):
         return _init_recurrent
     if isinstance(module, _WEIGHT_LAYERS):
         return _init_weight_layer

@@ -476,6 +476,37 @@ def dropout(m: MomentsLike, p: float, training: bool = True) -> Moments:
     return Moments(x.mean, x.second / (1.0 - p))
 
 
+
+# SELU's saturation value -lambda * alpha, where AlphaDropout sends dropped units (Klambauer et al. 2017)
+ALPHA_PRIME = -1.0507009873554804934193349852946 * 1.6732632423543772848170429916717
+
+
+def alpha_dropout_affine(p: float) -> tuple[float, float]:
+    """AlphaDropout's affine map (a, b) after dropping to ALPHA_PRIME with probability
+    p: a = ((1 - p)(1 + p alpha'^2))^(-1/2), b = -a alpha' p, so zero mean and unit
+    variance are kept (Klambauer et al. 2017, section "New Dropout Technique")."""
+    a = ((1.0 - p) * (1.0 + p * ALPHA_PRIME ** 2)) ** -0.5
+    return a, -a * ALPHA_PRIME * p
+
+
+def alpha_dropout(m: MomentsLike, p: float, training: bool = True) -> Moments:
+    """AlphaDropout (and feature alpha dropout, whose mask is one per channel with the
+    same marginals): y = a (x d + alpha' (1 - d)) + b, d ~ Bernoulli(1 - p), so
+    E[y] = a (1 - p) mu and E[y^2] = a^2 ((1 - p) nu + p alpha'^2) + 2 a b ((1 - p) mu
+    + p alpha') + b^2; (0, 1) stays (0, 1). Eval changes nothing; p = 1 gives the
+    constant a alpha' + b = 0."""
+    x = _moments(m, "m")
+    p = _validate.real(p, "p", _validate.BOUNDED_0_1)
+    if not _validate.flag(training, "training"):
+        return x
+    if p == 1.0:
+        return Moments(0.0, 0.0)
+    a, b = alpha_dropout_affine(p)
+    mean_y = (1.0 - p) * x.mean + p * ALPHA_PRIME
+    second_y = (1.0 - p) * x.second + p * ALPHA_PRIME ** 2
+    return Moments(a * (1.0 - p) * x.mean, a * a * second_y + 2.0 * a * b * mean_y + b * b)
+
+
 # ---------------------------------------------------------------- pooling and reductions
 
 

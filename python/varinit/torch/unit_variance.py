@@ -28,7 +28,7 @@ from ..layers.transaction import all_or_nothing, check_finite
 from ..layers.unit_variance import Moments, as_batches, check_options, rescale_to_unit_variance
 from ..progress import Progress, reporter
 from .graph import expand
-from .sharded import streams_agreed
+from .sharded import streams_agreed, write_rows
 from .sharded_data_init import (WholeCopy, check_same_batches, check_same_generator, end_forward, has_dtensors,
                                 local_part, mark_dtensors_written, refuse_sharded_compute, warn_other_precision)
 
@@ -40,6 +40,9 @@ _WEIGHTED: dict[Callable[..., Any], str] = {F.linear: "linear", F.conv1d: "conv"
              F.conv_transpose1d: "conv", F.conv_transpose2d: "conv", F.conv_transpose3d: "conv"}
 _RECURRENT: dict[Callable[..., Any], int] = {torch._VF.lstm: 4, torch._VF.gru: 3, torch._VF.rnn_tanh: 1,
                                              torch._VF.rnn_relu: 1}
+# one step of nn.LSTMCell / GRUCell / RNNCell: (input, hx, w_ih, w_hh, b_ih, b_hh)
+_CELLS: dict[Callable[..., Any], int] = {torch._VF.lstm_cell: 4, torch._VF.gru_cell: 3, torch._VF.rnn_tanh_cell: 1,
+                                         torch._VF.rnn_relu_cell: 1}
 # Reads of a tensor's metadata, not its values (nn.MultiheadAttention reads
 # in_proj_weight.dtype before its call): a weight read so does not make a
 # later input depend on it.
@@ -143,6 +146,8 @@ class _Watch(TorchFunctionMode):
                     self.measured(functools.partial(func, *args, **kwargs), replayable)
         elif func in _RECURRENT:
             self.recurrent(func, args, kwargs, replayable)
+        elif func in _CELLS:
+            self.cell(func, args, kwargs, replayable)
         elif type(func) is types.FunctionType and func not in self.expanding:
             # a Python function torch dispatches (F.multi_head_attention_forward):
             # run its body under the watch, so the weights it uses are seen
@@ -191,6 +196,18 @@ class _Watch(TorchFunctionMode):
                                   batch_first)[0]
                 self.measured(functools.partial(F.linear, inputs, weight, bias), replayable)
 
+
+    def cell(self, func: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], replayable: bool) -> None:
+        """The input weight of a recurrent cell, measured as W_ih x + b_ih at its first
+        step (a cell is called once per step; its later inputs come from the same data)."""
+        values = _bound(func, args, kwargs, ("input", "hx", "w_ih", "w_hh", "b_ih", "b_hh"))
+        name = self.names(values.get("w_ih"), search=True)
+        if name is None:
+            return
+        bias = values.get("b_ih")
+        self.note(_Unit(name, self.names(bias, search=True), -1, values["w_ih"], _CELLS[func]))
+        if self.target is not None and self.target.name == name:
+            self.measured(functools.partial(F.linear, values["input"], values["w_ih"], bias), replayable)
 
 def _reads(func: Callable[..., Any], names: _Names, args: Sequence[Any], kwargs: dict[str, Any]) -> set[str]:
     """The names of the parameters among a call's arguments (or in a list of
@@ -335,8 +352,10 @@ def lsuv(model: torch.nn.Module, data: Any, *, tol: float = 0.1, max_iter: int =
     units and all batches. A layer is every weight the forward pass hands to a
     linear or convolution function, in the order it first does, called as a
     module or not (``nn.MultiheadAttention``'s packed in_proj_weight and its
-    out_proj.weight), and the input weights of LSTM/GRU/RNN layers (measured
-    as W_ih x + b_ih on each layer's actual input). The model runs in eval
+    out_proj.weight), and the input weights of LSTM/GRU/RNN layers and cells
+    (measured as W_ih x + b_ih on each layer's actual input, a cell's at its
+    first step; an LSTM's forget-gate block of b_ih is then set back to 1,
+    varinit's recurrent rule, with or without `mean_correction`). The model runs in eval
     mode (dropout off, batch norm on its running statistics) under
     ``torch.no_grad()``, and its training flags are restored afterwards; a
     layer called several times per pass is measured at its first call. The
@@ -463,6 +482,10 @@ def _lsuv(model: torch.nn.Module, batches: Sequence[Any], order: list[_Unit], na
             _label(unit), measure, [weight], bias_values, tol, max_iter, mean_correction))
         if whole_bias is not None:
             whole_bias.write()
+        if unit.recurrent == 4 and bias is not None:
+            # an LSTM's b_ih: the forget-gate block is an offset, not a scale, and keeps varinit's 1
+            # (Gers et al. 2000; Jozefowicz et al. 2015), whatever the rescaling and mean correction
+            write_rows(bias, slice(bias.shape[0] // 4, bias.shape[0] // 2), 1.0)
         if step is not None:
             step(len(report), len(order))
 
