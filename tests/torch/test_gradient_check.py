@@ -191,3 +191,32 @@ def test_a_layer_norm_chain_is_tilted_into_the_band():
     report, _ = _init(deeper, x)
     notes = [n for n in report.notes if n.startswith("measured in one backward pass")]
     assert len(notes) == 1 and "A norm after the layers (layer, group or RMS statistics)" in notes[0], notes
+
+
+class ConvAttentionPool(nn.Module):
+    """A conv stem's 256 positions mixed by attention, averaged, then a tanh layer and a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.hidden, self.head = nn.Linear(16, 64), nn.Linear(64, 10)
+
+    def forward(self, x):
+        t = torch.relu(self.stem(x)).flatten(2).transpose(1, 2)
+        t = t + self.attn(t, t, t, need_weights=False)[0]
+        return self.head(torch.tanh(self.hidden(t.mean(1))))
+
+
+def test_a_mean_over_positions_with_a_ratio_below_the_band_is_named_by_its_division():
+    # below the band, the mean's division by the positions' count is the cause, not the
+    # attention's amplification (the text for a ratio above it)
+    torch.manual_seed(0)
+    model, x = ConvAttentionPool(), torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    report, _ = _init(model, x)
+    ratio = verdict(*profile(model, x))["grad_ratio"]
+    assert ratio < 0.25
+    notes = [n for n in report.notes if n.startswith("measured in one backward pass")]
+    assert len(notes) == 1 and f"the gradient std at stem is {ratio:.3g} times the one at hidden" in notes[0], notes
+    assert "(4096 per example at stem, 64 at hidden)" in notes[0]
+    assert "attention passes back whole" not in notes[0]

@@ -578,6 +578,28 @@ def test_alpha_dropout(mean, second, p):
 # ------------------------------------------------------------------ pooling and reductions
 
 
+@pytest.mark.parametrize("size, k, stride, pad, include, ceil", [
+    (2, 3, 1, 1, True, False),    # Inception's 3x3 branch pool on a 2x2 map: 4 real taps of 9
+    (2, 3, 1, 1, False, False),   # the zeros left out of the divisor
+    (5, 3, 2, 1, True, True),     # ceil mode: a last window clipped to the padded extent
+])
+def test_avg_pool_windows_over_zero_padding(size, k, stride, pad, include, ceil):
+    x = gaussian((SAMPLES // (size * size), 1, size, size), 0.7, 1.69, generator(24))
+    y = F.avg_pool2d(x, k, stride, pad, ceil_mode=ceil, count_include_pad=include)
+    real, divisor = mr.pool_windows((size, size), (k, k), (stride, stride), (pad, pad), y.shape[-2:], include)
+    rule = mr.avg_pool_windows(Moments(0.7, 0.49 + 1.69), real, divisor)
+    # iid samples: one output position per sample (its window's taps are the sample's own)
+    for position in range(y.shape[-1] * y.shape[-2]):
+        row, col = divmod(position, y.shape[-1])
+        taps, d = real[position], divisor[position]
+        expected = Moments(taps * 0.7 / d, (taps * 1.69 + taps * taps * 0.49) / (d * d))
+        agrees(y[:, 0, row, col], expected.mean, f"window {position}: mean")
+        agrees(y[:, 0, row, col] ** 2, expected.second, f"window {position}: second",
+               wrong=[] if taps == d else [0.49 + 1.69 / (k * k)])
+    whole = mr.avg_pool(Moments(0.7, 0.49 + 1.69), k * k)   # read as whole windows: wrong here
+    assert abs(rule.second - whole.second) > 0.05 * whole.second
+    assert rule.mean == pytest.approx(0.7 * float(np.mean(real / divisor)), rel=1e-12)
+
 def test_max_pool_constants():
     e2 = mr.max_pool(Moments(0.0, 1.0), 2)
     assert e2.mean == pytest.approx(1 / math.sqrt(math.pi), rel=1e-6)

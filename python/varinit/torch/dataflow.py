@@ -959,8 +959,14 @@ class _Walk:
         return rule(self.m(node.inputs[0]), a.get("p", 0.5), a.get("training", True))
 
     def _avg_pool(self, node: Node) -> Moments:
-        return rules.avg_pool(self.m(node.inputs[0]), math.prod(node.attrs["kernel_size"]),
-                              self.correlation(node))
+        a, x = node.attrs, self.m(node.inputs[0])
+        kernel = a["kernel_size"]
+        sizes, outputs = self.graph.nodes[node.inputs[0]].shape[-len(kernel):], node.shape[-len(kernel):]
+        real, divisor = rules.pool_windows(sizes, kernel, a["stride"], a["padding"], outputs,
+                                           a.get("count_include_pad", True), a.get("divisor_override"))
+        if np.all(real == math.prod(kernel)) and np.all(divisor == real):   # every window whole
+            return rules.avg_pool(x, math.prod(kernel), self.correlation(node))
+        return rules.avg_pool_windows(x, real, divisor, self.correlation(node))
 
     def _max_pool(self, node: Node) -> Moments:
         source, g = self.region(node.inputs[0])

@@ -1,26 +1,28 @@
 """The measured gradient after the graph-aware init, with real example inputs.
 
 `measured_profile` runs one forward and backward pass on the example inputs
-and gives each weight layer's output std and gradient std. Three kinds of
-model read it (init_module):
+and gives each weight layer's output std and gradient std. Every model with
+real example inputs reads it (init_module); a ratio outside verdicts'
+GRADIENT_BAND (the same band for the second moment, [1/16, 16]) is named
+with its cause:
 
-- a model whose norms use batch statistics (`gradient_balance`, with
-  BATCH_STATISTICS as the cause of a ratio left outside). The solve works on
-  forward moments, and such a norm divides the gradient by its input's
-  per-channel std, which leaves out the offset a layer gives an input with
-  a mean: after an activation with a mean, each such layer multiplies the
-  gradient's second moment by nu / (nu - mu^2) whatever the weights' scale
-  (pi / (pi - 1) after ReLU; Yang et al. 2019, "A mean field theory of batch
-  normalization"). In residual branches the solve caps it (dataflow's
-  gradient budget); in a chain without a skip the layers' output stds are
-  tilted within the forward's room, and a std ratio left outside verdicts'
-  GRADIENT_BAND (the same band for the second moment, [1/16, 16]) is named;
-- a model whose output averages over positions that an attention mixes
-  (`measured_note` with `pooled_attention`: a mean over the tokens before a
-  head), where attention passes the same gradient at every position back
-  whole;
+- a model whose norms use batch statistics, or layer, group or RMS norms
+  without attention (`gradient_balance`, with BATCH_STATISTICS, SCALE_RESET
+  or the residual cause as the cause of a ratio left outside). The solve
+  works on forward moments, and a batch-statistics norm divides the gradient
+  by its input's per-channel std, which leaves out the offset a layer gives
+  an input with a mean: after an activation with a mean, each such layer
+  multiplies the gradient's second moment by nu / (nu - mu^2) whatever the
+  weights' scale (pi / (pi - 1) after ReLU; Yang et al. 2019, "A mean field
+  theory of batch normalization"). In residual branches the solve caps it
+  (dataflow's gradient budget); in a chain without a skip the layers' output
+  stds are tilted within the forward's room;
 - a plain model, without norms, attention or residual streams
-  (`gradient_balance`), whose layers' scales can move the ratio.
+  (`gradient_balance`), whose layers' scales can move the ratio; AlphaDropout
+  (`alpha_dropout`) passes back a^2 (1 - p) of the gradient's energy;
+- any other model (`measured_note`): a mean over the tokens an attention
+  mixes (`pooled_attention`; `averaged_down` below the band), a residual
+  stack (`residual_streams`), or the rest (NOT_SOLVED).
 """
 from __future__ import annotations
 
@@ -159,11 +161,24 @@ NOT_SOLVED = ("The solve keeps the forward pass here; the gradient is tilted tow
               "norms, attention or residual streams and in those whose norms set the scale without attention")
 
 
-def measured_note(model: torch.nn.Module, example_inputs: ExampleInputs, cause: str) -> str | None:
+def measured_note(model: torch.nn.Module, example_inputs: ExampleInputs, cause: str,
+                  pooled: str | None = None) -> str | None:
     """A note when the measured gradient ratio (`measured_profile`, `gradient_ratio`)
-    is outside the band, with `cause`, or when autograd fails there; else None."""
+    is outside the band, with `cause`, or when autograd fails there; else None. With
+    `pooled` (where the output averages over positions), a ratio below the band is
+    the mean's division instead (`averaged_down`)."""
     layers = measured_profile(model, example_inputs)
     if layers is None or isinstance(layers, str):
         return layers
     ratio = gradient_ratio(layers)
-    return None if in_band(ratio) else f"{outside_band(layers, ratio)}. {cause}"
+    if in_band(ratio):
+        return None
+    return f"{outside_band(layers, ratio)}. {averaged_down(pooled, layers) if pooled and ratio < 1 else cause}"
+
+
+def averaged_down(where: str, layers: list[Layer]) -> str:
+    """The cause for a ratio below the band under a mean over positions (in `where`)."""
+    first, last = layers[0], layers[-2]
+    return (f"The output averages over positions (in {where}): each position gets the mean's gradient divided by "
+            "their count, so the gradient's std per element falls where a layer's output has more elements "
+            f"({first.elements} per example at {first.module}, {last.elements} at {last.module})")

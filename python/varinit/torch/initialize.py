@@ -246,7 +246,7 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
         else:
             cause = (pooled_attention(pooled) if pooled is not None
                      else residual_streams(result.residual_branches) if result.residual_branches else NOT_SOLVED)
-            note = measured_note(model, example_inputs, cause)
+            note = measured_note(model, example_inputs, cause, pooled)
             result.notes.extend([note] if note is not None else [])
     records += override_records + _kept_records(kept, overridden)
     refresh_spectral_norms(model, _written(records))

@@ -517,7 +517,7 @@ def avg_pool(m: MomentsLike, count: int, rho: float = 0.0) -> Moments:
 
     rho = 0 for independent elements; neighbouring conv outputs are correlated
     (see `affine_correlation`), or measure rho on the example input. Windows
-    that include zero padding (count_include_pad) are not modelled.
+    that reach into zero padding or past the input's edge: `pool_windows`.
     """
     x = _moments(m, "m")
     k = _validate.integer(count, "count", minimum=1)
@@ -526,6 +526,39 @@ def avg_pool(m: MomentsLike, count: int, rho: float = 0.0) -> Moments:
 
 
 reduce_mean = avg_pool
+
+
+def pool_windows(sizes: Sequence[int], kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int],
+                 outputs: Sequence[int], count_include_pad: bool = True,
+                 divisor_override: int | None = None) -> tuple[FloatArray, FloatArray]:
+    """Per output position of an average pooling (flattened), how many of its window's
+    taps land on the input and what torch divides their sum by: the window clipped to
+    the padded extent (count_include_pad), the real taps, or `divisor_override`.
+    `sizes`, `outputs`: the input's and output's spatial sizes."""
+    real_axes, pool_axes = [], []
+    for size, k, st, pad, out in zip(sizes, kernel, stride, padding, outputs):
+        start = np.arange(out) * st - pad
+        end = np.minimum(start + k, size + pad)
+        real_axes.append(np.maximum(np.minimum(end, size) - np.maximum(start, 0), 0))
+        pool_axes.append(end - start)
+    real = functools.reduce(np.multiply.outer, real_axes).ravel().astype(np.float64)
+    pool = functools.reduce(np.multiply.outer, pool_axes).ravel().astype(np.float64)
+    if divisor_override:
+        return real, np.full_like(real, float(divisor_override))
+    return real, (pool if count_include_pad else np.maximum(real, 1.0))
+
+
+def avg_pool_windows(m: MomentsLike, real: FloatArray, divisor: FloatArray, rho: float = 0.0) -> Moments:
+    """Average pooling whose windows hold `real` input taps and divide by `divisor`
+    (per output position, `pool_windows`): a window of r taps has mean r mu / D and
+    second moment (r sigma^2 (1 + (r - 1) rho) + r^2 mu^2) / D^2, averaged over the
+    positions (zero padding is zeros; count_include_pad counts it in D)."""
+    x = _moments(m, "m")
+    rho = _validate.real(rho, "rho", _validate.BOUNDED_0_1)
+    r, d = np.asarray(real, dtype=np.float64), np.asarray(divisor, dtype=np.float64)
+    mean = float(np.mean(r / d)) * x.mean
+    second = float(np.mean((r * x.variance * (1.0 + (r - 1.0) * rho) + r * r * x.mean * x.mean) / (d * d)))
+    return Moments(mean, second)
 
 
 def interpolate(m: MomentsLike, energy: float, rho: float = 0.0) -> Moments:
