@@ -16,7 +16,8 @@ alone, without the measured pass that real inputs add.
 GPT-2 small (12 pre-LN blocks, d = 768, 12 heads, tied 50257-token head,
 124M parameters, float32, input (1, 128) token ids): the time of the graph-aware
 init (on meta ids: trace + solve + fill; on real ids: + one measured forward
-pass over the 128 tokens) against filling the same parameters plainly
+pass over the 128 tokens and the gradient check, one forward and backward
+pass) against filling the same parameters plainly
 (init_module without example_inputs, name-keyed streams) and torch's own
 reset_parameters.
 Results go to stdout and benchmarks/results/whole_model.md.
@@ -115,7 +116,7 @@ def gpt2_rows():
             ("varinit, dataflow on meta ids (trace + solve + fill)", f"{shapes:.3f} s", f"{shapes / plain:.2f}"),
             ("  of which the trace", f"{trace:.3f} s", f"{trace / plain:.2f}"),
             ("  of which the solve", f"{solve:.3f} s", f"{solve / plain:.2f}"),
-            ("varinit, dataflow on real ids (+ one measured forward pass)", f"{measured:.3f} s",
+            ("varinit, dataflow on real ids (+ measured pass and gradient check)", f"{measured:.3f} s",
              f"{measured / plain:.2f}")]
     if anyinit is not None:
         for mode in ("analytic", "empirical"):

@@ -2298,7 +2298,7 @@ def _solved_rnn(module: Any, x: Moments, node: Node,
 
 
 # what bounds a recurrent layer's output below 1 (a ReLU RNN's is not bounded)
-_BOUNDED_STATES: dict[str, str] = {"LSTM": "h = o * tanh(c)", "GRU": "h = (1 - z) * tanh(n) + z * h_prev",
+_BOUNDED_STATES: dict[str, str] = {"LSTM": "h = o * tanh(c)", "GRU": "h = (1 - z) * n + z * h_prev, n = tanh(.)",
                                    "RNN_TANH": "h = tanh(W x + U h_prev)"}
 
 

@@ -66,10 +66,10 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
     within 4-fold (below e for a branch that ends in a norm). With real inputs, one measured pass then corrects each solved layer
     called as a module, and where the solve cannot see the gradient one backward pass
     measures its first/last ratio: the layers of a plain model (no norms, attention or
-    residual streams) or of one whose norms use batch statistics are tilted toward
-    [1/4, 4] within the forward's room (`varinit.torch.gradient_balance`), and a ratio
-    left outside it, or outside it under a mean over the positions attention mixes,
-    is named. Every parameter draws from
+    residual streams) or of one whose norms set the scale (batch statistics, or layer,
+    group or RMS norms without attention) are tilted toward [1/4, 4] within the
+    forward's room (`varinit.torch.gradient_balance`), and a ratio left outside it,
+    on any model, is named with its cause. Every parameter draws from
     ``generator.stream(its name)``, so a sharded copy of the model reproduces
     it piece by piece. The report lists every parameter (untouched ones with
     the reason) with a stability verdict per activation;
