@@ -1152,3 +1152,36 @@ def test_integer_index_arithmetic_gets_no_activation_verdict():
     report = _init(model, x)
     assert [v.activation for v in report.verdicts] == ["relu"]
     assert report.healthy
+
+
+class WidthScaledAttention(nn.Module):
+    """torchvision's MaxViT attention: one packed qkv layer, q scaled by 1/sqrt(width) (not
+    1/sqrt(head dim)) before the scores, then softmax and an output layer."""
+
+    def __init__(self, d=256, head=32):
+        super().__init__()
+        self.head, self.scale = head, d ** -0.5
+        self.qkv, self.o = nn.Linear(d, 3 * d), nn.Linear(d, d)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, d // self.head, self.head).permute(2, 0, 3, 1, 4)
+        a = torch.softmax(torch.einsum("bhid,bhjd->bhij", q * self.scale, k), dim=-1)
+        return self.o(torch.einsum("bhij,bhjd->bhid", a, v).transpose(1, 2).reshape(b, t, d))
+
+
+def test_a_softmax_the_model_scales_flatter_is_followed_not_raised():
+    # scores at 1/sqrt(256) over 32 terms have variance 1/8: raising q and k to unit scores
+    # would raise the packed layer's v with them, its output 1.8x the others' (MaxViT: act 2.3)
+    torch.manual_seed(0)
+    model, x = WidthScaledAttention(), torch.randn(8, 49, 256, generator=torch.Generator().manual_seed(1))
+    report = _init(model, x)
+    reasons = {r.name: r.rule for r in report}
+    assert "attention scores" not in reasons["qkv.weight"]
+    stds = []
+    hooks = [m.register_forward_hook(lambda mod, a, o: stds.append(float(o.std()))) for m in (model.qkv, model.o)]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    assert 0.9 <= stds[0] <= 1.1 and 0.9 <= stds[1] <= 1.1, stds

@@ -122,9 +122,9 @@ ALPHA_DROPOUTS = ("alpha_dropout", "feature_alpha_dropout")
 MAX_OUTPUT_GAIN = 1.8
 # torch's initial PReLU slope, taken when the parameter holds no values (meta)
 PRELU_SLOPE = 0.25
-# the factor on the second moment of q's and k's layers that gives attention scores unit
-# variance stays within [1/MAX_SCORE_GAIN, MAX_SCORE_GAIN]: their std within 1.8 of the
-# other layers' (as MAX_OUTPUT_GAIN), inside the 2-fold the act bound allows
+# the factor on the second moment of q's and k's layers that brings attention scores down
+# to unit variance stays within [1/MAX_SCORE_GAIN, 1]: their std within 1.8 of the other
+# layers' (as MAX_OUTPUT_GAIN), inside the 2-fold the act bound allows
 MAX_SCORE_GAIN = MAX_OUTPUT_GAIN ** 2
 
 
@@ -1866,13 +1866,16 @@ def _rotation(graph: Graph, node: Node) -> int | None:
 
 def _score_gains(graph: Graph) -> dict[int, tuple[float, str]]:
     """{layer node: (factor on its goal, why)} for the layers whose outputs are the
-    queries and keys of attention scores whose scale s is not 1/sqrt(d) (T5 leaves
+    queries and keys of attention scores whose scale s is above 1/sqrt(d) (T5 leaves
     it out, folding it into q's init): q kᵀ s, over d terms, has variance
     d s^2 nu_q nu_k, so q's and k's layers share the factor 1 / (s sqrt(d)) and the
-    scores keep unit variance, within [1/MAX_SCORE_GAIN, MAX_SCORE_GAIN]. Unit
-    q and k at s = 1 give scores of variance d, a softmax near one-hot whose
-    gradient to q and k is sqrt(d) times the scaled one's (Vaswani et al. 2017,
-    section 3.2.1)."""
+    scores keep unit variance, down to 1/MAX_SCORE_GAIN. Unit q and k at s = 1 give
+    scores of variance d, a softmax near one-hot whose gradient to q and k is
+    sqrt(d) times the scaled one's (Vaswani et al. 2017, section 3.2.1). A scale
+    below 1/sqrt(d) (muP's 1/d; torchvision's MaxViT, 1/sqrt(its width) over heads
+    of 32) is the model's choice of a flatter softmax, which the attention rule
+    follows: q and k are not raised, since a packed qkv layer would carry v and its
+    output out of the forward's room with them."""
     gains: dict[int, tuple[float, str]] = {}
     for node in graph.nodes:
         if node.kind == "attention":
@@ -1893,8 +1896,8 @@ def _score_gains(graph: Graph) -> dict[int, tuple[float, str]]:
         for index, factor in cast("list[tuple[int, float]]", layers):
             scale *= factor
         exact = 1.0 / (abs(scale) * math.sqrt(inner)) if scale else MAX_SCORE_GAIN
-        gain = min(max(exact, 1.0 / MAX_SCORE_GAIN), MAX_SCORE_GAIN)
-        if abs(gain - 1.0) <= 1e-3:
+        gain = min(max(exact, 1.0 / MAX_SCORE_GAIN), 1.0)
+        if gain > 1.0 - 1e-3:
             continue
         bound = ("" if gain == exact else
                  f" (unit variance would take x{_g(exact)}, beyond the {MAX_SCORE_GAIN:g} allowed)")
