@@ -618,15 +618,17 @@ class InPlace(nn.Module):
 
 def test_in_place_ops_make_new_nodes_and_rebind_the_tensor():
     graph = trace(InPlace(), torch.randn(3, 4))
-    assert kinds(graph) == ["input", "linear", "elementwise", "shift", "constant", "opaque",
+    assert kinds(graph) == ["input", "linear", "elementwise", "shift", "constant", "scatter",
                             "scale"]
     lin, relu, shift, zeros, write, scale = [n for n in graph.nodes if n.kind != "view"][1:]
     assert relu.inputs == [lin.index] and relu.target == "torch.Tensor.relu_"
     assert shift.inputs == [relu.index] and shift.attrs == {"scalar": 1}
     assert write.target == "torch.Tensor.__setitem__" and write.inputs[0] == zeros.index
+    # three of the four columns written, into zeros made in forward
+    assert write.attrs == {"op": "setitem", "share": 0.75, "zeros_before": True}
     assert graph.nodes[write.inputs[1]].inputs == [shift.index]
     assert scale.inputs == [write.index] and graph.outputs == [scale.index]
-    assert graph.unknown == [write.index]
+    assert graph.unknown == []
     assert_replays(relu, torch.relu)
     x = random64(seed=8)
     kept = x.clone()

@@ -575,6 +575,32 @@ def test_alpha_dropout(mean, second, p):
     assert mr.alpha_dropout(Moments(mean, second), p, training=False) == Moments(mean, second)
 
 
+
+def test_scatter_and_index_add():
+    # x[mask] = v over a share of x's rows, and x.index_add(0, index, s) with rows that several
+    # source rows land on: against the ops themselves. Rows are independent (a row's elements
+    # share its mask and its count), so each check reads per-row means
+    g = generator(25)
+    rows, width = 40000, 16
+    x = gaussian((rows, width), 0.3, 0.5, g)
+    v = gaussian((rows, width), -1.0, 2.0, g)
+    mask = torch.rand(rows, generator=g) < 0.37
+    written = x.clone()
+    written[mask] = v[mask]
+    rule = mr.scatter(Moments(0.3, 0.59), Moments(-1.0, 3.0), float(mask.double().mean()))
+    agrees(written.mean(1), rule.mean, "setitem: mean")
+    agrees((written * written).mean(1), rule.second, "setitem: second", wrong=[0.59])
+    # index_add: 3 source rows per row of x on average, drawn with repeats
+    source = gaussian((3 * rows, width), 0.5, 1.5, g)
+    index = torch.randint(0, rows, (3 * rows,), generator=g)
+    added = x.index_add(0, index, source, alpha=0.5)
+    counts = torch.bincount(index, minlength=rows).double()
+    rule = mr.index_add(Moments(0.3, 0.59), Moments(0.5, 1.75), float(counts.mean()), float((counts ** 2).mean()), 0.5)
+    agrees(added.mean(1), rule.mean, "index_add: mean")
+    # read as one source row per row of x, the rule would be 1.18
+    agrees((added * added).mean(1), rule.second, "index_add: second",
+           wrong=[mr.index_add(Moments(0.3, 0.59), Moments(0.5, 1.75), 1.0, 1.0, 0.5).second])
+
 # ------------------------------------------------------------------ pooling and reductions
 
 

@@ -948,6 +948,15 @@ class _Walk:
             self.plans[name] = ParamPlan(name, "constant", value=value, reason=reason)
         return rules.scale(x, value)
 
+    def _scatter(self, node: Node) -> Moments:
+        a = node.attrs
+        base, value = (self.m(i) for i in node.inputs[:2])
+        if a.get("zeros_before"):
+            base = Moments(0.0, 0.0)
+        if a["op"] == "setitem":
+            return rules.scatter(base, value, a["share"])
+        return rules.index_add(base, value, a["counts"], a["counts_sq"], a["alpha"])
+
     def _addcmul(self, node: Node) -> Moments:
         """input + v * t1 * t2 (timm's Affine: beta + alpha * x), the operands independent."""
         base, t1, t2 = (self.m(i) for i in node.inputs[:3])

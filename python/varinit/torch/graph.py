@@ -58,7 +58,7 @@ KINDS = (
     "elementwise", "add", "sub", "mul", "div", "scale", "shift", "pow",
     "matmul", "softmax", "log_softmax", "attention", "norm", "dropout", "addcmul",
     "avg_pool", "max_pool", "adaptive_avg_pool", "adaptive_max_pool", "mean", "sum",
-    "cat", "view", "interpolate", "local_response_norm", "rnn", "opaque",
+    "cat", "view", "interpolate", "local_response_norm", "rnn", "scatter", "opaque",
 )
 # the kinds that look rows up in a table
 EMBEDDINGS = ("embedding", "embedding_bag")
@@ -429,6 +429,7 @@ class _Recorder(TorchFunctionMode):
         self.node_of: dict[int, int] = {}          # id(tensor) -> node index
         self.alive: list[torch.Tensor] = []        # every mapped tensor, so its id is never reused during the trace
         self.constant_ids: set[int] = set()
+        self.zeros_made: set[int] = set()          # the tensors torch.zeros(_like) made in forward
         self.param_name: dict[int, str] = {}
         self.buffer_name: dict[int, str] = {}
         self.module_name: dict[int, str] = {}
@@ -522,7 +523,11 @@ class _Recorder(TorchFunctionMode):
         except TypeError:                # an unhashable callable: not in the tables
             spec = None
         if spec is not None and spec.kind == IGNORE:
-            return func(*args, **kwargs)
+            made = func(*args, **kwargs)
+            if spec.op in _ZEROS and isinstance(made, torch.Tensor):   # known zeros, on meta too
+                self.zeros_made.add(id(made))
+                self.alive.append(made)
+            return made
         operands = _tensors(args) + _tensors(v for k, v in kwargs.items() if k != "out")
         if not any(self.traced(t) for t in operands):
             return func(*args, **kwargs)
@@ -544,6 +549,10 @@ class _Recorder(TorchFunctionMode):
         if spec is not None and spec.kind in EMBEDDINGS and bound.get("max_norm") is not None:
             # max_norm renormalizes the looked-up rows of the weight in place
             args, kwargs = _with_argument(spec.names, args, kwargs, "max_norm", None)
+        if spec is not None and spec.kind == "scatter":
+            # read before the write: whether the written tensor is zeros made in forward (the
+            # torch.zeros_like a mixture of experts writes its experts' rows into)
+            bound["zeros_before"] = self._made_zeros(bound.get("input"))
         out = func(*args, **kwargs)
         outs: Outputs
         if spec is not None and spec.op == "__setitem__":
@@ -651,6 +660,41 @@ class _Recorder(TorchFunctionMode):
         inputs, params, attrs = self._wire([bound.get("mat1")], [("weight", weight), ("bias", bias)])
         attrs["weight_layout"] = "in_out"
         return "linear", inputs, params, attrs, None
+
+    def _made_zeros(self, tensor: Any) -> bool:
+        """Whether `tensor` is a tensor made in forward (not traced) that holds only zeros:
+        read off its values, or on meta, made by torch.zeros(_like) or new_zeros."""
+        if not isinstance(tensor, torch.Tensor) or self.traced(tensor):
+            return False
+        return id(tensor) in self.zeros_made if tensor.is_meta else not bool(tensor.any())
+
+    def _scatter(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
+        """x[index] = value with a tensor value: inputs (x before the write, value), attrs
+        "share" the fraction of x's elements written. x.index_add(dim, index, source):
+        inputs (x, source), attrs "counts" and "counts_sq" the mean of how many source
+        rows land on a row of x and of its square (uniform draws on meta), "alpha";
+        "zeros_before": x was zeros made in forward (read before the write). Anything
+        else (a number written, an index that cannot be read) has no rule."""
+        base = bound["input"]
+        if spec.op == "__setitem__":
+            value, share = bound.get("value"), _written_share(base, bound.get("index"))
+            if isinstance(value, torch.Tensor) and share is not None:
+                return "scatter", [self.node_for(base), self.node_for(value)], {}, {
+                    "op": "setitem", "share": share, "zeros_before": bound["zeros_before"]}, None
+            return "opaque", [self.node_for(t) for t in _tensors([base, value])], {}, {}, None
+        source, index, alpha = bound.get("source"), bound.get("index"), bound.get("alpha", 1)
+        if not (isinstance(source, torch.Tensor) and isinstance(index, torch.Tensor) and _is_number(alpha)):
+            return "opaque", [self.node_for(t) for t in _tensors([base, source])], {}, {}, None
+        rows = base.shape[int(bound.get("dim", 0))] if base.dim() else 1
+        if index.is_meta:
+            counts = index.numel() / max(rows, 1)
+            counts_sq = counts * (1.0 - 1.0 / max(rows, 1)) + counts * counts
+        else:
+            per_row = torch.bincount(index.reshape(-1).long().cpu(), minlength=rows).double()
+            counts, counts_sq = float(per_row.mean()), float((per_row * per_row).mean())
+        return "scatter", [self.node_for(base), self.node_for(source)], {}, {
+            "op": "index_add", "counts": counts, "counts_sq": counts_sq, "alpha": float(alpha),
+            "zeros_before": bound["zeros_before"]}, None
 
     def _addcmul(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         """input + value * tensor1 * tensor2, its three operands tensors; else an op without a rule."""
@@ -964,6 +1008,26 @@ _CELL_ROLES: dict[str, str] = {"w_ih": "weight_ih", "w_hh": "weight_hh", "b_ih":
 _SPLIT_DIMS: dict[str, int | Callable[[int], int]] = {"chunk": 1, "split": 1, "split_with_sizes": 1, "tensor_split": 1,
                "hsplit": lambda ndim: 1 if ndim > 1 else 0, "vsplit": lambda ndim: 0,
                "dsplit": lambda ndim: 2}
+
+
+_ZEROS = ("zeros", "zeros_like", "new_zeros")
+
+
+def _written_share(base: torch.Tensor, index: Any) -> float | None:
+    """The fraction of `base`'s elements that base[index] = ... writes: read off a
+    boolean copy of its shape; on meta, from the selection's size (None when that
+    depends on values, as a boolean mask's does)."""
+    total = base.numel()
+    if not total:
+        return None
+    try:
+        if base.is_meta:
+            return torch.empty(base.shape, dtype=torch.bool, device="meta")[index].numel() / total
+        written = torch.zeros(base.shape, dtype=torch.bool, device=base.device)
+        written[index] = True
+        return float(written.sum()) / total
+    except (RuntimeError, IndexError, TypeError, NotImplementedError):
+        return None
 
 
 def _rnn_roles(count: int, layers: int, bidirectional: bool, has_biases: bool) -> list[str]:

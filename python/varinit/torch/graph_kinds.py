@@ -346,9 +346,14 @@ _register(torch.Tensor.__getitem__, OpSpec("view", "__getitem__", "torch.Tensor.
 for _name in ("T", "mT", "H", "mH", "data", "real"):
     _register(_tensor_getter(_name), OpSpec("view", _name, f"torch.Tensor.{_name}", ("input",)))
 
-# An element write: the first operand's value after the write.
-_register(torch.Tensor.__setitem__, OpSpec("opaque", "__setitem__", "torch.Tensor.__setitem__",
+# Element writes: the first operand's value after the write, x[index] = value (a
+# mixture of experts writing each expert's tokens back) and x.index_add(dim, index,
+# source) (Hugging Face's eager Mixtral experts).
+_register(torch.Tensor.__setitem__, OpSpec("scatter", "__setitem__", "torch.Tensor.__setitem__",
                                            ("input", "index", "value"), inplace=True))
+for _func, _target, _inplace in _spellings("index_add", _NAMESPACES[1:3]):
+    _register(_func, OpSpec("scatter", "index_add", _target, ("input", "dim", "index", "source", "alpha"),
+                            inplace=_inplace))
 
 # ------------------------------------------------------------------ not recorded
 

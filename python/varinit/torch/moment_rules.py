@@ -507,6 +507,29 @@ def alpha_dropout(m: MomentsLike, p: float, training: bool = True) -> Moments:
     return Moments(a * (1.0 - p) * x.mean, a * a * second_y + 2.0 * a * b * mean_y + b * b)
 
 
+
+def scatter(base: MomentsLike, value: MomentsLike, share: float) -> Moments:
+    """x[index] = value over a `share` of x's elements: the written ones have the
+    value's moments, the rest keep x's."""
+    b, v = _moments(base, "base"), _moments(value, "value")
+    s = _validate.real(share, "share", _validate.BOUNDED_0_1)
+    return Moments(s * v.mean + (1.0 - s) * b.mean, s * v.second + (1.0 - s) * b.second)
+
+
+def index_add(base: MomentsLike, source: MomentsLike, counts: float, counts_sq: float,
+              alpha: float = 1.0) -> Moments:
+    """x.index_add(dim, index, source, alpha): a row of x that c source rows land on is
+    x + alpha (s_1 + ... + s_c), the rows independent; with E[c] = `counts` and E[c^2] =
+    `counts_sq` over x's rows, mu = mu_x + E[c] alpha mu_s and nu = nu_x + 2 E[c] alpha
+    mu_x mu_s + E[c] alpha^2 nu_s + (E[c^2] - E[c]) alpha^2 mu_s^2."""
+    b, src = _moments(base, "base"), _moments(source, "source")
+    c1, c2 = float(counts), float(counts_sq)
+    a = float(alpha)
+    return Moments(b.mean + c1 * a * src.mean,
+                   b.second + 2.0 * c1 * a * b.mean * src.mean + c1 * a * a * src.second
+                   + (c2 - c1) * a * a * src.mean * src.mean)
+
+
 # ---------------------------------------------------------------- pooling and reductions
 
 
