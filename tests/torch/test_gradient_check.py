@@ -220,3 +220,23 @@ def test_a_mean_over_positions_with_a_ratio_below_the_band_is_named_by_its_divis
     assert len(notes) == 1 and f"the gradient std at stem is {ratio:.3g} times the one at hidden" in notes[0], notes
     assert "(4096 per example at stem, 64 at hidden)" in notes[0]
     assert "attention passes back whole" not in notes[0]
+
+
+def test_a_backward_pass_too_large_to_hold_is_left_out_and_named(monkeypatch):
+    # a model whose example inputs would make autograd hold more than the budget gets no
+    # backward pass (it could exhaust the memory a forward under no_grad fits in): a note
+    # says so, with the size
+    import varinit.torch.initialize as initialize
+    from varinit.torch.dataflow import plan
+    from varinit.torch.gradient_check import activation_bytes
+    torch.manual_seed(0)
+    model, x = PreNormStack(48), torch.randn(256, 16, generator=torch.Generator().manual_seed(1))
+    # inputs, 48 x (norm, up, gelu, down, add) and the two outer layers, float32
+    held = activation_bytes(plan(model, x).graph)
+    assert held == 4 * 256 * (16 + 64 + 48 * (64 + 256 + 256 + 64 + 64) + 4)
+    monkeypatch.setattr(initialize, "GRADIENT_CHECK_BYTES", held - 1)
+    report, messages = _init(model, x)
+    assert not any(n.startswith("measured in one backward pass") for n in report.notes)
+    notes = [n for n in report.notes if n.startswith("the gradient was not measured")]
+    assert len(notes) == 1 and f"about {held / 2 ** 30:.3g} GiB of activations" in notes[0]
+    assert any("the gradient was not measured" in m for m in messages)

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .graph import BufferGuard, ExampleInputs, example_call, output_tensors
+from .graph import BufferGuard, ExampleInputs, Graph, example_call, output_tensors
 from .moment_rules import alpha_dropout_affine
 from .refine import MEASURED_MODULES
 from .verdicts import GRADIENT_BAND
@@ -40,6 +40,18 @@ from .verdicts import GRADIENT_BAND
 # the modules with weights whose outputs the measured gradient reads: the layers the measured
 # pass corrects, nn.MultiheadAttention (its output is out_proj's), embeddings and recurrent layers
 PROFILED_MODULES = MEASURED_MODULES + (torch.nn.Embedding, torch.nn.RNNBase)
+
+# the activations one backward pass may hold before the gradient check is left out (named):
+# autograd keeps about every floating intermediate of the forward pass for it
+GRADIENT_CHECK_BYTES = 2 * 2 ** 30
+
+
+def activation_bytes(graph: Graph) -> int:
+    """About what autograd holds for one backward pass on the traced inputs: the bytes of
+    every floating node's output that is not a parameter or a constant."""
+    return sum(math.prod(node.shape) * torch.empty((), dtype=node.dtype).element_size()
+               for node in graph.nodes
+               if node.dtype.is_floating_point and node.kind not in ("param", "constant"))
 
 
 class Layer(NamedTuple):

@@ -20,8 +20,8 @@ from ..generator import Generator
 from ..progress import Progress, reporter
 from .dataflow import RESIDUAL_RULES, Plan, ResidualRule, holds_values, plan
 from .gradient_balance import balance_gradient, predicted_note
-from .gradient_check import (BATCH_STATISTICS, NOT_SOLVED, SCALE_RESET, alpha_dropout, measured_note,
-                             pooled_attention, residual_streams)
+from .gradient_check import (BATCH_STATISTICS, GRADIENT_CHECK_BYTES, NOT_SOLVED, SCALE_RESET, activation_bytes,
+                             alpha_dropout, measured_note, pooled_attention, residual_streams)
 from .graph import ExampleInputs
 from .init_report import InitReport
 from .modules import DEFAULT_RESIDUAL_PATTERN, StructureKeywords, check_fillable, init_by_structure
@@ -233,7 +233,13 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
             if corrected:
                 redrawn = {r.name: r for r in fill(model, result, generator, distribution, corrected)}
                 records = [redrawn.get(r.name, r) for r in records]
-    if measured and not obstacle and not any(is_dtensor(p) for p in model.parameters()):
+    held = activation_bytes(result.graph)
+    if measured and not obstacle and held > GRADIENT_CHECK_BYTES:
+        result.notes.append(
+            f"the gradient was not measured: one backward pass on the example inputs would hold about "
+            f"{held / 2 ** 30:.3g} GiB of activations (more than {GRADIENT_CHECK_BYTES / 2 ** 30:g} GiB); a "
+            "smaller batch of example inputs measures it")
+    elif measured and not obstacle and not any(is_dtensor(p) for p in model.parameters()):
         pooled = result.pooled_positions()
         if result.plain():
             dropped = result.alpha_dropouts()
