@@ -5,7 +5,9 @@ functions with a module's weight (the measured pass), BatchNorm ResNets'
 gradients (norm-ended branches, projection shortcuts), and what timm's models
 write: a class token built by its branches, a stream fed from another (TNT),
 a branch added again with shared weights (CoaT), affine maps by addcmul,
-stacks, gates of constant parameters, and bounded outputs."""
+stacks, gates of constant parameters, and bounded outputs; and what the
+second sweep found: SELU with AlphaDropout, integer index arithmetic, scores
+the model scales flatter (MaxViT), and a router's rows written back."""
 import math
 import warnings
 
