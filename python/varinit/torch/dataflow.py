@@ -65,7 +65,7 @@ import torch
 
 from . import moment_rules as rules
 from .graph import EMBEDDINGS, ExampleInputs, Graph, Node, meta_view, trace
-from .modules import init_by_structure, recurrent_mode
+from .modules import init_by_structure
 from .moment_rules import Moments
 from .parametrizations import spectral_norm_of
 from .refine import MEASURED_MODULES, Target
@@ -370,6 +370,9 @@ class _Walk:
         # a recurrent cell's float64 copy under varinit's recurrent rules, by module: a cell
         # is called once per step, and each call is measured on it
         self.cell_probes: dict[str, torch.nn.Module] = {}
+        # per recurrent module, the note on its bounded output: a cell called once per step
+        # has one, for its last step (finish adds them to the notes)
+        self.state_notes: dict[str, str] = {}
 
     # ------------------------------------------------------------------ walk
     def run(self, decided: dict[str, float]) -> None:
@@ -1206,8 +1209,12 @@ class _Walk:
             out = steps[output]
         elif output == 0:
             out, solved = _solved_rnn(module, self.m(node.inputs[0]), node, self.target)
-        if output == 0 and out is not None:
-            self._bounded_state_note(node, module, out)
+        form = _BOUNDED_STATES.get(node.attrs.get("mode", ""))
+        if output == 0 and out is not None and form is not None:
+            self.state_notes[node.module] = (
+                f"{node.module}: the gated output {form} has std {_g(math.sqrt(out.second))} at unit gate "
+                "preactivations; a larger one would saturate the gates, so the activation std across this layer "
+                "changes by that factor by design")
         for role, name in node.params.items():
             pname = name.rsplit(".", 1)[-1]
             if pname in solved:
@@ -1220,19 +1227,6 @@ class _Walk:
                     name, "recurrent", reason="LSTM/GRU: orthogonal recurrent gates, forget-gate bias 1 "
                                               "(varinit's recurrent rules)"))
         return out
-
-    def _bounded_state_note(self, node: Node, module: Any, out: Moments) -> None:
-        """Name the std of a recurrent layer's output, which its gates bound below 1; a
-        cell called once per step has one note, for its last step."""
-        form = _BOUNDED_STATES.get(recurrent_mode(module))
-        if form is None:
-            return
-        head = f"{node.module}: the gated output "
-        self.notes[:] = [n for n in self.notes if not n.startswith(head)]
-        self.notes.append(
-            f"{head}{form} has std {_g(math.sqrt(out.second))} at unit gate preactivations; a larger one "
-            "would saturate the gates, so the activation std across this layer changes by that factor by "
-            "design")
 
     def view(self, node: Node) -> Moments | None:
         if node.attrs.get("op") == "pad" and node.attrs.get("mode", "constant") == "constant":
@@ -1475,6 +1469,7 @@ class _Walk:
 
     # ------------------------------------------------------------ the end
     def finish(self) -> None:
+        self.notes.extend(self.state_notes.values())
         for name, reason in self.kept.items():
             plan = self.plans.get(name)
             self.plans[name] = ParamPlan(name, "kept", std=plan.std if plan is not None else None, reason=reason)
@@ -2286,7 +2281,7 @@ def _solved_rnn(module: Any, x: Moments, node: Node,
     batch_axis = 0 if module.batch_first else 1
     shape[batch_axis] = min(shape[batch_axis], 64)
     shape[-1] = module.input_size
-    sample = x.mean + math.sqrt(max(x.variance, 0.0)) * torch.randn(shape, generator=g, dtype=torch.float64)
+    sample = _gaussian(x, shape, g)
     directions = 2 if module.bidirectional else 1
     solved: dict[str, tuple[float, float, float]] = {}
     for layer in range(module.num_layers):
@@ -2294,13 +2289,10 @@ def _solved_rnn(module: Any, x: Moments, node: Node,
                   "bias": module.bias, "batch_first": module.batch_first, "bidirectional": module.bidirectional}
         if getattr(module, "proj_size", 0):
             kwargs["proj_size"] = module.proj_size
-        probe = type(module)(**kwargs).to(torch.float64).train(False)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            init_by_structure(probe, generator=0)
+        probe = _recurrent_probe(type(module), **kwargs)
         nu = float((sample * sample).mean())
         fan_in = sample.shape[-1]
-        std = math.sqrt(target / (fan_in * nu)) if nu > 0 else 1.0 / math.sqrt(fan_in)
+        std = _input_weight_std(target, fan_in, nu)
         with torch.no_grad():
             for suffix in ("", "_reverse")[:directions]:
                 getattr(probe, f"weight_ih_l0{suffix}").normal_(0.0, std, generator=g)
@@ -2314,15 +2306,31 @@ _BOUNDED_STATES: dict[str, str] = {"LSTM": "h = o * tanh(c)", "GRU": "h = (1 - z
                                    "RNN_TANH": "h = tanh(W x + U h_prev)"}
 
 
-def _cell_probe(module: Any) -> torch.nn.Module:
-    """A float64 copy of an RNNCell, GRUCell or LSTMCell under varinit's recurrent rules."""
-    extra = {"nonlinearity": module.nonlinearity} if isinstance(module, torch.nn.RNNCell) else {}
-    probe: torch.nn.Module = type(module)(module.input_size, module.hidden_size, bias=module.bias, **extra)
-    probe = probe.to(torch.float64)
+def _recurrent_probe(cls: type[torch.nn.Module], *args: Any, **kwargs: Any) -> torch.nn.Module:
+    """A float64 recurrent layer or cell of class `cls`, in eval mode, under varinit's
+    recurrent rules (init_by_structure)."""
+    probe = cls(*args, **kwargs).to(torch.float64).train(False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         init_by_structure(probe, generator=0)
     return probe
+
+
+def _cell_probe(module: Any) -> torch.nn.Module:
+    """The probe of an RNNCell, GRUCell or LSTMCell: its sizes, bias and nonlinearity."""
+    extra = {"nonlinearity": module.nonlinearity} if isinstance(module, torch.nn.RNNCell) else {}
+    return _recurrent_probe(type(module), module.input_size, module.hidden_size, bias=module.bias, **extra)
+
+
+def _gaussian(moments: Moments, size: list[int], g: torch.Generator) -> torch.Tensor:
+    """float64 samples of a Gaussian with these moments."""
+    return moments.mean + math.sqrt(max(moments.variance, 0.0)) * torch.randn(size, generator=g, dtype=torch.float64)
+
+
+def _input_weight_std(target: float, fan_in: int, nu: float) -> float:
+    """The std of input weights that give each gate's preactivation from an input of second
+    moment `nu` the second moment `target` (1/sqrt(fan_in) for an input of zeros)."""
+    return math.sqrt(target / (fan_in * nu)) if nu > 0 else 1.0 / math.sqrt(fan_in)
 
 
 def _solved_cell(probe: Any, inputs: list[tuple[Moments, tuple[int, ...]]],
@@ -2335,15 +2343,11 @@ def _solved_cell(probe: Any, inputs: list[tuple[Moments, tuple[int, ...]]],
     g = torch.Generator().manual_seed(0)
     batch = min(inputs[0][1][0], 64) if len(inputs[0][1]) > 1 else None
 
-    def sample(moments: Moments, shape: tuple[int, ...]) -> torch.Tensor:
-        size = [batch, *shape[1:]] if batch is not None else list(shape)
-        return moments.mean + math.sqrt(max(moments.variance, 0.0)) * torch.randn(
-            size, generator=g, dtype=torch.float64)
-
-    x, *states = [sample(m, shape) for m, shape in inputs]
+    x, *states = [_gaussian(m, [batch, *shape[1:]] if batch is not None else list(shape), g)
+                  for m, shape in inputs]
     nu = float((x * x).mean())
     fan_in = probe.input_size
-    std = math.sqrt(target / (fan_in * nu)) if nu > 0 else 1.0 / math.sqrt(fan_in)
+    std = _input_weight_std(target, fan_in, nu)
     state: Any = None
     if states:
         state = tuple(states) if isinstance(probe, torch.nn.LSTMCell) else states[0]

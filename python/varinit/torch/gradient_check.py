@@ -49,8 +49,7 @@ GRADIENT_CHECK_BYTES = 2 * 2 ** 30
 def activation_bytes(graph: Graph) -> int:
     """About what autograd holds for one backward pass on the traced inputs: the bytes of
     every floating node's output that is not a parameter or a constant."""
-    return sum(math.prod(node.shape) * torch.empty((), dtype=node.dtype).element_size()
-               for node in graph.nodes
+    return sum(math.prod(node.shape) * node.dtype.itemsize for node in graph.nodes
                if node.dtype.is_floating_point and node.kind not in ("param", "constant"))
 
 

@@ -233,26 +233,23 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
             if corrected:
                 redrawn = {r.name: r for r in fill(model, result, generator, distribution, corrected)}
                 records = [redrawn.get(r.name, r) for r in records]
-    held = activation_bytes(result.graph)
-    if measured and not obstacle and held > GRADIENT_CHECK_BYTES:
-        result.notes.append(
-            f"the gradient was not measured: one backward pass on the example inputs would hold about "
-            f"{held / 2 ** 30:.3g} GiB of activations (more than {GRADIENT_CHECK_BYTES / 2 ** 30:g} GiB); a "
-            "smaller batch of example inputs measures it")
-    elif measured and not obstacle and not any(is_dtensor(p) for p in model.parameters()):
+    if measured and not obstacle and not any(is_dtensor(p) for p in model.parameters()):
+        held = activation_bytes(result.graph)
         pooled = result.pooled_positions()
-        if result.plain():
+        if held > GRADIENT_CHECK_BYTES:
+            result.notes.append(
+                f"the gradient was not measured: one backward pass on the example inputs would hold about "
+                f"{held / 2 ** 30:.3g} GiB of activations (more than {GRADIENT_CHECK_BYTES / 2 ** 30:g} GiB); a "
+                "smaller batch of example inputs measures it")
+        elif result.plain():
             dropped = result.alpha_dropouts()
             records = _balanced(model, example_inputs, result, generator, distribution, records,
                                 corrected, alpha_dropout(dropped) if dropped else None)
         elif (result.batch_statistics() or result.scale_reset()) and pooled is None:
-            cause = (BATCH_STATISTICS if result.batch_statistics() else residual_streams(result.residual_branches)
-                     if result.residual_branches else SCALE_RESET)
-            records = _balanced(model, example_inputs, result, generator, distribution, records, corrected, cause)
+            records = _balanced(model, example_inputs, result, generator, distribution, records, corrected,
+                                _gradient_cause(result, pooled))
         else:
-            cause = (pooled_attention(pooled) if pooled is not None
-                     else residual_streams(result.residual_branches) if result.residual_branches else NOT_SOLVED)
-            note = measured_note(model, example_inputs, cause, pooled)
+            note = measured_note(model, example_inputs, _gradient_cause(result, pooled), pooled)
             result.notes.extend([note] if note is not None else [])
     records += override_records + _kept_records(kept, overridden)
     refresh_spectral_norms(model, _written(records))
@@ -283,6 +280,19 @@ def _balanced(model: torch.nn.Module, example_inputs: ExampleInputs, result: Pla
 
     result.notes.extend(balance_gradient(model, example_inputs, weights, result.layer_sources(), redraw, cause))
     return [by_name[r.name] for r in records]
+
+
+def _gradient_cause(result: Plan, pooled: str | None) -> str:
+    """Why a measured gradient ratio outside the band stays there, for a model that is not
+    plain: a mean over the positions attention mixes (in `pooled`), batch statistics,
+    residual streams, norms that set the scale, or a solve that keeps the forward only."""
+    if pooled is not None:
+        return pooled_attention(pooled)
+    if result.batch_statistics():
+        return BATCH_STATISTICS
+    if result.residual_branches:
+        return residual_streams(result.residual_branches)
+    return SCALE_RESET if result.scale_reset() else NOT_SOLVED
 
 
 def _written(records: list[InitRecord]) -> list[str]:

@@ -464,16 +464,21 @@ def batch_norm_eval(moments_in: MomentsLike, running_mean: Any, running_var: Any
     return Moments(mean, max(second, mean * mean))
 
 
-def dropout(m: MomentsLike, p: float, training: bool = True) -> Moments:
-    """Inverted dropout: training keeps mu and divides nu by 1 - p (E[(mask x / (1-p))^2] =
-    nu / (1 - p)); eval changes nothing; p = 1 zeroes the tensor."""
+def _dropped(m: MomentsLike, p: float, training: bool) -> tuple[Moments, float, Moments | None]:
+    """A dropout's input moments and p, checked, and its output where the kind of
+    dropout does not matter: the input in eval, zeros at p = 1 (else None)."""
     x = _moments(m, "m")
     p = _validate.real(p, "p", _validate.BOUNDED_0_1)
     if not _validate.flag(training, "training"):
-        return x
-    if p == 1.0:
-        return Moments(0.0, 0.0)
-    return Moments(x.mean, x.second / (1.0 - p))
+        return x, p, x
+    return x, p, Moments(0.0, 0.0) if p == 1.0 else None
+
+
+def dropout(m: MomentsLike, p: float, training: bool = True) -> Moments:
+    """Inverted dropout: training keeps mu and divides nu by 1 - p (E[(mask x / (1-p))^2] =
+    nu / (1 - p)); eval changes nothing; p = 1 zeroes the tensor."""
+    x, p, settled = _dropped(m, p, training)
+    return settled if settled is not None else Moments(x.mean, x.second / (1.0 - p))
 
 
 
@@ -495,12 +500,9 @@ def alpha_dropout(m: MomentsLike, p: float, training: bool = True) -> Moments:
     E[y] = a (1 - p) mu and E[y^2] = a^2 ((1 - p) nu + p alpha'^2) + 2 a b ((1 - p) mu
     + p alpha') + b^2; (0, 1) stays (0, 1). Eval changes nothing; p = 1 gives the
     constant a alpha' + b = 0."""
-    x = _moments(m, "m")
-    p = _validate.real(p, "p", _validate.BOUNDED_0_1)
-    if not _validate.flag(training, "training"):
-        return x
-    if p == 1.0:
-        return Moments(0.0, 0.0)
+    x, p, settled = _dropped(m, p, training)
+    if settled is not None:
+        return settled
     a, b = alpha_dropout_affine(p)
     mean_y = (1.0 - p) * x.mean + p * ALPHA_PRIME
     second_y = (1.0 - p) * x.second + p * ALPHA_PRIME ** 2

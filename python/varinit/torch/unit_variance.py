@@ -38,11 +38,11 @@ from .sharded_data_init import (WholeCopy, check_same_batches, check_same_genera
 # its packed in_proj_weight and out_proj.weight to F.linear directly).
 _WEIGHTED: dict[Callable[..., Any], str] = {F.linear: "linear", F.conv1d: "conv", F.conv2d: "conv", F.conv3d: "conv",
              F.conv_transpose1d: "conv", F.conv_transpose2d: "conv", F.conv_transpose3d: "conv"}
-_RECURRENT: dict[Callable[..., Any], int] = {torch._VF.lstm: 4, torch._VF.gru: 3, torch._VF.rnn_tanh: 1,
-                                             torch._VF.rnn_relu: 1}
-# one step of nn.LSTMCell / GRUCell / RNNCell: (input, hx, w_ih, w_hh, b_ih, b_hh)
-_CELLS: dict[Callable[..., Any], int] = {torch._VF.lstm_cell: 4, torch._VF.gru_cell: 3, torch._VF.rnn_tanh_cell: 1,
-                                         torch._VF.rnn_relu_cell: 1}
+# the gate count of each recurrent function: the layer (nn.LSTM/GRU/RNN) and the one step of
+# its cell (nn.LSTMCell/GRUCell/RNNCell: input, hx, w_ih, w_hh, b_ih, b_hh)
+_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+_RECURRENT: dict[Callable[..., Any], int] = {getattr(torch._VF, name): n for name, n in _GATES.items()}
+_CELLS: dict[Callable[..., Any], int] = {getattr(torch._VF, f"{name}_cell"): n for name, n in _GATES.items()}
 # Reads of a tensor's metadata, not its values (nn.MultiheadAttention reads
 # in_proj_weight.dtype before its call): a weight read so does not make a
 # later input depend on it.
