@@ -176,6 +176,22 @@ def test_depthwise_dilated_conv():
            wrong=[mr.affine(Moments(-0.4, 0.96), 9, w_var).second])
 
 
+def test_centred_rows_drop_the_shared_mean():
+    """Weight standardization: rows of mean zero read a mean every input shares as nothing."""
+    gen = generator(41)
+    replicas, batch, fan, out, mean, var, w2 = 400, 64, 32, 16, 1.5, 0.5, 1.0 / 32
+    x = gaussian((replicas, batch, fan), mean, var, gen)
+    w = torch.randn((replicas, out, fan), dtype=F64, generator=gen)
+    w = (w - w.mean(-1, keepdim=True)) / w.std(-1, unbiased=False, keepdim=True) * math.sqrt(w2)
+    y = x @ w.transpose(1, 2)
+    moments = Moments(mean, mean * mean + var)
+    rule = mr.affine_centred(moments, fan, w2, 0.0)
+    assert rule.second == pytest.approx(fan * w2 * var)
+    agrees((y * y).mean(dim=(1, 2)), rule.second, "centred rows: second",
+           wrong=[mr.affine(moments, fan, w2).second])
+    assert mr.affine_centred(moments, fan, w2, 1.0) == mr.affine(moments, fan, w2)
+
+
 def test_strided_conv_forward_and_backward():
     gen = generator(3)
     c_in, c_out, w_var = 8, 16, 1.0 / (8 * 9)

@@ -27,10 +27,11 @@ def _same_graph(model, x):
         assert (a.index, a.kind, a.target, a.inputs, a.params, a.attrs, a.shape, a.dtype, a.module) == \
                (b.index, b.kind, b.target, b.inputs, b.params, b.attrs, b.shape, b.dtype, b.module), a
         assert (a.replay is None) == (b.replay is None), a
+        assert (a.call is None) == (b.call is None), a
         if a.replay is not None and len(a.inputs) == 1 and a.params == {}:
             torch.testing.assert_close(a.replay(probe), b.replay(probe), equal_nan=True)
-    assert (fast.inputs, fast.outputs, fast.tied, fast.uses, fast.unknown) == \
-           (full.inputs, full.outputs, full.tied, full.uses, full.unknown)
+    assert (fast.inputs, fast.outputs, fast.tied, fast.uses, fast.unknown, fast.computed) == \
+           (full.inputs, full.outputs, full.tied, full.uses, full.unknown, full.computed)
     assert list(fast.params) == list(full.params)
     return fast
 

@@ -64,6 +64,7 @@ import numpy as np
 import torch
 
 from . import moment_rules as rules
+from .computed_weights import Response, weight_response
 from .graph import EMBEDDINGS, ExampleInputs, Graph, Node, meta_view, trace
 from .modules import init_by_structure
 from .moment_rules import Moments
@@ -159,14 +160,14 @@ class Plan:
 
     def batch_statistics(self) -> bool:
         """Whether a norm of the traced forward pass normalizes by the batch's statistics."""
-        return any(node.kind == "norm" and _batch_statistics(node) for node in self.graph.nodes)
+        return any(node.kind == "norm" and _batch_statistics(node) for node in self.signal_nodes())
 
     def scale_reset(self) -> bool:
         """Whether a norm of the forward pass sets its output's scale whatever its input's
         (batch, layer, group or RMS statistics) and no attention, softmax or recurrent layer
         mixes the signal: each layer's scale then reaches only the layers up to the next
         norm, and its output's std sets its own gradient as 1 / std."""
-        nodes = self.graph.nodes
+        nodes = list(self.signal_nodes())
         return any(node.kind == "norm" and _resets(node) for node in nodes) and not any(
             node.kind in ("softmax", "attention", "rnn") for node in nodes)
 
@@ -234,7 +235,12 @@ class Plan:
         recurrent layer: its layers' scales alone set how the signal and the
         gradient move over the depth (varinit.torch.gradient_balance)."""
         return self.residual_branches == 0 and not any(
-            node.kind in ("norm", "softmax", "attention", "rnn") for node in self.graph.nodes)
+            node.kind in ("norm", "softmax", "attention", "rnn") for node in self.signal_nodes())
+
+    def signal_nodes(self) -> Iterator[Node]:
+        """The nodes of the forward pass but those computed from parameters alone (a weight
+        standardized inside forward is normalized by a batch_norm call, not the signal)."""
+        return (node for node in self.graph.nodes if node.index not in self.graph.computed)
 
 
 # A fused elementwise function: a callable of arrays, or an activation's (name, param)
@@ -323,6 +329,7 @@ class _Walk:
         self.kept = kept
         self.modules = dict(model.named_modules())
         self.real_params = dict(model.named_parameters())   # the graph's may be meta twins
+        self.buffers = dict(model.named_buffers())
         self.example = flat_inputs(example_inputs)
         self.ancestors = _ancestors(graph)
         self.branch_end, self.chain_length = _residuals(graph, self.ancestors)
@@ -337,7 +344,16 @@ class _Walk:
         for head in self.head_gains:
             weight = cast(str, graph.nodes[head].params.get("weight"))   # a tied head reads its weight
             self.deciding[weight] = min(_layer_uses(graph, weight))
-        self.head_gamma_nodes = {_norm_before(graph, head): gamma for head, gamma in self.head_gains.items()}
+        # layer node -> how its weight computed in forward answers its parameters (None: no rule)
+        self.responses = {node.index: self.response(node) for node in graph.nodes
+                          if node.kind in LAYERS and self.computed(node)}
+        # a weight whose scale the forward divides out: the norm before it sets its output's
+        self.head_gains.update((i, gamma) for i, response in self.responses.items()
+                               if response is not None and response.scaling() is None
+                               and (gamma := _free_gain_before(graph, i)) is not None and gamma not in kept)
+        gammas = set(self.head_gains.values())
+        self.head_gamma_nodes = {n.index: n.params["weight"] for n in graph.nodes
+                                 if n.kind == "norm" and n.params.get("weight") in gammas}
         self.notes: list[str] = []
         self.alphas: dict[int, float] = {}
         # layer node -> factor on its goal that gives the model's output the target variance
@@ -432,8 +448,12 @@ class _Walk:
             p = float(node.attrs.get("p", 0.5))
             return (rules.alpha_dropout_affine(p)[0] * (1.0 - p)) ** 2 * self.kappa(x)
         if kind in LAYERS or kind in ("dropout", "view", "local_response_norm"):
-            ratio = self.kappa(x) / self.m(x).second if self.m(x).second > 0 else 0.0
-            return out.second * ratio
+            kappa, second = self.kappa(x), self.m(x).second
+            response = self.responses.get(node.index)
+            if response is not None:    # centred rows drop the mean shared by the channels they read
+                dropped = (1.0 - min(response.row_sums, 1.0)) * self.m(x).mean ** 2
+                kappa, second = max(kappa - dropped, 0.0), max(second - dropped, 0.0)
+            return out.second * (kappa / second if second > 0 else 0.0)
         if kind == "norm":
             m = self.m(x)
             # batch statistics subtract the per-channel offset: the common part left varies by example
@@ -563,8 +583,7 @@ class _Walk:
         if weight is None and self.spectral(node) is not None:
             return self.spectral_layer(node, x, fan_in, bias)
         if weight is None:
-            self.assumed.append(f"{node.target} in {node.module or 'the model'}: its weight is not a parameter")
-            return Moments(0.0, self.target)
+            return self.computed_layer(node, x, fan_in, bias)
         goal, why = self.goal(node)
         if weight in self.kept:
             std = self.kept_rms(weight, math.sqrt(goal / (fan_in * max(x.second, 1e-300))))
@@ -587,19 +606,20 @@ class _Walk:
             self.plans[bias] = ParamPlan(bias, "constant", value=0.0, reason="bias: zero")
 
     def scale_head(self, node: Node, x: Moments, fan_in: float, std: float, goal: float) -> Moments:
-        """A head tied to an earlier embedding: the norm before it gets the gain that
-        brings the head's output to its goal (the walk repeats until the norm's
-        moments used that gain)."""
+        """A layer whose weight's scale is not the solve's (a head tied to an earlier
+        embedding, a weight whose scale the forward divides out): the norm before it gets
+        the gain that brings the layer's output to its goal (the walk repeats until the
+        norm's moments used that gain); `std` is the weight's root mean square."""
         gamma = self.head_gains[node.index]
         current = self.decided.get(gamma, 1.0)
         unit = x.second / (current * current) if current > 0 else 1.0
         value = math.sqrt(goal / (fan_in * std * std * unit)) if unit > 0 and std > 0 else 1.0
         weight = node.params.get("weight")
+        before = (f"the head tied to {weight}" if weight is not None
+                  else f"{node.module or node.target}, whose weight's scale the forward divides out")
         self.plans[gamma] = ParamPlan(gamma, "constant", value=value, reason=(
-            f"norm gain before the head tied to {weight}: gamma^2 = {_g(goal)} / "
-            f"(fan_in {_g(fan_in)} * std {_g(std)}^2)"))
-        bias = node.params.get("bias")
-        self.zero_bias(bias)
+            f"norm gain before {before}: gamma^2 = {_g(goal)} / (fan_in {_g(fan_in)} * rms {_g(std)}^2)"))
+        self.zero_bias(node.params.get("bias"))
         return rules.affine(x, fan_in, std * std)
 
     def weight_from(self, node: Node) -> str | None:
@@ -634,6 +654,69 @@ class _Walk:
         self.assumed.append(f"{node.module}: spectral norm leaves its entries a mean square of "
                             f"1 / (sqrt({rows}) + sqrt({columns}))^2, which no std changes")
         return rules.affine(x, fan_in, square)
+
+    def computed(self, node: Node) -> bool:
+        """Whether a layer node's weight is computed in forward by ops that no other rule
+        reads (not a weight-norm or spectral-norm parametrization, not a block of rows)."""
+        return (node.params.get("weight") is None and len(node.inputs) > 1
+                and self.weight_from(node) is None and self.spectral(node) is None)
+
+    def response(self, node: Node) -> Response | None:
+        """How the computed weight of a layer node answers its parameters' scales, with the
+        kept ones at their values; None when it cannot be run again."""
+        sources = list(node.attrs.get("weight_from") or [])
+        kept = [n for n in sources if n in self.kept]
+        fixed = {n: self.real_params[n].detach().to(torch.float64) for n in kept
+                 if n in self.real_params and not self.real_params[n].is_meta}
+        if len(fixed) < len(kept):
+            return None
+        return weight_response(self.graph, node.inputs[1], sources, fixed, self.buffers,
+                               rows_first=node.kind != "conv_transpose")
+
+    def computed_layer(self, node: Node, x: Moments, fan_in: float, bias: str | None) -> Moments:
+        """A layer whose weight its forward computes from parameters (computed_weights): the
+        source that sets the weight's scale is solved (a std for the main one, a value for a
+        gain); where the forward divides every scale out, the norm before the layer, if
+        any, takes the gain that brings the output to its goal, else it is said."""
+        where = f"{node.target} in {node.module or 'the model'}"
+        response = self.responses.get(node.index)
+        if response is None or not response.ruled():
+            self.assumed.append(f"{where}: its weight is computed in forward by ops varinit cannot run again, "
+                                "or no one parameter's scale sets the weight's")
+            return Moments(0.0, self.target)
+        self.zero_bias(bias)
+        # the input as the weight's rows see it: a centred row drops the mean they share
+        x = rules.affine_centred(x, 1.0, 1.0, response.row_sums)
+        sources = response.powers
+        if any(n in self.kept for n in node.attrs.get("weight_from") or ()) or \
+                self.deciding.get(response.main) != node.index:
+            return rules.affine(x, fan_in, response.base)
+        goal, why = self.goal(node)
+        scaling = response.scaling()
+        for name, power in sources.items():
+            if name == response.main and name != scaling:
+                self.plans[name] = ParamPlan(name, "normal", std=1.0 / math.sqrt(max(fan_in, 1.0)), fan_in=fan_in,
+                                             reason=f"{where}: the forward divides its scale out (any std gives "
+                                                    "the same layer): 1 / sqrt(fan_in)")
+            elif name != scaling:
+                self.plans[name] = ParamPlan(name, "constant", value=1.0, reason=(
+                    f"a factor of the weight of {where}: one" if power else f"divided out in {where}: one"))
+        if scaling is None and node.index in self.head_gains:
+            return self.scale_head(node, x, fan_in, math.sqrt(response.base), goal)
+        if scaling is None:
+            self.assumed.append(f"{where}: its weight's entries have a mean square of {_g(response.base)} "
+                                "whatever the parameters' scale (the forward divides it out)")
+            return rules.affine(x, fan_in, response.base)
+        needed = goal / (fan_in * max(x.second, 1e-300))
+        value = math.sqrt(needed / response.base)
+        reason = (f"{node.kind} in {node.module or 'the model'}, weight computed in forward: mean square "
+                  f"{_g(needed)} = {_g(goal)} / (n_eff {_g(fan_in)} * nu_in {_g(x.second)}){why}")
+        fixed_goal = None if node.index in self.branch_end or scaling in self.multi_use else goal
+        self.plans[scaling] = (ParamPlan(scaling, "normal", std=value, fan_in=fan_in, reason=reason, goal=fixed_goal)
+                               if scaling == response.main else
+                               ParamPlan(scaling, "constant", value=value, reason=f"gain of the {reason}",
+                                         goal=fixed_goal))
+        return rules.affine(x, fan_in, needed)
 
     def bias_from(self, node: Node) -> str | None:
         """The one parameter a layer's bias is a block of inside forward (of the packed
@@ -1437,14 +1520,17 @@ class _Walk:
         the stream; and a layer function called with its parameter as the
         weight inside a forward(), with a fixed goal."""
         targets: list[Target] = []
+        # the parameters that set the scale of a weight computed in forward: measured at the
+        # output of the layer module that computes it
+        scaling = {r.scaling() for r in self.responses.values() if r is not None}
         for name, p in self.plans.items():
             node_index = self.deciding.get(name)
-            if p.rule != "normal" or node_index is None or name in self.multi_use:
+            if (p.rule != "normal" and name not in scaling) or node_index is None or name in self.multi_use:
                 continue
             node = self.graph.nodes[node_index]
             module = self.modules.get(node.module)
             prefix = f"{node.module}." if node.module else ""
-            own = name == f"{prefix}weight" or (
+            own = name == f"{prefix}weight" or name in scaling or (
                 isinstance(module, torch.nn.MultiheadAttention) and name == f"{prefix}out_proj.weight")
             if _weight_norm_gain(node) is not None:
                 continue
@@ -2240,12 +2326,17 @@ def _deciding_uses(graph: Graph) -> dict[str, int]:
     return deciding
 
 
-def _norm_before(graph: Graph, index: int) -> int | None:
-    """The norm node whose output a node reads (through views), or None."""
+def _free_gain_before(graph: Graph, index: int) -> str | None:
+    """The gain of the norm a layer node reads through views and ReLU-like activations
+    (which carry its scale), if no other node uses it, else None."""
     j = graph.nodes[index].inputs[0] if graph.nodes[index].inputs else None
-    while j is not None and graph.nodes[j].kind == "view" and graph.nodes[j].inputs:
+    while j is not None and graph.nodes[j].inputs and (graph.nodes[j].kind == "view" or (
+            graph.nodes[j].kind == "elementwise" and graph.nodes[j].attrs.get("op") in HOMOGENEOUS_ACTIVATIONS)):
         j = graph.nodes[j].inputs[0]
-    return j if j is not None and graph.nodes[j].kind == "norm" else None
+    if j is None or graph.nodes[j].kind != "norm":
+        return None
+    gamma = graph.nodes[j].params.get("weight")
+    return gamma if gamma is not None and len(graph.uses.get(gamma, ())) == 1 else None
 
 
 def _tied_head_gains(graph: Graph, deciding: dict[str, int]) -> dict[int, str]:
@@ -2256,9 +2347,8 @@ def _tied_head_gains(graph: Graph, deciding: dict[str, int]) -> dict[int, str]:
         uses = _layer_uses(graph, name)
         if len(uses) < 2 or graph.nodes[min(uses)].kind != "embedding" or graph.nodes[last].kind != "linear":
             continue
-        norm = _norm_before(graph, last)
-        gamma = graph.nodes[norm].params.get("weight") if norm is not None else None
-        if gamma is not None and len(graph.uses.get(gamma, ())) == 1:
+        gamma = _free_gain_before(graph, last)
+        if gamma is not None:
             heads[last] = gamma
     return heads
 

@@ -48,6 +48,7 @@ from torch.nn.modules.module import (register_module_forward_hook,
                                      register_module_forward_pre_hook)
 from torch.overrides import TorchFunctionMode
 
+from .computed_weights import Call, Operand, template
 from .graph_kinds import IGNORE, SPECS, OpSpec, is_inplace_name, public_name
 from .repeats import traced_once
 from .sharded_model import global_view
@@ -84,6 +85,8 @@ class Node:
     replay: for elementwise / add / sub / mul / div / scale / shift / pow, a
     function of tensors (one per input, same order) that recomputes the op
     out of place; None otherwise.
+    call: for an op on parameters alone (not in place), the call as recorded,
+    to run it again on other parameter values (`computed_weights`).
     """
 
     index: int
@@ -96,6 +99,7 @@ class Node:
     dtype: torch.dtype
     module: str
     replay: Callable[..., torch.Tensor] | None = None
+    call: Call | None = None
 
 
 @dataclass
@@ -107,7 +111,8 @@ class Graph:
     same tensor, for tensors with several; uses: canonical name -> the nodes
     that read it (its "param" node, the nodes naming it in params, and layer
     nodes whose weight is computed from it, attrs["*_from"]), [] if none;
-    unknown: the "opaque" nodes.
+    unknown: the "opaque" nodes; computed: the nodes computed from parameters
+    alone (not the signal: a weight made inside forward, a view of a parameter).
     """
 
     nodes: list[Node]
@@ -117,6 +122,7 @@ class Graph:
     tied: dict[str, list[str]]
     uses: dict[str, list[int]]
     unknown: list[int]
+    computed: frozenset[int] = frozenset()
     _readers: Optional[dict[int, list[Node]]] = field(default=None, init=False, repr=False, compare=False)
 
     def readers(self, index: int) -> list[Node]:
@@ -584,12 +590,37 @@ class _Recorder(TorchFunctionMode):
             out = out.view_as(out)
             outs = [(0, out)]
         from_params = self.from_params_of(inputs, params)
+        several = isinstance(out, (list, tuple))
         for k, tensor in outs:
             node_attrs = attrs if len(outs) == 1 else {**attrs, "output": k,
                                                        **self._part(spec, extra, kwargs, outs, k)}
-            self._new_node(kind, target, list(inputs), dict(params), node_attrs, tensor,
-                           replay if len(outs) == 1 else None, from_params)
+            index = self._new_node(kind, target, list(inputs), dict(params), node_attrs, tensor,
+                                   replay if len(outs) == 1 else None, from_params)
+            if from_params and not inplace:
+                self.nodes[index].call = self._call(func, args, kwargs, inputs, params, k if several else None)
         return out
+
+    def _call(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], inputs: list[int],
+              params: dict[str, str], output: int | None) -> Call | None:
+        """The Call of an op on parameters alone, or None if one of its tensor operands is
+        neither among the node's inputs nor its params."""
+        roles = {name: role for role, name in params.items()}
+        missing = False
+
+        def refer(tensor: torch.Tensor) -> Operand | None:
+            nonlocal missing
+            name = self.param_name.get(id(tensor))
+            if name is not None and name in roles:
+                return Operand("param", roles[name])
+            index = self.node_of.get(id(tensor))
+            if index is not None and index in inputs:
+                return Operand("input", inputs.index(index))
+            if name is not None or (index is not None and self.from_params[index]):
+                missing = True
+            return None
+
+        made = Call(func, template(args, refer), template(kwargs, refer), output)
+        return None if missing else made
 
     def from_params_of(self, inputs: list[int], params: dict[str, str]) -> tuple[str, ...] | None:
         """The parameters a node with these inputs and params is computed from; None: from an input."""
@@ -999,7 +1030,9 @@ class _Recorder(TorchFunctionMode):
         return Graph(nodes=self.nodes,
                      inputs=self.inputs,
                      outputs=outputs, params=params, tied=tied, uses=uses,
-                     unknown=[n.index for n in self.nodes if n.kind == "opaque"])
+                     unknown=[n.index for n in self.nodes if n.kind == "opaque"],
+                     computed=frozenset(n.index for n, source in zip(self.nodes, self.from_params)
+                                        if source and n.kind not in ("param", "constant")))
 
 
 _GATES: dict[str, int] = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}

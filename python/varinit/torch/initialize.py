@@ -350,6 +350,10 @@ def fill(model: torch.nn.Module, result: Plan, generator: Generator, distributio
             records.append(InitRecord(name, f"solved {distribution}: {p.reason}{note}", p.fan_in, None, std))
         elif p.rule == "constant":
             value = cast(float, p.value)   # a "constant" plan has its value
+            factor = (factors or {}).get(name, 1.0)
+            if factor != 1.0:   # a gain that sets a computed weight's scale
+                value *= factor
+                p = dataclasses.replace(p, value=value, reason=f"{p.reason}; x{factor:.4f} from {source}")
             if not tensor.is_meta:
                 fills.constant_(tensor, value)
             records.append(InitRecord(name, f"constant {value:.6g}: {p.reason}", None, None, 0.0))

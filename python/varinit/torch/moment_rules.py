@@ -234,6 +234,28 @@ def affine(moments_in: MomentsLike, fan_in_eff: float, weight_sq_mean: float, bi
     return Moments(b, fan * w2 * m.second + b2)
 
 
+def affine_centred(moments_in: MomentsLike, fan_in_eff: float, weight_sq_mean: float, row_sums: float) -> Moments:
+    """Output moments of y = W x whose rows need not sum like independent entries.
+
+    `row_sums`: the mean square of a row's sum over fan_in_eff * E[w^2] (1 for
+    independent zero-mean entries, 0 for rows centred to mean zero, as weight
+    standardization makes them: Qiao et al. 2019). The input's mean, shared by
+    the entries a row reads, reaches the output only through the row's sum:
+    nu = fan_in_eff * E[w^2] * (nu_in - (1 - row_sums) * mu_in^2); row_sums 1
+    is `affine`.
+
+    Example::
+
+        >>> affine_centred(Moments(1.0, 2.0), 100.0, 0.01, 0.0)
+        Moments(mean=0.0, second=1.0)
+    """
+    m = _moments(moments_in, "moments_in")
+    fan = _validate.real(fan_in_eff, "fan_in_eff", _validate.NON_NEGATIVE)
+    w2 = _validate.real(weight_sq_mean, "weight_sq_mean", _validate.NON_NEGATIVE)
+    share = _validate.real(row_sums, "row_sums", _validate.NON_NEGATIVE)
+    return Moments(0.0, fan * w2 * max(m.second - (1.0 - min(share, 1.0)) * m.mean * m.mean, 0.0))
+
+
 def affine_grad(grad_second: float, fan_out_eff: float, weight_sq_mean: float) -> float:
     """Second moment of dL/dx for y = W x + b given that of dL/dy: fan_out_eff * E[w^2] * nu_grad.
 
