@@ -639,20 +639,26 @@ class _Walk:
 
     def spectral_layer(self, node: Node, x: Moments, fan_in: float, bias: str | None) -> Moments:
         """A layer whose weight is W / sigma_max(W): its scale is divided out, so the solve
-        cannot set it. sigma_max of an m x n matrix of iid entries of std s is about
-        s (sqrt(m) + sqrt(n)) (Bai & Yin 1988), so the entries of W / sigma_max have mean
-        square 1 / (sqrt(m) + sqrt(n))^2 whatever W's std; W takes 1 / sqrt(fan_in)."""
+        cannot set it, but its spectrum's shape stays. An m x n matrix of iid entries has
+        sigma_max about s (sqrt(m) + sqrt(n)) (Bai & Yin 1988): W / sigma_max keeps a mean
+        square of 1 / (sqrt(m) + sqrt(n))^2 per entry. A (semi-)orthogonal W has every
+        singular value equal: W / sigma_max keeps 1 / max(m, n), the most any W keeps
+        (for n >= m the layer then preserves the second moment), and spectral norm's
+        power iteration finds sigma_max exactly. W is drawn orthogonal."""
         original = cast(str, self.spectral(node))
         rows, columns = self.weight_shape(node)[0], math.prod(self.weight_shape(node)[1:])
+        square = 1.0 / max(rows, columns, 1)
         if original not in self.kept and original in self.graph.params:
             self.plans[original] = ParamPlan(
-                original, "normal", std=1.0 / math.sqrt(max(columns, 1)), fan_in=fan_in,
-                reason=f"{node.kind} in {node.module}: spectral norm divides the weight's scale out "
-                       "(any std gives the same layer): 1 / sqrt(fan_in)")
+                original, "orthogonal", std=math.sqrt(square), fan_in=fan_in,
+                reason=f"{node.kind} in {node.module}: spectral norm divides the weight's scale out; "
+                       "orthogonal keeps the most of the signal (every singular value is sigma_max)")
+        else:
+            square = 1.0 / (math.sqrt(rows) + math.sqrt(columns)) ** 2
         self.zero_bias(bias)
-        square = 1.0 / (math.sqrt(rows) + math.sqrt(columns)) ** 2
-        self.assumed.append(f"{node.module}: spectral norm leaves its entries a mean square of "
-                            f"1 / (sqrt({rows}) + sqrt({columns}))^2, which no std changes")
+        if fan_in * square < 0.9:
+            self.assumed.append(f"{node.module}: spectral norm caps its gain: its entries keep a mean square of "
+                                f"{_g(square)} ({rows} x {columns}), which no init raises")
         return rules.affine(x, fan_in, square)
 
     def computed(self, node: Node) -> bool:

@@ -348,6 +348,10 @@ def fill(model: torch.nn.Module, result: Plan, generator: Generator, distributio
             if not tensor.is_meta:
                 draw_with_std(tensor, distribution, std, stream)
             records.append(InitRecord(name, f"solved {distribution}: {p.reason}{note}", p.fan_in, None, std))
+        elif p.rule == "orthogonal":   # under spectral norm: the scale is divided out
+            if not tensor.is_meta:
+                fills.orthogonal_(tensor, generator=generator.stream(name))
+            records.append(InitRecord(name, f"orthogonal: {p.reason}{note}", p.fan_in, None, cast(float, p.std)))
         elif p.rule == "constant":
             value = cast(float, p.value)   # a "constant" plan has its value
             factor = (factors or {}).get(name, 1.0)
