@@ -654,14 +654,30 @@ def test_eval_dropout_returning_its_input_keeps_the_residual_wiring():
 def test_unknown_builtins_are_opaque_and_named():
     class Odd(nn.Module):
         def forward(self, x):
-            return torch.cumsum(x, dim=-1).masked_scatter(x > 0, x)
+            return torch.cumsum(x, dim=-1).masked_scatter(x.isfinite(), x)
 
     graph = trace(Odd(), torch.randn(2, 3))
     assert [graph.nodes[i].target for i in graph.unknown] == [
-        "torch.cumsum", "torch.Tensor.gt", "torch.Tensor.masked_scatter"]
+        "torch.cumsum", "torch.Tensor.isfinite", "torch.Tensor.masked_scatter"]
     assert all(graph.nodes[i].kind == "opaque" for i in graph.unknown)
     assert graph.nodes[graph.unknown[2]].inputs[:2] == graph.unknown[:2]
     assert graph.nodes[graph.unknown[1]].dtype == torch.bool
+
+
+def test_comparisons_of_floats_and_masks_joined_are_elementwise():
+    class Masks(nn.Module):
+        def forward(self, x, ids):
+            keep = (x > 0) | ~(x < -1.0)
+            return torch.where(keep, x, 0.5 * x), ids > 3
+
+    graph = trace(Masks(), (torch.randn(2, 3), torch.arange(6).reshape(2, 3)))
+    by_op = {n.attrs.get("op"): n for n in graph.nodes if n.kind == "elementwise"}
+    assert set(by_op) == {"gt", "lt", "logical_not", "logical_or", "where"}
+    assert by_op["where"].inputs[0] == 0 and by_op["where"].inputs[2] == by_op["logical_or"].index
+    probe = torch.linspace(-3, 3, 13)
+    assert torch.equal(by_op["gt"].replay(probe), probe > 0)
+    # integers compared (indices, token ids) have no rule
+    assert [graph.nodes[i].target for i in graph.unknown] == ["torch.Tensor.gt"]
 
 
 # ---------------------------------------------------------------- the model is left alone

@@ -551,7 +551,15 @@ class _Walk:
         return Moments(float(x.mean()), float((x * x).mean()))
 
     def _constant(self, node: Node) -> Moments | None:
-        return None
+        """A floating number held in a tensor (its value recorded, or a one-element buffer of
+        the model: Gemma's embed_scale): the number; any other constant is not the signal."""
+        if not node.dtype.is_floating_point:
+            return None
+        value = node.attrs.get("value")
+        buffer = self.buffers.get(node.attrs.get("buffer", ""))
+        if value is None and buffer is not None and buffer.numel() == 1 and not buffer.is_meta:
+            value = float(buffer.item())
+        return None if value is None else Moments(float(value), float(value) ** 2)
 
     def _param(self, node: Node) -> Moments:
         name = node.params["param"]
@@ -676,8 +684,8 @@ class _Walk:
                  if n in self.real_params and not self.real_params[n].is_meta}
         if len(fixed) < len(kept):
             return None
-        return weight_response(self.graph, node.inputs[1], sources, fixed, self.buffers,
-                               rows_first=node.kind != "conv_transpose")
+        rows_first = node.kind != "conv_transpose" and node.attrs.get("weight_layout") != "in_out"
+        return weight_response(self.graph, node.inputs[1], sources, fixed, self.buffers, rows_first)
 
     def computed_layer(self, node: Node, x: Moments, fan_in: float, bias: str | None) -> Moments:
         """A layer whose weight its forward computes from parameters (computed_weights): the
@@ -783,10 +791,9 @@ class _Walk:
         the input (a view of a parameter: the q or kv rows of MultiheadAttention's
         packed in_proj_weight in cross-attention; the bias, when there is one, follows)."""
         name = node.params.get("weight")
-        if name is not None:
-            shape = tuple(self.graph.params[name].shape)
-            return shape[::-1] if node.attrs.get("weight_layout") == "in_out" else shape   # (out, in)
-        return tuple(self.graph.nodes[node.inputs[1 if len(node.inputs) > 1 else 0]].shape)
+        shape = (tuple(self.graph.params[name].shape) if name is not None
+                 else tuple(self.graph.nodes[node.inputs[1 if len(node.inputs) > 1 else 0]].shape))
+        return shape[::-1] if node.attrs.get("weight_layout") == "in_out" else shape   # (out, in)
 
     def goal(self, node: Node) -> tuple[float, str]:
         """(target second moment at this node's output, why).
@@ -1863,7 +1870,10 @@ def _cat_part(graph: Graph, node: Node) -> int | None:
         return None
     offset = 0
     for operand in source.inputs:
-        size = graph.nodes[operand].shape[dim] if graph.nodes[operand].shape else 0
+        shape = graph.nodes[operand].shape
+        if 0 < len(shape) <= dim:
+            return None       # an operand of another rank (torch.cat skips an empty 1-D tensor)
+        size = shape[dim] if shape else 0
         if offset <= start and stop <= offset + size:
             return operand
         offset += size

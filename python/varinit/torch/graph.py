@@ -670,7 +670,9 @@ class _Recorder(TorchFunctionMode):
 
     def _where(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         """where(condition, x, number) (or number, x): the kept entries of x pass (a "view"
-        with op "masked_fill" and the number as its value); anything else has no rule."""
+        with op "masked_fill" and the number as its value); where(condition, x, y) of three
+        tensors: an "elementwise" op of (x, y, condition), so one computed from x alone
+        (torch.where(x > 0, x, 0.1 * x)) is a function of x; anything else has no rule."""
         condition, a, b = bound.get("condition"), bound.get("input"), bound.get("other")
         for kept, filled in ((a, b), (b, a)):
             value = filled.item() if isinstance(filled, torch.Tensor) and filled.dim() == 0 and \
@@ -678,7 +680,30 @@ class _Recorder(TorchFunctionMode):
             if isinstance(kept, torch.Tensor) and kept.dim() > 0 and isinstance(value, (int, float)):
                 inputs = [self.node_for(kept)] + [self.node_for(t) for t in _tensors([condition])]
                 return "view", inputs, {}, {"op": "masked_fill", "value": float(value)}, None
+        operands = _tensors([a, b, condition])
+        if len(operands) == 3:
+            return "elementwise", [self.node_for(t) for t in operands], {}, {"op": "where"}, _where_replay
         return "opaque", [self.node_for(t) for t in _tensors([condition, a, b])], {}, {}, None
+
+    def _logical(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
+        """and / or / xor / not of boolean masks: an "elementwise" op of them."""
+        operands = _tensors([bound.get("input"), bound.get("other")])
+        if not all(t.dtype == torch.bool for t in operands):
+            return "opaque", [self.node_for(t) for t in operands], {}, {}, None
+        return "elementwise", [self.node_for(t) for t in operands], {}, {"op": spec.op}, getattr(torch, spec.op)
+
+    def _compare(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
+        """x > number, x < y, ... of floating tensors: an "elementwise" op (a mask that is a
+        function of x per element); of integers (indices), no rule."""
+        a, b = bound.get("input"), bound.get("other")
+        operands = _tensors([a, b])
+        if not isinstance(a, torch.Tensor) or not all(t.is_floating_point() for t in operands):
+            return "opaque", [self.node_for(t) for t in operands], {}, {}, None
+        compare = getattr(torch, spec.op)
+        if len(operands) == 2:
+            return "elementwise", [self.node_for(t) for t in operands], {}, {"op": spec.op}, compare
+        return "elementwise", [self.node_for(operands[0])], {}, {"op": spec.op, "other": b}, functools.partial(
+            _compared, compare, b)
 
     def _addmm(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         """beta * input + alpha * (mat1 @ mat2) with a parameter mat2: a linear layer whose
@@ -821,6 +846,8 @@ class _Recorder(TorchFunctionMode):
         b: Any = bound.get("other", bound.get("exponent"))
         if spec.reflected:
             a, b = b, a
+        # a number made a tensor in forward (Gemma's torch.tensor(sqrt(hidden)) normalizer) is a number
+        a, b = self._number(a), self._number(b)
         op = spec.op
         alpha = bound.get("alpha", 1)
         rounding = "floor" if op == "floordiv" else bound.get("rounding_mode")
@@ -858,6 +885,14 @@ class _Recorder(TorchFunctionMode):
                     _number_first(op, a, alpha, rounding))
         return "opaque", [self.node_for(t) for t in _tensors((a, b))], {}, {}, None
 
+    def _number(self, value: Any) -> Any:
+        """A 0-d floating tensor the trace does not follow, with a value (not meta), as a
+        Python float; anything else as it is."""
+        if (isinstance(value, torch.Tensor) and value.dim() == 0 and value.is_floating_point()
+                and not value.is_meta and not self.traced(value)):
+            return float(value.item())
+        return value
+
     def _matmul(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         a: Any
         b: Any
@@ -872,8 +907,26 @@ class _Recorder(TorchFunctionMode):
             a, b = bound.get("input"), bound.get("other")
             if spec.reflected:
                 a, b = b, a
+            if self._own_weight(b) and a.dim() >= 1 and self.from_params[self.node_for(a)] is None:
+                # x @ self.weight.T in a module's forward (Falcon's FalconLinear): a linear layer
+                # whose weight, stored (out, in), is read as (in, out)
+                inputs, params, attrs = self._wire([a], [("weight", b)])
+                attrs["weight_layout"] = "in_out"
+                return "linear", inputs, params, attrs, None
             attrs = {"op": spec.op, "inner": int(a.shape[-1]) if a.dim() else 1}
         return "matmul", [self.node_for(a), self.node_for(b)], {}, attrs, None
+
+    def _own_weight(self, tensor: Any) -> bool:
+        """Whether `tensor` is 2-D and the running module's own `weight` parameter, or
+        computed from it alone (its transpose)."""
+        if not isinstance(tensor, torch.Tensor) or tensor.dim() != 2:
+            return False
+        own = f"{self.module}.weight" if self.module else "weight"
+        name = self.param_name.get(id(tensor))
+        if name is not None:
+            return name == own
+        index = self.node_of.get(id(tensor))
+        return index is not None and self.from_params[index] == (own,)
 
     def _softmax(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         x = bound["input"]
@@ -1094,6 +1147,14 @@ def output_tensors(value: object) -> Iterator[torch.Tensor]:
 
 
 # -------------------------------------------------------------- replays
+
+def _where_replay(a: torch.Tensor, b: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+    return torch.where(condition.bool(), a, b)
+
+
+def _compared(compare: Callable[..., torch.Tensor], other: Any, x: torch.Tensor) -> torch.Tensor:
+    return compare(x, other)
+
 
 def _prelu_replay(weight: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     # reads the parameter when called (after it is initialized), in the caller's dtype

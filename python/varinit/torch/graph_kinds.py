@@ -142,6 +142,24 @@ for _dunder, _op in (("add", "add"), ("sub", "sub"), ("mul", "mul"), ("truediv",
                   OpSpec("binary", _op, f"torch.Tensor.{_name}", _BINARY_NAMES[_op],
                          reflected=_reflected, inplace=_inplace))
 
+# comparisons: a mask of a float tensor against a number or another float tensor is a
+# function of them per element (leaky ReLU as torch.where(x > 0, x, 0.1 * x))
+_COMPARISONS = {"gt": "gt", "greater": "gt", "lt": "lt", "less": "lt", "ge": "ge", "greater_equal": "ge",
+                "le": "le", "less_equal": "le"}
+for _name, _op in _COMPARISONS.items():
+    for _func, _target, _ in _spellings(_name, _NAMESPACES[1:3], inplace_too=False):
+        _register(_func, OpSpec("compare", _op, _target, ("input", "other")))
+for _op in ("gt", "lt", "ge", "le"):
+    _register(getattr(torch.Tensor, f"__{_op}__"), OpSpec("compare", _op, f"torch.Tensor.__{_op}__", ("input", "other")))
+# masks joined: per element, of the masks
+for _name in ("logical_and", "logical_or", "logical_xor", "logical_not"):
+    for _func, _target, _ in _spellings(_name, _NAMESPACES[1:3], inplace_too=False):
+        _register(_func, OpSpec("logical", _name, _target, ("input", "other")))
+for _dunder, _name in (("and", "logical_and"), ("or", "logical_or"), ("xor", "logical_xor"),
+                       ("invert", "logical_not")):
+    _register(getattr(torch.Tensor, f"__{_dunder}__"),
+              OpSpec("logical", _name, f"torch.Tensor.__{_dunder}__", ("input", "other")))
+
 # ------------------------------------------------------------------ layers with weights
 
 _register(F.linear, OpSpec("linear", "linear", "torch.nn.functional.linear",
