@@ -8,8 +8,9 @@ and anyinit.
     PYTHONPATH=python python benchmarks/transformers_models.py [--quick]
 
 Each model maps 4 sequences of 32 token ids (vocabulary 1000) to its logits
-(GPT-2, Llama, Qwen2) or its last hidden state (BERT, the T5 encoder); 6
-layers, width 128 (GPT-2 and Llama also at 12 and 16 layers, width 256).
+(GPT-2, Llama, Qwen2, Mistral, Falcon, Gemma, Mixtral) or its last hidden
+state (BERT, the T5 encoder); 6 layers, width 128 (GPT-2 and Llama also at
+12 and 16 layers, width 256; Mixtral 4 layers of 4 experts, top 2).
 --quick leaves anyinit's analytic mode out.
 Results go to stdout and benchmarks/results/transformers_models.md.
 """
@@ -60,6 +61,19 @@ def models():
         "T5 encoder (6 x 128)": lambda: (Output(t.T5EncoderModel(t.T5Config(
             num_layers=6, d_model=128, num_heads=4, d_ff=512, d_kv=32, vocab_size=1000)),
             "last_hidden_state"), _ids()),
+        "Mistral (6 x 128)": lambda: (Output(t.MistralForCausalLM(t.MistralConfig(
+            num_hidden_layers=6, hidden_size=128, num_attention_heads=4, num_key_value_heads=2,
+            intermediate_size=344, vocab_size=1000, max_position_embeddings=64)), "logits"), _ids()),
+        "Falcon (6 x 128)": lambda: (Output(t.FalconForCausalLM(t.FalconConfig(
+            num_hidden_layers=6, hidden_size=128, num_attention_heads=4, vocab_size=1000)), "logits"), _ids()),
+        "Gemma (6 x 128)": lambda: (Output(t.GemmaForCausalLM(t.GemmaConfig(
+            num_hidden_layers=6, hidden_size=128, num_attention_heads=4, num_key_value_heads=1, head_dim=32,
+            intermediate_size=344, vocab_size=1000, max_position_embeddings=64)), "logits"), _ids()),
+        # its experts are 3-D parameters, not Linear modules: act and grad are over the others
+        "Mixtral (4 x 128, 4 experts)": lambda: (Output(t.MixtralForCausalLM(t.MixtralConfig(
+            num_hidden_layers=4, hidden_size=128, num_attention_heads=4, num_key_value_heads=2,
+            intermediate_size=256, vocab_size=1000, max_position_embeddings=64, num_local_experts=4,
+            num_experts_per_tok=2)), "logits"), _ids()),
     }
 
 

@@ -1359,3 +1359,44 @@ def test_a_scale_held_in_a_tensor_is_a_number_from_shapes_alone(buffer):
     # the table's second moment times width: 64 x the lookup's
     looked_up = graph_plan.moments[embedded.inputs[0]].second
     assert graph_plan.moments[embedded.index].second == pytest.approx(64 * looked_up, rel=1e-6)
+
+
+class NoNorm(nn.Module):
+    """MobileBERT's NoNorm: a per-channel affine map in place of a LayerNorm."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.ones(width)), nn.Parameter(torch.zeros(width))
+
+    def forward(self, x):
+        return x * self.weight + self.bias
+
+
+class AffineStream(nn.Module):
+    def __init__(self, width=128, depth=8):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
+        self.norms = nn.ModuleList(NoNorm(width) for _ in range(depth))
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x):
+        for layer, norm in zip(self.layers, self.norms):
+            x = norm(x + layer(F.relu(x)))
+        return self.head(x)
+
+
+def test_a_stream_through_per_channel_affine_maps_is_one_residual_chain():
+    torch.manual_seed(0)
+    model, x = AffineStream(), torch.randn(512, 128, generator=torch.Generator().manual_seed(1))
+    report = _init(model, x)
+    rules = {r.name: r.rule for r in report}
+    # the eight additions are one chain of branches: each adds its share, not a unit
+    assert all("8 blocks grow it" in rules[f"layers.{i}.weight"] for i in range(8)), rules["layers.0.weight"]
+    streams = []
+    hooks = [n.register_forward_hook(lambda m, a, o: streams.append(float(o.pow(2).mean()))) for n in model.norms]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    # each block added a unit second moment before: the stream ended at 9
+    assert streams[-1] < 4.5, streams

@@ -192,6 +192,18 @@ def test_centred_rows_drop_the_shared_mean():
     assert mr.affine_centred(moments, fan, w2, 1.0) == mr.affine(moments, fan, w2)
 
 
+def test_top_k_values_are_order_statistics():
+    gen = generator(42)
+    replicas, rows, count, k, mean, var = 200, 256, 8, 3, 0.3, 2.0
+    x = gaussian((replicas, rows, count), mean, var, gen)
+    top = torch.topk(x, k, dim=-1).values
+    rule = mr.top_k(Moments(mean, mean * mean + var), count, k)
+    agrees(top.mean(dim=(1, 2)), rule.mean, "top 3 of 8: mean", wrong=[mean])
+    agrees((top * top).mean(dim=(1, 2)), rule.second, "top 3 of 8: second", wrong=[mean * mean + var])
+    assert mr.top_k(Moments(mean, mean * mean + var), count, count).second == pytest.approx(mean * mean + var,
+                                                                                            rel=1e-6)
+
+
 def test_strided_conv_forward_and_backward():
     gen = generator(3)
     c_in, c_out, w_var = 8, 16, 1.0 / (8 * 9)

@@ -793,6 +793,8 @@ class _Walk:
         name = node.params.get("weight")
         shape = (tuple(self.graph.params[name].shape) if name is not None
                  else tuple(self.graph.nodes[node.inputs[1 if len(node.inputs) > 1 else 0]].shape))
+        if node.attrs.get("grouped"):
+            shape = shape[1:]        # one expert's matrix of (experts, in, out)
         return shape[::-1] if node.attrs.get("weight_layout") == "in_out" else shape   # (out, in)
 
     def goal(self, node: Node) -> tuple[float, str]:
@@ -1338,6 +1340,12 @@ class _Walk:
                 self.live[node.index] = share * self.live.get(node.inputs[0], 1.0)
                 return self.moments.get(node.inputs[0])
             return Moments(x.mean * share, x.second * share)
+        if node.attrs.get("op") == "topk":
+            # the k largest along a dim (its values; output 1, their indices, carries no moments)
+            source = self.graph.nodes[node.inputs[0]]
+            if node.attrs.get("output", 0) != 0 or not node.dtype.is_floating_point:
+                return None
+            return rules.top_k(self.m(source.index), source.shape[node.attrs["dim"]], node.attrs["k"])
         part = _cat_part(self.graph, node)
         if part is not None:   # x[:, :1] of torch.cat([cls, tokens], 1): the class token's own moments
             self.common[node.index] = self.kappa(part)
@@ -1387,6 +1395,12 @@ class _Walk:
             if gain is not None:
                 return self.layer_scale(node, *gain)
             return rules.mul(ins[0], ins[1])
+        if node.kind == "div" and (count := _own_sum(self.graph, node)) is not None:
+            # w / w.sum(dim, keepdim=True): shares of a sum of `count` positive entries (a
+            # router's top-k weights renormalized): mean 1 / count, and to first order in the
+            # entries' spread about their mean the second moment nu / (count mu)^2
+            x = ins[0]
+            return Moments(1.0 / count, x.second / (count * x.mean) ** 2) if x.mean > 0 else None
         if node.kind == "scale":
             return rules.scale(ins[0], a["scalar"])
         if node.kind == "shift":
@@ -1576,9 +1590,14 @@ class _Walk:
             if name not in self.plans:
                 self.plans[name] = ParamPlan(name, "untouched", reason="not read by the traced forward pass")
         inputs = sum(1 << i for i, n in enumerate(self.graph.nodes) if n.kind == "input")
+        reaching = 0     # the nodes whose values reach an output
+        for out in self.graph.outputs:
+            reaching |= self.ancestors[out] | (1 << out)
         # an op that reads parameters alone computes a weight (spectral norm's power iteration),
-        # not the signal: what follows it is not assumed
-        signal = [n for n in self.opaque if self.ancestors[n.index] & inputs]
+        # not the signal; an op on integers (a router's sort of expert ids, the offsets of its
+        # groups) moves or counts entries: what follows them is not assumed
+        signal = [n for n in self.opaque if self.ancestors[n.index] & inputs and (reaching >> n.index) & 1
+                  and n.dtype.is_floating_point]
         if signal:
             names = sorted({n.target for n in signal})
             self.notes.append("ops without a moment rule (what follows them assumes a unit second moment): "
@@ -2258,9 +2277,32 @@ def _chain_before(graph: Graph, residual: dict[int, tuple[int, int]], stream: in
             j = max(node.inputs, key=lambda i: math.prod(graph.nodes[i].shape))
         elif node.kind in STREAM_PASS and node.inputs:
             j = node.inputs[0]
+        elif (through := _affine_operand(graph, node)) is not None:
+            j = through
         else:
             return None
     return j
+
+
+def _own_sum(graph: Graph, node: Node) -> int | None:
+    """For x / x.sum(dim, keepdim=True): how many entries each sum adds; else None."""
+    if len(node.inputs) != 2:
+        return None
+    x, total = node.inputs
+    summed = graph.nodes[total]
+    if summed.kind != "sum" or summed.inputs != [x] or not summed.attrs.get("keepdim"):
+        return None
+    dims = summed.attrs.get("dim") or range(len(graph.nodes[x].shape))
+    return math.prod(graph.nodes[x].shape[d] for d in dims)
+
+
+def _affine_operand(graph: Graph, node: Node) -> int | None:
+    """The operand a product or sum with parameters passes on (x * w + b with per-channel
+    w and b: MobileBERT's NoNorm in place of a LayerNorm), else None."""
+    if node.kind not in ("mul", "add") or len(node.inputs) != 2:
+        return None
+    fixed = [graph.nodes[i].kind == "param" or i in graph.computed for i in node.inputs]
+    return node.inputs[fixed.index(False)] if fixed.count(True) == 1 else None
 
 
 def _shortcut_source(graph: Graph, shortcut: int) -> int | None:
@@ -2292,7 +2334,8 @@ def _reaches_output(graph: Graph, index: int) -> bool:
     """True when the node's value is a model output, through views and elementwise ops."""
     while index not in graph.outputs:
         consumers = graph.readers(index)
-        if len(consumers) != 1 or consumers[0].kind not in STREAM_PASS:
+        if len(consumers) != 1 or (consumers[0].kind not in STREAM_PASS
+                                   and _affine_operand(graph, consumers[0]) != index):
             return False
         index = consumers[0].index
     return True

@@ -559,7 +559,11 @@ class _Recorder(TorchFunctionMode):
             # read before the write: whether the written tensor is zeros made in forward (the
             # torch.zeros_like a mixture of experts writes its experts' rows into)
             bound["zeros_before"] = self._made_zeros(bound.get("input"))
-        out = func(*args, **kwargs)
+        if spec is not None and spec.kind == "grouped_mm" and any(t.is_meta for t in operands):
+            # torch's meta kernel takes bfloat16 only (the CUDA kernel's restriction): the shape
+            out = _grouped_mm_on_meta(bound, func, args, kwargs)
+        else:
+            out = func(*args, **kwargs)
         outs: Outputs
         if spec is not None and spec.op == "__setitem__":
             outs = [(0, args[0])]
@@ -916,6 +920,29 @@ class _Recorder(TorchFunctionMode):
             attrs = {"op": spec.op, "inner": int(a.shape[-1]) if a.dim() else 1}
         return "matmul", [self.node_for(a), self.node_for(b)], {}, attrs, None
 
+    def _grouped_mm(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
+        """grouped_mm(x, W) with x's rows grouped by expert and W (experts, in, out) computed
+        from parameters alone (a transposed view of a 3-D weight): a "linear" node, grouped
+        (attrs["grouped"]: the weight's first dim is the experts), read as (in, out)."""
+        a, b = bound.get("mat_a"), bound.get("mat_b")
+        weight_like = isinstance(b, torch.Tensor) and b.dim() == 3 and (
+            id(b) in self.param_name or (id(b) in self.node_of and bool(self.from_params[self.node_of[id(b)]])))
+        if not (weight_like and isinstance(a, torch.Tensor) and a.dim() == 2
+                and self.from_params[self.node_for(a)] is None and bound.get("bias") is None):
+            return "opaque", [self.node_for(t) for t in _tensors([a, b])], {}, {}, None
+        inputs, params, attrs = self._wire([a], [("weight", b)])
+        attrs.update(weight_layout="in_out", grouped=True)
+        return "linear", inputs, params, attrs, None
+
+    def _topk(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
+        """The k largest entries of a floating tensor along a dim (a router's choice of
+        experts): a "view" with op "topk" of it (its values, then their indices)."""
+        x = bound["input"]
+        if not x.is_floating_point():
+            return "opaque", [self.node_for(x)], {}, {}, None
+        dim = int(bound.get("dim", -1)) % max(x.dim(), 1)
+        return "view", [self.node_for(x)], {}, {"op": "topk", "dim": dim, "k": int(bound["k"])}, None
+
     def _own_weight(self, tensor: Any) -> bool:
         """Whether `tensor` is 2-D and the running module's own `weight` parameter, or
         computed from it alone (its transpose)."""
@@ -1147,6 +1174,16 @@ def output_tensors(value: object) -> Iterator[torch.Tensor]:
 
 
 # -------------------------------------------------------------- replays
+
+def _grouped_mm_on_meta(bound: dict[str, Any], func: Callable[..., Any], args: tuple[Any, ...],
+                       kwargs: dict[str, Any]) -> Any:
+    """grouped_mm's output on the meta device: (rows, out) for 2-D rows and a 3-D weight of
+    (experts, in, out), in the rows' dtype; any other layout as torch computes it."""
+    a, b = bound.get("mat_a"), bound.get("mat_b")
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dim() == 2 and b.dim() == 3:
+        return torch.empty((a.shape[0], b.shape[-1]), dtype=bound.get("out_dtype") or a.dtype, device="meta")
+    return func(*args, **kwargs)
+
 
 def _where_replay(a: torch.Tensor, b: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
     return torch.where(condition.bool(), a, b)

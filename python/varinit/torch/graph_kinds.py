@@ -160,6 +160,15 @@ for _dunder, _name in (("and", "logical_and"), ("or", "logical_or"), ("xor", "lo
     _register(getattr(torch.Tensor, f"__{_dunder}__"),
               OpSpec("logical", _name, f"torch.Tensor.__{_dunder}__", ("input", "other")))
 
+# a mixture of experts' per-expert layers: rows grouped by expert, each times its expert's
+# (in, out) matrix of a 3-D weight (Hugging Face's experts under torch.nn.functional.grouped_mm)
+for _namespace, _prefix, _name in ((torch, "torch", "_grouped_mm"), (F, "torch.nn.functional", "grouped_mm")):
+    _register(getattr(_namespace, _name, None), OpSpec("grouped_mm", "grouped_mm", f"{_prefix}.{_name}",
+                                                       ("mat_a", "mat_b", "offs", "bias", "out_dtype"), ("mat_b",)))
+# the k largest entries along a dim: the values, and their (integer) indices
+for _func, _target, _ in _spellings("topk", _NAMESPACES[1:3], inplace_too=False):
+    _register(_func, OpSpec("topk", "topk", _target, ("input", "k", "dim", "largest", "sorted")))
+
 # ------------------------------------------------------------------ layers with weights
 
 _register(F.linear, OpSpec("linear", "linear", "torch.nn.functional.linear",

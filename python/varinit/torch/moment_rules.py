@@ -718,6 +718,38 @@ def max_pool(m: MomentsLike, count: int, rho: float = 0.0, g: ElementFunction | 
     return Moments(mean, max(sq, mean * mean))
 
 
+def top_k(m: MomentsLike, count: int, k: int) -> Moments:
+    """Moments of the k largest of `count` iid N(mu, sigma^2) elements, over the k of them
+    (torch.topk's values: a router's choice of k experts of `count`).
+
+    The r-th largest has density count! / ((r - 1)! (count - r)!) F^(count - r) (1 - F)^(r - 1) f
+    (David & Nagaraja 2003, order statistics); integrated on the grid of `max_pool`.
+
+    Example::
+
+        >>> top_k(Moments(0.0, 1.0), 2, 1).mean    # the larger of two: 1 / sqrt(pi)
+        0.56418...
+    """
+    x = _moments(m, "m")
+    n = _validate.integer(count, "count", minimum=1)
+    k = _validate.integer(k, "k", minimum=1, maximum=n)
+    edges = np.linspace(-_MAX_Z, _MAX_Z, _MAX_CELLS + 1)
+    e = (edges[:-1] + edges[1:]) / 2
+    cell = np.exp(-0.5 * e * e)
+    cell /= cell.sum()
+    below = np.clip(np.cumsum(cell) - cell / 2, 1e-300, 1.0)     # F at each cell's middle
+    above = np.clip(1.0 - below, 1e-300, 1.0)
+    values = x.mean + math.sqrt(x.variance) * e
+    first = second = 0.0
+    for r in range(1, k + 1):
+        log_w = (n - r) * np.log(below) + (r - 1) * np.log(above) + np.log(np.maximum(cell, 1e-300))
+        w = np.exp(log_w - log_w.max())
+        w /= w.sum()
+        first += float(w @ values) / k
+        second += float(w @ (values * values)) / k
+    return Moments(first, max(second, first * first))
+
+
 # ---------------------------------------------------------------- softmax and attention
 
 # E[sum_j a_j^2] for a = softmax(l), l_j iid N(0, c), over n logits, from
