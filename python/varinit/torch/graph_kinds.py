@@ -150,7 +150,8 @@ for _name, _op in _COMPARISONS.items():
     for _func, _target, _ in _spellings(_name, _NAMESPACES[1:3], inplace_too=False):
         _register(_func, OpSpec("compare", _op, _target, ("input", "other")))
 for _op in ("gt", "lt", "ge", "le"):
-    _register(getattr(torch.Tensor, f"__{_op}__"), OpSpec("compare", _op, f"torch.Tensor.__{_op}__", ("input", "other")))
+    _register(getattr(torch.Tensor, f"__{_op}__"),
+              OpSpec("compare", _op, f"torch.Tensor.__{_op}__", ("input", "other")))
 # masks joined: per element, of the masks
 for _name in ("logical_and", "logical_or", "logical_xor", "logical_not"):
     for _func, _target, _ in _spellings(_name, _NAMESPACES[1:3], inplace_too=False):
