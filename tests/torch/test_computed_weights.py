@@ -277,3 +277,11 @@ def test_repeated_standardized_blocks_copy_their_calls():
     weights = [n for n in graph.nodes if n.kind == "conv"]
     assert all(graph.nodes[n.inputs[1]].call is not None for n in weights)
     assert all(n.inputs[1] in graph.computed for n in weights)
+
+
+def test_lsuv_names_the_layers_whose_weight_is_computed():
+    torch.manual_seed(0)
+    model = NFNet(width=8)
+    with pytest.warns(UserWarning, match=r"lsuv: 9 layer call\(s\) read a weight computed in forward"):
+        report = varinit.torch.lsuv(model, torch.randn(8, 3, 16, 16), generator=0)
+    assert [r.name for r in report] == ["head"]    # the one layer whose weight is a parameter

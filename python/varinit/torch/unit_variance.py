@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import types
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ from torch.overrides import TorchFunctionMode
 
 from .._arrays import as_array, is_dtensor
 from .._typing import GeneratorLike
-from ..generator import Generator
+from ..generator import Generator, user_frame
 from ..init import orthogonal_
 from ..layers.reports import LsuvReport
 from ..layers.schemes import as_generator, fill_constant, stream_for
@@ -128,6 +129,7 @@ class _Watch(TorchFunctionMode):
         self.read: set[str] = set()
         self.read_early: set[str] = set()
         self.expanding: list[Callable[..., Any]] = []
+        self.computed: list[str] = []   # layer calls whose weight is no parameter (computed in forward)
 
     def __torch_function__(self, func: Any, arg_types: Any, args: Any = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
@@ -139,6 +141,8 @@ class _Watch(TorchFunctionMode):
             values = _bound(func, args, kwargs, ("input", "weight", "bias"))
             weight: Any = values.get("weight")   # a tensor, or None when not given
             name = self.names(weight, search=True)
+            if name is None and isinstance(weight, torch.Tensor):
+                self.computed.append(f"{func.__name__} with a {tuple(weight.shape)} weight")
             if name is not None:
                 axis = -1 if _WEIGHTED[func] == "linear" else 1
                 self.note(_Unit(name, self.names(values.get("bias"), search=True), axis, weight))
@@ -279,6 +283,13 @@ def _units(model: torch.nn.Module, batches: Sequence[Any], names: _Names) -> tup
     _run(model, batches[:1], watch)
     for unit in watch.order:
         refuse_sharded_compute("lsuv", _label(unit), unit.seen)
+    if watch.computed:
+        _, depth = user_frame()
+        warnings.warn(
+            f"lsuv: {len(watch.computed)} layer call(s) read a weight computed in forward, not a parameter "
+            f"(weight standardization, a scale, a mask), and are not rescaled: {', '.join(watch.computed[:4])}"
+            + (", ..." if len(watch.computed) > 4 else "") + "; varinit.torch.init_module(model, x) solves "
+            "the parameter that sets such a weight's scale", UserWarning, stacklevel=depth)
     params = dict(model.named_parameters())
     warn_other_precision("lsuv", [(_label(unit), unit.seen.dtype, params[unit.name].dtype) for unit in watch.order
                                   if unit.seen.dtype != params[unit.name].dtype])
