@@ -11,6 +11,7 @@ from torch import nn  # noqa: E402
 from torch.nn.modules import module as module_globals  # noqa: E402
 from torch.nn.utils.parametrizations import weight_norm  # noqa: E402
 
+import varinit  # noqa: E402
 from varinit.torch.graph import KINDS, Graph, Node, trace  # noqa: E402
 
 
@@ -734,6 +735,29 @@ def test_bad_example_inputs_raise_type_error_naming_them(bad, message):
     with pytest.raises(TypeError, match=message):
         trace(model, bad)
     assert_same_state(model, before)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (torch.zeros(0, 4), r"example_inputs has no elements \(shape \(0, 4\)\)"),
+    ((torch.zeros(2, 4), torch.zeros(2, 0)), r"example_inputs\[1\] has no elements"),
+])
+def test_an_example_input_without_elements_is_refused_by_name(bad, message):
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    before = state(model)
+    with pytest.raises(ValueError, match=message):     # was: moments_in.mean must be finite, got nan
+        varinit.torch.init_module(model, bad, generator=0)
+    assert_same_state(model, before)
+
+
+def test_a_compiled_model_initializes_as_the_same_model_uncompiled():
+    torch.manual_seed(0)
+    x = torch.randn(16, 8)
+    compiled_net, eager_net = (nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 4)) for _ in range(2))
+    report = varinit.torch.init_module(torch.compile(compiled_net), x, generator=0)  # raised in dynamo
+    varinit.torch.init_module(eager_net, x, generator=0)
+    assert [r.name for r in report] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert all(torch.equal(a, b) for a, b in zip(compiled_net.parameters(), eager_net.parameters()))
+    assert len(trace(torch.compile(eager_net), x).nodes) == len(trace(eager_net, x).nodes)
 
 
 def test_model_must_be_a_module():

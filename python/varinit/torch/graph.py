@@ -190,6 +190,7 @@ def trace(model: torch.nn.Module, example_inputs: ExampleInputs, *, repeats: boo
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    model = uncompiled(model)
     args, kwargs = example_call(example_inputs)
     with global_view(model):   # DTensor parameters (FSDP2, tensor parallel) as their global shapes
         return _trace(model, args, kwargs, repeats)
@@ -221,12 +222,14 @@ def _trace(model: torch.nn.Module, args: tuple[torch.Tensor, ...], kwargs: dict[
 def example_call(example_inputs: object) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
     """(args, kwargs) to call a model with its example inputs; TypeError naming what is not a tensor."""
     if isinstance(example_inputs, torch.Tensor):
+        _check_example(example_inputs, "example_inputs")
         return (example_inputs,), {}
     if isinstance(example_inputs, (tuple, list)):
         for i, value in enumerate(example_inputs):
             if not isinstance(value, torch.Tensor):
                 raise TypeError(f"example_inputs[{i}] must be a torch.Tensor, "
                                 f"got {type(value).__name__}")
+            _check_example(value, f"example_inputs[{i}]")
         return tuple(example_inputs), {}
     if isinstance(example_inputs, dict):
         for key, value in example_inputs.items():
@@ -236,9 +239,28 @@ def example_call(example_inputs: object) -> tuple[tuple[torch.Tensor, ...], dict
             if not isinstance(value, torch.Tensor):
                 raise TypeError(f"example_inputs[{key!r}] must be a torch.Tensor, "
                                 f"got {type(value).__name__}")
+            _check_example(value, f"example_inputs[{key!r}]")
         return (), dict(example_inputs)
     raise TypeError("example_inputs must be a torch.Tensor, a tuple or list of tensors, or a "
                     f"dict of str -> tensor, got {type(example_inputs).__name__}")
+
+
+def _check_example(tensor: torch.Tensor, name: str) -> None:
+    """A ValueError for an example input with values but no elements: its moments are unknown."""
+    if tensor.numel() == 0 and not tensor.is_meta:
+        raise ValueError(f"{name} has no elements (shape {tuple(tensor.shape)}): its moments cannot be "
+                         "read; pass at least one example, or meta tensors for the shapes alone")
+
+
+def uncompiled(model: torch.nn.Module) -> torch.nn.Module:
+    """The module a `torch.compile` wrapper holds (its parameters are that module's, named
+    without the wrapper's `_orig_mod.` prefix), else `model`: the trace and the fills see
+    the eager module, and a compiled model initializes as the same model uncompiled."""
+    if type(model).__name__ == "OptimizedModule" and type(model).__module__.startswith("torch._dynamo"):
+        inner = getattr(model, "_orig_mod", None)
+        if isinstance(inner, torch.nn.Module):
+            return inner
+    return model
 
 
 def _cuda_devices(model: torch.nn.Module, inputs: list[torch.Tensor]) -> list[int]:

@@ -22,7 +22,7 @@ from .dataflow import RESIDUAL_RULES, Plan, ResidualRule, holds_values, plan
 from .gradient_balance import balance_gradient, predicted_note
 from .gradient_check import (BATCH_STATISTICS, GRADIENT_CHECK_BYTES, NOT_SOLVED, SCALE_RESET, activation_bytes,
                              alpha_dropout, measured_note, pooled_attention, residual_streams)
-from .graph import ExampleInputs
+from .graph import ExampleInputs, example_call, uncompiled
 from .init_report import InitReport
 from .modules import DEFAULT_RESIDUAL_PATTERN, StructureKeywords, check_fillable, init_by_structure
 from .overrides import OverrideSpec, apply_overrides, parameter_names, resolve_only, resolve_overrides
@@ -170,6 +170,7 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    model = uncompiled(model)
     step = reporter(progress, "varinit: init_module", unit="parameters")
     selected = resolve_only(model, only)
     overridden = resolve_overrides(model, overrides, selected)
@@ -203,6 +204,7 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
     residual = _validate.choice(residual, "residual", RESIDUAL_RULES)
     measure = _validate.flag(measure, "measure")
     check_fillable(model, allow_meta=True)
+    example_call(example_inputs)   # refuses what is not a tensor, and an input without elements
     # the overrides are written first (the solve reads them), undone if the solve fails
     written = [t for name, t in model.named_parameters() if name in overridden and not t.is_meta]
     with all_or_nothing(written):

@@ -28,7 +28,7 @@ from ..layers.schemes import as_generator, fill_constant, stream_for
 from ..layers.transaction import all_or_nothing, check_finite
 from ..layers.unit_variance import Moments, as_batches, check_options, rescale_to_unit_variance
 from ..progress import Progress, reporter
-from .graph import expand
+from .graph import expand, uncompiled
 from .sharded import streams_agreed, write_rows
 from .sharded_data_init import (WholeCopy, check_same_batches, check_same_generator, end_forward, has_dtensors,
                                 local_part, mark_dtensors_written, refuse_sharded_compute, warn_other_precision)
@@ -442,6 +442,7 @@ def lsuv(model: torch.nn.Module, data: Any, *, tol: float = 0.1, max_iter: int =
         tol, max_iter, mean_correction, orthogonal_init, by_name)
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    model = uncompiled(model)
     batches = as_batches(data)
     if has_dtensors(model):   # first: a rank's bad batch must not leave the others waiting
         check_same_batches("lsuv", model, batches, "data")
