@@ -1400,3 +1400,40 @@ def test_a_stream_through_per_channel_affine_maps_is_one_residual_chain():
         h.remove()
     # each block added a unit second moment before: the stream ended at 9
     assert streams[-1] < 4.5, streams
+
+
+class ParallelBlocks(nn.Module):
+    """Attention and MLP read from one norm and summed before the stream (GPT-J's and
+    Falcon's parallel blocks): x + attn(ln(x)) + mlp(ln(x))."""
+
+    def __init__(self, width=64, depth=6):
+        super().__init__()
+        self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(depth))
+        self.attn = nn.ModuleList(nn.MultiheadAttention(width, 4, batch_first=True) for _ in range(depth))
+        self.up = nn.ModuleList(nn.Linear(width, 4 * width) for _ in range(depth))
+        self.down = nn.ModuleList(nn.Linear(4 * width, width) for _ in range(depth))
+        self.norm, self.head = nn.LayerNorm(width), nn.Linear(width, 10)
+
+    def forward(self, x):
+        for norm, attn, up, down in zip(self.norms, self.attn, self.up, self.down):
+            h = norm(x)
+            x = x + (attn(h, h, h, need_weights=False)[0] + down(F.gelu(up(h))))
+        return self.head(self.norm(x))
+
+
+def test_parallel_branches_summed_before_the_stream_share_its_growth():
+    torch.manual_seed(0)
+    model, x = ParallelBlocks(), torch.randn(8, 16, 64, generator=torch.Generator().manual_seed(1))
+    report = _init(model, x)
+    rules = {r.name: r.rule for r in report}
+    for name in ("down.0.weight", "attn.0.out_proj.weight"):
+        assert "residual branch end" in rules[name] and "shared by 2 parallel branches" in rules[name], rules[name]
+    streams = []
+    hooks = [n.register_forward_pre_hook(lambda m, a: streams.append(float(a[0].pow(2).mean())))
+             for n in list(model.norms) + [model.norm]]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    # each block added two unit branches before: the stream ended at 13; the budget is 1 + 6/3
+    assert streams[-1] < 4.5, streams

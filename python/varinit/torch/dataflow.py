@@ -54,6 +54,7 @@ The walk, node by node in execution order, with moment_rules' formulas:
 """
 from __future__ import annotations
 
+import collections
 import math
 import warnings
 from collections.abc import Callable, Iterator
@@ -333,6 +334,8 @@ class _Walk:
         self.example = flat_inputs(example_inputs)
         self.ancestors = _ancestors(graph)
         self.branch_end, self.chain_length = _residuals(graph, self.ancestors)
+        # residual addition -> how many parallel branch ends it adds
+        self.parallel = collections.Counter(end[2] for end in self.branch_end.values())
         # the ends of norm-ended branches, in the order of their additions
         self.norm_ends = sorted((e for e, end in self.branch_end.items() if graph.nodes[e].kind == "norm"),
                                 key=lambda e: self.branch_end[e][2])
@@ -899,6 +902,10 @@ class _Walk:
                        f"at most {_g(GRADIENT_BUDGET)}-fold {passes}" if per_branch >= BRANCH_GRADIENT_FLOOR else
                        f"so it raises the gradient at most {_g(1.0 + share)}-fold and its layers keep about "
                        f"{_g(math.sqrt(share))} of the stream's {passes}")
+        parallel = self.parallel.get(add, 1)
+        if parallel > 1:    # branches summed before the stream: the block's share split between them
+            alpha /= parallel
+            why += f", shared by {parallel} parallel branches"
         self.alphas[node.index] = alpha
         return alpha * s.second, f"; residual branch end: {_g(alpha)} of the stream's {_g(s.second)}, {why}"
 
@@ -2245,11 +2252,21 @@ def _residuals(graph: Graph, anc: list[int]) -> tuple[dict[int, BranchEnd], dict
         last[find(index)] = index
     ends: dict[int, BranchEnd] = {}
     for index, (stream, branch) in residual.items():
-        j = _branch_end(graph, branch)
-        if graph.nodes[j].kind in LAYERS + ("norm",) or _branch_gain(graph, graph.nodes[j]) is not None:
-            root = find(index)
-            ends[j] = (stream, sizes[root], index, first[root], _reaches_output(graph, last[root]))
+        for j in _parallel_ends(graph, _branch_end(graph, branch)):
+            if graph.nodes[j].kind in LAYERS + ("norm",) or _branch_gain(graph, graph.nodes[j]) is not None:
+                root = find(index)
+                ends[j] = (stream, sizes[root], index, first[root], _reaches_output(graph, last[root]))
     return ends, sizes
+
+
+def _parallel_ends(graph: Graph, end: int) -> list[int]:
+    """The ends of parallel branches summed before they join the stream (GPT-J's and
+    Falcon's attention and MLP, both read from one norm: attn(x) + mlp(x) + x), each
+    through views, dropout and scalings; else [end]."""
+    node = graph.nodes[end]
+    if node.kind != "add" or len(node.inputs) != 2:
+        return [end]
+    return [j for i in node.inputs for j in _parallel_ends(graph, _branch_end(graph, i))]
 
 
 def _branch_end(graph: Graph, branch: int) -> int:
