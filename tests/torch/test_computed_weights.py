@@ -285,3 +285,16 @@ def test_lsuv_names_the_layers_whose_weight_is_computed():
     with pytest.warns(UserWarning, match=r"lsuv: 9 layer call\(s\) read a weight computed in forward"):
         report = varinit.torch.lsuv(model, torch.randn(8, 3, 16, 16), generator=0)
     assert [r.name for r in report] == ["head"]    # the one layer whose weight is a parameter
+
+
+def test_a_weight_computed_from_the_input_is_named_as_such():
+    class Hyper(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.make, self.out = nn.Linear(16, 16 * 8), nn.Linear(8, 4)
+
+        def forward(self, x):
+            return self.out(F.relu(F.linear(x, self.make(x.mean(0)).view(8, 16))))
+
+    _, messages = _init(Hyper(), torch.randn(32, 16))
+    assert any("its weight is computed from the input (a hypernetwork" in m for m in messages), messages

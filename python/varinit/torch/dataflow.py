@@ -697,6 +697,10 @@ class _Walk:
         any, takes the gain that brings the output to its goal, else it is said."""
         where = f"{node.target} in {node.module or 'the model'}"
         response = self.responses.get(node.index)
+        if not node.attrs.get("weight_from"):
+            self.assumed.append(f"{where}: its weight is computed from the input (a hypernetwork, a dynamic "
+                                "filter), not from parameters the solve can set")
+            return Moments(0.0, self.target)
         if response is None or not response.ruled():
             self.assumed.append(f"{where}: its weight is computed in forward by ops varinit cannot run again, "
                                 "or no one parameter's scale sets the weight's")
