@@ -54,7 +54,6 @@ The walk, node by node in execution order, with moment_rules' formulas:
 """
 from __future__ import annotations
 
-import collections
 import math
 import warnings
 from collections.abc import Callable, Iterator
@@ -334,8 +333,6 @@ class _Walk:
         self.example = flat_inputs(example_inputs)
         self.ancestors = _ancestors(graph)
         self.branch_end, self.chain_length = _residuals(graph, self.ancestors)
-        # residual addition -> how many parallel branch ends it adds
-        self.parallel = collections.Counter(end[2] for end in self.branch_end.values())
         # the ends of norm-ended branches, in the order of their additions
         self.norm_ends = sorted((e for e, end in self.branch_end.items() if graph.nodes[e].kind == "norm"),
                                 key=lambda e: self.branch_end[e][2])
@@ -906,10 +903,6 @@ class _Walk:
                        f"at most {_g(GRADIENT_BUDGET)}-fold {passes}" if per_branch >= BRANCH_GRADIENT_FLOOR else
                        f"so it raises the gradient at most {_g(1.0 + share)}-fold and its layers keep about "
                        f"{_g(math.sqrt(share))} of the stream's {passes}")
-        parallel = self.parallel.get(add, 1)
-        if parallel > 1:    # branches summed before the stream: the block's share split between them
-            alpha /= parallel
-            why += f", shared by {parallel} parallel branches"
         self.alphas[node.index] = alpha
         return alpha * s.second, f"; residual branch end: {_g(alpha)} of the stream's {_g(s.second)}, {why}"
 
@@ -2247,8 +2240,8 @@ def _residuals(graph: Graph, anc: list[int]) -> tuple[dict[int, BranchEnd], dict
         if before is not None:
             parent[find(index)] = find(before)
     sizes: dict[int, int] = {}
-    for i in residual:
-        sizes[find(i)] = sizes.get(find(i), 0) + 1
+    for i, (_, branch) in residual.items():   # parallel branches summed before the stream: each counts
+        sizes[find(i)] = sizes.get(find(i), 0) + len(_parallel_ends(graph, _branch_end(graph, branch)))
     first: dict[int, int] = {}   # chain root -> the stream entering its first block
     last: dict[int, int] = {}    # chain root -> its last addition
     for index in sorted(residual):
@@ -2266,7 +2259,8 @@ def _residuals(graph: Graph, anc: list[int]) -> tuple[dict[int, BranchEnd], dict
 def _parallel_ends(graph: Graph, end: int) -> list[int]:
     """The ends of parallel branches summed before they join the stream (GPT-J's and
     Falcon's attention and MLP, both read from one norm: attn(x) + mlp(x) + x), each
-    through views, dropout and scalings; else [end]."""
+    through views, dropout and scalings; else [end]. Each is a branch of the chain, as
+    if it were added on its own."""
     node = graph.nodes[end]
     if node.kind != "add" or len(node.inputs) != 2:
         return [end]
