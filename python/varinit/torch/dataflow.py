@@ -2240,8 +2240,11 @@ def _residuals(graph: Graph, anc: list[int]) -> tuple[dict[int, BranchEnd], dict
         if before is not None:
             parent[find(index)] = find(before)
     sizes: dict[int, int] = {}
-    for i, (_, branch) in residual.items():   # parallel branches summed before the stream: each counts
-        sizes[find(i)] = sizes.get(find(i), 0) + len(_parallel_ends(graph, _branch_end(graph, branch)))
+    # per addition, its branch's ends: parallel branches summed before the stream each count
+    parts = {i: _parallel_ends(graph, anc, stream, _branch_end(graph, branch))
+             for i, (stream, branch) in residual.items()}
+    for i in residual:
+        sizes[find(i)] = sizes.get(find(i), 0) + len(parts[i])
     first: dict[int, int] = {}   # chain root -> the stream entering its first block
     last: dict[int, int] = {}    # chain root -> its last addition
     for index in sorted(residual):
@@ -2249,22 +2252,24 @@ def _residuals(graph: Graph, anc: list[int]) -> tuple[dict[int, BranchEnd], dict
         last[find(index)] = index
     ends: dict[int, BranchEnd] = {}
     for index, (stream, branch) in residual.items():
-        for j in _parallel_ends(graph, _branch_end(graph, branch)):
+        for j in parts[index]:
             if graph.nodes[j].kind in LAYERS + ("norm",) or _branch_gain(graph, graph.nodes[j]) is not None:
                 root = find(index)
                 ends[j] = (stream, sizes[root], index, first[root], _reaches_output(graph, last[root]))
     return ends, sizes
 
 
-def _parallel_ends(graph: Graph, end: int) -> list[int]:
-    """The ends of parallel branches summed before they join the stream (GPT-J's and
+def _parallel_ends(graph: Graph, anc: list[int], stream: int, end: int) -> list[int]:
+    """The ends of parallel branches of `stream` summed before they join it (GPT-J's and
     Falcon's attention and MLP, both read from one norm: attn(x) + mlp(x) + x), each
-    through views, dropout and scalings; else [end]. Each is a branch of the chain, as
-    if it were added on its own."""
+    through views, dropout and scalings, when every one is computed from the stream; else
+    [end] (a sum with another stream's branch: CoaT's scales). Each is a branch of the
+    chain, as if it were added on its own."""
     node = graph.nodes[end]
     if node.kind != "add" or len(node.inputs) != 2:
         return [end]
-    return [j for i in node.inputs for j in _parallel_ends(graph, _branch_end(graph, i))]
+    found = [j for i in node.inputs for j in _parallel_ends(graph, anc, stream, _branch_end(graph, i))]
+    return found if all((anc[j] >> stream) & 1 for j in found) else [end]
 
 
 def _branch_end(graph: Graph, branch: int) -> int:
