@@ -35,7 +35,8 @@ BOUNDS = {
     # out 0.11; h = o * tanh(c) has std 0.32 at unit gate preactivations, the head 1 (noted in the report)
     "lstm_stacked": (3.5, (0.25, 4.0)),
     # act 3.4, out 2.4, grad 6.5. Its output is its residual stream (no final norm): the stream
-    # grows at most 3-fold and each MLP's first layer shares its branch's scale (T-Fixup's way);
+    # grows at most 3- to 3.3-fold (each branch at least 0.29 of the start) and each MLP's first
+    # layer shares its branch's scale (T-Fixup's way);
     # with the whole scale on the branch ends (as before) act was 2.04, out 2.16, grad 7.2
     "transformer_pre_ln": (2.0, (0.25, 4.0)),
     # torch's layer scale 1e-6 leaves the branches' layers a millionth of the stem's gradient

@@ -94,11 +94,11 @@ STREAM_BUDGET = 4.0
 MAX_STREAM_BUDGET = 16.0
 # a chain whose stream is the model's output raises its second moment 3-fold (std x1.73;
 # the branches' measured correlation with the stream adds about 7% to the std), or up to
-# 3.5-fold (std x1.87, with that 7% the output bound's 2) where that keeps each branch
-# OPEN_BRANCH_SHARE of the start: its output's std 0.55 of the layers inside it, a margin
-# on the act bound's 0.5
+# 3.3-fold (std x1.82, 1.94 with that 7%) where that keeps each branch OPEN_BRANCH_SHARE of
+# the start: its output's std 0.55 of the layers inside it (0.54 at 8 branches), a margin on
+# the act bound's 0.5
 OPEN_STREAM_BUDGET = 3.0
-MAX_OPEN_STREAM_BUDGET = 3.5
+MAX_OPEN_STREAM_BUDGET = 3.3
 OPEN_BRANCH_SHARE = 0.3
 # a chain of norm-ended branches grows its stream's second moment at most e-fold
 NORM_BRANCH_GROWTH = 1.0 - math.exp(-1.0)
@@ -815,8 +815,8 @@ class _Walk:
         the stream (measured after the activation that follows the addition,
         if any) from v_k by at most (B - 1) v_0 / L, so the stream ends at most
         B v_0 however deep the chain, and each branch adds the same absolute
-        amount. When the stream is the model's output B = 1 + 0.3 L within [3, 3.5]
-        (its std grows 1.73- to 1.87-fold, each branch's within 0.55 of the layers
+        amount. When the stream is the model's output B = 1 + 0.3 L within [3, 3.3]
+        (its std grows 1.73- to 1.82-fold, each branch's within 0.54 of the layers
         inside it up to L = 8); when a norm or a layer reads it, B = 1 + L/3 within [4, 16],
         so each branch adds a third of v_0 (its output within 0.58 of the std
         of the layers inside it) up to L = 45.
