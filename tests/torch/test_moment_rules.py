@@ -204,6 +204,24 @@ def test_top_k_values_are_order_statistics():
                                                                                             rel=1e-6)
 
 
+def test_a_fixed_matrix_mixes_independent_rows_and_keeps_what_they_share():
+    """A row-normalized graph adjacency times rows that share a per-channel offset."""
+    gen = generator(43)
+    nodes, channels, replicas = 64, 32, 300
+    adjacency = (torch.rand((nodes, nodes), generator=gen) < 0.1).double() + torch.eye(nodes, dtype=F64)
+    adjacency /= adjacency.sum(1, keepdim=True)
+    offset, spread = 0.8, 1.5                 # x_jc = offset_c + z_jc: kappa 0.64, nu 2.14
+    x = (offset * torch.randn((replicas, 1, channels), generator=gen, dtype=F64)
+         + math.sqrt(spread) * torch.randn((replicas, nodes, channels), generator=gen, dtype=F64))
+    y = adjacency @ x
+    sums, squares = adjacency.sum(1), adjacency.pow(2).sum(1)
+    moments = Moments(0.0, offset ** 2 + spread)
+    rule = mr.fixed_mix(moments, float(sums.mean()), float(sums.pow(2).mean()), float(squares.mean()),
+                        common=offset ** 2)
+    independent = mr.fixed_mix(moments, float(sums.mean()), float(sums.pow(2).mean()), float(squares.mean()))
+    agrees((y * y).mean(dim=(1, 2)), rule.second, "fixed mix: second", wrong=[independent.second])
+
+
 def test_strided_conv_forward_and_backward():
     gen = generator(3)
     c_in, c_out, w_var = 8, 16, 1.0 / (8 * 9)

@@ -65,7 +65,7 @@ import torch
 
 from . import moment_rules as rules
 from .computed_weights import Response, weight_response
-from .graph import EMBEDDINGS, ExampleInputs, Graph, Node, meta_view, trace
+from .graph import EMBEDDINGS, ExampleInputs, Graph, Node, fixed_mix_stats, meta_view, trace
 from .modules import init_by_structure
 from .moment_rules import Moments
 from .parametrizations import spectral_norm_of
@@ -1192,6 +1192,21 @@ class _Walk:
 
     def _matmul(self, node: Node) -> Moments:
         a, b = node.inputs[:2]
+        if node.attrs.get("op") == "fixed_mix":
+            # a fixed matrix (a graph's adjacency) mixing independent rows of the signal
+            attrs = node.attrs
+            x = b if attrs["side"] == "left" else a
+            if "buffer" in attrs:
+                matrix = self.buffers.get(attrs["buffer"])
+                if matrix is None or matrix.is_meta:
+                    self.assumed.append(f"{attrs['buffer']}: a fixed matrix on the meta device mixes the signal; "
+                                        "its entries taken as independent of unit second moment")
+                    return rules.matmul(self.m(a), self.m(b), int(self.graph.nodes[x].shape[-2 if attrs["side"]
+                                                                                          == "left" else -1]))
+                attrs = {**attrs, **fixed_mix_stats(matrix, attrs["side"])}
+            kappa = min(max(self.kappa(x), self.m(x).mean ** 2), self.m(x).second)
+            self.common[node.index] = kappa * attrs["sums_sq"]   # what every row shares stays shared
+            return rules.fixed_mix(self.m(x), attrs["sums"], attrs["sums_sq"], attrs["squares"], kappa)
         inner = node.attrs.get("inner", 1)
         causal = self.softmax_rows(a)
         if causal is not None:

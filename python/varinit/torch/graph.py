@@ -933,6 +933,9 @@ class _Recorder(TorchFunctionMode):
             a, b = bound.get("input"), bound.get("other")
             if spec.reflected:
                 a, b = b, a
+            fixed = self._fixed_mix(a, b)
+            if fixed is not None:
+                return "matmul", [self.node_for(a), self.node_for(b)], {}, fixed, None
             if self._own_weight(b) and a.dim() >= 1 and self.from_params[self.node_for(a)] is None:
                 # x @ self.weight.T in a module's forward (Falcon's FalconLinear): a linear layer
                 # whose weight, stored (out, in), is read as (in, out)
@@ -964,6 +967,21 @@ class _Recorder(TorchFunctionMode):
             return "opaque", [self.node_for(x)], {}, {}, None
         dim = int(bound.get("dim", -1)) % max(x.dim(), 1)
         return "view", [self.node_for(x)], {}, {"op": "topk", "dim": dim, "k": int(bound["k"])}, None
+
+    def _fixed_mix(self, a: Any, b: Any) -> dict[str, Any] | None:
+        """attrs of A @ x (or x @ A) with A a 2-D tensor the trace does not follow, with values
+        (a graph's adjacency, dense or sparse, any fixed mixing matrix) and x traced: which
+        operand is fixed, and the means over its outputs of the sum of their weights, of its
+        square and of the sum of their squares (moment_rules.fixed_mix); else None."""
+        for fixed, other, side in ((a, b, "left"), (b, a, "right")):
+            if not (isinstance(fixed, torch.Tensor) and isinstance(other, torch.Tensor) and fixed.dim() == 2
+                    and not self.traced(fixed) and self.traced(other) and fixed.is_floating_point()):
+                continue
+            buffer = self.buffer_name.get(id(fixed))
+            if buffer is not None:   # its values are read from the model by the walk (a meta twin here)
+                return {"op": "fixed_mix", "side": side, "buffer": buffer}
+            return {"op": "fixed_mix", "side": side, **fixed_mix_stats(fixed, side)} if not fixed.is_meta else None
+        return None
 
     def _own_weight(self, tensor: Any) -> bool:
         """Whether `tensor` is 2-D and the running module's own `weight` parameter, or
@@ -1196,6 +1214,20 @@ def output_tensors(value: object) -> Iterator[torch.Tensor]:
 
 
 # -------------------------------------------------------------- replays
+
+def fixed_mix_stats(fixed: torch.Tensor, side: str) -> dict[str, float]:
+    """For a fixed 2-D matrix applied from `side` ("left": A @ x, "right": x @ A), the means
+    over its outputs of the sum of their weights, of its square and of the sum of their
+    squares (moment_rules.fixed_mix); dense or sparse."""
+    with torch.no_grad():
+        matrix = fixed if side == "left" else fixed.t()     # its rows are the outputs' weights
+        if matrix.is_sparse:
+            sums = torch.sparse.sum(matrix, dim=1).to_dense().double()
+            squares = torch.sparse.sum(matrix * matrix, dim=1).to_dense().double()
+        else:
+            sums, squares = matrix.double().sum(1), matrix.double().pow(2).sum(1)
+    return {"sums": float(sums.mean()), "sums_sq": float(sums.pow(2).mean()), "squares": float(squares.mean())}
+
 
 def _grouped_mm_on_meta(bound: dict[str, Any], func: Callable[..., Any], args: tuple[Any, ...],
                        kwargs: dict[str, Any]) -> Any:

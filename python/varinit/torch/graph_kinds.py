@@ -319,6 +319,10 @@ _register(torch.Tensor.__matmul__, OpSpec("matmul", "matmul", "torch.Tensor.__ma
 _register(torch.Tensor.__rmatmul__, OpSpec("matmul", "matmul", "torch.Tensor.__rmatmul__",
                                            ("input", "other"), reflected=True))
 _register(torch.einsum, OpSpec("matmul", "einsum", "torch.einsum", ("equation",)))
+# a sparse matrix times a dense one (graph convolutions' normalized adjacency)
+_register(torch.sparse.mm, OpSpec("matmul", "mm", "torch.sparse.mm", ("input", "other")))
+_register(getattr(getattr(torch._C, "_sparse", None), "_sparse_mm", None),
+          OpSpec("matmul", "mm", "torch.sparse.mm", ("input", "other")))
 _register(F.scaled_dot_product_attention,
           OpSpec("attention", "scaled_dot_product_attention",
                  "torch.nn.functional.scaled_dot_product_attention",

@@ -390,6 +390,28 @@ def matmul(a: MomentsLike, b: MomentsLike, inner: int) -> Moments:
                    d * ma.second * mb.second + d * (d - 1) * (ma.mean * mb.mean) ** 2)
 
 
+def fixed_mix(x: MomentsLike, sums: float, sums_sq: float, squares: float, common: float | None = None) -> Moments:
+    """y_i = sum_j A_ij x_j with A fixed (a graph's normalized adjacency, any constant
+    mixing matrix) and x_j = c + z_j: c shared by every j (second moment kappa, the mean's
+    square at least), the z_j independent: E[y_i] = mu sum_j A_ij,
+    E[y_i^2] = kappa (sum_j A_ij)^2 + (nu - kappa) sum_j A_ij^2, averaged over i.
+
+    sums, sums_sq, squares: the means over i of sum_j A_ij, (sum_j A_ij)^2 and
+    sum_j A_ij^2; common: kappa (None: mu^2).
+
+    Example::
+
+        >>> fixed_mix(Moments(1.0, 2.0), 1.0, 1.0, 0.25)    # rows averaging 4 entries
+        Moments(mean=1.0, second=1.25)
+    """
+    m = _moments(x, "x")
+    s = _validate.real(sums, "sums")
+    s2 = _validate.real(sums_sq, "sums_sq", _validate.NON_NEGATIVE)
+    q = _validate.real(squares, "squares", _validate.NON_NEGATIVE)
+    kappa = m.mean * m.mean if common is None else min(max(_validate.real(common, "common"), m.mean ** 2), m.second)
+    return Moments(m.mean * s, max(kappa * s2 + (m.second - kappa) * q, 0.0))
+
+
 def cat(parts: Iterable[tuple[MomentsLike, int]]) -> Moments:
     """Concatenation of [(moments, size), ...]: the size-weighted average of mu and nu
     (sizes: the operands' extents along the concatenated dim, or their numels)."""
