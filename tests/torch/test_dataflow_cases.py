@@ -52,6 +52,18 @@ def _layer_stds(model, x):
     return outs, float(y.std())
 
 
+def _recorded(model, x, modules, read, inputs=False):
+    """read(tensor) of each module's output (or first input), in call order, over one forward pass."""
+    values = []
+    hooks = [m.register_forward_pre_hook(lambda m, a: values.append(read(a[0]))) if inputs else
+             m.register_forward_hook(lambda m, a, o: values.append(read(o))) for m in modules]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    return values
+
+
 def test_an_output_read_through_relu_meets_its_layer_halfway():
     # A ReLU's output has variance 0.34 of its second moment (std 0.58 for a unit input):
     # the last layer moves halfway in log, x1.31 in std, and the output std goes to 0.76.
@@ -1392,12 +1404,7 @@ def test_a_stream_through_per_channel_affine_maps_is_one_residual_chain():
     rules = {r.name: r.rule for r in report}
     # the eight additions are one chain of branches: each adds its share, not a unit
     assert all("8 blocks grow it" in rules[f"layers.{i}.weight"] for i in range(8)), rules["layers.0.weight"]
-    streams = []
-    hooks = [n.register_forward_hook(lambda m, a, o: streams.append(float(o.pow(2).mean()))) for n in model.norms]
-    with torch.no_grad():
-        model(x)
-    for h in hooks:
-        h.remove()
+    streams = _recorded(model, x, model.norms, lambda t: float(t.pow(2).mean()))
     # each block added a unit second moment before: the stream ended at 9
     assert streams[-1] < 4.5, streams
 
@@ -1429,13 +1436,7 @@ def test_parallel_branches_summed_before_the_stream_share_its_growth():
     for name in ("down.0.weight", "attn.0.out_proj.weight"):
         # each of the 12 is a branch of the chain, as if added on its own
         assert "residual branch end" in rules[name] and "12 blocks grow it" in rules[name], rules[name]
-    streams = []
-    hooks = [n.register_forward_pre_hook(lambda m, a: streams.append(float(a[0].pow(2).mean())))
-             for n in list(model.norms) + [model.norm]]
-    with torch.no_grad():
-        model(x)
-    for h in hooks:
-        h.remove()
+    streams = _recorded(model, x, list(model.norms) + [model.norm], lambda t: float(t.pow(2).mean()), inputs=True)
     # each block added two unit branches before: the stream ended at 13; the budget is 1 + 12/3
     assert streams[-1] < 6, streams
 
@@ -1467,13 +1468,9 @@ def test_an_mlp_read_twice_by_its_activation_shares_its_branch_scale():
     report = _init(model, x)
     rules = {r.name: r.rule for r in report}
     assert "inside a residual branch of the model's output stream" in rules["fc1.0.weight"], rules["fc1.0.weight"]
-    outputs = []
-    hooks = [m.register_forward_hook(lambda m, a, o: outputs.append(float(o.std())))
-             for m in list(model.fc1) + list(model.fc2)]
+    outputs = _recorded(model, x, list(model.fc1) + list(model.fc2), lambda t: float(t.std()))
     with torch.no_grad():
         y = model(x)
-    for h in hooks:
-        h.remove()
     # 8 branches at the open stream's 3-fold growth kept a quarter of the start each: std 0.5, the
     # act bound's edge (0.49 measured beside q, k, v at 1); each keeps 0.29 now, its std 0.54
     assert min(outputs) > 0.52 and float(y.std()) < 2.0, (outputs, float(y.std()))

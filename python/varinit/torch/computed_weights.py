@@ -52,17 +52,22 @@ class Call:
     output: Optional[int]
 
 
+def _mapped(value: Any, leaf: Callable[[Any], Any]) -> Any:
+    """`value` (arguments: tuples, lists and dicts of leaves) with `leaf` applied to each leaf."""
+    if isinstance(value, (tuple, list)) and type(value) in (tuple, list):
+        return type(value)(_mapped(v, leaf) for v in value)
+    if type(value) is dict:
+        return {k: _mapped(v, leaf) for k, v in value.items()}
+    return leaf(value)
+
+
 def template(value: Any, refer: Callable[[torch.Tensor], Optional[Operand]]) -> Any:
     """`value` (arguments: tensors, tuples, lists, dicts and plain values) with each
     tensor `refer` maps to an Operand replaced by it."""
-    if isinstance(value, torch.Tensor):
-        found = refer(value)
-        return value if found is None else found
-    if isinstance(value, (tuple, list)) and type(value) in (tuple, list):
-        return type(value)(template(v, refer) for v in value)
-    if type(value) is dict:
-        return {k: template(v, refer) for k, v in value.items()}
-    return value
+    def leaf(item: Any) -> Any:
+        found = refer(item) if isinstance(item, torch.Tensor) else None
+        return item if found is None else found
+    return _mapped(value, leaf)
 
 
 class NotRecomputable(Exception):
@@ -93,15 +98,9 @@ def recompute(graph: Graph, index: int, values: Mapping[str, torch.Tensor],
             def resolve(leaf: Any) -> Any:
                 if isinstance(leaf, Operand):
                     return value(node.inputs[leaf.key]) if leaf.where == "input" else param(node.params[leaf.key])
-                if isinstance(leaf, torch.Tensor):
-                    return _float64(leaf)
-                if isinstance(leaf, (tuple, list)) and type(leaf) in (tuple, list):
-                    return type(leaf)(resolve(v) for v in leaf)
-                if type(leaf) is dict:
-                    return {k: resolve(v) for k, v in leaf.items()}
-                return leaf
+                return _float64(leaf) if isinstance(leaf, torch.Tensor) else leaf
 
-            out = call.func(*resolve(call.args), **resolve(call.kwargs))
+            out = call.func(*_mapped(call.args, resolve), **_mapped(call.kwargs, resolve))
             result = out if call.output is None else out[call.output]
         else:
             raise NotRecomputable(f"{node.kind} {node.target}".strip())

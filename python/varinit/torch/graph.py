@@ -641,12 +641,20 @@ class _Recorder(TorchFunctionMode):
             index = self.node_of.get(id(tensor))
             if index is not None and index in inputs:
                 return Operand("input", inputs.index(index))
-            if name is not None or (index is not None and self.from_params[index]):
-                missing = True
+            missing = missing or bool(self.params_behind(tensor))
             return None
 
         made = Call(func, template(args, refer), template(kwargs, refer), output)
         return None if missing else made
+
+    def params_behind(self, tensor: torch.Tensor) -> tuple[str, ...]:
+        """The parameters a tensor is computed from alone: (its name) for a parameter; () for
+        a tensor computed from an input, a constant, or one the trace does not follow."""
+        name = self.param_name.get(id(tensor))
+        if name is not None:
+            return (name,)
+        index = self.node_of.get(id(tensor))
+        return (self.from_params[index] or ()) if index is not None else ()
 
     def from_params_of(self, inputs: list[int], params: dict[str, str]) -> tuple[str, ...] | None:
         """The parameters a node with these inputs and params is computed from; None: from an input."""
@@ -950,8 +958,7 @@ class _Recorder(TorchFunctionMode):
         from parameters alone (a transposed view of a 3-D weight): a "linear" node, grouped
         (attrs["grouped"]: the weight's first dim is the experts), read as (in, out)."""
         a, b = bound.get("mat_a"), bound.get("mat_b")
-        weight_like = isinstance(b, torch.Tensor) and b.dim() == 3 and (
-            id(b) in self.param_name or (id(b) in self.node_of and bool(self.from_params[self.node_of[id(b)]])))
+        weight_like = isinstance(b, torch.Tensor) and b.dim() == 3 and bool(self.params_behind(b))
         if not (weight_like and isinstance(a, torch.Tensor) and a.dim() == 2
                 and self.from_params[self.node_for(a)] is None and bound.get("bias") is None):
             return "opaque", [self.node_for(t) for t in _tensors([a, b])], {}, {}, None
@@ -989,11 +996,7 @@ class _Recorder(TorchFunctionMode):
         if not isinstance(tensor, torch.Tensor) or tensor.dim() != 2:
             return False
         own = f"{self.module}.weight" if self.module else "weight"
-        name = self.param_name.get(id(tensor))
-        if name is not None:
-            return name == own
-        index = self.node_of.get(id(tensor))
-        return index is not None and self.from_params[index] == (own,)
+        return self.params_behind(tensor) == (own,)
 
     def _softmax(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         x = bound["input"]

@@ -340,13 +340,14 @@ def fill(model: torch.nn.Module, result: Plan, generator: Generator, distributio
             continue
         tensor = params[name]
         note = f"; tied with {', '.join(p.tied)}" if p.tied else ""
+        factor = (factors or {}).get(name, 1.0)
+        if factor != 1.0:   # a normal plan's std, or a gain's value that sets a computed weight's scale
+            reason = f"{p.reason}; x{factor:.4f} from {source}"
+            p = (dataclasses.replace(p, std=cast(float, p.std) * factor, reason=reason) if p.rule == "normal" else
+                 dataclasses.replace(p, value=cast(float, p.value) * factor, reason=reason))
         if p.rule == "normal":
             stream = generator.stream(name)
-            factor = (factors or {}).get(name, 1.0)
             std = cast(float, p.std)   # a "normal" plan has its std
-            if factor != 1.0:
-                std *= factor
-                p = dataclasses.replace(p, std=std, reason=f"{p.reason}; x{factor:.4f} from {source}")
             if not tensor.is_meta:
                 draw_with_std(tensor, distribution, std, stream)
             records.append(InitRecord(name, f"solved {distribution}: {p.reason}{note}", p.fan_in, None, std))
@@ -356,10 +357,6 @@ def fill(model: torch.nn.Module, result: Plan, generator: Generator, distributio
             records.append(InitRecord(name, f"orthogonal: {p.reason}{note}", p.fan_in, None, cast(float, p.std)))
         elif p.rule == "constant":
             value = cast(float, p.value)   # a "constant" plan has its value
-            factor = (factors or {}).get(name, 1.0)
-            if factor != 1.0:   # a gain that sets a computed weight's scale
-                value *= factor
-                p = dataclasses.replace(p, value=value, reason=f"{p.reason}; x{factor:.4f} from {source}")
             if not tensor.is_meta:
                 fills.constant_(tensor, value)
             records.append(InitRecord(name, f"constant {value:.6g}: {p.reason}", None, None, 0.0))

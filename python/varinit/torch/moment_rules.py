@@ -701,6 +701,15 @@ def _max_values(values: FloatArray, weights: FloatArray, count: int) -> tuple[Fl
     return np.sum(v * mass, axis=-1), np.sum(v * v * mass, axis=-1)
 
 
+def _gaussian_cells() -> tuple[FloatArray, FloatArray]:
+    """The middles of _MAX_CELLS equal cells over [-_MAX_Z, _MAX_Z] and each one's standard
+    normal probability (normalized to one): the grid of the order-statistic integrals."""
+    edges = np.linspace(-_MAX_Z, _MAX_Z, _MAX_CELLS + 1)
+    middles = (edges[:-1] + edges[1:]) / 2
+    cells = np.exp(-0.5 * middles * middles)
+    return middles, cells / cells.sum()
+
+
 def max_pool(m: MomentsLike, count: int, rho: float = 0.0, g: ElementFunction | None = None) -> Moments:
     """Moments of the max of `count` elements, each g(z_i) with z_i ~ N(mu, sigma^2), pairwise
     correlation rho between the z_i (max pooling over `count` taps; global max pooling).
@@ -721,10 +730,7 @@ def max_pool(m: MomentsLike, count: int, rho: float = 0.0, g: ElementFunction | 
     k = _validate.integer(count, "count", minimum=1)
     rho = _validate.real(rho, "rho", _validate.BOUNDED_0_1)
     fn: Callable[[FloatArray], FloatArray] = (lambda z: z) if g is None else resolve(g).fn
-    edges = np.linspace(-_MAX_Z, _MAX_Z, _MAX_CELLS + 1)
-    e = (edges[:-1] + edges[1:]) / 2
-    weights = np.exp(-0.5 * e * e)
-    weights /= weights.sum()
+    e, weights = _gaussian_cells()
     if rho == 0.0:
         outer, outer_w = np.zeros(1), np.ones(1)
     else:
@@ -755,10 +761,7 @@ def top_k(m: MomentsLike, count: int, k: int) -> Moments:
     x = _moments(m, "m")
     n = _validate.integer(count, "count", minimum=1)
     k = _validate.integer(k, "k", minimum=1, maximum=n)
-    edges = np.linspace(-_MAX_Z, _MAX_Z, _MAX_CELLS + 1)
-    e = (edges[:-1] + edges[1:]) / 2
-    cell = np.exp(-0.5 * e * e)
-    cell /= cell.sum()
+    e, cell = _gaussian_cells()
     below = np.clip(np.cumsum(cell) - cell / 2, 1e-300, 1.0)     # F at each cell's middle
     above = np.clip(1.0 - below, 1e-300, 1.0)
     values = x.mean + math.sqrt(x.variance) * e
