@@ -192,6 +192,18 @@ def test_the_tilt_is_spread_where_the_gradient_changes_and_stops_at_the_room():
     assert tilt(_layers([1.0, 1.9, 1.0], [0.01, 0.1, 1.0]), {}) is None    # no room left
 
 
+def test_a_layer_no_gradient_reached_keeps_its_scale_in_the_tilt():
+    # a block stochastic depth dropped in the measuring pass (timm's efficientnet_v2_s), or queries
+    # of a softmax over one key (efficientvit_m0 at 64 px): its gradient is exactly 0, which was
+    # a math domain error in the tilt
+    layers = _layers([1.0, 1.0, 1.0, 1.0, 1.0], [0.01, 0.0, 0.01, 0.1, 0.1])
+    plan = tilt(layers, {"l1": ["l0"], "l2": ["l1"], "l3": ["l2"], "l4": ["l3"]})
+    assert plan.factors["l1"] == pytest.approx(1.0) and plan.factors["l2"] == pytest.approx(1.0)
+    assert plan.top == pytest.approx(ACT_ROOM, rel=1e-6)
+    # a layer whose output is all zeros is left out of the room the tilt measures
+    assert tilt(_layers([1.0, 0.0, 1.0, 1.0], [0.01, 0.01, 0.1, 0.1]), {}).act == pytest.approx(ACT_ROOM, rel=1e-6)
+
+
 
 @pytest.mark.parametrize("make, shape", [(lambda: _cnn(32, 32), (16, 3, 32, 32)),
                                          (lambda: _cnn(16, 16), (32, 3, 16, 16)),

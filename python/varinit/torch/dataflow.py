@@ -82,6 +82,9 @@ BRANCH_PASS = ("view", "dropout", "scale")
 # assumed where the walk cannot know (after an opaque op, a meta input): unit second moment
 ASSUMED = Moments(0.0, 1.0)
 MAX_PASSES = 6
+# a signal's second moment past this is an overflow of the rules (1 / x of a Gaussian, products
+# squared at each step of an iteration), not what a model computes at init: std 1e6
+MAX_SECOND_MOMENT = 1e12
 # a residual stream below this fraction of its chain's start is built by its branches (goal)
 QUIET_STREAM = 1.0 / 16.0
 TIE_RTOL = 1e-6
@@ -298,16 +301,32 @@ def _trace_shapes(model: torch.nn.Module, example_inputs: ExampleInputs) -> tupl
         return trace(model, meta), None  # which also refuses what is not a tensor, by name
     try:
         with meta_view(model):
-            return trace(model, meta), None
+            graph = trace(model, meta)
+        if not (_values_from_integers(graph) and any(
+                not t.is_meta and not t.is_floating_point() for t in flat_inputs(example_inputs))):
+            return graph, None
+        failure = None   # the values computed from integer inputs (a graph's degrees) are read for real
     except (RuntimeError, NotImplementedError) as error:
         failure = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}"
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     real = _map_inputs(example_inputs, lambda t: torch.zeros(t.shape, dtype=t.dtype, device=device)
                        if t.is_meta else t)
-    return trace(model, real), (
+    return trace(model, real), None if failure is None else (
         f"traced on real tensors (one full forward pass): on meta tensors the forward pass failed "
         f"({failure}), as it does for a tensor made in forward() on a fixed device (torch.ones(T, T) for a "
         "mask; device=x.device follows the input) or a value read from the data (.item(), if x.sum() > 0)")
+
+
+def _values_from_integers(graph: Graph) -> bool:
+    """Whether floating values are computed from the integer inputs alone (a graph's node
+    degrees from its edge index, normalizing its messages): the solve reads them."""
+    integral = {i for i in graph.inputs if i in graph.fixed}
+    for node in graph.nodes:
+        if node.inputs and any(i in integral for i in node.inputs) and node.index in graph.fixed:
+            if node.dtype.is_floating_point:
+                return True
+            integral.add(node.index)
+    return False
 
 
 def _map_inputs(example_inputs: ExampleInputs, f: Callable[[torch.Tensor], torch.Tensor]) -> Any:
@@ -342,6 +361,7 @@ class _Walk:
         self.norm_ends = sorted((e for e, end in self.branch_end.items() if graph.nodes[e].kind == "norm"),
                                 key=lambda e: self.branch_end[e][2])
         self.sharing = _sharing_layers(graph, self.branch_end)
+        self.stream_starts = _param_stream_starts(graph, {end[3] for end in self.branch_end.values()})
         self.deciding = _deciding_uses(graph)
         self.multi_use = {name for name, uses in graph.uses.items() if len(_layer_uses(graph, name)) > 1}
         self.head_gains = {head: gamma for head, gamma in _tied_head_gains(graph, self.deciding).items()
@@ -356,7 +376,7 @@ class _Walk:
         self.head_gains.update((i, gamma) for i, response in self.responses.items()
                                if response is not None and response.scaling() is None
                                and (gamma := _free_gain_before(graph, i)) is not None and gamma not in kept)
-        gammas = set(self.head_gains.values())
+        gammas = self.head_gain_names = set(self.head_gains.values())
         self.head_gamma_nodes = {n.index: n.params["weight"] for n in graph.nodes
                                  if n.kind == "norm" and n.params.get("weight") in gammas}
         self.notes: list[str] = []
@@ -384,6 +404,7 @@ class _Walk:
         self.slopes: dict[int, float] = {}
         self.assumed: list[str] = []
         self.opaque: list[Node] = []
+        self.overflowed: list[Node] = []   # nodes whose moments came out infinite
         self.memo: dict[int, int] = {}
         # (the ops of a fused region, its input moments) -> its moments and E[g'^2]: a
         # transformer's blocks repeat the same written-out GELU at the same moments
@@ -400,12 +421,13 @@ class _Walk:
         self.decided = decided
         self.plans, self.moments, self.regions, self.common, self.slopes = {}, {}, {}, {}, {}
         self.assumed, self.opaque, self.live, self.causal, self.masks = [], [], {}, set(), []
+        self.overflowed = []
         self.padded = {}
         self.memo = {}
         for node in self.graph.nodes:
             share = self.live.get(node.inputs[0]) if node.inputs and _keeps_zero(node) else None
             self.raw = share is not None
-            moments = self.moments[node.index] = self.node_moments(node)
+            moments = self.moments[node.index] = self.bounded(node)
             self.raw = False
             if share is not None:
                 kept = share * math.prod(self.graph.nodes[node.inputs[0]].shape)
@@ -418,6 +440,22 @@ class _Walk:
             if moments is not None and node.index not in self.common:
                 self.common[node.index] = min(max(self.node_common(node, moments), moments.mean ** 2),
                                               moments.second)
+
+    def bounded(self, node: Node) -> Moments | None:
+        """node_moments, or None where they overflow (past MAX_SECOND_MOMENT): rules that take
+        factors as independent can square a moment at each step of an iteration that converges
+        in fact (a Newton-Schulz pseudo-inverse, a state-space scan's decays exp(A dt) with
+        A < 0 < dt)."""
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):   # (an overflow is named here)
+                moments = self.node_moments(node)
+        except OverflowError:
+            moments = None
+            self.overflowed.append(node)
+        if moments is not None and node.index not in self.graph.fixed and not moments.second <= MAX_SECOND_MOMENT:
+            moments = None
+            self.overflowed.append(node)
+        return moments
 
     def kappa(self, index: int) -> float:
         """The common part's second moment of a node's output (mean^2 when unknown)."""
@@ -439,6 +477,8 @@ class _Walk:
         kind = node.kind
         if kind == "param":
             return out.second if len(node.shape) <= 1 else out.mean ** 2   # a bias-like vector: common
+        if node.index in self.graph.fixed:   # the same for every example, not the same at every position
+            return out.mean ** 2
         if not node.inputs:
             return out.mean ** 2
         x = node.inputs[0]
@@ -482,6 +522,17 @@ class _Walk:
             share = ((self.kappa(source) - entering.mean ** 2) / entering.variance if entering.variance > 0
                      else 1.0)
             return out.mean ** 2 + (out.second - out.mean ** 2) * min(max(share, 0.0), 1.0)
+        if kind == "scatter" and node.attrs.get("op") != "setitem":
+            # two elements of x take different sources, which share their common part
+            attrs, landed = node.attrs, self.m(node.inputs[1])
+            base_kappa = 0.0 if attrs.get("zeros_before") else self.kappa(x)
+            if attrs.get("reduce", "sum") == "sum":
+                c, alpha = float(attrs["counts"]), float(attrs["alpha"])
+                base_mean = 0.0 if attrs.get("zeros_before") else self.m(x).mean
+                return base_kappa + 2.0 * c * alpha * base_mean * landed.mean + (c * alpha) ** 2 * self.kappa(
+                    node.inputs[1])
+            share = float(attrs["written"])
+            return share * self.kappa(node.inputs[1]) + (1.0 - share) * base_kappa
         if kind in ("add", "sub"):
             alpha = float(node.attrs.get("alpha", 1.0)) * (-1.0 if kind == "sub" else 1.0)
             a, b = self.m(node.inputs[0]), self.m(node.inputs[1])
@@ -517,7 +568,7 @@ class _Walk:
         (C, 1, 1)), else its own kappa."""
         index = node.inputs[position]
         source = self.graph.nodes[index]
-        if source.kind in ("param", "constant") and _position_free(source.shape, node.shape):
+        if (source.kind == "param" or index in self.graph.fixed) and _position_free(source.shape, node.shape):
             return self.m(index).second
         return self.kappa(index)
 
@@ -534,6 +585,9 @@ class _Walk:
 
     def node_moments(self, node: Node) -> Moments | None:
         kind = node.kind
+        values = node.attrs.get("values") if node.index in self.graph.fixed else None
+        if values is not None:   # read off the trace: a graph's degrees, a count, a constant
+            return Moments(values[0], values[1])
         handler: Callable[[Node], Moments | None] | None = getattr(self, f"_{kind}", None)
         if handler is not None:
             return handler(node)
@@ -571,6 +625,16 @@ class _Walk:
         tensor = self.real_params.get(name)
         self.plans.setdefault(name, ParamPlan(
             name, "untouched", reason=f"read directly by {self.consumer_label(node)}: no rule knows its role"))
+        if name in self.decided and name in self.head_gain_names:   # a written-out norm's gain (scale_head)
+            value = self.decided[name]
+            return Moments(value, value * value)
+        if node.index in self.stream_starts and name not in self.kept and len(self.graph.uses.get(name, ())) == 1:
+            # a learned array that a residual stream starts from (Perceiver's latents): the stream's
+            # scale is its own, and the branches are solved as fractions of it
+            std = math.sqrt(self.target)
+            self.plans[name] = ParamPlan(name, "normal", std=std, reason=(
+                "a learned input that starts a residual stream (a latent array): entries of unit second moment"))
+            return Moments(0.0, self.target)
         if tensor is None or tensor.is_meta:
             return ASSUMED
         t = tensor.detach().to(torch.float64)
@@ -1059,14 +1123,26 @@ class _Walk:
             self.plans[name] = ParamPlan(name, "constant", value=value, reason=reason)
         return rules.scale(x, value)
 
-    def _scatter(self, node: Node) -> Moments:
+    def _scatter(self, node: Node) -> Moments | None:
         a = node.attrs
         base, value = (self.m(i) for i in node.inputs[:2])
         if a.get("zeros_before"):
             base = Moments(0.0, 0.0)
         if a["op"] == "setitem":
             return rules.scatter(base, value, a["share"])
-        return rules.index_add(base, value, a["counts"], a["counts_sq"], a["alpha"])
+        reduce, include_self = a.get("reduce", "sum"), a.get("include_self", True)
+        kappa = self.kappa(node.inputs[1])   # what the elements landing together share
+        if reduce == "sum" and (include_self or a.get("zeros_before")):
+            return rules.index_add(base, value, a["counts"], a["counts_sq"], a["alpha"], kappa=kappa)
+        if reduce == "sum" or include_self:   # x's own value among those reduced, or dropped
+            self.opaque.append(node)
+            return None
+        if reduce == "mean":
+            return rules.scatter_mean(base, value, a["written"], a["inverse"], kappa=kappa)
+        # the extreme over the elements that land together: as many as land on the element
+        # a source element lands on, on average (E[c^2] / E[c])
+        size = max(round(a["counts_sq"] / a["counts"]), 1) if a["counts"] > 0 else 1
+        return rules.scatter_extreme(base, value, a["written"], size, largest=reduce == "amax")
 
     def _addcmul(self, node: Node) -> Moments:
         """input + v * t1 * t2 (timm's Affine: beta + alpha * x), the operands independent."""
@@ -1420,18 +1496,41 @@ class _Walk:
             if gain is not None:
                 return self.layer_scale(node, *gain)
             return rules.mul(ins[0], ins[1])
-        if node.kind == "div" and (count := _own_sum(self.graph, node)) is not None:
-            # w / w.sum(dim, keepdim=True): shares of a sum of `count` positive entries (a
-            # router's top-k weights renormalized): mean 1 / count, and to first order in the
-            # entries' spread about their mean the second moment nu / (count mu)^2
-            x = ins[0]
-            return Moments(1.0 / count, x.second / (count * x.mean) ** 2) if x.mean > 0 else None
+        if (own := _own_sum(self.graph, node)) is not None:
+            # w / w.sum(dim, keepdim=True): shares of a sum of n positive entries (a router's top-k
+            # weights renormalized, a softmax written out): mean 1 / n, and to first order in the
+            # entries' spread about their mean the second moment nu / (n mu)^2; over segments, _own_sum
+            x, m, q = ins[0], own[0], own[1]
+            return Moments(1.0 / m, x.second / (q * x.mean * x.mean)) if x.mean > 0 else None
+        if (summed := _mean_by_count(self.graph, node)) is not None:
+            # a sum over the elements that land together, over how many do (PyTorch Geometric's
+            # mean aggregation): their mean
+            scatter = self.graph.nodes[summed]
+            source, a = scatter.inputs[1], scatter.attrs
+            self.common[node.index] = a["written"] * self.kappa(source)
+            return rules.scatter_mean(Moments(0.0, 0.0), self.m(source), a["written"], a["inverse"],
+                                      kappa=self.kappa(source))
+        if node.kind == "div" and (inverse := self.fixed_inverse(node)) is not None:
+            # the signal over a fixed tensor of other values at other positions (a graph's degrees):
+            # E[x / c] = E[x] E[1/c], E[(x / c)^2] = E[x^2] E[1/c^2]
+            self.common[node.index] = self.kappa(node.inputs[0]) * inverse[0] ** 2
+            return Moments(ins[0].mean * inverse[0], ins[0].second * inverse[1])
         if node.kind == "scale":
             return rules.scale(ins[0], a["scalar"])
         if node.kind == "shift":
             return rules.shift(ins[0], a["scalar"])
         self.opaque.append(node)
         return None
+
+    def fixed_inverse(self, node: Node) -> tuple[float, float] | None:
+        """(E[1/c], E[1/c^2]) of a division's divisor c when it is fixed with known values
+        and the dividend is not, else None."""
+        if len(node.inputs) != 2 or node.inputs[0] in self.graph.fixed or node.inputs[1] not in self.graph.fixed:
+            return None
+        values = self.graph.nodes[node.inputs[1]].attrs.get("values")
+        if values is None or values[2] is None:
+            return None
+        return values[2], values[3]
 
     def prelu(self, node: Node, source: int) -> tuple[str, float] | None:
         """("leaky_relu", its slope) when `node` is a PReLU of `source`: the slope is the
@@ -1503,8 +1602,9 @@ class _Walk:
         self.notes.append(
             f"the model's output is {region_label(self.graph, source, out)} of its last layer: its std is "
             f"{_g(math.sqrt(moments.variance))}, and {_g(math.sqrt(wider[0].variance))} with x{MAX_OUTPUT_GAIN} on "
-            f"that layer's std; no scale brings a bounded function's output to half the target std "
-            f"{_g(math.sqrt(self.target))}, so the layer keeps its own target")
+            f"that layer's std, the most the output is given; below half the target std "
+            f"{_g(math.sqrt(self.target))} (a bounded function, or a small factor the model applies: a logit "
+            "scale), so the layer keeps its own target")
 
     def own_output_gain(self, out: int, moments: Moments) -> float | None:
         """The factor on the goal of a layer whose output is the model's: its elements'
@@ -1627,6 +1727,12 @@ class _Walk:
             names = sorted({n.target for n in signal})
             self.notes.append("ops without a moment rule (what follows them assumes a unit second moment): "
                               + ", ".join(names))
+        overflowed = [n for n in self.overflowed if (reaching >> n.index) & 1]
+        if overflowed:
+            names = sorted({n.module or n.target for n in overflowed})
+            self.notes.append("moments that overflow (what follows them assumes a unit second moment; a measured "
+                              "pass with real example inputs corrects the layers after them): " + ", ".join(names[:6])
+                              + (", ..." if len(names) > 6 else ""))
         for item in dict.fromkeys(self.assumed):
             self.notes.append(f"assumed: {item}")
         self.notes.extend(_shared_branch_notes(self.graph, self.ancestors, self.branch_end))
@@ -1647,24 +1753,30 @@ class _Walk:
         error of the second moment per layer: at 1.5 or more no scale holds it."""
         by_label: dict[str, list[float]] = {}
         sens = self.sensitivities()
+        normalizing = _own_sum_parts(self.graph)
         for index, (source, g, moments, grad) in self.regions.items():
             consumers = self.graph.readers(index)
             if consumers and all(c.index in self.regions for c in consumers):
                 continue  # inside a longer region: judged at its end
-            if self.part_of_statistic(index):
-                continue  # part of a normalization written out, not an activation
-            if not self.graph.nodes[index].dtype.is_floating_point:
-                continue  # index arithmetic (an MoE's sorted token order // top_k), not the signal
+            if self.part_of_statistic(index) or index in normalizing:
+                continue  # part of a normalization or a softmax written out, not an activation
+            if consumers and all(_broadcast_factor(self.graph, c, index) for c in consumers):
+                continue  # a gate that scales whole channels (squeeze-and-excitation), not the signal's path
+            if not self.graph.nodes[index].dtype.is_floating_point or index in self.graph.fixed:
+                continue  # index arithmetic (an MoE's sorted token order // top_k, a graph's degrees)
             x = self.region_input(index)
             if x.second <= 0 or moments.second <= 0 or x.variance <= 0:
                 continue
             chi = grad * x.variance / moments.second
             slope = self.region_slope(index)
             tally(by_label, region_label(self.graph, source, index), chi, slope)
+        scores = _scores(self.graph, normalizing)
         for node in self.graph.nodes:
             if node.kind == "mul" and node.index not in self.regions and len(node.inputs) == 2 \
-                    and node.dtype.is_floating_point and not (
-                    self.resets_scale(node) or any(self.graph.nodes[i].kind == "param" for i in node.inputs)):
+                    and node.index not in scores and node.dtype.is_floating_point \
+                    and not any(_broadcast_factor(self.graph, node, i) for i in node.inputs) and not (
+                    self.resets_scale(node) or any(self.graph.nodes[i].kind == "param" or i in self.graph.fixed
+                                                   for i in node.inputs)):
                 a, b = (sens.get(i, 0.0) for i in node.inputs)
                 if max(a, b) > 0:
                     label = "product " + " * ".join(operand_label(self.graph, i) for i in node.inputs)
@@ -1738,7 +1850,8 @@ class _Walk:
             ins = [sens.get(i, 0.0) for i in node.inputs]
             if node.kind == "input":
                 value = 1.0
-            elif node.kind in ("constant", "param", "rnn", "softmax") + EMBEDDINGS:
+            elif (node.kind in ("constant", "param", "rnn", "softmax") + EMBEDDINGS or node.index in self.graph.fixed
+                  or _own_sum(self.graph, node) is not None):
                 value = 0.0
             elif node.kind == "norm":
                 value = 0.0 if _resets(node) else ins[0]
@@ -1751,6 +1864,8 @@ class _Walk:
                 value = self.by_part(node, ins)
             elif node.kind == "attention":
                 value = ins[2] if len(ins) > 2 else 0.0
+            elif node.kind == "scatter":   # what is written, or what it is written into
+                value = max(ins[:2])
             else:
                 value = ins[0] if ins else 0.0
             sens[node.index] = value
@@ -1774,14 +1889,15 @@ class _Walk:
         for node in self.graph.nodes:
             if node.index not in self.regions:
                 outside.update(node.inputs)
+        normalizing = _own_sum_parts(self.graph)
         for node in self.graph.nodes:
             ins = [growth.get(i, 1.0) for i in node.inputs]
-            if self.resets_scale(node):
+            if self.resets_scale(node) or _own_sum(self.graph, node) is not None:
                 value = 1.0
             elif node.index in self.regions:
                 source = self.regions[node.index][0]
                 value = self.region_slope(node.index) * growth.get(source, 1.0)
-                if self.part_of_statistic(node.index):
+                if self.part_of_statistic(node.index) or node.index in normalizing:
                     value = 1.0
                 elif node.index in outside or node.index in self.graph.outputs:
                     label = region_label(self.graph, source, node.index)
@@ -1809,7 +1925,7 @@ class _Walk:
                 units = node.shape[-1] if node.kind == "linear" else node.shape[1]
                 value = (ins[0] if ins else 0.0) + 2.0 / max(units, 1)
                 worst = max(worst, (value, node.module or node.target))
-            elif self.resets_scale(node):
+            elif self.resets_scale(node) or _own_sum(self.graph, node) is not None:
                 value = 0.0
             elif node.index in self.regions:
                 source = self.regions[node.index][0]
@@ -2325,16 +2441,103 @@ def _chain_before(graph: Graph, residual: dict[int, tuple[int, int]], stream: in
     return j
 
 
-def _own_sum(graph: Graph, node: Node) -> int | None:
-    """For x / x.sum(dim, keepdim=True): how many entries each sum adds; else None."""
-    if len(node.inputs) != 2:
+def _own_sum(graph: Graph, node: Node) -> tuple[float, float, list[int]] | None:
+    """For x / x.sum(dim, keepdim=True), or x over the sum of its segments gathered back
+    (a softmax over each node's edges written with scatter_add and index_select: PyTorch
+    Geometric's softmax): (m, q, the nodes from the sum to the divisor), else None. A share
+    of a sum of n entries has mean 1/n and second moment about r/n^2 (r = nu / mu^2 of the
+    entries); over segments of c_i entries, averaged over the entries, 1/m = P(c > 0) / E[c]
+    and 1/q = E[1/c; c > 0] / E[c], the expectations over the segments."""
+    if node.kind != "div" or len(node.inputs) != 2:
         return None
     x, total = node.inputs
+    path = [total]
     summed = graph.nodes[total]
-    if summed.kind != "sum" or summed.inputs != [x] or not summed.attrs.get("keepdim"):
+    # a segment sum comes back to the entries through an index (and a tiny guard: + 1e-16)
+    while summed.kind == "view" and len(summed.inputs) > 1 or (
+            summed.kind == "shift" and abs(float(summed.attrs.get("scalar", 1.0))) < 1e-6):
+        summed = graph.nodes[summed.inputs[0]]
+        path.append(summed.index)
+    a = summed.attrs
+    if summed.kind == "sum" and summed.inputs == [x] and a.get("keepdim"):
+        dims = a.get("dim") or range(len(graph.nodes[x].shape))
+        n = float(math.prod(graph.nodes[x].shape[d] for d in dims))
+        return n, n * n, path
+    if (summed.kind == "scatter" and summed.inputs[1] == x and a.get("zeros_before")
+            and a.get("reduce", "sum") == "sum" and a.get("counts", 0) > 0 and a.get("inverse", 0) > 0):
+        return a["counts"] / a["written"], a["counts"] / a["inverse"], path
+    return None
+
+
+def _own_sum_parts(graph: Graph) -> set[int]:
+    """The nodes of every x / (sum of x) (`_own_sum`): the sums and what takes them to the
+    divisors, and each x read by nothing else (a softmax's exp): not activations."""
+    parts: set[int] = set()
+    for node in graph.nodes:
+        own = _own_sum(graph, node)
+        if own is None:
+            continue
+        parts.update(own[2])
+        x = node.inputs[0]
+        if all(r.index == node.index or r.index in own[2] or (r.kind == "view" and r.inputs[0] != x)
+               for r in graph.readers(x)):     # (a view that reads x's shape alone: index.expand_as(x))
+            parts.add(x)
+    return parts
+
+
+def _broadcast_factor(graph: Graph, product: Node, operand: int) -> bool:
+    """Whether `operand` is a factor of the product `product` that broadcasts to it, one
+    value for many of its elements (a squeeze-and-excitation gate over the positions)."""
+    return (product.kind == "mul" and operand in product.inputs
+            and math.prod(graph.nodes[operand].shape) < math.prod(product.shape))
+
+
+def _mean_by_count(graph: Graph, node: Node) -> int | None:
+    """For s / c, s a sum of the elements that land on each element (scatter_add into
+    zeros) and c (through views and a clamp) the count of them (ones scattered the same
+    way: the same landing), the scatter node of s; else None."""
+    if node.kind != "div" or len(node.inputs) != 2:
         return None
-    dims = summed.attrs.get("dim") or range(len(graph.nodes[x].shape))
-    return math.prod(graph.nodes[x].shape[d] for d in dims)
+    summed, count = (_through(graph, i, ("view",)) for i in node.inputs)
+    count = _through(graph, count, ("view", "elementwise"))
+    s, c = graph.nodes[summed], graph.nodes[count]
+    if not (s.kind == c.kind == "scatter" and s.attrs.get("zeros_before") and c.attrs.get("zeros_before")
+            and s.attrs.get("reduce", "sum") == c.attrs.get("reduce", "sum") == "sum" and count in graph.fixed
+            and summed not in graph.fixed):
+        return None
+    ones = graph.nodes[c.inputs[1]].attrs.get("values")
+    if ones is not None and not (ones[0] == 1.0 and ones[1] == 1.0):
+        return None
+    same = all(math.isclose(s.attrs[k], c.attrs[k], rel_tol=1e-9, abs_tol=1e-12) for k in ("counts", "counts_sq"))
+    return summed if same else None
+
+
+def _through(graph: Graph, index: int, kinds: tuple[str, ...]) -> int:
+    """The node `index` reads through single-input nodes of these kinds."""
+    node = graph.nodes[index]
+    while node.kind in kinds and len(node.inputs) == 1:
+        node = graph.nodes[node.inputs[0]]
+    return node.index
+
+
+# the ops that take attention scores to their softmax: shapes, sums, scalings, biases, masks
+_TO_SCORES = ("view", "sum", "scale", "shift", "add", "sub", "mul", "div", "elementwise", "dropout", "scatter")
+
+
+def _scores(graph: Graph, normalizing: set[int]) -> set[int]:
+    """The nodes whose value reaches the model only as logits of a softmax (a softmax
+    node, or one written out: `_own_sum_parts`), through shapes, sums, scalings and
+    biases: q_i * k_j summed over the features sets attention weights that sum to one,
+    not a gate's scale."""
+    found: set[int] = set()
+    for node in reversed(graph.nodes):
+        readers = graph.readers(node.index)
+        if readers and all(r.kind == "softmax" or r.index in normalizing or r.index in found
+                           or (own := _own_sum(graph, r)) is not None and node.index not in own[2]
+                           or r.kind == "view" and r.inputs[0] != node.index    # reads the shape alone
+                           for r in readers):
+            found.add(node.index)
+    return {i for i in found if graph.nodes[i].kind in _TO_SCORES + ("softmax",)}
 
 
 def _affine_operand(graph: Graph, node: Node) -> int | None:
@@ -2431,15 +2634,46 @@ def _deciding_uses(graph: Graph) -> dict[str, int]:
 
 def _free_gain_before(graph: Graph, index: int) -> str | None:
     """The gain of the norm a layer node reads through views and ReLU-like activations
-    (which carry its scale), if no other node uses it, else None."""
+    (which carry its scale), if no other node uses it, else None. The gain of a norm
+    written out is the one-dimensional parameter that multiplies its output (Hugging Face's
+    RMSNorm: weight * x)."""
     j = graph.nodes[index].inputs[0] if graph.nodes[index].inputs else None
     while j is not None and graph.nodes[j].inputs and (graph.nodes[j].kind == "view" or (
             graph.nodes[j].kind == "elementwise" and graph.nodes[j].attrs.get("op") in HOMOGENEOUS_ACTIVATIONS)):
         j = graph.nodes[j].inputs[0]
-    if j is None or graph.nodes[j].kind != "norm":
+    if j is None:
         return None
-    gamma = graph.nodes[j].params.get("weight")
+    node = graph.nodes[j]
+    if node.kind == "norm":
+        gamma = node.params.get("weight")
+    elif node.kind == "mul" and len(node.inputs) == 2:
+        gains = [_viewed_param(graph, i) for i in node.inputs]
+        gamma = gains[0] or gains[1] if (gains[0] is None) != (gains[1] is None) else None
+        if gamma is not None and len(graph.params[gamma].shape) != 1:
+            gamma = None
+    else:
+        return None
     return gamma if gamma is not None and len(graph.uses.get(gamma, ())) == 1 else None
+
+
+def _param_stream_starts(graph: Graph, firsts: set[int]) -> set[int]:
+    """The parameter nodes that a residual chain starts from, alone through views (an
+    expand to the batch)."""
+    return {first for first in (_viewed_param_node(graph, i) for i in firsts) if first is not None}
+
+
+def _viewed_param_node(graph: Graph, index: int) -> int | None:
+    """The parameter node a node is (through views: a cast, an expand), else None."""
+    node = graph.nodes[index]
+    while node.kind == "view" and len(node.inputs) == 1:
+        node = graph.nodes[node.inputs[0]]
+    return node.index if node.kind == "param" else None
+
+
+def _viewed_param(graph: Graph, index: int) -> str | None:
+    """The parameter a node is (through views: a cast), else None."""
+    found = _viewed_param_node(graph, index)
+    return None if found is None else graph.nodes[found].params.get("param")
 
 
 def _tied_head_gains(graph: Graph, deciding: dict[str, int]) -> dict[int, str]:

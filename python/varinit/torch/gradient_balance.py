@@ -100,11 +100,14 @@ def tilt(layers: list[Layer], sources: dict[str, list[str]]) -> Tilt | None:
     wanted = math.log((AIM / high if ratio < 1.0 else high / AIM) / ratio)
     hidden = layers[:-1]
     span = math.log(hidden[-1].grad / hidden[0].grad)
-    share = [min(max(math.log(layer.grad / hidden[0].grad) / span, 0.0), 1.0) for layer in hidden] + [0.0]
+    # a layer no gradient reached in this pass (a block stochastic depth dropped, queries
+    # of a softmax over one key) keeps its scale
+    share = [min(max(math.log(layer.grad / hidden[0].grad) / span, 0.0), 1.0) if layer.grad > 0 else 0.0
+             for layer in hidden] + [0.0]
     share[-2] = 1.0
 
     def act(t: float) -> float:
-        logs = [math.log(layer.act) + t * wanted * u for layer, u in zip(layers, share)]
+        logs = [math.log(layer.act) + t * wanted * u for layer, u in zip(layers, share) if layer.act > 0]
         return math.exp(max(logs) - min(logs))
 
     if act(1.0) <= ACT_ROOM:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import numbers
 import threading
 import types
@@ -112,7 +113,11 @@ class Graph:
     that read it (its "param" node, the nodes naming it in params, and layer
     nodes whose weight is computed from it, attrs["*_from"]), [] if none;
     unknown: the "opaque" nodes; computed: the nodes computed from parameters
-    alone (not the signal: a weight made inside forward, a view of a parameter).
+    alone (not the signal: a weight made inside forward, a view of a parameter);
+    fixed: the nodes computed from neither the example's floating values nor a
+    parameter (constants, integer inputs and what is computed from them alone: a
+    graph's node degrees), whose attrs["values"] hold `value_stats` where the trace
+    ran on real tensors.
     """
 
     nodes: list[Node]
@@ -123,6 +128,7 @@ class Graph:
     uses: dict[str, list[int]]
     unknown: list[int]
     computed: frozenset[int] = frozenset()
+    fixed: frozenset[int] = frozenset()
     _readers: Optional[dict[int, list[Node]]] = field(default=None, init=False, repr=False, compare=False)
 
     def readers(self, index: int) -> list[Node]:
@@ -454,6 +460,9 @@ class _Recorder(TorchFunctionMode):
         self.nodes: list[Node] = []
         # per node: parameters it is computed from; None: from an input
         self.from_params: list[tuple[str, ...] | None] = []
+        # per node: whether it is fixed, computed from neither the example's floating
+        # values nor a parameter (a constant, integer inputs: a graph's degrees)
+        self.fixed: list[bool] = []
         self.node_of: dict[int, int] = {}          # id(tensor) -> node index
         self.alive: list[torch.Tensor] = []        # every mapped tensor, so its id is never reused during the trace
         self.constant_ids: set[int] = set()
@@ -499,9 +508,19 @@ class _Recorder(TorchFunctionMode):
         return self.append(node, tensor, from_params)
 
     def append(self, node: Node, tensor: torch.Tensor | None, from_params: tuple[str, ...] | None) -> int:
-        """Add `node` (its index the next one), the node of `tensor` from now on if given."""
+        """Add `node` (its index the next one), the node of `tensor` from now on if given.
+        A fixed node's floating values, where they are real, are summed up in
+        attrs["values"] (`value_stats`)."""
+        fixed = (node.kind == "constant" or (node.kind == "input" and not node.dtype.is_floating_point)
+                 or (node.kind not in ("input", "param") and not node.params and bool(node.inputs)
+                     and all(self.fixed[i] for i in node.inputs)))
         self.nodes.append(node)
         self.from_params.append(from_params)
+        self.fixed.append(fixed)
+        if (fixed and tensor is not None and type(tensor) is torch.Tensor and tensor.is_floating_point()
+                and tensor.layout == torch.strided and not tensor.is_meta):
+            # (before the tensor is mapped: the mode lets the ops reading it pass unrecorded)
+            node.attrs = {**node.attrs, "values": value_stats(tensor)}
         if tensor is not None:
             self.node_of[id(tensor)] = node.index
             self.alive.append(tensor)
@@ -581,6 +600,12 @@ class _Recorder(TorchFunctionMode):
             # read before the write: whether the written tensor is zeros made in forward (the
             # torch.zeros_like a mixture of experts writes its experts' rows into)
             bound["zeros_before"] = self._made_zeros(bound.get("input"))
+        inplace = ((spec.inplace if spec else is_inplace_name(func))
+                   or bound.get("inplace") is True or "out" in kwargs)
+        if inplace:     # a constant written into is recorded as it was before the write
+            for t in operands:
+                if not self.traced(t):
+                    self.node_for(t)
         if spec is not None and spec.kind == "grouped_mm" and any(t.is_meta for t in operands):
             # torch's meta kernel takes bfloat16 only (the CUDA kernel's restriction): the shape
             out = _grouped_mm_on_meta(bound, func, args, kwargs)
@@ -606,8 +631,6 @@ class _Recorder(TorchFunctionMode):
         else:
             kind, inputs, params, attrs, replay = getattr(self, "_" + spec.kind)(
                 spec, bound, extra, outs)
-        inplace = ((spec.inplace if spec else is_inplace_name(func))
-                   or bound.get("inplace") is True or "out" in kwargs)
         if isinstance(out, torch.Tensor) and not inplace and any(out is t for t in operands):
             if kind == "view":          # x.contiguous(), x.float() returning x: nothing moved
                 return out
@@ -760,11 +783,13 @@ class _Recorder(TorchFunctionMode):
 
     def _scatter(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         """x[index] = value with a tensor value: inputs (x before the write, value), attrs
-        "share" the fraction of x's elements written. x.index_add(dim, index, source):
-        inputs (x, source), attrs "counts" and "counts_sq" the mean of how many source
-        rows land on a row of x and of its square (uniform draws on meta), "alpha";
+        "share" the fraction of x's elements written. x.index_add(dim, index, source),
+        x.scatter_add(dim, index, src) and x.scatter_reduce(dim, index, src, reduce) with
+        reduce sum, mean, amax or amin: inputs (x, the source), attrs `landing` (how many
+        source elements land on an element of x), "alpha", "reduce", "include_self", and the
+        index a third input;
         "zeros_before": x was zeros made in forward (read before the write). Anything
-        else (a number written, an index that cannot be read) has no rule."""
+        else (a number written, an index that cannot be read, a product) has no rule."""
         base = bound["input"]
         if spec.op == "__setitem__":
             value, share = bound.get("value"), _written_share(base, bound.get("index"))
@@ -772,18 +797,17 @@ class _Recorder(TorchFunctionMode):
                 return "scatter", [self.node_for(base), self.node_for(value)], {}, {
                     "op": "setitem", "share": share, "zeros_before": bound["zeros_before"]}, None
             return "opaque", [self.node_for(t) for t in _tensors([base, value])], {}, {}, None
-        source, index, alpha = bound.get("source"), bound.get("index"), bound.get("alpha", 1)
-        if not (isinstance(source, torch.Tensor) and isinstance(index, torch.Tensor) and _is_number(alpha)):
+        source = bound.get("source" if spec.op == "index_add" else "src")
+        index, alpha = bound.get("index"), bound.get("alpha", 1)
+        reduce = bound.get("reduce", "sum")
+        if not (isinstance(source, torch.Tensor) and isinstance(index, torch.Tensor) and _is_number(alpha)
+                and reduce in ("sum", "mean", "amax", "amin") and base.dim() and index.dim()):
             return "opaque", [self.node_for(t) for t in _tensors([base, source])], {}, {}, None
-        rows = base.shape[int(bound.get("dim", 0))] if base.dim() else 1
-        if index.is_meta:
-            counts = index.numel() / max(rows, 1)
-            counts_sq = counts * (1.0 - 1.0 / max(rows, 1)) + counts * counts
-        else:
-            per_row = torch.bincount(index.reshape(-1).long().cpu(), minlength=rows).double()
-            counts, counts_sq = float(per_row.mean()), float((per_row * per_row).mean())
-        return "scatter", [self.node_for(base), self.node_for(source)], {}, {
-            "op": "index_add", "counts": counts, "counts_sq": counts_sq, "alpha": float(alpha),
+        dim = int(bound.get("dim", 0)) % base.dim()
+        return "scatter", [self.node_for(base), self.node_for(source), self.node_for(index)], {}, {
+            "op": "scatter_reduce" if spec.op == "scatter_reduce" else "index_add",
+            **landing(base, dim, index, whole_rows=spec.op == "index_add"),
+            "alpha": float(alpha), "reduce": reduce, "include_self": bool(bound.get("include_self", True)),
             "zeros_before": bound["zeros_before"]}, None
 
     def _addcmul(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
@@ -1155,7 +1179,8 @@ class _Recorder(TorchFunctionMode):
                      outputs=outputs, params=params, tied=tied, uses=uses,
                      unknown=[n.index for n in self.nodes if n.kind == "opaque"],
                      computed=frozenset(n.index for n, source in zip(self.nodes, self.from_params)
-                                        if source and n.kind not in ("param", "constant")))
+                                        if source and n.kind not in ("param", "constant")),
+                     fixed=frozenset(n.index for n, fixed in zip(self.nodes, self.fixed) if fixed))
 
 
 _GATES: dict[str, int] = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
@@ -1217,6 +1242,51 @@ def output_tensors(value: object) -> Iterator[torch.Tensor]:
 
 
 # -------------------------------------------------------------- replays
+
+def landing(base: torch.Tensor, dim: int, index: torch.Tensor, whole_rows: bool) -> dict[str, float]:
+    """How many source elements an index writes onto each element of `base`, c, over
+    base's elements: "counts" E[c], "counts_sq" E[c^2], "written" P(c > 0) and "inverse"
+    E[1/c; c > 0]. `whole_rows`: index_add's 1-D index of rows along `dim`; else
+    scatter's index, one per source element, along `dim`. Read off a real index; on meta,
+    each source element lands on a row drawn uniformly (binomial counts)."""
+    rows = max(base.shape[dim], 1)
+    if not index.is_meta:
+        idx = index.long().cpu()
+        if whole_rows:
+            c = torch.bincount(idx.reshape(-1), minlength=rows).double()
+        else:
+            c = torch.zeros(tuple(base.shape), dtype=torch.float64).scatter_add_(
+                dim, idx, torch.ones(tuple(idx.shape), dtype=torch.float64))
+        reciprocal = torch.where(c > 0, 1.0 / c.clamp(min=1.0), torch.zeros_like(c))
+        return {"counts": float(c.mean()), "counts_sq": float((c * c).mean()),
+                "written": float((c > 0).double().mean()), "inverse": float(reciprocal.mean())}
+    n = index.numel() if whole_rows else index.shape[dim]
+    covered = 1.0 if whole_rows else min(index.numel() / max(index.shape[dim], 1) * rows / max(base.numel(), 1), 1.0)
+    p, mean = 1.0 / rows, n / rows
+    if rows == 1:   # one row takes every element
+        written, inverse = float(n > 0), (1.0 / n if n else 0.0)
+    else:           # the binomial(n, p) terms up to where they vanish
+        written = inverse = 0.0
+        log_pmf = n * math.log1p(-p)
+        for k in range(1, min(n, math.ceil(mean + 12.0 * math.sqrt(mean) + 30.0)) + 1):
+            log_pmf += math.log((n - k + 1) / k) + math.log(p) - math.log1p(-p)
+            written += math.exp(log_pmf)
+            inverse += math.exp(log_pmf) / k
+    return {"counts": covered * mean, "counts_sq": covered * (mean * (1.0 - p) + mean * mean),
+            "written": covered * written, "inverse": covered * inverse}
+
+
+def value_stats(tensor: torch.Tensor) -> tuple[float, float, float | None, float | None] | None:
+    """(mean, second moment, mean of the reciprocal, its second moment) of a tensor's values
+    (the reciprocal's None where a value is 0); None where one is not finite."""
+    x = tensor.detach().to(torch.float64)
+    if x.numel() == 0 or not bool(torch.isfinite(x).all()):
+        return None
+    if bool((x == 0).any()):
+        return float(x.mean()), float((x * x).mean()), None, None
+    r = 1.0 / x
+    return float(x.mean()), float((x * x).mean()), float(r.mean()), float((r * r).mean())
+
 
 def fixed_mix_stats(fixed: torch.Tensor, side: str) -> dict[str, float]:
     """For a fixed 2-D matrix applied from `side` ("left": A @ x, "right": x @ A), the means

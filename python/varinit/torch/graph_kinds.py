@@ -379,13 +379,21 @@ for _name in ("T", "mT", "H", "mH", "data", "real"):
     _register(_tensor_getter(_name), OpSpec("view", _name, f"torch.Tensor.{_name}", ("input",)))
 
 # Element writes: the first operand's value after the write, x[index] = value (a
-# mixture of experts writing each expert's tokens back) and x.index_add(dim, index,
+# mixture of experts writing each expert's tokens back), x.index_add(dim, index,
 # source) (Hugging Face's eager Mixtral experts).
 _register(torch.Tensor.__setitem__, OpSpec("scatter", "__setitem__", "torch.Tensor.__setitem__",
                                            ("input", "index", "value"), inplace=True))
 for _func, _target, _inplace in _spellings("index_add", _NAMESPACES[1:3]):
     _register(_func, OpSpec("scatter", "index_add", _target, ("input", "dim", "index", "source", "alpha"),
                             inplace=_inplace))
+# x.scatter_add(dim, index, src) and x.scatter_reduce(dim, index, src, reduce): the sums
+# and means a graph network aggregates its edges' messages with (PyTorch Geometric's
+# scatter, and message passing written by hand)
+for _func, _target, _inplace in _spellings("scatter_add", _NAMESPACES[1:3]):
+    _register(_func, OpSpec("scatter", "scatter_add", _target, ("input", "dim", "index", "src"), inplace=_inplace))
+for _func, _target, _inplace in _spellings("scatter_reduce", _NAMESPACES[1:3]):
+    _register(_func, OpSpec("scatter", "scatter_reduce", _target,
+                            ("input", "dim", "index", "src", "reduce", "include_self"), inplace=_inplace))
 
 # ------------------------------------------------------------------ not recorded
 

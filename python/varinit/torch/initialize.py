@@ -25,7 +25,8 @@ from .gradient_check import (BATCH_STATISTICS, GRADIENT_CHECK_BYTES, NOT_SOLVED,
 from .graph import ExampleInputs, example_call, uncompiled
 from .init_report import InitReport
 from .modules import DEFAULT_RESIDUAL_PATTERN, StructureKeywords, check_fillable, init_by_structure
-from .overrides import OverrideSpec, apply_overrides, parameter_names, resolve_only, resolve_overrides
+from .overrides import (OverrideSpec, apply_overrides, frozen_names, parameter_names, resolve_only,
+                        resolve_overrides)
 from .parametrizations import refresh_spectral_norms
 from .refine import correction_factors
 from .sharded_model import after_measured_pass, agree_across_ranks, generator_agreed, measured_pass_obstacle
@@ -122,7 +123,9 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
         The parameters to initialize, e.g. the ``missing_keys`` of
         ``model.load_state_dict(state, strict=False)``; every other parameter
         keeps its values (a tied one is kept unless all its names are
-        listed), and the dataflow solve reads them.
+        listed), and the dataflow solve reads them. None: every parameter
+        but those with ``requires_grad=False`` (a fixed sinusoidal table, a
+        frozen backbone), which keep their values, named in a warning.
     progress : bool or callable, optional
         True: a tqdm progress bar over the parameters written, when tqdm is
         installed (`varinit.progress`); a callable is called as
@@ -173,10 +176,17 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
     model = uncompiled(model)
     step = reporter(progress, "varinit: init_module", unit="parameters")
     selected = resolve_only(model, only)
+    frozen = frozen_names(model) if only is None else set()
+    selected -= frozen
     overridden = resolve_overrides(model, overrides, selected)
     kept = {name: "kept: not in only= (its values stay)" for name in parameter_names(model).values()
             if name not in selected}
+    kept.update((name, "kept: requires_grad=False (frozen: its values stay; name it in only= to initialize "
+                       "it)") for name in frozen)
     kept.update((name, f"override {o.pattern!r}") for name, o in overridden.items())
+    frozen_note = ([f"{len(frozen)} parameter{'s' if len(frozen) > 1 else ''} with requires_grad=False kept as "
+                    f"they are (name them in only= to initialize them): " + ", ".join(sorted(frozen)[:4])
+                    + (", ..." if len(frozen) > 4 else "")] if frozen else [])
     if example_inputs is None:
         _validate.choice(residual, "residual", RESIDUAL_RULES)
         if target != 1.0:
@@ -191,7 +201,9 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
                 records += apply_overrides(model, overridden, generator)
         records += _kept_records(kept, overridden)
         refresh_spectral_norms(model, _written(records))
-        return InitReport(_in_model_order(model, records))
+        structural = InitReport(_in_model_order(model, records), notes=frozen_note)
+        structural.warn()
+        return structural
     unknown = sorted(set(structure) - set(STRUCTURE_ONLY) - {"name_prefix"})
     if unknown:
         raise TypeError(f"init_module() got an unexpected keyword argument {unknown[0]!r}")
@@ -255,7 +267,7 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
             result.notes.extend([note] if note is not None else [])
     records += override_records + _kept_records(kept, overridden)
     refresh_spectral_norms(model, _written(records))
-    report = InitReport(_in_model_order(model, records), result.verdicts, result.notes)
+    report = InitReport(_in_model_order(model, records), result.verdicts, frozen_note + result.notes)
     report.warn()
     return report
 

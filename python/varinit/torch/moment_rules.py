@@ -563,17 +563,48 @@ def scatter(base: MomentsLike, value: MomentsLike, share: float) -> Moments:
 
 
 def index_add(base: MomentsLike, source: MomentsLike, counts: float, counts_sq: float,
-              alpha: float = 1.0) -> Moments:
-    """x.index_add(dim, index, source, alpha): a row of x that c source rows land on is
-    x + alpha (s_1 + ... + s_c), the rows independent; with E[c] = `counts` and E[c^2] =
-    `counts_sq` over x's rows, mu = mu_x + E[c] alpha mu_s and nu = nu_x + 2 E[c] alpha
-    mu_x mu_s + E[c] alpha^2 nu_s + (E[c^2] - E[c]) alpha^2 mu_s^2."""
+              alpha: float = 1.0, kappa: float | None = None) -> Moments:
+    """x.index_add(dim, index, source, alpha) (and x.scatter_add): an element of x that c
+    source elements land on is x + alpha (s_1 + ... + s_c), the s_i sharing a common part
+    of second moment `kappa` (mu_s^2 by default: independent); with E[c] = `counts` and
+    E[c^2] = `counts_sq` over x's elements, mu = mu_x + E[c] alpha mu_s and nu = nu_x +
+    2 E[c] alpha mu_x mu_s + E[c] alpha^2 (nu_s - kappa) + E[c^2] alpha^2 kappa. A graph
+    network's sum over each node's neighbours (Xu et al. 2019, GIN) adds the features its
+    neighbours share coherently: kappa is what one feature holds at every node."""
     b, src = _moments(base, "base"), _moments(source, "source")
     c1, c2 = float(counts), float(counts_sq)
     a = float(alpha)
+    k = src.mean ** 2 if kappa is None else _validate.real(kappa, "kappa", _validate.NON_NEGATIVE)
     return Moments(b.mean + c1 * a * src.mean,
-                   b.second + 2.0 * c1 * a * b.mean * src.mean + c1 * a * a * src.second
-                   + (c2 - c1) * a * a * src.mean * src.mean)
+                   b.second + 2.0 * c1 * a * b.mean * src.mean + c1 * a * a * (src.second - k) + c2 * a * a * k)
+
+
+def scatter_mean(base: MomentsLike, source: MomentsLike, written: float, inverse: float,
+                 kappa: float | None = None) -> Moments:
+    """x.scatter_reduce(dim, index, src, "mean", include_self=False): an element of x that
+    c >= 1 source elements land on is their mean, the others keep x's value. The sources
+    share a common part of second moment `kappa` (mu_s^2 by default: independent); with
+    P(c > 0) = `written` and E[1/c; c > 0] = `inverse` over x's elements, mu = w mu_s +
+    (1 - w) mu_x and nu = w kappa + E[1/c; c > 0] (nu_s - kappa) + (1 - w) nu_x (a graph
+    network's mean aggregation: GraphSAGE, Hamilton et al. 2017)."""
+    b, src = _moments(base, "base"), _moments(source, "source")
+    w = _validate.real(written, "written", _validate.BOUNDED_0_1)
+    inv = _validate.real(inverse, "inverse", _validate.BOUNDED_0_1)
+    k = src.mean ** 2 if kappa is None else _validate.real(kappa, "kappa", _validate.NON_NEGATIVE)
+    return Moments(w * src.mean + (1.0 - w) * b.mean, w * k + inv * (src.second - k) + (1.0 - w) * b.second)
+
+
+def scatter_extreme(base: MomentsLike, source: MomentsLike, written: float, size: int,
+                    largest: bool = True) -> Moments:
+    """x.scatter_reduce(dim, index, src, "amax" or "amin", include_self=False): an element
+    that source elements land on is their largest (smallest), taken as the extreme of
+    `size` iid Gaussians (`top_k` with k = 1; the smallest by symmetry); the others, a
+    share 1 - `written`, keep x's value."""
+    b, src = _moments(base, "base"), _moments(source, "source")
+    w = _validate.real(written, "written", _validate.BOUNDED_0_1)
+    sign = 1.0 if largest else -1.0
+    top = top_k(Moments(sign * src.mean, src.second), size, 1)
+    return Moments(w * sign * top.mean + (1.0 - w) * b.mean, w * top.second + (1.0 - w) * b.second)
 
 
 # ---------------------------------------------------------------- pooling and reductions

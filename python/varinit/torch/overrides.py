@@ -78,6 +78,14 @@ def resolve_only(model: torch.nn.Module, only: Iterable[str] | None) -> set[str]
     return {first for first, names_of in every_name.items() if all(n in given for n in names_of)}
 
 
+def frozen_names(model: torch.nn.Module) -> set[str]:
+    """The canonical names of the parameters that hold values and do not require a gradient:
+    a fixed table (Whisper's sinusoidal positions) or a frozen, loaded backbone. A call with
+    only=None keeps them; naming them in only= initializes them."""
+    canonical = parameter_names(model)
+    return {canonical[name] for name, p in model.named_parameters() if not p.requires_grad and not p.is_meta}
+
+
 def resolve_overrides(model: torch.nn.Module, overrides: Mapping[str, OverrideSpec] | None,
                       selected: set[str]) -> dict[str, Override]:
     """{canonical name: Override} for the selected parameters the patterns match, every

@@ -60,12 +60,21 @@ def operand_label(graph: Graph, index: int) -> str:
     return label
 
 
+def _power(base: float, depth: int) -> float:
+    """base ** depth, infinite where it overflows (an op repeated at each step of a long
+    unrolled recurrence)."""
+    try:
+        return float(base) ** depth
+    except OverflowError:
+        return math.inf
+
+
 def verdict(label: str, chi: float, slope: float, depth: int) -> Verdict:
-    growth = chi ** depth
+    growth = _power(chi, depth)
     if slope >= UNSTABLE_SLOPE:
         return Verdict(label, chi, slope, depth, False,
                        f"{label}: no stable choice: E[g^2] grows like q^{slope:.2f}, so a relative error of "
-                       f"the second moment grows x{slope:.2f} per layer (x{slope ** depth:.3g} over {depth}); "
+                       f"the second moment grows x{slope:.2f} per layer (x{_power(slope, depth):.3g} over {depth}); "
                        "no initialization holds it over depth: use fewer layers, a normalization, or a "
                        "degree-one activation")
     if not 1 / GRADIENT_BAND <= growth <= GRADIENT_BAND:
