@@ -240,3 +240,33 @@ def test_a_backward_pass_too_large_to_hold_is_left_out_and_named(monkeypatch):
     notes = [n for n in report.notes if n.startswith("the gradient was not measured")]
     assert len(notes) == 1 and f"about {held / 2 ** 30:.3g} GiB of activations" in notes[0]
     assert any("the gradient was not measured" in m for m in messages)
+
+
+class _WithUnusedPooler(nn.Module):
+    """A ReLU stack whose output is its last layer's, beside a pooler (a Linear and tanh on
+    the first position, as Hugging Face's ViTModel computes next to last_hidden_state)
+    that no output reads."""
+
+    def __init__(self):
+        super().__init__()
+        self.stack = nn.ModuleList(nn.Linear(32, 32) for _ in range(4))
+        self.pooler = nn.Linear(32, 32)
+
+    def forward(self, x):
+        for layer in self.stack:
+            x = F.relu(layer(x))
+        self.pooled = torch.tanh(self.pooler(x[:, 0]))
+        return x
+
+
+def test_a_layer_no_output_reads_is_not_the_last_hidden_layer():
+    from varinit.torch.gradient_check import gradient_ratio, measured_profile
+    model = _WithUnusedPooler()
+    x = torch.randn(8, 4, 32, generator=torch.Generator().manual_seed(0))
+    layers = measured_profile(model, x)
+    # the pooler has no gradient: left out, so the last hidden layer is stack.2 (the zoo's
+    # verdict drops it the same way); before, it stood last and stack.3 was taken as hidden
+    assert [layer.module for layer in layers] == ["stack.0", "stack.1", "stack.2", "stack.3"]
+    rows, out = profile(model, x)
+    grads = [g for _, _, g in rows if g == g]
+    assert gradient_ratio(layers) == pytest.approx(grads[0] / grads[-2], rel=1e-6)

@@ -417,3 +417,109 @@ def test_deep_relu_signal_stays_in_band_with_kaiming_and_drifts_with_torch_defau
     # torch's default (Var = 1/(3 fan_in), bias U(+-1/sqrt(fan_in))) loses a factor ~6 per
     # layer until the biases hold it at ~4e-4 of the input's: far outside the band.
     assert np.log(default[-1] / default[0]) < -6.0, default
+
+
+class _FrozenPositions(torch.nn.Module):
+    """Token embeddings plus a fixed sinusoidal position table held in an nn.Embedding
+    whose weight does not require a gradient (Whisper's positions), then an MLP."""
+
+    def __init__(self, vocab=50, length=16, width=32):
+        super().__init__()
+        self.tokens, self.positions = torch.nn.Embedding(vocab, width), torch.nn.Embedding(length, width)
+        self.fc1, self.fc2 = torch.nn.Linear(width, width), torch.nn.Linear(width, 10)
+        position = torch.arange(length, dtype=torch.float32)[:, None]
+        frequency = torch.exp(-math.log(1e4) * torch.arange(0, width, 2, dtype=torch.float32) / width)
+        if not self.positions.weight.is_meta:
+            with torch.no_grad():
+                self.positions.weight[:, 0::2] = torch.sin(position * frequency)
+                self.positions.weight[:, 1::2] = torch.cos(position * frequency)
+        self.positions.weight.requires_grad_(False)
+
+    def forward(self, ids):
+        h = self.tokens(ids) + self.positions(torch.arange(ids.shape[1], device=ids.device))
+        return self.fc2(torch.nn.functional.relu(self.fc1(h)))
+
+
+def test_parameters_that_do_not_require_a_gradient_keep_their_values_unless_named_in_only():
+    ids = torch.randint(0, 50, (8, 16), generator=torch.Generator().manual_seed(1))
+    named = r"parameters with requires_grad=False keep their values \(1; .*: positions.weight"
+    for dataflow in (True, False):
+        model = _FrozenPositions()
+        table = model.positions.weight.detach().clone()
+        assert float(table.pow(2).mean()) == pytest.approx(0.5)   # sin^2 + cos^2 over two entries
+        with pytest.warns(UserWarning, match=named):
+            report = vt.init_module(model, ids, generator=0) if dataflow else vt.init_module(model, generator=0)
+        rules = {r.name: r.rule for r in report}
+        assert torch.equal(model.positions.weight, table), dataflow
+        assert rules["positions.weight"].startswith("kept: requires_grad=False"), rules["positions.weight"]
+        assert not rules["tokens.weight"].startswith("kept"), rules["tokens.weight"]
+        assert any("positions.weight" in note for note in report.notes)
+        if dataflow:
+            # the solve reads the table's values: unit token rows plus the table's 0.5 (drawn afresh: 2)
+            assert "nu_in 1.5)" in rules["fc1.weight"], rules["fc1.weight"]
+    # named in only=, a frozen parameter is initialized like any other
+    model = _FrozenPositions()
+    table = model.positions.weight.detach().clone()
+    report = vt.init_module(model, ids, generator=0, only=["positions.weight", "fc1.weight"])
+    rules = {r.name: r.rule for r in report}
+    assert rules["positions.weight"].startswith("solved"), rules["positions.weight"]
+    assert not torch.equal(model.positions.weight, table)
+    assert 0.75 < float(model.positions.weight.std()) < 1.25   # 512 entries N(0, 1): 8 sd of the estimate
+    assert not any("requires_grad" in note for note in report.notes)
+    # on the meta device a frozen parameter holds no values to keep: it is planned like the others
+    with torch.device("meta"):
+        model = _FrozenPositions()
+    assert model.positions.weight.is_meta and not model.positions.weight.requires_grad
+    for report in (vt.init_module(model, generator=0), vt.init_module(model, ids.to("meta"), generator=0)):
+        rules = {r.name: r.rule for r in report}
+        assert rules["positions.weight"] == rules["tokens.weight"], rules
+        assert not any("requires_grad" in note for note in report.notes)
+
+
+class _BinaryBranch(torch.nn.Module):
+    """A plain ReLU network (no norm, no residual stream) whose middle concatenates two
+    branches, one of binary features sign(b(h)): b's output gets exactly zero gradient."""
+
+    def __init__(self):
+        super().__init__()
+        self.l0 = torch.nn.Linear(512, 1024)
+        self.a, self.b = torch.nn.Linear(1024, 256), torch.nn.Linear(1024, 256)
+        self.l2, self.l3, self.head = torch.nn.Linear(512, 64), torch.nn.Linear(64, 16), torch.nn.Linear(16, 10)
+
+    def forward(self, x):
+        relu = torch.nn.functional.relu
+        h = relu(self.l0(x))
+        h = torch.cat([relu(self.a(h)), torch.sign(self.b(h))], -1)
+        return self.head(relu(self.l3(relu(self.l2(h)))))
+
+
+def test_a_layer_no_gradient_reaches_keeps_its_scale_while_the_others_are_tilted():
+    torch.manual_seed(0)
+    model, x = _BinaryBranch(), torch.randn(64, 512, generator=torch.Generator().manual_seed(1))
+    # the gradient std per element falls with the 1024 elements at l0 against l3's 16: the ratio is
+    # outside [1/4, 4] and the layers are tilted; b's zero gradient was a math domain error there
+    with pytest.warns(UserWarning, match="output std was tilted"):
+        report = vt.init_module(model, x, generator=0)
+    rules = {r.name: r.rule for r in report}
+    for name in ("a", "l2", "l3"):
+        assert "the gradient's balance" in rules[f"{name}.weight"], rules[f"{name}.weight"]
+    for name in ("l0", "b"):
+        assert "the gradient's balance" not in rules[f"{name}.weight"], rules[f"{name}.weight"]
+    layers = [model.l0, model.a, model.b, model.l2, model.l3, model.head]
+    outputs = []
+
+    def keep(module, args, output):
+        output.retain_grad()
+        outputs.append(output)
+
+    hooks = [m.register_forward_hook(keep) for m in layers]
+    y = model(x)
+    for h in hooks:
+        h.remove()
+    y.backward(torch.randn(y.shape, generator=torch.Generator().manual_seed(2)))
+    grads = [float(o.grad.std()) for o in outputs]
+    acts = [float(o.detach().std()) for o in outputs]
+    assert grads[2] == 0.0
+    # without the tilt the ratio at l0 over l3 is 0.086 (measured); tilted, 0.17
+    assert grads[0] / grads[4] > 0.12, grads
+    assert max(acts) / min(acts) < 1.9, acts

@@ -70,7 +70,7 @@ from .modules import init_by_structure
 from .moment_rules import Moments
 from .parametrizations import spectral_norm_of
 from .refine import MEASURED_MODULES, Target
-from .verdicts import Verdict, operand_label, region_label, tally, verdict
+from .verdicts import Tally, Verdict, operand_label, region_label, tally, verdict
 
 ResidualRule = Literal["depth", "zero_gamma", "none"]
 RESIDUAL_RULES: tuple[ResidualRule, ...] = ("depth", "zero_gamma", "none")
@@ -1751,7 +1751,7 @@ class _Walk:
         two operands from the same layer adds their slopes (a gate times a value:
         2.2 for SwiGLU without normalization). Each slope multiplies the relative
         error of the second moment per layer: at 1.5 or more no scale holds it."""
-        by_label: dict[str, list[float]] = {}
+        by_label: dict[str, Tally] = {}
         sens = self.sensitivities()
         normalizing = _own_sum_parts(self.graph)
         for index, (source, g, moments, grad) in self.regions.items():
@@ -1760,16 +1760,18 @@ class _Walk:
                 continue  # inside a longer region: judged at its end
             if self.part_of_statistic(index) or index in normalizing:
                 continue  # part of a normalization or a softmax written out, not an activation
-            if consumers and all(_broadcast_factor(self.graph, c, index) for c in consumers):
+            if _scales_channels(self.graph, index):
                 continue  # a gate that scales whole channels (squeeze-and-excitation), not the signal's path
             if not self.graph.nodes[index].dtype.is_floating_point or index in self.graph.fixed:
                 continue  # index arithmetic (an MoE's sorted token order // top_k, a graph's degrees)
+            if index in self.graph.computed:
+                continue  # a weight's parametrization (a state-space model's A = -exp(A_log))
             x = self.region_input(index)
             if x.second <= 0 or moments.second <= 0 or x.variance <= 0:
                 continue
             chi = grad * x.variance / moments.second
             slope = self.region_slope(index)
-            tally(by_label, region_label(self.graph, source, index), chi, slope)
+            tally(by_label, region_label(self.graph, source, index), chi, slope, _layer_before(self.graph, source))
         scores = _scores(self.graph, normalizing)
         for node in self.graph.nodes:
             if node.kind == "mul" and node.index not in self.regions and len(node.inputs) == 2 \
@@ -1780,8 +1782,8 @@ class _Walk:
                 a, b = (sens.get(i, 0.0) for i in node.inputs)
                 if max(a, b) > 0:
                     label = "product " + " * ".join(operand_label(self.graph, i) for i in node.inputs)
-                    tally(by_label, label, 1.0, (a + b) / max(a, b))
-        return [verdict(label, chi, slope, int(depth)) for label, (chi, slope, depth) in by_label.items()]
+                    tally(by_label, label, 1.0, (a + b) / max(a, b), _layer_before(self.graph, node.inputs[0]))
+        return [verdict(label, t.chi, t.slope, len(t.layers)) for label, t in by_label.items()]
 
     def integrated(self, index: int, source: int, g: Fused, x: Moments) -> tuple[Moments, float] | None:
         """_elementwise_or_none(g, x), computed once per kind of region and input moments."""
@@ -2483,6 +2485,25 @@ def _own_sum_parts(graph: Graph) -> set[int]:
                for r in graph.readers(x)):     # (a view that reads x's shape alone: index.expand_as(x))
             parts.add(x)
     return parts
+
+
+def _layer_before(graph: Graph, index: int) -> int:
+    """The layer node a node's value comes from along its first operands (itself if none):
+    an activation stepped again and again over one layer's output (a recurrence unrolled in
+    forward: RWKV's time steps) follows one layer."""
+    node = graph.nodes[index]
+    while node.kind not in LAYERS and node.inputs:
+        node = graph.nodes[node.inputs[0]]
+    return node.index if node.kind in LAYERS else index
+
+
+def _scales_channels(graph: Graph, index: int) -> bool:
+    """Whether a node's value, through views (a reshape to (B, C, 1, 1)), only multiplies
+    products it broadcasts to (`_broadcast_factor`)."""
+    readers = graph.readers(index)
+    return bool(readers) and all(
+        _scales_channels(graph, r.index) if r.kind == "view" and r.inputs[0] == index
+        else _broadcast_factor(graph, r, index) for r in readers)
 
 
 def _broadcast_factor(graph: Graph, product: Node, operand: int) -> bool:

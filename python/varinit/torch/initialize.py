@@ -184,9 +184,9 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
     kept.update((name, "kept: requires_grad=False (frozen: its values stay; name it in only= to initialize "
                        "it)") for name in frozen)
     kept.update((name, f"override {o.pattern!r}") for name, o in overridden.items())
-    frozen_note = ([f"{len(frozen)} parameter{'s' if len(frozen) > 1 else ''} with requires_grad=False kept as "
-                    f"they are (name them in only= to initialize them): " + ", ".join(sorted(frozen)[:4])
-                    + (", ..." if len(frozen) > 4 else "")] if frozen else [])
+    frozen_note = ([f"parameters with requires_grad=False keep their values ({len(frozen)}; only= naming them "
+                    "initializes them): " + ", ".join(sorted(frozen)[:4]) + (", ..." if len(frozen) > 4 else "")]
+                   if frozen else [])
     if example_inputs is None:
         _validate.choice(residual, "residual", RESIDUAL_RULES)
         if target != 1.0:

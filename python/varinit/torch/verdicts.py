@@ -12,7 +12,7 @@ is a trade-off no scale escapes.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from dataclasses import dataclass
 
 if TYPE_CHECKING:
@@ -46,10 +46,20 @@ class Verdict:
     message: str
 
 
-def tally(by_label: dict[str, list[float]], label: str, chi: float, slope: float) -> None:
-    entry = by_label.setdefault(label, [chi, slope, 0])
-    entry[0], entry[1] = max(entry[0], chi), max(entry[1], slope)
-    entry[2] += 1
+class Tally(NamedTuple):
+    """Per label: the largest chi_1 and slope, and the layers it follows (its depth)."""
+
+    chi: float
+    slope: float
+    layers: frozenset[object]
+
+
+def tally(by_label: dict[str, Tally], label: str, chi: float, slope: float, layer: object) -> None:
+    """Count one activation (or product) after `layer`: the same layer's output stepped
+    through it again and again (a recurrence unrolled in forward) counts once."""
+    entry = by_label.get(label)
+    by_label[label] = Tally(chi, slope, frozenset([layer])) if entry is None else Tally(
+        max(entry.chi, chi), max(entry.slope, slope), entry.layers | {layer})
 
 
 def operand_label(graph: Graph, index: int) -> str:
