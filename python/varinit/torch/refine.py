@@ -93,8 +93,8 @@ class _AllMeasured(Exception):
 def correction_factors(model: torch.nn.Module, example_inputs: ExampleInputs,
                        targets: Sequence[Target]) -> dict[str, float]:
     """{weight name: factor} that brings each target layer's measured output
-    second moment to its goal, measured in one forward pass in which every
-    corrected output is passed on corrected; a factor within NOISE of 1 is 1."""
+    variance to its goal, measured in one forward pass in which every corrected
+    output is passed on corrected; a factor within NOISE of 1 is 1."""
     modules = dict(model.named_modules())
     factors: dict[str, float] = {}
     streams: dict[str, float] = {}
@@ -114,7 +114,11 @@ def correction_factors(model: torch.nn.Module, example_inputs: ExampleInputs,
         # a goal, or alpha and the stream it multiplies
         goal = (cast(float, target.goal) if target.stream is None
                 else cast(float, target.alpha) * streams.get(target.stream, math.nan))
-        second = float(out.detach().to(torch.float64).pow(2).mean())
+        # the spread about the output's mean, which a layer's std measures: zero in expectation,
+        # that mean is far from zero in a layer of few units whose channels take offsets (a
+        # squeeze-and-excitation's 4-channel reduction of pooled features, an std of 0.33 at a
+        # second moment of 1 in Hugging Face's EfficientNet), and elsewhere negligible
+        second = float(out.detach().to(torch.float64).var(unbiased=False)) if out.numel() > 1 else 0.0
         ok = second > 0 and math.isfinite(second) and math.isfinite(goal)
         factor = math.sqrt(goal / second) if ok else 1.0
         if abs(factor - 1.0) <= NOISE:
