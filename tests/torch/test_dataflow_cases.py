@@ -1695,3 +1695,32 @@ def test_an_activation_stepped_over_one_layers_output_counts_that_layer_once():
     report = _init(_UnrolledTanhRNN(), torch.randn(8, 48, 16, generator=torch.Generator().manual_seed(0)))
     (tanh,) = [v for v in report.verdicts if v.activation == "tanh"]
     assert tanh.depth == 1, tanh.message
+
+
+class _CopiedAndMasked(nn.Module):
+    """Rows copied into a buffer made in forward (x.copy_), a gathered half scattered back
+    (zeros.scatter(1, index, src)), and a router-style mask made by scattering a number
+    into zeros and read as .bool() (DeepSeek's group mask), then a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.router, self.head = nn.Linear(32, 32), nn.Linear(32, 4), nn.Linear(32, 8)
+
+    def forward(self, x):
+        h = torch.empty_like(x).copy_(F.relu(self.fc(x)))
+        index = torch.arange(16, device=x.device).repeat(x.shape[0], 1) * 2     # every other column
+        h = torch.zeros_like(h).scatter(1, index, h.gather(1, index))
+        top = self.router(x).topk(2, dim=-1).indices
+        keep = torch.zeros(x.shape[0], 4, device=x.device).scatter_(1, top, 1.0).bool()
+        return self.head(h) * keep.any(-1, keepdim=True)
+
+
+def test_a_copy_and_a_scatter_of_the_signal_are_written_shares_and_a_float_mask_read_as_bool_is_not_named():
+    x = torch.randn(512, 32, generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = varinit.torch.init_module(_CopiedAndMasked(), x, generator=0, measure=False)
+    assert not any("without a moment rule" in str(w.message) for w in caught), [str(w.message) for w in caught]
+    # h keeps the relu output on half its columns and zeros elsewhere: nu_in = 0.5 * 0.5
+    (head,) = [r for r in report if r.name == "head.weight"]
+    assert "nu_in 0.25" in head.rule, head.rule

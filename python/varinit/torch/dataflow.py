@@ -1715,9 +1715,7 @@ class _Walk:
             if name not in self.plans:
                 self.plans[name] = ParamPlan(name, "untouched", reason="not read by the traced forward pass")
         inputs = sum(1 << i for i, n in enumerate(self.graph.nodes) if n.kind == "input")
-        reaching = 0     # the nodes whose values reach an output
-        for out in self.graph.outputs:
-            reaching |= self.ancestors[out] | (1 << out)
+        reaching = _floats_reaching(self.graph)
         # an op that reads parameters alone computes a weight (spectral norm's power iteration),
         # not the signal; an op on integers (a router's sort of expert ids, the offsets of its
         # groups) moves or counts entries: what follows them is not assumed
@@ -2323,6 +2321,20 @@ def _batch_statistics(node: Node) -> bool:
     """Whether a norm node subtracts each channel's mean over the batch and positions
     (BatchNorm in training mode, InstanceNorm over positions)."""
     return node.attrs.get("which") in ("batch_norm", "instance_norm") and bool(node.attrs.get("training", True))
+
+
+def _floats_reaching(graph: Graph) -> int:
+    """A bit per node whose floating values reach an output through floating values: a
+    router's float mask read as .bool() (DeepSeek's group mask), a histogram of expert ids
+    turned into integer offsets, reach none."""
+    reaching = 0
+    for out in graph.outputs:
+        reaching |= 1 << out
+    for node in reversed(graph.nodes):
+        if (reaching >> node.index) & 1 and node.dtype.is_floating_point:
+            for i in node.inputs:
+                reaching |= 1 << i
+    return reaching
 
 
 def _ancestors(graph: Graph) -> list[int]:

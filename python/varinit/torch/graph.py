@@ -782,15 +782,27 @@ class _Recorder(TorchFunctionMode):
         return id(tensor) in self.zeros_made if tensor.is_meta else not bool(tensor.any())
 
     def _scatter(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
-        """x[index] = value with a tensor value: inputs (x before the write, value), attrs
-        "share" the fraction of x's elements written. x.index_add(dim, index, source),
-        x.scatter_add(dim, index, src) and x.scatter_reduce(dim, index, src, reduce) with
-        reduce sum, mean, amax or amin: inputs (x, the source), attrs `landing` (how many
-        source elements land on an element of x), "alpha", "reduce", "include_self", and the
-        index a third input;
+        """x[index] = value with a tensor value, x.scatter(dim, index, src) and x.copy_(src):
+        inputs (x before the write, value), attrs "share" the fraction of x's elements
+        written. x.index_add(dim, index, source), x.scatter_add(dim, index, src) and
+        x.scatter_reduce(dim, index, src, reduce) with reduce sum, mean, amax or amin:
+        inputs (x, the source, the index), attrs `landing` (how many source elements land
+        on an element of x), "alpha", "reduce", "include_self";
         "zeros_before": x was zeros made in forward (read before the write). Anything
         else (a number written, an index that cannot be read, a product) has no rule."""
         base = bound["input"]
+        if spec.op in ("copy_", "scatter") and isinstance(bound.get("src"), torch.Tensor):
+            value, index = bound["src"], bound.get("index")
+            share = 1.0 if spec.op == "copy_" else None
+            if spec.op == "scatter" and isinstance(index, torch.Tensor) and base.dim() and index.dim():
+                # on meta, a write's index taken as distinct positions (one overwriting another is rare)
+                share = (min(index.numel() / max(base.numel(), 1), 1.0) if index.is_meta else
+                         landing(base, int(bound.get("dim", 0)) % base.dim(), index, whole_rows=False)["written"])
+            if share is not None:
+                return "scatter", [self.node_for(base), self.node_for(value)], {}, {
+                    "op": "setitem", "share": share, "zeros_before": bound["zeros_before"]}, None
+        if spec.op in ("copy_", "scatter"):   # a number written (a router's mask), or no index to read
+            return "opaque", [self.node_for(t) for t in _tensors([base, bound.get("src")])], {}, {}, None
         if spec.op == "__setitem__":
             value, share = bound.get("value"), _written_share(base, bound.get("index"))
             if isinstance(value, torch.Tensor) and share is not None:

@@ -391,6 +391,10 @@ for _func, _target, _inplace in _spellings("index_add", _NAMESPACES[1:3]):
 # scatter, and message passing written by hand)
 for _func, _target, _inplace in _spellings("scatter_add", _NAMESPACES[1:3]):
     _register(_func, OpSpec("scatter", "scatter_add", _target, ("input", "dim", "index", "src"), inplace=_inplace))
+# x.scatter(dim, index, src) writes src's elements where the index points; x.copy_(src), all of them
+for _func, _target, _inplace in _spellings("scatter", _NAMESPACES[1:3]):
+    _register(_func, OpSpec("scatter", "scatter", _target, ("input", "dim", "index", "src"), inplace=_inplace))
+_register(torch.Tensor.copy_, OpSpec("scatter", "copy_", "torch.Tensor.copy_", ("input", "src"), inplace=True))
 for _func, _target, _inplace in _spellings("scatter_reduce", _NAMESPACES[1:3]):
     _register(_func, OpSpec("scatter", "scatter_reduce", _target,
                             ("input", "dim", "index", "src", "reduce", "include_self"), inplace=_inplace))
