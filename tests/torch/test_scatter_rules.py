@@ -14,43 +14,19 @@ check also names the rule a plausible mistake would give (independent sources wh
 they share a part, a wrong count), asserted two bounds away from the rule: the same
 samples, whatever they are, then reject it.
 """
-import math
 
 import pytest
 from scipy import stats
 
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F
+from test_moment_rules import agrees, gaussian, generator
 from varinit.torch import moment_rules as mr
+from varinit.torch.dataflow import plan
 from varinit.torch.graph import landing, value_stats
 from varinit.torch.moment_rules import Moments
 
-TAIL = 1e-9
 F64 = torch.float64
-
-
-def agrees(samples, predicted, what, wrong=()):
-    """Assert the mean of iid `samples` matches `predicted` within t_(n-1)(TAIL) standard
-    errors, and that every `wrong` value lies two such bounds away from it (so it misses
-    the Monte Carlo mean by more than the bound)."""
-    x = torch.as_tensor(samples, dtype=F64).detach().ravel()
-    n = x.numel()
-    mean, se = x.mean().item(), x.std().item() / math.sqrt(n)
-    bound = stats.t.isf(TAIL, n - 1) * se
-    print(f"{what}: MC {mean:.6g} +- {se:.2g} (n={n}), rule {predicted:.6g}, "
-          f"z = {(mean - predicted) / se if se else 0.0:+.2f}, bound {bound / se:.2f} se"
-          + "".join(f"; wrong {w:.6g} at {(predicted - w) / se:+.1f} se" for w in wrong))
-    assert abs(mean - predicted) < bound, (what, mean, predicted, se)
-    for w in wrong:
-        assert abs(predicted - w) > 2 * bound, (what, "a wrong rule would pass", w, predicted, se)
-
-
-def generator(seed):
-    return torch.Generator().manual_seed(seed)
-
-
-def gaussian(shape, mean, var, gen):
-    return mean + math.sqrt(var) * torch.randn(shape, dtype=F64, generator=gen)
 
 
 def index_with_counts(counts, gen):
@@ -132,22 +108,30 @@ def test_scatter_mean_averages_what_lands_and_keeps_the_rest():
 
 # ------------------------------------------------------------------ extremes: scatter_reduce "amax", "amin"
 
+MX, VX, MS, VS = -0.5, 0.5, 0.4, 1.2     # x's and the sources' means and variances
+
+
+def extremes(counts, reduce, gen, replicas=200, width=16):
+    """x.scatter_reduce_(1, index, s, reduce, include_self=False) over `replicas` draws of x
+    ~ N(MX, VX) and the sources s ~ N(MS, VS), counts[r] sources landing on row r."""
+    index = index_with_counts(counts, gen)
+    edges = index.numel()
+    x = gaussian((replicas, counts.numel(), width), MX, VX, gen)
+    s = gaussian((replicas, edges, width), MS, VS, gen)
+    return x.clone().scatter_reduce_(1, index.view(1, edges, 1).expand(replicas, edges, width), s, reduce,
+                                     include_self=False)
+
+
 @pytest.mark.parametrize("reduce", ["amax", "amin"])
 def test_scatter_extreme_is_the_extreme_of_as_many_as_land(reduce):
     # a share of x's rows written, each by exactly 4 iid Gaussian sources: the largest
     # (smallest) of 4; the other rows keep x's value
     gen = generator(63)
-    replicas, rows, width, size = 200, 400, 16, 4
-    mx, vx, ms, vs = -0.5, 0.5, 0.4, 1.2
-    counts = (torch.rand(rows, generator=gen) < 0.6).long() * size
-    index = index_with_counts(counts, gen)
-    edges = index.numel()
-    x = gaussian((replicas, rows, width), mx, vx, gen)
-    s = gaussian((replicas, edges, width), ms, vs, gen)
-    y = x.clone().scatter_reduce_(1, index.view(1, edges, 1).expand(replicas, edges, width), s, reduce,
-                                  include_self=False)
+    size = 4
+    counts = (torch.rand(400, generator=gen) < 0.6).long() * size
+    y = extremes(counts, reduce, gen)
     written = float((counts > 0).double().mean())
-    base, source, largest = Moments(mx, mx * mx + vx), Moments(ms, ms * ms + vs), reduce == "amax"
+    base, source, largest = Moments(MX, MX * MX + VX), Moments(MS, MS * MS + VS), reduce == "amax"
     rule = mr.scatter_extreme(base, source, written, size, largest=largest)
     per_row = mr.scatter_extreme(base, source, written, round(float(counts.double().mean())), largest=largest)
     one = mr.scatter_extreme(base, source, written, 1, largest=largest)      # the sources' own moments
@@ -162,16 +146,9 @@ def test_scatter_extreme_over_poisson_counts_is_the_mixture_over_sizes(reduce):
     # rows read as E[c^2] / E[c] (the size of the segment a source element lands in, 4
     # here: size-biased) misses the mean by 25% (amax: 1.43 for 1.14) and 67% (amin)
     gen = generator(64)
-    replicas, rows, width = 200, 400, 16
-    mx, vx, ms, vs = -0.5, 0.5, 0.4, 1.2
-    counts = torch.poisson(torch.full((rows,), 3.0, dtype=F64), generator=gen).long()
-    index = index_with_counts(counts, gen)
-    edges = index.numel()
-    x = gaussian((replicas, rows, width), mx, vx, gen)
-    s = gaussian((replicas, edges, width), ms, vs, gen)
-    y = x.clone().scatter_reduce_(1, index.view(1, edges, 1).expand(replicas, edges, width), s, reduce,
-                                  include_self=False)
-    base, source, largest = Moments(mx, mx * mx + vx), Moments(ms, ms * ms + vs), reduce == "amax"
+    counts = torch.poisson(torch.full((400,), 3.0, dtype=F64), generator=gen).long()
+    y = extremes(counts, reduce, gen)
+    base, source, largest = Moments(MX, MX * MX + VX), Moments(MS, MS * MS + VS), reduce == "amax"
     mean = second = 0.0
     for k in counts.unique().tolist():
         share = float((counts == k).double().mean())
@@ -185,6 +162,38 @@ def test_scatter_extreme_over_poisson_counts_is_the_mixture_over_sizes(reduce):
            wrong=[size_biased.second] if largest else [])
 
 
+class _Extreme(torch.nn.Module):
+    """The extreme of the source rows landing on each of `rows` rows of zeros made in forward."""
+
+    def __init__(self, rows, reduce):
+        super().__init__()
+        self.rows, self.reduce = rows, reduce
+
+    def forward(self, s, index):
+        out = torch.zeros(self.rows, s.shape[1], dtype=s.dtype, device=s.device)
+        return out.scatter_reduce(0, index.view(-1, 1).expand_as(s), s, self.reduce, include_self=False)
+
+
+@pytest.mark.parametrize("reduce", ["amax", "amin"])
+def test_the_solve_averages_the_extreme_over_the_sizes_the_index_gives(reduce):
+    # the walk's moments for the op itself: the mixture over the real index's sizes (the
+    # rule above, read off landing's "sizes"), not one size-biased count
+    gen = generator(65)
+    counts = torch.poisson(torch.full((300,), 3.0, dtype=F64), generator=gen).long()
+    index = index_with_counts(counts, gen)
+    s = gaussian((index.numel(), 8), MS, VS, gen)
+    result = plan(_Extreme(counts.numel(), reduce), (s, index))
+    (node,) = [n for n in result.graph.nodes if n.kind == "scatter"]
+    source, zero = Moments(float(s.mean()), float((s * s).mean())), Moments(0.0, 0.0)
+    mean = second = 0.0
+    for k in counts.unique().tolist():
+        share = float((counts == k).double().mean())
+        part = zero if k == 0 else mr.scatter_extreme(zero, source, 1.0, k, largest=reduce == "amax")
+        mean, second = mean + share * part.mean, second + share * part.second
+    found = result.moments[node.index]
+    assert found.mean == pytest.approx(mean, rel=1e-9) and found.second == pytest.approx(second, rel=1e-9)
+
+
 # ------------------------------------------------------------------ landing: an index's count statistics
 
 def by_hand(counts):
@@ -196,9 +205,19 @@ def by_hand(counts):
 
 
 def assert_landing(found, expected):
-    assert set(found) == set(expected)
+    assert set(found) == set(expected) | {"sizes"}
     for key, value in expected.items():
         assert found[key] == pytest.approx(value, rel=1e-12, abs=1e-15), (key, found, expected)
+    assert_sizes(found)
+
+
+def assert_sizes(found):
+    """The size distribution the statistics are read from: its shares add to the written
+    share, and its mean and mean square are E[c] and E[c^2]."""
+    sizes = found["sizes"]
+    assert sum(w for _, w in sizes) == pytest.approx(found["written"], rel=1e-9)
+    assert sum(k * w for k, w in sizes) == pytest.approx(found["counts"], rel=1e-9)
+    assert sum(k * k * w for k, w in sizes) == pytest.approx(found["counts_sq"], rel=1e-9)
 
 
 def test_landing_reads_a_real_index_add_index():
@@ -265,6 +284,7 @@ def test_landing_on_meta_is_binomial_and_matches_random_indices(index_columns):
     expected = binomial(edges, rows, covered)
     for key, value in expected.items():
         assert found[key] == pytest.approx(value, rel=1e-9), (key, found, expected)
+    assert_sizes(found)
     # against the average over uniform random indices, counted with one_hot
     drawn = torch.randint(0, rows, (draws, edges, index_columns), generator=generator(73))
     c = F.one_hot(drawn, rows).sum(1).transpose(1, 2).double()               # (draws, rows, index_columns)
@@ -291,9 +311,11 @@ def test_landing_on_meta_index_add_rows():
     expected = binomial(edges, rows)
     for key, value in expected.items():
         assert found[key] == pytest.approx(value, rel=1e-9), key
+    assert_sizes(found)
     one_row = landing(torch.zeros(1, 3, device="meta"), 0, torch.zeros(edges, dtype=torch.long, device="meta"),
                       whole_rows=True)
-    assert one_row == {"counts": edges, "counts_sq": edges * edges, "written": 1.0, "inverse": 1.0 / edges}
+    assert one_row == {"counts": edges, "counts_sq": edges * edges, "written": 1.0, "inverse": 1.0 / edges,
+                       "sizes": ((edges, 1.0),)}
 
 
 def test_value_stats_of_a_fixed_tensor():

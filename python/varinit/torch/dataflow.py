@@ -318,10 +318,14 @@ def _trace_shapes(model: torch.nn.Module, example_inputs: ExampleInputs) -> tupl
 
 
 def _values_from_integers(graph: Graph) -> bool:
-    """Whether floating values are computed from the integer inputs alone (a graph's node
-    degrees from its edge index, normalizing its messages): the solve reads them."""
-    integral = {i for i in graph.inputs if i in graph.fixed}
+    """Whether the solve reads values computed from the integer inputs alone: floating ones
+    (a graph's node degrees from its edge index, normalizing its messages) or the index of
+    a scatter (how many messages each node receives)."""
+    integral = {i for i in graph.inputs if i in graph.fixed} | {   # and integer buffers (an edge index kept)
+        n.index for n in graph.nodes if n.kind == "constant" and "buffer" in n.attrs and not n.dtype.is_floating_point}
     for node in graph.nodes:
+        if node.kind == "scatter" and len(node.inputs) > 2 and node.inputs[2] in integral:
+            return True
         if node.inputs and any(i in integral for i in node.inputs) and node.index in graph.fixed:
             if node.dtype.is_floating_point:
                 return True
@@ -1139,10 +1143,13 @@ class _Walk:
             return None
         if reduce == "mean":
             return rules.scatter_mean(base, value, a["written"], a["inverse"], kappa=kappa)
-        # the extreme over the elements that land together: as many as land on the element
-        # a source element lands on, on average (E[c^2] / E[c])
-        size = max(round(a["counts_sq"] / a["counts"]), 1) if a["counts"] > 0 else 1
-        return rules.scatter_extreme(base, value, a["written"], size, largest=reduce == "amax")
+        # the extreme of as many as land on each element, weighed by how many elements take each
+        # number; the others keep x's
+        parts = [(w, rules.scatter_extreme(base, value, 1.0, max(round(k), 1), largest=reduce == "amax"))
+                 for k, w in a["sizes"]]
+        rest = 1.0 - sum(w for w, _ in parts)
+        return Moments(sum(w * m.mean for w, m in parts) + rest * base.mean,
+                       sum(w * m.second for w, m in parts) + rest * base.second)
 
     def _addcmul(self, node: Node) -> Moments:
         """input + v * t1 * t2 (timm's Affine: beta + alpha * x), the operands independent."""

@@ -511,9 +511,11 @@ class _Recorder(TorchFunctionMode):
         """Add `node` (its index the next one), the node of `tensor` from now on if given.
         A fixed node's floating values, where they are real, are summed up in
         attrs["values"] (`value_stats`)."""
+        # (x.expand_as(y), x.type_as(y): y gives a shape or a dtype, not values)
+        read = node.inputs[:1] if node.kind == "view" and node.attrs.get("op") in _SHAPED_LIKE else node.inputs
         fixed = (node.kind == "constant" or (node.kind == "input" and not node.dtype.is_floating_point)
-                 or (node.kind not in ("input", "param") and not node.params and bool(node.inputs)
-                     and all(self.fixed[i] for i in node.inputs)))
+                 or (node.kind not in ("input", "param") and not node.params and bool(read)
+                     and all(self.fixed[i] for i in read)))
         self.nodes.append(node)
         self.from_params.append(from_params)
         self.fixed.append(fixed)
@@ -1204,6 +1206,8 @@ _SPLIT_DIMS: dict[str, int | Callable[[int], int]] = {"chunk": 1, "split": 1, "s
 
 
 _ZEROS = ("zeros", "zeros_like", "new_zeros")
+# views whose second operand gives a shape or a dtype only
+_SHAPED_LIKE = ("expand_as", "view_as", "reshape_as", "type_as")
 
 
 def _written_share(base: torch.Tensor, index: Any) -> float | None:
@@ -1255,13 +1259,15 @@ def output_tensors(value: object) -> Iterator[torch.Tensor]:
 
 # -------------------------------------------------------------- replays
 
-def landing(base: torch.Tensor, dim: int, index: torch.Tensor, whole_rows: bool) -> dict[str, float]:
+def landing(base: torch.Tensor, dim: int, index: torch.Tensor, whole_rows: bool) -> dict[str, Any]:
     """How many source elements an index writes onto each element of `base`, c, over
-    base's elements: "counts" E[c], "counts_sq" E[c^2], "written" P(c > 0) and "inverse"
+    base's elements: "sizes" ((k, P(c = k)) for each k >= 1, at most MAX_SIZES of them),
+    and from them "counts" E[c], "counts_sq" E[c^2], "written" P(c > 0) and "inverse"
     E[1/c; c > 0]. `whole_rows`: index_add's 1-D index of rows along `dim`; else
     scatter's index, one per source element, along `dim`. Read off a real index; on meta,
     each source element lands on a row drawn uniformly (binomial counts)."""
     rows = max(base.shape[dim], 1)
+    sizes: list[tuple[float, float]] = []
     if not index.is_meta:
         idx = index.long().cpu()
         if whole_rows:
@@ -1269,23 +1275,46 @@ def landing(base: torch.Tensor, dim: int, index: torch.Tensor, whole_rows: bool)
         else:
             c = torch.zeros(tuple(base.shape), dtype=torch.float64).scatter_add_(
                 dim, idx, torch.ones(tuple(idx.shape), dtype=torch.float64))
-        reciprocal = torch.where(c > 0, 1.0 / c.clamp(min=1.0), torch.zeros_like(c))
-        return {"counts": float(c.mean()), "counts_sq": float((c * c).mean()),
-                "written": float((c > 0).double().mean()), "inverse": float(reciprocal.mean())}
-    n = index.numel() if whole_rows else index.shape[dim]
-    covered = 1.0 if whole_rows else min(index.numel() / max(index.shape[dim], 1) * rows / max(base.numel(), 1), 1.0)
-    p, mean = 1.0 / rows, n / rows
-    if rows == 1:   # one row takes every element
-        written, inverse = float(n > 0), (1.0 / n if n else 0.0)
-    else:           # the binomial(n, p) terms up to where they vanish
-        written = inverse = 0.0
-        log_pmf = n * math.log1p(-p)
-        for k in range(1, min(n, math.ceil(mean + 12.0 * math.sqrt(mean) + 30.0)) + 1):
-            log_pmf += math.log((n - k + 1) / k) + math.log(p) - math.log1p(-p)
-            written += math.exp(log_pmf)
-            inverse += math.exp(log_pmf) / k
-    return {"counts": covered * mean, "counts_sq": covered * (mean * (1.0 - p) + mean * mean),
-            "written": covered * written, "inverse": covered * inverse}
+        values, times = torch.unique(c, return_counts=True)
+        sizes = [(float(k), float(t) / c.numel()) for k, t in zip(values.tolist(), times.tolist()) if k > 0]
+    else:
+        n = index.numel() if whole_rows else index.shape[dim]
+        covered = 1.0 if whole_rows else min(index.numel() / max(index.shape[dim], 1) * rows / max(base.numel(), 1),
+                                             1.0)
+        if rows == 1:   # one row takes every element
+            sizes = [(float(n), covered)] if n else []
+        else:           # the binomial(n, 1/rows) terms up to where they vanish
+            p, mean = 1.0 / rows, n / rows
+            log_pmf = n * math.log1p(-p)
+            for k in range(1, min(n, math.ceil(mean + 12.0 * math.sqrt(mean) + 30.0)) + 1):
+                log_pmf += math.log((n - k + 1) / k) + math.log(p) - math.log1p(-p)
+                sizes.append((float(k), covered * math.exp(log_pmf)))
+    counts = sum(k * w for k, w in sizes)
+    return {"counts": counts, "counts_sq": sum(k * k * w for k, w in sizes),
+            "written": min(sum(w for _, w in sizes), 1.0), "inverse": min(sum(w / k for k, w in sizes), 1.0),
+            "sizes": tuple(_fewer(sizes))}
+
+
+# the sizes a scatter's extreme is averaged over (amax of c sources per element)
+MAX_SIZES = 32
+
+
+def _fewer(sizes: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """`sizes` ((k, share), in increasing k) merged into at most MAX_SIZES groups of equal
+    share, each at its share-weighted size."""
+    total = sum(w for _, w in sizes)
+    if len(sizes) <= MAX_SIZES or total <= 0:
+        return [(k, w) for k, w in sizes if w > 0]
+    groups: list[tuple[float, float]] = []
+    k_sum = w_sum = 0.0
+    for k, w in sizes:
+        k_sum, w_sum = k_sum + k * w, w_sum + w
+        if w_sum >= total / MAX_SIZES:
+            groups.append((k_sum / w_sum, w_sum))
+            k_sum = w_sum = 0.0
+    if w_sum > 0:
+        groups.append((k_sum / w_sum, w_sum))
+    return groups
 
 
 def value_stats(tensor: torch.Tensor) -> tuple[float, float, float | None, float | None] | None:
