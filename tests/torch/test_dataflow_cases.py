@@ -1724,3 +1724,28 @@ def test_a_copy_and_a_scatter_of_the_signal_are_written_shares_and_a_float_mask_
     # h keeps the relu output on half its columns and zeros elsewhere: nu_in = 0.5 * 0.5
     (head,) = [r for r in report if r.name == "head.weight"]
     assert "nu_in 0.25" in head.rule, head.rule
+
+
+class _TanhBranches(nn.Module):
+    """24 pre-norm residual blocks x + W2 tanh(W1 LN(x)), then a head."""
+
+    def __init__(self, width=32, blocks=24):
+        super().__init__()
+        self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(blocks))
+        self.ins = nn.ModuleList(nn.Linear(width, width) for _ in range(blocks))
+        self.outs = nn.ModuleList(nn.Linear(width, width) for _ in range(blocks))
+        self.head = nn.Linear(width, 4)
+
+    def forward(self, x):
+        for norm, inner, outer in zip(self.norms, self.ins, self.outs):
+            x = x + outer(torch.tanh(inner(norm(x))))
+        return self.head(x)
+
+
+def test_activations_on_residual_branches_are_not_in_series():
+    # the stream carries the gradient around each branch: tanh's chi_1 = 1.18 acts once per
+    # branch, not 24 times in series ("trade-off ... over its 24 layers" and NOT healthy before);
+    # the same tanh chained without the skips keeps its verdict (test_dataflow_init's tanh trade-off)
+    report = _init(_TanhBranches(), torch.randn(64, 32, generator=torch.Generator().manual_seed(0)))
+    (tanh,) = [v for v in report.verdicts if v.activation == "tanh"]
+    assert tanh.depth == 1 and tanh.healthy, tanh.message

@@ -1776,7 +1776,8 @@ class _Walk:
                 continue
             chi = grad * x.variance / moments.second
             slope = self.region_slope(index)
-            tally(by_label, region_label(self.graph, source, index), chi, slope, _layer_before(self.graph, source))
+            tally(by_label, region_label(self.graph, source, index), chi, slope, _layer_before(self.graph, source),
+                  self.branch_of(index))
         scores = _scores(self.graph, normalizing)
         for node in self.graph.nodes:
             if node.kind == "mul" and node.index not in self.regions and len(node.inputs) == 2 \
@@ -1787,8 +1788,20 @@ class _Walk:
                 a, b = (sens.get(i, 0.0) for i in node.inputs)
                 if max(a, b) > 0:
                     label = "product " + " * ".join(operand_label(self.graph, i) for i in node.inputs)
-                    tally(by_label, label, 1.0, (a + b) / max(a, b), _layer_before(self.graph, node.inputs[0]))
-        return [verdict(label, t.chi, t.slope, len(t.layers)) for label, t in by_label.items()]
+                    tally(by_label, label, 1.0, (a + b) / max(a, b), _layer_before(self.graph, node.inputs[0]),
+                          self.branch_of(node.index))
+        return [verdict(label, t.chi, t.slope, t.depth) for label, t in by_label.items()]
+
+    def branch_of(self, index: int) -> int | None:
+        """The end of the residual branch a node lies on (computed from the stream, before the
+        addition that joins it), the innermost where branches nest; None off every branch."""
+        found: int | None = None
+        for end, (stream, *_) in self.branch_end.items():
+            on_branch = end == index or (self.ancestors[end] >> index) & 1
+            on_stream = stream == index or (self.ancestors[stream] >> index) & 1
+            if on_branch and not on_stream and (found is None or (self.ancestors[found] >> end) & 1):
+                found = end
+        return found
 
     def integrated(self, index: int, source: int, g: Fused, x: Moments) -> tuple[Moments, float] | None:
         """_elementwise_or_none(g, x), computed once per kind of region and input moments."""

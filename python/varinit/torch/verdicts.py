@@ -47,19 +47,33 @@ class Verdict:
 
 
 class Tally(NamedTuple):
-    """Per label: the largest chi_1 and slope, and the layers it follows (its depth)."""
+    """Per label: the largest chi_1 and slope, and the (residual branch, layer) pairs it
+    follows."""
 
     chi: float
     slope: float
-    layers: frozenset[object]
+    layers: frozenset[tuple[object, object]]
+
+    @property
+    def depth(self) -> int:
+        """How many of them a gradient passes in series: the layers of one residual branch
+        at most (the stream passes the gradient around each branch), or of the path outside
+        every branch."""
+        per_branch: dict[object, int] = {}
+        for branch, _ in self.layers:
+            per_branch[branch] = per_branch.get(branch, 0) + 1
+        return max(per_branch.values(), default=0)
 
 
-def tally(by_label: dict[str, Tally], label: str, chi: float, slope: float, layer: object) -> None:
-    """Count one activation (or product) after `layer`: the same layer's output stepped
-    through it again and again (a recurrence unrolled in forward) counts once."""
+def tally(by_label: dict[str, Tally], label: str, chi: float, slope: float, layer: object,
+          branch: object = None) -> None:
+    """Count one activation (or product) after `layer`, inside residual `branch` (None: on no
+    branch): the same layer's output stepped through it again and again (a recurrence
+    unrolled in forward) counts once."""
     entry = by_label.get(label)
-    by_label[label] = Tally(chi, slope, frozenset([layer])) if entry is None else Tally(
-        max(entry.chi, chi), max(entry.slope, slope), entry.layers | {layer})
+    key = (branch, layer)
+    by_label[label] = Tally(chi, slope, frozenset([key])) if entry is None else Tally(
+        max(entry.chi, chi), max(entry.slope, slope), entry.layers | {key})
 
 
 def operand_label(graph: Graph, index: int) -> str:
