@@ -366,6 +366,10 @@ class _Walk:
                                 key=lambda e: self.branch_end[e][2])
         self.sharing = _sharing_layers(graph, self.branch_end)
         self.stream_starts = _param_stream_starts(graph, {end[3] for end in self.branch_end.values()})
+        # node -> _own_sum: x / (the sum of x), a softmax or a router's shares written out; and
+        # the nodes that make up those normalizations (no verdict is judged on them)
+        self.own_sums = {n.index: own for n in graph.nodes if (own := _own_sum(graph, n)) is not None}
+        self.normalizing = _own_sum_parts(graph, self.own_sums)
         self.deciding = _deciding_uses(graph)
         self.multi_use = {name for name, uses in graph.uses.items() if len(_layer_uses(graph, name)) > 1}
         self.head_gains = {head: gamma for head, gamma in _tied_head_gains(graph, self.deciding).items()
@@ -1503,7 +1507,7 @@ class _Walk:
             if gain is not None:
                 return self.layer_scale(node, *gain)
             return rules.mul(ins[0], ins[1])
-        if (own := _own_sum(self.graph, node)) is not None:
+        if (own := self.own_sums.get(node.index)) is not None:
             # w / w.sum(dim, keepdim=True): shares of a sum of n positive entries (a router's top-k
             # weights renormalized, a softmax written out): mean 1 / n, and to first order in the
             # entries' spread about their mean the second moment nu / (n mu)^2; over segments, _own_sum
@@ -1758,12 +1762,11 @@ class _Walk:
         error of the second moment per layer: at 1.5 or more no scale holds it."""
         by_label: dict[str, Tally] = {}
         sens = self.sensitivities()
-        normalizing = _own_sum_parts(self.graph)
         for index, (source, g, moments, grad) in self.regions.items():
             consumers = self.graph.readers(index)
             if consumers and all(c.index in self.regions for c in consumers):
                 continue  # inside a longer region: judged at its end
-            if self.part_of_statistic(index) or index in normalizing:
+            if self.part_of_statistic(index) or index in self.normalizing:
                 continue  # part of a normalization or a softmax written out, not an activation
             if _scales_channels(self.graph, index):
                 continue  # a gate that scales whole channels (squeeze-and-excitation), not the signal's path
@@ -1778,7 +1781,7 @@ class _Walk:
             slope = self.region_slope(index)
             tally(by_label, region_label(self.graph, source, index), chi, slope, _layer_before(self.graph, source),
                   self.branch_of(index))
-        scores = _scores(self.graph, normalizing)
+        scores = _scores(self.graph, self.normalizing, self.own_sums)
         for node in self.graph.nodes:
             if node.kind == "mul" and node.index not in self.regions and len(node.inputs) == 2 \
                     and node.index not in scores and node.dtype.is_floating_point \
@@ -1871,7 +1874,7 @@ class _Walk:
             if node.kind == "input":
                 value = 1.0
             elif (node.kind in ("constant", "param", "rnn", "softmax") + EMBEDDINGS or node.index in self.graph.fixed
-                  or _own_sum(self.graph, node) is not None):
+                  or node.index in self.own_sums):
                 value = 0.0
             elif node.kind == "norm":
                 value = 0.0 if _resets(node) else ins[0]
@@ -1909,15 +1912,14 @@ class _Walk:
         for node in self.graph.nodes:
             if node.index not in self.regions:
                 outside.update(node.inputs)
-        normalizing = _own_sum_parts(self.graph)
         for node in self.graph.nodes:
             ins = [growth.get(i, 1.0) for i in node.inputs]
-            if self.resets_scale(node) or _own_sum(self.graph, node) is not None:
+            if self.resets_scale(node) or node.index in self.own_sums:
                 value = 1.0
             elif node.index in self.regions:
                 source = self.regions[node.index][0]
                 value = self.region_slope(node.index) * growth.get(source, 1.0)
-                if self.part_of_statistic(node.index) or node.index in normalizing:
+                if self.part_of_statistic(node.index) or node.index in self.normalizing:
                     value = 1.0
                 elif node.index in outside or node.index in self.graph.outputs:
                     label = region_label(self.graph, source, node.index)
@@ -1945,7 +1947,7 @@ class _Walk:
                 units = node.shape[-1] if node.kind == "linear" else node.shape[1]
                 value = (ins[0] if ins else 0.0) + 2.0 / max(units, 1)
                 worst = max(worst, (value, node.module or node.target))
-            elif self.resets_scale(node) or _own_sum(self.graph, node) is not None:
+            elif self.resets_scale(node) or node.index in self.own_sums:
                 value = 0.0
             elif node.index in self.regions:
                 source = self.regions[node.index][0]
@@ -2475,7 +2477,11 @@ def _chain_before(graph: Graph, residual: dict[int, tuple[int, int]], stream: in
     return j
 
 
-def _own_sum(graph: Graph, node: Node) -> tuple[float, float, list[int]] | None:
+# x / (the sum of x): (m, q, the nodes from the sum to the divisor), see _own_sum
+OwnSum = tuple[float, float, list[int]]
+
+
+def _own_sum(graph: Graph, node: Node) -> OwnSum | None:
     """For x / x.sum(dim, keepdim=True), or x over the sum of its segments gathered back
     (a softmax over each node's edges written with scatter_add and index_select: PyTorch
     Geometric's softmax): (m, q, the nodes from the sum to the divisor), else None. A share
@@ -2503,17 +2509,14 @@ def _own_sum(graph: Graph, node: Node) -> tuple[float, float, list[int]] | None:
     return None
 
 
-def _own_sum_parts(graph: Graph) -> set[int]:
-    """The nodes of every x / (sum of x) (`_own_sum`): the sums and what takes them to the
-    divisors, and each x read by nothing else (a softmax's exp): not activations."""
+def _own_sum_parts(graph: Graph, own_sums: dict[int, OwnSum]) -> set[int]:
+    """The nodes of every x / (sum of x) (`own_sums`, by `_own_sum`): the sums and what takes
+    them to the divisors, and each x read by nothing else (a softmax's exp): not activations."""
     parts: set[int] = set()
-    for node in graph.nodes:
-        own = _own_sum(graph, node)
-        if own is None:
-            continue
+    for index, own in own_sums.items():
         parts.update(own[2])
-        x = node.inputs[0]
-        if all(r.index == node.index or r.index in own[2] or (r.kind == "view" and r.inputs[0] != x)
+        x = graph.nodes[index].inputs[0]
+        if all(r.index == index or r.index in own[2] or (r.kind == "view" and r.inputs[0] != x)
                for r in graph.readers(x)):     # (a view that reads x's shape alone: index.expand_as(x))
             parts.add(x)
     return parts
@@ -2577,7 +2580,7 @@ def _through(graph: Graph, index: int, kinds: tuple[str, ...]) -> int:
 _TO_SCORES = ("view", "sum", "scale", "shift", "add", "sub", "mul", "div", "elementwise", "dropout", "scatter")
 
 
-def _scores(graph: Graph, normalizing: set[int]) -> set[int]:
+def _scores(graph: Graph, normalizing: set[int], own_sums: dict[int, OwnSum]) -> set[int]:
     """The nodes whose value reaches the model only as logits of a softmax (a softmax
     node, or one written out: `_own_sum_parts`), through shapes, sums, scalings and
     biases: q_i * k_j summed over the features sets attention weights that sum to one,
@@ -2586,7 +2589,7 @@ def _scores(graph: Graph, normalizing: set[int]) -> set[int]:
     for node in reversed(graph.nodes):
         readers = graph.readers(node.index)
         if readers and all(r.kind == "softmax" or r.index in normalizing or r.index in found
-                           or (own := _own_sum(graph, r)) is not None and node.index not in own[2]
+                           or (own := own_sums.get(r.index)) is not None and node.index not in own[2]
                            or r.kind == "view" and r.inputs[0] != node.index    # reads the shape alone
                            for r in readers):
             found.add(node.index)
@@ -2717,10 +2720,8 @@ def _param_stream_starts(graph: Graph, firsts: set[int]) -> set[int]:
 
 def _viewed_param_node(graph: Graph, index: int) -> int | None:
     """The parameter node a node is (through views: a cast, an expand), else None."""
-    node = graph.nodes[index]
-    while node.kind == "view" and len(node.inputs) == 1:
-        node = graph.nodes[node.inputs[0]]
-    return node.index if node.kind == "param" else None
+    found = _through(graph, index, ("view",))
+    return found if graph.nodes[found].kind == "param" else None
 
 
 def _viewed_param(graph: Graph, index: int) -> str | None:

@@ -793,23 +793,19 @@ class _Recorder(TorchFunctionMode):
         "zeros_before": x was zeros made in forward (read before the write). Anything
         else (a number written, an index that cannot be read, a product) has no rule."""
         base = bound["input"]
-        if spec.op in ("copy_", "scatter") and isinstance(bound.get("src"), torch.Tensor):
-            value, index = bound["src"], bound.get("index")
-            share = 1.0 if spec.op == "copy_" else None
-            if spec.op == "scatter" and isinstance(index, torch.Tensor) and base.dim() and index.dim():
+        if spec.op in ("copy_", "scatter", "__setitem__"):
+            value, index = bound.get("value" if spec.op == "__setitem__" else "src"), bound.get("index")
+            share: float | None = 1.0 if spec.op == "copy_" else None
+            if spec.op == "__setitem__":
+                share = _written_share(base, index)
+            elif spec.op == "scatter" and isinstance(index, torch.Tensor) and base.dim() and index.dim():
                 # on meta, a write's index taken as distinct positions (one overwriting another is rare)
                 share = (min(index.numel() / max(base.numel(), 1), 1.0) if index.is_meta else
                          landing(base, int(bound.get("dim", 0)) % base.dim(), index, whole_rows=False)["written"])
-            if share is not None:
-                return "scatter", [self.node_for(base), self.node_for(value)], {}, {
-                    "op": "setitem", "share": share, "zeros_before": bound["zeros_before"]}, None
-        if spec.op in ("copy_", "scatter"):   # a number written (a router's mask), or no index to read
-            return "opaque", [self.node_for(t) for t in _tensors([base, bound.get("src")])], {}, {}, None
-        if spec.op == "__setitem__":
-            value, share = bound.get("value"), _written_share(base, bound.get("index"))
             if isinstance(value, torch.Tensor) and share is not None:
                 return "scatter", [self.node_for(base), self.node_for(value)], {}, {
                     "op": "setitem", "share": share, "zeros_before": bound["zeros_before"]}, None
+            # a number written (a router's mask), or an index that cannot be read
             return "opaque", [self.node_for(t) for t in _tensors([base, value])], {}, {}, None
         source = bound.get("source" if spec.op == "index_add" else "src")
         index, alpha = bound.get("index"), bound.get("alpha", 1)
