@@ -1749,3 +1749,79 @@ def test_activations_on_residual_branches_are_not_in_series():
     report = _init(_TanhBranches(), torch.randn(64, 32, generator=torch.Generator().manual_seed(0)))
     (tanh,) = [v for v in report.verdicts if v.activation == "tanh"]
     assert tanh.depth == 1 and tanh.healthy, tanh.message
+
+
+class _SharedExpertBlocks(nn.Module):
+    """DeepSeek-V3's MLP layout: x + (the top 2 of the routed experts, weighted by their
+    router's sigmoid scores renormalized, + a shared expert), pre-norm, over several blocks;
+    the routed sum is added to the shared expert's output before the stream."""
+
+    def __init__(self, width=32, blocks=4, experts=3):
+        super().__init__()
+        self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(blocks))
+        self.routers = nn.ModuleList(nn.Linear(width, experts, bias=False) for _ in range(blocks))
+        self.experts = nn.ModuleList(
+            nn.ModuleList(nn.Sequential(nn.Linear(width, 2 * width), nn.SiLU(), nn.Linear(2 * width, width))
+                          for _ in range(experts)) for _ in range(blocks))
+        self.shared = nn.ModuleList(
+            nn.Sequential(nn.Linear(width, 2 * width), nn.SiLU(), nn.Linear(2 * width, width))
+            for _ in range(blocks))
+        self.head = nn.Linear(width, 4)
+
+    def forward(self, x):
+        for norm, router, experts, shared in zip(self.norms, self.routers, self.experts, self.shared):
+            h = norm(x)
+            scores = torch.sigmoid(router(h))
+            top = scores.topk(2, dim=-1).indices
+            weights = scores.gather(-1, top)
+            weights = weights / weights.sum(-1, keepdim=True)
+            routed = sum(weights[:, k:k + 1] * torch.stack([expert(h) for expert in experts], 1)[
+                torch.arange(len(h)), top[:, k]] for k in range(2))
+            x = x + (routed + shared(h))
+        return self.head(x)
+
+
+def test_a_router_beside_a_shared_expert_is_on_its_block_s_branch():
+    # the addition finds the shared expert's last layer as the branch's end; the routed
+    # experts summed with it are on the same branch, so the router's sigmoid acts once per
+    # block, not in series over the 4 blocks (DeepSeek-V3: "sigmoid: trade-off ... over its
+    # 3 layers", NOT healthy before)
+    report = _init(_SharedExpertBlocks(), torch.randn(64, 32, generator=torch.Generator().manual_seed(0)))
+    (sigmoid,) = [v for v in report.verdicts if v.activation == "sigmoid"]
+    assert sigmoid.depth == 1 and sigmoid.healthy, sigmoid.message
+    assert report.healthy, [v.message for v in report.verdicts]
+
+
+class _TwoEmbeddingStream(nn.Module):
+    """A stream that starts at second moment 2 (token plus position embeddings, or a
+    projection shortcut beside a branch: timm's ViTamin and GCViT stages), then 3 pre-norm
+    MLP blocks and a head."""
+
+    def __init__(self, width=64, blocks=3):
+        super().__init__()
+        self.tok, self.pos = nn.Embedding(100, width), nn.Embedding(16, width)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width))
+            for _ in range(blocks))
+        self.norm, self.head = nn.LayerNorm(width), nn.Linear(width, 4)
+
+    def forward(self, ids):
+        x = self.tok(ids) + self.pos(torch.arange(ids.shape[1]))
+        for block in self.blocks:
+            x = x + block(x)
+        return self.head(self.norm(x))
+
+
+def test_a_branch_end_adds_at_most_the_layers_target_to_a_stream_above_it():
+    # 3 blocks may grow a stream of 2 4-fold: 2 each, which put the branches' ends at std
+    # 1.41 above the unit layers inside them (ViTamin act 2.65, GCViT 7.6 against the 0.58 of
+    # its later stages' branches); each end now adds at most the target, 1
+    torch.manual_seed(0)
+    model, ids = _TwoEmbeddingStream(), torch.randint(0, 100, (16, 16), generator=torch.Generator().manual_seed(0))
+    report = {r.name: r.rule for r in _init(model, ids)}
+    assert "0.5 of the stream's 2," in report["blocks.0.3.weight"], report["blocks.0.3.weight"]
+    rows, output_std = profile(model, ids)
+    ends = [std for name, std, _ in rows if name.endswith(".3")]
+    assert len(ends) == 3 and max(ends) <= 1.15, rows
+    v = verdict(rows, output_std)
+    assert v["act_ratio"] <= 1.3 and 0.5 <= v["output_std"] <= 2.0, v

@@ -940,6 +940,10 @@ class _Walk:
                     limit, top = max(limit, math.e * s0.second / s.second), math.e - 1.0
         else:
             budget = _stream_budget(length, open_end)
+            # a branch's end adds at most the layers' target, also to a stream above it (a
+            # projection shortcut beside a branch: 1 + 1), so it stays within the bound of the
+            # layers inside it rather than above them
+            top = 1.0 if s.second <= self.target * (1.0 + TIE_RTOL) else self.target / s.second
             limit = 1.0 + (budget - 1.0) * s0.second / (length * s.second)
             if s.second < QUIET_STREAM * s0.second:
                 # a stream far below its chain's start (a class token of values near 0 beside
@@ -970,6 +974,8 @@ class _Walk:
         bound = ("by less than e" if node.kind == "norm"
                  else f"at most {_g(_stream_budget(length, open_end))}-fold from {_g(s0.second)}")
         why = f"so {length} blocks grow it {bound}"
+        if node.kind != "norm" and top < 1.0 and alpha >= top:
+            why += f", adding at most the layers' target {_g(self.target)}"
         if capped:
             amplification = self.branch_amplification(node, stream)
             per_branch = GRADIENT_BUDGET ** (1.0 / (len(self.norm_ends) - 1)) - 1.0
@@ -1680,7 +1686,7 @@ class _Walk:
         output (or nn.MultiheadAttention's, whose out_proj it is) with a fixed
         goal, or, at a residual branch's end, alpha times the stream's measured
         second moment, read at the input of a norm or layer module that reads
-        the stream; and a layer function called with its parameter as the
+        the stream (its predicted one when no module reads it); and a layer function called with its parameter as the
         weight inside a forward(), with a fixed goal."""
         targets: list[Target] = []
         # the parameters that set the scale of a weight computed in forward: measured at the
@@ -1714,6 +1720,11 @@ class _Walk:
                 if reader is not None:
                     targets.append(Target(name, node.module, None, reader, self.alphas[node_index] * live,
                                           functional))
+                else:
+                    # no module reads the stream (it is sliced first: TNT's tokens after the
+                    # class token): alpha times its predicted second moment
+                    goal = self.alphas[node_index] * self.m(stream).second * live
+                    targets.append(Target(name, node.module, goal, None, None, functional))
         return targets
 
     # ------------------------------------------------------------ the end
@@ -1797,14 +1808,17 @@ class _Walk:
 
     def branch_of(self, index: int) -> int | None:
         """The end of the residual branch a node lies on (computed from the stream, before the
-        addition that joins it), the innermost where branches nest; None off every branch."""
-        found: int | None = None
-        for end, (stream, *_) in self.branch_end.items():
-            on_branch = end == index or (self.ancestors[end] >> index) & 1
+        addition that joins it), the innermost where branches nest; None off every branch.
+        A branch is all that the addition reads and the stream does not: also what is summed
+        with the end's layer before it joins (DeepSeek-V3's routed experts beside its shared
+        ones, whose down projection the addition finds as the end)."""
+        found: tuple[int, int] | None = None
+        for end, (stream, _, add, *_) in self.branch_end.items():
+            on_branch = (self.ancestors[add] >> index) & 1
             on_stream = stream == index or (self.ancestors[stream] >> index) & 1
-            if on_branch and not on_stream and (found is None or (self.ancestors[found] >> end) & 1):
-                found = end
-        return found
+            if on_branch and not on_stream and (found is None or (self.ancestors[found[1]] >> add) & 1):
+                found = (end, add)
+        return None if found is None else found[0]
 
     def integrated(self, index: int, source: int, g: Fused, x: Moments) -> tuple[Moments, float] | None:
         """_elementwise_or_none(g, x), computed once per kind of region and input moments."""
