@@ -1825,3 +1825,45 @@ def test_a_branch_end_adds_at_most_the_layers_target_to_a_stream_above_it():
     assert len(ends) == 3 and max(ends) <= 1.15, rows
     v = verdict(rows, output_std)
     assert v["act_ratio"] <= 1.3 and 0.5 <= v["output_std"] <= 2.0, v
+
+
+class _SelectiveScan(nn.Module):
+    """Mamba's selective scan written out (Gu & Dao 2023): h_t = exp(dt_t A) h_{t-1} + dt_t u_t
+    with dt = softplus(W x) >= 0 and A = -exp(A_log) <= 0, in pre-norm residual blocks."""
+
+    def __init__(self, width=32, blocks=3):
+        super().__init__()
+        self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(blocks))
+        self.ins = nn.ModuleList(nn.Linear(width, width) for _ in range(blocks))
+        self.dts = nn.ModuleList(nn.Linear(width, width) for _ in range(blocks))
+        self.a_logs = nn.ParameterList(nn.Parameter(torch.log(torch.arange(1.0, width + 1))) for _ in range(blocks))
+        self.outs = nn.ModuleList(nn.Linear(width, width) for _ in range(blocks))
+        self.head = nn.Linear(width, 4)
+
+    def forward(self, x):
+        for norm, inner, dt_layer, a_log, out in zip(self.norms, self.ins, self.dts, self.a_logs, self.outs):
+            h = norm(x)
+            u, dt = F.silu(inner(h)), F.softplus(dt_layer(h))
+            decay = torch.exp(dt * -torch.exp(a_log))
+            state, states = torch.zeros_like(u[:, 0]), []
+            for t in range(x.shape[1]):
+                state = decay[:, t] * state + dt[:, t] * u[:, t]
+                states.append(state)
+            x = x + out(torch.stack(states, 1))
+        return self.head(x)
+
+
+@pytest.mark.parametrize("meta", [False, True])
+def test_a_decay_exp_of_a_nonpositive_input_is_a_factor_in_0_1(meta):
+    # dt * A <= 0 keeps exp(dt * A) in (0, 1]; a Gaussian with its moments (mean -13, wide)
+    # reaches exp of large positive values: "exp: no stable choice", NOT healthy, and moments
+    # that overflow, on Hugging Face's Mamba, Jamba and Zamba before
+    x = torch.randn(8, 6, 32, generator=torch.Generator().manual_seed(0))
+    model = _SelectiveScan()
+    report = _init(model, x.to("meta") if meta else x)
+    assert not [v for v in report.verdicts if v.activation.startswith("exp")], report.verdicts
+    assert report.healthy, [v.message for v in report.verdicts]
+    assert not [n for n in report.notes if "overflow" in n or n.startswith("exp")], report.notes
+    rows, output_std = profile(model, x)
+    v = verdict(rows, output_std)
+    assert v["act_ratio"] <= 2.0 and 0.5 <= v["output_std"] <= 2.0, v

@@ -70,6 +70,7 @@ from .modules import init_by_structure
 from .moment_rules import Moments
 from .parametrizations import spectral_norm_of
 from .refine import MEASURED_MODULES, Target
+from .signs import Signs, one_signed
 from .verdicts import Tally, Verdict, operand_label, region_label, tally, verdict
 
 ResidualRule = Literal["depth", "zero_gamma", "none"]
@@ -409,6 +410,7 @@ class _Walk:
         self.causal: set[int] = set()   # softmax nodes over causally masked scores
         self.masks: list[str] = []      # the modules where a mask was taken as causal
         self.regions: dict[int, Region] = {}
+        self.signs = Signs(self.graph, self.regions)
         self.slopes: dict[int, float] = {}
         self.assumed: list[str] = []
         self.opaque: list[Node] = []
@@ -428,6 +430,7 @@ class _Walk:
     def run(self, decided: dict[str, float]) -> None:
         self.decided = decided
         self.plans, self.moments, self.regions, self.common, self.slopes = {}, {}, {}, {}, {}
+        self.signs = Signs(self.graph, self.regions)
         self.assumed, self.opaque, self.live, self.causal, self.masks = [], [], {}, set(), []
         self.overflowed = []
         self.padded = {}
@@ -1490,6 +1493,18 @@ class _Walk:
                     return None
                 moments, grad = found
                 self.regions[node.index] = (source, g, moments, grad)
+                span = self.signs.bounded_range(node.index)
+                if span is not None and callable(g):
+                    # a Gaussian with the input's moments reaches the other sign, which the
+                    # input never takes (exp of dt * A with dt * A <= 0 would overflow)
+                    one_sided = one_signed(g, x, self.signs.sign(source))
+                    if one_sided is not None:
+                        moments, grad = one_sided
+                    else:   # no spread to spread over: the values stay in [lo, hi]
+                        lo, hi = span
+                        mean = min(max(moments.mean, lo), hi)
+                        moments = Moments(mean, min(max(moments.second, mean * mean), max(lo * lo, hi * hi)))
+                    self.regions[node.index] = (source, g, moments, grad)
                 return moments
         ins = [self.m(i) for i in node.inputs]
         a = node.attrs
@@ -1686,7 +1701,7 @@ class _Walk:
         output (or nn.MultiheadAttention's, whose out_proj it is) with a fixed
         goal, or, at a residual branch's end, alpha times the stream's measured
         second moment, read at the input of a norm or layer module that reads
-        the stream (its predicted one when no module reads it); and a layer function called with its parameter as the
+        the stream; and a layer function called with its parameter as the
         weight inside a forward(), with a fixed goal."""
         targets: list[Target] = []
         # the parameters that set the scale of a weight computed in forward: measured at the
@@ -1720,11 +1735,6 @@ class _Walk:
                 if reader is not None:
                     targets.append(Target(name, node.module, None, reader, self.alphas[node_index] * live,
                                           functional))
-                else:
-                    # no module reads the stream (it is sliced first: TNT's tokens after the
-                    # class token): alpha times its predicted second moment
-                    goal = self.alphas[node_index] * self.m(stream).second * live
-                    targets.append(Target(name, node.module, goal, None, None, functional))
         return targets
 
     # ------------------------------------------------------------ the end
@@ -1785,6 +1795,8 @@ class _Walk:
                 continue  # index arithmetic (an MoE's sorted token order // top_k, a graph's degrees)
             if index in self.graph.computed:
                 continue  # a weight's parametrization (a state-space model's A = -exp(A_log))
+            if self.signs.bounded_range(index) is not None:
+                continue  # bounded over its input's one sign: a decay exp(dt * A) with dt * A <= 0
             x = self.region_input(index)
             if x.second <= 0 or moments.second <= 0 or x.variance <= 0:
                 continue
@@ -1870,6 +1882,8 @@ class _Walk:
                          else math.log(found[0].second / moments.second) / math.log(1.1))
             elif x.variance <= 0 or moments.second <= 0:
                 slope = 0.0   # a region of a constant (ConViT's gate: sigmoid of a parameter of ones)
+            elif self.signs.bounded_range(index) is not None:
+                slope = 0.0   # its values stay in one range whatever its input's scale (a decay)
             else:
                 bumped, _ = cast(tuple[Moments, float], self.integrated(
                     index, source, g, Moments(x.mean, x.mean * x.mean + x.variance * 1.1)))
@@ -1933,7 +1947,8 @@ class _Walk:
             elif node.index in self.regions:
                 source = self.regions[node.index][0]
                 value = self.region_slope(node.index) * growth.get(source, 1.0)
-                if self.part_of_statistic(node.index) or node.index in self.normalizing:
+                if (self.part_of_statistic(node.index) or node.index in self.normalizing
+                        or node.index in self.graph.computed):   # a weight's parametrization
                     value = 1.0
                 elif node.index in outside or node.index in self.graph.outputs:
                     label = region_label(self.graph, source, node.index)
