@@ -1867,3 +1867,50 @@ def test_a_decay_exp_of_a_nonpositive_input_is_a_factor_in_0_1(meta):
     rows, output_std = profile(model, x)
     v = verdict(rows, output_std)
     assert v["act_ratio"] <= 2.0 and 0.5 <= v["output_std"] <= 2.0, v
+
+
+class _AdaLNZeroBlocks(nn.Module):
+    """DiT's blocks (Peebles & Xie 2023): x + gate(c) * attn(modulate(LN(x), shift(c), scale(c))),
+    then the same around an MLP, with the condition c a class embedding broadcast over the
+    tokens."""
+
+    def __init__(self, width=64, blocks=8, classes=10):
+        super().__init__()
+        self.embed, self.classes = nn.Linear(16, width), nn.Embedding(classes, width)
+        self.attns = nn.ModuleList(nn.MultiheadAttention(width, 4, batch_first=True) for _ in range(blocks))
+        self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+                                  for _ in range(blocks))
+        self.modulations = nn.ModuleList(nn.Sequential(nn.SiLU(), nn.Linear(width, 6 * width)) for _ in range(blocks))
+        self.norm, self.head = nn.LayerNorm(width, elementwise_affine=False), nn.Linear(width, 16)
+        self.register_buffer("labels", torch.arange(8) % classes)
+
+    def forward(self, x):
+        def modulate(h, shift, scale):
+            return F.layer_norm(h, h.shape[-1:]) * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+
+        x, c = self.embed(x), self.classes(self.labels)
+        for attn, mlp, modulation in zip(self.attns, self.mlps, self.modulations):
+            shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = modulation(c).chunk(6, dim=1)
+            h = modulate(x, shift_a, scale_a)
+            x = x + gate_a.unsqueeze(1) * attn(h, h, h, need_weights=False)[0]
+            x = x + gate_m.unsqueeze(1) * mlp(modulate(x, shift_m, scale_m))
+        return self.head(self.norm(x))
+
+
+def test_a_branch_gated_by_a_condition_is_a_residual_branch():
+    # the gate comes from the condition, not the stream: the branch ends at the layer it
+    # gates, which takes its share of the stream's budget; before, each of the 16 branches
+    # added a unit, and the stream grew to 17 times its start
+    torch.manual_seed(0)
+    model, x = _AdaLNZeroBlocks(), torch.randn(8, 12, 16, generator=torch.Generator().manual_seed(0))
+    report = {r.name: r.rule for r in _init(model, x)}
+    assert "residual branch end" in report["mlps.3.2.weight"], report["mlps.3.2.weight"]
+    assert "residual branch end" in report["attns.3.out_proj.weight"], report["attns.3.out_proj.weight"]
+    seen = []
+    hook = model.norm.register_forward_pre_hook(lambda m, a: seen.append(float(a[0].double().pow(2).mean())))
+    with torch.no_grad():
+        model(x)
+    hook.remove()
+    assert seen[0] <= 8.0, seen
+    v = verdict(*profile(model, x))
+    assert v["act_ratio"] <= 2.0 and 0.5 <= v["output_std"] <= 2.0, v

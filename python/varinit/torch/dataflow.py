@@ -573,13 +573,16 @@ class _Walk:
         return out.mean ** 2
 
     def operand_kappa(self, node: Node, position: int) -> float:
-        """kappa of an operand of a sum or product: all its second moment when it is a
-        parameter or constant that holds one value for every position of the output
-        (a stochastic-depth mask of shape (batch, 1, 1, 1), a layer scale of shape
-        (C, 1, 1)), else its own kappa."""
+        """kappa of an operand of a sum or product: all its second moment when it holds
+        one value for every position of the output: a parameter or constant (a
+        stochastic-depth mask of shape (batch, 1, 1, 1), a layer scale of shape (C, 1, 1)),
+        or a signal broadcast over the positions (DiT's shift, scale and gate of shape
+        (batch, 1, C), made from its condition); else its own kappa."""
         index = node.inputs[position]
         source = self.graph.nodes[index]
-        if (source.kind == "param" or index in self.graph.fixed) and _position_free(source.shape, node.shape):
+        broadcast = math.prod(source.shape) < math.prod(node.shape)
+        if ((source.kind == "param" or index in self.graph.fixed or broadcast)
+                and _position_free(source.shape, node.shape)):
             return self.m(index).second
         return self.kappa(index)
 
@@ -2443,7 +2446,7 @@ def _residuals(graph: Graph, anc: list[int]) -> tuple[dict[int, BranchEnd], dict
             parent[find(index)] = find(before)
     sizes: dict[int, int] = {}
     # per addition, its branch's ends: parallel branches summed before the stream each count
-    parts = {i: _parallel_ends(graph, anc, stream, _branch_end(graph, branch))
+    parts = {i: _parallel_ends(graph, anc, stream, _branch_end(graph, branch, anc, stream))
              for i, (stream, branch) in residual.items()}
     for i in residual:
         sizes[find(i)] = sizes.get(find(i), 0) + len(parts[i])
@@ -2470,13 +2473,15 @@ def _parallel_ends(graph: Graph, anc: list[int], stream: int, end: int) -> list[
     node = graph.nodes[end]
     if node.kind != "add" or len(node.inputs) != 2:
         return [end]
-    found = [j for i in node.inputs for j in _parallel_ends(graph, anc, stream, _branch_end(graph, i))]
+    found = [j for i in node.inputs for j in _parallel_ends(graph, anc, stream, _branch_end(graph, i, anc, stream))]
     return found if all((anc[j] >> stream) & 1 for j in found) else [end]
 
 
-def _branch_end(graph: Graph, branch: int) -> int:
+def _branch_end(graph: Graph, branch: int, anc: list[int] | None = None, stream: int | None = None) -> int:
     """The node a residual branch's output comes from, through views, dropout, scalings
-    and stochastic-depth masks (Huang et al. 2016), which scale the branch they drop."""
+    and stochastic-depth masks (Huang et al. 2016), which scale the branch they drop;
+    given the stream and the ancestors, also through a gate not computed from the stream
+    (DiT's adaLN-Zero: x + gate(c) * attn(x), Peebles & Xie 2023)."""
     j = branch
     while True:
         node = graph.nodes[j]
@@ -2484,8 +2489,29 @@ def _branch_end(graph: Graph, branch: int) -> int:
             j = node.inputs[0]
         elif (masked := _times_constant(graph, node)) is not None:
             j = masked
+        elif anc is not None and stream is not None and (
+                gated := _times_condition(graph, anc, stream, node)) is not None:
+            j = gated
         else:
             return j
+
+
+def _times_condition(graph: Graph, anc: list[int], stream: int, node: Node) -> int | None:
+    """The operand computed from `stream` when `node` multiplies it by a smaller tensor,
+    broadcast over it, that is not computed from the stream (a gate per sample and channel
+    made from a condition), else None."""
+    if node.kind != "mul" or len(node.inputs) != 2:
+        return None
+    for signal, factor in ((node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])):
+        source = graph.nodes[factor]
+        while source.kind == "view" and source.inputs:   # a layer scale read as gamma.reshape(1, -1, 1, 1)
+            source = graph.nodes[source.inputs[0]]
+        from_stream = (anc[signal] >> stream) & 1 or signal == stream
+        if (from_stream and factor != stream and not (anc[factor] >> stream) & 1
+                and source.kind not in ("param", "constant") and factor not in graph.fixed
+                and math.prod(graph.nodes[factor].shape) < math.prod(graph.nodes[signal].shape)):
+            return signal
+    return None
 
 
 def _chain_before(graph: Graph, residual: dict[int, tuple[int, int]], stream: int) -> int | None:
