@@ -5,16 +5,15 @@ A function bounded over the one sign its input keeps is a factor, not an
 activation of the signal: a state-space model's decay exp(Δ A) with Δ =
 softplus(·) ≥ 0 and A = −exp(A_log) ≤ 0 (Gu & Dao 2023) lies in (0, 1],
 where a Gaussian with the same moments would reach exp of large positive
-values. Its moments are taken over a Gamma distribution of the input's
-magnitude with the input's mean and variance (a maximum-entropy law on
-one side of 0 for a given mean and mean log), and the verdicts leave it out.
+values. Its moments are taken over a Gamma law of the input's magnitude
+with the input's mean and variance, a law on one side of 0, and the
+verdicts leave it out.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Union
-
-import math
 
 import numpy as np
 
@@ -41,12 +40,14 @@ class Signs:
 
     def sign(self, index: int) -> int:
         if index not in self.found:
-            self.found[index] = 0          # a cycle cannot occur in a trace; this ends any recursion
+            self.found[index] = 0          # while its inputs' signs are found
             self.found[index] = self._sign(index)
         return self.found[index]
 
     def _sign(self, index: int) -> int:
         region = self.regions.get(index)
+        if region is not None and isinstance(region[1], tuple):   # an activation known by name
+            return 1 if region[1][0] in NONNEGATIVE else 0
         if region is not None:
             values = self.values(region)
             if values is None:
@@ -60,11 +61,12 @@ class Signs:
         return 0
 
     def values(self, region: Region) -> np.ndarray | None:
-        """The region's function over its input's sign (both signs when it keeps none),
-        infinite where it overflows; None when it cannot be evaluated off the model."""
+        """The region's fused function over its input's sign (both signs when it keeps
+        none), infinite where it overflows; None for an activation known by name, or when
+        the function cannot be evaluated off the model."""
         source, g = region[0], region[1]
         if isinstance(g, tuple):
-            return GRID if g[0] in NONNEGATIVE else None
+            return None
         side = self.sign(source)
         points = -GRID if side < 0 else GRID if side > 0 else np.concatenate([-GRID, GRID])
         try:
