@@ -270,3 +270,41 @@ def test_a_layer_no_output_reads_is_not_the_last_hidden_layer():
     rows, out = profile(model, x)
     grads = [g for _, _, g in rows if g == g]
     assert gradient_ratio(layers) == pytest.approx(grads[0] / grads[-2], rel=1e-6)
+
+
+class _TimestepConditioned(nn.Module):
+    """A diffusion model's denoiser in small (Ho et al. 2020): a timestep MLP, called first, whose
+    output each residual block adds to its feature map per channel ([:, :, None, None]), one
+    self-attention over the positions, and a conv out."""
+
+    def __init__(self, channels=32, blocks=3):
+        super().__init__()
+        self.time = nn.Sequential(nn.Linear(16, 64), nn.SiLU(), nn.Linear(64, 64))
+        self.stem = nn.Conv2d(3, channels, 3, padding=1)
+        self.norms = nn.ModuleList(nn.GroupNorm(8, channels) for _ in range(blocks))
+        self.convs = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1) for _ in range(blocks))
+        self.temb = nn.ModuleList(nn.Linear(64, channels) for _ in range(blocks))
+        self.attn = nn.MultiheadAttention(channels, 4, batch_first=True)
+        self.out = nn.Conv2d(channels, 3, 3, padding=1)
+        self.register_buffer("t", torch.linspace(0, 1, 16))
+
+    def forward(self, x):
+        c = self.time(self.t.expand(x.shape[0], 16) * torch.arange(1.0, 17.0))
+        h = self.stem(x)
+        for norm, conv, temb in zip(self.norms, self.convs, self.temb):
+            h = h + conv(F.silu(norm(h))) + temb(F.silu(c))[:, :, None, None]
+        b, ch, height, width = h.shape
+        tokens = h.flatten(2).transpose(1, 2)
+        h = h + self.attn(tokens, tokens, tokens, need_weights=False)[0].transpose(1, 2).reshape(b, ch, height, width)
+        return self.out(h)
+
+
+def test_a_layer_whose_output_a_condition_broadcasts_over_positions_is_named_as_the_cause():
+    # the timestep MLP's output is one vector per example, added to all 64 positions of every
+    # block's map: its gradient is their sum (about 8 times one position's), whatever the
+    # init; before, the note gave the residual branches as the cause
+    torch.manual_seed(0)
+    model, x = _TimestepConditioned(), torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    _, messages = _init(model, x)
+    (note,) = [m for m in messages if "measured in one backward pass" in m]
+    assert "gradient std at time.0" in note and "broadcasts over 64 positions" in note, note

@@ -239,6 +239,27 @@ class Plan:
                 stack.extend(node.inputs)
         return None
 
+    def broadcast_layers(self) -> dict[str, int]:
+        """Layer module -> how many positions its output is broadcast over, for the layers
+        whose output reaches a sum or product as an operand of one value per example and
+        channel (a diffusion U-Net's timestep embedding, DiT's adaLN modulation) and not
+        the other operand: their gradient is the sum of those positions'."""
+        nodes, ancestors = self.graph.nodes, _ancestors(self.graph)
+        found: dict[str, int] = {}
+        for node in nodes:
+            if node.kind not in ("add", "mul") or len(node.inputs) != 2:
+                continue
+            for operand, other in ((node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])):
+                shape = nodes[operand].shape
+                if not (math.prod(shape) < math.prod(node.shape) and _position_free(shape, node.shape)):
+                    continue
+                positions = math.prod(node.shape) // max(math.prod(shape), 1)
+                mine = (ancestors[operand] | 1 << operand) & ~(ancestors[other] | 1 << other)
+                for layer in nodes:
+                    if (mine >> layer.index) & 1 and layer.kind in LAYERS and layer.module:
+                        found[layer.module] = max(found.get(layer.module, 0), positions)
+        return found
+
     def plain(self) -> bool:
         """Whether the forward pass has no residual branch, norm, attention or
         recurrent layer: its layers' scales alone set how the signal and the

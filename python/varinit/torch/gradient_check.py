@@ -21,8 +21,9 @@ with its cause:
   (`gradient_balance`), whose layers' scales can move the ratio; AlphaDropout
   (`alpha_dropout`) passes back a^2 (1 - p) of the gradient's energy;
 - any other model (`measured_note`): a mean over the tokens an attention
-  mixes (`pooled_attention`; `averaged_down` below the band), a residual
-  stack (`residual_streams`), or the rest (NOT_SOLVED).
+  mixes (`pooled_attention`; `averaged_down` below the band), a layer whose
+  output a condition broadcasts over the positions (`broadcast_gradient`), a
+  residual stack (`residual_streams`), or the rest (NOT_SOLVED).
 """
 from __future__ import annotations
 
@@ -175,18 +176,32 @@ NOT_SOLVED = ("The solve keeps the forward pass here; the gradient is tilted tow
 
 
 def measured_note(model: torch.nn.Module, example_inputs: ExampleInputs, cause: str,
-                  pooled: str | None = None) -> str | None:
+                  pooled: str | None = None, broadcast: dict[str, int] | None = None) -> str | None:
     """A note when the measured gradient ratio (`measured_profile`, `gradient_ratio`)
     is outside the band, with `cause`, or when autograd fails there; else None. With
     `pooled` (where the output averages over positions), a ratio below the band is
-    the mean's division instead (`averaged_down`)."""
+    the mean's division instead (`averaged_down`); where the first or the last hidden
+    layer's output is broadcast over positions (`broadcast`: module -> positions,
+    `Plan.broadcast_layers`), that is the cause (`broadcast_gradient`)."""
     layers = measured_profile(model, example_inputs)
     if layers is None or isinstance(layers, str):
         return layers
     ratio = gradient_ratio(layers)
     if in_band(ratio):
         return None
+    end = layers[0] if ratio > 1 else layers[-2]
+    if broadcast and end.module in broadcast:
+        return f"{outside_band(layers, ratio)}. {broadcast_gradient(end.module, broadcast[end.module])}"
     return f"{outside_band(layers, ratio)}. {averaged_down(pooled, layers) if pooled and ratio < 1 else cause}"
+
+
+def broadcast_gradient(module: str, positions: int) -> str:
+    """The cause for a ratio whose larger end is a layer whose output is broadcast over
+    `positions` positions (a condition: a timestep embedding, an adaLN modulation)."""
+    return (f"{module}'s output holds one value per example and channel, which the model broadcasts over "
+            f"{positions} positions: its gradient is the sum of theirs, about {math.sqrt(positions):.3g} times "
+            "one position's where they are independent, whatever the weights' scale (a diffusion model's timestep "
+            "embedding, DiT's adaLN modulation)")
 
 
 def averaged_down(where: str, layers: list[Layer]) -> str:

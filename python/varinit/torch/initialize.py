@@ -263,7 +263,8 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
             records = _balanced(model, example_inputs, result, generator, distribution, records, corrected,
                                 _gradient_cause(result, pooled))
         else:
-            note = measured_note(model, example_inputs, _gradient_cause(result, pooled), pooled)
+            note = measured_note(model, example_inputs, _gradient_cause(result, pooled), pooled,
+                                 result.broadcast_layers())
             result.notes.extend([note] if note is not None else [])
     records += override_records + _kept_records(kept, overridden)
     refresh_spectral_norms(model, _written(records))
