@@ -1914,3 +1914,34 @@ def test_a_branch_gated_by_a_condition_is_a_residual_branch():
     assert seen[0] <= 8.0, seen
     v = verdict(*profile(model, x))
     assert v["act_ratio"] <= 2.0 and 0.5 <= v["output_std"] <= 2.0, v
+
+
+class _SinusoidalTimestep(nn.Module):
+    """A diffusion model's timestep embedding (Ho et al. 2020): the sines and cosines of a
+    buffer of integer timesteps, made in forward, read by an MLP whose output is added to
+    the features."""
+
+    def __init__(self, width=32):
+        super().__init__()
+        self.time = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.layer, self.head = nn.Linear(width, width), nn.Linear(width, 4)
+        self.register_buffer("steps", torch.tensor([3, 150, 600, 999]))
+
+    def forward(self, x):
+        half = x.shape[-1] // 2
+        frequencies = torch.exp(-math.log(10000.0) * torch.arange(half, device=self.steps.device) / half)
+        args = self.steps[:, None].float() * frequencies
+        embedding = torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+        return self.head(F.silu(self.layer(x) + self.time(embedding)))
+
+
+@pytest.mark.parametrize("meta", [False, True])
+def test_a_tensor_made_in_forward_that_a_layer_reads_has_its_values_read(meta):
+    # the embedding is computed from a buffer, which the meta trace holds as a meta twin: its
+    # values were unknown, the first layer assumed a unit second moment and said so; on a real
+    # trace they are read, and sin^2 and cos^2 average to exactly one half
+    x = torch.randn(4, 32, generator=torch.Generator().manual_seed(0))
+    report = _init(_SinusoidalTimestep(), x.to("meta") if meta else x)
+    (first,) = [r for r in report if r.name == "time.0.weight"]
+    assert "nu_in 0.5)" in first.rule, first.rule
+    assert not [n for n in report.notes if "moments are unknown" in n], report.notes

@@ -313,6 +313,8 @@ def _trace_shapes(model: torch.nn.Module, example_inputs: ExampleInputs) -> tupl
     """The trace, run on meta twins of the model and the inputs: the walk needs shapes
     only (it reads the inputs' and the parameters' moments itself). Meta inputs alone
     are not enough: an embedding of meta ids with a real table computes for real.
+    Values computed from integer inputs, and a tensor made in forward that a layer
+    reads, are read on a trace of the real model (meta inputs as zeros).
 
     A forward pass that cannot run on meta tensors (a mask made with torch.ones(T, T)
     in forward() lands on the CPU, .item() reads a value) is traced again on the real
@@ -325,7 +327,8 @@ def _trace_shapes(model: torch.nn.Module, example_inputs: ExampleInputs) -> tupl
         with meta_view(model):
             graph = trace(model, meta)
         if not (_values_from_integers(graph) and any(
-                not t.is_meta and not t.is_floating_point() for t in flat_inputs(example_inputs))):
+                not t.is_meta and not t.is_floating_point() for t in flat_inputs(example_inputs))
+                or _constant_layer_inputs(graph)):
             return graph, None
         failure = None   # the values computed from integer inputs (a graph's degrees) are read for real
     except (RuntimeError, NotImplementedError) as error:
@@ -337,6 +340,22 @@ def _trace_shapes(model: torch.nn.Module, example_inputs: ExampleInputs) -> tupl
         f"traced on real tensors (one full forward pass): on meta tensors the forward pass failed "
         f"({failure}), as it does for a tensor made in forward() on a fixed device (torch.ones(T, T) for a "
         "mask; device=x.device follows the input) or a value read from the data (.item(), if x.sum() > 0)")
+
+
+def _constant_layer_inputs(graph: Graph) -> bool:
+    """Whether a layer reads, through views, a floating tensor made in forward from what the
+    meta trace cannot see (a diffusion model's sinusoidal timestep embedding of a buffer):
+    its values, read on a real trace, are the layer's input moments."""
+    for node in graph.nodes:
+        if node.kind not in LAYERS or not node.inputs:
+            continue
+        source = graph.nodes[node.inputs[0]]
+        while source.kind == "view" and source.inputs:
+            source = graph.nodes[source.inputs[0]]
+        if (source.kind == "constant" and source.dtype.is_floating_point and math.prod(source.shape) > 1
+                and "values" not in source.attrs):
+            return True
+    return False
 
 
 def _values_from_integers(graph: Graph) -> bool:
