@@ -245,19 +245,22 @@ class Plan:
         channel (a diffusion U-Net's timestep embedding, DiT's adaLN modulation) and not
         the other operand: their gradient is the sum of those positions'."""
         nodes, ancestors = self.graph.nodes, _ancestors(self.graph)
+        layers = sum(1 << n.index for n in nodes if n.kind in LAYERS and n.module)
         found: dict[str, int] = {}
         for node in nodes:
             if node.kind not in ("add", "mul") or len(node.inputs) != 2:
                 continue
             for operand, other in ((node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])):
                 shape = nodes[operand].shape
-                if not (math.prod(shape) < math.prod(node.shape) and _position_free(shape, node.shape)):
+                if not _over_positions(shape, node.shape):
                     continue
                 positions = math.prod(node.shape) // max(math.prod(shape), 1)
-                mine = (ancestors[operand] | 1 << operand) & ~(ancestors[other] | 1 << other)
-                for layer in nodes:
-                    if (mine >> layer.index) & 1 and layer.kind in LAYERS and layer.module:
-                        found[layer.module] = max(found.get(layer.module, 0), positions)
+                mine = (ancestors[operand] | 1 << operand) & ~(ancestors[other] | 1 << other) & layers
+                while mine:
+                    index = mine.bit_length() - 1
+                    mine ^= 1 << index
+                    module = nodes[index].module
+                    found[module] = max(found.get(module, 0), positions)
         return found
 
     def plain(self) -> bool:
@@ -349,9 +352,7 @@ def _constant_layer_inputs(graph: Graph) -> bool:
     for node in graph.nodes:
         if node.kind not in LAYERS or not node.inputs:
             continue
-        source = graph.nodes[node.inputs[0]]
-        while source.kind == "view" and source.inputs:
-            source = graph.nodes[source.inputs[0]]
+        source = graph.nodes[_through(graph, node.inputs[0], ("view",))]
         if (source.kind == "constant" and source.dtype.is_floating_point and math.prod(source.shape) > 1
                 and "values" not in source.attrs):
             return True
@@ -620,9 +621,8 @@ class _Walk:
         (batch, 1, C), made from its condition); else its own kappa."""
         index = node.inputs[position]
         source = self.graph.nodes[index]
-        broadcast = math.prod(source.shape) < math.prod(node.shape)
-        if ((source.kind == "param" or index in self.graph.fixed or broadcast)
-                and _position_free(source.shape, node.shape)):
+        if ((source.kind == "param" or index in self.graph.fixed) and _position_free(source.shape, node.shape)
+                or _over_positions(source.shape, node.shape)):
             return self.m(index).second
         return self.kappa(index)
 
@@ -1536,17 +1536,11 @@ class _Walk:
                     return None
                 moments, grad = found
                 self.regions[node.index] = (source, g, moments, grad)
-                span = self.signs.bounded_range(node.index)
-                if span is not None and callable(g):
-                    # a Gaussian with the input's moments reaches the other sign, which the
-                    # input never takes (exp of dt * A with dt * A <= 0 would overflow)
-                    one_sided = one_signed(g, x, self.signs.sign(source))
-                    if one_sided is not None:
-                        moments, grad = one_sided
-                    else:   # no spread to spread over: the values stay in [lo, hi]
-                        lo, hi = span
-                        mean = min(max(moments.mean, lo), hi)
-                        moments = Moments(mean, min(max(moments.second, mean * mean), max(lo * lo, hi * hi)))
+                # a Gaussian with the input's moments reaches the other sign, which the input
+                # never takes (exp of dt * A with dt * A <= 0 would overflow)
+                if callable(g) and self.signs.bounded_factor(node.index) and (
+                        one_sided := one_signed(g, x, self.signs.sign(source))) is not None:
+                    moments, grad = one_sided
                     self.regions[node.index] = (source, g, moments, grad)
                 return moments
         ins = [self.m(i) for i in node.inputs]
@@ -1838,7 +1832,7 @@ class _Walk:
                 continue  # index arithmetic (an MoE's sorted token order // top_k, a graph's degrees)
             if index in self.graph.computed:
                 continue  # a weight's parametrization (a state-space model's A = -exp(A_log))
-            if self.signs.bounded_range(index) is not None:
+            if self.signs.bounded_factor(index):
                 continue  # bounded over its input's one sign: a decay exp(dt * A) with dt * A <= 0
             x = self.region_input(index)
             if x.second <= 0 or moments.second <= 0 or x.variance <= 0:
@@ -1925,7 +1919,7 @@ class _Walk:
                          else math.log(found[0].second / moments.second) / math.log(1.1))
             elif x.variance <= 0 or moments.second <= 0:
                 slope = 0.0   # a region of a constant (ConViT's gate: sigmoid of a parameter of ones)
-            elif self.signs.bounded_range(index) is not None:
+            elif self.signs.bounded_factor(index):
                 slope = 0.0   # its values stay in one range whatever its input's scale (a decay)
             else:
                 bumped, _ = cast(tuple[Moments, float], self.integrated(
@@ -2092,6 +2086,12 @@ def _normalized_size(node: Node) -> int:
     or all its elements when it has no dim."""
     dim = node.attrs.get("dim")
     return node.shape[dim] if dim is not None and node.shape else max(math.prod(node.shape), 1)
+
+
+def _over_positions(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> bool:
+    """Whether an operand of `shape` is broadcast to `out_shape` (it has fewer elements)
+    and takes one value for every position there (`_position_free`)."""
+    return math.prod(shape) < math.prod(out_shape) and _position_free(shape, out_shape)
 
 
 def _position_free(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> bool:
@@ -2543,9 +2543,7 @@ def _times_condition(graph: Graph, anc: list[int], stream: int, node: Node) -> i
     if node.kind != "mul" or len(node.inputs) != 2:
         return None
     for signal, factor in ((node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])):
-        source = graph.nodes[factor]
-        while source.kind == "view" and source.inputs:   # a layer scale read as gamma.reshape(1, -1, 1, 1)
-            source = graph.nodes[source.inputs[0]]
+        source = graph.nodes[_through(graph, factor, ("view",))]   # a layer scale read as gamma.reshape(1, -1)
         from_stream = (anc[signal] >> stream) & 1 or signal == stream
         if (from_stream and factor != stream and not (anc[factor] >> stream) & 1
                 and source.kind not in ("param", "constant") and factor not in graph.fixed

@@ -32,11 +32,13 @@ Region = tuple[int, Union[Callable[..., Any], tuple[str, Any]], Any, float]
 
 class Signs:
     """sign(index): 1 when a node's values are never negative, -1 when never positive,
-    0 when either; found once per node."""
+    0 when either; found once per node. bounded_factor(index): whether a region is a bounded
+    factor of an input of one sign."""
 
     def __init__(self, graph: Graph, regions: dict[int, Region]) -> None:
         self.graph, self.regions = graph, regions
         self.found: dict[int, int] = {}
+        self.bounds: dict[int, bool] = {}
 
     def sign(self, index: int) -> int:
         if index not in self.found:
@@ -76,17 +78,15 @@ class Signs:
             return None
         return out if out.shape == points.shape and not np.any(np.isnan(out)) else None
 
-    def bounded_range(self, index: int) -> tuple[float, float] | None:
-        """(lo, hi) of the region ending at `index` when it reads an input of one sign over
-        which its function stays within BOUND (a decay exp(dt * A) with dt * A <= 0: (0, 1]);
-        None otherwise."""
-        region = self.regions[index]
-        if self.sign(region[0]) == 0:
-            return None
-        values = self.values(region)
-        if values is None or not float(np.max(np.abs(values))) <= BOUND:
-            return None
-        return float(np.min(values)), float(np.max(values))
+    def bounded_factor(self, index: int) -> bool:
+        """Whether the region ending at `index` reads an input of one sign over which its
+        function stays within BOUND (a decay exp(dt * A) with dt * A <= 0: in (0, 1]);
+        found once per region."""
+        if index not in self.bounds:
+            region = self.regions[index]
+            values = self.values(region) if self.sign(region[0]) != 0 else None
+            self.bounds[index] = values is not None and float(np.max(np.abs(values))) <= BOUND
+        return self.bounds[index]
 
 
 # points of the quadrature over log(|x| / theta) for a Gamma(k, theta) magnitude
