@@ -177,37 +177,13 @@ class Plan:
         mixes the signal: each layer's scale then reaches only the layers up to the next
         norm, and its output's std sets its own gradient as 1 / std."""
         nodes = list(self.signal_nodes())
-        return any(node.kind == "norm" and _resets(node) for node in nodes) and not any(
+        return any(node.kind == "norm" and norm_sets_scale(node) for node in nodes) and not any(
             node.kind in ("softmax", "attention", "rnn") for node in nodes)
 
     def alpha_dropouts(self) -> list[float]:
         """The drop probability of each AlphaDropout call in training in the traced forward pass."""
         return [float(node.attrs.get("p", 0.5)) for node in self.graph.nodes if node.kind == "dropout"
                 and node.attrs.get("op") in ALPHA_DROPOUTS and node.attrs.get("training", True)]
-
-    def layer_sources(self) -> dict[str, list[str]]:
-        """For each layer module of the forward pass (its first call), the layer
-        modules nearest before it on its input's path whose scale reaches it ([] when
-        it reads the inputs, or only what norms that set the scale give it)."""
-        nodes = self.graph.nodes
-        found: dict[str, list[str]] = {}
-        for node in nodes:
-            if node.kind not in LAYERS or not node.module or node.module in found or not node.inputs:
-                continue
-            sources: dict[str, None] = {}
-            stack, seen = [node.inputs[0]], set()
-            while stack:
-                index = stack.pop()
-                if index in seen:
-                    continue
-                seen.add(index)
-                before = nodes[index]
-                if before.kind in LAYERS and before.module:
-                    sources[before.module] = None
-                elif before.kind not in ("param", "constant") and not (before.kind == "norm" and _resets(before)):
-                    stack.extend(before.inputs)
-            found[node.module] = list(sources)
-        return found
 
     def pooled_positions(self) -> str | None:
         """Where the model's output averages over positions that an attention before it
@@ -1891,7 +1867,7 @@ class _Walk:
         """A norm that sets its output's scale, or one written out: a product with a
         function of a statistic (x * rsqrt(mean(x^2) + eps), Hugging Face's RMSNorm)."""
         if node.kind == "norm":
-            return _resets(node)
+            return norm_sets_scale(node)
         return node.kind == "mul" and any(i in self.regions and self.of_statistic(self.regions[i][0])
                                           for i in node.inputs)
 
@@ -1942,7 +1918,7 @@ class _Walk:
                   or node.index in self.own_sums):
                 value = 0.0
             elif node.kind == "norm":
-                value = 0.0 if _resets(node) else ins[0]
+                value = 0.0 if norm_sets_scale(node) else ins[0]
             elif node.index in self.regions:
                 source = self.regions[node.index][0]
                 value = self.region_slope(node.index) * sens.get(source, 0.0)
@@ -2032,7 +2008,7 @@ class _Walk:
         return math.sqrt(worst[0]), worst[1]
 
 
-def _resets(node: Node) -> bool:
+def norm_sets_scale(node: Node) -> bool:
     """Whether a norm node sets its output's scale whatever its input's: every
     norm but batch or instance norm on running statistics (eval)."""
     return not (node.attrs.get("which") in ("batch_norm", "instance_norm") and not node.attrs.get("training", True))

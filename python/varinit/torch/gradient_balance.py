@@ -22,12 +22,21 @@ ACT_ROOM allows the activations' max/min, the exponent of each layer's s_k
 following where the measured gradient changes (log g_k between the first
 and the last hidden layer's). `balance_gradient` measures, tilts, measures
 again, and keeps the tilt only when it moved the ratio toward the band and
-held the forward (for activations that are not homogeneous, such as tanh,
-the trade is not exact); a ratio left outside the band is named in a note.
+held the forward; a ratio left outside the band is named in a note.
+
+Each layer's weights take its output's scale over its input's, and an input
+moves with the layers before it as `scale_reach` finds: through an activation
+that is not homogeneous by its degree, d log rms g(c z) / d log c at its
+input's moments (tanh at unit variance passes 0.46 of a scale; taken whole,
+each tanh layer undid more than its input's move and the tilt missed). A
+layer read by a sigmoid gate of a product (squeeze-and-excitation) keeps its
+output's scale: scaling it reshapes the gate, which no later factor undoes.
+For activations that are not homogeneous the trade is first order, and the
+measured pass decides.
 
 A norm with batch statistics divides its input's scale out: a layer read only
 by such norms sets, by its output's std s_k, nothing downstream and its own
-gradient as 1 / s_k (its sources stop at the norm, so each factor is its
+gradient as 1 / s_k (its reach stops at the norm, so each factor is its
 own). The same tilt then trades the layers' output stds for the gradient
 ratio exactly, whatever the activations: a BatchNorm chain without skips,
 whose gradient grows by pi / (pi - 1) per norm after ReLU (Yang et al. 2019),
@@ -51,7 +60,7 @@ import numpy as np
 import torch
 
 from . import moment_rules as rules
-from .dataflow import ALPHA_DROPOUTS, LAYERS, Plan
+from .dataflow import ALPHA_DROPOUTS, HOMOGENEOUS_ACTIVATIONS, LAYERS, Plan, norm_sets_scale
 from .gradient_check import Layer, gradient_ratio, in_band, measured_profile, outside_band
 from .graph import ExampleInputs, Node
 from .verdicts import GRADIENT_BAND
@@ -74,6 +83,15 @@ PREDICTION_SLACK = 2.0
 OFFSET_NODES = 24
 # element counts this far apart explain a ratio outside the band by themselves (sqrt(16) = 4)
 ELEMENTS_APART = 16
+# ops that pass their one signal input's scale on whole (a pooling or a mean of it, a view)
+SCALE_PASS = ("view", "dropout", "scale", "interpolate", "max_pool", "avg_pool", "adaptive_max_pool",
+              "adaptive_avg_pool", "mean", "sum")
+# the scale factor (and its inverse) at which an activation's degree is read
+DEGREE_STEP = 1.05
+# Gauss-Hermite nodes for an activation's degree
+DEGREE_NODES = 48
+# an activation of a layer's output, mostly its mean, with a degree below this is a gate (scale_reach)
+GATE_DEGREE = 0.5
 
 
 class Tilt(NamedTuple):
@@ -87,12 +105,21 @@ class Tilt(NamedTuple):
     ratio: float
 
 
-def tilt(layers: list[Layer], sources: dict[str, list[str]]) -> Tilt | None:
+class Reach(NamedTuple):
+    """`scale_reach`: per layer module, {layer module: w}, its input's log scale
+    moving by w times that layer's output's; and the gates, layer modules read
+    by a saturating function that their scale reshapes rather than scales."""
+
+    sources: dict[str, dict[str, float]]
+    gates: frozenset[str] = frozenset()
+
+
+def tilt(layers: list[Layer], reach: Reach) -> Tilt | None:
     """The tilt that moves a measured gradient ratio outside the band toward it,
     within ACT_ROOM; None when the ratio is in the band or no tilt of at least
-    LEAST_TILT fits. `sources`: per layer module, the layer modules its input
-    comes from (its weights' factor is its output's scale over theirs; over
-    several, as a concatenation of them, their geometric mean)."""
+    LEAST_TILT fits. `reach` (`scale_reach`): per layer module, how its input's
+    log std moves with the log std of the layers it comes from, so its weights'
+    factor is its output's scale over its input's; a gate keeps its output's."""
     ratio = gradient_ratio(layers)
     if in_band(ratio):
         return None
@@ -102,8 +129,8 @@ def tilt(layers: list[Layer], sources: dict[str, list[str]]) -> Tilt | None:
     span = math.log(hidden[-1].grad / hidden[0].grad)
     # a layer no gradient reached in this pass (a block stochastic depth dropped, queries
     # of a softmax over one key) keeps its scale
-    share = [min(max(math.log(layer.grad / hidden[0].grad) / span, 0.0), 1.0) if layer.grad > 0 else 0.0
-             for layer in hidden] + [0.0]
+    share = [min(max(math.log(layer.grad / hidden[0].grad) / span, 0.0), 1.0)
+             if layer.grad > 0 and layer.module not in reach.gates else 0.0 for layer in hidden] + [0.0]
     share[-2] = 1.0
 
     def act(t: float) -> float:
@@ -123,21 +150,21 @@ def tilt(layers: list[Layer], sources: dict[str, list[str]]) -> Tilt | None:
     logs = {layer.module: t * wanted * u for layer, u in zip(layers, share)}
     factors = {}
     for module, log_scale in logs.items():
-        before = [logs[m] for m in sources.get(module, []) if m in logs]
-        factors[module] = math.exp(log_scale - (sum(before) / len(before) if before else 0.0))
+        reached = sum(w * logs[m] for m, w in reach.sources.get(module, {}).items() if m in logs)
+        factors[module] = math.exp(log_scale - reached)
     top = math.exp(logs[layers[-2].module])
     return Tilt(factors, top, act(t), ratio * top)
 
 
 def balance_gradient(model: torch.nn.Module, example_inputs: ExampleInputs, weights: dict[str, str],
-                     sources: dict[str, list[str]], redraw: Callable[[dict[str, float]], None],
+                     reach: Reach, redraw: Callable[[dict[str, float]], None],
                      cause: str | None = None) -> list[str]:
     """Measure the gradient on the example inputs and, when its first/last ratio is
     outside the band, tilt the layers' output stds (`tilt`): ``redraw({weight:
     factor})`` draws the named weights again at the measured pass's std times
     the factor. The tilt is measured and undone (``redraw`` with factor 1) when
     it did not help. `weights` maps each solved layer module to its weight,
-    `sources` each to the layer modules its input comes from; `cause`: why a ratio
+    `reach` how the layers it reads reach its input (`scale_reach`); `cause`: why a ratio
     left outside the band stays (by default, from the element counts).
     Returns the notes: a ratio left outside the band, or a failed backward."""
     layers = measured_profile(model, example_inputs)
@@ -148,7 +175,7 @@ def balance_gradient(model: torch.nn.Module, example_inputs: ExampleInputs, weig
         return []
     names = [layer.module for layer in layers]
     acts = [layer.act for layer in layers]
-    plan = tilt(layers, sources)
+    plan = tilt(layers, reach)
     if len(set(names)) != len(names) or plan is not None and not all(
             m in weights or abs(f - 1.0) < 1e-12 for m, f in plan.factors.items()):
         done = "; a tilt of the layers' scales needs every layer it scales solved and called once"
@@ -172,6 +199,102 @@ def balance_gradient(model: torch.nn.Module, example_inputs: ExampleInputs, weig
             f"x{plan.top:.3g} at {names[-2]}, which spent the forward's room (the activations' max/min is now "
             f"{max(tilted) / min(tilted):.3g}, up to {ACT_ROOM:g} allowed)")
     return [_note(after, gradient_ratio(after), done, cause)]
+
+
+def scale_reach(plan: Plan) -> Reach:
+    """For each layer module of the forward pass (its first call), {layer module: w}:
+    its input's log scale moves by w times that layer's output's log scale, to
+    first order, with std and root mean square taken alike ({} when it reads the
+    inputs, or only what norms that set the scale give it); and the gates.
+
+    A layer reaches its own output whole; a view, pooling or mean passes its
+    input's; a product adds its factors'; a quotient takes the divisor's away; a
+    sum averages its terms' by their share of its second moment, a concatenation
+    its parts' by their share of its energy; a shift by a constant takes the share
+    of its output's second moment that moves; an activation multiplies by its
+    degree d log rms g(c z) / d log c at its input's moments (1 for ReLU, near 0 for
+    a sigmoid gate, whose output's mean the factor scarcely moves). Anything else
+    (attention, a norm that sets the scale) stops it. A layer whose output goes
+    through an activation of degree below GATE_DEGREE, one whose output is mostly
+    its mean (a sigmoid, not a tanh), into a product with another signal (a
+    squeeze-and-excitation) is a gate: its scale changes the gate's shape, which
+    no factor after it undoes."""
+    nodes, moments = plan.graph.nodes, plan.moments
+    reach: dict[int, dict[str, float]] = {}
+    found: dict[str, dict[str, float]] = {}
+    gating: dict[int, list[str]] = {}   # an activation that may gate -> the layers it reads
+    gates: set[str] = set()
+    for node in plan.signal_nodes():
+        if node.kind in LAYERS and node.module and node.module not in found and node.inputs:
+            found[node.module] = dict(reach.get(node.inputs[0], {}))
+        reach[node.index], degree = _reach(node, nodes, moments, reach)
+        out = moments.get(node.index)
+        if degree < GATE_DEGREE and out is not None and out.mean ** 2 > 0.5 * out.second:
+            gating[node.index] = [m for m, w in reach.get(node.inputs[0], {}).items() if w > 1.0 - GATE_DEGREE]
+        elif node.kind == "view" and node.inputs[0] in gating:
+            gating[node.index] = gating[node.inputs[0]]
+        elif node.kind == "mul" and len(node.inputs) == 2:
+            gates.update(m for i in node.inputs for m in gating.get(i, []))
+    return Reach(found, frozenset(gates))
+
+
+def _reach(node: Node, nodes: list[Node], moments: dict[int, rules.Moments | None],
+           reach: dict[int, dict[str, float]]) -> tuple[dict[str, float], float]:
+    """`scale_reach`'s weights for one node's output, from its inputs', and the
+    degree of an activation (1 for any other node)."""
+    if node.kind in LAYERS:
+        return ({node.module: 1.0} if node.module else {}), 1.0
+    if not node.inputs or node.kind == "norm" and norm_sets_scale(node):
+        return {}, 1.0
+    parts = [reach.get(i, {}) for i in node.inputs]
+    if node.kind in SCALE_PASS:
+        return parts[0], 1.0
+    if node.kind in ("mul", "matmul"):
+        return _combined(parts, [1.0] * len(parts)), 1.0
+    if node.kind == "div" and len(node.inputs) == 2:
+        return _combined(parts, [1.0, -1.0]), 1.0
+    if node.kind in ("add", "sub", "cat"):
+        shares = [_share(moments.get(i), nodes[i].shape if node.kind == "cat" else ()) for i in node.inputs]
+        total = sum(shares)
+        return (_combined(parts, [s / total for s in shares]) if total > 0 else {}), 1.0
+    out, x = moments.get(node.index), moments.get(node.inputs[0])
+    if len(node.inputs) != 1 or out is None or x is None or out.second <= 0:
+        return {}, 1.0
+    if node.kind == "shift":
+        return _combined(parts, [(x.second + (out.mean - x.mean) * x.mean) / out.second]), 1.0
+    if node.kind in ("elementwise", "pow") and node.replay is not None:
+        homogeneous = node.attrs.get("op") in HOMOGENEOUS_ACTIVATIONS or node.attrs.get("op") == "prelu"
+        degree = 1.0 if homogeneous else _degree(node.replay, x)
+        return _combined(parts, [degree]), degree
+    return {}, 1.0
+
+
+def _combined(parts: list[dict[str, float]], weights: list[float]) -> dict[str, float]:
+    """The sum of the weights' multiples of the parts."""
+    out: dict[str, float] = {}
+    for part, w in zip(parts, weights):
+        for module, v in part.items():
+            out[module] = out.get(module, 0.0) + w * v
+    return out
+
+
+def _share(m: rules.Moments | None, shape: tuple[int, ...]) -> float:
+    """A part's second moment times its element count (`shape`; () for a term of a sum)."""
+    return 0.0 if m is None else max(m.second, 0.0) * math.prod(shape)
+
+
+def _degree(g: Callable[[torch.Tensor], torch.Tensor], x: rules.Moments) -> float:
+    """d log sqrt(E g(c z)^2) / d log c at c = 1, z ~ N(x.mean, x.variance), by central
+    difference at DEGREE_STEP over Gauss-Hermite nodes; 0 where g gives zero."""
+    z, w = np.polynomial.hermite_e.hermegauss(DEGREE_NODES)
+    values = torch.as_tensor(x.mean + math.sqrt(max(x.variance, 0.0)) * z, dtype=torch.float64)
+    weights = torch.as_tensor(w, dtype=torch.float64)
+    with torch.no_grad():
+        seconds = [float(torch.sum(weights * g(c * values).to(torch.float64) ** 2))
+                   for c in (DEGREE_STEP, 1.0 / DEGREE_STEP)]
+    if min(seconds) <= 0.0 or not all(math.isfinite(v) for v in seconds):
+        return 0.0
+    return math.log(seconds[0] / seconds[1]) / (4.0 * math.log(DEGREE_STEP))
 
 
 def _note(layers: list[Layer], ratio: float, done: str, cause: str | None = None) -> str:

@@ -19,7 +19,7 @@ from .._typing import GeneratorLike
 from ..generator import Generator
 from ..progress import Progress, reporter
 from .dataflow import RESIDUAL_RULES, Plan, ResidualRule, holds_values, plan
-from .gradient_balance import balance_gradient, predicted_note
+from .gradient_balance import balance_gradient, predicted_note, scale_reach
 from .gradient_check import (BATCH_STATISTICS, GRADIENT_CHECK_BYTES, NOT_SOLVED, SCALE_RESET, activation_bytes,
                              alpha_dropout, measured_note, pooled_attention, residual_streams)
 from .graph import ExampleInputs, example_call, uncompiled
@@ -64,12 +64,15 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
     nu_in the second moment of the layer's input (`varinit.torch.dataflow`
     states the rules and their sources). A residual branch ends at the
     fraction of the stream that keeps its growth over the whole depth
-    within 4-fold (below e for a branch that ends in a norm). With real inputs, one measured pass then corrects each solved layer
-    called as a module, and where the solve cannot see the gradient one backward pass
-    measures its first/last ratio: the layers of a plain model (no norms, attention or
-    residual streams) or of one whose norms set the scale (batch statistics, or layer,
-    group or RMS norms without attention) are tilted toward [1/4, 4] within the
-    forward's room (`varinit.torch.gradient_balance`), and a ratio left outside it,
+    within 4-fold (below e for a branch that ends in a norm). With real
+    inputs, one measured pass then corrects each solved layer called as a
+    module, and where the solve cannot see the gradient one backward pass
+    measures its first/last ratio: the layers of a plain model (no norms,
+    attention or residual streams) or of one whose norms set the scale (batch
+    statistics, or layer, group or RMS norms without attention) are tilted
+    toward [1/4, 4] within the forward's room, each layer's factor undoing
+    what the tilt before it does to its input through the activations'
+    degrees (`varinit.torch.gradient_balance`), and a ratio left outside it,
     on any model, is named with its cause. Every parameter draws from
     ``generator.stream(its name)``, so a sharded copy of the model reproduces
     it piece by piece. The report lists every parameter (untouched ones with
@@ -293,7 +296,7 @@ def _balanced(model: torch.nn.Module, example_inputs: ExampleInputs, result: Pla
                                                       {w: corrected.get(w, 1.0) * f for w, f in factors.items()},
                                                       source=source))
 
-    result.notes.extend(balance_gradient(model, example_inputs, weights, result.layer_sources(), redraw, cause))
+    result.notes.extend(balance_gradient(model, example_inputs, weights, scale_reach(result), redraw, cause))
     return [by_name[r.name] for r in records]
 
 
