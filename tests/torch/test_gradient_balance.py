@@ -14,7 +14,7 @@ from torch import nn
 import varinit
 from varinit.torch.dataflow import plan
 from varinit.torch.moment_rules import Moments
-from varinit.torch.gradient_balance import (ACT_KEPT, ACT_ROOM, Reach, _degree, _positive, predicted_profile,
+from varinit.torch.gradient_balance import (ACT_KEPT, ACT_ROOM, Balanced, Reach, _degree, _positive, predicted_profile,
                                             scale_reach, tilt)
 from varinit.torch.gradient_check import Layer, gradient_ratio
 from zoo import MLP, ZOO, profile, verdict
@@ -76,7 +76,7 @@ def _untilted(make, x):
     model = make()
     initialize = importlib.import_module("varinit.torch.initialize")
     original = initialize.balance_gradient
-    initialize.balance_gradient = lambda *args: []
+    initialize.balance_gradient = lambda *args: Balanced([], None)
     try:
         _init(model, x)
     finally:

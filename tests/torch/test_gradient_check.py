@@ -16,10 +16,10 @@ import varinit
 from zoo import ZOO, profile, verdict
 
 
-def _plain_chain(depth=12, channels=32):
+def _plain_chain(depth=12, channels=32, activation=nn.ReLU):
     layers = [nn.Conv2d(3, channels, 3, padding=1)]
     for _ in range(depth):
-        layers += [nn.BatchNorm2d(channels), nn.ReLU(), nn.Conv2d(channels, channels, 3, padding=1)]
+        layers += [nn.BatchNorm2d(channels), activation(), nn.Conv2d(channels, channels, 3, padding=1)]
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10))
 
 
@@ -51,8 +51,10 @@ def test_a_batchnorm_chain_without_skips_is_tilted_into_the_band():
 
 
 def test_a_batchnorm_chain_beyond_the_room_is_named_with_its_measured_ratio():
+    # tanh's growth per norm (1.18) does not fall with a shift, so none is tried (ReLU's is:
+    # test_norm_shift)
     torch.manual_seed(0)
-    model, x = _plain_chain(depth=30), torch.randn(16, 3, 8, 8)
+    model, x = _plain_chain(depth=30, activation=nn.Tanh), torch.randn(16, 3, 8, 8)
     report, messages = _init(model, x)
     ratio = verdict(*profile(model, x))["grad_ratio"]
     assert ratio > 4.0

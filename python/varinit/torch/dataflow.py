@@ -169,7 +169,7 @@ class Plan:
 
     def batch_statistics(self) -> bool:
         """Whether a norm of the traced forward pass normalizes by the batch's statistics."""
-        return any(node.kind == "norm" and _batch_statistics(node) for node in self.signal_nodes())
+        return any(node.kind == "norm" and batch_statistics(node) for node in self.signal_nodes())
 
     def scale_reset(self) -> bool:
         """Whether a norm of the forward pass sets its output's scale whatever its input's
@@ -262,13 +262,16 @@ BranchEnd = tuple[int, int, int, int, bool]
 
 
 def plan(model: torch.nn.Module, example_inputs: ExampleInputs, *, target: float = 1.0,
-         residual: ResidualRule = "depth", kept: dict[str, str] | None = None) -> Plan:
+         residual: ResidualRule = "depth", kept: dict[str, str] | None = None,
+         shifts: dict[str, float] | None = None) -> Plan:
     """Decide every parameter of `model` from the dataflow of one forward pass
     on `example_inputs` (real or meta); nothing is written. `kept` maps the
     names of parameters whose values stay (loaded, or set by an override) to
-    the reason: the walk reads their values, and solves the rest around them."""
+    the reason: the walk reads their values, and solves the rest around them.
+    `shifts` maps norms' shift parameters to the value they take instead of 0
+    (`norm_shift`)."""
     graph, traced_on_real = _trace_shapes(model, example_inputs)
-    walk = _Walk(model, graph, example_inputs, target, residual, kept or {})
+    walk = _Walk(model, graph, example_inputs, target, residual, kept or {}, shifts or {})
     if traced_on_real:
         walk.notes.append(traced_on_real)
     decided: dict[str, float] = {}
@@ -370,9 +373,10 @@ def _close(a: float | None, b: float | None) -> bool:
 
 class _Walk:
     def __init__(self, model: torch.nn.Module, graph: Graph, example_inputs: ExampleInputs, target: float,
-                 residual: ResidualRule, kept: dict[str, str]) -> None:
+                 residual: ResidualRule, kept: dict[str, str], shifts: dict[str, float]) -> None:
         self.model, self.graph, self.target, self.residual = model, graph, float(target), residual
         self.kept = kept
+        self.shifts = shifts
         self.modules = dict(model.named_modules())
         self.real_params = dict(model.named_parameters())   # the graph's may be meta twins
         self.buffers = dict(model.named_buffers())
@@ -1018,7 +1022,7 @@ class _Walk:
         gives an input with a mean the offset mu * sum(w) per channel); 0 for a norm
         with other statistics or one that does not read a layer."""
         layer = self.graph.nodes[norm.inputs[0]] if norm.inputs else None
-        if not (_batch_statistics(norm) and layer is not None and layer.kind in LAYERS and layer.inputs):
+        if not (batch_statistics(norm) and layer is not None and layer.kind in LAYERS and layer.inputs):
             return 0.0
         x = self.m(layer.inputs[0])
         return x.mean ** 2 / x.second if x.second > 0 else 0.0
@@ -1066,7 +1070,7 @@ class _Walk:
             fused = rules.fuse(graph, node.index, self.memo)
             if fused is None or fused[0] != add:
                 break
-            found = _named_activation(graph, node, add) or fused[1]
+            found = named_activation(graph, node, add) or fused[1]
             nxt = graph.readers(node.index)
             if len(nxt) != 1:
                 break
@@ -1115,8 +1119,11 @@ class _Walk:
     def _norm(self, node: Node) -> Moments:
         x = self.m(node.inputs[0])
         gamma, beta = node.params.get("weight"), node.params.get("bias")
+        shift = self.shifts.get(beta, 0.0) if beta is not None else 0.0
         if beta is not None:
-            self.plans.setdefault(beta, ParamPlan(beta, "constant", value=0.0, reason="norm shift: zero"))
+            self.plans.setdefault(beta, ParamPlan(beta, "constant", value=shift, reason=(
+                f"norm shift: {_g(shift)}, toward the linear part of the activation after it, whose gradient then "
+                "grows less per norm (varinit.torch.norm_shift)") if shift else "norm shift: zero"))
         value = 1.0
         end = self.branch_end.get(node.index)
         if gamma in self.kept:
@@ -1137,7 +1144,7 @@ class _Walk:
             return rules.affine(x, 1.0, value * value)  # running statistics 0 and 1 after the reset
         if gamma is None:
             value = 1.0
-        return rules.norm(x, value * value, 0.0, 0.0, rms=which == "rms_norm", gamma_mean=value)
+        return rules.norm(x, value * value, shift, shift * shift, rms=which == "rms_norm", gamma_mean=value)
 
     def layer_scale(self, node: Node, name: str, signal: int) -> Moments:
         """A per-channel gain parameter that multiplies a residual branch's output
@@ -1504,7 +1511,7 @@ class _Walk:
         if fused is not None:
             source, fn = fused
             if source != node.index:
-                g: Fused = _named_activation(self.graph, node, source) or self.prelu(node, source) or fn
+                g: Fused = named_activation(self.graph, node, source) or self.prelu(node, source) or fn
                 x = self.m(source)
                 found = _of_statistic(g, x) if self.of_statistic(source) else self.integrated(node.index, source, g, x)
                 if found is None:   # g is not finite over the values a Gaussian reaches
@@ -2134,7 +2141,7 @@ def _elementwise(g: Fused, m: Moments) -> tuple[Moments, float]:
     return rules.elementwise(g, m)
 
 
-def _named_activation(graph: Graph, node: Node, source: int) -> tuple[str, float | None] | None:
+def named_activation(graph: Graph, node: Node, source: int) -> tuple[str, float | None] | None:
     """(name, param) when `node` is one activation varinit knows by name applied
     to `source`: its quadrature then uses the exact kinks and derivative, a tenth
     of the work of a fused callable's adaptive one."""
@@ -2147,6 +2154,9 @@ def _named_activation(graph: Graph, node: Node, source: int) -> tuple[str, float
         return ("leaky_relu", float(attrs.get("negative_slope", 0.01)))
     if op in ("elu", "celu"):
         return (op, float(attrs.get("alpha", 1.0)))
+    if op == "hardtanh":   # nn.ReLU6 is a hardtanh on [0, 6]
+        bounds = (float(attrs.get("min_val", -1.0)), float(attrs.get("max_val", 1.0)))
+        return {(0.0, 6.0): ("relu6", None), (-1.0, 1.0): ("hardtanh", None)}.get(bounds)
     if op in ("relu", "tanh", "sigmoid", "silu", "mish", "selu", "hardswish", "relu6", "hardsigmoid",
               "softsign"):
         return (op, None)
@@ -2387,7 +2397,7 @@ def flat_inputs(example_inputs: object) -> list[Any]:
     return [example_inputs]
 
 
-def _batch_statistics(node: Node) -> bool:
+def batch_statistics(node: Node) -> bool:
     """Whether a norm node subtracts each channel's mean over the batch and positions
     (BatchNorm in training mode, InstanceNorm over positions)."""
     return node.attrs.get("which") in ("batch_norm", "instance_norm") and bool(node.attrs.get("training", True))

@@ -156,49 +156,57 @@ def tilt(layers: list[Layer], reach: Reach) -> Tilt | None:
     return Tilt(factors, top, act(t), ratio * top)
 
 
+class Balanced(NamedTuple):
+    """`balance_gradient`'s notes, and the last measured profile (None when the
+    backward pass could not run)."""
+
+    notes: list[str]
+    layers: list[Layer] | None
+
+
 def balance_gradient(model: torch.nn.Module, example_inputs: ExampleInputs, weights: dict[str, str],
                      reach: Reach, redraw: Callable[[dict[str, float]], None],
-                     cause: str | None = None) -> list[str]:
+                     cause: str | None = None) -> Balanced:
     """Measure the gradient on the example inputs and, when its first/last ratio is
     outside the band, tilt the layers' output stds (`tilt`): ``redraw({weight:
     factor})`` draws the named weights again at the measured pass's std times
     the factor. The tilt is measured and undone (``redraw`` with factor 1) when
     it did not help. `weights` maps each solved layer module to its weight,
-    `reach` how the layers it reads reach its input (`scale_reach`); `cause`: why a ratio
-    left outside the band stays (by default, from the element counts).
-    Returns the notes: a ratio left outside the band, or a failed backward."""
+    `reach` how the layers it reads reach its input (`scale_reach`); `cause`: why
+    a ratio left outside the band stays (by default, from the element counts).
+    The notes name a ratio left outside the band, or a failed backward."""
     layers = measured_profile(model, example_inputs)
     if layers is None or isinstance(layers, str):
-        return [layers] if isinstance(layers, str) else []
+        return Balanced([layers] if isinstance(layers, str) else [], None)
     ratio = gradient_ratio(layers)
     if in_band(ratio):
-        return []
+        return Balanced([], layers)
     names = [layer.module for layer in layers]
     acts = [layer.act for layer in layers]
     plan = tilt(layers, reach)
     if len(set(names)) != len(names) or plan is not None and not all(
             m in weights or abs(f - 1.0) < 1e-12 for m, f in plan.factors.items()):
         done = "; a tilt of the layers' scales needs every layer it scales solved and called once"
-        return [_note(layers, ratio, done, cause)]
+        return Balanced([_note(layers, ratio, done, cause)], layers)
     if plan is None:
         done = (f"; the activations' max/min is {max(acts) / min(acts):.3g} already, which leaves no room (up to "
                 f"{ACT_ROOM:g}) to tilt the layers' scales for it")
-        return [_note(layers, ratio, done, cause)]
+        return Balanced([_note(layers, ratio, done, cause)], layers)
     scaled = {weights[m]: f for m, f in plan.factors.items() if m in weights}
     redraw(scaled)
     after = measured_profile(model, example_inputs)
-    if not (isinstance(after, list) and _better(layers, after)):
+    if not (isinstance(after, list) and closer_to_band(layers, after)):
         redraw(dict.fromkeys(scaled, 1.0))
         done = ("; a tilt of the layers' scales was measured and undone: it moved the output's std or brought the "
                 "ratio no closer (activations that are not positively homogeneous)")
-        return [_note(layers, ratio, done, cause)]
+        return Balanced([_note(layers, ratio, done, cause)], layers)
     tilted = [layer.act for layer in after]
     if in_band(gradient_ratio(after)):
-        return []
+        return Balanced([], after)
     done = (f", from {ratio:.3g} before the solved layers' output std was tilted from x1 at {names[0]} to "
             f"x{plan.top:.3g} at {names[-2]}, which spent the forward's room (the activations' max/min is now "
             f"{max(tilted) / min(tilted):.3g}, up to {ACT_ROOM:g} allowed)")
-    return [_note(after, gradient_ratio(after), done, cause)]
+    return Balanced([_note(after, gradient_ratio(after), done, cause)], after)
 
 
 def scale_reach(plan: Plan) -> Reach:
@@ -310,9 +318,10 @@ def _note(layers: list[Layer], ratio: float, done: str, cause: str | None = None
     return f"{outside_band(layers, ratio)}{done}. The cause: {why}"
 
 
-def _better(before: list[Layer], after: list[Layer]) -> bool:
-    """Whether a measured tilt moved the ratio toward the band, kept the activations'
-    max/min within ACT_KEPT and the output layer's std within OUTPUT_HELD."""
+def closer_to_band(before: list[Layer], after: list[Layer]) -> bool:
+    """Whether a measured change (a tilt, norm shifts) moved the ratio toward the band,
+    kept the activations' max/min within ACT_KEPT and the output layer's std within
+    OUTPUT_HELD."""
     if [layer.module for layer in before] != [layer.module for layer in after]:
         return False
     acts = [layer.act for layer in after]

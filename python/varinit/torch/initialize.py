@@ -19,12 +19,13 @@ from .._typing import GeneratorLike
 from ..generator import Generator
 from ..progress import Progress, reporter
 from .dataflow import RESIDUAL_RULES, Plan, ResidualRule, holds_values, plan
-from .gradient_balance import balance_gradient, predicted_note, scale_reach
-from .gradient_check import (BATCH_STATISTICS, GRADIENT_CHECK_BYTES, NOT_SOLVED, SCALE_RESET, activation_bytes,
-                             alpha_dropout, measured_note, pooled_attention, residual_streams)
+from .gradient_balance import Balanced, balance_gradient, predicted_note, scale_reach
+from .gradient_check import (BATCH_STATISTICS, GRADIENT_CHECK_BYTES, NOT_SOLVED, SCALE_RESET, Layer,
+                             activation_bytes, alpha_dropout, measured_note, pooled_attention, residual_streams)
 from .graph import ExampleInputs, example_call, uncompiled
 from .init_report import InitReport
 from .modules import DEFAULT_RESIDUAL_PATTERN, StructureKeywords, check_fillable, init_by_structure
+from .norm_shift import shift_norms
 from .overrides import (OverrideSpec, apply_overrides, frozen_names, parameter_names, resolve_only,
                         resolve_overrides)
 from .parametrizations import refresh_spectral_norms
@@ -230,6 +231,38 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
                 override_records = apply_overrides(model, overridden, streams)
         result = plan(model, example_inputs, target=target, residual=residual, kept=kept)
     generator = streams if streams is not None else as_generator(generator, True)
+    records, notes, layers = _filled(model, example_inputs, result, generator, distribution, measure, step)
+    if layers is not None and result.batch_statistics():
+        runs: list[tuple[Plan, list[InitRecord], list[str]]] = []
+
+        def solve(shifts: dict[str, float]) -> list[Layer] | None:
+            shifted = plan(model, example_inputs, target=target, residual=residual, kept=kept, shifts=shifts)
+            again, shifted_notes, after = _filled(model, example_inputs, shifted, generator, distribution, measure)
+            runs.append((shifted, again, shifted_notes))
+            return after
+
+        shifted_note = shift_norms(result, layers, solve)
+        if runs:   # the model is as the last solve left it
+            result, records, notes = runs[-1]
+        if shifted_note is not None:
+            notes = [shifted_note] + notes
+    result.notes.extend(notes)
+    records += override_records + _kept_records(kept, overridden)
+    refresh_spectral_norms(model, _written(records))
+    report = InitReport(_in_model_order(model, records), result.verdicts, frozen_note + result.notes)
+    report.warn()
+    return report
+
+
+def _filled(model: torch.nn.Module, example_inputs: ExampleInputs, result: Plan, generator: Generator,
+            distribution: SchemeDistribution, measure: bool,
+            step: Progress | None = None) -> tuple[list[InitRecord], list[str], list[Layer] | None]:
+    """Fill the model from the plan; with real inputs, correct the solved layers by the
+    measured pass, then measure the gradient and balance it where the model allows.
+    Returns the records, the notes, and the last measured profile (None when the
+    gradient was not measured, or not balanced)."""
+    notes: list[str] = []
+    layers: list[Layer] | None = None
     agree_across_ranks(model, "the solved stds", {n: p.std for n, p in result.params.items() if p.std is not None})
     with torch.no_grad(), generator_agreed(model, generator):
         records = fill(model, result, generator, distribution, step=step)
@@ -237,11 +270,11 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
         corrected: dict[str, float] = {}   # weight -> the measured pass's factor on its std
         obstacle = measured and measured_pass_obstacle(model)   # a DTensor model whose forward sees shards
         if obstacle:
-            result.notes.append(obstacle)
+            notes.append(obstacle)
         if not measured or obstacle:
-            result.notes.extend(uncorrected_drift(result.drift, result.spread))
+            notes.extend(uncorrected_drift(result.drift, result.spread))
             predicted = predicted_note(result)
-            result.notes.extend([predicted] if predicted is not None else [])
+            notes.extend([predicted] if predicted is not None else [])
         else:
             factors = correction_factors(model, example_inputs, result.measurable)
             after_measured_pass(model)
@@ -254,37 +287,37 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
         held = activation_bytes(result.graph)
         pooled = result.pooled_positions()
         if held > GRADIENT_CHECK_BYTES:
-            result.notes.append(
+            notes.append(
                 f"the gradient was not measured: one backward pass on the example inputs would hold about "
                 f"{held / 2 ** 30:.3g} GiB of activations (more than {GRADIENT_CHECK_BYTES / 2 ** 30:g} GiB); a "
                 "smaller batch of example inputs measures it")
         elif result.plain():
             dropped = result.alpha_dropouts()
-            records = _balanced(model, example_inputs, result, generator, distribution, records,
-                                corrected, alpha_dropout(dropped) if dropped else None)
+            records, balanced = _balanced(model, example_inputs, result, generator, distribution, records,
+                                          corrected, alpha_dropout(dropped) if dropped else None)
+            notes.extend(balanced.notes)
+            layers = balanced.layers
         elif (result.batch_statistics() or result.scale_reset()) and pooled is None:
-            records = _balanced(model, example_inputs, result, generator, distribution, records, corrected,
-                                _gradient_cause(result, pooled))
+            records, balanced = _balanced(model, example_inputs, result, generator, distribution, records,
+                                          corrected, _gradient_cause(result, pooled))
+            notes.extend(balanced.notes)
+            layers = balanced.layers
         else:
             note = measured_note(model, example_inputs, _gradient_cause(result, pooled), pooled,
                                  result.broadcast_layers())
-            result.notes.extend([note] if note is not None else [])
-    records += override_records + _kept_records(kept, overridden)
-    refresh_spectral_norms(model, _written(records))
-    report = InitReport(_in_model_order(model, records), result.verdicts, frozen_note + result.notes)
-    report.warn()
-    return report
+            notes.extend([note] if note is not None else [])
+    return records, notes, layers
 
 
 def _balanced(model: torch.nn.Module, example_inputs: ExampleInputs, result: Plan, generator: Generator,
               distribution: SchemeDistribution, records: list[InitRecord],
-              corrected: dict[str, float], cause: str | None = None) -> list[InitRecord]:
+              corrected: dict[str, float], cause: str | None = None) -> tuple[list[InitRecord], Balanced]:
     """The records after `gradient_balance.balance_gradient` on a plain model (no norms,
     attention or residual streams) or on one whose norms set the scale (batch statistics,
     or layer, group or RMS norms without attention: they divide a layer's scale out, so
     its output's std sets only its own gradient's):
     each tilted weight drawn again from its stream at the measured pass's std times
-    the tilt; its notes go to the plan's, with `cause` for a ratio left outside."""
+    the tilt; and its notes, with `cause` for a ratio left outside."""
     weights = {t.module: t.weight for t in result.measurable if not t.functional and t.goal is not None}
     by_name = {r.name: r for r in records}
 
@@ -296,8 +329,8 @@ def _balanced(model: torch.nn.Module, example_inputs: ExampleInputs, result: Pla
                                                       {w: corrected.get(w, 1.0) * f for w, f in factors.items()},
                                                       source=source))
 
-    result.notes.extend(balance_gradient(model, example_inputs, weights, scale_reach(result), redraw, cause))
-    return [by_name[r.name] for r in records]
+    balanced = balance_gradient(model, example_inputs, weights, scale_reach(result), redraw, cause)
+    return [by_name[r.name] for r in records], balanced
 
 
 def _gradient_cause(result: Plan, pooled: str | None) -> str:

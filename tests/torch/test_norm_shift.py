@@ -1,0 +1,108 @@
+"""init_module's norm shifts: in a chain of layers each followed by a norm with
+batch statistics and an activation, the gradient grows by E[g'^2] / Var g per
+norm (pi / (pi - 1) after ReLU), which no scale of the layers changes; the
+norms' shifts move the activations toward their linear part until the measured
+first/last ratio comes into the band, and are undone when the measure says
+they did not help."""
+import importlib
+import math
+import warnings
+
+import pytest
+import torch
+from scipy.stats import norm as gaussian
+from torch import nn
+
+import varinit
+from varinit.torch import norm_shift
+from varinit.torch.dataflow import plan
+from varinit.torch.gradient_check import Layer
+from varinit.torch.norm_shift import growth, shift_norms, shiftable
+from zoo import profile, verdict
+
+
+def _chain(depth=30, channels=32, activation=nn.ReLU):
+    layers = [nn.Conv2d(3, channels, 3, padding=1)]
+    for _ in range(depth):
+        layers += [nn.BatchNorm2d(channels), activation(), nn.Conv2d(channels, channels, 3, padding=1)]
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10))
+
+
+def _init(model, x):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = varinit.torch.init_module(model, x, generator=0)
+    return report, [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.3, 0.8, 1.5])
+def test_relu_s_growth_per_norm_is_its_closed_form(beta):
+    # z ~ N(b, 1): E[relu'(z)^2] = Phi(b); E relu(z) = b Phi(b) + phi(b); E relu(z)^2 = (1 + b^2) Phi(b) + b phi(b)
+    cdf, pdf = gaussian.cdf(beta), gaussian.pdf(beta)
+    variance = (1 + beta ** 2) * cdf + beta * pdf - (beta * cdf + pdf) ** 2
+    assert growth(("relu", None), beta, 1.0) == pytest.approx(cdf / variance, rel=1e-6)
+    if beta == 0.0:
+        assert growth(("relu", None), beta, 1.0) == pytest.approx(math.pi / (math.pi - 1.0), rel=1e-6)
+
+
+def test_a_batchnorm_chain_beyond_the_tilt_s_room_is_brought_into_the_band_by_its_norms_shifts():
+    # 30 BatchNorm + ReLU: the tilt leaves the ratio above the band with the room spent; the
+    # shifts bring it in, and every norm of the chain takes the same one
+    torch.manual_seed(0)
+    model, x = _chain(), torch.randn(16, 3, 8, 8)
+    report, messages = _init(model, x)
+    v = verdict(*profile(model, x))
+    assert 0.25 <= v["grad_ratio"] <= 4.0 and v["act_ratio"] <= 1.9 and 0.8 <= v["output_std"] <= 1.25, v
+    shifted = [r for r in report if "norm shift: 0." in r.rule]
+    assert len(shifted) == 30, [r.rule for r in report if r.name.endswith("bias")][:4]
+    values = {float(dict(model.named_parameters())[r.name].detach()[0]) for r in shifted}
+    assert len(values) == 1 and 0.1 < values.pop() < norm_shift.SHIFT_MAX
+    assert any("which shifts (beta)" in n and "kept, for a growth of" in n for n in report.notes), report.notes
+    assert not any("measured in one backward pass" in m for m in messages)
+
+
+def test_shifts_that_do_not_help_are_measured_and_undone(monkeypatch):
+    # shifts past ReLU6's saturation stop the gradient there: they are undone, and every
+    # parameter is what the solve without them gives
+    initialize = importlib.import_module("varinit.torch.initialize")
+    torch.manual_seed(0)
+    reference, x = _chain(activation=nn.ReLU6), torch.randn(16, 3, 8, 8)
+    model = _chain(activation=nn.ReLU6)
+    monkeypatch.setattr(initialize, "shift_norms", lambda *args: None)
+    _init(reference, x)
+    monkeypatch.undo()
+    monkeypatch.setattr(norm_shift, "_shifts", lambda found, cut: dict.fromkeys(found, 7.0))
+    report, _ = _init(model, x)
+    assert any("which shifts (beta)" in n and "7 gave" in n and "measured and undone" in n for n in report.notes)
+    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+        assert torch.equal(p, q), name
+
+
+class _TwoReaders(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.norm, self.out = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.Conv2d(8, 8, 1)
+
+    def forward(self, x):
+        y = self.norm(self.conv(x))
+        return self.out(torch.relu(y)) + y
+
+
+@pytest.mark.parametrize("make", [lambda: _chain(4, activation=nn.Tanh), lambda: _chain(4).eval(), _TwoReaders],
+                         ids=["tanh", "running_statistics", "two_readers"])
+def test_no_shift_where_the_growth_does_not_fall_or_the_norm_feeds_more_than_its_activation(make):
+    # tanh's growth rises off zero; a norm on running statistics keeps its input's scale; a
+    # shift read by anything but the activation would add a mean there
+    assert shiftable(plan(make(), torch.randn(8, 3, 8, 8))) == {}
+
+
+def test_relu6_is_known_by_name_and_nothing_is_solved_for_a_ratio_in_the_band():
+    result = plan(_chain(4, activation=nn.ReLU6), torch.randn(8, 3, 8, 8))
+    assert {a for a, _ in shiftable(result).values()} == {("relu6", None)} and len(shiftable(result)) == 4
+
+    def solve(shifts):
+        raise AssertionError("solved")
+
+    for grads in ([0.4, 0.3, 0.2, 1.0], [0.01, 0.1, 0.2, 1.0]):   # 2 (in the band), 0.05 (below it)
+        layers = [Layer(f"l{i}", 1.0, g, 1) for i, g in enumerate(grads)]
+        assert shift_norms(result, layers, solve) is None
