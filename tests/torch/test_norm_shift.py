@@ -57,7 +57,7 @@ def test_a_batchnorm_chain_beyond_the_tilt_s_room_is_brought_into_the_band_by_it
     assert len(shifted) == 30, [r.rule for r in report if r.name.endswith("bias")][:4]
     values = {float(dict(model.named_parameters())[r.name].detach()[0]) for r in shifted}
     assert len(values) == 1 and 0.1 < values.pop() < norm_shift.SHIFT_MAX
-    assert any("which shifts (beta)" in n and "kept, for a growth of" in n for n in report.notes), report.notes
+    assert any("the norms' shifts (beta)" in n and "kept, for a growth of" in n for n in report.notes), report.notes
     assert not any("measured in one backward pass" in m for m in messages)
 
 
@@ -71,11 +71,51 @@ def test_shifts_that_do_not_help_are_measured_and_undone(monkeypatch):
     monkeypatch.setattr(initialize, "shift_norms", lambda *args: None)
     _init(reference, x)
     monkeypatch.undo()
-    monkeypatch.setattr(norm_shift, "_shifts", lambda found, cut: dict.fromkeys(found, 7.0))
+    monkeypatch.setattr(norm_shift, "_shifts", lambda groups, cut: {b: 7.0 for g in groups for b in g.betas})
     report, _ = _init(model, x)
-    assert any("which shifts (beta)" in n and "7 gave" in n and "measured and undone" in n for n in report.notes)
+    assert any("the norms' shifts (beta)" in n and "7 gave" in n and "measured and undone" in n for n in report.notes)
     for (name, p), q in zip(model.named_parameters(), reference.parameters()):
         assert torch.equal(p, q), name
+
+
+class _RepBlock(nn.Module):
+    """RepVGG's training-time block: relu(BN(conv3x3 x) + BN(conv1x1 x) + BN(x))."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.conv3, self.norm3 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        self.conv1, self.norm1 = nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c)
+        self.identity = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        return torch.relu(self.norm3(self.conv3(x)) + self.norm1(self.conv1(x)) + self.identity(x))
+
+
+class _ResBlock(_RepBlock):
+    def forward(self, x):
+        return torch.relu(self.norm3(self.conv3(x)) + x)
+
+
+def test_a_sum_of_norms_before_an_activation_shares_its_shift():
+    # RepVGG: the activation reads N(sum of betas, sum of gamma^2); each of the three norms takes a
+    # third of the mean. 16 blocks: 8.3 after the tilt, in the band with the shifts
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                          *[_RepBlock(16) for _ in range(16)], nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(16, 10))
+    x = torch.randn(16, 3, 8, 8)
+    groups = shiftable(plan(model, x.to("meta")))
+    assert [len(g.betas) for g in groups] == [1] + [3] * 16
+    assert all(g.std == pytest.approx(math.sqrt(3.0)) for g in groups[1:])
+    report, _ = _init(model, x)
+    v = verdict(*profile(model, x))
+    assert 0.25 <= v["grad_ratio"] <= 4.0 and v["act_ratio"] <= 1.9 and 0.8 <= v["output_std"] <= 1.25, v
+    block = model[5]
+    shifts = [float(n.bias[0]) for n in (block.norm3, block.norm1, block.identity)]
+    assert shifts[0] > 0.0 and shifts == [shifts[0]] * 3
+    # a residual block's sum reads the stream, not only norms: no shift for it
+    resnet = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), *[_ResBlock(16) for _ in range(4)])
+    assert shiftable(plan(resnet, x.to("meta"))) == []
 
 
 class _TwoReaders(nn.Module):
@@ -93,12 +133,13 @@ class _TwoReaders(nn.Module):
 def test_no_shift_where_the_growth_does_not_fall_or_the_norm_feeds_more_than_its_activation(make):
     # tanh's growth rises off zero; a norm on running statistics keeps its input's scale; a
     # shift read by anything but the activation would add a mean there
-    assert shiftable(plan(make(), torch.randn(8, 3, 8, 8))) == {}
+    assert shiftable(plan(make(), torch.randn(8, 3, 8, 8))) == []
 
 
 def test_relu6_is_known_by_name_and_nothing_is_solved_for_a_ratio_in_the_band():
     result = plan(_chain(4, activation=nn.ReLU6), torch.randn(8, 3, 8, 8))
-    assert {a for a, _ in shiftable(result).values()} == {("relu6", None)} and len(shiftable(result)) == 4
+    groups = shiftable(result)
+    assert {g.activation for g in groups} == {("relu6", None)} and [len(g.betas) for g in groups] == [1] * 4
 
     def solve(shifts):
         raise AssertionError("solved")

@@ -319,15 +319,18 @@ def _note(layers: list[Layer], ratio: float, done: str, cause: str | None = None
 
 
 def closer_to_band(before: list[Layer], after: list[Layer]) -> bool:
-    """Whether a measured change (a tilt, norm shifts) moved the ratio toward the band,
-    kept the activations' max/min within ACT_KEPT and the output layer's std within
-    OUTPUT_HELD."""
+    """Whether a measured tilt moved the ratio toward the band and held the forward."""
+    return forward_held(before, after) and _distance(gradient_ratio(after)) < _distance(gradient_ratio(before))
+
+
+def forward_held(before: list[Layer], after: list[Layer]) -> bool:
+    """Whether a measured change (a tilt, norm shifts) kept the activations' max/min
+    within ACT_KEPT and the output layer's std within OUTPUT_HELD of `before`'s."""
     if [layer.module for layer in before] != [layer.module for layer in after]:
         return False
     acts = [layer.act for layer in after]
     held = abs(math.log(after[-1].act / before[-1].act)) <= math.log(OUTPUT_HELD)
-    return held and max(acts) <= ACT_KEPT * min(acts) and _distance(gradient_ratio(after)) < _distance(
-        gradient_ratio(before))
+    return held and max(acts) <= ACT_KEPT * min(acts)
 
 
 def _distance(ratio: float) -> float:

@@ -17,7 +17,7 @@ from ..layers.transaction import all_or_nothing
 from ..layers.schemes import as_generator, draw_with_std
 from .._typing import GeneratorLike
 from ..generator import Generator
-from ..progress import Progress, reporter
+from ..progress import Progress, Step, reporter
 from .dataflow import RESIDUAL_RULES, Plan, ResidualRule, holds_values, plan
 from .gradient_balance import Balanced, balance_gradient, predicted_note, scale_reach
 from .gradient_check import (BATCH_STATISTICS, GRADIENT_CHECK_BYTES, NOT_SOLVED, SCALE_RESET, Layer,
@@ -73,7 +73,10 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
     statistics, or layer, group or RMS norms without attention) are tilted
     toward [1/4, 4] within the forward's room, each layer's factor undoing
     what the tilt before it does to its input through the activations'
-    degrees (`varinit.torch.gradient_balance`), and a ratio left outside it,
+    degrees (`varinit.torch.gradient_balance`); where the tilt's room is
+    spent in a model whose norms use batch statistics, the norms' shifts move
+    the activations after them toward their linear part, kept when measured
+    to help (`varinit.torch.norm_shift`); and a ratio left outside the band,
     on any model, is named with its cause. Every parameter draws from
     ``generator.stream(its name)``, so a sharded copy of the model reproduces
     it piece by piece. The report lists every parameter (untouched ones with
@@ -256,7 +259,7 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
 
 def _filled(model: torch.nn.Module, example_inputs: ExampleInputs, result: Plan, generator: Generator,
             distribution: SchemeDistribution, measure: bool,
-            step: Progress | None = None) -> tuple[list[InitRecord], list[str], list[Layer] | None]:
+            step: Step = None) -> tuple[list[InitRecord], list[str], list[Layer] | None]:
     """Fill the model from the plan; with real inputs, correct the solved layers by the
     measured pass, then measure the gradient and balance it where the model allows.
     Returns the records, the notes, and the last measured profile (None when the

@@ -1,8 +1,8 @@
 """Shifting the activations after norms with batch statistics, for the gradient.
 
 In a chain of layers, each followed by a norm with batch statistics and an
-activation g, the gradient's second moment grows by E[g'(z)^2] / Var g(z) per
-norm, z ~ N(beta, gamma^2) the norm's output: the next norm divides by the
+activation g, the gradient's second moment grows by gamma^2 E[g'(z)^2] / Var g(z)
+per norm, z ~ N(beta, gamma^2) the norm's output: the next norm divides by the
 std the activation's variance gives its layer's output, while the gradient
 passes back through g'. After ReLU at beta = 0 that is pi / (pi - 1) = 1.47
 (Yang et al. 2019, "A mean field theory of batch normalization"). No scale of
@@ -13,30 +13,38 @@ activation's curvature at init, which training then sets (beta is a parameter
 like any other). Deep kernel shaping makes the same trade with the
 activation's own shape (Martens et al. 2021; Zhang et al. 2022).
 
-`shift_norms` searches one number, the factor c on every such norm's growth
-(each norm's beta solves growth(beta) = c growth(0) by bisection on [0,
-SHIFT_MAX], where the growth falls for every activation in SHIFTABLE): the
-measured first/last ratio R goes as R0 c^k, k = L / 2 over L norms if every
-norm sat on the gradient's path, less where skips and concatenations pass
-around some. Each round aims c at AIM inside the band's edge with the k the
-last round measured, solves the model again with those shifts and measures
-it; after SHIFT_ROUNDS rounds (or in the band) the best measured state is
-kept, when it moved the ratio toward the band and held the forward, else
-the model is solved again without shifts.
+An activation may read one such norm, or a sum of them (the branches of a
+RepVGG or MobileOne block, each a conv and a norm, and a norm of the
+block's input): its input is then N(sum of betas, sum of gamma^2), and the
+mean is shared among the norms.
+
+`shift_norms` searches one number, the factor c on every such activation's
+growth (its input's mean solves growth(mean) = c growth(0) by bisection on
+[0, SHIFT_MAX input stds], where the growth falls for every activation in
+SHIFTABLE): the measured first/last ratio R goes as R0 c^k, k = L / 2 over
+L activations if every one sat on the gradient's path, less where skips and
+concatenations pass around some. Each round aims c at AIM inside the
+band's edge with the k the last round measured, solves the model again with
+those shifts and measures it, until the ratio is sqrt(AIM) inside the edge
+(a measure on another batch, another stochastic-depth draw, moves it) or
+SHIFT_ROUNDS rounds; the measured state nearest the band, then the aim,
+that held the forward is kept, else the model is solved again without
+shifts.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from . import moment_rules as rules
 from .dataflow import Plan, batch_statistics, named_activation
-from .gradient_balance import AIM, closer_to_band
-from .gradient_check import Layer, gradient_ratio, in_band
+from .gradient_balance import AIM, forward_held
+from .gradient_check import Layer, gradient_ratio
+from .graph import Node
 from .verdicts import GRADIENT_BAND
 
-# the activations whose growth per norm falls as their input's mean rises from 0 to SHIFT_MAX
+# the activations whose growth falls as their input's mean rises from 0 to SHIFT_MAX stds
 SHIFTABLE = ("relu", "relu6", "leaky_relu", "silu", "gelu", "gelu_tanh", "hardswish", "elu", "celu", "mish")
 SHIFT_MAX = 1.5
 # measured rounds of the search
@@ -45,15 +53,27 @@ BISECTIONS = 40
 
 
 def growth(activation: tuple[str, float | None], beta: float, gamma: float) -> float:
-    """E[g'(z)^2] / Var g(z) for z ~ N(beta, gamma^2): the factor on the gradient's
-    second moment per norm with batch statistics followed by g."""
+    """gamma^2 E[g'(z)^2] / Var g(z) for z ~ N(beta, gamma^2): the factor on the
+    gradient's second moment per norm with batch statistics followed by g (the
+    norm passes the gradient back times gamma over its input's std, which the
+    next norm's division by Var g sets)."""
     name, param = activation
     moments, slope = rules.elementwise(name, rules.Moments(beta, gamma * gamma + beta * beta), param=param)
-    return slope / max(moments.second - moments.mean ** 2, 1e-300)
+    return gamma * gamma * slope / max(moments.second - moments.mean ** 2, 1e-300)
 
 
-# per norm shift parameter: its activation (name, param) and gamma
-Shiftable = dict[str, tuple[tuple[str, Optional[float]], float]]
+class Group(NamedTuple):
+    """An activation whose input is a norm's output, or a sum of norms' outputs (the
+    branches of a RepVGG or MobileOne block): the norms' shift parameters, the
+    activation (name, param), and the std of its input (sqrt of the sum of gamma^2)."""
+
+    betas: tuple[str, ...]
+    activation: tuple[str, Optional[float]]
+    std: float
+
+    def growth(self, mean: float) -> float:
+        """The growth per norm with the activation's input at this mean."""
+        return growth(self.activation, mean, self.std)
 
 
 def shift_norms(plan: Plan, layers: list[Layer],
@@ -65,83 +85,114 @@ def shift_norms(plan: Plan, layers: list[Layer],
     Returns the note, or None when no norm qualifies (nothing is solved)."""
     start = gradient_ratio(layers)
     edge = math.sqrt(GRADIENT_BAND)
-    found = shiftable(plan)
-    if start <= edge or not found:
+    groups = shiftable(plan)
+    if start <= edge or not groups:
         return None
-    best: tuple[list[Layer], dict[str, float]] = (layers, {})
-    slope = 0.5 * len(found)   # d log R / d log c, as if every norm were on the gradient's path
+    aim = edge / AIM
+    best: tuple[float, dict[str, float]] = (start, {})
+    slope = 0.5 * len(groups)   # d log R / d log c, as if every activation were on the gradient's path
     tried: list[str] = []
     values: dict[str, float] = {}
     for _ in range(SHIFT_ROUNDS):
-        values = _shifts(found, math.exp(math.log(edge / AIM / start) / slope))
+        wanted = _shifts(groups, math.exp(math.log(aim / start) / slope))
+        if wanted == values:   # every shift at its most already
+            break
+        values = wanted
         after = solve(values)
-        cut = _achieved(found, values)
+        cut = _achieved(groups, values)
         if after is None:
             break
         ratio = gradient_ratio(after)
         tried.append(f"{_range(values.values())} gave {ratio:.3g}")
-        if closer_to_band(best[0], after):
-            best = (after, values)
-        if in_band(ratio) or cut >= 1.0 or ratio >= start:
+        if forward_held(layers, after) and _rank(ratio) < _rank(best[0]):
+            best = (ratio, values)
+        if ratio <= edge / math.sqrt(AIM) or cut >= 1.0 or ratio >= start:
             break
         slope = math.log(ratio / start) / math.log(cut)
     if best[1] is not values:
         solve(best[1])
     described = (f"after the tilt the gradient std at the first layer was {start:.3g} times the one at the last "
-                 f"hidden one; {len(found)} norms with batch statistics each pass an activation, whose gradient "
-                 f"grows by E[g'^2] / Var g per norm ({_range(growth(a, 0.0, g) for a, g in found.values())} here; "
-                 "pi / (pi - 1) after ReLU, Yang et al. 2019), which shifts (beta) toward the activations' linear "
-                 f"part cut: shifts {'; '.join(tried)}")
+                 f"hidden one; {len(groups)} activations read norms with batch statistics (or a sum of them), "
+                 f"which multiply the gradient's second moment by gamma^2 E[g'^2] / Var g each "
+                 f"({_range(g.growth(0.0) for g in groups)} here; pi / (pi - 1) after ReLU, Yang et al. 2019), "
+                 f"less as the norms' shifts (beta) move the activations toward their linear part: shifts "
+                 f"{'; '.join(tried)}")
     if not best[1]:
-        return described + " (measured and undone: no shift brought the ratio closer and held the forward)"
-    return described + (f"; the shifts {_range(best[1].values())} kept, for a growth of "
-                        f"{_range(growth(a, best[1][b], g) for b, (a, g) in found.items())} per norm")
+        return described + " (measured and undone: no shift brought the ratio nearer the band and held the forward)"
+    kept = best[1]
+    return described + (f"; the shifts {_range(kept.values())} kept, for a growth of "
+                        f"{_range(g.growth(sum(kept[b] for b in g.betas)) for g in groups)} per activation")
 
 
-def shiftable(plan: Plan) -> Shiftable:
-    """Per norm shift parameter that `shift_norms` may set: its norm uses batch
-    statistics, the solve sets the shift to zero, and one named activation in
-    SHIFTABLE reads the norm's output alone (through views)."""
+def shiftable(plan: Plan) -> list[Group]:
+    """The activations `shift_norms` may shift the input of: a named activation in
+    SHIFTABLE that alone reads a norm with batch statistics, or a sum of such norms
+    (through views), each read by nothing else and each shift set to zero by the solve."""
     graph = plan.graph
-    found: Shiftable = {}
+    groups = []
     for node in plan.signal_nodes():
-        beta = node.params.get("bias")
-        if node.kind != "norm" or not batch_statistics(node) or beta is None or beta in found:
+        if node.kind != "elementwise" or len(node.inputs) != 1:
             continue
-        record = plan.params.get(beta)
-        if record is None or record.rule != "constant" or record.value != 0.0 or len(graph.uses.get(beta, ())) != 1:
+        activation = named_activation(graph, node, node.inputs[0])
+        norms = _summed_norms(plan, node.inputs[0]) if activation and activation[0] in SHIFTABLE else None
+        if activation is None or not norms:
             continue
-        source, readers = node.index, graph.readers(node.index)
-        while len(readers) == 1 and readers[0].kind == "view" and readers[0].inputs[0] == source:
-            source, readers = readers[0].index, graph.readers(readers[0].index)
-        activation = named_activation(graph, readers[0], source) if len(readers) == 1 else None
-        if activation is None or activation[0] not in SHIFTABLE:
-            continue
-        gamma = plan.params.get(node.params.get("weight", ""))
-        found[beta] = (activation, gamma.value if gamma is not None and gamma.value is not None else 1.0)
-    return found
+        gains = [plan.params.get(norm.params.get("weight", "")) for norm in norms]
+        square = sum(1.0 if g is None or g.value is None else g.value ** 2 for g in gains)
+        groups.append(Group(tuple(norm.params["bias"] for norm in norms), activation, math.sqrt(square)))
+    return groups
 
 
-def _shifts(found: Shiftable, cut: float) -> dict[str, float]:
-    """Each norm's shift for a growth of `cut` times its growth at 0 (SHIFT_MAX where
-    even that leaves it above)."""
+def _summed_norms(plan: Plan, index: int) -> list[Node] | None:
+    """The norms whose outputs alone, through views and sums (one started at 0 too),
+    make node `index`'s value, when each uses batch statistics, has a shift the solve
+    sets to zero, and every node on the way has one reader; else None."""
+    graph, norms, stack = plan.graph, list[Node](), [index]
+    while stack:
+        node = graph.nodes[stack.pop()]
+        if len(graph.readers(node.index)) != 1:
+            return None
+        if node.kind == "view" and node.inputs or node.kind == "shift" and node.attrs.get("scalar") == 0:
+            stack.append(node.inputs[0])   # a view, or 0 + x (a sum started at 0: timm's MobileOne)
+        elif node.kind == "add" and len(node.inputs) == 2 and node.attrs.get("alpha", 1) == 1:
+            stack.extend(node.inputs)
+        elif node.kind == "norm" and batch_statistics(node) and all(n.index != node.index for n in norms):
+            beta = node.params.get("bias", "")
+            record = plan.params.get(beta)
+            if record is None or record.rule != "constant" or record.value != 0.0 or len(graph.uses.get(beta, ())) != 1:
+                return None
+            norms.append(node)
+        else:
+            return None
+    return norms
+
+
+def _shifts(groups: list[Group], cut: float) -> dict[str, float]:
+    """Each norm's shift for a growth of `cut` times its activation's at mean 0, the
+    mean shared among the norms summed (SHIFT_MAX input stds where even that leaves
+    the growth above)."""
     values = {}
-    for beta, (activation, gamma) in found.items():
-        goal = cut * growth(activation, 0.0, gamma)
-        lo, hi = 0.0, SHIFT_MAX
-        if growth(activation, hi, gamma) > goal:
-            values[beta] = hi
-            continue
-        for _ in range(BISECTIONS):
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if growth(activation, mid, gamma) > goal else (lo, mid)
-        values[beta] = hi
+    for group in groups:
+        goal = cut * group.growth(0.0)
+        lo, hi = 0.0, SHIFT_MAX * group.std
+        if group.growth(hi) <= goal:
+            for _ in range(BISECTIONS):
+                mid = 0.5 * (lo + hi)
+                lo, hi = (mid, hi) if group.growth(mid) > goal else (lo, mid)
+        values.update(dict.fromkeys(group.betas, hi / len(group.betas)))
     return values
 
 
-def _achieved(found: Shiftable, values: dict[str, float]) -> float:
-    """The geometric mean over the norms of their growth at their shift over at 0."""
-    logs = [math.log(growth(a, values[b], g) / growth(a, 0.0, g)) for b, (a, g) in found.items()]
+def _rank(ratio: float) -> tuple[float, float]:
+    """How far a ratio lies outside the band, then from the aim AIM inside its edge (in log)."""
+    edge = 0.5 * math.log(GRADIENT_BAND)
+    return max(0.0, abs(math.log(ratio)) - edge), abs(math.log(ratio) - edge + math.log(AIM))
+
+
+def _achieved(groups: list[Group], values: dict[str, float]) -> float:
+    """The geometric mean over the activations of their growth at their input's new mean
+    over at 0."""
+    logs = [math.log(g.growth(sum(values[b] for b in g.betas)) / g.growth(0.0)) for g in groups]
     return math.exp(sum(logs) / len(logs))
 
 
