@@ -17,7 +17,7 @@ from varinit.torch.moment_rules import Moments
 from varinit.torch.gradient_balance import (ACT_KEPT, ACT_ROOM, Balanced, Reach, _degree, _positive, predicted_profile,
                                             scale_reach, tilt)
 from varinit.torch.gradient_check import Layer, gradient_ratio
-from zoo import MLP, ZOO, profile, verdict
+from zoo import MLP, ZOO, init_with_warnings, profile, verdict
 
 
 def _cnn(channels, size, hidden=256, classes=64):
@@ -50,13 +50,6 @@ def _fire_net():
                          nn.Linear(128 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
-def _init(model, x):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        report = varinit.torch.init_module(model, x, generator=0)
-    return report, [str(w.message) for w in caught]
-
-
 def _assert_drawn_from_streams(model, report, seed=0):
     """Every solved weight equals varinit.normal_ at its record's std from its own stream."""
     g = varinit.Generator(seed)
@@ -78,7 +71,7 @@ def _untilted(make, x):
     original = initialize.balance_gradient
     initialize.balance_gradient = lambda *args: Balanced([], None)
     try:
-        _init(model, x)
+        init_with_warnings(model, x)
     finally:
         initialize.balance_gradient = original
     return verdict(*profile(model, x))
@@ -90,7 +83,7 @@ def test_a_small_cnn_is_brought_into_the_band_within_the_forward_s_room():
     assert before["grad_ratio"] < 0.2 and before["act_ratio"] < 1.3, before   # what the tilt starts from
     torch.manual_seed(0)
     model = _cnn(16, 16)
-    report, messages = _init(model, x)
+    report, messages = init_with_warnings(model, x)
     after = verdict(*profile(model, x))
     assert 0.25 <= after["grad_ratio"] <= 4.0, after
     assert after["act_ratio"] <= ACT_ROOM * 1.001 and 0.5 <= after["output_std"] <= 2.0, after
@@ -105,7 +98,7 @@ def test_a_small_cnn_is_brought_into_the_band_within_the_forward_s_room():
 def test_tilted_weights_still_come_from_their_own_streams():
     torch.manual_seed(0)
     model, x = _cnn(16, 16), torch.randn(32, 3, 16, 16, generator=torch.Generator().manual_seed(1))
-    report, _ = _init(model, x)
+    report, _ = init_with_warnings(model, x)
     _assert_drawn_from_streams(model, report)
 
 
@@ -116,7 +109,7 @@ def test_a_ratio_the_room_cannot_reach_is_named_with_the_element_counts():
     torch.manual_seed(0)
     model = _cnn(32, 32)
     state = torch.get_rng_state()
-    report, messages = _init(model, x)
+    report, messages = init_with_warnings(model, x)
     assert torch.equal(torch.get_rng_state(), state)
     assert all(p.grad is None for p in model.parameters())
     after = verdict(*profile(model, x))
@@ -135,7 +128,7 @@ def test_a_concatenation_of_two_layers_reading_one_is_tilted_along_its_dataflow(
     before = _untilted(_fire_net, x)
     torch.manual_seed(0)
     model = _fire_net()
-    report, _ = _init(model, x)
+    report, _ = init_with_warnings(model, x)
     after = verdict(*profile(model, x))
     # each expand layer's factor is its own scale over the squeeze layer's (not over the other
     # expand layer's, which comes before it in call order): the tilt is kept and exact
@@ -152,7 +145,7 @@ def test_a_tanh_network_is_tilted_along_its_activations_degree():
     torch.manual_seed(0)
     model, x = ZOO["mlp_tanh"]()
     untilted = _untilted(lambda: ZOO["mlp_tanh"]()[0], x)
-    report, _ = _init(model, x)
+    report, _ = init_with_warnings(model, x)
     after = verdict(*profile(model, x))
     assert untilted["grad_ratio"] > 4.0 and 0.25 <= after["grad_ratio"] <= 4.0, (untilted, after)
     assert after["act_ratio"] <= ACT_KEPT
@@ -163,7 +156,7 @@ def test_a_tanh_network_is_tilted_along_its_activations_degree():
 def test_a_tilt_that_moves_a_tanh_network_s_output_is_undone():
     torch.manual_seed(0)
     model, x = MLP(40, 256, nn.Tanh()), torch.randn(256, 256)
-    report, _ = _init(model, x)
+    report, _ = init_with_warnings(model, x)
     notes = [n for n in report.notes if n.startswith("measured in one backward pass")]
     assert len(notes) == 1 and "measured and undone" in notes[0] and "about as many elements" in notes[0], notes
     assert not any("the gradient's balance" in r.rule for r in report)
@@ -173,7 +166,7 @@ def test_a_tilt_that_moves_a_tanh_network_s_output_is_undone():
 def test_no_balance_without_real_inputs_or_where_the_ratio_is_in_band():
     torch.manual_seed(0)
     model = _cnn(32, 32)
-    report, messages = _init(model, torch.randn(16, 3, 32, 32).to("meta"))   # shapes only: nothing to measure
+    report, messages = init_with_warnings(model, torch.randn(16, 3, 32, 32).to("meta"))   # shapes only: no pass
     assert not any("backward pass" in n for n in report.notes)
     assert not any("gradient's balance" in r.rule for r in report)
     predicted = [n for n in report.notes if n.startswith("predicted from the shapes")]
@@ -181,7 +174,7 @@ def test_no_balance_without_real_inputs_or_where_the_ratio_is_in_band():
     assert any("predicted from the shapes" in m for m in messages)
     torch.manual_seed(0)
     model, x = ZOO["mlp_relu"]()
-    report, _ = _init(model, x)
+    report, _ = init_with_warnings(model, x)
     assert not any("backward pass" in n for n in report.notes)
     assert not any("gradient's balance" in r.rule for r in report)
 
@@ -329,7 +322,7 @@ class WithAuxiliary(nn.Module):
 def test_a_model_that_returns_a_dict_is_measured_at_its_outputs():
     torch.manual_seed(0)
     model, x = WithAuxiliary(), torch.randn(32, 3, 16, 16, generator=torch.Generator().manual_seed(1))
-    report, _ = _init(model, x)
+    report, _ = init_with_warnings(model, x)
     after = verdict(*profile(model.body, x))
     assert 0.25 <= after["grad_ratio"] <= 4.0 and after["act_ratio"] <= ACT_ROOM * 1.001, after
     assert any("the gradient's balance" in r.rule for r in report)
@@ -355,12 +348,12 @@ def test_the_mnist_example_is_tilted_and_its_ratio_named_in_both_modes():
     before = _untilted(MnistExample, x)
     torch.manual_seed(0)
     model = MnistExample()
-    report, messages = _init(model, x)
+    report, messages = init_with_warnings(model, x)
     assert not [m for m in messages if "without a moment rule" in m]   # log_softmax has its rule
     after = verdict(*profile(model, x))
     assert after["grad_ratio"] > 1.5 * before["grad_ratio"] and after["act_ratio"] <= ACT_KEPT, (before, after)
     assert 0.5 <= after["output_std"] <= 2.0
     assert any(n.startswith("measured in one backward pass") for n in report.notes)
     torch.manual_seed(0)
-    report, _ = _init(MnistExample(), x.to("meta"))
+    report, _ = init_with_warnings(MnistExample(), x.to("meta"))
     assert any(n.startswith("predicted from the shapes") and "at conv1 is about" in n for n in report.notes)

@@ -5,29 +5,13 @@ statistics the layers' output stds are tilted toward the band (a norm divides
 its input's scale out: Yang et al. 2019's chains without a skip), and a ratio
 left outside, or one attention passes back whole, is named; nothing of the
 pass is left behind."""
-import warnings
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-import varinit
-from zoo import ZOO, profile, verdict
-
-
-def _plain_chain(depth=12, channels=32, activation=nn.ReLU):
-    layers = [nn.Conv2d(3, channels, 3, padding=1)]
-    for _ in range(depth):
-        layers += [nn.BatchNorm2d(channels), activation(), nn.Conv2d(channels, channels, 3, padding=1)]
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10))
-
-
-def _init(model, x):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        report = varinit.torch.init_module(model, x, generator=0)
-    return report, [str(w.message) for w in caught]
+from zoo import ZOO, batchnorm_chain, init_with_warnings, profile, verdict
 
 
 def test_a_batchnorm_chain_without_skips_is_tilted_into_the_band():
@@ -36,10 +20,10 @@ def test_a_batchnorm_chain_without_skips_is_tilted_into_the_band():
     # output std sets only its own gradient (as 1 / std): the measured ratio is brought into
     # the band within the activations' room, and nothing of the pass is left behind
     torch.manual_seed(0)
-    model, x = _plain_chain(), torch.randn(16, 3, 8, 8)
+    model, x = batchnorm_chain(), torch.randn(16, 3, 8, 8)
     buffers = {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "batches" in k}
     state = torch.get_rng_state()
-    report, messages = _init(model, x)
+    report, messages = init_with_warnings(model, x)
     assert torch.equal(torch.get_rng_state(), state)
     assert all(torch.equal(model.state_dict()[k], v) for k, v in buffers.items())
     assert all(p.grad is None for p in model.parameters())
@@ -54,8 +38,8 @@ def test_a_batchnorm_chain_beyond_the_room_is_named_with_its_measured_ratio():
     # tanh's growth per norm (1.18) does not fall with a shift, so none is tried (ReLU's is:
     # test_norm_shift)
     torch.manual_seed(0)
-    model, x = _plain_chain(depth=30, activation=nn.Tanh), torch.randn(16, 3, 8, 8)
-    report, messages = _init(model, x)
+    model, x = batchnorm_chain(depth=30, activation=nn.Tanh), torch.randn(16, 3, 8, 8)
+    report, messages = init_with_warnings(model, x)
     ratio = verdict(*profile(model, x))["grad_ratio"]
     assert ratio > 4.0
     notes = [n for n in report.notes if n.startswith("measured in one backward pass")]
@@ -67,13 +51,13 @@ def test_a_batchnorm_chain_beyond_the_room_is_named_with_its_measured_ratio():
 def test_no_note_where_the_gradient_stays_in_band_or_nothing_is_measured():
     torch.manual_seed(0)
     model, x = ZOO["resnet_batchnorm"]()
-    report, _ = _init(model, x)
+    report, _ = init_with_warnings(model, x)
     assert not any(n.startswith("measured in one backward pass") for n in report.notes)
     torch.manual_seed(0)
-    chain = _plain_chain()
-    report, _ = _init(chain, torch.randn(16, 3, 8, 8).to("meta"))   # shapes only: no pass to measure
+    chain = batchnorm_chain()
+    report, _ = init_with_warnings(chain, torch.randn(16, 3, 8, 8).to("meta"))   # shapes only: no pass to measure
     assert not any(n.startswith("measured in one backward pass") for n in report.notes)
-    report, _ = _init(chain.eval(), torch.randn(16, 3, 8, 8))      # running statistics: no batch statistics
+    report, _ = init_with_warnings(chain.eval(), torch.randn(16, 3, 8, 8))   # running statistics: no batch statistics
     assert not any(n.startswith("measured in one backward pass") for n in report.notes)
 
 
@@ -82,7 +66,7 @@ class ExpInPlace(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.body = _plain_chain(depth=2)
+        self.body = batchnorm_chain(depth=2)
 
     def forward(self, x):
         y = torch.exp(self.body(x))
@@ -92,7 +76,7 @@ class ExpInPlace(nn.Module):
 def test_a_forward_autograd_cannot_run_is_named_not_raised():
     torch.manual_seed(0)
     model, x = ExpInPlace(), torch.randn(16, 3, 8, 8)
-    report, _ = _init(model, x)
+    report, _ = init_with_warnings(model, x)
     assert any(n.startswith("the gradient could not be measured after the init (RuntimeError") for n in report.notes)
     assert all(p.grad is None for p in model.parameters())
 
@@ -122,7 +106,7 @@ def test_a_mean_over_the_tokens_attention_mixes_is_named_with_its_measured_ratio
     torch.manual_seed(0)
     model, ids = PooledEncoder(pool), torch.randint(0, 1000, (8, 32), generator=torch.Generator().manual_seed(1))
     state = torch.get_rng_state()
-    report, messages = _init(model, ids)
+    report, messages = init_with_warnings(model, ids)
     assert torch.equal(torch.get_rng_state(), state) and all(p.grad is None for p in model.parameters())
     ratio = verdict(*profile(model, ids))["grad_ratio"]
     assert ratio > 4.0     # attention passes the same gradient at every token back whole
@@ -135,7 +119,7 @@ def test_a_mean_over_the_tokens_attention_mixes_is_named_with_its_measured_ratio
 def test_a_first_token_readout_is_no_pooling_of_positions():
     torch.manual_seed(0)
     model, ids = PooledEncoder(pool=None), torch.randint(0, 1000, (8, 32))
-    report, _ = _init(model, ids)
+    report, _ = init_with_warnings(model, ids)
     assert not any("averages over the positions" in n for n in report.notes)
     from varinit.torch.dataflow import plan
     assert plan(model, ids.to("meta")).pooled_positions() is None
@@ -163,7 +147,7 @@ def test_a_residual_streams_ratio_outside_the_band_is_named():
     # 48 pre-norm branches grow the stream, and the gradient at its start with it: measured, named
     torch.manual_seed(0)
     model, x = PreNormStack(48), torch.randn(256, 16, generator=torch.Generator().manual_seed(1))
-    report, messages = _init(model, x)
+    report, messages = init_with_warnings(model, x)
     ratio = verdict(*profile(model, x))["grad_ratio"]
     assert ratio > 4.0
     notes = [n for n in report.notes if n.startswith("measured in one backward pass")]
@@ -184,13 +168,13 @@ def test_a_layer_norm_chain_is_tilted_into_the_band():
     # chi_1 > 1, so the gradient grows 6.3-fold over 20 layers at one scale for all
     torch.manual_seed(0)
     model, x = _layer_norm_chain(20, nn.Tanh), torch.randn(256, 32, generator=torch.Generator().manual_seed(1))
-    report, _ = _init(model, x)
+    report, _ = init_with_warnings(model, x)
     v = verdict(*profile(model, x))
     assert 0.25 <= v["grad_ratio"] <= 4 and v["act_ratio"] <= 2 and 0.5 <= v["output_std"] <= 2, v
     assert not any(n.startswith("measured in one backward pass") for n in report.notes)
     torch.manual_seed(0)
     deeper = _layer_norm_chain(30, nn.Tanh)
-    report, _ = _init(deeper, x)
+    report, _ = init_with_warnings(deeper, x)
     notes = [n for n in report.notes if n.startswith("measured in one backward pass")]
     assert len(notes) == 1 and "A norm after the layers (layer, group or RMS statistics)" in notes[0], notes
 
@@ -215,7 +199,7 @@ def test_a_mean_over_positions_with_a_ratio_below_the_band_is_named_by_its_divis
     # attention's amplification (the text for a ratio above it)
     torch.manual_seed(0)
     model, x = ConvAttentionPool(), torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(1))
-    report, _ = _init(model, x)
+    report, _ = init_with_warnings(model, x)
     ratio = verdict(*profile(model, x))["grad_ratio"]
     assert ratio < 0.25
     notes = [n for n in report.notes if n.startswith("measured in one backward pass")]
@@ -237,7 +221,7 @@ def test_a_backward_pass_too_large_to_hold_is_left_out_and_named(monkeypatch):
     held = activation_bytes(plan(model, x).graph)
     assert held == 4 * 256 * (16 + 64 + 48 * (64 + 256 + 256 + 64 + 64) + 4)
     monkeypatch.setattr(initialize, "GRADIENT_CHECK_BYTES", held - 1)
-    report, messages = _init(model, x)
+    report, messages = init_with_warnings(model, x)
     assert not any(n.startswith("measured in one backward pass") for n in report.notes)
     notes = [n for n in report.notes if n.startswith("the gradient was not measured")]
     assert len(notes) == 1 and f"about {held / 2 ** 30:.3g} GiB of activations" in notes[0]
@@ -307,6 +291,6 @@ def test_a_layer_whose_output_a_condition_broadcasts_over_positions_is_named_as_
     # init; before, the note gave the residual branches as the cause
     torch.manual_seed(0)
     model, x = _TimestepConditioned(), torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    _, messages = _init(model, x)
+    _, messages = init_with_warnings(model, x)
     (note,) = [m for m in messages if "measured in one backward pass" in m]
     assert "gradient std at time.0" in note and "broadcasts over 64 positions" in note, note

@@ -9,7 +9,6 @@ Bounds: each layer's output std within 25% of one over 256 tokens x 64 units for
 solved layers, against the untouched experts (torch.empty) or a unit-moment assumption
 for the routing weights (a factor k too large); fixed seeds."""
 import math
-import warnings
 
 import pytest
 
@@ -19,8 +18,8 @@ F = torch.nn.functional
 if not hasattr(F, "grouped_mm"):
     pytest.skip("torch.nn.functional.grouped_mm is not in this torch", allow_module_level=True)
 
-import varinit  # noqa: E402
 from varinit.torch.dataflow import plan  # noqa: E402
+from zoo import init_with_warnings  # noqa: E402
 
 EXPERTS, TOP_K, WIDTH, HIDDEN = 4, 2, 64, 128
 
@@ -82,13 +81,6 @@ class MoEModel(nn.Module):
         return self.head(self.norm(x))
 
 
-def _init(model, x):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        report = varinit.torch.init_module(model, x, generator=0)
-    return report, [str(w.message) for w in caught]
-
-
 def _expert_outputs(model, x):
     outs = []
     hooks = [b.experts.register_forward_hook(lambda m, a, o: outs.append(float(o.pow(2).mean().sqrt())))
@@ -107,7 +99,7 @@ def test_stacked_experts_are_solved_as_linear_layers(meta):
     if meta:
         with torch.device("meta"):
             model = MoEModel()
-        report, messages = _init(model, x.to("meta"))   # raised: grouped_mm's meta kernel wants bfloat16
+        report, messages = init_with_warnings(model, x.to("meta"))   # raised: grouped_mm's meta kernel wants bfloat16
         model = model.to_empty(device="cpu")
         with torch.no_grad():
             for r in report:   # the plan, written on a real copy
@@ -117,7 +109,7 @@ def test_stacked_experts_are_solved_as_linear_layers(meta):
                         if r.rule.startswith("constant") else p)
     else:
         model = MoEModel()
-        report, messages = _init(model, x)
+        report, messages = init_with_warnings(model, x)
     rules = {r.name: r.rule for r in report}
     for i in range(4):
         for name in ("gate_up_proj", "down_proj"):
@@ -136,7 +128,7 @@ def test_renormalized_router_weights_have_their_moments():
     torch.manual_seed(0)
     model = MoEModel(depth=1)
     x = torch.randn(2048, 32, generator=torch.Generator().manual_seed(1))
-    _init(model, x)
+    init_with_warnings(model, x)
     result = plan(model, x)
     division = next(n for n in result.graph.nodes if n.kind == "div")
     predicted = result.moments[division.index]

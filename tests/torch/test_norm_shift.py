@@ -6,33 +6,17 @@ first/last ratio comes into the band, and are undone when the measure says
 they did not help."""
 import importlib
 import math
-import warnings
 
 import pytest
 import torch
 from scipy.stats import norm as gaussian
 from torch import nn
 
-import varinit
 from varinit.torch import norm_shift
 from varinit.torch.dataflow import plan
 from varinit.torch.gradient_check import Layer
 from varinit.torch.norm_shift import growth, shift_norms, shiftable
-from zoo import profile, verdict
-
-
-def _chain(depth=30, channels=32, activation=nn.ReLU):
-    layers = [nn.Conv2d(3, channels, 3, padding=1)]
-    for _ in range(depth):
-        layers += [nn.BatchNorm2d(channels), activation(), nn.Conv2d(channels, channels, 3, padding=1)]
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10))
-
-
-def _init(model, x):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        report = varinit.torch.init_module(model, x, generator=0)
-    return report, [str(w.message) for w in caught]
+from zoo import batchnorm_chain, init_with_warnings, profile, verdict
 
 
 @pytest.mark.parametrize("beta", [0.0, 0.3, 0.8, 1.5])
@@ -49,8 +33,8 @@ def test_a_batchnorm_chain_beyond_the_tilt_s_room_is_brought_into_the_band_by_it
     # 30 BatchNorm + ReLU: the tilt leaves the ratio above the band with the room spent; the
     # shifts bring it in, and every norm of the chain takes the same one
     torch.manual_seed(0)
-    model, x = _chain(), torch.randn(16, 3, 8, 8)
-    report, messages = _init(model, x)
+    model, x = batchnorm_chain(30), torch.randn(16, 3, 8, 8)
+    report, messages = init_with_warnings(model, x)
     v = verdict(*profile(model, x))
     assert 0.25 <= v["grad_ratio"] <= 4.0 and v["act_ratio"] <= 1.9 and 0.8 <= v["output_std"] <= 1.25, v
     shifted = [r for r in report if "norm shift: 0." in r.rule]
@@ -66,13 +50,13 @@ def test_shifts_that_do_not_help_are_measured_and_undone(monkeypatch):
     # parameter is what the solve without them gives
     initialize = importlib.import_module("varinit.torch.initialize")
     torch.manual_seed(0)
-    reference, x = _chain(activation=nn.ReLU6), torch.randn(16, 3, 8, 8)
-    model = _chain(activation=nn.ReLU6)
+    reference, x = batchnorm_chain(30, activation=nn.ReLU6), torch.randn(16, 3, 8, 8)
+    model = batchnorm_chain(30, activation=nn.ReLU6)
     monkeypatch.setattr(initialize, "shift_norms", lambda *args: None)
-    _init(reference, x)
+    init_with_warnings(reference, x)
     monkeypatch.undo()
     monkeypatch.setattr(norm_shift, "_shifts", lambda groups, cut: {b: 7.0 for g in groups for b in g.betas})
-    report, _ = _init(model, x)
+    report, _ = init_with_warnings(model, x)
     assert any("the norms' shifts (beta)" in n and "7 gave" in n and "measured and undone" in n for n in report.notes)
     for (name, p), q in zip(model.named_parameters(), reference.parameters()):
         assert torch.equal(p, q), name
@@ -107,7 +91,7 @@ def test_a_sum_of_norms_before_an_activation_shares_its_shift():
     groups = shiftable(plan(model, x.to("meta")))
     assert [len(g.betas) for g in groups] == [1] + [3] * 16
     assert all(g.std == pytest.approx(math.sqrt(3.0)) for g in groups[1:])
-    report, _ = _init(model, x)
+    report, _ = init_with_warnings(model, x)
     v = verdict(*profile(model, x))
     assert 0.25 <= v["grad_ratio"] <= 4.0 and v["act_ratio"] <= 1.9 and 0.8 <= v["output_std"] <= 1.25, v
     block = model[5]
@@ -128,8 +112,8 @@ class _TwoReaders(nn.Module):
         return self.out(torch.relu(y)) + y
 
 
-@pytest.mark.parametrize("make", [lambda: _chain(4, activation=nn.Tanh), lambda: _chain(4).eval(), _TwoReaders],
-                         ids=["tanh", "running_statistics", "two_readers"])
+@pytest.mark.parametrize("make", [lambda: batchnorm_chain(4, activation=nn.Tanh), lambda: batchnorm_chain(4).eval(),
+                                  _TwoReaders], ids=["tanh", "running_statistics", "two_readers"])
 def test_no_shift_where_the_growth_does_not_fall_or_the_norm_feeds_more_than_its_activation(make):
     # tanh's growth rises off zero; a norm on running statistics keeps its input's scale; a
     # shift read by anything but the activation would add a mean there
@@ -137,7 +121,7 @@ def test_no_shift_where_the_growth_does_not_fall_or_the_norm_feeds_more_than_its
 
 
 def test_relu6_is_known_by_name_and_nothing_is_solved_for_a_ratio_in_the_band():
-    result = plan(_chain(4, activation=nn.ReLU6), torch.randn(8, 3, 8, 8))
+    result = plan(batchnorm_chain(4, activation=nn.ReLU6), torch.randn(8, 3, 8, 8))
     groups = shiftable(result)
     assert {g.activation for g in groups} == {("relu6", None)} and [len(g.betas) for g in groups] == [1] * 4
 

@@ -13,10 +13,13 @@ zero padding matters, skip concatenations, gates, custom activations, tied
 embeddings.
 """
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+import varinit
 
 
 class MLP(nn.Module):
@@ -451,6 +454,24 @@ class GPT2Style(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.head(self.ln(x))
+
+
+def init_with_warnings(model, x):
+    """init_module with one call and no hints (generator 0): the report and the
+    messages of the warnings it raised."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = varinit.torch.init_module(model, x, generator=0)
+    return report, [str(w.message) for w in caught]
+
+
+def batchnorm_chain(depth=12, channels=32, activation=nn.ReLU):
+    """conv, then `depth` times BatchNorm, the activation and a conv, without skips: the
+    gradient grows by pi / (pi - 1) per norm after ReLU (Yang et al. 2019)."""
+    layers = [nn.Conv2d(3, channels, 3, padding=1)]
+    for _ in range(depth):
+        layers += [nn.BatchNorm2d(channels), activation(), nn.Conv2d(channels, channels, 3, padding=1)]
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10))
 
 
 def _images(batch=16, size=16):
