@@ -1679,7 +1679,9 @@ def test_a_gate_that_scales_whole_channels_gets_no_activation_verdict(flat):
     x = torch.randn(8, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     report = _init(model, x)
     # was "sigmoid: trade-off: ... chi_1 = 0.1528, so gradients change x0.00357 in std over its 6 layers"
-    assert [v.activation for v in report.verdicts] == ["relu"], [v.message for v in report.verdicts]
+    # the ReLU after the BatchNorm is judged alone (the norms hold the forward), the squeeze's in series
+    assert sorted(v.activation for v in report.verdicts) == ["relu", "relu after batch statistics"], [
+        v.message for v in report.verdicts]
     assert report.healthy
 
 

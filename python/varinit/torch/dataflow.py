@@ -1820,10 +1820,19 @@ class _Walk:
             x = self.region_input(index)
             if x.second <= 0 or moments.second <= 0 or x.variance <= 0:
                 continue
-            chi = grad * x.variance / moments.second
             slope = self.region_slope(index)
-            tally(by_label, region_label(self.graph, source, index), chi, slope, _layer_before(self.graph, source),
-                  self.branch_of(index))
+            if _batch_normed(self.graph, source):
+                # the next norm divides by the std the activation's variance gives, so the gradient
+                # grows by E[g'^2] Var(x) / Var g per norm (pi / (pi - 1) after ReLU, Yang et al.
+                # 2019), and the norms hold the forward whatever the scale: no trade-off over the
+                # depth, each activation in series alone; the gradient check measures the growth
+                if moments.variance > 0:
+                    tally(by_label, region_label(self.graph, source, index) + " after batch statistics",
+                          grad * x.variance / moments.variance, slope, _layer_before(self.graph, source),
+                          ("batch statistics", index))
+                continue
+            tally(by_label, region_label(self.graph, source, index), grad * x.variance / moments.second, slope,
+                  _layer_before(self.graph, source), self.branch_of(index))
         scores = _scores(self.graph, self.normalizing, self.own_sums)
         for node in self.graph.nodes:
             if node.kind == "mul" and node.index not in self.regions and len(node.inputs) == 2 \
@@ -2013,6 +2022,17 @@ class _Walk:
                 value = max(ins, default=0.0)
             variance[node.index] = value
         return math.sqrt(worst[0]), worst[1]
+
+
+def _batch_normed(graph: Graph, index: int) -> bool:
+    """Whether node `index` is the output of norms with batch statistics alone: one,
+    or a sum of them (RepVGG's branches), through views."""
+    node = graph.nodes[index]
+    while node.kind == "view" and node.inputs:
+        node = graph.nodes[node.inputs[0]]
+    if node.kind == "add" and len(node.inputs) == 2:
+        return all(_batch_normed(graph, i) for i in node.inputs)
+    return node.kind == "norm" and batch_statistics(node)
 
 
 def norm_sets_scale(node: Node) -> bool:
