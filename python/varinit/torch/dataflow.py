@@ -1821,7 +1821,7 @@ class _Walk:
             if x.second <= 0 or moments.second <= 0 or x.variance <= 0:
                 continue
             slope = self.region_slope(index)
-            if _batch_normed(self.graph, source):
+            if summed_batch_norms(self.graph, source) is not None:
                 # the next norm divides by the std the activation's variance gives, so the gradient
                 # grows by E[g'^2] Var(x) / Var g per norm (pi / (pi - 1) after ReLU, Yang et al.
                 # 2019), and the norms hold the forward whatever the scale: no trade-off over the
@@ -2024,15 +2024,26 @@ class _Walk:
         return math.sqrt(worst[0]), worst[1]
 
 
-def _batch_normed(graph: Graph, index: int) -> bool:
-    """Whether node `index` is the output of norms with batch statistics alone: one,
-    or a sum of them (RepVGG's branches), through views."""
-    node = graph.nodes[index]
-    while node.kind == "view" and node.inputs:
-        node = graph.nodes[node.inputs[0]]
-    if node.kind == "add" and len(node.inputs) == 2:
-        return all(_batch_normed(graph, i) for i in node.inputs)
-    return node.kind == "norm" and batch_statistics(node)
+def summed_batch_norms(graph: Graph, index: int, alone: bool = False) -> list[Node] | None:
+    """The norms with batch statistics whose outputs make node `index`'s value: one,
+    or a sum of them (RepVGG's branches; one started at 0 too, timm's MobileOne),
+    through views; with `alone`, each node on the way read by nothing else. None
+    when anything else lies between."""
+    norms: list[Node] = []
+    stack = [index]
+    while stack:
+        node = graph.nodes[stack.pop()]
+        if alone and len(graph.readers(node.index)) != 1:
+            return None
+        if node.kind == "view" and node.inputs or node.kind == "shift" and node.attrs.get("scalar") == 0:
+            stack.append(node.inputs[0])
+        elif node.kind == "add" and len(node.inputs) == 2 and node.attrs.get("alpha", 1) == 1:
+            stack.extend(node.inputs)
+        elif node.kind == "norm" and batch_statistics(node) and all(n.index != node.index for n in norms):
+            norms.append(node)
+        else:
+            return None
+    return norms
 
 
 def norm_sets_scale(node: Node) -> bool:

@@ -60,7 +60,7 @@ import numpy as np
 import torch
 
 from . import moment_rules as rules
-from .dataflow import ALPHA_DROPOUTS, HOMOGENEOUS_ACTIVATIONS, LAYERS, Plan, norm_sets_scale
+from .dataflow import ALPHA_DROPOUTS, HOMOGENEOUS, HOMOGENEOUS_ACTIVATIONS, LAYERS, Plan, norm_sets_scale
 from .gradient_check import Layer, gradient_ratio, in_band, measured_profile, outside_band
 from .graph import ExampleInputs, Node
 from .verdicts import GRADIENT_BAND
@@ -83,9 +83,6 @@ PREDICTION_SLACK = 2.0
 OFFSET_NODES = 24
 # element counts this far apart explain a ratio outside the band by themselves (sqrt(16) = 4)
 ELEMENTS_APART = 16
-# ops that pass their one signal input's scale on whole (a pooling or a mean of it, a view)
-SCALE_PASS = ("view", "dropout", "scale", "interpolate", "max_pool", "avg_pool", "adaptive_max_pool",
-              "adaptive_avg_pool", "mean", "sum")
 # the scale factor (and its inverse) at which an activation's degree is read
 DEGREE_STEP = 1.05
 # Gauss-Hermite nodes for an activation's degree
@@ -195,7 +192,7 @@ def balance_gradient(model: torch.nn.Module, example_inputs: ExampleInputs, weig
     scaled = {weights[m]: f for m, f in plan.factors.items() if m in weights}
     redraw(scaled)
     after = measured_profile(model, example_inputs)
-    if not (isinstance(after, list) and closer_to_band(layers, after)):
+    if not (isinstance(after, list) and _closer_to_band(layers, after)):
         redraw(dict.fromkeys(scaled, 1.0))
         done = ("; a tilt of the layers' scales was measured and undone: it moved the output's std or brought the "
                 "ratio no closer (activations that are not positively homogeneous)")
@@ -255,16 +252,16 @@ def _reach(node: Node, nodes: list[Node], moments: dict[int, rules.Moments | Non
     if not node.inputs or node.kind == "norm" and norm_sets_scale(node):
         return {}, 1.0
     parts = [reach.get(i, {}) for i in node.inputs]
-    if node.kind in SCALE_PASS:
+    if node.kind in ("add", "sub", "cat"):
+        shares = [_share(moments.get(i), nodes[i].shape if node.kind == "cat" else ()) for i in node.inputs]
+        total = sum(shares)
+        return (_combined(parts, [s / total for s in shares]) if total > 0 else {}), 1.0
+    if node.kind in HOMOGENEOUS:   # a view, a pooling or a mean passes its one signal input's scale whole
         return parts[0], 1.0
     if node.kind in ("mul", "matmul"):
         return _combined(parts, [1.0] * len(parts)), 1.0
     if node.kind == "div" and len(node.inputs) == 2:
         return _combined(parts, [1.0, -1.0]), 1.0
-    if node.kind in ("add", "sub", "cat"):
-        shares = [_share(moments.get(i), nodes[i].shape if node.kind == "cat" else ()) for i in node.inputs]
-        total = sum(shares)
-        return (_combined(parts, [s / total for s in shares]) if total > 0 else {}), 1.0
     out, x = moments.get(node.index), moments.get(node.inputs[0])
     if len(node.inputs) != 1 or out is None or x is None or out.second <= 0:
         return {}, 1.0
@@ -318,9 +315,10 @@ def _note(layers: list[Layer], ratio: float, done: str, cause: str | None = None
     return f"{outside_band(layers, ratio)}{done}. The cause: {why}"
 
 
-def closer_to_band(before: list[Layer], after: list[Layer]) -> bool:
+def _closer_to_band(before: list[Layer], after: list[Layer]) -> bool:
     """Whether a measured tilt moved the ratio toward the band and held the forward."""
-    return forward_held(before, after) and _distance(gradient_ratio(after)) < _distance(gradient_ratio(before))
+    closer = band_distance(gradient_ratio(after)) < band_distance(gradient_ratio(before))
+    return forward_held(before, after) and closer
 
 
 def forward_held(before: list[Layer], after: list[Layer]) -> bool:
@@ -333,7 +331,7 @@ def forward_held(before: list[Layer], after: list[Layer]) -> bool:
     return held and max(acts) <= ACT_KEPT * min(acts)
 
 
-def _distance(ratio: float) -> float:
+def band_distance(ratio: float) -> float:
     """How far, in log, a gradient ratio lies outside the band (0 inside)."""
     return max(0.0, abs(math.log(ratio)) - 0.5 * math.log(GRADIENT_BAND))
 

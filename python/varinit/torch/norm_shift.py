@@ -38,8 +38,8 @@ from collections.abc import Callable, Iterable
 from typing import NamedTuple, Optional
 
 from . import moment_rules as rules
-from .dataflow import Plan, batch_statistics, named_activation
-from .gradient_balance import AIM, forward_held
+from .dataflow import Plan, named_activation, summed_batch_norms
+from .gradient_balance import AIM, band_distance, forward_held
 from .gradient_check import Layer, gradient_ratio
 from .graph import Node
 from .verdicts import GRADIENT_BAND
@@ -144,25 +144,14 @@ def shiftable(plan: Plan) -> list[Group]:
 
 
 def _summed_norms(plan: Plan, index: int) -> list[Node] | None:
-    """The norms whose outputs alone, through views and sums (one started at 0 too),
-    make node `index`'s value, when each uses batch statistics, has a shift the solve
-    sets to zero, and every node on the way has one reader; else None."""
-    graph, norms, stack = plan.graph, list[Node](), [index]
-    while stack:
-        node = graph.nodes[stack.pop()]
-        if len(graph.readers(node.index)) != 1:
-            return None
-        if node.kind == "view" and node.inputs or node.kind == "shift" and node.attrs.get("scalar") == 0:
-            stack.append(node.inputs[0])   # a view, or 0 + x (a sum started at 0: timm's MobileOne)
-        elif node.kind == "add" and len(node.inputs) == 2 and node.attrs.get("alpha", 1) == 1:
-            stack.extend(node.inputs)
-        elif node.kind == "norm" and batch_statistics(node) and all(n.index != node.index for n in norms):
-            beta = node.params.get("bias", "")
-            record = plan.params.get(beta)
-            if record is None or record.rule != "constant" or record.value != 0.0 or len(graph.uses.get(beta, ())) != 1:
-                return None
-            norms.append(node)
-        else:
+    """`summed_batch_norms` read by nothing else on the way, when the solve sets each
+    norm's shift to zero; else None."""
+    norms = summed_batch_norms(plan.graph, index, alone=True)
+    for norm in norms or []:
+        beta = norm.params.get("bias", "")
+        record = plan.params.get(beta)
+        uses = plan.graph.uses.get(beta, ())
+        if record is None or record.rule != "constant" or record.value != 0.0 or len(uses) != 1:
             return None
     return norms
 
@@ -185,8 +174,7 @@ def _shifts(groups: list[Group], cut: float) -> dict[str, float]:
 
 def _rank(ratio: float) -> tuple[float, float]:
     """How far a ratio lies outside the band, then from the aim AIM inside its edge (in log)."""
-    edge = 0.5 * math.log(GRADIENT_BAND)
-    return max(0.0, abs(math.log(ratio)) - edge), abs(math.log(ratio) - edge + math.log(AIM))
+    return band_distance(ratio), abs(math.log(ratio * AIM) - 0.5 * math.log(GRADIENT_BAND))
 
 
 def _achieved(groups: list[Group], values: dict[str, float]) -> float:
