@@ -939,6 +939,42 @@ def test_unscaled_attention_scores_keep_unit_variance(heads, variance):
     assert "attention scores" not in reasons["v.weight"]
 
 
+class CachedUnscaledAttention(UnscaledAttention):
+    """T5's attention as transformers 5 runs it: keys and values through a key-value
+    cache's first step (a concatenation to an empty tensor), the position bias as
+    scaled_dot_product_attention's float mask, with scale 1."""
+
+    def forward(self, x):
+        b, t, d = x.shape
+        positions = torch.arange(t, device=x.device)
+        bias = self.relative(positions[None, :] - positions[:, None] + t).permute(2, 0, 1)[None]
+        q, k, v = (layer(x).view(b, t, self.heads, -1).transpose(1, 2) for layer in (self.q, self.k, self.v))
+        k, v = (torch.cat([x.new_zeros(0), part], dim=-2) for part in (k, v))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
+        return self.o(out.transpose(1, 2).reshape(b, t, d))
+
+
+@pytest.mark.parametrize("model_class", [UnscaledAttention, CachedUnscaledAttention])
+def test_a_position_bias_added_to_unscaled_scores_takes_the_queries_and_keys_factor(model_class):
+    # 8 heads of 8: unit q and k would give scores of variance 8, so q's and k's layers take
+    # 1/sqrt(8) on their second moment; the bias table added to those scores takes the same,
+    # where unit rows (std 1) sat 1.9-fold above q's and k's outputs (std 0.59)
+    torch.manual_seed(0)
+    model, x = model_class(heads=8), torch.randn(8, 32, 64, generator=torch.Generator().manual_seed(1))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*its mask is not modelled")
+        report = varinit.torch.init_module(model, x, generator=0)
+    reasons = {r.name: r for r in report}
+    gain = 1 / math.sqrt(8)
+    for name in ("q.weight", "k.weight"):
+        assert "so the scores keep unit variance" in reasons[name].rule, reasons[name].rule
+    assert "the factor the queries and keys" in reasons["relative.weight"].rule
+    assert reasons["relative.weight"].std == pytest.approx(math.sqrt(gain), rel=1e-9)
+    with torch.no_grad():
+        scores = model.scores(x)
+    assert float(scores.var()) == pytest.approx(1.0, rel=0.15)
+
+
 class CrossAttention(nn.Module):
     """torch's TransformerDecoderLayer: its cross-attention's q and kv projections are
     row blocks torch splits from the packed in_proj_weight inside forward."""

@@ -415,6 +415,8 @@ class _Walk:
         self.output_gain: dict[int, float] = {}
         # layer node -> (factor on its goal, why): q's and k's layers of attention scores
         self.score_gains = _score_gains(graph)
+        # embedding node -> (factor on its rows' second moment, why): position biases of those scores
+        self.logit_biases = _logit_biases(graph, self.score_gains)
         # per pass (run)
         self.decided: dict[str, float] = {}
         self.plans: dict[str, ParamPlan] = {}
@@ -1106,6 +1108,9 @@ class _Walk:
         elif self.deciding.get(table) == node.index:
             std = math.sqrt(self.target)
             why = "embedding: rows of unit second moment"
+            if node.index in self.logit_biases:
+                gain, why = self.logit_biases[node.index]
+                std *= math.sqrt(gain)
             if table in self.multi_use:
                 why += "; decided here, its first use (the head it is tied to is scaled by the norm before it)"
             self.plans[table] = ParamPlan(table, "normal", std=std, reason=why,
@@ -2315,17 +2320,55 @@ def _scores_scale(graph: Graph, matmul: Node) -> float | None:
     return None
 
 
+def _logit_biases(graph: Graph, score_gains: dict[int, tuple[float, str]]) -> dict[int, tuple[float, str]]:
+    """{embedding node: (factor on its rows' second moment, why)} for the embeddings whose
+    rows reach the model only as a bias added to attention scores (T5's relative position
+    bias, through views and sums, to a softmax or as scaled_dot_product_attention's float
+    mask) whose q's and k's layers take a factor below 1 (`_score_gains`): the bias takes
+    the same, so it stays in line with the scores it is added to, and its output's std
+    with q's and k's."""
+    found: dict[int, tuple[float, str]] = {}
+    for node in graph.nodes:
+        if node.kind != "embedding":
+            continue
+        operands: list[int] = []   # the queries and keys of the scores it reaches
+        stack, only_logits = [node.index], True
+        while stack and only_logits:
+            index = stack.pop()
+            for reader in graph.readers(index):
+                matmul = _scores_matmul(graph, reader) if reader.kind == "softmax" else None
+                if matmul is not None:
+                    operands += matmul[0].inputs[:2]
+                elif reader.kind == "attention" and index not in reader.inputs[:3]:
+                    operands += reader.inputs[:2]
+                elif reader.kind in ("view", "add"):
+                    stack.append(reader.index)
+                else:
+                    only_logits = False
+        sources = [_scaled_source(graph, i) for i in operands] if only_logits else []
+        gains = [score_gains[source[0]][0] for source in sources if source is not None and source[0] in score_gains]
+        if gains:
+            gain = min(gains)
+            found[node.index] = (gain, f"embedding: rows of second moment {_g(gain)}, the factor the queries and "
+                                       "keys of the attention scores it is added to take")
+    return found
+
+
 def _scaled_source(graph: Graph, index: int) -> tuple[int, float] | None:
     """(the layer node whose output node `index` is, the factor on it) through views,
-    scalings and rotary embeddings, else None."""
+    scalings, rotary embeddings and concatenations to an empty tensor (a key-value
+    cache's first step), else None."""
     factor = 1.0
     for _ in range(16):
         node = graph.nodes[index]
         if node.kind in LAYERS:
             return node.index, factor
         rotated = _rotation(graph, node)
+        filled = [i for i in node.inputs if math.prod(graph.nodes[i].shape or (1,)) > 0]
         if rotated is not None:
             index = rotated
+        elif node.kind == "cat" and len(filled) == 1:
+            index = filled[0]
         elif node.kind in ("view", "scale") and node.inputs and node.attrs.get("op") != "pad":
             factor *= float(node.attrs["scalar"]) if node.kind == "scale" else 1.0
             index = node.inputs[0]
