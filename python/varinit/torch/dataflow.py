@@ -318,7 +318,18 @@ def _trace_shapes(model: torch.nn.Module, example_inputs: ExampleInputs) -> tupl
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     real = _map_inputs(example_inputs, lambda t: torch.zeros(t.shape, dtype=t.dtype, device=device)
                        if t.is_meta else t)
-    return trace(model, real), None if failure is None else (
+    try:
+        graph = trace(model, real)
+    except (RuntimeError, NotImplementedError, ValueError, IndexError) as error:
+        if not any(t.is_meta for t in flat_inputs(example_inputs)):
+            raise
+        tried = f"on meta tensors it failed ({failure}), and " if failure is not None else ""
+        raise ValueError(
+            f"example_inputs: the forward pass could not be traced from the shapes alone: {tried}on zeros of the "
+            f"meta inputs' shapes it failed ({type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}); "
+            "pass real example inputs (a batch of data: sequence lengths, token ids and masks as the model "
+            "expects them)") from error
+    return graph, None if failure is None else (
         f"traced on real tensors (one full forward pass): on meta tensors the forward pass failed "
         f"({failure}), as it does for a tensor made in forward() on a fixed device (torch.ones(T, T) for a "
         "mask; device=x.device follows the input) or a value read from the data (.item(), if x.sum() > 0)")
@@ -394,6 +405,7 @@ class _Walk:
         self.normalizing = _own_sum_parts(graph, self.own_sums)
         self.deciding = _deciding_uses(graph)
         self.multi_use = {name for name, uses in graph.uses.items() if len(_layer_uses(graph, name)) > 1}
+        self.parameter_free = _parameter_free(graph)
         self.head_gains = {head: gamma for head, gamma in _tied_head_gains(graph, self.deciding).items()
                            if gamma not in kept and graph.nodes[head].params.get("weight") not in kept}
         for head in self.head_gains:
@@ -1092,19 +1104,31 @@ class _Walk:
         table = node.params.get("weight")
         if table is None:
             return ASSUMED
-        row = Moments(0.0, self.table_std(node, table) ** 2)
         bag, mode = max(int(round(node.attrs["bag"])), 1), node.attrs["mode"]
         if node.attrs["weighted"]:
             self.assumed.append(f"{node.module or 'embedding_bag'}: its per-sample weights taken as one")
-        if mode == "sum":
-            return rules.reduce_sum(row, bag)
-        return rules.max_pool(row, bag) if mode == "max" else rules.avg_pool(row, bag)
 
-    def table_std(self, node: Node, table: str) -> float:
+        def bagged(row: Moments) -> Moments:
+            if mode == "sum":
+                return rules.reduce_sum(row, bag)
+            return rules.max_pool(row, bag) if mode == "max" else rules.avg_pool(row, bag)
+
+        # rows drawn so the bag's output has the target second moment: a mean of 5 rows of
+        # unit second moment has 1/5 of it
+        per_row = bagged(Moments(0.0, 1.0)).second
+        return bagged(Moments(0.0, self.table_std(node, table, per_row, f"a {mode} over bags of {bag}") ** 2))
+
+    def table_std(self, node: Node, table: str, per_row: float = 1.0, bags: str = "") -> float:
         """The std of an embedding table's entries: kept, solved here (rows of unit second
-        moment) or decided by another use, with its plan."""
+        moment, or of 1 / `per_row` where the output has `per_row` times the rows' second
+        moment: `bags` a bag's reduction) or decided by another use, with its plan."""
         if table in self.kept:
             std = self.kept_rms(table, math.sqrt(self.target))
+        elif self.deciding.get(table) == node.index and per_row != 1.0 and per_row > 0:
+            std = math.sqrt(self.target / per_row)
+            self.plans[table] = ParamPlan(table, "normal", std=std, tied=tuple(self.graph.tied.get(table, ())),
+                                          reason=f"embedding bag: rows of second moment {_g(self.target / per_row)}, "
+                                                 f"so {bags} has {_g(self.target)}")
         elif self.deciding.get(table) == node.index:
             std = math.sqrt(self.target)
             why = "embedding: rows of unit second moment"
@@ -1620,8 +1644,9 @@ class _Walk:
         for out in dict.fromkeys(self.graph.outputs):
             moments = self.moments.get(out)
             layers = self.last_layers(out)
-            if moments is not None and not layers and out in self.regions:
-                self.bounded_output_note(out, moments)
+            activation = _through_views(self.graph, out)
+            if moments is not None and not layers and activation in self.regions:
+                self.bounded_output_note(activation, moments)
             if moments is None or not layers or set(layers) & set(gains):
                 continue
             if layers == [out]:
@@ -1717,6 +1742,9 @@ class _Walk:
                     node.kind == "view" and node.attrs.get("op") == "pad"
                     and node.attrs.get("mode", "constant") != "constant"):
                 stack.extend(node.inputs)
+            elif node.kind == "matmul" and len(node.inputs) == 2 and (
+                    len(learned := [i for i in node.inputs if i not in self.parameter_free]) == 1):
+                stack.extend(learned)   # a matrix no parameter makes (a graph's adjacency) times the signal
             else:
                 return []
         return found
@@ -2354,6 +2382,24 @@ def _logit_biases(graph: Graph, score_gains: dict[int, tuple[float, str]]) -> di
     return found
 
 
+def _through_views(graph: Graph, index: int) -> int:
+    """The node that node `index` is a view of (itself when it is not a view)."""
+    while graph.nodes[index].kind == "view" and graph.nodes[index].inputs and (
+            graph.nodes[index].attrs.get("op") != "pad"):
+        index = graph.nodes[index].inputs[0]
+    return index
+
+
+def _parameter_free(graph: Graph) -> set[int]:
+    """The nodes no parameter reaches: the example's inputs and what is computed from
+    them and from constants alone."""
+    free: set[int] = set()
+    for node in graph.nodes:
+        if node.kind != "param" and not node.params and all(i in free for i in node.inputs):
+            free.add(node.index)
+    return free
+
+
 def _scaled_source(graph: Graph, index: int) -> tuple[int, float] | None:
     """(the layer node whose output node `index` is, the factor on it) through views,
     scalings, rotary embeddings and concatenations to an empty tensor (a key-value
@@ -2696,9 +2742,18 @@ def _scales_channels(graph: Graph, index: int) -> bool:
 
 def _broadcast_factor(graph: Graph, product: Node, operand: int) -> bool:
     """Whether `operand` is a factor of the product `product` that broadcasts to it, one
-    value for many of its elements (a squeeze-and-excitation gate over the positions)."""
-    return (product.kind == "mul" and operand in product.inputs
-            and math.prod(graph.nodes[operand].shape) < math.prod(product.shape))
+    value for many of its elements (a squeeze-and-excitation gate over the positions),
+    expanded to its shape or not (`y.expand_as(x)`)."""
+    if product.kind != "mul" or operand not in product.inputs:
+        return False
+    node = graph.nodes[operand]
+    while node.kind == "view" and node.attrs.get("op") in _EXPANDS and node.inputs:
+        node = graph.nodes[node.inputs[0]]
+    return math.prod(node.shape) < math.prod(product.shape)
+
+
+# the views that repeat their input's elements without copying them
+_EXPANDS = ("expand", "expand_as", "broadcast_to")
 
 
 def _mean_by_count(graph: Graph, node: Node) -> int | None:
