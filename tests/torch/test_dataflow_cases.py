@@ -1088,6 +1088,43 @@ def test_prelu_is_a_leaky_relu_of_its_parameter_s_slope(channels, meta):
     assert "nu_in 0.505)" in rules["2.weight"] and "nu_in 0.5312)" in rules["4.weight"], rules
 
 
+class HyperNetwork(nn.Module):
+    """A task embedding generates the weights of a two-layer network that reads x: its
+    output is a product of two signals (the generated weights, the hidden units)."""
+
+    def __init__(self, d_in=20, hidden=32, d_out=5):
+        super().__init__()
+        self.task, self.body = nn.Embedding(8, 16), nn.Sequential(nn.Linear(16, 64), nn.ReLU())
+        self.w1, self.w2 = nn.Linear(64, hidden * d_in), nn.Linear(64, d_out * hidden)
+        self.shape = (d_in, hidden, d_out)
+
+    def forward(self, x, task):
+        d_in, hidden, d_out = self.shape
+        e = self.body(self.task(task))
+        h = F.relu(torch.bmm(self.w1(e).view(-1, hidden, d_in), x.unsqueeze(-1)))
+        return torch.bmm(self.w2(e).view(-1, d_out, hidden), h).squeeze(-1)
+
+
+@pytest.mark.parametrize("hyper", [True, False], ids=["generated weights", "a norm at unit variance"])
+def test_an_output_no_layer_s_scale_is_solved_for_is_named_when_far_from_the_target(hyper):
+    # unit generated weights over 20 and 32 inputs: the output's std was 10.6 with no word
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    model, x = (HyperNetwork(), (torch.randn(64, 20, generator=g), torch.randint(0, 8, (64,), generator=g))) \
+        if hyper else (nn.Sequential(nn.Linear(20, 32), nn.Tanh(), nn.Linear(32, 5), nn.LayerNorm(5)),
+                       torch.randn(64, 20))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = varinit.torch.init_module(model, x, generator=0)
+    found = [n for n in report.notes if "no layer's scale is solved for it" in n]
+    assert len(found) == hyper, report.notes
+    if hyper:
+        assert found[0].startswith("the model's output (torch.bmm) has variance")
+        assert any("no layer's scale is solved for it" in str(w.message) for w in caught)
+        with torch.no_grad():
+            assert float(model(*x).std()) > 2.0   # what the note warns of
+
+
 class GraphConvolution(nn.Module):
     """Kipf and Welling's GCN with the normalized adjacency as an input: adj @ (x W) per
     layer, ReLU between."""

@@ -1647,6 +1647,8 @@ class _Walk:
             activation = _through_views(self.graph, out)
             if moments is not None and not layers and activation in self.regions:
                 self.bounded_output_note(activation, moments)
+            elif moments is not None and not layers:
+                self.unreached_output_note(out, moments)
             if moments is None or not layers or set(layers) & set(gains):
                 continue
             if layers == [out]:
@@ -1668,6 +1670,20 @@ class _Walk:
                     "allowed, so they stay in line with the rest")
             gains.update(dict.fromkeys(layers, capped))
         return gains
+
+    def unreached_output_note(self, out: int, moments: Moments) -> None:
+        """A note when a model's output, which no layer's scale is solved for (a product of
+        two signals: a hypernetwork's generated weights times its input), has a variance
+        outside a factor 4 of the target's (its std outside the 2-fold either way)."""
+        variance = moments.second - moments.mean ** 2
+        if self.target / 4.0 <= variance <= 4.0 * self.target or not math.isfinite(variance):
+            return
+        node = self.graph.nodes[_through_views(self.graph, out)]
+        self.notes.append(
+            f"the model's output ({node.target or node.kind}) has variance {_g(variance)} by the solve's moments, "
+            f"outside a factor 4 of the target {_g(self.target)}: it is not a positively homogeneous function of "
+            "the layers before it (a product of two signals, a nonlinear function), so no layer's scale is solved "
+            "for it")
 
     def bounded_output_note(self, out: int, moments: Moments) -> None:
         """A note when the model's output is an activation of a layer (sigmoid, tanh) whose
