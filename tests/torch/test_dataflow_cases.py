@@ -1833,6 +1833,34 @@ def test_a_gate_that_scales_whole_channels_gets_no_activation_verdict(flat):
     assert report.healthy
 
 
+class SiameseTower(nn.Module):
+    """One tower, ending in a sigmoid, applied to two inputs (or, `series`, to its own
+    output again), then a head on |e1 - e2|."""
+
+    def __init__(self, series=False):
+        super().__init__()
+        self.series = series
+        self.tower = nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 32), nn.Sigmoid())
+        self.head = nn.Sequential(nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 1))
+
+    def forward(self, a, b):
+        e1 = self.tower(a)
+        e2 = self.tower(e1 if self.series else b)
+        return self.head(torch.abs(e1 - e2))
+
+
+@pytest.mark.parametrize("series", [False, True], ids=["side by side", "in series"])
+def test_one_module_called_side_by_side_is_not_in_series(series):
+    # a siamese network's two calls of its tower pass the gradient through one sigmoid each:
+    # its verdict was over 2 layers in series (NOT healthy: sigmoid, x0.153 in std)
+    torch.manual_seed(0)
+    model, x = SiameseTower(series), (torch.randn(64, 32), torch.randn(64, 32))
+    report = _init(model, x)
+    (sigmoid,) = [v for v in report.verdicts if v.activation == "sigmoid"]
+    assert sigmoid.depth == (2 if series else 1), sigmoid.message
+    assert sigmoid.healthy or series
+
+
 class _UnrolledTanhRNN(nn.Module):
     """h_t = tanh(W x_t + U h_(t-1)) over 48 steps, written in forward, then a head."""
 

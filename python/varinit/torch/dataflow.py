@@ -1894,7 +1894,7 @@ class _Walk:
                     label = "product " + " * ".join(operand_label(self.graph, i) for i in node.inputs)
                     tally(by_label, label, 1.0, (a + b) / max(a, b), _layer_before(self.graph, node.inputs[0]),
                           self.branch_of(node.index))
-        return [verdict(label, t.chi, t.slope, t.depth) for label, t in by_label.items()]
+        return [verdict(label, t.chi, t.slope, t.depth(self.ancestors)) for label, t in by_label.items()]
 
     def branch_of(self, index: int) -> int | None:
         """The end of the residual branch a node lies on (computed from the stream, before the

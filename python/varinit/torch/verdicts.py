@@ -12,6 +12,7 @@ is a trade-off no scale escapes.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 from dataclasses import dataclass
 
@@ -52,20 +53,28 @@ class Tally(NamedTuple):
 
     chi: float
     slope: float
-    layers: frozenset[tuple[object, object]]
+    layers: frozenset[tuple[object, int]]
 
-    @property
-    def depth(self) -> int:
-        """How many of them a gradient passes in series: the layers of one residual branch
-        at most (the stream passes the gradient around each branch), or of the path outside
-        every branch."""
-        per_branch: dict[object, int] = {}
-        for branch, _ in self.layers:
-            per_branch[branch] = per_branch.get(branch, 0) + 1
-        return max(per_branch.values(), default=0)
+    def depth(self, ancestors: Sequence[int]) -> int:
+        """How many of them a gradient passes in series: the longest chain of their layers
+        (node indices; `ancestors`: per node, the bits of the nodes it is computed from)
+        each computed from the one before, within one residual branch (the stream passes
+        the gradient around each branch) or on the path outside every branch. Layers side
+        by side (the two calls of a siamese network's tower, an Inception block's branches)
+        are not in series."""
+        per_branch: dict[object, list[int]] = {}
+        for branch, layer in self.layers:
+            per_branch.setdefault(branch, []).append(layer)
+        deepest = 0
+        for layers in per_branch.values():
+            chain: dict[int, int] = {}
+            for layer in sorted(layers):
+                chain[layer] = 1 + max((n for j, n in chain.items() if (ancestors[layer] >> j) & 1), default=0)
+            deepest = max(deepest, max(chain.values()))
+        return deepest
 
 
-def tally(by_label: dict[str, Tally], label: str, chi: float, slope: float, layer: object,
+def tally(by_label: dict[str, Tally], label: str, chi: float, slope: float, layer: int,
           branch: object = None) -> None:
     """Count one activation (or product) after `layer`, inside residual `branch` (None: on no
     branch): the same layer's output stepped through it again and again (a recurrence
