@@ -8,9 +8,10 @@ and anyinit.
     PYTHONPATH=python python benchmarks/transformers_models.py [--quick]
 
 Each model maps 4 sequences of 32 token ids (vocabulary 1000) to its logits
-(GPT-2, Llama, Qwen2, Mistral, Falcon, Gemma, Mixtral) or its last hidden
-state (BERT, the T5 encoder); 6 layers, width 128 (GPT-2 and Llama also at
-12 and 16 layers, width 256; Mixtral 4 layers of 4 experts, top 2).
+(GPT-2, Llama, Qwen2, T5 with its decoder reading the same ids, Mistral,
+Falcon, Gemma, Mixtral) or its last hidden state (BERT, the T5 encoder); 6
+layers, width 128 (GPT-2 and Llama also at 12 and 16 layers, width 256;
+Mixtral 4 layers of 4 experts, top 2).
 --quick leaves anyinit's analytic mode out.
 Results go to stdout and benchmarks/results/transformers_models.md.
 """
@@ -25,14 +26,16 @@ warnings.filterwarnings("ignore", message=".*token_id.*")
 
 
 class Output(torch.nn.Module):
-    """The model's logits, or its last hidden state, for token ids."""
+    """The model's logits, or its last hidden state, for token ids (an encoder-decoder's
+    decoder reads the same ids)."""
 
-    def __init__(self, model, attribute):
+    def __init__(self, model, attribute, decoder=False):
         super().__init__()
-        self.model, self.attribute = model, attribute
+        self.model, self.attribute, self.decoder = model, attribute, decoder
 
     def forward(self, ids):
-        return getattr(self.model(input_ids=ids), self.attribute)
+        kwargs = {"decoder_input_ids": ids} if self.decoder else {}
+        return getattr(self.model(input_ids=ids, **kwargs), self.attribute)
 
 
 def _ids():
@@ -61,6 +64,9 @@ def models():
         "T5 encoder (6 x 128)": lambda: (Output(t.T5EncoderModel(t.T5Config(
             num_layers=6, d_model=128, num_heads=4, d_ff=512, d_kv=32, vocab_size=1000)),
             "last_hidden_state"), _ids()),
+        "T5 (6 + 6 x 128)": lambda: (Output(t.T5ForConditionalGeneration(t.T5Config(
+            num_layers=6, d_model=128, num_heads=4, d_ff=512, d_kv=32, vocab_size=1000)), "logits", decoder=True),
+            _ids()),
         "Mistral (6 x 128)": lambda: (Output(t.MistralForCausalLM(t.MistralConfig(
             num_hidden_layers=6, hidden_size=128, num_attention_heads=4, num_key_value_heads=2,
             intermediate_size=344, vocab_size=1000, max_position_embeddings=64)), "logits"), _ids()),

@@ -1088,6 +1088,41 @@ def test_prelu_is_a_leaky_relu_of_its_parameter_s_slope(channels, meta):
     assert "nu_in 0.505)" in rules["2.weight"] and "nu_in 0.5312)" in rules["4.weight"], rules
 
 
+class PointNetLike(nn.Module):
+    """PointNet's shared per-point layers, then the largest feature over the points
+    (torch.max(x, dim) or amax), then a classifier."""
+
+    def __init__(self, amax=False):
+        super().__init__()
+        self.amax = amax
+        self.points = nn.Sequential(nn.Conv1d(3, 64, 1), nn.BatchNorm1d(64), nn.ReLU(), nn.Conv1d(64, 128, 1))
+        self.head = nn.Sequential(nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+
+    def forward(self, x):
+        h = self.points(x)
+        return self.head(h.amax(dim=2) if self.amax else torch.max(h, 2)[0])
+
+
+@pytest.mark.parametrize("amax", [False, True], ids=["torch.max(x, dim)", "amax"])
+def test_the_largest_entry_along_a_dim_has_the_order_statistic_s_moments(amax):
+    # the max over 256 points of unit features: mean near 2.8, second moment near 8; without a
+    # rule the head took unit inputs from shapes alone (act 3.35 on a PointNet)
+    torch.manual_seed(0)
+    model, x = PointNetLike(amax), torch.randn(16, 3, 256, generator=torch.Generator().manual_seed(1))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        varinit.torch.init_module(model, x.to("meta"), generator=0)
+    assert not [str(w.message) for w in caught if "without a moment rule" in str(w.message)]
+    with torch.no_grad():
+        pooled = torch.max(model.points(x), 2)[0]
+    p = plan(model, x.to("meta"))
+    (largest,) = [n for n in p.graph.nodes if n.attrs.get("op") == "topk" and n.attrs.get("output", 0) == 0]
+    # the order statistic of 256 Gaussian draws of the features' moments (2.8 and 8.2 for unit ones)
+    assert p.moments[largest.index].mean == pytest.approx(float(pooled.mean()), rel=0.15)
+    assert p.moments[largest.index].second == pytest.approx(float(pooled.pow(2).mean()), rel=0.3)
+    assert verdict(*profile(model, x))["act_ratio"] <= 2.0
+
+
 class HyperNetwork(nn.Module):
     """A task embedding generates the weights of a two-layer network that reads x: its
     output is a product of two signals (the generated weights, the hidden units)."""

@@ -1009,6 +1009,17 @@ class _Recorder(TorchFunctionMode):
         dim = int(bound.get("dim", -1)) % max(x.dim(), 1)
         return "view", [self.node_for(x)], {}, {"op": "topk", "dim": dim, "k": int(bound["k"])}, None
 
+    def _largest(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
+        """The largest entry of a floating tensor along one dim (torch.max(x, dim), amax):
+        the top 1 of them (`_topk`); opaque for two tensors' elementwise max, a whole
+        tensor's max or several dims."""
+        x, dim = bound.get("input"), bound.get("dim")
+        dims = list(dim) if isinstance(dim, (list, tuple)) else [dim]
+        if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.dim() > 0 and len(dims) == 1
+                and isinstance(dims[0], int)):
+            return "opaque", [self.node_for(t) for t in _tensors([x, dim])], {}, {}, None
+        return "view", [self.node_for(x)], {}, {"op": "topk", "dim": dims[0] % x.dim(), "k": 1}, None
+
     def _fixed_mix(self, a: Any, b: Any) -> dict[str, Any] | None:
         """attrs of A @ x (or x @ A) with A a 2-D tensor the trace does not follow, with values
         (a graph's adjacency, dense or sparse, any fixed mixing matrix) and x traced: which

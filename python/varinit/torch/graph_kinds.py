@@ -169,6 +169,11 @@ for _namespace, _prefix, _name in ((torch, "torch", "_grouped_mm"), (F, "torch.n
 # the k largest entries along a dim: the values, and their (integer) indices
 for _func, _target, _ in _spellings("topk", _NAMESPACES[1:3], inplace_too=False):
     _register(_func, OpSpec("topk", "topk", _target, ("input", "k", "dim", "largest", "sorted")))
+# the largest entry along a dim (PointNet's max over its points): torch.max(x, dim) gives it
+# and its index, amax the value; max(a, b) of two tensors and a whole tensor's max are opaque
+for _name in ("max", "amax"):
+    for _func, _target, _ in _spellings(_name, _NAMESPACES[1:3], inplace_too=False):
+        _register(_func, OpSpec("largest", _name, _target, ("input", "dim", "keepdim")))
 
 # ------------------------------------------------------------------ layers with weights
 
