@@ -1896,6 +1896,21 @@ def test_one_module_called_side_by_side_is_not_in_series(series):
     assert sigmoid.healthy or series
 
 
+def test_an_activation_after_a_residual_addition_is_judged_alone():
+    # ResNet-50's layout: relu(x + f(x)) after each of 16 bottleneck blocks; no layer scales the
+    # stream between two of them and each branch adds its gradient back, yet they were taken in
+    # series: "relu: trade-off ... x0.0929 in std over its 12 layers", NOT healthy, with the
+    # measured first/last ratio in band
+    torch.manual_seed(0)
+    model = BottleneckResNet(stages=(3, 4, 6, 3))
+    x = torch.randn(8, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    report = _init(model, x)
+    assert report.healthy, [v.message for v in report.verdicts]
+    after = [v for v in report.verdicts if v.activation == "relu after a residual addition"]
+    assert len(after) == 1 and after[0].depth == 1, [v.message for v in report.verdicts]
+    assert 0.25 <= verdict(*profile(model, x))["grad_ratio"] <= 4.0
+
+
 class _UnrolledTanhRNN(nn.Module):
     """h_t = tanh(W x_t + U h_(t-1)) over 48 steps, written in forward, then a head."""
 

@@ -394,6 +394,7 @@ class _Walk:
         self.example = flat_inputs(example_inputs)
         self.ancestors = _ancestors(graph)
         self.branch_end, self.chain_length = _residuals(graph, self.ancestors)
+        self.residual_additions = {add for _, _, add, *_ in self.branch_end.values()}
         # the ends of norm-ended branches, in the order of their additions
         self.norm_ends = sorted((e for e, end in self.branch_end.items() if graph.nodes[e].kind == "norm"),
                                 key=lambda e: self.branch_end[e][2])
@@ -1870,6 +1871,16 @@ class _Walk:
             if x.second <= 0 or moments.second <= 0 or x.variance <= 0:
                 continue
             slope = self.region_slope(index)
+            if _through_views(self.graph, source) in self.residual_additions:
+                # on the stream, after a branch joins it (a post-activation ResNet's relu(x + f(x))):
+                # no layer scales the stream between two of them, and each branch adds its own
+                # gradient back, so the stream's gradient is not a product of their chi_1 over
+                # the depth (ResNet-50's sixteen were a trade-off, NOT healthy, with its measured
+                # first/last ratio 2.2); each is judged alone, and the gradient check measures
+                tally(by_label, region_label(self.graph, source, index) + " after a residual addition",
+                      grad * x.variance / moments.second, slope, _layer_before(self.graph, source),
+                      ("residual addition", index))
+                continue
             if summed_batch_norms(self.graph, source) is not None:
                 # the next norm divides by the std the activation's variance gives, so the gradient
                 # grows by E[g'^2] Var(x) / Var g per norm (pi / (pi - 1) after ReLU, Yang et al.
