@@ -1677,9 +1677,10 @@ class _Walk:
         two signals: a hypernetwork's generated weights times its input), has a variance
         outside a factor 4 of the target's (its std outside the 2-fold either way)."""
         variance = moments.second - moments.mean ** 2
-        if self.target / 4.0 <= variance <= 4.0 * self.target or not math.isfinite(variance):
-            return
         node = self.graph.nodes[_through_views(self.graph, out)]
+        if (self.target / 4.0 <= variance <= 4.0 * self.target or not math.isfinite(variance)
+                or node.kind in ("rnn", "input", "param", "constant") or not node.dtype.is_floating_point):
+            return   # a recurrent layer's state (its own note says why it is small), or no signal
         self.notes.append(
             f"the model's output ({node.target or node.kind}) has variance {_g(variance)} by the solve's moments, "
             f"outside a factor 4 of the target {_g(self.target)}: it is not a positively homogeneous function of "
