@@ -1160,6 +1160,64 @@ def test_an_output_no_layer_s_scale_is_solved_for_is_named_when_far_from_the_tar
             assert float(model(*x).std()) > 2.0   # what the note warns of
 
 
+class NormalizedEmbedding(nn.Module):
+    """Features divided by their 2-norm (F.normalize, x / x.norm(...), or written out as
+    x / x.pow(2).sum(-1, keepdim=True).pow(0.5)), then a linear layer."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.how, self.embed, self.head = how, nn.Linear(8, 64), nn.Linear(64, 16)
+
+    def forward(self, x):
+        e = self.embed(x)
+        unit = (F.normalize(e, dim=-1) if self.how == "F.normalize" else e / e.norm(dim=-1, keepdim=True)
+                if self.how == "x.norm" else e / e.pow(2).sum(-1, keepdim=True).pow(0.5))
+        return self.head(unit)
+
+
+@pytest.mark.parametrize("how", ["F.normalize", "x.norm", "written out"])
+def test_features_over_their_norm_have_one_over_n_of_a_unit_second_moment(how):
+    # each row of 64 features at unit 2-norm: second moment 1/64 per feature (with the norm's
+    # spread, 1 + 3 var/m^2 = 1.023 more); without a rule the head took 1 from shapes alone
+    # and its output sat at std 0.125
+    torch.manual_seed(0)
+    model, x = NormalizedEmbedding(how), torch.randn(256, 8, generator=torch.Generator().manual_seed(1))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = varinit.torch.init_module(model, x.to("meta"), generator=0)
+    assert not [str(w.message) for w in caught if "without a moment rule" in str(w.message)]
+    rule = {r.name: r.rule for r in report}["head.weight"]
+    nu = float(rule.split("nu_in ")[1].split(")")[0])
+    assert nu == pytest.approx((1 + 1.5 / 64) / 64, rel=0.01), rule
+    with torch.no_grad():
+        assert 0.7 <= float(model(x).std()) <= 1.4
+
+
+class CosineLogits(nn.Module):
+    """Similarities of embeddings divided by their 1-norm, times a large scale: a norm
+    and a division without a moment rule before the output."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(32, 64)
+
+    def forward(self, x):
+        e = self.embed(x)
+        unit = e / torch.linalg.vector_norm(e, ord=1, dim=-1, keepdim=True)
+        return 100.0 * unit @ unit.T
+
+
+def test_an_output_after_an_op_without_a_rule_is_not_named_for_a_variance_it_was_assumed():
+    # the moments after the division are assumed (unit), not predicted: the unreached-output
+    # note put such logits at variance 6.4e5; the ops are named instead
+    torch.manual_seed(0)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        report = varinit.torch.init_module(CosineLogits(), torch.randn(64, 32), generator=0)
+    assert not [n for n in report.notes if "no layer's scale is solved for it" in n], report.notes
+    assert any(n.startswith("ops without a moment rule") and "torch.Tensor.div" in n for n in report.notes)
+
+
 class GraphConvolution(nn.Module):
     """Kipf and Welling's GCN with the normalized adjacency as an input: adj @ (x W) per
     layer, ReLU between."""

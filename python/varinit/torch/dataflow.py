@@ -113,7 +113,7 @@ GRADIENT_BUDGET = 2.0
 # stream's (above 8 such branches; the ReLU after each addition masks part of the growth)
 BRANCH_GRADIENT_FLOOR = 0.1
 # reductions over many elements: what a function of one sees is concentrated near its mean
-REDUCTIONS = ("mean", "sum")
+REDUCTIONS = ("mean", "sum", "vector_norm")
 # ops that act on each position alone, through which an output is traced back to a pooling
 POSITIONWISE = ("linear", "norm", "elementwise", "dropout", "view", "scale", "shift", "add")
 # activations with g(0) = 0: zero padding stays zero through them
@@ -1292,6 +1292,13 @@ class _Walk:
     def _sum(self, node: Node) -> Moments:
         return rules.reduce_sum(self.m(node.inputs[0]), self.reduced(node), self.correlation(node))
 
+    def _vector_norm(self, node: Node) -> Moments:
+        """||x|| over n elements, S = sum x^2: concentrated about sqrt(n nu), its variance
+        Var(S) / (4 E S) = nu / 2 for Gaussian entries (the delta method)."""
+        x = self.m(node.inputs[0])
+        summed = self.reduced(node) * x.second
+        return Moments(math.sqrt(summed), summed + 0.5 * x.second)
+
     def reduced(self, node: Node) -> int:
         shape = self.graph.nodes[node.inputs[0]].shape
         dims = node.attrs.get("dim")
@@ -1592,6 +1599,14 @@ class _Walk:
             self.common[node.index] = a["written"] * self.kappa(source)
             return rules.scatter_mean(Moments(0.0, 0.0), self.m(source), a["written"], a["inverse"],
                                       kappa=self.kappa(source))
+        if node.kind == "div" and (divisor := self.statistic_divisor(node)) is not None:
+            # x over a statistic of many of its elements (its norm: F.normalize, CLIP's x / ||x||),
+            # whose spread is small next to its value: E[1/d] = 1/m + var/m^3, E[1/d^2] = 1/m^2 +
+            # 3 var/m^4 (the delta method)
+            m, var = divisor.mean, divisor.variance
+            mean_inverse, square_inverse = 1.0 / m + var / m ** 3, 1.0 / m ** 2 + 3.0 * var / m ** 4
+            self.common[node.index] = self.kappa(node.inputs[0]) * mean_inverse * mean_inverse
+            return Moments(ins[0].mean * mean_inverse, ins[0].second * square_inverse)
         if node.kind == "div" and (inverse := self.fixed_inverse(node)) is not None:
             # the signal over a fixed tensor of other values at other positions (a graph's degrees):
             # E[x / c] = E[x] E[1/c], E[(x / c)^2] = E[x^2] E[1/c^2]
@@ -1603,6 +1618,19 @@ class _Walk:
             return rules.shift(ins[0], a["scalar"])
         self.opaque.append(node)
         return None
+
+    def statistic_divisor(self, node: Node) -> Moments | None:
+        """The moments of a division's divisor when it is, through views (F.normalize's
+        expand_as), a reduction over many elements or a function of one (a clamp, a root:
+        x / x.pow(2).sum(-1, keepdim=True).pow(0.5)) with a positive value; else None."""
+        if len(node.inputs) != 2:
+            return None
+        divisor = _through_views(self.graph, node.inputs[1])
+        source = self.regions[divisor][0] if divisor in self.regions else divisor
+        moments = self.moments.get(divisor)
+        if not self.of_statistic(source) or moments is None or moments.mean <= 0:
+            return None
+        return moments
 
     def fixed_inverse(self, node: Node) -> tuple[float, float] | None:
         """(E[1/c], E[1/c^2]) of a division's divisor c when it is fixed with known values
@@ -1681,6 +1709,8 @@ class _Walk:
         if (self.target / 4.0 <= variance <= 4.0 * self.target or not math.isfinite(variance)
                 or node.kind in ("rnn", "input", "param", "constant") or not node.dtype.is_floating_point):
             return   # a recurrent layer's state (its own note says why it is small), or no signal
+        if any(n.index == out or (self.ancestors[out] >> n.index) & 1 for n in self.opaque):
+            return   # moments after an op without a rule are assumed, not predicted (that note names it)
         self.notes.append(
             f"the model's output ({node.target or node.kind}) has variance {_g(variance)} by the solve's moments, "
             f"outside a factor 4 of the target {_g(self.target)}: it is not a positively homogeneous function of "
@@ -1945,6 +1975,8 @@ class _Walk:
         function of a statistic (x * rsqrt(mean(x^2) + eps), Hugging Face's RMSNorm)."""
         if node.kind == "norm":
             return norm_sets_scale(node)
+        if node.kind == "div":
+            return self.statistic_divisor(node) is not None   # x / ||x||
         return node.kind == "mul" and any(i in self.regions and self.of_statistic(self.regions[i][0])
                                           for i in node.inputs)
 

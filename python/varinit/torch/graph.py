@@ -60,7 +60,7 @@ KINDS = (
     "elementwise", "add", "sub", "mul", "div", "scale", "shift", "pow",
     "matmul", "softmax", "log_softmax", "attention", "norm", "dropout", "addcmul",
     "avg_pool", "max_pool", "adaptive_avg_pool", "adaptive_max_pool", "mean", "sum",
-    "cat", "view", "interpolate", "local_response_norm", "rnn", "scatter", "opaque",
+    "cat", "view", "interpolate", "local_response_norm", "rnn", "scatter", "vector_norm", "opaque",
 )
 # the kinds that look rows up in a table
 EMBEDDINGS = ("embedding", "embedding_bag")
@@ -1019,6 +1019,18 @@ class _Recorder(TorchFunctionMode):
                 and isinstance(dims[0], int)):
             return "opaque", [self.node_for(t) for t in _tensors([x, dim])], {}, {}, None
         return "view", [self.node_for(x)], {}, {"op": "topk", "dim": dims[0] % x.dim(), "k": 1}, None
+
+    def _vector_norm(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
+        """The 2-norm of a floating tensor along given dims (F.normalize's divisor): a
+        "vector_norm" node with its dims; opaque for another order or the whole tensor."""
+        x, dim = bound.get("input"), bound.get("dim")
+        order = bound.get("ord", bound.get("p", 2))
+        dims = list(dim) if isinstance(dim, (list, tuple)) else [dim]
+        ints = [d for d in dims if isinstance(d, int)]
+        if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.dim() > 0 and order in (2, 2.0, "fro")
+                and ints and len(ints) == len(dims)):
+            return "opaque", [self.node_for(t) for t in _tensors([x])], {}, {}, None
+        return "vector_norm", [self.node_for(x)], {}, {"dim": [d % x.dim() for d in ints]}, None
 
     def _fixed_mix(self, a: Any, b: Any) -> dict[str, Any] | None:
         """attrs of A @ x (or x @ A) with A a 2-D tensor the trace does not follow, with values

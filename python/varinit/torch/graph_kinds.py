@@ -169,6 +169,11 @@ for _namespace, _prefix, _name in ((torch, "torch", "_grouped_mm"), (F, "torch.n
 # the k largest entries along a dim: the values, and their (integer) indices
 for _func, _target, _ in _spellings("topk", _NAMESPACES[1:3], inplace_too=False):
     _register(_func, OpSpec("topk", "topk", _target, ("input", "k", "dim", "largest", "sorted")))
+# the 2-norm along dims (F.normalize's, x.norm(dim=-1, keepdim=True)): a statistic of its input
+_register(torch.linalg.vector_norm, OpSpec("vector_norm", "vector_norm", "torch.linalg.vector_norm",
+                                           ("input", "ord", "dim", "keepdim")))
+for _func, _target, _ in _spellings("norm", _NAMESPACES[1:3], inplace_too=False):
+    _register(_func, OpSpec("vector_norm", "norm", _target, ("input", "p", "dim", "keepdim")))
 # the largest entry along a dim (PointNet's max over its points): torch.max(x, dim) gives it
 # and its index, amax the value; max(a, b) of two tensors and a whole tensor's max are opaque
 for _name in ("max", "amax"):
