@@ -1125,15 +1125,14 @@ class _Walk:
         moment: `bags` a bag's reduction) or decided by another use, with its plan."""
         if table in self.kept:
             std = self.kept_rms(table, math.sqrt(self.target))
-        elif self.deciding.get(table) == node.index and per_row != 1.0 and per_row > 0:
-            std = math.sqrt(self.target / per_row)
-            self.plans[table] = ParamPlan(table, "normal", std=std, tied=tuple(self.graph.tied.get(table, ())),
-                                          reason=f"embedding bag: rows of second moment {_g(self.target / per_row)}, "
-                                                 f"so {bags} has {_g(self.target)}")
         elif self.deciding.get(table) == node.index:
             std = math.sqrt(self.target)
             why = "embedding: rows of unit second moment"
-            if node.index in self.logit_biases:
+            if per_row != 1.0 and per_row > 0:
+                std = math.sqrt(self.target / per_row)
+                why = (f"embedding bag: rows of second moment {_g(self.target / per_row)}, so {bags} has "
+                       f"{_g(self.target)}")
+            elif node.index in self.logit_biases:
                 gain, why = self.logit_biases[node.index]
                 std *= math.sqrt(gain)
             if table in self.multi_use:

@@ -367,6 +367,13 @@ def unguarded(func: types.FunctionType) -> types.FunctionType:
     return copy
 
 
+def _int_dims(dim: object) -> list[int] | None:
+    """A reduction's dim argument as a list of ints (one int, or a list or tuple of them);
+    None for anything else (no dim: the whole tensor; a tensor: max(a, b)'s other operand)."""
+    dims = list(dim) if isinstance(dim, (list, tuple)) else [dim]
+    return [d for d in dims if isinstance(d, int)] if dims and all(isinstance(d, int) for d in dims) else None
+
+
 def _tensors(values: Iterable[object]) -> list[torch.Tensor]:
     found: list[torch.Tensor] = []
     for value in values:
@@ -1014,23 +1021,20 @@ class _Recorder(TorchFunctionMode):
         the top 1 of them (`_topk`); opaque for two tensors' elementwise max, a whole
         tensor's max or several dims."""
         x, dim = bound.get("input"), bound.get("dim")
-        dims = list(dim) if isinstance(dim, (list, tuple)) else [dim]
-        if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.dim() > 0 and len(dims) == 1
-                and isinstance(dims[0], int)):
+        dims = _int_dims(dim)
+        if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.dim() > 0 and dims and len(dims) == 1):
             return "opaque", [self.node_for(t) for t in _tensors([x, dim])], {}, {}, None
         return "view", [self.node_for(x)], {}, {"op": "topk", "dim": dims[0] % x.dim(), "k": 1}, None
 
     def _vector_norm(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         """The 2-norm of a floating tensor along given dims (F.normalize's divisor): a
         "vector_norm" node with its dims; opaque for another order or the whole tensor."""
-        x, dim = bound.get("input"), bound.get("dim")
+        x, dims = bound.get("input"), _int_dims(bound.get("dim"))
         order = bound.get("ord", bound.get("p", 2))
-        dims = list(dim) if isinstance(dim, (list, tuple)) else [dim]
-        ints = [d for d in dims if isinstance(d, int)]
         if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.dim() > 0 and order in (2, 2.0, "fro")
-                and ints and len(ints) == len(dims)):
+                and dims):
             return "opaque", [self.node_for(t) for t in _tensors([x])], {}, {}, None
-        return "vector_norm", [self.node_for(x)], {}, {"dim": [d % x.dim() for d in ints]}, None
+        return "vector_norm", [self.node_for(x)], {}, {"dim": [d % x.dim() for d in dims]}, None
 
     def _fixed_mix(self, a: Any, b: Any) -> dict[str, Any] | None:
         """attrs of A @ x (or x @ A) with A a 2-D tensor the trace does not follow, with values
