@@ -125,14 +125,31 @@ def test_lsuv_torch_rescales_every_layer_of_an_lstm_on_its_own_input():
         inputs = x
         for layer in range(3):
             w, b = getattr(lstm, f"weight_ih_l{layer}"), getattr(lstm, f"bias_ih_l{layer}")
-            # the forget-gate block of b_ih is an offset kept at 1, the others stay 0
-            assert b.view(4, 32)[1].eq(1).all() and not b.view(4, 32)[[0, 2, 3]].any(), layer
+            # the forget- and output-gate blocks of b_ih are offsets kept at 1 and 2.5, the others stay 0
+            blocks = b.view(4, 32)
+            assert blocks[1].eq(1).all() and blocks[3].eq(2.5).all() and not blocks[[0, 2]].any(), layer
             z = torch.nn.functional.linear(inputs, w)
             assert abs(float(z.var()) - 1.0) < 0.1, layer
             single = torch.nn.LSTM(16 if layer == 0 else 32, 32, batch_first=True)
             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                 getattr(single, f"{name}_l0").copy_(getattr(lstm, f"{name}_l{layer}"))
             inputs = single(inputs)[0]
+
+
+def test_lsuv_torch_measures_an_lstm_after_init_module_without_its_gate_offsets():
+    # without its orthogonal start LSUV keeps the biases it finds: the offsets in b_ih would
+    # count as variance of the pooled output (1.05 for blocks of 1 and 2.5, so Var(W_ih x)
+    # would end at 0.49); they are measured at 0 and kept, so W_ih x gets unit variance
+    lstm = torch.nn.LSTM(16, 32, num_layers=2, batch_first=True)
+    x = torch.randn(32, 12, 16, generator=torch.Generator().manual_seed(1))
+    vt.init_module(lstm, generator=0)
+    report = vt.lsuv(lstm, x, orthogonal_init=False)
+    assert all(r.converged for r in report)
+    with torch.no_grad():
+        blocks = lstm.bias_ih_l0.view(4, 32)
+        assert blocks[1].eq(1).all() and blocks[3].eq(2.5).all()
+        z = torch.nn.functional.linear(x, lstm.weight_ih_l0)
+        assert abs(float(z.var()) - 1.0) < 0.1
 
 
 def _numpy_mlp(depth, width, activation, seed):

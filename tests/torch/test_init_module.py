@@ -229,7 +229,7 @@ def _assert_orthogonal_blocks(weight, blocks):
     assert torch.allclose(whole, blocks * torch.eye(w.shape[1], dtype=torch.float64), atol=1e-4)
 
 
-def test_lstm_gates_orthogonal_blocks_and_forget_bias():
+def test_lstm_gates_orthogonal_blocks_and_gate_offsets():
     model = torch.nn.LSTM(48, 64, num_layers=2, bidirectional=True)
     report = vt.init_module(model, generator=8)
     hidden = 64
@@ -242,13 +242,18 @@ def test_lstm_gates_orthogonal_blocks_and_forget_bias():
             _assert_orthogonal_blocks(p, 4)
         elif name.startswith("bias_ih"):
             assert torch.equal(p[hidden:2 * hidden], torch.ones(hidden))
-            assert torch.count_nonzero(p[:hidden]) == 0 and torch.count_nonzero(p[2 * hidden:]) == 0
+            assert torch.equal(p[3 * hidden:], torch.full((hidden,), 2.5))
+            assert torch.count_nonzero(p[:hidden]) == 0 and torch.count_nonzero(p[2 * hidden:3 * hidden]) == 0
         else:
             assert torch.count_nonzero(p) == 0, name
-    # The forget gate's total bias is 1 (bias_ih + bias_hh), every other gate's 0.
+    # The forget gate's total bias is 1 (bias_ih + bias_hh), the output gate's 2.5, the others 0.
     total = model.bias_ih_l1_reverse + model.bias_hh_l1_reverse
-    assert torch.equal(total, torch.cat([torch.zeros(64), torch.ones(64), torch.zeros(128)]))
+    assert torch.equal(total, torch.cat([torch.zeros(64), torch.ones(64), torch.zeros(64), torch.full((64,), 2.5)]))
     assert "forget" in {r.name: r.rule for r in report}["bias_ih_l0"]
+    # with o = sigmoid(2.5), the second layer's h = o * tanh(c) over 20 steps has std 0.44 (0.21 at o = 0.5)
+    x = torch.randn(20, 64, 48, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert float(model(x)[0].std()) > 0.38
 
 
 def test_lstm_projection_and_gru():

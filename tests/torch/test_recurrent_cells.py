@@ -61,9 +61,10 @@ def test_a_cell_loop_is_solved_from_each_steps_input(kind, given_state):
         warnings.simplefilter("always")
         report = varinit.torch.init_module(model, x, generator=0)
     records = _records(report)
-    # the gates' preactivations from the input at unit variance: std 1 / sqrt(fan_in 32 * nu_in 9),
-    # nu_in measured on 2048 samples (a 3% error at most by 1e-6); a fan of 64 or nu 1 is 41% or 3x off
-    expected = 1 / math.sqrt(32 * 9)
+    # the gates' preactivations from the input at unit variance (a GRU's at 2.5):
+    # std sqrt(target / (fan_in 32 * nu_in 9)), nu_in measured on 2048 samples (a 3% error at
+    # most by 1e-6); a fan of 64 or nu 1 is 41% or 3x off, a GRU at unit variance 37%
+    expected = math.sqrt((2.5 if kind == "gru" else 1.0) / (32 * 9))
     assert records["cell.weight_ih"].std == pytest.approx(expected, rel=0.08)
     assert "solved" in records["cell.weight_ih"].rule
     hidden = 64
@@ -71,7 +72,7 @@ def test_a_cell_loop_is_solved_from_each_steps_input(kind, given_state):
         assert torch.allclose(block @ block.T, torch.eye(hidden), atol=1e-5)
     if kind == "lstm":
         gates = model.cell.bias_ih.detach().view(4, hidden)
-        assert torch.equal(gates[1], torch.ones(hidden)) and not gates[[0, 2, 3]].any()
+        assert gates[1].eq(1).all() and gates[3].eq(2.5).all() and not gates[[0, 2]].any()
     with torch.no_grad():
         out = model(x)
     assert 0.8 <= float(out.std()) <= 1.25
@@ -87,9 +88,10 @@ def test_a_cells_weights_get_rules_without_example_inputs():
         report = varinit.torch.init_module(model, generator=0)
     records = _records(report)
     assert records["cell.weight_hh"].rule.startswith("orthogonal per block (4 blocks)")
-    assert records["cell.bias_ih"].rule == "zeros, forget-gate block 1"
+    assert records["cell.bias_ih"].rule == "zeros, forget-gate block 1, output-gate block 2.5"
     assert report.counts()["zeros"] == 3      # bias_ih, bias_hh, head.bias: one kind, no trailing comma
     assert model.cell.bias_ih.detach().view(4, 64)[1].eq(1).all()
+    assert model.cell.bias_ih.detach().view(4, 64)[3].eq(2.5).all()
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
@@ -103,7 +105,8 @@ def test_lsuv_rescales_a_cells_input_weight_at_its_first_step(kind):
     # LSUV stops within tol = 0.1 of unit variance, pooled over the gates
     assert abs(float(pre.var()) - 1) < 0.12
     if kind == "lstm":
-        assert model.cell.bias_ih.detach().view(4, 64)[1].eq(1).all()
+        gates = model.cell.bias_ih.detach().view(4, 64)
+        assert gates[1].eq(1).all() and gates[3].eq(2.5).all()
 
 
 class LSTMHead(nn.Module):
@@ -116,11 +119,11 @@ class LSTMHead(nn.Module):
 
 
 @pytest.mark.parametrize("mean_correction", [False, True])
-def test_lsuv_keeps_an_lstms_forget_gate_bias(mean_correction):
-    # LSUV zeroes biases before it rescales; the forget-gate block of b_ih was left at 0
+def test_lsuv_keeps_an_lstms_gate_offsets(mean_correction):
+    # LSUV zeroes biases before it rescales; the forget- and output-gate blocks of b_ih are set back
     model = LSTMHead()
     varinit.torch.lsuv(model, torch.randn(4, 5, 8, generator=torch.Generator().manual_seed(0)),
                        generator=0, mean_correction=mean_correction)
     for layer in range(2):
         gates = getattr(model.lstm, f"bias_ih_l{layer}").detach().view(4, 16)
-        assert gates[1].eq(1).all() and not gates[[0, 2, 3]].eq(1).any()
+        assert gates[1].eq(1).all() and gates[3].eq(2.5).all() and not gates[[0, 2]].eq(1).any()

@@ -254,6 +254,19 @@ class StackedLSTM(nn.Module):
         return self.head(self.lstm(x)[0])
 
 
+class CharGRU(nn.Module):
+    """A character model: embedding, a 2-layer GRU, a head over the vocabulary."""
+
+    def __init__(self, vocab=96, width=64, hidden=128):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, width)
+        self.gru = nn.GRU(width, hidden, 2, batch_first=True)
+        self.head = nn.Linear(hidden, vocab)
+
+    def forward(self, tokens):
+        return self.head(self.gru(self.embed(tokens))[0])
+
+
 class LayerScaleBlock(nn.Module):
     """ConvNeXt's block: depthwise 7x7, LayerNorm, an inverted GELU MLP, a per-channel
     layer scale (1e-6 here, as ConvNeXt sets it) and stochastic depth on the branch.
@@ -500,6 +513,7 @@ ZOO = {
         torch.randn(16, 32, 64)),
     "tiny_gpt_tied": lambda: (TinyGPT(), torch.randint(0, 512, (16, 32))),
     "lstm_stacked": lambda: (StackedLSTM(), torch.randn(16, 20, 32)),
+    "char_gru": lambda: (CharGRU(), torch.randint(0, 96, (16, 40))),
     "convnext_layer_scale": lambda: (LayerScaleNet(), _images(8, 32)),
     "window_attention_padded": lambda: (WindowTransformer(), _images(8, 20)),
     "llama_style": lambda: (LlamaStyle(), torch.randint(0, 256, (8, 32))),

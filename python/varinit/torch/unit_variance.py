@@ -29,7 +29,8 @@ from ..layers.transaction import all_or_nothing, check_finite
 from ..layers.unit_variance import Moments, as_batches, check_options, rescale_to_unit_variance
 from ..progress import Progress, reporter
 from .graph import expand, uncompiled
-from .sharded import streams_agreed, write_rows
+from .modules import write_lstm_gate_offsets
+from .sharded import streams_agreed
 from .sharded_data_init import (WholeCopy, check_same_batches, check_same_generator, end_forward, has_dtensors,
                                 local_part, mark_dtensors_written, refuse_sharded_compute, warn_other_precision)
 
@@ -365,8 +366,9 @@ def lsuv(model: torch.nn.Module, data: Any, *, tol: float = 0.1, max_iter: int =
     module or not (``nn.MultiheadAttention``'s packed in_proj_weight and its
     out_proj.weight), and the input weights of LSTM/GRU/RNN layers and cells
     (measured as W_ih x + b_ih on each layer's actual input, a cell's at its
-    first step; an LSTM's forget-gate block of b_ih is then set back to 1,
-    varinit's recurrent rule, with or without `mean_correction`). The model runs in eval
+    first step; an LSTM's forget- and output-gate blocks of b_ih are
+    offsets, measured at 0 and then set back to varinit's 1 and 2.5, with or
+    without `mean_correction`). The model runs in eval
     mode (dropout off, batch norm on its running statistics) under
     ``torch.no_grad()``, and its training flags are restored afterwards; a
     layer called several times per pass is measured at its first call. The
@@ -495,9 +497,9 @@ def _lsuv(model: torch.nn.Module, batches: Sequence[Any], order: list[_Unit], na
         if whole_bias is not None:
             whole_bias.write()
         if unit.recurrent == 4 and bias is not None:
-            # an LSTM's b_ih: the forget-gate block is an offset, not a scale, and keeps varinit's 1
-            # (Gers et al. 2000; Jozefowicz et al. 2015), whatever the rescaling and mean correction
-            write_rows(bias, slice(bias.shape[0] // 4, bias.shape[0] // 2), 1.0)
+            # an LSTM's b_ih: the forget- and output-gate blocks are offsets, not scales, and keep
+            # varinit's values whatever the rescaling and mean correction
+            write_lstm_gate_offsets(bias)
         if step is not None:
             step(len(report), len(order))
 
@@ -516,6 +518,9 @@ def _lsuv(model: torch.nn.Module, batches: Sequence[Any], order: list[_Unit], na
         return report
     for unit in order:
         bias = params[unit.bias] if unit.bias is not None else None
+        if unit.recurrent == 4 and bias is not None:
+            # the offsets would count as variance of the pooled output: measured without them
+            write_lstm_gate_offsets(bias, 0.0)
         whole_bias = WholeCopy(bias) if bias is not None and is_dtensor(bias) else None
         rescale(unit, _UnitMoments(model, unit, batches, names, whole_bias), whole_bias)
     return report
