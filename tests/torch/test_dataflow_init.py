@@ -42,6 +42,11 @@ BOUNDS = {
     # layer shares its branch's scale (T-Fixup's way);
     # with the whole scale on the branch ends (as before) act was 2.04, out 2.16, grad 7.2
     "transformer_pre_ln": (2.0, (0.25, 4.0)),
+    # with a final norm the stream may grow 1 + L/3 = 3.7-fold (each branch a third of the
+    # start); the gradient a block's layers take falls with the stream's std they read
+    # through their norm, and the MLP's first layer, at unit scale, took half its branch
+    # end's: grad 5.6; sharing the branch's scale (T-Fixup's way, as above) 3.5
+    "transformer_pre_ln_final_norm": (2.0, (0.25, 4.0)),
     # torch's layer scale 1e-6 leaves the branches' layers a millionth of the stem's gradient
     # (grad 1e6; structure-only too): a layer scale is the branch's gain, set like a norm's gamma
     "convnext_layer_scale": (2.0, (0.25, 4.0)),
@@ -303,7 +308,23 @@ def test_global_pooling_keeps_the_offset_every_position_shares():
     assert 0.85 <= sum(seconds) / len(seconds) <= 1.15, seconds
 
 
-def test_an_output_stream_s_mlp_shares_its_branch_scale_and_a_normed_one_does_not():
+class NormFreeResidualMLP(torch.nn.Module):
+    def __init__(self, width=64, blocks=4):
+        super().__init__()
+        self.fc1 = torch.nn.ModuleList(torch.nn.Linear(width, 4 * width) for _ in range(blocks))
+        self.fc2 = torch.nn.ModuleList(torch.nn.Linear(4 * width, width) for _ in range(blocks))
+        self.head = torch.nn.Linear(width, 10)
+
+    def forward(self, x):
+        for fc1, fc2 in zip(self.fc1, self.fc2):
+            x = x + fc2(torch.relu(fc1(x)))
+        return self.head(x)
+
+
+def test_an_mlp_shares_its_branch_scale_in_an_output_stream_or_behind_a_norm():
+    # T-Fixup's way: the MLP's first layer takes the branch's scale where the stream is the
+    # model's output or the MLP reads a norm (pre-LN: 12 blocks with a final norm, first/last
+    # gradient 7.3 with it at 1, 4.7 shared); a norm-free MLP of a stream a layer reads keeps 1
     from varinit.torch.dataflow import plan
     torch.manual_seed(0)
     layer = torch.nn.TransformerEncoderLayer(64, 4, 256, activation="gelu", batch_first=True, norm_first=True)
@@ -313,7 +334,10 @@ def test_an_output_stream_s_mlp_shares_its_branch_scale_and_a_normed_one_does_no
         open_stream = plan(torch.nn.TransformerEncoder(layer, 4, enable_nested_tensor=False), x).params
         normed = plan(torch.nn.TransformerEncoder(layer, 4, norm=torch.nn.LayerNorm(64),
                                                   enable_nested_tensor=False), x).params
+        norm_free = plan(NormFreeResidualMLP(), torch.randn(32, 64).to("meta")).params
     for k in range(4):
-        inner = open_stream[f"layers.{k}.linear1.weight"]
-        assert inner.goal is not None and inner.goal < 0.5 and "branch's scale" in inner.reason
-        assert normed[f"layers.{k}.linear1.weight"].goal == 1.0
+        for params in (open_stream, normed):
+            inner = params[f"layers.{k}.linear1.weight"]
+            assert inner.goal is not None and inner.goal < 0.5 and "branch's scale" in inner.reason
+        assert norm_free[f"fc1.{k}.weight"].goal == 1.0
+        assert "residual branch end" in norm_free[f"fc2.{k}.weight"].reason

@@ -507,6 +507,11 @@ ZOO = {
         nn.TransformerEncoder(nn.TransformerEncoderLayer(64, 4, 256, activation="gelu", batch_first=True,
                                                          norm_first=True), 6, enable_nested_tensor=False),
         torch.randn(16, 32, 64)),
+    "transformer_pre_ln_final_norm": lambda: (
+        nn.TransformerEncoder(nn.TransformerEncoderLayer(64, 4, 256, activation="gelu", batch_first=True,
+                                                         norm_first=True), 4, norm=nn.LayerNorm(64),
+                              enable_nested_tensor=False),
+        torch.randn(16, 32, 64)),
     "transformer_post_ln": lambda: (
         nn.TransformerEncoder(nn.TransformerEncoderLayer(64, 4, 256, activation="gelu", batch_first=True),
                               6, enable_nested_tensor=False),

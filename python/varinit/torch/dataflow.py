@@ -935,18 +935,19 @@ class _Walk:
         so each branch adds a third of v_0 (its output within 0.58 of the std
         of the layers inside it) up to L = 45.
 
-        When the stream is the model's output, a layer whose output
-        reaches the branch's end only through activations and dropout (an
-        MLP's inner layer) shares the branch's scale: its goal is the end's,
-        so the end's weights keep about unit gain and the layers inside get
-        gradients of the stream's order, as T-Fixup scales every weight of a
-        branch and not its last one alone (Huang et al. 2020)."""
+        When the stream is the model's output, or the layer reads a norm (a
+        pre-LN block's MLP), a layer whose output reaches the branch's end only
+        through activations and dropout (an MLP's inner layer) shares the
+        branch's scale (_sharing_layers): its goal is the end's, so the end's
+        weights keep about unit gain and the layers inside get gradients of
+        the stream's order, as T-Fixup scales every weight of a branch and not
+        its last one alone (Huang et al. 2020)."""
         end = self.branch_end.get(node.index)
         shared = self.sharing.get(node.index)
         if end is None and shared is not None and self.residual == "depth":
             goal, _ = self.goal(self.graph.nodes[shared])
-            return goal, (f"; inside a residual branch of the model's output stream: the branch's "
-                          f"scale, as its end ({self.graph.nodes[shared].module or 'the model'})")
+            return goal, (f"; inside a residual branch: the branch's scale, as its end "
+                          f"({self.graph.nodes[shared].module or 'the model'})")
         if end is None and node.index in self.score_gains:
             factor, why = self.score_gains[node.index]
             return self.target * factor, why
@@ -2910,13 +2911,17 @@ def _reaches_output(graph: Graph, index: int) -> bool:
 
 
 def _sharing_layers(graph: Graph, ends: dict[int, BranchEnd]) -> dict[int, int]:
-    """{inner layer: branch end} for the branches of chains whose stream is the model's
-    output: the layer whose only consumer leads to the end layer's input through
-    dropout, views and one elementwise region (an MLP's first layer)."""
+    """{inner layer: branch end} for layer-ended branches: the layer whose only consumer
+    leads to the end layer's input through dropout, views and one elementwise region
+    (an MLP's first layer), in a chain whose stream is the model's output, or reading a
+    norm (a pre-LN block's MLP: the norm sets its input's scale, not the stream). A
+    norm-free branch of a closed chain (a ResNet without norms) keeps its inner layer
+    at the target: it reads the stream's scale, and at the branch's it would sit
+    below the stream's other readers (act 1.95 -> 2.13 on the zoo's)."""
     sharing: dict[int, int] = {}
     for end, (_, _, _, _, open_end) in ends.items():
         node = graph.nodes[end]
-        if not open_end or node.kind not in LAYERS or not node.inputs:
+        if node.kind not in LAYERS or not node.inputs:
             continue
         source, region = node.inputs[0], set[int]()
         while True:
@@ -2929,9 +2934,16 @@ def _sharing_layers(graph: Graph, ends: dict[int, BranchEnd]) -> dict[int, int]:
             source = fused[0]
         # read once, or only inside the one region (CLIP's quick GELU, x * sigmoid(1.702 x), reads x twice)
         readers = {r.index for r in graph.readers(source)}
-        if graph.nodes[source].kind in LAYERS and (len(readers) == 1 or (region and readers <= region)):
+        if graph.nodes[source].kind in LAYERS and (len(readers) == 1 or (region and readers <= region)) and (
+                open_end or _reads_norm(graph, source)):
             sharing[source] = end
     return sharing
+
+
+def _reads_norm(graph: Graph, index: int) -> bool:
+    """Whether layer node `index` reads a norm's output (through dropout, views, scalings)."""
+    inputs = graph.nodes[index].inputs
+    return bool(inputs) and graph.nodes[_through(graph, inputs[0], BRANCH_PASS)].kind == "norm"
 
 
 def _stream_budget(length: int, open_end: bool) -> float:
