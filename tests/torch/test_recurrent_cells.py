@@ -61,10 +61,9 @@ def test_a_cell_loop_is_solved_from_each_steps_input(kind, given_state):
         warnings.simplefilter("always")
         report = varinit.torch.init_module(model, x, generator=0)
     records = _records(report)
-    # the gates' preactivations from the input at unit variance (a GRU's at 2.5):
-    # std sqrt(target / (fan_in 32 * nu_in 9)), nu_in measured on 2048 samples (a 3% error at
-    # most by 1e-6); a fan of 64 or nu 1 is 41% or 3x off, a GRU at unit variance 37%
-    expected = math.sqrt((2.5 if kind == "gru" else 1.0) / (32 * 9))
+    # the gates' preactivations from the input at unit variance: std 1 / sqrt(fan_in 32 * nu_in 9),
+    # nu_in measured on 2048 samples (a 3% error at most by 1e-6); a fan of 64 or nu 1 is 41% or 3x off
+    expected = 1 / math.sqrt(32 * 9)
     assert records["cell.weight_ih"].std == pytest.approx(expected, rel=0.08)
     assert "solved" in records["cell.weight_ih"].rule
     hidden = 64

@@ -45,11 +45,12 @@ The walk, node by node in execution order, with moment_rules' formulas:
   (std 1/sqrt(d) as a head would want) nor the logits (std sqrt(d)) are off;
 - LSTM/GRU keep varinit's recurrent rules (orthogonal recurrent gates, the
   LSTM's forget- and output-gate offsets); their input weights are solved
-  layer by layer for unit gate preactivations (a GRU's for 2.5: _gate_target),
-  and their output moments are measured on a copy. A gated output
-  h = o * tanh(c) stays below unit std (about 0.55 with the output gate
-  open) unless the gates saturate: the report notes it, and the layer after
-  is solved from it;
+  layer by layer for unit gate preactivations, and their output moments are
+  measured on a copy. A gated output stays below unit std unless the gates
+  saturate; where a layer's is below GATED_OUTPUT_FLOOR (a short sequence, a
+  first layer), one gate's offset is solved to lift it (_gate_offset: an
+  LSTM's input gate opens, a GRU's update gate closes). The report notes
+  the output's std, and the layer after is solved from it;
 - an op the rules do not know ("opaque") is named in a warning, and what
   follows it is solved against an assumed unit second moment.
 """
@@ -67,7 +68,7 @@ import torch
 from . import moment_rules as rules
 from .computed_weights import Response, weight_response
 from .graph import EMBEDDINGS, ExampleInputs, Graph, Node, fixed_mix_stats, meta_view, trace
-from .modules import init_by_structure, recurrent_mode
+from .modules import OPENED_GATES, init_by_structure
 from .moment_rules import Moments
 from .parametrizations import spectral_norm_of
 from .refine import MEASURED_MODULES, Target
@@ -105,6 +106,15 @@ MAX_STREAM_BUDGET = 16.0
 OPEN_STREAM_BUDGET = 3.0
 MAX_OPEN_STREAM_BUDGET = 3.3
 OPEN_BRANCH_SHARE = 0.3
+# an LSTM or GRU layer whose output has std below this (times the target's) takes a gate
+# offset (_gate_offset): the layer after it, solved to the target, is then within 1.8
+# times its std (the act bound 2, with a margin for the draws); the offset is at most
+# GATE_OFFSET_CAP in size (a gate at sigmoid(4) = 0.98), found in OFFSET_STEPS bisection steps
+# (to 0.06) on OFFSET_BATCH of the sample's sequences
+GATED_OUTPUT_FLOOR = 0.55
+GATE_OFFSET_CAP = 4.0
+OFFSET_STEPS = 6
+OFFSET_BATCH = 8
 # a chain of norm-ended branches grows its stream's second moment at most e-fold
 NORM_BRANCH_GROWTH = 1.0 - math.exp(-1.0)
 # the norm-ended branches before a model's last one raise the gradient's second moment at
@@ -1479,6 +1489,7 @@ class _Walk:
         if module is None:
             return None
         solved: dict[str, tuple[float, float, float]] = {}
+        offsets: dict[str, tuple[float, float, float]] = {}
         out = None
         output = node.attrs.get("output", 0)
         if node.attrs.get("cell"):
@@ -1491,7 +1502,7 @@ class _Walk:
                 probe, [(self.m(i), self.graph.nodes[i].shape) for i in node.inputs], self.target)
             out = steps[output]
         elif output == 0:
-            out, solved = _solved_rnn(module, self.m(node.inputs[0]), node, self.target)
+            out, solved, offsets = _solved_rnn(module, self.m(node.inputs[0]), node, self.target)
         form = _BOUNDED_STATES.get(node.attrs.get("mode", ""))
         if output == 0 and out is not None and form is not None:
             self.state_notes[node.module] = (
@@ -1504,7 +1515,14 @@ class _Walk:
                 std, fan_in, nu = solved[pname]
                 self.plans[name] = ParamPlan(name, "normal", std=std, fan_in=fan_in, reason=(
                     f"{type(module).__name__} input weight: each gate's preactivation from the input at "
-                    f"Var = {_g(_gate_target(module, self.target))} / (fan_in {_g(fan_in)} * nu_in {_g(nu)})"))
+                    f"Var = {_g(self.target)} / (fan_in {_g(fan_in)} * nu_in {_g(nu)})"))
+            elif pname in offsets:
+                offset, before, after = offsets[pname]
+                gate = OPENED_GATES[module.mode][2]
+                self.plans[name] = ParamPlan(name, "recurrent", value=offset, reason=(
+                    f"{gate}-gate block {_g(offset)}: the layer's output on the example's sequence had std "
+                    f"{_g(before)} without it, below {_g(GATED_OUTPUT_FLOOR * math.sqrt(self.target))}; "
+                    f"{_g(after)} with it"))
             else:
                 self.plans.setdefault(name, ParamPlan(
                     name, "recurrent", reason="LSTM/GRU: orthogonal recurrent gates, LSTM forget- and "
@@ -3029,22 +3047,25 @@ def _weight_norm_gain(node: Node) -> str | None:
     return next((n for n in names if n.endswith(("original0", "weight_g"))), None)
 
 
-def _solved_rnn(module: Any, x: Moments, node: Node,
-                target: float) -> tuple[Moments, dict[str, tuple[float, float, float]]]:
+def _solved_rnn(module: Any, x: Moments, node: Node, target: float) -> tuple[
+        Moments, dict[str, tuple[float, float, float]], dict[str, tuple[float, float, float]]]:
     """A recurrent module layer by layer: each layer's input weights (every gate
     block) solved so the input's share of a gate's preactivation has second
     moment `target` for that layer's measured input, under varinit's recurrent
-    rules for the rest. Returns the output moments and {weight_ih name: (std,
-    fan_in, nu_in)}; measured on float64 single-layer copies, since gates are
-    saturating products no closed form follows."""
+    rules for the rest, and an LSTM layer's input-gate offset (_input_gate_offset).
+    Returns the output moments, {weight_ih name: (std, fan_in, nu_in)} and
+    {bias_hh name: (offset, std of h without it, with it)} for the layers that
+    take one; measured on float64 single-layer copies, since gates are saturating
+    products no closed form follows."""
     g = torch.Generator().manual_seed(0)
     shape = list(node.shape)
     batch_axis = 0 if module.batch_first else 1
     shape[batch_axis] = min(shape[batch_axis], 64)
     shape[-1] = module.input_size
     sample = _gaussian(x, shape, g)
-    directions = 2 if module.bidirectional else 1
+    directions = ("", "_reverse")[:2 if module.bidirectional else 1]
     solved: dict[str, tuple[float, float, float]] = {}
+    offsets: dict[str, tuple[float, float, float]] = {}
     for layer in range(module.num_layers):
         kwargs = {"input_size": sample.shape[-1], "hidden_size": module.hidden_size, "num_layers": 1,
                   "bias": module.bias, "batch_first": module.batch_first, "bidirectional": module.bidirectional}
@@ -3053,13 +3074,60 @@ def _solved_rnn(module: Any, x: Moments, node: Node,
         probe = _recurrent_probe(type(module), **kwargs)
         nu = float((sample * sample).mean())
         fan_in = sample.shape[-1]
-        std = _input_weight_std(_gate_target(module, target), fan_in, nu)
+        std = _input_weight_std(target, fan_in, nu)
         with torch.no_grad():
-            for suffix in ("", "_reverse")[:directions]:
+            for suffix in directions:
                 getattr(probe, f"weight_ih_l0{suffix}").normal_(0.0, std, generator=g)
                 solved[f"weight_ih_l{layer}{suffix}"] = (std, fan_in, nu)
-            sample = probe(sample)[0]
-    return Moments(float(sample.mean()), float((sample * sample).mean())), solved
+            out = probe(sample)[0]
+            if module.mode in OPENED_GATES and module.bias:
+                before = _rms(out)
+                offset, out = _gate_offset(probe, module.mode, sample, batch_axis, out, directions, target)
+                for suffix in directions if offset else ():
+                    offsets[f"bias_hh_l{layer}{suffix}"] = (offset, before, _rms(out))
+            sample = out
+    return Moments(float(sample.mean()), float((sample * sample).mean())), solved, offsets
+
+
+def _gate_offset(probe: Any, mode: str, sample: torch.Tensor, batch_axis: int, out: torch.Tensor,
+                 directions: tuple[str, ...], target: float) -> tuple[float, torch.Tensor]:
+    """The offset of a recurrent layer's OPENED_GATES gate (in bias_hh) and the
+    layer's output with it: 0 when the output has std at least
+    GATED_OUTPUT_FLOOR * sqrt(target), else the smallest up to GATE_OFFSET_CAP in
+    size that brings it there, by bisection on the probe. An LSTM's cell fills
+    from c_0 = 0 as c_t = f c_(t-1) + i g, so over a short sequence, or on a
+    first layer whose inputs are independent step to step, h = o * tanh(c)
+    stays near std 0.3 to 0.4 at i = sigmoid(0); a GRU's h near 0.5, half of it
+    the old state's. The offset opens the LSTM's input gate or closes the
+    GRU's update gate, so more of the new candidate reaches h."""
+    floor = GATED_OUTPUT_FLOOR * math.sqrt(target)
+    if _rms(out) >= floor:
+        return 0.0, out
+    block, sign, _ = OPENED_GATES[mode]
+    hidden = probe.hidden_size
+    rows = slice(block * hidden, (block + 1) * hidden)
+    # the bisection on a few sequences of the sample (a long one costs a pass per step)
+    part = sample.narrow(batch_axis, 0, min(OFFSET_BATCH, sample.shape[batch_axis])) if sample.dim() == 3 else sample
+
+    def output(size: float, x: torch.Tensor) -> torch.Tensor:
+        for suffix in directions:
+            getattr(probe, f"bias_hh_l0{suffix}")[rows] = sign * size
+        result: torch.Tensor = probe(x)[0]
+        return result
+
+    low, high = 0.0, GATE_OFFSET_CAP
+    if _rms(output(high, part)) > floor:
+        for _ in range(OFFSET_STEPS):
+            middle = 0.5 * (low + high)
+            if _rms(output(middle, part)) >= floor:
+                high = middle
+            else:
+                low = middle
+    return sign * high, output(high, sample)   # the probe left at the offset chosen
+
+
+def _rms(t: torch.Tensor) -> float:
+    return math.sqrt(float((t * t).mean()))
 
 
 # what bounds a recurrent layer's output below 1 (a ReLU RNN's is not bounded)
@@ -3088,16 +3156,6 @@ def _gaussian(moments: Moments, size: list[int], g: torch.Generator) -> torch.Te
     return moments.mean + math.sqrt(max(moments.variance, 0.0)) * torch.randn(size, generator=g, dtype=torch.float64)
 
 
-def _gate_target(module: Any, target: float) -> float:
-    """The second moment of the input's share of each gate preactivation: `target`,
-    and 2.5 times it for a GRU. A GRU's h = (1 - z) * n + z * h_prev, n = tanh(.),
-    has std 0.48 at unit preactivations (2 layers, 128 units, 50 steps): 2.1
-    times below its input's; at 2.5 it is 0.58 (one layer over 20 steps: 0.41 and
-    0.52), and the gradient reaching the input is 1.5 times the output's instead
-    of 0.94 (2.7 over three bidirectional layers, 4 times would make it 3.7)."""
-    return 2.5 * target if recurrent_mode(module) == "GRU" else target
-
-
 def _input_weight_std(target: float, fan_in: int, nu: float) -> float:
     """The std of input weights that give each gate's preactivation from an input of second
     moment `nu` the second moment `target` (1/sqrt(fan_in) for an input of zeros)."""
@@ -3118,7 +3176,7 @@ def _solved_cell(probe: Any, inputs: list[tuple[Moments, tuple[int, ...]]],
                   for m, shape in inputs]
     nu = float((x * x).mean())
     fan_in = probe.input_size
-    std = _input_weight_std(_gate_target(probe, target), fan_in, nu)
+    std = _input_weight_std(target, fan_in, nu)
     state: Any = None
     if states:
         state = tuple(states) if isinstance(probe, torch.nn.LSTMCell) else states[0]

@@ -24,7 +24,8 @@ from .gradient_check import (BATCH_STATISTICS, GRADIENT_CHECK_BYTES, NOT_SOLVED,
                              activation_bytes, alpha_dropout, measured_note, pooled_attention, residual_streams)
 from .graph import ExampleInputs, example_call, uncompiled
 from .init_report import InitReport
-from .modules import DEFAULT_RESIDUAL_PATTERN, StructureKeywords, check_fillable, init_by_structure
+from .modules import (DEFAULT_RESIDUAL_PATTERN, StructureKeywords, check_fillable, init_by_structure,
+                      recurrent_mode, write_gate_offset)
 from .norm_shift import shift_norms
 from .overrides import (OverrideSpec, apply_overrides, frozen_names, parameter_names, resolve_only,
                         resolve_overrides)
@@ -383,7 +384,13 @@ def fill(model: torch.nn.Module, result: Plan, generator: Generator, distributio
         if module is None:
             continue
         for record in init_by_structure(module, generator=generator, by_name=True, name_prefix=module_name):
-            if result.params.get(record.name) is None or result.params[record.name].rule == "recurrent":
+            p = result.params.get(record.name)
+            if p is not None and p.rule == "recurrent" and p.value is not None:
+                # a gate's offset, solved for the layer's gated output (dataflow._gate_offset)
+                if not params[record.name].is_meta:
+                    write_gate_offset(params[record.name], recurrent_mode(module), p.value)
+                record = record._replace(rule=f"{record.rule}, solved {p.reason}")
+            if p is None or p.rule == "recurrent":
                 records.append(record)
     for done, (name, p) in enumerate(result.params.items()):
         if step is not None:

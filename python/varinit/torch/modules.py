@@ -444,6 +444,20 @@ def write_lstm_gate_offsets(bias: Any, value: float | None = None) -> None:
         write_rows(bias, slice(block * hidden, (block + 1) * hidden), offset if value is None else value)
 
 
+# The gate whose offset the dataflow solve may set, in bias_hh, to lift a gated output
+# (dataflow._gate_offset), by mode: (block, sign of the offset, what it is). An LSTM's
+# input gate opens (i up: more of g written into the cell); a GRU's update gate closes
+# (z down: h = (1 - z) * n + z * h_prev takes more of the new n).
+OPENED_GATES: dict[str, tuple[int, float, str]] = {"LSTM": (0, 1.0, "input"), "GRU": (1, -1.0, "update")}
+
+
+def write_gate_offset(bias: Any, mode: str, value: float) -> None:
+    """Set the OPENED_GATES block of a recurrent layer's bias (plain or DTensor) to `value`."""
+    block = OPENED_GATES[mode][0]
+    hidden = bias.shape[0] // _GATE_BLOCKS[mode]
+    write_rows(bias, slice(block * hidden, (block + 1) * hidden), value)
+
+
 def _init_recurrent(walk: _Walk, name: str, module: Any, params: list[tuple[str, torch.nn.Parameter]]) -> None:
     mode = recurrent_mode(module)
     blocks = _GATE_BLOCKS[mode]
