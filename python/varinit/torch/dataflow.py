@@ -49,7 +49,8 @@ The walk, node by node in execution order, with moment_rules' formulas:
   measured on a copy. A gated output stays below unit std unless the gates
   saturate; where a layer's is below GATED_OUTPUT_FLOOR (a short sequence, a
   first layer), one gate's offset is solved to lift it (_gate_offset: an
-  LSTM's input gate opens, a GRU's update gate closes). The report notes
+  LSTM's input gate opens, a GRU's update gate closes; a cell's over the
+  loop that calls it, _cell_gate_offset). The report notes
   the output's std, and the layer after is solved from it;
 - an op the rules do not know ("opaque") is named in a warning, and what
   follows it is solved against an assumed unit second moment.
@@ -68,7 +69,7 @@ import torch
 from . import moment_rules as rules
 from .computed_weights import Response, weight_response
 from .graph import EMBEDDINGS, ExampleInputs, Graph, Node, fixed_mix_stats, meta_view, trace
-from .modules import OPENED_GATES, init_by_structure
+from .modules import OPENED_GATES, init_by_structure, recurrent_mode
 from .moment_rules import Moments
 from .parametrizations import spectral_norm_of
 from .refine import MEASURED_MODULES, Target
@@ -469,6 +470,7 @@ class _Walk:
         # a recurrent cell's float64 copy under varinit's recurrent rules, by module: a cell
         # is called once per step, and each call is measured on it
         self.cell_probes: dict[str, torch.nn.Module] = {}
+        self.cell_offsets: dict[str, tuple[float, float, float]] = {}   # a cell's gate offset, by module
         # per recurrent module, the note on its bounded output: a cell called once per step
         # has one, for its last step (finish adds them to the notes)
         self.state_notes: dict[str, str] = {}
@@ -1498,6 +1500,14 @@ class _Walk:
             probe = self.cell_probes.get(node.module)
             if probe is None:
                 probe = self.cell_probes[node.module] = _cell_probe(module)
+                calls = sum(1 for n in self.graph.nodes if n.module == node.module and n.attrs.get("cell")
+                            and n.attrs.get("output", 0) == 0)
+                cell_offset = _cell_gate_offset(probe, calls, self.m(node.inputs[0]),
+                                                self.graph.nodes[node.inputs[0]].shape, self.target)
+                if cell_offset is not None:
+                    self.cell_offsets[node.module] = cell_offset
+            if node.module in self.cell_offsets:
+                offsets["bias_hh"] = self.cell_offsets[node.module]
             steps, solved = _solved_cell(
                 probe, [(self.m(i), self.graph.nodes[i].shape) for i in node.inputs], self.target)
             out = steps[output]
@@ -1518,7 +1528,7 @@ class _Walk:
                     f"Var = {_g(self.target)} / (fan_in {_g(fan_in)} * nu_in {_g(nu)})"))
             elif pname in offsets:
                 offset, before, after = offsets[pname]
-                gate = OPENED_GATES[module.mode][2]
+                gate = OPENED_GATES[recurrent_mode(module)][2]
                 self.plans[name] = ParamPlan(name, "recurrent", value=offset, reason=(
                     f"{gate}-gate block {_g(offset)}: the layer's output on the example's sequence had std "
                     f"{_g(before)} without it, below {_g(GATED_OUTPUT_FLOOR * math.sqrt(self.target))}; "
@@ -3115,15 +3125,58 @@ def _gate_offset(probe: Any, mode: str, sample: torch.Tensor, batch_axis: int, o
         result: torch.Tensor = probe(x)[0]
         return result
 
+    size = _smallest_offset(lambda size: _rms(output(size, part)), floor)
+    return sign * size, output(size, sample)   # the probe left at the offset chosen
+
+
+def _cell_gate_offset(probe: Any, steps: int, x: Moments, shape: tuple[int, ...],
+                      target: float) -> tuple[float, float, float] | None:
+    """A cell's _gate_offset over the loop that calls it `steps` times, on inputs drawn
+    independently at each step with the first step's moments: (offset, output std
+    without it, with it), or None when the output needs none. The probe keeps the
+    offset, so each step is then measured with it."""
+    mode = recurrent_mode(probe)
+    if mode not in OPENED_GATES or not probe.bias:
+        return None
+    g = torch.Generator().manual_seed(0)
+    size = [min(shape[0], OFFSET_BATCH), *shape[1:]] if len(shape) > 1 else list(shape)
+    inputs = [_gaussian(x, size, g) for _ in range(steps)]
+    block, sign, _ = OPENED_GATES[mode]
+    rows = slice(block * probe.hidden_size, (block + 1) * probe.hidden_size)
+
+    def rms_at(offset: float) -> float:
+        probe.bias_hh[rows] = sign * offset
+        state: Any = None
+        outputs = []
+        for step in inputs:
+            state = probe(step, state)
+            outputs.append(state[0] if isinstance(state, tuple) else state)
+        return _rms(torch.stack(outputs))
+
+    with torch.no_grad():
+        probe.weight_ih.normal_(0.0, _input_weight_std(target, probe.input_size, float((inputs[0] ** 2).mean())),
+                                generator=g)
+        before = rms_at(0.0)
+        floor = GATED_OUTPUT_FLOOR * math.sqrt(target)
+        if before >= floor:
+            return None
+        offset = _smallest_offset(rms_at, floor)
+        return sign * offset, before, rms_at(offset)
+
+
+def _smallest_offset(rms_at: Callable[[float], float], floor: float) -> float:
+    """The smallest size in [0, GATE_OFFSET_CAP] at which rms_at(size) reaches `floor`,
+    by OFFSET_STEPS steps of bisection (the cap where even it does not); rms_at leaves
+    the probe at the size it was last called with."""
     low, high = 0.0, GATE_OFFSET_CAP
-    if _rms(output(high, part)) > floor:
+    if rms_at(high) > floor:
         for _ in range(OFFSET_STEPS):
             middle = 0.5 * (low + high)
-            if _rms(output(middle, part)) >= floor:
+            if rms_at(middle) >= floor:
                 high = middle
             else:
                 low = middle
-    return sign * high, output(high, sample)   # the probe left at the offset chosen
+    return high
 
 
 def _rms(t: torch.Tensor) -> float:
