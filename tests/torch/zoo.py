@@ -469,12 +469,12 @@ class GPT2Style(nn.Module):
         return self.head(self.ln(x))
 
 
-def init_with_warnings(model, x):
-    """init_module with one call and no hints (generator 0): the report and the
-    messages of the warnings it raised."""
+def init_with_warnings(model, x, **kwargs):
+    """init_module with one call and no hints (generator 0; `kwargs` passed on): the
+    report and the messages of the warnings it raised."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        report = varinit.torch.init_module(model, x, generator=0)
+        report = varinit.torch.init_module(model, x, generator=0, **kwargs)
     return report, [str(w.message) for w in caught]
 
 

@@ -69,7 +69,7 @@ import torch
 from . import moment_rules as rules
 from .computed_weights import Response, weight_response
 from .graph import EMBEDDINGS, ExampleInputs, Graph, Node, fixed_mix_stats, meta_view, trace
-from .modules import OPENED_GATES, init_by_structure, recurrent_mode
+from .modules import SOLVED_GATES, init_by_structure, recurrent_mode
 from .moment_rules import Moments
 from .parametrizations import spectral_norm_of
 from .refine import MEASURED_MODULES, Target
@@ -153,7 +153,8 @@ MAX_SCORE_GAIN = MAX_OUTPUT_GAIN ** 2
 @dataclass
 class ParamPlan:
     """What init_module does to one parameter: `rule` ("normal", "constant",
-    "recurrent", "untouched"), its std (normal) or value (constant), and why."""
+    "recurrent", "untouched"), its std (normal) or value (constant, or a
+    recurrent bias's solved gate offset), and why."""
 
     name: str
     rule: str
@@ -1528,7 +1529,7 @@ class _Walk:
                     f"Var = {_g(self.target)} / (fan_in {_g(fan_in)} * nu_in {_g(nu)})"))
             elif pname in offsets:
                 offset, before, after = offsets[pname]
-                gate = OPENED_GATES[recurrent_mode(module)][2]
+                gate = SOLVED_GATES[recurrent_mode(module)][2]
                 self.plans[name] = ParamPlan(name, "recurrent", value=offset, reason=(
                     f"{gate}-gate block {_g(offset)}: the layer's output on the example's sequence had std "
                     f"{_g(before)} without it, below {_g(GATED_OUTPUT_FLOOR * math.sqrt(self.target))}; "
@@ -3090,7 +3091,7 @@ def _solved_rnn(module: Any, x: Moments, node: Node, target: float) -> tuple[
                 getattr(probe, f"weight_ih_l0{suffix}").normal_(0.0, std, generator=g)
                 solved[f"weight_ih_l{layer}{suffix}"] = (std, fan_in, nu)
             out = probe(sample)[0]
-            if module.mode in OPENED_GATES and module.bias:
+            if module.mode in SOLVED_GATES and module.bias:
                 before = _rms(out)
                 offset, out = _gate_offset(probe, module.mode, sample, batch_axis, out, directions, target)
                 for suffix in directions if offset else ():
@@ -3101,7 +3102,7 @@ def _solved_rnn(module: Any, x: Moments, node: Node, target: float) -> tuple[
 
 def _gate_offset(probe: Any, mode: str, sample: torch.Tensor, batch_axis: int, out: torch.Tensor,
                  directions: tuple[str, ...], target: float) -> tuple[float, torch.Tensor]:
-    """The offset of a recurrent layer's OPENED_GATES gate (in bias_hh) and the
+    """The offset of a recurrent layer's SOLVED_GATES gate (in bias_hh) and the
     layer's output with it: 0 when the output has std at least
     GATED_OUTPUT_FLOOR * sqrt(target), else the smallest up to GATE_OFFSET_CAP in
     size that brings it there, by bisection on the probe. An LSTM's cell fills
@@ -3113,7 +3114,7 @@ def _gate_offset(probe: Any, mode: str, sample: torch.Tensor, batch_axis: int, o
     floor = GATED_OUTPUT_FLOOR * math.sqrt(target)
     if _rms(out) >= floor:
         return 0.0, out
-    block, sign, _ = OPENED_GATES[mode]
+    block, sign, _ = SOLVED_GATES[mode]
     hidden = probe.hidden_size
     rows = slice(block * hidden, (block + 1) * hidden)
     # the bisection on a few sequences of the sample (a long one costs a pass per step)
@@ -3136,12 +3137,12 @@ def _cell_gate_offset(probe: Any, steps: int, x: Moments, shape: tuple[int, ...]
     without it, with it), or None when the output needs none. The probe keeps the
     offset, so each step is then measured with it."""
     mode = recurrent_mode(probe)
-    if mode not in OPENED_GATES or not probe.bias:
+    if mode not in SOLVED_GATES or not probe.bias:
         return None
     g = torch.Generator().manual_seed(0)
     size = [min(shape[0], OFFSET_BATCH), *shape[1:]] if len(shape) > 1 else list(shape)
     inputs = [_gaussian(x, size, g) for _ in range(steps)]
-    block, sign, _ = OPENED_GATES[mode]
+    block, sign, _ = SOLVED_GATES[mode]
     rows = slice(block * probe.hidden_size, (block + 1) * probe.hidden_size)
 
     def rms_at(offset: float) -> float:

@@ -31,6 +31,7 @@ from .overrides import (OverrideSpec, apply_overrides, frozen_names, parameter_n
                         resolve_overrides)
 from .parametrizations import refresh_spectral_norms
 from .refine import correction_factors
+from .stand_in_inputs import stand_in_inputs
 from .sharded_model import after_measured_pass, agree_across_ranks, generator_agreed, measured_pass_obstacle
 from .verdicts import uncorrected_drift
 
@@ -261,8 +262,9 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
 def _filled(model: torch.nn.Module, example_inputs: ExampleInputs, result: Plan, generator: Generator,
             distribution: SchemeDistribution, measure: bool,
             step: Step = None) -> tuple[list[InitRecord], list[str], list[Layer] | None]:
-    """Fill the model from the plan; with real inputs, correct the solved layers by the
-    measured pass, then measure the gradient and balance it where the model allows.
+    """Fill the model from the plan; with real inputs (or N(0, 1) stand-ins for meta ones,
+    stand_in_inputs), correct the solved layers by the measured pass, then measure the
+    gradient and balance it where the model allows.
     Returns the records, the notes, and the last measured profile (None when the
     gradient was not measured, or not balanced)."""
     notes: list[str] = []
@@ -270,24 +272,40 @@ def _filled(model: torch.nn.Module, example_inputs: ExampleInputs, result: Plan,
     agree_across_ranks(model, "the solved stds", {n: p.std for n, p in result.params.items() if p.std is not None})
     with torch.no_grad(), generator_agreed(model, generator):
         records = fill(model, result, generator, distribution, step=step)
-        measured = measure and holds_values(model, example_inputs)
+        # meta inputs to a model that holds values: measured on Gaussian stand-ins of their shapes
+        inputs = example_inputs if holds_values(model, example_inputs) else stand_in_inputs(model, example_inputs)
+        measured = measure and inputs is not None
         corrected: dict[str, float] = {}   # weight -> the measured pass's factor on its std
         obstacle = measured and measured_pass_obstacle(model)   # a DTensor model whose forward sees shards
         if obstacle:
             notes.append(obstacle)
-        if not measured or obstacle:
+        factors: dict[str, float] | None = None
+        if measured and not obstacle:
+            try:
+                factors = correction_factors(model, cast(ExampleInputs, inputs), result.measurable)
+            except (RuntimeError, NotImplementedError, ValueError, IndexError) as error:
+                if inputs is example_inputs:
+                    raise
+                # a forward that refuses N(0, 1) inputs (it takes their log, or indexes with them)
+                notes.append(f"the measured pass on N(0, 1) stand-ins for the meta example inputs raised "
+                             f"{type(error).__name__}: {error}; the analytic solve stands")
+            else:
+                if inputs is not example_inputs:
+                    notes.append("measured on N(0, 1) stand-ins of the meta example inputs' shapes (the unit "
+                                 "second moment the solve assumed for them), so the realized draws are corrected")
+        if factors is None:
             notes.extend(uncorrected_drift(result.drift, result.spread))
             predicted = predicted_note(result)
             notes.extend([predicted] if predicted is not None else [])
         else:
-            factors = correction_factors(model, example_inputs, result.measurable)
             after_measured_pass(model)
             agree_across_ranks(model, "the measured corrections", factors)
             corrected = {name: f for name, f in factors.items() if f != 1.0}
             if corrected:
                 redrawn = {r.name: r for r in fill(model, result, generator, distribution, corrected)}
                 records = [redrawn.get(r.name, r) for r in records]
-    if measured and not obstacle and not any(is_dtensor(p) for p in model.parameters()):
+    if factors is not None and not any(is_dtensor(p) for p in model.parameters()):
+        inputs = cast(ExampleInputs, inputs)
         held = activation_bytes(result.graph)
         pooled = result.pooled_positions()
         if held > GRADIENT_CHECK_BYTES:
@@ -297,17 +315,17 @@ def _filled(model: torch.nn.Module, example_inputs: ExampleInputs, result: Plan,
                 "smaller batch of example inputs measures it")
         elif result.plain():
             dropped = result.alpha_dropouts()
-            records, balanced = _balanced(model, example_inputs, result, generator, distribution, records,
+            records, balanced = _balanced(model, inputs, result, generator, distribution, records,
                                           corrected, alpha_dropout(dropped) if dropped else None)
             notes.extend(balanced.notes)
             layers = balanced.layers
         elif (result.batch_statistics() or result.scale_reset()) and pooled is None:
-            records, balanced = _balanced(model, example_inputs, result, generator, distribution, records,
+            records, balanced = _balanced(model, inputs, result, generator, distribution, records,
                                           corrected, _gradient_cause(result, pooled))
             notes.extend(balanced.notes)
             layers = balanced.layers
         else:
-            note = measured_note(model, example_inputs, _gradient_cause(result, pooled), pooled,
+            note = measured_note(model, inputs, _gradient_cause(result, pooled), pooled,
                                  result.broadcast_layers())
             notes.extend([note] if note is not None else [])
     return records, notes, layers

@@ -27,7 +27,9 @@ What `init_module` does to each kind of module (its own parameters only):
   sigmoid(1) = 0.73 and gradients flow through the cell early in training
   (Gers et al. 2000; Jozefowicz et al. 2015), and the output gate's is 2.5,
   so h = o * tanh(c) starts with o = 0.92 instead of 0.5 and its std is not
-  a third of its input's (about 0.55 instead of 0.3 over 20 steps).
+  a third of its input's (about 0.55 instead of 0.3 over 20 steps); with
+  example inputs, init_module may also solve one gate's offset in bias_hh
+  (SOLVED_GATES) where a layer's output would stay low.
 - Any other module with parameters of its own (a ViT's cls_token or
   pos_embed, a custom nn.Parameter): left as it is, and listed in the report
   as "untouched" with the reason; init_module's overrides= gives it a rule.
@@ -445,15 +447,15 @@ def write_lstm_gate_offsets(bias: Any, value: float | None = None) -> None:
 
 
 # The gate whose offset the dataflow solve may set, in bias_hh, to lift a gated output
-# (dataflow._gate_offset), by mode: (block, sign of the offset, what it is). An LSTM's
-# input gate opens (i up: more of g written into the cell); a GRU's update gate closes
-# (z down: h = (1 - z) * n + z * h_prev takes more of the new n).
-OPENED_GATES: dict[str, tuple[int, float, str]] = {"LSTM": (0, 1.0, "input"), "GRU": (1, -1.0, "update")}
+# (dataflow._gate_offset), by mode: (block, sign of the offset, the gate's name). An
+# LSTM's input gate opens (i up: more of g written into the cell); a GRU's update gate
+# closes (z down: h = (1 - z) * n + z * h_prev takes more of the new n).
+SOLVED_GATES: dict[str, tuple[int, float, str]] = {"LSTM": (0, 1.0, "input"), "GRU": (1, -1.0, "update")}
 
 
 def write_gate_offset(bias: Any, mode: str, value: float) -> None:
-    """Set the OPENED_GATES block of a recurrent layer's bias (plain or DTensor) to `value`."""
-    block = OPENED_GATES[mode][0]
+    """Set the SOLVED_GATES block of a recurrent layer's bias (plain or DTensor) to `value`."""
+    block = SOLVED_GATES[mode][0]
     hidden = bias.shape[0] // _GATE_BLOCKS[mode]
     write_rows(bias, slice(block * hidden, (block + 1) * hidden), value)
 
