@@ -3063,10 +3063,10 @@ def _solved_rnn(module: Any, x: Moments, node: Node, target: float) -> tuple[
     """A recurrent module layer by layer: each layer's input weights (every gate
     block) solved so the input's share of a gate's preactivation has second
     moment `target` for that layer's measured input, under varinit's recurrent
-    rules for the rest, and an LSTM layer's input-gate offset (_input_gate_offset).
-    Returns the output moments, {weight_ih name: (std, fan_in, nu_in)} and
-    {bias_hh name: (offset, std of h without it, with it)} for the layers that
-    take one; measured on float64 single-layer copies, since gates are saturating
+    rules for the rest, and a layer's gate offset where its output is low
+    (_gate_offset). Returns the output moments, {weight_ih name: (std, fan_in,
+    nu_in)} and {bias_hh name: (offset, the output's root mean square without
+    it, with it)} for the layers that take one; measured on float64 single-layer copies, since gates are saturating
     products no closed form follows."""
     g = torch.Generator().manual_seed(0)
     shape = list(node.shape)
@@ -3103,8 +3103,8 @@ def _solved_rnn(module: Any, x: Moments, node: Node, target: float) -> tuple[
 def _gate_offset(probe: Any, mode: str, sample: torch.Tensor, batch_axis: int, out: torch.Tensor,
                  directions: tuple[str, ...], target: float) -> tuple[float, torch.Tensor]:
     """The offset of a recurrent layer's SOLVED_GATES gate (in bias_hh) and the
-    layer's output with it: 0 when the output has std at least
-    GATED_OUTPUT_FLOOR * sqrt(target), else the smallest up to GATE_OFFSET_CAP in
+    layer's output with it: 0 when the output's root mean square (its std about
+    zero) is at least GATED_OUTPUT_FLOOR * sqrt(target), else the smallest up to GATE_OFFSET_CAP in
     size that brings it there, by bisection on the probe. An LSTM's cell fills
     from c_0 = 0 as c_t = f c_(t-1) + i g, so over a short sequence, or on a
     first layer whose inputs are independent step to step, h = o * tanh(c)
