@@ -69,7 +69,7 @@ import torch
 from . import moment_rules as rules
 from .computed_weights import Response, weight_response
 from .graph import EMBEDDINGS, ExampleInputs, Graph, Node, fixed_mix_stats, meta_view, trace
-from .modules import SOLVED_GATES, init_by_structure, recurrent_mode
+from .modules import SOLVED_GATES, init_by_structure, recurrent_mode, write_gate_offset
 from .moment_rules import Moments
 from .parametrizations import spectral_norm_of
 from .refine import MEASURED_MODULES, Target
@@ -315,7 +315,7 @@ def _trace_shapes(model: torch.nn.Module, example_inputs: ExampleInputs) -> tupl
     in forward() lands on the CPU, .item() reads a value) is traced again on the real
     model, with the real inputs or zeros of the meta inputs' shapes; the second item
     is then the note that says so (None otherwise)."""
-    meta = _map_inputs(example_inputs, lambda t: t.to("meta"))
+    meta = map_inputs(example_inputs, lambda t: t.to("meta"))
     if any(p.is_meta for p in model.parameters()):
         return trace(model, meta), None  # which also refuses what is not a tensor, by name
     try:
@@ -329,7 +329,7 @@ def _trace_shapes(model: torch.nn.Module, example_inputs: ExampleInputs) -> tupl
     except (RuntimeError, NotImplementedError) as error:
         failure = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}"
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    real = _map_inputs(example_inputs, lambda t: torch.zeros(t.shape, dtype=t.dtype, device=device)
+    real = map_inputs(example_inputs, lambda t: torch.zeros(t.shape, dtype=t.dtype, device=device)
                        if t.is_meta else t)
     try:
         graph = trace(model, real)
@@ -378,7 +378,7 @@ def _values_from_integers(graph: Graph) -> bool:
     return False
 
 
-def _map_inputs(example_inputs: ExampleInputs, f: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+def map_inputs(example_inputs: ExampleInputs, f: Callable[[torch.Tensor], torch.Tensor]) -> Any:
     """The example inputs with f applied to each tensor, in the same container."""
     def one(x: object) -> object:
         return f(x) if isinstance(x, torch.Tensor) else x
@@ -3066,8 +3066,9 @@ def _solved_rnn(module: Any, x: Moments, node: Node, target: float) -> tuple[
     rules for the rest, and a layer's gate offset where its output is low
     (_gate_offset). Returns the output moments, {weight_ih name: (std, fan_in,
     nu_in)} and {bias_hh name: (offset, the output's root mean square without
-    it, with it)} for the layers that take one; measured on float64 single-layer copies, since gates are saturating
-    products no closed form follows."""
+    it, with it)} for the layers that take one; measured on float64
+    single-layer copies, since gates are saturating products no closed form
+    follows."""
     g = torch.Generator().manual_seed(0)
     shape = list(node.shape)
     batch_axis = 0 if module.batch_first else 1
@@ -3104,8 +3105,8 @@ def _gate_offset(probe: Any, mode: str, sample: torch.Tensor, batch_axis: int, o
                  directions: tuple[str, ...], target: float) -> tuple[float, torch.Tensor]:
     """The offset of a recurrent layer's SOLVED_GATES gate (in bias_hh) and the
     layer's output with it: 0 when the output's root mean square (its std about
-    zero) is at least GATED_OUTPUT_FLOOR * sqrt(target), else the smallest up to GATE_OFFSET_CAP in
-    size that brings it there, by bisection on the probe. An LSTM's cell fills
+    zero) is at least GATED_OUTPUT_FLOOR * sqrt(target), else the smallest up to
+    GATE_OFFSET_CAP in size that brings it there, by bisection on the probe. An LSTM's cell fills
     from c_0 = 0 as c_t = f c_(t-1) + i g, so over a short sequence, or on a
     first layer whose inputs are independent step to step, h = o * tanh(c)
     stays near std 0.3 to 0.4 at i = sigmoid(0); a GRU's h near 0.5, half of it
@@ -3114,15 +3115,13 @@ def _gate_offset(probe: Any, mode: str, sample: torch.Tensor, batch_axis: int, o
     floor = GATED_OUTPUT_FLOOR * math.sqrt(target)
     if _rms(out) >= floor:
         return 0.0, out
-    block, sign, _ = SOLVED_GATES[mode]
-    hidden = probe.hidden_size
-    rows = slice(block * hidden, (block + 1) * hidden)
+    sign = SOLVED_GATES[mode][1]
     # the bisection on a few sequences of the sample (a long one costs a pass per step)
     part = sample.narrow(batch_axis, 0, min(OFFSET_BATCH, sample.shape[batch_axis])) if sample.dim() == 3 else sample
 
     def output(size: float, x: torch.Tensor) -> torch.Tensor:
         for suffix in directions:
-            getattr(probe, f"bias_hh_l0{suffix}")[rows] = sign * size
+            write_gate_offset(getattr(probe, f"bias_hh_l0{suffix}"), mode, sign * size)
         result: torch.Tensor = probe(x)[0]
         return result
 
@@ -3142,11 +3141,10 @@ def _cell_gate_offset(probe: Any, steps: int, x: Moments, shape: tuple[int, ...]
     g = torch.Generator().manual_seed(0)
     size = [min(shape[0], OFFSET_BATCH), *shape[1:]] if len(shape) > 1 else list(shape)
     inputs = [_gaussian(x, size, g) for _ in range(steps)]
-    block, sign, _ = SOLVED_GATES[mode]
-    rows = slice(block * probe.hidden_size, (block + 1) * probe.hidden_size)
+    sign = SOLVED_GATES[mode][1]
 
     def rms_at(offset: float) -> float:
-        probe.bias_hh[rows] = sign * offset
+        write_gate_offset(probe.bias_hh, mode, sign * offset)
         state: Any = None
         outputs = []
         for step in inputs:

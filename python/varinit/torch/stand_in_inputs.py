@@ -6,10 +6,9 @@ layer (a deep GELU or SiLU MLP's unstable fixed point amplifies their misses:
 20 SiLU layers from shapes alone drifted to std 5.2)."""
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
+from .dataflow import flat_inputs, map_inputs
 from .graph import ExampleInputs
 
 # the stand-ins' own stream: the same inputs, and so the same corrections, on every call
@@ -22,25 +21,12 @@ def stand_in_inputs(model: torch.nn.Module, example_inputs: ExampleInputs) -> Ex
     values and every meta input is floating (token ids cannot be drawn: which ids a
     model accepts is not in a shape)."""
     parameters = list(model.parameters())
-    if not parameters or any(p.is_meta for p in parameters):
+    meta = [t for t in flat_inputs(example_inputs) if isinstance(t, torch.Tensor) and t.is_meta]
+    if (not parameters or any(p.is_meta for p in parameters) or not meta
+            or not all(t.is_floating_point() for t in meta)):
         return None
     device = parameters[0].device
     generator = torch.Generator(device=device).manual_seed(STAND_IN_SEED)
-    found = {"meta": False, "refused": False}
-
-    def stand_in(value: Any) -> Any:
-        if not isinstance(value, torch.Tensor) or not value.is_meta:
-            return value
-        found["meta"] = True
-        if not value.is_floating_point():
-            found["refused"] = True
-            return value
-        return torch.randn(value.shape, generator=generator, dtype=value.dtype, device=device)
-
-    if isinstance(example_inputs, dict):
-        result: Any = {key: stand_in(value) for key, value in example_inputs.items()}
-    elif isinstance(example_inputs, (tuple, list)):
-        result = type(example_inputs)(stand_in(value) for value in example_inputs)
-    else:
-        result = stand_in(example_inputs)
-    return result if found["meta"] and not found["refused"] else None
+    stand_ins: ExampleInputs = map_inputs(example_inputs, lambda t: torch.randn(
+        t.shape, generator=generator, dtype=t.dtype, device=device) if t.is_meta else t)
+    return stand_ins
