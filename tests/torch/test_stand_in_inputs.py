@@ -62,23 +62,26 @@ def test_token_ids_and_meta_models_get_no_stand_ins():
 
 
 class NonNegative(nn.Module):
-    """A forward that refuses a negative input, as some models check theirs."""
+    """A forward that refuses a negative input, as some models check theirs (an
+    assert, a raise of any kind)."""
 
-    def __init__(self):
+    def __init__(self, error=ValueError):
         super().__init__()
         self.a, self.b = nn.Linear(8, 16), nn.Linear(16, 1)
+        self.error = error
 
     def forward(self, x):
         if not x.is_meta and bool((x < 0).any()):
-            raise ValueError("x must be non-negative")
+            raise self.error("x must be non-negative")
         return self.b(torch.relu(self.a(x)))
 
 
-def test_a_forward_that_refuses_the_stand_ins_keeps_the_analytic_solve():
-    model = NonNegative()
+@pytest.mark.parametrize("error", [ValueError, AssertionError, TypeError, KeyError])
+def test_a_forward_that_refuses_the_stand_ins_keeps_the_analytic_solve(error):
+    model = NonNegative(error)
     report = _init(model, torch.empty(4, 8, device="meta"))
-    assert any("stand-ins for the meta example inputs raised ValueError: x must be non-negative" in n
+    assert any(f"stand-ins for the meta example inputs raised {error.__name__}:" in n and "non-negative" in n
                for n in report.notes), report.notes
     assert all(torch.isfinite(p).all() for p in model.parameters())
-    with pytest.raises(ValueError, match="non-negative"):   # real inputs it refuses still raise
-        _init(NonNegative(), -torch.ones(4, 8))
+    with pytest.raises(error, match="non-negative"):   # real inputs it refuses still raise
+        _init(NonNegative(error), -torch.ones(4, 8))
