@@ -20,7 +20,7 @@ from torch import nn
 import varinit
 from varinit.torch.dataflow import plan
 from varinit.torch.refine import Target, correction_factors
-from zoo import BottleneckResNet, LayerScaleNet, ResNet, WindowBlock, WindowTransformer, profile, verdict
+from zoo import BottleneckResNet, LayerScaleNet, ResNet, TinyGPT, WindowBlock, WindowTransformer, profile, verdict
 
 
 def _init(model, x, **kwargs):
@@ -2242,3 +2242,21 @@ def test_a_tensor_made_in_forward_that_a_layer_reads_has_its_values_read(meta):
     (first,) = [r for r in report if r.name == "time.0.weight"]
     assert "nu_in 0.5)" in first.rule, first.rule
     assert not [n for n in report.notes if "moments are unknown" in n], report.notes
+
+
+def test_a_chain_started_by_summed_embeddings_grows_from_the_target_not_the_sum():
+    # token + position embeddings start the stream at twice the target: a third of that per
+    # branch made each branch end 0.82 of the layers inside it and grew the stream 2 + 24 x 0.74
+    # (12 blocks: gradient ratio 3.96); counted from 1.35 of the target, each adds 0.45
+    torch.manual_seed(0)
+    model, ids = TinyGPT(layers=12), torch.randint(0, 512, (16, 32))
+    report = {r.name: r.rule for r in _init(model, ids)}
+    assert "the start counted at most 1.35 times the target" in report["blocks.11.fc2.weight"]
+    streams = []
+    hook = model.ln.register_forward_pre_hook(lambda m, a: streams.append(float(a[0].double().pow(2).mean())))
+    with torch.no_grad():
+        model(ids)
+    hook.remove()
+    assert streams[0] <= 2.0 + 24 * 0.45 * 1.1, streams
+    v = verdict(*profile(model, ids, seed=1))
+    assert v["act_ratio"] <= 2.0 and 0.5 <= v["output_std"] <= 2.0 and 0.25 <= v["grad_ratio"] <= 3.5, v

@@ -99,6 +99,12 @@ GROWTH_STEPS = 12
 # most MAX_STREAM_BUDGET (gradients x4)
 STREAM_BUDGET = 4.0
 MAX_STREAM_BUDGET = 16.0
+# ... counted from the chain's start, but from at most CHAIN_START_CAP times the target: each
+# branch then adds at most 0.45 of the target (its output's std 0.67 of the layers' inside it,
+# the act bound's 0.5 with a margin for the draws). A start above the target (a token and a
+# position embedding summed: 2) would grow the stream, and the gradient with it, by more than
+# the act bound asks (12 nanoGPT-style blocks: gradient ratio 3.9, 3.1 from the capped start)
+CHAIN_START_CAP = 1.35
 # a chain whose stream is the model's output raises its second moment 3-fold (std x1.73;
 # the branches' measured correlation with the stream adds about 7% to the std), or up to
 # 3.3-fold (std x1.82, 1.94 with that 7%) where that keeps each branch OPEN_BRANCH_SHARE of
@@ -946,7 +952,9 @@ class _Walk:
         (its std grows 1.73- to 1.82-fold, each branch's within 0.54 of the layers
         inside it up to L = 8); when a norm or a layer reads it, B = 1 + L/3 within [4, 16],
         so each branch adds a third of v_0 (its output within 0.58 of the std
-        of the layers inside it) up to L = 45.
+        of the layers inside it) up to L = 45, with v_0 counted as at most
+        CHAIN_START_CAP times the target (a start of two summed embeddings would
+        double every branch and the gradient's growth with them).
 
         When the stream is the model's output, or the layer reads a norm (a
         pre-LN block's MLP), a layer whose output reaches the branch's end only
@@ -979,6 +987,7 @@ class _Walk:
             return self.target, ""
         post = self.post_region(add)
         top, capped = 1.0, False   # capped: a norm-ended branch before the model's last one
+        start = s0.second          # what the chain's growth is counted from
         if node.kind == "norm":
             # a norm-ended branch (a BatchNorm ResNet) is invariant to its input's scale: its
             # layers see the stream's gradient times gamma / std(stream), and that gradient
@@ -1000,7 +1009,8 @@ class _Walk:
             # projection shortcut beside a branch: 1 + 1), so it stays within the bound of the
             # layers inside it rather than above them
             top = 1.0 if s.second <= self.target * (1.0 + TIE_RTOL) else self.target / s.second
-            limit = 1.0 + (budget - 1.0) * s0.second / (length * s.second)
+            start = s0.second if open_end else min(s0.second, CHAIN_START_CAP * self.target)
+            limit = 1.0 + (budget - 1.0) * start / (length * s.second)
             if s.second < QUIET_STREAM * s0.second:
                 # a stream far below its chain's start (a class token of values near 0 beside
                 # the patches: CaiT's and VOLO's class attention): its branches build it, each
@@ -1027,8 +1037,11 @@ class _Walk:
                 mid = math.sqrt(lo * hi)
                 lo, hi = (mid, hi) if growth(mid) <= limit else (lo, mid)
             alpha = lo
+        budget = _stream_budget(length, open_end)
         bound = ("by less than e" if node.kind == "norm"
-                 else f"at most {_g(_stream_budget(length, open_end))}-fold from {_g(s0.second)}")
+                 else f"at most {_g(budget)}-fold from {_g(s0.second)}" if start == s0.second
+                 else f"by at most {_g((budget - 1.0) * start)} from {_g(s0.second)} ({_g(budget)}-fold from "
+                      f"{_g(start)}: the start counted at most {_g(CHAIN_START_CAP)} times the target)")
         why = f"so {length} blocks grow it {bound}"
         if node.kind != "norm" and top < 1.0 and alpha >= top:
             why += f", adding at most the layers' target {_g(self.target)}"
