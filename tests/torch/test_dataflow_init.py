@@ -204,6 +204,39 @@ def test_tied_head_is_initialized_once_and_the_report_says_so():
     assert 0.5 < float(logits.std()) < 2.0        # structure-only: 8.2
 
 
+class TiedLSTMLanguageModel(torch.nn.Module):
+    """pytorch/examples' word language model: embedding, LSTM, head tied to the embedding."""
+
+    def __init__(self, tokens=300, width=128, norm=False):
+        super().__init__()
+        self.encoder = torch.nn.Embedding(tokens, width)
+        self.rnn = torch.nn.LSTM(width, width, 2)
+        self.norm = torch.nn.LayerNorm(width) if norm else torch.nn.Identity()
+        self.decoder = torch.nn.Linear(width, tokens)
+        self.decoder.weight = self.encoder.weight
+
+    def forward(self, ids):
+        return self.decoder(self.norm(self.rnn(self.encoder(ids))[0]))
+
+
+def test_an_embedding_tied_to_a_head_without_a_norm_before_it_is_named():
+    # one scale serves the token rows and the head: the head's leaves the tokens at std
+    # 1 / sqrt(128 nu_h), nu_h the LSTM output's (about 0.3): 0.16, which nothing said
+    ids = torch.randint(0, 300, (20, 8), generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match="encoder.weight is an embedding tied to the head decoder") as caught:
+        report = varinit.torch.init_module(TiedLSTMLanguageModel(), ids, generator=0)
+    (tok,) = [r for r in report if r.name == "encoder.weight"]
+    named = [str(w.message) for w in caught if "tied to the head" in str(w.message)]
+    assert tok.std < 0.5 and f"tokens have std {tok.std:.4g}"[:24] in named[0], (tok.std, named)
+    with warnings.catch_warnings(record=True) as caught:   # a norm before the head takes its scale
+        warnings.simplefilter("always")
+        torch.manual_seed(0)
+        report = varinit.torch.init_module(TiedLSTMLanguageModel(norm=True), ids, generator=0)
+    assert not any("tied to the head" in str(w.message) for w in caught)
+    assert [r.std for r in report if r.name == "encoder.weight"] == [1.0]
+
+
 def test_parameters_without_a_rule_are_listed_with_the_reason():
     class WithToken(torch.nn.Module):
         def __init__(self):

@@ -1881,9 +1881,33 @@ class _Walk:
                                           functional))
         return targets
 
+    def tied_head_notes(self) -> list[str]:
+        """A note for each embedding tied to a head that decides their shared scale (no
+        norm's gain before the head can take it) where that scale leaves the embedded
+        tokens outside 2x the target's std: its two uses want scales sqrt(d_head * nu)
+        apart (a tied LSTM language model of width 200: 8.7), and no one scale keeps
+        both the tokens and the logits near the target."""
+        notes = []
+        for table in sorted(self.multi_use):
+            uses = _layer_uses(self.graph, table)
+            head, plan = self.graph.nodes[self.deciding.get(table, -1)], self.plans.get(table)
+            if (self.graph.nodes[min(uses)].kind != "embedding" or head.kind != "linear" or head.index in
+                    self.head_gains or plan is None or plan.std is None or table in self.kept):
+                continue
+            off = plan.std / math.sqrt(self.target)
+            if not 0.5 <= off <= 2.0:
+                notes.append(
+                    f"{table} is an embedding tied to the head {head.module or table} with no norm before the head "
+                    f"whose gain could take the head's scale: one scale serves both, the head's, so the embedded "
+                    f"tokens have std {_g(plan.std)} where untied rows would have {_g(math.sqrt(self.target))}; the layers after them make up "
+                    "for it, but their outputs and gradients stand that far apart from the rest (a norm before "
+                    "the head, or untied weights, removes the conflict)")
+        return notes
+
     # ------------------------------------------------------------ the end
     def finish(self) -> None:
         self.notes.extend(self.state_notes.values())
+        self.notes.extend(self.tied_head_notes())
         for name, reason in self.kept.items():
             plan = self.plans.get(name)
             self.plans[name] = ParamPlan(name, "kept", std=plan.std if plan is not None else None, reason=reason)
