@@ -12,6 +12,7 @@ import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import varinit
 from varinit.torch import UnhealthyInitError
@@ -235,6 +236,32 @@ def test_an_embedding_tied_to_a_head_without_a_norm_before_it_is_named():
         report = varinit.torch.init_module(TiedLSTMLanguageModel(norm=True), ids, generator=0)
     assert not any("tied to the head" in str(w.message) for w in caught)
     assert [r.std for r in report if r.name == "encoder.weight"] == [1.0]
+
+
+class ShapeReadingLayerNorm(torch.nn.Module):
+    """nanoGPT's LayerNorm with an optional bias: it reads its weight's .shape."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.weight, self.bias = torch.nn.Parameter(torch.ones(width)), torch.nn.Parameter(torch.zeros(width))
+
+    def forward(self, x):
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+
+
+def test_a_norm_that_reads_its_gain_s_shape_still_takes_a_tied_head_s_scale():
+    # reading .shape made a second use of the gain, so the head decided the tied table:
+    # tokens at std 1/sqrt(64), act 11.5 on nanoGPT
+    torch.manual_seed(0)
+    model, ids = ZOO["tiny_gpt_tied"]()
+    model.ln = ShapeReadingLayerNorm(64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = {r.name: r for r in varinit.torch.init_module(model, ids, generator=0)}
+    assert report["tok.weight"].std == 1.0, report["tok.weight"].rule
+    assert "norm gain before the head tied to tok.weight" in report["ln.weight"].rule
+    v = verdict(*profile(model, ids))
+    assert v["act_ratio"] <= 2.0 and 0.5 <= v["output_std"] <= 2.0, v
 
 
 def test_parameters_without_a_rule_are_listed_with_the_reason():

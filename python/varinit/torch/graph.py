@@ -629,6 +629,8 @@ class _Recorder(TorchFunctionMode):
             outs = [(k, o) for k, o in enumerate(out) if isinstance(o, torch.Tensor)]
         else:
             return out
+        if not outs:   # sizes, flags (nanoGPT's LayerNorm reads its weight's .shape): no dataflow
+            return out
         kind: str
         inputs: list[int]
         params: dict[str, str]
