@@ -156,16 +156,26 @@ def _panel_rule(lo: FloatArray, hi: FloatArray) -> tuple[FloatArray, FloatArray]
 # ~h for a jump) are halved until they agree: 40 halvings reach 2^-40 widths.
 PANEL_RTOL = 2e-16
 MAX_HALVINGS = 40
+# A kink keeps about two panels halving per step; more than this many at once is an
+# integrand that does not converge (E[1/x^2] across a pole: the Gaussian stand-in of a
+# positive normalizer), which would double its panels 40 times
+MAX_OPEN_PANELS = 1024
+
+
+class DivergentIntegral(OverflowError):
+    """An expectation whose panels keep disagreeing: the integral diverges (a pole)."""
 
 
 def expectation(call: ArrayFunction, q: float, breakpoints: Iterable[float] = (0.0,),
-                adaptive: bool = True) -> float:
+                adaptive: bool = True, strict: bool = False) -> float:
     """E[call(sqrt(q) z)] by panel Gauss-Legendre; `call` maps float64 arrays.
 
     Starts from the panels of panel_edges; adaptive=True halves every panel
     whose one-panel and two-half-panel estimates differ, so kinks missing
     from `breakpoints` still converge (to ~1e-14) instead of capping the
-    accuracy (at ~1e-7). adaptive=False is for exactly known kinks.
+    accuracy (at ~1e-7). adaptive=False is for exactly known kinks. Where
+    more than MAX_OPEN_PANELS panels disagree at once the integral diverges:
+    strict=True raises DivergentIntegral, else the estimate so far is returned.
     """
     q = _validate.real(q, "q", _validate.NON_NEGATIVE)
     if q == 0.0:
@@ -197,6 +207,11 @@ def expectation(call: ArrayFunction, q: float, breakpoints: Iterable[float] = (0
         keep = ~done
         lo, hi = np.concatenate((lo[keep], mid[keep])), np.concatenate((mid[keep], hi[keep]))
         coarse = np.concatenate((left[keep], right[keep]))
+        if lo.size > MAX_OPEN_PANELS:
+            if strict:
+                raise DivergentIntegral(f"E[f(sqrt(q) z)] at q = {q:.6g} does not converge: {lo.size} panels "
+                                        "still disagree (a pole of f)")
+            break
     return total + float(np.sum(coarse))
 
 

@@ -114,6 +114,27 @@ def test_activation_fn_values_against_torch():
                                F.leaky_relu(t, 0.2).numpy(), rtol=1e-15)
 
 
+def test_a_divergent_expectation_stops_halving_and_strict_names_it():
+    # E[1/(x + eps)^2] over a Gaussian diverges: its panels kept doubling for 40 halvings
+    # (hundreds of thousands of panels; a linear-attention model's init ran for minutes)
+    from varinit.quadrature import MAX_OPEN_PANELS, DivergentIntegral, expectation
+    calls = []
+
+    def pole(x):
+        calls.append(x.size)
+        return (1.0 / (x + 1e-6)) ** 2
+
+    with pytest.raises(DivergentIntegral, match="does not converge"):
+        expectation(pole, 0.01, strict=True)
+    calls.clear()
+    assert expectation(pole, 0.01) > 1e8
+    assert max(calls) <= 2 * 20 * MAX_OPEN_PANELS   # 20 nodes per panel, both halves
+    # undeclared kinks still converge under strict: |x - 0.3| and a jump at -1
+    got = expectation(lambda x: np.abs(x - 0.3) + (x > -1.0), 1.0, strict=True)
+    expected = scipy_expectation(lambda x: abs(x - 0.3) + (x > -1.0), 1.0, (0.3, -1.0))
+    assert got == pytest.approx(expected, rel=1e-10)
+
+
 def test_gaussian_expectation_kinked_and_scaled():
     assert varinit.quadrature.gaussian_expectation(lambda x: np.maximum(x, 0) ** 2) == pytest.approx(0.5, rel=1e-13)
     for q in (1e-6, 0.3, 25.0, 1e6):

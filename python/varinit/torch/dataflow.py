@@ -473,7 +473,10 @@ class _Walk:
         self.memo: dict[int, int] = {}
         # (the ops of a fused region, its input moments) -> its moments and E[g'^2]: a
         # transformer's blocks repeat the same written-out GELU at the same moments
-        self.quadratures: dict[tuple[Any, ...], tuple[Moments, float] | None] = {}
+        # (the moments, or None; whether g's moments diverge over x's Gaussian, so g is taken
+        # as a function of a statistic: a normalizer, not an activation)
+        self.quadratures: dict[tuple[Any, ...], tuple[tuple[Moments, float] | None, bool]] = {}
+        self.normalizers: set[int] = set()   # regions whose moments diverged: g of a statistic
         # a recurrent cell's float64 copy under varinit's recurrent rules, by module: a cell
         # is called once per step, and each call is measured on it
         self.cell_probes: dict[str, torch.nn.Module] = {}
@@ -489,6 +492,7 @@ class _Walk:
         self.signs = Signs(self.graph, self.regions)
         self.assumed, self.opaque, self.live, self.causal, self.masks = [], [], {}, set(), []
         self.overflowed = []
+        self.normalizers = set()
         self.padded = {}
         self.memo = {}
         for node in self.graph.nodes:
@@ -1965,6 +1969,9 @@ class _Walk:
                 continue  # a weight's parametrization (a state-space model's A = -exp(A_log))
             if self.signs.bounded_factor(index):
                 continue  # bounded over its input's one sign: a decay exp(dt * A) with dt * A <= 0
+            if not moments.second <= MAX_SECOND_MOMENT:
+                continue  # overflowed, named as such: 1 / (x + eps) over a Gaussian stand-in of a
+                #           positive normalizer (linear attention's) has no finite E[g^2] to judge
             x = self.region_input(index)
             if x.second <= 0 or moments.second <= 0 or x.variance <= 0:
                 continue
@@ -2024,7 +2031,10 @@ class _Walk:
         key = (_region_key(self.graph, source, index) if callable(g) else g, x.mean, x.second)
         if key not in self.quadratures:
             self.quadratures[key] = _elementwise_or_none(g, x)
-        return self.quadratures[key]
+        found, diverged = self.quadratures[key]
+        if diverged:
+            self.normalizers.add(index)
+        return found
 
     def of_statistic(self, source: int) -> bool:
         """Whether a region's source is a reduction over many elements (_of_statistic)."""
@@ -2034,7 +2044,7 @@ class _Walk:
         """Whether a region computes or transforms a statistic (x^2 read only by a mean,
         rsqrt of that mean) rather than act on the signal."""
         readers = self.graph.readers(index)
-        return self.of_statistic(self.regions[index][0]) or bool(readers) and all(
+        return index in self.normalizers or self.of_statistic(self.regions[index][0]) or bool(readers) and all(
             n.kind in REDUCTIONS for n in readers)
 
     def resets_scale(self, node: Node) -> bool:
@@ -2222,18 +2232,24 @@ def _region_key(graph: Graph, source: int, end: int) -> tuple[Any, ...]:
                   tuple(place.get(j, j) for j in graph.nodes[i].inputs)) for i in nodes)
 
 
-def _elementwise_or_none(g: Fused, m: Moments) -> tuple[Moments, float] | None:
-    """_elementwise, or g of a statistic (_of_statistic) when g is not finite over the
-    Gaussian with those moments (a square root of a quantity that cannot be negative);
-    None when neither is finite, or when g cannot be evaluated."""
+def _elementwise_or_none(g: Fused, m: Moments) -> tuple[tuple[Moments, float] | None, bool]:
+    """(_elementwise, False), or (g of a statistic (_of_statistic), whether g's moments
+    diverge) when g is not finite over the Gaussian with those moments (a square root of a
+    quantity that cannot be negative) or its moments diverge there (1 / (x + eps) of a
+    positive normalizer: linear attention's); None when neither is finite, or when g
+    cannot be evaluated."""
     try:
-        return _elementwise(g, m)
+        return _elementwise(g, m), False
+    except rules.DivergentIntegral:
+        if isinstance(g, tuple):
+            raise
+        return _of_statistic(g, m), True
     except ValueError as error:
         if "non-finite" not in str(error) or isinstance(g, tuple):
             raise
     except TypeError:   # a function that cannot be evaluated off the model (it reads a meta tensor)
-        return None
-    return _of_statistic(g, m)
+        return None, False
+    return _of_statistic(g, m), False
 
 
 def _of_statistic(g: Fused, m: Moments) -> tuple[Moments, float] | None:

@@ -33,7 +33,7 @@ import torch
 from .. import _validate
 from ..activations import resolve
 from .._typing import AnyActivation, FloatArray, PerAxis
-from ..quadrature import expectation
+from ..quadrature import DivergentIntegral, expectation
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -333,7 +333,7 @@ def elementwise(g: ElementFunction, moments_in: MomentsLike, *, param: float | N
     kinks = tuple(k - mu for k in spec.kinks)
 
     def integrate(call: Callable[[FloatArray], FloatArray]) -> float:
-        return expectation(call, var, kinks, adaptive=spec.adaptive)
+        return expectation(call, var, kinks, adaptive=spec.adaptive, strict=True)
 
     mean = integrate(lambda x: spec.fn(mu + x))
     second = integrate(lambda x: spec.fn(mu + x) ** 2)
