@@ -66,6 +66,7 @@ from typing import Any, Literal, Optional, Union, cast
 import numpy as np
 import torch
 
+from ..quadrature import DivergentIntegral
 from . import moment_rules as rules
 from .computed_weights import Response, weight_response
 from .graph import EMBEDDINGS, ExampleInputs, Graph, Node, fixed_mix_stats, meta_view, trace
@@ -1903,9 +1904,9 @@ class _Walk:
                 notes.append(
                     f"{table} is an embedding tied to the head {head.module or table} with no norm before the head "
                     f"whose gain could take the head's scale: one scale serves both, the head's, so the embedded "
-                    f"tokens have std {_g(plan.std)} where untied rows would have {_g(math.sqrt(self.target))}; the layers after them make up "
-                    "for it, but their outputs and gradients stand that far apart from the rest (a norm before "
-                    "the head, or untied weights, removes the conflict)")
+                    f"tokens have std {_g(plan.std)} where untied rows would have {_g(math.sqrt(self.target))}; "
+                    "the layers after them make up for it, but their outputs and gradients stand that far apart "
+                    "from the rest (a norm before the head, or untied weights, removes the conflict)")
         return notes
 
     # ------------------------------------------------------------ the end
@@ -2240,7 +2241,7 @@ def _elementwise_or_none(g: Fused, m: Moments) -> tuple[tuple[Moments, float] | 
     cannot be evaluated."""
     try:
         return _elementwise(g, m), False
-    except rules.DivergentIntegral:
+    except DivergentIntegral:
         if isinstance(g, tuple):
             raise
         return _of_statistic(g, m), True

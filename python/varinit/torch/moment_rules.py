@@ -33,7 +33,7 @@ import torch
 from .. import _validate
 from ..activations import resolve
 from .._typing import AnyActivation, FloatArray, PerAxis
-from ..quadrature import DivergentIntegral, expectation
+from ..quadrature import expectation
 
 if TYPE_CHECKING:
     from .graph import Graph
