@@ -1970,9 +1970,6 @@ class _Walk:
                 continue  # a weight's parametrization (a state-space model's A = -exp(A_log))
             if self.signs.bounded_factor(index):
                 continue  # bounded over its input's one sign: a decay exp(dt * A) with dt * A <= 0
-            if not moments.second <= MAX_SECOND_MOMENT:
-                continue  # overflowed, named as such: 1 / (x + eps) over a Gaussian stand-in of a
-                #           positive normalizer (linear attention's) has no finite E[g^2] to judge
             x = self.region_input(index)
             if x.second <= 0 or moments.second <= 0 or x.variance <= 0:
                 continue
@@ -2237,8 +2234,8 @@ def _elementwise_or_none(g: Fused, m: Moments) -> tuple[tuple[Moments, float] | 
     """(_elementwise, False), or (g of a statistic (_of_statistic), whether g's moments
     diverge) when g is not finite over the Gaussian with those moments (a square root of a
     quantity that cannot be negative) or its moments diverge there (1 / (x + eps) of a
-    positive normalizer: linear attention's); None when neither is finite, or when g
-    cannot be evaluated."""
+    positive normalizer: linear attention's); (None, False) when neither is finite, or
+    when g cannot be evaluated."""
     try:
         return _elementwise(g, m), False
     except DivergentIntegral:

@@ -320,7 +320,9 @@ def elementwise(g: ElementFunction, moments_in: MomentsLike, *, param: float | N
     arrays or tensors, e.g. a fused chain from `fuse` (derivative by central
     difference; kinks `breakpoints`, default 0, refined adaptively, so kinks
     nobody declared still converge). E[g'(z)^2] multiplies a gradient's second
-    moment on the way back (Poole et al. 2016; Schoenholz et al. 2017).
+    moment on the way back (Poole et al. 2016; Schoenholz et al. 2017). Raises
+    varinit.quadrature.DivergentIntegral (an OverflowError) where one of them
+    diverges (1 / x across its pole).
 
     Example::
 
