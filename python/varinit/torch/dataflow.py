@@ -993,6 +993,7 @@ class _Walk:
         post = self.post_region(add)
         top, capped = 1.0, False   # capped: a norm-ended branch before the model's last one
         start = s0.second          # what the chain's growth is counted from
+        budget = _stream_budget(length, open_end)
         if node.kind == "norm":
             # a norm-ended branch (a BatchNorm ResNet) is invariant to its input's scale: its
             # layers see the stream's gradient times gamma / std(stream), and that gradient
@@ -1009,7 +1010,6 @@ class _Walk:
                 if not capped:
                     limit, top = max(limit, math.e * s0.second / s.second), math.e - 1.0
         else:
-            budget = _stream_budget(length, open_end)
             # a branch's end adds at most the layers' target, also to a stream above it (a
             # projection shortcut beside a branch: 1 + 1), so it stays within the bound of the
             # layers inside it rather than above them
@@ -1042,7 +1042,6 @@ class _Walk:
                 mid = math.sqrt(lo * hi)
                 lo, hi = (mid, hi) if growth(mid) <= limit else (lo, mid)
             alpha = lo
-        budget = _stream_budget(length, open_end)
         bound = ("by less than e" if node.kind == "norm"
                  else f"at most {_g(budget)}-fold from {_g(s0.second)}" if start == s0.second
                  else f"by at most {_g((budget - 1.0) * start)} from {_g(s0.second)} ({_g(budget)}-fold from "
@@ -1893,11 +1892,9 @@ class _Walk:
         apart (a tied LSTM language model of width 200: 8.7), and no one scale keeps
         both the tokens and the logits near the target."""
         notes = []
-        for table in sorted(self.multi_use):
-            uses = _layer_uses(self.graph, table)
-            head, plan = self.graph.nodes[self.deciding.get(table, -1)], self.plans.get(table)
-            if (self.graph.nodes[min(uses)].kind != "embedding" or head.kind != "linear" or head.index in
-                    self.head_gains or plan is None or plan.std is None or table in self.kept):
+        for table, index in sorted(_tied_heads(self.graph, self.deciding).items()):
+            head, plan = self.graph.nodes[index], self.plans.get(table)
+            if index in self.head_gains or plan is None or plan.std is None or table in self.kept:
                 continue
             off = plan.std / math.sqrt(self.target)
             if not 0.5 <= off <= 2.0:
@@ -3090,18 +3087,22 @@ def _viewed_param(graph: Graph, index: int) -> str | None:
     return None if found is None else graph.nodes[found].params.get("param")
 
 
-def _tied_head_gains(graph: Graph, deciding: dict[str, int]) -> dict[int, str]:
-    """{head node: gamma name} for every weight first used as an embedding and last
-    as a linear layer reading a norm whose gain is used nowhere else."""
-    heads: dict[int, str] = {}
+def _tied_heads(graph: Graph, deciding: dict[str, int]) -> dict[str, int]:
+    """{weight: head node} for every weight first used as an embedding and decided by
+    its use as a linear layer (a head tied to the embedding)."""
+    heads: dict[str, int] = {}
     for name, last in deciding.items():
         uses = _layer_uses(graph, name)
-        if len(uses) < 2 or graph.nodes[min(uses)].kind != "embedding" or graph.nodes[last].kind != "linear":
-            continue
-        gamma = _free_gain_before(graph, last)
-        if gamma is not None:
-            heads[last] = gamma
+        if len(uses) >= 2 and graph.nodes[min(uses)].kind == "embedding" and graph.nodes[last].kind == "linear":
+            heads[name] = last
     return heads
+
+
+def _tied_head_gains(graph: Graph, deciding: dict[str, int]) -> dict[int, str]:
+    """{head node: gamma name} for every tied head (_tied_heads) reading a norm whose
+    gain is used nowhere else."""
+    gains = {head: _free_gain_before(graph, head) for head in _tied_heads(graph, deciding).values()}
+    return {head: gamma for head, gamma in gains.items() if gamma is not None}
 
 
 def _weight_norm_gain(node: Node) -> str | None:
