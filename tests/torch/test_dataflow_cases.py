@@ -1561,7 +1561,7 @@ class MatmulStack(nn.Module):
     def __init__(self, width=256):
         super().__init__()
         self.layers = nn.ModuleList(TransposedWeightLinear(width, width) for _ in range(5))
-        self.proj = nn.Parameter(torch.randn(width, 16) * 0.02)   # not a layer's own weight
+        self.proj = nn.Parameter(torch.randn(width, 16) * 0.02)   # a bare parameter: a weight too
 
     def forward(self, x):
         for layer in self.layers:
@@ -1581,12 +1581,12 @@ def test_a_layer_written_as_a_product_with_its_weight_is_solved(meta):
     stds = []
     hooks = [layer.register_forward_hook(lambda m, a, o: stds.append(float(o.std()))) for layer in model.layers]
     with torch.no_grad():
-        model(x)
+        out = model(x)
     for h in hooks:
         h.remove()
     assert all(0.75 < s < 1.33 for s in stds), stds
-    # a product with another parameter is not a layer of it: read, left as it is
-    assert rules["proj"].startswith("untouched")
+    # x @ proj, a bare parameter read as (in, out), is a layer too: its std 0.02 gave an output std of 0.14
+    assert rules["proj"].startswith("solved") and 0.75 < float(out.std()) < 1.33, (rules["proj"], out.std())
 
 
 class ScaledEmbedding(nn.Module):

@@ -444,9 +444,12 @@ def test_products_of_activations_einsum_and_matmul():
             return torch.softmax(scores, dim=-1) @ x
 
     graph = trace(Scores(), torch.randn(2, 5, 6))
-    assert kinds(graph) == ["input", "param", "matmul", "matmul", "softmax", "matmul"]
-    projection, scores, mixed = of_kind(graph, "matmul")
-    assert projection.inputs == [0, 1] and projection.attrs == {"op": "matmul", "inner": 6}
+    # x @ w with w a parameter is a linear layer reading its weight as (in, out)
+    assert kinds(graph) == ["input", "linear", "matmul", "softmax", "matmul"]
+    projection = only(graph, "linear")
+    assert projection.inputs == [0] and projection.params == {"weight": "w"}
+    assert projection.attrs == {"weight_layout": "in_out"}
+    scores, mixed = of_kind(graph, "matmul")
     assert scores.attrs == {"op": "einsum", "equation": "bqd,bkd->bqk", "inner": 6}
     assert scores.inputs == [projection.index, 0] and scores.shape == (2, 5, 5)
     assert only(graph, "softmax").attrs == {"dim": 2}

@@ -413,6 +413,7 @@ class _Walk:
         self.buffers = dict(model.named_buffers())
         self.example = flat_inputs(example_inputs)
         self.ancestors = _ancestors(graph)
+        self.weighted = sum(1 << n.index for n in graph.nodes if n.params)   # the nodes that read parameters
         self.branch_end, self.chain_length = _residuals(graph, self.ancestors)
         self.residual_additions = {add for _, _, add, *_ in self.branch_end.values()}
         # the ends of norm-ended branches, in the order of their additions
@@ -675,6 +676,11 @@ class _Walk:
     def _input(self, node: Node) -> Moments | None:
         position = self.graph.inputs.index(node.index)
         x = self.example[position] if position < len(self.example) else None
+        if x is not None and x.is_meta and x.dtype == torch.uint8:
+            # image bytes given by shape: read as uniform over 0..255 (mean 127.5, E[k^2] = 255 * 511 / 6)
+            self.assumed.append(f"input {position} (meta uint8: values unknown, taken as uniform over 0..255, "
+                                "as image bytes are; pass a real batch for its moments)")
+            return Moments(127.5, 255 * 511 / 6)
         if x is None or not x.is_floating_point():
             return None  # token ids: only an embedding reads them
         if x.is_meta:
@@ -937,6 +943,8 @@ class _Walk:
         """(out, in, ...) of a layer node's weight: its parameter's, or the operand after
         the input (a view of a parameter: the q or kv rows of MultiheadAttention's
         packed in_proj_weight in cross-attention; the bias, when there is one, follows)."""
+        if "matrix" in node.attrs:   # a parameter an einsum reads, as one (fan_out, fan_in) matrix
+            return tuple(node.attrs["matrix"])
         name = node.params.get("weight")
         shape = (tuple(self.graph.params[name].shape) if name is not None
                  else tuple(self.graph.nodes[node.inputs[1 if len(node.inputs) > 1 else 0]].shape))
@@ -1581,7 +1589,17 @@ class _Walk:
         if part is not None:   # x[:, :1] of torch.cat([cls, tokens], 1): the class token's own moments
             self.common[node.index] = self.kappa(part)
             return self.moments.get(part)
-        return self.moments.get(node.inputs[0]) if node.inputs else None
+        if not node.inputs:
+            return None
+        origin = self.graph.nodes[node.inputs[0]]
+        if (origin.kind == "input" and not origin.dtype.is_floating_point and node.dtype.is_floating_point
+                and self.moments.get(origin.index) is None):
+            # integers made floats by the forward pass, given by shape only (meta): no values to read
+            self.assumed.append(f"input {self.graph.inputs.index(origin.index)} ({origin.dtype} on meta, read "
+                                "as floats by the forward pass: moments unknown, unit second moment assumed; "
+                                "pass a real batch for its moments)")
+            return ASSUMED
+        return self.moments.get(origin.index)
 
     # elementwise regions --------------------------------------------------
     def region(self, index: int) -> tuple[int, Callable[..., Any] | None]:
@@ -1933,6 +1951,12 @@ class _Walk:
             self.notes.append("moments that overflow (what follows them assumes a unit second moment; a measured "
                               "pass with real example inputs corrects the layers after them): " + ", ".join(names[:6])
                               + (", ..." if len(names) > 6 else ""))
+        unplaced = self.unplaced_matrices()
+        if unplaced:
+            self.notes.append(
+                "parameters a matrix product reads with the signal but not as a layer's weight (not x @ W with W "
+                "2-D, nor an einsum summing over the signal's letters): kept at their values, which the solve "
+                "reads: " + ", ".join(unplaced[:6]) + (", ..." if len(unplaced) > 6 else ""))
         for item in dict.fromkeys(self.assumed):
             self.notes.append(f"assumed: {item}")
         self.notes.extend(_shared_branch_notes(self.graph, self.ancestors, self.branch_end))
@@ -1943,6 +1967,13 @@ class _Walk:
                               f"in the forward pass added, in {len(places)} "
                               f"place{'s' if len(places) > 1 else ''}: " + ", ".join(places[:4])
                               + (", ..." if len(places) > 4 else ""))
+
+    def unplaced_matrices(self) -> list[str]:
+        """The untouched parameters a matmul or einsum reads directly: no rule gave them a role."""
+        graph = self.graph
+        return [name for name, plan in self.plans.items() if plan.rule == "untouched" and any(
+            reader.kind == "matmul" for i in graph.uses.get(name, ()) if graph.nodes[i].kind == "param"
+            for reader in graph.readers(i))]
 
     def verdicts(self) -> list[Verdict]:
         """A Verdict per activation (elementwise region) and per product of activations.
@@ -1961,6 +1992,12 @@ class _Walk:
                 continue  # part of a normalization or a softmax written out, not an activation
             if _scales_channels(self.graph, index):
                 continue  # a gate that scales whole channels (squeeze-and-excitation), not the signal's path
+            if self.gate(index):
+                continue  # a gate (a highway layer's sigmoid): judged with the products it multiplies
+            if not (self.ancestors[source] | 1 << source) & self.weighted:
+                # no parameter before it (a diffusion model's sin / cos of the timestep times fixed
+                # frequencies): its gradient reaches no weight, and no scale sets its input
+                continue
             if not self.graph.nodes[index].dtype.is_floating_point or index in self.graph.fixed:
                 continue  # index arithmetic (an MoE's sorted token order // top_k, a graph's degrees)
             if index in self.graph.computed:
@@ -2006,6 +2043,24 @@ class _Walk:
                     tally(by_label, label, 1.0, (a + b) / max(a, b), _layer_before(self.graph, node.inputs[0]),
                           self.branch_of(node.index))
         return [verdict(label, t.chi, t.slope, t.depth(self.ancestors)) for label, t in by_label.items()]
+
+    def gate(self, index: int) -> bool:
+        """Whether an activation's value lies in [0, 1] and, through views and further
+        activations that keep it there (1 - sigmoid), only multiplies another signal
+        elementwise: a gate (a highway layer's sigmoid(T x) * H(x) + (1 - sigmoid(T x)) * x).
+        The gradient reaches the layers before it through the other factor too, so the
+        gate's chi_1 is not a factor of the gradient over the depth; the product's verdict
+        judges the pair."""
+        region = self.regions.get(index)
+        if region is not None and not _within_unit_interval(region[1]):
+            return False
+        readers = self.graph.readers(index)
+        return bool(readers) and all(
+            self.gate(r.index) if (r.kind == "view" or r.index in self.regions) and r.inputs == [index]
+            else r.kind == "mul" and len(r.inputs) == 2 and r.inputs.count(index) == 1
+            and not _broadcast_factor(self.graph, r, index)
+            and all(self.graph.nodes[i].kind != "param" and i not in self.graph.fixed for i in r.inputs if i != index)
+            for r in readers)
 
     def branch_of(self, index: int) -> int | None:
         """The end of the residual branch a node lies on (computed from the stream, before the
@@ -2334,6 +2389,19 @@ def _keeps_zero(node: Node) -> bool:
     if kind == "norm":
         return node.attrs.get("which") in ("layer_norm", "rms_norm")
     return kind == "elementwise" and len(node.inputs) == 1 and node.attrs.get("op") in ZERO_AT_ZERO
+
+
+def _within_unit_interval(g: Fused) -> bool:
+    """Whether an activation's values lie in [0, 1] (sigmoid, hard sigmoid, 1 - sigmoid),
+    read off a grid over [-40, 40] for a fused callable."""
+    if isinstance(g, tuple):
+        return g[0] in ("sigmoid", "hardsigmoid")
+    try:
+        with torch.no_grad():
+            values = g(torch.linspace(-40.0, 40.0, 801, dtype=torch.float64))
+    except Exception:   # a callable that cannot run alone on a grid: not known to be a gate
+        return False
+    return isinstance(values, torch.Tensor) and bool(((values >= 0) & (values <= 1)).all())
 
 
 def _elementwise(g: Fused, m: Moments) -> tuple[Moments, float]:

@@ -978,6 +978,9 @@ class _Recorder(TorchFunctionMode):
             if len(operands) != 2:
                 return "opaque", [self.node_for(t) for t in operands], {}, {}, None
             a, b = operands
+            layer = self._einsum_layer(bound["equation"], a, b)
+            if layer is not None:
+                return layer
             inner = _einsum_inner(bound["equation"], a, b)
             attrs: dict[str, Any] = {"op": "einsum", "equation": bound["equation"], "inner": inner}
         else:
@@ -987,14 +990,63 @@ class _Recorder(TorchFunctionMode):
             fixed = self._fixed_mix(a, b)
             if fixed is not None:
                 return "matmul", [self.node_for(a), self.node_for(b)], {}, fixed, None
-            if self._own_weight(b) and a.dim() >= 1 and self.from_params[self.node_for(a)] is None:
-                # x @ self.weight.T in a module's forward (Falcon's FalconLinear): a linear layer
-                # whose weight, stored (out, in), is read as (in, out)
-                inputs, params, attrs = self._wire([a], [("weight", b)])
-                attrs["weight_layout"] = "in_out"
-                return "linear", inputs, params, attrs, None
+            if isinstance(a, torch.Tensor) and a.dim() >= 1 and self.from_params[self.node_for(a)] is None:
+                layer = self._product_layer(a, b)
+                if layer is not None:
+                    return layer
             attrs = {"op": spec.op, "inner": int(a.shape[-1]) if a.dim() else 1}
         return "matmul", [self.node_for(a), self.node_for(b)], {}, attrs, None
+
+    def _product_layer(self, x: torch.Tensor, w: Any) -> Recorded | None:
+        """x @ W with W a 2-D parameter, its transpose, or computed from one parameter alone:
+        a linear layer (x @ self.weight.T in Falcon's FalconLinear, torch.mm(x, self.W) in a
+        graph attention layer, x @ embedding.weight.T in a head tied to the embedding)."""
+        if not isinstance(w, torch.Tensor) or w.dim() != 2 or len(self.params_behind(w)) != 1:
+            return None
+        transposed = self._transposed_param(w)
+        if transposed is not None:   # W.T with W stored (out, in): the parameter, as a linear layer reads it
+            return "linear", [self.node_for(x)], {"weight": transposed}, {}, None
+        inputs, params, attrs = self._wire([x], [("weight", w)])
+        attrs["weight_layout"] = "in_out"   # read as (in, out)
+        return "linear", inputs, params, attrs, None
+
+    def _transposed_param(self, tensor: torch.Tensor) -> str | None:
+        """The name of the 2-D parameter `tensor` is the transpose of, else None."""
+        index = self.node_of.get(id(tensor))
+        node = self.nodes[index] if index is not None else None
+        if node is None or node.kind != "view" or node.attrs.get("op") not in _TRANSPOSES or len(node.inputs) != 1:
+            return None
+        source = self.nodes[node.inputs[0]]
+        name = source.params.get("param") if source.kind == "param" else None
+        shape = tuple(source.shape)
+        return name if name is not None and len(shape) == 2 and tuple(tensor.shape) == shape[::-1] else None
+
+    def _einsum_layer(self, equation: str, a: torch.Tensor, b: torch.Tensor) -> Recorded | None:
+        """einsum of the signal and a parameter that it sums over along some of the signal's
+        letters (a mixture of experts' stacked matrices: "bd,edh->beh"): a linear layer whose
+        weight, as one matrix, is (fan_out, fan_in) = (the parameter's letters the output
+        keeps and the signal lacks, the letters summed over) (attrs["matrix"]); a letter
+        of all three (an expert index the signal already carries) is in neither."""
+        lhs, arrow, out = equation.replace(" ", "").partition("->")
+        terms = lhs.split(",")
+        if not arrow:
+            out = "".join(letter for letter in lhs if letter.isalpha() and lhs.count(letter) == 1)
+        if len(terms) != 2:
+            return None
+        for x, w, x_term, w_term in ((a, b, terms[0], terms[1]), (b, a, terms[1], terms[0])):
+            name = self.param_name.get(id(w))
+            if name is None or self.from_params[self.node_for(x)] is not None:
+                continue
+            if "..." in w_term or len(set(w_term)) != len(w_term) or len(w_term) != w.dim():
+                return None
+            sizes = dict(zip(w_term, w.shape))
+            summed = [c for c in w_term if c in x_term and c not in out]
+            kept = [c for c in w_term if c in out and c not in x_term]
+            if not summed or any(c not in out and c not in x_term for c in w_term):
+                return None
+            matrix = (math.prod(sizes[c] for c in kept), math.prod(sizes[c] for c in summed))
+            return "linear", [self.node_for(x)], {"weight": name}, {"einsum": equation, "matrix": matrix}, None
+        return None
 
     def _grouped_mm(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         """grouped_mm(x, W) with x's rows grouped by expert and W (experts, in, out) computed
@@ -1052,14 +1104,6 @@ class _Recorder(TorchFunctionMode):
                 return {"op": "fixed_mix", "side": side, "buffer": buffer}
             return {"op": "fixed_mix", "side": side, **fixed_mix_stats(fixed, side)} if not fixed.is_meta else None
         return None
-
-    def _own_weight(self, tensor: Any) -> bool:
-        """Whether `tensor` is 2-D and the running module's own `weight` parameter, or
-        computed from it alone (its transpose)."""
-        if not isinstance(tensor, torch.Tensor) or tensor.dim() != 2:
-            return False
-        own = f"{self.module}.weight" if self.module else "weight"
-        return self.params_behind(tensor) == (own,)
 
     def _softmax(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         x = bound["input"]
@@ -1231,6 +1275,8 @@ _SPLIT_DIMS: dict[str, int | Callable[[int], int]] = {"chunk": 1, "split": 1, "s
 
 
 _ZEROS = ("zeros", "zeros_like", "new_zeros")
+# views that transpose a matrix
+_TRANSPOSES = ("t", "T", "mT", "H", "mH", "transpose", "swapaxes", "swapdims", "permute")
 # views whose second operand gives a shape or a dtype only
 _SHAPED_LIKE = ("expand_as", "view_as", "reshape_as", "type_as")
 

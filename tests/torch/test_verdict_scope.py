@@ -1,0 +1,104 @@
+"""Which activations the verdicts judge over depth: a gate that multiplies another signal
+(a highway layer's sigmoid) and an activation no parameter precedes (a diffusion model's
+sinusoidal timestep features) are not chains of chi_1 over the layers; a plain sigmoid
+stack still is."""
+import math
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import varinit
+from zoo import profile, verdict
+
+
+def _init(model, x):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = varinit.torch.init_module(model, x, generator=0)
+    return report, [str(w.message) for w in caught]
+
+
+class Highway(nn.Module):
+    """Highway layers (Srivastava et al. 2015): y = T(x) H(x) + (1 - T(x)) x with the
+    transform gate T = sigmoid(W_T x + b_T), b_T = -2 as the paper sets it."""
+
+    def __init__(self, width=64, depth=10):
+        super().__init__()
+        self.embed = nn.Linear(16, width)
+        self.transforms = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
+        self.gates = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
+        self.head = nn.Linear(width, 4)
+
+    def forward(self, x):
+        x = F.relu(self.embed(x))
+        for transform, gate in zip(self.transforms, self.gates):
+            t = torch.sigmoid(gate(x))
+            x = t * F.relu(transform(x)) + (1 - t) * x
+        return self.head(x)
+
+
+def test_a_highway_gate_is_judged_with_its_products_not_in_series():
+    # the sigmoid was "trade-off: chi_1 = 0.153 ... x8.3e-05 in std over its 10 layers" and
+    # assert_healthy raised, though the gradient passes through the other factors too
+    torch.manual_seed(0)
+    model, x = Highway(), torch.randn(64, 16, generator=torch.Generator().manual_seed(1))
+    report, messages = _init(model, x)
+    assert report.healthy, [v.message for v in report.verdicts]
+    report.assert_healthy()
+    assert not any("trade-off" in m for m in messages), messages
+    labels = {v.activation for v in report.verdicts}
+    assert "sigmoid" not in labels and "product sigmoid * relu" in labels, labels
+    torch.manual_seed(1)
+    v = verdict(*profile(model, x))
+    # and the model is in fact healthy: forward and backward within the issue's bounds
+    assert v["act_ratio"] <= 2 and 0.5 <= v["output_std"] <= 2 and 0.25 <= v["grad_ratio"] <= 4, v
+
+
+class SigmoidStack(nn.Module):
+    def __init__(self, depth=10):
+        super().__init__()
+        self.layers = nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(64, 64), nn.Sigmoid())])
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+def test_a_sigmoid_in_series_is_still_a_trade_off():
+    report, messages = _init(SigmoidStack(), torch.randn(64, 64, generator=torch.Generator().manual_seed(0)))
+    (sigmoid,) = [v for v in report.verdicts if v.activation == "sigmoid"]
+    assert not sigmoid.healthy and sigmoid.depth == 10 and "trade-off" in sigmoid.message
+    with pytest.raises(varinit.torch.UnhealthyInitError, match="sigmoid: trade-off"):
+        report.assert_healthy()
+
+
+class TimestepFeatures(nn.Module):
+    """A denoiser's MLP with the sinusoidal features of a float timestep (Ho et al. 2020):
+    sin and cos of t times fixed frequencies, before any layer."""
+
+    def __init__(self, width=64):
+        super().__init__()
+        self.width = width
+        self.time = nn.Sequential(nn.Linear(width, 4 * width), nn.SiLU(), nn.Linear(4 * width, width))
+        self.body = nn.Sequential(nn.Linear(8, width), nn.SiLU(), nn.Linear(width, width))
+        self.head = nn.Linear(width, 8)
+
+    def forward(self, x, t):
+        half = self.width // 2
+        frequencies = torch.exp(-math.log(10000.0) * torch.arange(half, device=x.device) / half)
+        angles = t[:, None] * frequencies[None]
+        features = torch.cat([angles.sin(), angles.cos()], -1)
+        return self.head(F.silu(self.body(x) + self.time(features)))
+
+
+def test_activations_before_any_parameter_get_no_verdict():
+    # sin and cos of t in [0, 1000) were "trade-off: chi_1 = 3.9e+05" and NOT healthy: their
+    # gradient reaches no weight, and no layer's scale sets their input
+    torch.manual_seed(0)
+    x = (torch.randn(32, 8), torch.rand(32, generator=torch.Generator().manual_seed(1)) * 1000)
+    report, messages = _init(TimestepFeatures(), x)
+    labels = {v.activation for v in report.verdicts}
+    assert not labels & {"sin", "cos"} and "silu" in labels, labels
+    assert report.healthy, [v.message for v in report.verdicts]
