@@ -145,6 +145,44 @@ def test_layer_scales_follow_the_residual_rule(residual, value):
     assert all(torch.all(b.layer_scale == value) for b in model.blocks)
 
 
+class ReZeroBlock(nn.Module):
+    """ReZero (Bachlechner et al. 2020): x + alpha f(x) with one scalar alpha, zero at
+    torch's init; `shared`: one alpha for the attention and the MLP branch, as its
+    reference code has it, else one each (SkipInit's, De & Smith 2020)."""
+
+    def __init__(self, width=64, shared=True):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(width, 4, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.ReLU(), nn.Linear(4 * width, width))
+        self.alpha = nn.Parameter(torch.zeros(1))
+        self.beta = self.alpha if shared else nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        x = x + self.alpha * self.attention(x, x, x, need_weights=False)[0]
+        return x + self.beta * self.mlp(x)
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["one_alpha", "alpha_and_beta"])
+def test_a_scalar_gain_of_residual_branches_is_their_layer_scale(shared):
+    # ReZero's alpha was "untouched: read directly by mul": kept at 0, its branches' layers got
+    # no gradient (first/last ratio inf, anyinit too); now it is set like a layer scale, and
+    # residual="zero_gamma" keeps the identity start
+    torch.manual_seed(0)
+    model = nn.Sequential(*[ReZeroBlock(shared=shared) for _ in range(6)], nn.Linear(64, 10))
+    x = torch.randn(8, 16, 64, generator=torch.Generator().manual_seed(0))
+    report = _init(model, x)
+    rules = {r.name: r.rule for r in report}
+    for k in range(6):
+        for name in ("alpha",) if shared else ("alpha", "beta"):
+            assert "layer scale of a residual branch" in rules[f"{k}.{name}"]
+            assert 0.2 < abs(float(getattr(model[k], name))) < 1.0
+    torch.manual_seed(1)
+    v = verdict(*profile(model, x))
+    assert v["act_ratio"] <= 2 and 0.5 <= v["output_std"] <= 2 and 0.25 <= v["grad_ratio"] <= 4, v
+    _init(model, x, residual="zero_gamma")
+    assert all(float(block.alpha) == 0.0 and float(block.beta) == 0.0 for block in model[:6])
+
+
 def test_a_gain_parameter_that_is_not_a_branch_end_is_left_as_it_is():
     class Gain(nn.Module):
         def __init__(self):

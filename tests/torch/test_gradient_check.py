@@ -294,3 +294,36 @@ def test_a_layer_whose_output_a_condition_broadcasts_over_positions_is_named_as_
     _, messages = init_with_warnings(model, x)
     (note,) = [m for m in messages if "measured in one backward pass" in m]
     assert "gradient std at time.0" in note and "broadcasts over 64 positions" in note, note
+
+
+class _FiLM(nn.Module):
+    """Feature-wise linear modulation (Perez et al. 2018): a condition's linear layer, called
+    first, gives each conv block a per-channel scale and shift after its BatchNorm."""
+
+    def __init__(self, channels=32, blocks=3):
+        super().__init__()
+        self.blocks = blocks
+        self.condition = nn.Linear(10, 2 * channels * blocks)
+        self.convs = nn.ModuleList([nn.Conv2d(3, channels, 3, padding=1)]
+                                   + [nn.Conv2d(channels, channels, 3, padding=1) for _ in range(blocks - 1)])
+        self.norms = nn.ModuleList(nn.BatchNorm2d(channels, affine=False) for _ in range(blocks))
+        self.head = nn.Linear(channels, 5)
+
+    def forward(self, x, c):
+        scale_shift = self.condition(c).view(c.shape[0], self.blocks, 2, -1)
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            x = F.relu(norm(conv(x)) * (1 + scale_shift[:, i, 0, :, None, None]) + scale_shift[:, i, 1, :, None, None])
+        return self.head(x.mean((2, 3)))
+
+
+def test_a_condition_broadcast_over_positions_is_the_cause_after_batch_statistics_too():
+    # the norms set the scale, so the gradient tilt runs; its note gave the BatchNorm chain as
+    # the cause of the ratio (60 at the condition's layer) where the sum over 256 positions is
+    generator = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    model = _FiLM()
+    x = (torch.randn(8, 3, 16, 16, generator=generator), torch.randn(8, 10, generator=generator))
+    _, messages = init_with_warnings(model, x)
+    (note,) = [m for m in messages if "measured in one backward pass" in m]
+    assert "gradient std at condition" in note and "broadcasts over 256 positions" in note, note
+    assert "A norm with batch statistics" not in note, note

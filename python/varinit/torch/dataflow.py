@@ -1223,6 +1223,8 @@ class _Walk:
         x = self.m(signal)
         if name in self.kept:
             value = self.kept_rms(name, 1.0)
+        elif name in self.plans and self.plans[name].rule == "constant":
+            value = float(self.plans[name].value or 0.0)   # a gain of several branches (ReZero's alpha): the first's
         else:
             if self.residual == "zero_gamma":
                 value, reason = 0.0, "layer scale of a residual branch: 0 (the block starts as identity)"
@@ -2644,8 +2646,10 @@ def _times_constant(graph: Graph, node: Node) -> int | None:
 
 def _branch_gain(graph: Graph, node: Node) -> tuple[str, int] | None:
     """(parameter name, the other operand) when `node` multiplies a signal by a
-    parameter read nowhere else that holds one value per channel (a layer scale:
-    shape (C,), (C, 1, 1), (1, 1, C)), else None."""
+    parameter that holds one value per channel (a layer scale: shape (C,), (C, 1, 1),
+    (1, 1, C)) or one value (ReZero's alpha, Bachlechner et al. 2020; SkipInit's,
+    De & Smith 2020) and that nothing but such products reads (ReZero's alpha
+    scales both branches of its layer), else None."""
     if node.kind != "mul" or len(node.inputs) != 2:
         return None
     for param_input, signal in ((node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])):
@@ -2657,10 +2661,23 @@ def _branch_gain(graph: Graph, node: Node) -> tuple[str, int] | None:
         if name is None or graph.nodes[signal].kind == "param":
             continue
         tensor = graph.params.get(name)
-        if (tensor is not None and tensor.numel() > 1 and sum(d > 1 for d in tensor.shape) == 1
-                and len(graph.uses.get(name, ())) == 1 and not graph.tied.get(name)):
+        if tensor is not None and sum(d > 1 for d in tensor.shape) <= 1 and _only_gains(graph, name):
             return name, signal
     return None
+
+
+def _only_gains(graph: Graph, name: str) -> bool:
+    """Whether every read of parameter `name` (through views read nowhere else) is a
+    product with a signal: a gain, not a weight, a bias or a statistic's input."""
+    def gain(index: int) -> bool:
+        readers = graph.readers(index)
+        return bool(readers) and all(
+            gain(r.index) if r.kind == "view" and len(r.inputs) == 1 and len(readers) == 1
+            else r.kind == "mul" and len(r.inputs) == 2 and r.inputs.count(index) == 1
+            and all(graph.nodes[i].kind != "param" for i in r.inputs if i != index)
+            for r in readers)
+    uses = graph.uses.get(name, ())
+    return bool(uses) and all(graph.nodes[i].kind == "param" and gain(i) for i in uses)
 
 
 def _shared_branch_notes(graph: Graph, anc: list[int], ends: dict[int, BranchEnd]) -> list[str]:

@@ -61,7 +61,7 @@ import torch
 
 from . import moment_rules as rules
 from .dataflow import ALPHA_DROPOUTS, HOMOGENEOUS, HOMOGENEOUS_ACTIVATIONS, LAYERS, Plan, norm_sets_scale
-from .gradient_check import Layer, gradient_ratio, in_band, measured_profile, outside_band
+from .gradient_check import Layer, broadcast_cause, gradient_ratio, in_band, measured_profile, outside_band
 from .graph import ExampleInputs, Node
 from .verdicts import GRADIENT_BAND
 
@@ -163,14 +163,16 @@ class Balanced(NamedTuple):
 
 def balance_gradient(model: torch.nn.Module, example_inputs: ExampleInputs, weights: dict[str, str],
                      reach: Reach, redraw: Callable[[dict[str, float]], None],
-                     cause: str | None = None) -> Balanced:
+                     cause: str | None = None, broadcast: dict[str, int] | None = None) -> Balanced:
     """Measure the gradient on the example inputs and, when its first/last ratio is
     outside the band, tilt the layers' output stds (`tilt`): ``redraw({weight:
     factor})`` draws the named weights again at the measured pass's std times
     the factor. The tilt is measured and undone (``redraw`` with factor 1) when
     it did not help. `weights` maps each solved layer module to its weight,
     `reach` how the layers it reads reach its input (`scale_reach`); `cause`: why
-    a ratio left outside the band stays (by default, from the element counts).
+    a ratio left outside the band stays (by default, from the element counts), or,
+    where its larger end is a layer in `broadcast` (module -> positions its output
+    is broadcast over), that.
     The notes name a ratio left outside the band, or a failed backward."""
     layers = measured_profile(model, example_inputs)
     if layers is None or isinstance(layers, str):
@@ -184,11 +186,11 @@ def balance_gradient(model: torch.nn.Module, example_inputs: ExampleInputs, weig
     if len(set(names)) != len(names) or plan is not None and not all(
             m in weights or abs(f - 1.0) < 1e-12 for m, f in plan.factors.items()):
         done = "; a tilt of the layers' scales needs every layer it scales solved and called once"
-        return Balanced([_note(layers, ratio, done, cause)], layers)
+        return Balanced([_note(layers, ratio, done, cause, broadcast)], layers)
     if plan is None:
         done = (f"; the activations' max/min is {max(acts) / min(acts):.3g} already, which leaves no room (up to "
                 f"{ACT_ROOM:g}) to tilt the layers' scales for it")
-        return Balanced([_note(layers, ratio, done, cause)], layers)
+        return Balanced([_note(layers, ratio, done, cause, broadcast)], layers)
     scaled = {weights[m]: f for m, f in plan.factors.items() if m in weights}
     redraw(scaled)
     after = measured_profile(model, example_inputs)
@@ -196,14 +198,14 @@ def balance_gradient(model: torch.nn.Module, example_inputs: ExampleInputs, weig
         redraw(dict.fromkeys(scaled, 1.0))
         done = ("; a tilt of the layers' scales was measured and undone: it moved the output's std or brought the "
                 "ratio no closer (activations that are not positively homogeneous)")
-        return Balanced([_note(layers, ratio, done, cause)], layers)
+        return Balanced([_note(layers, ratio, done, cause, broadcast)], layers)
     tilted = [layer.act for layer in after]
     if in_band(gradient_ratio(after)):
         return Balanced([], after)
     done = (f", from {ratio:.3g} before the solved layers' output std was tilted from x1 at {names[0]} to "
             f"x{plan.top:.3g} at {names[-2]}, which spent the forward's room (the activations' max/min is now "
             f"{max(tilted) / min(tilted):.3g}, up to {ACT_ROOM:g} allowed)")
-    return Balanced([_note(after, gradient_ratio(after), done, cause)], after)
+    return Balanced([_note(after, gradient_ratio(after), done, cause, broadcast)], after)
 
 
 def scale_reach(plan: Plan) -> Reach:
@@ -302,9 +304,11 @@ def _degree(g: Callable[[torch.Tensor], torch.Tensor], x: rules.Moments) -> floa
     return math.log(seconds[0] / seconds[1]) / (4.0 * math.log(DEGREE_STEP))
 
 
-def _note(layers: list[Layer], ratio: float, done: str, cause: str | None = None) -> str:
+def _note(layers: list[Layer], ratio: float, done: str, cause: str | None = None,
+          broadcast: dict[str, int] | None = None) -> str:
     """A measured ratio outside the band, what was done about it, and why it stays."""
     first, last = layers[0], layers[-2]
+    cause = broadcast_cause(layers, ratio, broadcast) or cause
     if cause is not None:
         return f"{outside_band(layers, ratio)}{done}. {cause}"
     if max(first.elements, last.elements) >= ELEMENTS_APART * min(first.elements, last.elements):

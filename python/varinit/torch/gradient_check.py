@@ -22,7 +22,7 @@ with its cause:
   (`alpha_dropout`) passes back a^2 (1 - p) of the gradient's energy;
 - any other model (`measured_note`): a mean over the tokens an attention
   mixes (`pooled_attention`; `averaged_down` below the band), a layer whose
-  output a condition broadcasts over the positions (`broadcast_gradient`), a
+  output a condition broadcasts over the positions (`broadcast_cause`), a
   residual stack (`residual_streams`), or the rest (NOT_SOLVED).
 """
 from __future__ import annotations
@@ -182,26 +182,31 @@ def measured_note(model: torch.nn.Module, example_inputs: ExampleInputs, cause: 
     `pooled` (where the output averages over positions), a ratio below the band is
     the mean's division instead (`averaged_down`); where the first or the last hidden
     layer's output is broadcast over positions (`broadcast`: module -> positions,
-    `Plan.broadcast_layers`), that is the cause (`broadcast_gradient`)."""
+    `Plan.broadcast_layers`), that is the cause (`broadcast_cause`)."""
     layers = measured_profile(model, example_inputs)
     if layers is None or isinstance(layers, str):
         return layers
     ratio = gradient_ratio(layers)
     if in_band(ratio):
         return None
-    end = layers[0] if ratio > 1 else layers[-2]
-    if broadcast and end.module in broadcast:
-        return f"{outside_band(layers, ratio)}. {broadcast_gradient(end.module, broadcast[end.module])}"
+    condition = broadcast_cause(layers, ratio, broadcast)
+    if condition is not None:
+        return f"{outside_band(layers, ratio)}. {condition}"
     return f"{outside_band(layers, ratio)}. {averaged_down(pooled, layers) if pooled and ratio < 1 else cause}"
 
 
-def broadcast_gradient(module: str, positions: int) -> str:
+def broadcast_cause(layers: list[Layer], ratio: float, broadcast: dict[str, int] | None) -> str | None:
     """The cause for a ratio whose larger end is a layer whose output is broadcast over
-    `positions` positions (a condition: a timestep embedding, an adaLN modulation)."""
-    return (f"{module}'s output holds one value per example and channel, which the model broadcasts over "
+    positions (`broadcast`: module -> positions; a condition: a timestep embedding, an
+    adaLN modulation, FiLM's scale and shift), else None."""
+    end = layers[0] if ratio > 1 else layers[-2]
+    if not broadcast or end.module not in broadcast:
+        return None
+    positions = broadcast[end.module]
+    return (f"{end.module}'s output holds one value per example and channel, which the model broadcasts over "
             f"{positions} positions: its gradient is the sum of theirs, about {math.sqrt(positions):.3g} times "
             "one position's where they are independent, whatever the weights' scale (a diffusion model's timestep "
-            "embedding, DiT's adaLN modulation)")
+            "embedding, DiT's adaLN modulation, FiLM's scale and shift)")
 
 
 def averaged_down(where: str, layers: list[Layer]) -> str:

@@ -352,7 +352,8 @@ def _balanced(model: torch.nn.Module, example_inputs: ExampleInputs, result: Pla
                                                       {w: corrected.get(w, 1.0) * f for w, f in factors.items()},
                                                       source=source))
 
-    balanced = balance_gradient(model, example_inputs, weights, scale_reach(result), redraw, cause)
+    balanced = balance_gradient(model, example_inputs, weights, scale_reach(result), redraw, cause,
+                                result.broadcast_layers())
     return [by_name[r.name] for r in records], balanced
 
 
