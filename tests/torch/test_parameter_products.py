@@ -3,21 +3,12 @@ x @ W and torch.mm(x, W) with a bare parameter (graph attention), x @ E.weight.T
 tied to the embedding written out), einsum with stacked expert matrices; and inputs
 given by shape whose integers the forward pass turns into floats."""
 import math
-import warnings
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-import varinit
-
-
-def _init(model, x):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        report = varinit.torch.init_module(model, x, generator=0)
-    return report, [str(w.message) for w in caught]
+from zoo import init_with_warnings
 
 
 class GraphAttention(nn.Module):
@@ -82,7 +73,7 @@ def test_bare_parameters_in_a_matrix_product_are_solved_as_weights(meta):
     torch.manual_seed(0)
     model = GraphAttention()
     x = torch.randn(24, 64, generator=torch.Generator().manual_seed(1))
-    report, _ = _init(model, x.to("meta") if meta else x)
+    report, _ = init_with_warnings(model, x.to("meta") if meta else x)
     rules = {r.name: r.rule for r in report}
     assert all(rules[f"W.{i}"].startswith("solved") and rules[f"a.{i}"].startswith("solved")
                for i in range(4)), rules
@@ -99,7 +90,7 @@ def test_expert_matrices_read_by_einsum_are_solved_with_the_summed_fan():
     torch.manual_seed(0)
     model = ExpertMixture()
     x = torch.randn(256, 32, generator=torch.Generator().manual_seed(1))
-    report, _ = _init(model, x)
+    report, _ = init_with_warnings(model, x)
     by_name = {r.name: r for r in report}
     for i in range(3):
         assert by_name[f"w_in.{i}"].rule.startswith("solved"), by_name[f"w_in.{i}"].rule
@@ -135,7 +126,7 @@ def test_a_head_written_as_a_product_with_the_embedding_is_the_tied_head():
     torch.manual_seed(0)
     model = FunctionalTiedHead()
     tokens = torch.randint(0, 500, (8, 32), generator=torch.Generator().manual_seed(1))
-    report, _ = _init(model, tokens)
+    report, _ = init_with_warnings(model, tokens)
     rules = {r.name: r.rule for r in report}
     # one scale for both uses; the final norm's gain takes the head's
     assert rules["embedding.weight"].startswith("solved"), rules
@@ -165,7 +156,7 @@ class LearnedQueryPool(nn.Module):
 def test_a_parameter_in_a_product_no_rule_places_is_named_in_a_warning():
     model = LearnedQueryPool()
     before = model.query.detach().clone()
-    report, messages = _init(model, torch.randn(8, 10, 32, generator=torch.Generator().manual_seed(0)))
+    report, messages = init_with_warnings(model, torch.randn(8, 10, 32, generator=torch.Generator().manual_seed(0)))
     assert {r.name: r.rule for r in report}["query"].startswith("untouched")
     assert torch.equal(model.query, before)
     assert any("matrix product reads with the signal" in m and ": query" in m for m in messages), messages
@@ -187,7 +178,7 @@ class ByteImages(nn.Module):
 def test_meta_byte_images_are_read_as_uniform_bytes_and_said():
     torch.manual_seed(0)
     model = ByteImages()
-    _, messages = _init(model, torch.empty(8, 4, 84, 84, dtype=torch.uint8, device="meta"))
+    _, messages = init_with_warnings(model, torch.empty(8, 4, 84, 84, dtype=torch.uint8, device="meta"))
     assert any("meta uint8" in m and "0..255" in m for m in messages), messages
     frames = torch.randint(0, 256, (8, 4, 84, 84), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -208,7 +199,7 @@ class TimeFromSteps(nn.Module):
 
 
 def test_meta_integers_read_as_floats_are_said_to_be_assumed():
-    _, messages = _init(TimeFromSteps(), torch.empty(4, 8, dtype=torch.int64, device="meta"))
+    _, messages = init_with_warnings(TimeFromSteps(), torch.empty(4, 8, dtype=torch.int64, device="meta"))
     assert any("torch.int64 on meta" in m and "unit second moment assumed" in m for m in messages), messages
 
 
@@ -225,7 +216,7 @@ def test_the_summed_fan_of_an_einsum_weight_leaves_out_shared_letters():
 
     model = PerExpert()
     x = torch.randn(128, 4, 48, generator=torch.Generator().manual_seed(0))
-    report, _ = _init(model, x)
+    report, _ = init_with_warnings(model, x)
     record = next(r for r in report if r.name == "w")
     assert record.fan_in == 48
     assert math.isclose(record.std, 1 / math.sqrt(48 * float(x.pow(2).mean())), rel_tol=1e-6)

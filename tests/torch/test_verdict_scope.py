@@ -3,7 +3,6 @@
 sinusoidal timestep features) are not chains of chi_1 over the layers; a plain sigmoid
 stack still is."""
 import math
-import warnings
 
 import pytest
 import torch
@@ -11,14 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import varinit
-from zoo import profile, verdict
-
-
-def _init(model, x):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        report = varinit.torch.init_module(model, x, generator=0)
-    return report, [str(w.message) for w in caught]
+from zoo import init_with_warnings, profile, verdict
 
 
 class Highway(nn.Module):
@@ -45,7 +37,7 @@ def test_a_highway_gate_is_judged_with_its_products_not_in_series():
     # assert_healthy raised, though the gradient passes through the other factors too
     torch.manual_seed(0)
     model, x = Highway(), torch.randn(64, 16, generator=torch.Generator().manual_seed(1))
-    report, messages = _init(model, x)
+    report, messages = init_with_warnings(model, x)
     assert report.healthy, [v.message for v in report.verdicts]
     report.assert_healthy()
     assert not any("trade-off" in m for m in messages), messages
@@ -67,7 +59,8 @@ class SigmoidStack(nn.Module):
 
 
 def test_a_sigmoid_in_series_is_still_a_trade_off():
-    report, messages = _init(SigmoidStack(), torch.randn(64, 64, generator=torch.Generator().manual_seed(0)))
+    x = torch.randn(64, 64, generator=torch.Generator().manual_seed(0))
+    report, _ = init_with_warnings(SigmoidStack(), x)
     (sigmoid,) = [v for v in report.verdicts if v.activation == "sigmoid"]
     assert not sigmoid.healthy and sigmoid.depth == 10 and "trade-off" in sigmoid.message
     with pytest.raises(varinit.torch.UnhealthyInitError, match="sigmoid: trade-off"):
@@ -98,7 +91,7 @@ def test_activations_before_any_parameter_get_no_verdict():
     # gradient reaches no weight, and no layer's scale sets their input
     torch.manual_seed(0)
     x = (torch.randn(32, 8), torch.rand(32, generator=torch.Generator().manual_seed(1)) * 1000)
-    report, messages = _init(TimestepFeatures(), x)
+    report, messages = init_with_warnings(TimestepFeatures(), x)
     labels = {v.activation for v in report.verdicts}
     assert not labels & {"sin", "cos"} and "silu" in labels, labels
     assert report.healthy, [v.message for v in report.verdicts]
