@@ -104,7 +104,10 @@ MAX_STREAM_BUDGET = 16.0
 # branch then adds at most 0.45 of the target (its output's std 0.67 of the layers' inside it,
 # the act bound's 0.5 with a margin for the draws). A start above the target (a token and a
 # position embedding summed: 2) would grow the stream, and the gradient with it, by more than
-# the act bound asks (12 nanoGPT-style blocks: gradient ratio 3.9, 3.1 from the capped start)
+# the act bound asks (12 nanoGPT-style blocks: gradient ratio 3.9, 3.1 from the capped start).
+# A start below it (a stem's ReLU: 0.5) is counted as at least 1 / CHAIN_START_CAP of the
+# target, so its branches' outputs do not fall to the act bound (a ReLU stem and 6 branches:
+# std 0.5 of the layers inside them, act 2.03; from the floor 0.61, act 1.67)
 CHAIN_START_CAP = 1.35
 # a chain whose stream is the model's output raises its second moment 3-fold (std x1.73;
 # the branches' measured correlation with the stream adds about 7% to the std), or up to
@@ -967,7 +970,8 @@ class _Walk:
         so each branch adds a third of v_0 (its output within 0.58 of the std
         of the layers inside it) up to L = 45, with v_0 counted as at most
         CHAIN_START_CAP times the target (a start of two summed embeddings would
-        double every branch and the gradient's growth with them).
+        double every branch and the gradient's growth with them) and at least
+        1 / CHAIN_START_CAP of it (a start after a ReLU would halve every branch).
 
         When the stream is the model's output, or the layer reads a norm (a
         pre-LN block's MLP), a layer whose output reaches the branch's end only
@@ -1022,7 +1026,8 @@ class _Walk:
             # projection shortcut beside a branch: 1 + 1), so it stays within the bound of the
             # layers inside it rather than above them
             top = 1.0 if s.second <= self.target * (1.0 + TIE_RTOL) else self.target / s.second
-            start = s0.second if open_end else min(s0.second, CHAIN_START_CAP * self.target)
+            start = s0.second if open_end else min(max(s0.second, self.target / CHAIN_START_CAP),
+                                                   CHAIN_START_CAP * self.target)
             limit = 1.0 + (budget - 1.0) * start / (length * s.second)
             if s.second < QUIET_STREAM * s0.second:
                 # a stream far below its chain's start (a class token of values near 0 beside
@@ -1053,7 +1058,8 @@ class _Walk:
         bound = ("by less than e" if node.kind == "norm"
                  else f"at most {_g(budget)}-fold from {_g(s0.second)}" if start == s0.second
                  else f"by at most {_g((budget - 1.0) * start)} from {_g(s0.second)} ({_g(budget)}-fold from "
-                      f"{_g(start)}: the start counted at most {_g(CHAIN_START_CAP)} times the target)")
+                      f"{_g(start)}: the start counted within {_g(1 / CHAIN_START_CAP)} and "
+                      f"{_g(CHAIN_START_CAP)} times the target)")
         why = f"so {length} blocks grow it {bound}"
         if node.kind != "norm" and top < 1.0 and alpha >= top:
             why += f", adding at most the layers' target {_g(self.target)}"
@@ -1889,6 +1895,10 @@ class _Walk:
             # the goal is the real positions'; a measurement averages the padding in too
             live = self.mixture(node_index)
             goal = None if p.goal is None else p.goal * live
+            if goal is not None and node_index in self.graph.outputs and node_index in self.output_gain:
+                # the model's output, solved for a second moment whose variance is the target: the
+                # measurement reads the variance itself (the spread about the mean)
+                goal /= self.output_gain[node_index]
             functional = not (own and isinstance(module, MEASURED_MODULES))
             # MultiheadAttention's packed in_proj makes q, k and v at once: one factor for the
             # three would only trade their errors (its output, out_proj's, is measured)

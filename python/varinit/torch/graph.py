@@ -589,6 +589,10 @@ class _Recorder(TorchFunctionMode):
             return func(*args, **kwargs)
         if spec is None and type(func) is types.FunctionType and func not in self.expanding:
             return self._expand(func, args, kwargs)
+        decomposed = _DECOMPOSED.get(func) if spec is None else None
+        if decomposed is not None:   # an op without a rule that equals a few with rules: record those
+            with self:
+                return decomposed(*args, **kwargs)
         return self._record(func, spec, args, kwargs, operands)
 
     def _expand(self, func: types.FunctionType, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
@@ -1279,6 +1283,20 @@ _ZEROS = ("zeros", "zeros_like", "new_zeros")
 _TRANSPOSES = ("t", "T", "mT", "H", "mH", "transpose", "swapaxes", "swapdims", "permute")
 # views whose second operand gives a shape or a dtype only
 _SHAPED_LIKE = ("expand_as", "view_as", "reshape_as", "type_as")
+
+
+def _glu(input: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """F.glu as its definition (Dauphin et al. 2017): the first half times the sigmoid
+    of the second, so the trace holds the split, the gate and the product."""
+    if input.dim() == 0 or input.shape[dim] % 2:
+        size = input.shape[dim] if input.dim() else 0
+        raise RuntimeError(f"glu: Halving dimension must be even, but dimension {dim} is size {size}")
+    value, gate = input.chunk(2, dim)
+    return value * torch.sigmoid(gate)
+
+
+# builtins without a rule, run as the ops they equal (F.glu, nn.GLU call torch._C._nn.glu)
+_DECOMPOSED: dict[Any, Callable[..., torch.Tensor]] = {torch._C._nn.glu: _glu}
 
 
 def _written_share(base: torch.Tensor, index: Any) -> float | None:
