@@ -399,7 +399,7 @@ def test_the_measured_pass_corrects_a_layer_called_as_a_function():
     model, x = Functional(), torch.randn(256, 16)
     nn.init.zeros_(model.inner.bias)
     nn.init.zeros_(model.outer.bias)
-    before = float(F.linear(x, model.inner.weight).double().var(unbiased=False))   # its spread, as its std
+    before = float(F.linear(x, model.inner.weight).double().var())   # its spread, as torch.std reads it
     inner = Target("inner.weight", "", 4.0, None, None, functional=True)
     outer = Target("outer.weight", "outer", 1.0, None, None)
     weights = [p.detach().clone() for p in model.parameters()]
@@ -1136,6 +1136,16 @@ def test_the_measured_pass_brings_an_output_s_variance_to_the_target_once(output
     assert "the model's output, whose variance" in next(r.rule for r in report if r.name == "head.weight")
     with torch.no_grad():
         assert 0.9 < float(model(x).std()) < 1.1
+
+
+def test_a_small_output_is_measured_as_torch_reads_its_std():
+    # one output over a batch of 4: the measured pass brought its biased variance to the
+    # target, so the std a user reads (torch's, unbiased) was sqrt(4 / 3) = 1.155
+    torch.manual_seed(0)
+    model, x = ResidualRegressor(1), torch.randn(4, 20, generator=torch.Generator().manual_seed(1))
+    varinit.torch.init_module(model, x, generator=0)
+    with torch.no_grad():
+        assert float(model(x).std()) == pytest.approx(1.0, rel=0.021)
 
 
 @pytest.mark.parametrize("channels", [1, 64], ids=["one slope", "a slope per channel"])

@@ -405,3 +405,29 @@ def test_an_mlp_shares_its_branch_scale_in_an_output_stream_or_behind_a_norm():
             assert inner.goal is not None and inner.goal < 0.5 and "branch's scale" in inner.reason
         assert norm_free[f"fc1.{k}.weight"].goal == 1.0
         assert "residual branch end" in norm_free[f"fc2.{k}.weight"].reason
+
+
+class _PaddedBags(torch.nn.Module):
+    """Token ids with a padding token: an embedding and a bag that both skip it."""
+
+    def __init__(self, padding):
+        super().__init__()
+        self.tokens = torch.nn.Embedding(100, 32, padding_idx=padding)
+        self.bags = torch.nn.EmbeddingBag(100, 32, mode="mean", padding_idx=padding)
+        self.head = torch.nn.Linear(64, 4)
+
+    def forward(self, ids):
+        return self.head(torch.cat([self.tokens(ids).mean(1), self.bags(ids)], -1))
+
+
+@pytest.mark.parametrize("meta", [False, True])
+def test_an_embedding_s_padding_row_stays_zero(meta):
+    # torch zeros the padding_idx row, and no gradient ever reaches it; the dataflow's fill drew
+    # it like the others (max |w| 3.0), a fixed random vector added for every padding token
+    torch.manual_seed(0)
+    model, ids = _PaddedBags(padding=1), torch.randint(0, 100, (8, 10), generator=torch.Generator().manual_seed(1))
+    report = varinit.torch.init_module(model, ids.to("meta") if meta else ids, generator=0)
+    for module in (model.tokens, model.bags):
+        assert torch.all(module.weight[1] == 0) and float(module.weight[2:].std()) > 0.5
+    rules = {r.name: r.rule for r in report}
+    assert "row 1 (padding_idx) zero" in rules["tokens.weight"] and "row 1 (padding_idx) zero" in rules["bags.weight"]

@@ -32,6 +32,7 @@ from .overrides import (OverrideSpec, apply_overrides, frozen_names, parameter_n
 from .parametrizations import refresh_spectral_norms
 from .refine import correction_factors
 from .stand_in_inputs import stand_in_inputs
+from .sharded import write_rows
 from .sharded_model import after_measured_pass, agree_across_ranks, generator_agreed, measured_pass_obstacle
 from .verdicts import uncorrected_drift
 
@@ -332,6 +333,15 @@ def _filled(model: torch.nn.Module, example_inputs: ExampleInputs, result: Plan,
     return records, notes, layers
 
 
+def _padding_row(modules: Mapping[str, torch.nn.Module], name: str) -> int | None:
+    """The padding_idx of the nn.Embedding or nn.EmbeddingBag whose weight `name` is,
+    else None: its row stays zero (torch zeros it, and no gradient ever reaches it)."""
+    module_name, _, leaf = name.rpartition(".")
+    module = modules.get(module_name)
+    padding = getattr(module, "padding_idx", None) if leaf == "weight" else None
+    return padding if isinstance(module, (torch.nn.Embedding, torch.nn.EmbeddingBag)) else None
+
+
 def _balanced(model: torch.nn.Module, example_inputs: ExampleInputs, result: Plan, generator: Generator,
               distribution: SchemeDistribution, records: list[InitRecord],
               corrected: dict[str, float], cause: str | None = None) -> tuple[list[InitRecord], Balanced]:
@@ -427,8 +437,13 @@ def fill(model: torch.nn.Module, result: Plan, generator: Generator, distributio
         if p.rule == "normal":
             stream = generator.stream(name)
             std = cast(float, p.std)   # a "normal" plan has its std
+            padding = _padding_row(modules, name)
             if not tensor.is_meta:
                 draw_with_std(tensor, distribution, std, stream)
+                if padding is not None:
+                    write_rows(tensor, padding, 0.0)
+            if padding is not None:   # as torch's Embedding keeps it: the padding token's vector is 0
+                note += f"; row {padding} (padding_idx) zero"
             records.append(InitRecord(name, f"solved {distribution}: {p.reason}{note}", p.fan_in, None, std))
         elif p.rule == "orthogonal":   # under spectral norm: the scale is divided out
             if not tensor.is_meta:

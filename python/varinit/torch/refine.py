@@ -117,8 +117,10 @@ def correction_factors(model: torch.nn.Module, example_inputs: ExampleInputs,
         # the spread about the output's mean, which a layer's std measures: zero in expectation,
         # that mean is far from zero in a layer of few units whose channels take offsets (a
         # squeeze-and-excitation's 4-channel reduction of pooled features, an std of 0.33 at a
-        # second moment of 1 in Hugging Face's EfficientNet), and elsewhere negligible
-        second = float(out.detach().to(torch.float64).var(unbiased=False)) if out.numel() > 1 else 0.0
+        # second moment of 1 in Hugging Face's EfficientNet), and elsewhere negligible; unbiased,
+        # as torch's std is: an output of a few elements (one unit over a batch of 2) is otherwise
+        # corrected to sqrt(n / (n - 1)) of the target by the std a user reads
+        second = float(out.detach().to(torch.float64).var()) if out.numel() > 1 else 0.0
         ok = second > 0 and math.isfinite(second) and math.isfinite(goal)
         factor = math.sqrt(goal / second) if ok else 1.0
         if abs(factor - 1.0) <= NOISE:
