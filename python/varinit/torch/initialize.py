@@ -31,9 +31,9 @@ from .overrides import (OverrideSpec, apply_overrides, frozen_names, parameter_n
                         resolve_overrides)
 from .parametrizations import refresh_spectral_norms
 from .refine import correction_factors
-from .stand_in_inputs import stand_in_inputs
 from .sharded import write_rows
 from .sharded_model import after_measured_pass, agree_across_ranks, generator_agreed, measured_pass_obstacle
+from .stand_in_inputs import stand_in_inputs
 from .verdicts import uncorrected_drift
 
 if TYPE_CHECKING:
