@@ -241,6 +241,33 @@ def test_glu_stacks_are_solved_through_the_gate(meta):
     assert max(outputs) / min(outputs) < 1.3 and 0.75 < out < 1.33, (outputs, out)
 
 
+class LeakyByMaximum(nn.Module):
+    def __init__(self, method):
+        super().__init__()
+        self.method = method
+
+    def forward(self, x):
+        if self.method == "torch.maximum":
+            return torch.maximum(x, 0.1 * x)
+        if self.method == "Tensor.fmax":
+            return x.fmax(0.1 * x)
+        return -torch.minimum(-x, -0.1 * x)
+
+
+@pytest.mark.parametrize("method", ["torch.maximum", "Tensor.fmax", "torch.minimum"])
+def test_maximum_and_minimum_of_one_source_are_one_activation(method):
+    # torch.maximum(x, 0.1 x) is a leaky ReLU; it had no rule, and the layer after it assumed a
+    # unit input where a leaky ReLU of slope 0.1 passes (1 + 0.01) / 2 of it
+    act = LeakyByMaximum(method)
+    model = nn.Sequential(nn.Linear(32, 128), act, nn.Linear(128, 128), act, nn.Linear(128, 8))
+    x = torch.randn(256, 32, generator=torch.Generator().manual_seed(0))
+    assert "opaque" not in kinds(trace(model, x), views=True)
+    report = varinit.torch.init_module(model, x, generator=0, measure=False)
+    assert not any("without a moment rule" in n for n in report.notes), report.notes
+    rule = next(r.rule for r in report if r.name == "2.weight")
+    assert "nu_in 0.505)" in rule, rule
+
+
 class SigmoidGated(nn.Module):
     """A custom activation module: its ops are recorded one by one."""
 

@@ -1295,8 +1295,24 @@ def _glu(input: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return value * torch.sigmoid(gate)
 
 
-# builtins without a rule, run as the ops they equal (F.glu, nn.GLU call torch._C._nn.glu)
-_DECOMPOSED: dict[Any, Callable[..., torch.Tensor]] = {torch._C._nn.glu: _glu}
+def _maximum(input: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """torch.maximum as a choice per element (a leaky ReLU written torch.maximum(x, 0.1 x)
+    is then one function of x): where(input >= other, input, other)."""
+    return torch.where(input >= other, input, other)
+
+
+def _minimum(input: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """torch.minimum as where(input <= other, input, other)."""
+    return torch.where(input <= other, input, other)
+
+
+# builtins without a rule, run as the ops they equal (F.glu, nn.GLU call torch._C._nn.glu); a
+# NaN, which maximum passes and where does not, has no moments either way
+_DECOMPOSED: dict[Any, Callable[..., torch.Tensor]] = {
+    torch._C._nn.glu: _glu,
+    **dict.fromkeys((torch.maximum, torch.Tensor.maximum, torch.fmax, torch.Tensor.fmax), _maximum),
+    **dict.fromkeys((torch.minimum, torch.Tensor.minimum, torch.fmin, torch.Tensor.fmin), _minimum),
+}
 
 
 def _written_share(base: torch.Tensor, index: Any) -> float | None:

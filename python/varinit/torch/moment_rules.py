@@ -1057,7 +1057,7 @@ def region_nodes(graph: Graph, source: int, end: int) -> list[int]:
 
 
 def fuse(graph: Graph, index: int,
-         memo: dict[int, int] | None = None) -> tuple[int, Callable[[Any], Any]] | None:
+         memo: dict[int, int] | None = None) -> tuple[int, FusedRegion] | None:
     """(source_index, g) when node `index` computes g(source) per element through
     elementwise / add / sub / mul / div / scale / shift / pow nodes only; None otherwise.
 
@@ -1080,15 +1080,40 @@ def fuse(graph: Graph, index: int,
     steps = [(i, cast("Callable[..., torch.Tensor]", graph.nodes[i].replay), tuple(graph.nodes[i].inputs))
              for i in region_nodes(graph, source, index)]
 
-    def g(x: Any) -> Any:   # float64 array in, array out; or tensor in, tensor out
+    return source, FusedRegion(steps, source, index)
+
+
+class FusedRegion:
+    """g(source) of a fused region: the recorded ops replayed on a float64 tensor (or
+    array, returning an array), and its derivative as autograd takes it in training
+    (`activations.resolve` reads `elementwise_derivative` instead of taking a central difference): a step such as
+    nn.Threshold's or hardshrink's jump has no derivative there, where a difference
+    across it reads jump / h (chi_1 6.5 for Threshold(0.1, 0), a false trade-off)."""
+
+    def __init__(self, steps: list[tuple[int, Callable[..., torch.Tensor], tuple[int, ...]]], source: int,
+                 index: int) -> None:
+        self.steps, self.source, self.index = steps, source, index
+
+    def _run(self, t: torch.Tensor) -> torch.Tensor:
+        values = {self.source: t}
+        for i, replay, inputs in self.steps:
+            values[i] = replay(*(values[j] for j in inputs))
+        return torch.as_tensor(values[self.index], dtype=torch.float64)
+
+    def __call__(self, x: Any) -> Any:
         is_tensor = isinstance(x, torch.Tensor)
         # a copy: an in-place op in the chain (relu_) must not write into the caller's array
         t = x.to(torch.float64).clone() if is_tensor else torch.tensor(np.asarray(x, dtype=np.float64))
-        values = {source: t}
         with torch.no_grad():
-            for i, replay, inputs in steps:
-                values[i] = replay(*(values[j] for j in inputs))
-        out = torch.as_tensor(values[index], dtype=torch.float64)
+            out = self._run(t)
         return out if is_tensor else out.numpy()
 
-    return source, g
+    def elementwise_derivative(self, x: Any) -> Any:
+        """dg/dx per element by autograd, on float64 arrays."""
+        leaf = torch.tensor(np.asarray(x, dtype=np.float64), requires_grad=True)
+        with torch.enable_grad():
+            out = self._run(leaf.clone())
+            if not out.requires_grad:   # constant in x (a comparison's mask): no gradient reaches x
+                return np.zeros_like(leaf.detach().numpy())
+            (grad,) = torch.autograd.grad(out.sum(), leaf, allow_unused=True)
+        return np.zeros_like(leaf.detach().numpy()) if grad is None else grad.numpy()
