@@ -2355,6 +2355,38 @@ def test_a_chain_started_below_the_target_grows_from_a_floor():
     assert v["act_ratio"] <= 1.9 and 0.5 <= v["output_std"] <= 2.0 and 0.25 <= v["grad_ratio"] <= 4.0, v
 
 
+class ReluStemMLP(nn.Module):
+    """relu(embed(x)), then `blocks` residual MLP branches, read by a head."""
+
+    def __init__(self, blocks, width=64):
+        super().__init__()
+        self.embed = nn.Linear(16, width)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
+                                    for _ in range(blocks))
+        self.head = nn.Linear(width, 4)
+
+    def forward(self, x):
+        h = F.relu(self.embed(x))
+        for block in self.blocks:
+            h = h + block(h)
+        return self.head(h)
+
+
+def test_the_floor_of_a_chain_s_start_keeps_the_stream_s_growth_within_its_budget():
+    # 45 blocks from relu's 0.5: counted from 1 / 1.35 of the target, the stream would grow
+    # 1 + 15 * 0.74 / 0.5 = 23-fold; the floor gives way where the budget's 16-fold would break
+    torch.manual_seed(0)
+    model, x = ReluStemMLP(blocks=45), torch.randn(512, 16, generator=torch.Generator().manual_seed(1))
+    _init(model, x, measure=False)
+    seconds = []
+    hook = model.head.register_forward_pre_hook(lambda m, a: seconds.append(float(a[0].double().pow(2).mean())))
+    with torch.no_grad():
+        start = float(F.relu(model.embed(x)).double().pow(2).mean())
+        model(x)
+    hook.remove()
+    assert 12.0 < seconds[0] / start < 16.0 * 1.15, seconds[0] / start
+
+
 def test_a_chain_started_by_summed_embeddings_grows_from_the_target_not_the_sum():
     # token + position embeddings start the stream at twice the target: a third of that per
     # branch made each branch end 0.82 of the layers inside it and grew the stream 2 + 24 x 0.74

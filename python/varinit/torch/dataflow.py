@@ -107,7 +107,8 @@ MAX_STREAM_BUDGET = 16.0
 # the act bound asks (12 nanoGPT-style blocks: gradient ratio 3.9, 3.1 from the capped start).
 # A start below it (a stem's ReLU: 0.5) is counted as at least 1 / CHAIN_START_CAP of the
 # target, so its branches' outputs do not fall to the act bound (a ReLU stem and 6 branches:
-# std 0.5 of the layers inside them, act 2.03; from the floor 0.61, act 1.67)
+# std 0.5 of the layers inside them, act 2.03; from the floor 0.61, act 1.67), as far as the
+# stream then grows at most MAX_STREAM_BUDGET-fold from its real start
 CHAIN_START_CAP = 1.35
 # a chain whose stream is the model's output raises its second moment 3-fold (std x1.73;
 # the branches' measured correlation with the stream adds about 7% to the std), or up to
@@ -1026,8 +1027,10 @@ class _Walk:
             # projection shortcut beside a branch: 1 + 1), so it stays within the bound of the
             # layers inside it rather than above them
             top = 1.0 if s.second <= self.target * (1.0 + TIE_RTOL) else self.target / s.second
-            start = s0.second if open_end else min(max(s0.second, self.target / CHAIN_START_CAP),
-                                                   CHAIN_START_CAP * self.target)
+            # the floor never lets the chain grow its stream more than MAX_STREAM_BUDGET-fold (the
+            # gradient's x4) from where it really starts
+            floor = min(self.target / CHAIN_START_CAP, s0.second * (MAX_STREAM_BUDGET - 1.0) / (budget - 1.0))
+            start = s0.second if open_end else min(max(s0.second, floor), CHAIN_START_CAP * self.target)
             limit = 1.0 + (budget - 1.0) * start / (length * s.second)
             if s.second < QUIET_STREAM * s0.second:
                 # a stream far below its chain's start (a class token of values near 0 beside

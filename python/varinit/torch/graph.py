@@ -589,7 +589,7 @@ class _Recorder(TorchFunctionMode):
             return func(*args, **kwargs)
         if spec is None and type(func) is types.FunctionType and func not in self.expanding:
             return self._expand(func, args, kwargs)
-        decomposed = _DECOMPOSED.get(func) if spec is None else None
+        decomposed = _DECOMPOSED.get(func) if spec is None and "out" not in kwargs else None
         if decomposed is not None:   # an op without a rule that equals a few with rules: record those
             with self:
                 return decomposed(*args, **kwargs)
