@@ -268,6 +268,34 @@ def test_maximum_and_minimum_of_one_source_are_one_activation(method):
     assert "nu_in 0.505)" in rule, rule
 
 
+class ReluWrittenOut(nn.Module):
+    def __init__(self, method):
+        super().__init__()
+        self.method = method
+
+    def forward(self, x):
+        if self.method == "where number":
+            return torch.where(x > 0, x, 0.0)
+        if self.method == "where zeros_like":
+            return torch.where(x > 0, x, torch.zeros_like(x))
+        return -(-x).minimum(torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("method", ["where number", "where zeros_like", "minimum zeros_like"])
+@pytest.mark.parametrize("meta", [False, True])
+def test_a_relu_written_with_where_is_a_relu_not_a_mask(method, meta):
+    # torch.where(x > 0, x, 0) was a mask laid over x (a "masked_fill" view, which passes x's
+    # moments): the layer after it was solved for a unit input where a ReLU passes half
+    act = ReluWrittenOut(method)
+    model = nn.Sequential(nn.Linear(32, 128), act, nn.Linear(128, 128), act, nn.Linear(128, 8))
+    x = torch.randn(256, 32, generator=torch.Generator().manual_seed(0))
+    report = varinit.torch.init_module(model, x.to("meta") if meta else x, generator=0, measure=False)
+    rule = next(r.rule for r in report if r.name == "2.weight")
+    assert "nu_in 0.5)" in rule, rule
+    (relu,) = report.verdicts
+    assert relu.healthy and relu.chi == pytest.approx(1.0, abs=1e-6)
+
+
 class SigmoidGated(nn.Module):
     """A custom activation module: its ops are recorded one by one."""
 

@@ -749,8 +749,15 @@ class _Recorder(TorchFunctionMode):
         for kept, filled in ((a, b), (b, a)):
             value = filled.item() if isinstance(filled, torch.Tensor) and filled.dim() == 0 and \
                 not filled.is_meta else filled
+            if self._made_zeros(filled) and isinstance(kept, torch.Tensor) and filled.shape == kept.shape:
+                value = 0.0   # torch.where(x > 0, x, torch.zeros_like(x)): a ReLU written out
             if isinstance(kept, torch.Tensor) and kept.dim() > 0 and isinstance(value, (int, float)):
                 inputs = [self.node_for(kept)] + [self.node_for(t) for t in _tensors([condition])]
+                if len(inputs) == 2 and self._elementwise_of(inputs[1], inputs[0]):
+                    # the mask is a function of the kept entries (torch.where(x > 0, x, 0), a ReLU
+                    # written out): one function of x per element, not a mask laid over it
+                    replay = functools.partial(_where_number, float(value), kept is a)
+                    return "elementwise", inputs, {}, {"op": "where", "value": float(value)}, replay
                 return "view", inputs, {}, {"op": "masked_fill", "value": float(value)}, None
         operands = _tensors([a, b, condition])
         if len(operands) == 3:
@@ -772,6 +779,8 @@ class _Recorder(TorchFunctionMode):
         if not isinstance(a, torch.Tensor) or not all(t.is_floating_point() for t in operands):
             return "opaque", [self.node_for(t) for t in operands], {}, {}, None
         compare = getattr(torch, spec.op)
+        if len(operands) == 2 and self._made_zeros(b) and b.shape == a.shape:
+            b, operands = 0.0, [a]   # x <= torch.zeros_like(x): against the number 0
         if len(operands) == 2:
             return "elementwise", [self.node_for(t) for t in operands], {}, {"op": spec.op}, compare
         return "elementwise", [self.node_for(operands[0])], {}, {"op": spec.op, "other": b}, functools.partial(
@@ -788,6 +797,21 @@ class _Recorder(TorchFunctionMode):
         inputs, params, attrs = self._wire([bound.get("mat1")], [("weight", weight), ("bias", bias)])
         attrs["weight_layout"] = "in_out"
         return "linear", inputs, params, attrs, None
+
+    def _elementwise_of(self, index: int, source: int) -> bool:
+        """Whether node `index` is computed from node `source` alone through elementwise
+        ops (comparisons, activations, arithmetic with numbers): a mask made from it."""
+        stack, seen = [index], set()
+        while stack:
+            i = stack.pop()
+            if i == source or i in seen:
+                continue
+            seen.add(i)
+            node = self.nodes[i]
+            if node.kind not in ("elementwise", "scale", "shift") or not node.inputs:
+                return False
+            stack.extend(node.inputs)
+        return bool(seen) or index == source
 
     def _made_zeros(self, tensor: Any) -> bool:
         """Whether `tensor` is a tensor made in forward (not traced) that holds only zeros:
@@ -1460,6 +1484,12 @@ def _grouped_mm_on_meta(bound: dict[str, Any], func: Callable[..., Any], args: t
 
 def _where_replay(a: torch.Tensor, b: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
     return torch.where(condition.bool(), a, b)
+
+
+def _where_number(value: float, kept_first: bool, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+    """where(condition, x, value), or where(condition, value, x) when not kept_first."""
+    filled = torch.full_like(x, value)
+    return torch.where(condition.bool(), x, filled) if kept_first else torch.where(condition.bool(), filled, x)
 
 
 def _compared(compare: Callable[..., torch.Tensor], other: Any, x: torch.Tensor) -> torch.Tensor:
