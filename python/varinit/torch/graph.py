@@ -749,7 +749,8 @@ class _Recorder(TorchFunctionMode):
         for kept, filled in ((a, b), (b, a)):
             value = filled.item() if isinstance(filled, torch.Tensor) and filled.dim() == 0 and \
                 not filled.is_meta else filled
-            if self._made_zeros(filled) and isinstance(kept, torch.Tensor) and filled.shape == kept.shape:
+            if isinstance(filled, torch.Tensor) and isinstance(kept, torch.Tensor) and self._made_zeros(filled) \
+                    and filled.shape == kept.shape:
                 value = 0.0   # torch.where(x > 0, x, torch.zeros_like(x)): a ReLU written out
             if isinstance(kept, torch.Tensor) and kept.dim() > 0 and isinstance(value, (int, float)):
                 inputs = [self.node_for(kept)] + [self.node_for(t) for t in _tensors([condition])]
@@ -779,7 +780,7 @@ class _Recorder(TorchFunctionMode):
         if not isinstance(a, torch.Tensor) or not all(t.is_floating_point() for t in operands):
             return "opaque", [self.node_for(t) for t in operands], {}, {}, None
         compare = getattr(torch, spec.op)
-        if len(operands) == 2 and self._made_zeros(b) and b.shape == a.shape:
+        if isinstance(b, torch.Tensor) and len(operands) == 2 and self._made_zeros(b) and b.shape == a.shape:
             b, operands = 0.0, [a]   # x <= torch.zeros_like(x): against the number 0
         if len(operands) == 2:
             return "elementwise", [self.node_for(t) for t in operands], {}, {"op": spec.op}, compare
