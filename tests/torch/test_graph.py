@@ -278,13 +278,18 @@ class ReluWrittenOut(nn.Module):
             return torch.where(x > 0, x, 0.0)
         if self.method == "where zeros_like":
             return torch.where(x > 0, x, torch.zeros_like(x))
+        if self.method == "masked_fill":
+            return x.masked_fill(x < 0, 0.0)
+        if self.method == "masked_fill_ of a clone":
+            return x.clone().masked_fill_(x < 0, 0.0)
         return -(-x).minimum(torch.zeros_like(x))
 
 
-@pytest.mark.parametrize("method", ["where number", "where zeros_like", "minimum zeros_like"])
+@pytest.mark.parametrize("method", ["where number", "where zeros_like", "minimum zeros_like", "masked_fill",
+                                    "masked_fill_ of a clone"])
 @pytest.mark.parametrize("meta", [False, True])
 def test_a_relu_written_with_where_is_a_relu_not_a_mask(method, meta):
-    # torch.where(x > 0, x, 0) was a mask laid over x (a "masked_fill" view, which passes x's
+    # torch.where(x > 0, x, 0) and x.masked_fill(x < 0, 0) were a mask laid over x (a "masked_fill" view, which passes x's
     # moments): the layer after it was solved for a unit input where a ReLU passes half
     act = ReluWrittenOut(method)
     model = nn.Sequential(nn.Linear(32, 128), act, nn.Linear(128, 128), act, nn.Linear(128, 8))

@@ -754,11 +754,12 @@ class _Recorder(TorchFunctionMode):
                 value = 0.0   # torch.where(x > 0, x, torch.zeros_like(x)): a ReLU written out
             if isinstance(kept, torch.Tensor) and kept.dim() > 0 and isinstance(value, (int, float)):
                 inputs = [self.node_for(kept)] + [self.node_for(t) for t in _tensors([condition])]
-                if len(inputs) == 2 and self._elementwise_of(inputs[1], inputs[0]):
+                source = self._elementwise_of(inputs[1], inputs[0]) if len(inputs) == 2 else None
+                if source is not None:
                     # the mask is a function of the kept entries (torch.where(x > 0, x, 0), a ReLU
                     # written out): one function of x per element, not a mask laid over it
                     replay = functools.partial(_where_number, float(value), kept is a)
-                    return "elementwise", inputs, {}, {"op": "where", "value": float(value)}, replay
+                    return "elementwise", [source, inputs[1]], {}, {"op": "where", "value": float(value)}, replay
                 return "view", inputs, {}, {"op": "masked_fill", "value": float(value)}, None
         operands = _tensors([a, b, condition])
         if len(operands) == 3:
@@ -799,20 +800,46 @@ class _Recorder(TorchFunctionMode):
         attrs["weight_layout"] = "in_out"
         return "linear", inputs, params, attrs, None
 
-    def _elementwise_of(self, index: int, source: int) -> bool:
-        """Whether node `index` is computed from node `source` alone through elementwise
-        ops (comparisons, activations, arithmetic with numbers): a mask made from it."""
-        stack, seen = [index], set()
+    def _filled_by_itself(self, bound: dict[str, Any]) -> Recorded | None:
+        """x.masked_fill(mask, number) with the mask computed from x alone (x.masked_fill(x < 0,
+        0), a ReLU written out): one function of x per element, as torch.where(mask, number, x);
+        else None (a mask laid over x: an attention mask, padding)."""
+        x, mask, value = bound.get("input"), bound.get("mask"), bound.get("value")
+        if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_meta:
+            value = value.item()
+        if not (isinstance(x, torch.Tensor) and isinstance(mask, torch.Tensor) and self.traced(mask)
+                and isinstance(value, (int, float)) and x.is_floating_point()):
+            return None
+        source = self._elementwise_of(self.node_for(mask), self.node_for(x))
+        if source is None:
+            return None
+        inputs = [source, self.node_for(mask)]   # x, or what x copies: the mask's own source
+        replay = functools.partial(_where_number, float(value), False)
+        return "elementwise", inputs, {}, {"op": "masked_fill", "value": float(value)}, replay
+
+    def _elementwise_of(self, index: int, source: int) -> int | None:
+        """The node `index` is computed from alone through elementwise ops (comparisons,
+        activations, arithmetic with numbers), when that is `source` or what `source`
+        copies through same-shape views (x.clone().masked_fill_(x < 0, 0)): a mask made
+        from it; else None."""
+        sources = [source]
+        while self.nodes[sources[-1]].kind == "view" and len(self.nodes[sources[-1]].inputs) == 1 \
+                and self.nodes[self.nodes[sources[-1]].inputs[0]].shape == self.nodes[sources[-1]].shape:
+            sources.append(self.nodes[sources[-1]].inputs[0])
+        stack, seen, reached = [index], set(), set()
         while stack:
             i = stack.pop()
-            if i == source or i in seen:
+            if i in sources:
+                reached.add(i)
+                continue
+            if i in seen:
                 continue
             seen.add(i)
             node = self.nodes[i]
             if node.kind not in ("elementwise", "scale", "shift") or not node.inputs:
-                return False
+                return None
             stack.extend(node.inputs)
-        return bool(seen) or index == source
+        return reached.pop() if len(reached) == 1 else None
 
     def _made_zeros(self, tensor: Any) -> bool:
         """Whether `tensor` is a tensor made in forward (not traced) that holds only zeros:
@@ -1207,6 +1234,10 @@ class _Recorder(TorchFunctionMode):
         return "cat", [self.node_for(t) for t in _tensors([bound["tensors"]])], {}, attrs, None
 
     def _view(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
+        if spec.op == "masked_fill":
+            filled = self._filled_by_itself(bound)
+            if filled is not None:
+                return filled
         inputs, params, _ = self._wire_spec(spec, bound, extra)
         attrs: dict[str, Any] = {"op": spec.op}
         if spec.op == "__getitem__":
