@@ -289,8 +289,9 @@ class ReluWrittenOut(nn.Module):
                                     "masked_fill_ of a clone"])
 @pytest.mark.parametrize("meta", [False, True])
 def test_a_relu_written_with_where_is_a_relu_not_a_mask(method, meta):
-    # torch.where(x > 0, x, 0) and x.masked_fill(x < 0, 0) were a mask laid over x (a "masked_fill" view, which passes x's
-    # moments): the layer after it was solved for a unit input where a ReLU passes half
+    # torch.where(x > 0, x, 0) and x.masked_fill(x < 0, 0) were a mask laid over x (a "masked_fill"
+    # view, which passes x's moments): the layer after it was solved for a unit input where a ReLU
+    # passes half
     act = ReluWrittenOut(method)
     model = nn.Sequential(nn.Linear(32, 128), act, nn.Linear(128, 128), act, nn.Linear(128, 8))
     x = torch.randn(256, 32, generator=torch.Generator().manual_seed(0))
