@@ -95,3 +95,26 @@ def test_activations_before_any_parameter_get_no_verdict():
     labels = {v.activation for v in report.verdicts}
     assert not labels & {"sin", "cos"} and "silu" in labels, labels
     assert report.healthy, [v.message for v in report.verdicts]
+
+
+class StepGated(nn.Module):
+    """x * heaviside(x, 0): a ReLU written with an op varinit has no rule for."""
+
+    def __init__(self, width=64, depth=4):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+            x = x * torch.heaviside(x, torch.tensor(0.0))
+        return x
+
+
+def test_a_product_with_an_op_without_a_rule_is_named_not_judged():
+    # the unknown op passed on its input's sensitivity, so x * heaviside(x) added two degrees:
+    # "product linear * opaque: no stable choice", NOT healthy, for what is a ReLU
+    report, messages = init_with_warnings(StepGated(), torch.randn(64, 64, generator=torch.Generator().manual_seed(0)))
+    assert any("without a moment rule" in m and "heaviside" in m for m in messages), messages
+    assert not any(v.activation.startswith("product") for v in report.verdicts), report.verdicts
+    assert report.healthy

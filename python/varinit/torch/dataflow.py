@@ -2051,7 +2051,9 @@ class _Walk:
                     and node.index not in scores and node.dtype.is_floating_point \
                     and not any(_broadcast_factor(self.graph, node, i) for i in node.inputs) and not (
                     self.resets_scale(node) or any(self.graph.nodes[i].kind == "param" or i in self.graph.fixed
-                                                   for i in node.inputs)):
+                                                   for i in node.inputs)
+                    # an operand from an op without a rule: its degree is unknown (the op is named)
+                    or any(self.graph.nodes[_through_views(self.graph, i)].kind == "opaque" for i in node.inputs)):
                 a, b = (sens.get(i, 0.0) for i in node.inputs)
                 if max(a, b) > 0:
                     label = "product " + " * ".join(operand_label(self.graph, i) for i in node.inputs)
