@@ -187,9 +187,10 @@ def resolve(activation: AnyActivation, param: float | None = None,
     """Activation(f, f', kinks, adaptive) for a name or a callable.
 
     A callable's derivative is its own `elementwise_derivative` where it has one
-    (a fused region of a traced model: autograd's), else a central difference; its kinks default to (0,)
-    and its expectations are adaptive. A name's kinks are exact, so its
-    expectations use the fixed panel rule (three times fewer evaluations).
+    (float64 array in, array out: a fused region of a traced model gives autograd's),
+    else a central difference; its kinks default to (0,) and its expectations are
+    adaptive. A name's kinks are exact, so its expectations use the fixed panel rule
+    (three times fewer evaluations).
     """
     if isinstance(activation, str):
         key = _canonical(activation)
@@ -202,10 +203,8 @@ def resolve(activation: AnyActivation, param: float | None = None,
             raise ValueError("param applies to named activations; bind it into the callable instead")
         kinks = (0.0,) if breakpoints is None else tuple(check_breakpoints(breakpoints))
         f = as_vectorized(activation, "activation")
-        own = getattr(activation, "elementwise_derivative", None)   # a callable that knows its derivative
-        derivative = (as_vectorized(own, "activation.elementwise_derivative") if callable(own)
-                      else _central_difference(f, kinks))
-        return Activation(f, derivative, kinks, True)
+        own = getattr(activation, "elementwise_derivative", None)   # arrays in and out already
+        return Activation(f, own if callable(own) else _central_difference(f, kinks), kinks, True)
     raise TypeError(f"activation must be a name (str) or a callable, got {type(activation).__name__}")
 
 

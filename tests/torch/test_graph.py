@@ -241,24 +241,33 @@ def test_glu_stacks_are_solved_through_the_gate(meta):
     assert max(outputs) / min(outputs) < 1.3 and 0.75 < out < 1.33, (outputs, out)
 
 
-class LeakyByMaximum(nn.Module):
+# activations written with ops that each have their own rule
+WRITTEN_OUT = {
+    "torch.maximum": lambda x: torch.maximum(x, 0.1 * x),
+    "Tensor.fmax": lambda x: x.fmax(0.1 * x),
+    "torch.minimum": lambda x: -torch.minimum(-x, -0.1 * x),
+    "where number": lambda x: torch.where(x > 0, x, 0.0),
+    "where zeros_like": lambda x: torch.where(x > 0, x, torch.zeros_like(x)),
+    "masked_fill": lambda x: x.masked_fill(x < 0, 0.0),
+    "masked_fill_ of a clone": lambda x: x.clone().masked_fill_(x < 0, 0.0),
+    "minimum zeros_like": lambda x: -(-x).minimum(torch.zeros_like(x)),
+}
+
+
+class WrittenOut(nn.Module):
     def __init__(self, method):
         super().__init__()
         self.method = method
 
     def forward(self, x):
-        if self.method == "torch.maximum":
-            return torch.maximum(x, 0.1 * x)
-        if self.method == "Tensor.fmax":
-            return x.fmax(0.1 * x)
-        return -torch.minimum(-x, -0.1 * x)
+        return WRITTEN_OUT[self.method](x)
 
 
 @pytest.mark.parametrize("method", ["torch.maximum", "Tensor.fmax", "torch.minimum"])
 def test_maximum_and_minimum_of_one_source_are_one_activation(method):
     # torch.maximum(x, 0.1 x) is a leaky ReLU; it had no rule, and the layer after it assumed a
     # unit input where a leaky ReLU of slope 0.1 passes (1 + 0.01) / 2 of it
-    act = LeakyByMaximum(method)
+    act = WrittenOut(method)
     model = nn.Sequential(nn.Linear(32, 128), act, nn.Linear(128, 128), act, nn.Linear(128, 8))
     x = torch.randn(256, 32, generator=torch.Generator().manual_seed(0))
     assert "opaque" not in kinds(trace(model, x), views=True)
@@ -268,23 +277,6 @@ def test_maximum_and_minimum_of_one_source_are_one_activation(method):
     assert "nu_in 0.505)" in rule, rule
 
 
-class ReluWrittenOut(nn.Module):
-    def __init__(self, method):
-        super().__init__()
-        self.method = method
-
-    def forward(self, x):
-        if self.method == "where number":
-            return torch.where(x > 0, x, 0.0)
-        if self.method == "where zeros_like":
-            return torch.where(x > 0, x, torch.zeros_like(x))
-        if self.method == "masked_fill":
-            return x.masked_fill(x < 0, 0.0)
-        if self.method == "masked_fill_ of a clone":
-            return x.clone().masked_fill_(x < 0, 0.0)
-        return -(-x).minimum(torch.zeros_like(x))
-
-
 @pytest.mark.parametrize("method", ["where number", "where zeros_like", "minimum zeros_like", "masked_fill",
                                     "masked_fill_ of a clone"])
 @pytest.mark.parametrize("meta", [False, True])
@@ -292,7 +284,7 @@ def test_a_relu_written_with_where_is_a_relu_not_a_mask(method, meta):
     # torch.where(x > 0, x, 0) and x.masked_fill(x < 0, 0) were a mask laid over x (a "masked_fill"
     # view, which passes x's moments): the layer after it was solved for a unit input where a ReLU
     # passes half
-    act = ReluWrittenOut(method)
+    act = WrittenOut(method)
     model = nn.Sequential(nn.Linear(32, 128), act, nn.Linear(128, 128), act, nn.Linear(128, 8))
     x = torch.randn(256, 32, generator=torch.Generator().manual_seed(0))
     report = varinit.torch.init_module(model, x.to("meta") if meta else x, generator=0, measure=False)

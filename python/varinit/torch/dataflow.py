@@ -2068,15 +2068,13 @@ class _Walk:
         The gradient reaches the layers before it through the other factor too, so the
         gate's chi_1 is not a factor of the gradient over the depth; the product's verdict
         judges the pair."""
-        region = self.regions.get(index)
-        if region is not None and not _within_unit_interval(region[1]):
+        if index in self.regions and not self.signs.within_unit_interval(index):
             return False
         readers = self.graph.readers(index)
         return bool(readers) and all(
             self.gate(r.index) if (r.kind == "view" or r.index in self.regions) and r.inputs == [index]
-            else r.kind == "mul" and len(r.inputs) == 2 and r.inputs.count(index) == 1
-            and not _broadcast_factor(self.graph, r, index)
-            and all(self.graph.nodes[i].kind != "param" and i not in self.graph.fixed for i in r.inputs if i != index)
+            else _times_signal(self.graph, r, index) and not _broadcast_factor(self.graph, r, index)
+            and all(i not in self.graph.fixed for i in r.inputs if i != index)
             for r in readers)
 
     def branch_of(self, index: int) -> int | None:
@@ -2408,19 +2406,6 @@ def _keeps_zero(node: Node) -> bool:
     return kind == "elementwise" and len(node.inputs) == 1 and node.attrs.get("op") in ZERO_AT_ZERO
 
 
-def _within_unit_interval(g: Fused) -> bool:
-    """Whether an activation's values lie in [0, 1] (sigmoid, hard sigmoid, 1 - sigmoid),
-    read off a grid over [-40, 40] for a fused callable."""
-    if isinstance(g, tuple):
-        return g[0] in ("sigmoid", "hardsigmoid")
-    try:
-        with torch.no_grad():
-            values = g(torch.linspace(-40.0, 40.0, 801, dtype=torch.float64))
-    except Exception:   # a callable that cannot run alone on a grid: not known to be a gate
-        return False
-    return isinstance(values, torch.Tensor) and bool(((values >= 0) & (values <= 1)).all())
-
-
 def _elementwise(g: Fused, m: Moments) -> tuple[Moments, float]:
     """moment_rules.elementwise for a fused callable or a (name, param) activation."""
     if isinstance(g, tuple):
@@ -2688,11 +2673,15 @@ def _only_gains(graph: Graph, name: str) -> bool:
         readers = graph.readers(index)
         return bool(readers) and all(
             gain(r.index) if r.kind == "view" and len(r.inputs) == 1 and len(readers) == 1
-            else r.kind == "mul" and len(r.inputs) == 2 and r.inputs.count(index) == 1
-            and all(graph.nodes[i].kind != "param" for i in r.inputs if i != index)
-            for r in readers)
+            else _times_signal(graph, r, index) for r in readers)
     uses = graph.uses.get(name, ())
     return bool(uses) and all(graph.nodes[i].kind == "param" and gain(i) for i in uses)
+
+
+def _times_signal(graph: Graph, product: Node, operand: int) -> bool:
+    """Whether `product` multiplies `operand` by one other operand that is no parameter."""
+    return (product.kind == "mul" and len(product.inputs) == 2 and product.inputs.count(operand) == 1
+            and all(graph.nodes[i].kind != "param" for i in product.inputs if i != operand))
 
 
 def _shared_branch_notes(graph: Graph, anc: list[int], ends: dict[int, BranchEnd]) -> list[str]:

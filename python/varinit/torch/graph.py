@@ -747,19 +747,15 @@ class _Recorder(TorchFunctionMode):
         (torch.where(x > 0, x, 0.1 * x)) is a function of x; anything else has no rule."""
         condition, a, b = bound.get("condition"), bound.get("input"), bound.get("other")
         for kept, filled in ((a, b), (b, a)):
-            value = filled.item() if isinstance(filled, torch.Tensor) and filled.dim() == 0 and \
-                not filled.is_meta else filled
+            value = _scalar_value(filled)
             if isinstance(filled, torch.Tensor) and isinstance(kept, torch.Tensor) and self._made_zeros(filled) \
                     and filled.shape == kept.shape:
                 value = 0.0   # torch.where(x > 0, x, torch.zeros_like(x)): a ReLU written out
             if isinstance(kept, torch.Tensor) and kept.dim() > 0 and isinstance(value, (int, float)):
+                by_itself = self._masked_by_itself("where", kept, condition, value, kept is a)
+                if by_itself is not None:
+                    return by_itself
                 inputs = [self.node_for(kept)] + [self.node_for(t) for t in _tensors([condition])]
-                source = self._elementwise_of(inputs[1], inputs[0]) if len(inputs) == 2 else None
-                if source is not None:
-                    # the mask is a function of the kept entries (torch.where(x > 0, x, 0), a ReLU
-                    # written out): one function of x per element, not a mask laid over it
-                    replay = functools.partial(_where_number, float(value), kept is a)
-                    return "elementwise", [source, inputs[1]], {}, {"op": "where", "value": float(value)}, replay
                 return "view", inputs, {}, {"op": "masked_fill", "value": float(value)}, None
         operands = _tensors([a, b, condition])
         if len(operands) == 3:
@@ -800,28 +796,26 @@ class _Recorder(TorchFunctionMode):
         attrs["weight_layout"] = "in_out"
         return "linear", inputs, params, attrs, None
 
-    def _filled_by_itself(self, bound: dict[str, Any]) -> Recorded | None:
-        """x.masked_fill(mask, number) with the mask computed from x alone (x.masked_fill(x < 0,
-        0), a ReLU written out): one function of x per element, as torch.where(mask, number, x);
-        else None (a mask laid over x: an attention mask, padding)."""
-        x, mask, value = bound.get("input"), bound.get("mask"), bound.get("value")
-        if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_meta:
-            value = value.item()
-        if not (isinstance(x, torch.Tensor) and isinstance(mask, torch.Tensor) and self.traced(mask)
-                and isinstance(value, (int, float)) and x.is_floating_point()):
+    def _masked_by_itself(self, op: str, kept: torch.Tensor, mask: Any, value: float,
+                          kept_first: bool) -> Recorded | None:
+        """where(mask, kept, value) (where(mask, value, kept) when not kept_first) with the
+        mask computed from kept alone (torch.where(x > 0, x, 0), x.masked_fill(x < 0, 0): a
+        ReLU written out): one function of kept per element, an "elementwise" node of it
+        and the mask; else None (a mask laid over kept: an attention mask, padding)."""
+        if not (isinstance(mask, torch.Tensor) and self.traced(mask)):
             return None
-        source = self._elementwise_of(self.node_for(mask), self.node_for(x))
+        kept_node = self.node_for(kept)
+        source = self._elementwise_of(self.node_for(mask), kept_node)
         if source is None:
             return None
-        inputs = [source, self.node_for(mask)]   # x, or what x copies: the mask's own source
-        replay = functools.partial(_where_number, float(value), False)
-        return "elementwise", inputs, {}, {"op": "masked_fill", "value": float(value)}, replay
+        replay = functools.partial(_where_number, float(value), kept_first)
+        # the mask's own source: kept, or what kept copies (x.clone().masked_fill_(x < 0, 0))
+        return "elementwise", [source, self.node_for(mask)], {}, {"op": op, "value": float(value)}, replay
 
     def _elementwise_of(self, index: int, source: int) -> int | None:
-        """The node `index` is computed from alone through elementwise ops (comparisons,
-        activations, arithmetic with numbers), when that is `source` or what `source`
-        copies through same-shape views (x.clone().masked_fill_(x < 0, 0)): a mask made
-        from it; else None."""
+        """The node from which node `index` is computed alone through elementwise ops
+        (comparisons, activations, arithmetic with numbers), when that is `source` or what
+        `source` copies through same-shape views (x.clone()): a mask made from it; else None."""
         sources = [source]
         while self.nodes[sources[-1]].kind == "view" and len(self.nodes[sources[-1]].inputs) == 1 \
                 and self.nodes[self.nodes[sources[-1]].inputs[0]].shape == self.nodes[sources[-1]].shape:
@@ -1234,10 +1228,12 @@ class _Recorder(TorchFunctionMode):
         return "cat", [self.node_for(t) for t in _tensors([bound["tensors"]])], {}, attrs, None
 
     def _view(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
-        if spec.op == "masked_fill":
-            filled = self._filled_by_itself(bound)
-            if filled is not None:
-                return filled
+        if spec.op == "masked_fill":   # x.masked_fill(mask, value): where(mask, value, x)
+            x, value = bound.get("input"), _scalar_value(bound.get("value"))
+            if isinstance(x, torch.Tensor) and x.is_floating_point() and isinstance(value, (int, float)):
+                by_itself = self._masked_by_itself("masked_fill", x, bound.get("mask"), value, False)
+                if by_itself is not None:
+                    return by_itself
         inputs, params, _ = self._wire_spec(spec, bound, extra)
         attrs: dict[str, Any] = {"op": spec.op}
         if spec.op == "__getitem__":
@@ -1516,6 +1512,12 @@ def _grouped_mm_on_meta(bound: dict[str, Any], func: Callable[..., Any], args: t
 
 def _where_replay(a: torch.Tensor, b: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
     return torch.where(condition.bool(), a, b)
+
+
+def _scalar_value(value: Any) -> Any:
+    """A 0-d tensor with values (not meta), traced or not, as its Python number; anything
+    else as it is (`_Recorder._number` converts only floats the trace does not follow)."""
+    return value.item() if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_meta else value
 
 
 def _where_number(value: float, kept_first: bool, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:

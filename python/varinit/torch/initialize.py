@@ -25,13 +25,12 @@ from .gradient_check import (BATCH_STATISTICS, GRADIENT_CHECK_BYTES, NOT_SOLVED,
 from .graph import ExampleInputs, example_call, uncompiled
 from .init_report import InitReport
 from .modules import (DEFAULT_RESIDUAL_PATTERN, StructureKeywords, check_fillable, init_by_structure,
-                      recurrent_mode, write_gate_offset)
+                      recurrent_mode, write_gate_offset, zero_padding_row)
 from .norm_shift import shift_norms
 from .overrides import (OverrideSpec, apply_overrides, frozen_names, parameter_names, resolve_only,
                         resolve_overrides)
 from .parametrizations import refresh_spectral_norms
 from .refine import correction_factors
-from .sharded import write_rows
 from .sharded_model import after_measured_pass, agree_across_ranks, generator_agreed, measured_pass_obstacle
 from .stand_in_inputs import stand_in_inputs
 from .verdicts import uncorrected_drift
@@ -333,15 +332,6 @@ def _filled(model: torch.nn.Module, example_inputs: ExampleInputs, result: Plan,
     return records, notes, layers
 
 
-def _padding_row(modules: Mapping[str, torch.nn.Module], name: str) -> int | None:
-    """The padding_idx of the nn.Embedding or nn.EmbeddingBag whose weight `name` is,
-    else None: its row stays zero (torch zeros it, and no gradient ever reaches it)."""
-    module_name, _, leaf = name.rpartition(".")
-    module = modules.get(module_name)
-    padding = getattr(module, "padding_idx", None) if leaf == "weight" else None
-    return padding if isinstance(module, (torch.nn.Embedding, torch.nn.EmbeddingBag)) else None
-
-
 def _balanced(model: torch.nn.Module, example_inputs: ExampleInputs, result: Plan, generator: Generator,
               distribution: SchemeDistribution, records: list[InitRecord],
               corrected: dict[str, float], cause: str | None = None) -> tuple[list[InitRecord], Balanced]:
@@ -437,11 +427,10 @@ def fill(model: torch.nn.Module, result: Plan, generator: Generator, distributio
         if p.rule == "normal":
             stream = generator.stream(name)
             std = cast(float, p.std)   # a "normal" plan has its std
-            padding = _padding_row(modules, name)
             if not tensor.is_meta:
                 draw_with_std(tensor, distribution, std, stream)
-                if padding is not None:
-                    write_rows(tensor, padding, 0.0)
+            owner, _, leaf = name.rpartition(".")
+            padding = zero_padding_row(modules.get(owner), tensor) if leaf == "weight" else None
             if padding is not None:   # as torch's Embedding keeps it: the padding token's vector is 0
                 note += f"; row {padding} (padding_idx) zero"
             records.append(InitRecord(name, f"solved {distribution}: {p.reason}{note}", p.fan_in, None, std))

@@ -496,9 +496,18 @@ def _init_embedding(walk: _Walk, name: str, module: Any, params: list[tuple[str,
                                           "(logits of unit variance)", param.shape[1], None, std))
         else:
             walk.report.append(fill_normal(param, full, std=walk.embedding_std, generator=walk.stream(full)))
-        if getattr(module, "padding_idx", None) is not None:
-            if not param.is_meta:
-                write_rows(param, module.padding_idx, 0.0)
+        zero_padding_row(module, param)
+
+
+def zero_padding_row(module: Any, weight: torch.Tensor) -> int | None:
+    """Write zero into the padding_idx row of an nn.Embedding's or nn.EmbeddingBag's
+    weight, as torch's own init leaves it (no gradient ever reaches it); the row, or
+    None when the module has none."""
+    padding = getattr(module, "padding_idx", None) if isinstance(
+        module, (torch.nn.Embedding, torch.nn.EmbeddingBag)) else None
+    if padding is not None and not weight.is_meta:
+        write_rows(weight, padding, 0.0)
+    return padding
 
 
 def _init_norm(walk: _Walk, name: str, module: Any, params: list[tuple[str, torch.nn.Parameter]]) -> None:

@@ -1086,9 +1086,10 @@ def fuse(graph: Graph, index: int,
 class FusedRegion:
     """g(source) of a fused region: the recorded ops replayed on a float64 tensor (or
     array, returning an array), and its derivative as autograd takes it in training
-    (`activations.resolve` reads `elementwise_derivative` instead of taking a central difference): a step such as
-    nn.Threshold's or hardshrink's jump has no derivative there, where a difference
-    across it reads jump / h (chi_1 6.5 for Threshold(0.1, 0), a false trade-off)."""
+    (`elementwise_derivative`, which `activations.resolve` uses instead of a central
+    difference): a step such as nn.Threshold's or Hardshrink's jump has no derivative
+    there, where a difference across it reads jump / h (chi_1 6.5 for Threshold(0.1, 0),
+    a false trade-off)."""
 
     def __init__(self, steps: list[tuple[int, Callable[..., torch.Tensor], tuple[int, ...]]], source: int,
                  index: int) -> None:
@@ -1113,7 +1114,6 @@ class FusedRegion:
         leaf = torch.tensor(np.asarray(x, dtype=np.float64), requires_grad=True)
         with torch.enable_grad():
             out = self._run(leaf.clone())
-            if not out.requires_grad:   # constant in x (a comparison's mask): no gradient reaches x
-                return np.zeros_like(leaf.detach().numpy())
-            (grad,) = torch.autograd.grad(out.sum(), leaf, allow_unused=True)
-        return np.zeros_like(leaf.detach().numpy()) if grad is None else grad.numpy()
+            # constant in x (a comparison's mask): no gradient reaches x
+            grad = torch.autograd.grad(out.sum(), leaf, allow_unused=True)[0] if out.requires_grad else None
+        return np.zeros(tuple(leaf.shape)) if grad is None else grad.numpy()

@@ -24,6 +24,8 @@ from .moment_rules import Moments
 GRID = np.concatenate([[0.0], np.logspace(-6, 3, 64)])
 # named activations whose values are never negative
 NONNEGATIVE = frozenset({"relu", "relu6", "sigmoid", "hardsigmoid"})
+# named activations whose values lie in [0, 1]
+UNIT_INTERVAL = frozenset({"sigmoid", "hardsigmoid"})
 # a region whose values over its input's sign stay within this is bounded
 BOUND = 1e3
 
@@ -33,7 +35,8 @@ Region = tuple[int, Union[Callable[..., Any], tuple[str, Any]], Any, float]
 class Signs:
     """sign(index): 1 when a node's values are never negative, -1 when never positive,
     0 when either; found once per node. bounded_factor(index): whether a region is a bounded
-    factor of an input of one sign."""
+    factor of an input of one sign; within_unit_interval(index): whether its values are a
+    gate's."""
 
     def __init__(self, graph: Graph, regions: dict[int, Region]) -> None:
         self.graph, self.regions = graph, regions
@@ -87,6 +90,16 @@ class Signs:
             values = self.values(region) if self.sign(region[0]) != 0 else None
             self.bounds[index] = values is not None and float(np.max(np.abs(values))) <= BOUND
         return self.bounds[index]
+
+
+    def within_unit_interval(self, index: int) -> bool:
+        """Whether the region ending at `index` keeps its values in [0, 1] over its input's
+        sign (a sigmoid, 1 - sigmoid: a gate's values)."""
+        g = self.regions[index][1]
+        if isinstance(g, tuple):
+            return g[0] in UNIT_INTERVAL
+        values = self.values(self.regions[index])
+        return values is not None and bool(np.all((values >= 0.0) & (values <= 1.0)))
 
 
 # points of the quadrature over log(|x| / theta) for a Gamma(k, theta) magnitude
