@@ -15,9 +15,10 @@ alone, without the measured pass that real inputs add.
 
 GPT-2 small (12 pre-LN blocks, d = 768, 12 heads, tied 50257-token head,
 124M parameters, float32, input (1, 128) token ids): the time of the graph-aware
-init (on meta ids: trace + solve + fill; on real ids: + one measured forward
-pass over the 128 tokens and the gradient check, one forward and backward
-pass) against filling the same parameters plainly
+init (on meta ids: trace + solve + fill; on real ids with measure=False: + the
+moments of the rows the ids pick; on real ids: + one measured forward pass
+over the 128 tokens and the gradient check, one forward and backward pass)
+against filling the same parameters plainly
 (init_module without example_inputs, name-keyed streams) and torch's own
 reset_parameters.
 Results go to stdout and benchmarks/results/whole_model.md.
@@ -108,6 +109,7 @@ def gpt2_rows():
         plain = best_of(lambda: varinit.torch.init_module(model, generator=0, by_name=True))
         shapes = best_of(lambda: varinit.torch.init_module(model, meta_ids, generator=0))
         measured = best_of(lambda: varinit.torch.init_module(model, ids, generator=0))
+        unmeasured = best_of(lambda: varinit.torch.init_module(model, ids, generator=0, measure=False))
         trace = best_of(lambda: varinit.torch.trace(meta_model, meta_ids))
         solve = best_of(lambda: varinit.torch.dataflow.plan(meta_model, meta_ids)) - trace
     torch_time = best_of(reset)
@@ -116,6 +118,8 @@ def gpt2_rows():
             ("varinit, dataflow on meta ids (trace + solve + fill)", f"{shapes:.3f} s", f"{shapes / plain:.2f}"),
             ("  of which the trace", f"{trace:.3f} s", f"{trace / plain:.2f}"),
             ("  of which the solve", f"{solve:.3f} s", f"{solve / plain:.2f}"),
+            ("varinit, dataflow on real ids, measure=False (+ the ids' moments)", f"{unmeasured:.3f} s",
+             f"{unmeasured / plain:.2f}"),
             ("varinit, dataflow on real ids (+ measured pass and gradient check)", f"{measured:.3f} s",
              f"{measured / plain:.2f}")]
     if anyinit is not None:

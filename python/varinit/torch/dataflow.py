@@ -75,7 +75,8 @@ from .moment_rules import Moments
 from .parametrizations import spectral_norm_of
 from .refine import MEASURED_MODULES, Target
 from .signs import Signs, one_signed
-from .verdicts import Tally, Verdict, operand_label, region_label, tally, verdict
+from .verdicts import (UNSTABLE_SLOPE, Tally, Verdict, gradient_keeping_scale, in_gradient_band, operand_label,
+                       region_label, tally, verdict)
 
 ResidualRule = Literal["depth", "zero_gamma", "none"]
 RESIDUAL_RULES: tuple[ResidualRule, ...] = ("depth", "zero_gamma", "none")
@@ -1998,6 +1999,7 @@ class _Walk:
         2.2 for SwiGLU without normalization). Each slope multiplies the relative
         error of the second moment per layer: at 1.5 or more no scale holds it."""
         by_label: dict[str, Tally] = {}
+        alone: dict[str, list[int]] = {}   # label -> its regions judged by the plain chi_1 (the target moves it)
         sens = self.sensitivities()
         for index, (source, g, moments, grad) in self.regions.items():
             consumers = self.graph.readers(index)
@@ -2043,8 +2045,10 @@ class _Walk:
                           grad * x.variance / moments.variance, slope, _layer_before(self.graph, source),
                           ("batch statistics", index))
                 continue
-            tally(by_label, region_label(self.graph, source, index), grad * x.variance / moments.second, slope,
+            label = region_label(self.graph, source, index)
+            tally(by_label, label, grad * x.variance / moments.second, slope,
                   _layer_before(self.graph, source), self.branch_of(index))
+            alone.setdefault(label, []).append(index)
         scores = _scores(self.graph, self.normalizing, self.own_sums)
         for node in self.graph.nodes:
             if node.kind == "mul" and node.index not in self.regions and len(node.inputs) == 2 \
@@ -2059,7 +2063,30 @@ class _Walk:
                     label = "product " + " * ".join(operand_label(self.graph, i) for i in node.inputs)
                     tally(by_label, label, 1.0, (a + b) / max(a, b), _layer_before(self.graph, node.inputs[0]),
                           self.branch_of(node.index))
-        return [verdict(label, t.chi, t.slope, t.depth(self.ancestors)) for label, t in by_label.items()]
+        found = []
+        for label, t in by_label.items():
+            depth = t.depth(self.ancestors)
+            keeping = None
+            if label in alone and t.slope < UNSTABLE_SLOPE and not in_gradient_band(t.chi, depth):
+                def chi_at(s: float, regions: list[int] = alone[label]) -> float:
+                    return max(self.chi_at_scale(index, s) for index in regions)
+                scale = gradient_keeping_scale(chi_at, t.chi, depth)
+                keeping = None if scale is None else (self.target * scale[0], scale[1])
+            found.append(verdict(label, t.chi, t.slope, depth, keeping))
+        return found
+
+    def chi_at_scale(self, index: int, s: float) -> float:
+        """chi_1 of a region with its input's variance times s (its mean kept): where a
+        smaller target puts a saturating activation (tanh, sin(30 x)) nearer its linear
+        part. NaN where its moments cannot be computed there."""
+        source, g, _, _ = self.regions[index]
+        x = self.region_input(index)
+        scaled = Moments(x.mean, x.mean * x.mean + x.variance * s)
+        found, _ = _elementwise_or_none(g, scaled)
+        if found is None or found[0].second <= 0:
+            return math.nan
+        moments, grad = found
+        return grad * x.variance * s / moments.second
 
     def gate(self, index: int) -> bool:
         """Whether an activation's value lies in [0, 1] and, through views and further

@@ -104,7 +104,7 @@ def measured_profile(model: torch.nn.Module, example_inputs: ExampleInputs) -> l
         torch.set_rng_state(rng)
     # a layer whose output reaches no output (Hugging Face's ViT pooler beside last_hidden_state)
     # is not the last hidden layer: it is left out
-    layers = [Layer(name, float(t.detach().double().std()), float(g.double().std()),
+    layers = [Layer(name, float(t.detach().float().std()), float(g.float().std()),
                     t.numel() // max(t.shape[0], 1) if t.dim() > 1 else t.numel())
               for (name, t), g in zip(outputs, grads) if g is not None]
     if len(layers) < 3 or not all(math.isfinite(layer.grad) and layer.grad > 0 for layer in (layers[0], layers[-2])):

@@ -104,7 +104,7 @@ def correction_factors(model: torch.nn.Module, example_inputs: ExampleInputs,
     def read_stream(name: str) -> Callable[[torch.nn.Module, tuple[Any, ...]], None]:
         def pre_hook(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
             if name not in streams and args and isinstance(args[0], torch.Tensor):
-                streams[name] = float(args[0].detach().to(torch.float64).pow(2).mean())
+                streams[name] = float(args[0].detach().float().pow(2).mean())
         return pre_hook
 
     def measure(target: Target, out: torch.Tensor) -> Optional[torch.Tensor]:
@@ -120,7 +120,7 @@ def correction_factors(model: torch.nn.Module, example_inputs: ExampleInputs,
         # second moment of 1 in Hugging Face's EfficientNet), and elsewhere negligible; unbiased,
         # as torch's std is: an output of a few elements (one unit over a batch of 2) is otherwise
         # corrected to sqrt(n / (n - 1)) of the target by the std a user reads
-        second = float(out.detach().to(torch.float64).var()) if out.numel() > 1 else 0.0
+        second = float(out.detach().float().var()) if out.numel() > 1 else 0.0
         ok = second > 0 and math.isfinite(second) and math.isfinite(goal)
         factor = math.sqrt(goal / second) if ok else 1.0
         if abs(factor - 1.0) <= NOISE:

@@ -12,7 +12,7 @@ is a trade-off no scale escapes.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 from dataclasses import dataclass
 
@@ -102,7 +102,33 @@ def _power(base: float, depth: int) -> float:
         return math.inf
 
 
-def verdict(label: str, chi: float, slope: float, depth: int) -> Verdict:
+def in_gradient_band(chi: float, depth: int) -> bool:
+    """Whether chi_1 per layer keeps the gradient's second moment within GRADIENT_BAND
+    over `depth` layers in series."""
+    return 1 / GRADIENT_BAND <= _power(chi, depth) <= GRADIENT_BAND
+
+
+def gradient_keeping_scale(chi_at: Callable[[float], float], chi: float, depth: int) -> tuple[float, float] | None:
+    """(s, chi_1 there): the factor on the activation's input variance nearest 1, among
+    powers of 2, at which its chi_1 (`chi_at(s)`; `chi` at s = 1) keeps the gradient in
+    GRADIENT_BAND over `depth` layers: smaller inputs where chi_1 > 1 (toward the
+    activation's linear part at 0: tanh, sin(30 x)), larger where chi_1 < 1. None when
+    no such power of 2 within 2^-30 .. 2^20 exists (ReLU's chi_1 is the same at every
+    scale)."""
+    powers = range(-1, -31, -1) if chi > 1 else range(1, 21)
+    for k in powers:
+        s = 2.0 ** k
+        c = chi_at(s)
+        if math.isfinite(c) and in_gradient_band(c, depth):
+            return s, c
+    return None
+
+
+def verdict(label: str, chi: float, slope: float, depth: int,
+            keeping: tuple[float, float] | None = None) -> Verdict:
+    """The Verdict of an activation (`label`) with chi_1 `chi` and slope `slope`, applied
+    `depth` times in series; `keeping` (the target, chi_1 there) names, on a trade-off,
+    the layer outputs' second moment at which gradients stay in the band."""
     growth = _power(chi, depth)
     if slope >= UNSTABLE_SLOPE:
         return Verdict(label, chi, slope, depth, False,
@@ -110,11 +136,14 @@ def verdict(label: str, chi: float, slope: float, depth: int) -> Verdict:
                        f"the second moment grows x{slope:.2f} per layer (x{_power(slope, depth):.3g} over {depth}); "
                        "no initialization holds it over depth: use fewer layers, a normalization, or a "
                        "degree-one activation")
-    if not 1 / GRADIENT_BAND <= growth <= GRADIENT_BAND:
+    if not in_gradient_band(chi, depth):
+        scale = "" if keeping is None else (
+            f"; at layer outputs of second moment {keeping[0]:.3g} (init_module(..., target={keeping[0]:.3g})) "
+            f"chi_1 = {keeping[1]:.4g} and the gradients stay within x{math.sqrt(GRADIENT_BAND):g}")
         return Verdict(label, chi, slope, depth, False,
                        f"{label}: trade-off: at the variance-preserving scale chi_1 = {chi:.4g}, so gradients "
                        f"change x{math.sqrt(growth):.3g} in std over its {depth} layers; no scale keeps both the "
-                       "forward variance and the gradients")
+                       f"target's forward variance and the gradients{scale}")
     return Verdict(label, chi, slope, depth, True,
                    f"{label}: chi_1 = {chi:.4g}, gradients change x{math.sqrt(growth):.3g} in std over "
                    f"{depth} layers; forward error factor {slope:.3g} per layer")
