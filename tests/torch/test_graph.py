@@ -241,6 +241,13 @@ def test_glu_stacks_are_solved_through_the_gate(meta):
     assert max(outputs) / min(outputs) < 1.3 and 0.75 < out < 1.33, (outputs, out)
 
 
+def _zeroed_below(x, copy):
+    """x[x < 0] = 0, on a clone or on x itself."""
+    y = x.clone() if copy else x
+    y[y < 0] = 0
+    return y
+
+
 # activations written with ops that each have their own rule
 WRITTEN_OUT = {
     "torch.maximum": lambda x: torch.maximum(x, 0.1 * x),
@@ -251,6 +258,8 @@ WRITTEN_OUT = {
     "masked_fill": lambda x: x.masked_fill(x < 0, 0.0),
     "masked_fill_ of a clone": lambda x: x.clone().masked_fill_(x < 0, 0.0),
     "minimum zeros_like": lambda x: -(-x).minimum(torch.zeros_like(x)),
+    "index assignment of a clone": lambda x: _zeroed_below(x, copy=True),
+    "index assignment in place": lambda x: _zeroed_below(x, copy=False),
 }
 
 
@@ -278,12 +287,13 @@ def test_maximum_and_minimum_of_one_source_are_one_activation(method):
 
 
 @pytest.mark.parametrize("method", ["where number", "where zeros_like", "minimum zeros_like", "masked_fill",
-                                    "masked_fill_ of a clone"])
+                                    "masked_fill_ of a clone", "index assignment of a clone",
+                                    "index assignment in place"])
 @pytest.mark.parametrize("meta", [False, True])
 def test_a_relu_written_with_where_is_a_relu_not_a_mask(method, meta):
     # torch.where(x > 0, x, 0) and x.masked_fill(x < 0, 0) were a mask laid over x (a "masked_fill"
     # view, which passes x's moments): the layer after it was solved for a unit input where a ReLU
-    # passes half
+    # passes half; x[x < 0] = 0 was an op without a rule (the next layer assumed a unit input)
     act = WrittenOut(method)
     model = nn.Sequential(nn.Linear(32, 128), act, nn.Linear(128, 128), act, nn.Linear(128, 8))
     x = torch.randn(256, 32, generator=torch.Generator().manual_seed(0))

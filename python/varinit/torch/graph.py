@@ -799,8 +799,8 @@ class _Recorder(TorchFunctionMode):
     def _masked_by_itself(self, op: str, kept: torch.Tensor, mask: Any, value: float,
                           kept_first: bool) -> Recorded | None:
         """where(mask, kept, value) (where(mask, value, kept) when not kept_first) with the
-        mask computed from kept alone (torch.where(x > 0, x, 0), x.masked_fill(x < 0, 0): a
-        ReLU written out): one function of kept per element, an "elementwise" node of it
+        mask computed from kept alone (torch.where(x > 0, x, 0), x.masked_fill(x < 0, 0),
+        x[x < 0] = 0: a ReLU written out): one function of kept per element, an "elementwise" node of it
         and the mask; else None (a mask laid over kept: an attention mask, padding)."""
         if not (isinstance(mask, torch.Tensor) and self.traced(mask)):
             return None
@@ -861,6 +861,13 @@ class _Recorder(TorchFunctionMode):
                 # on meta, a write's index taken as distinct positions (one overwriting another is rare)
                 share = (min(index.numel() / max(base.numel(), 1), 1.0) if index.is_meta else
                          landing(base, int(bound.get("dim", 0)) % base.dim(), index, whole_rows=False)["written"])
+            number = _scalar_value(value)
+            if spec.op == "__setitem__" and isinstance(number, (int, float)) and base.is_floating_point() \
+                    and isinstance(index, torch.Tensor) and index.dtype == torch.bool and index.shape == base.shape:
+                # x[x < 0] = 0 on a clone: where(x < 0, 0, x), a ReLU written out (as masked_fill_)
+                by_itself = self._masked_by_itself("setitem", base, index, number, False)
+                if by_itself is not None:
+                    return by_itself
             if isinstance(value, torch.Tensor) and share is not None:
                 return "scatter", [self.node_for(base), self.node_for(value)], {}, {
                     "op": "setitem", "share": share, "zeros_before": bound["zeros_before"]}, None
