@@ -3,7 +3,6 @@
 sinusoidal timestep features) are not chains of chi_1 over the layers; a plain sigmoid
 stack still is."""
 import math
-import re
 
 import pytest
 import torch
@@ -138,8 +137,10 @@ def siren(width=256, depth=5):
     return nn.Sequential(*layers, nn.Linear(width, 1))
 
 
-def named_target(message):
-    return float(re.search(r"target=([0-9.e+-]+)\)", message).group(1))
+def named_target(v):
+    """The target a trade-off verdict names, which its message shows."""
+    assert f"target={v.gradient_target:.3g})" in v.message, v.message
+    return v.gradient_target
 
 
 def test_a_trade_off_names_the_target_where_the_gradients_stay_in_band():
@@ -152,7 +153,7 @@ def test_a_trade_off_names_the_target_where_the_gradients_stay_in_band():
     (sine,) = report.verdicts
     assert not sine.healthy and "trade-off" in sine.message and sine.chi > 100
     assert verdict(*profile(model, x))["grad_ratio"] > 1e3
-    target = named_target(sine.message)
+    target = named_target(sine)
     assert 1 / 4096 <= target <= 1 / 512, sine.message
     report, messages = init_with_warnings(model, x, target=target)
     assert all(v.healthy for v in report.verdicts) and not any("trade-off" in m for m in messages)
@@ -173,7 +174,7 @@ def test_a_saturating_gate_is_given_the_larger_target_where_its_chi_1_is_near_1(
     (sigmoid,) = report.verdicts
     assert "trade-off" in sigmoid.message and sigmoid.chi < 0.2
     assert verdict(*profile(model, x))["grad_ratio"] < 0.01
-    target = named_target(sigmoid.message)
+    target = named_target(sigmoid)
     assert 8 <= target <= 128, sigmoid.message
     report, _ = init_with_warnings(model, x, target=target)
     assert all(v.healthy for v in report.verdicts)
@@ -185,7 +186,8 @@ def test_a_saturating_gate_is_given_the_larger_target_where_its_chi_1_is_near_1(
 def test_no_target_is_named_where_chi_1_is_the_same_at_every_scale(chi):
     # a positively homogeneous activation (a leaky ReLU's chi_1 does not depend on the scale)
     # has no scale that helps: None, and the message names no target
-    assert "target=" not in verdicts.verdict("g", chi, 1.0, 10).message
+    judged = verdicts.verdict("g", chi, 1.0, 10)
+    assert "target=" not in judged.message and judged.gradient_target is None and not judged.healthy
     tried = []
     assert gradient_keeping_scale(lambda s: tried.append(s) or chi, chi, 10) is None
     assert all((s < 1) == (chi > 1) for s in tried) and len(tried) >= 20   # toward the linear part, or away

@@ -37,7 +37,9 @@ class Verdict:
     chi: the per-layer factor of the gradient's second moment (chi_1 of Poole
     et al. 2016 at this point); slope: d log E[g^2] / d log q, the factor by
     which a relative error of the second moment grows per layer; depth: how
-    many times the model applies it in sequence."""
+    many times the model applies it in sequence; gradient_target: on a trade-off,
+    the `target` of init_module at which its chi_1 keeps the gradients in band
+    (None where there is none, or no trade-off)."""
 
     activation: str
     chi: float
@@ -45,6 +47,7 @@ class Verdict:
     depth: int
     healthy: bool
     message: str
+    gradient_target: float | None = None
 
 
 class Tally(NamedTuple):
@@ -143,7 +146,8 @@ def verdict(label: str, chi: float, slope: float, depth: int,
         return Verdict(label, chi, slope, depth, False,
                        f"{label}: trade-off: at the variance-preserving scale chi_1 = {chi:.4g}, so gradients "
                        f"change x{math.sqrt(growth):.3g} in std over its {depth} layers; no scale keeps both the "
-                       f"target's forward variance and the gradients{scale}")
+                       f"target's forward variance and the gradients{scale}",
+                       None if keeping is None else keeping[0])
     return Verdict(label, chi, slope, depth, True,
                    f"{label}: chi_1 = {chi:.4g}, gradients change x{math.sqrt(growth):.3g} in std over "
                    f"{depth} layers; forward error factor {slope:.3g} per layer")
