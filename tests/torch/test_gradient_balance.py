@@ -358,3 +358,64 @@ def test_the_mnist_example_is_tilted_and_its_ratio_named_in_both_modes():
     torch.manual_seed(0)
     report, _ = init_with_warnings(MnistExample(), x.to("meta"), measure=False)
     assert any(n.startswith("predicted from the shapes") and "at conv1 is about" in n for n in report.notes)
+
+
+def test_a_layer_the_tilt_cannot_scale_keeps_its_weights_and_moves_with_its_input():
+    # an embedding among the measured layers: its share, from the noise of its measured gradient,
+    # gave it a factor of 0.956 that no weight takes, and the whole tilt was dropped
+    layers = _layers([1.0] * 4, [0.01, 0.011, 0.1, 0.1])
+    reach = Reach({"l2": {"l0": 1.0, "l1": 1.0}, "l3": {"l2": 1.0}})
+    plan = tilt(layers, reach, scalable={"l0", "l2", "l3"})
+    assert plan.factors["l1"] == 1.0 and plan.factors["l0"] == pytest.approx(1.0)
+    assert tilt(layers, reach).factors["l1"] != pytest.approx(1.0)   # scaled by its share otherwise
+    # a fixed layer that reads a tilted one moves with it, and the room counts that
+    plan = tilt(_layers([1.0] * 4, [0.01, 0.01, 0.1, 0.1]),
+                Reach({"l1": {"l0": 1.0}, "l2": {"l1": 1.0}, "l3": {"l2": 1.0}}), scalable={"l0", "l1", "l3"})
+    assert plan.factors["l2"] == 1.0 and plan.act <= ACT_ROOM * (1 + 1e-9)
+
+
+class _Cross(nn.Module):
+    """A cross layer of DCN v2 (Wang et al. 2021): x0 * (W x + b) + x."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.linear = nn.Linear(dim, dim)
+
+    def forward(self, x0, x):
+        return x0 * self.linear(x) + x
+
+
+class _DeepCross(nn.Module):
+    """DCN v2 on 8 categorical fields: embeddings concatenated, 4 cross layers beside a ReLU MLP,
+    both read by the head."""
+
+    def __init__(self, fields=8, vocab=1000, emb=16, hidden=256):
+        super().__init__()
+        self.embeddings = nn.ModuleList(nn.Embedding(vocab, emb) for _ in range(fields))
+        dim = fields * emb
+        self.cross = nn.ModuleList(_Cross(dim) for _ in range(4))
+        self.deep = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                  nn.Linear(hidden, hidden), nn.ReLU())
+        self.head = nn.Linear(dim + hidden, 1)
+
+    def forward(self, ids):
+        x0 = torch.cat([e(ids[:, i]) for i, e in enumerate(self.embeddings)], dim=1)
+        x = x0
+        for layer in self.cross:
+            x = layer(x0, x)
+        return self.head(torch.cat([x, self.deep(x0)], dim=1))
+
+
+def test_a_model_with_embeddings_among_its_layers_is_tilted_into_the_band():
+    # DCN v2's first/last gradient ratio was 4.82, named "needs every layer it scales solved"
+    torch.manual_seed(0)
+    model = _DeepCross()
+    frequencies = 1.0 / torch.arange(1, 1001).float() ** 1.1   # Zipf-like, as click logs' ids are
+    ids = torch.multinomial(frequencies / frequencies.sum(), 64 * 8, replacement=True).view(64, 8)
+    report, _ = init_with_warnings(model, ids)
+    v = verdict(*profile(model, ids))
+    assert v["act_ratio"] <= 2.0 and 0.5 <= v["output_std"] <= 2.0 and 0.25 <= v["grad_ratio"] <= 4.0, v
+    assert not any(n.startswith("measured in one backward pass") for n in report.notes), report.notes
+    for i in range(8):   # the embeddings keep the solve's draw
+        record = next(r for r in report if r.name == f"embeddings.{i}.weight")
+        assert "balance" not in record.rule, record.rule

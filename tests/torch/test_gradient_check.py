@@ -327,3 +327,51 @@ def test_a_condition_broadcast_over_positions_is_the_cause_after_batch_statistic
     (note,) = [m for m in messages if "measured in one backward pass" in m]
     assert "gradient std at condition" in note and "broadcasts over 256 positions" in note, note
     assert "A norm with batch statistics" not in note, note
+
+
+class _EulerSteps(nn.Module):
+    """A neural ODE integrated by Euler steps x + dt f(x) with one tanh MLP f (Chen et al.
+    2018, as tutorials unroll it)."""
+
+    def __init__(self, dt=0.1, steps=8, width=64):
+        super().__init__()
+        self.inp = nn.Linear(16, width)
+        self.fc1, self.fc2 = nn.Linear(width, 2 * width), nn.Linear(2 * width, width)
+        self.head = nn.Linear(width, 10)
+        self.dt, self.steps = dt, steps
+
+    def forward(self, x):
+        x = self.inp(x)
+        for _ in range(self.steps):
+            x = x + self.dt * self.fc2(torch.tanh(self.fc1(x)))
+        return self.head(x)
+
+
+@pytest.mark.parametrize("dt", [0.1, 0.05])
+def test_a_constant_on_a_layer_s_output_is_named_as_what_sets_its_gradient(dt):
+    # the gradient at fc2's output is dt times the stream's, whatever the weights: the ratio
+    # (11.4 at dt 0.1) was put down to the residual branches adding their gradients back
+    torch.manual_seed(0)
+    model, x = _EulerSteps(dt), torch.randn(64, 16)
+    report, _ = init_with_warnings(model, x)
+    ratio = verdict(*profile(model, x))["grad_ratio"]
+    assert ratio > 4.0
+    (note,) = [n for n in report.notes if n.startswith("measured in one backward pass")]
+    assert f"fc2's output is multiplied by {dt:g}" in note and "residual branches" not in note, note
+    unscaled = float(note.rsplit("the ratio would be ", 1)[1])
+    assert 0.25 <= unscaled <= 4.0 and unscaled == pytest.approx(ratio * dt, rel=1e-2)
+
+
+def test_a_constant_that_does_not_explain_the_ratio_is_not_named():
+    # a step of 0.6 is no cause (only |c| <= 1/2 or >= 2 is), and a constant on the layer the
+    # ratio's other end holds explains nothing: the residual cause stays
+    from varinit.torch.gradient_check import EndCauses, Layer, end_cause
+    layers = [Layer("a", 1.0, 10.0, 1), Layer("b", 1.0, 1.0, 1), Layer("out", 1.0, 1.0, 1)]
+    assert end_cause(layers, 10.0, EndCauses({}, {"b": 4.0})) is None          # b's gradient grows by it
+    assert "would be 1" in end_cause(layers, 10.0, EndCauses({}, {"b": 0.1}))
+    assert "would be 1" in end_cause(layers, 10.0, EndCauses({}, {"a": 10.0}))
+    assert end_cause(layers, 10.0, EndCauses({}, {"a": 0.1})) is None
+    torch.manual_seed(0)
+    model, x = _EulerSteps(0.6), torch.randn(64, 16)
+    from varinit.torch.dataflow import plan
+    assert plan(model, x).scaled_layers() == {}

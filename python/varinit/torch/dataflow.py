@@ -264,6 +264,24 @@ class Plan:
                     found[module] = max(found.get(module, 0), positions)
         return found
 
+    def scaled_layers(self) -> dict[str, float]:
+        """Layer module -> the constant c every call's output is multiplied by before
+        anything else reads it (through views), for |c| at most 1/2 or at least 2 (an
+        Euler step's x + dt f(x), a branch scaled by a fixed 0.1): the gradient at its
+        output is c times the one that reaches the product, whatever the weights."""
+        found: dict[str, float | None] = {}
+        for node in self.graph.nodes:
+            if node.kind not in LAYERS or not node.module:
+                continue
+            readers = self.graph.readers(node.index)
+            while len(readers) == 1 and readers[0].kind == "view":
+                readers = self.graph.readers(readers[0].index)
+            scalars = {r.attrs.get("scalar") for r in readers if r.kind == "scale"}
+            c = scalars.pop() if readers and len(scalars) == 1 and all(r.kind == "scale" for r in readers) else None
+            c = float(c) if isinstance(c, (int, float)) and not 0.5 < abs(c) < 2.0 else None
+            found[node.module] = c if found.get(node.module, c) == c else None
+        return {module: c for module, c in found.items() if c is not None}
+
     def plain(self) -> bool:
         """Whether the forward pass has no residual branch, norm, attention or
         recurrent layer: its layers' scales alone set how the signal and the

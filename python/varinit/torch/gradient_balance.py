@@ -53,7 +53,7 @@ the band.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import NamedTuple
 
 import numpy as np
@@ -61,7 +61,7 @@ import torch
 
 from . import moment_rules as rules
 from .dataflow import ALPHA_DROPOUTS, HOMOGENEOUS, HOMOGENEOUS_ACTIVATIONS, LAYERS, Plan, norm_sets_scale
-from .gradient_check import Layer, broadcast_cause, gradient_ratio, in_band, measured_profile, outside_band
+from .gradient_check import EndCauses, Layer, end_cause, gradient_ratio, in_band, measured_profile, outside_band
 from .graph import ExampleInputs, Node
 from .verdicts import GRADIENT_BAND
 
@@ -111,12 +111,14 @@ class Reach(NamedTuple):
     gates: frozenset[str] = frozenset()
 
 
-def tilt(layers: list[Layer], reach: Reach) -> Tilt | None:
+def tilt(layers: list[Layer], reach: Reach, scalable: Collection[str] | None = None) -> Tilt | None:
     """The tilt that moves a measured gradient ratio outside the band toward it,
     within ACT_ROOM; None when the ratio is in the band or no tilt of at least
     LEAST_TILT fits. `reach` (`scale_reach`): per layer module, how its input's
     log std moves with the log std of the layers it comes from, so its weights'
-    factor is its output's scale over its input's; a gate keeps its output's."""
+    factor is its output's scale over its input's; a gate keeps its output's.
+    A layer not in `scalable` (None: all; an embedding, a recurrent layer) keeps its
+    weights: its output moves only with its input."""
     ratio = gradient_ratio(layers)
     if in_band(ratio):
         return None
@@ -130,9 +132,20 @@ def tilt(layers: list[Layer], reach: Reach) -> Tilt | None:
              if layer.grad > 0 and layer.module not in reach.gates else 0.0 for layer in hidden] + [0.0]
     share[-2] = 1.0
 
+    def planned(t: float) -> dict[str, float]:
+        """Per layer module, its output's log scale under the tilt t, in call order: a layer
+        the tilt cannot scale moves with its input (DCN's embeddings, whose shares were the
+        noise of their measured gradients, kept every other layer from being tilted)."""
+        logs: dict[str, float] = {}
+        for layer, u in zip(layers, share):
+            logs[layer.module] = (t * wanted * u if scalable is None or layer.module in scalable
+                                  else _reached(layer.module, logs, reach))
+        return logs
+
     def act(t: float) -> float:
-        logs = [math.log(layer.act) + t * wanted * u for layer, u in zip(layers, share) if layer.act > 0]
-        return math.exp(max(logs) - min(logs))
+        logs = planned(t)
+        moved = [math.log(layer.act) + logs[layer.module] for layer in layers if layer.act > 0]
+        return math.exp(max(moved) - min(moved))
 
     if act(1.0) <= ACT_ROOM:
         t = 1.0
@@ -144,13 +157,15 @@ def tilt(layers: list[Layer], reach: Reach) -> Tilt | None:
         t = lo
     if abs(t * wanted) < math.log(LEAST_TILT):
         return None
-    logs = {layer.module: t * wanted * u for layer, u in zip(layers, share)}
-    factors = {}
-    for module, log_scale in logs.items():
-        reached = sum(w * logs[m] for m, w in reach.sources.get(module, {}).items() if m in logs)
-        factors[module] = math.exp(log_scale - reached)
+    logs = planned(t)
+    factors = {module: math.exp(log_scale - _reached(module, logs, reach)) for module, log_scale in logs.items()}
     top = math.exp(logs[layers[-2].module])
     return Tilt(factors, top, act(t), ratio * top)
+
+
+def _reached(module: str, logs: dict[str, float], reach: Reach) -> float:
+    """How far a layer's input moves in log scale with the layers it reads (`logs`)."""
+    return sum(w * logs[m] for m, w in reach.sources.get(module, {}).items() if m in logs)
 
 
 class Balanced(NamedTuple):
@@ -163,7 +178,7 @@ class Balanced(NamedTuple):
 
 def balance_gradient(model: torch.nn.Module, example_inputs: ExampleInputs, weights: dict[str, str],
                      reach: Reach, redraw: Callable[[dict[str, float]], None],
-                     cause: str | None = None, broadcast: dict[str, int] | None = None) -> Balanced:
+                     cause: str | None = None, ends: EndCauses | None = None) -> Balanced:
     """Measure the gradient on the example inputs and, when its first/last ratio is
     outside the band, tilt the layers' output stds (`tilt`): ``redraw({weight:
     factor})`` draws the named weights again at the measured pass's std times
@@ -171,8 +186,7 @@ def balance_gradient(model: torch.nn.Module, example_inputs: ExampleInputs, weig
     it did not help. `weights` maps each solved layer module to its weight,
     `reach` how the layers it reads reach its input (`scale_reach`); `cause`: why
     a ratio left outside the band stays (by default, from the element counts), or,
-    where its larger end is a layer in `broadcast` (module -> positions its output
-    is broadcast over), that.
+    where an end of it is a layer in `ends` (`end_cause`), that.
     The notes name a ratio left outside the band, or a failed backward."""
     layers = measured_profile(model, example_inputs)
     if layers is None or isinstance(layers, str):
@@ -182,15 +196,15 @@ def balance_gradient(model: torch.nn.Module, example_inputs: ExampleInputs, weig
         return Balanced([], layers)
     names = [layer.module for layer in layers]
     acts = [layer.act for layer in layers]
-    plan = tilt(layers, reach)
+    plan = tilt(layers, reach, weights)
     if len(set(names)) != len(names) or plan is not None and not all(
             m in weights or abs(f - 1.0) < 1e-12 for m, f in plan.factors.items()):
         done = "; a tilt of the layers' scales needs every layer it scales solved and called once"
-        return Balanced([_note(layers, ratio, done, cause, broadcast)], layers)
+        return Balanced([_note(layers, ratio, done, cause, ends)], layers)
     if plan is None:
         done = (f"; the activations' max/min is {max(acts) / min(acts):.3g} already, which leaves no room (up to "
                 f"{ACT_ROOM:g}) to tilt the layers' scales for it")
-        return Balanced([_note(layers, ratio, done, cause, broadcast)], layers)
+        return Balanced([_note(layers, ratio, done, cause, ends)], layers)
     scaled = {weights[m]: f for m, f in plan.factors.items() if m in weights}
     redraw(scaled)
     after = measured_profile(model, example_inputs)
@@ -198,14 +212,14 @@ def balance_gradient(model: torch.nn.Module, example_inputs: ExampleInputs, weig
         redraw(dict.fromkeys(scaled, 1.0))
         done = ("; a tilt of the layers' scales was measured and undone: it moved the output's std or brought the "
                 "ratio no closer (activations that are not positively homogeneous)")
-        return Balanced([_note(layers, ratio, done, cause, broadcast)], layers)
+        return Balanced([_note(layers, ratio, done, cause, ends)], layers)
     tilted = [layer.act for layer in after]
     if in_band(gradient_ratio(after)):
         return Balanced([], after)
     done = (f", from {ratio:.3g} before the solved layers' output std was tilted from x1 at {names[0]} to "
             f"x{plan.top:.3g} at {names[-2]}, which spent the forward's room (the activations' max/min is now "
             f"{max(tilted) / min(tilted):.3g}, up to {ACT_ROOM:g} allowed)")
-    return Balanced([_note(after, gradient_ratio(after), done, cause, broadcast)], after)
+    return Balanced([_note(after, gradient_ratio(after), done, cause, ends)], after)
 
 
 def scale_reach(plan: Plan) -> Reach:
@@ -305,10 +319,10 @@ def _degree(g: Callable[[torch.Tensor], torch.Tensor], x: rules.Moments) -> floa
 
 
 def _note(layers: list[Layer], ratio: float, done: str, cause: str | None = None,
-          broadcast: dict[str, int] | None = None) -> str:
+          ends: EndCauses | None = None) -> str:
     """A measured ratio outside the band, what was done about it, and why it stays."""
     first, last = layers[0], layers[-2]
-    cause = broadcast_cause(layers, ratio, broadcast) or cause
+    cause = end_cause(layers, ratio, ends) or cause
     if cause is not None:
         return f"{outside_band(layers, ratio)}{done}. {cause}"
     if max(first.elements, last.elements) >= ELEMENTS_APART * min(first.elements, last.elements):

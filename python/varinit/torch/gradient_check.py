@@ -22,7 +22,8 @@ with its cause:
   (`alpha_dropout`) passes back a^2 (1 - p) of the gradient's energy;
 - any other model (`measured_note`): a mean over the tokens an attention
   mixes (`pooled_attention`; `averaged_down` below the band), a layer whose
-  output a condition broadcasts over the positions (`broadcast_cause`), a
+  output a condition broadcasts over the positions or a constant multiplies
+  (`end_cause`), a
   residual stack (`residual_streams`), or the rest (NOT_SOLVED).
 """
 from __future__ import annotations
@@ -175,38 +176,58 @@ NOT_SOLVED = ("The solve keeps the forward pass here; the gradient is tilted tow
               "norms, attention or residual streams and in those whose norms set the scale without attention")
 
 
+class EndCauses(NamedTuple):
+    """What sets a layer's gradient whatever the weights' scale, when it is an end of the
+    measured ratio: `broadcast` (module -> how many positions its output is broadcast
+    over, `Plan.broadcast_layers`) and `scaled` (module -> the constant its output is
+    multiplied by, `Plan.scaled_layers`)."""
+
+    broadcast: dict[str, int]
+    scaled: dict[str, float]
+
+
 def measured_note(model: torch.nn.Module, example_inputs: ExampleInputs, cause: str,
-                  pooled: str | None = None, broadcast: dict[str, int] | None = None) -> str | None:
+                  pooled: str | None = None, ends: EndCauses | None = None) -> str | None:
     """A note when the measured gradient ratio (`measured_profile`, `gradient_ratio`)
     is outside the band, with `cause`, or when autograd fails there; else None. With
     `pooled` (where the output averages over positions), a ratio below the band is
-    the mean's division instead (`averaged_down`); where the first or the last hidden
-    layer's output is broadcast over positions (`broadcast`: module -> positions,
-    `Plan.broadcast_layers`), that is the cause (`broadcast_cause`)."""
+    the mean's division instead (`averaged_down`); where an end of the ratio is a
+    layer in `ends`, that is the cause (`end_cause`)."""
     layers = measured_profile(model, example_inputs)
     if layers is None or isinstance(layers, str):
         return layers
     ratio = gradient_ratio(layers)
     if in_band(ratio):
         return None
-    condition = broadcast_cause(layers, ratio, broadcast)
+    condition = end_cause(layers, ratio, ends)
     if condition is not None:
         return f"{outside_band(layers, ratio)}. {condition}"
     return f"{outside_band(layers, ratio)}. {averaged_down(pooled, layers) if pooled and ratio < 1 else cause}"
 
 
-def broadcast_cause(layers: list[Layer], ratio: float, broadcast: dict[str, int] | None) -> str | None:
+def end_cause(layers: list[Layer], ratio: float, ends: EndCauses | None) -> str | None:
     """The cause for a ratio whose larger end is a layer whose output is broadcast over
-    positions (`broadcast`: module -> positions; a condition: a timestep embedding, an
-    adaLN modulation, FiLM's scale and shift), else None."""
-    end = layers[0] if ratio > 1 else layers[-2]
-    if not broadcast or end.module not in broadcast:
+    positions (a condition: a timestep embedding, an adaLN modulation, FiLM's scale and
+    shift), or whose smaller end (or larger) is a layer whose output is multiplied by a
+    constant below 1 (above 1) on its way (an Euler step's x + dt f(x)); else None."""
+    if ends is None:
         return None
-    positions = broadcast[end.module]
-    return (f"{end.module}'s output holds one value per example and channel, which the model broadcasts over "
-            f"{positions} positions: its gradient is the sum of theirs, about {math.sqrt(positions):.3g} times "
-            "one position's where they are independent, whatever the weights' scale (a diffusion model's timestep "
-            "embedding, DiT's adaLN modulation, FiLM's scale and shift)")
+    end = layers[0] if ratio > 1 else layers[-2]
+    if end.module in ends.broadcast:
+        positions = ends.broadcast[end.module]
+        return (f"{end.module}'s output holds one value per example and channel, which the model broadcasts over "
+                f"{positions} positions: its gradient is the sum of theirs, about {math.sqrt(positions):.3g} times "
+                "one position's where they are independent, whatever the weights' scale (a diffusion model's "
+                "timestep embedding, DiT's adaLN modulation, FiLM's scale and shift)")
+    first, last = layers[0], layers[-2]
+    for layer, shrinks in ((last, ratio > 1), (first, ratio < 1)):
+        c = ends.scaled.get(layer.module)
+        if c is not None and (abs(c) < 1) == shrinks:
+            unscaled = ratio * abs(c) if layer is last else ratio / abs(c)
+            return (f"{layer.module}'s output is multiplied by {c:g} on its way (a step size, x + {c:g} f(x)), so "
+                    f"its gradient is {abs(c):g} times the one that reaches it, whatever the weights' scale: without "
+                    f"that factor the ratio would be {unscaled:.3g}")
+    return None
 
 
 def averaged_down(where: str, layers: list[Layer]) -> str:

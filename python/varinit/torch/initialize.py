@@ -20,7 +20,7 @@ from ..generator import Generator
 from ..progress import Progress, Step, reporter
 from .dataflow import RESIDUAL_RULES, Plan, ResidualRule, holds_values, plan
 from .gradient_balance import Balanced, balance_gradient, predicted_note, scale_reach
-from .gradient_check import (BATCH_STATISTICS, GRADIENT_CHECK_BYTES, NOT_SOLVED, SCALE_RESET, Layer,
+from .gradient_check import (BATCH_STATISTICS, GRADIENT_CHECK_BYTES, NOT_SOLVED, SCALE_RESET, EndCauses, Layer,
                              activation_bytes, alpha_dropout, measured_note, pooled_attention, residual_streams)
 from .graph import ExampleInputs, example_call, uncompiled
 from .init_report import InitReport
@@ -326,8 +326,7 @@ def _filled(model: torch.nn.Module, example_inputs: ExampleInputs, result: Plan,
             notes.extend(balanced.notes)
             layers = balanced.layers
         else:
-            note = measured_note(model, inputs, _gradient_cause(result, pooled), pooled,
-                                 result.broadcast_layers())
+            note = measured_note(model, inputs, _gradient_cause(result, pooled), pooled, _end_causes(result))
             notes.extend([note] if note is not None else [])
     return records, notes, layers
 
@@ -353,8 +352,13 @@ def _balanced(model: torch.nn.Module, example_inputs: ExampleInputs, result: Pla
                                                       source=source))
 
     balanced = balance_gradient(model, example_inputs, weights, scale_reach(result), redraw, cause,
-                                result.broadcast_layers())
+                                _end_causes(result))
     return [by_name[r.name] for r in records], balanced
+
+
+def _end_causes(result: Plan) -> EndCauses:
+    """The layers whose gradient a broadcast or a constant factor sets (gradient_check.end_cause)."""
+    return EndCauses(result.broadcast_layers(), result.scaled_layers())
 
 
 def _gradient_cause(result: Plan, pooled: str | None) -> str:
