@@ -2084,14 +2084,17 @@ class _Walk:
         found = []
         for label, t in by_label.items():
             depth = t.depth(self.ancestors)
-            keeping = None
-            if label in alone and t.slope < UNSTABLE_SLOPE and not in_gradient_band(t.chi, depth):
-                def chi_at(s: float, regions: list[int] = alone[label]) -> float:
-                    return max(self.chi_at_scale(index, s) for index in regions)
-                scale = gradient_keeping_scale(chi_at, t.chi, depth)
-                keeping = None if scale is None else (self.target * scale[0], scale[1])
-            found.append(verdict(label, t.chi, t.slope, depth, keeping))
+            trade_off = label in alone and t.slope < UNSTABLE_SLOPE and not in_gradient_band(t.chi, depth)
+            found.append(verdict(label, t.chi, t.slope, depth,
+                                 self.gradient_target(alone[label], t.chi, depth) if trade_off else None))
         return found
+
+    def gradient_target(self, regions: list[int], chi: float, depth: int) -> tuple[float, float] | None:
+        """(target, chi_1 there): the second moment of the layer outputs at which the
+        regions' largest chi_1 keeps the gradient in band over `depth` layers
+        (`verdicts.gradient_keeping_scale`), or None."""
+        scale = gradient_keeping_scale(lambda s: max(self.chi_at_scale(i, s) for i in regions), chi, depth)
+        return None if scale is None else (self.target * scale[0], scale[1])
 
     def chi_at_scale(self, index: int, s: float) -> float:
         """chi_1 of a region with its input's variance times s (its mean kept): where a

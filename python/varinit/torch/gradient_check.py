@@ -23,8 +23,8 @@ with its cause:
 - any other model (`measured_note`): a mean over the tokens an attention
   mixes (`pooled_attention`; `averaged_down` below the band), a layer whose
   output a condition broadcasts over the positions or a constant multiplies
-  (`end_cause`), a
-  residual stack (`residual_streams`), or the rest (NOT_SOLVED).
+  (`end_cause`), a residual stack (`residual_streams`), or the rest
+  (NOT_SOLVED).
 """
 from __future__ import annotations
 
@@ -224,9 +224,9 @@ def end_cause(layers: list[Layer], ratio: float, ends: EndCauses | None) -> str 
         c = ends.scaled.get(layer.module)
         if c is not None and (abs(c) < 1) == shrinks:
             unscaled = ratio * abs(c) if layer is last else ratio / abs(c)
-            return (f"{layer.module}'s output is multiplied by {c:g} on its way (a step size, x + {c:g} f(x)), so "
-                    f"its gradient is {abs(c):g} times the one that reaches it, whatever the weights' scale: without "
-                    f"that factor the ratio would be {unscaled:.3g}")
+            return (f"{layer.module}'s output is multiplied by {c:g} on its way (a step size or a fixed scale: "
+                    f"x + {c:g} f(x)), so its gradient is {abs(c):g} times the one that reaches it, whatever the "
+                    f"weights' scale: without that factor the ratio would be {unscaled:.3g}")
     return None
 
 

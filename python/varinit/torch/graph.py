@@ -800,8 +800,9 @@ class _Recorder(TorchFunctionMode):
                           kept_first: bool) -> Recorded | None:
         """where(mask, kept, value) (where(mask, value, kept) when not kept_first) with the
         mask computed from kept alone (torch.where(x > 0, x, 0), x.masked_fill(x < 0, 0),
-        x[x < 0] = 0: a ReLU written out): one function of kept per element, an "elementwise" node of it
-        and the mask; else None (a mask laid over kept: an attention mask, padding)."""
+        x[x < 0] = 0: a ReLU written out): one function of kept per element, an
+        "elementwise" node of it and the mask; else None (a mask laid over kept: an
+        attention mask, padding)."""
         if not (isinstance(mask, torch.Tensor) and self.traced(mask)):
             return None
         kept_node = self.node_for(kept)
