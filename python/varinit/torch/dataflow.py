@@ -2103,7 +2103,10 @@ class _Walk:
         source, g, _, _ = self.regions[index]
         x = self.region_input(index)
         scaled = Moments(x.mean, x.mean * x.mean + x.variance * s)
-        found, _ = _elementwise_or_none(g, scaled)
+        key = (_region_key(self.graph, source, index) if callable(g) else g, scaled.mean, scaled.second)
+        if key not in self.quadratures:   # the integrated's cache, without its normalizer bookkeeping
+            self.quadratures[key] = _elementwise_or_none(g, scaled)
+        found, _ = self.quadratures[key]
         if found is None or found[0].second <= 0:
             return math.nan
         moments, grad = found
