@@ -92,6 +92,42 @@ def test_an_output_not_positively_homogeneous_in_the_last_layer_keeps_the_target
     assert "halfway" not in {r.name: r.rule for r in report}["layers.3.weight"]
 
 
+class SummedHeads(nn.Module):
+    """N-BEATS' doubly residual stacking (Oreshkin et al. 2020): each block subtracts its
+    backcast from the input and adds its forecast to the output, a sum started from 0."""
+
+    def __init__(self, blocks=8, length=48, horizon=12, width=128):
+        super().__init__()
+        self.bodies = nn.ModuleList(nn.Sequential(nn.Linear(length, width), nn.ReLU(), nn.Linear(width, width),
+                                                  nn.ReLU()) for _ in range(blocks))
+        self.backcasts = nn.ModuleList(nn.Linear(width, length) for _ in range(blocks))
+        self.forecasts = nn.ModuleList(nn.Linear(width, horizon) for _ in range(blocks))
+
+    def forward(self, x):
+        forecast = 0
+        for body, backcast, head in zip(self.bodies, self.backcasts, self.forecasts):
+            h = body(x)
+            x = x - backcast(h)
+            forecast = forecast + head(h)
+        return forecast
+
+
+def test_an_output_summed_from_layers_meets_them_halfway():
+    # the 8 forecasts each at unit variance summed to std 2.3 (no rule read through the sum;
+    # the backcasts leave them a little anticorrelated): halfway in log puts each at
+    # 8^(-1/4) = 0.59, and the output at 1.38
+    torch.manual_seed(0)
+    model, x = SummedHeads(), torch.randn(256, 48)
+    report = _init(model, x)
+    rules = {r.name: r.rule for r in report}
+    assert all("halfway to the model's output" in rules[f"forecasts.{i}.weight"] for i in range(8))
+    assert "halfway" not in rules["backcasts.0.weight"]
+    v = verdict(*profile(model, x))
+    assert v["act_ratio"] <= 2.0 and 0.5 <= v["output_std"] <= 1.8, v
+    stds = _recorded(model, x, list(model.forecasts), lambda t: float(t.std()))
+    assert all(s == pytest.approx(8 ** -0.25, rel=0.06) for s in stds), stds
+
+
 def test_the_output_gain_is_capped_and_the_note_says_so():
     class Pooled(nn.Module):
         # relu then a mean over 4096 positions: what is left varies little, and

@@ -1016,7 +1016,7 @@ class _Walk:
                                             f"offset its channels share) is to be {_g(self.target)}")
             if gain is not None:
                 return self.target * gain, (f"; x{_g(gain)}, halfway to the model's output (reached through ReLU, "
-                                            f"pooling or concatenation) having variance {_g(self.target)}")
+                                            f"pooling, concatenation or sums) having variance {_g(self.target)}")
             return self.target, ""
         stream, length, add, first, open_end = end
         s, s0 = self.m(stream), self.m(first)
@@ -1761,7 +1761,7 @@ class _Walk:
         (the least-squares compromise): a ReLU output's std goes from 0.58 to 0.76
         and its layer's from 1 to 1.31. Only where the output is a positively
         homogeneous function of the layers it is read from (ReLU, pooling,
-        concatenation, views, dropout in between), so a factor on their second
+        concatenation, sums, views, dropout in between), so a factor on their second
         moment is the same factor on its variance; at most MAX_OUTPUT_GAIN on the
         std, with a note."""
         gains: dict[int, float] = {}
@@ -1870,7 +1870,9 @@ class _Walk:
             seen.add(index)
             node = self.graph.nodes[index]
             region = self.regions.get(index)
-            if region is not None:
+            if node.kind == "shift" and node.inputs and node.attrs.get("scalar") == 0:
+                stack.append(node.inputs[0])   # a sum started from 0 (total = 0; total = total + f(x))
+            elif region is not None:
                 source, g, _, _ = region
                 if not (isinstance(g, tuple) and g[0] in HOMOGENEOUS_ACTIVATIONS):
                     return []
@@ -1888,6 +1890,8 @@ class _Walk:
             elif node.kind == "matmul" and len(node.inputs) == 2 and (
                     len(learned := [i for i in node.inputs if i not in self.parameter_free]) == 1):
                 stack.extend(learned)   # a matrix no parameter makes (a graph's adjacency) times the signal
+            elif node.kind in ("add", "sub") and len(node.inputs) == 2:
+                stack.extend(node.inputs)   # a sum of layers' outputs (N-BEATS' forecasts, wide and deep)
             else:
                 return []
         return found
