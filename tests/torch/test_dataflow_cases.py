@@ -128,6 +128,36 @@ def test_an_output_summed_from_layers_meets_them_halfway():
     assert all(s == pytest.approx(8 ** -0.25, rel=0.06) for s in stds), stds
 
 
+class MixtureDensity(nn.Module):
+    """A mixture density network's heads (Bishop 1994): mixing weights by softmax, positive
+    scales by exp, means, on a tanh trunk."""
+
+    def __init__(self, hidden=128, k=5):
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Linear(4, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh())
+        self.pi, self.sigma, self.mu = nn.Linear(hidden, k), nn.Linear(hidden, k), nn.Linear(hidden, k)
+
+    def forward(self, x):
+        h = self.trunk(x)
+        return F.softmax(self.pi(h), dim=-1), torch.exp(self.sigma(h)), self.mu(h)
+
+
+def test_an_output_an_activation_amplifies_meets_its_layer_in_least_squares():
+    # exp of a unit-variance layer has variance e (e - 1) = 4.7 (std 2.16); the factor f on the
+    # layer's second moment minimizing (ln f)^2 + (ln Var exp)^2 is 0.57: output std 1.17
+    torch.manual_seed(0)
+    model, x = MixtureDensity(), torch.randn(512, 4)
+    report = _init(model, x)
+    rules = {r.name: r.rule for r in report}
+    assert "exp of it is the model's output" in rules["sigma.weight"], rules["sigma.weight"]
+    assert "model's output" not in rules["mu.weight"] and "model's output" not in rules["pi.weight"]
+    (layer,) = _recorded(model, x, [model.sigma], lambda t: float(t.std()))
+    assert layer == pytest.approx(math.sqrt(0.572), rel=0.05)
+    with torch.no_grad():
+        sigma = model(x)[1]
+    assert 0.8 <= float(sigma.std()) <= 1.4   # 1.17 for a Gaussian input; 2.16 at the layer's unit target
+
+
 def test_the_output_gain_is_capped_and_the_note_says_so():
     class Pooled(nn.Module):
         # relu then a mean over 4096 positions: what is left varies little, and

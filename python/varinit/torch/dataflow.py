@@ -470,6 +470,7 @@ class _Walk:
         self.alphas: dict[int, float] = {}
         # layer node -> factor on its goal that gives the model's output the target variance
         self.output_gain: dict[int, float] = {}
+        self.activated_outputs: dict[int, str] = {}   # layer -> the activation of it that is a model output
         # layer node -> (factor on its goal, why): q's and k's layers of attention scores
         self.score_gains = _score_gains(graph)
         # embedding node -> (factor on its rows' second moment, why): position biases of those scores
@@ -1011,6 +1012,10 @@ class _Walk:
             return self.target * factor, why
         if end is None or self.residual == "none":
             gain = self.output_gain.get(node.index)
+            if gain is not None and node.index in self.activated_outputs:
+                return self.target * gain, (f"; x{_g(gain)}: {self.activated_outputs[node.index]} of it is the "
+                                            f"model's output, whose variance is to be {_g(self.target)} (least "
+                                            "squares in log between the two)")
             if gain is not None and node.index in self.graph.outputs:
                 return self.target * gain, (f"; x{_g(gain)}: the model's output, whose variance (without the "
                                             f"offset its channels share) is to be {_g(self.target)}")
@@ -1770,7 +1775,11 @@ class _Walk:
             layers = self.last_layers(out)
             activation = _through_views(self.graph, out)
             if moments is not None and not layers and activation in self.regions:
-                self.bounded_output_note(activation, moments)
+                found = self.activated_output_gain(activation, moments)
+                if found is None:
+                    self.bounded_output_note(activation, moments)
+                elif found[0] not in gains:
+                    gains[found[0]] = found[1]
             elif moments is not None and not layers:
                 self.unreached_output_note(out, moments)
             if moments is None or not layers or set(layers) & set(gains):
@@ -1811,6 +1820,47 @@ class _Walk:
             f"outside a factor 4 of the target {_g(self.target)}: it is not a positively homogeneous function of "
             "the layers before it (a product of two signals, a nonlinear function), so no layer's scale is solved "
             "for it")
+
+    def activated_output_gain(self, out: int, moments: Moments) -> tuple[int, float] | None:
+        """(layer, factor on its goal) for a model output that is an activation of one
+        layer's output which amplifies its variance beyond the target (a mixture density
+        network's sigma = exp(layer): e (e - 1) = 4.7 at a unit input): the factor f within
+        [1 / MAX_OUTPUT_GAIN^2, 1] that minimizes (ln f)^2 + (ln Var g / target)^2, the
+        least-squares compromise of the two goals (the homogeneous case's halfway); exp
+        takes 0.57, the output's variance 1.36. None where the activation does not amplify
+        (a bounded function: bounded_output_note) or the layer serves other uses."""
+        source, g, _, _ = self.regions[out]
+        layer = _through_views(self.graph, source)
+        node = self.graph.nodes[layer]
+        weight = node.params.get("weight")
+        x = self.region_input(out)
+        if (moments.variance <= self.target or node.kind not in LAYERS or weight is None or x.second <= 0
+                or self.deciding.get(weight) != layer or weight in self.multi_use or weight in self.kept
+                or layer in self.branch_end or _weight_norm_gain(node) is not None):
+            return None
+
+        def cost(f: float) -> float:
+            found = self.region_at(out, Moments(x.mean * math.sqrt(f), x.second * f))
+            if found is None or found[0].variance <= 0:
+                return math.inf
+            return math.log(f) ** 2 + math.log(found[0].variance / self.target) ** 2
+
+        steps = 40
+        factors = [MAX_OUTPUT_GAIN ** (-2.0 * k / steps) for k in range(steps + 1)]
+        best = min(factors, key=cost)
+        if best == 1.0 or not math.isfinite(cost(best)):
+            return None
+        self.activated_outputs[layer] = region_label(self.graph, source, out)
+        return layer, best
+
+    def region_at(self, index: int, x: Moments) -> tuple[Moments, float] | None:
+        """A region's (moments, E[g'^2]) at input moments x, in the quadrature cache (as
+        `integrated`, without its normalizer bookkeeping)."""
+        source, g, _, _ = self.regions[index]
+        key = (_region_key(self.graph, source, index) if callable(g) else g, x.mean, x.second)
+        if key not in self.quadratures:
+            self.quadratures[key] = _elementwise_or_none(g, x)
+        return self.quadratures[key][0]
 
     def bounded_output_note(self, out: int, moments: Moments) -> None:
         """A note when the model's output is an activation of a layer (sigmoid, tanh) whose
@@ -2104,13 +2154,8 @@ class _Walk:
         """chi_1 of a region with its input's variance times s (its mean kept): where a
         smaller target puts a saturating activation (tanh, sin(30 x)) nearer its linear
         part. NaN where its moments cannot be computed there."""
-        source, g, _, _ = self.regions[index]
         x = self.region_input(index)
-        scaled = Moments(x.mean, x.mean * x.mean + x.variance * s)
-        key = (_region_key(self.graph, source, index) if callable(g) else g, scaled.mean, scaled.second)
-        if key not in self.quadratures:   # the integrated's cache, without its normalizer bookkeeping
-            self.quadratures[key] = _elementwise_or_none(g, scaled)
-        found, _ = self.quadratures[key]
+        found = self.region_at(index, Moments(x.mean, x.mean * x.mean + x.variance * s))
         if found is None or found[0].second <= 0:
             return math.nan
         moments, grad = found

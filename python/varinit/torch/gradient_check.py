@@ -206,27 +206,36 @@ def measured_note(model: torch.nn.Module, example_inputs: ExampleInputs, cause: 
 
 
 def end_cause(layers: list[Layer], ratio: float, ends: EndCauses | None) -> str | None:
-    """The cause for a ratio whose larger end is a layer whose output is broadcast over
-    positions (a condition: a timestep embedding, an adaLN modulation, FiLM's scale and
-    shift), or whose smaller end (or larger) is a layer whose output is multiplied by a
-    constant below 1 (above 1) on its way (an Euler step's x + dt f(x)); else None."""
+    """The sentence of `end_explained`, or None."""
+    explained = end_explained(layers, ratio, ends)
+    return None if explained is None else explained[0]
+
+
+def end_explained(layers: list[Layer], ratio: float, ends: EndCauses | None) -> tuple[str, float] | None:
+    """(the cause, the ratio without it) for a ratio whose larger end is a layer whose
+    output is broadcast over positions (a condition: a timestep embedding, an adaLN
+    modulation, FiLM's scale and shift; a squeeze-and-excitation's gate), or whose
+    smaller end (or larger) is a layer whose output is multiplied by a constant below 1
+    (above 1) on its way (an Euler step's x + dt f(x)); else None."""
     if ends is None:
         return None
-    end = layers[0] if ratio > 1 else layers[-2]
+    first, last = layers[0], layers[-2]
+    end = first if ratio > 1 else last
     if end.module in ends.broadcast:
         positions = ends.broadcast[end.module]
+        without = ratio / math.sqrt(positions) if end is first else ratio * math.sqrt(positions)
         return (f"{end.module}'s output holds one value per example and channel, which the model broadcasts over "
                 f"{positions} positions: its gradient is the sum of theirs, about {math.sqrt(positions):.3g} times "
                 "one position's where they are independent, whatever the weights' scale (a diffusion model's "
-                "timestep embedding, DiT's adaLN modulation, FiLM's scale and shift)")
-    first, last = layers[0], layers[-2]
+                "timestep embedding, DiT's adaLN modulation, FiLM's scale and shift, a squeeze-and-excitation's "
+                f"gate): without that factor the ratio would be about {without:.3g}"), without
     for layer, shrinks in ((last, ratio > 1), (first, ratio < 1)):
         c = ends.scaled.get(layer.module)
         if c is not None and (abs(c) < 1) == shrinks:
-            unscaled = ratio * abs(c) if layer is last else ratio / abs(c)
+            without = ratio * abs(c) if layer is last else ratio / abs(c)
             return (f"{layer.module}'s output is multiplied by {c:g} on its way (a step size or a fixed scale: "
                     f"x + {c:g} f(x)), so its gradient is {abs(c):g} times the one that reaches it, whatever the "
-                    f"weights' scale: without that factor the ratio would be {unscaled:.3g}")
+                    f"weights' scale: without that factor the ratio would be {without:.3g}"), without
     return None
 
 
