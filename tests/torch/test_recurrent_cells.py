@@ -126,3 +126,47 @@ def test_lsuv_keeps_an_lstms_gate_offsets(mean_correction):
     for layer in range(2):
         gates = getattr(model.lstm, f"bias_ih_l{layer}").detach().view(4, 16)
         assert gates[1].eq(1).all() and gates[3].eq(2.5).all() and not gates[[0, 2]].eq(1).any()
+
+
+class WrittenLSTM(nn.Module):
+    """An LSTM cell written out as tutorials do: one layer on [x, h] gives the four gates; the
+    state starts at x.new_zeros and the head reads the last h."""
+
+    def __init__(self, features=3, hidden=64):
+        super().__init__()
+        self.hidden = hidden
+        self.gates = nn.Linear(features + hidden, 4 * hidden)
+        self.head = nn.Linear(hidden, 1)
+
+    def forward(self, x):
+        h = c = x.new_zeros(x.shape[0], self.hidden)
+        for step in range(x.shape[1]):
+            i, f, o, g = self.gates(torch.cat([x[:, step], h], 1)).chunk(4, 1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+        return self.head(h)
+
+
+def test_a_state_made_of_zeros_in_forward_is_zero_in_the_solve():
+    # h = x.new_zeros(...) was a constant of unknown moments, read as unit: the gates' layer
+    # was predicted 4x off at the first step (a unit-variance h where it is 0); each step's
+    # output now follows the measured one, and the spread over the steps from the zero start
+    # (std x1.73 or more) is named
+    torch.manual_seed(0)
+    model, x = WrittenLSTM(), torch.rand(128, 8, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = varinit.torch.init_module(model, x, generator=0, measure=False)
+    stds = []
+    hook = model.gates.register_forward_hook(lambda m, a, o: stds.append(float(o.pow(2).mean().sqrt())))
+    with torch.no_grad():
+        model(x)
+    hook.remove()
+    from varinit.torch.dataflow import plan
+    predicted = [math.sqrt(plan(model, x).moments[n.index].second)
+                 for n in plan(model, x).graph.nodes if n.module == "gates"]
+    assert len(predicted) == len(stds) == 8
+    assert all(p == pytest.approx(s, rel=0.25) for p, s in zip(predicted, stds)), (predicted, stds)
+    assert stds[-1] / stds[0] >= 2.0, (predicted, stds)
+    (note,) = [n for n in report.notes if "is called 8 times" in n]
+    assert note.startswith("gates is called 8 times") and "starts at zeros" in note

@@ -151,6 +151,9 @@ HOMOGENEOUS_ACTIVATIONS = ("relu", "leaky_relu")
 # the dropout ops that drop to SELU's saturation value and restore the moments by an affine map
 # (not homogeneous, zero not kept)
 ALPHA_DROPOUTS = ("alpha_dropout", "feature_alpha_dropout")
+# a layer called several times whose calls' output second moments lie further apart than this
+# (std x1.73: with the other layers at the target, the act ratio's 2 is near) is named (call_spread_notes)
+CALL_SPREAD = 3.0
 # the last layers' std moves at most this factor toward the model's output having unit
 # variance (output_gains), so it stays within a factor 2 of the other layers'
 MAX_OUTPUT_GAIN = 1.8
@@ -715,9 +718,12 @@ class _Walk:
 
     def _constant(self, node: Node) -> Moments | None:
         """A floating number held in a tensor (its value recorded, or a one-element buffer of
-        the model: Gemma's embed_scale): the number; any other constant is not the signal."""
+        the model: Gemma's embed_scale): the number; zeros made in forward (a recurrent
+        state's start, x.new_zeros(...)): 0; any other constant is not the signal."""
         if not node.dtype.is_floating_point:
             return None
+        if node.attrs.get("zeros"):
+            return Moments(0.0, 0.0)
         value = node.attrs.get("value")
         buffer = self.buffers.get(node.attrs.get("buffer", ""))
         if value is None and buffer is not None and buffer.numel() == 1 and not buffer.is_meta:
@@ -2016,6 +2022,7 @@ class _Walk:
     def finish(self) -> None:
         self.notes.extend(self.state_notes.values())
         self.notes.extend(self.tied_head_notes())
+        self.notes.extend(self.call_spread_notes())
         for name, reason in self.kept.items():
             plan = self.plans.get(name)
             self.plans[name] = ParamPlan(name, "kept", std=plan.std if plan is not None else None, reason=reason)
@@ -2142,6 +2149,31 @@ class _Walk:
             found.append(verdict(label, t.chi, t.slope, depth,
                                  self.gradient_target(alone[label], t.chi, depth) if trade_off else None))
         return found
+
+    def call_spread_notes(self) -> list[str]:
+        """A note per layer called several times (a cell unrolled over a sequence, a block
+        applied at every step) whose calls' output second moments lie more than
+        CALL_SPREAD apart by the solve's moments: from a state that starts at zeros (a
+        ConvLSTM's gates read [x, h] with h = 0 at the first step) or an input that grows
+        between the calls, one scale of its weights cannot give every call the target;
+        they are solved at the last call."""
+        notes, named = [], set()
+        for name in sorted(self.multi_use):
+            uses = _layer_uses(self.graph, name)
+            nodes = [self.graph.nodes[i] for i in uses]
+            if len({(n.kind, n.module) for n in nodes}) != 1 or tuple(uses) in named:
+                continue   # a table tied to a head: two kinds of use, each with its own goal; a bias
+            named.add(tuple(uses))
+            seconds = [m.second for i in uses if (m := self.moments.get(i)) is not None and m.second > 0]
+            if len(seconds) < 2 or max(seconds) <= CALL_SPREAD * min(seconds):
+                continue
+            first, last = math.sqrt(seconds[0]), math.sqrt(seconds[-1])
+            notes.append(f"{nodes[0].module or name} is called {len(uses)} times, and its output's std goes from "
+                         f"{_g(first)} at the first call to {_g(last)} at the last ({_g(math.sqrt(min(seconds)))} to "
+                         f"{_g(math.sqrt(max(seconds)))}) by the solve's moments: a state that starts at zeros, or "
+                         "an input that grows between the calls; one scale of its weights cannot give every call "
+                         "the target, and they are solved at the last")
+        return notes
 
     def gradient_target(self, regions: list[int], chi: float, depth: int) -> tuple[float, float] | None:
         """(target, chi_1 there): the second moment of the layer outputs at which the

@@ -563,6 +563,8 @@ class _Recorder(TorchFunctionMode):
             attrs["buffer"] = self.buffer_name[id(tensor)]
         if tensor.numel() == 1 and tensor.device.type != "meta":
             attrs["value"] = tensor.item()
+        if id(tensor) in self.zeros_made:
+            attrs["zeros"] = True   # a state that starts at zeros (x.new_zeros(...), on meta too)
         return self._new_node("constant", "", [], {}, attrs, tensor, from_params=())
 
     def traced(self, tensor: torch.Tensor) -> bool:
