@@ -536,6 +536,7 @@ def profile(model, inputs, seed=0, layers=WEIGHT_LAYERS):
 
     The model runs in its current mode on `inputs`; the gradient injected at the
     output is N(0, 1) from torch.Generator(seed). `layers`: the module classes measured.
+    An embedding's positions that read its padding_idx are left out of its stds.
     """
     records, handles = [], []
 
@@ -545,7 +546,10 @@ def profile(model, inputs, seed=0, layers=WEIGHT_LAYERS):
             if not isinstance(out, torch.Tensor) or not out.is_floating_point():
                 return None
             out.retain_grad()
-            records.append((name, out))
+            # an embedding's padding row is zero and takes no gradient: its positions are left out
+            # (behind a zero vector an RMSNorm's gradient is 1 / sqrt(eps), reaching no parameter)
+            padded = isinstance(module, nn.Embedding) and module.padding_idx is not None
+            records.append((name, out, args[0] != module.padding_idx if padded else None))
             # what follows gets a copy: an in-place activation after the layer
             # (ReLU(inplace=True)) must not change the recorded output or its gradient
             copy = out.clone()
@@ -563,9 +567,15 @@ def profile(model, inputs, seed=0, layers=WEIGHT_LAYERS):
             h.remove()
     g = torch.randn(y.shape, generator=torch.Generator().manual_seed(seed), dtype=y.dtype)
     y.backward(g)
-    rows = [(name, float(t.detach().std()), float(t.grad.std()) if t.grad is not None else math.nan)
-            for name, t in records]
+    rows = [(name, float(_kept(t.detach(), live).std()),
+             float(_kept(t.grad, live).std()) if t.grad is not None else math.nan)
+            for name, t, live in records]
     return rows, float(y.detach().std())
+
+
+def _kept(t, live):
+    """t at the positions `live` marks (all of them when None, or when none or all are)."""
+    return t if live is None or not bool(live.any()) or bool(live.all()) else t[live]
 
 
 def verdict(rows, output_std):

@@ -67,17 +67,23 @@ class Layer(NamedTuple):
 
 def measured_profile(model: torch.nn.Module, example_inputs: ExampleInputs) -> list[Layer] | str | None:
     """The weight layers called as modules (PROFILED_MODULES), in call order, in one
-    forward and backward pass on the example inputs, the gradient at each floating
-    output (in a tuple, dict or Hugging Face ModelOutput) N(0, 1) from a fixed seed;
-    a sentence when autograd fails there; None when there is no gradient to measure
-    (no output with one, fewer than three layers, a layer without a finite
-    gradient). Nothing is kept: no parameter's .grad, no buffer, no random state."""
+    forward and backward pass on the example inputs (an embedding's stds over the
+    positions that do not read its padding_idx: `_not_padding`), the gradient at
+    each floating output (in a tuple, dict or Hugging Face ModelOutput) N(0, 1)
+    from a fixed seed; a sentence when autograd fails there; None when there is no
+    gradient to measure (no output with one, fewer than three layers, a layer
+    without a finite gradient). Nothing is kept: no parameter's .grad, no buffer,
+    no random state."""
     outputs: list[tuple[str, torch.Tensor]] = []
+    live: dict[int, torch.Tensor] = {}   # output index -> the positions that are not padding
 
     def keep(name: str) -> Any:
         def hook(module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> Any:
             out = output[0] if isinstance(output, tuple) and output else output
             if isinstance(out, torch.Tensor) and out.requires_grad and out.is_floating_point():
+                mask = _not_padding(module, args)
+                if mask is not None:
+                    live[len(outputs)] = mask
                 outputs.append((name, out))
                 copy = out.clone()   # an in-place activation after it must not overwrite it
                 return (copy,) + tuple(output[1:]) if isinstance(output, tuple) else copy
@@ -105,12 +111,30 @@ def measured_profile(model: torch.nn.Module, example_inputs: ExampleInputs) -> l
         torch.set_rng_state(rng)
     # a layer whose output reaches no output (Hugging Face's ViT pooler beside last_hidden_state)
     # is not the last hidden layer: it is left out
-    layers = [Layer(name, float(t.detach().float().std()), float(g.float().std()),
+    layers = [Layer(name, float(_rows(t.detach(), live.get(i)).float().std()),
+                    float(_rows(g, live.get(i)).float().std()),
                     t.numel() // max(t.shape[0], 1) if t.dim() > 1 else t.numel())
-              for (name, t), g in zip(outputs, grads) if g is not None]
+              for i, ((name, t), g) in enumerate(zip(outputs, grads)) if g is not None]
     if len(layers) < 3 or not all(math.isfinite(layer.grad) and layer.grad > 0 for layer in (layers[0], layers[-2])):
         return None
     return layers
+
+
+def _not_padding(module: torch.nn.Module, args: tuple[Any, ...]) -> torch.Tensor | None:
+    """Where an embedding with a padding_idx reads other ids: its padding row is zero and
+    gets no gradient, so the gradient at those positions reaches no parameter (behind a
+    zero vector an RMSNorm's is 1 / sqrt(eps): Gemma's read 361 times the last layer's
+    where the other positions' is 3.8); None for any other module, or when every id is
+    padding."""
+    if not (isinstance(module, torch.nn.Embedding) and module.padding_idx is not None and args
+            and isinstance(args[0], torch.Tensor)):
+        return None
+    mask = args[0] != module.padding_idx
+    return mask if bool(mask.any()) and not bool(mask.all()) else None
+
+
+def _rows(t: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return t if mask is None else t[mask]
 
 
 def gradient_ratio(layers: list[Layer]) -> float:
