@@ -57,6 +57,7 @@ The walk, node by node in execution order, with moment_rules' formulas:
 """
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Iterator
@@ -75,8 +76,7 @@ from .moment_rules import Moments
 from .parametrizations import spectral_norm_of
 from .refine import MEASURED_MODULES, Target
 from .signs import Signs, one_signed
-from .verdicts import (UNSTABLE_SLOPE, Tally, Verdict, gradient_keeping_scale, in_gradient_band, operand_label,
-                       region_label, tally, verdict)
+from .verdicts import Tally, Verdict, gradient_keeping_scale, operand_label, region_label, tally, verdict
 
 ResidualRule = Literal["depth", "zero_gamma", "none"]
 RESIDUAL_RULES: tuple[ResidualRule, ...] = ("depth", "zero_gamma", "none")
@@ -1835,14 +1835,11 @@ class _Walk:
         least-squares compromise of the two goals (the homogeneous case's halfway); exp
         takes 0.57, the output's variance 1.36. None where the activation does not amplify
         (a bounded function: bounded_output_note) or the layer serves other uses."""
-        source, g, _, _ = self.regions[out]
+        source, _, _, _ = self.regions[out]
         layer = _through_views(self.graph, source)
         node = self.graph.nodes[layer]
-        weight = node.params.get("weight")
         x = self.region_input(out)
-        if (moments.variance <= self.target or node.kind not in LAYERS or weight is None or x.second <= 0
-                or self.deciding.get(weight) != layer or weight in self.multi_use or weight in self.kept
-                or layer in self.branch_end or _weight_norm_gain(node) is not None):
+        if moments.variance <= self.target or node.kind not in LAYERS or x.second <= 0 or not self.solved_alone(node):
             return None
 
         def cost(f: float) -> float:
@@ -1860,13 +1857,10 @@ class _Walk:
         return layer, best
 
     def region_at(self, index: int, x: Moments) -> tuple[Moments, float] | None:
-        """A region's (moments, E[g'^2]) at input moments x, in the quadrature cache (as
-        `integrated`, without its normalizer bookkeeping)."""
+        """A region's (moments, E[g'^2]) at other input moments x (a what-if: no
+        normalizer bookkeeping, as `integrated` does for the region's own input)."""
         source, g, _, _ = self.regions[index]
-        key = (_region_key(self.graph, source, index) if callable(g) else g, x.mean, x.second)
-        if key not in self.quadratures:
-            self.quadratures[key] = _elementwise_or_none(g, x)
-        return self.quadratures[key][0]
+        return self.quadrature(index, source, g, x)[0]
 
     def bounded_output_note(self, out: int, moments: Moments) -> None:
         """A note when the model's output is an activation of a layer (sigmoid, tanh) whose
@@ -1914,6 +1908,14 @@ class _Walk:
                 f"{MAX_OUTPUT_GAIN} allowed")
         return capped
 
+    def solved_alone(self, node: Node) -> bool:
+        """Whether a layer node's weight is decided by this use alone, so a factor on its
+        goal is a factor on its output: not shared, tied, kept, a residual branch's end or
+        weight-normalized."""
+        weight = node.params.get("weight")
+        return not (weight is None or self.deciding.get(weight) != node.index or weight in self.multi_use
+                    or weight in self.kept or node.index in self.branch_end or _weight_norm_gain(node) is not None)
+
     def last_layers(self, out: int) -> list[int]:
         """The layer nodes whose weights this use decides and of which the node `out`
         is a positively homogeneous function, or [] when anything else lies between."""
@@ -1934,9 +1936,7 @@ class _Walk:
                     return []
                 stack.append(source)
             elif node.kind in LAYERS:
-                weight = node.params.get("weight")
-                if (weight is None or self.deciding.get(weight) != index or weight in self.multi_use
-                        or weight in self.kept or index in self.branch_end or _weight_norm_gain(node)):
+                if not self.solved_alone(node):
                     return []
                 found.append(index)
             elif node.kind in HOMOGENEOUS and node.inputs and node.attrs.get("op") not in ALPHA_DROPOUTS and not (
@@ -2145,9 +2145,8 @@ class _Walk:
         found = []
         for label, t in by_label.items():
             depth = t.depth(self.ancestors)
-            trade_off = label in alone and t.slope < UNSTABLE_SLOPE and not in_gradient_band(t.chi, depth)
-            found.append(verdict(label, t.chi, t.slope, depth,
-                                 self.gradient_target(alone[label], t.chi, depth) if trade_off else None))
+            keeping = functools.partial(self.gradient_target, alone[label], t.chi, depth) if label in alone else None
+            found.append(verdict(label, t.chi, t.slope, depth, keeping))
         return found
 
     def call_spread_notes(self) -> list[str]:
@@ -2224,14 +2223,20 @@ class _Walk:
         return None if found is None else found[0]
 
     def integrated(self, index: int, source: int, g: Fused, x: Moments) -> tuple[Moments, float] | None:
-        """_elementwise_or_none(g, x), computed once per kind of region and input moments."""
-        key = (_region_key(self.graph, source, index) if callable(g) else g, x.mean, x.second)
-        if key not in self.quadratures:
-            self.quadratures[key] = _elementwise_or_none(g, x)
-        found, diverged = self.quadratures[key]
+        """_elementwise_or_none(g, x), computed once per kind of region and input moments;
+        a region whose moments diverge there is a normalizer's."""
+        found, diverged = self.quadrature(index, source, g, x)
         if diverged:
             self.normalizers.add(index)
         return found
+
+    def quadrature(self, index: int, source: int, g: Fused,
+                   x: Moments) -> tuple[tuple[Moments, float] | None, bool]:
+        """_elementwise_or_none(g, x), cached per kind of region and input moments."""
+        key = (_region_key(self.graph, source, index) if callable(g) else g, x.mean, x.second)
+        if key not in self.quadratures:
+            self.quadratures[key] = _elementwise_or_none(g, x)
+        return self.quadratures[key]
 
     def of_statistic(self, source: int) -> bool:
         """Whether a region's source is a reduction over many elements (_of_statistic)."""

@@ -204,9 +204,8 @@ def balance_gradient(model: torch.nn.Module, example_inputs: ExampleInputs, weig
         return Balanced([_note(layers, ratio, done, cause, ends)], layers)
     names = [layer.module for layer in layers]
     acts = [layer.act for layer in layers]
-    plan = tilt(layers, reach, weights)
-    if len(set(names)) != len(names) or plan is not None and not all(
-            m in weights or abs(f - 1.0) < 1e-12 for m, f in plan.factors.items()):
+    plan = tilt(layers, reach, weights)   # a layer not in weights keeps its factor of 1
+    if len(set(names)) != len(names):
         done = "; a tilt of the layers' scales needs every layer it scales solved and called once"
         return Balanced([_note(layers, ratio, done, cause, ends)], layers)
     if plan is None:

@@ -128,10 +128,10 @@ def gradient_keeping_scale(chi_at: Callable[[float], float], chi: float, depth: 
 
 
 def verdict(label: str, chi: float, slope: float, depth: int,
-            keeping: tuple[float, float] | None = None) -> Verdict:
+            keeping: Callable[[], tuple[float, float] | None] | None = None) -> Verdict:
     """The Verdict of an activation (`label`) with chi_1 `chi` and slope `slope`, applied
-    `depth` times in series; `keeping` (the target, chi_1 there) names, on a trade-off,
-    the layer outputs' second moment at which gradients stay in the band."""
+    `depth` times in series; on a trade-off, `keeping()` gives (the target, chi_1 there),
+    the layer outputs' second moment at which gradients stay in the band, or None."""
     growth = _power(chi, depth)
     if slope >= UNSTABLE_SLOPE:
         return Verdict(label, chi, slope, depth, False,
@@ -140,14 +140,15 @@ def verdict(label: str, chi: float, slope: float, depth: int,
                        "no initialization holds it over depth: use fewer layers, a normalization, or a "
                        "degree-one activation")
     if not in_gradient_band(chi, depth):
-        scale = "" if keeping is None else (
-            f"; at layer outputs of second moment {keeping[0]:.3g} (init_module(..., target={keeping[0]:.3g})) "
-            f"chi_1 = {keeping[1]:.4g} and the gradients stay within x{math.sqrt(GRADIENT_BAND):g}")
+        kept = None if keeping is None else keeping()
+        scale = "" if kept is None else (
+            f"; at layer outputs of second moment {kept[0]:.3g} (init_module(..., target={kept[0]:.3g})) "
+            f"chi_1 = {kept[1]:.4g} and the gradients stay within x{math.sqrt(GRADIENT_BAND):g}")
         return Verdict(label, chi, slope, depth, False,
                        f"{label}: trade-off: at the variance-preserving scale chi_1 = {chi:.4g}, so gradients "
                        f"change x{math.sqrt(growth):.3g} in std over its {depth} layers; no scale keeps both the "
                        f"target's forward variance and the gradients{scale}",
-                       None if keeping is None else keeping[0])
+                       None if kept is None else kept[0])
     return Verdict(label, chi, slope, depth, True,
                    f"{label}: chi_1 = {chi:.4g}, gradients change x{math.sqrt(growth):.3g} in std over "
                    f"{depth} layers; forward error factor {slope:.3g} per layer")
