@@ -1505,9 +1505,9 @@ def test_local_response_norm_is_a_scaling_not_an_unstable_product(k):
     assert f"nu_in {0.5 * (k + 1e-4 * 0.5) ** -1.5:.4g})" in rule, rule
 
 
-def _selu_alpha_dropout_net(depth=16):
+def _selu_alpha_dropout_net(depth=16, p=0.1):
     torch.manual_seed(0)
-    return nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(128, 128), nn.SELU(), nn.AlphaDropout(0.1))],
+    return nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(128, 128), nn.SELU(), nn.AlphaDropout(p))],
                          nn.Linear(128, 1))
 
 
@@ -1529,18 +1529,21 @@ def test_alpha_dropout_keeps_selus_fixed_point_from_shapes_alone():
 
 def test_alpha_dropouts_gradient_loss_is_tilted_within_the_room_and_named_beyond_it():
     # a^2 (1 - p) = 0.764 of the gradient's second moment per call: over 16 calls (0.20 untilted)
-    # the tilt along SELU's degree brings the ratio into the band; over 32 it cannot, and the
-    # cause is named
+    # the tilt along SELU's degree brings the ratio into the band; over 32 (0.07 untilted) the
+    # hidden layers lifted together (SELU's gradient factor per layer falls with the scale it
+    # works at); at p = 0.3 (0.519 per call) 32 calls are beyond the room, and the cause is named
     x = torch.randn(512, 128, generator=torch.Generator().manual_seed(1))
-    model = _selu_alpha_dropout_net()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        varinit.torch.init_module(model, x, generator=0)
-    torch.manual_seed(1)
-    v = verdict(*profile(model, x))
-    assert 0.25 <= v["grad_ratio"] <= 4.0 and v["act_ratio"] <= 1.9 and 0.8 <= v["output_std"] <= 1.25, v
-    with pytest.warns(UserWarning, match=r"AlphaDropout in training \(32 calls, p up to 0.1\).* 0\.764 of the"):
-        varinit.torch.init_module(_selu_alpha_dropout_net(32), x, generator=0)
+    for depth in (16, 32):
+        model = _selu_alpha_dropout_net(depth)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            varinit.torch.init_module(model, x, generator=0)
+        torch.manual_seed(1)
+        v = verdict(*profile(model, x))
+        # the output layer may take 1.2 under a lift; the dropouts move the activations' max/min between passes
+        assert 0.25 <= v["grad_ratio"] <= 4.0 and v["act_ratio"] <= 1.95 and 0.8 <= v["output_std"] <= 1.3, v
+    with pytest.warns(UserWarning, match=r"AlphaDropout in training \(32 calls, p up to 0.3\).* 0\.519 of the"):
+        varinit.torch.init_module(_selu_alpha_dropout_net(32, p=0.3), x, generator=0)
 
 
 class SortedRows(nn.Module):

@@ -165,15 +165,16 @@ def test_a_trade_off_names_the_target_where_the_gradients_stay_in_band():
 
 def test_a_saturating_gate_is_given_the_larger_target_where_its_chi_1_is_near_1():
     # a sigmoid stack's chi_1 is 0.153 at unit layer outputs (the measured ratio 0.004 after the
-    # tilt); larger inputs spread it over its slope: the verdict names target 32, where the
-    # layers' outputs stay within 2-fold and the gradient ratio is 0.5
+    # tilt, 0.02 with the hidden layers lifted within the forward's room); larger inputs spread it
+    # over its slope: the verdict names target 32, where the layers' outputs stay within 2-fold and
+    # the gradient ratio is 0.5
     torch.manual_seed(0)
     layers = [m for _ in range(10) for m in (nn.Linear(64, 64), nn.Sigmoid())]
     model, x = nn.Sequential(*layers, nn.Linear(64, 4)), torch.randn(256, 64)
     report, _ = init_with_warnings(model, x)
     (sigmoid,) = report.verdicts
     assert "trade-off" in sigmoid.message and sigmoid.chi < 0.2
-    assert verdict(*profile(model, x))["grad_ratio"] < 0.01
+    assert verdict(*profile(model, x))["grad_ratio"] < 0.05
     target = named_target(sigmoid)
     assert 8 <= target <= 128, sigmoid.message
     report, _ = init_with_warnings(model, x, target=target)

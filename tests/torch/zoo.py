@@ -565,7 +565,8 @@ def profile(model, inputs, seed=0, layers=WEIGHT_LAYERS):
     finally:
         for h in handles:
             h.remove()
-    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(seed), dtype=y.dtype)
+    g = varinit.normal_(torch.empty_like(y, memory_format=torch.contiguous_format),
+                        generator=varinit.Generator(seed).stream("upstream 0"))
     y.backward(g)
     rows = [(name, float(_kept(t.detach(), live).std()),
              float(_kept(t.grad, live).std()) if t.grad is not None else math.nan)
