@@ -538,8 +538,11 @@ class _Walk:
             elif node.kind == "matmul" and (rows := self.query_share(node)) is not None:
                 self.live[node.index] = rows
             if moments is not None and node.index not in self.common:
-                self.common[node.index] = min(max(self.node_common(node, moments), moments.mean ** 2),
-                                              moments.second)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    common = self.node_common(node, moments)
+                # a quadrature of exp that overflows (RWKV's decays) leaves the common part at its bound
+                self.common[node.index] = (min(max(common, moments.mean ** 2), moments.second) if math.isfinite(common)
+                                           else moments.second)
 
     def bounded(self, node: Node) -> Moments | None:
         """node_moments, or None where they overflow (past MAX_SECOND_MOMENT): rules that take
@@ -2439,9 +2442,11 @@ def _elementwise_or_none(g: Fused, m: Moments) -> tuple[tuple[Moments, float] | 
     diverge) when g is not finite over the Gaussian with those moments (a square root of a
     quantity that cannot be negative) or its moments diverge there (1 / (x + eps) of a
     positive normalizer: linear attention's); (None, False) when neither is finite, or
-    when g cannot be evaluated."""
+    when g cannot be evaluated. An overflow in the quadrature (exp of a wide input) gives
+    infinite moments, which the callers name, rather than numpy's warnings."""
     try:
-        return _elementwise(g, m), False
+        with np.errstate(over="ignore", invalid="ignore"):
+            return _elementwise(g, m), False
     except DivergentIntegral:
         if isinstance(g, tuple):
             raise
