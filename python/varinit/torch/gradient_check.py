@@ -224,13 +224,19 @@ def measured_note(model: torch.nn.Module, example_inputs: ExampleInputs, cause: 
     layers = measured_profile(model, example_inputs)
     if layers is None or isinstance(layers, str):
         return layers
+    return profile_note(layers, cause, pooled, ends)
+
+
+def profile_note(layers: list[Layer], cause: str, pooled: str | None = None, ends: EndCauses | None = None,
+                 done: str = "") -> str | None:
+    """measured_note's note on a measured profile, with `done` (what was tried) after the ratio."""
     ratio = gradient_ratio(layers)
     if in_band(ratio):
         return None
     condition = end_cause(layers, ratio, ends)
     if condition is not None:
-        return f"{outside_band(layers, ratio)}. {condition}"
-    return f"{outside_band(layers, ratio)}. {averaged_down(pooled, layers) if pooled and ratio < 1 else cause}"
+        return f"{outside_band(layers, ratio)}{done}. {condition}"
+    return f"{outside_band(layers, ratio)}{done}. {averaged_down(pooled, layers) if pooled and ratio < 1 else cause}"
 
 
 def end_cause(layers: list[Layer], ratio: float, ends: EndCauses | None) -> str | None:

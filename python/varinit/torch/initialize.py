@@ -19,9 +19,11 @@ from .._typing import GeneratorLike
 from ..generator import Generator
 from ..progress import Progress, Step, reporter
 from .dataflow import RESIDUAL_RULES, Plan, ResidualRule, holds_values, plan
-from .gradient_balance import Balanced, balance_gradient, predicted_note, scale_reach
+from .branch_balance import balance_branches
+from .gradient_balance import TILT_MARGIN, Balanced, balance_gradient, band_distance, predicted_note, scale_reach
 from .gradient_check import (BATCH_STATISTICS, GRADIENT_CHECK_BYTES, NOT_SOLVED, SCALE_RESET, EndCauses, Layer,
-                             activation_bytes, alpha_dropout, measured_note, pooled_attention, residual_streams)
+                             activation_bytes, alpha_dropout, gradient_ratio, measured_note, pooled_attention,
+                             residual_streams)
 from .graph import ExampleInputs, example_call, uncompiled
 from .init_report import InitReport
 from .modules import (DEFAULT_RESIDUAL_PATTERN, StructureKeywords, check_fillable, init_by_structure,
@@ -30,7 +32,7 @@ from .norm_shift import shift_norms
 from .overrides import (OverrideSpec, apply_overrides, frozen_names, parameter_names, resolve_only,
                         resolve_overrides)
 from .parametrizations import refresh_spectral_norms
-from .refine import correction_factors
+from .refine import Target, correction_factors
 from .sharded_model import after_measured_pass, agree_across_ranks, generator_agreed, measured_pass_obstacle
 from .stand_in_inputs import stand_in_inputs
 from .verdicts import uncorrected_drift
@@ -323,12 +325,57 @@ def _filled(model: torch.nn.Module, example_inputs: ExampleInputs, result: Plan,
         elif (result.batch_statistics() or result.scale_reset()) and pooled is None:
             records, balanced = _balanced(model, inputs, result, generator, distribution, records,
                                           corrected, _gradient_cause(result, pooled))
+            if (result.residual_branches and balanced.layers is not None
+                    and band_distance(gradient_ratio(balanced.layers), TILT_MARGIN) > 0.0):
+                # the tilt leaves the residual branches' ends (their goals are shares of the stream)
+                records, balanced = _branches_balanced(model, inputs, result, generator, distribution, records,
+                                                       corrected, pooled)
             notes.extend(balanced.notes)
             layers = balanced.layers
+        elif result.residual_branches and pooled is None and any(t.stream is not None for t in result.measurable):
+            records, balanced = _branches_balanced(model, inputs, result, generator, distribution, records,
+                                                   corrected, pooled)
+            notes.extend(balanced.notes)
         else:
             note = measured_note(model, inputs, _gradient_cause(result, pooled), pooled, _end_causes(result))
             notes.extend([note] if note is not None else [])
     return records, notes, layers
+
+
+class _Draws:
+    """The weights a balance draws again from their streams: each at the measured
+    pass's std (`corrected`: weight -> its factor) times a factor, with the records
+    of the last draw of each."""
+
+    def __init__(self, model: torch.nn.Module, result: Plan, generator: Generator,
+                 distribution: SchemeDistribution, records: list[InitRecord], corrected: dict[str, float]) -> None:
+        self.model, self.result, self.generator, self.distribution = model, result, generator, distribution
+        self.corrected = corrected
+        self.by_name = {r.name: r for r in records}
+        self.drawn: dict[str, float] = {}   # weight -> its factor over the measured pass's std, as last drawn
+
+    def draw(self, factors: dict[str, float]) -> None:
+        """Draw `factors`' weights at the measured pass's std times theirs, and the
+        weights drawn before and not named here back at the measured pass's."""
+        factors = {**dict.fromkeys(self.drawn, 1.0), **factors}
+        undone = all(f == 1.0 for f in factors.values())
+        source = "the measured pass" + ("" if undone else " and the gradient's balance")
+        with torch.no_grad():
+            self.by_name.update((r.name, r) for r in fill(
+                self.model, self.result, self.generator, self.distribution,
+                {w: self.corrected.get(w, 1.0) * f for w, f in factors.items()}, source=source))
+        self.drawn = {} if undone else dict(factors)
+
+    def measure_to(self, example_inputs: ExampleInputs, targets: list[Target], factors: dict[str, float]) -> None:
+        """After drawing `factors`, bring each target layer's output to its goal by a
+        measured pass, layer after layer (refine.correction_factors)."""
+        self.draw(factors)
+        again = {w: f for w, f in correction_factors(self.model, example_inputs, targets).items() if f != 1.0}
+        if again:
+            self.draw({w: factors.get(w, 1.0) * f for w, f in {**dict.fromkeys(factors, 1.0), **again}.items()})
+
+    def records(self, records: list[InitRecord]) -> list[InitRecord]:
+        return [self.by_name[r.name] for r in records]
 
 
 def _balanced(model: torch.nn.Module, example_inputs: ExampleInputs, result: Plan, generator: Generator,
@@ -343,37 +390,40 @@ def _balanced(model: torch.nn.Module, example_inputs: ExampleInputs, result: Pla
     scale; and its notes, with `cause` for a ratio left outside."""
     goals = {t.module: t for t in result.measurable if not t.functional and t.goal is not None}
     weights = {module: t.weight for module, t in goals.items()}
-    by_name = {r.name: r for r in records}
-    drawn: dict[str, float] = {}   # weight -> its factor over the measured pass's std, as the balance drew it
-
-    def draw(factors: dict[str, float]) -> None:
-        factors = {**dict.fromkeys(drawn, 1.0), **factors}
-        undone = all(f == 1.0 for f in factors.values())
-        source = "the measured pass" + ("" if undone else " and the gradient's balance")
-        with torch.no_grad():
-            by_name.update((r.name, r) for r in fill(model, result, generator, distribution,
-                                                      {w: corrected.get(w, 1.0) * f for w, f in factors.items()},
-                                                      source=source))
-        drawn.clear()
-        drawn.update({} if undone else factors)
+    draws = _Draws(model, result, generator, distribution, records, corrected)
 
     def redraw(factors: dict[str, float], scales: dict[str, float]) -> None:
-        draw(factors)
         # each layer's output brought to its planned scale, layer after layer: where the activations
         # are not homogeneous the factors are first order, and an unstable fixed point (GELU's,
         # chi_q 1.1 per layer) carries a first-order miss along the depth (a 30-layer GELU MLP planned
         # to 0.68 at the top measured 1.6 there and 2.7 at the output)
-        retargeted = [goals[m]._replace(goal=cast(float, goals[m].goal) * scale ** 2) for m, scale in scales.items()]
-        again = {w: f for w, f in correction_factors(model, example_inputs, retargeted).items() if f != 1.0}
-        if again:
-            draw({w: factors.get(w, 1.0) * f for w, f in {**dict.fromkeys(factors, 1.0), **again}.items()})
+        draws.measure_to(example_inputs, [goals[m]._replace(goal=cast(float, goals[m].goal) * scale ** 2)
+                                          for m, scale in scales.items()], factors)
 
     # a plain model whose activations are not homogeneous (slope 1: E[g^2] goes as the input's second
     # moment, as ReLU's) works at a scale that moves chi_1; behind a norm that sets it, no lift does
     lift = result.plain() and not all(abs(v.slope - 1.0) <= 1e-3 for v in result.verdicts)
     balanced = balance_gradient(model, example_inputs, weights, scale_reach(result), redraw, cause,
                                 _end_causes(result), lift)
-    return [by_name[r.name] for r in records], balanced
+    return draws.records(records), balanced
+
+
+def _branches_balanced(model: torch.nn.Module, example_inputs: ExampleInputs, result: Plan, generator: Generator,
+                       distribution: SchemeDistribution, records: list[InitRecord], corrected: dict[str, float],
+                       pooled: str | None) -> tuple[list[InitRecord], Balanced]:
+    """The records after `branch_balance.balance_branches` on a model with residual
+    streams: the branches' last layers measured again at a smaller share of their
+    stream where that brings the gradient's ratio into the band; and its notes."""
+    branches = [t for t in result.measurable if t.stream is not None and t.alpha is not None]
+    draws = _Draws(model, result, generator, distribution, records, corrected)
+
+    def resize(stds: dict[str, float]) -> None:
+        draws.measure_to(example_inputs, [t._replace(goal=stds[t.module] ** 2, stream=None, alpha=None)
+                                          for t in branches if t.module in stds], {})
+
+    balanced = balance_branches(model, example_inputs, {t.module for t in branches}, resize,
+                                _gradient_cause(result, pooled), pooled, _end_causes(result))
+    return draws.records(records), balanced
 
 
 def _end_causes(result: Plan) -> EndCauses:
