@@ -10,10 +10,12 @@ With real inputs, where the measured first/last ratio is above the band, the
 branches' ends are measured again at a smaller share of their stream, as small
 as keeps each branch end's output within ACT_ROOM of the largest layer output
 (the act bound, 2, with a margin), and the change is kept when it brings the
-ratio closer to the band and holds the forward; a ratio left outside is named.
+ratio closer to the band (by LEAST_TILT at least) and holds the forward; a ratio
+left outside is named.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection
 
 import torch
@@ -54,10 +56,11 @@ def balance_branches(model: torch.nn.Module, example_inputs: ExampleInputs, bran
                              "already, which leaves no room to make them smaller")
     resize({layer.module: layer.act * scale for layer in layers if layer.module in branch_ends and layer.act > 0})
     after = measured_profile(model, example_inputs)
-    if not (isinstance(after, list) and forward_held(layers, after)
-            and band_distance(gradient_ratio(after), TILT_MARGIN) < band_distance(ratio, TILT_MARGIN)):
+    closer = isinstance(after, list) and (band_distance(gradient_ratio(after), TILT_MARGIN)
+                                          < band_distance(ratio, TILT_MARGIN) - math.log(LEAST_TILT))
+    if not (isinstance(after, list) and closer and forward_held(layers, after)):
         resize({})
         return noted(layers, "; smaller residual branches were measured and undone: they moved the output's std "
-                             "or brought the ratio no closer")
+                             f"or brought the ratio less than {LEAST_TILT:g}-fold closer")
     return noted(after, f", from {ratio:.3g} before the residual branches' outputs were measured at "
                         f"x{scale:.3g} of their std")
