@@ -26,15 +26,19 @@ from .graph import ExampleInputs
 
 
 def balance_branches(model: torch.nn.Module, example_inputs: ExampleInputs, branch_ends: Collection[str],
-                     resize: Callable[[dict[str, float]], None], cause: str, pooled: str | None = None,
-                     ends: EndCauses | None = None) -> Balanced:
+                     score_layers: Collection[str], resize: Callable[[dict[str, float]], None], cause: str,
+                     pooled: str | None = None, ends: EndCauses | None = None) -> Balanced:
     """Measure the gradient on the example inputs; where its first/last ratio is above
     the band (or within TILT_MARGIN of its edge), ``resize({module: std})`` draws the
     layers in `branch_ends` (the residual branches' last layers) again with their
     outputs measured to those stds: each its measured std times one factor, fixed
     rather than a share of its stream, which the smaller branches before it make
-    smaller (``resize({})`` draws them back). The notes name a ratio left
-    outside the band (`profile_note`), or a failed backward."""
+    smaller (``resize({})`` draws them back). The layers in `score_layers` (attention's
+    query and key projections, Plan.score_layers) are measured smaller by the same
+    bound, with the branch ends held at their stds: flatter attention passes back less
+    through its scores (muP starts from a zero query: Yang et al. 2022, Tensor
+    Programs V, arXiv:2203.03466). The notes name a ratio left outside the band
+    (`profile_note`), or a failed backward."""
     layers = measured_profile(model, example_inputs)
     if layers is None or isinstance(layers, str):
         return Balanced([layers] if isinstance(layers, str) else [], None)
@@ -47,20 +51,29 @@ def balance_branches(model: torch.nn.Module, example_inputs: ExampleInputs, bran
     explained = end_explained(layers, ratio, ends)
     if ratio < 1.0 or band_distance(ratio, TILT_MARGIN) == 0.0 or (explained is not None and in_band(explained[1])):
         return noted(layers)
-    branch_acts = [layer.act for layer in layers if layer.module in branch_ends and layer.act > 0]
-    if not branch_acts:
+    branches = {layer.module: layer.act for layer in layers if layer.module in branch_ends and layer.act > 0}
+    scores = {layer.module: layer.act for layer in layers if layer.module in score_layers and layer.act > 0}
+    if not branches:
         return noted(layers)
-    scale = max(layer.act for layer in layers) / ACT_ROOM / min(branch_acts)
-    if scale * LEAST_TILT >= 1.0:
-        return noted(layers, f"; the residual branches' outputs are within {ACT_ROOM:g} of the largest layer's "
-                             "already, which leaves no room to make them smaller")
-    resize({layer.module: layer.act * scale for layer in layers if layer.module in branch_ends and layer.act > 0})
+    bound = max(layer.act for layer in layers) / ACT_ROOM
+    shrink, cool = bound / min(branches.values()), bound / min(scores.values(), default=bound)
+    stds, done = {}, []
+    if shrink * LEAST_TILT < 1.0:
+        stds.update({module: act * shrink for module, act in branches.items()})
+        done.append(f"the residual branches' outputs were measured at x{shrink:.3g} of their std")
+    if cool * LEAST_TILT < 1.0:
+        stds = {**branches, **stds, **{module: act * cool for module, act in scores.items()}}
+        done.append(f"the attention's query and key layers at x{cool:.3g}")
+    also = " and the attention's query and key layers" if scores else ""
+    if not stds:
+        return noted(layers, f"; the residual branches' outputs{also} are within {ACT_ROOM:g} of the largest "
+                             "layer's already, which leaves no room to make them smaller")
+    resize(stds)
     after = measured_profile(model, example_inputs)
     closer = isinstance(after, list) and (band_distance(gradient_ratio(after), TILT_MARGIN)
                                           < band_distance(ratio, TILT_MARGIN) - math.log(LEAST_TILT))
     if not (isinstance(after, list) and closer and forward_held(layers, after)):
         resize({})
-        return noted(layers, "; smaller residual branches were measured and undone: they moved the output's std "
-                             f"or brought the ratio less than {LEAST_TILT:g}-fold closer")
-    return noted(after, f", from {ratio:.3g} before the residual branches' outputs were measured at "
-                        f"x{scale:.3g} of their std")
+        return noted(layers, f"; smaller residual branches{also} were measured and undone: they moved the "
+                             f"output's std or brought the ratio less than {LEAST_TILT:g}-fold closer")
+    return noted(after, f", from {ratio:.3g} before " + " and ".join(done))

@@ -285,6 +285,37 @@ class Plan:
             found[node.module] = c if found.get(node.module, c) == c else None
         return {module: c for module, c in found.items() if c is not None}
 
+    def score_layers(self) -> set[str]:
+        """The layer modules whose output reaches the rest of the forward pass only as
+        attention scores: the query and key projections of a softmax attention, written
+        out (softmax(q kᵀ)) or as F.scaled_dot_product_attention, with no norm between
+        them and the scores, as a module or written out (a norm would undo their scale). Their scale sets how peaked
+        the attention is, and so how much gradient passes back through its scores
+        (branch_balance). A packed projection whose output is also the values
+        (nn.MultiheadAttention's in_proj, GPT-2's c_attn) is not one."""
+        graph, nodes = self.graph, self.graph.nodes
+        ancestors, live = _ancestors(graph), _floats_reaching(graph)
+        found: set[str] = set()
+        for consumer in nodes:
+            if consumer.kind not in ("softmax", "attention") or not consumer.inputs:
+                continue
+            scores = consumer.inputs[:1] if consumer.kind == "softmax" else consumer.inputs[:2]
+            within = 0
+            for index in scores:
+                within |= ancestors[index] | 1 << index
+            stack, seen = list(scores), set()
+            while stack:
+                node = nodes[stack.pop()]
+                if node.index in seen:
+                    continue
+                seen.add(node.index)
+                if node.kind in LAYERS and node.module:
+                    if _read_as_scores_only(graph, node.index, within, consumer, len(scores), live):
+                        found.add(node.module)
+                elif node.kind != "norm":
+                    stack.extend(node.inputs)
+        return found
+
     def plain(self) -> bool:
         """Whether the forward pass has no residual branch, norm, attention or
         recurrent layer: its layers' scales alone set how the signal and the
@@ -2060,9 +2091,10 @@ class _Walk:
         self.notes.extend(_shared_branch_notes(self.graph, self.ancestors, self.branch_end))
         if self.masks:
             places = list(dict.fromkeys(self.masks))
-            self.notes.append("assumed: a causal mask, where square attention scores are filled with a large "
-                              "negative number before the softmax (masked_fill, where) or have a square mask made "
-                              f"in the forward pass added, in {len(places)} "
+            self.notes.append("assumed: a causal mask (row i keeps i + 1 keys; the mask's values are not read, so "
+                              "a padding or adjacency mask is counted as causal), where square attention scores "
+                              "are filled with a large negative number before the softmax (masked_fill, where) or "
+                              f"have a square mask made in the forward pass added, in {len(places)} "
                               f"place{'s' if len(places) > 1 else ''}: " + ", ".join(places[:4])
                               + (", ..." if len(places) > 4 else ""))
 
@@ -2915,6 +2947,29 @@ def _ancestors(graph: Graph) -> list[int]:
             bits |= anc[i] | (1 << i)
         anc.append(bits)
     return anc
+
+
+def _read_as_scores_only(graph: Graph, index: int, within: int, consumer: Node, scores: int, live: int) -> bool:
+    """Whether every live use of node `index` passes through the nodes in `within` (the
+    scores' ancestors), none a norm or a statistic of it, into `consumer` as one of its
+    first `scores` inputs."""
+    stack, seen = [index], set()
+    while stack:
+        here = stack.pop()
+        if here in seen:
+            continue
+        seen.add(here)
+        for reader in graph.readers(here):
+            if reader.index == consumer.index:
+                if here in consumer.inputs[scores:]:
+                    return False
+            elif (within >> reader.index) & 1:
+                if reader.kind in REDUCTIONS + ("norm",):   # normalized on the way (QK-norm): its scale is undone
+                    return False
+                stack.append(reader.index)
+            elif (live >> reader.index) & 1:
+                return False
+    return True
 
 
 def _is_layer(node: Node) -> bool:

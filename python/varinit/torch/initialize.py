@@ -419,9 +419,10 @@ def _branches_balanced(model: torch.nn.Module, example_inputs: ExampleInputs, re
 
     def resize(stds: dict[str, float]) -> None:
         draws.measure_to(example_inputs, [t._replace(goal=stds[t.module] ** 2, stream=None, alpha=None)
-                                          for t in branches if t.module in stds], {})
+                                          for t in result.measurable if t.module in stds], {})
 
-    balanced = balance_branches(model, example_inputs, {t.module for t in branches}, resize,
+    scores = result.score_layers() & {t.module for t in result.measurable}
+    balanced = balance_branches(model, example_inputs, {t.module for t in branches}, scores, resize,
                                 _gradient_cause(result, pooled), pooled, _end_causes(result))
     return draws.records(records), balanced
 
