@@ -472,3 +472,47 @@ def test_a_model_with_embeddings_among_its_layers_is_tilted_into_the_band():
     for i in range(8):   # the embeddings keep the solve's draw
         record = next(r for r in report if r.name == f"embeddings.{i}.weight")
         assert "balance" not in record.rule, record.rule
+
+
+class RadialBasis(nn.Module):
+    """A FastKAN-style layer: Gaussian bumps exp(-((x - c) / h)^2) on 8 centres, read
+    by a linear layer, plus a linear layer of silu(x)."""
+
+    def __init__(self, width, centres=8):
+        super().__init__()
+        self.register_buffer("centres", torch.linspace(-2.0, 2.0, centres))
+        self.h = 4.0 / (centres - 1)
+        self.spline = nn.Linear(width * centres, width, bias=False)
+        self.base = nn.Linear(width, width)
+
+    def forward(self, x):
+        bumps = torch.exp(-(((x[..., None] - self.centres) / self.h) ** 2))
+        return self.spline(bumps.flatten(-2)) + self.base(F.silu(x))
+
+
+def _radial_stack():
+    torch.manual_seed(0)
+    return nn.Sequential(*(RadialBasis(64) for _ in range(4))), torch.randn(256, 64)
+
+
+def test_a_tilt_asking_for_weights_beyond_the_factor_bound_is_not_drawn(monkeypatch):
+    # exp of -((x - c) / h)^2 is one-signed, and the reach's Gaussian at its input's moments
+    # (mean -8, std 10) put the next layer's input scale at 156 times the layer's: the tilt
+    # asked for a factor of 3e41 on a weight, whose draw overflowed float32 and raised
+    balance = importlib.import_module("varinit.torch.gradient_balance")
+    monkeypatch.setattr(balance, "_lifted", lambda *args, **kwargs: None)
+    model, x = _radial_stack()
+    report, _ = init_with_warnings(model, x)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    notes = [n for n in report.notes if n.startswith("measured in one backward pass")]
+    assert len(notes) == 1 and "the tilt was not drawn" in notes[0], report.notes
+    assert not any("the gradient's balance" in r.rule for r in report)
+
+
+def test_a_radial_basis_stack_is_lifted_into_the_band():
+    model, x = _radial_stack()
+    report, _ = init_with_warnings(model, x)
+    for seed in range(3):
+        v = verdict(*profile(model, x, seed=seed))
+        assert v["act_ratio"] <= ACT_KEPT and 0.5 <= v["output_std"] <= 2 and 0.25 <= v["grad_ratio"] <= 4, v
+    _assert_drawn_from_streams(model, report)

@@ -86,6 +86,10 @@ OUTPUT_HELD = 1.25
 # the output layer's scale under a lift up of the hidden layers' (_lifted), within OUTPUT_HELD
 LIFTED_OUTPUT = 1.2
 BISECTIONS = 40
+# a tilt whose factor on some weight lies beyond this either way is not drawn: the planned output
+# scales move within ACT_ROOM, so only a first-order reach gone wrong asks for more (an exp of
+# -((x - c) / h)^2, one-signed where the reach's Gaussian is not, asked for 3e41)
+FACTOR_BOUND = 100.0
 # a predicted ratio is named when it lies outside the band by more than this factor (the
 # prediction misses the measured one by up to 1.4 on torchvision's AlexNet and SqueezeNet)
 PREDICTION_SLACK = 2.0
@@ -170,7 +174,9 @@ def tilt(layers: list[Layer], reach: Reach, scalable: Collection[str] | None = N
     if abs(t * wanted) < math.log(LEAST_TILT):
         return None
     logs = planned(t)
-    factors = {module: math.exp(log_scale - _reached(module, logs, reach)) for module, log_scale in logs.items()}
+    # within float range: a factor beyond FACTOR_BOUND is refused whole (balance_gradient)
+    factors = {module: math.exp(min(max(log_scale - _reached(module, logs, reach), -700.0), 700.0))
+               for module, log_scale in logs.items()}
     top = math.exp(logs[layers[-2].module])
     return Tilt(factors, {module: math.exp(log_scale) for module, log_scale in logs.items()}, top, act(t),
                 ratio * top)
@@ -235,6 +241,13 @@ def balance_gradient(model: torch.nn.Module, example_inputs: ExampleInputs, weig
     if plan is None:
         done = (f"; the activations' max/min is {max(acts) / min(acts):.3g} already, which leaves no room (up to "
                 f"{ACT_ROOM:g}) to tilt the layers' scales for it")
+        kept = layers
+    elif max((abs(math.log(f)) for m, f in plan.factors.items() if m in weights), default=0.0) > math.log(
+            FACTOR_BOUND):
+        worst = max((f for m, f in plan.factors.items() if m in weights), key=lambda f: abs(math.log(f)))
+        done = (f"; a tilt of the layers' scales would multiply a weight by {worst:.3g}, beyond x{FACTOR_BOUND:g} "
+                "either way: the first-order reach of a layer's scale through the activations to the next is not "
+                "to be trusted there, and the tilt was not drawn")
         kept = layers
     else:
         scales = {m: f for m, f in plan.scales.items() if m in weights}
