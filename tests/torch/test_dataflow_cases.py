@@ -2530,3 +2530,27 @@ def test_moments_that_overflow_are_named_without_numpy_s_warnings():
         report = varinit.torch.init_module(ExpDecays(), torch.randn(64, 16), generator=0)
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in caught]
     assert any(n.startswith("moments that overflow") for n in report.notes), report.notes
+
+
+def test_a_branch_end_s_measured_goal_is_capped_as_the_solve_caps_it():
+    # alpha times a stream measured at 4 asks for 2; the solve's cap (the layers' target) holds it at 1
+    class Branch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner, self.end = nn.Linear(32, 32, bias=False), nn.Linear(32, 32, bias=False)
+
+        def forward(self, x):
+            return x + self.end(F.relu(self.inner(x)))
+
+    torch.manual_seed(0)
+    model, x = Branch(), 2.0 * torch.randn(512, 32)
+    stream = float(x.pow(2).mean())
+    end = float(model.end(F.relu(model.inner(x))).detach().var())
+    free = Target("end.weight", "end", None, "", 0.5, False)
+    capped = free._replace(cap=1.0)
+    assert correction_factors(model, x, [free])["end.weight"] == pytest.approx(math.sqrt(0.5 * stream / end),
+                                                                                 rel=1e-6)
+    assert correction_factors(model, x, [capped])["end.weight"] == pytest.approx(math.sqrt(1.0 / end), rel=1e-6)
+    # the plan gives each branch end the cap of its solved goal: the target, here
+    ends = [t for t in plan(model, x).measurable if t.stream is not None]
+    assert len(ends) == 1 and ends[0].cap == pytest.approx(1.0)

@@ -2027,8 +2027,12 @@ class _Walk:
                 stream = self.branch_end[node_index][0]
                 reader = _stream_reader(self.graph, self.modules, stream)
                 if reader is not None:
+                    # as the solve's goal: at most the layers' target (or the amount a quiet stream's
+                    # branch adds), whatever the stream measures (Swin-T's second stage had measured
+                    # 1.07 where its third's ends sat at 0.54: act 1.98)
+                    cap = max(self.target, self.alphas[node_index] * self.m(stream).second) * live
                     targets.append(Target(name, node.module, None, reader, self.alphas[node_index] * live,
-                                          functional))
+                                          functional, cap))
         return targets
 
     def tied_head_notes(self) -> list[str]:

@@ -46,7 +46,8 @@ NOISE = 0.02
 class Target(NamedTuple):
     """One layer for the measured pass: the weight, the module whose output is
     its output, and the goal: a fixed second moment, or `alpha` times the
-    second moment of the residual stream read at the input of `stream`."""
+    second moment of the residual stream read at the input of `stream`, at
+    most `cap`."""
 
     weight: str
     module: str
@@ -54,6 +55,9 @@ class Target(NamedTuple):
     stream: Optional[str]
     alpha: Optional[float]
     functional: bool = False   # called as a layer function with the weight, not as a module
+    # the most `alpha` times the measured stream may ask: a branch's end adds at most the
+    # layers' target to its stream (dataflow's _Walk.goal), measured as solved
+    cap: float = math.inf
 
 
 # the layer functions whose output the functional measurement sees
@@ -113,7 +117,7 @@ def correction_factors(model: torch.nn.Module, example_inputs: ExampleInputs,
             return None
         # a goal, or alpha and the stream it multiplies
         goal = (cast(float, target.goal) if target.stream is None
-                else cast(float, target.alpha) * streams.get(target.stream, math.nan))
+                else min(cast(float, target.alpha) * streams.get(target.stream, math.nan), target.cap))
         # the spread about the output's mean, which a layer's std measures: zero in expectation,
         # that mean is far from zero in a layer of few units whose channels take offsets (a
         # squeeze-and-excitation's 4-channel reduction of pooled features, an std of 0.33 at a
