@@ -146,7 +146,7 @@ ZERO_AT_ZERO = ("relu", "leaky_relu", "gelu", "silu", "tanh", "elu", "celu", "se
 # ops through which the model's output is a degree-1 positively homogeneous function of
 # the layers before it: scaling those layers' weights by f scales the output by f
 HOMOGENEOUS = ("view", "dropout", "scale", "interpolate", "max_pool", "avg_pool", "adaptive_max_pool",
-               "adaptive_avg_pool", "mean", "sum", "cat")
+               "adaptive_avg_pool", "mean", "sum", "cat", "max_unpool")
 HOMOGENEOUS_ACTIVATIONS = ("relu", "leaky_relu")
 # the dropout ops that drop to SELU's saturation value and restore the moments by an affine map
 # (not homogeneous, zero not kept)
@@ -1249,7 +1249,9 @@ class _Walk:
                 gain, why = self.logit_biases[node.index]
                 std *= math.sqrt(gain)
             if table in self.multi_use:
-                why += "; decided here, its first use (the head it is tied to is scaled by the norm before it)"
+                why += ("; decided here, its first use (the head it is tied to is scaled by the norm before it)"
+                        if self.graph.tied.get(table) else "; decided here, its first use (the others read it "
+                        "as drawn: a VQ-VAE's distances to its codebook)")
             self.plans[table] = ParamPlan(table, "normal", std=std, reason=why,
                                           tied=tuple(self.graph.tied.get(table, ())))
         else:
@@ -1378,6 +1380,14 @@ class _Walk:
         energy = rules.interpolation_energy(a["mode"], self.graph.nodes[node.inputs[0]].shape[2:], node.shape[2:],
                                             align_corners=a["align_corners"], antialias=a["antialias"])
         return rules.interpolate(x, energy, self.correlation(node))
+
+    def _max_unpool(self, node: Node) -> Moments:
+        """Each input value lands at one output position (where its max was) and the rest
+        are zero: mean and second moment times the share of positions that hold one."""
+        x = self.m(node.inputs[0])
+        share = min(math.prod(self.graph.nodes[node.inputs[0]].shape) / max(math.prod(node.shape), 1), 1.0)
+        self.common[node.index] = share * share * self.kappa(node.inputs[0])
+        return Moments(x.mean * share, x.second * share)
 
     def _adaptive_max_pool(self, node: Node) -> Moments:
         return rules.max_pool(self.m(node.inputs[0]), self.pooled(node), self.correlation(node))
@@ -1716,6 +1726,12 @@ class _Walk:
             # features is turned by an angle, which keeps its norm whatever cos and sin hold
             self.common[node.index] = self.kappa(rotated)
             return self.m(rotated)
+        if (kept := _cancelled(self.graph, node.index)) is not None:
+            # x + (y - x).detach(), a straight-through estimator (VQ-VAE's codes, hard Gumbel
+            # samples y_hard - y_soft.detach() + y_soft): the terms cancel to one, whose value it is
+            source, c = kept
+            self.common[node.index] = c * c * self.kappa(source)
+            return rules.scale(self.m(source), c)
         if node.kind == "add":
             return rules.add(ins[0], ins[1], a.get("alpha", 1.0))
         if node.kind == "sub":
@@ -2635,6 +2651,40 @@ def _additive_mask(graph: Graph, node: Node) -> tuple[int, bool] | None:
             if shape[-2] == 1:
                 return scores, False
     return None
+
+
+# views that keep every value in its place: a sum through them can cancel a term
+SAME_VALUES = ("detach", "clone", "contiguous", "to", "type", "type_as", "float", "double", "half", "bfloat16",
+               "cpu", "cuda")
+# nodes a linear form is followed through (_cancelled)
+LINEAR_FORM_NODES = 16
+
+
+def _cancelled(graph: Graph, index: int) -> tuple[int, float] | None:
+    """(source, c) when a sum or difference, followed through sums, differences, scalings
+    by a number and views that keep every value in its place (SAME_VALUES), is c times one
+    node's value after the other terms cancel (x + (y - x).detach() is y); else None."""
+    form: dict[int, float] = {}
+    stack, seen = [(index, 1.0)], 0
+    while stack:
+        i, c = stack.pop()
+        node = graph.nodes[i]
+        seen += 1
+        if seen > LINEAR_FORM_NODES:
+            return None
+        scalar = node.attrs.get("scalar")
+        if node.kind in ("add", "sub") and len(node.inputs) == 2:
+            alpha = float(node.attrs.get("alpha", 1.0))
+            stack += [(node.inputs[0], c), (node.inputs[1], c * alpha * (1.0 if node.kind == "add" else -1.0))]
+        elif node.kind == "scale" and len(node.inputs) == 1 and isinstance(scalar, (int, float)):
+            stack.append((node.inputs[0], c * float(scalar)))
+        elif (node.kind == "view" and node.attrs.get("op") in SAME_VALUES and len(node.inputs) == 1
+              and node.shape == graph.nodes[node.inputs[0]].shape):
+            stack.append((node.inputs[0], c))
+        else:
+            form[i] = form.get(i, 0.0) + c
+    kept = [(i, c) for i, c in form.items() if abs(c) > 1e-12]
+    return kept[0] if len(kept) == 1 and len(form) > 1 else None
 
 
 def _rotation(graph: Graph, node: Node) -> int | None:

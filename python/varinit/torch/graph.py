@@ -60,7 +60,7 @@ KINDS = (
     "elementwise", "add", "sub", "mul", "div", "scale", "shift", "pow",
     "matmul", "softmax", "log_softmax", "attention", "norm", "dropout", "addcmul",
     "avg_pool", "max_pool", "adaptive_avg_pool", "adaptive_max_pool", "mean", "sum",
-    "cat", "view", "interpolate", "local_response_norm", "rnn", "scatter", "vector_norm", "opaque",
+    "cat", "view", "interpolate", "max_unpool", "local_response_norm", "rnn", "scatter", "vector_norm", "opaque",
 )
 # the kinds that look rows up in a table
 EMBEDDINGS = ("embedding", "embedding_bag")
@@ -1231,6 +1231,9 @@ class _Recorder(TorchFunctionMode):
                  "align_corners": bool(bound.get("align_corners") or spec.op == "upsample_bilinear"),
                  "antialias": bool(bound.get("antialias", False))}
         return "interpolate", [self.node_for(bound["input"])], {}, attrs, None
+
+    def _max_unpool(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
+        return "max_unpool", [self.node_for(bound["input"])], {}, {}, None   # the indices are no signal
 
     def _cat(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         dim = bound.get("dim", bound.get("axis", 0))

@@ -286,6 +286,16 @@ _register(torch.adaptive_max_pool1d,
           OpSpec("adaptive_max_pool", "adaptive_max_pool1d", "torch.adaptive_max_pool1d",
                  ("input", "output_size"), dims=1))
 
+# max unpooling (SegNet's decoder): each value lands at its max's place, zeros elsewhere
+for _n in (1, 2, 3):
+    _register(getattr(F, f"max_unpool{_n}d"),
+              OpSpec("max_unpool", f"max_unpool{_n}d", f"torch.nn.functional.max_unpool{_n}d",
+                     ("input", "indices", "kernel_size", "stride", "padding", "output_size"), dims=_n))
+for _n in (2, 3):
+    _register(getattr(torch._C._nn, f"max_unpool{_n}d", None),
+              OpSpec("max_unpool", f"max_unpool{_n}d", f"torch._C._nn.max_unpool{_n}d",
+                     ("input", "indices", "output_size"), dims=_n))
+
 # ------------------------------------------------------------------ local response normalization
 
 _register(F.local_response_norm, OpSpec("local_response_norm", "local_response_norm",
