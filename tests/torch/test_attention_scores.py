@@ -10,16 +10,7 @@ from torch import nn
 
 from varinit.torch.dataflow import plan
 from varinit.torch.gradient_balance import ACT_KEPT, Balanced
-from zoo import init_with_warnings, profile, verdict
-
-
-class RMSNorm(nn.Module):
-    def __init__(self, d):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(d))
-
-    def forward(self, x):
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * self.weight
+from zoo import WrittenRMSNorm as RMSNorm, init_with_warnings, profile, verdict
 
 
 class Attention(nn.Module):
