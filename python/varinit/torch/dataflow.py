@@ -289,10 +289,10 @@ class Plan:
         """The layer modules whose output reaches the rest of the forward pass only as
         attention scores: the query and key projections of a softmax attention, written
         out (softmax(q kᵀ)) or as F.scaled_dot_product_attention, with no norm between
-        them and the scores, as a module or written out (a norm would undo their scale). Their scale sets how peaked
-        the attention is, and so how much gradient passes back through its scores
-        (branch_balance). A packed projection whose output is also the values
-        (nn.MultiheadAttention's in_proj, GPT-2's c_attn) is not one."""
+        them and the scores, as a module or written out (a norm would undo their scale).
+        Their scale sets how peaked the attention is, and so how much gradient passes
+        back through its scores (branch_balance). A packed projection whose output is
+        also the values (nn.MultiheadAttention's in_proj, GPT-2's c_attn) is not one."""
         graph, nodes = self.graph, self.graph.nodes
         ancestors, live = _ancestors(graph), _floats_reaching(graph)
         found: set[str] = set()

@@ -238,13 +238,13 @@ def balance_gradient(model: torch.nn.Module, example_inputs: ExampleInputs, weig
         return left("; a tilt of the layers' scales needs every layer it scales solved and called once")
     acts = [layer.act for layer in layers]
     plan = tilt(layers, reach, weights)   # a layer not in weights keeps its factor of 1
+    worst = 1.0 if plan is None else max((f for m, f in plan.factors.items() if m in weights),
+                                         key=lambda f: abs(math.log(f)), default=1.0)
     if plan is None:
         done = (f"; the activations' max/min is {max(acts) / min(acts):.3g} already, which leaves no room (up to "
                 f"{ACT_ROOM:g}) to tilt the layers' scales for it")
         kept = layers
-    elif max((abs(math.log(f)) for m, f in plan.factors.items() if m in weights), default=0.0) > math.log(
-            FACTOR_BOUND):
-        worst = max((f for m, f in plan.factors.items() if m in weights), key=lambda f: abs(math.log(f)))
+    elif abs(math.log(worst)) > math.log(FACTOR_BOUND):
         done = (f"; a tilt of the layers' scales would multiply a weight by {worst:.3g}, beyond x{FACTOR_BOUND:g} "
                 "either way: the first-order reach of a layer's scale through the activations to the next is not "
                 "to be trusted there, and the tilt was not drawn")
@@ -291,8 +291,8 @@ def _lifted(model: torch.nn.Module, example_inputs: ExampleInputs, weights: dict
     measured, a lift up (the hidden layers by ACT_ROOM * LIFTED_OUTPUT, the output layer
     by LIFTED_OUTPUT) and one down (the hidden layers by 1 / ACT_ROOM) are measured; the
     one that brings the ratio closer to the band than `best` (the tilt's), by LEAST_TILT
-    at least, and holds the forward is kept, and drawn. Returns its profile and the hidden layers' lift, or None
-    when neither is kept (the caller draws its state again)."""
+    at least, and holds the forward is kept, and drawn. Returns its profile and the
+    hidden layers' lift, or None when neither is kept (the caller draws its state again)."""
     output = layers[-1].module
     first = weights.get(layers[0].module)
     found: tuple[list[Layer], dict[str, float], dict[str, float], float] | None = None
