@@ -94,17 +94,20 @@ def test_an_output_not_positively_homogeneous_in_the_last_layer_keeps_the_target
 
 class SummedHeads(nn.Module):
     """N-BEATS' doubly residual stacking (Oreshkin et al. 2020): each block subtracts its
-    backcast from the input and adds its forecast to the output, a sum started from 0."""
+    backcast from the input and adds its forecast to the output, a sum started from 0, or
+    from zeros made in forward on the CPU (`"zeros"`) or on the input's device (`"new_zeros"`)."""
 
-    def __init__(self, blocks=8, length=48, horizon=12, width=128):
+    def __init__(self, blocks=8, length=48, horizon=12, width=128, start="0"):
         super().__init__()
+        self.start, self.horizon = start, horizon
         self.bodies = nn.ModuleList(nn.Sequential(nn.Linear(length, width), nn.ReLU(), nn.Linear(width, width),
                                                   nn.ReLU()) for _ in range(blocks))
         self.backcasts = nn.ModuleList(nn.Linear(width, length) for _ in range(blocks))
         self.forecasts = nn.ModuleList(nn.Linear(width, horizon) for _ in range(blocks))
 
     def forward(self, x):
-        forecast = 0
+        forecast = {"0": 0, "zeros": torch.zeros(x.shape[0], self.horizon),
+                    "new_zeros": x.new_zeros(x.shape[0], self.horizon)}[self.start]
         for body, backcast, head in zip(self.bodies, self.backcasts, self.forecasts):
             h = body(x)
             x = x - backcast(h)
@@ -112,12 +115,14 @@ class SummedHeads(nn.Module):
         return forecast
 
 
-def test_an_output_summed_from_layers_meets_them_halfway():
+@pytest.mark.parametrize("start", ["0", "zeros", "new_zeros"])
+def test_an_output_summed_from_layers_meets_them_halfway(start):
     # the 8 forecasts each at unit variance summed to std 2.3 (no rule read through the sum;
     # the backcasts leave them a little anticorrelated): halfway in log puts each at
-    # 8^(-1/4) = 0.59, and the output at 1.38
+    # 8^(-1/4) = 0.59, and the output at 1.38; a sum started from torch.zeros was no
+    # homogeneous function of the heads, and stayed at std 2.3
     torch.manual_seed(0)
-    model, x = SummedHeads(), torch.randn(256, 48)
+    model, x = SummedHeads(start=start), torch.randn(256, 48)
     report = _init(model, x)
     rules = {r.name: r.rule for r in report}
     assert all("halfway to the model's output" in rules[f"forecasts.{i}.weight"] for i in range(8))
@@ -2617,3 +2622,29 @@ def test_max_unpooling_keeps_a_quarter_of_the_positions_and_zeros_the_rest():
     # the layer after it reads its moments: without the rule it took a unit input (std 0.5 here)
     with torch.no_grad():
         assert 0.85 <= float(model.dec(F.max_unpool2d(h, indices, 2)).std()) <= 1.15
+
+
+class InstanceNormalized(nn.Module):
+    """RevIN without affine (Kim et al. 2022), as PatchTST writes it: each series
+    normalized by its own mean and std, and the forecast mapped back, y * std + mean."""
+
+    def __init__(self, length=96, horizon=24, width=128):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(length, width), nn.GELU(), nn.Linear(width, width), nn.GELU())
+        self.head = nn.Linear(width, horizon)
+
+    def forward(self, x):
+        mean = x.mean(-1, keepdim=True).detach()
+        std = torch.sqrt(x.var(-1, keepdim=True, unbiased=False) + 1e-5).detach()
+        return self.head(self.body((x - mean) / std)) * std + mean
+
+
+def test_a_mean_added_back_over_every_position_is_no_residual_stream():
+    # mean (batch, series, 1) broadcast over the horizon was read as the stream of a residual
+    # branch ending at the head: the head solved to 1/96 of the layers' target (out 0.14)
+    torch.manual_seed(0)
+    model, x = InstanceNormalized(), torch.randn(32, 7, 96)
+    report = _init(model, x)
+    assert "residual" not in {r.name: r.rule for r in report}["head.weight"]
+    v = verdict(*profile(model, x))
+    assert v["act_ratio"] <= 2.0 and 0.5 <= v["output_std"] <= 2.0, v

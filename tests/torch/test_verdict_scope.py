@@ -122,6 +122,30 @@ def test_a_product_with_an_op_without_a_rule_is_named_not_judged():
     assert report.healthy
 
 
+class InputMasked(nn.Module):
+    """Hidden units multiplied by a mask passed with the input: fixed data, no layer's."""
+
+    def __init__(self, depth=6, width=64):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
+
+    def forward(self, x, mask):
+        for layer in self.layers:
+            x = torch.relu(layer(x)) * mask
+        return x
+
+
+def test_a_product_with_an_input_mask_adds_no_degree():
+    # the mask counted as a second operand of the input's scale: "product relu * input: no
+    # stable choice, E[g^2] grows like q^2", NOT healthy, for hidden units with units dropped
+    g = torch.Generator().manual_seed(0)
+    x, mask = torch.randn(256, 64, generator=g), (torch.rand(256, 64, generator=g) > 0.2).float()
+    report, messages = init_with_warnings(InputMasked(), {"x": x, "mask": mask})
+    products = [v for v in report.verdicts if v.activation.startswith("product")]
+    assert products and all(v.slope == pytest.approx(1.0) and v.healthy for v in products), products
+    assert report.healthy and not any("no stable choice" in m for m in messages), messages
+
+
 class Sine(nn.Module):
     """SIREN's activation sin(30 x) (Sitzmann et al. 2020)."""
 

@@ -1978,8 +1978,11 @@ class _Walk:
             seen.add(index)
             node = self.graph.nodes[index]
             region = self.regions.get(index)
+            values = node.attrs.get("values") if index in self.graph.fixed else None
             if node.kind == "shift" and node.inputs and node.attrs.get("scalar") == 0:
                 stack.append(node.inputs[0])   # a sum started from 0 (total = 0; total = total + f(x))
+            elif node.attrs.get("zeros") or values is not None and values[1] == 0:
+                continue   # a sum started from zeros made in forward (N-BEATS' torch.zeros(batch, horizon))
             elif region is not None:
                 source, g, _, _ = region
                 if not (isinstance(g, tuple) and g[0] in HOMOGENEOUS_ACTIVATIONS):
@@ -2184,6 +2187,9 @@ class _Walk:
                   _layer_before(self.graph, source), self.branch_of(index))
             alone.setdefault(label, []).append(index)
         scores = _scores(self.graph, self.normalizing, self.own_sums)
+        # an operand no layer made (a mask passed as an input) is fixed data: a layer's error
+        # does not reach it, so it adds nothing to the product's slope
+        layered = sum(1 << n.index for n in self.graph.nodes if _is_layer(n))
         for node in self.graph.nodes:
             if node.kind == "mul" and node.index not in self.regions and len(node.inputs) == 2 \
                     and node.index not in scores and node.dtype.is_floating_point \
@@ -2192,7 +2198,7 @@ class _Walk:
                                                    for i in node.inputs)
                     # an operand from an op without a rule: its degree is unknown (the op is named)
                     or any(self.graph.nodes[_through_views(self.graph, i)].kind == "opaque" for i in node.inputs)):
-                a, b = (sens.get(i, 0.0) for i in node.inputs)
+                a, b = (sens.get(i, 0.0) if (self.ancestors[i] | 1 << i) & layered else 0.0 for i in node.inputs)
                 if max(a, b) > 0:
                     label = "product " + " * ".join(operand_label(self.graph, i) for i in node.inputs)
                     tally(by_label, label, 1.0, (a + b) / max(a, b), _layer_before(self.graph, node.inputs[0]),
@@ -3042,7 +3048,12 @@ def _residuals(graph: Graph, anc: list[int]) -> tuple[dict[int, BranchEnd], dict
         if node.kind != "add" or len(node.inputs) != 2:
             continue
         a, b = node.inputs
+        # a stream has the sum's shape: an operand broadcast over it (RevIN's y * std + mean, the
+        # mean of each series added back to a forecast) is no stream, however it was computed
+        whole = [i for i in node.inputs if math.prod(graph.nodes[i].shape) == math.prod(node.shape)]
         for stream, branch in ((a, b), (b, a)):
+            if stream not in whole:
+                continue
             through_layer = anc[branch] & ~anc[stream] & layer_bits or (_is_layer(graph.nodes[branch]))
             if (anc[branch] >> stream) & 1 and through_layer or _projection(graph, anc, stream, branch):
                 residual[node.index] = (stream, branch)
@@ -3052,7 +3063,7 @@ def _residuals(graph: Graph, anc: list[int]) -> tuple[dict[int, BranchEnd], dict
             # stream's projection to the patch stream in every block) grows it as a branch does
             for stream, branch in ((a, b), (b, a)):
                 end = graph.nodes[_branch_end(graph, branch)]
-                if (_chain_before(graph, residual, stream) is not None and _is_layer(end)
+                if (stream in whole and _chain_before(graph, residual, stream) is not None and _is_layer(end)
                         and not (anc[stream] >> branch) & 1):
                     residual[node.index] = (stream, branch)
                     break
