@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import varinit
 from varinit.torch.dataflow import plan
 from varinit.torch.gradient_balance import ACT_KEPT, Balanced
 from zoo import WrittenRMSNorm as RMSNorm, init_with_warnings, profile, verdict
@@ -129,6 +130,11 @@ def test_flatter_attention_brings_a_deep_decoder_s_gradient_into_the_band(monkey
     assert all(b < 0.75 * a for a, b in zip(_qk_stds(unbalanced), _qk_stds(model)))
     qk = [r for r in report if r.name.endswith(("attn.q.weight", "attn.k.weight"))]
     assert len(qk) == 16 and all("gradient's balance" in r.rule for r in qk), [r.rule for r in qk]
+    # each redrawn weight is its stream's draw at the std its record gives
+    g, params = varinit.Generator(0), dict(model.named_parameters())
+    for r in qk:
+        expected = varinit.normal_(torch.empty_like(params[r.name]), std=r.std, generator=g.stream(r.name))
+        assert torch.equal(params[r.name].detach(), expected), r.name
 
 
 def test_flatter_attention_that_does_not_hold_the_forward_is_undone(monkeypatch):
