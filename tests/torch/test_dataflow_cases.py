@@ -2648,3 +2648,43 @@ def test_a_mean_added_back_over_every_position_is_no_residual_stream():
     assert "residual" not in {r.name: r.rule for r in report}["head.weight"]
     v = verdict(*profile(model, x))
     assert v["act_ratio"] <= 2.0 and 0.5 <= v["output_std"] <= 2.0, v
+
+
+class WrittenLayerNorm(nn.Module):
+    """A LayerNorm written out as the Annotated Transformer writes it (x.std, unbiased), or
+    with x.var(unbiased=False) under a root, after ReLU features."""
+
+    def __init__(self, width=64, by_var=False):
+        super().__init__()
+        self.by_var = by_var
+        self.inner, self.outer = nn.Linear(32, width), nn.Linear(width, 16)
+
+    def forward(self, x):
+        h = F.relu(self.inner(x))
+        mean = h.mean(-1, keepdim=True)
+        if self.by_var:
+            spread = torch.sqrt(h.var(-1, keepdim=True, unbiased=False) + 1e-5)
+        else:
+            spread = h.std(-1, keepdim=True) + 1e-6
+        return self.outer((h - mean) / spread)
+
+
+@pytest.mark.parametrize("by_var", [False, True])
+def test_a_layer_norm_written_out_with_std_or_var_has_its_moments(by_var):
+    torch.manual_seed(0)
+    model, x = WrittenLayerNorm(by_var=by_var), torch.randn(4096, 32)
+    _init(model, x, measure=False)
+    p = plan(model, x)
+    assert not any("without a moment rule" in n for n in p.notes), p.notes
+    nodes = p.graph.nodes
+    statistic = next(i for i, n in enumerate(nodes) if n.kind in ("var", "std"))
+    normalized = next(i for i, n in enumerate(nodes) if n.kind == "div")
+    with torch.no_grad():
+        h = F.relu(model.inner(x)).double()
+        measured = h.var(-1, keepdim=True, unbiased=not by_var)
+        measured = measured if by_var else measured.sqrt()
+    assert p.moments[statistic].mean == pytest.approx(float(measured.mean()), rel=0.05)
+    assert p.moments[normalized].second == pytest.approx(1.0, rel=0.05)
+    # the layer after it, solved for unit inputs, gives unit outputs
+    with torch.no_grad():
+        assert 0.9 <= float(model(x).std()) <= 1.1

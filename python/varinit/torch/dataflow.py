@@ -137,7 +137,7 @@ GRADIENT_BUDGET = 2.0
 # stream's (above 8 such branches; the ReLU after each addition masks part of the growth)
 BRANCH_GRADIENT_FLOOR = 0.1
 # reductions over many elements: what a function of one sees is concentrated near its mean
-REDUCTIONS = ("mean", "sum", "vector_norm")
+REDUCTIONS = ("mean", "sum", "vector_norm", "var", "std")
 # ops that act on each position alone, through which an output is traced back to a pooling
 POSITIONWISE = ("linear", "norm", "elementwise", "dropout", "view", "scale", "shift", "add")
 # activations with g(0) = 0: zero padding stays zero through them
@@ -274,7 +274,7 @@ class Plan:
         output is c times the one that reaches the product, whatever the weights."""
         found: dict[str, float | None] = {}
         for node in self.graph.nodes:
-            if node.kind not in LAYERS or not node.module:
+            if node.kind not in LAYERS + EMBEDDINGS or not node.module:   # an embedding times sqrt(d) too
                 continue
             readers = self.graph.readers(node.index)
             while len(readers) == 1 and readers[0].kind == "view":
@@ -1416,6 +1416,20 @@ class _Walk:
     def _sum(self, node: Node) -> Moments:
         return rules.reduce_sum(self.m(node.inputs[0]), self.reduced(node), self.correlation(node))
 
+    def _var(self, node: Node) -> Moments:
+        """The spread of x over the n reduced elements, concentrated about its mean (a
+        LayerNorm or RevIN written out): x's variance less the share the elements hold
+        in common (the correlation pooling reads), times (n - 1) / (n - correction);
+        its relative spread about sqrt(2 / (n - 1)) for Gaussian entries."""
+        x, n = self.m(node.inputs[0]), self.reduced(node)
+        c = float(node.attrs.get("correction", 1.0))
+        spread = max(x.variance, 0.0) * (1.0 - self.correlation(node)) * (n - 1) / max(n - c, 1.0)
+        return Moments(spread, spread * spread * (1.0 + 2.0 / max(n - 1, 1)))
+
+    def _std(self, node: Node) -> Moments:
+        spread = self._var(node).mean
+        return Moments(math.sqrt(spread), spread)
+
     def _vector_norm(self, node: Node) -> Moments:
         """||x|| over n elements, S = sum x^2: concentrated about sqrt(n nu), its variance
         Var(S) / (4 E S) = nu / 2 for Gaussian entries (the delta method)."""
@@ -1732,6 +1746,10 @@ class _Walk:
             source, c = kept
             self.common[node.index] = c * c * self.kappa(source)
             return rules.scale(self.m(source), c)
+        if node.kind == "sub" and a.get("alpha", 1.0) == 1.0 and _own_mean(self.graph, node):
+            # x less its own mean over some dims (a LayerNorm or RevIN written out): the mean
+            # of (x_j - m)^2 over those elements is the mean of x_j^2 less m^2, exactly
+            return Moments(ins[0].mean - ins[1].mean, max(ins[0].second - ins[1].second, 0.0))
         if node.kind == "add":
             return rules.add(ins[0], ins[1], a.get("alpha", 1.0))
         if node.kind == "sub":
@@ -2691,6 +2709,19 @@ def _cancelled(graph: Graph, index: int) -> tuple[int, float] | None:
             form[i] = form.get(i, 0.0) + c
     kept = [(i, c) for i, c in form.items() if abs(c) > 1e-12]
     return kept[0] if len(kept) == 1 and len(form) > 1 else None
+
+
+def _own_mean(graph: Graph, node: Node) -> bool:
+    """Whether a difference x - m has m, through views, the mean of x itself (through
+    views) over some of its dims, kept as dims of one or leading (x - x.mean(0): a batch
+    norm written out), so that it broadcasts back over the elements it averaged."""
+    if len(node.inputs) != 2:
+        return False
+    mean = graph.nodes[_through_views(graph, node.inputs[1])]
+    dims = mean.attrs.get("dim")
+    back = bool(mean.attrs.get("keepdim")) or dims is None or tuple(dims) == tuple(range(len(dims)))
+    return (mean.kind == "mean" and back and bool(mean.inputs)
+            and _through_views(graph, mean.inputs[0]) == _through_views(graph, node.inputs[0]))
 
 
 def _rotation(graph: Graph, node: Node) -> int | None:

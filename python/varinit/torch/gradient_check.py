@@ -268,8 +268,9 @@ def end_explained(layers: list[Layer], ratio: float, ends: EndCauses | None) -> 
         if c is not None and (abs(c) < 1) == shrinks:
             without = ratio * abs(c) if layer is last else ratio / abs(c)
             return (f"{layer.module}'s output is multiplied by {c:g} on its way (a fixed scale: an Euler step's "
-                    f"x + dt f(x), SIREN's sin(30 x)), so its gradient is {abs(c):g} times the one that reaches it, "
-                    f"whatever the weights' scale: without that factor the ratio would be {without:.3g}"), without
+                    "x + dt f(x), SIREN's sin(30 x), a Transformer's embedding times sqrt(d)), so its gradient is "
+                    f"{abs(c):g} times the one that reaches it, whatever the weights' scale: without that factor "
+                    f"the ratio would be {without:.3g}"), without
     return None
 
 

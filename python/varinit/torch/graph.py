@@ -59,7 +59,7 @@ KINDS = (
     "linear", "conv", "conv_transpose", "embedding", "embedding_bag", "bilinear",
     "elementwise", "add", "sub", "mul", "div", "scale", "shift", "pow",
     "matmul", "softmax", "log_softmax", "attention", "norm", "dropout", "addcmul",
-    "avg_pool", "max_pool", "adaptive_avg_pool", "adaptive_max_pool", "mean", "sum",
+    "avg_pool", "max_pool", "adaptive_avg_pool", "adaptive_max_pool", "mean", "sum", "var", "std",
     "cat", "view", "interpolate", "max_unpool", "local_response_norm", "rnn", "scatter", "vector_norm", "opaque",
 )
 # the kinds that look rows up in a table
@@ -1218,6 +1218,19 @@ class _Recorder(TorchFunctionMode):
         return spec.kind, [self.node_for(x)], {}, attrs, None
 
     _sum = _mean
+
+    def _var(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
+        x, dim, unbiased = bound["input"], bound.get("dim"), bound.get("unbiased")
+        if isinstance(dim, bool):   # x.var(False): the older spelling's unbiased, by position
+            dim, unbiased = None, dim
+        correction = bound.get("correction")
+        if correction is None:
+            correction = 0 if unbiased is False else 1
+        attrs = {"dim": _dims(dim, x.dim()), "keepdim": bool(bound.get("keepdim", False)),
+                 "correction": float(correction)}
+        return spec.kind, [self.node_for(x)], {}, attrs, None
+
+    _std = _var
 
     def _local_response_norm(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any],
                              outs: Outputs) -> Recorded:

@@ -317,6 +317,11 @@ _register(F.upsample_bilinear, OpSpec("interpolate", "upsample_bilinear", "torch
 for _name in ("mean", "sum"):
     for _func, _target, _ in _spellings(_name, _NAMESPACES[1:3], inplace_too=False):
         _register(_func, OpSpec(_name, _name, _target, ("input", "dim", "keepdim", "dtype")))
+# the spread over the reduced dims (a LayerNorm or RevIN written out): correction by keyword,
+# or unbiased by position or keyword (torch's older spelling)
+for _name in ("var", "std"):
+    for _func, _target, _ in _spellings(_name, _NAMESPACES[1:3], inplace_too=False):
+        _register(_func, OpSpec(_name, _name, _target, ("input", "dim", "unbiased", "keepdim")))
 _register(F.softmax, OpSpec("softmax", "softmax", "torch.nn.functional.softmax",
                             ("input", "dim", "_stacklevel", "dtype")))
 for _func, _target, _ in _spellings("softmax", _NAMESPACES[1:4], inplace_too=False):
