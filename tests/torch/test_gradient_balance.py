@@ -77,6 +77,18 @@ def _untilted(make, x):
     return verdict(*profile(model, x))
 
 
+def _mlp_balanced(depth, activation):
+    """An MLP of width 256 on fixed inputs: its figures without the tilt, and the model
+    and report of the init with it."""
+    make = lambda: MLP(depth, 256, activation)
+    x = torch.randn(256, 256, generator=torch.Generator().manual_seed(0))
+    untilted = _untilted(make, x)
+    torch.manual_seed(0)
+    model = make()
+    report, _ = init_with_warnings(model, x)
+    return untilted, model, x, report
+
+
 def test_a_small_cnn_is_brought_into_the_band_within_the_forward_s_room():
     x = torch.randn(32, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     before = _untilted(lambda: _cnn(16, 16), x)
@@ -157,13 +169,8 @@ def test_a_tanh_network_is_tilted_with_each_layer_measured_to_its_planned_scale(
     # tanh is not homogeneous: the tilt's factors alone miss, and each layer's miss carried over
     # 40 layers moved the output (the tilt was undone at a ratio of 24); each layer's output
     # measured to its planned scale, the smaller late layers (more linear) bring the ratio in
-    make = lambda: MLP(40, 256, nn.Tanh())
-    x = torch.randn(256, 256, generator=torch.Generator().manual_seed(0))
-    untilted = _untilted(make, x)
+    untilted, model, x, report = _mlp_balanced(40, nn.Tanh())
     assert untilted["grad_ratio"] > 16.0, untilted
-    torch.manual_seed(0)
-    model = make()
-    report, _ = init_with_warnings(model, x)
     assert not any(n.startswith("measured in one backward pass") for n in report.notes), report.notes
     assert sum("gradient's balance" in r.rule for r in report) >= 30
     _assert_drawn_from_streams(model, report)
@@ -200,13 +207,8 @@ def test_a_ratio_near_the_band_s_edge_is_balanced_inside_it():
     # so a ratio within TILT_MARGIN of the edge is balanced too: the tilt from the first layer
     # brings it to about 3.8, the hidden layers lifted together to about 2.3 (GELU's gradient
     # factor per layer falls with the scale it works at), and every draw reads it inside
-    make = lambda: MLP(30, 256, nn.GELU())
-    x = torch.randn(256, 256, generator=torch.Generator().manual_seed(0))
-    untilted = _untilted(make, x)
+    untilted, model, x, report = _mlp_balanced(30, nn.GELU())
     assert untilted["grad_ratio"] > 3.5, untilted
-    torch.manual_seed(0)
-    model = make()
-    report, _ = init_with_warnings(model, x)
     assert not report.notes, report.notes
     _assert_drawn_from_streams(model, report)
     ratios = [verdict(*profile(model, x, seed=seed))["grad_ratio"] for seed in range(6)]

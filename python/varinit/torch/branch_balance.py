@@ -15,12 +15,11 @@ left outside is named.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Collection
 
 import torch
 
-from .gradient_balance import ACT_ROOM, LEAST_TILT, TILT_MARGIN, Balanced, band_distance, forward_held
+from .gradient_balance import ACT_ROOM, LEAST_TILT, TILT_MARGIN, Balanced, band_distance, comes_closer, forward_held
 from .gradient_check import EndCauses, Layer, end_explained, gradient_ratio, in_band, measured_profile, profile_note
 from .graph import ExampleInputs
 
@@ -70,9 +69,8 @@ def balance_branches(model: torch.nn.Module, example_inputs: ExampleInputs, bran
                              "layer's already, which leaves no room to make them smaller")
     resize(stds)
     after = measured_profile(model, example_inputs)
-    closer = isinstance(after, list) and (band_distance(gradient_ratio(after), TILT_MARGIN)
-                                          < band_distance(ratio, TILT_MARGIN) - math.log(LEAST_TILT))
-    if not (isinstance(after, list) and closer and forward_held(layers, after)):
+    if not (isinstance(after, list) and comes_closer(ratio, gradient_ratio(after), LEAST_TILT)
+            and forward_held(layers, after)):
         resize({})
         return noted(layers, f"; smaller residual branches{also} were measured and undone: they moved the "
                              f"output's std or brought the ratio less than {LEAST_TILT:g}-fold closer")

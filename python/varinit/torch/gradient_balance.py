@@ -238,8 +238,9 @@ def balance_gradient(model: torch.nn.Module, example_inputs: ExampleInputs, weig
         return left("; a tilt of the layers' scales needs every layer it scales solved and called once")
     acts = [layer.act for layer in layers]
     plan = tilt(layers, reach, weights)   # a layer not in weights keeps its factor of 1
-    worst = 1.0 if plan is None else max((f for m, f in plan.factors.items() if m in weights),
-                                         key=lambda f: abs(math.log(f)), default=1.0)
+    tilted_draw = ({} if plan is None else {weights[m]: f for m, f in plan.factors.items() if m in weights},
+                   {} if plan is None else {m: f for m, f in plan.scales.items() if m in weights})
+    worst = max(tilted_draw[0].values(), key=lambda f: abs(math.log(f)), default=1.0)
     if plan is None:
         done = (f"; the activations' max/min is {max(acts) / min(acts):.3g} already, which leaves no room (up to "
                 f"{ACT_ROOM:g}) to tilt the layers' scales for it")
@@ -250,8 +251,7 @@ def balance_gradient(model: torch.nn.Module, example_inputs: ExampleInputs, weig
                 "to be trusted there, and the tilt was not drawn")
         kept = layers
     else:
-        scales = {m: f for m, f in plan.scales.items() if m in weights}
-        redraw({weights[m]: f for m, f in plan.factors.items() if m in weights}, scales)
+        redraw(*tilted_draw)
         after = measured_profile(model, example_inputs)
         if isinstance(after, list) and _closer_to_band(layers, after):
             tilted = [layer.act for layer in after]
@@ -268,11 +268,7 @@ def balance_gradient(model: torch.nn.Module, example_inputs: ExampleInputs, weig
         return left(done, kept)
     lifted = _lifted(model, example_inputs, weights, redraw, layers, kept)
     if lifted is None:   # the tilt's state, or the untilted one, is drawn again
-        if kept is not layers and plan is not None:
-            redraw({weights[m]: f for m, f in plan.factors.items() if m in weights},
-                   {m: f for m, f in plan.scales.items() if m in weights})
-        else:
-            redraw({}, {})
+        redraw(*(tilted_draw if kept is not layers else ({}, {})))
         return left(done, kept)
     profile, hidden = lifted
     return left(f", from {ratio:.3g} before the hidden layers' output stds were lifted x{hidden:.3g} together over "
@@ -308,8 +304,7 @@ def _lifted(model: torch.nn.Module, example_inputs: ExampleInputs, weights: dict
         measured = measured_profile(model, example_inputs)
         # by LEAST_TILT at least: a gated MLP with no stable choice moved 4.8e3 -> 4.6e3 for act 1.8
         if (isinstance(measured, list) and forward_held(layers, measured)
-                and band_distance(gradient_ratio(measured), TILT_MARGIN)
-                < band_distance(gradient_ratio(best), TILT_MARGIN) - math.log(LEAST_TILT)):
+                and comes_closer(gradient_ratio(best), gradient_ratio(measured), LEAST_TILT)):
             best, found = measured, (measured, factors, scales, hidden)
     if found is None:
         return None
@@ -431,8 +426,13 @@ def _note(layers: list[Layer], ratio: float, done: str, cause: str | None = None
 
 def _closer_to_band(before: list[Layer], after: list[Layer]) -> bool:
     """Whether a measured tilt moved the ratio toward the band and held the forward."""
-    closer = band_distance(gradient_ratio(after), TILT_MARGIN) < band_distance(gradient_ratio(before), TILT_MARGIN)
-    return forward_held(before, after) and closer
+    return forward_held(before, after) and comes_closer(gradient_ratio(before), gradient_ratio(after))
+
+
+def comes_closer(before: float, after: float, by: float = 1.0) -> bool:
+    """Whether the gradient ratio `after` lies closer to the band narrowed by TILT_MARGIN
+    than `before` does, by the factor `by` at least."""
+    return band_distance(after, TILT_MARGIN) < band_distance(before, TILT_MARGIN) - math.log(by)
 
 
 def forward_held(before: list[Layer], after: list[Layer]) -> bool:
