@@ -244,16 +244,22 @@ def _nan_dtensor(shape, dtype, mesh, placements):
     return distribute_tensor(torch.full(shape, math.nan, dtype=dtype), mesh, placements, src_data_rank=None)
 
 
-def _check_shards(dtensor, reference):
-    """(local shard equal to torch's own split of the one-process tensor, full_tensor() equal to it)."""
+def local_shard_ok(dtensor, reference):
+    """Whether this rank's shard is torch's own split of the one-process tensor for this
+    rank. Every rank checks its own, so together they check the whole tensor.
+
+    full_tensor() is not called: torch 2.13's functional all_gather over gloo now and then
+    corrupts a rank's heap (munmap_chunk(): invalid pointer, a segfault) inside wait_tensor.
+    Reproduced with fills by torch alone, no varinit call: 1 group of 4 ranks in 20 running
+    about 3,000 full_tensor() calls each."""
     from torch.distributed.tensor import distribute_tensor
 
     expected = distribute_tensor(reference, dtensor.device_mesh, dtensor.placements, src_data_rank=None)
-    return same_bits(dtensor.to_local(), expected.to_local()), same_bits(dtensor.full_tensor(), reference)
+    return same_bits(dtensor.to_local(), expected.to_local())
 
 
 def fill_job(rank, world_size, references, extra_references):
-    """Every (config, case) of fill_plan: [(config, case, local ok, full ok, warned, part held)];
+    """Every (config, case) of fill_plan: [(config, case, local ok, warned, part held)];
     then the generator and bad-input checks."""
     torch.set_num_threads(1)
     meshes = _meshes(world_size)
@@ -271,10 +277,10 @@ def fill_job(rank, world_size, references, extra_references):
             returned = function(path)(dtensor, *a, **k)
         assert returned is dtensor
         warned = any("no region form" in str(w.message) for w in caught)
-        local_ok, full_ok = _check_shards(dtensor, from_bits(references[case], dtype))
+        local_ok = local_shard_ok(dtensor, from_bits(references[case], dtype))
         # a rank builds the whole tensor (and warns) when it holds part of it, not all, not nothing
         builds_whole = 0 < dtensor.to_local().numel() < dtensor.numel()
-        rows.append((config, case, local_ok, full_ok, warned, builds_whole))
+        rows.append((config, case, local_ok, warned, builds_whole))
     return {"rows": rows, "generators": _generator_checks(rank, meshes["world"], extra_references),
             "bad_input": _bad_input_checks(rank, meshes["world"])}
 
@@ -298,14 +304,14 @@ def _generator_checks(rank, mesh, refs):
     torch.manual_seed(5)
     dtensor = _nan_dtensor(MATRIX, torch.float32, mesh, [Shard(0)])
     varinit.normal_(dtensor, 0.0, 0.3)
-    found["torch_default"] = _check_shards(dtensor, from_bits(refs["torch_default"], torch.float32))
+    found["torch_default"] = local_shard_ok(dtensor, from_bits(refs["torch_default"], torch.float32))
     g = varinit.Generator(11)
     first = _nan_dtensor(CONV, torch.float32, mesh, [Shard(1)])
     varinit.kaiming_normal_(first, generator=g)
     second = _nan_dtensor(MATRIX, torch.float32, mesh, [Shard(1)])
     varinit.sparse_(second, 0.5, generator=g)
-    found["generator_first"] = _check_shards(first, from_bits(refs["generator_first"], torch.float32))
-    found["generator_second"] = _check_shards(second, from_bits(refs["generator_second"], torch.float32))
+    found["generator_first"] = local_shard_ok(first, from_bits(refs["generator_first"], torch.float32))
+    found["generator_second"] = local_shard_ok(second, from_bits(refs["generator_second"], torch.float32))
     # ranks whose torch generators are in different states: refused on every rank, nothing written
     torch.manual_seed(100 + rank)
     dtensor = _nan_dtensor(MATRIX, torch.float32, mesh, [Shard(0)])
@@ -472,16 +478,16 @@ def sharded_lm(layout, meshes, materialize=True):
 
 
 def _compare(model, bits):
-    """{parameter name: (local ok, whole ok, placements)} against the one-process bits."""
+    """{parameter name: (local ok, placements)} against the one-process bits."""
     from torch.distributed.tensor import DTensor
 
     found = {}
     for name, p in model.named_parameters():
         reference = from_bits(bits[name], p.dtype)
         if isinstance(p, DTensor):
-            found[name] = _check_shards(p, reference) + (str(tuple(p.placements)),)
+            found[name] = (local_shard_ok(p, reference), str(tuple(p.placements)))
         else:
-            found[name] = (same_bits(p, reference), same_bits(p, reference), "plain")
+            found[name] = (same_bits(p, reference), "plain")
     return found
 
 

@@ -33,11 +33,11 @@ def _assert_equal_to_one_process(ranks, layouts):
                 result = found[layout, mode]
                 names = set(result["parameters"])
                 assert len(names) == 4 + 6 * workers.BLOCKS, (layout, mode, sorted(names))
-                wrong = {n: r for n, r in result["parameters"].items() if not (r[0] and r[1])}
+                wrong = {n: r for n, r in result["parameters"].items() if not r[0]}
                 assert not wrong, f"rank {rank}, {layout}, {mode}: differ from one process: {wrong}"
                 assert result["records equal"], (rank, layout, mode)
                 if "fsdp" in layout:   # FSDP2 keeps every parameter sharded: no gathered copy left behind
-                    plain = [n for n, r in result["parameters"].items() if r[2] == "plain"]
+                    plain = [n for n, r in result["parameters"].items() if r[1] == "plain"]
                     assert not plain, (rank, layout, mode, plain)
 
 
@@ -45,11 +45,11 @@ def test_fsdp2_and_tensor_parallel_on_two_ranks(two_ranks):
     _assert_equal_to_one_process(two_ranks, ("fsdp", "tp"))
     for found in two_ranks:
         fsdp = found["fsdp", "structure"]["parameters"]
-        assert fsdp["embed.weight"][2] == "(Shard(dim=0),)"
+        assert fsdp["embed.weight"][1] == "(Shard(dim=0),)"
         tp = found["tp", "structure"]["parameters"]
-        assert tp["blocks.0.up.weight"][2] == "(Shard(dim=0),)"
-        assert tp["blocks.0.down.weight"][2] == "(Shard(dim=1),)"
-        assert tp["embed.weight"][2] == "plain"
+        assert tp["blocks.0.up.weight"][1] == "(Shard(dim=0),)"
+        assert tp["blocks.0.down.weight"][1] == "(Shard(dim=1),)"
+        assert tp["embed.weight"][1] == "plain"
 
 
 def test_measured_pass_runs_under_fsdp2_and_is_skipped_under_tensor_parallel(two_ranks, four_ranks):
@@ -67,7 +67,7 @@ def test_measured_pass_runs_under_fsdp2_and_is_skipped_under_tensor_parallel(two
 def test_fsdp2_with_tensor_parallel_on_a_2d_mesh(four_ranks):
     _assert_equal_to_one_process(four_ranks, ("fsdp+tp", "fsdp"))
     strided = {name for found in four_ranks
-               for name, (_, _, placements) in found["fsdp+tp", "structure"]["parameters"].items()
+               for name, (_, placements) in found["fsdp+tp", "structure"]["parameters"].items()
                if "_StridedShard" in placements}
     assert "blocks.0.up.weight" in strided
 
