@@ -19,6 +19,7 @@ from torch import nn
 
 import varinit
 from varinit.torch.dataflow import plan
+from varinit.torch.moment_rules import matmul
 from varinit.torch.refine import Target, correction_factors
 from zoo import BottleneckResNet, LayerScaleNet, ResNet, TinyGPT, WindowBlock, WindowTransformer, profile, verdict
 
@@ -2688,3 +2689,51 @@ def test_a_layer_norm_written_out_with_std_or_var_has_its_moments(by_var):
     # the layer after it, solved for unit inputs, gives unit outputs
     with torch.no_grad():
         assert 0.9 <= float(model(x).std()) <= 1.1
+
+
+class CausalLinearAttention(nn.Module):
+    """Causal linear attention (Katharopoulos et al. 2020) written with torch.cumsum: the
+    state S_i = sum_{j <= i} phi(k_j) v_j^T and normalizer z_i = sum_{j <= i} phi(k_j),
+    phi = elu + 1, in pre-norm residual blocks."""
+
+    def __init__(self, width=32, blocks=2):
+        super().__init__()
+        self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(blocks))
+        self.qkv = nn.ModuleList(nn.Linear(width, 3 * width) for _ in range(blocks))
+        self.out = nn.ModuleList(nn.Linear(width, width) for _ in range(blocks))
+
+    def forward(self, x):
+        for norm, qkv, out in zip(self.norms, self.qkv, self.out):
+            q, k, v = qkv(norm(x)).chunk(3, dim=-1)
+            q, k = F.elu(q) + 1, F.elu(k) + 1
+            state = torch.cumsum(k.unsqueeze(-1) * v.unsqueeze(-2), dim=1)
+            z = k.cumsum(1)
+            y = (q.unsqueeze(-2) @ state).squeeze(-2) / (q * z).sum(-1, keepdim=True)
+            x = x + out(y)
+        return x
+
+
+def test_running_sums_and_linear_attention_have_their_moments():
+    torch.manual_seed(0)
+    model, x = CausalLinearAttention(), torch.randn(16, 24, 32)
+    _init(model, x, measure=False)
+    p = plan(model, x)
+    assert not any("without a moment rule" in n for n in p.notes), p.notes
+    nodes = p.graph.nodes
+    sums = [i for i, n in enumerate(nodes) if n.kind == "cumsum"][:2]
+    product = next(i for i, n in enumerate(nodes) if n.kind == "matmul")
+    ratio = next(i for i, n in enumerate(nodes) if n.kind == "div")
+    with torch.no_grad():
+        norm, qkv = model.norms[0], model.qkv[0]
+        q, k, v = qkv(norm(x)).double().chunk(3, dim=-1)
+        q, k = F.elu(q) + 1, F.elu(k) + 1
+        state = torch.cumsum(k.unsqueeze(-1) * v.unsqueeze(-2), dim=1)
+        z = k.cumsum(1)
+        numerator = q.unsqueeze(-2) @ state
+        y = numerator.squeeze(-2) / (q * z).sum(-1, keepdim=True)
+    measured = {sums[0]: state, sums[1]: z, product: numerator, ratio: y}
+    for index, values in measured.items():
+        assert p.moments[index].second == pytest.approx(float((values * values).mean()), rel=0.15), nodes[index]
+    # the state's entries taken as independent along the contraction: the numerator ~20 times low
+    independent = matmul(p.moments[nodes[product].inputs[0]], p.moments[sums[0]], 32).second
+    assert float((numerator * numerator).mean()) > 10 * independent

@@ -753,6 +753,41 @@ def test_reductions_of_equicorrelated_elements():
            "avg pool 4, rho=0.25: second")
 
 
+def test_running_sums_of_equicorrelated_elements():
+    gen = generator(26)
+    mu, var, rho, k = 0.4, 1.5, 0.2, 10
+    shared = torch.randn((200_000, 1), dtype=F64, generator=gen)
+    x = mu + math.sqrt(var) * (math.sqrt(rho) * shared
+                               + math.sqrt(1 - rho) * torch.randn((200_000, k), dtype=F64, generator=gen))
+    m = Moments(mu, mu * mu + var)
+    rule = mr.cumulative_sum(m, k, rho)
+    running = x.cumsum(dim=1)
+    agrees(running.mean(dim=1), rule.mean, "cumsum over 10: mean")
+    # rho = 0 (the shared part taken as independent) and the sum's k^2 growth are both refused
+    agrees((running * running).mean(dim=1), rule.second, "cumsum over 10, rho=0.2: second",
+           wrong=[mr.cumulative_sum(m, k).second, mr.reduce_sum(m, k, rho).second])
+    # mean zero and independent: the k-th sum's variance is k nu, (k + 1) / 2 on average
+    assert mr.cumulative_sum(Moments(0.0, 2.0), 7) == Moments(0.0, 8.0)
+
+
+def test_matmul_with_a_sum_of_outer_products():
+    """q @ sum_j k_j v_j^T (linear attention's state): a column of the state shares v_j,
+    so its entries along the contraction are correlated, mu_k^2 nu_v per term."""
+    gen = generator(27)
+    n, d = 6, 16
+    q = gaussian((REPLICAS, 1, d), 1.1, 0.6, gen)
+    k = gaussian((REPLICAS, n, d), 1.2, 0.8, gen)
+    v = gaussian((REPLICAS, n, d), 0.0, 1.0, gen)
+    state = (k.unsqueeze(-1) * v.unsqueeze(-2)).sum(dim=1)    # (replicas, d, d)
+    out = q @ state
+    mq, mk, mv = Moments(1.1, 1.21 + 0.6), Moments(1.2, 1.44 + 0.8), Moments(0.0, 1.0)
+    term = mr.mul(mk, mv)
+    shared = n * (mk.mean ** 2 * mv.second - term.mean ** 2) + n * n * term.mean ** 2
+    rule = mr.matmul(mq, mr.reduce_sum(term, n), d, b_shared=shared)
+    agrees((out * out).mean(dim=(1, 2)), rule.second, "q @ sum of outer products: second",
+           wrong=[mr.matmul(mq, mr.reduce_sum(term, n), d).second])
+
+
 
 @pytest.mark.parametrize("mode, size, align_corners", [
     ("bilinear", (16, 16), False), ("bilinear", (13, 11), True), ("bicubic", (16, 16), False),

@@ -146,7 +146,7 @@ ZERO_AT_ZERO = ("relu", "leaky_relu", "gelu", "silu", "tanh", "elu", "celu", "se
 # ops through which the model's output is a degree-1 positively homogeneous function of
 # the layers before it: scaling those layers' weights by f scales the output by f
 HOMOGENEOUS = ("view", "dropout", "scale", "interpolate", "max_pool", "avg_pool", "adaptive_max_pool",
-               "adaptive_avg_pool", "mean", "sum", "cat", "max_unpool")
+               "adaptive_avg_pool", "mean", "sum", "cumsum", "cat", "max_unpool")
 HOMOGENEOUS_ACTIVATIONS = ("relu", "leaky_relu")
 # the dropout ops that drop to SELU's saturation value and restore the moments by an affine map
 # (not homogeneous, zero not kept)
@@ -1430,6 +1430,13 @@ class _Walk:
         spread = self._var(node).mean
         return Moments(math.sqrt(spread), spread)
 
+    def _cumsum(self, node: Node) -> Moments:
+        """Running sums along one dim of n elements (rules.cumulative_sum): what the
+        elements share, kappa, adds up in step, k^2 kappa at the k-th, the rest k-fold."""
+        source, n = node.inputs[0], self.reduced(node)
+        self.common[node.index] = self.kappa(source) * (n + 1) * (2 * n + 1) / 6
+        return rules.cumulative_sum(self.m(source), n, self.correlation(node))
+
     def _vector_norm(self, node: Node) -> Moments:
         """||x|| over n elements, S = sum x^2: concentrated about sqrt(n nu), its variance
         Var(S) / (4 E S) = nu / 2 for Gaussian entries (the delta method)."""
@@ -1520,7 +1527,45 @@ class _Walk:
             self.common[node.index] = rules.attention_common(v, keys=inner, causal=causal,
                                                              queries=node.shape[-2], v_common=common)
             return Moments(v.mean, common + (v.second - common) * min(inner * self.m(a).second, 1.0))
-        return rules.matmul(self.m(a), self.m(b), inner)
+        if node.attrs.get("op") == "einsum":
+            return rules.matmul(self.m(a), self.m(b), inner)
+        return rules.matmul(self.m(a), self.m(b), inner, a_shared=self.shared_along(a, -1),
+                            b_shared=self.shared_along(b, -2) if len(self.graph.nodes[b].shape) > 1 else None)
+
+    def shared_along(self, index: int, dim: int) -> float | None:
+        """E[x_f x_g] for f != g along the trailing dim `dim` (-1 or -2) of a sum of outer
+        products over positions, u_j v_j^T summed or cumsummed over j (linear attention's
+        state, Katharopoulos et al. 2020): the entries of one column share v_j's value, so
+        along -2 it is mu_u^2 nu_v per term, along -1 nu_u mu_v^2. None for anything else
+        (entries taken as independent: mu^2)."""
+        node = self.graph.nodes[index]
+        if node.kind in ("cumsum", "sum") and node.inputs:
+            ndim = len(self.graph.nodes[node.inputs[0]].shape)
+            dims = node.attrs.get("dim")
+            dims = (dims,) if isinstance(dims, int) else dims
+            kept = node.kind == "cumsum" or bool(node.attrs.get("keepdim"))
+            if not dims or any(d >= ndim - 2 for d in dims) or (not kept and len(node.shape) != ndim - len(dims)):
+                return None
+            term = self.shared_along(node.inputs[0], dim)
+            if term is None:
+                return None
+            n, mu = self.reduced(node), self.m(node.inputs[0]).mean
+            # the terms of different positions independent: what one column shares adds up
+            # as the variance does, the means' product as the mean does
+            if node.kind == "sum":
+                return n * (term - mu * mu) + n * n * mu * mu
+            return (term - mu * mu) * (n + 1) / 2 + mu * mu * (n + 1) * (2 * n + 1) / 6
+        if node.kind != "mul" or len(node.inputs) != 2 or len(node.shape) < 2:
+            return None
+        shapes = [self.graph.nodes[i].shape for i in node.inputs]
+        if any(len(s) < 2 for s in shapes) or node.shape[-1] < 2 or node.shape[-2] < 2:
+            return None
+        columns = [i for i, s in zip(node.inputs, shapes) if s[-1] == 1 and s[-2] == node.shape[-2]]
+        rows = [i for i, s in zip(node.inputs, shapes) if s[-2] == 1 and s[-1] == node.shape[-1]]
+        if len(columns) != 1 or len(rows) != 1:
+            return None
+        u, v = self.m(columns[0]), self.m(rows[0])
+        return u.mean * u.mean * v.second if dim == -2 else u.second * v.mean * v.mean
 
     def padded_keys(self, node: Node) -> tuple[float, float] | None:
         """For softmax(q k^T) @ v whose keys carry zero padding (Swin's windows): the

@@ -569,6 +569,8 @@ def _passed_back(node: Node, plan: Plan, e: float,
         return [(first, e * min(size_out / size_in, 1.0))]
     if kind == "sum":
         return [(first, e * size_in / size_out)]
+    if kind == "cumsum":   # the j-th of n inputs gets the sum of the n - j + 1 gradients after it
+        return [(first, e * (node.shape[a["dim"]] + 1) / 2 if node.shape else e)]
     if kind == "cat":
         return [(i, e * math.prod(nodes[i].shape) / size_out) for i in node.inputs]
     return None

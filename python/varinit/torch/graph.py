@@ -59,7 +59,7 @@ KINDS = (
     "linear", "conv", "conv_transpose", "embedding", "embedding_bag", "bilinear",
     "elementwise", "add", "sub", "mul", "div", "scale", "shift", "pow",
     "matmul", "softmax", "log_softmax", "attention", "norm", "dropout", "addcmul",
-    "avg_pool", "max_pool", "adaptive_avg_pool", "adaptive_max_pool", "mean", "sum", "var", "std",
+    "avg_pool", "max_pool", "adaptive_avg_pool", "adaptive_max_pool", "mean", "sum", "var", "std", "cumsum",
     "cat", "view", "interpolate", "max_unpool", "local_response_norm", "rnn", "scatter", "vector_norm", "opaque",
 )
 # the kinds that look rows up in a table
@@ -1231,6 +1231,11 @@ class _Recorder(TorchFunctionMode):
         return spec.kind, [self.node_for(x)], {}, attrs, None
 
     _std = _var
+
+    def _cumsum(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
+        x = bound["input"]
+        dim = int(bound["dim"])
+        return spec.kind, [self.node_for(x)], {}, {"dim": dim % x.dim() if x.dim() else 0}, None
 
     def _local_response_norm(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any],
                              outs: Outputs) -> Recorded:

@@ -322,6 +322,10 @@ for _name in ("mean", "sum"):
 for _name in ("var", "std"):
     for _func, _target, _ in _spellings(_name, _NAMESPACES[1:3], inplace_too=False):
         _register(_func, OpSpec(_name, _name, _target, ("input", "dim", "unbiased", "keepdim")))
+# running sums along one dim (linear attention's causal state, a running mean): torch.cumsum
+# and x.cumsum; the in-place x.cumsum_ stays opaque, named
+for _func, _target, _ in _spellings("cumsum", _NAMESPACES[1:3], inplace_too=False):
+    _register(_func, OpSpec("cumsum", "cumsum", _target, ("input", "dim", "dtype")))
 _register(F.softmax, OpSpec("softmax", "softmax", "torch.nn.functional.softmax",
                             ("input", "dim", "_stacklevel", "dtype")))
 for _func, _target, _ in _spellings("softmax", _NAMESPACES[1:4], inplace_too=False):

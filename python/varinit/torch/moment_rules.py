@@ -383,13 +383,18 @@ def shift(m: MomentsLike, c: float) -> Moments:
     return Moments(x.mean + c, max(x.second + 2.0 * c * x.mean + c * c, 0.0))
 
 
-def matmul(a: MomentsLike, b: MomentsLike, inner: int) -> Moments:
-    """A @ B over `inner` terms with all entries independent:
-    mu = d mu_a mu_b, nu = d nu_a nu_b + d (d - 1) mu_a^2 mu_b^2."""
+def matmul(a: MomentsLike, b: MomentsLike, inner: int, a_shared: float | None = None,
+           b_shared: float | None = None) -> Moments:
+    """A @ B over `inner` terms, A independent of B:
+    mu = d mu_a mu_b, nu = d nu_a nu_b + d (d - 1) s_a s_b, where s_a = E[a_f a_g]
+    (f != g along the contraction) is `a_shared`, mu_a^2 when its entries are independent
+    (None), and s_b likewise. Entries along the contraction share a factor in a sum of
+    outer products (linear attention's state sum_j k_j v_j^T: its rows share v_j)."""
     ma, mb = _moments(a, "a"), _moments(b, "b")
     d = _validate.integer(inner, "inner", minimum=1)
-    return Moments(d * ma.mean * mb.mean,
-                   d * ma.second * mb.second + d * (d - 1) * (ma.mean * mb.mean) ** 2)
+    sa = ma.mean * ma.mean if a_shared is None else _validate.real(a_shared, "a_shared", _validate.NON_NEGATIVE)
+    sb = mb.mean * mb.mean if b_shared is None else _validate.real(b_shared, "b_shared", _validate.NON_NEGATIVE)
+    return Moments(d * ma.mean * mb.mean, d * ma.second * mb.second + d * (d - 1) * sa * sb)
 
 
 def fixed_mix(x: MomentsLike, sums: float, sums_sq: float, squares: float, common: float | None = None) -> Moments:
@@ -712,6 +717,19 @@ def reduce_sum(m: MomentsLike, count: int, rho: float = 0.0) -> Moments:
     mu -> count mu, nu -> count^2 mu^2 + count sigma^2 (1 + (count - 1) rho)."""
     mean_of = avg_pool(m, count, rho)
     return Moments(count * mean_of.mean, count * count * mean_of.second)
+
+
+def cumulative_sum(m: MomentsLike, count: int, rho: float = 0.0) -> Moments:
+    """Running sums y_k = x_1 + ... + x_k, k = 1..count, along one dim (torch.cumsum), of
+    elements with average pairwise correlation rho, averaged over the count outputs: with
+    kappa = mu^2 + rho sigma^2 the part the elements share, y_k has second moment
+    k^2 kappa + k (nu - kappa), so mu -> mu (count + 1) / 2 and
+    nu -> kappa (count + 1)(2 count + 1) / 6 + (nu - kappa)(count + 1) / 2."""
+    x = _moments(m, "m")
+    k = _validate.integer(count, "count", minimum=1)
+    rho = _validate.real(rho, "rho", _validate.BOUNDED_0_1)
+    kappa = x.mean * x.mean + rho * x.variance
+    return Moments(x.mean * (k + 1) / 2, kappa * (k + 1) * (2 * k + 1) / 6 + (x.second - kappa) * (k + 1) / 2)
 
 
 # The max of k iid copies of Y = g(Z) has E[max^j] = sum over Y's sorted values

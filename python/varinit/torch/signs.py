@@ -61,7 +61,7 @@ class Signs:
         node = self.graph.nodes[index]
         if node.kind == "mul" and len(node.inputs) == 2:
             return self.sign(node.inputs[0]) * self.sign(node.inputs[1])
-        if node.kind == "view" and node.inputs:
+        if node.kind in ("view", "cumsum", "sum", "mean") and node.inputs:   # sums keep their terms' sign
             return self.sign(node.inputs[0])
         return 0
 
