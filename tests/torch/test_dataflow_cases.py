@@ -2694,46 +2694,117 @@ def test_a_layer_norm_written_out_with_std_or_var_has_its_moments(by_var):
 class CausalLinearAttention(nn.Module):
     """Causal linear attention (Katharopoulos et al. 2020) written with torch.cumsum: the
     state S_i = sum_{j <= i} phi(k_j) v_j^T and normalizer z_i = sum_{j <= i} phi(k_j),
-    phi = elu + 1, in pre-norm residual blocks."""
+    phi = elu + 1, in pre-norm residual blocks; the products by @ and a sum, or by einsum."""
 
-    def __init__(self, width=32, blocks=2):
+    def __init__(self, width=32, blocks=3, einsum=False):
         super().__init__()
+        self.einsum = einsum
         self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(blocks))
         self.qkv = nn.ModuleList(nn.Linear(width, 3 * width) for _ in range(blocks))
         self.out = nn.ModuleList(nn.Linear(width, width) for _ in range(blocks))
 
+    def attend(self, block, x):
+        q, k, v = self.qkv[block](self.norms[block](x)).chunk(3, dim=-1)
+        q, k = F.elu(q) + 1, F.elu(k) + 1
+        state = torch.cumsum(k.unsqueeze(-1) * v.unsqueeze(-2), dim=1)
+        z = k.cumsum(1)
+        if self.einsum:
+            numerator = torch.einsum("btd,btde->bte", q, state)
+            return numerator, numerator / (torch.einsum("btd,btd->bt", q, z).unsqueeze(-1) + 1e-6)
+        numerator = (q.unsqueeze(-2) @ state).squeeze(-2)
+        return numerator, numerator / (q * z).sum(-1, keepdim=True)
+
     def forward(self, x):
-        for norm, qkv, out in zip(self.norms, self.qkv, self.out):
-            q, k, v = qkv(norm(x)).chunk(3, dim=-1)
-            q, k = F.elu(q) + 1, F.elu(k) + 1
-            state = torch.cumsum(k.unsqueeze(-1) * v.unsqueeze(-2), dim=1)
-            z = k.cumsum(1)
-            y = (q.unsqueeze(-2) @ state).squeeze(-2) / (q * z).sum(-1, keepdim=True)
-            x = x + out(y)
+        for block, out in enumerate(self.out):
+            x = x + out(self.attend(block, x)[1])
         return x
 
 
-def test_running_sums_and_linear_attention_have_their_moments():
+@pytest.mark.parametrize("einsum", [False, True])
+def test_running_sums_and_linear_attention_have_their_moments(einsum):
     torch.manual_seed(0)
-    model, x = CausalLinearAttention(), torch.randn(16, 24, 32)
+    model, x = CausalLinearAttention(einsum=einsum), torch.randn(16, 24, 32)
     _init(model, x, measure=False)
     p = plan(model, x)
     assert not any("without a moment rule" in n for n in p.notes), p.notes
     nodes = p.graph.nodes
     sums = [i for i, n in enumerate(nodes) if n.kind == "cumsum"][:2]
     product = next(i for i, n in enumerate(nodes) if n.kind == "matmul")
-    ratio = next(i for i, n in enumerate(nodes) if n.kind == "div")
+    averages = [i for i, n in enumerate(nodes) if n.kind == "div"]
     with torch.no_grad():
-        norm, qkv = model.norms[0], model.qkv[0]
-        q, k, v = qkv(norm(x)).double().chunk(3, dim=-1)
-        q, k = F.elu(q) + 1, F.elu(k) + 1
-        state = torch.cumsum(k.unsqueeze(-1) * v.unsqueeze(-2), dim=1)
-        z = k.cumsum(1)
-        numerator = q.unsqueeze(-2) @ state
-        y = numerator.squeeze(-2) / (q * z).sum(-1, keepdim=True)
-    measured = {sums[0]: state, sums[1]: z, product: numerator, ratio: y}
-    for index, values in measured.items():
+        h, measured = x.double(), []
+        model.double()
+        for block, out in enumerate(model.out):
+            numerator, y = model.attend(block, h)
+            measured.append(y)
+            h = h + out(y)
+        q, k, v = model.qkv[0](model.norms[0](x.double())).chunk(3, dim=-1)
+        k = F.elu(k) + 1
+        state, z = torch.cumsum(k.unsqueeze(-1) * v.unsqueeze(-2), dim=1), k.cumsum(1)
+        numerator = model.attend(0, x.double())[0]
+    second = {sums[0]: state, sums[1]: z, product: numerator}
+    for index, values in second.items():
         assert p.moments[index].second == pytest.approx(float((values * values).mean()), rel=0.15), nodes[index]
     # the state's entries taken as independent along the contraction: the numerator ~20 times low
     independent = matmul(p.moments[nodes[product].inputs[0]], p.moments[sums[0]], 32).second
     assert float((numerator * numerator).mean()) > 10 * independent
+    # each block's output averages the values: the part the positions share grows block by block
+    # (a causal average of averages), which the prediction follows within 30%
+    assert len(averages) == len(measured) == 3
+    for index, y in zip(averages, measured):
+        assert p.moments[index].second == pytest.approx(float((y * y).mean()), rel=0.3), index
+    assert float((measured[2] ** 2).mean()) > 2.5 * float((measured[0] ** 2).mean())
+
+
+class TwoSignals(nn.Module):
+    """Two independent signals combined per element: their maximum (an mLSTM's stabilizer),
+    a division by a function of one that keeps away from zero, and a sinusoidal table
+    registered as a buffer and added."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+        self.a, self.b, self.head = nn.Linear(16, 64), nn.Linear(16, 64), nn.Linear(64, 8)
+        angles = torch.arange(32)[:, None] / 10000 ** (torch.arange(0, 64, 2) / 64)
+        self.register_buffer("table", torch.cat([angles.sin(), angles.cos()], dim=-1))
+
+    def combined(self, x):
+        h, y = self.a(x), self.b(x)
+        if self.how == "maximum":
+            return torch.maximum(h + 0.5, y)
+        if self.how == "minimum":
+            return torch.minimum(h, 2 * y)
+        if self.how == "divided":
+            return h / (y.abs() + 1)
+        return h + self.table
+
+    def forward(self, x):
+        return self.head(self.combined(x))
+
+
+@pytest.mark.parametrize("how", ["maximum", "minimum", "divided", "table"])
+def test_elementwise_ops_of_two_signals_and_a_fixed_table_have_their_moments(how):
+    torch.manual_seed(0)
+    model, x = TwoSignals(how), torch.randn(512, 32, 16)
+    _init(model, x, measure=False)
+    p = plan(model, x)
+    assert not any("without a moment rule" in n for n in p.notes), p.notes
+    combined = next(n for n in p.graph.nodes if n.module == "head").inputs[0]
+    with torch.no_grad():
+        y = model.combined(x).double()
+    assert p.moments[combined].second == pytest.approx(float((y * y).mean()), rel=0.03), how
+    assert p.moments[combined].mean == pytest.approx(float(y.mean()), abs=0.03), how
+
+
+def test_an_op_recorded_for_another_is_named_by_both():
+    class Floor(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+
+        def forward(self, x):
+            h = self.a(x)
+            return self.b(x) / torch.maximum(h.abs(), torch.ones_like(h))
+
+    p = plan(Floor(), torch.randn(64, 8))
+    assert any("torch.where (in torch.maximum)" in n for n in p.notes), p.notes

@@ -770,6 +770,20 @@ def test_running_sums_of_equicorrelated_elements():
     assert mr.cumulative_sum(Moments(0.0, 2.0), 7) == Moments(0.0, 8.0)
 
 
+@pytest.mark.parametrize("larger", [True, False])
+def test_the_larger_of_two_independent_signals(larger):
+    gen = generator(28)
+    ma, mb = Moments(0.3, 0.09 + 1.5), Moments(-0.4, 0.16 + 0.6)
+    a, b = gaussian((SAMPLES,), 0.3, 1.5, gen), gaussian((SAMPLES,), -0.4, 0.6, gen)
+    out = torch.maximum(a, b) if larger else torch.minimum(a, b)
+    rule = mr.larger_of_two(ma, mb, larger)
+    agrees(out, rule.mean, "max(a, b): mean" if larger else "min(a, b): mean", wrong=[ma.mean if larger else mb.mean])
+    # one operand's moments, or both as if they were the same signal, are refused
+    agrees(out * out, rule.second, "max(a, b): second" if larger else "min(a, b): second",
+           wrong=[ma.second, mb.second])
+    assert mr.larger_of_two(Moments(2.0, 4.0), Moments(1.0, 1.0)) == Moments(2.0, 4.0)   # no spread: the larger
+
+
 def test_matmul_with_a_sum_of_outer_products():
     """q @ sum_j k_j v_j^T (linear attention's state): a column of the state shares v_j,
     so its entries along the contraction are correlated, mu_k^2 nu_v per term."""

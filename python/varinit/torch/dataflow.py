@@ -138,6 +138,11 @@ GRADIENT_BUDGET = 2.0
 BRANCH_GRADIENT_FLOOR = 0.1
 # reductions over many elements: what a function of one sees is concentrated near its mean
 REDUCTIONS = ("mean", "sum", "vector_norm", "var", "std")
+# a product summed over at least this many terms whose variance is at most CONCENTRATED times
+# its mean's square is a statistic too, when it divides (concentrated_product): the delta
+# method's E[1/d^2] = (1 + 3 var/m^2) / m^2 is then within the spread of the first-order terms
+DOT_TERMS = 8
+CONCENTRATED = 0.5
 # ops that act on each position alone, through which an output is traced back to a pooling
 POSITIONWISE = ("linear", "norm", "elementwise", "dropout", "view", "scale", "shift", "add")
 # activations with g(0) = 0: zero padding stays zero through them
@@ -762,6 +767,12 @@ class _Walk:
         buffer = self.buffers.get(node.attrs.get("buffer", ""))
         if value is None and buffer is not None and buffer.numel() == 1 and not buffer.is_meta:
             value = float(buffer.item())
+        if value is None and buffer is not None and buffer.numel() > 1 and not buffer.is_meta and \
+                buffer.is_floating_point() and bool(torch.isfinite(buffer).all()):
+            # a table of fixed values the forward reads (the sinusoidal position encoding the
+            # PyTorch tutorial and Informer register, added to the signal): its values' moments
+            values = buffer.detach().to(torch.float64)
+            return Moments(float(values.mean()), float((values * values).mean()))
         return None if value is None else Moments(float(value), float(value) ** 2)
 
     def _param(self, node: Node) -> Moments:
@@ -1528,44 +1539,88 @@ class _Walk:
                                                              queries=node.shape[-2], v_common=common)
             return Moments(v.mean, common + (v.second - common) * min(inner * self.m(a).second, 1.0))
         if node.attrs.get("op") == "einsum":
-            return rules.matmul(self.m(a), self.m(b), inner)
-        return rules.matmul(self.m(a), self.m(b), inner, a_shared=self.shared_along(a, -1),
-                            b_shared=self.shared_along(b, -2) if len(self.graph.nodes[b].shape) > 1 else None)
+            dims = _einsum_contraction(node.attrs["equation"])
+        else:
+            dims = (-1, -2 if len(self.graph.nodes[b].shape) > 1 else None)
+        a_dim, b_dim = dims or (None, None)
+        return rules.matmul(self.m(a), self.m(b), inner,
+                            a_shared=self.shared_along(a, a_dim) if a_dim is not None else None,
+                            b_shared=self.shared_along(b, b_dim) if b_dim is not None else None)
 
     def shared_along(self, index: int, dim: int) -> float | None:
         """E[x_f x_g] for f != g along the trailing dim `dim` (-1 or -2) of a sum of outer
         products over positions, u_j v_j^T summed or cumsummed over j (linear attention's
         state, Katharopoulos et al. 2020): the entries of one column share v_j's value, so
-        along -2 it is mu_u^2 nu_v per term, along -1 nu_u mu_v^2. None for anything else
-        (entries taken as independent: mu^2)."""
+        along -2 it is mu_u^2 nu_v per term, along -1 nu_u mu_v^2; of a running sum over
+        positions, whose entries share the mean that grows with the position. None for
+        anything else (entries taken as independent: mu^2)."""
         node = self.graph.nodes[index]
-        if node.kind in ("cumsum", "sum") and node.inputs:
-            ndim = len(self.graph.nodes[node.inputs[0]].shape)
-            dims = node.attrs.get("dim")
-            dims = (dims,) if isinstance(dims, int) else dims
-            kept = node.kind == "cumsum" or bool(node.attrs.get("keepdim"))
-            if not dims or any(d >= ndim - 2 for d in dims) or (not kept and len(node.shape) != ndim - len(dims)):
-                return None
-            term = self.shared_along(node.inputs[0], dim)
-            if term is None:
-                return None
-            n, mu = self.reduced(node), self.m(node.inputs[0]).mean
-            # the terms of different positions independent: what one column shares adds up
-            # as the variance does, the means' product as the mean does
-            if node.kind == "sum":
-                return n * (term - mu * mu) + n * n * mu * mu
-            return (term - mu * mu) * (n + 1) / 2 + mu * mu * (n + 1) * (2 * n + 1) / 6
-        if node.kind != "mul" or len(node.inputs) != 2 or len(node.shape) < 2:
+        if node.kind not in ("cumsum", "sum") or not node.inputs:
             return None
-        shapes = [self.graph.nodes[i].shape for i in node.inputs]
-        if any(len(s) < 2 for s in shapes) or node.shape[-1] < 2 or node.shape[-2] < 2:
+        source = node.inputs[0]
+        ndim = len(self.graph.nodes[source].shape)
+        dims = node.attrs.get("dim")
+        dims = (dims,) if isinstance(dims, int) else dims
+        kept = node.kind == "cumsum" or bool(node.attrs.get("keepdim"))
+        if not dims or ndim + dim in dims or (not kept and any(d >= ndim - 2 for d in dims)):
             return None
-        columns = [i for i, s in zip(node.inputs, shapes) if s[-1] == 1 and s[-2] == node.shape[-2]]
-        rows = [i for i, s in zip(node.inputs, shapes) if s[-2] == 1 and s[-1] == node.shape[-1]]
-        if len(columns) != 1 or len(rows) != 1:
+        # summed over the other of the last two dims: no outer product's column is left whole
+        pair = None if any(d >= ndim - 2 for d in dims) else self.outer_product_pairs(source, dim)
+        if pair is None and node.kind == "sum":
             return None
-        u, v = self.m(columns[0]), self.m(rows[0])
-        return u.mean * u.mean * v.second if dim == -2 else u.second * v.mean * v.mean
+        mu = self.m(source).mean
+        # entries independent along `dim` share mu^2, which a running sum grows by position
+        # (k mu at the k-th: z_i = sum_{j <= i} phi(k_j))
+        same, other = pair or (mu * mu, mu * mu)
+        n = self.reduced(node)
+        # the terms at one position share `same`, at two positions `other`: over n terms,
+        # n same + n (n - 1) other; over a running sum's k-th, k same + k (k - 1) other
+        if node.kind == "sum":
+            return n * same + n * (n - 1) * other
+        return (same - other) * (n + 1) / 2 + other * (n + 1) * (2 * n + 1) / 6
+
+    def linear_attention(self, node: Node) -> Moments | None:
+        """phi(q) S_i / phi(q) z_i with S_i = sum over j of phi(k_j) v_j^T and z_i = sum of
+        phi(k_j), summed or summed up to i (causal), divided by that normalizer (linear
+        attention, Katharopoulos et al. 2020): an average of the values with the positive
+        weights w_j = s_j / sum s, s_j = phi(q) . phi(k_j), as softmax attention's; so
+        mu_v, kappa_v + (nu_v - kappa_v) E[sum_j w_j^2], with E[sum w^2] = E[s^2] / (t E[s]^2)
+        over t keys (H_n / n averaged over a causal row's n), and attention's common part.
+        None when the division `node`'s dividend is not such a product."""
+        product = self.graph.nodes[_through_views(self.graph, node.inputs[0])]
+        if product.kind != "matmul" or product.attrs.get("op") == "fixed_mix" or len(product.inputs) < 2:
+            return None
+        state = self.graph.nodes[_through_views(self.graph, product.inputs[1])]
+        if state.kind not in ("cumsum", "sum") or not state.inputs or self.shared_along(state.index, -2) is None:
+            return None
+        operands = _outer_operands(self.graph, state.inputs[0])
+        if operands is None:
+            return None
+        keys, values = operands
+        scores = rules.matmul(self.m(product.inputs[0]), self.m(keys), int(product.attrs.get("inner", 1)))
+        if scores.mean <= 0:
+            return None
+        n, causal = self.reduced(state), state.kind == "cumsum"
+        per_key = scores.second / scores.mean ** 2
+        squares = per_key * (sum(1.0 / t for t in range(1, n + 1)) / n if causal else 1.0 / n)
+        v, kappa = self.m(values), min(max(self.kappa(values), self.m(values).mean ** 2), self.m(values).second)
+        self.common[node.index] = rules.attention_common(v, keys=n, causal=causal, v_common=kappa)
+        return Moments(v.mean, kappa + (v.second - kappa) * min(squares, 1.0))
+
+    def outer_product_pairs(self, index: int, dim: int) -> tuple[float, float] | None:
+        """For u v^T (a product of u (..., F, 1) and v (..., 1, E)), along the trailing dim
+        `dim`: (E[x_f x_g] at one position, at two positions) for f != g. Along -2 a column
+        shares v: mu_u^2 nu_v, and mu_u^2 kappa_v across positions (kappa what the
+        positions share); along -1 a row shares u: nu_u mu_v^2, kappa_u mu_v^2. None when
+        the node is not such a product."""
+        operands = _outer_operands(self.graph, index)
+        if operands is None:
+            return None
+        u, v = self.m(operands[0]), self.m(operands[1])
+        ku, kv = self.kappa(operands[0]), self.kappa(operands[1])
+        if dim == -2:
+            return u.mean * u.mean * v.second, u.mean * u.mean * kv
+        return u.second * v.mean * v.mean, ku * v.mean * v.mean
 
     def padded_keys(self, node: Node) -> tuple[float, float] | None:
         """For softmax(q k^T) @ v whose keys carry zero padding (Swin's windows): the
@@ -1774,6 +1829,10 @@ class _Walk:
                 return moments
         ins = [self.m(i) for i in node.inputs]
         a = node.attrs
+        larger = _larger_of_two(self.graph, node)
+        if larger is not None and all(self.moments.get(i) is not None for i in node.inputs[:2]):
+            # torch.maximum / minimum of two signals, as where(x >= y, x, y)
+            return rules.larger_of_two(ins[0], ins[1], larger)
         mask = _additive_mask(self.graph, node)
         if mask is not None:
             # scores plus a mask of 0 and a large negative number, made in the forward pass (its
@@ -1824,9 +1883,12 @@ class _Walk:
             # 3 var/m^4 (the delta method)
             m, var = divisor.mean, divisor.variance
             mean_inverse, square_inverse = 1.0 / m + var / m ** 3, 1.0 / m ** 2 + 3.0 * var / m ** 4
+            averaged = self.linear_attention(node)
+            if averaged is not None:
+                return averaged
             self.common[node.index] = self.kappa(node.inputs[0]) * mean_inverse * mean_inverse
             return Moments(ins[0].mean * mean_inverse, ins[0].second * square_inverse)
-        if node.kind == "div" and (inverse := self.fixed_inverse(node)) is not None:
+        if node.kind == "div" and (inverse := self.fixed_inverse(node) or self.region_inverse(node)) is not None:
             # the signal over a fixed tensor of other values at other positions (a graph's degrees):
             # E[x / c] = E[x] E[1/c], E[(x / c)^2] = E[x^2] E[1/c^2]
             self.common[node.index] = self.kappa(node.inputs[0]) * inverse[0] ** 2
@@ -1847,9 +1909,42 @@ class _Walk:
         divisor = _through_views(self.graph, node.inputs[1])
         source = self.regions[divisor][0] if divisor in self.regions else divisor
         moments = self.moments.get(divisor)
-        if not self.of_statistic(source) or moments is None or moments.mean <= 0:
+        if moments is None or moments.mean <= 0:
             return None
-        return moments
+        if self.of_statistic(source) or self.concentrated_product(_through_views(self.graph, source)):
+            return moments
+        return None
+
+    def concentrated_product(self, source: int) -> bool:
+        """Whether a node is a product summed over many terms (a dot product, a matmul or
+        einsum over DOT_TERMS or more) whose positive mean outweighs its spread (variance
+        below CONCENTRATED times the mean's square): linear attention's normalizer
+        phi(q) . sum_j phi(k_j), a sum of positive terms, is a statistic as a norm is."""
+        node = self.graph.nodes[source]
+        moments = self.moments.get(source)
+        return (node.kind == "matmul" and node.attrs.get("op") != "fixed_mix"
+                and int(node.attrs.get("inner", 1)) >= DOT_TERMS and moments is not None and moments.mean > 0
+                and moments.variance <= CONCENTRATED * moments.mean ** 2)
+
+    def region_inverse(self, node: Node) -> tuple[float, float] | None:
+        """(E[1/g], E[1/g^2]) of a division's divisor when it is an elementwise function g of
+        another signal that keeps away from zero (x / (|y| + 1), x / max(|y|, 1): an mLSTM's
+        readout), by quadrature over that signal's Gaussian; the dividend taken independent
+        of it, as a product's operands are. None when 1/g diverges there or g is not a
+        function the trace could run again."""
+        if len(node.inputs) != 2:
+            return None
+        divisor = _through_views(self.graph, node.inputs[1])
+        region = self.regions.get(divisor)
+        if region is None or not callable(region[1]) or region[0] == node.inputs[0]:
+            return None
+        g = region[1]
+        try:
+            with np.errstate(all="ignore"):
+                found = _elementwise(lambda t: 1.0 / g(t), self.m(region[0]))[0]
+        except (DivergentIntegral, ValueError, TypeError, ZeroDivisionError):
+            return None
+        return (found.mean, found.second) if math.isfinite(found.second) else None
 
     def fixed_inverse(self, node: Node) -> tuple[float, float] | None:
         """(E[1/c], E[1/c^2]) of a division's divisor c when it is fixed with known values
@@ -3303,6 +3398,59 @@ def _scales_channels(graph: Graph, index: int) -> bool:
     return bool(readers) and all(
         _scales_channels(graph, r.index) if r.kind == "view" and r.inputs[0] == index
         else _broadcast_factor(graph, r, index) for r in readers)
+
+
+def _larger_of_two(graph: Graph, node: Node) -> bool | None:
+    """For where(x >= y, x, y) of two signals (torch.maximum as the trace records it; >
+    too): True; for the minimum (<=, <, or the comparison's operands swapped): False;
+    else None."""
+    if node.kind != "elementwise" or node.attrs.get("op") != "where" or len(node.inputs) != 3:
+        return None
+    x, y, condition = node.inputs
+    test = graph.nodes[condition]
+    if test.kind != "elementwise" or test.attrs.get("op") not in ("ge", "gt", "le", "lt") or x == y:
+        return None
+    if test.inputs == [x, y]:
+        return test.attrs["op"] in ("ge", "gt")
+    if test.inputs == [y, x]:
+        return test.attrs["op"] in ("le", "lt")
+    return None
+
+
+def _outer_operands(graph: Graph, index: int) -> tuple[int, int] | None:
+    """(u, v) when node `index` is the product u v^T of u (..., F, 1) and v (..., 1, E),
+    F and E above 1; else None."""
+    node = graph.nodes[index]
+    if node.kind != "mul" or len(node.inputs) != 2 or len(node.shape) < 2:
+        return None
+    shapes = [graph.nodes[i].shape for i in node.inputs]
+    if any(len(s) < 2 for s in shapes) or node.shape[-1] < 2 or node.shape[-2] < 2:
+        return None
+    columns = [i for i, s in zip(node.inputs, shapes) if s[-1] == 1 and s[-2] == node.shape[-2]]
+    rows = [i for i, s in zip(node.inputs, shapes) if s[-2] == 1 and s[-1] == node.shape[-1]]
+    return (columns[0], rows[0]) if len(columns) == 1 and len(rows) == 1 else None
+
+
+def _einsum_contraction(equation: str) -> tuple[int | None, int | None] | None:
+    """For a two-operand einsum summing over one letter: that letter's place in each
+    operand counted from the end when it is one of the last two (-1 or -2), else None
+    for that operand; None when the sum runs over no letter or several."""
+    lhs, arrow, out = equation.replace(" ", "").partition("->")
+    terms = lhs.split(",")
+    if len(terms) != 2:
+        return None
+    if not arrow:
+        out = "".join(letter for letter in lhs if letter.isalpha() and lhs.count(letter) == 1)
+    summed = [letter for letter in terms[0] if letter.isalpha() and letter in terms[1] and letter not in out]
+    if len(summed) != 1:
+        return None
+
+    def from_end(term: str) -> int | None:
+        tail = term.split("...")[-1]
+        place = tail.find(summed[0]) - len(tail)
+        return place if tail.find(summed[0]) >= 0 and place >= -2 else None
+
+    return from_end(terms[0]), from_end(terms[1])
 
 
 def _broadcast_factor(graph: Graph, product: Node, operand: int) -> bool:

@@ -486,6 +486,7 @@ class _Recorder(TorchFunctionMode):
         self.inputs: list[int] = []
         self.stack: list[str] = []
         self.expanding: list[Callable[..., Any]] = []
+        self.decomposing: list[str] = []   # the public names of the _DECOMPOSED ops being recorded
         self.thread = threading.get_ident()
 
     # -------------------------------------------------------------- modules
@@ -593,8 +594,12 @@ class _Recorder(TorchFunctionMode):
             return self._expand(func, args, kwargs)
         decomposed = _DECOMPOSED.get(func) if spec is None and "out" not in kwargs else None
         if decomposed is not None:   # an op without a rule that equals a few with rules: record those
-            with self:
-                return decomposed(*args, **kwargs)
+            self.decomposing.append(public_name(func))
+            try:
+                with self:
+                    return decomposed(*args, **kwargs)
+            finally:
+                self.decomposing.pop()
         return self._record(func, spec, args, kwargs, operands)
 
     def _expand(self, func: types.FunctionType, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
@@ -604,7 +609,8 @@ class _Recorder(TorchFunctionMode):
 
     def _record(self, func: Any, spec: OpSpec | None, args: tuple[Any, ...], kwargs: dict[str, Any],
                 operands: list[torch.Tensor]) -> Any:
-        target = public_name(func)
+        # an op recorded for a decomposed one (torch.where for torch.maximum) is named by both
+        target = public_name(func) + (f" (in {self.decomposing[0]})" if self.decomposing else "")
         bound: dict[str, Any]
         extra: Sequence[Any]
         bound, extra = _bind(spec.names, args, kwargs) if spec else ({}, ())

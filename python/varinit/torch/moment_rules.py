@@ -719,6 +719,28 @@ def reduce_sum(m: MomentsLike, count: int, rho: float = 0.0) -> Moments:
     return Moments(count * mean_of.mean, count * count * mean_of.second)
 
 
+def larger_of_two(a: MomentsLike, b: MomentsLike, larger: bool = True) -> Moments:
+    """max(a, b) (or min) of two independent Gaussians with these moments, per element
+    (torch.maximum of two signals: an mLSTM's stabilizer max(log f + m, log i)), by
+    Clark (1961): with theta^2 = sigma_a^2 + sigma_b^2 and alpha = (mu_a - mu_b) / theta,
+    E[max] = mu_a Phi(alpha) + mu_b Phi(-alpha) + theta phi(alpha) and
+    E[max^2] = nu_a Phi(alpha) + nu_b Phi(-alpha) + (mu_a + mu_b) theta phi(alpha);
+    min(a, b) = a + b - max(a, b), and min^2 + max^2 = a^2 + b^2."""
+    x, y = _moments(a, "a"), _moments(b, "b")
+    theta = math.sqrt(max(x.variance + y.variance, 0.0))
+    if theta == 0.0:
+        top = x if x.mean >= y.mean else y
+    else:
+        alpha = (x.mean - y.mean) / theta
+        upper, lower = 0.5 * math.erfc(-alpha / math.sqrt(2.0)), 0.5 * math.erfc(alpha / math.sqrt(2.0))
+        density = math.exp(-0.5 * alpha * alpha) / math.sqrt(2.0 * math.pi)
+        top = Moments(x.mean * upper + y.mean * lower + theta * density,
+                      x.second * upper + y.second * lower + (x.mean + y.mean) * theta * density)
+    if larger:
+        return top
+    return Moments(x.mean + y.mean - top.mean, x.second + y.second - top.second)
+
+
 def cumulative_sum(m: MomentsLike, count: int, rho: float = 0.0) -> Moments:
     """Running sums y_k = x_1 + ... + x_k, k = 1..count, along one dim (torch.cumsum), of
     elements with average pairwise correlation rho, averaged over the count outputs: with
