@@ -7,11 +7,14 @@ left outside, or one attention passes back whole, is named; nothing of the
 pass is left behind."""
 
 import math
+import warnings
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+import varinit
 
 from zoo import ZOO, batchnorm_chain, init_with_warnings, profile, verdict
 
@@ -506,3 +509,33 @@ def test_the_gradient_at_padding_positions_is_left_out():
     out["e"].retain_grad()
     y.backward(torch.randn(y.shape, generator=torch.Generator().manual_seed(0)))
     assert float(out["e"].grad.std()) > 10 * embed_grad
+
+
+def test_a_mean_over_points_before_the_head_is_named_as_the_ratio_s_cause():
+    """Residual per-point blocks, a mean over 256 points, a head (a point-cloud classifier):
+    each point gets 1/256 of the pooled gradient, which no init changes; the note says so
+    rather than putting it on the residual branches."""
+
+    class PointBlocks(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Linear(3, 32)
+            self.blocks = torch.nn.ModuleList(torch.nn.Sequential(
+                torch.nn.LayerNorm(32), torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 32))
+                for _ in range(3))
+            self.head = torch.nn.Sequential(torch.nn.Linear(32, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+
+        def forward(self, points):
+            x = self.embed(points)
+            for block in self.blocks:
+                x = x + block(x)
+            return self.head(x.mean(dim=1))
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = varinit.torch.init_module(PointBlocks(), torch.randn(8, 256, 3), generator=0)
+    notes = [n for n in report.notes if "gradient std" in n]
+    assert len(notes) == 1 and "times the one at head.0" in notes[0], report.notes
+    assert "The output averages over positions" in notes[0] and "8192 per example at embed" in notes[0], notes
+    assert "residual branches adds its share" not in notes[0]

@@ -229,8 +229,20 @@ class Plan:
                  if n.kind == "attention" and n.inputs and len(nodes[n.inputs[0]].shape) >= 2}
         mixed |= {n.shape[-2] for n in nodes if n.kind == "softmax" and len(n.shape) >= 2}
         mixed.discard(1)
+        return self._averaged_over(mixed) if mixed else None
+
+    def averaged_positions(self) -> str | None:
+        """Where the model's output averages over positions of any kind (a mean over a
+        point cloud's points before its head), as `pooled_positions` finds it, or None."""
+        return self._averaged_over(None)
+
+    def _averaged_over(self, sizes: set[int] | None) -> str | None:
+        """The module of the first reduction over positions (a dim between the batch and
+        the features, or an adaptive average pooling to one) of a size in `sizes` (any
+        size: None) found from the outputs back through per-position ops, or None."""
+        nodes = self.graph.nodes
         stack, seen = list(self.graph.outputs), set()
-        while stack and mixed:
+        while stack:
             node = nodes[stack.pop()]
             if node.index in seen:
                 continue
@@ -238,11 +250,13 @@ class Plan:
             if node.kind in REDUCTIONS and node.inputs:
                 shape = nodes[node.inputs[0]].shape
                 dims = node.attrs.get("dim") or range(len(shape))
-                if any(0 < d % len(shape) < len(shape) - 1 and shape[d] in mixed for d in dims):
+                if any(0 < d % len(shape) < len(shape) - 1 and shape[d] > 1 and (sizes is None or shape[d] in sizes)
+                       for d in dims):
                     return node.module or "the model's forward"
             if node.kind == "adaptive_avg_pool" and node.inputs:   # over its last dims: positions
-                spatial = nodes[node.inputs[0]].shape[-len(node.attrs["output_size"]):]
-                if math.prod(spatial) in mixed and math.prod(node.attrs["output_size"]) == 1:
+                spatial = math.prod(nodes[node.inputs[0]].shape[-len(node.attrs["output_size"]):])
+                if (sizes is None and spatial > 1 or spatial in (sizes or ())) and \
+                        math.prod(node.attrs["output_size"]) == 1:
                     return node.module or "the model's forward"
             if node.kind in POSITIONWISE:
                 stack.extend(node.inputs)

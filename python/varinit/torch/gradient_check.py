@@ -212,6 +212,9 @@ class EndCauses(NamedTuple):
 
     broadcast: dict[str, int]
     scaled: dict[str, float]
+    # where the output averages over positions of any kind (`Plan.averaged_positions`): a ratio
+    # below the band with more elements at its first layer than at its last is that mean's
+    averaged: str | None = None
 
 
 def measured_note(model: torch.nn.Module, example_inputs: ExampleInputs, cause: str,
@@ -236,7 +239,9 @@ def profile_note(layers: list[Layer], cause: str, pooled: str | None = None, end
     condition = end_cause(layers, ratio, ends)
     if condition is not None:
         return f"{outside_band(layers, ratio)}{done}. {condition}"
-    return f"{outside_band(layers, ratio)}{done}. {averaged_down(pooled, layers) if pooled and ratio < 1 else cause}"
+    averaged = pooled or (ends.averaged if ends is not None and layers[0].elements > layers[-2].elements else None)
+    because = averaged_down(averaged, layers) if averaged and ratio < 1 else cause
+    return f"{outside_band(layers, ratio)}{done}. {because}"
 
 
 def end_cause(layers: list[Layer], ratio: float, ends: EndCauses | None) -> str | None:

@@ -428,8 +428,9 @@ def _branches_balanced(model: torch.nn.Module, example_inputs: ExampleInputs, re
 
 
 def _end_causes(result: Plan) -> EndCauses:
-    """The layers whose gradient a broadcast or a constant factor sets (gradient_check.end_cause)."""
-    return EndCauses(result.broadcast_layers(), result.scaled_layers())
+    """The layers whose gradient a broadcast or a constant factor sets (gradient_check.end_cause),
+    and where the output averages over positions."""
+    return EndCauses(result.broadcast_layers(), result.scaled_layers(), result.averaged_positions())
 
 
 def _gradient_cause(result: Plan, pooled: str | None) -> str:
