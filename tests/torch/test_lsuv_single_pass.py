@@ -32,8 +32,8 @@ def lsuv_on_both_paths(build, data, monkeypatch, **options):
         steps = []
         with monkeypatch.context() as patch:
             patch.setattr(unit_variance, "_units", units)
-            records = varinit.torch.lsuv(model, data, progress=lambda done, total, steps=steps: steps.append((done, total)),
-                                         **options)
+            records = varinit.torch.lsuv(
+                model, data, progress=lambda done, total, steps=steps: steps.append((done, total)), **options)
         assert taken == [True], "the model should qualify for the single pass"
         results.append(({name: p.detach().clone() for name, p in model.named_parameters()}, records, steps))
     return results
