@@ -61,7 +61,7 @@ class Signs:
         node = self.graph.nodes[index]
         if node.kind == "mul" and len(node.inputs) == 2:
             return self.sign(node.inputs[0]) * self.sign(node.inputs[1])
-        if node.kind in ("view", "cumsum", "sum", "mean") and node.inputs:   # sums keep their terms' sign
+        if node.kind in ("view", "cumsum") and node.inputs:   # a running sum keeps its terms' sign
             return self.sign(node.inputs[0])
         return 0
 
