@@ -2839,3 +2839,53 @@ def test_a_function_of_a_mean_of_squares_is_a_statistic_s_not_a_one_signed_input
         measured = float(model.normalized(x).pow(2).mean())
     layer = next(n for n in p.graph.nodes if n.module == "b")
     assert p.moments[layer.inputs[0]].second == pytest.approx(measured, rel=0.015)
+
+
+class LinformerBlocks(nn.Module):
+    """Linformer (Wang et al. 2020): keys and values projected along the sequence by
+    learned (k x n) matrices, E K and F V, in pre-norm residual blocks on token ids."""
+
+    def __init__(self, width=64, length=48, projected=12, blocks=3):
+        super().__init__()
+        self.tok = nn.Embedding(300, width)
+        self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(blocks))
+        self.qkv = nn.ModuleList(nn.Linear(width, 3 * width, bias=False) for _ in range(blocks))
+        self.E = nn.ParameterList(nn.Parameter(torch.randn(projected, length)) for _ in range(blocks))
+        self.F = nn.ParameterList(nn.Parameter(torch.randn(projected, length)) for _ in range(blocks))
+        self.out = nn.ModuleList(nn.Linear(width, width) for _ in range(blocks))
+
+    def attend(self, block, x):
+        q, k, v = self.qkv[block](self.norms[block](x)).chunk(3, dim=-1)
+        k = torch.einsum("kn,bnd->bkd", self.E[block], k)
+        v = torch.einsum("kn,bnd->bkd", self.F[block], v)
+        return (q @ k.transpose(-1, -2) / 8).softmax(-1) @ v
+
+    def forward(self, ids):
+        x = self.tok(ids)
+        for block, out in enumerate(self.out):
+            x = x + out(self.attend(block, x))
+        return x
+
+
+def test_a_projection_along_the_positions_leaves_nothing_shared_by_them():
+    """F V mixes the positions with weights of mean zero: what the values share over the
+    positions (the residual stream's growing common part) is not shared by F V's rows, so
+    attention over them averages it down like the rest (carried as shared, the averages'
+    second moments read high and the output layers were solved small: act 3.15 on a
+    4-block Linformer from shapes alone)."""
+    torch.manual_seed(0)
+    model, ids = LinformerBlocks(), torch.randint(0, 300, (64, 48))
+    _init(model, ids.to("meta"), measure=False)
+    p = plan(model, ids)
+    projected = [n for n in p.graph.nodes if n.kind == "linear" and n.attrs.get("over_features") is False]
+    assert len(projected) == 6
+    assert all(p.common[n.index] <= 0.05 * p.moments[n.index].second for n in projected)
+    outs = [n for n in p.graph.nodes if n.module.startswith("out.")]
+    with torch.no_grad():
+        h, measured = model.tok(ids), []
+        for block, out in enumerate(model.out):
+            y = model.attend(block, h)
+            measured.append(float((y * y).mean()))
+            h = h + out(y)
+    for node, second in zip(outs, measured):
+        assert p.moments[node.inputs[0]].second == pytest.approx(second, rel=0.25), node.module

@@ -645,6 +645,10 @@ class _Walk:
             # (the constants a alpha' p + b cancel)
             p = float(node.attrs.get("p", 0.5))
             return (rules.alpha_dropout_affine(p)[0] * (1.0 - p)) ** 2 * self.kappa(x)
+        if kind == "linear" and node.attrs.get("over_features") is False:
+            # weights over the positions (Linformer's E K): each output row takes its own
+            # combination of them, so what they shared is not shared by the rows
+            return out.mean ** 2
         if kind in LAYERS or kind in ("dropout", "view", "local_response_norm"):
             kappa, second = self.kappa(x), self.m(x).second
             response = self.responses.get(node.index)

@@ -1111,7 +1111,10 @@ class _Recorder(TorchFunctionMode):
             if not summed or any(c not in out and c not in x_term for c in w_term):
                 return None
             matrix = (math.prod(sizes[c] for c in kept), math.prod(sizes[c] for c in summed))
-            return "linear", [self.node_for(x)], {"weight": name}, {"einsum": equation, "matrix": matrix}, None
+            # summed over the signal's last letter (its features), or only over others (positions)
+            features = x_term.split("...")[-1][-1:] in summed
+            return "linear", [self.node_for(x)], {"weight": name}, {"einsum": equation, "matrix": matrix,
+                                                                     "over_features": features}, None
         return None
 
     def _grouped_mm(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
