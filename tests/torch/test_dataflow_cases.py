@@ -2889,3 +2889,23 @@ def test_a_projection_along_the_positions_leaves_nothing_shared_by_them():
             h = h + out(y)
     for node, second in zip(outs, measured):
         assert p.moments[node.inputs[0]].second == pytest.approx(second, rel=0.25), node.module
+
+
+def test_differences_of_a_running_sum_or_a_softmax_with_itself_are_not_read_as_a_mean():
+    """Mamba2's segment sums c_i - c_j of a cumsum, and h - softmax(h): the subtrahend's
+    dim is one int, not a reduction's dims (reading it as one raised a TypeError)."""
+
+    class Differences(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+
+        def forward(self, x):
+            h = self.a(x)
+            c = torch.cumsum(h, dim=1)
+            segments = (c[:, :, None, :] - c[:, None, :, :]).mean(2)
+            return self.b(segments + (h - h.softmax(-1)))
+
+    p = plan(Differences(), torch.randn(4, 6, 8))
+    assert not any("without a moment rule" in n for n in p.notes), p.notes
+    assert all(p.moments[n.index] is not None for n in p.graph.nodes if n.kind == "sub")

@@ -2876,10 +2876,11 @@ def _own_mean(graph: Graph, node: Node) -> bool:
     if len(node.inputs) != 2:
         return False
     mean = graph.nodes[_through_views(graph, node.inputs[1])]
+    if mean.kind != "mean" or not mean.inputs:   # (a softmax's, a cat's or a cumsum's dim is one int)
+        return False
     dims = mean.attrs.get("dim")
     back = bool(mean.attrs.get("keepdim")) or dims is None or tuple(dims) == tuple(range(len(dims)))
-    return (mean.kind == "mean" and back and bool(mean.inputs)
-            and _through_views(graph, mean.inputs[0]) == _through_views(graph, node.inputs[0]))
+    return back and _through_views(graph, mean.inputs[0]) == _through_views(graph, node.inputs[0])
 
 
 def _rotation(graph: Graph, node: Node) -> int | None:
