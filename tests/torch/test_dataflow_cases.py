@@ -2909,3 +2909,18 @@ def test_differences_of_a_running_sum_or_a_softmax_with_itself_are_not_read_as_a
     p = plan(Differences(), torch.randn(4, 6, 8))
     assert not any("without a moment rule" in n for n in p.notes), p.notes
     assert all(p.moments[n.index] is not None for n in p.graph.nodes if n.kind == "sub")
+
+
+def test_a_vocabulary_looked_up_for_two_inputs_is_said_to_be_one():
+    class TwoTexts(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.words, self.head = nn.Embedding(100, 16), nn.Linear(32, 4)
+
+        def forward(self, context, query):
+            return self.head(torch.cat([self.words(context).mean(1), self.words(query).mean(1)], -1))
+
+    ids = (torch.randint(0, 100, (8, 12)), torch.randint(0, 100, (8, 5)))
+    report = _init(TwoTexts(), ids)
+    rule = {r.name: r.rule for r in report}["words.weight"]
+    assert "its first lookup (the others read the same rows" in rule and "VQ-VAE" not in rule, rule

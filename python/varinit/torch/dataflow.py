@@ -1278,9 +1278,13 @@ class _Walk:
                 gain, why = self.logit_biases[node.index]
                 std *= math.sqrt(gain)
             if table in self.multi_use:
+                lookups = all(self.graph.nodes[i].kind in EMBEDDINGS for i in self.graph.uses.get(table, ()))
                 why += ("; decided here, its first use (the head it is tied to is scaled by the norm before it)"
-                        if self.graph.tied.get(table) else "; decided here, its first use (the others read it "
-                        "as drawn: a VQ-VAE's distances to its codebook)")
+                        if self.graph.tied.get(table) else
+                        "; decided here, its first lookup (the others read the same rows: one vocabulary for "
+                        "two inputs)" if lookups else
+                        "; decided here, its first use (the others read it as drawn: a VQ-VAE's distances to "
+                        "its codebook)")
             self.plans[table] = ParamPlan(table, "normal", std=std, reason=why,
                                           tied=tuple(self.graph.tied.get(table, ())))
         else:
