@@ -2924,3 +2924,29 @@ def test_a_vocabulary_looked_up_for_two_inputs_is_said_to_be_one():
     report = _init(TwoTexts(), ids)
     rule = {r.name: r.rule for r in report}["words.weight"]
     assert "its first lookup (the others read the same rows" in rule and "VQ-VAE" not in rule, rule
+
+
+def test_a_running_sum_of_terms_weighted_by_position_is_named_not_predicted():
+    """An exponential moving average written q^t cumsum(q^-j u_j) (Mega's): the terms'
+    scale changes along the sum, which the running-sum rule (one law for every term) does
+    not cover; it is named as an op without a rule. An unweighted one is not."""
+
+    class Decayed(nn.Module):
+        def __init__(self, weighted):
+            super().__init__()
+            self.weighted = weighted
+            self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+            self.log_decay = nn.Parameter(torch.full((8, 1), -0.3))
+
+        def forward(self, x):
+            u = self.a(x).transpose(1, 2)                        # (batch, channels, time)
+            if not self.weighted:
+                return self.b(u.cumsum(-1).transpose(1, 2))
+            j = torch.arange(x.shape[1], dtype=x.dtype)
+            h = torch.exp(j * self.log_decay) * torch.cumsum(u * torch.exp(-j * self.log_decay), dim=-1)
+            return self.b(h.transpose(1, 2))
+
+    for weighted in (True, False):
+        p = plan(Decayed(weighted), torch.randn(4, 16, 8))
+        named = any("without a moment rule" in n and "torch.cumsum" in n for n in p.notes)
+        assert named == weighted, (weighted, p.notes)

@@ -1467,8 +1467,27 @@ class _Walk:
         """Running sums along one dim of n elements (rules.cumulative_sum): what the
         elements share, kappa, adds up in step, k^2 kappa at the k-th, the rest k-fold."""
         source, n = node.inputs[0], self.reduced(node)
+        if self.weighted_by_position(node):
+            self.opaque.append(node)   # a decayed sum written q^t cumsum(q^-j u_j): not these terms
+            return None
         self.common[node.index] = self.kappa(source) * (n + 1) * (2 * n + 1) / 6
         return rules.cumulative_sum(self.m(source), n, self.correlation(node))
+
+    def weighted_by_position(self, node: Node) -> bool:
+        """Whether a running sum's terms are the signal times factors that change along the
+        summed dim and are not the signal (Mega's EMA as exp(-j log q) u_j summed, then
+        times exp(t log q)): their second moments differ by position, which the rule's
+        one law for every term does not hold."""
+        terms = self.graph.nodes[_through_views(self.graph, node.inputs[0])]
+        if terms.kind != "mul":
+            return False
+        axis = node.attrs["dim"] - len(terms.shape)   # counted from the end, as broadcasting aligns
+        for operand in terms.inputs:
+            shape = self.graph.nodes[operand].shape
+            if ((operand in self.graph.computed or operand in self.graph.fixed)
+                    and len(shape) >= -axis and shape[axis] > 1):
+                return True
+        return False
 
     def _vector_norm(self, node: Node) -> Moments:
         """||x|| over n elements, S = sum x^2: concentrated about sqrt(n nu), its variance
