@@ -2950,3 +2950,27 @@ def test_a_running_sum_of_terms_weighted_by_position_is_named_not_predicted():
         p = plan(Decayed(weighted), torch.randn(4, 16, 8))
         named = any("without a moment rule" in n and "torch.cumsum" in n for n in p.notes)
         assert named == weighted, (weighted, p.notes)
+
+
+@pytest.mark.parametrize("squared", [False, True])
+def test_an_activation_after_an_op_without_a_rule_is_judged_only_when_its_scale_does_not_matter(squared):
+    """sort has no rule: what follows assumes a unit second moment, so a verdict that
+    depends on the input's scale (sin's) would be no evidence and is not given; relu(x)^2
+    has degree 2 at any scale and is still judged NOT healthy."""
+
+    class AfterSort(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleList(nn.Linear(16, 16) for _ in range(4))
+
+        def forward(self, x):
+            x = torch.sort(self.layers[0](x), dim=-1).values
+            for layer in self.layers[1:]:
+                x = F.relu(layer(x)) ** 2 if squared else torch.sin(3 * layer(x))
+            return x
+
+    p = plan(AfterSort(), torch.randn(64, 16))
+    assert any("without a moment rule" in n and "torch.sort" in n for n in p.notes), p.notes
+    judged = {v.activation for v in p.verdicts}
+    assert any("pow" in label or "relu" in label for label in judged) == squared, judged
+    assert not any("sin" in label for label in judged), judged

@@ -1463,7 +1463,7 @@ class _Walk:
         spread = self._var(node).mean
         return Moments(math.sqrt(spread), spread)
 
-    def _cumsum(self, node: Node) -> Moments:
+    def _cumsum(self, node: Node) -> Moments | None:
         """Running sums along one dim of n elements (rules.cumulative_sum): what the
         elements share, kappa, adds up in step, k^2 kappa at the k-th, the rest k-fold."""
         source, n = node.inputs[0], self.reduced(node)
@@ -2337,7 +2337,12 @@ class _Walk:
         by_label: dict[str, Tally] = {}
         alone: dict[str, list[int]] = {}   # label -> its regions judged by the plain chi_1 (the target moves it)
         sens = self.sensitivities()
+        unruled = sum(1 << n.index for n in self.opaque)
         for index, (source, g, moments, grad) in self.regions.items():
+            if (self.ancestors[source] | 1 << source) & unruled and not _scale_free(g):
+                # its input's moments are assumed after an op without a rule (named there), and its
+                # verdict depends on them: no evidence (relu(x)^2's, of degree 2 at any scale, stands)
+                continue
             consumers = self.graph.readers(index)
             if consumers and all(c.index in self.regions for c in consumers):
                 continue  # inside a longer region: judged at its end
@@ -3440,6 +3445,26 @@ def _scales_channels(graph: Graph, index: int) -> bool:
     return bool(readers) and all(
         _scales_channels(graph, r.index) if r.kind == "view" and r.inputs[0] == index
         else _broadcast_factor(graph, r, index) for r in readers)
+
+
+def _scale_free(g: Fused) -> bool:
+    """Whether g is positively homogeneous, g(2 x) = 2^k g(x) for one k on both signs
+    (ReLU, leaky ReLU, relu(x)^2): its verdict does not depend on its input's scale."""
+    if isinstance(g, tuple):
+        return g[0] in HOMOGENEOUS_ACTIVATIONS
+    points = np.concatenate([-np.logspace(-3, 3, 25), np.logspace(-3, 3, 25)])
+    try:
+        with np.errstate(all="ignore"):
+            once, twice = np.asarray(g(points), dtype=np.float64), np.asarray(g(2.0 * points), dtype=np.float64)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+    if once.shape != points.shape or twice.shape != points.shape:
+        return False
+    moved = np.abs(once) > 1e-12
+    if not moved.any() or np.any(np.abs(twice[~moved]) > 1e-12):
+        return False
+    ratios = twice[moved] / once[moved]
+    return bool(np.all(np.isfinite(ratios)) and np.ptp(ratios) <= 1e-6 * abs(float(ratios[0])))
 
 
 def _larger_of_two(graph: Graph, node: Node) -> bool | None:
