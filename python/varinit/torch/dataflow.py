@@ -574,6 +574,7 @@ class _Walk:
         self.normalizers = set()
         self.padded = {}
         self.memo = {}
+        self.tables: dict[str, Moments | None] = {}   # buffer name -> its values' moments (table_moments)
         for node in self.graph.nodes:
             share = self.live.get(node.inputs[0]) if node.inputs and _keeps_zero(node) else None
             self.raw = share is not None
@@ -785,13 +786,22 @@ class _Walk:
         buffer = self.buffers.get(node.attrs.get("buffer", ""))
         if value is None and buffer is not None and buffer.numel() == 1 and not buffer.is_meta:
             value = float(buffer.item())
-        if value is None and buffer is not None and buffer.numel() > 1 and not buffer.is_meta and \
-                buffer.is_floating_point() and bool(torch.isfinite(buffer).all()):
-            # a table of fixed values the forward reads (the sinusoidal position encoding the
-            # PyTorch tutorial and Informer register, added to the signal): its values' moments
-            values = buffer.detach().to(torch.float64)
-            return Moments(float(values.mean()), float((values * values).mean()))
+        if value is None and buffer is not None and buffer.numel() > 1:
+            return self.table_moments(node.attrs["buffer"], buffer)
         return None if value is None else Moments(float(value), float(value) ** 2)
+
+    def table_moments(self, name: str, buffer: torch.Tensor) -> Moments | None:
+        """The mean and mean square of a floating buffer's finite values, once per buffer: a
+        table of fixed values the forward reads (the sinusoidal position encoding the
+        PyTorch tutorial and Informer register, added to the signal); None on meta, for
+        integers, or with a non-finite value (a mask of -inf)."""
+        if name not in self.tables:
+            found = None
+            if not buffer.is_meta and buffer.is_floating_point() and bool(torch.isfinite(buffer).all()):
+                values = buffer.detach().to(torch.float64)
+                found = Moments(float(values.mean()), float((values * values).mean()))
+            self.tables[name] = found
+        return self.tables[name]
 
     def _param(self, node: Node) -> Moments:
         name = node.params["param"]
