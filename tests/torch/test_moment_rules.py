@@ -739,12 +739,17 @@ def test_global_average_pool_of_correlated_conv_features():
            wrong=[mr.avg_pool(m, 64).second])
 
 
+def equicorrelated(seed, mu, var, rho, k, rows=200_000):
+    """rows of k Gaussian elements of mean mu and variance var, any two correlated by rho."""
+    gen = generator(seed)
+    shared = torch.randn((rows, 1), dtype=F64, generator=gen)
+    return mu + math.sqrt(var) * (math.sqrt(rho) * shared
+                                  + math.sqrt(1 - rho) * torch.randn((rows, k), dtype=F64, generator=gen))
+
+
 def test_reductions_of_equicorrelated_elements():
-    gen = generator(25)
     mu, var, rho, k = 0.7, 2.0, 0.25, 12
-    shared = torch.randn((200_000, 1), dtype=F64, generator=gen)
-    x = mu + math.sqrt(var) * (math.sqrt(rho) * shared
-                               + math.sqrt(1 - rho) * torch.randn((200_000, k), dtype=F64, generator=gen))
+    x = equicorrelated(25, mu, var, rho, k)
     m = Moments(mu, mu * mu + var)
     agrees(x.mean(dim=1) ** 2, mr.reduce_mean(m, k, rho).second, "mean over 12, rho=0.25: second",
            wrong=[mr.reduce_mean(m, k).second])
@@ -754,11 +759,8 @@ def test_reductions_of_equicorrelated_elements():
 
 
 def test_running_sums_of_equicorrelated_elements():
-    gen = generator(26)
     mu, var, rho, k = 0.4, 1.5, 0.2, 10
-    shared = torch.randn((200_000, 1), dtype=F64, generator=gen)
-    x = mu + math.sqrt(var) * (math.sqrt(rho) * shared
-                               + math.sqrt(1 - rho) * torch.randn((200_000, k), dtype=F64, generator=gen))
+    x = equicorrelated(26, mu, var, rho, k)
     m = Moments(mu, mu * mu + var)
     rule = mr.cumulative_sum(m, k, rho)
     running = x.cumsum(dim=1)
