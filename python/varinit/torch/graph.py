@@ -1242,8 +1242,9 @@ class _Recorder(TorchFunctionMode):
     _std = _var
 
     def _cumsum(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
-        x = bound["input"]
-        dim = int(bound["dim"])
+        x, dim = bound["input"], bound.get("dim")
+        if not isinstance(dim, int):   # a named dim (named tensors): no rule
+            return "opaque", [self.node_for(x)], {}, {}, None
         return spec.kind, [self.node_for(x)], {}, {"dim": dim % x.dim() if x.dim() else 0}, None
 
     def _local_response_norm(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any],
