@@ -2974,3 +2974,34 @@ def test_an_activation_after_an_op_without_a_rule_is_judged_only_when_its_scale_
     judged = {v.activation for v in p.verdicts}
     assert any("pow" in label or "relu" in label for label in judged) == squared, judged
     assert not any("sin" in label for label in judged), judged
+
+
+
+@pytest.mark.parametrize("temperature", [1.0, 6.0])
+def test_log_sum_exp_pooling_has_its_moments_or_is_named(temperature):
+    """logsumexp over 32 positions (a pooling in log space) of unit features: its moments
+    by the delta method; at a temperature that lets a few positions rule the sum it is
+    named as an op without a rule instead."""
+
+    class LogSumExpPool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.head = nn.Linear(16, 32), nn.Linear(32, 4)
+
+        def pooled(self, x):
+            return torch.logsumexp(temperature * self.a(x), dim=1)
+
+        def forward(self, x):
+            return self.head(self.pooled(x))
+
+    torch.manual_seed(0)
+    model, x = LogSumExpPool(), torch.randn(256, 32, 16)
+    _init(model, x, measure=False)
+    p = plan(model, x)
+    named = any("without a moment rule" in n and "logsumexp" in n for n in p.notes)
+    assert named == (temperature > 1.0), p.notes
+    if not named:
+        pooled = next(n for n in p.graph.nodes if n.kind == "logsumexp")
+        with torch.no_grad():
+            y = model.pooled(x).double()
+        assert p.moments[pooled.index].second == pytest.approx(float((y * y).mean()), rel=0.03)

@@ -1473,6 +1473,14 @@ class _Walk:
         spread = self._var(node).mean
         return Moments(math.sqrt(spread), spread)
 
+    def _logsumexp(self, node: Node) -> Moments | None:
+        """log sum exp over the reduced elements (rules.log_sum_exp): concentrated where the
+        exponentials' sum is; named as an op without a rule where a few terms rule it."""
+        found = rules.log_sum_exp(self.m(node.inputs[0]), self.reduced(node), self.correlation(node))
+        if found is None:
+            self.opaque.append(node)
+        return found
+
     def _cumsum(self, node: Node) -> Moments | None:
         """Running sums along one dim of n elements (rules.cumulative_sum): what the
         elements share, kappa, adds up in step, k^2 kappa at the k-th, the rest k-fold."""

@@ -60,7 +60,8 @@ KINDS = (
     "elementwise", "add", "sub", "mul", "div", "scale", "shift", "pow",
     "matmul", "softmax", "log_softmax", "attention", "norm", "dropout", "addcmul",
     "avg_pool", "max_pool", "adaptive_avg_pool", "adaptive_max_pool", "mean", "sum", "var", "std", "cumsum",
-    "cat", "view", "interpolate", "max_unpool", "local_response_norm", "rnn", "scatter", "vector_norm", "opaque",
+    "logsumexp", "cat", "view", "interpolate", "max_unpool", "local_response_norm", "rnn", "scatter", "vector_norm",
+    "opaque",
 )
 # the kinds that look rows up in a table
 EMBEDDINGS = ("embedding", "embedding_bag")
@@ -1227,6 +1228,7 @@ class _Recorder(TorchFunctionMode):
         return spec.kind, [self.node_for(x)], {}, attrs, None
 
     _sum = _mean
+    _logsumexp = _mean
 
     def _var(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         x, dim, unbiased = bound["input"], bound.get("dim"), bound.get("unbiased")

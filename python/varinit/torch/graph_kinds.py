@@ -322,6 +322,9 @@ for _name in ("mean", "sum"):
 for _name in ("var", "std"):
     for _func, _target, _ in _spellings(_name, _NAMESPACES[1:3], inplace_too=False):
         _register(_func, OpSpec(_name, _name, _target, ("input", "dim", "unbiased", "keepdim")))
+# log sum exp over dims (a pooling written in log space, a CRF's partition function)
+for _func, _target, _ in _spellings("logsumexp", _NAMESPACES[1:4], inplace_too=False):
+    _register(_func, OpSpec("logsumexp", "logsumexp", _target, ("input", "dim", "keepdim")))
 # running sums along one dim (linear attention's causal state, a running mean): torch.cumsum
 # and x.cumsum; the in-place x.cumsum_ stays opaque, named
 for _func, _target, _ in _spellings("cumsum", _NAMESPACES[1:3], inplace_too=False):

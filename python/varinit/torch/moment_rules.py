@@ -741,6 +741,29 @@ def larger_of_two(a: MomentsLike, b: MomentsLike, larger: bool = True) -> Moment
     return Moments(x.mean + y.mean - top.mean, x.second + y.second - top.second)
 
 
+# log sum exp is taken as concentrated while the relative variance of its sum of
+# exponentials, (e^(sigma^2) - 1) / n, stays below this; beyond it the largest term rules
+LOG_SUM_EXP_SPREAD = 0.5
+
+
+def log_sum_exp(m: MomentsLike, count: int, rho: float = 0.0) -> Moments | None:
+    """log sum_i exp(x_i) over `count` Gaussian elements with average pairwise correlation
+    rho: the shared part c (variance rho sigma^2) passes whole, log sum exp(c + z_i) =
+    c + log sum exp(z_i), and the sum S of the n lognormal exp(z_i) is concentrated, so by
+    the delta method E[log S] = mu' + s^2 / 2 + log n - v / 2 and Var(log S) = v with
+    s^2 = (1 - rho) sigma^2 and v = (e^(s^2) - 1) / n, mu' = mu. None when v exceeds
+    LOG_SUM_EXP_SPREAD (a few large terms rule the sum: not concentrated)."""
+    x = _moments(m, "m")
+    n = _validate.integer(count, "count", minimum=1)
+    rho = _validate.real(rho, "rho", _validate.BOUNDED_0_1)
+    own = (1.0 - rho) * max(x.variance, 0.0)
+    spread = math.expm1(own) / n if own < 700 else math.inf
+    if spread > LOG_SUM_EXP_SPREAD:
+        return None
+    mean = x.mean + own / 2 + math.log(n) - spread / 2
+    return Moments(mean, mean * mean + rho * max(x.variance, 0.0) + spread)
+
+
 def cumulative_sum(m: MomentsLike, count: int, rho: float = 0.0) -> Moments:
     """Running sums y_k = x_1 + ... + x_k, k = 1..count, along one dim (torch.cumsum), of
     elements with average pairwise correlation rho, averaged over the count outputs: with
