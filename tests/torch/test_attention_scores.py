@@ -11,7 +11,7 @@ from torch import nn
 import varinit
 from varinit.torch.dataflow import plan
 from varinit.torch.gradient_balance import ACT_KEPT, Balanced
-from zoo import WrittenRMSNorm as RMSNorm, init_with_warnings, profile, verdict
+from zoo import TokenStack, WrittenRMSNorm as RMSNorm, init_with_warnings, profile, verdict
 
 
 class Attention(nn.Module):
@@ -65,20 +65,9 @@ class Block(nn.Module):
         return x + self.down(F.silu(self.gate(h)) * self.up(h))
 
 
-class Decoder(nn.Module):
+def Decoder(depth=6, **attention):
     """A Llama-shaped decoder: token embedding, pre-norm blocks, final norm, head."""
-
-    def __init__(self, depth=6, d=64, vocab=256, **attention):
-        super().__init__()
-        self.embed = nn.Embedding(vocab, d)
-        self.blocks = nn.ModuleList(Block(d, **attention) for _ in range(depth))
-        self.norm, self.head = RMSNorm(d), nn.Linear(d, vocab, bias=False)
-
-    def forward(self, ids):
-        x = self.embed(ids)
-        for block in self.blocks:
-            x = block(x)
-        return self.head(self.norm(x))
+    return TokenStack(lambda d: Block(d, **attention), depth, head_bias=False)
 
 
 IDS = torch.randint(0, 256, (8, 32), generator=torch.Generator().manual_seed(0))

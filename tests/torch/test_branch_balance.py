@@ -10,16 +10,7 @@ from torch import nn
 
 import varinit
 from varinit.torch.gradient_balance import ACT_KEPT, Balanced
-from zoo import init_with_warnings, profile, verdict
-
-
-class RMSNorm(nn.Module):
-    def __init__(self, d):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(d))
-
-    def forward(self, x):
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * self.weight
+from zoo import TokenStack, WrittenRMSNorm as RMSNorm, init_with_warnings, profile, verdict
 
 
 class GatedBlock(nn.Module):
@@ -28,7 +19,7 @@ class GatedBlock(nn.Module):
 
     def __init__(self, d):
         super().__init__()
-        self.norm = RMSNorm(d)
+        self.norm = RMSNorm(d, 1e-5)
         self.inp = nn.Linear(d, 4 * d)
         self.out = nn.Linear(2 * d, d)
 
@@ -37,19 +28,8 @@ class GatedBlock(nn.Module):
         return x + self.out(a * b * torch.sigmoid(b))
 
 
-class GatedStack(nn.Module):
-    def __init__(self, vocab=256, d=64, depth=4):
-        super().__init__()
-        self.embed = nn.Embedding(vocab, d)
-        self.blocks = nn.ModuleList(GatedBlock(d) for _ in range(depth))
-        self.norm = RMSNorm(d)
-        self.head = nn.Linear(d, vocab)
-
-    def forward(self, ids):
-        x = self.embed(ids)
-        for block in self.blocks:
-            x = block(x)
-        return self.head(self.norm(x))
+def GatedStack():
+    return TokenStack(GatedBlock, eps=1e-5)
 
 
 IDS = torch.randint(0, 256, (16, 32), generator=torch.Generator().manual_seed(0))

@@ -2810,7 +2810,7 @@ def test_an_op_recorded_for_another_is_named_by_both():
     assert any("torch.where (in torch.maximum)" in n for n in p.notes), p.notes
 
 
-class WrittenRMSNorm(nn.Module):
+class RMSNormedMLP(nn.Module):
     """Hugging Face's RMSNorm written out, h * rsqrt(mean(h^2) + eps) * w, on a signal of
     std 3."""
 
@@ -2832,7 +2832,7 @@ def test_a_function_of_a_mean_of_squares_is_a_statistic_s_not_a_one_signed_input
     (the delta method), not over a Gamma law of a one-signed input (which read the
     normalized second moment 3% high here, and moved T5's and Gemma's inits)."""
     torch.manual_seed(0)
-    model, x = WrittenRMSNorm(), torch.randn(256, 16)
+    model, x = RMSNormedMLP(), torch.randn(256, 16)
     _init(model, x, measure=False)
     p = plan(model, x)
     with torch.no_grad():

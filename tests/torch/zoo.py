@@ -361,6 +361,24 @@ class WrittenRMSNorm(nn.Module):
         return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
 
 
+class TokenStack(nn.Module):
+    """Token embedding, `depth` blocks made by `block(d)` in sequence, a written-out
+    RMSNorm and a head over the vocabulary: a decoder's skeleton around its blocks."""
+
+    def __init__(self, block, depth=4, d=64, vocab=256, head_bias=True, eps=1e-6):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, d)
+        self.blocks = nn.ModuleList(block(d) for _ in range(depth))
+        self.norm = WrittenRMSNorm(d, eps)
+        self.head = nn.Linear(d, vocab, bias=head_bias)
+
+    def forward(self, ids):
+        x = self.embed(ids)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x))
+
+
 def _rotate_half(x):
     half = x.shape[-1] // 2
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)

@@ -70,7 +70,7 @@ import torch
 from ..quadrature import DivergentIntegral
 from . import moment_rules as rules
 from .computed_weights import Response, weight_response
-from .graph import EMBEDDINGS, ExampleInputs, Graph, Node, fixed_mix_stats, meta_view, trace
+from .graph import EMBEDDINGS, ExampleInputs, Graph, Node, einsum_terms, fixed_mix_stats, meta_view, trace
 from .modules import SOLVED_GATES, init_by_structure, recurrent_mode, write_gate_offset
 from .moment_rules import Moments
 from .parametrizations import spectral_norm_of
@@ -1488,7 +1488,8 @@ class _Walk:
         if self.weighted_by_position(node):
             self.opaque.append(node)   # a decayed sum written q^t cumsum(q^-j u_j): not these terms
             return None
-        self.common[node.index] = self.kappa(source) * (n + 1) * (2 * n + 1) / 6
+        kappa = self.kappa(source)
+        self.common[node.index] = rules.running_sum_second(kappa, kappa, n)
         return rules.cumulative_sum(self.m(source), n, self.correlation(node))
 
     def weighted_by_position(self, node: Node) -> bool:
@@ -1614,17 +1615,16 @@ class _Walk:
         positions, whose entries share the mean that grows with the position. None for
         anything else (entries taken as independent: mu^2)."""
         node = self.graph.nodes[index]
-        if node.kind not in ("cumsum", "sum") or not node.inputs:
+        dims = _summed_dims(node)
+        if not dims:
             return None
         source = node.inputs[0]
         ndim = len(self.graph.nodes[source].shape)
-        dims = node.attrs.get("dim")
-        dims = (dims,) if isinstance(dims, int) else dims
         kept = node.kind == "cumsum" or bool(node.attrs.get("keepdim"))
-        if not dims or ndim + dim in dims or (not kept and any(d >= ndim - 2 for d in dims)):
+        if ndim + dim in dims or (not kept and any(d >= ndim - 2 for d in dims)):
             return None
         # summed over the other of the last two dims: no outer product's column is left whole
-        pair = None if any(d >= ndim - 2 for d in dims) else self.outer_product_pairs(source, dim)
+        pair = self.outer_product_pairs(source, dim) if _over_positions_only(self.graph, node) else None
         if pair is None and node.kind == "sum":
             return None
         mu = self.m(source).mean
@@ -1636,7 +1636,7 @@ class _Walk:
         # n same + n (n - 1) other; over a running sum's k-th, k same + k (k - 1) other
         if node.kind == "sum":
             return n * same + n * (n - 1) * other
-        return (same - other) * (n + 1) / 2 + other * (n + 1) * (2 * n + 1) / 6
+        return rules.running_sum_second(same, other, n)
 
     def linear_attention(self, node: Node) -> Moments | None:
         """phi(q) S_i / phi(q) z_i with S_i = sum over j of phi(k_j) v_j^T and z_i = sum of
@@ -1650,7 +1650,7 @@ class _Walk:
         if product.kind != "matmul" or product.attrs.get("op") == "fixed_mix" or len(product.inputs) < 2:
             return None
         state = self.graph.nodes[_through_views(self.graph, product.inputs[1])]
-        if state.kind not in ("cumsum", "sum") or not state.inputs or self.shared_along(state.index, -2) is None:
+        if not _over_positions_only(self.graph, state):
             return None
         operands = _outer_operands(self.graph, state.inputs[0])
         if operands is None:
@@ -1661,7 +1661,7 @@ class _Walk:
             return None
         n, causal = self.reduced(state), state.kind == "cumsum"
         per_key = scores.second / scores.mean ** 2
-        squares = per_key * (sum(1.0 / t for t in range(1, n + 1)) / n if causal else 1.0 / n)
+        squares = per_key * (rules.harmonic(n) / n if causal else 1.0 / n)
         v, kappa = self.m(values), min(max(self.kappa(values), self.m(values).mean ** 2), self.m(values).second)
         self.common[node.index] = rules.attention_common(v, keys=n, causal=causal, v_common=kappa)
         return Moments(v.mean, kappa + (v.second - kappa) * min(squares, 1.0))
@@ -1940,11 +1940,11 @@ class _Walk:
             # x over a statistic of many of its elements (its norm: F.normalize, CLIP's x / ||x||),
             # whose spread is small next to its value: E[1/d] = 1/m + var/m^3, E[1/d^2] = 1/m^2 +
             # 3 var/m^4 (the delta method)
-            m, var = divisor.mean, divisor.variance
-            mean_inverse, square_inverse = 1.0 / m + var / m ** 3, 1.0 / m ** 2 + 3.0 * var / m ** 4
             averaged = self.linear_attention(node)
             if averaged is not None:
                 return averaged
+            m, var = divisor.mean, divisor.variance
+            mean_inverse, square_inverse = 1.0 / m + var / m ** 3, 1.0 / m ** 2 + 3.0 * var / m ** 4
             self.common[node.index] = self.kappa(node.inputs[0]) * mean_inverse * mean_inverse
             return Moments(ins[0].mean * mean_inverse, ins[0].second * square_inverse)
         if node.kind == "div" and (inverse := self.fixed_inverse(node) or self.region_inverse(node)) is not None:
@@ -3502,6 +3502,22 @@ def _larger_of_two(graph: Graph, node: Node) -> bool | None:
     return None
 
 
+def _summed_dims(node: Node) -> tuple[int, ...]:
+    """The dims a sum or running sum adds over (one for a cumsum), () for any other node
+    or a sum over every dim."""
+    if node.kind not in ("cumsum", "sum") or not node.inputs:
+        return ()
+    dims = node.attrs.get("dim")
+    return (dims,) if isinstance(dims, int) else tuple(dims or ())
+
+
+def _over_positions_only(graph: Graph, node: Node) -> bool:
+    """Whether a sum or running sum adds over dims before its input's last two only (the
+    positions of u_j v_j^T, whose columns it keeps whole)."""
+    dims = _summed_dims(node)
+    return bool(dims) and all(d < len(graph.nodes[node.inputs[0]].shape) - 2 for d in dims)
+
+
 def _outer_operands(graph: Graph, index: int) -> tuple[int, int] | None:
     """(u, v) when node `index` is the product u v^T of u (..., F, 1) and v (..., 1, E),
     F and E above 1; else None."""
@@ -3520,12 +3536,9 @@ def _einsum_contraction(equation: str) -> tuple[int | None, int | None] | None:
     """For a two-operand einsum summing over one letter: that letter's place in each
     operand counted from the end when it is one of the last two (-1 or -2), else None
     for that operand; None when the sum runs over no letter or several."""
-    lhs, arrow, out = equation.replace(" ", "").partition("->")
-    terms = lhs.split(",")
+    terms, out = einsum_terms(equation)
     if len(terms) != 2:
         return None
-    if not arrow:
-        out = "".join(letter for letter in lhs if letter.isalpha() and lhs.count(letter) == 1)
     summed = [letter for letter in terms[0] if letter.isalpha() and letter in terms[1] and letter not in out]
     if len(summed) != 1:
         return None

@@ -420,13 +420,19 @@ def _index(index: Any) -> Any:
     return index
 
 
-def _einsum_inner(equation: str, a: torch.Tensor, b: torch.Tensor) -> int:
-    """The product of the sizes einsum sums over: letters of the two operands
-    absent from the output (without "->", the output is the letters used once)."""
+def einsum_terms(equation: str) -> tuple[list[str], str]:
+    """An einsum equation's operand terms and its output term (without "->", the
+    letters used once, as einsum takes them)."""
     lhs, arrow, out = equation.replace(" ", "").partition("->")
-    terms = lhs.split(",")
     if not arrow:
         out = "".join(letter for letter in lhs if letter.isalpha() and lhs.count(letter) == 1)
+    return lhs.split(","), out
+
+
+def _einsum_inner(equation: str, a: torch.Tensor, b: torch.Tensor) -> int:
+    """The product of the sizes einsum sums over: letters of the two operands
+    absent from the output."""
+    terms, out = einsum_terms(equation)
     sizes: dict[str, int] = {}
     for term, operand in zip(terms, (a, b)):
         shape = tuple(operand.shape)
@@ -1094,10 +1100,7 @@ class _Recorder(TorchFunctionMode):
         weight, as one matrix, is (fan_out, fan_in) = (the parameter's letters the output
         keeps and the signal lacks, the letters summed over) (attrs["matrix"]); a letter
         of all three (an expert index the signal already carries) is in neither."""
-        lhs, arrow, out = equation.replace(" ", "").partition("->")
-        terms = lhs.split(",")
-        if not arrow:
-            out = "".join(letter for letter in lhs if letter.isalpha() and lhs.count(letter) == 1)
+        terms, out = einsum_terms(equation)
         if len(terms) != 2:
             return None
         for x, w, x_term, w_term in ((a, b, terms[0], terms[1]), (b, a, terms[1], terms[0])):

@@ -773,8 +773,20 @@ def cumulative_sum(m: MomentsLike, count: int, rho: float = 0.0) -> Moments:
     x = _moments(m, "m")
     k = _validate.integer(count, "count", minimum=1)
     rho = _validate.real(rho, "rho", _validate.BOUNDED_0_1)
-    kappa = x.mean * x.mean + rho * x.variance
-    return Moments(x.mean * (k + 1) / 2, kappa * (k + 1) * (2 * k + 1) / 6 + (x.second - kappa) * (k + 1) / 2)
+    return Moments(x.mean * (k + 1) / 2, running_sum_second(x.second, x.mean * x.mean + rho * x.variance, k))
+
+
+def running_sum_second(each: float, pairwise: float, count: int) -> float:
+    """The mean over k = 1..count of E[y_k z_k] for running sums y_k, z_k of terms whose
+    products have mean `each` at one position and `pairwise` at two: k each +
+    k (k - 1) pairwise, averaged, is pairwise (count + 1)(2 count + 1) / 6 +
+    (each - pairwise)(count + 1) / 2."""
+    return pairwise * (count + 1) * (2 * count + 1) / 6 + (each - pairwise) * (count + 1) / 2
+
+
+def harmonic(n: int) -> float:
+    """1 + 1/2 + ... + 1/n: a causal row t of n averages t keys, and the mean of 1/t is harmonic(n) / n."""
+    return sum(1.0 / t for t in range(1, n + 1))
 
 
 # The max of k iid copies of Y = g(Z) has E[max^j] = sum over Y's sorted values
@@ -1026,7 +1038,7 @@ def attention_common(v: MomentsLike, keys: int, causal: bool = False, *, queries
     queries = keys if queries is None else _validate.integer(queries, "queries", minimum=1)
     kappa_v = _common(mv, v_common, "v_common")
     if causal and queries == keys:
-        shared = (2.0 * keys - sum(1.0 / n for n in range(1, keys + 1))) / (keys * keys)
+        shared = (2.0 * keys - harmonic(keys)) / (keys * keys)
     else:
         shared = 1.0 / keys
     return kappa_v + shared * (mv.second - kappa_v)
