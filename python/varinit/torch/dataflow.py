@@ -60,7 +60,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union, cast
 
@@ -241,12 +241,7 @@ class Plan:
         the features, or an adaptive average pooling to one) of a size in `sizes` (any
         size: None) found from the outputs back through per-position ops, or None."""
         nodes = self.graph.nodes
-        stack, seen = list(self.graph.outputs), set()
-        while stack:
-            node = nodes[stack.pop()]
-            if node.index in seen:
-                continue
-            seen.add(node.index)
+        for node in _walk_back(self.graph, self.graph.outputs, lambda n: n.kind in POSITIONWISE):
             if node.kind in REDUCTIONS and node.inputs:
                 shape = nodes[node.inputs[0]].shape
                 dims = node.attrs.get("dim") or range(len(shape))
@@ -258,8 +253,6 @@ class Plan:
                 if (sizes is None and spatial > 1 or spatial in (sizes or ())) and \
                         math.prod(node.attrs["output_size"]) == 1:
                     return node.module or "the model's forward"
-            if node.kind in POSITIONWISE:
-                stack.extend(node.inputs)
         return None
 
     def broadcast_layers(self) -> dict[str, int]:
@@ -322,17 +315,11 @@ class Plan:
             within = 0
             for index in scores:
                 within |= ancestors[index] | 1 << index
-            stack, seen = list(scores), set()
-            while stack:
-                node = nodes[stack.pop()]
-                if node.index in seen:
-                    continue
-                seen.add(node.index)
-                if node.kind in LAYERS and node.module:
-                    if _read_as_scores_only(graph, node.index, within, consumer, len(scores), live):
-                        found.add(node.module)
-                elif node.kind != "norm":
-                    stack.extend(node.inputs)
+            # back from the scores to the layers that make them, not through a norm
+            for node in _walk_back(graph, scores, lambda n: not (n.kind in LAYERS and n.module) and n.kind != "norm"):
+                if (node.kind in LAYERS and node.module
+                        and _read_as_scores_only(graph, node.index, within, consumer, len(scores), live)):
+                    found.add(node.module)
         return found
 
     def plain(self) -> bool:
@@ -3243,6 +3230,20 @@ def _ancestors(graph: Graph) -> list[int]:
             bits |= anc[i] | (1 << i)
         anc.append(bits)
     return anc
+
+
+def _walk_back(graph: Graph, starts: Iterable[int], through: Callable[[Node], bool]) -> Iterator[Node]:
+    """Each node reached from `starts` back through the inputs of the nodes `through`
+    accepts, once."""
+    stack, seen = list(starts), set()
+    while stack:
+        node = graph.nodes[stack.pop()]
+        if node.index in seen:
+            continue
+        seen.add(node.index)
+        yield node
+        if through(node):
+            stack.extend(node.inputs)
 
 
 def _read_as_scores_only(graph: Graph, index: int, within: int, consumer: Node, scores: int, live: int) -> bool:
