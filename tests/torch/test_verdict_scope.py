@@ -216,3 +216,39 @@ def test_no_target_is_named_where_chi_1_is_the_same_at_every_scale(chi):
     tried = []
     assert gradient_keeping_scale(lambda s: tried.append(s) or chi, chi, 10) is None
     assert all((s < 1) == (chi > 1) for s in tried) and len(tried) >= 20   # toward the linear part, or away
+
+
+class StepBlock(nn.Module):
+    """A selective-scan-like residual block: a step dt = softplus(x + b) with b = -4
+    (Mamba's dt_bias, Gu & Dao 2023) scales the values, a running sum scans them, and a
+    norm follows the scan before the output projection (`normed`) or does not."""
+
+    def __init__(self, width=64, normed=True):
+        super().__init__()
+        self.norm = nn.RMSNorm(width)
+        self.in_proj = nn.Linear(width, 2 * width)
+        self.step_bias = nn.Parameter(torch.full((width,), -4.0))
+        self.scan_norm = nn.RMSNorm(width) if normed else nn.Identity()
+        self.out_proj = nn.Linear(width, width)
+
+    def forward(self, h):
+        u, raw = self.in_proj(self.norm(h)).chunk(2, dim=-1)
+        dt = F.softplus(raw + self.step_bias)
+        return h + self.out_proj(self.scan_norm(torch.cumsum(dt * u, dim=1)))
+
+
+@pytest.mark.parametrize("normed", [True, False])
+def test_a_steep_step_is_judged_only_where_no_norm_divides_it_out(normed):
+    # E[softplus(x - 4)^2] is steep in the scale of x (about e^{2 Var x}); Hugging Face's
+    # Mamba2 and Nemotron-H were NOT healthy for it ("softplus+clamp: no stable choice"),
+    # though the scan's output meets a norm before any layer reads it
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 64), *[StepBlock(normed=normed) for _ in range(4)], nn.Linear(64, 8))
+    x = torch.randn(8, 32, 16, generator=torch.Generator().manual_seed(1))
+    report, _ = init_with_warnings(model, x)
+    steps = [v for v in report.verdicts if "softplus" in v.activation]
+    if normed:
+        assert report.healthy and not steps, [v.message for v in report.verdicts]
+    else:
+        # without the norm an error of in_proj's draw reaches out_proj steepened
+        assert not report.healthy and steps and steps[0].slope >= verdicts.UNSTABLE_SLOPE, steps

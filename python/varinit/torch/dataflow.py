@@ -2367,6 +2367,8 @@ class _Walk:
                 continue  # a weight's parametrization (a state-space model's A = -exp(A_log))
             if self.signs.bounded_factor(index):
                 continue  # bounded over its input's one sign: a decay exp(dt * A) with dt * A <= 0
+            if self.normalized_before_layers(index):
+                continue  # a norm divides its scale out before a layer reads it: no error to carry
             x = self.region_input(index)
             if x.second <= 0 or moments.second <= 0 or x.variance <= 0:
                 continue
@@ -2406,7 +2408,8 @@ class _Walk:
                     self.resets_scale(node) or any(self.graph.nodes[i].kind == "param" or i in self.graph.fixed
                                                    for i in node.inputs)
                     # an operand from an op without a rule: its degree is unknown (the op is named)
-                    or any(self.graph.nodes[_through_views(self.graph, i)].kind == "opaque" for i in node.inputs)):
+                    or any(self.graph.nodes[_through_views(self.graph, i)].kind == "opaque" for i in node.inputs)
+                    or self.normalized_before_layers(node.index)):
                 a, b = (sens.get(i, 0.0) if (self.ancestors[i] | 1 << i) & layered else 0.0 for i in node.inputs)
                 if max(a, b) > 0:
                     label = "product " + " * ".join(operand_label(self.graph, i) for i in node.inputs)
@@ -2528,6 +2531,30 @@ class _Walk:
             return self.statistic_divisor(node) is not None   # x / ||x||
         return node.kind == "mul" and any(i in self.regions and self.of_statistic(self.regions[i][0])
                                           for i in node.inputs)
+
+    def normalized_before_layers(self, index: int) -> bool:
+        """Whether every path from node `index` meets a norm that sets its scale before
+        any weight layer or the model's output reads it: an error of its second moment
+        is then divided out before it reaches a layer, at any depth (Mamba's step
+        dt = softplus(x + b) feeds the scan, whose output meets a gated RMSNorm)."""
+        graph, seen, stack = self.graph, set(), [index]
+        outputs = set(graph.outputs)
+        while stack:
+            node = graph.nodes[stack.pop()]
+            if node.index in seen:
+                continue
+            seen.add(node.index)
+            if node.index in outputs:
+                return False
+            for reader in graph.readers(node.index):
+                if self.resets_scale(reader):
+                    continue
+                if _is_layer(reader) or reader.kind in ("bilinear", "opaque") or (
+                        reader.kind == "matmul" and any(graph.nodes[i].kind == "param" or i in graph.computed
+                                                        for i in reader.inputs)):
+                    return False
+                stack.append(reader.index)
+        return True
 
     def region_input(self, index: int) -> Moments:
         """The moments an elementwise region was computed from: its source's, over
