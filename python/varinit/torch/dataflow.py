@@ -2344,9 +2344,12 @@ class _Walk:
         sens = self.sensitivities()
         unruled = sum(1 << n.index for n in self.opaque)
         for index, (source, g, moments, grad) in self.regions.items():
-            if (self.ancestors[source] | 1 << source) & unruled and not _scale_free(g):
+            if (self.ancestors[source] | 1 << source) & unruled and not (
+                    _scale_free(g) and abs(self.region_input(index).mean) <= 1e-6 * math.sqrt(
+                        max(self.region_input(index).second, 0.0))):
                 # its input's moments are assumed after an op without a rule (named there), and its
-                # verdict depends on them: no evidence (relu(x)^2's, of degree 2 at any scale, stands)
+                # verdict depends on them: no evidence (relu(x)^2's, of degree 2 at any scale on a
+                # centred input, stands; sparsemax's clamp(z - tau, 0), tau after torch.sort, does not)
                 continue
             consumers = self.graph.readers(index)
             if consumers and all(c.index in self.regions for c in consumers):
