@@ -567,6 +567,42 @@ def test_the_trace_on_real_tensors_leaves_buffers_and_the_random_state():
     assert torch.equal(model.bn.running_mean, running) and torch.equal(torch.get_rng_state(), state)
 
 
+class AttributeState(nn.Module):
+    """Meta's Llama reference code keeps its rotary table and its key cache as plain
+    tensor attributes: forward moves the table to the activations' device and writes
+    the keys into the cache in place, and creates a mask attribute lazily."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.proj, self.head = nn.Embedding(50, 16), nn.Linear(16, 16), nn.Linear(16, 4)
+        self.table = torch.linspace(0.5, 1.5, 16)
+        self.cache = torch.zeros(4, 8, 16)
+        self.mask = None
+
+    def forward(self, ids):
+        h = self.emb(ids)
+        self.table = self.table.to(h.device)
+        if self.mask is None:
+            self.mask = torch.ones(ids.shape[-1], device=h.device)
+        k = self.proj(h * self.table)
+        self.cache = self.cache.to(k)
+        self.cache[: k.shape[0], : k.shape[1]] = k
+        return self.head(torch.relu(self.cache[: k.shape[0], : k.shape[1]]) * self.mask[:, None])
+
+
+@pytest.mark.parametrize("meta", [False, True])
+def test_plain_tensor_attributes_are_put_back_after_the_init(meta):
+    # a trace of meta parameters left a meta table in the attribute, and every later
+    # forward raised ("Cannot copy out of meta tensor"), the measured pass's first
+    torch.manual_seed(0)
+    model, ids = AttributeState(), torch.randint(0, 50, (4, 8))
+    table, cache = model.table, model.cache
+    _init(model, ids.to("meta") if meta else ids)
+    assert model.table is table and model.cache is cache and model.mask is None
+    assert torch.equal(table, torch.linspace(0.5, 1.5, 16)) and not cache.any()
+    assert model(ids).shape == (4, 8, 4)
+
+
 class PackedLSTM(nn.Module):
     """Padded token ids and their lengths, packed for an LSTM (no meta forward: the
     lengths are read on the CPU), its last hidden state to a head."""

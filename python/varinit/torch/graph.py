@@ -209,7 +209,7 @@ def _trace(model: torch.nn.Module, args: tuple[torch.Tensor, ...], kwargs: dict[
     tensors = [*args, *kwargs.values(), *model.parameters(), *model.buffers()]
     once = traced_once(recorder, model) if repeats and all(t.is_meta for t in tensors) else contextlib.nullcontext()
     devices = _cuda_devices(model, list(args) + list(kwargs.values()))
-    with BufferGuard(model), torch.random.fork_rng(devices=devices), torch.no_grad():
+    with StateGuard(model), torch.random.fork_rng(devices=devices), torch.no_grad():
         for i, tensor in enumerate(args):
             recorder.add_input(tensor, {"position": i})
         for key, tensor in kwargs.items():
@@ -275,15 +275,28 @@ def _cuda_devices(model: torch.nn.Module, inputs: list[torch.Tensor]) -> list[in
     return sorted({t.device.index or 0 for t in tensors if t.device.type == "cuda"})
 
 
-class BufferGuard:
-    """Puts every buffer back, same object and same bits, when the trace ends."""
+class StateGuard:
+    """Puts the model's state back when a trace or a measured pass ends: every buffer
+    (same object, same bits), and every tensor a module holds as a plain attribute.
+
+    A plain attribute is what Meta's Llama reference code keeps `freqs_cis` and its
+    key/value caches in, and its forward reassigns it (`self.freqs_cis =
+    self.freqs_cis.to(h.device)`): under a trace of meta parameters that left a meta
+    tensor there, and every later forward raised. An attribute that held a tensor, or
+    holds one at the end, gets its earlier value back (removed where there was none),
+    with its bits where it had values and is state, not a weight computed from
+    parameters (the old `weight_norm`'s `weight`, recomputed before each forward)."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.saved = [(module, name, buffer, buffer.detach().clone())
                       for module in model.modules()
                       for name, buffer in module.named_buffers(recurse=False)]
+        self.attributes = [(module, dict(module.__dict__)) for module in model.modules()]
+        self.values = {id(value): value.detach().clone() for _, attributes in self.attributes
+                       for value in attributes.values()
+                       if isinstance(value, torch.Tensor) and not value.is_meta and not value.requires_grad}
 
-    def __enter__(self) -> BufferGuard:
+    def __enter__(self) -> StateGuard:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -292,6 +305,15 @@ class BufferGuard:
                 if getattr(module, name) is not buffer:
                     setattr(module, name, buffer)
                 buffer.copy_(copy)
+            for module, before in self.attributes:
+                now = module.__dict__
+                for name in [n for n, v in now.items() if isinstance(v, torch.Tensor) and n not in before]:
+                    del now[name]
+                for name, value in before.items():
+                    if isinstance(value, torch.Tensor) or isinstance(now.get(name), torch.Tensor):
+                        now[name] = value
+                    if isinstance(value, torch.Tensor) and id(value) in self.values:
+                        value.copy_(self.values[id(value)])
 
 
 @contextlib.contextmanager

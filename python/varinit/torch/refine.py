@@ -27,7 +27,7 @@ from typing import Any, NamedTuple, Optional, cast
 import torch
 from torch.overrides import TorchFunctionMode
 
-from .graph import BufferGuard, ExampleInputs, _bind, example_call
+from .graph import StateGuard, ExampleInputs, _bind, example_call
 from .graph_kinds import SPECS
 
 # Modules whose output is their weight's layer output: leaf layers, and
@@ -187,7 +187,7 @@ def correction_factors(model: torch.nn.Module, example_inputs: ExampleInputs,
     rng = torch.get_rng_state()
     try:
         args, kwargs = example_call(example_inputs)
-        with torch.no_grad(), BufferGuard(model):
+        with torch.no_grad(), StateGuard(model):
             model(*args, **kwargs)
     except _AllMeasured:
         pass
