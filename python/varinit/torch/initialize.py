@@ -4,6 +4,7 @@ structure (varinit.torch.modules)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -461,6 +462,17 @@ def _in_model_order(model: torch.nn.Module, records: list[InitRecord]) -> list[I
     return sorted(records, key=lambda r: order.get(r.name, len(order)))
 
 
+def real_parts(tensor: torch.Tensor, std: float) -> tuple[torch.Tensor, float]:
+    """(the tensor, std), or for a complex one its real and imaginary parts as one real
+    view and std / sqrt(2) for each, so that E|w|^2 = std^2: the moment rules read a
+    complex value's second moment as E|x|^2 (an FNO's spectral weights, zongyi-li's
+    `torch.rand(..., dtype=torch.cfloat)`). The values are then those of
+    `varinit.normal_(torch.view_as_real(p), std=std / sqrt(2), generator=g.stream(name))`."""
+    if tensor.is_complex():
+        return torch.view_as_real(tensor), std / math.sqrt(2.0)
+    return tensor, std
+
+
 def fill(model: torch.nn.Module, result: Plan, generator: Generator, distribution: SchemeDistribution = "normal",
          factors: dict[str, float] | None = None,
          step: Callable[[int, int], object] | None = None,
@@ -504,7 +516,8 @@ def fill(model: torch.nn.Module, result: Plan, generator: Generator, distributio
             stream = generator.stream(name)
             std = cast(float, p.std)   # a "normal" plan has its std
             if not tensor.is_meta:
-                draw_with_std(tensor, distribution, std, stream)
+                parts, part_std = real_parts(tensor, std)
+                draw_with_std(parts, distribution, part_std, stream)
             owner, _, leaf = name.rpartition(".")
             padding = zero_padding_row(modules.get(owner), tensor) if leaf == "weight" else None
             if padding is not None:   # as torch's Embedding keeps it: the padding token's vector is 0
@@ -516,7 +529,11 @@ def fill(model: torch.nn.Module, result: Plan, generator: Generator, distributio
             records.append(InitRecord(name, f"orthogonal: {p.reason}{note}", p.fan_in, None, cast(float, p.std)))
         elif p.rule == "constant":
             value = cast(float, p.value)   # a "constant" plan has its value
-            if not tensor.is_meta:
+            if tensor.is_complex() and not tensor.is_meta:
+                parts, _ = real_parts(tensor, 0.0)
+                fills.constant_(parts, 0.0)
+                fills.constant_(parts[..., 0], value)
+            elif not tensor.is_meta:
                 fills.constant_(tensor, value)
             records.append(InitRecord(name, f"constant {value:.6g}: {p.reason}", None, None, 0.0))
         elif p.rule not in ("recurrent", "kept"):
