@@ -298,3 +298,29 @@ def test_a_weight_computed_from_the_input_is_named_as_such():
 
     _, messages = _init(Hyper(), torch.randn(32, 16))
     assert any("its weight is computed from the input (a hypernetwork" in m for m in messages), messages
+
+
+def test_the_bias_of_a_layer_whose_weight_cannot_be_solved_is_zero_not_unread():
+    # an orthogonal parametrization's weight is made by householder_product, which no rule
+    # runs again: the layer is named, and its bias (and a decoder's own bias on the tied,
+    # transposed weight) was listed as "not read by the traced forward pass" and kept
+    class TiedOrthogonal(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = nn.utils.parametrizations.orthogonal(nn.Linear(32, 16))
+            self.dec_bias = nn.Parameter(torch.full((32,), 0.5))
+            self.out = nn.Linear(32, 4)
+
+        def forward(self, x):
+            h = F.elu(self.enc(x))
+            return self.out(F.elu(F.linear(h, self.enc.weight.t(), self.dec_bias)))
+
+    torch.manual_seed(0)
+    model = TiedOrthogonal()
+    nn.init.constant_(model.enc.bias, 0.5)
+    report, messages = _init(model, torch.randn(64, 32))
+    records = {r.name: r for r in report}
+    for name in ("enc.bias", "dec_bias"):
+        assert records[name].rule == "constant 0: bias: zero", records[name].rule
+    assert not model.enc.bias.any() and not model.dec_bias.any()
+    assert any("its weight is computed in forward by ops varinit cannot run again" in m for m in messages), messages

@@ -933,6 +933,7 @@ class _Walk:
         any, takes the gain that brings the output to its goal, else it is said."""
         where = f"{node.target} in {node.module or 'the model'}"
         response = self.responses.get(node.index)
+        self.zero_bias(bias)   # also where the weight cannot be solved: the layer is assumed centred
         if not node.attrs.get("weight_from"):
             self.assumed.append(f"{where}: its weight is computed from the input (a hypernetwork, a dynamic "
                                 "filter), not from parameters the solve can set")
@@ -941,7 +942,6 @@ class _Walk:
             self.assumed.append(f"{where}: its weight is computed in forward by ops varinit cannot run again, "
                                 "or no one parameter's scale sets the weight's")
             return Moments(0.0, self.target)
-        self.zero_bias(bias)
         # the input as the weight's rows see it: a centred row drops the mean they share
         x = rules.affine_centred(x, 1.0, 1.0, response.row_sums)
         sources = response.powers
