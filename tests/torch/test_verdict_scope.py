@@ -294,3 +294,43 @@ def test_a_clamp_of_a_shift_after_an_op_without_a_rule_is_not_judged():
     assert not any(v.activation.startswith("clamp") for v in report.verdicts), [v.message for v in report.verdicts]
     assert report.healthy, [v.message for v in report.verdicts]
     assert any("torch.sort" in m for m in messages), messages
+
+
+class WrittenLayerNorm2d(nn.Module):
+    """NAFNet's LayerNorm2d over the channels, written out."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.ones(channels)), nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x):
+        mu = x.mean(1, keepdim=True)
+        var = (x - mu).pow(2).mean(1, keepdim=True)
+        return self.weight.view(1, -1, 1, 1) * ((x - mu) / (var + 1e-6).sqrt()) + self.bias.view(1, -1, 1, 1)
+
+
+class SimpleGateBlock(nn.Module):
+    """NAFNet's feed-forward half (Chen et al. 2022): norm, a 1x1 conv to twice the
+    channels, SimpleGate x1 * x2 of its halves, a 1x1 conv back, added to the stream."""
+
+    def __init__(self, c=16, normed=True):
+        super().__init__()
+        self.norm = WrittenLayerNorm2d(c) if normed else nn.Identity()
+        self.expand, self.project = nn.Conv2d(c, 2 * c, 1), nn.Conv2d(c, c, 1)
+
+    def forward(self, x):
+        a, b = self.expand(self.norm(x)).chunk(2, dim=1)
+        return x + self.project(a * b)
+
+
+@pytest.mark.parametrize("normed", [True, False])
+def test_a_gate_of_two_halves_behind_a_norm_written_out_is_not_judged(normed):
+    # x1 * x2 has degree 2 in the conv's scale: without a norm before it no scale holds it,
+    # but (x - mu) / sqrt(var + eps) resets the error as nn.LayerNorm does (NAFNet was NOT
+    # healthy: "product conv * conv: no stable choice")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), *[SimpleGateBlock(normed=normed) for _ in range(3)],
+                          nn.Conv2d(16, 3, 3, padding=1))
+    report, _ = init_with_warnings(model, torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(1)))
+    products = [v for v in report.verdicts if v.activation.startswith("product") and not v.healthy]
+    assert report.healthy == normed and bool(products) != normed, [v.message for v in report.verdicts]

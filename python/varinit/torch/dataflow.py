@@ -2414,7 +2414,7 @@ class _Walk:
                     or any(self.graph.nodes[_through_views(self.graph, i)].kind == "opaque" for i in node.inputs)
                     or self.normalized_before_layers(node.index)):
                 a, b = (sens.get(i, 0.0) if (self.ancestors[i] | 1 << i) & layered else 0.0 for i in node.inputs)
-                if max(a, b) > 0:
+                if max(a, b) > 1e-3:   # a norm written out as a product resets it up to rounding
                     label = "product " + " * ".join(operand_label(self.graph, i) for i in node.inputs)
                     tally(by_label, label, 1.0, (a + b) / max(a, b), _layer_before(self.graph, node.inputs[0]),
                           self.branch_of(node.index))
@@ -2612,6 +2612,10 @@ class _Walk:
                 value = self.region_slope(node.index) * sens.get(source, 0.0)
             elif node.kind == "mul" or node.kind == "matmul":
                 value = sum(ins)
+            elif node.kind == "div" and self.statistic_divisor(node) is not None:
+                # (x - mu) / sqrt(var + eps) written out (NAFNet's LayerNorm2d) resets the scale
+                # as a norm does (resets_scale); x * rsqrt(mean(x^2)) sums to 0 above
+                value = 0.0
             elif node.kind in ("add", "sub", "cat") and ins:
                 value = self.by_part(node, ins)
             elif node.kind == "attention":
