@@ -3092,3 +3092,38 @@ def test_complex_weights_are_drawn_as_two_real_parts_of_the_solved_second_moment
     assert float(weights.abs().pow(2).mean()) == pytest.approx(record.std ** 2, rel=0.05)
     with torch.no_grad():
         assert 0.5 <= float(model(x).std()) <= 2
+
+
+class InputMaskedAttention(nn.Module):
+    """Attention with a padding mask made from the input attention_mask by arithmetic:
+    BERT-era (1 - mask) * -10000 added, or Funnel's scores - 1e6 * (1 - mask)."""
+
+    def __init__(self, subtract, d=32):
+        super().__init__()
+        self.subtract = subtract
+        self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
+
+    def forward(self, x, attention_mask):
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+        padding = 1.0 - attention_mask[:, None, :].float()
+        scores = scores - 1e6 * padding if self.subtract else scores + padding * -10000.0
+        return self.out(scores.softmax(-1) @ v)
+
+
+@pytest.mark.parametrize("subtract", [False, True])
+@pytest.mark.parametrize("meta", [False, True])
+def test_a_padding_mask_made_from_the_inputs_is_not_a_signal(subtract, meta):
+    # read as a signal, the mask's 1e12 p(1 - p) was the logits' variance: Funnel's softmax rule
+    # asked numpy for 3 PiB (MemoryError), MarkupLM's for 326 GiB
+    torch.manual_seed(0)
+    x = torch.randn(4, 16, 32)
+    mask = torch.ones(4, 16, dtype=torch.long)
+    mask[1, 12:] = 0
+    inputs = (x, mask) if not meta else (x.to("meta"), mask.to("meta"))
+    p = plan(InputMaskedAttention(subtract), inputs)
+    masked = [n for n in p.graph.nodes if n.kind in ("add", "sub") and len(n.shape) == 3 and n.shape[-1] == 16]
+    assert len(masked) == 1
+    scores = p.graph.nodes[masked[0].inputs[0]]
+    assert p.moments[masked[0].index].second == pytest.approx(p.moments[scores.index].second)
+    assert p.moments[p.graph.outputs[0]].second < 2.0

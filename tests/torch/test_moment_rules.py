@@ -894,6 +894,19 @@ def test_causal_softmax_against_monte_carlo(c):
     assert m.second > mr.softmax(Moments(0.3, 0.09 + c), t).second * 2
 
 
+@pytest.mark.parametrize("c", [6400.0, 1e11])
+def test_softmax_of_wide_logits_follows_its_one_hot_limit_quickly(c):
+    # a padding mask added as a signal gave logits of variance 1e11, and the quadrature's
+    # grids (sqrt(c) points each) asked numpy for 3 PiB; beyond 1600 the rule extrapolates
+    # 1 - E[sum a^2] as 1 / sigma. Monte Carlo over 400000 rows of 16: the sum's sd is below
+    # 0.25 / sqrt(4e5) = 4e-4, and 0.004 is 10 sd (the one-hot 1 is 0.022 off at c = 6400)
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(400000, 16, generator=g, dtype=torch.float64) * math.sqrt(c)
+    measured = float(logits.softmax(-1).pow(2).sum(-1).mean())
+    m = mr.softmax(Moments(0.0, c), 16)
+    assert m.second * 16 == pytest.approx(measured, abs=0.004)
+
+
 @pytest.mark.parametrize("size, mean_tol, second_tol", [(1000, 0.005, 0.005), (10, 0.03, 0.05)])
 def test_log_softmax_within_its_stated_accuracy(size, mean_tol, second_tol):
     # an approximation (the log-sum-exp as the lognormal sum's mean), held to the accuracy its

@@ -1538,13 +1538,13 @@ class _Walk:
         if len(shape) < 2 or shape[-1] != shape[-2] or dim not in (-1, len(shape) - 1):
             return False
         node = self.graph.nodes[softmax.inputs[0]]
-        while node.kind in ("view", "scale", "shift", "add") and node.inputs:
+        while node.kind in ("view", "scale", "shift", "add", "sub") and node.inputs:
             value = node.attrs.get("value")
             if node.attrs.get("op") == "masked_fill" and isinstance(value, (int, float)) and value <= -1e4:
                 self.masks.append(node.module or "the model")
                 return True
             mask = _additive_mask(self.graph, node)
-            if node.kind == "add" and mask is None:
+            if node.kind in ("add", "sub") and mask is None:
                 return False
             if mask is not None and mask[1]:
                 self.masks.append(node.module or "the model")
@@ -2881,25 +2881,50 @@ def named_activation(graph: Graph, node: Node, source: int) -> tuple[str, float 
 def _additive_mask(graph: Graph, node: Node) -> tuple[int, bool] | None:
     """(the scores, whether the mask is causal) when `node` adds a tensor made in the
     forward pass (through views) to attention scores that a softmax over the last dim
-    reads next (Hugging Face's eager attention: scores + mask), else None. A mask whose
-    last two dims are square is taken as causal; one of shape (..., 1, T) as padding."""
-    if node.kind != "add" or len(node.inputs) != 2 or len(node.shape) < 2:
+    reads next (Hugging Face's eager attention: scores + mask), or adds or subtracts one
+    made from the inputs alone ((1 - attention_mask) * -10000, BERT-era code; Funnel's
+    scores - 1e6 * (1 - attention_mask)), else None. A mask whose last two dims are square
+    is taken as causal; one of shape (..., 1, T) as padding."""
+    if node.kind not in ("add", "sub") or len(node.inputs) != 2 or len(node.shape) < 2:
         return None
     readers = graph.readers(node.index)
     if not (len(readers) == 1 and readers[0].kind == "softmax"
             and readers[0].attrs.get("dim") in (-1, len(readers[0].shape) - 1)):
         return None
-    for mask, scores in ((node.inputs[1], node.inputs[0]), (node.inputs[0], node.inputs[1])):
+    orders = ((node.inputs[1], node.inputs[0]),) if node.kind == "sub" else (
+        (node.inputs[1], node.inputs[0]), (node.inputs[0], node.inputs[1]))
+    for mask, scores in orders:
         source = graph.nodes[mask]
         while source.kind == "view" and source.inputs:
             source = graph.nodes[source.inputs[0]]
         shape = graph.nodes[mask].shape
-        if source.kind == "constant" and len(shape) >= 2 and graph.nodes[scores].kind != "constant":
+        made = source.kind == "constant" or (source.kind != "input" and _from_inputs_alone(graph, mask))
+        if made and len(shape) >= 2 and graph.nodes[scores].kind != "constant":
             if shape[-2] == shape[-1] == node.shape[-1] and node.shape[-2] == node.shape[-1]:
                 return scores, True
             if shape[-2] == 1:
                 return scores, False
     return None
+
+
+# the nodes a mask made from the inputs is followed back through (_from_inputs_alone)
+MASK_NODES = 32
+
+
+def _from_inputs_alone(graph: Graph, index: int) -> bool:
+    """Whether node `index` is computed, within MASK_NODES nodes, from inputs and constants
+    alone, by elementwise arithmetic and views: no parameter reaches it."""
+    stack, seen = [index], set()
+    while stack:
+        node = graph.nodes[stack.pop()]
+        if node.index in seen:
+            continue
+        seen.add(node.index)
+        if len(seen) > MASK_NODES or node.params or node.kind not in (
+                "input", "constant", "view", "scale", "shift", "elementwise", "add", "sub", "mul"):
+            return False
+        stack.extend(node.inputs)
+    return True
 
 
 # views that keep every value in its place: a sum through them can cancel a term
