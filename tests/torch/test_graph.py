@@ -893,3 +893,26 @@ def test_meta_view_traces_shapes_and_gives_the_real_tensors_back():
     assert {id(p) for p in model.parameters()} == ids
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), key
+
+
+class VmapMask(nn.Module):
+    """A mask built by vmap over an index function reading a padding mask, as Hugging
+    Face's masking utilities build one when an `and_mask_function` meets a padding mask
+    (T5Gemma2's encoder): the index is a batched 0-dim tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.head = nn.Linear(8, 8), nn.Linear(8, 2)
+
+    def forward(self, x, padding):
+        keep = torch.vmap(lambda j: padding[0, j])(torch.arange(x.shape[1]))
+        return self.head(torch.relu(self.fc(x)) * keep[None, :, None].to(x.dtype))
+
+
+def test_a_one_element_operand_under_vmap_is_recorded_without_its_value():
+    # the recorder read .item() of every one-element constant, which raises under vmap
+    x, padding = torch.randn(4, 6, 8), torch.ones(4, 6, dtype=torch.long)
+    graph = trace(VmapMask(), (x, padding))
+    assert [n.kind for n in graph.nodes if n.params] == ["linear", "linear"]
+    report = varinit.torch.init_module(VmapMask(), (x, padding), generator=0)
+    assert {r.name: r.rule.split(":")[0] for r in report}["head.weight"] == "solved normal"

@@ -275,6 +275,13 @@ def _cuda_devices(model: torch.nn.Module, inputs: list[torch.Tensor]) -> list[in
     return sorted({t.device.index or 0 for t in tensors if t.device.type == "cuda"})
 
 
+def _functorch_wrapped(tensor: torch.Tensor) -> bool:
+    """Whether a tensor is a functorch wrapper (a vmap's batched tensor, a grad transform's
+    level), whose `.item()` raises: Hugging Face's masks built by vmap over an index
+    function (`and_mask_function` with a padding mask: T5Gemma2's encoder)."""
+    return bool(torch._C._functorch.is_functorch_wrapped_tensor(tensor))
+
+
 class StateGuard:
     """Puts the model's state back when a trace or a measured pass ends: every buffer
     (same object, same bits), and every tensor a module holds as a plain attribute.
@@ -591,7 +598,7 @@ class _Recorder(TorchFunctionMode):
         attrs: dict[str, Any] = {}
         if id(tensor) in self.buffer_name:
             attrs["buffer"] = self.buffer_name[id(tensor)]
-        if tensor.numel() == 1 and tensor.device.type != "meta":
+        if tensor.numel() == 1 and tensor.device.type != "meta" and not _functorch_wrapped(tensor):
             attrs["value"] = tensor.item()
         if id(tensor) in self.zeros_made:
             attrs["zeros"] = True   # a state that starts at zeros (x.new_zeros(...), on meta too)
