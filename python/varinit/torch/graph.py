@@ -1010,6 +1010,8 @@ class _Recorder(TorchFunctionMode):
         inputs, params, attrs = self._wire_spec(spec, bound, extra)
         if len(_tensors(_operands(spec, bound, extra))) != 1:      # clamp(x, min=tensor)
             return "opaque", inputs, params, {}, None
+        if spec.op == "exp" and len(inputs) == 1 and (softmax := self._log_space_softmax(inputs[0])) is not None:
+            return "softmax", [softmax[0]], {}, {"dim": softmax[1]}, None
         named = {n: bound[n] for n in spec.names[1:]
                  if n in bound and n != "inplace" and n not in spec.roles}
         attrs.update(op=spec.op, **named)
@@ -1019,6 +1021,25 @@ class _Recorder(TorchFunctionMode):
             same = cast(Callable[..., torch.Tensor], spec.replay)   # every elementwise spec has one
             replay = functools.partial(same, **named) if named else same
         return "elementwise", inputs, params, attrs, replay
+
+    def _log_space_softmax(self, index: int) -> tuple[int, int] | None:
+        """(the logits, the dim) when node `index` is x - logsumexp(x, dim, keepdim=True) (through
+        views): its exp is a softmax written in log space (Reformer's attention), recorded as one;
+        else None."""
+        def through_views(i: int) -> int:
+            while self.nodes[i].kind == "view" and self.nodes[i].inputs:
+                i = self.nodes[i].inputs[0]
+            return i
+
+        difference = self.nodes[index]
+        if difference.kind != "sub" or len(difference.inputs) != 2 or difference.attrs.get("alpha", 1) != 1:
+            return None
+        total = self.nodes[through_views(difference.inputs[1])]
+        dims = total.attrs.get("dim")
+        if total.kind != "logsumexp" or not total.attrs.get("keepdim") or dims is None or len(dims) != 1 \
+                or through_views(total.inputs[0]) != through_views(difference.inputs[0]):
+            return None
+        return difference.inputs[0], dims[0]
 
     def _binary(self, spec: OpSpec, bound: dict[str, Any], extra: Sequence[Any], outs: Outputs) -> Recorded:
         a: Any = bound.get("input")   # a tensor or a number, as b
