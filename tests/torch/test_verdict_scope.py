@@ -3,7 +3,9 @@
 sinusoidal timestep features) are not chains of chi_1 over the layers; a plain sigmoid
 stack still is."""
 import math
+import warnings
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,6 +13,7 @@ from torch import nn
 
 import varinit
 from varinit.torch import verdicts
+from varinit.torch.dataflow import _scale_free
 from varinit.torch.verdicts import gradient_keeping_scale
 from zoo import init_with_warnings, profile, verdict
 
@@ -370,3 +373,11 @@ def test_a_softmax_written_in_log_space_is_not_an_activation():
     for r in report:
         if r.name in stds:
             assert r.std == pytest.approx(stds[r.name], rel=0.1), r.name
+
+
+def test_the_homogeneity_check_of_an_overflowing_function_warns_nothing():
+    # exp(2e3) overflows to inf, and inf / inf reached the user as numpy's RuntimeWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not _scale_free(np.exp)
+        assert _scale_free(lambda x: np.maximum(x, 0.0) ** 2)

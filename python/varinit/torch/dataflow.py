@@ -3541,7 +3541,8 @@ def _scale_free(g: Fused) -> bool:
     moved = np.abs(once) > 1e-12
     if not moved.any() or np.any(np.abs(twice[~moved]) > 1e-12):
         return False
-    ratios = twice[moved] / once[moved]
+    with np.errstate(all="ignore"):   # exp overflows at 2e3: inf / inf
+        ratios = twice[moved] / once[moved]
     return bool(np.all(np.isfinite(ratios)) and np.ptp(ratios) <= 1e-6 * abs(float(ratios[0])))
 
 
