@@ -3127,3 +3127,34 @@ def test_a_padding_mask_made_from_the_inputs_is_not_a_signal(subtract, meta):
     scores = p.graph.nodes[masked[0].inputs[0]]
     assert p.moments[masked[0].index].second == pytest.approx(p.moments[scores.index].second)
     assert p.moments[p.graph.outputs[0]].second < 2.0
+
+
+class ComplexRotary(nn.Module):
+    """Rotary embeddings as Meta's Llama reference code applies them: pairs of features as
+    complex numbers (view_as_complex) times torch.polar(1, t * freq), back by view_as_real."""
+
+    def __init__(self, d=32, heads=4):
+        super().__init__()
+        self.heads, self.wq, self.out = heads, nn.Linear(d, d, bias=False), nn.Linear(d, 4)
+        freqs = 1.0 / 10000 ** (torch.arange(0, d // heads, 2).float() / (d // heads))
+        angles = torch.outer(torch.arange(64).float(), freqs)
+        self.freqs_cis = torch.polar(torch.ones_like(angles), angles)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q = self.wq(x).view(b, t, self.heads, -1)
+        pairs = torch.view_as_complex(q.float().reshape(b, t, self.heads, -1, 2))
+        turned = pairs * self.freqs_cis.to(x.device)[:t].view(1, t, 1, -1)
+        return self.out(torch.view_as_real(turned).flatten(3).reshape(b, t, d))
+
+
+@pytest.mark.parametrize("meta", [False, True])
+def test_complex_rotary_embeddings_keep_the_moments(meta):
+    # view_as_real had no rule: what followed assumed a unit second moment, and it was named
+    x = torch.randn(4, 16, 32)
+    p = plan(ComplexRotary(), x.to("meta") if meta else x)
+    assert not any("without a moment rule" in n for n in p.notes), p.notes
+    nodes = {n.target: n.index for n in p.graph.nodes}
+    complex_pairs = p.moments[nodes["torch.view_as_complex"]]
+    assert complex_pairs.second == pytest.approx(2 * p.moments[nodes["torch.nn.functional.linear"]].second)
+    assert p.moments[nodes["torch.view_as_real"]].second == pytest.approx(complex_pairs.second / 2)

@@ -1830,6 +1830,12 @@ class _Walk:
             if node.attrs.get("output", 0) != 0 or not node.dtype.is_floating_point:
                 return None
             return rules.top_k(self.m(source.index), source.shape[node.attrs["dim"]], node.attrs["k"])
+        if node.attrs.get("op") in ("view_as_complex", "view_as_real") and node.inputs:
+            # a complex value's moments are of z itself: E|z|^2 is the sum of its two real parts',
+            # and |E z|^2 the sum of their means' squares (a complex product multiplies them)
+            x, pair = self.m(node.inputs[0]), 2.0 if node.attrs["op"] == "view_as_complex" else 0.5
+            self.common[node.index] = pair * self.kappa(node.inputs[0])
+            return Moments(x.mean * math.sqrt(pair), x.second * pair)
         part = _cat_part(self.graph, node)
         if part is not None:   # x[:, :1] of torch.cat([cls, tokens], 1): the class token's own moments
             self.common[node.index] = self.kappa(part)

@@ -383,7 +383,9 @@ _VIEWS = ("view", "view_as", "reshape", "reshape_as", "permute", "transpose", "s
           "detach", "to", "type", "type_as", "float", "double", "half", "bfloat16", "cpu",
           "cuda", "unfold", "diagonal", "ravel", "as_strided", "masked_select",
           "resolve_conj", "resolve_neg", "pixel_shuffle", "pixel_unshuffle",
-          "constant_pad_nd", "channel_shuffle", "native_channel_shuffle")
+          "constant_pad_nd", "channel_shuffle", "native_channel_shuffle",
+          # a complex tensor as pairs of reals and back (Meta's Llama rotary embeddings)
+          "view_as_complex", "view_as_real")
 for _name in _VIEWS:
     for _func, _target, _inplace in _spellings(_name, _NAMESPACES[:3]):
         _register(_func, OpSpec("view", _name, _target, ("input",), inplace=_inplace))
