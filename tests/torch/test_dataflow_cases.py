@@ -3158,3 +3158,29 @@ def test_complex_rotary_embeddings_keep_the_moments(meta):
     complex_pairs = p.moments[nodes["torch.view_as_complex"]]
     assert complex_pairs.second == pytest.approx(2 * p.moments[nodes["torch.nn.functional.linear"]].second)
     assert p.moments[nodes["torch.view_as_real"]].second == pytest.approx(complex_pairs.second / 2)
+
+
+class WithScriptedBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Linear(16, 32)
+        self.block = torch.jit.script(nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 32)))
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.block(torch.relu(self.stem(x)))))
+
+
+def test_a_torchscript_module_is_named_and_its_parameters_left_as_they_were():
+    # its forward runs in TorchScript's interpreter: its weights were listed as "not read by the
+    # traced forward pass" and left at torch's default without a warning
+    torch.manual_seed(0)
+    model = WithScriptedBlock()
+    before = {n: p.detach().clone() for n, p in model.block.named_parameters()}
+    with pytest.warns(UserWarning, match=r"TorchScript modules .* block"):
+        report = varinit.torch.init_module(model, torch.randn(32, 16), generator=0)
+    records = {r.name: r for r in report}
+    for name, value in before.items():
+        assert records[f"block.{name}"].rule.startswith("untouched: inside the TorchScript module block")
+        assert torch.equal(dict(model.block.named_parameters())[name], value)
+    assert records["stem.weight"].rule.startswith("solved")

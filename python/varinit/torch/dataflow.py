@@ -2293,9 +2293,32 @@ class _Walk:
         for name, reason in self.kept.items():
             plan = self.plans.get(name)
             self.plans[name] = ParamPlan(name, "kept", std=plan.std if plan is not None else None, reason=reason)
+        scripted = self.scripted_owners()
         for name in self.graph.params:
-            if name not in self.plans:
+            owner = scripted.get(name)
+            if owner is not None and (name not in self.plans or self.plans[name].rule == "untouched"):
+                self.plans[name] = ParamPlan(name, "untouched", reason=(
+                    f"inside the TorchScript module {owner or 'the model'}, whose forward runs where the "
+                    "trace cannot see it"))
+            elif name not in self.plans:
                 self.plans[name] = ParamPlan(name, "untouched", reason="not read by the traced forward pass")
+        if scripted:
+            owners = sorted({o or "the model" for n, o in scripted.items() if self.plans[n].rule == "untouched"})
+            if owners:
+                self.notes.append("TorchScript modules (torch.jit.script) run where the trace cannot see them: "
+                                  "their parameters are left as they were, and what they compute is read as of "
+                                  "unit second moment: " + ", ".join(owners[:4]) + (", ..." if len(owners) > 4 else "")
+                                  + "; the eager module (before torch.jit.script) is initialized in full")
+
+    def scripted_owners(self) -> dict[str, str]:
+        """{parameter: the outermost TorchScript module it belongs to} (torch.jit.script'ed
+        modules run in TorchScript's interpreter, out of the trace's sight)."""
+        found: dict[str, str] = {}
+        for prefix, module in self.modules.items():
+            if isinstance(module, torch.jit.ScriptModule):
+                for name, _ in module.named_parameters(prefix=prefix):
+                    found.setdefault(name, prefix)
+        return found
         inputs = sum(1 << i for i, n in enumerate(self.graph.nodes) if n.kind == "input")
         reaching = _floats_reaching(self.graph)
         # an op that reads parameters alone computes a weight (spectral norm's power iteration),
