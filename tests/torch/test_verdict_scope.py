@@ -381,3 +381,47 @@ def test_the_homogeneity_check_of_an_overflowing_function_warns_nothing():
         warnings.simplefilter("error")
         assert not _scale_free(np.exp)
         assert _scale_free(lambda x: np.maximum(x, 0.0) ** 2)
+
+
+class RoundThrough(torch.autograd.Function):
+    """round(x) with the straight-through estimator's identity gradient (Bengio et al. 2013)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return torch.round(x * 4) / 4
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class RoundWithoutEstimator(nn.Module):
+    def forward(self, x):
+        return torch.round(x * 4) / 4
+
+
+class Quantized(nn.Module):
+    """An MLP whose hidden units are rounded to quarters, through a custom autograd.Function
+    (`through`) or plainly (no gradient passes round)."""
+
+    def __init__(self, through):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(32, 32) for _ in range(4))
+        self.round = RoundThrough.apply if through else RoundWithoutEstimator()
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = self.round(torch.relu(layer(x)))
+        return x
+
+
+@pytest.mark.parametrize("through", [True, False])
+def test_ops_inside_a_custom_autograd_function_are_not_judged_by_their_derivative(through):
+    # round's derivative is 0, so a quantizer in a custom Function with a straight-through
+    # backward was a "trade-off: chi_1 = 0" (NOT healthy) though its gradient passes whole;
+    # a plain round does block the gradient, and stays judged
+    torch.manual_seed(0)
+    report, _ = init_with_warnings(Quantized(through), torch.randn(64, 32, generator=torch.Generator().manual_seed(1)))
+    rounded = [v for v in report.verdicts if "round" in v.activation]
+    assert (not rounded and report.healthy) if through else (rounded and not rounded[0].healthy), \
+        [v.message for v in report.verdicts]

@@ -2401,6 +2401,9 @@ class _Walk:
                 continue  # bounded over its input's one sign: a decay exp(dt * A) with dt * A <= 0
             if self.normalized_before_layers(index):
                 continue  # a norm divides its scale out before a layer reads it: no error to carry
+            if any("custom_backward" in self.graph.nodes[i].attrs
+                   for i in rules.region_nodes(self.graph, source, index)):
+                continue  # its gradient is a custom autograd.Function's backward (a straight-through estimator)
             x = self.region_input(index)
             if x.second <= 0 or moments.second <= 0 or x.variance <= 0:
                 continue
@@ -2441,7 +2444,7 @@ class _Walk:
                                                    for i in node.inputs)
                     # an operand from an op without a rule: its degree is unknown (the op is named)
                     or any(self.graph.nodes[_through_views(self.graph, i)].kind == "opaque" for i in node.inputs)
-                    or self.normalized_before_layers(node.index)):
+                    or self.normalized_before_layers(node.index) or "custom_backward" in node.attrs):
                 a, b = (sens.get(i, 0.0) if (self.ancestors[i] | 1 << i) & layered else 0.0 for i in node.inputs)
                 if max(a, b) > 1e-3:   # a norm written out as a product resets it up to rounding
                     label = "product " + " * ".join(operand_label(self.graph, i) for i in node.inputs)

@@ -37,6 +37,7 @@ import contextlib
 import functools
 import math
 import numbers
+import sys
 import threading
 import types
 from collections.abc import Iterable, Iterator, Sequence
@@ -224,6 +225,27 @@ def _trace(model: torch.nn.Module, args: tuple[torch.Tensor, ...], kwargs: dict[
             for hook in hooks:
                 hook.remove()
         return recorder.graph(model, output)
+
+
+# frames above an op that are looked at for a custom autograd.Function's forward
+FUNCTION_FRAMES = 6
+
+
+def _custom_function_forward(frame: types.FrameType | None) -> str | None:
+    """The class of the custom `torch.autograd.Function` whose forward (within
+    FUNCTION_FRAMES frames of `frame`) called the op being recorded, else None: no
+    TorchFunctionMode sees its apply, and the ops its forward records take its backward
+    (a straight-through estimator's identity for round), not their own derivative."""
+    for _ in range(FUNCTION_FRAMES):
+        if frame is None:
+            return None
+        caller = frame.f_back
+        if frame.f_code.co_name == "forward" and caller is not None and caller.f_code.co_name == "apply":
+            cls = caller.f_locals.get("cls")   # Function.apply(cls, ...) runs forward (from C)
+            if isinstance(cls, type) and issubclass(cls, torch.autograd.Function):
+                return cls.__name__
+        frame = caller
+    return None
 
 
 def example_call(example_inputs: object) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
@@ -636,7 +658,13 @@ class _Recorder(TorchFunctionMode):
                     return decomposed(*args, **kwargs)
             finally:
                 self.decomposing.pop()
-        return self._record(func, spec, args, kwargs, operands)
+        first = len(self.nodes)
+        out = self._record(func, spec, args, kwargs, operands)
+        function = _custom_function_forward(sys._getframe(1))
+        if function is not None:   # its gradient is the Function's backward, not the ops' derivative
+            for node in self.nodes[first:]:
+                node.attrs = {**node.attrs, "custom_backward": function}
+        return out
 
     def _expand(self, func: types.FunctionType, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         # If the copy still dispatches to the mode (a check the copy does not
