@@ -2309,16 +2309,6 @@ class _Walk:
                                   "their parameters are left as they were, and what they compute is read as of "
                                   "unit second moment: " + ", ".join(owners[:4]) + (", ..." if len(owners) > 4 else "")
                                   + "; the eager module (before torch.jit.script) is initialized in full")
-
-    def scripted_owners(self) -> dict[str, str]:
-        """{parameter: the outermost TorchScript module it belongs to} (torch.jit.script'ed
-        modules run in TorchScript's interpreter, out of the trace's sight)."""
-        found: dict[str, str] = {}
-        for prefix, module in self.modules.items():
-            if isinstance(module, torch.jit.ScriptModule):
-                for name, _ in module.named_parameters(prefix=prefix):
-                    found.setdefault(name, prefix)
-        return found
         inputs = sum(1 << i for i, n in enumerate(self.graph.nodes) if n.kind == "input")
         reaching = _floats_reaching(self.graph)
         # an op that reads parameters alone computes a weight (spectral norm's power iteration),
@@ -2353,6 +2343,16 @@ class _Walk:
                               f"have a square mask made in the forward pass added, in {len(places)} "
                               f"place{'s' if len(places) > 1 else ''}: " + ", ".join(places[:4])
                               + (", ..." if len(places) > 4 else ""))
+
+    def scripted_owners(self) -> dict[str, str]:
+        """{parameter: the outermost TorchScript module it belongs to} (torch.jit.script'ed
+        modules run in TorchScript's interpreter, out of the trace's sight)."""
+        found: dict[str, str] = {}
+        for prefix, module in self.modules.items():
+            if isinstance(module, torch.jit.ScriptModule):
+                for name, _ in module.named_parameters(prefix=prefix):
+                    found.setdefault(name, prefix)
+        return found
 
     def unplaced_matrices(self) -> list[str]:
         """The untouched parameters a matmul or einsum reads directly: no rule gave them a role."""
