@@ -3184,3 +3184,34 @@ def test_a_torchscript_module_is_named_and_its_parameters_left_as_they_were():
         assert records[f"block.{name}"].rule.startswith("untouched: inside the TorchScript module block")
         assert torch.equal(dict(model.block.named_parameters())[name], value)
     assert records["stem.weight"].rule.startswith("solved")
+
+
+class ScaledShortcutBlock(nn.Module):
+    """A pre-norm block whose shortcut is scaled per channel, as timm's MetaFormer
+    res_scale writes it (Yu et al. 2022): res_scale(x) + mlp(norm(x)), res_scale of ones."""
+
+    def __init__(self, d=64, scaled=True):
+        super().__init__()
+        self.norm, self.fc1, self.fc2 = nn.LayerNorm(d), nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+        self.res_scale = nn.Parameter(torch.ones(d)) if scaled else None
+
+    def forward(self, x):
+        shortcut = x * self.res_scale if self.res_scale is not None else x
+        return shortcut + self.fc2(torch.tanh(self.fc1(self.norm(x))))
+
+
+def test_a_shortcut_scaled_per_channel_is_a_residual_stream():
+    # not seen as a stream, its 24 blocks were tanh layers in series: "trade-off ... over its
+    # 24 layers" (NOT healthy), and no branch was scaled for the depth (output rms 4.40)
+    torch.manual_seed(0)
+    x = torch.randn(256, 64, generator=torch.Generator().manual_seed(1))
+    outputs = {}
+    for scaled in (False, True):
+        torch.manual_seed(0)
+        model = nn.Sequential(*[ScaledShortcutBlock(scaled=scaled) for _ in range(24)])
+        report = _init(model, x)
+        assert report.healthy, [v.message for v in report.verdicts]
+        assert all(v.depth == 1 for v in report.verdicts), [v.message for v in report.verdicts]
+        with torch.no_grad():
+            outputs[scaled] = float(model(x).pow(2).mean().sqrt())
+    assert outputs[True] == pytest.approx(outputs[False], rel=0.1)

@@ -3382,8 +3382,11 @@ def _residuals(graph: Graph, anc: list[int]) -> tuple[dict[int, BranchEnd], dict
         for stream, branch in ((a, b), (b, a)):
             if stream not in whole:
                 continue
-            through_layer = anc[branch] & ~anc[stream] & layer_bits or (_is_layer(graph.nodes[branch]))
-            if (anc[branch] >> stream) & 1 and through_layer or _projection(graph, anc, stream, branch):
+            # a shortcut scaled per channel or by a number (timm's MetaFormer res_scale, x * gamma + f(x))
+            # is the stream: the branch reads what it scales
+            source = _scaled_shortcut(graph, stream)
+            through_layer = anc[branch] & ~anc[source] & layer_bits or (_is_layer(graph.nodes[branch]))
+            if (anc[branch] >> source) & 1 and through_layer or _projection(graph, anc, stream, branch):
                 residual[node.index] = (stream, branch)
                 break
         else:
@@ -3473,6 +3476,20 @@ def _times_condition(graph: Graph, anc: list[int], stream: int, node: Node) -> i
                 and math.prod(graph.nodes[factor].shape) < math.prod(graph.nodes[signal].shape)):
             return signal
     return None
+
+
+def _scaled_shortcut(graph: Graph, index: int) -> int:
+    """The node a shortcut scales, through a product with a parameter broadcast per channel
+    (`_affine_operand`) or a number, and views; `index` itself where nothing scales it."""
+    j, scaled = index, False
+    while True:
+        node = graph.nodes[j]
+        if node.kind in ("scale", "view") and len(node.inputs) == 1 and node.attrs.get("op") != "pad":
+            j, scaled = node.inputs[0], scaled or node.kind == "scale"
+        elif node.kind == "mul" and (through := _affine_operand(graph, node)) is not None:
+            j, scaled = through, True
+        else:
+            return j if scaled else index
 
 
 def _chain_before(graph: Graph, residual: dict[int, tuple[int, int]], stream: int) -> int | None:
