@@ -3215,3 +3215,35 @@ def test_a_shortcut_scaled_per_channel_is_a_residual_stream():
         with torch.no_grad():
             outputs[scaled] = float(model(x).pow(2).mean().sqrt())
     assert outputs[True] == pytest.approx(outputs[False], rel=0.1)
+
+
+class SpatialTransformer(nn.Module):
+    """The PyTorch tutorial's spatial transformer (Jaderberg et al. 2015), shrunk: the
+    localization net's last layer starts at zero weights and the identity's bias."""
+
+    def __init__(self):
+        super().__init__()
+        self.loc = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 6))
+        nn.init.zeros_(self.loc[3].weight)
+        with torch.no_grad():
+            self.loc[3].bias.copy_(torch.tensor([1.0, 0, 0, 0, 1, 0]))
+        self.conv, self.head = nn.Conv2d(1, 8, 3, padding=1), nn.Linear(8 * 64, 4)
+
+    def forward(self, x):
+        grid = F.affine_grid(self.loc(x).view(-1, 2, 3), x.size(), align_corners=False)
+        return self.head(F.relu(self.conv(F.grid_sample(x, grid, align_corners=False))).flatten(1))
+
+
+@pytest.mark.parametrize("kept", [False, True])
+def test_a_zero_start_the_model_sets_is_named_when_it_is_drawn(kept):
+    # the identity start was replaced by random transforms (37% of the sampling points in the
+    # image) without a word
+    torch.manual_seed(0)
+    model, x = SpatialTransformer(), torch.randn(16, 1, 8, 8)
+    overrides = {"loc.3.*": lambda tensor, generator: None} if kept else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        varinit.torch.init_module(model, x, generator=0, overrides=overrides)
+    named = [str(w.message) for w in caught if "were all zeros before the call" in str(w.message)]
+    assert bool(named) != kept and all("loc.3.weight" in n for n in named), named
+    assert (not model.loc[3].weight.any()) == kept

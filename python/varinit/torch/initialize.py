@@ -229,6 +229,7 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
     measure = _validate.flag(measure, "measure")
     check_fillable(model, allow_meta=True)
     example_call(example_inputs)   # refuses what is not a tensor, and an input without elements
+    zero_started = _zero_weights(model)
     # the overrides are written first (the solve reads them), undone if the solve fails
     written = [t for name, t in model.named_parameters() if name in overridden and not t.is_meta]
     with all_or_nothing(written):
@@ -255,11 +256,28 @@ def init_module(model: torch.nn.Module, example_inputs: ExampleInputs | None = N
         if shifted_note is not None:
             notes = [shifted_note] + notes
     result.notes.extend(notes)
+    redrawn = [r.name for r in records
+               if r.name in zero_started and not r.rule.startswith(("untouched", "constant 0:"))]
+    if redrawn:
+        result.notes.append(
+            "weights that were all zeros before the call, a start the model sets (a spatial transformer's "
+            "identity, adaLN-Zero, a zero-initialized branch end), are drawn by the solve: "
+            + ", ".join(redrawn[:4]) + (", ..." if len(redrawn) > 4 else "")
+            + "; to keep a start, pass overrides={name: lambda tensor, generator: None} (its bias too)")
     records += override_records + _kept_records(kept, overridden)
     refresh_spectral_norms(model, _written(records))
     report = InitReport(_in_model_order(model, records), result.verdicts, frozen_note + result.notes)
     report.warn()
     return report
+
+
+def _zero_weights(model: torch.nn.Module) -> set[str]:
+    """The parameters of two or more dims (weights, not biases or scalars) that hold
+    only zeros, on the CPU or an accelerator (meta and sharded ones have no values
+    here): one element is read from each, all of them only where that one is zero."""
+    return {name for name, p in model.named_parameters()
+            if p.dim() >= 2 and p.numel() and not p.is_meta and not is_dtensor(p)
+            and not bool(p.detach().reshape(-1)[0] != 0) and not bool(p.detach().any())}
 
 
 def _filled(model: torch.nn.Module, example_inputs: ExampleInputs, result: Plan, generator: Generator,
