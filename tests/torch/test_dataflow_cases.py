@@ -570,7 +570,8 @@ def test_the_trace_on_real_tensors_leaves_buffers_and_the_random_state():
 class AttributeState(nn.Module):
     """Meta's Llama reference code keeps its rotary table and its key cache as plain
     tensor attributes: forward moves the table to the activations' device and writes
-    the keys into the cache in place, and creates a mask attribute lazily."""
+    the keys into the cache in place, and creates a mask attribute lazily; torchvision's
+    AnchorGenerator moves a list of tensors the same way."""
 
     def __init__(self):
         super().__init__()
@@ -578,9 +579,12 @@ class AttributeState(nn.Module):
         self.table = torch.linspace(0.5, 1.5, 16)
         self.cache = torch.zeros(4, 8, 16)
         self.mask = None
+        self.offsets = [torch.zeros(16), torch.ones(16)]
 
     def forward(self, ids):
         h = self.emb(ids)
+        self.offsets = [offset.to(h.device) for offset in self.offsets]
+        h = h + self.offsets[0]
         self.table = self.table.to(h.device)
         if self.mask is None:
             self.mask = torch.ones(ids.shape[-1], device=h.device)
@@ -596,9 +600,10 @@ def test_plain_tensor_attributes_are_put_back_after_the_init(meta):
     # forward raised ("Cannot copy out of meta tensor"), the measured pass's first
     torch.manual_seed(0)
     model, ids = AttributeState(), torch.randint(0, 50, (4, 8))
-    table, cache = model.table, model.cache
+    table, cache, offsets, first = model.table, model.cache, model.offsets, model.offsets[0]
     _init(model, ids.to("meta") if meta else ids)
     assert model.table is table and model.cache is cache and model.mask is None
+    assert model.offsets is offsets and model.offsets[0] is first and not first.is_meta
     assert torch.equal(table, torch.linspace(0.5, 1.5, 16)) and not cache.any()
     assert model(ids).shape == (4, 8, 4)
 
@@ -3247,3 +3252,29 @@ def test_a_zero_start_the_model_sets_is_named_when_it_is_drawn(kept):
     named = [str(w.message) for w in caught if "were all zeros before the call" in str(w.message)]
     assert bool(named) != kept and all("loc.3.weight" in n for n in named), named
     assert (not model.loc[3].weight.any()) == kept
+
+
+class EmptyDetections(nn.Module):
+    """A detector's post-processing where no score passes its threshold, as RetinaNet's
+    and FCOS's do on a fresh init: topk(0) of no candidates, a cat of empty parts."""
+
+    def __init__(self):
+        super().__init__()
+        self.features, self.scores = nn.Linear(16, 32), nn.Linear(32, 8)
+
+    def forward(self, x):
+        h = torch.relu(self.features(x))
+        scores = torch.sigmoid(self.scores(h)).flatten()
+        kept = scores[scores > 2.0]
+        top = kept.topk(min(5, kept.numel())).values
+        return h, torch.cat([top, top * 0.5])
+
+
+@pytest.mark.parametrize("meta", [False, True])
+def test_empty_detections_have_no_moments_and_raise_nothing(meta):
+    # topk(0) raised "count must be an integer >= 1" and a cat of empty parts "parts must hold
+    # at least one (moments, size) pair" out of init_module
+    torch.manual_seed(0)
+    x = torch.randn(16, 16)
+    report = _init(EmptyDetections(), x.to("meta") if meta else x)
+    assert {r.name: r for r in report}["features.weight"].rule.startswith("solved")

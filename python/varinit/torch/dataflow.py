@@ -1509,8 +1509,10 @@ class _Walk:
             return max(math.prod(shape), 1)
         return max(math.prod(shape[d] for d in (dims if isinstance(dims, (list, tuple)) else (dims,))), 1)
 
-    def _cat(self, node: Node) -> Moments:
-        return rules.cat([(self.m(i), n) for i, n in self.cat_sizes(node)])
+    def _cat(self, node: Node) -> Moments | None:
+        parts = self.cat_sizes(node)
+        # every operand empty (a detector's boxes where none passed its threshold): no moments
+        return rules.cat([(self.m(i), n) for i, n in parts]) if parts else None
 
     def cat_sizes(self, node: Node) -> list[tuple[int, int]]:
         """(operand, its size along the joined dim) of a concatenation, or of a stack
@@ -1827,8 +1829,8 @@ class _Walk:
         if node.attrs.get("op") == "topk":
             # the k largest along a dim (its values; output 1, their indices, carries no moments)
             source = self.graph.nodes[node.inputs[0]]
-            if node.attrs.get("output", 0) != 0 or not node.dtype.is_floating_point:
-                return None
+            if node.attrs.get("output", 0) != 0 or not node.dtype.is_floating_point or node.attrs["k"] < 1:
+                return None   # (k = 0 of no candidates: a detector's scores where none passed its threshold)
             return rules.top_k(self.m(source.index), source.shape[node.attrs["dim"]], node.attrs["k"])
         if node.attrs.get("op") in ("view_as_complex", "view_as_real") and node.inputs:
             # a complex value's moments are of z itself: E|z|^2 is the sum of its two real parts',

@@ -306,24 +306,30 @@ def _functorch_wrapped(tensor: torch.Tensor) -> bool:
 
 class StateGuard:
     """Puts the model's state back when a trace or a measured pass ends: every buffer
-    (same object, same bits), and every tensor a module holds as a plain attribute.
+    (same object, same bits), and every tensor a module holds as a plain attribute,
+    alone or in a list, tuple or dict.
 
     A plain attribute is what Meta's Llama reference code keeps `freqs_cis` and its
     key/value caches in, and its forward reassigns it (`self.freqs_cis =
-    self.freqs_cis.to(h.device)`): under a trace of meta parameters that left a meta
-    tensor there, and every later forward raised. An attribute that held a tensor, or
-    holds one at the end, gets its earlier value back (removed where there was none),
-    with its bits where it had values and is state, not a weight computed from
-    parameters (the old `weight_norm`'s `weight`, recomputed before each forward)."""
+    self.freqs_cis.to(h.device)`; torchvision's AnchorGenerator does the same with its
+    list `cell_anchors`): under a trace of meta parameters that left meta tensors
+    there, and every later forward raised. An attribute that held tensors, or holds
+    them at the end, gets its earlier value back (removed where there was none): the
+    same object, with its earlier items, and each tensor with its bits where it had
+    values and is state, not a weight computed from parameters (the old
+    `weight_norm`'s `weight`, recomputed before each forward)."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.saved = [(module, name, buffer, buffer.detach().clone())
                       for module in model.modules()
                       for name, buffer in module.named_buffers(recurse=False)]
-        self.attributes = [(module, dict(module.__dict__)) for module in model.modules()]
-        self.values = {id(value): value.detach().clone() for _, attributes in self.attributes
-                       for value in attributes.values()
-                       if isinstance(value, torch.Tensor) and not value.is_meta and not value.requires_grad}
+        # per module: its attributes as they were, and the items of those that held tensors
+        self.attributes = [(module, dict(module.__dict__), {name: _items(value) for name, value in
+                                                            module.__dict__.items() if _holds_tensors(value)})
+                           for module in model.modules()]
+        self.values = {id(t): t.detach().clone() for _, before, held in self.attributes
+                       for name, items in held.items() for t in _tensors_held(before[name], items)
+                       if not t.is_meta and not t.requires_grad}
 
     def __enter__(self) -> StateGuard:
         return self
@@ -334,15 +340,45 @@ class StateGuard:
                 if getattr(module, name) is not buffer:
                     setattr(module, name, buffer)
                 buffer.copy_(copy)
-            for module, before in self.attributes:
+            for module, before, held in self.attributes:
                 now = module.__dict__
-                for name in [n for n, v in now.items() if isinstance(v, torch.Tensor) and n not in before]:
+                for name in [n for n, v in now.items() if n not in before and _holds_tensors(v)]:
                     del now[name]
-                for name, value in before.items():
-                    if isinstance(value, torch.Tensor) or isinstance(now.get(name), torch.Tensor):
-                        now[name] = value
-                    if isinstance(value, torch.Tensor) and id(value) in self.values:
-                        value.copy_(self.values[id(value)])
+                for name in [n for n, v in now.items() if n in before and n not in held and _holds_tensors(v)]:
+                    now[name] = before[name]   # a lazy attribute made in forward (a mask, from None)
+                for name, items in held.items():
+                    value = now[name] = before[name]
+                    if isinstance(value, list) and items is not None:
+                        value[:] = items
+                    elif isinstance(value, dict) and items is not None:
+                        value.clear()
+                        value.update(items)
+                    for t in _tensors_held(value, items):
+                        if id(t) in self.values:
+                            t.copy_(self.values[id(t)])
+
+
+def _holds_tensors(value: object) -> bool:
+    """A tensor, or a list, tuple or dict with a tensor among its items."""
+    if isinstance(value, torch.Tensor):
+        return True
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    return any(isinstance(v, torch.Tensor) for v in items)
+
+
+def _tensors_held(value: object, items: Any) -> list[torch.Tensor]:
+    """The tensors an attribute held: itself, or its container's `items` (_items)."""
+    if items is None:
+        return [value] if isinstance(value, torch.Tensor) else []
+    return [t for t in (items.values() if isinstance(items, dict) else items) if isinstance(t, torch.Tensor)]
+
+
+def _items(value: object) -> Any:
+    """A container's items as they are now (a copy, since the forward may change them in
+    place); None for a tensor."""
+    if isinstance(value, dict):
+        return dict(value)
+    return list(value) if isinstance(value, (list, tuple)) else None
 
 
 @contextlib.contextmanager
