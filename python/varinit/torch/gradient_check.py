@@ -35,7 +35,7 @@ import torch
 
 from ..generator import Generator
 from ..init import normal_
-from .graph import StateGuard, ExampleInputs, Graph, example_call, output_tensors
+from .graph import ExampleInputs, Graph, StateGuard, example_call, output_tensors
 from .moment_rules import alpha_dropout_affine
 from .refine import MEASURED_MODULES
 from .verdicts import GRADIENT_BAND
@@ -97,7 +97,7 @@ def measured_profile(model: torch.nn.Module, example_inputs: ExampleInputs) -> l
     rng = torch.get_rng_state()
     try:
         args, kwargs = example_call(example_inputs)
-        with torch.enable_grad(), StateGuard(model):   # the buffers are put back after the backward
+        with torch.enable_grad(), StateGuard(model):   # the buffers and held tensors are put back after it
             ends = [t for t in output_tensors(model(*args, **kwargs))
                     if t.requires_grad and t.is_floating_point()]
             if not ends or len(outputs) < 3:

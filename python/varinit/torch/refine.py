@@ -27,7 +27,7 @@ from typing import Any, NamedTuple, Optional, cast
 import torch
 from torch.overrides import TorchFunctionMode
 
-from .graph import StateGuard, ExampleInputs, _bind, example_call
+from .graph import ExampleInputs, StateGuard, _bind, example_call
 from .graph_kinds import SPECS
 
 # Modules whose output is their weight's layer output: leaf layers, and
