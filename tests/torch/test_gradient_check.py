@@ -539,3 +539,38 @@ def test_a_mean_over_points_before_the_head_is_named_as_the_ratio_s_cause():
     assert len(notes) == 1 and "times the one at head.0" in notes[0], report.notes
     assert "The output averages over positions" in notes[0] and "8192 per example at embed" in notes[0], notes
     assert "residual branches adds its share" not in notes[0]
+
+
+class ShrinkingResidualNet(nn.Module):
+    """Residual blocks on a 64 x 64 map, a 16-fold strided conv, residual blocks on a
+    4 x 4 map, a head on the flattened features (a detector's backbone and its last level)."""
+
+    class Block(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(c, c, 3, padding=1), nn.Conv2d(c, c, 3, padding=1)
+
+        def forward(self, x):
+            return x + self.b(F.relu(self.a(x)))
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.fine = nn.Sequential(self.Block(16), self.Block(16))
+        self.down = nn.Conv2d(16, 32, 16, stride=16)
+        self.coarse = nn.Sequential(self.Block(32), self.Block(32))
+        self.head = nn.Linear(32 * 16, 4)
+
+    def forward(self, x):
+        return self.head(self.coarse(self.down(self.fine(F.relu(self.stem(x))))).flatten(1))
+
+
+def test_a_ratio_below_the_band_with_more_elements_first_is_put_on_the_counts():
+    # torchvision's ResNet-50 FPN backbones (0.053) were told their residual branches grow the
+    # gradient at the first layers, which would push the ratio the other way
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning) as caught:
+        varinit.torch.init_module(ShrinkingResidualNet(), torch.randn(8, 3, 64, 64), generator=0)
+    notes = [str(w.message) for w in caught if "outside [0.25, 4]" in str(w.message)]
+    assert len(notes) == 1 and "65536 per example at stem" in notes[0], notes
+    assert "adds its share" not in notes[0]

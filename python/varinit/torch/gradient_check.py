@@ -192,9 +192,13 @@ def alpha_dropout(ps: list[float]) -> str:
             "(Klambauer et al. 2017), which no scale of the layers undoes while the forward is held")
 
 
+# how residual_streams' cause begins: it explains a ratio above the band, not one below it
+RESIDUAL_CAUSE = "Each of the "
+
+
 def residual_streams(branches: int) -> str:
     """The cause for a model with `branches` residual branches (`Plan.residual_branches`)."""
-    return (f"Each of the {branches} residual branches adds its share to the gradient on the way back, as it adds "
+    return (f"{RESIDUAL_CAUSE}{branches} residual branches adds its share to the gradient on the way back, as it adds "
             "its variance to the stream on the way forward, so the gradient at a deep stack's first layers grows "
             "with the stream's variance; smaller branches, which would narrow the ratio, would leave their last "
             "layers' outputs outside the forward's 2-fold of the others")
@@ -241,7 +245,20 @@ def profile_note(layers: list[Layer], cause: str, pooled: str | None = None, end
         return f"{outside_band(layers, ratio)}{done}. {condition}"
     averaged = pooled or (ends.averaged if ends is not None and layers[0].elements > layers[-2].elements else None)
     because = averaged_down(averaged, layers) if averaged and ratio < 1 else cause
+    if ratio < 1 and because.startswith(RESIDUAL_CAUSE) and layers[0].elements > layers[-2].elements:
+        because = fewer_elements(layers)   # the branches grow the ratio; below the band, the counts shrink it
     return f"{outside_band(layers, ratio)}{done}. {because}"
+
+
+def fewer_elements(layers: list[Layer]) -> str:
+    """The cause for a ratio below the band in a model whose first layer's output has
+    more elements than its last hidden one's (a detector's backbone: its stem against its
+    last feature level)."""
+    first, last = layers[0], layers[-2]
+    return ("An init that keeps the forward's second moment keeps about the gradient's energy from layer to "
+            "layer, so its std per element falls where a layer's output has more elements "
+            f"({first.elements} per example at {first.module}, {last.elements} at {last.module}); the residual "
+            "branches would raise the ratio, not lower it")
 
 
 def end_cause(layers: list[Layer], ratio: float, ends: EndCauses | None) -> str | None:
