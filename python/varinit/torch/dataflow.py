@@ -1651,7 +1651,8 @@ class _Walk:
         n, causal = self.reduced(state), state.kind == "cumsum"
         per_key = scores.second / scores.mean ** 2
         squares = per_key * (rules.harmonic(n) / n if causal else 1.0 / n)
-        v, kappa = self.m(values), min(max(self.kappa(values), self.m(values).mean ** 2), self.m(values).second)
+        v = self.m(values)
+        kappa = min(max(self.kappa(values), v.mean ** 2), v.second)
         self.common[node.index] = rules.attention_common(v, keys=n, causal=causal, v_common=kappa)
         return Moments(v.mean, kappa + (v.second - kappa) * min(squares, 1.0))
 
@@ -2375,9 +2376,9 @@ class _Walk:
         sens = self.sensitivities()
         unruled = sum(1 << n.index for n in self.opaque)
         for index, (source, g, moments, grad) in self.regions.items():
+            x = self.region_input(index)
             if (self.ancestors[source] | 1 << source) & unruled and not (
-                    _scale_free(g) and abs(self.region_input(index).mean) <= 1e-6 * math.sqrt(
-                        max(self.region_input(index).second, 0.0))):
+                    _scale_free(g) and abs(x.mean) <= 1e-6 * math.sqrt(max(x.second, 0.0))):
                 # its input's moments are assumed after an op without a rule (named there), and its
                 # verdict depends on them: no evidence (relu(x)^2's, of degree 2 at any scale on a
                 # centred input, stands; sparsemax's clamp(z - tau, 0), tau after torch.sort, does not)
@@ -2406,7 +2407,6 @@ class _Walk:
             if any("custom_backward" in self.graph.nodes[i].attrs
                    for i in rules.region_nodes(self.graph, source, index)):
                 continue  # its gradient is a custom autograd.Function's backward (a straight-through estimator)
-            x = self.region_input(index)
             if x.second <= 0 or moments.second <= 0 or x.variance <= 0:
                 continue
             slope = self.region_slope(index)
@@ -2448,7 +2448,7 @@ class _Walk:
                     or any(self.graph.nodes[_through_views(self.graph, i)].kind == "opaque" for i in node.inputs)
                     or self.normalized_before_layers(node.index) or "custom_backward" in node.attrs):
                 a, b = (sens.get(i, 0.0) if (self.ancestors[i] | 1 << i) & layered else 0.0 for i in node.inputs)
-                if max(a, b) > 1e-3:   # a norm written out as a product resets it up to rounding
+                if max(a, b) > 0:
                     label = "product " + " * ".join(operand_label(self.graph, i) for i in node.inputs)
                     tally(by_label, label, 1.0, (a + b) / max(a, b), _layer_before(self.graph, node.inputs[0]),
                           self.branch_of(node.index))
@@ -2639,17 +2639,17 @@ class _Walk:
             elif (node.kind in ("constant", "param", "rnn", "softmax") + EMBEDDINGS or node.index in self.graph.fixed
                   or node.index in self.own_sums):
                 value = 0.0
+            elif self.resets_scale(node):
+                # a norm, or one written out: x * rsqrt(mean(x^2)), (x - mu) / sqrt(var + eps) (NAFNet's
+                # LayerNorm2d), as drift and spread reset them
+                value = 0.0
             elif node.kind == "norm":
-                value = 0.0 if norm_sets_scale(node) else ins[0]
+                value = ins[0]
             elif node.index in self.regions:
                 source = self.regions[node.index][0]
                 value = self.region_slope(node.index) * sens.get(source, 0.0)
             elif node.kind == "mul" or node.kind == "matmul":
                 value = sum(ins)
-            elif node.kind == "div" and self.statistic_divisor(node) is not None:
-                # (x - mu) / sqrt(var + eps) written out (NAFNet's LayerNorm2d) resets the scale
-                # as a norm does (resets_scale); x * rsqrt(mean(x^2)) sums to 0 above
-                value = 0.0
             elif node.kind in ("add", "sub", "cat") and ins:
                 value = self.by_part(node, ins)
             elif node.kind == "attention":
@@ -2948,16 +2948,10 @@ MASK_NODES = 32
 def _from_inputs_alone(graph: Graph, index: int) -> bool:
     """Whether node `index` is computed, within MASK_NODES nodes, from inputs and constants
     alone, by elementwise arithmetic and views: no parameter reaches it."""
-    stack, seen = [index], set()
-    while stack:
-        node = graph.nodes[stack.pop()]
-        if node.index in seen:
-            continue
-        seen.add(node.index)
-        if len(seen) > MASK_NODES or node.params or node.kind not in (
+    for count, node in enumerate(_walk_back(graph, [index], lambda n: True), 1):
+        if count > MASK_NODES or node.params or node.kind not in (
                 "input", "constant", "view", "scale", "shift", "elementwise", "add", "sub", "mul"):
             return False
-        stack.extend(node.inputs)
     return True
 
 

@@ -480,7 +480,7 @@ def _in_model_order(model: torch.nn.Module, records: list[InitRecord]) -> list[I
     return sorted(records, key=lambda r: order.get(r.name, len(order)))
 
 
-def real_parts(tensor: torch.Tensor, std: float) -> tuple[torch.Tensor, float]:
+def _real_parts(tensor: torch.Tensor, std: float) -> tuple[torch.Tensor, float]:
     """(the tensor, std), or for a complex one its real and imaginary parts as one real
     view and std / sqrt(2) for each, so that E|w|^2 = std^2: the moment rules read a
     complex value's second moment as E|x|^2 (an FNO's spectral weights, zongyi-li's
@@ -534,7 +534,7 @@ def fill(model: torch.nn.Module, result: Plan, generator: Generator, distributio
             stream = generator.stream(name)
             std = cast(float, p.std)   # a "normal" plan has its std
             if not tensor.is_meta:
-                parts, part_std = real_parts(tensor, std)
+                parts, part_std = _real_parts(tensor, std)
                 draw_with_std(parts, distribution, part_std, stream)
             owner, _, leaf = name.rpartition(".")
             padding = zero_padding_row(modules.get(owner), tensor) if leaf == "weight" else None
@@ -548,7 +548,7 @@ def fill(model: torch.nn.Module, result: Plan, generator: Generator, distributio
         elif p.rule == "constant":
             value = cast(float, p.value)   # a "constant" plan has its value
             if tensor.is_complex() and not tensor.is_meta:
-                parts, _ = real_parts(tensor, 0.0)
+                parts, _ = _real_parts(tensor, 0.0)
                 fills.constant_(parts, 0.0)
                 fills.constant_(parts[..., 0], value)
             elif not tensor.is_meta:

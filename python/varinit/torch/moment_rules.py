@@ -921,8 +921,7 @@ def _sum_sq_given(c: float, keys: int, queries: int, causal: bool) -> float:
     else:
         ramp, full_rows = 0, queries
     if c <= 0.0:
-        ramp_sum = sum(1.0 / n for n in range(1, ramp + 1)) if ramp else 0.0
-        return (ramp_sum + full_rows / keys) / queries
+        return (harmonic(ramp) + full_rows / keys) / queries
     if c > _ONE_HOT_FROM:
         # the grids grow as sqrt(c) each (a mask added as a signal gave c = 1e11 and a 3 PiB grid);
         # beyond, a row is one-hot but where its top two logits lie within O(1) of each other,
